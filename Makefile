@@ -1,0 +1,36 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   - create .venv, install, run the demo on generated media
+#   make test   - create .venv, install, install FFmpeg shared libs for TorchCodec, run the tests
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench system-deps venv clean examples
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e '.[dev,torchcodec]'
+	@touch $@
+
+system-deps:
+	@bash scripts/install_system_deps.sh
+
+demo: venv
+	$(BIN)/python examples/demo.py
+
+test: venv system-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+examples: venv
+	$(BIN)/python examples/run_all.py
+
+bench: venv
+	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e '.[bench]'
+	$(BIN)/python scripts/benchmark.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,5 @@
+"""Helpers that generate self-identifying media for tests, demos and benchmarks."""
+
+from .media import VideoSpec, barcode_frame, probe_pts_ns, read_index, write_image, write_video
+
+__all__ = ["VideoSpec", "barcode_frame", "probe_pts_ns", "read_index", "write_image", "write_video"]
