@@ -1,0 +1,159 @@
+"""HTTP(S) reads through ``requests``: timeouts, retries with back-off, and a seekable Range-request file.
+
+Settings (read at import, patchable on :data:`settings`): ``HF_MEDIAREF_HTTP_TIMEOUT`` (seconds, default 30),
+``HF_MEDIAREF_HTTP_RETRIES`` (default 3), ``HF_MEDIAREF_HTTP_READAHEAD`` (bytes, default 1 MiB).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import os
+import threading
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from ..errors import MediaNotFoundError, RemoteAccessError, describe_uri
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["settings", "http_get", "http_exists", "open_http"]
+
+
+@dataclasses.dataclass
+class HttpSettings:
+    timeout: float = float(os.environ.get("HF_MEDIAREF_HTTP_TIMEOUT", 30))
+    retries: int = int(os.environ.get("HF_MEDIAREF_HTTP_RETRIES", 3))
+    backoff: float = 0.25
+    readahead: int = int(os.environ.get("HF_MEDIAREF_HTTP_READAHEAD", 1 << 20))
+
+
+settings = HttpSettings()
+_local = threading.local()
+
+
+def _session() -> requests.Session:
+    """One session per thread and process (sessions are not fork- or thread-safe)."""
+    sess = getattr(_local, "session", None)
+    if sess is None or _local.pid != os.getpid() or _local.retries != settings.retries:
+        retry = Retry(
+            total=settings.retries,
+            connect=settings.retries,
+            read=settings.retries,
+            status=settings.retries,
+            backoff_factor=settings.backoff,
+            status_forcelist=(500, 502, 503, 504),
+            allowed_methods=frozenset({"GET", "HEAD"}),
+            raise_on_status=False,
+        )
+        sess = requests.Session()
+        adapter = HTTPAdapter(max_retries=retry)
+        sess.mount("http://", adapter)
+        sess.mount("https://", adapter)
+        _local.session, _local.pid, _local.retries = sess, os.getpid(), settings.retries
+    return sess
+
+
+def _request(method: str, url: str, **kw) -> requests.Response:
+    try:
+        resp = _session().request(method, url, timeout=settings.timeout, **kw)
+    except requests.exceptions.RequestException as exc:
+        raise RemoteAccessError(f"cannot read {describe_uri(url)}: {type(exc).__name__}: {exc}", uri=url) from exc
+    if resp.status_code in (404, 410):
+        resp.close()
+        raise MediaNotFoundError(f"HTTP {resp.status_code}: no media at {describe_uri(url)}", uri=url)
+    if resp.status_code >= 400:
+        resp.close()
+        raise RemoteAccessError(f"HTTP {resp.status_code} {resp.reason} for {describe_uri(url)}", uri=url)
+    return resp
+
+
+def http_get(url: str) -> bytes:
+    """Download ``url`` whole."""
+    resp = _request("GET", url)
+    try:
+        return resp.content
+    except requests.exceptions.RequestException as exc:
+        raise RemoteAccessError(f"download of {describe_uri(url)} failed: {exc}", uri=url) from exc
+
+
+def http_exists(url: str) -> bool:
+    """Cheap existence check: HEAD (falling back to a 1-byte ranged GET where HEAD is not allowed)."""
+    try:
+        resp = _request("HEAD", url, allow_redirects=True)
+    except MediaNotFoundError:
+        return False
+    except RemoteAccessError:
+        try:
+            resp = _request("GET", url, headers={"Range": "bytes=0-0"}, stream=True)
+        except MediaNotFoundError:
+            return False
+    resp.close()
+    return True
+
+
+class _RangeReader(io.RawIOBase):
+    """A raw, seekable file over HTTP Range requests. Wrap it in ``io.BufferedReader`` for read-ahead."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.bytes_read = 0
+        self._pos = 0
+        self._fallback: io.BytesIO | None = None
+        head = _request("HEAD", url, allow_redirects=True)
+        head.close()
+        length = head.headers.get("Content-Length")
+        self._size = int(length) if length is not None else None
+        if self._size is None or head.headers.get("Accept-Ranges", "").lower() != "bytes":
+            logger.info("%s does not advertise range requests; downloading it whole", describe_uri(url))
+            self._load_whole()
+
+    def _load_whole(self) -> None:
+        data = http_get(self.url)
+        self.bytes_read += len(data)
+        self._fallback, self._size = io.BytesIO(data), len(data)
+        self._fallback.seek(self._pos)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size or 0}[whence]
+        self._pos = max(0, base + offset)
+        if self._fallback is not None:
+            self._fallback.seek(self._pos)
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        if self._fallback is not None:
+            n = self._fallback.readinto(buffer)
+            self._pos = self._fallback.tell()
+            return n
+        want = min(len(buffer), max(0, (self._size or 0) - self._pos))
+        if want == 0:
+            return 0
+        resp = _request("GET", self.url, headers={"Range": f"bytes={self._pos}-{self._pos + want - 1}"})
+        if resp.status_code != 206:  # server ignored the range: serve from a full copy
+            resp.close()
+            self._load_whole()
+            return self.readinto(buffer)
+        data = resp.content[:want]
+        n = len(data)
+        buffer[:n] = data
+        self._pos += n
+        self.bytes_read += n
+        return n
+
+
+def open_http(url: str, readahead: int | None = None) -> io.BufferedReader:
+    """A seekable binary file over ``url`` that reads with Range requests, ``readahead`` bytes at a time."""
+    return io.BufferedReader(_RangeReader(url), buffer_size=readahead or settings.readahead)

@@ -1,0 +1,110 @@
+"""Where bytes come from: local paths, ``file://``, ``http(s)://``, ``data:`` and every fsspec protocol."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from typing import IO, Any, Iterator, Union
+
+from ..errors import MediaNotFoundError, RemoteAccessError, UnsupportedURIError, describe_uri
+from . import http
+from .uri import UriKind, classify_uri, local_path, uri_scheme
+
+__all__ = ["read_bytes", "open_media", "uri_exists", "MediaSource"]
+
+#: What :func:`open_media` yields: a local filesystem path, or a seekable binary file object.
+MediaSource = Union[str, IO[bytes]]
+
+
+def _fsspec_filesystem(uri: str, storage_options: dict | None):
+    import fsspec
+
+    scheme = uri_scheme(uri) or ""
+    try:
+        fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
+    except (ValueError, ImportError) as exc:
+        if scheme not in fsspec.available_protocols():
+            raise UnsupportedURIError(
+                f"unsupported URI scheme {scheme!r} in {describe_uri(uri)}; supported: local paths, file://, "
+                f"http(s)://, data: and fsspec protocols", uri=uri) from exc
+        raise UnsupportedURIError(
+            f"cannot open {describe_uri(uri)}: the fsspec backend for {scheme!r} is unavailable ({exc})", uri=uri
+        ) from exc
+    return fs, path
+
+
+def _local(uri: str) -> str:
+    path = local_path(uri)
+    if not os.path.isfile(path):
+        what = "is a directory" if os.path.isdir(path) else "does not exist"
+        raise MediaNotFoundError(f"media file {describe_uri(uri)} {what}", uri=uri)
+    return path
+
+
+def _remote_error(uri: str, exc: Exception) -> Exception:
+    if isinstance(exc, FileNotFoundError):
+        return MediaNotFoundError(f"no media at {describe_uri(uri)}", uri=uri)
+    return RemoteAccessError(f"cannot read {describe_uri(uri)}: {type(exc).__name__}: {exc}", uri=uri)
+
+
+def read_bytes(uri: str, *, storage_options: dict | None = None) -> bytes:
+    """Read all bytes of ``uri``."""
+    kind = classify_uri(uri)
+    if kind is UriKind.DATA:
+        from ..core.data_uri import DataURI
+
+        return DataURI.from_uri(uri).data
+    if kind in (UriKind.LOCAL, UriKind.FILE):
+        with open(_local(uri), "rb") as f:
+            return f.read()
+    if kind is UriKind.HTTP:
+        return http.http_get(uri)
+    fs, path = _fsspec_filesystem(uri, storage_options)
+    try:
+        return fs.cat_file(path)
+    except Exception as exc:  # fsspec backends raise many types
+        raise _remote_error(uri, exc) from exc
+
+
+@contextlib.contextmanager
+def open_media(uri: str, *, storage_options: dict | None = None) -> Iterator[MediaSource]:
+    """Yield a local path (for local files) or a seekable binary file; close what was opened on exit."""
+    kind = classify_uri(uri)
+    if kind in (UriKind.LOCAL, UriKind.FILE):
+        yield _local(uri)
+        return
+    if kind is UriKind.DATA:
+        from ..core.data_uri import DataURI
+
+        yield io.BytesIO(DataURI.from_uri(uri).data)
+        return
+    if kind is UriKind.HTTP:
+        f: Any = http.open_http(uri)
+    else:
+        fs, path = _fsspec_filesystem(uri, storage_options)
+        try:
+            f = fs.open(path, "rb")
+        except Exception as exc:
+            raise _remote_error(uri, exc) from exc
+    with contextlib.closing(f):
+        yield f
+
+
+def uri_exists(uri: str, *, storage_options: dict | None = None) -> bool:
+    """Whether the media at ``uri`` exists, without downloading it (HEAD / fsspec ``exists``)."""
+    kind = classify_uri(uri)
+    if kind is UriKind.DATA:
+        from ..core.data_uri import DataURI
+
+        DataURI.from_uri(uri)  # raises on a malformed URI
+        return True
+    if kind in (UriKind.LOCAL, UriKind.FILE):
+        return os.path.isfile(local_path(uri))
+    if kind is UriKind.HTTP:
+        return http.http_exists(uri)
+    fs, path = _fsspec_filesystem(uri, storage_options)
+    try:
+        return bool(fs.exists(path))
+    except Exception as exc:
+        raise _remote_error(uri, exc) from exc
