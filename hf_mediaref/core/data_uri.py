@@ -69,7 +69,7 @@ def _pil_from_array(array: np.ndarray):
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.dtype == np.uint16 and arr.ndim == 2:
-        return Image.fromarray(arr, "I;16")
+        return Image.fromarray(arr)  # uint16 -> mode I;16
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8) * 255
     if arr.dtype != np.uint8:
@@ -165,7 +165,9 @@ class DataURI(BaseModel):
             from PIL import Image, ImageOps
 
             return cls.from_image(ImageOps.exif_transpose(Image.open(io.BytesIO(data))), format=format)
-        mimetype = mimetypes.guess_type(path)[0] or _sniff_mimetype(data)
+        mimetype = mimetypes.guess_type(path)[0]
+        if mimetype in (None, "application/octet-stream"):
+            mimetype = _sniff_mimetype(data)
         return cls.from_bytes(data, mimetype)
 
     # ------------------------------------------------------------------ properties

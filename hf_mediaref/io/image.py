@@ -26,7 +26,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
         arr = np.asarray(img, dtype=np.float64)
         peak = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
         gray = np.clip(np.rint(arr * (255.0 / peak)), 0, 255).astype(np.uint8)
-        return Image.fromarray(gray, "L").convert("RGB")
+        return Image.fromarray(gray).convert("RGB")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     return img.convert("RGB")
@@ -52,7 +52,8 @@ def decode_image(data: bytes, *, uri: str = "<bytes>") -> Image.Image:
     except MediaDecodeError:
         raise
     except Image.DecompressionBombError as exc:
-        raise MediaDecodeError(f"image {describe_uri(uri)} refused: {exc}", uri=uri) from exc
+        raise MediaDecodeError(f"image {describe_uri(uri)} refused by the decompression-bomb limit ({exc}); "
+                               "raise PIL.Image.MAX_IMAGE_PIXELS to allow it", uri=uri) from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise MediaDecodeError(f"cannot decode image {describe_uri(uri)}: {exc}", uri=uri) from exc
 

@@ -91,7 +91,7 @@ def write_image(path: str | os.PathLike, index: int = 0, *, size: tuple[int, int
     img = Image.fromarray(rgb, "RGB")
     if mode == "I;16":
         gray = np.asarray(img.convert("L"), dtype=np.uint16) * 257
-        img = Image.fromarray(gray, "I;16")
+        img = Image.fromarray(gray)  # uint16 -> mode I;16
     elif mode == "RGBA":
         img = img.convert("RGBA")
         img.putalpha(200)

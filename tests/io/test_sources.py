@@ -1,0 +1,121 @@
+"""Byte sources: local, file://, HTTP (loopback server), memory:// (fsspec), data:, and their errors."""
+
+from __future__ import annotations
+
+import fsspec
+import pytest
+
+from hf_mediaref.errors import MediaNotFoundError, RemoteAccessError, UnsupportedURIError
+from hf_mediaref.io.sources import open_media, read_bytes, uri_exists
+from hf_mediaref.testing import write_image
+
+
+@pytest.fixture
+def memfs():
+    fs = fsspec.filesystem("memory")
+    yield fs
+    fs.store.clear()
+    fs.pseudo_dirs.clear()
+    fs.pseudo_dirs.append("")
+
+
+def test_local_and_file_uri(png_image):
+    data = png_image.read_bytes()
+    assert read_bytes(str(png_image)) == data
+    assert read_bytes(png_image.as_uri()) == data
+    with open_media(png_image.as_uri()) as src:
+        assert src == str(png_image)
+
+
+def test_local_missing_and_directory(tmp_path):
+    with pytest.raises(MediaNotFoundError, match="does not exist"):
+        read_bytes(str(tmp_path / "x.png"))
+    with pytest.raises(MediaNotFoundError, match="is a directory"):
+        read_bytes(str(tmp_path))
+
+
+def test_memory_fsspec(memfs, png_image):
+    memfs.pipe("/clips/a.png", png_image.read_bytes())
+    assert read_bytes("memory://clips/a.png") == png_image.read_bytes()
+    assert uri_exists("memory://clips/a.png") and not uri_exists("memory://clips/b.png")
+    with open_media("memory://clips/a.png") as f:
+        f.seek(1)
+        assert f.read(3) == b"PNG"
+    with pytest.raises(MediaNotFoundError, match="memory://clips/b.png"):
+        read_bytes("memory://clips/b.png")
+
+
+def test_unsupported_scheme():
+    with pytest.raises(UnsupportedURIError, match="nosuchscheme"):
+        read_bytes("nosuchscheme://x/y.png")
+
+
+def test_data_uri():
+    assert read_bytes("data:,abc") == b"abc"
+    with open_media("data:;base64,YWJj") as f:
+        assert f.read() == b"abc"
+
+
+class TestHttp:
+    def test_get_and_exists(self, http_server, png_image):
+        url = f"{http_server.url}/{png_image.name}"
+        assert read_bytes(url) == png_image.read_bytes()
+        assert uri_exists(url)
+        assert not uri_exists(f"{http_server.url}/missing.png")
+
+    def test_exists_is_not_a_download(self, http_server, png_image):
+        start = len(http_server.log)
+        assert uri_exists(f"{http_server.url}/{png_image.name}")
+        assert [m for m, *_ in http_server.log[start:]] == ["HEAD"]
+
+    def test_404_names_url(self, http_server):
+        with pytest.raises(MediaNotFoundError, match=r"404.*missing\.png"):
+            read_bytes(f"{http_server.url}/missing.png")
+
+    def test_403_is_remote_access_error(self, http_server, png_image, fast_http):
+        with pytest.raises(RemoteAccessError, match=r"403.*forbidden/"):
+            read_bytes(f"{http_server.url}/forbidden/{png_image.name}")
+
+    def test_retries_5xx_then_succeeds(self, http_server, png_image, fast_http):
+        url = f"{http_server.url}/flaky/{png_image.name}?n=1"
+        assert read_bytes(url) == png_image.read_bytes()
+        assert sum(1 for _, p, _ in http_server.log if p.endswith("?n=1")) == 3
+
+    def test_persistent_5xx(self, http_server, png_image, fast_http):
+        with pytest.raises(RemoteAccessError, match="fail/"):
+            read_bytes(f"{http_server.url}/fail/{png_image.name}")
+
+    def test_slow_endpoint_times_out(self, http_server, png_image, fast_http):
+        with pytest.raises(RemoteAccessError, match="slow/"):
+            read_bytes(f"{http_server.url}/slow/{png_image.name}")
+
+    def test_connection_refused(self, fast_http):
+        with pytest.raises(RemoteAccessError, match="127.0.0.1:9"):
+            read_bytes("http://127.0.0.1:9/a.png")
+
+    def test_range_reads(self, http_server, media_dir):
+        path = media_dir / "big.bin"
+        payload = bytes(range(256)) * 4096  # 1 MiB
+        path.write_bytes(payload)
+        start = len(http_server.log)
+        with open_media(f"{http_server.url}/big.bin") as f:
+            f.seek(500_000)
+            assert f.read(10) == payload[500_000:500_010]
+            f.seek(-5, 2)
+            assert f.read() == payload[-5:]
+            assert f.raw.bytes_read < len(payload)
+        ranges = [r for m, _, r in http_server.log[start:] if m == "GET"]
+        assert ranges and all(r and r.startswith("bytes=") for r in ranges)
+
+    def test_server_without_ranges_falls_back_to_whole_download(self, http_server, png_image):
+        with open_media(f"{http_server.url}/norange/{png_image.name}") as f:
+            f.seek(1)
+            assert f.read(3) == b"PNG"
+
+
+def test_http_image_end_to_end(http_server, media_dir):
+    from hf_mediaref.io.image import load_image_rgb
+    from hf_mediaref.testing import read_index
+
+    write_image(media_dir / "web42.webp", 42, format="WEBP", quality=95)
+    assert read_index(load_image_rgb(f"{http_server.url}/web42.webp")) == 42
