@@ -1,0 +1,81 @@
+"""Teach ``datasets`` about MediaRef: the feature type, the ``"mediaref"`` format, and how its writer turns
+``MediaRef`` / ``DataURI`` objects into Arrow-ready values.
+
+Called by :mod:`hf_mediaref._datasets_hook` as soon as ``datasets`` is imported (and by ``hf_mediaref.hf``
+itself); idempotent.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+__all__ = ["register"]
+
+_lock = threading.Lock()
+_registered = False
+
+
+def _register_feature() -> None:
+    from datasets.features import features as ds_features
+
+    from .feature import MediaRefFeature
+
+    if ds_features._FEATURE_TYPES.get("MediaRef") is MediaRefFeature:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # register_feature is marked experimental and warns on every call
+        ds_features.register_feature(MediaRefFeature, "MediaRef")
+
+
+def _register_formatter() -> None:
+    from datasets import formatting
+
+    from .formatter import FORMAT_TYPE, MediaRefFormatter
+
+    if formatting._FORMAT_TYPES.get(FORMAT_TYPE) is MediaRefFormatter:
+        return
+    formatting._register_formatter(MediaRefFormatter, FORMAT_TYPE, aliases=["media_ref"])
+
+
+def _register_object_conversion() -> None:
+    """Let datasets' writer serialize ``MediaRef`` and ``DataURI`` objects.
+
+    ``Dataset.map`` (and ``from_dict`` without ``features=``) hand Python values to
+    ``datasets.features.features.cast_to_python_objects``, which converts tensors, PIL images, mappings... but
+    not pydantic models, so a kept decoded MediaRef column would fail with ``ArrowInvalid: Could not convert``.
+    Its recursive helper is looked up by module global at each call, so wrapping it once adds MediaRef (to its
+    ``{"uri", "pts_ns"}`` dict) and DataURI (to its URI string) everywhere the writer converts values.
+    """
+    from datasets.features import features as ds_features
+
+    from ..core.data_uri import DataURI
+    from ..core.media_ref import MediaRef
+
+    original = ds_features._cast_to_python_objects
+    if getattr(original, "__hf_mediaref__", False):
+        return
+
+    def _cast_to_python_objects(obj, only_1d_for_numpy, optimize_list_casting):
+        cls = obj.__class__
+        if cls is MediaRef or isinstance(obj, MediaRef):
+            return {"uri": obj.uri, "pts_ns": obj.pts_ns}, True
+        if cls is DataURI:
+            return {"uri": obj.uri, "pts_ns": None}, True
+        return original(obj, only_1d_for_numpy, optimize_list_casting)
+
+    _cast_to_python_objects.__hf_mediaref__ = True
+    _cast_to_python_objects.__wrapped__ = original
+    ds_features._cast_to_python_objects = _cast_to_python_objects
+
+
+def register() -> None:
+    """Register the feature, the formatter and the object conversion with ``datasets`` (once)."""
+    global _registered
+    with _lock:
+        if _registered:
+            return
+        _register_feature()
+        _register_formatter()
+        _register_object_conversion()
+        _registered = True

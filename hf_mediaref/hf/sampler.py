@@ -1,0 +1,101 @@
+"""A batch sampler that keeps each DataLoader batch within few videos, shuffling at the block level.
+
+Grouped decoding only pays when a batch shares videos: with random indices every frame costs a seek. Rows are
+grouped by video and sorted by timestamp, each video is cut into blocks of consecutive frames, the blocks are
+shuffled, and batches are cut from the shuffled sequence, so a batch spans at most
+``ceil(batch_size / block_size) + 1`` videos.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Optional
+
+import numpy as np
+import pyarrow as pa
+
+from .grouping import group_by_uri
+
+__all__ = ["VideoBlockBatchSampler"]
+
+
+def _key_column(dataset: Any, column: Optional[str]) -> tuple[pa.Array, Optional[pa.Array]]:
+    """The URI (and pts) array of ``column`` as the dataset presents it (after select/shuffle/filter)."""
+    from datasets import Value
+
+    from .feature import MediaRefFeature
+
+    features = dataset.features
+    if column is None:
+        candidates = [name for name, f in features.items() if isinstance(f, MediaRefFeature)]
+        if len(candidates) != 1:
+            raise ValueError(f"pass column=...: found {len(candidates)} MediaRef columns {candidates}")
+        column = candidates[0]
+    if column not in features:
+        raise KeyError(f"column {column!r} is not in the dataset (columns: {list(features)})")
+    feature = features[column]
+    table = dataset.select_columns([column]).with_format("arrow")[:]
+    values = table[column].combine_chunks()
+    if isinstance(feature, MediaRefFeature):
+        return values.field("uri"), values.field("pts_ns")
+    if isinstance(feature, Value) and feature.dtype in ("string", "large_string"):
+        return values, None
+    raise TypeError(f"column {column!r} must be a MediaRef or string column, got {feature}")
+
+
+class VideoBlockBatchSampler:
+    """Yields lists of dataset indices for ``DataLoader(ds, batch_sampler=...)``.
+
+    Args:
+        dataset: a ``datasets.Dataset`` (indices refer to it as it is, after any select/shuffle).
+        batch_size: rows per batch.
+        column: the MediaRef column (or a string column naming the video) to group by; default: the only
+            MediaRef column.
+        block_size: consecutive frames of one video kept together (default ``batch_size``).
+        shuffle: shuffle blocks (and so batches) every epoch; without it rows come video by video in time order.
+        seed: base seed; the epoch (see :meth:`set_epoch`) is added to it.
+        drop_last: drop the last, incomplete batch.
+    """
+
+    def __init__(self, dataset: Any, batch_size: int, *, column: Optional[str] = None,
+                 block_size: Optional[int] = None, shuffle: bool = True, seed: int = 0, drop_last: bool = False):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        block_size = batch_size if block_size is None else block_size
+        if block_size < 1:
+            raise ValueError(f"block_size must be >= 1, got {block_size}")
+        self.batch_size, self.block_size = batch_size, block_size
+        self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
+        self.epoch = 0
+        uris, pts = _key_column(dataset, column)
+        groups = group_by_uri(uris, pts)
+        self._order = groups.order  # rows video by video, by time; null refs are never sampled
+        counts = np.diff(groups.offsets)
+        starts = [np.arange(start, start + count, block_size) for start, count in zip(groups.offsets[:-1], counts)]
+        self._block_starts = np.concatenate(starts) if starts else np.zeros(0, np.int64)
+        ends = np.minimum(self._block_starts + block_size, np.repeat(groups.offsets[1:], np.ceil(
+            counts / block_size).astype(np.int64)))
+        self._block_lengths = ends - self._block_starts
+        self.num_videos = len(groups)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reshuffle for ``epoch`` (call it at the start of each epoch, like ``DistributedSampler``)."""
+        self.epoch = epoch
+
+    def _ordered_rows(self) -> np.ndarray:
+        if not self.shuffle:
+            return self._order
+        perm = np.random.default_rng(self.seed + self.epoch).permutation(len(self._block_starts))
+        lengths, starts = self._block_lengths[perm], self._block_starts[perm]
+        out_starts = np.cumsum(lengths) - lengths
+        index = np.arange(int(lengths.sum())) - np.repeat(out_starts, lengths) + np.repeat(starts, lengths)
+        return self._order[index]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rows = self._ordered_rows()
+        stop = len(rows) - len(rows) % self.batch_size if self.drop_last else len(rows)
+        for start in range(0, stop, self.batch_size):
+            yield rows[start : start + self.batch_size].tolist()
+
+    def __len__(self) -> int:
+        n = len(self._order)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)

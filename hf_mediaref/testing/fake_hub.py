@@ -1,0 +1,222 @@
+"""An offline stand-in for the Hugging Face Hub, faked at the ``HfApi`` / ``HfFileSystem`` boundary.
+
+Everything above that boundary is the real ``datasets`` / ``huggingface_hub`` code: ``Dataset.push_to_hub``,
+``load_dataset("org/name")`` (streaming or not) and ``hf://`` reads all run unchanged against repos kept as
+folders under a local directory. Used by the tests and the examples; never talks to the network.
+
+    with FakeHub(tmp_dir) as hub:
+        ds.push_to_hub("me/frames")
+        hub.repo_dir("me/frames")  # README.md, data/train-00000-of-00001.parquet, ...
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Optional
+from unittest import mock
+
+__all__ = ["FakeHub"]
+
+
+def _read_source(source: Any) -> bytes:
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source)
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source).read_bytes()
+    if isinstance(source, io.IOBase) or hasattr(source, "read"):
+        source.seek(0)
+        return source.read()
+    raise TypeError(f"unsupported upload source {type(source).__name__}")
+
+
+class FakeHub:
+    """Dataset repos stored as folders ``<root>/<org>__<name>/``; one linear history per repo (any revision
+    reads the latest state). Use as a context manager to patch the Hub client classes everywhere they are used.
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.cache = self.root / ".download-cache"
+        self.commits: dict[str, list[str]] = {}  # repo_id -> commit shas
+        self.uploads: list[tuple[str, str]] = []  # (repo_id, path_in_repo) of every file added
+        self._patches: list[Any] = []
+
+    # ------------------------------------------------------------------ repo state
+    def repo_dir(self, repo_id: str) -> Path:
+        return self.root / repo_id.replace("/", "__")
+
+    def sha(self, repo_id: str) -> str:
+        return self.commits[repo_id][-1]
+
+    def _commit(self, repo_id: str) -> str:
+        history = self.commits.setdefault(repo_id, [])
+        sha = hashlib.sha1(f"{repo_id}:{len(history)}".encode()).hexdigest()
+        history.append(sha)
+        return sha
+
+    def _require(self, repo_id: str) -> Path:
+        from huggingface_hub.errors import RepositoryNotFoundError
+
+        path = self.repo_dir(repo_id)
+        if repo_id not in self.commits or not path.is_dir():
+            raise RepositoryNotFoundError(f"404: repository {repo_id} not found (fake hub)")
+        return path
+
+    # ------------------------------------------------------------------ patching
+    def __enter__(self) -> "FakeHub":
+        import fsspec
+        import huggingface_hub
+
+        api_cls, fs_cls = self.api_class(), self.filesystem_class()
+        targets = [("huggingface_hub", api_cls, fs_cls), ("datasets.load", api_cls, fs_cls),
+                   ("datasets.arrow_dataset", api_cls, fs_cls), ("hf_mediaref.hf.hub", api_cls, fs_cls)]
+        for module, api, fs in targets:
+            self._patches.append(mock.patch(f"{module}.HfApi", api))
+            self._patches.append(mock.patch(f"{module}.HfFileSystem", fs))
+        self._patches.append(mock.patch("datasets.config.USE_PARQUET_EXPORT", False))
+        self._patches.append(mock.patch("datasets.config.HF_UPDATE_DOWNLOAD_COUNTS", False))
+        for patch in self._patches:
+            patch.start()
+        self._previous_hf = fsspec.registry.get("hf")
+        fsspec.register_implementation("hf", fs_cls, clobber=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fsspec
+
+        for patch in reversed(self._patches):
+            patch.stop()
+        self._patches.clear()
+        if self._previous_hf is not None:
+            fsspec.register_implementation("hf", self._previous_hf, clobber=True)
+
+    # ------------------------------------------------------------------ HfApi
+    def api_class(self) -> type:
+        hub = self
+
+        class FakeHfApi:
+            def __init__(self, endpoint: Optional[str] = None, token: Any = None, **kwargs: Any):
+                self.token = token
+
+            def repo_info(self, repo_id: str, *args: Any, **kwargs: Any) -> SimpleNamespace:
+                hub._require(repo_id)
+                return SimpleNamespace(id=repo_id, sha=hub.sha(repo_id), private=False)
+
+            dataset_info = repo_info
+
+            def create_repo(self, repo_id: str, *args: Any, exist_ok: bool = False, **kwargs: Any):
+                path = hub.repo_dir(repo_id)
+                if repo_id in hub.commits and not exist_ok:
+                    raise FileExistsError(f"409: {repo_id} exists (fake hub)")
+                if repo_id not in hub.commits:
+                    path.mkdir(parents=True, exist_ok=True)
+                    hub._commit(repo_id)
+                return SimpleNamespace(repo_id=repo_id, url=f"https://fake.hub/datasets/{repo_id}")
+
+            def create_branch(self, *args: Any, **kwargs: Any) -> None:
+                return None
+
+            def preupload_lfs_files(self, repo_id: str, additions: list, **kwargs: Any) -> None:
+                hub._require(repo_id)
+                for op in additions:  # datasets deletes its temp file after this call: keep the bytes
+                    op.path_or_fileobj = _read_source(op.path_or_fileobj)
+
+            def create_commit(self, repo_id: str, operations: list, *args: Any, **kwargs: Any) -> SimpleNamespace:
+                from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+                path = hub._require(repo_id)
+                for op in operations:
+                    if isinstance(op, CommitOperationAdd):
+                        target = path / op.path_in_repo
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_bytes(_read_source(op.path_or_fileobj))
+                        hub.uploads.append((repo_id, op.path_in_repo))
+                    elif isinstance(op, CommitOperationDelete):
+                        (path / op.path_in_repo).unlink(missing_ok=True)
+                sha = hub._commit(repo_id)
+                return SimpleNamespace(oid=sha, commit_url=f"https://fake.hub/datasets/{repo_id}/commit/{sha}",
+                                       pr_url=None, repo_url=SimpleNamespace(repo_id=repo_id))
+
+            def hf_hub_download(self, repo_id: str, filename: str, *args: Any, revision: Optional[str] = None,
+                                **kwargs: Any) -> str:
+                from huggingface_hub.errors import EntryNotFoundError
+
+                source = hub._require(repo_id) / filename
+                if not source.is_file():
+                    raise EntryNotFoundError(f"404: {filename} not in {repo_id} (fake hub)")
+                target = hub.cache / repo_id.replace("/", "__") / hub.sha(repo_id) / filename
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+                return str(target)
+
+            def file_exists(self, repo_id: str, filename: str, *args: Any, **kwargs: Any) -> bool:
+                return (hub._require(repo_id) / filename).is_file()
+
+        return FakeHfApi
+
+    # ------------------------------------------------------------------ HfFileSystem
+    def filesystem_class(self) -> type:
+        from fsspec import AbstractFileSystem
+        from fsspec.implementations.local import LocalFileSystem
+        from huggingface_hub.hf_file_system import HfFileSystemResolvedRepositoryPath
+
+        hub = self
+        local = LocalFileSystem()
+
+        class FakeHfFileSystem(AbstractFileSystem):
+            """``hf://datasets/<org>/<name>[@rev]/<path>`` served from the fake hub's folders."""
+
+            protocol = "hf"
+            root_marker = ""
+
+            def __init__(self, *args: Any, endpoint: Optional[str] = None, token: Any = None, **kwargs: Any):
+                super().__init__(*args, **kwargs)
+
+            @classmethod
+            def _strip_protocol(cls, path: Any) -> str:
+                path = str(path)
+                return (path[len("hf://"):] if path.startswith("hf://") else path).rstrip("/")
+
+            def resolve_path(self, path: str, revision: Optional[str] = None) -> Any:
+                parts = self._strip_protocol(path).split("/")
+                if len(parts) < 3 or parts[0] != "datasets":
+                    raise NotImplementedError(f"fake hub serves dataset repos only, got {path!r}")
+                name, _, rev = parts[2].partition("@")
+                repo_id = f"{parts[1]}/{name}"
+                hub._require(repo_id)
+                return HfFileSystemResolvedRepositoryPath("dataset", repo_id, rev or revision or hub.sha(repo_id),
+                                                          "/".join(parts[3:]))
+
+            def _local(self, path: str) -> tuple[str, str]:
+                resolved = self.resolve_path(path)
+                prefix = f"datasets/{resolved.repo_id}@{resolved.revision}"
+                return str(hub.repo_dir(resolved.repo_id) / resolved.path_in_repo), prefix
+
+            def _to_hf(self, info: dict, base_local: str, base_hf: str) -> dict:
+                rel = os.path.relpath(info["name"], base_local)
+                name = base_hf if rel == "." else f"{base_hf}/{rel.replace(os.sep, '/')}"
+                return {**info, "name": name}
+
+            def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list:
+                local_path, _ = self._local(path)
+                base_hf = self._strip_protocol(path)
+                entries = [self._to_hf(e, local_path, base_hf) for e in local.ls(local_path, detail=True)]
+                return entries if detail else [e["name"] for e in entries]
+
+            def info(self, path: str, **kwargs: Any) -> dict:
+                local_path, _ = self._local(path)
+                return self._to_hf(local.info(local_path), local_path, self._strip_protocol(path))
+
+            def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+                if "r" not in mode:
+                    raise PermissionError("the fake hub is read-only through hf://; push with HfApi")
+                local_path, _ = self._local(path)
+                return local._open(local_path, mode)
+
+        return FakeHfFileSystem
