@@ -1,0 +1,66 @@
+"""Run independent decode tasks on a thread pool sized so codec threads and workers fit the cores.
+
+PyAV and TorchCodec release the GIL while demuxing, decoding and converting, so threads scale across
+cores. A batch's tasks (keyframe-block spans of any video, image loads) are run longest first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import Any, Callable, Sequence
+
+from .planning import choose_parallelism
+
+__all__ = ["Task", "core_budget", "run_tasks"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """``run(codec_threads)`` does one independent piece of work costing about ``cost`` decoded frames."""
+
+    cost: float
+    run: Callable[[int], Any]
+
+
+def _in_dataloader_worker() -> bool:
+    torch = sys.modules.get("torch")
+    data = getattr(getattr(torch, "utils", None), "data", None)
+    get_worker_info = getattr(data, "get_worker_info", None)
+    return bool(get_worker_info and get_worker_info() is not None)
+
+
+def core_budget(max_workers: int | None = None) -> int:
+    """Threads a batch may keep busy: ``max_workers`` if given, 1 inside a torch DataLoader worker
+    (the loader already runs one process per core), else the CPUs this process may run on."""
+    if max_workers is not None:
+        if int(max_workers) < 1:
+            raise ValueError(f"max_workers must be >= 1, got {max_workers}")
+        return int(max_workers)
+    if _in_dataloader_worker():
+        return 1
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def run_tasks(tasks: Sequence[Task], budget: int) -> list[Any]:
+    """Run ``tasks`` and return their results in task order; the first failure is raised."""
+    if not tasks:
+        return []
+    workers, threads = choose_parallelism([t.cost for t in tasks], budget)
+    if workers == 1:
+        return [task.run(threads) for task in tasks]
+    order = sorted(range(len(tasks)), key=lambda i: -tasks[i].cost)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hf_mediaref-decode")
+    try:
+        futures = {i: pool.submit(tasks[i].run, threads) for i in order}
+        done, _ = wait(futures.values(), return_when=FIRST_EXCEPTION)
+        for future in done:
+            if future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+        return [futures[i].result() for i in range(len(tasks))]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,229 @@
+"""Keyframe index of a video stream, built by demuxing packets (no decoding) and cached per source.
+
+The index lists every frame in presentation order (pts, packet size) and the frames a decode can start
+from. It is what the planner works on, so it must not lie:
+
+* B-frames: frames are sorted by pts, not by decode order.
+* Streams whose first pts is above 0 and variable frame rates: times come from the packets themselves.
+* Demuxers that flag every packet as a keyframe (seen with HEVC in Matroska): when all packets of a
+  non-intra codec are flagged, the real keyframes are found by a keyframe-only decode pass
+  (``skip_frame="NONKEY"``). Any keyframe a later decode proves wrong (a seek that lands after the target
+  or decodes nothing) is dropped with :meth:`VideoIndex.distrust`.
+* Missing or wrong container indexes (Matroska without cues): the scan reads the packets, so the demuxer
+  has seen every keyframe before the first seek.
+
+The end of the video is the last frame's pts plus its duration (the packet duration, else the median frame
+interval, else one frame at the stream's average rate).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections import OrderedDict
+from fractions import Fraction
+from typing import Any, Callable, Hashable, Sequence
+
+import numpy as np
+
+from . import stats
+from .planning import frames_played_at, playback_tolerance_ns
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["VideoIndex", "scan_index", "cached_index", "clear_index_cache", "INDEX_CACHE_SIZE"]
+
+INDEX_CACHE_SIZE = 256
+_NS = 1_000_000_000
+
+
+@dataclasses.dataclass(eq=False)
+class VideoIndex:
+    """Frames of one video stream in presentation order, with their seekable keyframes."""
+
+    time_base: Fraction
+    pts: np.ndarray  # int64 stream ticks, strictly increasing
+    packet_sizes: np.ndarray  # int64 bytes per frame
+    keyframe_positions: list[int]  # sorted positions (into ``pts``) a decode may start from
+    end_pts: int  # last pts + last frame duration, in ticks
+    width: int
+    height: int
+    codec: str
+    pixel_format: str | None
+    stream_index: int
+    keyframes_verified: bool = False  # True when the keyframes came from a keyframe-only decode
+    nonref_skipping: bool = True  # False once skipping non-reference frames lost a requested frame
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        tb = self.time_base
+        self.frame_ns = (self.pts * tb.numerator * _NS) // tb.denominator
+        self.end_ns = self.end_pts * tb.numerator * _NS // tb.denominator
+        self.tolerance_ns = playback_tolerance_ns(tb)
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def num_frames(self) -> int:
+        return int(self.pts.size)
+
+    @property
+    def begin_ns(self) -> int:
+        return int(self.frame_ns[0])
+
+    @property
+    def duration_ns(self) -> int:
+        """From the first frame's pts to the end of the last frame."""
+        return self.end_ns - self.begin_ns
+
+    def to_seconds(self, ticks: int) -> Fraction:
+        return Fraction(int(ticks)) * self.time_base
+
+    def frame_duration_ticks(self, position: int) -> int:
+        nxt = self.pts[position + 1] if position + 1 < self.num_frames else self.end_pts
+        return int(nxt - self.pts[position])
+
+    # ------------------------------------------------------------------ planning inputs
+    def frames_at(self, times_ns: Sequence[int]) -> np.ndarray:
+        """Frame position on screen at each time; -1 at or past the end (see ``planning.frames_played_at``)."""
+        return frames_played_at(self.frame_ns, self.end_ns, times_ns, self.tolerance_ns)
+
+    def keyframes(self) -> list[int]:
+        """A snapshot of the trusted keyframe positions."""
+        with self._lock:
+            return list(self.keyframe_positions)
+
+    def previous_keyframe(self, position: int) -> int:
+        """The last trusted keyframe strictly before ``position`` (0 when there is none)."""
+        with self._lock:
+            earlier = [k for k in self.keyframe_positions if k < position]
+        return earlier[-1] if earlier else 0
+
+    def distrust(self, position: int) -> None:
+        """Stop using ``position`` as a decode start (a decode showed it is not a usable keyframe)."""
+        if position == 0:
+            return
+        with self._lock:
+            if position in self.keyframe_positions:
+                self.keyframe_positions.remove(position)
+                logger.debug("keyframe at pts %d is not a usable seek point; dropped", int(self.pts[position]))
+
+    def frame_mappings(self) -> dict[str, Any]:
+        """The index as ffprobe-style JSON data (TorchCodec's ``custom_frame_mappings``)."""
+        keys = set(self.keyframes())
+        return {"frames": [
+            {"pts": int(p), "duration": self.frame_duration_ticks(i), "key_frame": int(i in keys)}
+            for i, p in enumerate(self.pts.tolist())
+        ]}
+
+
+def _end_pts(pts: np.ndarray, last_duration: int, average_rate: Fraction | None, time_base: Fraction) -> int:
+    last = int(pts[-1])
+    if last_duration > 0:
+        return last + last_duration
+    if pts.size >= 2:
+        return last + max(1, int(np.median(np.diff(pts))))
+    if average_rate:
+        return last + max(1, int(round(1 / (Fraction(average_rate) * time_base))))
+    return last + 1
+
+
+def _real_keyframe_pts(container: Any, stream: Any) -> set[int]:
+    """Pts of the frames a keyframe-only decode produces (the stream's real random-access points)."""
+    ctx = stream.codec_context
+    ctx.skip_frame = "NONKEY"
+    found: set[int] = set()
+    try:
+        container.seek(0, backward=True, any_frame=False)
+        for packet in container.demux(stream):
+            for frame in packet.decode():
+                if frame.pts is not None:
+                    found.add(int(frame.pts))
+    finally:
+        ctx.skip_frame = "DEFAULT"
+    stats.record(decoded_frames=len(found))
+    return found
+
+
+def scan_index(container: Any, stream: Any, *, count_packet_bytes: bool = True) -> VideoIndex:
+    """Build the index of ``stream`` (a PyAV video stream of the open ``container``) by demuxing it.
+
+    Raises ValueError when the stream has no timestamped frames.
+    """
+    pts_list: list[int] = []
+    keys: list[bool] = []
+    sizes: list[int] = []
+    durations: list[int] = []
+    total_bytes = 0
+    for packet in container.demux(stream):
+        size = packet.size
+        if size == 0:
+            continue
+        total_bytes += size
+        ts = packet.pts if packet.pts is not None else packet.dts
+        if ts is None or packet.is_discard:
+            continue
+        pts_list.append(int(ts))
+        keys.append(bool(packet.is_keyframe))
+        sizes.append(size)
+        durations.append(int(packet.duration or 0))
+    stats.record(index_scans=1, bytes_read=total_bytes if count_packet_bytes else 0)
+    if not pts_list:
+        raise ValueError("the video stream has no timestamped frames")
+
+    order = np.argsort(np.asarray(pts_list, dtype=np.int64), kind="stable")
+    pts = np.asarray(pts_list, dtype=np.int64)[order]
+    unique = np.concatenate([[True], np.diff(pts) > 0])
+    order, pts = order[unique], pts[unique]
+    is_key = np.asarray(keys, dtype=bool)[order]
+    time_base = Fraction(stream.time_base)
+    ctx = stream.codec_context
+    codec = ctx.codec
+    verified = False
+    if is_key.all() and pts.size > 2 and not codec.intra_only:
+        real = _real_keyframe_pts(container, stream)
+        logger.info("every packet of a %s stream is flagged as a keyframe; %d real keyframes found by decoding",
+                    codec.name, len(real))
+        is_key = np.isin(pts, np.fromiter(real, dtype=np.int64, count=len(real)))
+        verified = True
+    positions = [0] + [int(p) for p in np.flatnonzero(is_key) if p > 0]
+    return VideoIndex(
+        time_base=time_base,
+        pts=pts,
+        packet_sizes=np.asarray(sizes, dtype=np.int64)[order],
+        keyframe_positions=positions,
+        end_pts=_end_pts(pts, int(np.asarray(durations)[order][-1]), stream.average_rate, time_base),
+        width=int(ctx.width or stream.width),
+        height=int(ctx.height or stream.height),
+        codec=codec.name,
+        pixel_format=ctx.pix_fmt,
+        stream_index=int(stream.index),
+        keyframes_verified=verified,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- cache
+
+_cache: "OrderedDict[Hashable, VideoIndex]" = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def cached_index(key: Hashable, build: Callable[[], VideoIndex]) -> VideoIndex:
+    """The index cached under ``key`` (source + options + file signature), building it on a miss."""
+    with _cache_lock:
+        found = _cache.get(key)
+        if found is not None:
+            _cache.move_to_end(key)
+            return found
+    index = build()  # outside the lock: scans of different videos run in parallel
+    with _cache_lock:
+        index = _cache.setdefault(key, index)
+        _cache.move_to_end(key)
+        while len(_cache) > INDEX_CACHE_SIZE:
+            _cache.popitem(last=False)
+    return index
+
+
+def clear_index_cache() -> None:
+    with _cache_lock:
+        _cache.clear()

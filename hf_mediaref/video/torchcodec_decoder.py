@@ -1,0 +1,143 @@
+"""TorchCodec backend: spans run through ``torchcodec.decoders.VideoDecoder.get_frames_at``.
+
+TorchCodec is given this engine's keyframe index as ``custom_frame_mappings``, so its frame ``i`` is our
+frame ``i`` (the same frame as the PyAV backend for every ref) without TorchCodec's own full-file scan, and
+its seeks use our verified keyframes. Frames come back as torch uint8 tensors (on ``device``).
+
+TorchCodec needs torch and FFmpeg shared libraries; when it is missing or its libraries do not load
+(it raises OSError/RuntimeError then), constructing a decoder raises
+:class:`~hf_mediaref.errors.MissingDependencyError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from typing import Any, Sequence
+
+from ..errors import MediaDecodeError, MissingDependencyError, describe_uri
+from ..io.sources import open_media
+from . import stats
+from .base import BaseVideoDecoder, DimensionOrder
+from .cache import decoder_cache
+from .container import CountingReader
+from .index import VideoIndex
+from .planning import Span
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TorchCodecVideoDecoder", "load_torchcodec"]
+
+_HINT = ("pip install 'hf-mediaref[torchcodec]' and make FFmpeg's shared libraries available "
+         "(Debian/Ubuntu: apt-get install ffmpeg); see the README's TorchCodec section")
+
+
+def load_torchcodec() -> Any:
+    """The ``torchcodec.decoders`` module, or MissingDependencyError saying why it cannot load."""
+    try:
+        import torchcodec.decoders as decoders
+    except ImportError as exc:
+        raise MissingDependencyError(f"torchcodec is required for decoder='torchcodec' ({exc}); fix: {_HINT}") from exc
+    except (OSError, RuntimeError) as exc:  # a broken libtorchcodec / missing FFmpeg .so
+        raise MissingDependencyError(
+            f"torchcodec is installed but cannot load its libraries ({type(exc).__name__}: {exc}); fix: {_HINT}"
+        ) from exc
+    return decoders
+
+
+def _check_device(device: Any) -> str:
+    name = str(device)
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
+    return name
+
+
+def _create(decoders: Any, uri: str, source: Any, index: VideoIndex, mappings: str, **kw: Any) -> Any:
+    """A TorchCodec decoder using our frame mappings; TorchCodec's own exact scan where it rejects them
+    (TorchCodec 0.13 refuses mappings when the header lacks a duration, e.g. Matroska written live)."""
+    common = dict(stream_index=index.stream_index, dimension_order="NHWC", num_ffmpeg_threads=kw["threads"],
+                  device=kw["device"], transforms=kw["transforms"])
+    wrap = (lambda: source) if isinstance(source, str) else (lambda: CountingReader(source))
+    try:
+        return decoders.VideoDecoder(wrap(), custom_frame_mappings=mappings, **common)
+    except ValueError as exc:
+        logger.info("TorchCodec rejected the frame mappings of %s (%s); using its exact scan",
+                    describe_uri(uri), str(exc).splitlines()[0])
+    if not isinstance(source, str):
+        source.seek(0)
+    decoder = decoders.VideoDecoder(wrap(), seek_mode="exact", **common)
+    if decoder.metadata.num_frames != index.num_frames:
+        raise MediaDecodeError(f"TorchCodec sees {decoder.metadata.num_frames} frames in {describe_uri(uri)}, "
+                               f"the index {index.num_frames}; use decoder='pyav'", uri=uri)
+    return decoder
+
+
+class _OpenedTorchCodec:
+    """A TorchCodec decoder over an owned source; used by one thread at a time."""
+
+    def __init__(self, uri: str, index: VideoIndex, mappings: str, *, storage_options: dict | None,
+                 device: str, threads: int, size: tuple[int, int] | None):
+        decoders = load_torchcodec()
+        self._stack = contextlib.ExitStack()
+        try:
+            source = self._stack.enter_context(open_media(uri, storage_options=storage_options))
+            self.counts_packet_bytes = isinstance(source, str)
+            transforms = None
+            if size is not None:
+                from torchcodec.transforms import Resize
+
+                transforms = [Resize(list(size))]
+            self.decoder = _create(decoders, uri, source, index, mappings, device=device, threads=threads,
+                                   transforms=transforms)
+        except BaseException:
+            self._stack.close()
+            raise
+        stats.record(containers_opened=1)
+
+    def close(self) -> None:
+        self.decoder = None
+        self._stack.close()
+
+
+class TorchCodecVideoDecoder(BaseVideoDecoder):
+    """Decode frames of one video with TorchCodec on ``device`` (``"cpu"`` or ``"cuda"``).
+
+    Same frame selection and surface as :class:`~hf_mediaref.video.PyAVVideoDecoder`; frames are torch
+    uint8 tensors in ``dimension_order``.
+    """
+
+    def __init__(self, source: Any, *, device: str = "cpu", storage_options: dict | None = None,
+                 dimension_order: DimensionOrder = "NCHW"):
+        load_torchcodec()
+        self.device = _check_device(device)
+        super().__init__(source, storage_options=storage_options, dimension_order=dimension_order)
+        self._mappings: str | None = None
+
+    def _frame_mappings(self) -> str:
+        if self._mappings is None:
+            self._mappings = json.dumps(self.index.frame_mappings())
+        return self._mappings
+
+    def decode_span(self, span: Span, *, size: tuple[int, int] | None = None, threads: int = 1) -> dict[int, Any]:
+        key = ("torchcodec", self._key, self.device, threads, size)
+
+        def open_() -> _OpenedTorchCodec:
+            return _OpenedTorchCodec(self.uri, self.index, self._frame_mappings(),
+                                     storage_options=self.storage_options, device=self.device,
+                                     threads=threads, size=size)
+
+        with decoder_cache.lease(key, open_) as opened:
+            data = opened.decoder.get_frames_at(list(span.targets)).data
+        if stats.is_collecting():
+            packet_bytes = int(self.index.packet_sizes[span.start:span.stop + 1].sum())
+            stats.record(decoded_frames=span.decoded_frames, converted_frames=len(span.targets), seeks=1,
+                         bytes_read=packet_bytes if opened.counts_packet_bytes else 0)
+        return {target: data[i] for i, target in enumerate(span.targets)}
+
+    def _stack(self, frames: Sequence[Any]) -> Any:
+        import torch
+
+        if not frames:
+            return torch.empty((0, self.index.height, self.index.width, 3), dtype=torch.uint8)
+        return torch.stack(list(frames))

@@ -1,0 +1,146 @@
+"""A zoo of small barcode videos covering the codecs, containers and timestamp traps the engine must handle.
+
+Each video is encoded once per session, on first use. Every frame shows its index, and ``spec.pts_ns``
+(read back from the written file) gives each frame's presentation time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from hf_mediaref.testing import VideoSpec, probe_pts_ns, write_video
+from hf_mediaref.video import cleanup_cache
+
+SIZE = (64, 128)  # (H, W): the smallest size barcodes (and every encoder here) accept
+MS = Fraction(1, 1000)
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    name: str
+    spec: VideoSpec
+    fps: Fraction | None  # constant frame rate, or None for variable frame rate
+
+    @property
+    def path(self) -> Path:
+        return self.spec.path
+
+    @property
+    def uri(self) -> str:
+        return str(self.spec.path)
+
+
+def _remux(src: Path, dst: Path, *, all_keyframes: bool = False, subtitles: Path | None = None,
+           options: dict | None = None) -> None:
+    """Copy ``src`` into ``dst`` (same codecs), optionally flagging every video packet as a keyframe,
+    adding an SRT subtitle stream, or passing muxer ``options``."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w", options=options or {}) as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")}
+        subs = av.open(str(subtitles)) if subtitles else None
+        sub_out = out.add_stream_from_template(subs.streams[0]) if subs else None
+        for packet in inp.demux(*[s for s in inp.streams if s.index in streams]):
+            if packet.size == 0:
+                continue
+            if all_keyframes and packet.stream.type == "video":
+                packet.is_keyframe = True
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+        if subs:
+            for packet in subs.demux():
+                if packet.size:
+                    packet.stream = sub_out
+                    out.mux(packet)
+            subs.close()
+
+
+def _vfr_pts(n: int, start: int, seed: int) -> list[int]:
+    rng = random.Random(seed)
+    pts, t = [], start
+    for _ in range(n):
+        pts.append(t)
+        t += rng.choice([20, 33, 40, 50, 67, 100])
+    return pts
+
+
+def _nasty(d: Path) -> VideoSpec:
+    """Like the clip that exposed upstream's seek bugs: HEVC in Matroska, variable frame rate, sparse real
+    I-frames, audio and subtitle streams, first pts at 250 ms, and every video packet flagged keyframe."""
+    src = write_video(d / "nasty_src.mkv", 90, pts=_vfr_pts(90, 250, 0), time_base=MS, codec="libx265", gop=40,
+                      bframes=2, audio=True, size=SIZE)
+    srt = d / "nasty.srt"
+    srt.write_text("1\n00:00:00,300 --> 00:00:00,900\nfirst\n\n2\n00:00:01,500 --> 00:00:02,000\nsecond\n\n")
+    _remux(src.path, d / "nasty.mkv", all_keyframes=True, subtitles=srt)
+    return dataclasses.replace(src, path=d / "nasty.mkv", pts_ns=tuple(probe_pts_ns(d / "nasty.mkv")))
+
+
+def _no_cues(d: Path) -> VideoSpec:
+    """H.264 with B-frames in Matroska written in live mode: no Cues (no seek index) and no duration."""
+    src = write_video(d / "nocues_src.mkv", 48, fps=24, gop=12, bframes=2, size=SIZE)
+    _remux(src.path, d / "nocues.mkv", options={"live": "1"})
+    assert b"\x1c\x53\xbb\x6b" not in (d / "nocues.mkv").read_bytes()  # the Cues element id
+    return dataclasses.replace(src, path=d / "nocues.mkv", pts_ns=tuple(probe_pts_ns(d / "nocues.mkv")))
+
+
+BUILDERS: dict[str, tuple[Fraction | None, Callable[[Path], VideoSpec]]] = {
+    "h264_mp4": (Fraction(30), lambda d: write_video(d / "h264.mp4", 40, fps=30, gop=10, size=SIZE)),
+    "h264_bframes_mp4": (Fraction(24), lambda d: write_video(d / "h264_bf.mp4", 48, fps=24, gop=12, bframes=3,
+                                                             size=SIZE)),
+    "h264_ntsc_mkv": (Fraction(30000, 1001), lambda d: write_video(d / "h264_ntsc.mkv", 45, fps=Fraction(30000, 1001),
+                                                                   gop=15, bframes=2, size=SIZE)),
+    "vp9_mkv": (Fraction(24), lambda d: write_video(d / "vp9.mkv", 36, fps=24, gop=12, codec="libvpx-vp9",
+                                                    size=SIZE)),
+    "hevc_mkv": (Fraction(30), lambda d: write_video(d / "hevc.mkv", 45, fps=30, gop=15, bframes=2,
+                                                     codec="libx265", size=SIZE)),
+    "av1_mp4": (Fraction(20), lambda d: write_video(d / "av1.mp4", 30, fps=20, gop=10, codec="libsvtav1",
+                                                    size=SIZE)),
+    "mpeg4_bframes_mp4": (Fraction(25), lambda d: write_video(d / "mpeg4.mp4", 30, fps=25, gop=10, bframes=2,
+                                                              codec="mpeg4", size=SIZE)),
+    "vfr_mp4": (None, lambda d: write_video(d / "vfr.mp4", 40, pts=_vfr_pts(40, 0, 1), time_base=MS, gop=10,
+                                            bframes=2, size=SIZE)),
+    "vfr_mkv": (None, lambda d: write_video(d / "vfr.mkv", 40, pts=_vfr_pts(40, 0, 2), time_base=MS, gop=10,
+                                            size=SIZE)),
+    "offset_audio_mp4": (Fraction(25), lambda d: write_video(d / "offset.mp4", 40, fps=25, gop=10, bframes=2,
+                                                             start_pts=7, audio=True, size=SIZE)),
+    "nasty_hevc_mkv": (None, _nasty),
+    "nocues_mkv": (Fraction(24), _no_cues),
+}
+ZOO = list(BUILDERS)
+
+
+@pytest.fixture(scope="session")
+def zoo_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("zoo")
+
+
+@pytest.fixture(scope="session")
+def build_case(zoo_dir) -> Callable[[str], Case]:
+    built: dict[str, Case] = {}
+
+    def build(name: str) -> Case:
+        if name not in built:
+            fps, make = BUILDERS[name]
+            built[name] = Case(name, make(zoo_dir), fps)
+        return built[name]
+
+    return build
+
+
+@pytest.fixture(params=ZOO)
+def case(request, build_case) -> Case:
+    return build_case(request.param)
+
+
+@pytest.fixture
+def fresh_cache():
+    """Start and end with an empty decoder cache and index cache."""
+    cleanup_cache()
+    yield
+    cleanup_cache()
