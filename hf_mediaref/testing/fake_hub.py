@@ -12,15 +12,21 @@ folders under a local directory. Used by the tests and the examples; never talks
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import os
 import shutil
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Optional
 from unittest import mock
 
 __all__ = ["FakeHub"]
+
+# Modules that bind the Hub client classes by name (the fakes replace them there).
+_CLIENT_MODULES = ("huggingface_hub", "datasets.load", "datasets.arrow_dataset", "datasets.dataset_dict",
+                   "datasets.iterable_dataset", "datasets.data_files", "datasets.hub", "hf_mediaref.hf.hub")
 
 
 def _read_source(source: Any) -> bytes:
@@ -34,6 +40,14 @@ def _read_source(source: Any) -> bytes:
     raise TypeError(f"unsupported upload source {type(source).__name__}")
 
 
+def _response(status: int, repo_id: str) -> Any:
+    """The HTTP response huggingface_hub's HTTP errors carry (from httpx or httpx2, whichever it uses)."""
+    from huggingface_hub import errors
+
+    http = importlib.import_module(errors.Response.__module__.split(".")[0])
+    return http.Response(status, request=http.Request("GET", f"https://fake.hub/api/datasets/{repo_id}"))
+
+
 class FakeHub:
     """Dataset repos stored as folders ``<root>/<org>__<name>/``; one linear history per repo (any revision
     reads the latest state). Use as a context manager to patch the Hub client classes everywhere they are used.
@@ -44,6 +58,7 @@ class FakeHub:
         self.root.mkdir(parents=True, exist_ok=True)
         self.cache = self.root / ".download-cache"
         self.commits: dict[str, list[str]] = {}  # repo_id -> commit shas
+        self._nonce = uuid.uuid4().hex  # shas differ between hubs, so datasets' caches never mix them up
         self.uploads: list[tuple[str, str]] = []  # (repo_id, path_in_repo) of every file added
         self._patches: list[Any] = []
 
@@ -56,7 +71,7 @@ class FakeHub:
 
     def _commit(self, repo_id: str) -> str:
         history = self.commits.setdefault(repo_id, [])
-        sha = hashlib.sha1(f"{repo_id}:{len(history)}".encode()).hexdigest()
+        sha = hashlib.sha1(f"{self._nonce}:{repo_id}:{len(history)}".encode()).hexdigest()
         history.append(sha)
         return sha
 
@@ -65,20 +80,20 @@ class FakeHub:
 
         path = self.repo_dir(repo_id)
         if repo_id not in self.commits or not path.is_dir():
-            raise RepositoryNotFoundError(f"404: repository {repo_id} not found (fake hub)")
+            raise RepositoryNotFoundError(f"404: repository {repo_id} not found (fake hub)",
+                                          response=_response(404, repo_id))
         return path
 
     # ------------------------------------------------------------------ patching
     def __enter__(self) -> "FakeHub":
         import fsspec
-        import huggingface_hub
 
         api_cls, fs_cls = self.api_class(), self.filesystem_class()
-        targets = [("huggingface_hub", api_cls, fs_cls), ("datasets.load", api_cls, fs_cls),
-                   ("datasets.arrow_dataset", api_cls, fs_cls), ("hf_mediaref.hf.hub", api_cls, fs_cls)]
-        for module, api, fs in targets:
-            self._patches.append(mock.patch(f"{module}.HfApi", api))
-            self._patches.append(mock.patch(f"{module}.HfFileSystem", fs))
+        for name in _CLIENT_MODULES:
+            module = importlib.import_module(name)
+            for attr, fake in (("HfApi", api_cls), ("HfFileSystem", fs_cls)):
+                if hasattr(module, attr):
+                    self._patches.append(mock.patch.object(module, attr, fake))
         self._patches.append(mock.patch("datasets.config.USE_PARQUET_EXPORT", False))
         self._patches.append(mock.patch("datasets.config.HF_UPDATE_DOWNLOAD_COUNTS", False))
         for patch in self._patches:

@@ -1,0 +1,150 @@
+"""The "mediaref" format and decode_transform: batched decoding with the right frames, options flowing through."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from datasets import Dataset, Features, List, Value
+from PIL import Image
+
+import hf_mediaref.video
+from hf_mediaref import MediaRef
+from hf_mediaref.errors import PathEscapeError, UnresolvedPathError
+from hf_mediaref.hf import MediaRefFeature, decode_transform, set_media_root
+
+EXPECTED = [0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 100, 105, 110, 115, 7, None]
+
+
+@pytest.fixture
+def engine_calls(monkeypatch):
+    """Record the refs of every batch_decode call (the engine itself still runs)."""
+    calls = []
+    real = hf_mediaref.video.batch_decode
+
+    def spy(refs, *args, **kwargs):
+        calls.append((list(refs), kwargs))
+        return real(refs, *args, **kwargs)
+
+    monkeypatch.setattr(hf_mediaref.video, "batch_decode", spy)
+    return calls
+
+
+def test_slice_decodes_every_row_with_one_engine_call(ds, labels_of, engine_calls):
+    batch = ds.with_format("mediaref")[:]
+    assert labels_of(batch["frame"]) == EXPECTED
+    assert list(batch["label"]) == [e if e is not None else -1 for e in EXPECTED]
+    assert len(engine_calls) == 1 and len(engine_calls[0][0]) == 15  # the null row is not decoded
+
+
+def test_index_lists_rows_and_iter_batches(ds, labels_of):
+    fmt = ds.with_format("mediaref")
+    assert labels_of(fmt[[13, 0, 11, 14]]["frame"]) == [115, 0, 105, 7]
+    assert labels_of([fmt[4]["frame"]]) == [12]
+    assert fmt[15]["frame"] is None
+    seen = [labels_of(b["frame"]) for b in fmt.iter(batch_size=5)]
+    assert seen == [EXPECTED[0:5], EXPECTED[5:10], EXPECTED[10:15], EXPECTED[15:]]
+
+
+def test_shuffled_dataset_returns_the_frame_of_each_row(ds, labels_of):
+    shuffled = ds.shuffle(seed=3).with_format("mediaref")
+    batch = shuffled[:]
+    assert list(batch["label"]) != [-1 if e is None else e for e in EXPECTED]
+    for label, frame in zip(batch["label"], batch["frame"]):
+        assert labels_of([frame]) == [None if label == -1 else label]
+
+
+def test_output_kinds_size_and_channels_first(ds, labels_of):
+    sub = ds.select(range(4))
+    numpy_batch = sub.with_format("mediaref")[:]
+    assert isinstance(numpy_batch["frame"], np.ndarray) and numpy_batch["frame"].shape == (4, 64, 128, 3)
+    torch = pytest.importorskip("torch")
+    torch_batch = sub.with_format("mediaref", output="torch", channels_first=True)[:]
+    assert isinstance(torch_batch["frame"], torch.Tensor) and torch_batch["frame"].shape == (4, 3, 64, 128)
+    assert isinstance(torch_batch["label"], torch.Tensor)
+    assert labels_of(list(torch_batch["frame"].numpy())) == [0, 3, 6, 9]
+    pil_batch = sub.with_format("mediaref", output="pil")[:]
+    assert all(isinstance(im, Image.Image) for im in pil_batch["frame"])
+    assert labels_of([np.asarray(im) for im in pil_batch["frame"]]) == [0, 3, 6, 9]
+    small = sub.with_format("mediaref", size=(32, 64))[:]
+    assert small["frame"].shape == (4, 32, 64, 3)
+
+
+def test_options_reach_the_engine(ds, engine_calls):
+    ds.with_format("mediaref", strategy="separate", size=(32, 64), storage_options={"x": 1})[:2]
+    kwargs = engine_calls[0][1]
+    assert kwargs["strategy"] == "separate" and kwargs["size"] == (32, 64) and kwargs["storage_options"] == {"x": 1}
+
+
+@pytest.mark.torchcodec
+def test_torchcodec_decoder(ds, labels_of):
+    assert labels_of(ds.with_format("mediaref", decoder="torchcodec")[:4]["frame"]) == [0, 3, 6, 9]
+
+
+def test_bad_options_fail_when_the_format_is_set(ds):
+    with pytest.raises(ValueError, match="output"):
+        ds.with_format("mediaref", output="jpeg")
+    with pytest.raises(ValueError, match="decoder"):
+        ds.with_format("mediaref", decoder="ffmpeg")
+
+
+def test_map_batched_decodes_through_the_format(ds, labels_of, engine_calls):
+    out = ds.with_format("mediaref").map(
+        lambda b: {"seen": [-2 if f is None else int(labels_of([f])[0]) for f in b["frame"]]},
+        batched=True, batch_size=8, remove_columns=["frame"])
+    assert out.with_format(None)["seen"] == [-2 if e is None else e for e in EXPECTED]
+    assert len(engine_calls) == 2
+
+
+def test_lists_and_nested_dicts(repo, labels_of):
+    features = Features({"clip": List(MediaRefFeature()), "pair": {"left": MediaRefFeature(), "n": Value("int32")}})
+    a, b = repo.a.pts_ns, repo.b.pts_ns
+    ds = Dataset.from_list([
+        {"clip": [MediaRef("videos/a.mp4", a[1]), MediaRef("videos/b.mp4", b[2])], "pair": {"left": "images/seven.png", "n": 1}},
+        {"clip": None, "pair": None},
+        {"clip": [], "pair": {"left": None, "n": 2}},
+        {"clip": [MediaRef("videos/a.mp4", a[29])], "pair": {"left": MediaRef("videos/a.mp4", a[5]), "n": 3}},
+    ], features=features)
+    set_media_root(ds, repo.path)
+    batch = ds.with_format("mediaref")[:]
+    assert labels_of(list(batch["clip"][0])) == [1, 102] and batch["clip"][0].shape == (2, 64, 128, 3)
+    assert batch["clip"][1] is None and len(batch["clip"][2]) == 0
+    assert labels_of(list(batch["clip"][3])) == [29]
+    assert labels_of([batch["pair"][0]["left"], batch["pair"][3]["left"]]) == [7, 5]
+    assert batch["pair"][1] is None and batch["pair"][2] == {"left": None, "n": 2}
+    assert labels_of(list(ds.with_format("mediaref")[3:4]["clip"][0])) == [29]
+
+
+def test_relative_refs_without_root_raise_an_actionable_error(rows, features):
+    ds = Dataset.from_list(rows, features=features)
+    with pytest.raises(UnresolvedPathError, match="hf_mediaref.load_dataset") as info:
+        ds.with_format("mediaref")[:2]
+    assert "videos/a.mp4" in str(info.value) and "resolve_relative_path" in str(info.value)
+
+
+def test_escaping_relative_paths_are_refused(repo, features):
+    ds = set_media_root(Dataset.from_list([{"frame": MediaRef("../outside.mp4", 0), "label": 0}],
+                                          features=features), repo.path)
+    with pytest.raises(PathEscapeError):
+        ds.with_format("mediaref")[:1]
+    with pytest.raises(PathEscapeError):
+        ds[0]
+
+
+def test_decode_transform_with_with_transform(ds, labels_of):
+    transform = decode_transform(columns=["frame"])
+    out = ds.with_transform(transform)
+    assert labels_of(out[:]["frame"]) == EXPECTED
+    assert out[:4]["frame"].shape == (4, 64, 128, 3)
+    assert labels_of([out[13]["frame"]]) == [115]
+    clone = pickle.loads(pickle.dumps(transform))
+    assert labels_of(ds.with_transform(clone)[[11]]["frame"]) == [105]
+
+
+def test_decode_transform_on_raw_dicts_with_a_root(rows, repo, labels_of):
+    ds = Dataset.from_list(rows, features=Features({"frame": MediaRefFeature(decode=False), "label": Value("int64")}))
+    out = ds.with_transform(decode_transform(root=repo.path, output="pil"))[:3]
+    assert labels_of([np.asarray(im) for im in out["frame"]]) == [0, 3, 6]
+    with pytest.raises(UnresolvedPathError):
+        ds.with_transform(decode_transform())[:1]
