@@ -3,7 +3,7 @@
 Grouped decoding only pays when a batch shares videos: with random indices every frame costs a seek. Rows are
 grouped by video and sorted by timestamp, each video is cut into blocks of consecutive frames, the blocks are
 shuffled, and batches are cut from the shuffled sequence, so a batch spans at most
-``ceil(batch_size / block_size) + 1`` videos.
+``ceil(batch_size / block_size) + 1`` videos (more only when videos are shorter than a block).
 """
 
 from __future__ import annotations
@@ -69,11 +69,16 @@ class VideoBlockBatchSampler:
         uris, pts = _key_column(dataset, column)
         groups = group_by_uri(uris, pts)
         self._order = groups.order  # rows video by video, by time; null refs are never sampled
+        # blocks of block_size consecutive frames; a video's remainder joins its last block, so every block of a
+        # video with at least block_size frames has block_size..2*block_size-1 frames
         counts = np.diff(groups.offsets)
-        starts = [np.arange(start, start + count, block_size) for start, count in zip(groups.offsets[:-1], counts)]
-        self._block_starts = np.concatenate(starts) if starts else np.zeros(0, np.int64)
-        ends = np.minimum(self._block_starts + block_size, np.repeat(groups.offsets[1:], np.ceil(
-            counts / block_size).astype(np.int64)))
+        blocks_per_video = np.maximum(1, counts // block_size)
+        video_of_block = np.repeat(np.arange(len(groups)), blocks_per_video)
+        first_block = np.cumsum(blocks_per_video) - blocks_per_video
+        k = np.arange(len(video_of_block)) - first_block[video_of_block]
+        self._block_starts = groups.offsets[video_of_block] + k * block_size
+        last = k == blocks_per_video[video_of_block] - 1
+        ends = np.where(last, groups.offsets[video_of_block + 1], self._block_starts + block_size)
         self._block_lengths = ends - self._block_starts
         self.num_videos = len(groups)
 

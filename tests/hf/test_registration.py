@@ -1,0 +1,64 @@
+"""Registration through the import hook, in fresh processes: any import order works, and
+``import hf_mediaref`` alone stays light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from datasets import Dataset, Features
+
+from hf_mediaref import MediaRef
+from hf_mediaref.hf import MediaRefFeature
+
+
+def _run(code: str) -> str:
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    path = tmp_path_factory.mktemp("saved") / "ds"
+    ds = Dataset.from_dict({"frame": [MediaRef("/v.mp4", 5), None]}, features=Features({"frame": MediaRefFeature()}))
+    ds.save_to_disk(str(path))
+    ds.to_parquet(str(path) + ".parquet")
+    return str(path)
+
+
+def test_import_alone_stays_light():
+    out = _run("""
+        import sys, hf_mediaref
+        print(sorted(m for m in ("datasets", "av", "torch", "pyarrow") if m in sys.modules))
+    """)
+    assert out == "[]"
+
+
+@pytest.mark.parametrize("order", ["import hf_mediaref; import datasets", "import datasets; import hf_mediaref"])
+def test_either_import_order_registers(order, saved):
+    out = _run(f"""
+        {order}
+        from datasets import load_from_disk, load_dataset
+        ds = load_from_disk({saved!r})
+        print(ds[0]["frame"], ds[1]["frame"])
+        pq = load_dataset("parquet", data_files={saved + ".parquet"!r}, split="train")
+        print(type(pq.features["frame"]).__name__, "mediaref" in __import__("datasets").formatting._FORMAT_TYPES)
+    """)
+    assert out.splitlines() == ["MediaRef(uri='/v.mp4', pts_ns=5) None", "MediaRefFeature True"]
+
+
+def test_registration_is_idempotent():
+    from datasets.features.features import _FEATURE_TYPES, _cast_to_python_objects
+
+    from hf_mediaref.hf import _registration
+
+    before = _cast_to_python_objects
+    _registration._registered = False
+    _registration.register()
+    from datasets.features import features as ds_features
+
+    assert ds_features._cast_to_python_objects is before
+    assert _FEATURE_TYPES["MediaRef"] is MediaRefFeature

@@ -1,0 +1,85 @@
+"""group_by_uri (Arrow grouping) and VideoBlockBatchSampler."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from datasets import Dataset, Features, Value
+
+from hf_mediaref import MediaRef
+from hf_mediaref.hf import MediaRefFeature, VideoBlockBatchSampler, group_by_uri
+
+
+def test_group_by_uri_groups_rows_and_orders_by_time():
+    uris = pa.chunked_array([["b", "a", None], ["b", "a", "b"]])
+    pts = pa.chunked_array([[30, 20, 0], [10, None, 20]])
+    groups = group_by_uri(uris, pts)
+    assert groups.uris == ["b", "a"]
+    assert groups.codes.tolist() == [0, 1, -1, 0, 1, 0]
+    assert groups.rows(0).tolist() == [3, 5, 0]  # b's rows by pts 10, 20, 30
+    assert groups.rows(1).tolist() == [1, 4]  # a's rows, the null pts last
+    assert group_by_uri(uris).rows(0).tolist() == [0, 3, 5]  # without pts: row order
+
+
+def test_group_by_uri_rejects_non_strings():
+    with pytest.raises(TypeError):
+        group_by_uri(pa.array([1, 2]))
+
+
+def _frames_dataset(videos: int, per_video: int) -> Dataset:
+    refs = [MediaRef(f"v{v}.mp4", t * 1000) for t in range(per_video) for v in range(videos)]  # interleaved
+    return Dataset.from_dict({"frame": refs, "n": list(range(len(refs)))},
+                             features=Features({"frame": MediaRefFeature(), "n": Value("int64")}))
+
+
+def test_batches_stay_within_few_videos_and_cover_every_row_once():
+    ds = _frames_dataset(videos=7, per_video=13)
+    sampler = VideoBlockBatchSampler(ds, batch_size=4, seed=1)
+    batches = list(sampler)
+    assert len(batches) == len(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(len(ds)))
+    uris = ds.with_format("arrow")[:]["frame"].combine_chunks().field("uri").to_pylist()
+    assert max(len({uris[i] for i in b}) for b in batches) <= 2  # batch_size == block_size: at most 2 videos
+
+
+def test_blocks_are_consecutive_in_time_and_shuffled_per_epoch():
+    ds = _frames_dataset(videos=3, per_video=8)
+    sampler = VideoBlockBatchSampler(ds, batch_size=4, block_size=4, seed=0)
+    table = ds.with_format("arrow")[:]["frame"].combine_chunks()
+    uris, pts = table.field("uri").to_pylist(), table.field("pts_ns").to_pylist()
+    first = list(sampler)
+    for batch in first:  # each batch is one block: one video, increasing time
+        assert len({uris[i] for i in batch}) == 1 and [pts[i] for i in batch] == sorted(pts[i] for i in batch)
+    assert list(sampler) == first  # same epoch, same order
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+    ordered = list(VideoBlockBatchSampler(ds, batch_size=5, shuffle=False))
+    flat = [i for b in ordered for i in b]
+    assert [uris[i] for i in flat] == sorted(uris[i] for i in flat)
+
+
+def test_drop_last_string_column_and_selected_views():
+    ds = _frames_dataset(videos=2, per_video=5)
+    assert [len(b) for b in VideoBlockBatchSampler(ds, batch_size=3, drop_last=True)] == [3, 3, 3]
+    named = Dataset.from_dict({"video": ["x", "y", "x", None], "n": [0, 1, 2, 3]})
+    batches = list(VideoBlockBatchSampler(named, batch_size=2, column="video", shuffle=False))
+    assert batches == [[0, 2], [1]]  # the null row is never sampled
+    view = ds.select([9, 0, 1])
+    assert sorted(i for b in VideoBlockBatchSampler(view, batch_size=2) for i in b) == [0, 1, 2]
+
+
+def test_bad_arguments():
+    ds = _frames_dataset(videos=1, per_video=2)
+    with pytest.raises(ValueError):
+        VideoBlockBatchSampler(ds, batch_size=0)
+    with pytest.raises(TypeError):
+        VideoBlockBatchSampler(ds, batch_size=2, column="n")
+    with pytest.raises(KeyError):
+        VideoBlockBatchSampler(ds, batch_size=2, column="missing")
+
+
+def test_grouping_a_million_rows_is_fast_enough_to_call():
+    uris = pa.array(np.char.add("videos/v", (np.arange(1_000_000) % 997).astype(str)).astype(object), pa.string())
+    groups = group_by_uri(uris, pa.array(np.arange(1_000_000)))
+    assert len(groups) == 997 and groups.offsets[-1] == 1_000_000
