@@ -8,7 +8,7 @@ from typing import Any, Optional, Sequence
 
 from ..core.media_ref import MediaRef
 
-__all__ = ["DecodeOptions", "OUTPUTS", "decode_refs", "consolidate"]
+__all__ = ["DecodeOptions", "OUTPUTS", "decode_refs"]
 
 OUTPUTS = ("numpy", "torch", "pil")
 
@@ -61,19 +61,3 @@ def decode_refs(refs: Sequence[MediaRef], options: DecodeOptions) -> list[Any]:
 
         return [Image.fromarray(frame, "RGB") for frame in frames]
     return frames
-
-
-def consolidate(frames: list[Any], output: str) -> Any:
-    """Stack equally shaped frames into one array/tensor (like datasets' numpy/torch formats); else the list."""
-    if output == "pil" or not frames or any(f is None for f in frames):
-        return frames
-    shape = frames[0].shape
-    if any(f.shape != shape for f in frames):
-        return frames
-    if output == "torch":
-        import torch
-
-        return torch.stack(frames)
-    import numpy as np
-
-    return np.stack(frames)

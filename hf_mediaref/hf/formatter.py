@@ -22,7 +22,7 @@ from datasets.formatting.np_formatter import NumpyFormatter
 from ..core.media_ref import MediaRef
 from ..errors import describe_uri
 from ..io.uri import is_absolute_uri
-from .decoding import DecodeOptions, consolidate, decode_refs
+from .decoding import DecodeOptions, decode_refs
 from .feature import MediaRefFeature
 from .grouping import group_by_uri, media_columns_arrays
 from .roots import resolve_uri, unresolved_error
@@ -81,26 +81,23 @@ class _Batch:
         resolved: list[Optional[str]] = [None] * len(groups)
         for g in np.flatnonzero(used).tolist():
             resolved[g] = _resolve(groups.uris[g], root)
-        pts_values = pts.to_pylist()
-        if pts.null_count < len(pts):
-            lowest = pc.min(pts if valid is None else pc.filter(pts, pa.array(valid))).as_py()
-            if lowest is not None and lowest < 0:
-                row = next(i for i, p in enumerate(pts_values) if p is not None and p < 0 and codes[i] >= 0)
-                raise ValueError(f"pts_ns must be >= 0, got {lowest} for {describe_uri(groups.uris[codes[row]])}")
         construct = MediaRef.model_construct
-        for code, pts_ns in zip(codes.tolist(), pts_values):
+        refs = self.refs
+        for code, pts_ns in zip(codes.tolist(), pts.to_pylist()):
             if code >= 0:
-                self.refs.append(construct(uri=resolved[code], pts_ns=pts_ns))
+                if pts_ns is not None and pts_ns < 0:
+                    raise ValueError(f"pts_ns must be >= 0, got {pts_ns} for {describe_uri(groups.uris[code])}")
+                refs.append(construct(uri=resolved[code], pts_ns=pts_ns))
         return codes >= 0
 
     # ---------------------------------------------------------------- filling
-    def fill(self, template: Any, frames: Iterator[Any], output: str) -> list:
+    def fill(self, template: Any, frames: Iterator[Any]) -> list:
         kind = template[0]
         if kind == "leaf":
             return [next(frames) if ok else None for ok in template[1].tolist()]
         if kind == "list":
             _, lengths, child = template
-            flat = self.fill(child, frames, output)
+            flat = self.fill(child, frames)
             rows, pos = [], 0
             for n in lengths:
                 if n is None:
@@ -108,11 +105,11 @@ class _Batch:
                     continue
                 items = flat[pos : pos + n]
                 pos += n
-                rows.append(consolidate(items, output) if child[0] == "leaf" else items)
+                rows.append(items)
             return rows
         if kind == "dict":
             _, valid, fields = template
-            columns = {name: self.fill(sub, frames, output) for name, sub in fields.items()}
+            columns = {name: self.fill(sub, frames) for name, sub in fields.items()}
             return [{name: col[i] for name, col in columns.items()} if ok else None for i, ok in enumerate(valid)]
         return template[1]
 
@@ -127,16 +124,13 @@ def _resolve(uri: str, root: Optional[str]) -> str:
 
 def decode_media_columns(pa_table: pa.Table, features: Mapping[str, Any], columns: list[str],
                          options: DecodeOptions) -> dict[str, Any]:
-    """Decode ``columns`` of ``pa_table`` with one engine call; top-level frame columns are stacked when they
-    all have the same shape (numpy/torch output)."""
+    """Decode ``columns`` of ``pa_table`` with one engine call. A column becomes a list with one frame per row
+    (None for null refs; lists and dicts of frames for nested refs): frames are not stacked, so a DataLoader
+    (which splits the batch into rows and collates them) copies each frame once."""
     batch = _Batch()
     templates = {name: batch.collect(pa_table[name], features[name]) for name in columns}
     frames = iter(decode_refs(batch.refs, options))
-    out = {}
-    for name, template in templates.items():
-        values = batch.fill(template, frames, options.output)
-        out[name] = consolidate(values, options.output) if template[0] == "leaf" else values
-    return out
+    return {name: batch.fill(template, frames) for name, template in templates.items()}
 
 
 class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):

@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 from ..core.media_ref import MediaRef
 from ..io.uri import is_absolute_uri
-from .decoding import DecodeOptions, consolidate, decode_refs
+from .decoding import DecodeOptions, decode_refs
 from .roots import normalize_root, resolve_uri, unresolved_error
 
 __all__ = ["MediaDecodeTransform", "decode_transform", "map_refs"]
@@ -33,11 +33,10 @@ def _holds_refs(value: Any) -> bool:
     return False
 
 
-def map_refs(value: Any, fn: Callable[[list[MediaRef]], list[Any]], stack: Optional[str] = None) -> Any:
+def map_refs(value: Any, fn: Callable[[list[MediaRef]], list[Any]]) -> Any:
     """Replace every media reference inside ``value`` (nested lists/dicts) with ``fn``'s result for it.
 
-    ``fn`` receives all references at once (one batch) and returns one value per reference. With ``stack``
-    (an output kind), lists of results are stacked when their shapes match.
+    ``fn`` receives all references at once (one batch) and returns one value per reference.
     """
     refs: list[MediaRef] = []
 
@@ -56,10 +55,7 @@ def map_refs(value: Any, fn: Callable[[list[MediaRef]], list[Any]], stack: Optio
         if _as_ref(v) is not None:
             return next(results)
         if isinstance(v, (list, tuple)):
-            items = [rebuild(item, results) for item in v]
-            if stack is not None and v and all(_as_ref(item) is not None for item in v):
-                return consolidate(items, stack)
-            return items
+            return [rebuild(item, results) for item in v]
         if isinstance(v, dict):
             return {k: rebuild(item, results) for k, item in v.items()}
         return v
@@ -95,8 +91,7 @@ class MediaDecodeTransform:
             raise KeyError(f"decode_transform: columns {missing} are not in the batch (columns: {list(batch)})")
         out = dict(batch)
         selected = {c: batch[c] for c in columns}
-        decoded = map_refs(selected, lambda refs: decode_refs(self._resolve(refs), self.options),
-                           stack=self.options.output)
+        decoded = map_refs(selected, lambda refs: decode_refs(self._resolve(refs), self.options))
         out.update(decoded)
         return out
 
