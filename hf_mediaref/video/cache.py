@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Any, Callable, Hashable, Iterator, Protocol
 
@@ -52,6 +53,7 @@ class LeaseCache:
         self._generation = 0
         self._pid = os.getpid()
         self._orphans: list[Closeable] = []  # inherited across fork: kept alive, never closed
+        _instances.add(self)
 
     def refs(self, key: Hashable) -> int:
         """How many leases of ``key`` are out."""
@@ -128,11 +130,17 @@ class LeaseCache:
         self._pid = os.getpid()
 
 
+def _after_fork_in_child() -> None:
+    for cache in list(_instances):
+        cache._after_fork_in_child()
+
+
+_instances: "weakref.WeakSet[LeaseCache]" = weakref.WeakSet()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
 #: The process-wide cache shared by the PyAV and TorchCodec backends.
 decoder_cache = LeaseCache()
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=decoder_cache._after_fork_in_child)
 
 
 def _options_digest(storage_options: dict | None) -> str:

@@ -41,6 +41,10 @@ class _Overshoot(Exception):
     """The seek landed after the first target, or nothing decoded after it."""
 
 
+class _SkipLostFrames(Exception):
+    """A target's frame went missing while non-reference frames were skipped."""
+
+
 def _to_rgb(video: OpenedVideo, frame: Any, size: tuple[int, int] | None) -> np.ndarray:
     height, width = size if size is not None else (None, None)
     rgb = video.reformatter.reformat(frame, format="rgb24", width=width, height=height)
@@ -146,7 +150,7 @@ def decode_span_pyav(video: OpenedVideo, index: VideoIndex, span: Span,
             logger.info("%s: frames went missing while skipping non-reference frames; decoding them all",
                         describe_uri(video.uri))
             index.nonref_skipping = False
-            continue
+            raise _SkipLostFrames()  # the codec may keep the skip setting: retry on a fresh container
         logger.warning("%s: some requested frames never came out of the decoder; returned the frame on screen "
                        "before each instead", describe_uri(video.uri))
         return frames
@@ -164,8 +168,13 @@ class PyAVVideoDecoder(BaseVideoDecoder):
         super().__init__(source, storage_options=storage_options, dimension_order=dimension_order)
 
     def decode_span(self, span: Span, *, size: tuple[int, int] | None = None, threads: int = 1) -> dict[int, Any]:
-        with lease_video(self.uri, storage_options=self.storage_options, threads=threads, key=self._key) as video:
-            return decode_span_pyav(video, self.index, span, size)
+        while True:
+            try:
+                with lease_video(self.uri, storage_options=self.storage_options, threads=threads,
+                                 key=self._key) as video:
+                    return decode_span_pyav(video, self.index, span, size)
+            except _SkipLostFrames:  # the lease closed that container; skipping is now off for this video
+                continue
 
     def _stack(self, frames: Sequence[Any]) -> np.ndarray:
         if not frames:

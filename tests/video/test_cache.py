@@ -1,0 +1,154 @@
+"""The decoder cache: exclusive leases, reference counts, LRU eviction, clearing and fork safety."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from hf_mediaref import MediaRef, batch_decode
+from hf_mediaref.testing import read_index, write_video
+from hf_mediaref.video import cleanup_cache
+from hf_mediaref.video.cache import LeaseCache, decoder_cache
+
+from .conftest import SIZE
+
+
+class Thing:
+    opened = 0
+
+    def __init__(self, name: str):
+        Thing.opened += 1
+        self.name = name
+        self.closed = False
+
+    def close(self) -> None:
+        assert not self.closed, "closed twice"
+        self.closed = True
+
+
+def test_lease_reuses_idle_objects_and_counts_refs():
+    cache = LeaseCache(max_idle=4)
+    with cache.lease("a", lambda: Thing("a")) as first:
+        assert cache.refs("a") == 1
+    assert cache.refs("a") == 0 and len(cache) == 1
+    with cache.lease("a", lambda: Thing("a")) as again:
+        assert again is first and not first.closed
+
+
+def test_concurrent_leases_of_one_key_get_different_objects():
+    cache = LeaseCache(max_idle=4)
+    with cache.lease("a", lambda: Thing("a")) as x, cache.lease("a", lambda: Thing("a")) as y:
+        assert x is not y
+        assert cache.refs("a") == 2
+    assert len(cache) == 2
+
+
+def test_lru_eviction_closes_least_recently_used_idle_objects():
+    cache = LeaseCache(max_idle=2)
+    things = {}
+    for key in ("a", "b", "c"):
+        with cache.lease(key, lambda key=key: Thing(key)) as t:
+            things[key] = t
+    assert things["a"].closed and not things["b"].closed and not things["c"].closed
+    with cache.lease("b", lambda: Thing("b2")) as t:
+        assert t is things["b"]
+    with cache.lease("d", lambda: Thing("d")):
+        pass
+    assert things["c"].closed and not things["b"].closed  # b was used more recently than c
+
+
+def test_a_leased_object_is_never_closed_under_its_user():
+    cache = LeaseCache(max_idle=0)
+    with cache.lease("a", lambda: Thing("a")) as held:
+        cache.clear()
+        with cache.lease("b", lambda: Thing("b")):
+            pass
+        assert not held.closed
+    assert held.closed  # given back after clear(): closed, not cached
+
+
+def test_an_error_closes_the_object_instead_of_caching_it():
+    cache = LeaseCache(max_idle=4)
+    with pytest.raises(KeyError):
+        with cache.lease("a", lambda: Thing("a")) as broken:
+            raise KeyError("boom")
+    assert broken.closed and len(cache) == 0 and cache.refs("a") == 0
+
+
+def test_thread_safety_under_contention():
+    cache = LeaseCache(max_idle=3)
+    errors: list[BaseException] = []
+    in_use: set[int] = set()
+    guard = threading.Lock()
+
+    def worker(seed: int) -> None:
+        try:
+            for i in range(300):
+                key = (seed + i) % 5
+                with cache.lease(key, lambda key=key: Thing(str(key))) as t:
+                    with guard:
+                        assert id(t) not in in_use, "one object leased twice at once"
+                        in_use.add(id(t))
+                    assert not t.closed
+                    with guard:
+                        in_use.discard(id(t))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(cache) <= 3 and all(cache.refs(k) == 0 for k in range(5))
+
+
+def test_fork_child_drops_inherited_objects_without_closing_them():
+    cache = LeaseCache(max_idle=4)
+    with cache.lease("a", lambda: Thing("a")) as inherited:
+        pass
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            with cache.lease("a", lambda: Thing("child")) as mine:
+                ok = mine is not inherited and not inherited.closed
+            cache.clear()
+            ok = ok and not inherited.closed
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    assert os.read(read, 1) == b"1"
+    os.waitpid(pid, 0)
+    with cache.lease("a", lambda: Thing("parent")) as again:
+        assert again is inherited and not inherited.closed
+
+
+def test_cache_size_comes_from_av_cache_size():
+    code = "from hf_mediaref.video import cache; print(cache.CACHE_SIZE, cache.decoder_cache.max_idle)"
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "AV_CACHE_SIZE": "3"},
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["3", "3"]
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_real_containers_are_bounded_by_the_cache_size_and_cleanup_closes_them(tmp_path):
+    cleanup_cache()
+    videos = [write_video(tmp_path / f"v{i}.mp4", 5, fps=10, gop=5, size=SIZE, first_index=10 * i) for i in range(14)]
+    baseline = _open_fds()
+    for i, spec in enumerate(videos):
+        assert read_index(batch_decode([MediaRef(str(spec.path), spec.pts_ns[2])], max_workers=1)[0]) == 10 * i + 2
+    assert len(decoder_cache) == decoder_cache.max_idle == 10
+    assert _open_fds() - baseline <= decoder_cache.max_idle
+    cleanup_cache()
+    assert len(decoder_cache) == 0
+    assert _open_fds() <= baseline
