@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -31,23 +30,29 @@ def frame_refs(video: Path, root: Path, fps: float) -> list[dict]:
         duration_ns = int(stream.duration * stream.time_base * 1_000_000_000)
     step = int(1_000_000_000 / fps)
     uri = video.relative_to(root).as_posix()
-    return [{"frame": {"uri": uri, "pts_ns": t}, "video": uri, "t_s": t / 1e9} for t in range(0, duration_ns, step)]
+    return [
+        {"frame": {"uri": uri, "pts_ns": t}, "video": uri, "t_s": t / 1e9}
+        for t in range(0, duration_ns, step)
+    ]
 
 
 def main() -> int:
     datasets.disable_progress_bars()
     repo = Path(tempfile.mkdtemp()) / "my_frames"
     (repo / "videos").mkdir(parents=True)
-    specs = [write_video(repo / "videos" / f"episode_{e}.mp4", 40, fps=20, gop=10, first_index=1000 * e)
-             for e in range(3)]
+    specs = [
+        write_video(repo / "videos" / f"episode_{e}.mp4", 40, fps=20, gop=10, first_index=1000 * e)
+        for e in range(3)
+    ]
     rows = [row for spec in specs for row in frame_refs(spec.path, repo, SAMPLE_FPS)]
     features = Features({"frame": MediaRefFeature(), "video": Value("string"), "t_s": Value("float64")})
     ds = Dataset.from_list(rows, features=features)
     (repo / "data").mkdir()
     ds.to_parquet(str(repo / "data" / "train.parquet"))
     (repo / "README.md").write_text(
-        "---\ndataset_info:\n  features:\n  - name: frame\n    dtype: media_ref\n  - name: video\n    dtype: string\n"
-        "  - name: t_s\n    dtype: float64\n---\n# my_frames\n")
+        "---\ndataset_info:\n  features:\n  - name: frame\n    dtype: media_ref\n"
+        "  - name: video\n    dtype: string\n  - name: t_s\n    dtype: float64\n---\n# my_frames\n"
+    )
     print(f"wrote {len(ds)} frame refs for {len(specs)} videos to {repo}")
 
     os.chdir(tempfile.mkdtemp())  # relative URIs resolve against the repo root, not the cwd

@@ -24,13 +24,23 @@ def main() -> int:
     datasets.disable_progress_bars()
     root = Path(tempfile.mkdtemp())
     (root / "videos").mkdir()
-    specs = [write_video(root / "videos" / f"ep{e}.mp4", 60, fps=30, gop=15, first_index=1000 * e) for e in range(4)]
-    rows = [{"frame": MediaRef(f"videos/ep{e}.mp4", spec.pts_ns[i]), "label": 1000 * e + i}
-            for e, spec in enumerate(specs) for i in range(60)]
-    ds = set_media_root(Dataset.from_list(rows, features=Features({"frame": MediaRefFeature(),
-                                                                     "label": Value("int64")})), root)
+    specs = [
+        write_video(root / "videos" / f"ep{e}.mp4", 60, fps=30, gop=15, first_index=1000 * e)
+        for e in range(4)
+    ]
+    rows = [
+        {"frame": MediaRef(f"videos/ep{e}.mp4", spec.pts_ns[i]), "label": 1000 * e + i}
+        for e, spec in enumerate(specs)
+        for i in range(60)
+    ]
+    ds = set_media_root(
+        Dataset.from_list(rows, features=Features({"frame": MediaRefFeature(), "label": Value("int64")})),
+        root,
+    )
     train = ds.with_format("mediaref", output="torch", channels_first=True, size=(64, 96))
-    sampler = VideoBlockBatchSampler(ds, batch_size=16, seed=0)  # each batch: consecutive frames of <= 2 videos
+    sampler = VideoBlockBatchSampler(
+        ds, batch_size=16, seed=0
+    )  # each batch: consecutive frames of <= 2 videos
     loader = DataLoader(train, batch_sampler=sampler, num_workers=2, persistent_workers=False)
 
     wrong = seen = 0

@@ -1,4 +1,5 @@
-"""Push a frame dataset with its local videos to the Hub, then load it back elsewhere and decode the same frames.
+"""Push a frame dataset with its local videos to the Hub, then load it back elsewhere and decode the
+same frames.
 
 The Hub here is hf_mediaref.testing.fake_hub.FakeHub (offline, faked at the HfApi / HfFileSystem boundary), so
 the example runs without network; with a real token, drop the ``with FakeHub(...)`` block.
@@ -26,16 +27,25 @@ def main() -> int:
     datasets.disable_progress_bars()
     work = Path(tempfile.mkdtemp())
     (work / "videos").mkdir()
-    specs = [write_video(work / "videos" / f"cam{c}.mp4", 30, fps=15, gop=15, first_index=100 * c) for c in range(2)]
-    rows = [{"frame": MediaRef(f"videos/cam{c}.mp4", spec.pts_ns[i]), "label": 100 * c + i}
-            for c, spec in enumerate(specs) for i in range(0, 30, 2)]
+    specs = [
+        write_video(work / "videos" / f"cam{c}.mp4", 30, fps=15, gop=15, first_index=100 * c)
+        for c in range(2)
+    ]
+    rows = [
+        {"frame": MediaRef(f"videos/cam{c}.mp4", spec.pts_ns[i]), "label": 100 * c + i}
+        for c, spec in enumerate(specs)
+        for i in range(0, 30, 2)
+    ]
     ds = Dataset.from_list(rows, features=Features({"frame": MediaRefFeature(), "label": Value("int64")}))
     set_media_root(ds, work)  # where the relative refs live on this machine
 
     with FakeHub(work / "hub") as hub:
         hf_mediaref.push_to_hub(ds, "me/two-cams")
-        files = sorted(p.relative_to(hub.repo_dir("me/two-cams")).as_posix()
-                       for p in hub.repo_dir("me/two-cams").rglob("*") if p.is_file())
+        files = sorted(
+            p.relative_to(hub.repo_dir("me/two-cams")).as_posix()
+            for p in hub.repo_dir("me/two-cams").rglob("*")
+            if p.is_file()
+        )
         print("repo files:", files)
 
         os.chdir(tempfile.mkdtemp())  # "another machine": nothing local but the Hub

@@ -41,8 +41,10 @@ def main() -> int:
 
     out = ds.with_transform(Normalize())[:]
     wrong = sum(read_index(f) != n for f, n in zip(out["frame"], out["label"]))
-    print(f"with_transform: {len(out['frame'])} frames {out['frame'][0].shape}, "
-          f"pixels in [{out['pixels'][0].min():.2f}, {out['pixels'][0].max():.2f}]: {wrong} wrong")
+    print(
+        f"with_transform: {len(out['frame'])} frames {out['frame'][0].shape}, "
+        f"pixels in [{out['pixels'][0].min():.2f}, {out['pixels'][0].max():.2f}]: {wrong} wrong"
+    )
 
     streamed = ds.to_iterable_dataset().map(decode_transform(output="pil"), batched=True, batch_size=3)
     for row in streamed:

@@ -43,9 +43,10 @@ def _register_object_conversion() -> None:
 
     ``Dataset.map`` (and ``from_dict`` without ``features=``) hand Python values to
     ``datasets.features.features.cast_to_python_objects``, which converts tensors, PIL images, mappings... but
-    not pydantic models, so a kept decoded MediaRef column would fail with ``ArrowInvalid: Could not convert``.
-    Its recursive helper is looked up by module global at each call, so wrapping it once adds MediaRef (to its
-    ``{"uri", "pts_ns"}`` dict) and DataURI (to its URI string) everywhere the writer converts values.
+    not pydantic models, so a kept decoded MediaRef column would fail with ``ArrowInvalid: Could not
+    convert``. Its recursive helper is looked up by module global at each call, so wrapping it once adds
+    MediaRef (to its ``{"uri", "pts_ns"}`` dict) and DataURI (to its URI string) everywhere the writer
+    converts values.
     """
     from datasets.features import features as ds_features
 

@@ -25,16 +25,27 @@ class _EmbedBatch:
         frames = decode_refs([require_resolved(refs[i]) for i in todo], self.options)
         out = [{"uri": ref.uri, "pts_ns": ref.pts_ns} for ref in refs]
         for i, frame in zip(todo, frames):
-            out[i] = {"uri": DataURI.from_image(frame, format=self.format, quality=self.quality).uri, "pts_ns": None}
+            out[i] = {
+                "uri": DataURI.from_image(frame, format=self.format, quality=self.quality).uri,
+                "pts_ns": None,
+            }
         return out
 
     def __call__(self, batch: dict) -> dict:
         return {column: map_refs(batch[column], self._encode) for column in self.columns}
 
 
-def embed(dataset: Any, columns: Optional[Sequence[str]] = None, format: str = "png", quality: Optional[int] = None,
-          *, batch_size: int = 64, decoder: str = "pyav", storage_options: Optional[dict] = None,
-          num_proc: Optional[int] = None) -> Any:
+def embed(
+    dataset: Any,
+    columns: Optional[Sequence[str]] = None,
+    format: str = "png",
+    quality: Optional[int] = None,
+    *,
+    batch_size: int = 64,
+    decoder: str = "pyav",
+    storage_options: Optional[dict] = None,
+    num_proc: Optional[int] = None,
+) -> Any:
     """Return a copy of ``dataset`` whose media refs (local, remote, relative to its root; images and video
     frames) are replaced by image ``data:`` URIs, so the dataset no longer depends on external files.
 
@@ -46,17 +57,37 @@ def embed(dataset: Any, columns: Optional[Sequence[str]] = None, format: str = "
         raise ValueError(f"format must be 'png', 'jpeg' or 'webp', got {format!r}")
     DataURI.from_image(_probe_pixel(), format=format, quality=quality)  # validate format/quality up front
     if isinstance(dataset, dict):
-        return type(dataset)({name: embed(split, columns, format, quality, batch_size=batch_size, decoder=decoder,
-                                          storage_options=storage_options, num_proc=num_proc)
-                              for name, split in dataset.items()})
+        return type(dataset)(
+            {
+                name: embed(
+                    split,
+                    columns,
+                    format,
+                    quality,
+                    batch_size=batch_size,
+                    decoder=decoder,
+                    storage_options=storage_options,
+                    num_proc=num_proc,
+                )
+                for name, split in dataset.items()
+            }
+        )
     features = dataset.features
     columns = list(columns) if columns is not None else [c for c, f in features.items() if has_media(f)]
     bad = [c for c in columns if not has_media(features.get(c))]
     if bad:
         raise ValueError(f"columns {bad} hold no decodable MediaRef values")
-    fn = _EmbedBatch(columns, format, quality, DecodeOptions(decoder=decoder, storage_options=storage_options))
-    return dataset.with_format(None).map(fn, batched=True, batch_size=batch_size, features=features, num_proc=num_proc,
-                       desc=f"Embedding media as {format}")
+    fn = _EmbedBatch(
+        columns, format, quality, DecodeOptions(decoder=decoder, storage_options=storage_options)
+    )
+    return dataset.with_format(None).map(
+        fn,
+        batched=True,
+        batch_size=batch_size,
+        features=features,
+        num_proc=num_proc,
+        desc=f"Embedding media as {format}",
+    )
 
 
 def _probe_pixel():

@@ -1,8 +1,9 @@
 """``MediaRefFeature``: a ``datasets`` column type whose values are :class:`~hf_mediaref.MediaRef` references.
 
 Arrow storage is ``struct<uri: string, pts_ns: int64>`` (``pts_ns`` null for images). Decoding is cheap: a row
-decodes to a ``MediaRef`` (its URI resolved against the dataset's media root, see :mod:`hf_mediaref.hf.roots`),
-never to pixels; pixels come from the ``"mediaref"`` format or :func:`hf_mediaref.decode_transform`.
+decodes to a ``MediaRef`` (its URI resolved against the dataset's media root, see
+:mod:`hf_mediaref.hf.roots`), never to pixels; pixels come from the ``"mediaref"`` format or
+:func:`hf_mediaref.decode_transform`.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ class MediaRefFeature:
     """A column of media references: frames of videos (``pts_ns`` set) or images (``pts_ns=None``).
 
     ``encode_example`` accepts a :class:`~hf_mediaref.MediaRef`, a ``{"uri", "pts_ns"}`` dict, a URI string or
-    path (an image), a :class:`~hf_mediaref.DataURI`, or a numpy array / PIL image (embedded as a PNG data URI).
-    With ``decode=True`` (default) rows read back as ``MediaRef``; with ``decode=False`` as plain dicts.
+    path (an image), a :class:`~hf_mediaref.DataURI`, or a numpy array / PIL image (embedded as a PNG data
+    URI). With ``decode=True`` (default) rows read back as ``MediaRef``; with ``decode=False`` as plain dicts.
     """
 
     decode: bool = True
@@ -43,7 +44,8 @@ class MediaRefFeature:
     pa_type: ClassVar[Any] = STORAGE_TYPE
     _type: str = field(default="MediaRef", init=False, repr=False)
     # Runtime-only state (not a dataclass field: never serialized, not part of equality). Set by
-    # hf_mediaref.hf.roots.set_media_root; survives copy, pickle and the datasets operations that keep features.
+    # hf_mediaref.hf.roots.set_media_root; survives copy, pickle and the datasets operations that keep
+    # features.
     _media_root: ClassVar[Optional[str]] = None
 
     def __call__(self) -> pa.DataType:
@@ -69,12 +71,13 @@ class MediaRefFeature:
         if isinstance(value, np.ndarray) or _is_pil_image(value):
             return {"uri": DataURI.from_image(value, format="png").uri, "pts_ns": None}
         raise TypeError(
-            f"cannot encode a {type(value).__name__} as a media reference; expected MediaRef, dict with 'uri', "
-            "str/PathLike URI, DataURI, numpy array or PIL image"
+            f"cannot encode a {type(value).__name__} as a media reference; expected MediaRef, "
+            "dict with 'uri', str/PathLike URI, DataURI, numpy array or PIL image"
         )
 
     def cast_storage(self, storage: pa.Array) -> pa.StructArray:
-        """Cast ``string``/``large_string`` (image URIs), partial structs (``uri`` with or without ``pts_ns``) and
+        """Cast ``string``/``large_string`` (image URIs), partial structs (``uri`` with or without
+        ``pts_ns``) and
         all-null arrays to ``struct<uri: string, pts_ns: int64>``, keeping nulls."""
         n = len(storage)
         mask = storage.is_null() if storage.null_count else None
@@ -89,7 +92,9 @@ class MediaRefFeature:
                 raise ValueError(f"cannot cast struct<{', '.join(names)}> to MediaRef: it has no 'uri' field")
             extra = sorted(set(names) - _STORED_KEYS)
             if extra:
-                raise ValueError(f"cannot cast struct<{', '.join(names)}> to MediaRef: unexpected fields {extra}")
+                raise ValueError(
+                    f"cannot cast struct<{', '.join(names)}> to MediaRef: unexpected fields {extra}"
+                )
             uri = storage.field("uri").cast(pa.string())
             pts = storage.field("pts_ns").cast(pa.int64()) if "pts_ns" in names else pa.nulls(n, pa.int64())
         else:
@@ -101,7 +106,8 @@ class MediaRefFeature:
 
     # ------------------------------------------------------------------ decoding
     def decode_example(self, value: Any, token_per_repo_id: Optional[dict] = None) -> Any:
-        """Return a :class:`MediaRef` (URI resolved against the media root); idempotent on ``MediaRef`` input."""
+        """Return a :class:`MediaRef` (URI resolved against the media root); idempotent on ``MediaRef``
+        input."""
         if not self.decode:
             return value
         if isinstance(value, MediaRef):
@@ -125,8 +131,12 @@ class MediaRefFeature:
 def _encode_dict(value: dict) -> dict:
     uri = value.get("uri")
     pts = value.get("pts_ns")
-    if type(uri) is str and uri and (pts is None or (type(pts) is int and 0 <= pts <= INT64_MAX)) \
-            and value.keys() <= _STORED_KEYS:
+    if (
+        type(uri) is str
+        and uri
+        and (pts is None or (type(pts) is int and 0 <= pts <= INT64_MAX))
+        and value.keys() <= _STORED_KEYS
+    ):
         return value if len(value) == 2 else {"uri": uri, "pts_ns": pts}  # already encoded: the fast path
     extra = sorted(set(value) - _STORED_KEYS)
     if extra:

@@ -86,7 +86,9 @@ class _Batch:
         for code, pts_ns in zip(codes.tolist(), pts.to_pylist()):
             if code >= 0:
                 if pts_ns is not None and pts_ns < 0:
-                    raise ValueError(f"pts_ns must be >= 0, got {pts_ns} for {describe_uri(groups.uris[code])}")
+                    raise ValueError(
+                        f"pts_ns must be >= 0, got {pts_ns} for {describe_uri(groups.uris[code])}"
+                    )
                 refs.append(construct(uri=resolved[code], pts_ns=pts_ns))
         return codes >= 0
 
@@ -110,7 +112,9 @@ class _Batch:
         if kind == "dict":
             _, valid, fields = template
             columns = {name: self.fill(sub, frames) for name, sub in fields.items()}
-            return [{name: col[i] for name, col in columns.items()} if ok else None for i, ok in enumerate(valid)]
+            return [
+                {name: col[i] for name, col in columns.items()} if ok else None for i, ok in enumerate(valid)
+            ]
         return template[1]
 
 
@@ -122,8 +126,9 @@ def _resolve(uri: str, root: Optional[str]) -> str:
     return resolve_uri(uri, root)
 
 
-def decode_media_columns(pa_table: pa.Table, features: Mapping[str, Any], columns: list[str],
-                         options: DecodeOptions) -> dict[str, Any]:
+def decode_media_columns(
+    pa_table: pa.Table, features: Mapping[str, Any], columns: list[str], options: DecodeOptions
+) -> dict[str, Any]:
     """Decode ``columns`` of ``pa_table`` with one engine call. A column becomes a list with one frame per row
     (None for null refs; lists and dicts of frames for nested refs): frames are not stacked, so a DataLoader
     (which splits the batch into rows and collates them) copies each frame once."""
@@ -148,8 +153,14 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         storage_options: Optional[dict] = None,
     ):
         super().__init__(features, token_per_repo_id)
-        self.options = DecodeOptions(decoder=decoder, strategy=strategy, size=size, output=output,
-                                     channels_first=channels_first, storage_options=storage_options)
+        self.options = DecodeOptions(
+            decoder=decoder,
+            strategy=strategy,
+            size=size,
+            output=output,
+            channels_first=channels_first,
+            storage_options=storage_options,
+        )
         if output == "torch":
             from datasets.formatting.torch_formatter import TorchFormatter
 

@@ -3,9 +3,10 @@
 Each referenced local file is uploaded once (however many rows point at it) and the refs are rewritten to
 repo-relative URIs, so ``hf_mediaref.load_dataset(repo_id)`` anywhere resolves them to
 ``hf://datasets/<repo_id>@<commit>/<path>``. Files under the dataset's local media root keep their layout;
-others go to ``<media_dir>/<hash of their folder>/<name>``. Remote URLs and ``data:`` URIs are left as they are.
-The table itself is pushed by ``datasets``' own ``push_to_hub`` (no ``embed_storage``: the ref columns keep
-dictionary encoding and compression), and the dataset card explains how to load it with and without hf_mediaref.
+others go to ``<media_dir>/<hash of their folder>/<name>``. Remote URLs and ``data:`` URIs are left as they
+are. The table itself is pushed by ``datasets``' own ``push_to_hub`` (no ``embed_storage``: the ref columns
+keep dictionary encoding and compression), and the dataset card explains how to load it with and without
+hf_mediaref.
 """
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ def _rewrite(array: pa.Array, feature: Any, mapping: dict[str, str]) -> pa.Array
         dictionary = pa.array([mapping.get(u, u) for u in encoded.dictionary.to_pylist()], pa.string())
         new_uri = dictionary.take(encoded.indices)
         mask = array.is_null() if array.null_count else None
-        return pa.StructArray.from_arrays([new_uri, array.field("pts_ns")], fields=list(array.type), mask=mask)
+        return pa.StructArray.from_arrays(
+            [new_uri, array.field("pts_ns")], fields=list(array.type), mask=mask
+        )
     if isinstance(feature, (List, LargeList, list, tuple)):
         child = feature[0] if isinstance(feature, (list, tuple)) else feature.feature
         values = _rewrite(array.values, child, mapping)
@@ -74,8 +77,12 @@ def _rewrite(array: pa.Array, feature: Any, mapping: dict[str, str]) -> pa.Array
         return cls.from_arrays(array.offsets, values, mask=mask)
     if isinstance(feature, dict):
         fields = [array.type.field(i) for i in range(array.type.num_fields)]
-        children = [_rewrite(array.field(f.name), feature[f.name], mapping) if has_media(feature[f.name])
-                    else array.field(f.name) for f in fields]
+        children = [
+            _rewrite(array.field(f.name), feature[f.name], mapping)
+            if has_media(feature[f.name])
+            else array.field(f.name)
+            for f in fields
+        ]
         mask = array.is_null() if array.null_count else None
         return pa.StructArray.from_arrays(children, fields=fields, mask=mask)
     return array
@@ -90,8 +97,10 @@ class _RewriteTable:
     def __call__(self, table: pa.Table) -> pa.Table:
         for name in table.column_names:
             if has_media(self.features.get(name)):
-                column = pa.chunked_array([_rewrite(c, self.features[name], self.mapping)
-                                           for c in table[name].chunks], table.schema.field(name).type)
+                column = pa.chunked_array(
+                    [_rewrite(c, self.features[name], self.mapping) for c in table[name].chunks],
+                    table.schema.field(name).type,
+                )
                 table = table.set_column(table.column_names.index(name), name, column)
         return table
 
@@ -108,7 +117,8 @@ def _repo_path(path: str, root: Optional[str], media_dir: str) -> str:
 
 
 def plan_uploads(splits: Iterable[Any], media_dir: str = "media") -> tuple[dict[str, str], dict[str, str]]:
-    """For the datasets in ``splits``: (stored URI -> repo-relative URI, repo path -> local file to upload)."""
+    """For the datasets in ``splits``: (stored URI -> repo-relative URI, repo path -> local file to
+    upload)."""
     mapping: dict[str, str] = {}
     uploads: dict[str, str] = {}
     for split in splits:
@@ -130,12 +140,17 @@ def plan_uploads(splits: Iterable[Any], media_dir: str = "media") -> tuple[dict[
                         continue  # relative to a remote root (e.g. a Hub repo): stays relative
                 path = os.path.abspath(local_path(resolved))
                 if not os.path.isfile(path):
-                    raise MediaNotFoundError(f"cannot push: media file {describe_uri(path)} (ref {describe_uri(uri)}) "
-                                             "does not exist", uri=uri)
+                    raise MediaNotFoundError(
+                        f"cannot push: media file {describe_uri(path)} (ref {describe_uri(uri)}) "
+                        "does not exist",
+                        uri=uri,
+                    )
                 repo_path = _repo_path(path, root, media_dir)
                 if uploads.setdefault(repo_path, path) != path:
-                    raise ValueError(f"two media files map to {repo_path!r} in the repo: {uploads[repo_path]!r} "
-                                     f"and {path!r}")
+                    raise ValueError(
+                        f"two media files map to {repo_path!r} in the repo: {uploads[repo_path]!r} "
+                        f"and {path!r}"
+                    )
                 mapping[uri] = repo_path
     return mapping, uploads
 
@@ -162,9 +177,10 @@ def dataset_card(repo_id: str, features: Features, data_dir: str = "data", exist
     section = f"""{CARD_MARKER}
 ## Media references
 
-Columns {", ".join(f"`{c}`" for c in media)} hold media references: Arrow `struct<uri: string, pts_ns: int64>`.
-`pts_ns` is the presentation time (nanoseconds) of a video frame, or null for an image. A relative `uri` is
-relative to this repository's root (`hf://datasets/{repo_id}@<revision>/<uri>`); `data:` URIs embed the image.
+Columns {", ".join(f"`{c}`" for c in media)} hold media references: Arrow
+`struct<uri: string, pts_ns: int64>`. `pts_ns` is the presentation time (nanoseconds) of a video frame,
+or null for an image. A relative `uri` is relative to this repository's root
+(`hf://datasets/{repo_id}@<revision>/<uri>`); `data:` URIs embed the image.
 
 ### Load with [hf_mediaref](https://pypi.org/project/hf-mediaref/)
 
@@ -202,10 +218,19 @@ def _existing_card(repo_id: str, revision: Optional[str], token: Any) -> str:
 
 
 # ----------------------------------------------------------------------------------------- push
-def push_to_hub(dataset: Any, repo_id: str, *, media_dir: str = "media", token: Any = None,
-                private: Optional[bool] = None, revision: Optional[str] = None,
-                commit_message: Optional[str] = None, **push_kwargs: Any) -> Any:
-    """Push ``dataset`` (``Dataset`` or ``DatasetDict``) and the local media files it references to ``repo_id``.
+def push_to_hub(
+    dataset: Any,
+    repo_id: str,
+    *,
+    media_dir: str = "media",
+    token: Any = None,
+    private: Optional[bool] = None,
+    revision: Optional[str] = None,
+    commit_message: Optional[str] = None,
+    **push_kwargs: Any,
+) -> Any:
+    """Push ``dataset`` (``Dataset`` or ``DatasetDict``) and the local media files it references to
+    ``repo_id``.
 
     Uploads each referenced local file once, rewrites those refs to repo-relative URIs, then calls
     ``datasets``' ``push_to_hub`` (``push_kwargs`` go to it: ``split``, ``data_dir``, ``max_shard_size``...).
@@ -221,8 +246,13 @@ def push_to_hub(dataset: Any, repo_id: str, *, media_dir: str = "media", token: 
         card = dataset_card(repo_id, splits[0].features, push_kwargs.get("data_dir") or "data", existing)
         operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode("utf-8")))
     if operations:
-        api.create_commit(repo_id, operations=operations, repo_type="dataset", revision=revision,
-                          commit_message=f"Upload {len(uploads)} media file(s) with hf_mediaref")
+        api.create_commit(
+            repo_id,
+            operations=operations,
+            repo_type="dataset",
+            revision=revision,
+            commit_message=f"Upload {len(uploads)} media file(s) with hf_mediaref",
+        )
         logger.info("uploaded %d media file(s) to %s", len(uploads), repo_id)
     rewritten = _rewrite_dataset(dataset, mapping) if mapping else dataset
     kwargs = dict(push_kwargs, token=token, private=private, revision=revision)
@@ -235,5 +265,8 @@ def _rewrite_dataset(dataset: Any, mapping: dict[str, str]) -> Any:
     if isinstance(dataset, dict):
         return type(dataset)({name: _rewrite_dataset(split, mapping) for name, split in dataset.items()})
     fn = _RewriteTable(dataset.features, mapping)
-    return dataset.with_format("arrow").map(fn, batched=True, features=dataset.features,
-                                            desc="Rewriting media refs").with_format(None)
+    return (
+        dataset.with_format("arrow")
+        .map(fn, batched=True, features=dataset.features, desc="Rewriting media refs")
+        .with_format(None)
+    )

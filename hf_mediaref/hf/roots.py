@@ -1,11 +1,12 @@
 """The media root: where a dataset's relative URIs point.
 
 A dataset loaded from a repo folder or a Hub repo stores media paths relative to the repo root (e.g.
-``videos/a.mp4``). The root is runtime state, not data: it is kept on the dataset's ``MediaRefFeature`` objects
-as a plain attribute (never a dataclass field, so it is not written to ``dataset_info.json``, the README YAML or
-Parquet metadata, and it does not take part in feature equality). ``datasets`` carries the feature objects through
-``map``/``filter``/``select``/``shuffle``/pickling, so the root follows the dataset. Files written and read back
-(``save_to_disk``, ``to_parquet``) lose it: attach it again with :func:`set_media_root`.
+``videos/a.mp4``). The root is runtime state, not data: it is kept on the dataset's ``MediaRefFeature``
+objects as a plain attribute (never a dataclass field, so it is not written to ``dataset_info.json``, the
+README YAML or Parquet metadata, and it does not take part in feature equality). ``datasets`` carries the
+feature objects through ``map``/``filter``/``select``/``shuffle``/pickling, so the root follows the dataset.
+Files written and read back (``save_to_disk``, ``to_parquet``) lose it: attach it again with
+:func:`set_media_root`.
 """
 
 from __future__ import annotations
@@ -15,14 +16,22 @@ import os
 from typing import Any, Iterator, Optional
 
 from ..errors import UnresolvedPathError, describe_uri
-from ..io.uri import classify_uri, is_absolute_uri, join_uri, UriKind
+from ..io.uri import UriKind, classify_uri, is_absolute_uri, join_uri
 
-__all__ = ["set_media_root", "get_media_root", "resolve_uri", "unresolved_error", "require_resolved",
-           "iter_media_features", "normalize_root"]
+__all__ = [
+    "set_media_root",
+    "get_media_root",
+    "resolve_uri",
+    "unresolved_error",
+    "require_resolved",
+    "iter_media_features",
+    "normalize_root",
+]
 
 
 def normalize_root(root: str | os.PathLike) -> str:
-    """Absolutize a local root; URL roots (``hf://datasets/org/name@rev/``, ``https://...``) are kept as given."""
+    """Absolutize a local root; URL roots (``hf://datasets/org/name@rev/``, ``https://...``) are kept as
+    given."""
     root = os.fspath(root)
     if classify_uri(root) is UriKind.LOCAL:
         return os.path.abspath(os.path.expanduser(root))
@@ -97,13 +106,15 @@ def unresolved_error(uri: str) -> UnresolvedPathError:
     return UnresolvedPathError(
         f"relative media path {describe_uri(uri)} has no root to resolve against. Load the dataset with "
         "hf_mediaref.load_dataset(...) (which attaches the repo root), attach one with "
-        "hf_mediaref.hf.set_media_root(ds, root), or resolve refs yourself with ref.resolve_relative_path(root)",
+        "hf_mediaref.hf.set_media_root(ds, root), or resolve refs yourself with "
+        "ref.resolve_relative_path(root)",
         uri=uri,
     )
 
 
 def require_resolved(ref: Any) -> Any:
-    """``ref`` itself, or :func:`unresolved_error` when its URI is a relative path (nothing to read it against)."""
+    """``ref`` itself, or :func:`unresolved_error` when its URI is a relative path (nothing to read it
+    against)."""
     if not is_absolute_uri(ref.uri):
         raise unresolved_error(ref.uri)
     return ref

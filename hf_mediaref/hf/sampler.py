@@ -51,13 +51,23 @@ class VideoBlockBatchSampler:
         column: the MediaRef column (or a string column naming the video) to group by; default: the only
             MediaRef column.
         block_size: consecutive frames of one video kept together (default ``batch_size``).
-        shuffle: shuffle blocks (and so batches) every epoch; without it rows come video by video in time order.
+        shuffle: shuffle blocks (and so batches) every epoch; without it rows come video by video in
+        time order.
         seed: base seed; the epoch (see :meth:`set_epoch`) is added to it.
         drop_last: drop the last, incomplete batch.
     """
 
-    def __init__(self, dataset: Any, batch_size: int, *, column: Optional[str] = None,
-                 block_size: Optional[int] = None, shuffle: bool = True, seed: int = 0, drop_last: bool = False):
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int,
+        *,
+        column: Optional[str] = None,
+        block_size: Optional[int] = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         block_size = batch_size if block_size is None else block_size
@@ -69,7 +79,8 @@ class VideoBlockBatchSampler:
         uris, pts = _key_column(dataset, column)
         groups = group_by_uri(uris, pts)
         self._order = groups.order  # rows video by video, by time; null refs are never sampled
-        # blocks of block_size consecutive frames; a video's remainder joins its last block, so every block of a
+        # blocks of block_size consecutive frames; a video's remainder joins its last block, so every
+        # block of a
         # video with at least block_size frames has block_size..2*block_size-1 frames
         counts = np.diff(groups.offsets)
         blocks_per_video = np.maximum(1, counts // block_size)

@@ -1,4 +1,5 @@
-"""``decode_transform``: the formatter's batched decoding as a picklable callable for ``ds.with_transform`` and
+"""``decode_transform``: the formatter's batched decoding as a picklable callable for
+``ds.with_transform`` and
 ``IterableDataset.map(..., batched=True)``."""
 
 from __future__ import annotations
@@ -65,11 +66,16 @@ def map_refs(value: Any, fn: Callable[[list[MediaRef]], list[Any]]) -> Any:
 
 
 class MediaDecodeTransform:
-    """Decodes the media references of a batch (``{column: [MediaRef | dict | None, ...]}``) to pixels with one
+    """Decodes the media references of a batch (``{column: [MediaRef | dict | None, ...]}``) to pixels
+    with one
     engine call. Picklable, so it works in DataLoader workers under fork, spawn and forkserver."""
 
-    def __init__(self, columns: Optional[Sequence[str]] = None, root: Optional[str | os.PathLike] = None,
-                 **options: Any):
+    def __init__(
+        self,
+        columns: Optional[Sequence[str]] = None,
+        root: Optional[str | os.PathLike] = None,
+        **options: Any,
+    ):
         self.columns = None if columns is None else list(columns)
         self.root = None if root is None else normalize_root(root)
         self.options = DecodeOptions(**options)
@@ -85,10 +91,14 @@ class MediaDecodeTransform:
         return out
 
     def __call__(self, batch: dict) -> dict:
-        columns = self.columns if self.columns is not None else [k for k, v in batch.items() if _holds_refs(v)]
+        columns = (
+            self.columns if self.columns is not None else [k for k, v in batch.items() if _holds_refs(v)]
+        )
         missing = [c for c in columns if c not in batch]
         if missing:
-            raise KeyError(f"decode_transform: columns {missing} are not in the batch (columns: {list(batch)})")
+            raise KeyError(
+                f"decode_transform: columns {missing} are not in the batch (columns: {list(batch)})"
+            )
         out = dict(batch)
         selected = {c: batch[c] for c in columns}
         decoded = map_refs(selected, lambda refs: decode_refs(self._resolve(refs), self.options))
@@ -99,16 +109,32 @@ class MediaDecodeTransform:
         return f"decode_transform(columns={self.columns!r}, root={self.root!r}, {self.options})"
 
 
-def decode_transform(columns: Optional[Sequence[str]] = None, *, root: Optional[str | os.PathLike] = None,
-                     decoder: str = "pyav", strategy: Any = None, size: Optional[tuple[int, int]] = None,
-                     output: str = "numpy", channels_first: bool = False,
-                     storage_options: Optional[dict] = None) -> MediaDecodeTransform:
-    """A transform for ``ds.with_transform(...)`` that decodes media columns (all of them by default) in batches.
+def decode_transform(
+    columns: Optional[Sequence[str]] = None,
+    *,
+    root: Optional[str | os.PathLike] = None,
+    decoder: str = "pyav",
+    strategy: Any = None,
+    size: Optional[tuple[int, int]] = None,
+    output: str = "numpy",
+    channels_first: bool = False,
+    storage_options: Optional[dict] = None,
+) -> MediaDecodeTransform:
+    """A transform for ``ds.with_transform(...)`` that decodes media columns (all of them by default) in
+    batches.
 
     ``root`` resolves relative URIs that the dataset did not resolve already (datasets loaded with
     :func:`hf_mediaref.load_dataset` decode to resolved refs). The options are those of the ``"mediaref"``
     format. Column values may be ``MediaRef`` s or ``{"uri", "pts_ns"}`` dicts (``decode=False`` columns),
     single or in (nested) lists and dicts.
     """
-    return MediaDecodeTransform(columns, root=root, decoder=decoder, strategy=strategy, size=size,
-                                output=output, channels_first=channels_first, storage_options=storage_options)
+    return MediaDecodeTransform(
+        columns,
+        root=root,
+        decoder=decoder,
+        strategy=strategy,
+        size=size,
+        output=output,
+        channels_first=channels_first,
+        storage_options=storage_options,
+    )

@@ -25,8 +25,16 @@ from unittest import mock
 __all__ = ["FakeHub"]
 
 # Modules that bind the Hub client classes by name (the fakes replace them there).
-_CLIENT_MODULES = ("huggingface_hub", "datasets.load", "datasets.arrow_dataset", "datasets.dataset_dict",
-                   "datasets.iterable_dataset", "datasets.data_files", "datasets.hub", "hf_mediaref.hf.hub")
+_CLIENT_MODULES = (
+    "huggingface_hub",
+    "datasets.load",
+    "datasets.arrow_dataset",
+    "datasets.dataset_dict",
+    "datasets.iterable_dataset",
+    "datasets.data_files",
+    "datasets.hub",
+    "hf_mediaref.hf.hub",
+)
 
 
 def _read_source(source: Any) -> bytes:
@@ -50,7 +58,8 @@ def _response(status: int, repo_id: str) -> Any:
 
 class FakeHub:
     """Dataset repos stored as folders ``<root>/<org>__<name>/``; one linear history per repo (any revision
-    reads the latest state). Use as a context manager to patch the Hub client classes everywhere they are used.
+    reads the latest state). Use as a context manager to patch the Hub client classes everywhere they
+    are used.
     """
 
     def __init__(self, root: str | os.PathLike):
@@ -80,8 +89,9 @@ class FakeHub:
 
         path = self.repo_dir(repo_id)
         if repo_id not in self.commits or not path.is_dir():
-            raise RepositoryNotFoundError(f"404: repository {repo_id} not found (fake hub)",
-                                          response=_response(404, repo_id))
+            raise RepositoryNotFoundError(
+                f"404: repository {repo_id} not found (fake hub)", response=_response(404, repo_id)
+            )
         return path
 
     # ------------------------------------------------------------------ patching
@@ -142,7 +152,9 @@ class FakeHub:
                 for op in additions:  # datasets deletes its temp file after this call: keep the bytes
                     op.path_or_fileobj = _read_source(op.path_or_fileobj)
 
-            def create_commit(self, repo_id: str, operations: list, *args: Any, **kwargs: Any) -> SimpleNamespace:
+            def create_commit(
+                self, repo_id: str, operations: list, *args: Any, **kwargs: Any
+            ) -> SimpleNamespace:
                 from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
                 path = hub._require(repo_id)
@@ -155,11 +167,16 @@ class FakeHub:
                     elif isinstance(op, CommitOperationDelete):
                         (path / op.path_in_repo).unlink(missing_ok=True)
                 sha = hub._commit(repo_id)
-                return SimpleNamespace(oid=sha, commit_url=f"https://fake.hub/datasets/{repo_id}/commit/{sha}",
-                                       pr_url=None, repo_url=SimpleNamespace(repo_id=repo_id))
+                return SimpleNamespace(
+                    oid=sha,
+                    commit_url=f"https://fake.hub/datasets/{repo_id}/commit/{sha}",
+                    pr_url=None,
+                    repo_url=SimpleNamespace(repo_id=repo_id),
+                )
 
-            def hf_hub_download(self, repo_id: str, filename: str, *args: Any, revision: Optional[str] = None,
-                                **kwargs: Any) -> str:
+            def hf_hub_download(
+                self, repo_id: str, filename: str, *args: Any, revision: Optional[str] = None, **kwargs: Any
+            ) -> str:
                 from huggingface_hub.errors import EntryNotFoundError
 
                 source = hub._require(repo_id) / filename
@@ -196,7 +213,7 @@ class FakeHub:
             @classmethod
             def _strip_protocol(cls, path: Any) -> str:
                 path = str(path)
-                return (path[len("hf://"):] if path.startswith("hf://") else path).rstrip("/")
+                return (path[len("hf://") :] if path.startswith("hf://") else path).rstrip("/")
 
             def resolve_path(self, path: str, revision: Optional[str] = None) -> Any:
                 parts = self._strip_protocol(path).split("/")
@@ -205,8 +222,9 @@ class FakeHub:
                 name, _, rev = parts[2].partition("@")
                 repo_id = f"{parts[1]}/{name}"
                 hub._require(repo_id)
-                return HfFileSystemResolvedRepositoryPath("dataset", repo_id, rev or revision or hub.sha(repo_id),
-                                                          "/".join(parts[3:]))
+                return HfFileSystemResolvedRepositoryPath(
+                    "dataset", repo_id, rev or revision or hub.sha(repo_id), "/".join(parts[3:])
+                )
 
             def _local(self, path: str) -> tuple[str, str]:
                 resolved = self.resolve_path(path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from datasets import Dataset
 
 from hf_mediaref.hf import VideoBlockBatchSampler, decode_transform
 
@@ -28,8 +27,13 @@ def _check_batches(loader, labels_of) -> int:
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
 def test_workers_decode_the_right_frames(ds, labels_of, start_method):
     frames = ds.filter(lambda ex: ex["frame"] is not None)
-    loader = DataLoader(frames.with_format("mediaref", output="torch"), batch_size=4, num_workers=2, shuffle=True,
-                        multiprocessing_context=start_method)
+    loader = DataLoader(
+        frames.with_format("mediaref", output="torch"),
+        batch_size=4,
+        num_workers=2,
+        shuffle=True,
+        multiprocessing_context=start_method,
+    )
     assert _check_batches(loader, labels_of) == 15
 
 
@@ -44,8 +48,13 @@ def test_fork_after_decoding_in_the_parent(ds, labels_of):
 
 def test_with_transform_in_spawned_workers(ds, labels_of):
     frames = ds.filter(lambda ex: ex["frame"] is not None)
-    loader = DataLoader(frames.with_transform(decode_transform(output="torch")), batch_size=5, num_workers=2,
-                        multiprocessing_context="spawn", collate_fn=_as_rows)
+    loader = DataLoader(
+        frames.with_transform(decode_transform(output="torch")),
+        batch_size=5,
+        num_workers=2,
+        multiprocessing_context="spawn",
+        collate_fn=_as_rows,
+    )
     labels = []
     for rows in loader:
         for row in rows:
@@ -58,8 +67,9 @@ def test_streaming_iter_batches_and_batched_map(ds, labels_of, engine_spy):
     streamed = ds.to_iterable_dataset(num_shards=2)
     batches = list(streamed.with_format("mediaref").iter(batch_size=4))
     assert [labels_of(b["frame"]) for b in batches][0] == [0, 3, 6, 9]
-    assert sorted(x for b in batches for x in labels_of(b["frame"]) if x is not None) == \
-        sorted(x for x in ds["label"] if x != -1)
+    assert sorted(x for b in batches for x in labels_of(b["frame"]) if x is not None) == sorted(
+        x for x in ds["label"] if x != -1
+    )
     calls_before = len(engine_spy)
     mapped = streamed.map(decode_transform(output="numpy"), batched=True, batch_size=4)
     rows = list(mapped)
@@ -69,8 +79,13 @@ def test_streaming_iter_batches_and_batched_map(ds, labels_of, engine_spy):
 
 def test_streaming_map_batched_over_the_format(ds, labels_of):
     streamed = ds.to_iterable_dataset().with_format("mediaref")
-    out = list(streamed.map(lambda b: {"ok": [f is None or labels_of([f]) == [n] for f, n in
-                                              zip(b["frame"], b["label"])]}, batched=True, batch_size=8))
+    out = list(
+        streamed.map(
+            lambda b: {"ok": [f is None or labels_of([f]) == [n] for f, n in zip(b["frame"], b["label"])]},
+            batched=True,
+            batch_size=8,
+        )
+    )
     assert len(out) == 16 and all(r["ok"] for r in out)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-from datasets import (Dataset, Features, List, Value, concatenate_datasets, load_dataset, load_from_disk)
+from datasets import Dataset, Features, List, Value, concatenate_datasets, load_dataset, load_from_disk
 from PIL import Image
 
 from hf_mediaref import DataURI, MediaRef
@@ -16,14 +16,17 @@ STORAGE = pa.struct({"uri": pa.string(), "pts_ns": pa.int64()})
 
 
 # ------------------------------------------------------------------------------------------ encode
-@pytest.mark.parametrize("value, expected", [
-    (MediaRef("v.mp4", 5), {"uri": "v.mp4", "pts_ns": 5}),
-    ({"uri": "v.mp4", "pts_ns": 5}, {"uri": "v.mp4", "pts_ns": 5}),
-    ({"uri": "v.mp4", "pts_ns": np.int64(5)}, {"uri": "v.mp4", "pts_ns": 5}),
-    ({"uri": "a.png"}, {"uri": "a.png", "pts_ns": None}),
-    ("a.png", {"uri": "a.png", "pts_ns": None}),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (MediaRef("v.mp4", 5), {"uri": "v.mp4", "pts_ns": 5}),
+        ({"uri": "v.mp4", "pts_ns": 5}, {"uri": "v.mp4", "pts_ns": 5}),
+        ({"uri": "v.mp4", "pts_ns": np.int64(5)}, {"uri": "v.mp4", "pts_ns": 5}),
+        ({"uri": "a.png"}, {"uri": "a.png", "pts_ns": None}),
+        ("a.png", {"uri": "a.png", "pts_ns": None}),
+        (None, None),
+    ],
+)
 def test_encode_example_accepts_refs_dicts_and_strings(value, expected):
     assert MediaRefFeature().encode_example(value) == expected
 
@@ -46,14 +49,17 @@ def test_encode_example_embeds_arrays_pil_images_and_data_uris():
         assert read_index(MediaRef(encoded["uri"]).to_rgb_array()) == 42
 
 
-@pytest.mark.parametrize("value, error", [
-    ({"pts_ns": 3}, ValueError),
-    ({"uri": "v.mp4", "pts_ns": -1}, ValueError),
-    ({"uri": "v.mp4", "pts_ns": 1.5}, ValueError),
-    ({"uri": "v.mp4", "path": "x"}, ValueError),
-    ("", ValueError),
-    (3.5, TypeError),
-])
+@pytest.mark.parametrize(
+    "value, error",
+    [
+        ({"pts_ns": 3}, ValueError),
+        ({"uri": "v.mp4", "pts_ns": -1}, ValueError),
+        ({"uri": "v.mp4", "pts_ns": 1.5}, ValueError),
+        ({"uri": "v.mp4", "path": "x"}, ValueError),
+        ("", ValueError),
+        (3.5, TypeError),
+    ],
+)
 def test_encode_example_rejects_bad_values_clearly(value, error):
     with pytest.raises(error):
         MediaRefFeature().encode_example(value)
@@ -79,12 +85,15 @@ def test_cast_storage_from_all_null_column():
     assert out.type == STORAGE and out.to_pylist() == [None, None]
 
 
-@pytest.mark.parametrize("array, error", [
-    (pa.array([1, 2]), TypeError),
-    (pa.array([{"path": "a"}]), ValueError),
-    (pa.array([{"uri": "a", "extra": 1}]), ValueError),
-    (pa.array([{"uri": "a", "pts_ns": -5}]), ValueError),
-])
+@pytest.mark.parametrize(
+    "array, error",
+    [
+        (pa.array([1, 2]), TypeError),
+        (pa.array([{"path": "a"}]), ValueError),
+        (pa.array([{"uri": "a", "extra": 1}]), ValueError),
+        (pa.array([{"uri": "a", "pts_ns": -5}]), ValueError),
+    ],
+)
 def test_cast_storage_rejects_what_it_cannot_represent(array, error):
     with pytest.raises(error):
         MediaRefFeature().cast_storage(array)
@@ -100,7 +109,9 @@ def test_rows_decode_to_media_refs_not_pixels(ds, repo):
 
 
 def test_decode_false_yields_plain_dicts(rows):
-    ds = Dataset.from_list(rows, features=Features({"frame": MediaRefFeature(decode=False), "label": Value("int64")}))
+    ds = Dataset.from_list(
+        rows, features=Features({"frame": MediaRefFeature(decode=False), "label": Value("int64")})
+    )
     assert ds[0]["frame"] == {"uri": "videos/a.mp4", "pts_ns": 0}
 
 
@@ -117,17 +128,22 @@ def test_flatten():
 
 
 def test_lists_and_nested_dicts_of_refs(repo):
-    features = Features({"clip": List(MediaRefFeature()), "pair": {"left": MediaRefFeature(), "n": Value("int32")}})
-    ds = Dataset.from_list([{"clip": [MediaRef("v.mp4", 1), MediaRef("v.mp4", 2)],
-                             "pair": {"left": "a.png", "n": 1}}], features=features)
+    features = Features(
+        {"clip": List(MediaRefFeature()), "pair": {"left": MediaRefFeature(), "n": Value("int32")}}
+    )
+    ds = Dataset.from_list(
+        [{"clip": [MediaRef("v.mp4", 1), MediaRef("v.mp4", 2)], "pair": {"left": "a.png", "n": 1}}],
+        features=features,
+    )
     row = ds[0]
     assert row["clip"] == [MediaRef("v.mp4", 1), MediaRef("v.mp4", 2)]
     assert row["pair"] == {"left": MediaRef("a.png"), "n": 1}
 
 
 def test_yaml_dtype_round_trips():
-    features = Features({"frame": MediaRefFeature(), "clip": List(MediaRefFeature()),
-                         "raw": MediaRefFeature(decode=False)})
+    features = Features(
+        {"frame": MediaRefFeature(), "clip": List(MediaRefFeature()), "raw": MediaRefFeature(decode=False)}
+    )
     yaml_list = features._to_yaml_list()
     assert yaml_list[0] == {"name": "frame", "dtype": "media_ref"}
     assert Features._from_yaml_list(yaml_list) == features
@@ -141,8 +157,9 @@ def _uris(ds) -> list:
 
 def test_from_dict_from_list_from_generator_agree(rows, features):
     a = Dataset.from_list(rows, features=features)
-    b = Dataset.from_dict({"frame": [r["frame"] for r in rows], "label": [r["label"] for r in rows]},
-                          features=features)
+    b = Dataset.from_dict(
+        {"frame": [r["frame"] for r in rows], "label": [r["label"] for r in rows]}, features=features
+    )
 
     def gen():
         yield from rows
@@ -158,21 +175,31 @@ def test_map_keeps_decoded_media_ref_column(ds, repo):
     assert mapped.features["frame"] == MediaRefFeature()
     assert mapped[0]["frame"] == MediaRef(str(repo.path / "videos" / "a.mp4"), 0)
     assert mapped[len(mapped) - 1]["frame"] is None
-    batched = ds.map(lambda b: {"frame2": b["frame"]}, batched=True, batch_size=4,
-                     features=Features({**ds.features, "frame2": MediaRefFeature()}))
+    batched = ds.map(
+        lambda b: {"frame2": b["frame"]},
+        batched=True,
+        batch_size=4,
+        features=Features({**ds.features, "frame2": MediaRefFeature()}),
+    )
     assert batched["frame2"] == batched["frame"]
     assert get_media_root(mapped) == str(repo.path)
 
 
 def test_map_can_return_refs_and_data_uris_into_a_new_column(ds):
-    out = ds.map(lambda ex: {"other": DataURI.from_bytes(b"x", "text/plain") if ex["frame"] is None else ex["frame"]},
-                 features=Features({**ds.features, "other": MediaRefFeature()}))
+    out = ds.map(
+        lambda ex: {"other": DataURI.from_bytes(b"x", "text/plain") if ex["frame"] is None else ex["frame"]},
+        features=Features({**ds.features, "other": MediaRefFeature()}),
+    )
     assert out[len(out) - 1]["other"] == MediaRef("data:text/plain;base64,eA==")
 
 
 def test_filter_shuffle_select_concatenate_keep_the_feature_and_root(ds, repo):
-    for derived in (ds.filter(lambda ex: ex["label"] >= 100), ds.shuffle(seed=0), ds.select([3, 1]),
-                    concatenate_datasets([ds, ds])):
+    for derived in (
+        ds.filter(lambda ex: ex["label"] >= 100),
+        ds.shuffle(seed=0),
+        ds.select([3, 1]),
+        concatenate_datasets([ds, ds]),
+    ):
         assert derived.features["frame"] == MediaRefFeature()
         assert get_media_root(derived) == str(repo.path)
         for row in derived:
@@ -198,7 +225,10 @@ def test_save_to_disk_and_load_from_disk(ds, tmp_path):
 
 def test_parquet_round_trip(ds, tmp_path):
     ds.to_parquet(str(tmp_path / "f.parquet"))
-    back = load_dataset("parquet", data_files=str(tmp_path / "f.parquet"), split="train",
-                        cache_dir=str(tmp_path / "cache"))
+    back = load_dataset(
+        "parquet", data_files=str(tmp_path / "f.parquet"), split="train", cache_dir=str(tmp_path / "cache")
+    )
     assert back.features == ds.features
-    assert back.with_format("arrow")[:]["frame"].to_pylist() == ds.with_format("arrow")[:]["frame"].to_pylist()
+    assert (
+        back.with_format("arrow")[:]["frame"].to_pylist() == ds.with_format("arrow")[:]["frame"].to_pylist()
+    )

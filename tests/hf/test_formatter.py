@@ -1,4 +1,5 @@
-"""The "mediaref" format and decode_transform: batched decoding with the right frames, options flowing through."""
+"""The "mediaref" format and decode_transform: batched decoding with the right frames, options flowing
+through."""
 
 from __future__ import annotations
 
@@ -74,7 +75,11 @@ def test_output_kinds_size_and_channels_first(ds, labels_of):
 def test_options_reach_the_engine(ds, engine_calls):
     ds.with_format("mediaref", strategy="separate", size=(32, 64), storage_options={"x": 1})[:2]
     kwargs = engine_calls[0][1]
-    assert kwargs["strategy"] == "separate" and kwargs["size"] == (32, 64) and kwargs["storage_options"] == {"x": 1}
+    assert (
+        kwargs["strategy"] == "separate"
+        and kwargs["size"] == (32, 64)
+        and kwargs["storage_options"] == {"x": 1}
+    )
 
 
 @pytest.mark.torchcodec
@@ -92,20 +97,34 @@ def test_bad_options_fail_when_the_format_is_set(ds):
 def test_map_batched_decodes_through_the_format(ds, labels_of, engine_calls):
     out = ds.with_format("mediaref").map(
         lambda b: {"seen": [-2 if f is None else int(labels_of([f])[0]) for f in b["frame"]]},
-        batched=True, batch_size=8, remove_columns=["frame"])
+        batched=True,
+        batch_size=8,
+        remove_columns=["frame"],
+    )
     assert out.with_format(None)["seen"] == [-2 if e is None else e for e in EXPECTED]
     assert len(engine_calls) == 2
 
 
 def test_lists_and_nested_dicts(repo, labels_of):
-    features = Features({"clip": List(MediaRefFeature()), "pair": {"left": MediaRefFeature(), "n": Value("int32")}})
+    features = Features(
+        {"clip": List(MediaRefFeature()), "pair": {"left": MediaRefFeature(), "n": Value("int32")}}
+    )
     a, b = repo.a.pts_ns, repo.b.pts_ns
-    ds = Dataset.from_list([
-        {"clip": [MediaRef("videos/a.mp4", a[1]), MediaRef("videos/b.mp4", b[2])], "pair": {"left": "images/seven.png", "n": 1}},
-        {"clip": None, "pair": None},
-        {"clip": [], "pair": {"left": None, "n": 2}},
-        {"clip": [MediaRef("videos/a.mp4", a[29])], "pair": {"left": MediaRef("videos/a.mp4", a[5]), "n": 3}},
-    ], features=features)
+    ds = Dataset.from_list(
+        [
+            {
+                "clip": [MediaRef("videos/a.mp4", a[1]), MediaRef("videos/b.mp4", b[2])],
+                "pair": {"left": "images/seven.png", "n": 1},
+            },
+            {"clip": None, "pair": None},
+            {"clip": [], "pair": {"left": None, "n": 2}},
+            {
+                "clip": [MediaRef("videos/a.mp4", a[29])],
+                "pair": {"left": MediaRef("videos/a.mp4", a[5]), "n": 3},
+            },
+        ],
+        features=features,
+    )
     set_media_root(ds, repo.path)
     batch = ds.with_format("mediaref")[:]
     assert labels_of(batch["clip"][0]) == [1, 102]
@@ -124,8 +143,10 @@ def test_relative_refs_without_root_raise_an_actionable_error(rows, features):
 
 
 def test_escaping_relative_paths_are_refused(repo, features):
-    ds = set_media_root(Dataset.from_list([{"frame": MediaRef("../outside.mp4", 0), "label": 0}],
-                                          features=features), repo.path)
+    ds = set_media_root(
+        Dataset.from_list([{"frame": MediaRef("../outside.mp4", 0), "label": 0}], features=features),
+        repo.path,
+    )
     with pytest.raises(PathEscapeError):
         ds.with_format("mediaref")[:1]
     with pytest.raises(PathEscapeError):
@@ -142,7 +163,9 @@ def test_decode_transform_with_with_transform(ds, labels_of):
 
 
 def test_decode_transform_on_raw_dicts_with_a_root(rows, repo, labels_of):
-    ds = Dataset.from_list(rows, features=Features({"frame": MediaRefFeature(decode=False), "label": Value("int64")}))
+    ds = Dataset.from_list(
+        rows, features=Features({"frame": MediaRefFeature(decode=False), "label": Value("int64")})
+    )
     out = ds.with_transform(decode_transform(root=repo.path, output="pil"))[:3]
     assert labels_of([np.asarray(im) for im in out["frame"]]) == [0, 3, 6]
     with pytest.raises(UnresolvedPathError):

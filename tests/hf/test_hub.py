@@ -7,14 +7,14 @@ import shutil
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from datasets import Dataset, DatasetDict, Features, Value, load_dataset
+from datasets import Dataset, DatasetDict, Features, load_dataset
 
 import hf_mediaref
 from hf_mediaref import MediaRef
 from hf_mediaref.errors import UnresolvedPathError
 from hf_mediaref.hf import MediaRefFeature, embed, get_media_root
 from hf_mediaref.hf.hub import CARD_MARKER
-from hf_mediaref.testing import barcode_frame, read_index, write_video
+from hf_mediaref.testing import barcode_frame, write_video
 
 EXPECTED = [0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 100, 105, 110, 115, 7, None]
 
@@ -23,11 +23,18 @@ def _files(folder) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
-def test_push_uploads_each_media_file_once_and_loads_back_anywhere(ds, fake_hub, tmp_path, monkeypatch, labels_of):
+def test_push_uploads_each_media_file_once_and_loads_back_anywhere(
+    ds, fake_hub, tmp_path, monkeypatch, labels_of
+):
     hf_mediaref.push_to_hub(ds, "me/frames")
     folder = fake_hub.repo_dir("me/frames")
-    assert _files(folder) == ["README.md", "data/train-00000-of-00001.parquet", "images/seven.png",
-                              "videos/a.mp4", "videos/b.mp4"]
+    assert _files(folder) == [
+        "README.md",
+        "data/train-00000-of-00001.parquet",
+        "images/seven.png",
+        "videos/a.mp4",
+        "videos/b.mp4",
+    ]
     media_uploads = [p for _, p in fake_hub.uploads if not p.endswith((".parquet", ".md"))]
     assert sorted(media_uploads) == ["images/seven.png", "videos/a.mp4", "videos/b.mp4"]
     monkeypatch.chdir(tmp_path)
@@ -42,13 +49,18 @@ def test_push_uploads_each_media_file_once_and_loads_back_anywhere(ds, fake_hub,
 
 def test_push_rewrites_absolute_refs_outside_the_root(repo, fake_hub, tmp_path, labels_of):
     (tmp_path / "elsewhere").mkdir()
-    elsewhere = write_video(tmp_path / "elsewhere" / "c.mp4", 10, fps=10, gop=5, size=(64, 128), first_index=200)
+    elsewhere = write_video(
+        tmp_path / "elsewhere" / "c.mp4", 10, fps=10, gop=5, size=(64, 128), first_index=200
+    )
     shutil.copy(repo.image, tmp_path / "elsewhere" / "seven.png")
     ds = Dataset.from_list(
         [{"frame": MediaRef(str(elsewhere.path), elsewhere.pts_ns[i])} for i in (1, 4, 4, 9)]
-        + [{"frame": MediaRef((tmp_path / "elsewhere" / "seven.png").as_uri())},
-           {"frame": MediaRef("https://example.invalid/remote.png")}],
-        features=Features({"frame": MediaRefFeature()}))
+        + [
+            {"frame": MediaRef((tmp_path / "elsewhere" / "seven.png").as_uri())},
+            {"frame": MediaRef("https://example.invalid/remote.png")},
+        ],
+        features=Features({"frame": MediaRefFeature()}),
+    )
     hf_mediaref.push_to_hub(ds, "me/abs")
     table = pq.read_table(fake_hub.repo_dir("me/abs") / "data" / "train-00000-of-00001.parquet")
     uris = [r["uri"] for r in table["frame"].to_pylist()]
@@ -83,8 +95,13 @@ def test_card_recipe_reads_refs_as_plain_structs(ds, fake_hub, tmp_path):
     card = (fake_hub.repo_dir("me/plain") / "README.md").read_text()
     recipe = card.split("features = ", 1)[1].split("\n", 1)[0]
     features = Features.from_dict(eval(recipe.removeprefix("Features.from_dict(").removesuffix(")")))
-    plain = load_dataset("parquet", data_files="hf://datasets/me/plain/data/*.parquet", features=features,
-                         split="train", cache_dir=str(tmp_path / "cache"))
+    plain = load_dataset(
+        "parquet",
+        data_files="hf://datasets/me/plain/data/*.parquet",
+        features=features,
+        split="train",
+        cache_dir=str(tmp_path / "cache"),
+    )
     assert plain[0]["frame"] == {"uri": "videos/a.mp4", "pts_ns": 0}
 
 
@@ -103,7 +120,9 @@ def test_embed_makes_a_dataset_self_contained(ds, repo, labels_of):
     assert all(r.is_embedded and r.pts_ns is None for r in refs[:-1]) and refs[-1] is None
     assert labels_of(embedded.with_format("mediaref")[:]["frame"]) == EXPECTED
     direct = ds.with_format("mediaref")[:]["frame"]
-    assert all(np.array_equal(a, b) for a, b in zip(embedded.with_format("mediaref")[:15]["frame"], direct[:15]))
+    assert all(
+        np.array_equal(a, b) for a, b in zip(embedded.with_format("mediaref")[:15]["frame"], direct[:15])
+    )
     again = embed(embedded)
     assert again["frame"] == refs
     jpeg = embed(ds.select(range(2)), format="jpeg", quality=95)
@@ -119,12 +138,17 @@ def test_embed_rejects_bad_arguments(ds):
 
 
 def test_parquet_keeps_dictionary_encoding_and_compression(ds, fake_hub):
-    big = Dataset.from_dict({"frame": [{"uri": f"videos/v{i % 50:03d}.mp4", "pts_ns": i * 33_366_667}
-                                       for i in range(20_000)]}, features=Features({"frame": MediaRefFeature()}))
+    big = Dataset.from_dict(
+        {"frame": [{"uri": f"videos/v{i % 50:03d}.mp4", "pts_ns": i * 33_366_667} for i in range(20_000)]},
+        features=Features({"frame": MediaRefFeature()}),
+    )
     big.push_to_hub("me/big")
     meta = pq.ParquetFile(fake_hub.repo_dir("me/big") / "data" / "train-00000-of-00001.parquet").metadata
-    uri_column = next(meta.row_group(0).column(i) for i in range(meta.num_columns)
-                      if meta.row_group(0).column(i).path_in_schema == "frame.uri")
+    uri_column = next(
+        meta.row_group(0).column(i)
+        for i in range(meta.num_columns)
+        if meta.row_group(0).column(i).path_in_schema == "frame.uri"
+    )
     assert "RLE_DICTIONARY" in uri_column.encodings or "PLAIN_DICTIONARY" in uri_column.encodings
     assert uri_column.compression != "UNCOMPRESSED"
     assert uri_column.total_compressed_size < 20_000  # 20k refs to 50 videos: a few KB

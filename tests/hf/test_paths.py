@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from datasets import Dataset, load_dataset as datasets_load_dataset
+from datasets import Dataset
+from datasets import load_dataset as datasets_load_dataset
 
 import hf_mediaref
 from hf_mediaref import MediaRef
@@ -44,12 +45,21 @@ def repo_folder(tmp_path, repo, rows):
     with open(folder / "data" / "train.jsonl", "w") as f:
         for row in rows:
             frame = row["frame"]
-            f.write(json.dumps({"frame": None if frame is None else {"uri": frame.uri, "pts_ns": frame.pts_ns},
-                                "label": row["label"]}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "frame": None if frame is None else {"uri": frame.uri, "pts_ns": frame.pts_ns},
+                        "label": row["label"],
+                    }
+                )
+                + "\n"
+            )
     return folder
 
 
-def test_load_local_repo_resolves_against_its_root_from_any_cwd(repo_folder, tmp_path, monkeypatch, labels_of):
+def test_load_local_repo_resolves_against_its_root_from_any_cwd(
+    repo_folder, tmp_path, monkeypatch, labels_of
+):
     monkeypatch.chdir(tmp_path)
     ds = hf_mediaref.load_dataset("my_repo", split="train", cache_dir=str(tmp_path / "cache"))
     monkeypatch.chdir("/")
@@ -69,7 +79,8 @@ def test_load_local_repo_dict_and_streaming(repo_folder, tmp_path, labels_of):
 
 
 def test_plain_datasets_load_dataset_leaves_refs_relative(repo_folder, tmp_path):
-    """Without hf_mediaref.load_dataset there is no root: refs stay relative and decoding says how to fix it."""
+    """Without hf_mediaref.load_dataset there is no root: refs stay relative and decoding says how to
+    fix it."""
     ds = datasets_load_dataset(str(repo_folder), split="train", cache_dir=str(tmp_path / "cache"))
     assert ds[0]["frame"] == MediaRef("videos/a.mp4", 0)
     with pytest.raises(UnresolvedPathError, match="set_media_root"):

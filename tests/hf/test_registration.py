@@ -15,7 +15,9 @@ from hf_mediaref.hf import MediaRefFeature
 
 
 def _run(code: str) -> str:
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout.strip()
 
@@ -23,7 +25,9 @@ def _run(code: str) -> str:
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     path = tmp_path_factory.mktemp("saved") / "ds"
-    ds = Dataset.from_dict({"frame": [MediaRef("/v.mp4", 5), None]}, features=Features({"frame": MediaRefFeature()}))
+    ds = Dataset.from_dict(
+        {"frame": [MediaRef("/v.mp4", 5), None]}, features=Features({"frame": MediaRefFeature()})
+    )
     ds.save_to_disk(str(path))
     ds.to_parquet(str(path) + ".parquet")
     return str(path)
@@ -37,7 +41,9 @@ def test_import_alone_stays_light():
     assert out == "[]"
 
 
-@pytest.mark.parametrize("order", ["import hf_mediaref; import datasets", "import datasets; import hf_mediaref"])
+@pytest.mark.parametrize(
+    "order", ["import hf_mediaref; import datasets", "import datasets; import hf_mediaref"]
+)
 def test_either_import_order_registers(order, saved):
     out = _run(f"""
         {order}
@@ -45,7 +51,8 @@ def test_either_import_order_registers(order, saved):
         ds = load_from_disk({saved!r})
         print(ds[0]["frame"], ds[1]["frame"])
         pq = load_dataset("parquet", data_files={saved + ".parquet"!r}, split="train")
-        print(type(pq.features["frame"]).__name__, "mediaref" in __import__("datasets").formatting._FORMAT_TYPES)
+        from datasets.formatting import _FORMAT_TYPES
+        print(type(pq.features["frame"]).__name__, "mediaref" in _FORMAT_TYPES)
     """)
     assert out.splitlines() == ["MediaRef(uri='/v.mp4', pts_ns=5) None", "MediaRefFeature True"]
 

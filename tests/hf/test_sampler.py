@@ -29,8 +29,10 @@ def test_group_by_uri_rejects_non_strings():
 
 def _frames_dataset(videos: int, per_video: int) -> Dataset:
     refs = [MediaRef(f"v{v}.mp4", t * 1000) for t in range(per_video) for v in range(videos)]  # interleaved
-    return Dataset.from_dict({"frame": refs, "n": list(range(len(refs)))},
-                             features=Features({"frame": MediaRefFeature(), "n": Value("int64")}))
+    return Dataset.from_dict(
+        {"frame": refs, "n": list(range(len(refs)))},
+        features=Features({"frame": MediaRefFeature(), "n": Value("int64")}),
+    )
 
 
 def test_batches_stay_within_few_videos_and_cover_every_row_once():
@@ -80,6 +82,8 @@ def test_bad_arguments():
 
 
 def test_grouping_a_million_rows_is_fast_enough_to_call():
-    uris = pa.array(np.char.add("videos/v", (np.arange(1_000_000) % 997).astype(str)).astype(object), pa.string())
+    uris = pa.array(
+        np.char.add("videos/v", (np.arange(1_000_000) % 997).astype(str)).astype(object), pa.string()
+    )
     groups = group_by_uri(uris, pa.array(np.arange(1_000_000)))
     assert len(groups) == 997 and groups.offsets[-1] == 1_000_000
