@@ -41,7 +41,7 @@ def main() -> None:
 
     print("3. save to disk and reload in the dataset's folder, so relative refs resolve against it")
     ds.save_to_disk(str(root / "table"))
-    ds = hf_mediaref.hf.attach_root(datasets.load_from_disk(str(root / "table")), root)
+    ds = hf_mediaref.set_media_root(datasets.load_from_disk(str(root / "table")), root)
 
     print("4. shuffled batches decoded with the batched formatter (each video opened once per batch)")
     fmt = ds.shuffle(seed=0).with_format("mediaref", output="numpy")

@@ -16,7 +16,7 @@ from .core.data_uri import DataURI
 from .core.media_ref import MediaRef
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .hf import MediaRefFeature, decode_transform, embed, load_dataset, push_to_hub
+    from .hf import MediaRefFeature, decode_transform, embed, load_dataset, push_to_hub, set_media_root
     from .hf.sampler import VideoBlockBatchSampler
     from .video import batch_decode, cleanup_cache
 
@@ -30,6 +30,7 @@ _LAZY = {
     "embed": "hf_mediaref.hf",
     "push_to_hub": "hf_mediaref.hf",
     "VideoBlockBatchSampler": "hf_mediaref.hf",
+    "set_media_root": "hf_mediaref.hf",
 }
 
 __all__ = ["MediaRef", "DataURI", "errors", "__version__", *_LAZY]

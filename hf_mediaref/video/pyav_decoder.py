@@ -47,7 +47,8 @@ class _SkipLostFrames(Exception):
 
 def _to_rgb(video: OpenedVideo, frame: Any, size: tuple[int, int] | None) -> np.ndarray:
     height, width = size if size is not None else (None, None)
-    rgb = video.reformatter.reformat(frame, format="rgb24", width=width, height=height)
+    # one swscale thread: workers already use every core, and auto-threading small frames only adds overhead
+    rgb = video.reformatter.reformat(frame, format="rgb24", width=width, height=height, threads=1)
     return np.ascontiguousarray(rgb.to_ndarray())
 
 
