@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from hf_mediaref.testing import write_image, write_video
+from hf_mediaref.testing.http_server import LoopbackFileServer, RangeRequestHandler
 
 
 def pytest_collection_modifyitems(config, items):
@@ -55,91 +54,34 @@ def png_image(media_dir) -> Path:
 # --------------------------------------------------------------------------------------------- HTTP
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """Serves ``root`` with Range support. Special prefixes: ``/slow/`` (stalls), ``/fail/`` (always 500),
-    ``/flaky/`` (500 on the first two requests of a path), ``/norange/`` (ignores Range), ``/forbidden/`` (403)."""
+class _Handler(RangeRequestHandler):
+    """Serves the media directory with Range support. Special prefixes: ``/slow/`` (stalls), ``/fail/``
+    (always 500), ``/flaky/`` (503 on the first two requests of a path), ``/norange/`` (ignores Range),
+    ``/forbidden/`` (403)."""
 
-    root: Path
-    log: list
-    flaky_counts: dict
-    protocol_version = "HTTP/1.1"
+    flaky_counts: dict = {}
 
-    def log_message(self, *args):  # keep test output clean
-        pass
-
-    def _route(self) -> tuple[str, Path]:
+    def handle_request(self, head: bool) -> None:
         m = re.match(r"^/(slow|fail|flaky|norange|forbidden)(/.*)$", self.path)
         mode, rel = (m.group(1), m.group(2)) if m else ("plain", self.path)
-        return mode, self.root / rel.lstrip("/").split("?")[0]
-
-    def _send(self, code: int, body: bytes = b"", headers: dict | None = None, head: bool = False):
-        self.send_response(code)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
-
-    def _serve(self, head: bool):
-        mode, path = self._route()
-        self.log.append((self.command, self.path, self.headers.get("Range")))
         if mode == "slow":
             time.sleep(3)
         if mode == "fail":
-            return self._send(500, b"boom", head=head)
+            return self.send_body(500, b"boom", head=head)
         if mode == "forbidden":
-            return self._send(403, b"no", head=head)
+            return self.send_body(403, b"no", head=head)
         if mode == "flaky":
             n = self.flaky_counts.get(self.path, 0)
             self.flaky_counts[self.path] = n + 1
             if n < 2:
-                return self._send(503, b"try again", head=head)
-        if not path.is_file():
-            return self._send(404, b"not found", head=head)
-        data = path.read_bytes()
-        rng = self.headers.get("Range")
-        if rng and mode != "norange":
-            m = re.match(r"bytes=(\d+)-(\d*)", rng)
-            start = int(m.group(1))
-            end = int(m.group(2)) if m.group(2) else len(data) - 1
-            end = min(end, len(data) - 1)
-            return self._send(206, data[start : end + 1], {"Accept-Ranges": "bytes",
-                              "Content-Range": f"bytes {start}-{end}/{len(data)}"}, head=head)
-        headers = {} if mode == "norange" else {"Accept-Ranges": "bytes"}
-        return self._send(200, data, headers, head=head)
-
-    def do_GET(self):
-        self._serve(head=False)
-
-    def do_HEAD(self):
-        self._serve(head=True)
-
-
-class HttpServer:
-    def __init__(self, root: Path):
-        handler = type("Handler", (_Handler,), {"root": root, "log": [], "flaky_counts": {}})
-        self.handler = handler
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.root = root
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    @property
-    def log(self) -> list:
-        return self.handler.log
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+                return self.send_body(503, b"try again", head=head)
+        return self.serve_file(rel, head, ranges=mode != "norange")
 
 
 @pytest.fixture(scope="session")
 def http_server(media_dir):
     """A loopback HTTP server over the session's media directory. ``server.url + "/name"`` serves a file."""
-    server = HttpServer(media_dir)
+    server = LoopbackFileServer(media_dir, handler=_Handler)
     yield server
     server.close()
 

@@ -97,13 +97,14 @@ class TestHttp:
         path = media_dir / "big.bin"
         payload = bytes(range(256)) * 4096  # 1 MiB
         path.write_bytes(payload)
-        start = len(http_server.log)
+        start, sent = len(http_server.log), http_server.bytes_sent
         with open_media(f"{http_server.url}/big.bin") as f:
             f.seek(500_000)
             assert f.read(10) == payload[500_000:500_010]
             f.seek(-5, 2)
             assert f.read() == payload[-5:]
             assert f.raw.bytes_read < len(payload)
+            assert http_server.bytes_sent - sent == f.raw.bytes_read  # the server sent what was counted
         ranges = [r for m, _, r in http_server.log[start:] if m == "GET"]
         assert ranges and all(r and r.startswith("bytes=") for r in ranges)
 

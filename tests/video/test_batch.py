@@ -85,15 +85,20 @@ def test_refs_may_be_dicts(media):
     assert _indices(batch_decode(refs)) == [4, 300]
 
 
-def test_http_video_reads_only_part_of_a_large_file(media_dir, http_server, fresh_cache):
+def test_http_video_reads_only_part_of_a_large_file(media_dir, http_server, fresh_cache, monkeypatch):
+    from hf_mediaref.io import http
+
+    monkeypatch.setattr(http.settings, "readahead", 64 << 10)  # the file is small next to the 1 MiB default
     spec = write_video(media_dir / "batch_long.mp4", 300, fps=30, gop=30, size=SIZE, noise=0.05)
     uri = f"{http_server.url}/{spec.path.name}"
     size = spec.path.stat().st_size
     batch_decode([MediaRef(uri, spec.pts_ns[0])])  # first use scans the index (reads the file once)
+    sent = http_server.bytes_sent
     with collect_stats() as stats:
         out = batch_decode([MediaRef(uri, spec.pts_ns[i]) for i in (40, 45)])
     assert _indices(out) == [40, 45]
     assert 0 < stats.bytes_read < size / 2
+    assert 0 < http_server.bytes_sent - sent < size / 2  # the network count, read-ahead included
 
 
 @pytest.mark.parametrize("decoder", DECODERS)

@@ -1,0 +1,149 @@
+"""A loopback HTTP file server with Range support, for tests and the benchmark (127.0.0.1 only).
+
+``LoopbackFileServer(root)`` serves the files under ``root`` at ``server.url``, answers ``Range: bytes=a-b``
+with 206 partial content (reading only that slice from disk), logs every request and counts the body bytes it
+sent, so callers can check how much of a video a reader fetched. Subclass :class:`RangeRequestHandler` and
+override :meth:`~RangeRequestHandler.handle_request` to add misbehaving endpoints.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RangeRequestHandler", "LoopbackFileServer"]
+
+_RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
+_CHUNK = 64 << 10
+
+
+class RangeRequestHandler(BaseHTTPRequestHandler):
+    """Serves files under ``server.root`` for GET and HEAD, honouring single byte ranges."""
+
+    server: "_Server"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:  # keep test and benchmark output clean
+        pass
+
+    def do_GET(self) -> None:
+        self._log()
+        self.handle_request(head=False)
+
+    def do_HEAD(self) -> None:
+        self._log()
+        self.handle_request(head=True)
+
+    def _log(self) -> None:
+        with self.server.lock:
+            self.server.log.append((self.command, self.path, self.headers.get("Range")))
+
+    def handle_request(self, head: bool) -> None:
+        """Answer one request; the default serves ``self.path`` from the root with ranges."""
+        self.serve_file(self.path, head)
+
+    def resolve(self, url_path: str) -> Path:
+        """The file under the root that ``url_path`` names (query strings ignored)."""
+        return self.server.root / url_path.split("?")[0].lstrip("/")
+
+    def send_body(
+        self, code: int, body: bytes = b"", headers: dict | None = None, head: bool = False
+    ) -> None:
+        self.send_response(code)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self._write(body)
+
+    def serve_file(self, url_path: str, head: bool, ranges: bool = True) -> None:
+        """Serve ``url_path``: 404 when missing, 206 for a byte range (when ``ranges``), else 200."""
+        path = self.resolve(url_path)
+        if not path.is_file():
+            return self.send_body(404, b"not found", head=head)
+        size = path.stat().st_size
+        headers = {"Accept-Ranges": "bytes"} if ranges else {}
+        match = _RANGE.match(self.headers.get("Range") or "") if ranges else None
+        code, start, end = 200, 0, size - 1
+        if match:
+            code, start = 206, int(match.group(1))
+            end = min(int(match.group(2)) if match.group(2) else end, end)
+            if start >= size:
+                return self.send_body(416, b"", {"Content-Range": f"bytes */{size}"}, head=head)
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        self.send_response(code)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(end - start + 1))
+        self.end_headers()
+        if head:
+            return None
+        with open(path, "rb") as f:  # streamed: only what the client reads before it hangs up is sent
+            f.seek(start)
+            remaining = end - start + 1
+            while remaining > 0:
+                chunk = f.read(min(_CHUNK, remaining))
+                if not chunk:
+                    break
+                self._write(chunk)
+                remaining -= len(chunk)
+        return None
+
+    def _write(self, data: bytes) -> None:
+        with self.server.lock:  # counted first, so a client that has the bytes also sees them counted
+            self.server.bytes_sent += len(data)
+        self.wfile.write(data)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    root: Path
+    log: list
+    bytes_sent: int
+    lock: threading.Lock
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(
+            sys.exc_info()[1], (ConnectionError, TimeoutError)
+        ):  # clients hang up mid-body: normal
+            super().handle_error(request, client_address)
+
+
+class LoopbackFileServer:
+    """Serve ``root`` on 127.0.0.1 (a free port) in a background thread until :meth:`close`.
+
+    ``url`` is the base URL; ``log`` lists ``(method, path, Range header)`` per request; ``bytes_sent`` counts
+    response body bytes. Usable as a context manager.
+    """
+
+    def __init__(self, root: str | Path, handler: type[RangeRequestHandler] = RangeRequestHandler):
+        self.root = Path(root)
+        self._server = _Server(("127.0.0.1", 0), handler)
+        self._server.root, self._server.log, self._server.bytes_sent = self.root, [], 0
+        self._server.lock = threading.Lock()
+        self._thread = threading.Thread(target=self._server.serve_forever, name="loopback-http", daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def log(self) -> list:
+        return self._server.log
+
+    @property
+    def bytes_sent(self) -> int:
+        return self._server.bytes_sent
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> "LoopbackFileServer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
