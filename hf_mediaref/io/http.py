@@ -1,7 +1,8 @@
 """HTTP(S) reads through ``requests``: timeouts, retries with back-off, and a seekable Range-request file.
 
 Settings (read at import, patchable on :data:`settings`): ``HF_MEDIAREF_HTTP_TIMEOUT`` (seconds, default 30),
-``HF_MEDIAREF_HTTP_RETRIES`` (default 3), ``HF_MEDIAREF_HTTP_READAHEAD`` (bytes, default 1 MiB).
+``HF_MEDIAREF_HTTP_RETRIES`` (default 3), ``HF_MEDIAREF_HTTP_READAHEAD`` (the largest read-ahead, bytes, default
+4 MiB) and ``HF_MEDIAREF_HTTP_MIN_READAHEAD`` (the read-ahead after a seek, default 32 KiB).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class HttpSettings:
     timeout: float = float(os.environ.get("HF_MEDIAREF_HTTP_TIMEOUT", 30))
     retries: int = int(os.environ.get("HF_MEDIAREF_HTTP_RETRIES", 3))
     backoff: float = 0.25
-    readahead: int = int(os.environ.get("HF_MEDIAREF_HTTP_READAHEAD", 1 << 20))
+    readahead: int = int(os.environ.get("HF_MEDIAREF_HTTP_READAHEAD", 4 << 20))
+    min_readahead: int = int(os.environ.get("HF_MEDIAREF_HTTP_MIN_READAHEAD", 32 << 10))
 
 
 settings = HttpSettings()
@@ -96,17 +98,31 @@ def http_exists(url: str) -> bool:
 
 
 class _RangeReader(io.RawIOBase):
-    """A raw, seekable file over HTTP Range requests. Wrap it in ``io.BufferedReader`` for read-ahead."""
+    """A raw, seekable file over HTTP Range requests, with an adaptive read-ahead.
 
-    def __init__(self, url: str):
+    A read that misses the last fetched range fetches ``min_readahead`` bytes from there after a seek, and twice
+    the previous fetch when it continues where that fetch ended, up to ``readahead``. Seeks (container probing,
+    jumps to keyframes) cost little; long forward reads (a keyframe block, an index scan) take few requests.
+    """
+
+    def __init__(self, url: str, readahead: int | None = None):
         self.url = url
         self.bytes_read = 0
+        self.requests = 0
         self._pos = 0
+        self._max = max(1, readahead or settings.readahead)
+        self._min = max(1, min(self._max, settings.min_readahead))
+        self._window = self._min
+        self._buf = b""
+        self._buf_start = 0
         self._fallback: io.BytesIO | None = None
         head = _request("HEAD", url, allow_redirects=True)
         head.close()
         length = head.headers.get("Content-Length")
         self._size = int(length) if length is not None else None
+        validator = head.headers.get("ETag") or head.headers.get("Last-Modified")
+        #: Changes when the resource changes (validator + size); None when the server sends no validator.
+        self.version = f"{validator}; {length}" if validator else None
         if self._size is None or head.headers.get("Accept-Ranges", "").lower() != "bytes":
             logger.info("%s does not advertise range requests; downloading it whole", describe_uri(url))
             self._load_whole()
@@ -114,6 +130,7 @@ class _RangeReader(io.RawIOBase):
     def _load_whole(self) -> None:
         data = http_get(self.url)
         self.bytes_read += len(data)
+        self.requests += 1
         self._fallback, self._size = io.BytesIO(data), len(data)
         self._fallback.seek(self._pos)
 
@@ -133,27 +150,38 @@ class _RangeReader(io.RawIOBase):
             self._fallback.seek(self._pos)
         return self._pos
 
+    def _fetch(self, start: int, length: int) -> None:
+        """Fetch ``[start, start + length)`` into the buffer (or switch to a whole download)."""
+        resp = _request("GET", self.url, headers={"Range": f"bytes={start}-{start + length - 1}"})
+        if resp.status_code != 206:  # server ignored the range: serve from a full copy
+            resp.close()
+            self._load_whole()
+            return
+        self._buf, self._buf_start = resp.content[:length], start
+        self.bytes_read += len(self._buf)
+        self.requests += 1
+
     def readinto(self, buffer) -> int:
+        if self._fallback is None and self._pos < (self._size or 0):
+            offset = self._pos - self._buf_start
+            if not 0 <= offset < len(self._buf):
+                follows = bool(self._buf) and offset == len(self._buf)
+                self._window = min(2 * self._window, self._max) if follows else self._min
+                self._fetch(self._pos, min(max(len(buffer), self._window), self._size - self._pos))
+                offset = 0
         if self._fallback is not None:
             n = self._fallback.readinto(buffer)
             self._pos = self._fallback.tell()
             return n
-        want = min(len(buffer), max(0, (self._size or 0) - self._pos))
-        if want == 0:
-            return 0
-        resp = _request("GET", self.url, headers={"Range": f"bytes={self._pos}-{self._pos + want - 1}"})
-        if resp.status_code != 206:  # server ignored the range: serve from a full copy
-            resp.close()
-            self._load_whole()
-            return self.readinto(buffer)
-        data = resp.content[:want]
-        n = len(data)
-        buffer[:n] = data
-        self._pos += n
-        self.bytes_read += n
+        n = max(0, min(len(buffer), len(self._buf) - (self._pos - self._buf_start)))
+        if n:
+            offset = self._pos - self._buf_start
+            buffer[:n] = memoryview(self._buf)[offset : offset + n]
+            self._pos += n
         return n
 
 
 def open_http(url: str, readahead: int | None = None) -> io.BufferedReader:
-    """A seekable binary file over ``url`` that reads with Range requests, ``readahead`` bytes at a time."""
-    return io.BufferedReader(_RangeReader(url), buffer_size=readahead or settings.readahead)
+    """A seekable binary file over ``url`` that reads with Range requests and an adaptive read-ahead of up to
+    ``readahead`` bytes (default ``settings.readahead``)."""
+    return io.BufferedReader(_RangeReader(url, readahead), buffer_size=32 << 10)  # FFmpeg reads 32 KiB blocks

@@ -108,6 +108,23 @@ class TestHttp:
         ranges = [r for m, _, r in http_server.log[start:] if m == "GET"]
         assert ranges and all(r and r.startswith("bytes=") for r in ranges)
 
+    def test_read_ahead_grows_on_forward_reads_and_shrinks_after_a_seek(self, http_server, media_dir):
+        payload = bytes(range(256)) * 16384  # 4 MiB
+        (media_dir / "big4.bin").write_bytes(payload)
+        start = len(http_server.log)
+        with open_media(f"{http_server.url}/big4.bin") as f:
+            chunks = []
+            while chunk := f.read(32 << 10):  # FFmpeg's read size
+                chunks.append(chunk)
+            assert b"".join(chunks) == payload
+            assert f.raw.bytes_read == len(payload) and f.raw.requests <= 8  # 32K, 64K, 128K, ... 2M
+            before = f.raw.bytes_read
+            f.seek(1_000_000)
+            assert f.read(100) == payload[1_000_000:1_000_100]
+            assert f.raw.bytes_read - before == 32 << 10  # a seek restarts at the smallest read-ahead
+        sizes = [int(b) - int(a) + 1 for _, _, r in http_server.log[start:] if r for a, b in [r[6:].split("-")]]
+        assert sizes[:4] == [32 << 10, 64 << 10, 128 << 10, 256 << 10]
+
     def test_server_without_ranges_falls_back_to_whole_download(self, http_server, png_image):
         with open_media(f"{http_server.url}/norange/{png_image.name}") as f:
             f.seek(1)
