@@ -13,6 +13,13 @@ from hf_mediaref.testing import write_image, write_video
 from hf_mediaref.testing.http_server import LoopbackFileServer, RangeRequestHandler
 
 
+def pytest_configure(config):
+    """Stored keyframe indexes go to a temporary folder, never the user's cache (workers inherit it)."""
+    import tempfile
+
+    os.environ["HF_MEDIAREF_CACHE_DIR"] = tempfile.mkdtemp(prefix="hf_mediaref-test-cache-")
+
+
 def pytest_collection_modifyitems(config, items):
     """TorchCodec tests skip when it cannot load, unless HF_MEDIAREF_REQUIRE_TORCHCODEC=1 (CI)."""
     if not any(item.get_closest_marker("torchcodec") for item in items):

@@ -1,8 +1,8 @@
 """HTTP(S) reads through ``requests``: timeouts, retries with back-off, and a seekable Range-request file.
 
 Settings (read at import, patchable on :data:`settings`): ``HF_MEDIAREF_HTTP_TIMEOUT`` (seconds, default 30),
-``HF_MEDIAREF_HTTP_RETRIES`` (default 3), ``HF_MEDIAREF_HTTP_READAHEAD`` (the largest read-ahead, bytes, default
-4 MiB) and ``HF_MEDIAREF_HTTP_MIN_READAHEAD`` (the read-ahead after a seek, default 32 KiB).
+``HF_MEDIAREF_HTTP_RETRIES`` (default 3), ``HF_MEDIAREF_HTTP_READAHEAD`` (the largest read-ahead, bytes,
+default 4 MiB) and ``HF_MEDIAREF_HTTP_MIN_READAHEAD`` (the read-ahead after a seek, default 32 KiB).
 """
 
 from __future__ import annotations
@@ -100,9 +100,10 @@ def http_exists(url: str) -> bool:
 class _RangeReader(io.RawIOBase):
     """A raw, seekable file over HTTP Range requests, with an adaptive read-ahead.
 
-    A read that misses the last fetched range fetches ``min_readahead`` bytes from there after a seek, and twice
-    the previous fetch when it continues where that fetch ended, up to ``readahead``. Seeks (container probing,
-    jumps to keyframes) cost little; long forward reads (a keyframe block, an index scan) take few requests.
+    A read that misses the last fetched range fetches ``min_readahead`` bytes from there after a seek, and
+    twice the previous fetch when it continues where that fetch ended, up to ``readahead``. Seeks (container
+    probing, jumps to keyframes) cost little; long forward reads (a keyframe block, an index scan) take few
+    requests.
     """
 
     def __init__(self, url: str, readahead: int | None = None):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 from typing import IO, Any, Iterator, Union
 
@@ -11,7 +12,7 @@ from ..errors import MediaNotFoundError, RemoteAccessError, UnsupportedURIError,
 from . import http
 from .uri import UriKind, classify_uri, local_path, uri_scheme
 
-__all__ = ["read_bytes", "open_media", "uri_exists", "MediaSource"]
+__all__ = ["read_bytes", "open_media", "uri_exists", "source_version", "MediaSource"]
 
 #: What :func:`open_media` yields: a local filesystem path, or a seekable binary file object.
 MediaSource = Union[str, IO[bytes]]
@@ -108,3 +109,27 @@ def uri_exists(uri: str, *, storage_options: dict | None = None) -> bool:
         return bool(fs.exists(path))
     except Exception as exc:
         raise _remote_error(uri, exc) from exc
+
+
+# What fsspec backends put in a file's ``details`` that changes when the object changes (s3, gcs, hf, ...).
+_VERSION_FIELDS = ("ETag", "etag", "md5", "md5Hash", "crc32c", "generation", "VersionId", "version_id",
+                   "blob_id", "LastModified", "last_modified", "mtime", "modified", "updated")
+
+
+def source_version(source: MediaSource) -> str | None:
+    """A string that changes whenever the remote object behind ``source`` (from :func:`open_media`) changes,
+    for caching what was learned from it; None for local paths and in-memory data, and when the remote says
+    nothing usable (no ETag, hash or modification time)."""
+    if isinstance(source, str):
+        return None
+    version = getattr(getattr(source, "raw", None), "version", None)  # http.open_http: from its HEAD
+    if version:
+        return str(version)
+    details = getattr(source, "details", None)  # fsspec AbstractBufferedFile: the object's info()
+    if not isinstance(details, dict):
+        return None
+    found = {k: str(details[k]) for k in _VERSION_FIELDS if details.get(k)}
+    lfs = details.get("lfs")
+    if isinstance(lfs, dict) and lfs.get("sha256"):
+        found["lfs"] = str(lfs["sha256"])
+    return json.dumps({**found, "size": details.get("size")}, sort_keys=True) if found else None

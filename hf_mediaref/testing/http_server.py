@@ -1,8 +1,8 @@
 """A loopback HTTP file server with Range support, for tests and the benchmark (127.0.0.1 only).
 
 ``LoopbackFileServer(root)`` serves the files under ``root`` at ``server.url``, answers ``Range: bytes=a-b``
-with 206 partial content (reading only that slice from disk), logs every request and counts the body bytes it
-sent, so callers can check how much of a video a reader fetched. Subclass :class:`RangeRequestHandler` and
+with 206 partial content (reading only that slice from disk), sends ``ETag`` and ``Last-Modified``, logs
+every request and counts the body bytes it sent, so callers can check how much of a video a reader fetched. Subclass :class:`RangeRequestHandler` and
 override :meth:`~RangeRequestHandler.handle_request` to add misbehaving endpoints.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,11 @@ class RangeRequestHandler(BaseHTTPRequestHandler):
         path = self.resolve(url_path)
         if not path.is_file():
             return self.send_body(404, b"not found", head=head)
-        size = path.stat().st_size
+        st = path.stat()
+        size = st.st_size
         headers = {"Accept-Ranges": "bytes"} if ranges else {}
+        headers["Last-Modified"] = formatdate(st.st_mtime, usegmt=True)  # validators, as real servers send
+        headers["ETag"] = f'"{st.st_mtime_ns:x}-{size:x}"'
         match = _RANGE.match(self.headers.get("Range") or "") if ranges else None
         code, start, end = 200, 0, size - 1
         if match:

@@ -9,10 +9,11 @@ from typing import IO, Any, Iterator
 
 from .._optional import require
 from ..errors import MediaDecodeError, MediaNotFoundError, MediaRefError, describe_uri
-from ..io.sources import open_media
+from ..io.sources import open_media, source_version
 from . import stats
 from .cache import decoder_cache, source_key
 from .index import VideoIndex, cached_index, scan_index
+from .index_store import load_stored_index, store_index
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class OpenedVideo:
         self._stack = contextlib.ExitStack()
         try:
             source = self._stack.enter_context(open_media(uri, storage_options=storage_options))
+            self.version = source_version(source)  # None for local files and data: URIs
             with decode_errors(uri, "open"):
                 if isinstance(source, str):
                     self.container = av.open(source, "r", metadata_errors="ignore")
@@ -117,11 +119,19 @@ def lease_video(uri: str, *, storage_options: dict | None = None, threads: int =
 
 
 def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | None = None) -> VideoIndex:
-    """The keyframe index of ``uri``'s first video stream (cached per source; scanned on a miss)."""
+    """The keyframe index of ``uri``'s first video stream: cached per source in memory, and for remote
+    sources that report a version also on disk (:mod:`.index_store`); scanned on a miss."""
     key = key or source_key(uri, storage_options)
 
     def build() -> VideoIndex:
         with lease_video(uri, storage_options=storage_options, key=key) as video, decode_errors(uri, "index"):
-            return scan_index(video.container, video.stream, count_packet_bytes=video.counts_packet_bytes)
+            if video.version is not None:
+                stored = load_stored_index(key, video.version)
+                if stored is not None:
+                    return stored
+            index = scan_index(video.container, video.stream, count_packet_bytes=video.counts_packet_bytes)
+            if video.version is not None:
+                store_index(key, video.version, index)
+            return index
 
     return cached_index(key, build)

@@ -1,0 +1,113 @@
+"""Keyframe indexes of remote videos, kept on disk so that a scan (a whole-file read) happens once per version
+of a video, not once per process.
+
+A DataLoader with N workers, or a new training run, would otherwise download every remote video N times just
+to index it. An index is stored only when the source reports a version (HTTP ``ETag``/``Last-Modified``, an
+fsspec file's etag/sha/mtime; see :func:`hf_mediaref.io.sources.source_version`), and it is looked up under
+(URI, storage options, version, size): a changed remote file is scanned again. Local files are scanned in
+milliseconds from the page cache and are not stored.
+
+Settings (read at each use): ``HF_MEDIAREF_CACHE_DIR`` (default ``$XDG_CACHE_HOME/hf_mediaref`` or
+``~/.cache/hf_mediaref``); ``HF_MEDIAREF_INDEX_STORE=0`` turns the store off. Files are written atomically, so
+concurrent workers are safe; an unreadable file is ignored and rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from .index import VideoIndex
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["store_dir", "store_enabled", "load_stored_index", "store_index"]
+
+_FORMAT = 1
+
+
+def store_enabled() -> bool:
+    return os.environ.get("HF_MEDIAREF_INDEX_STORE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def store_dir() -> Path:
+    """Where indexes are kept: ``$HF_MEDIAREF_CACHE_DIR/indexes``."""
+    root = os.environ.get("HF_MEDIAREF_CACHE_DIR")
+    if not root:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "hf_mediaref")
+    return Path(root) / "indexes"
+
+
+def _path(key: tuple, version: str) -> Path:
+    digest = hashlib.sha256(repr((_FORMAT, key, version)).encode()).hexdigest()
+    return store_dir() / f"{digest}.npz"
+
+
+def load_stored_index(key: tuple, version: str) -> VideoIndex | None:
+    """The index stored for ``key`` (source key) at ``version``; None when absent, disabled or unreadable."""
+    if not store_enabled():
+        return None
+    path = _path(key, version)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            index = VideoIndex(
+                time_base=Fraction(meta["time_base"]),
+                pts=data["pts"].astype(np.int64),
+                packet_sizes=data["packet_sizes"].astype(np.int64),
+                keyframe_positions=[int(k) for k in data["keyframes"]],
+                end_pts=int(meta["end_pts"]),
+                width=int(meta["width"]),
+                height=int(meta["height"]),
+                codec=str(meta["codec"]),
+                pixel_format=meta["pixel_format"],
+                stream_index=int(meta["stream_index"]),
+                keyframes_verified=bool(meta["keyframes_verified"]),
+            )
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # a truncated or foreign file: scan again and overwrite it
+        logger.warning("ignoring unreadable stored keyframe index %s: %s: %s", path, type(exc).__name__, exc)
+        return None
+    if meta.get("key") != repr(key) or index.num_frames == 0:
+        return None
+    return index
+
+
+def store_index(key: tuple, version: str, index: VideoIndex) -> None:
+    """Keep ``index`` for ``key`` at ``version`` (best effort: a failure to write is logged, not raised)."""
+    if not store_enabled():
+        return
+    path = _path(key, version)
+    meta = {
+        "key": repr(key),
+        "time_base": str(index.time_base),
+        "end_pts": int(index.end_pts),
+        "width": index.width,
+        "height": index.height,
+        "codec": index.codec,
+        "pixel_format": index.pixel_format,
+        "stream_index": index.stream_index,
+        "keyframes_verified": index.keyframes_verified,
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, meta=np.array(json.dumps(meta)), pts=index.pts, packet_sizes=index.packet_sizes,
+                         keyframes=np.asarray(index.keyframes(), dtype=np.int64))
+            os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as exc:
+        logger.warning("cannot store keyframe index in %s: %s", path.parent, exc)

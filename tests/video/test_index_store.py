@@ -1,0 +1,113 @@
+"""Keyframe indexes of remote videos are kept on disk: a new process (a DataLoader worker, a new run) does not
+download a video again just to index it, and a changed video is indexed again."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import fsspec
+import numpy as np
+import pytest
+
+from hf_mediaref import MediaRef, batch_decode, cleanup_cache
+from hf_mediaref.io.sources import open_media, source_version
+from hf_mediaref.testing import read_index, write_video
+from hf_mediaref.video.container import load_index
+from hf_mediaref.video.index_store import load_stored_index, store_dir, store_index
+
+from .conftest import SIZE
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch, fresh_cache):
+    monkeypatch.setenv("HF_MEDIAREF_CACHE_DIR", str(tmp_path / "cache"))
+    return store_dir()
+
+
+def _frames(out):
+    return [read_index(f) for f in out]
+
+
+def test_a_new_process_reads_the_stored_index_instead_of_the_whole_video(media_dir, http_server, store):
+    spec = write_video(media_dir / "stored_long.mp4", 900, fps=30, gop=30, size=SIZE, noise=0.05, bframes=2)
+    uri, size = f"{http_server.url}/{spec.path.name}", spec.path.stat().st_size
+
+    sent = http_server.bytes_sent
+    assert _frames(batch_decode([MediaRef(uri, spec.pts_ns[850])])) == [850]
+    assert http_server.bytes_sent - sent >= size  # first use: the scan reads the whole file
+    assert len(list(store.glob("*.npz"))) == 1
+
+    cleanup_cache()  # what a new process starts with
+    sent = http_server.bytes_sent
+    assert _frames(batch_decode([MediaRef(uri, spec.pts_ns[i]) for i in (40, 41, 850)])) == [40, 41, 850]
+    assert 0 < http_server.bytes_sent - sent < size / 3  # opening two containers and reading two blocks
+
+
+def test_a_changed_remote_video_is_indexed_again(media_dir, http_server, store):
+    path = media_dir / "stored_changing.mp4"
+    spec = write_video(path, 60, fps=30, gop=10, size=SIZE)
+    uri = f"{http_server.url}/{path.name}"
+    assert _frames(batch_decode([MediaRef(uri, spec.pts_ns[50])])) == [50]
+    cleanup_cache()
+    spec = write_video(path, 90, fps=30, gop=10, size=SIZE, first_index=1000)  # new content and length
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert _frames(batch_decode([MediaRef(uri, spec.pts_ns[80])])) == [1080]
+    assert load_index(uri).num_frames == 90
+    assert len(list(store.glob("*.npz"))) == 2
+
+
+def test_an_unreadable_stored_index_is_ignored_and_rewritten(media_dir, http_server, store):
+    spec = write_video(media_dir / "stored_corrupt.mp4", 30, fps=30, gop=10, size=SIZE)
+    uri = f"{http_server.url}/{spec.path.name}"
+    batch_decode([MediaRef(uri, spec.pts_ns[0])])
+    (stored,) = store.glob("*.npz")
+    stored.write_bytes(b"not an npz file")
+    cleanup_cache()
+    assert _frames(batch_decode([MediaRef(uri, spec.pts_ns[i]) for i in (29, 3)])) == [29, 3]
+    assert np.load(stored)["pts"].size == 30  # scanned again and stored again
+
+
+def test_store_can_be_turned_off_and_local_files_are_never_stored(media_dir, http_server, store, monkeypatch):
+    spec = write_video(media_dir / "stored_off.mp4", 30, fps=30, gop=10, size=SIZE)
+    batch_decode([MediaRef(str(spec.path), spec.pts_ns[5])])
+    assert not store.exists()
+    monkeypatch.setenv("HF_MEDIAREF_INDEX_STORE", "0")
+    assert _frames(batch_decode([MediaRef(f"{http_server.url}/{spec.path.name}", spec.pts_ns[5])])) == [5]
+    assert not store.exists()
+
+
+def test_round_trip_keeps_every_field(media_dir, store):
+    spec = write_video(media_dir / "stored_bframes.mp4", 40, fps=24, gop=12, bframes=2, size=SIZE)
+    index = load_index(str(spec.path))
+    key = ("some-uri", "opts")
+    assert load_stored_index(key, "v1") is None
+    store_index(key, "v1", index)
+    back = load_stored_index(key, "v1")
+    assert back is not None and load_stored_index(key, "v2") is None
+    assert np.array_equal(back.pts, index.pts) and np.array_equal(back.packet_sizes, index.packet_sizes)
+    assert back.keyframes() == index.keyframes() and back.end_pts == index.end_pts
+    assert (back.time_base, back.width, back.height, back.codec, back.pixel_format, back.stream_index) == (
+        index.time_base, index.width, index.height, index.codec, index.pixel_format, index.stream_index)
+
+
+def test_source_version(media_dir, http_server):
+    path = media_dir / "version.bin"
+    path.write_bytes(b"x" * 100)
+    with open_media(f"{http_server.url}/version.bin") as f:
+        first = source_version(f)
+    assert first and first.endswith("; 100")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    with open_media(f"{http_server.url}/version.bin") as f:
+        assert source_version(f) not in (None, first)
+    assert source_version(str(path)) is None
+    with open_media("data:application/octet-stream;base64,AAAA") as f:
+        assert source_version(f) is None
+    fsspec.filesystem("memory").pipe("/version.bin", b"xx")
+    with open_media("memory://version.bin") as f:
+        assert source_version(f) is None  # in-memory: nothing to version, nothing worth storing
+    # fsspec's buffered files (s3, gcs, hf, ...) carry the object's info() as ``details``
+    details = {"name": "x.mp4", "size": 5, "blob_id": "abc", "lfs": {"sha256": "f00"}}
+    hf_file = SimpleNamespace(details=details)
+    assert source_version(hf_file) == source_version(hf_file) and "f00" in source_version(hf_file)
+    assert source_version(SimpleNamespace(details={"name": "x.mp4", "size": 5})) is None
