@@ -97,13 +97,16 @@ def http_exists(url: str) -> bool:
     return True
 
 
+_MAX_EXPECTED = 32 << 20
+
+
 class _RangeReader(io.RawIOBase):
     """A raw, seekable file over HTTP Range requests, with an adaptive read-ahead.
 
     A read that misses the last fetched range fetches ``min_readahead`` bytes from there after a seek, and
     twice the previous fetch when it continues where that fetch ended, up to ``readahead``. Seeks (container
     probing, jumps to keyframes) cost little; long forward reads (a keyframe block, an index scan) take few
-    requests.
+    requests. A caller that knows how much it will read after a seek says so with :meth:`expect`.
     """
 
     def __init__(self, url: str, readahead: int | None = None):
@@ -114,6 +117,7 @@ class _RangeReader(io.RawIOBase):
         self._max = max(1, readahead or settings.readahead)
         self._min = max(1, min(self._max, settings.min_readahead))
         self._window = self._min
+        self._expected = 0
         self._buf = b""
         self._buf_start = 0
         self._fallback: io.BytesIO | None = None
@@ -151,6 +155,11 @@ class _RangeReader(io.RawIOBase):
             self._fallback.seek(self._pos)
         return self._pos
 
+    def expect(self, nbytes: int) -> None:
+        """Hint that the next read after a seek goes on for about ``nbytes`` (a keyframe block to decode):
+        that read fetches them in one request (up to 32 MiB) instead of growing from ``min_readahead``."""
+        self._expected = min(max(0, int(nbytes)), _MAX_EXPECTED)
+
     def _fetch(self, start: int, length: int) -> None:
         """Fetch ``[start, start + length)`` into the buffer (or switch to a whole download)."""
         resp = _request("GET", self.url, headers={"Range": f"bytes={start}-{start + length - 1}"})
@@ -166,9 +175,14 @@ class _RangeReader(io.RawIOBase):
         if self._fallback is None and self._pos < (self._size or 0):
             offset = self._pos - self._buf_start
             if not 0 <= offset < len(self._buf):
-                follows = bool(self._buf) and offset == len(self._buf)
-                self._window = min(2 * self._window, self._max) if follows else self._min
-                self._fetch(self._pos, min(max(len(buffer), self._window), self._size - self._pos))
+                if bool(self._buf) and offset == len(self._buf):  # continues the last fetch: grow
+                    self._window = min(2 * self._window, self._max)
+                    fetch = self._window
+                elif self._expected:  # after a seek, with a hint: what the caller said it will read
+                    fetch, self._window, self._expected = max(self._min, self._expected), self._min, 0
+                else:  # after a seek: the smallest read-ahead
+                    fetch = self._window = self._min
+                self._fetch(self._pos, min(max(len(buffer), fetch), self._size - self._pos))
                 offset = 0
         if self._fallback is not None:
             n = self._fallback.readinto(buffer)

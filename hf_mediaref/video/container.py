@@ -80,6 +80,7 @@ class OpenedVideo:
         self._stack = contextlib.ExitStack()
         try:
             source = self._stack.enter_context(open_media(uri, storage_options=storage_options))
+            self._expect = getattr(getattr(source, "raw", None), "expect", None)  # HTTP read-ahead hint
             self.version = source_version(source)  # None for local files and data: URIs
             with decode_errors(uri, "open"):
                 if isinstance(source, str):
@@ -103,6 +104,12 @@ class OpenedVideo:
         ctx.thread_type = "FRAME" if threads > 1 else "SLICE"
         ctx.thread_count = threads
         self.reformatter = VideoReformatter()
+
+    def expect_read(self, nbytes: int) -> None:
+        """Tell the source that the next read after a seek goes on for about ``nbytes`` (no-op where the
+        source reads ahead by itself)."""
+        if self._expect is not None:
+            self._expect(nbytes)
 
     def close(self) -> None:
         self._stack.close()

@@ -52,7 +52,13 @@ def _to_rgb(video: OpenedVideo, frame: Any, size: tuple[int, int] | None) -> np.
     return np.ascontiguousarray(rgb.to_ndarray())
 
 
-def _seek(video: OpenedVideo, index: VideoIndex, start: int) -> None:
+#: Frames past the last target whose packets a decode may still read (B-frame reordering, frame threads).
+_READ_MARGIN_FRAMES = 8
+
+
+def _seek(video: OpenedVideo, index: VideoIndex, start: int, last: int) -> None:
+    """Seek to keyframe ``start``, telling the source how many bytes decoding up to ``last`` will read."""
+    video.expect_read(int(index.packet_sizes[start : last + 1 + _READ_MARGIN_FRAMES].sum()))
     pts = int(index.pts[start])
     try:
         video.container.seek(pts, stream=video.stream, backward=True, any_frame=False)
@@ -80,7 +86,7 @@ def _decode_from(video: OpenedVideo, index: VideoIndex, start: int, targets: Seq
             arr = converted[frame_pts] = _to_rgb(video, frame, size)
         return arr
 
-    _seek(video, index, start)
+    _seek(video, index, start, max(targets))
     ctx = video.stream.codec_context
     wanted = set(target_pts)
     skipping = False

@@ -126,6 +126,21 @@ class TestHttp:
         sizes = [int(b) - int(a) + 1 for a, b in ranges]
         assert sizes[:4] == [32 << 10, 64 << 10, 128 << 10, 256 << 10]
 
+    def test_expected_read_is_one_request(self, http_server, media_dir):
+        """The decoder says how many bytes a keyframe block holds: one request fetches it, and reading a
+        little past it does not fetch as much again."""
+        payload = bytes(range(256)) * 4096
+        (media_dir / "block.bin").write_bytes(payload)
+        with open_media(f"{http_server.url}/block.bin") as f:
+            f.raw.expect(300_000)
+            f.seek(100_000)
+            start = len(http_server.log)
+            assert f.read(300_000) == payload[100_000:400_000]
+            assert f.read(10) == payload[400_000:400_010]
+        sizes = [int(b) - int(a) + 1 for a, b in (r[len("bytes="):].split("-") for _, _, r in
+                                                  http_server.log[start:])]
+        assert sizes == [300_000, 64 << 10]
+
     def test_server_without_ranges_falls_back_to_whole_download(self, http_server, png_image):
         with open_media(f"{http_server.url}/norange/{png_image.name}") as f:
             f.seek(1)
