@@ -1,0 +1,736 @@
+#!/usr/bin/env python
+"""Frame-decoding benchmark: hf_mediaref against its peers, in one process, on the same generated media.
+
+    make bench                      # or: python scripts/benchmark.py [--quick] [--reps N] [--markdown FILE]
+
+Media (barcode videos whose frame i shows i, so every returned frame is checked) is generated once into
+``.bench/``. Each contender runs every workload once untimed (warm-up: builds caches, verifies every frame),
+then ``--reps`` timed passes, interleaved across contenders so that machine noise hits all of them alike;
+cells are medians. Slow per-frame contenders (naive PyAV, ``SEPARATE``) run on the first ``--sample`` refs of
+each workload: their cost per frame does not depend on the batch size.
+
+Columns: frames/s (returned frames per second), decoded frames per returned frame (where the contender lets
+us count), bytes read per returned frame (``rchar`` of /proc/self/io: every byte read by the process, page
+cache hits included; for the workload over HTTP, the bytes a loopback server sent), peak RSS growth during
+the call, and wrong frames (barcode check; must be 0). "new process" empties hf_mediaref's index and container
+in-memory caches before every call, as a new process (a DataLoader worker, a new run) finds them.
+The targets of issue 3 are checked at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from bisect import bisect_right
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hf_mediaref.testing.http_server import LoopbackFileServer  # noqa: E402
+from hf_mediaref.testing.media import read_index, write_video  # noqa: E402
+
+FPS = 20
+SIZE = (360, 640)
+
+
+# ----------------------------------------------------------------------------------------------- media
+
+
+@dataclasses.dataclass
+class Video:
+    path: str
+    pts_ns: list[int]  # pts of the frame showing i
+    time_base: Fraction
+    keyframes: list[int]  # frame numbers of the keyframes (demuxed once, for the oracle)
+
+    def pts_tb(self, frame: int) -> int:
+        return int(Fraction(self.pts_ns[frame], 10**9) / self.time_base)
+
+
+def _demux_keyframes(path: str, pts_ns: list[int]) -> tuple[Fraction, list[int]]:
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        tb = stream.time_base
+        key_pts = sorted(
+            int(p.pts * tb * 10**9) for p in container.demux(stream) if p.pts is not None and p.is_keyframe
+        )
+    frames = sorted({bisect_right(pts_ns, p) - 1 for p in key_pts})
+    return Fraction(tb), frames
+
+
+def make_video(path: Path, seconds: int, first_index: int = 0) -> Video:
+    meta = path.with_suffix(".json")
+    if not (path.exists() and meta.exists()):
+        spec = write_video(
+            path, seconds * FPS, fps=FPS, size=SIZE, gop=250, bframes=3, noise=0.02, first_index=first_index
+        )
+        meta.write_text(json.dumps(list(spec.pts_ns)))
+    pts_ns = json.loads(meta.read_text())
+    tb, keyframes = _demux_keyframes(str(path), pts_ns)
+    return Video(str(path), pts_ns, tb, keyframes)
+
+
+# ----------------------------------------------------------------------------------------------- workloads
+
+
+@dataclasses.dataclass
+class Workload:
+    name: str
+    requests: list[tuple[Video, int]]  # (video, frame index), in input order
+    bytes_counter: Optional[Callable[[], int]] = None  # bytes fetched so far (default: the process's rchar)
+
+    def head(self, n: Optional[int]) -> "Workload":
+        if n is None or n >= len(self.requests):
+            return self
+        return dataclasses.replace(self, requests=self.requests[:n])
+
+
+def over_http(workload: Workload, server: Any) -> Workload:
+    """The same requests, with every video read from ``server`` (a loopback file server over the media
+    folder); bytes are what the server sent."""
+    remote: dict[str, Video] = {}
+    for video, _ in workload.requests:
+        remote.setdefault(
+            video.path, dataclasses.replace(video, path=f"{server.url}/{Path(video.path).name}")
+        )
+    return Workload(
+        f"{workload.name} over HTTP",
+        [(remote[v.path], i) for v, i in workload.requests],
+        bytes_counter=lambda: server.bytes_sent,
+    )
+
+
+def make_workloads(long: Video, shorts: list[Video], seed: int = 0) -> list[Workload]:
+    rng = random.Random(seed)
+    n = len(long.pts_ns)
+    clips = []
+    for start in sorted(rng.sample(range(n - 16), 16)):
+        clips += [(long, start + k) for k in range(16)]
+    rng.shuffle(clips_order := list(range(16)))  # clips arrive in random order, frames in order inside a clip
+    clips = [clips[c * 16 + k] for c in clips_order for k in range(16)]
+    one_hz = [(long, i) for i in range(0, n, FPS)]
+    rand = [(long, i) for i in rng.sample(range(n), 256)]
+    start = rng.randrange(n - 300)
+    consecutive = [(long, start + k) for k in range(300)]
+    short = [(v, i) for v in shorts for i in rng.sample(range(len(v.pts_ns)), 8)]
+    return [
+        Workload("clips 16x16", clips),
+        Workload("1 Hz", one_hz),
+        Workload("random 256", rand),
+        Workload("300 consecutive", consecutive),
+        Workload("32 videos x 8", short),
+    ]
+
+
+def by_video(requests: list[tuple[Video, int]]) -> dict[str, tuple[Video, list[int]]]:
+    """{path: (video, [request positions])} in order of first appearance."""
+    out: dict[str, tuple[Video, list[int]]] = {}
+    for pos, (video, _) in enumerate(requests):
+        out.setdefault(video.path, (video, []))[1].append(pos)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- contenders
+
+
+@dataclasses.dataclass
+class Result:
+    frames: list[Any]
+    decoded: Optional[int] = None
+
+
+@dataclasses.dataclass
+class Contender:
+    name: str
+    run: Callable[[Workload], Result]
+    sample: Optional[int] = None  # only the first N refs of each workload
+    note: str = ""
+    after: Optional[Callable[[], None]] = None  # untimed clean-up after each call
+
+
+def hf_contender(name: str, fresh: Optional[list[str]] = None, **options: Any) -> Contender:
+    """``hf_mediaref.batch_decode``. With ``fresh`` (every video path of the run), each call starts with empty
+    in-memory caches, as in a new process, and the caches are filled again afterwards (untimed) so that the
+    next contender finds them as it left them."""
+    import hf_mediaref
+    from hf_mediaref.video.container import load_index
+    from hf_mediaref.video.stats import collect_stats
+
+    def run(w: Workload) -> Result:
+        refs = [hf_mediaref.MediaRef(v.path, v.pts_ns[i]) for v, i in w.requests]
+        if fresh:
+            hf_mediaref.cleanup_cache()
+        with collect_stats() as stats:
+            frames = hf_mediaref.batch_decode(refs, **options)
+        return Result(frames, stats.decoded_frames)
+
+    def refill() -> None:
+        for path in fresh or ():
+            load_index(path)
+
+    return Contender(name, run, after=refill if fresh else None)
+
+
+def mediaref_contender(decoder: str) -> Contender:
+    import mediaref
+
+    def run(w: Workload) -> Result:
+        refs = [mediaref.MediaRef(uri=v.path, pts_ns=v.pts_ns[i]) for v, i in w.requests]
+        return Result(mediaref.batch_decode(refs, decoder=decoder, allow_multi_video=True))
+
+    return Contender(f"mediaref 2.1.0 ({decoder})", run)
+
+
+def played_at_contender(name: str, make_decoder: Callable[[str], Any], note: str) -> Contender:
+    """A library's ``VideoDecoder(path).get_frames_played_at(seconds)``, one decoder per video per call."""
+
+    def run(w: Workload) -> Result:
+        out: list[Any] = [None] * len(w.requests)
+        for video, positions in by_video(w.requests).values():
+            decoder = make_decoder(video.path)
+            try:
+                batch = decoder.get_frames_played_at(
+                    [video.pts_ns[w.requests[p][1]] / 1e9 for p in positions]
+                )
+            finally:
+                close = getattr(decoder, "close", None)
+                if close is not None:
+                    close()
+            for p, frame in zip(positions, batch.data):
+                out[p] = frame
+        return Result(out)
+
+    return Contender(name, run, note=note)
+
+
+def naive_pyav_contender() -> Contender:
+    """Per ref: open, seek to the keyframe before t, decode up to t, convert, close."""
+    import av
+
+    def run(w: Workload) -> Result:
+        out, decoded = [], 0
+        for video, i in w.requests:
+            target = video.pts_tb(i)
+            with av.open(video.path) as container:
+                stream = container.streams.video[0]
+                container.seek(target, stream=stream, backward=True)
+                last = None
+                for frame in container.decode(stream):
+                    decoded += 1
+                    if frame.pts > target:
+                        break
+                    last = frame
+                out.append(last.to_ndarray(format="rgb24"))
+        return Result(out, decoded)
+
+    return Contender("naive PyAV (open+seek per frame)", run)
+
+
+def oracle_contender(threads: int) -> Contender:
+    """Knows the keyframes; per video, one stream, each needed block decoded once from its keyframe to its
+    last target; only targets converted."""
+    import av
+
+    def run(w: Workload) -> Result:
+        out: list[Any] = [None] * len(w.requests)
+        decoded = 0
+        for video, positions in by_video(w.requests).values():
+            wanted: dict[int, list[int]] = {}
+            for p in positions:
+                wanted.setdefault(w.requests[p][1], []).append(p)
+            blocks: dict[int, list[int]] = {}
+            for frame in sorted(wanted):
+                key = video.keyframes[bisect_right(video.keyframes, frame) - 1]
+                blocks.setdefault(key, []).append(frame)
+            with av.open(video.path) as container:
+                stream = container.streams.video[0]
+                stream.thread_count = threads
+                stream.thread_type = "FRAME" if threads > 1 else "SLICE"
+                reformatter = av.video.reformatter.VideoReformatter()
+                by_pts = {video.pts_tb(f): f for f in wanted}
+                for key, targets in blocks.items():
+                    container.seek(video.pts_tb(key), stream=stream, backward=True)
+                    last = video.pts_tb(targets[-1])
+                    for frame in container.decode(stream):
+                        decoded += 1
+                        f = by_pts.get(frame.pts)
+                        if f is not None:
+                            rgb = reformatter.reformat(frame, format="rgb24").to_ndarray()
+                            for p in wanted[f]:
+                                out[p] = rgb
+                        if frame.pts >= last:
+                            break
+        return Result(out, decoded)
+
+    return Contender(f"oracle (PyAV, {threads} codec thread{'s' if threads > 1 else ''})", run)
+
+
+def build_contenders(
+    args: argparse.Namespace, workloads: list[Workload]
+) -> tuple[list[Contender], list[str]]:
+    from hf_mediaref.video_decoder import BatchDecodingStrategy as S
+
+    videos = sorted({v.path for w in workloads for v, _ in w.requests})
+    contenders = [
+        hf_contender("hf_mediaref pyav (default)"),
+        hf_contender("hf_mediaref pyav (new process)", fresh=videos),
+        hf_contender("hf_mediaref pyav SEQUENTIAL", strategy=S.SEQUENTIAL),
+        hf_contender("hf_mediaref pyav 1 worker", max_workers=1),
+    ]
+    sep = hf_contender("hf_mediaref pyav SEPARATE", strategy=S.SEPARATE)
+    sep.sample = args.sample
+    contenders.append(sep)
+    missing: list[str] = []
+    try:
+        import torchcodec.decoders  # noqa: F401
+
+        contenders.append(hf_contender("hf_mediaref torchcodec", decoder="torchcodec"))
+        contenders.append(
+            played_at_contender(
+                "torchcodec 0.13 get_frames_played_at",
+                lambda path: torchcodec.decoders.VideoDecoder(
+                    path, dimension_order="NHWC", seek_mode="exact"
+                ),
+                "exact mode, 1 FFmpeg thread (defaults), a decoder per video per call",
+            )
+        )
+    except Exception as exc:  # noqa: BLE001  (a missing or unloadable TorchCodec is reported, not fatal)
+        missing.append(f"torchcodec: {type(exc).__name__}: {exc}")
+    try:
+        import mediaref  # noqa: F401
+
+        contenders += [mediaref_contender("tensorcodec"), mediaref_contender("pyav")]
+    except ImportError as exc:
+        missing.append(f"mediaref 2.1.0: {exc} (pip install -e '.[bench]')")
+    try:
+        import tensorcodec.decoders
+
+        contenders.append(
+            played_at_contender(
+                "tensorcodec 0.4.1 get_frames_played_at",
+                lambda path: tensorcodec.decoders.VideoDecoder(path, dimension_order="NHWC"),
+                "exact mode (default), a decoder per video per call",
+            )
+        )
+    except ImportError as exc:
+        missing.append(f"tensorcodec: {exc}")
+    naive = naive_pyav_contender()
+    naive.sample = args.sample
+    contenders += [naive, oracle_contender(1), oracle_contender(2)]
+    if args.only:
+        contenders = [c for c in contenders if any(s in c.name for s in args.only)]
+    return contenders, missing
+
+
+# ----------------------------------------------------------------------------------------------- measuring
+
+
+def _rchar() -> int:
+    try:
+        with open("/proc/self/io") as f:
+            for line in f:
+                if line.startswith("rchar:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _rss() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def _malloc_trim() -> None:
+    """Give freed heap memory back to the OS (glibc), so that a call's RSS growth is not hidden by memory an
+    earlier contender freed but the allocator kept."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class PeakRSS:
+    """Samples the process RSS every 5 ms while active; ``peak - start`` is the call's RSS growth."""
+
+    def __enter__(self) -> "PeakRSS":
+        _malloc_trim()
+        self.start = self.peak = _rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _rss())
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+
+
+def _as_hwc(frame: Any) -> np.ndarray:
+    arr = frame.numpy() if hasattr(frame, "numpy") else np.asarray(frame)
+    if arr.ndim == 3 and arr.shape[0] == 3 and arr.shape[-1] != 3:
+        arr = arr.transpose(1, 2, 0)
+    return arr
+
+
+@dataclasses.dataclass
+class Cell:
+    times: list[float] = dataclasses.field(default_factory=list)
+    returned: int = 0
+    decoded: Optional[int] = None
+    bytes_read: int = 0
+    rss_growth: int = 0
+    wrong: int = 0
+    error: str = ""
+
+    @property
+    def time(self) -> float:
+        return statistics.median(self.times) if self.times else float("nan")
+
+    @property
+    def fps(self) -> float:
+        return self.returned / self.time if self.times else float("nan")
+
+
+def measure(contender: Contender, workload: Workload, cell: Cell, warmup: bool) -> None:
+    w = workload.head(contender.sample)
+    count_bytes = w.bytes_counter or _rchar
+    before = count_bytes()
+    with PeakRSS() as rss:
+        start = time.perf_counter()
+        try:
+            result = contender.run(w)
+        except Exception as exc:  # noqa: BLE001  (a failing peer is reported in its cell)
+            cell.error = f"{type(exc).__name__}: {str(exc)[:120]}"
+            return
+        elapsed = time.perf_counter() - start
+    bytes_read = count_bytes() - before
+    if contender.after is not None:
+        contender.after()
+    if warmup:  # verify every frame once, outside the timed passes
+        expected = [i for _, i in w.requests]
+        cell.wrong = sum(read_index(_as_hwc(f)) != e for f, e in zip(result.frames, expected))
+        cell.wrong += abs(len(result.frames) - len(expected))
+        return
+    cell.times.append(elapsed)
+    cell.returned = len(w.requests)
+    cell.decoded = result.decoded
+    cell.bytes_read = max(cell.bytes_read, bytes_read)
+    cell.rss_growth = max(cell.rss_growth, rss.peak - rss.start)
+
+
+# ----------------------------------------------------------------------------------------------- extras
+
+
+def formatter_overhead(workloads: list[Workload], reps: int) -> list[tuple[str, float, float, float]]:
+    """Median time of batch_decode vs ``ds.with_format("mediaref")[:]`` vs
+    ``with_transform(decode_transform())`` on the same refs (plus an int label column)."""
+    import datasets
+
+    import hf_mediaref
+
+    rows = []
+    for w in workloads:
+        refs = [hf_mediaref.MediaRef(v.path, v.pts_ns[i]) for v, i in w.requests]
+        ds = datasets.Dataset.from_dict(
+            {"frame": refs, "label": list(range(len(refs)))},
+            features=datasets.Features(
+                {"frame": hf_mediaref.MediaRefFeature(), "label": datasets.Value("int64")}
+            ),
+        )
+        fmt = ds.with_format("mediaref")
+        tr = ds.with_transform(hf_mediaref.decode_transform())
+        runs = {
+            "batch_decode": lambda: hf_mediaref.batch_decode(refs),
+            "formatter": lambda: fmt[:]["frame"],
+            "with_transform": lambda: tr[:]["frame"],
+        }
+        times: dict[str, list[float]] = {k: [] for k in runs}
+        for name, fn in runs.items():  # warm-up + check
+            got = fn()
+            assert [read_index(f) for f in got] == [i for _, i in w.requests], name
+        for _ in range(reps):
+            for name, fn in runs.items():
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+        rows.append((w.name, *(statistics.median(times[k]) for k in runs)))
+    return rows
+
+
+def grouping_cost(rows: int = 1_000_000, videos: int = 1000, reps: int = 3) -> float:
+    import pyarrow as pa
+
+    from hf_mediaref.hf.grouping import group_by_uri
+
+    rng = np.random.default_rng(0)
+    names = np.array([f"videos/episode_{k:05d}.mkv" for k in range(videos)], dtype=object)
+    uris = pa.array(names[rng.integers(0, videos, rows)], pa.string())
+    pts = pa.array(rng.integers(0, 300 * 10**9, rows), pa.int64())
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        groups = group_by_uri(uris, pts)
+        groups.order, groups.offsets  # noqa: B018  (force the lazy parts)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def parquet_size(rows: int = 100_000) -> tuple[int, int]:
+    """Bytes of a Parquet file holding ``rows`` frame refs (100 videos x 1000 frames), as a MediaRef column
+    and, for scale, as the same strings and ints written without dictionary encoding or compression."""
+    import datasets
+    import pyarrow.parquet as pq
+
+    import hf_mediaref
+
+    uris = [f"videos/episode_{k // 1000:03d}.mp4" for k in range(rows)]
+    pts = [(k % 1000) * 50_000_000 for k in range(rows)]
+    ds = datasets.Dataset.from_dict(
+        {"frame": [{"uri": u, "pts_ns": p} for u, p in zip(uris, pts)]},
+        features=datasets.Features({"frame": hf_mediaref.MediaRefFeature()}),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        ds.to_parquet(f"{tmp}/refs.parquet")
+        plain = f"{tmp}/plain.parquet"
+        pq.write_table(ds.data.table, plain, use_dictionary=False, compression="none")
+        return os.path.getsize(f"{tmp}/refs.parquet"), os.path.getsize(plain)
+
+
+# ----------------------------------------------------------------------------------------------- report
+
+
+def _fmt_num(x: Optional[float], digits: int = 1) -> str:
+    return "–" if x is None or x != x else f"{x:,.{digits}f}"
+
+
+def render(
+    workloads: list[Workload],
+    contenders: list[Contender],
+    cells: dict,
+    args: argparse.Namespace,
+    extras: dict[str, Any],
+    missing: list[str],
+) -> str:
+    lines = []
+    names = [w.name for w in workloads]
+    lines.append("Frames/s (returned frames per second, median of %d passes; higher is better)\n" % args.reps)
+    lines.append("| contender | " + " | ".join(names) + " |")
+    lines.append("|---|" + "---:|" * len(names))
+    for c in contenders:
+        row = []
+        for w in workloads:
+            cell = cells[c.name, w.name]
+            row.append("error" if cell.error else _fmt_num(cell.fps) + ("*" if c.sample else ""))
+        lines.append(f"| {c.name} | " + " | ".join(row) + " |")
+    if any(c.sample for c in contenders):
+        lines.append(
+            f"\n\\* on the first {args.sample} refs of the workload (per-frame cost does not depend on"
+            " the batch)."
+        )
+
+    default = "hf_mediaref pyav (default)"
+    peers = [c.name for c in contenders if c.name.startswith("mediaref 2.1.0")]
+    lines.append(
+        "\nRatios: frames/s of hf_mediaref (default) / frames/s of the other (>1: hf_mediaref is faster)\n"
+    )
+    lines.append("| vs | " + " | ".join(names) + " |")
+    lines.append("|---|" + "---:|" * len(names))
+    for other in peers + [
+        c.name for c in contenders if c.name.startswith(("oracle", "torchcodec", "tensorcodec"))
+    ]:
+        row = []
+        for w in workloads:
+            a, b = cells.get((default, w.name)), cells.get((other, w.name))
+            ok = a and b and a.times and b.times
+            row.append(f"{a.fps / b.fps:.2f}x" if ok else "–")
+        lines.append(f"| {other} | " + " | ".join(row) + " |")
+
+    for w in workloads:
+        lines.append(f"\n**{w.name}** ({len(w.requests)} refs)\n")
+        lines.append(
+            "| contender | median s | frames/s | decoded / returned | KiB read / returned | "
+            "peak RSS growth MiB | wrong frames |"
+        )
+        lines.append("|---|---:|---:|---:|---:|---:|---:|")
+        for c in contenders:
+            cell = cells[c.name, w.name]
+            if cell.error:
+                lines.append(f"| {c.name} | error: {cell.error} | | | | | |")
+                continue
+            dec = None if cell.decoded is None or not cell.returned else cell.decoded / cell.returned
+            kib = cell.bytes_read / 1024 / cell.returned if cell.returned else None
+            lines.append(
+                f"| {c.name} | {_fmt_num(cell.time, 3)} | {_fmt_num(cell.fps)} | {_fmt_num(dec, 2)} | "
+                f"{_fmt_num(kib)} | {_fmt_num(cell.rss_growth / 2**20)} | {cell.wrong} |"
+            )
+
+    if extras.get("formatter"):
+        lines.append(
+            "\nDatasets path: the same refs through `batch_decode`, the `mediaref` format (`ds[:]`) and "
+            "`with_transform(decode_transform())` (median s; overhead vs batch_decode)\n"
+        )
+        lines.append("| workload | batch_decode | formatter | overhead | with_transform | overhead |")
+        lines.append("|---|---:|---:|---:|---:|---:|")
+        for name, bd, fmt, tr in extras["formatter"]:
+            lines.append(
+                f"| {name} | {bd:.3f} | {fmt:.3f} | {100 * (fmt / bd - 1):+.1f}% | {tr:.3f} | "
+                f"{100 * (tr / bd - 1):+.1f}% |"
+            )
+    if "grouping" in extras:
+        lines.append(
+            f"\nGrouping 1,000,000 rows (1,000 videos) by URI and pts: {extras['grouping'] * 1000:.0f} ms"
+        )
+    if "parquet" in extras:
+        refs, plain = extras["parquet"]
+        lines.append(
+            f"\nParquet, 100,000 frame refs: {refs / 1024:.1f} KiB as a MediaRef column via `to_parquet` "
+            f"({plain / 1024:,.0f} KiB without dictionary encoding and compression)"
+        )
+    if missing:
+        lines.append("\nNot run: " + "; ".join(missing))
+    lines.append("\n" + check_targets(workloads, contenders, cells, extras))
+    return "\n".join(lines)
+
+
+def check_targets(workloads: list[Workload], contenders: list[Contender], cells: dict, extras: dict) -> str:
+    default = "hf_mediaref pyav (default)"
+    peers = [c.name for c in contenders if c.name.startswith("mediaref 2.1.0")]
+    out = ["Targets (issue 3 and 4):\n"]
+
+    def cell(name: str, w: str) -> Optional[Cell]:
+        c = cells.get((name, w))
+        return c if c and c.times else None
+
+    for w in workloads:
+        me = cell(default, w.name)
+        best = max((cell(p, w.name) for p in peers if cell(p, w.name)), key=lambda c: c.fps, default=None)
+        oracle = cell("oracle (PyAV, 1 codec thread)", w.name)
+        if me and best:
+            ratio = me.fps / best.fps
+            need = 1.5 if w.name in ("1 Hz", "random 256") else 1.0
+            out.append(
+                f"- {w.name}: {ratio:.2f}x the frames/s of mediaref 2.1.0's faster backend "
+                f"(target >= {need}x): {'met' if ratio >= need else 'MISSED'}"
+            )
+        if me and oracle and w.name in ("1 Hz", "random 256"):
+            ratio = me.time / oracle.time
+            out.append(
+                f"- {w.name}: {ratio:.2f}x the oracle's time (target <= 0.8x): "
+                f"{'met' if ratio <= 0.8 else 'MISSED'}"
+            )
+    wrong = sum(c.wrong for c in cells.values())
+    out.append(f"- wrong frames over all contenders: {wrong}")
+    for name, bd, fmt, _ in extras.get("formatter", []):
+        out.append(
+            f"- formatter overhead on {name}: {100 * (fmt / bd - 1):+.1f}% (target <= 10%): "
+            f"{'met' if fmt / bd <= 1.10 else 'MISSED'}"
+        )
+    if "grouping" in extras:
+        out.append(
+            f"- grouping 1M rows: {extras['grouping']:.3f} s (target < 1 s): "
+            f"{'met' if extras['grouping'] < 1 else 'MISSED'}"
+        )
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------------------------- main
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a 60 s video, 4 short videos, 1 pass")
+    parser.add_argument("--reps", type=int, default=None, help="timed passes (default 3, --quick 1)")
+    parser.add_argument("--sample", type=int, default=32, help="refs given to the slow per-frame contenders")
+    parser.add_argument("--only", nargs="*", help="run only contenders whose name contains one of these")
+    parser.add_argument("--workloads", nargs="*", help="run only workloads whose name contains one of these")
+    parser.add_argument(
+        "--no-extras", action="store_true", help="skip formatter/grouping/Parquet measurements"
+    )
+    parser.add_argument("--media", default=str(ROOT / ".bench"), help="where generated media is kept")
+    parser.add_argument("--markdown", help="also write the report to this file")
+    args = parser.parse_args(argv)
+    args.reps = args.reps or (1 if args.quick else 3)
+    warnings.filterwarnings("ignore", module="mediaref")  # its "sparse timestamp query" advice, every call
+
+    media = Path(args.media)
+    media.mkdir(parents=True, exist_ok=True)
+    seconds, n_short = (60, 4) if args.quick else (300, 32)
+    print(f"media in {media} (generated on first use) ...", flush=True)
+    long = make_video(media / f"long_{seconds}s_640x360_20fps.mp4", seconds)
+    shorts = [
+        make_video(media / f"short_{k:02d}_5s_640x360_20fps.mp4", 5, first_index=0) for k in range(n_short)
+    ]
+    workloads = make_workloads(long, shorts)
+    if args.quick:
+        workloads[-1].name = f"{n_short} videos x 8"
+    # remote reads: loopback HTTP, bytes counted by the server; stored indexes in a folder of this run only
+    os.environ["HF_MEDIAREF_CACHE_DIR"] = tempfile.mkdtemp(prefix="hf_mediaref-bench-")
+    server = LoopbackFileServer(media)
+    workloads.append(over_http(next(w for w in workloads if w.name == "random 256"), server))
+    if args.workloads:
+        workloads = [w for w in workloads if any(s in w.name for s in args.workloads)]
+    contenders, missing = build_contenders(args, workloads)
+    for m in missing:
+        print(f"not run: {m}", flush=True)
+
+    import av
+
+    print(
+        f"{os.cpu_count()} CPUs (usable {len(os.sched_getaffinity(0))}), PyAV {av.__version__} "
+        f"(FFmpeg {av.ffmpeg_version_info}), Python {sys.version.split()[0]}",
+        flush=True,
+    )
+    cells = {(c.name, w.name): Cell() for c in contenders for w in workloads}
+    for rep in range(args.reps + 1):
+        label = "warm-up + frame check" if rep == 0 else f"pass {rep}/{args.reps}"
+        print(f"{label} ...", flush=True)
+        for w in workloads:
+            for c in contenders if rep % 2 else contenders[::-1]:  # alternate order: no one always goes first
+                cell = cells[c.name, w.name]
+                if not cell.error:
+                    measure(c, w, cell, warmup=rep == 0)
+
+    extras: dict[str, Any] = {}
+    if not args.no_extras:
+        print("datasets path, grouping, Parquet ...", flush=True)
+        pick = [w for w in workloads if w.name.startswith(("random", f"{n_short} videos"))]
+        extras["formatter"] = formatter_overhead(pick, max(args.reps, 3))
+        extras["grouping"] = grouping_cost()
+        extras["parquet"] = parquet_size()
+
+    report = render(workloads, contenders, cells, args, extras, missing)
+    print("\n" + report)
+    if args.markdown:
+        Path(args.markdown).write_text(report + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
