@@ -156,8 +156,9 @@ class _RangeReader(io.RawIOBase):
         return self._pos
 
     def expect(self, nbytes: int) -> None:
-        """Hint that the next read after a seek goes on for about ``nbytes`` (a keyframe block to decode):
-        that read fetches them in one request (up to 32 MiB) instead of growing from ``min_readahead``."""
+        """Hint that reading (after the seek that follows) goes on for about ``nbytes`` (a keyframe block to
+        decode): the next fetch takes them in one request (up to 32 MiB) instead of growing from
+        ``min_readahead``; a read just past them starts from ``min_readahead`` again."""
         self._expected = min(max(0, int(nbytes)), _MAX_EXPECTED)
 
     def _fetch(self, start: int, length: int) -> None:
@@ -175,11 +176,11 @@ class _RangeReader(io.RawIOBase):
         if self._fallback is None and self._pos < (self._size or 0):
             offset = self._pos - self._buf_start
             if not 0 <= offset < len(self._buf):
-                if bool(self._buf) and offset == len(self._buf):  # continues the last fetch: grow
+                if self._expected:  # the caller said how much it will read from here: one request
+                    fetch, self._window, self._expected = max(self._min, self._expected), self._min, 0
+                elif bool(self._buf) and offset == len(self._buf):  # continues the last fetch: grow
                     self._window = min(2 * self._window, self._max)
                     fetch = self._window
-                elif self._expected:  # after a seek, with a hint: what the caller said it will read
-                    fetch, self._window, self._expected = max(self._min, self._expected), self._min, 0
                 else:  # after a seek: the smallest read-ahead
                     fetch = self._window = self._min
                 self._fetch(self._pos, min(max(len(buffer), fetch), self._size - self._pos))

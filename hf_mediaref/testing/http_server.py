@@ -2,8 +2,9 @@
 
 ``LoopbackFileServer(root)`` serves the files under ``root`` at ``server.url``, answers ``Range: bytes=a-b``
 with 206 partial content (reading only that slice from disk), sends ``ETag`` and ``Last-Modified``, logs
-every request and counts the body bytes it sent, so callers can check how much of a video a reader fetched. Subclass :class:`RangeRequestHandler` and
-override :meth:`~RangeRequestHandler.handle_request` to add misbehaving endpoints.
+every request and counts the body bytes it sent, so callers can check how much of a video a reader fetched.
+Subclass :class:`RangeRequestHandler` and override :meth:`~RangeRequestHandler.handle_request` to add
+misbehaving endpoints.
 """
 
 from __future__ import annotations
@@ -51,14 +52,17 @@ class RangeRequestHandler(BaseHTTPRequestHandler):
         """The file under the root that ``url_path`` names (query strings ignored)."""
         return self.server.root / url_path.split("?")[0].lstrip("/")
 
+    def _send_head(self, code: int, headers: dict, length: int) -> None:
+        self.send_response(code)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+
     def send_body(
         self, code: int, body: bytes = b"", headers: dict | None = None, head: bool = False
     ) -> None:
-        self.send_response(code)
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
+        self._send_head(code, headers or {}, len(body))
         if not head:
             self._write(body)
 
@@ -80,11 +84,7 @@ class RangeRequestHandler(BaseHTTPRequestHandler):
             if start >= size:
                 return self.send_body(416, b"", {"Content-Range": f"bytes */{size}"}, head=head)
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-        self.send_response(code)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(end - start + 1))
-        self.end_headers()
+        self._send_head(code, headers, end - start + 1)
         if head:
             return None
         with open(path, "rb") as f:  # streamed: only what the client reads before it hangs up is sent
@@ -112,10 +112,9 @@ class _Server(ThreadingHTTPServer):
     lock: threading.Lock
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(
-            sys.exc_info()[1], (ConnectionError, TimeoutError)
-        ):  # clients hang up mid-body: normal
-            super().handle_error(request, client_address)
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return  # a client hanging up mid-body is normal (FFmpeg asks for open-ended ranges)
+        super().handle_error(request, client_address)
 
 
 class LoopbackFileServer:

@@ -105,9 +105,13 @@ class OpenedVideo:
         ctx.thread_count = threads
         self.reformatter = VideoReformatter()
 
+    @property
+    def takes_read_hints(self) -> bool:
+        """Whether :meth:`expect_read` does anything (HTTP sources; others read ahead by themselves)."""
+        return self._expect is not None
+
     def expect_read(self, nbytes: int) -> None:
-        """Tell the source that the next read after a seek goes on for about ``nbytes`` (no-op where the
-        source reads ahead by itself)."""
+        """Tell the source that the next read after a seek goes on for about ``nbytes``."""
         if self._expect is not None:
             self._expect(nbytes)
 

@@ -58,7 +58,8 @@ _READ_MARGIN_FRAMES = 8
 
 def _seek(video: OpenedVideo, index: VideoIndex, start: int, last: int) -> None:
     """Seek to keyframe ``start``, telling the source how many bytes decoding up to ``last`` will read."""
-    video.expect_read(int(index.packet_sizes[start : last + 1 + _READ_MARGIN_FRAMES].sum()))
+    if video.takes_read_hints:
+        video.expect_read(int(index.packet_sizes[start : last + 1 + _READ_MARGIN_FRAMES].sum()))
     pts = int(index.pts[start])
     try:
         video.container.seek(pts, stream=video.stream, backward=True, any_frame=False)

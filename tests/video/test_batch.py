@@ -98,6 +98,19 @@ def test_http_video_reads_only_part_of_a_large_file(media_dir, http_server, fres
     assert 0 < http_server.bytes_sent - sent < size / 2  # the network count, read-ahead included
 
 
+def test_http_video_block_is_fetched_in_one_request(media_dir, http_server, fresh_cache):
+    """The decoder tells the HTTP reader how many bytes the keyframe block holds (from the index), so a deep
+    target costs one Range request instead of a read-ahead growing from 32 KiB."""
+    spec = write_video(media_dir / "batch_one_block.mp4", 240, fps=30, gop=240, size=SIZE, noise=0.1)
+    uri = f"{http_server.url}/{spec.path.name}"
+    batch_decode([MediaRef(uri, spec.pts_ns[0])])  # index scan; its container stays cached
+    start = len(http_server.log)
+    assert _indices(batch_decode([MediaRef(uri, spec.pts_ns[230])])) == [230]
+    gets = [r for m, _, r in http_server.log[start:] if m == "GET"]
+    assert spec.path.stat().st_size > 8 * (32 << 10)  # without the hint this would take 4+ requests
+    assert len(gets) <= 2, gets  # the block, and at most one small read past it
+
+
 @pytest.mark.parametrize("decoder", DECODERS)
 def test_output_options(media, decoder):
     spec = media["mp4"]
