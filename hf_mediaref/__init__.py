@@ -1,8 +1,20 @@
 """hf_mediaref: video frames and images as first-class, lazily loaded values in HuggingFace ``datasets``.
 
-``import hf_mediaref`` is light: PyAV, torch and ``datasets`` load only when first needed. The
-``datasets`` Feature and formatter register themselves as soon as ``datasets`` is imported (before or
-after this package).
+Public surface (each name has one import path):
+
+* ``hf_mediaref``: :class:`MediaRef`, :class:`DataURI`, :func:`batch_decode`, :class:`DecodeOptions`,
+  :func:`cleanup_cache`, ``errors``, and the ``datasets`` integration (loaded on first use): ``MediaRefFeature``,
+  ``decode_transform``, ``load_dataset``, ``embed``, ``push_to_hub``, ``set_media_root``, ``get_media_root``,
+  ``VideoBlockBatchSampler``.
+* :mod:`hf_mediaref.video`: single-video decoders (``PyAVVideoDecoder``, ``TorchCodecVideoDecoder``),
+  ``Frame``/``FrameBatch``, ``VideoStreamMetadata``, ``BatchDecodingStrategy``, ``collect_stats``
+  (also importable as :mod:`hf_mediaref.video_decoder`, the original ``mediaref`` name).
+* :mod:`hf_mediaref.arrow`: the Arrow layer (storage type, grouping, root resolution) without ``datasets``.
+* :mod:`hf_mediaref.hf`: everything above plus the ``datasets`` internals it needs.
+* :mod:`hf_mediaref.testing`: self-identifying test media, a loopback HTTP server, an offline fake Hub.
+
+``import hf_mediaref`` is light: PyAV, torch and ``datasets`` load only when first needed. The ``datasets`` Feature
+and formatter register themselves as soon as ``datasets`` is imported (before or after this package).
 """
 
 from __future__ import annotations
@@ -12,42 +24,57 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors
 from ._version import __version__
-from .core.data_uri import DataURI
-from .core.media_ref import MediaRef
+from .core import DataURI, MediaRef
+from .decode import DecodeOptions, batch_decode
+from .video import cleanup_cache
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .hf import MediaRefFeature, decode_transform, embed, load_dataset, push_to_hub, set_media_root
-    from .hf.sampler import VideoBlockBatchSampler
-    from .video import batch_decode, cleanup_cache
+    from .hf import (
+        MediaRefFeature,
+        VideoBlockBatchSampler,
+        decode_transform,
+        embed,
+        get_media_root,
+        load_dataset,
+        push_to_hub,
+        set_media_root,
+    )
 
-_LAZY = {
-    "batch_decode": "hf_mediaref.video",
-    "cleanup_cache": "hf_mediaref.video",
-    "video_decoder": "hf_mediaref.video_decoder",
-    "MediaRefFeature": "hf_mediaref.hf",
-    "decode_transform": "hf_mediaref.hf",
-    "load_dataset": "hf_mediaref.hf",
-    "embed": "hf_mediaref.hf",
-    "push_to_hub": "hf_mediaref.hf",
-    "VideoBlockBatchSampler": "hf_mediaref.hf",
-    "set_media_root": "hf_mediaref.hf",
-}
+_LAZY_HF = (
+    "MediaRefFeature",
+    "VideoBlockBatchSampler",
+    "decode_transform",
+    "embed",
+    "get_media_root",
+    "load_dataset",
+    "push_to_hub",
+    "set_media_root",
+)
 
-__all__ = ["MediaRef", "DataURI", "errors", "__version__", *_LAZY]
+__all__ = [
+    "DataURI",
+    "DecodeOptions",
+    "MediaRef",
+    "__version__",
+    "batch_decode",
+    "cleanup_cache",
+    "errors",
+    *_LAZY_HF,
+]
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    if name == "video_decoder":
+        return importlib.import_module("hf_mediaref.video_decoder")
+    if name not in _LAZY_HF:
         raise AttributeError(f"module 'hf_mediaref' has no attribute {name!r}")
-    mod = importlib.import_module(module)
-    value = mod if module.endswith(name) else getattr(mod, name)
+    value = getattr(importlib.import_module("hf_mediaref.hf"), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY_HF))
 
 
 from ._datasets_hook import install as _install_datasets_hook  # noqa: E402

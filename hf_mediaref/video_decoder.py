@@ -1,29 +1,28 @@
-"""Public single-video decoder surface (TorchCodec-like): ``PyAVVideoDecoder``, ``TorchCodecVideoDecoder``,
-``BatchDecodingStrategy``, ``VideoStreamMetadata``, ``FrameBatch``.
+"""The single-video decoder surface under the name the original ``mediaref`` package uses.
 
-Importing this module does not import PyAV or TorchCodec; the decoder classes load on first access.
+The same objects as :mod:`hf_mediaref.video` (an alias module, kept for code written against ``mediaref``):
+``PyAVVideoDecoder``, ``TorchCodecVideoDecoder``, ``BaseVideoDecoder``, ``BatchDecodingStrategy``,
+``VideoStreamMetadata``, ``Frame``, ``FrameBatch``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from .video import (
+    BaseVideoDecoder,
+    BatchDecodingStrategy,
+    Frame,
+    FrameBatch,
+    PyAVVideoDecoder,
+    TorchCodecVideoDecoder,
+    VideoStreamMetadata,
+)
 
-from .video.planning import BatchDecodingStrategy
-from .video.types import FrameBatch, VideoStreamMetadata
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .video.pyav_decoder import PyAVVideoDecoder
-    from .video.torchcodec_decoder import TorchCodecVideoDecoder
-
-__all__ = ["BatchDecodingStrategy", "PyAVVideoDecoder", "TorchCodecVideoDecoder", "VideoStreamMetadata",
-           "FrameBatch"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("PyAVVideoDecoder", "TorchCodecVideoDecoder"):
-        from . import video
-
-        value = getattr(video, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'hf_mediaref.video_decoder' has no attribute {name!r}")
+__all__ = [
+    "BaseVideoDecoder",
+    "BatchDecodingStrategy",
+    "Frame",
+    "FrameBatch",
+    "PyAVVideoDecoder",
+    "TorchCodecVideoDecoder",
+    "VideoStreamMetadata",
+]

@@ -169,8 +169,8 @@ def hf_contender(name: str, fresh: Optional[list[str]] = None, **options: Any) -
     in-memory caches, as in a new process, and the caches are filled again afterwards (untimed) so that the
     next contender finds them as it left them."""
     import hf_mediaref
-    from hf_mediaref.video.container import load_index
-    from hf_mediaref.video.stats import collect_stats
+    from hf_mediaref.video._indexes import load_index
+    from hf_mediaref.video import collect_stats
 
     def run(w: Workload) -> Result:
         refs = [hf_mediaref.MediaRef(v.path, v.pts_ns[i]) for v, i in w.requests]

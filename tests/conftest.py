@@ -96,9 +96,9 @@ def http_server(media_dir):
 @pytest.fixture
 def fast_http(monkeypatch):
     """Short timeouts and quick back-off so failure tests finish fast."""
-    from hf_mediaref.io import http
+    from hf_mediaref.io import http_settings
 
-    monkeypatch.setattr(http.settings, "timeout", 0.5)
-    monkeypatch.setattr(http.settings, "backoff", 0.01)
-    monkeypatch.setattr(http.settings, "retries", 2)
-    return http.settings
+    monkeypatch.setattr(http_settings, "timeout", 0.5)
+    monkeypatch.setattr(http_settings, "backoff", 0.01)
+    monkeypatch.setattr(http_settings, "retries", 2)
+    return http_settings

@@ -50,8 +50,8 @@ def _register_object_conversion() -> None:
     """
     from datasets.features import features as ds_features
 
-    from ..core.data_uri import DataURI
-    from ..core.media_ref import MediaRef
+    from ..core import DataURI
+    from ..core import MediaRef
 
     original = ds_features._cast_to_python_objects
     if getattr(original, "__hf_mediaref__", False):

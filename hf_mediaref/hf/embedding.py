@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
-from ..core.data_uri import DataURI
-from ..core.media_ref import MediaRef
+from ..core import DataURI
+from ..core import MediaRef
 from .decoding import DecodeOptions, decode_refs
 from .formatter import has_media
 from .roots import require_resolved

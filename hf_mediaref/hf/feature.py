@@ -16,8 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..core.data_uri import DataURI
-from ..core.media_ref import INT64_MAX, MediaRef
+from ..core import DataURI
+from .._fields import INT64_MAX
+from ..core import MediaRef
 from ..errors import describe_uri
 from .roots import resolve_uri
 

@@ -19,9 +19,9 @@ from datasets.features.features import decode_nested_example, require_decoding
 from datasets.formatting.formatting import Formatter, PythonFormatter
 from datasets.formatting.np_formatter import NumpyFormatter
 
-from ..core.media_ref import MediaRef
+from ..core import MediaRef
 from ..errors import describe_uri
-from ..io.uri import is_absolute_uri
+from ..io import is_absolute_uri
 from .decoding import DecodeOptions, decode_refs
 from .feature import MediaRefFeature
 from .grouping import group_by_uri, media_columns_arrays

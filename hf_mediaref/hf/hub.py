@@ -23,7 +23,7 @@ from datasets import Features, LargeList, List, Value, config
 from huggingface_hub import CommitOperationAdd, HfApi, HfFileSystem
 
 from ..errors import MediaNotFoundError, describe_uri
-from ..io.uri import UriKind, classify_uri, is_absolute_uri, local_path
+from ..io import UriKind, classify_uri, is_absolute_uri, local_path
 from .feature import MediaRefFeature
 from .formatter import has_media
 from .roots import get_media_root, resolve_uri, unresolved_error

@@ -16,7 +16,7 @@ import os
 from typing import Any, Iterator, Optional
 
 from ..errors import UnresolvedPathError, describe_uri
-from ..io.uri import UriKind, classify_uri, is_absolute_uri, join_uri
+from ..io import UriKind, classify_uri, is_absolute_uri, join_uri
 
 __all__ = [
     "set_media_root",

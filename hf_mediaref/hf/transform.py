@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Iterator, Optional, Sequence
 
-from ..core.media_ref import MediaRef
-from ..io.uri import is_absolute_uri
+from ..core import MediaRef
+from ..io import is_absolute_uri
 from .decoding import DecodeOptions, decode_refs
 from .roots import normalize_root, resolve_uri, unresolved_error
 

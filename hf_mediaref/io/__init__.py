@@ -1,0 +1,50 @@
+"""URIs and bytes: classify and join URIs, parse ``data:`` URIs, read bytes or open a seekable source (local,
+``file://``, ``http(s)://`` with Range reads, ``data:``, fsspec), and encode/decode still images.
+
+The layer below the video engine and the value types; it knows nothing of either. Modules (private): ``_uri``
+(pure string logic), ``_data_uri`` (RFC 2397 parser), ``_http`` (requests: retries, Range-request file),
+``_sources`` (where bytes come from), ``_image`` (Pillow).
+"""
+
+from __future__ import annotations
+
+from ._data_uri import DataURIParts, parse_data_uri
+from ._http import settings as http_settings
+from ._image import (
+    IMAGE_FORMATS,
+    decode_image,
+    encode_image,
+    load_image,
+    load_image_rgb,
+    resize_rgb,
+    sniff_mimetype,
+    to_rgb,
+)
+from ._sources import MediaSource, open_media, read_bytes, source_version, uri_exists
+from ._uri import UriKind, classify_uri, is_absolute_uri, is_remote_uri, join_uri, local_path, uri_scheme
+
+__all__ = [
+    "IMAGE_FORMATS",
+    "DataURIParts",
+    "MediaSource",
+    "UriKind",
+    "classify_uri",
+    "decode_image",
+    "encode_image",
+    "http_settings",
+    "is_absolute_uri",
+    "is_remote_uri",
+    "join_uri",
+    "load_image",
+    "load_image_rgb",
+    "local_path",
+    "open_media",
+    "parse_data_uri",
+    "read_bytes",
+    "resize_rgb",
+    "sniff_mimetype",
+    "source_version",
+    "to_rgb",
+    "uri_exists",
+    "uri_scheme",
+]

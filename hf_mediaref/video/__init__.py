@@ -1,46 +1,37 @@
 """The video engine: plan first (keyframe index + pure planner), decode second (PyAV or TorchCodec).
 
-Importing this package does not import PyAV, torch or TorchCodec; they load when first used.
+Public surface: the single-video decoders (TorchCodec-like getters returning :class:`Frame` /
+:class:`FrameBatch`), :class:`BatchDecodingStrategy`, :class:`VideoStreamMetadata`, :func:`cleanup_cache` and the
+decode counters (:func:`collect_stats`). Many refs at once: :func:`hf_mediaref.batch_decode`.
+
+Importing this package does not import PyAV, torch or TorchCodec; they load when a decoder is first built.
+
+Modules (private): ``_planning`` (pure: playback rule, spans, strategies), ``_index`` (the keyframe index and its
+demux scan), ``_index_store`` (indexes of remote videos on disk), ``_indexes`` (memory -> disk -> scan),
+``_identity`` (source cache keys), ``_cache`` (open-decoder leases, index LRU), ``_container`` (PyAV containers),
+``_errors`` (typed error mapping), ``_base`` / ``_pyav`` / ``_torchcodec`` (decoders), ``_batch`` (many videos in
+one pass), ``_types``, ``_stats``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from .batch import batch_decode
-from .cache import cleanup_cache
-from .planning import BatchDecodingStrategy
-from .stats import DecodeStats, collect_stats
-from .types import FrameBatch, VideoStreamMetadata
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .pyav_decoder import PyAVVideoDecoder
-    from .torchcodec_decoder import TorchCodecVideoDecoder
+from ._base import BaseVideoDecoder
+from ._cache import cleanup_cache
+from ._planning import BatchDecodingStrategy
+from ._pyav import PyAVVideoDecoder
+from ._stats import DecodeStats, collect_stats
+from ._torchcodec import TorchCodecVideoDecoder
+from ._types import Frame, FrameBatch, VideoStreamMetadata
 
 __all__ = [
-    "batch_decode",
-    "cleanup_cache",
-    "collect_stats",
-    "DecodeStats",
+    "BaseVideoDecoder",
     "BatchDecodingStrategy",
+    "DecodeStats",
+    "Frame",
+    "FrameBatch",
     "PyAVVideoDecoder",
     "TorchCodecVideoDecoder",
     "VideoStreamMetadata",
-    "FrameBatch",
+    "cleanup_cache",
+    "collect_stats",
 ]
-
-_LAZY = {
-    "PyAVVideoDecoder": "hf_mediaref.video.pyav_decoder",
-    "TorchCodecVideoDecoder": "hf_mediaref.video.torchcodec_decoder",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hf_mediaref.video' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value

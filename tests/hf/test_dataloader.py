@@ -91,14 +91,14 @@ def test_streaming_map_batched_over_the_format(ds, labels_of):
 
 @pytest.fixture
 def engine_spy(monkeypatch):
-    import hf_mediaref.video
+    import hf_mediaref.decode
 
     calls = []
-    real = hf_mediaref.video.batch_decode
+    real = hf_mediaref.decode.batch_decode
 
     def spy(refs, *args, **kwargs):
         calls.append(len(refs))
         return real(refs, *args, **kwargs)
 
-    monkeypatch.setattr(hf_mediaref.video, "batch_decode", spy)
+    monkeypatch.setattr(hf_mediaref.decode, "batch_decode", spy)
     return calls

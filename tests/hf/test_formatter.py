@@ -10,7 +10,7 @@ import pytest
 from datasets import Dataset, Features, List, Value
 from PIL import Image
 
-import hf_mediaref.video
+import hf_mediaref.decode
 from hf_mediaref import MediaRef
 from hf_mediaref.errors import PathEscapeError, UnresolvedPathError
 from hf_mediaref.hf import MediaRefFeature, decode_transform, set_media_root
@@ -22,13 +22,13 @@ EXPECTED = [0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 100, 105, 110, 115, 7, None]
 def engine_calls(monkeypatch):
     """Record the refs of every batch_decode call (the engine itself still runs)."""
     calls = []
-    real = hf_mediaref.video.batch_decode
+    real = hf_mediaref.decode.batch_decode
 
     def spy(refs, *args, **kwargs):
         calls.append((list(refs), kwargs))
         return real(refs, *args, **kwargs)
 
-    monkeypatch.setattr(hf_mediaref.video, "batch_decode", spy)
+    monkeypatch.setattr(hf_mediaref.decode, "batch_decode", spy)
     return calls
 
 
@@ -74,11 +74,11 @@ def test_output_kinds_size_and_channels_first(ds, labels_of):
 
 def test_options_reach_the_engine(ds, engine_calls):
     ds.with_format("mediaref", strategy="separate", size=(32, 64), storage_options={"x": 1})[:2]
-    kwargs = engine_calls[0][1]
+    options = engine_calls[0][1]["options"]
     assert (
-        kwargs["strategy"] == "separate"
-        and kwargs["size"] == (32, 64)
-        and kwargs["storage_options"] == {"x": 1}
+        options.strategy == "separate"
+        and options.size == (32, 64)
+        and options.storage_options == {"x": 1}
     )
 
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from hf_mediaref.errors import MediaDecodeError
-from hf_mediaref.io.image import load_image, load_image_rgb
+from hf_mediaref.io import load_image, load_image_rgb
 from hf_mediaref.testing import barcode_frame, read_index, write_image
 
 

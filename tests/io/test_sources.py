@@ -6,7 +6,7 @@ import fsspec
 import pytest
 
 from hf_mediaref.errors import MediaNotFoundError, RemoteAccessError, UnsupportedURIError
-from hf_mediaref.io.sources import open_media, read_bytes, uri_exists
+from hf_mediaref.io import open_media, read_bytes, uri_exists
 from hf_mediaref.testing import write_image
 
 
@@ -148,7 +148,7 @@ class TestHttp:
 
 
 def test_http_image_end_to_end(http_server, media_dir):
-    from hf_mediaref.io.image import load_image_rgb
+    from hf_mediaref.io import load_image_rgb
     from hf_mediaref.testing import read_index
 
     write_image(media_dir / "web42.webp", 42, format="WEBP", quality=95)

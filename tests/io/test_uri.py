@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hf_mediaref.errors import PathEscapeError, UnsupportedURIError
-from hf_mediaref.io.uri import UriKind, classify_uri, is_remote_uri, join_uri, local_path
+from hf_mediaref.io import UriKind, classify_uri, is_remote_uri, join_uri, local_path
 
 
 @pytest.mark.parametrize(

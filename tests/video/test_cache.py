@@ -12,7 +12,7 @@ import pytest
 from hf_mediaref import MediaRef, batch_decode
 from hf_mediaref.testing import read_index, write_video
 from hf_mediaref.video import cleanup_cache
-from hf_mediaref.video.cache import LeaseCache, decoder_cache
+from hf_mediaref.video._cache import LeaseCache, decoder_cache
 
 from .conftest import SIZE
 
@@ -131,7 +131,7 @@ def test_fork_child_drops_inherited_objects_without_closing_them():
 
 
 def test_cache_size_comes_from_av_cache_size():
-    code = "from hf_mediaref.video import cache; print(cache.CACHE_SIZE, cache.decoder_cache.max_idle)"
+    code = "from hf_mediaref.video import _cache as cache; print(cache.CACHE_SIZE, cache.decoder_cache.max_idle)"
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "AV_CACHE_SIZE": "3"},
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == ["3", "3"]

@@ -12,7 +12,7 @@ import pytest
 from hf_mediaref import MediaRef, batch_decode
 from hf_mediaref.testing import read_index, write_video
 from hf_mediaref.video import PyAVVideoDecoder, cleanup_cache
-from hf_mediaref.video.cache import decoder_cache
+from hf_mediaref.video._cache import decoder_cache
 
 from .conftest import SIZE
 

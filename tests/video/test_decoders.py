@@ -66,7 +66,7 @@ def test_frame_indexing_and_nhwc(build_case, decoder):
         batch = dec.get_frames_at([47, 0, 13])
         assert _as_numpy(batch.data).shape == (3, 64, 128, 3)
         assert [read_index(f) for f in _as_numpy(batch.data)] == [47, 0, 13]
-        assert read_index(_as_numpy(dec.get_frame_played_at(case.spec.pts_ns[20] / 1e9))) == 20
+        assert read_index(_as_numpy(dec.get_frame_played_at(case.spec.pts_ns[20] / 1e9).data)) == 20
         assert len(dec.get_frames_at([])) == 0
         with pytest.raises(IndexError):
             dec[48]
@@ -76,6 +76,41 @@ def test_frame_indexing_and_nhwc(build_case, decoder):
             dec.get_frames_played_at([-1.0])
     with pytest.raises(RuntimeError, match="closed"):
         dec.get_frames_at([0])
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_frame_and_range_getters_match_torchcodec_surface(build_case, decoder):
+    from hf_mediaref.video import Frame
+
+    case = build_case("h264_bframes_mp4")
+    pts = case.spec.pts_ns
+    with _decoder(decoder, case.uri, dimension_order="NHWC") as dec:
+        frame = dec.get_frame_at(7)
+        assert isinstance(frame, Frame)
+        data, pts_seconds, duration = frame  # unpacks like TorchCodec's Frame
+        assert read_index(_as_numpy(data)) == 7
+        assert pts_seconds == pytest.approx(pts[7] / 1e9) and duration == pytest.approx((pts[8] - pts[7]) / 1e9)
+        played = dec.get_frame_played_at(pts[20] / 1e9 + 0.001)
+        assert isinstance(played, Frame) and read_index(_as_numpy(played.data)) == 20
+        assert played.pts_seconds == pytest.approx(pts[20] / 1e9)
+
+        in_range = dec.get_frames_in_range(10, 20, 3)
+        assert [read_index(f) for f in _as_numpy(in_range.data)] == [10, 13, 16, 19]
+        assert [read_index(f) for f in _as_numpy(dec[-3:])] == [45, 46, 47]
+        assert [read_index(f) for f in _as_numpy(dec[2:8:2])] == [2, 4, 6]
+
+        # frames on screen during [start, stop): the one playing at start, then each whose pts is before stop
+        start, stop = pts[4] / 1e9 + 0.002, pts[9] / 1e9
+        played_range = dec.get_frames_played_in_range(start, stop)
+        assert [read_index(f) for f in _as_numpy(played_range.data)] == [4, 5, 6, 7, 8]
+        assert len(dec.get_frames_played_in_range(start, start)) == 0
+        with pytest.raises(ValueError):
+            dec.get_frames_played_in_range(stop, start)
+
+        batch = dec.get_frames_at([3, 1, 2])
+        assert isinstance(batch[0], Frame) and read_index(_as_numpy(batch[0].data)) == 3
+        assert [read_index(f) for f in _as_numpy(batch[1:].data)] == [1, 2]
+        assert [read_index(_as_numpy(f.data)) for f in batch] == [3, 1, 2]
 
 
 def test_pyav_output_is_numpy_and_torchcodec_is_torch(build_case):
@@ -124,7 +159,7 @@ def test_source_must_be_a_uri(build_case):
 def test_public_modules_import_no_heavy_dependency():
     code = (
         "import sys, hf_mediaref, hf_mediaref.video, hf_mediaref.video_decoder as vd\n"
-        "from hf_mediaref.video import batch_decode, cleanup_cache, BatchDecodingStrategy, FrameBatch\n"
+        "from hf_mediaref import batch_decode, cleanup_cache; from hf_mediaref.video import BatchDecodingStrategy, FrameBatch\n"
         "cleanup_cache()\n"
         "assert not {'av', 'torch', 'torchcodec'} & set(sys.modules), sorted(sys.modules)\n"
         "vd.PyAVVideoDecoder\n"

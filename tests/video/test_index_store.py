@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from hf_mediaref import MediaRef, batch_decode, cleanup_cache
-from hf_mediaref.io.sources import open_media, source_version
+from hf_mediaref.io import open_media, source_version
 from hf_mediaref.testing import read_index, write_video
-from hf_mediaref.video.container import load_index
-from hf_mediaref.video.index_store import load_stored_index, store_dir, store_index
+from hf_mediaref.video._indexes import load_index
+from hf_mediaref.video._index_store import load_stored_index, store_dir, store_index
 
 from .conftest import SIZE
 

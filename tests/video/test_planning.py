@@ -9,15 +9,12 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from hf_mediaref.video.planning import (
+from hf_mediaref.video._planning import (
     NO_FRAME,
     BatchDecodingStrategy,
-    DecodePlan,
     Span,
     block_starts,
-    choose_parallelism,
     frames_played_at,
-    plan_decode,
     plan_spans,
     playback_tolerance_ns,
 )
@@ -26,7 +23,7 @@ S = BatchDecodingStrategy
 
 
 def test_planning_imports_no_media_library():
-    code = "import sys, hf_mediaref.video.planning; print(sorted({'av', 'torch'} & set(sys.modules)))"
+    code = "import sys, hf_mediaref.video._planning; print(sorted({'av', 'torch'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -121,35 +118,9 @@ class TestSpans:
             plan_spans([1], self.keyframes, "fastest")
 
 
-def test_plan_decode_maps_requests_to_frames():
-    plan = plan_decode([25, 3, 25, 7], [0, 10, 20])
-    assert isinstance(plan, DecodePlan)
-    assert plan.request_frames == (25, 3, 25, 7)
-    assert plan.unique_frames == 3
-    assert plan.decoded_frames == 8 + 6
-    with pytest.raises(ValueError, match="out-of-range"):
-        plan_decode([NO_FRAME], [0])
-
-
-class TestParallelism:
-    def test_many_spans_use_single_threaded_workers(self):
-        assert choose_parallelism([100.0] * 8, 2) == (2, 1)
-        assert choose_parallelism([100.0] * 8, 4) == (4, 1)
-
-    def test_one_span_gets_codec_threads(self):
-        assert choose_parallelism([300.0], 2) == (1, 2)
-        assert choose_parallelism([300.0], 8) == (1, 8)
-
-    def test_unbalanced_spans_prefer_frame_threads(self):
-        assert choose_parallelism([300.0, 5.0], 2) == (1, 2)
-
-    def test_never_oversubscribes(self):
-        rng = np.random.default_rng(1)
-        for cores in range(1, 9):
-            costs = rng.uniform(1, 100, int(rng.integers(1, 20))).tolist()
-            workers, threads = choose_parallelism(costs, cores)
-            assert 1 <= workers <= max(1, min(cores, len(costs))) and workers * threads <= cores
-
-    def test_single_core_or_nothing(self):
-        assert choose_parallelism([1.0, 2.0], 1) == (1, 1)
-        assert choose_parallelism([], 4) == (1, 1)
+def test_plan_decodes_each_requested_frame_once():
+    spans = plan_spans([25, 3, 25, 7], [0, 10, 20])
+    assert sorted(t for span in spans for t in span.targets) == [3, 7, 25]
+    assert sum(span.decoded_frames for span in spans) == 8 + 6
+    with pytest.raises(ValueError, match=">= 0"):
+        plan_spans([NO_FRAME], [0])

@@ -2,42 +2,22 @@
 
 from __future__ import annotations
 
-import operator
 import os
 import warnings
-from typing import Any, Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from .._fields import coerce_pts_ns, coerce_uri, describe_ref
+from ..decode import DecodeOptions, batch_decode
 from ..errors import UnsupportedURIError, describe_uri
-from ..io.uri import UriKind, classify_uri, is_absolute_uri, is_remote_uri, join_uri
-from .data_uri import DataURI
+from ..io import UriKind, classify_uri, is_absolute_uri, is_remote_uri, join_uri, uri_exists
 
-__all__ = ["MediaRef", "INT64_MAX"]
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
 
-INT64_MAX = 2**63 - 1
-
-
-def _coerce_pts(value: Any) -> Optional[int]:
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError("pts_ns must be an integer number of nanoseconds, not a bool")
-    if isinstance(value, (float, np.floating)):
-        if not float(value).is_integer():
-            raise ValueError(f"pts_ns must be a whole number of nanoseconds, got {value!r}")
-        value = int(value)
-    try:
-        pts = operator.index(value)
-    except TypeError:
-        raise ValueError(f"pts_ns must be an int (nanoseconds), got {type(value).__name__}") from None
-    if pts < 0:
-        raise ValueError(f"pts_ns must be >= 0, got {pts}")
-    if pts > INT64_MAX:
-        raise ValueError(f"pts_ns {pts} does not fit in int64")
-    return pts
-
+__all__ = ["MediaRef"]
 
 class MediaRef(BaseModel):
     """A reference to an image (``pts_ns=None``) or to the video frame on screen at ``pts_ns`` nanoseconds.
@@ -62,20 +42,12 @@ class MediaRef(BaseModel):
     @field_validator("uri", mode="before")
     @classmethod
     def _check_uri(cls, value: Any) -> str:
-        if isinstance(value, DataURI):
-            return value.uri
-        if isinstance(value, os.PathLike):
-            value = os.fspath(value)
-        if not isinstance(value, str):
-            raise ValueError(f"uri must be a str, os.PathLike or DataURI, got {type(value).__name__}")
-        if not value:
-            raise ValueError("uri must not be empty")
-        return value
+        return coerce_uri(value)
 
     @field_validator("pts_ns", mode="before")
     @classmethod
     def _check_pts(cls, value: Any) -> Optional[int]:
-        return _coerce_pts(value)
+        return coerce_pts_ns(value)
 
     # ------------------------------------------------------------------ kinds
     @property
@@ -99,24 +71,37 @@ class MediaRef(BaseModel):
         return not is_absolute_uri(self.uri)
 
     # ------------------------------------------------------------------ loading
-    def to_rgb_array(self, **kwargs: Any) -> np.ndarray:
-        """Load the image or decode the frame as an (H, W, 3) uint8 RGB array.
+    def to_rgb_array(self, options: DecodeOptions | None = None, **kwargs: Any) -> Any:
+        """Load the image or decode the frame.
 
-        Keyword arguments go to :func:`hf_mediaref.batch_decode` (``decoder``, ``size=(H, W)``, ``output``,
-        ``storage_options``...).
+        Args:
+            options: a :class:`~hf_mediaref.DecodeOptions`.
+            **kwargs: its fields by name (``decoder``, ``size=(H, W)``, ``output``, ``storage_options``...),
+                overriding ``options``.
+
+        Returns:
+            An ``(H, W, 3)`` uint8 RGB array by default; what ``output`` asks for otherwise.
+
+        Raises:
+            MediaNotFoundError, MediaDecodeError, FrameOutOfRangeError, UnsupportedURIError, RemoteAccessError:
+                see :func:`hf_mediaref.batch_decode`.
+
+        Example:
+            ```python
+            >>> MediaRef("videos/ep0.mp4", pts_ns=1_500_000_000).resolve_relative_path("/data").to_rgb_array().shape
+            (360, 640, 3)
+            ```
         """
-        from ..video import batch_decode
-
-        return batch_decode([self], **kwargs)[0]
+        return batch_decode([self], options=options, **kwargs)[0]
 
     to_ndarray = to_rgb_array
 
-    def to_pil_image(self, **kwargs: Any):
-        """Load as an RGB ``PIL.Image.Image`` (same keyword arguments as :meth:`to_rgb_array`)."""
-        from PIL import Image
-
+    def to_pil_image(self, options: DecodeOptions | None = None, **kwargs: Any) -> Image.Image:
+        """Load as an RGB ``PIL.Image.Image`` (same arguments as :meth:`to_rgb_array`; ``output`` is ``"pil"``)."""
         kwargs.pop("output", None)
-        return Image.fromarray(self.to_rgb_array(**kwargs), "RGB")
+        kwargs.pop("channels_first", None)
+        opts = DecodeOptions.resolve(options, **kwargs).replace(output="pil", channels_first=False)
+        return batch_decode([self], options=opts)[0]
 
     # ------------------------------------------------------------------ paths
     def resolve_relative_path(
@@ -145,8 +130,6 @@ class MediaRef(BaseModel):
 
     def validate_uri(self, *, storage_options: dict | None = None) -> bool:
         """Whether the target exists (local stat; HEAD or fsspec ``exists`` for remote URIs; never a download)."""
-        from ..io.sources import uri_exists
-
         return uri_exists(self.uri, storage_options=storage_options)
 
     # ------------------------------------------------------------------ value semantics
@@ -174,6 +157,6 @@ class MediaRef(BaseModel):
         return self._key() >= other._key()
 
     def __repr__(self) -> str:
-        return f"MediaRef(uri={describe_uri(self.uri)}, pts_ns={self.pts_ns!r})"
+        return describe_ref(self.uri, self.pts_ns)
 
     __str__ = __repr__

@@ -9,8 +9,9 @@ import os
 from typing import IO, Any, Iterator, Union
 
 from ..errors import MediaNotFoundError, RemoteAccessError, UnsupportedURIError, describe_uri
-from . import http
-from .uri import UriKind, classify_uri, local_path, uri_scheme
+from . import _http as http
+from ._data_uri import parse_data_uri
+from ._uri import UriKind, classify_uri, local_path, uri_scheme
 
 __all__ = ["read_bytes", "open_media", "uri_exists", "source_version", "MediaSource"]
 
@@ -53,9 +54,7 @@ def read_bytes(uri: str, *, storage_options: dict | None = None) -> bytes:
     """Read all bytes of ``uri``."""
     kind = classify_uri(uri)
     if kind is UriKind.DATA:
-        from ..core.data_uri import DataURI
-
-        return DataURI.from_uri(uri).data
+        return parse_data_uri(uri).data
     if kind in (UriKind.LOCAL, UriKind.FILE):
         with open(_local(uri), "rb") as f:
             return f.read()
@@ -76,9 +75,7 @@ def open_media(uri: str, *, storage_options: dict | None = None) -> Iterator[Med
         yield _local(uri)
         return
     if kind is UriKind.DATA:
-        from ..core.data_uri import DataURI
-
-        yield io.BytesIO(DataURI.from_uri(uri).data)
+        yield io.BytesIO(parse_data_uri(uri).data)
         return
     if kind is UriKind.HTTP:
         f: Any = http.open_http(uri)
@@ -96,9 +93,7 @@ def uri_exists(uri: str, *, storage_options: dict | None = None) -> bool:
     """Whether the media at ``uri`` exists, without downloading it (HEAD / fsspec ``exists``)."""
     kind = classify_uri(uri)
     if kind is UriKind.DATA:
-        from ..core.data_uri import DataURI
-
-        DataURI.from_uri(uri)  # raises on a malformed URI
+        parse_data_uri(uri)  # raises on a malformed URI
         return True
     if kind in (UriKind.LOCAL, UriKind.FILE):
         return os.path.isfile(local_path(uri))

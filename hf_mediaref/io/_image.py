@@ -10,12 +10,30 @@ from __future__ import annotations
 import io
 
 import numpy as np
+from typing import Any
+
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import MediaDecodeError, describe_uri
-from .sources import read_bytes
+from ._sources import read_bytes
 
-__all__ = ["decode_image", "load_image", "load_image_rgb", "to_rgb", "resize_rgb"]
+__all__ = [
+    "IMAGE_FORMATS",
+    "decode_image",
+    "encode_image",
+    "load_image",
+    "load_image_rgb",
+    "resize_rgb",
+    "sniff_mimetype",
+    "to_rgb",
+]
+
+#: Formats :func:`encode_image` writes (name -> Pillow format).
+IMAGE_FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP", "bmp": "BMP", "tiff": "TIFF",
+                 "tif": "TIFF", "gif": "GIF"}
+_MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "BMP": "image/bmp", "TIFF": "image/tiff",
+         "GIF": "image/gif"}
+_DEFAULT_QUALITY = {"JPEG": 90, "WEBP": 90}
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -78,3 +96,64 @@ def load_image_rgb(uri: str, *, size: tuple[int, int] | None = None,
     """Load the image at ``uri`` as an (H, W, 3) uint8 RGB array, optionally resized to ``size=(H, W)``."""
     img = resize_rgb(load_image(uri, storage_options=storage_options), size)
     return np.array(img, dtype=np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------------- encoding
+def _pil_from_array(array: np.ndarray) -> Image.Image:
+    arr = np.asarray(array)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.dtype == np.uint16 and arr.ndim == 2:
+        return Image.fromarray(arr)  # uint16 -> mode I;16
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    if arr.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image array (or uint16 grayscale), got dtype {arr.dtype}")
+    modes = {2: "L", 3: "RGB", 4: "RGBA"}
+    mode = modes.get(arr.ndim if arr.ndim == 2 else arr.shape[-1]) if arr.ndim in (2, 3) else None
+    if mode is None:
+        raise ValueError(f"expected an image array of shape (H, W), (H, W, 3) or (H, W, 4), got {arr.shape}")
+    return Image.fromarray(np.ascontiguousarray(arr), mode)
+
+
+def encode_image(image: Any, format: str = "png", quality: int | None = None) -> tuple[bytes, str]:
+    """Encode a numpy array ((H, W), (H, W, 3) RGB or (H, W, 4) RGBA uint8; uint16 grayscale) or a PIL image.
+
+    Args:
+        image: the pixels.
+        format: one of :data:`IMAGE_FORMATS` (``"png"``: lossless).
+        quality: 1-100, for JPEG and WebP only (default 90).
+
+    Returns:
+        ``(encoded bytes, media type)``.
+
+    Raises:
+        ValueError: for an unknown format, a quality given for a lossless format or out of range, or an array
+            of an unsupported shape or dtype.
+    """
+    fmt = IMAGE_FORMATS.get(format.lower())
+    if fmt is None:
+        raise ValueError(f"unsupported image format {format!r}; choose one of {sorted(set(IMAGE_FORMATS))}")
+    if quality is not None:
+        if fmt not in _DEFAULT_QUALITY:
+            raise ValueError(f"quality applies to lossy formats (jpeg, webp), not {format!r}")
+        if not 1 <= int(quality) <= 100:
+            raise ValueError(f"quality must be in 1..100, got {quality}")
+    img = image if isinstance(image, Image.Image) else _pil_from_array(image)
+    if fmt == "JPEG" and img.mode not in ("RGB", "L"):
+        img = img.convert("RGB")
+    options: dict[str, Any] = {}
+    if fmt in _DEFAULT_QUALITY:
+        options["quality"] = int(quality or _DEFAULT_QUALITY[fmt])
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **options)
+    return buf.getvalue(), _MIME[fmt]
+
+
+def sniff_mimetype(data: bytes) -> str:
+    """The media type of encoded image ``data`` (``application/octet-stream`` when Pillow cannot tell)."""
+    try:
+        fmt = Image.open(io.BytesIO(data)).format
+    except Exception:
+        return "application/octet-stream"
+    return _MIME.get(fmt or "", f"image/{(fmt or 'octet-stream').lower()}")

@@ -21,11 +21,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import MediaDecodeError, describe_uri
-from . import stats
-from .base import BaseVideoDecoder, DimensionOrder
-from .container import OpenedVideo, lease_video
-from .index import VideoIndex
-from .planning import Span
+from . import _stats as stats
+from ._base import BaseVideoDecoder, DimensionOrder
+from ._container import OpenedVideo, lease_video
+from ._index import VideoIndex
+from ._planning import Span
 
 logger = logging.getLogger(__name__)
 
@@ -165,26 +165,41 @@ def decode_span_pyav(video: OpenedVideo, index: VideoIndex, span: Span,
 
 
 class PyAVVideoDecoder(BaseVideoDecoder):
-    """Decode frames of one video with PyAV (FFmpeg bundled in the ``av`` wheel).
+    """Decode frames of one video with PyAV (FFmpeg bundled in the ``av`` wheel); frames are numpy uint8 arrays.
 
-    ``source`` is a URI or path of any kind hf_mediaref reads (local, ``file://``, ``http(s)://``, ``data:``,
-    fsspec URLs). Frames come back as numpy uint8 arrays in ``dimension_order``.
+    Args:
+        source: a URI or path of any kind hf_mediaref reads (local, ``file://``, ``http(s)://``, ``data:``, fsspec
+            URLs), or a ``MediaRef``.
+        storage_options: fsspec options for remote URIs.
+        dimension_order: ``"NCHW"`` (default) or ``"NHWC"``.
+
+    Raises:
+        MissingDependencyError: PyAV is not installed.
+        MediaNotFoundError, MediaDecodeError: the video is missing or cannot be opened and indexed.
+
+    Example:
+        ```python
+        >>> from hf_mediaref.video import PyAVVideoDecoder
+        >>> with PyAVVideoDecoder("ep0.mp4", dimension_order="NHWC") as dec:
+        ...     frame = dec.get_frame_played_at(1.5)          # Frame(data, pts_seconds, duration_seconds)
+        ...     clip = dec.get_frames_played_in_range(1.0, 2.0)
+        ```
     """
 
     def __init__(self, source: Any, *, storage_options: dict | None = None,
                  dimension_order: DimensionOrder = "NCHW"):
         super().__init__(source, storage_options=storage_options, dimension_order=dimension_order)
 
-    def decode_span(self, span: Span, *, size: tuple[int, int] | None = None, threads: int = 1) -> dict[int, Any]:
+    def _decode_span(self, span: Span, *, size: tuple[int, int] | None = None, threads: int = 1) -> dict[int, Any]:
         while True:
             try:
                 with lease_video(self.uri, storage_options=self.storage_options, threads=threads,
                                  key=self._key) as video:
-                    return decode_span_pyav(video, self.index, span, size)
+                    return decode_span_pyav(video, self._index, span, size)
             except _SkipLostFrames:  # the lease closed that container; skipping is now off for this video
                 continue
 
     def _stack(self, frames: Sequence[Any]) -> np.ndarray:
         if not frames:
-            return np.empty((0, self.index.height, self.index.width, 3), dtype=np.uint8)
+            return np.empty((0, self._index.height, self._index.width, 3), dtype=np.uint8)
         return np.stack(frames)

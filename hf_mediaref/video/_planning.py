@@ -18,36 +18,33 @@ Strategies differ only in how targets are grouped into spans:
   its keyframe to its last target; adjacent blocks merge when decoding through the gap costs less than a seek.
 
 Every strategy yields the same frames; independent spans can run on different cores
-(:func:`choose_parallelism`).
+(:func:`hf_mediaref._executor.choose_parallelism`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import heapq
 from fractions import Fraction
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from .._fields import INT64_MAX, NS_PER_SECOND
+
 __all__ = [
     "BatchDecodingStrategy",
     "Span",
-    "DecodePlan",
     "playback_tolerance_ns",
     "frames_played_at",
     "block_starts",
     "plan_spans",
-    "plan_decode",
     "span_cost",
-    "choose_parallelism",
     "NO_FRAME",
     "DEFAULT_MERGE_GAP",
 ]
 
 NO_FRAME = -1
-_INT64_MAX = np.iinfo(np.int64).max
 _MAX_TOLERANCE_NS = 1_000_000
 _MIN_TOLERANCE_NS = 1_000
 
@@ -57,9 +54,6 @@ DEFAULT_MERGE_GAP = 2
 #: Cost-model weights in "decoded frame" units: converting a frame to RGB and starting a span.
 _CONVERT_COST = 0.5
 _SEEK_COST = 1.0
-#: Frame threading on ``n`` codec threads runs about ``1 + (n - 1) * 0.6`` times as fast as one thread
-#: (measured 1.5x for 2 threads incl. RGB conversion); independent spans on separate threads scale ~linearly.
-_FRAME_THREAD_GAIN = 0.6
 
 
 class BatchDecodingStrategy(str, enum.Enum):
@@ -92,25 +86,9 @@ class Span:
         return self.stop - self.start + 1
 
 
-@dataclasses.dataclass(frozen=True)
-class DecodePlan:
-    """``request_frames[i]`` is the frame position answering request ``i``; ``spans`` produce every such frame."""
-
-    request_frames: tuple[int, ...]
-    spans: tuple[Span, ...]
-
-    @property
-    def decoded_frames(self) -> int:
-        return sum(span.decoded_frames for span in self.spans)
-
-    @property
-    def unique_frames(self) -> int:
-        return len(set(self.request_frames))
-
-
 def playback_tolerance_ns(time_base: Fraction) -> int:
     """Half a tick of ``time_base``, capped at 1 ms, and at least 1 microsecond."""
-    half_tick = int(Fraction(time_base) * 1_000_000_000 / 2)
+    half_tick = int(Fraction(time_base) * NS_PER_SECOND / 2)
     return max(_MIN_TOLERANCE_NS, min(half_tick, _MAX_TOLERANCE_NS))
 
 
@@ -120,7 +98,7 @@ def frames_played_at(frame_ns: np.ndarray, end_ns: int, times_ns: Iterable[int],
     ``frame_ns`` are the frames' presentation times in ns, sorted ascending (floored to whole ns).
     """
     times = np.fromiter((int(t) for t in times_ns), dtype=np.int64)
-    probe = np.minimum(times, _INT64_MAX - tolerance_ns) + tolerance_ns
+    probe = np.minimum(times, INT64_MAX - tolerance_ns) + tolerance_ns
     frames = np.searchsorted(frame_ns, probe, side="right").astype(np.int64) - 1
     np.maximum(frames, 0, out=frames)
     frames[probe >= end_ns] = NO_FRAME
@@ -172,48 +150,6 @@ def plan_spans(
     return tuple(spans)
 
 
-def plan_decode(
-    request_frames: Sequence[int],
-    keyframes: Sequence[int],
-    strategy: BatchDecodingStrategy | str = BatchDecodingStrategy.SEQUENTIAL_PER_KEYFRAME_BLOCK,
-    *,
-    merge_gap: int = DEFAULT_MERGE_GAP,
-) -> DecodePlan:
-    """A :class:`DecodePlan` for frame positions requested in input order (see :func:`plan_spans`)."""
-    requests = tuple(int(f) for f in request_frames)
-    if any(f < 0 for f in requests):
-        raise ValueError("request_frames must be valid frame positions (map out-of-range times first)")
-    return DecodePlan(requests, plan_spans(requests, keyframes, strategy, merge_gap=merge_gap))
-
-
 def span_cost(span: Span) -> float:
     """Estimated cost of a span in decoded-frame units (decode + RGB conversion + seek)."""
     return span.decoded_frames + _CONVERT_COST * len(span.targets) + _SEEK_COST
-
-
-def _makespan(costs: Sequence[float], workers: int) -> float:
-    """Finish time of greedy longest-first scheduling of ``costs`` on ``workers`` equal workers."""
-    loads = [0.0] * workers
-    for cost in sorted(costs, reverse=True):
-        heapq.heappush(loads, heapq.heappop(loads) + cost)
-    return max(loads)
-
-
-def choose_parallelism(costs: Sequence[float], cores: int) -> tuple[int, int]:
-    """``(workers, codec_threads)`` with ``workers * codec_threads <= cores`` that finishes ``costs`` soonest.
-
-    Independent spans on single-threaded codecs scale almost linearly and have no frame-threading latency,
-    so they win whenever there are enough spans to keep the cores busy; a lone long span gets frame threads.
-    """
-    cores = max(1, int(cores))
-    if not costs or cores == 1:
-        return 1, 1
-    best: tuple[float, int, int] | None = None
-    for workers in range(1, min(cores, len(costs)) + 1):
-        threads = cores // workers
-        speed = 1.0 + (threads - 1) * _FRAME_THREAD_GAIN
-        finish = _makespan(costs, workers) / speed
-        if best is None or finish < best[0] - 1e-9:
-            best = (finish, workers, threads)
-    assert best is not None
-    return best[1], best[2]

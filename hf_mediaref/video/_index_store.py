@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .index import VideoIndex
+from ._index import VideoIndex
 
 logger = logging.getLogger(__name__)
 

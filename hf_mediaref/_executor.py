@@ -1,20 +1,24 @@
 """Run independent decode tasks on a thread pool sized so codec threads and workers fit the cores.
 
 PyAV and TorchCodec release the GIL while demuxing, decoding and converting, so threads scale across
-cores. A batch's tasks (keyframe-block spans of any video, image loads) are run longest first.
+cores. A batch's tasks (keyframe-block spans of any video, image loads) are run longest first. Generic: the
+video engine and the decode façade both schedule their work here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import os
 import sys
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, Callable, Sequence
 
-from .planning import choose_parallelism
+__all__ = ["Task", "choose_parallelism", "core_budget", "run_tasks"]
 
-__all__ = ["Task", "core_budget", "run_tasks"]
+#: Frame threading on ``n`` codec threads runs about ``1 + (n - 1) * 0.6`` times as fast as one thread
+#: (measured 1.5x for 2 threads incl. RGB conversion); independent spans on separate threads scale ~linearly.
+_FRAME_THREAD_GAIN = 0.6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +48,34 @@ def core_budget(max_workers: int | None = None) -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
+
+
+def _makespan(costs: Sequence[float], workers: int) -> float:
+    """Finish time of greedy longest-first scheduling of ``costs`` on ``workers`` equal workers."""
+    loads = [0.0] * workers
+    for cost in sorted(costs, reverse=True):
+        heapq.heappush(loads, heapq.heappop(loads) + cost)
+    return max(loads)
+
+
+def choose_parallelism(costs: Sequence[float], cores: int) -> tuple[int, int]:
+    """``(workers, codec_threads)`` with ``workers * codec_threads <= cores`` that finishes ``costs`` soonest.
+
+    Independent spans on single-threaded codecs scale almost linearly and have no frame-threading latency,
+    so they win whenever there are enough spans to keep the cores busy; a lone long span gets frame threads.
+    """
+    cores = max(1, int(cores))
+    if not costs or cores == 1:
+        return 1, 1
+    best: tuple[float, int, int] | None = None
+    for workers in range(1, min(cores, len(costs)) + 1):
+        threads = cores // workers
+        speed = 1.0 + (threads - 1) * _FRAME_THREAD_GAIN
+        finish = _makespan(costs, workers) / speed
+        if best is None or finish < best[0] - 1e-9:
+            best = (finish, workers, threads)
+    assert best is not None
+    return best[1], best[2]
 
 
 def run_tasks(tasks: Sequence[Task], budget: int) -> list[Any]:

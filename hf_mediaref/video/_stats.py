@@ -10,9 +10,9 @@ import contextlib
 import dataclasses
 import os
 import threading
-from typing import Iterator
+from typing import IO, Iterator
 
-__all__ = ["DecodeStats", "collect_stats", "record", "is_collecting"]
+__all__ = ["CountingReader", "DecodeStats", "collect_stats", "is_collecting", "record"]
 
 
 @dataclasses.dataclass
@@ -23,6 +23,8 @@ class DecodeStats:
     for local files the bytes of the packets demuxed (keyframe-index scans included).
     """
 
+    calls: int = 0  # batch_decode calls (engine calls)
+    requested_refs: int = 0  # refs those calls were given
     decoded_frames: int = 0  # frames the decoders produced (including those skipped on the way to a target)
     returned_frames: int = 0  # frames handed back to the caller (duplicates included)
     converted_frames: int = 0  # frames converted to RGB (each unique returned frame once)
@@ -36,6 +38,10 @@ class DecodeStats:
         return self.decoded_frames / self.returned_frames if self.returned_frames else 0.0
 
     @property
+    def refs_per_call(self) -> float:
+        return self.requested_refs / self.calls if self.calls else 0.0
+
+    @property
     def bytes_per_returned(self) -> float:
         return self.bytes_read / self.returned_frames if self.returned_frames else 0.0
 
@@ -43,6 +49,7 @@ class DecodeStats:
         out: dict[str, float] = dataclasses.asdict(self)
         out["decoded_per_returned"] = self.decoded_per_returned
         out["bytes_per_returned"] = self.bytes_per_returned
+        out["refs_per_call"] = self.refs_per_call
         return out
 
 
@@ -76,6 +83,34 @@ def collect_stats() -> Iterator[DecodeStats]:
     finally:
         with _lock:
             _active.remove(stats)
+
+
+class CountingReader:
+    """A pass-through binary file that reports the bytes read to the active collectors."""
+
+    def __init__(self, raw: IO[bytes]):
+        self._raw = raw
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        if _active:
+            record(bytes_read=len(data))
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._raw.close()
 
 
 def _reset_after_fork() -> None:

@@ -17,17 +17,16 @@ import logging
 from typing import Any, Sequence
 
 from ..errors import MediaDecodeError, MissingDependencyError, describe_uri
-from ..io.sources import open_media
-from . import stats
-from .base import BaseVideoDecoder, DimensionOrder
-from .cache import decoder_cache
-from .container import CountingReader
-from .index import VideoIndex
-from .planning import Span
+from ..io import open_media
+from . import _stats as stats
+from ._base import BaseVideoDecoder, DimensionOrder
+from ._cache import decoder_cache
+from ._index import VideoIndex
+from ._planning import Span
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TorchCodecVideoDecoder", "load_torchcodec"]
+__all__ = ["TorchCodecVideoDecoder", "check_device", "load_torchcodec"]
 
 _HINT = ("pip install 'hf-mediaref[torchcodec]' and make FFmpeg's shared libraries available "
          "(Debian/Ubuntu: apt-get install ffmpeg); see the README's TorchCodec section")
@@ -46,7 +45,12 @@ def load_torchcodec() -> Any:
     return decoders
 
 
-def _check_device(device: Any) -> str:
+def check_device(device: Any) -> str:
+    """``device`` as a string, if it names a device TorchCodec decodes on (``"cpu"``, ``"cuda"``, ``"cuda:N"``).
+
+    Raises:
+        ValueError: for any other device.
+    """
     name = str(device)
     if name != "cpu" and not name.startswith("cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
@@ -58,7 +62,7 @@ def _create(decoders: Any, uri: str, source: Any, index: VideoIndex, mappings: s
     (TorchCodec 0.13 refuses mappings when the header lacks a duration, e.g. Matroska written live)."""
     common = dict(stream_index=index.stream_index, dimension_order="NHWC", num_ffmpeg_threads=kw["threads"],
                   device=kw["device"], transforms=kw["transforms"])
-    wrap = (lambda: source) if isinstance(source, str) else (lambda: CountingReader(source))
+    wrap = (lambda: source) if isinstance(source, str) else (lambda: stats.CountingReader(source))
     try:
         return decoders.VideoDecoder(wrap(), custom_frame_mappings=mappings, **common)
     except ValueError as exc:
@@ -101,36 +105,53 @@ class _OpenedTorchCodec:
 
 
 class TorchCodecVideoDecoder(BaseVideoDecoder):
-    """Decode frames of one video with TorchCodec on ``device`` (``"cpu"`` or ``"cuda"``).
+    """Decode frames of one video with TorchCodec on ``device``; frames are torch uint8 tensors.
 
-    Same frame selection and surface as :class:`~hf_mediaref.video.PyAVVideoDecoder`; frames are torch
-    uint8 tensors in ``dimension_order``.
+    Same frame selection and surface as :class:`~hf_mediaref.video.PyAVVideoDecoder`: TorchCodec is given this
+    package's keyframe index as its frame mappings, so it returns the same frame for the same time.
+
+    Args:
+        source: a URI or path of any kind hf_mediaref reads, or a ``MediaRef``.
+        device: ``"cpu"`` or ``"cuda[:N]"``.
+        storage_options: fsspec options for remote URIs.
+        dimension_order: ``"NCHW"`` (default) or ``"NHWC"``.
+
+    Raises:
+        MissingDependencyError: TorchCodec is missing or its FFmpeg libraries do not load.
+        ValueError: for an unknown device.
+
+    Example:
+        ```python
+        >>> from hf_mediaref.video import TorchCodecVideoDecoder
+        >>> dec = TorchCodecVideoDecoder("ep0.mp4", device="cuda")
+        >>> dec.get_frames_played_at([0.0, 1.5]).data.shape   # (2, 3, H, W) on the GPU
+        ```
     """
 
     def __init__(self, source: Any, *, device: str = "cpu", storage_options: dict | None = None,
                  dimension_order: DimensionOrder = "NCHW"):
         load_torchcodec()
-        self.device = _check_device(device)
+        self.device = check_device(device)
         super().__init__(source, storage_options=storage_options, dimension_order=dimension_order)
         self._mappings: str | None = None
 
     def _frame_mappings(self) -> str:
         if self._mappings is None:
-            self._mappings = json.dumps(self.index.frame_mappings())
+            self._mappings = json.dumps(self._index.frame_mappings())
         return self._mappings
 
-    def decode_span(self, span: Span, *, size: tuple[int, int] | None = None, threads: int = 1) -> dict[int, Any]:
+    def _decode_span(self, span: Span, *, size: tuple[int, int] | None = None, threads: int = 1) -> dict[int, Any]:
         key = ("torchcodec", self._key, self.device, threads, size)
 
         def open_() -> _OpenedTorchCodec:
-            return _OpenedTorchCodec(self.uri, self.index, self._frame_mappings(),
+            return _OpenedTorchCodec(self.uri, self._index, self._frame_mappings(),
                                      storage_options=self.storage_options, device=self.device,
                                      threads=threads, size=size)
 
         with decoder_cache.lease(key, open_) as opened:
             data = opened.decoder.get_frames_at(list(span.targets)).data
         if stats.is_collecting():
-            packet_bytes = int(self.index.packet_sizes[span.start:span.stop + 1].sum())
+            packet_bytes = int(self._index.packet_sizes[span.start:span.stop + 1].sum())
             stats.record(decoded_frames=span.decoded_frames, converted_frames=len(span.targets), seeks=1,
                          bytes_read=packet_bytes if opened.counts_packet_bytes else 0)
         return {target: data[i] for i, target in enumerate(span.targets)}
@@ -139,5 +160,5 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
         import torch
 
         if not frames:
-            return torch.empty((0, self.index.height, self.index.width, 3), dtype=torch.uint8)
+            return torch.empty((0, self._index.height, self._index.width, 3), dtype=torch.uint8)
         return torch.stack(list(frames))

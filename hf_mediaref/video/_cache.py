@@ -1,6 +1,9 @@
-"""Cache of open decoders (PyAV containers, TorchCodec decoders): leased to one thread at a time.
+"""The engine's process-wide caches: open decoders (PyAV containers, TorchCodec decoders), leased to one thread
+at a time, and keyframe indexes; :func:`cleanup_cache` empties both.
 
-* Keyed by source (URI + storage options + the local file's mtime/size) and decoder settings; the cache
+Open decoders:
+
+* Keyed by source (see :mod:`._identity`) and decoder settings; the cache
   opens and owns each file object (never keyed by a file object's ``str``, which goes stale).
 * A lease gives a thread exclusive use of one open decoder: two threads decoding the same video get two
   decoders (FFmpeg demuxers and codecs are not thread-safe). ``refs`` counts the leases out per key.
@@ -8,27 +11,38 @@
   recently used ones are closed beyond that. Leased decoders are never closed under their user.
 * Fork-safe: a forked child never touches its parent's decoders. They are dropped without being closed
   (closing would free codec threads that do not exist in the child); the child opens its own.
+
+Keyframe indexes: the last :data:`INDEX_CACHE_SIZE` indexes built, by source key.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import os
 import threading
 import weakref
 from collections import OrderedDict
-from typing import Any, Callable, Hashable, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterator, Protocol
 
-from ..io.uri import UriKind, classify_uri, local_path
+if TYPE_CHECKING:  # pragma: no cover
+    from ._index import VideoIndex
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LeaseCache", "decoder_cache", "source_key", "CACHE_SIZE", "cleanup_cache"]
+__all__ = [
+    "CACHE_SIZE",
+    "INDEX_CACHE_SIZE",
+    "LeaseCache",
+    "cached_index",
+    "cleanup_cache",
+    "clear_index_cache",
+    "decoder_cache",
+]
 
 CACHE_SIZE = int(os.environ.get("AV_CACHE_SIZE", "10") or 10)
+#: Keyframe indexes kept in memory.
+INDEX_CACHE_SIZE = 256
 
 
 class Closeable(Protocol):
@@ -143,33 +157,43 @@ if hasattr(os, "register_at_fork"):
 decoder_cache = LeaseCache()
 
 
-def _options_digest(storage_options: dict | None) -> str:
-    if not storage_options:
-        return ""
-    text = json.dumps(storage_options, sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+_index_cache: "OrderedDict[Hashable, VideoIndex]" = OrderedDict()
+_index_lock = threading.Lock()
 
 
-def source_key(uri: str, storage_options: dict | None = None) -> tuple:
-    """A cache key that changes when the media may have changed: local files add their mtime and size.
+def cached_index(key: Hashable, build: Callable[[], VideoIndex]) -> VideoIndex:
+    """The index cached under ``key`` (a source key), building it on a miss."""
+    with _index_lock:
+        found = _index_cache.get(key)
+        if found is not None:
+            _index_cache.move_to_end(key)
+            return found
+    index = build()  # outside the lock: scans of different videos run in parallel
+    with _index_lock:
+        index = _index_cache.setdefault(key, index)
+        _index_cache.move_to_end(key)
+        while len(_index_cache) > INDEX_CACHE_SIZE:
+            _index_cache.popitem(last=False)
+    return index
 
-    Raises :class:`~hf_mediaref.errors.MediaNotFoundError` for a missing local file.
-    """
-    if classify_uri(uri) in (UriKind.LOCAL, UriKind.FILE):
-        from ..errors import MediaNotFoundError, describe_uri
 
-        path = local_path(uri)
-        try:
-            st = os.stat(path)
-        except OSError:
-            raise MediaNotFoundError(f"media file {describe_uri(uri)} does not exist", uri=uri) from None
-        return (os.path.abspath(path), st.st_mtime_ns, st.st_size, st.st_ino)
-    return (uri, _options_digest(storage_options))
+def clear_index_cache() -> None:
+    """Forget every keyframe index kept in memory."""
+    with _index_lock:
+        _index_cache.clear()
 
 
 def cleanup_cache() -> None:
-    """Close every cached decoder and forget the cached keyframe indexes."""
-    from .index import clear_index_cache
+    """Close every cached decoder and forget the cached keyframe indexes.
 
+    Decoders leased by running decodes are closed when given back. Indexes stored on disk for remote videos
+    (see ``HF_MEDIAREF_CACHE_DIR``) stay.
+
+    Example:
+        ```python
+        >>> import hf_mediaref
+        >>> hf_mediaref.cleanup_cache()
+        ```
+    """
     decoder_cache.clear()
     clear_index_cache()

@@ -21,21 +21,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections import OrderedDict
 from fractions import Fraction
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from . import stats
-from .planning import frames_played_at, playback_tolerance_ns
+from .._fields import NS_PER_SECOND
+from . import _stats as stats
+from ._planning import frames_played_at, playback_tolerance_ns
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VideoIndex", "scan_index", "cached_index", "clear_index_cache", "INDEX_CACHE_SIZE"]
-
-INDEX_CACHE_SIZE = 256
-_NS = 1_000_000_000
+__all__ = ["VideoIndex", "scan_index"]
 
 
 @dataclasses.dataclass(eq=False)
@@ -58,8 +55,8 @@ class VideoIndex:
 
     def __post_init__(self) -> None:
         tb = self.time_base
-        self.frame_ns = (self.pts * tb.numerator * _NS) // tb.denominator
-        self.end_ns = self.end_pts * tb.numerator * _NS // tb.denominator
+        self.frame_ns = (self.pts * tb.numerator * NS_PER_SECOND) // tb.denominator
+        self.end_ns = self.end_pts * tb.numerator * NS_PER_SECOND // tb.denominator
         self.tolerance_ns = playback_tolerance_ns(tb)
 
     # ------------------------------------------------------------------ facts
@@ -200,30 +197,3 @@ def scan_index(container: Any, stream: Any, *, count_packet_bytes: bool = True) 
         stream_index=int(stream.index),
         keyframes_verified=verified,
     )
-
-
-# ---------------------------------------------------------------------------------------------- cache
-
-_cache: "OrderedDict[Hashable, VideoIndex]" = OrderedDict()
-_cache_lock = threading.Lock()
-
-
-def cached_index(key: Hashable, build: Callable[[], VideoIndex]) -> VideoIndex:
-    """The index cached under ``key`` (source + options + file signature), building it on a miss."""
-    with _cache_lock:
-        found = _cache.get(key)
-        if found is not None:
-            _cache.move_to_end(key)
-            return found
-    index = build()  # outside the lock: scans of different videos run in parallel
-    with _cache_lock:
-        index = _cache.setdefault(key, index)
-        _cache.move_to_end(key)
-        while len(_cache) > INDEX_CACHE_SIZE:
-            _cache.popitem(last=False)
-    return index
-
-
-def clear_index_cache() -> None:
-    with _cache_lock:
-        _cache.clear()

@@ -1,0 +1,300 @@
+"""The decode façade: :func:`batch_decode` for any mix of images and video frames, and :class:`DecodeOptions`,
+the one set of decode options that every entry point takes.
+
+Every way of getting pixels goes through here: :func:`batch_decode`, ``MediaRef.to_rgb_array`` /
+``to_pil_image``, the ``"mediaref"`` format of ``datasets``, :func:`hf_mediaref.decode_transform` and
+:func:`hf_mediaref.embed`. Options are validated once, when a :class:`DecodeOptions` is built.
+
+This module works on the two fields of a ref (``uri``, ``pts_ns``) and never imports the value types at run time,
+so that ``MediaRef`` (above it) can call it: the import graph has no cycle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+import numpy as np
+
+from ._executor import Task, core_budget, run_tasks
+from ._fields import coerce_pts_ns, coerce_uri, describe_ref
+from ._optional import require
+from .io import load_image_rgb
+from .video import BatchDecodingStrategy
+from .video import _stats as stats
+from .video._batch import plan_videos
+from .video._torchcodec import check_device
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .core import MediaRef
+
+__all__ = ["DecodeOptions", "batch_decode", "DECODERS", "OUTPUTS"]
+
+#: The decoder backends.
+DECODERS = ("pyav", "torchcodec")
+#: What a decoded frame is: a numpy array, a torch tensor or a PIL image.
+OUTPUTS = ("numpy", "torch", "pil")
+
+_IMAGE_COST = 4.0  # an image load, in decoded-frame units, for scheduling
+
+
+def _check_size(size: Any) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    try:
+        height, width = (operator.index(v) for v in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"size must be (height, width) with two ints, got {size!r}") from None
+    if isinstance(size, (str, bytes)) or height < 1 or width < 1:
+        raise ValueError(f"size must be (height, width) with positive ints, got {size!r}")
+    return height, width
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeOptions:
+    """How refs become pixels. Validated once, when built; every decode entry point accepts one.
+
+    Args:
+        decoder: ``"pyav"`` (default) or ``"torchcodec"``. Both return the same frame for the same ref.
+        strategy: how frames of one video are grouped into seek + decode spans
+            (:class:`~hf_mediaref.video.BatchDecodingStrategy` or its value); every strategy returns the same
+            frames. Default ``SEQUENTIAL_PER_KEYFRAME_BLOCK``.
+        size: ``(height, width)`` to resize to during colour conversion (images: bilinear), or ``None``.
+        output: ``"numpy"`` (uint8 arrays), ``"torch"`` (uint8 tensors) or ``"pil"`` (RGB images).
+        channels_first: ``(3, H, W)`` instead of ``(H, W, 3)`` (numpy and torch only).
+        storage_options: fsspec options for remote URIs (``hf://``, ``s3://``...).
+        max_workers: most threads a call keeps busy (decode workers x codec threads); default: the CPUs this
+            process may use, or 1 inside a torch DataLoader worker.
+        device: TorchCodec's decoding device, ``"cpu"`` or ``"cuda[:N]"`` (only with ``decoder="torchcodec"``).
+
+    Raises:
+        ValueError: for an unknown decoder, strategy or output, a malformed ``size``, ``channels_first`` with
+            ``output="pil"``, ``max_workers < 1``, or a CUDA device with the PyAV decoder.
+
+    Example:
+        ```python
+        >>> from hf_mediaref import DecodeOptions
+        >>> opts = DecodeOptions(size=(224, 224), output="torch", channels_first=True)
+        >>> opts.replace(decoder="torchcodec").decoder
+        'torchcodec'
+        ```
+    """
+
+    decoder: Literal["pyav", "torchcodec"] = "pyav"
+    strategy: BatchDecodingStrategy = BatchDecodingStrategy.SEQUENTIAL_PER_KEYFRAME_BLOCK
+    size: tuple[int, int] | None = None
+    output: Literal["numpy", "torch", "pil"] = "numpy"
+    channels_first: bool = False
+    storage_options: dict[str, Any] | None = None
+    max_workers: int | None = None
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {self.decoder!r}; use one of {DECODERS}")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
+        strategy = self.strategy if self.strategy is not None else BatchDecodingStrategy.SEQUENTIAL_PER_KEYFRAME_BLOCK
+        object.__setattr__(self, "strategy", BatchDecodingStrategy(strategy))
+        object.__setattr__(self, "size", _check_size(self.size))
+        if not isinstance(self.channels_first, (bool, np.bool_)):
+            raise ValueError(f"channels_first must be a bool, got {self.channels_first!r}")
+        if self.output == "pil" and self.channels_first:
+            raise ValueError("channels_first does not apply to output='pil'")
+        if self.storage_options is not None and not isinstance(self.storage_options, Mapping):
+            raise ValueError(f"storage_options must be a dict, got {type(self.storage_options).__name__}")
+        if self.max_workers is not None:
+            workers = operator.index(self.max_workers)
+            if workers < 1:
+                raise ValueError(f"max_workers must be >= 1, got {self.max_workers}")
+            object.__setattr__(self, "max_workers", workers)
+        object.__setattr__(self, "device", check_device(self.device))
+        if self.device != "cpu" and self.decoder != "torchcodec":
+            raise ValueError(f"device={self.device!r} needs decoder='torchcodec' (PyAV decodes on the CPU)")
+
+    def replace(self, **changes: Any) -> DecodeOptions:
+        """A copy with ``changes`` applied (validated again); ``None`` values leave a field as it is."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **given) if given else self
+
+    @classmethod
+    def resolve(cls, options: DecodeOptions | None = None, **changes: Any) -> DecodeOptions:
+        """``options`` (default: ``DecodeOptions()``) with the keyword arguments that are not ``None`` applied.
+
+        Entry points take both an ``options`` object and the same names as keyword arguments; this merges them.
+
+        Raises:
+            TypeError: when ``options`` is not a :class:`DecodeOptions` or a name is not an option.
+        """
+        if options is None:
+            options = cls()
+        elif not isinstance(options, DecodeOptions):
+            raise TypeError(f"options must be a DecodeOptions, got {type(options).__name__}")
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise TypeError(f"unknown decode option(s) {unknown}; options are {[f.name for f in dataclasses.fields(cls)]}")
+        return options.replace(**changes)
+
+
+# ---------------------------------------------------------------------------------------------------- refs
+def _ref_fields(refs: Iterable[Any]) -> list[tuple[str, int | None]]:
+    """``(uri, pts_ns)`` of each ref: ``MediaRef`` s (or objects with those attributes) and mappings."""
+    if isinstance(refs, (str, bytes, Mapping)) or hasattr(refs, "pts_ns") or not isinstance(refs, Iterable):
+        raise TypeError(f"refs must be a sequence of MediaRef (or dicts), got {type(refs).__name__}")
+    out = []
+    for i, ref in enumerate(refs):
+        if ref is None:
+            raise ValueError(f"refs[{i}] is None")
+        if isinstance(ref, Mapping):
+            extra = sorted(set(ref) - {"uri", "pts_ns"})
+            if extra or "uri" not in ref:
+                raise ValueError(f"refs[{i}]: a ref dict has keys 'uri' and 'pts_ns', got {sorted(ref)}")
+            uri, pts = ref["uri"], ref.get("pts_ns")
+        elif hasattr(ref, "uri") and hasattr(ref, "pts_ns"):
+            uri, pts = ref.uri, ref.pts_ns
+        else:
+            raise TypeError(f"refs[{i}] must be a MediaRef or a dict, got {type(ref).__name__}")
+        try:
+            out.append((coerce_uri(uri), coerce_pts_ns(pts)))
+        except ValueError as exc:
+            raise ValueError(f"refs[{i}]: {exc}") from None
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- output
+def _to_output(frame: Any, options: DecodeOptions) -> Any:
+    """An owned frame of the requested kind from a decoded (H, W, 3) frame (numpy array or torch tensor)."""
+    if options.output == "torch":
+        torch = require("torch", purpose='output="torch"')
+        tensor = frame if isinstance(frame, torch.Tensor) else torch.from_numpy(frame)
+        return tensor.permute(2, 0, 1).contiguous() if options.channels_first else tensor
+    if not isinstance(frame, np.ndarray):  # a tensor from TorchCodec
+        frame = frame.cpu().numpy()
+    if options.output == "pil":
+        from PIL import Image
+
+        return Image.fromarray(frame, "RGB")
+    return np.ascontiguousarray(frame.transpose(2, 0, 1)) if options.channels_first else frame
+
+
+def _copy(value: Any) -> Any:
+    return value.clone() if hasattr(value, "clone") else value.copy()
+
+
+def _assemble(frames: Sequence[Any], options: DecodeOptions) -> list[Any]:
+    """One output per request; a frame returned for several requests is copied, so every element is its own."""
+    out: list[Any] = []
+    used: set[int] = set()
+    for frame in frames:
+        value = _to_output(frame, options)
+        if id(frame) in used and options.output != "pil":
+            value = _copy(value)
+        used.add(id(frame))
+        out.append(value)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- batch
+def batch_decode(
+    refs: Sequence[MediaRef | Mapping[str, Any]],
+    strategy: BatchDecodingStrategy | str | None = None,
+    decoder: Literal["pyav", "torchcodec"] | None = None,
+    *,
+    size: tuple[int, int] | None = None,
+    output: Literal["numpy", "torch", "pil"] | None = None,
+    channels_first: bool | None = None,
+    storage_options: dict[str, Any] | None = None,
+    max_workers: int | None = None,
+    device: str | None = None,
+    options: DecodeOptions | None = None,
+) -> list[Any]:
+    """Load every ref (video frames and images) and return one RGB frame per ref, in input order.
+
+    Each video is opened once and each needed keyframe block decoded once, whatever the order of the refs;
+    blocks of every video and image loads run in parallel.
+
+    Args:
+        refs: ``MediaRef`` s or ``{"uri", "pts_ns"}`` dicts; duplicates, any order, many videos and still images
+            (``pts_ns=None``) mixed.
+        strategy, decoder, size, output, channels_first, storage_options, max_workers, device: the fields of
+            :class:`DecodeOptions`; given ones override ``options``.
+        options: a :class:`DecodeOptions` (default: ``DecodeOptions()``).
+
+    Returns:
+        One frame per ref, in order: ``(H, W, 3)`` uint8 (or ``(3, H, W)`` with ``channels_first``) numpy arrays,
+        torch tensors or RGB PIL images. Every element is its own object, duplicates included.
+
+    Raises:
+        MediaNotFoundError: a file, object or URL does not exist.
+        MediaDecodeError: corrupt or truncated media, or a decompression bomb.
+        FrameOutOfRangeError: a ``pts_ns`` at or past the end of its video (the message gives the duration).
+        UnsupportedURIError: a URI scheme that cannot be read.
+        RemoteAccessError: a remote read failed.
+        ValueError / TypeError: malformed refs or options.
+
+    Example:
+        ```python
+        >>> import hf_mediaref
+        >>> from hf_mediaref import MediaRef
+        >>> refs = [MediaRef("ep0.mp4", 1_500_000_000), MediaRef("goal.png"), MediaRef("ep0.mp4", 0)]
+        >>> frames = hf_mediaref.batch_decode(refs, size=(224, 224), output="torch", channels_first=True)
+        >>> frames[0].shape
+        torch.Size([3, 224, 224])
+        ```
+    """
+    opts = DecodeOptions.resolve(
+        options,
+        strategy=strategy,
+        decoder=decoder,
+        size=size,
+        output=output,
+        channels_first=channels_first,
+        storage_options=storage_options,
+        max_workers=max_workers,
+        device=device,
+    )
+    fields = _ref_fields(refs)
+    stats.record(calls=1, requested_refs=len(fields))
+    if not fields:
+        return []
+    frames = _decode(fields, opts)
+    stats.record(returned_frames=len(frames))
+    return _assemble(frames, opts)
+
+
+def _decode(fields: list[tuple[str, int | None]], options: DecodeOptions) -> list[Any]:
+    """Decoded (H, W, 3) frames for ``fields``, in order (a frame shared by requests is one object)."""
+    budget = core_budget(options.max_workers)
+    videos: dict[str, list[int]] = {}
+    images: dict[str, list[int]] = {}
+    for i, (uri, pts) in enumerate(fields):
+        (videos if pts is not None else images).setdefault(uri, []).append(i)
+    plans = plan_videos(
+        {uri: [cast(int, fields[i][1]) for i in rows] for uri, rows in videos.items()},
+        labels={uri: [describe_ref(uri, fields[i][1]) for i in rows] for uri, rows in videos.items()},
+        decoder=options.decoder,
+        strategy=options.strategy,
+        size=options.size,
+        storage_options=options.storage_options,
+        device=options.device,
+        budget=budget,
+    )
+    tasks: list[Task] = [task for plan in plans for task in plan.tasks]
+    tasks += [
+        Task(_IMAGE_COST, lambda _threads, uri=uri: load_image_rgb(uri, size=options.size,
+                                                                   storage_options=options.storage_options))
+        for uri in images
+    ]
+    results = run_tasks(tasks, budget)
+    out: list[Any] = [None] * len(fields)
+    done = 0
+    for plan, rows in zip(plans, videos.values()):
+        for i, frame in zip(rows, plan.frames(results[done : done + len(plan.tasks)])):
+            out[i] = frame
+        done += len(plan.tasks)
+    for image, rows in zip(results[done:], images.values()):
+        for i in rows:
+            out[i] = image
+    return out

@@ -1,0 +1,263 @@
+"""What every decoder backend shares: the keyframe index, frame selection, planning and the TorchCodec-like
+single-video surface. Backends only execute :class:`~._planning.Span` s (``_decode_span``) and stack frames."""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from .._executor import Task, core_budget, run_tasks
+from .._fields import NS_PER_SECOND
+from ..errors import FrameOutOfRangeError, describe_uri
+from ._errors import decode_errors
+from ._identity import source_key
+from ._index import VideoIndex
+from ._indexes import load_index
+from ._planning import NO_FRAME, BatchDecodingStrategy, Span, plan_spans, span_cost
+from ._types import Frame, FrameBatch, VideoStreamMetadata
+
+__all__ = ["BaseVideoDecoder", "DimensionOrder", "as_source_uri"]
+
+DimensionOrder = Literal["NCHW", "NHWC"]
+
+
+def as_source_uri(source: Any) -> str:
+    """The URI of a decoder source: a str URI/path, an ``os.PathLike`` or a ``MediaRef`` (its ``uri``)."""
+    uri = getattr(source, "uri", source)
+    if isinstance(uri, os.PathLike):
+        uri = os.fspath(uri)
+    if not isinstance(uri, str) or not uri:
+        raise TypeError(f"video source must be a URI string, a path or a MediaRef, got {type(source).__name__}")
+    return uri
+
+
+class BaseVideoDecoder(abc.ABC):
+    """Decode frames of one video; frames are chosen by the playback rule (the frame on screen at a time).
+
+    Cheap to create once the video's index is cached; open containers come from a shared cache, so a decoder may
+    be used from several threads. Works as a context manager. The getters mirror TorchCodec's ``VideoDecoder``:
+    ``get_frame_at`` / ``get_frames_at`` / ``get_frames_in_range`` by position, ``get_frame_played_at`` /
+    ``get_frames_played_at`` / ``get_frames_played_in_range`` by time, ``decoder[i]`` and ``decoder[a:b]`` for
+    the data alone.
+
+    Args:
+        source: a URI or path of any kind hf_mediaref reads (local, ``file://``, ``http(s)://``, ``data:``, fsspec
+            URLs), or a ``MediaRef`` (its ``uri``).
+        storage_options: fsspec options for remote URIs.
+        dimension_order: ``"NCHW"`` (default, as TorchCodec) or ``"NHWC"``.
+
+    Raises:
+        MediaNotFoundError, MediaDecodeError, UnsupportedURIError, RemoteAccessError: when the video cannot be
+            opened or indexed.
+    """
+
+    def __init__(
+        self, source: Any, *, storage_options: dict | None = None, dimension_order: DimensionOrder = "NCHW"
+    ):
+        if dimension_order not in ("NCHW", "NHWC"):
+            raise ValueError(f"dimension_order must be 'NCHW' or 'NHWC', got {dimension_order!r}")
+        self.uri = as_source_uri(source)
+        self.storage_options = storage_options
+        self.dimension_order = dimension_order
+        self._key = source_key(self.uri, storage_options)
+        self._index: VideoIndex = load_index(self.uri, storage_options=storage_options, key=self._key)
+        self._closed = False
+
+    # ------------------------------------------------------------------ backend interface
+    @abc.abstractmethod
+    def _decode_span(self, span: Span, *, size: tuple[int, int] | None = None, threads: int = 1) -> dict[int, Any]:
+        """Decode ``span`` and return {frame position: (H, W, 3) uint8 frame} for its targets."""
+
+    @abc.abstractmethod
+    def _stack(self, frames: Sequence[Any]) -> Any:
+        """Stack (H, W, 3) frames into one NHWC batch of the backend's array type."""
+
+    # ------------------------------------------------------------------ engine hooks (used by the batch engine)
+    def _frames_at(self, times_ns: Sequence[int], *, labels: Sequence[str] | None = None) -> np.ndarray:
+        """Frame positions on screen at ``times_ns``; FrameOutOfRangeError (naming the ref) past the end."""
+        frames = self._index.frames_at(times_ns)
+        bad = np.flatnonzero(frames == NO_FRAME)
+        if bad.size:
+            t_ns = int(list(times_ns)[int(bad[0])])
+            what = labels[int(bad[0])] if labels is not None else describe_uri(self.uri)
+            idx = self._index
+            raise FrameOutOfRangeError(
+                f"{what}: time {t_ns / NS_PER_SECOND:.6f} s ({t_ns} ns) is at or past the end of video "
+                f"{describe_uri(self.uri)} (frames cover {idx.begin_ns / NS_PER_SECOND:.6f} s to "
+                f"{idx.end_ns / NS_PER_SECOND:.6f} s, duration {idx.duration_ns / NS_PER_SECOND:.6f} s, "
+                f"{idx.num_frames} frames)",
+                uri=self.uri,
+            )
+        return frames
+
+    def _plan(self, frames: Iterable[int], strategy: BatchDecodingStrategy | str | None = None) -> tuple[Span, ...]:
+        """Spans decoding ``frames`` (positions) with ``strategy`` (default: per keyframe block)."""
+        strategy = BatchDecodingStrategy(strategy or BatchDecodingStrategy.SEQUENTIAL_PER_KEYFRAME_BLOCK)
+        return plan_spans(frames, self._index.keyframes(), strategy)
+
+    def _span_tasks(self, spans: Iterable[Span], *, size: tuple[int, int] | None = None) -> list[Task]:
+        """One executor task per span; each returns {position: frame}."""
+
+        def task(span: Span) -> Task:
+            def run(threads: int) -> dict[int, Any]:
+                with decode_errors(self.uri):
+                    return self._decode_span(span, size=size, threads=threads)
+
+            return Task(span_cost(span), run)
+
+        return [task(span) for span in spans]
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def metadata(self) -> VideoStreamMetadata:
+        """Facts about the stream, exact (from the keyframe index, not the container header)."""
+        idx = self._index
+        duration = idx.duration_ns / NS_PER_SECOND
+        return VideoStreamMetadata(
+            num_frames=idx.num_frames,
+            duration_seconds=duration,
+            average_fps=idx.num_frames / duration if duration > 0 else 0.0,
+            width=idx.width,
+            height=idx.height,
+            begin_stream_seconds=idx.begin_ns / NS_PER_SECOND,
+            end_stream_seconds=idx.end_ns / NS_PER_SECOND,
+            keyframe_seconds=tuple(float(idx.frame_ns[k]) / NS_PER_SECOND for k in idx.keyframes()),
+            codec=idx.codec,
+            pixel_format=idx.pixel_format,
+        )
+
+    def __len__(self) -> int:
+        return self._index.num_frames
+
+    # ------------------------------------------------------------------ getters by position
+    def get_frame_at(self, index: int) -> Frame:
+        """The frame at position ``index`` (negative counts from the end).
+
+        Raises:
+            IndexError: when ``index`` is out of range.
+        """
+        frame = self.get_frames_at([index])[0]
+        assert isinstance(frame, Frame)
+        return frame
+
+    def get_frames_at(
+        self,
+        indices: Sequence[int],
+        *,
+        strategy: BatchDecodingStrategy | str | None = None,
+        max_workers: int | None = None,
+    ) -> FrameBatch:
+        """Frames at positions ``indices`` (negative counts from the end), in the given order.
+
+        Raises:
+            IndexError: when an index is out of range.
+        """
+        self._check_open()
+        n = self._index.num_frames
+        positions = [int(i) + n if int(i) < 0 else int(i) for i in indices]
+        for given, pos in zip(indices, positions):
+            if not 0 <= pos < n:
+                raise IndexError(f"frame index {given} out of range for {describe_uri(self.uri)} ({n} frames)")
+        return self._batch(positions, strategy, max_workers)
+
+    def get_frames_in_range(self, start: int, stop: int, step: int = 1) -> FrameBatch:
+        """Frames at positions ``range(start, stop, step)`` (Python slice rules for negative or large bounds)."""
+        if step < 1:
+            raise ValueError(f"step must be >= 1, got {step}")
+        return self.get_frames_at(list(range(*slice(start, stop, step).indices(len(self)))))
+
+    def __getitem__(self, key: int | slice) -> Any:
+        """``decoder[i]``: the data of frame ``i``; ``decoder[a:b:c]``: the stacked data of those frames."""
+        if isinstance(key, slice):
+            return self.get_frames_at(list(range(*key.indices(len(self))))).data
+        if not isinstance(key, (int, np.integer)):
+            raise TypeError(f"decoder indices must be integers or slices, got {type(key).__name__}")
+        return self.get_frames_at([int(key)]).data[0]
+
+    # ------------------------------------------------------------------ getters by time
+    def get_frame_played_at(self, seconds: float) -> Frame:
+        """The frame on screen at ``seconds``.
+
+        Raises:
+            FrameOutOfRangeError: at or past the end of the video.
+        """
+        frame = self.get_frames_played_at([seconds])[0]
+        assert isinstance(frame, Frame)
+        return frame
+
+    def get_frames_played_at(
+        self,
+        seconds: Sequence[float],
+        *,
+        strategy: BatchDecodingStrategy | str | None = None,
+        max_workers: int | None = None,
+    ) -> FrameBatch:
+        """The frames on screen at ``seconds`` (the last frame whose pts is at or before each time, within a
+        tolerance of half a time-base tick, at most 1 ms and at least 1 µs; the first frame before it starts).
+
+        Raises:
+            FrameOutOfRangeError: for a time at or past the end of the video.
+            ValueError: for a negative time.
+        """
+        self._check_open()
+        times = [round(float(s) * NS_PER_SECOND) for s in seconds]
+        if any(t < 0 for t in times):
+            raise ValueError(f"times must be >= 0 seconds, got {min(seconds)}")
+        return self._batch(self._frames_at(times).tolist(), strategy, max_workers)
+
+    def get_frames_played_in_range(self, start_seconds: float, stop_seconds: float) -> FrameBatch:
+        """Every frame on screen during ``[start_seconds, stop_seconds)``: the one playing at ``start_seconds``
+        and each frame whose pts is before ``stop_seconds``. Empty when ``start_seconds == stop_seconds``.
+
+        Raises:
+            ValueError: when ``stop_seconds < start_seconds`` or a time is negative.
+            FrameOutOfRangeError: when ``start_seconds`` is at or past the end.
+        """
+        if stop_seconds < start_seconds or start_seconds < 0:
+            raise ValueError(f"need 0 <= start_seconds <= stop_seconds, got {start_seconds}, {stop_seconds}")
+        if stop_seconds == start_seconds:
+            return self.get_frames_at([])
+        first = int(self._frames_at([round(start_seconds * NS_PER_SECOND)])[0])
+        stop_ns = round(stop_seconds * NS_PER_SECOND)
+        last = int(np.searchsorted(self._index.frame_ns, stop_ns, side="left"))  # frames with pts < stop
+        return self.get_frames_at(list(range(first, max(first + 1, last))))
+
+    # ------------------------------------------------------------------ assembly
+    def _batch(
+        self, positions: list[int], strategy: BatchDecodingStrategy | str | None, max_workers: int | None
+    ) -> FrameBatch:
+        idx = self._index
+        tasks = self._span_tasks(self._plan(positions, strategy))
+        decoded: dict[int, Any] = {}
+        for part in run_tasks(tasks, core_budget(max_workers)):
+            decoded.update(part)
+        data = self._stack([decoded[p] for p in positions])
+        if self.dimension_order == "NCHW":
+            data = data.permute(0, 3, 1, 2) if hasattr(data, "permute") else data.transpose(0, 3, 1, 2)
+        pts = np.array([float(idx.to_seconds(idx.pts[p])) for p in positions], dtype=np.float64)
+        durations = np.array(
+            [float(idx.to_seconds(idx.frame_duration_ticks(p))) for p in positions], dtype=np.float64
+        )
+        return FrameBatch(data, pts, durations)
+
+    # ------------------------------------------------------------------ lifetime
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"decoder for {describe_uri(self.uri)} is closed")
+
+    def close(self) -> None:
+        """Mark the decoder closed (open containers stay in the shared cache; see ``cleanup_cache``)."""
+        self._closed = True
+
+    def __enter__(self) -> BaseVideoDecoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({describe_uri(self.uri)}, frames={self._index.num_frames})"

@@ -1,0 +1,87 @@
+"""Frames of many videos in one planned pass: open each video once (indexes scanned in parallel), map times to
+frames, plan spans; the caller runs the span tasks (with any other work) and collects the frames.
+
+Works on URIs and nanosecond times, never on ``MediaRef`` (the decode façade above turns refs into these).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .._executor import Task, run_tasks
+from ._base import BaseVideoDecoder
+from ._planning import BatchDecodingStrategy
+
+__all__ = ["VideoPlan", "plan_videos"]
+
+
+@dataclasses.dataclass
+class VideoPlan:
+    """The decode of one video's requested frames: ``tasks`` to run, then :meth:`frames` to collect."""
+
+    decoder: BaseVideoDecoder
+    positions: list[int]  # the frame position answering each request, in request order
+    tasks: list[Task]
+
+    def frames(self, results: Sequence[dict[int, Any]]) -> list[Any]:
+        """The (H, W, 3) frame of each request, in request order, from the results of :attr:`tasks`."""
+        decoded: dict[int, Any] = {}
+        for part in results:
+            decoded.update(part)
+        return [decoded[p] for p in self.positions]
+
+
+def _decoder_class(decoder: str) -> type[BaseVideoDecoder]:
+    if decoder == "pyav":
+        from ._pyav import PyAVVideoDecoder
+
+        return PyAVVideoDecoder
+    if decoder == "torchcodec":
+        from ._torchcodec import TorchCodecVideoDecoder
+
+        return TorchCodecVideoDecoder
+    raise ValueError(f"unknown decoder {decoder!r}; use 'pyav' or 'torchcodec'")
+
+
+def plan_videos(
+    requests: Mapping[str, Sequence[int]],
+    *,
+    labels: Mapping[str, Sequence[str]] | None = None,
+    decoder: str = "pyav",
+    strategy: BatchDecodingStrategy | str | None = None,
+    size: tuple[int, int] | None = None,
+    storage_options: dict | None = None,
+    device: str = "cpu",
+    budget: int = 1,
+) -> list[VideoPlan]:
+    """Open every video of ``requests`` (URI -> times in ns) and plan the decode of its frames.
+
+    Args:
+        requests: for each video URI, the requested times in nanoseconds (any order, duplicates allowed).
+        labels: for each video, how errors name each request (e.g. the ref), in the same order.
+        decoder, strategy, size, storage_options, device: see :class:`hf_mediaref.DecodeOptions`.
+        budget: threads to use while opening and indexing the videos.
+
+    Returns:
+        One :class:`VideoPlan` per video, in the order of ``requests``.
+
+    Raises:
+        FrameOutOfRangeError: a time at or past the end of its video (named by its label).
+    """
+    if not requests:
+        return []
+    cls = _decoder_class(decoder)
+    options: dict[str, Any] = {"storage_options": storage_options}
+    if decoder == "torchcodec":
+        options["device"] = device
+    decoders: list[BaseVideoDecoder] = run_tasks(
+        [Task(1.0, lambda _threads, uri=uri: cls(uri, **options)) for uri in requests], budget
+    )
+    plans = []
+    for dec, (uri, times) in zip(decoders, requests.items()):
+        positions = dec._frames_at(times, labels=None if labels is None else labels[uri])
+        tasks = dec._span_tasks(dec._plan(positions, strategy), size=size)
+        plans.append(VideoPlan(dec, positions.tolist(), tasks))
+    return plans

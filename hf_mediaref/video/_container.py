@@ -1,0 +1,85 @@
+"""Open PyAV containers over any URI kind and lease them from the decoder cache (one thread at a time)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from .._optional import require
+from ..errors import MediaDecodeError, describe_uri
+from ..io import open_media, source_version
+from . import _stats as stats
+from ._cache import decoder_cache
+from ._errors import decode_errors
+from ._identity import source_key
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["OpenedVideo", "import_av", "lease_video"]
+
+
+def import_av() -> Any:
+    """The ``av`` module, or :class:`~hf_mediaref.errors.MissingDependencyError` saying how to install it."""
+    return require("av", purpose="video decoding")
+
+
+class OpenedVideo:
+    """One open container, its video stream and an RGB reformatter: used by one thread at a time."""
+
+    def __init__(self, uri: str, *, storage_options: dict | None = None, threads: int = 1):
+        av = import_av()
+        from av.video.reformatter import VideoReformatter
+
+        self.uri = uri
+        self._stack = contextlib.ExitStack()
+        try:
+            source = self._stack.enter_context(open_media(uri, storage_options=storage_options))
+            self._expect = getattr(getattr(source, "raw", None), "expect", None)  # HTTP read-ahead hint
+            self.version = source_version(source)  # None for local files and data: URIs
+            with decode_errors(uri, "open"):
+                if isinstance(source, str):
+                    self.container = av.open(source, "r", metadata_errors="ignore")
+                    self.counts_packet_bytes = True
+                else:
+                    self.container = av.open(stats.CountingReader(source), "r", metadata_errors="ignore")
+                    self.counts_packet_bytes = False
+                self._stack.callback(self.container.close)
+                if not self.container.streams.video:
+                    raise MediaDecodeError(f"{describe_uri(uri)} has no video stream", uri=uri)
+        except BaseException:
+            self._stack.close()
+            raise
+        stats.record(containers_opened=1)
+        self.stream = self.container.streams.video[0]
+        for other in self.container.streams:
+            if other.index != self.stream.index:
+                other.discard = av.stream.Discard.all  # the demuxer skips their packets' payloads where it can
+        ctx = self.stream.codec_context
+        ctx.thread_type = "FRAME" if threads > 1 else "SLICE"
+        ctx.thread_count = threads
+        self.reformatter = VideoReformatter()
+
+    @property
+    def takes_read_hints(self) -> bool:
+        """Whether :meth:`expect_read` does anything (HTTP sources; others read ahead by themselves)."""
+        return self._expect is not None
+
+    def expect_read(self, nbytes: int) -> None:
+        """Tell the source that the next read after a seek goes on for about ``nbytes``."""
+        if self._expect is not None:
+            self._expect(nbytes)
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+@contextlib.contextmanager
+def lease_video(uri: str, *, storage_options: dict | None = None, threads: int = 1,
+                key: tuple | None = None) -> Iterator[OpenedVideo]:
+    """Exclusive use of an open container for ``uri`` (cached; opened on a miss)."""
+    key = key or source_key(uri, storage_options)
+    with decoder_cache.lease(("pyav", key, threads),
+                             lambda: OpenedVideo(uri, storage_options=storage_options, threads=threads)) as video:
+        yield video

@@ -1,0 +1,32 @@
+"""The keyframe index of a video: from the in-memory cache, else from the on-disk store (remote videos), else
+built by a demux scan on a leased PyAV container."""
+
+from __future__ import annotations
+
+from ._cache import cached_index
+from ._container import lease_video
+from ._errors import decode_errors
+from ._identity import source_key
+from ._index import VideoIndex, scan_index
+from ._index_store import load_stored_index, store_index
+
+__all__ = ["load_index"]
+
+
+def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | None = None) -> VideoIndex:
+    """The keyframe index of ``uri``'s first video stream: cached per source in memory, and for remote
+    sources that report a version also on disk (:mod:`.index_store`); scanned on a miss."""
+    key = key or source_key(uri, storage_options)
+
+    def build() -> VideoIndex:
+        with lease_video(uri, storage_options=storage_options, key=key) as video, decode_errors(uri, "index"):
+            if video.version is not None:
+                stored = load_stored_index(key, video.version)
+                if stored is not None:
+                    return stored
+            index = scan_index(video.container, video.stream, count_packet_bytes=video.counts_packet_bytes)
+            if video.version is not None:
+                store_index(key, video.version, index)
+            return index
+
+    return cached_index(key, build)
