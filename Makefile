@@ -1,12 +1,13 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   - create .venv, install, run the demo on generated media
 #   make test   - create .venv, install, install FFmpeg shared libs for TorchCodec, run the tests
+#   make lint   - ruff check, ruff format --check, mypy, lint-imports (the architecture contracts)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench system-deps venv clean examples
+.PHONY: demo test lint format bench system-deps venv clean examples
 
 venv: $(STAMP)
 
@@ -24,6 +25,16 @@ demo: venv
 
 test: venv system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check hf_mediaref tests scripts examples
+	$(BIN)/ruff format --check hf_mediaref tests scripts examples
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: venv
+	$(BIN)/ruff check --fix hf_mediaref tests scripts examples
+	$(BIN)/ruff format hf_mediaref tests scripts examples
 
 examples: venv
 	$(BIN)/python examples/run_all.py

@@ -3,9 +3,9 @@
 Public surface (each name has one import path):
 
 * ``hf_mediaref``: :class:`MediaRef`, :class:`DataURI`, :func:`batch_decode`, :class:`DecodeOptions`,
-  :func:`cleanup_cache`, ``errors``, and the ``datasets`` integration (loaded on first use): ``MediaRefFeature``,
-  ``decode_transform``, ``load_dataset``, ``embed``, ``push_to_hub``, ``set_media_root``, ``get_media_root``,
-  ``VideoBlockBatchSampler``.
+  :func:`cleanup_cache`, ``errors``, and the ``datasets`` integration (loaded on first use):
+  ``MediaRefFeature``, ``decode_transform``, ``load_dataset``, ``embed``, ``push_to_hub``, ``set_media_root``,
+  ``get_media_root``, ``VideoBlockBatchSampler``.
 * :mod:`hf_mediaref.video`: single-video decoders (``PyAVVideoDecoder``, ``TorchCodecVideoDecoder``),
   ``Frame``/``FrameBatch``, ``VideoStreamMetadata``, ``BatchDecodingStrategy``, ``collect_stats``
   (also importable as :mod:`hf_mediaref.video_decoder`, the original ``mediaref`` name).
@@ -13,8 +13,8 @@ Public surface (each name has one import path):
 * :mod:`hf_mediaref.hf`: everything above plus the ``datasets`` internals it needs.
 * :mod:`hf_mediaref.testing`: self-identifying test media, a loopback HTTP server, an offline fake Hub.
 
-``import hf_mediaref`` is light: PyAV, torch and ``datasets`` load only when first needed. The ``datasets`` Feature
-and formatter register themselves as soon as ``datasets`` is imported (before or after this package).
+``import hf_mediaref`` is light: PyAV, torch and ``datasets`` load only when first needed. The ``datasets``
+Feature and formatter register themselves as soon as ``datasets`` is imported (before or after this package).
 """
 
 from __future__ import annotations
@@ -55,11 +55,18 @@ __all__ = [
     "DataURI",
     "DecodeOptions",
     "MediaRef",
+    "MediaRefFeature",
+    "VideoBlockBatchSampler",
     "__version__",
     "batch_decode",
     "cleanup_cache",
+    "decode_transform",
+    "embed",
     "errors",
-    *_LAZY_HF,
+    "get_media_root",
+    "load_dataset",
+    "push_to_hub",
+    "set_media_root",
 ]
 
 

@@ -11,8 +11,9 @@ import dataclasses
 import heapq
 import os
 import sys
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import Any, Callable, Sequence
+from typing import Any
 
 __all__ = ["Task", "choose_parallelism", "core_budget", "run_tasks"]
 

@@ -1,8 +1,7 @@
 """The two fields of a media reference, ``uri`` and ``pts_ns``: their validation and shared constants.
 
-This module sits below everything else (it imports only :mod:`hf_mediaref.errors`), so the value types, the decode
-façade and the Arrow layer validate a ref the same way without importing each other.
-"""
+This module sits below everything else (it imports only :mod:`hf_mediaref.errors`), so the value types, the
+decode façade and the Arrow layer validate a ref the same way without importing each other."""
 
 from __future__ import annotations
 
@@ -23,7 +22,8 @@ NS_PER_SECOND = 1_000_000_000
 
 
 def coerce_pts_ns(value: Any) -> int | None:
-    """Validate a ``pts_ns`` value: ``None`` (an image) or a whole number of nanoseconds in ``[0, 2**63 - 1]``.
+    """Validate a ``pts_ns`` value: ``None`` (an image) or a whole number of nanoseconds in ``[0, 2**63 -
+    1]``.
 
     Args:
         value: ``None``, a Python or numpy integer, or an integral float.
@@ -54,8 +54,8 @@ def coerce_pts_ns(value: Any) -> int | None:
 
 
 def coerce_uri(value: Any) -> str:
-    """Validate a ``uri`` value: a non-empty ``str`` or ``os.PathLike``, or a ``DataURI`` (an object with a ``uri``
-    string and no ``pts_ns``: a ``MediaRef`` is not a URI).
+    """Validate a ``uri`` value: a non-empty ``str`` or ``os.PathLike``, or a ``DataURI`` (an object with a
+    ``uri`` string and no ``pts_ns``: a ``MediaRef`` is not a URI).
 
     Raises:
         ValueError: for other types and for the empty string.

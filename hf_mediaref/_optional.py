@@ -27,4 +27,6 @@ def require(module: str, *, purpose: str = "") -> ModuleType:
         extra = _HINTS.get(top)
         hint = f"pip install 'hf-mediaref[{extra}]'" if extra else f"pip install {top}"
         what = f" for {purpose}" if purpose else ""
-        raise MissingDependencyError(f"{top} is required{what} but could not be imported ({exc}); fix: {hint}") from exc
+        raise MissingDependencyError(
+            f"{top} is required{what} but could not be imported ({exc}); fix: {hint}"
+        ) from exc

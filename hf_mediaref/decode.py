@@ -5,13 +5,13 @@ Every way of getting pixels goes through here: :func:`batch_decode`, ``MediaRef.
 ``to_pil_image``, the ``"mediaref"`` format of ``datasets``, :func:`hf_mediaref.decode_transform` and
 :func:`hf_mediaref.embed`. Options are validated once, when a :class:`DecodeOptions` is built.
 
-This module works on the two fields of a ref (``uri``, ``pts_ns``) and never imports the value types at run time,
-so that ``MediaRef`` (above it) can call it: the import graph has no cycle.
-"""
+This module works on the two fields of a ref (``uri``, ``pts_ns``) and never imports the value types at run
+time, so that ``MediaRef`` (above it) can call it: the import graph has no cycle."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -30,7 +30,7 @@ from .video._torchcodec import check_device
 if TYPE_CHECKING:  # pragma: no cover
     from .core import MediaRef
 
-__all__ = ["DecodeOptions", "batch_decode", "DECODERS", "OUTPUTS"]
+__all__ = ["DECODERS", "OUTPUTS", "DecodeOptions", "batch_decode"]
 
 #: The decoder backends.
 DECODERS = ("pyav", "torchcodec")
@@ -67,7 +67,8 @@ class DecodeOptions:
         storage_options: fsspec options for remote URIs (``hf://``, ``s3://``...).
         max_workers: most threads a call keeps busy (decode workers x codec threads); default: the CPUs this
             process may use, or 1 inside a torch DataLoader worker.
-        device: TorchCodec's decoding device, ``"cpu"`` or ``"cuda[:N]"`` (only with ``decoder="torchcodec"``).
+        device: TorchCodec's decoding device, ``"cpu"`` or ``"cuda[:N]"`` (only with
+        ``decoder="torchcodec"``).
 
     Raises:
         ValueError: for an unknown decoder, strategy or output, a malformed ``size``, ``channels_first`` with
@@ -96,7 +97,11 @@ class DecodeOptions:
             raise ValueError(f"unknown decoder {self.decoder!r}; use one of {DECODERS}")
         if self.output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
-        strategy = self.strategy if self.strategy is not None else BatchDecodingStrategy.SEQUENTIAL_PER_KEYFRAME_BLOCK
+        strategy = (
+            self.strategy
+            if self.strategy is not None
+            else BatchDecodingStrategy.SEQUENTIAL_PER_KEYFRAME_BLOCK
+        )
         object.__setattr__(self, "strategy", BatchDecodingStrategy(strategy))
         object.__setattr__(self, "size", _check_size(self.size))
         if not isinstance(self.channels_first, (bool, np.bool_)):
@@ -121,9 +126,11 @@ class DecodeOptions:
 
     @classmethod
     def resolve(cls, options: DecodeOptions | None = None, **changes: Any) -> DecodeOptions:
-        """``options`` (default: ``DecodeOptions()``) with the keyword arguments that are not ``None`` applied.
+        """``options`` (default: ``DecodeOptions()``) with the keyword arguments that are not ``None``
+        applied.
 
-        Entry points take both an ``options`` object and the same names as keyword arguments; this merges them.
+        Entry points take both an ``options`` object and the same names as keyword arguments; this merges
+        them.
 
         Raises:
             TypeError: when ``options`` is not a :class:`DecodeOptions` or a name is not an option.
@@ -134,7 +141,9 @@ class DecodeOptions:
             raise TypeError(f"options must be a DecodeOptions, got {type(options).__name__}")
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise TypeError(f"unknown decode option(s) {unknown}; options are {[f.name for f in dataclasses.fields(cls)]}")
+            raise TypeError(
+                f"unknown decode option(s) {unknown}; options are {[f.name for f in dataclasses.fields(cls)]}"
+            )
         return options.replace(**changes)
 
 
@@ -184,7 +193,8 @@ def _copy(value: Any) -> Any:
 
 
 def _assemble(frames: Sequence[Any], options: DecodeOptions) -> list[Any]:
-    """One output per request; a frame returned for several requests is copied, so every element is its own."""
+    """One output per request; a frame returned for several requests is copied, so every element is its
+    own."""
     out: list[Any] = []
     used: set[int] = set()
     for frame in frames:
@@ -216,15 +226,16 @@ def batch_decode(
     blocks of every video and image loads run in parallel.
 
     Args:
-        refs: ``MediaRef`` s or ``{"uri", "pts_ns"}`` dicts; duplicates, any order, many videos and still images
+        refs: ``MediaRef`` s or ``{"uri", "pts_ns"}`` dicts; duplicates, any order, many videos and still
+        images
             (``pts_ns=None``) mixed.
         strategy, decoder, size, output, channels_first, storage_options, max_workers, device: the fields of
             :class:`DecodeOptions`; given ones override ``options``.
         options: a :class:`DecodeOptions` (default: ``DecodeOptions()``).
 
     Returns:
-        One frame per ref, in order: ``(H, W, 3)`` uint8 (or ``(3, H, W)`` with ``channels_first``) numpy arrays,
-        torch tensors or RGB PIL images. Every element is its own object, duplicates included.
+        One frame per ref, in order: ``(H, W, 3)`` uint8 (or ``(3, H, W)`` with ``channels_first``) numpy
+        arrays, torch tensors or RGB PIL images. Every element is its own object, duplicates included.
 
     Raises:
         MediaNotFoundError: a file, object or URL does not exist.
@@ -264,6 +275,10 @@ def batch_decode(
     return _assemble(frames, opts)
 
 
+def _load_image(uri: str, options: DecodeOptions, _threads: int) -> np.ndarray:
+    return load_image_rgb(uri, size=options.size, storage_options=options.storage_options)
+
+
 def _decode(fields: list[tuple[str, int | None]], options: DecodeOptions) -> list[Any]:
     """Decoded (H, W, 3) frames for ``fields``, in order (a frame shared by requests is one object)."""
     budget = core_budget(options.max_workers)
@@ -282,11 +297,7 @@ def _decode(fields: list[tuple[str, int | None]], options: DecodeOptions) -> lis
         budget=budget,
     )
     tasks: list[Task] = [task for plan in plans for task in plan.tasks]
-    tasks += [
-        Task(_IMAGE_COST, lambda _threads, uri=uri: load_image_rgb(uri, size=options.size,
-                                                                   storage_options=options.storage_options))
-        for uri in images
-    ]
+    tasks += [Task(_IMAGE_COST, functools.partial(_load_image, uri, options)) for uri in images]
     results = run_tasks(tasks, budget)
     out: list[Any] = [None] * len(fields)
     done = 0

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 __all__ = [
-    "MediaRefError",
-    "MediaNotFoundError",
-    "MediaDecodeError",
-    "UnsupportedURIError",
-    "InvalidDataURIError",
-    "PathEscapeError",
-    "UnresolvedPathError",
     "FrameOutOfRangeError",
-    "RemoteAccessError",
+    "InvalidDataURIError",
+    "MediaDecodeError",
+    "MediaNotFoundError",
+    "MediaRefError",
     "MissingDependencyError",
+    "PathEscapeError",
+    "RemoteAccessError",
+    "UnresolvedPathError",
+    "UnsupportedURIError",
     "describe_uri",
 ]
 

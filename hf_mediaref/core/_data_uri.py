@@ -17,6 +17,7 @@ from ..io import decode_image, encode_image, parse_data_uri, sniff_mimetype
 
 __all__ = ["DataURI"]
 
+
 class DataURI(BaseModel):
     """An RFC 2397 data URI. Build one with :meth:`from_image`, :meth:`from_file`, :meth:`from_bytes` or
     :meth:`from_uri`; ``str(d)`` is the URI and ``len(d)`` its length in characters."""
@@ -30,7 +31,7 @@ class DataURI(BaseModel):
     _data: bytes = PrivateAttr()
 
     @model_validator(mode="after")
-    def _validate(self) -> "DataURI":
+    def _validate(self) -> DataURI:
         self._mimetype, self._params, self._is_base64, self._data = parse_data_uri(self.uri)
         return self
 
@@ -48,8 +49,9 @@ class DataURI(BaseModel):
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def from_uri(cls, uri: str) -> "DataURI":
-        """Parse ``uri``; a malformed URI raises :class:`~hf_mediaref.errors.InvalidDataURIError` (a ValueError)."""
+    def from_uri(cls, uri: str) -> DataURI:
+        """Parse ``uri``; a malformed URI raises :class:`~hf_mediaref.errors.InvalidDataURIError` (a
+        ValueError)."""
         if isinstance(uri, DataURI):
             return uri
         if not isinstance(uri, str):
@@ -57,12 +59,12 @@ class DataURI(BaseModel):
         return cls(uri=uri)
 
     @classmethod
-    def from_bytes(cls, data: bytes, mimetype: str) -> "DataURI":
+    def from_bytes(cls, data: bytes, mimetype: str) -> DataURI:
         """Embed raw ``data`` (base64) with the given media type."""
         return cls(uri=f"data:{mimetype};base64,{base64.b64encode(data).decode('ascii')}")
 
     @classmethod
-    def from_image(cls, image: Any, format: str = "png", quality: int | None = None) -> "DataURI":
+    def from_image(cls, image: Any, format: str = "png", quality: int | None = None) -> DataURI:
         """Encode a numpy array ((H, W), (H, W, 3) RGB or (H, W, 4) RGBA, uint8) or a PIL image.
 
         PNG is lossless (bit-exact round trip); ``quality`` (1-100) applies to JPEG and WebP (default 90).
@@ -71,7 +73,7 @@ class DataURI(BaseModel):
         return cls.from_bytes(data, mimetype)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, format: str | None = None) -> "DataURI":
+    def from_file(cls, path: str | os.PathLike, format: str | None = None) -> DataURI:
         """Embed a local file. With ``format=None`` the bytes are embedded verbatim (media type from the
         extension, else sniffed); with a ``format`` the image is re-encoded into it."""
         path = os.fspath(path)
@@ -112,11 +114,12 @@ class DataURI(BaseModel):
         return self._mimetype.startswith("image/")
 
     # ------------------------------------------------------------------ decoding
-    def to_pil_image(self) -> "Any":
+    def to_pil_image(self) -> Any:
         """Decode to an RGB Pillow image."""
         if not (self.is_image or self._mimetype == "application/octet-stream"):
             raise MediaDecodeError(
-                f"data URI holds {self._mimetype!r}, not an image: {describe_uri(self.uri, 48)}", uri=self.uri)
+                f"data URI holds {self._mimetype!r}, not an image: {describe_uri(self.uri, 48)}", uri=self.uri
+            )
         return decode_image(self._data, uri=self.uri)
 
     def to_rgb_array(self) -> np.ndarray:

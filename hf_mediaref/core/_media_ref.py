@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import TYPE_CHECKING, Any, Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from .._fields import coerce_pts_ns, coerce_uri, describe_ref
@@ -19,18 +18,18 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["MediaRef"]
 
+
 class MediaRef(BaseModel):
     """A reference to an image (``pts_ns=None``) or to the video frame on screen at ``pts_ns`` nanoseconds.
 
-    ``uri`` is a local path, a ``file://``, ``http(s)://`` or fsspec URL (``hf://``, ``s3://``...), or a ``data:``
-    URI. Nothing is read until :meth:`to_rgb_array` / :meth:`to_pil_image`. Refs are immutable, hashable,
-    compare by value and serialize to ``{"uri": ..., "pts_ns": ...}``.
-    """
+    ``uri`` is a local path, a ``file://``, ``http(s)://`` or fsspec URL (``hf://``, ``s3://``...), or a
+    ``data:`` URI. Nothing is read until :meth:`to_rgb_array` / :meth:`to_pil_image`. Refs are immutable,
+    hashable, compare by value and serialize to ``{"uri": ..., "pts_ns": ...}``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     uri: str
-    pts_ns: Optional[int] = None
+    pts_ns: int | None = None
 
     def __init__(self, uri: Any = None, pts_ns: Any = None, **kw: Any):
         if uri is not None:
@@ -46,7 +45,7 @@ class MediaRef(BaseModel):
 
     @field_validator("pts_ns", mode="before")
     @classmethod
-    def _check_pts(cls, value: Any) -> Optional[int]:
+    def _check_pts(cls, value: Any) -> int | None:
         return coerce_pts_ns(value)
 
     # ------------------------------------------------------------------ kinds
@@ -83,12 +82,14 @@ class MediaRef(BaseModel):
             An ``(H, W, 3)`` uint8 RGB array by default; what ``output`` asks for otherwise.
 
         Raises:
-            MediaNotFoundError, MediaDecodeError, FrameOutOfRangeError, UnsupportedURIError, RemoteAccessError:
+            MediaNotFoundError, MediaDecodeError, FrameOutOfRangeError, UnsupportedURIError,
+            RemoteAccessError:
                 see :func:`hf_mediaref.batch_decode`.
 
         Example:
             ```python
-            >>> MediaRef("videos/ep0.mp4", pts_ns=1_500_000_000).resolve_relative_path("/data").to_rgb_array().shape
+            >>> ref = MediaRef("videos/ep0.mp4", pts_ns=1_500_000_000).resolve_relative_path("/data")
+            >>> ref.to_rgb_array().shape
             (360, 640, 3)
             ```
         """
@@ -97,7 +98,8 @@ class MediaRef(BaseModel):
     to_ndarray = to_rgb_array
 
     def to_pil_image(self, options: DecodeOptions | None = None, **kwargs: Any) -> Image.Image:
-        """Load as an RGB ``PIL.Image.Image`` (same arguments as :meth:`to_rgb_array`; ``output`` is ``"pil"``)."""
+        """Load as an RGB ``PIL.Image.Image`` (same arguments as :meth:`to_rgb_array`; ``output`` is
+        ``"pil"``)."""
         kwargs.pop("output", None)
         kwargs.pop("channels_first", None)
         opts = DecodeOptions.resolve(options, **kwargs).replace(output="pil", channels_first=False)
@@ -106,7 +108,7 @@ class MediaRef(BaseModel):
     # ------------------------------------------------------------------ paths
     def resolve_relative_path(
         self, base_path: str | os.PathLike, on_unresolvable: Literal["warn", "error", "ignore"] = "warn"
-    ) -> "MediaRef":
+    ) -> MediaRef:
         """Join a relative path onto ``base_path`` (a local directory or a URL such as
         ``hf://datasets/org/name@rev/``, ``https://host/dir/``, ``s3://bucket/prefix/``).
 
@@ -129,29 +131,30 @@ class MediaRef(BaseModel):
         return MediaRef(join_uri(os.fspath(base_path), self.uri), self.pts_ns)
 
     def validate_uri(self, *, storage_options: dict | None = None) -> bool:
-        """Whether the target exists (local stat; HEAD or fsspec ``exists`` for remote URIs; never a download)."""
+        """Whether the target exists (local stat; HEAD or fsspec ``exists`` for remote URIs; never a
+        download)."""
         return uri_exists(self.uri, storage_options=storage_options)
 
     # ------------------------------------------------------------------ value semantics
     def _key(self) -> tuple:
         return (self.uri, -1 if self.pts_ns is None else self.pts_ns)
 
-    def __lt__(self, other: "MediaRef") -> bool:
+    def __lt__(self, other: MediaRef) -> bool:
         if not isinstance(other, MediaRef):
             return NotImplemented
         return self._key() < other._key()
 
-    def __le__(self, other: "MediaRef") -> bool:
+    def __le__(self, other: MediaRef) -> bool:
         if not isinstance(other, MediaRef):
             return NotImplemented
         return self._key() <= other._key()
 
-    def __gt__(self, other: "MediaRef") -> bool:
+    def __gt__(self, other: MediaRef) -> bool:
         if not isinstance(other, MediaRef):
             return NotImplemented
         return self._key() > other._key()
 
-    def __ge__(self, other: "MediaRef") -> bool:
+    def __ge__(self, other: MediaRef) -> bool:
         if not isinstance(other, MediaRef):
             return NotImplemented
         return self._key() >= other._key()

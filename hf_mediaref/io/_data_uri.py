@@ -13,7 +13,8 @@ __all__ = ["DataURIParts", "parse_data_uri"]
 
 
 class DataURIParts(NamedTuple):
-    """The parts of a data URI: ``mimetype`` (lower-cased), ``parameters``, ``is_base64`` and the decoded ``data``."""
+    """The parts of a data URI: ``mimetype`` (lower-cased), ``parameters``, ``is_base64`` and the decoded
+    ``data``."""
 
     mimetype: str
     parameters: dict[str, str]
@@ -39,7 +40,9 @@ def parse_data_uri(uri: str) -> DataURIParts:
         raise InvalidDataURIError(f"not a data: URI (wrong scheme): {describe_uri(uri, 48)}", uri=uri)
     comma = uri.find(",")
     if comma < 0:
-        raise InvalidDataURIError(f"malformed data URI (no comma before the payload): {describe_uri(uri, 48)}", uri=uri)
+        raise InvalidDataURIError(
+            f"malformed data URI (no comma before the payload): {describe_uri(uri, 48)}", uri=uri
+        )
     tokens = uri[5:comma].split(";")
     is_base64 = len(tokens) > 0 and tokens[-1].strip().lower() == "base64"
     if is_base64:
@@ -49,7 +52,9 @@ def parse_data_uri(uri: str) -> DataURIParts:
     for token in tokens[1:]:
         key, sep, value = token.partition("=")
         if not sep or not key.strip():
-            raise InvalidDataURIError(f"malformed media-type parameter {token!r} in {describe_uri(uri, 48)}", uri=uri)
+            raise InvalidDataURIError(
+                f"malformed media-type parameter {token!r} in {describe_uri(uri, 48)}", uri=uri
+            )
         params[key.strip().lower()] = unquote(value.strip())
     if not mediatype:
         mediatype = "text/plain"
@@ -65,7 +70,9 @@ def parse_data_uri(uri: str) -> DataURIParts:
         try:
             data = base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise InvalidDataURIError(f"bad base64 payload ({exc}) in {describe_uri(uri, 48)}", uri=uri) from exc
+            raise InvalidDataURIError(
+                f"bad base64 payload ({exc}) in {describe_uri(uri, 48)}", uri=uri
+            ) from exc
     else:
         data = unquote_to_bytes(payload)
     return DataURIParts(mediatype, params, is_base64, data)

@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import threading
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -21,7 +22,7 @@ from ..errors import MediaNotFoundError, RemoteAccessError, describe_uri
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["settings", "http_get", "http_exists", "open_http"]
+__all__ = ["http_exists", "http_get", "open_http", "settings"]
 
 
 @dataclasses.dataclass
@@ -63,7 +64,9 @@ def _request(method: str, url: str, **kw) -> requests.Response:
     try:
         resp = _session().request(method, url, timeout=settings.timeout, **kw)
     except requests.exceptions.RequestException as exc:
-        raise RemoteAccessError(f"cannot read {describe_uri(url)}: {type(exc).__name__}: {exc}", uri=url) from exc
+        raise RemoteAccessError(
+            f"cannot read {describe_uri(url)}: {type(exc).__name__}: {exc}", uri=url
+        ) from exc
     if resp.status_code in (404, 410):
         resp.close()
         raise MediaNotFoundError(f"HTTP {resp.status_code}: no media at {describe_uri(url)}", uri=url)
@@ -172,8 +175,9 @@ class _RangeReader(io.RawIOBase):
         self.bytes_read += len(self._buf)
         self.requests += 1
 
-    def readinto(self, buffer) -> int:
-        if self._fallback is None and self._pos < (self._size or 0):
+    def readinto(self, buffer: Any) -> int:
+        size = self._size or 0
+        if self._fallback is None and self._pos < size:
             offset = self._pos - self._buf_start
             if not 0 <= offset < len(self._buf):
                 if self._expected:  # the caller said how much it will read from here: one request
@@ -183,7 +187,7 @@ class _RangeReader(io.RawIOBase):
                     fetch = self._window
                 else:  # after a seek: the smallest read-ahead
                     fetch = self._window = self._min
-                self._fetch(self._pos, min(max(len(buffer), fetch), self._size - self._pos))
+                self._fetch(self._pos, min(max(len(buffer), fetch), size - self._pos))
                 offset = 0
         if self._fallback is not None:
             n = self._fallback.readinto(buffer)

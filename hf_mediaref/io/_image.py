@@ -2,16 +2,15 @@
 
 EXIF orientation is applied. Alpha is dropped (not composited). 16-bit and float images are scaled to 8 bits.
 Decompression bombs are refused: images above ``PIL.Image.MAX_IMAGE_PIXELS`` pixels raise
-:class:`~hf_mediaref.errors.MediaDecodeError`; raise that limit (or set it to ``None``) to allow larger images.
-"""
+:class:`~hf_mediaref.errors.MediaDecodeError`; raise that limit (or set it to ``None``) to allow larger
+images."""
 
 from __future__ import annotations
 
 import io
-
-import numpy as np
 from typing import Any
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import MediaDecodeError, describe_uri
@@ -29,10 +28,24 @@ __all__ = [
 ]
 
 #: Formats :func:`encode_image` writes (name -> Pillow format).
-IMAGE_FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP", "bmp": "BMP", "tiff": "TIFF",
-                 "tif": "TIFF", "gif": "GIF"}
-_MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "BMP": "image/bmp", "TIFF": "image/tiff",
-         "GIF": "image/gif"}
+IMAGE_FORMATS = {
+    "png": "PNG",
+    "jpeg": "JPEG",
+    "jpg": "JPEG",
+    "webp": "WEBP",
+    "bmp": "BMP",
+    "tiff": "TIFF",
+    "tif": "TIFF",
+    "gif": "GIF",
+}
+_MIME = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+    "GIF": "image/gif",
+}
 _DEFAULT_QUALITY = {"JPEG": 90, "WEBP": 90}
 
 
@@ -55,14 +68,17 @@ def _check_bomb(img: Image.Image, uri: str) -> None:
     pixels = img.size[0] * img.size[1]
     if limit is not None and pixels > limit:
         raise MediaDecodeError(
-            f"image {describe_uri(uri)} has {pixels:,} pixels, above the decompression-bomb limit of {limit:,}; "
-            "raise PIL.Image.MAX_IMAGE_PIXELS to allow it", uri=uri)
+            f"image {describe_uri(uri)} has {pixels:,} pixels, above the decompression-bomb limit of "
+            f"{limit:,}; "
+            "raise PIL.Image.MAX_IMAGE_PIXELS to allow it",
+            uri=uri,
+        )
 
 
 def decode_image(data: bytes, *, uri: str = "<bytes>") -> Image.Image:
     """Decode encoded image bytes into an RGB Pillow image; ``uri`` names the source in errors."""
     try:
-        img = Image.open(io.BytesIO(data))
+        img: Image.Image = Image.open(io.BytesIO(data))
         _check_bomb(img, uri)
         img = ImageOps.exif_transpose(img)
         img.load()
@@ -70,8 +86,11 @@ def decode_image(data: bytes, *, uri: str = "<bytes>") -> Image.Image:
     except MediaDecodeError:
         raise
     except Image.DecompressionBombError as exc:
-        raise MediaDecodeError(f"image {describe_uri(uri)} refused by the decompression-bomb limit ({exc}); "
-                               "raise PIL.Image.MAX_IMAGE_PIXELS to allow it", uri=uri) from exc
+        raise MediaDecodeError(
+            f"image {describe_uri(uri)} refused by the decompression-bomb limit ({exc}); "
+            "raise PIL.Image.MAX_IMAGE_PIXELS to allow it",
+            uri=uri,
+        ) from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise MediaDecodeError(f"cannot decode image {describe_uri(uri)}: {exc}", uri=uri) from exc
 
@@ -91,14 +110,15 @@ def resize_rgb(img: Image.Image, size: tuple[int, int] | None) -> Image.Image:
     return img.resize((width, height), Image.Resampling.BILINEAR)
 
 
-def load_image_rgb(uri: str, *, size: tuple[int, int] | None = None,
-                   storage_options: dict | None = None) -> np.ndarray:
+def load_image_rgb(
+    uri: str, *, size: tuple[int, int] | None = None, storage_options: dict | None = None
+) -> np.ndarray:
     """Load the image at ``uri`` as an (H, W, 3) uint8 RGB array, optionally resized to ``size=(H, W)``."""
     img = resize_rgb(load_image(uri, storage_options=storage_options), size)
     return np.array(img, dtype=np.uint8)
 
 
-# ---------------------------------------------------------------------------------------------------- encoding
+# ------------------------------------------------------------------------------------------------ encoding
 def _pil_from_array(array: np.ndarray) -> Image.Image:
     arr = np.asarray(array)
     if arr.ndim == 3 and arr.shape[-1] == 1:

@@ -6,17 +6,18 @@ import contextlib
 import io
 import json
 import os
-from typing import IO, Any, Iterator, Union
+from collections.abc import Iterator
+from typing import IO, Any, TypeAlias
 
 from ..errors import MediaNotFoundError, RemoteAccessError, UnsupportedURIError, describe_uri
 from . import _http as http
 from ._data_uri import parse_data_uri
 from ._uri import UriKind, classify_uri, local_path, uri_scheme
 
-__all__ = ["read_bytes", "open_media", "uri_exists", "source_version", "MediaSource"]
+__all__ = ["MediaSource", "open_media", "read_bytes", "source_version", "uri_exists"]
 
 #: What :func:`open_media` yields: a local filesystem path, or a seekable binary file object.
-MediaSource = Union[str, IO[bytes]]
+MediaSource: TypeAlias = "str | IO[bytes]"
 
 
 def _fsspec_filesystem(uri: str, storage_options: dict | None):
@@ -29,9 +30,12 @@ def _fsspec_filesystem(uri: str, storage_options: dict | None):
         if scheme not in fsspec.available_protocols():
             raise UnsupportedURIError(
                 f"unsupported URI scheme {scheme!r} in {describe_uri(uri)}; supported: local paths, file://, "
-                f"http(s)://, data: and fsspec protocols", uri=uri) from exc
+                f"http(s)://, data: and fsspec protocols",
+                uri=uri,
+            ) from exc
         raise UnsupportedURIError(
-            f"cannot open {describe_uri(uri)}: the fsspec backend for {scheme!r} is unavailable ({exc})", uri=uri
+            f"cannot open {describe_uri(uri)}: the fsspec backend for {scheme!r} is unavailable ({exc})",
+            uri=uri,
         ) from exc
     return fs, path
 
@@ -107,8 +111,22 @@ def uri_exists(uri: str, *, storage_options: dict | None = None) -> bool:
 
 
 # What fsspec backends put in a file's ``details`` that changes when the object changes (s3, gcs, hf, ...).
-_VERSION_FIELDS = ("ETag", "etag", "md5", "md5Hash", "crc32c", "generation", "VersionId", "version_id",
-                   "blob_id", "LastModified", "last_modified", "mtime", "modified", "updated")
+_VERSION_FIELDS = (
+    "ETag",
+    "etag",
+    "md5",
+    "md5Hash",
+    "crc32c",
+    "generation",
+    "VersionId",
+    "version_id",
+    "blob_id",
+    "LastModified",
+    "last_modified",
+    "mtime",
+    "modified",
+    "updated",
+)
 
 
 def source_version(source: MediaSource) -> str | None:

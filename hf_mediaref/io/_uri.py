@@ -12,7 +12,15 @@ from urllib.request import url2pathname
 
 from ..errors import PathEscapeError, UnsupportedURIError, describe_uri
 
-__all__ = ["UriKind", "classify_uri", "uri_scheme", "local_path", "join_uri", "is_remote_uri", "is_absolute_uri"]
+__all__ = [
+    "UriKind",
+    "classify_uri",
+    "is_absolute_uri",
+    "is_remote_uri",
+    "join_uri",
+    "local_path",
+    "uri_scheme",
+]
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 # fsspec protocols that never leave the machine (everything else with a scheme counts as remote).
@@ -67,7 +75,8 @@ def is_absolute_uri(uri: str) -> bool:
 
 
 def local_path(uri: str) -> str:
-    """The filesystem path of a LOCAL or FILE uri (``file://`` URLs are percent-decoded; ``~`` is expanded)."""
+    """The filesystem path of a LOCAL or FILE uri (``file://`` URLs are percent-decoded; ``~`` is
+    expanded)."""
     kind = classify_uri(uri)
     if kind is UriKind.LOCAL:
         return os.path.expanduser(uri)
@@ -75,7 +84,8 @@ def local_path(uri: str) -> str:
         parts = urlsplit(uri)
         if parts.netloc not in ("", "localhost"):
             raise UnsupportedURIError(
-                f"file:// URI with a remote host {parts.netloc!r} is not supported: {describe_uri(uri)}", uri=uri
+                f"file:// URI with a remote host {parts.netloc!r} is not supported: {describe_uri(uri)}",
+                uri=uri,
             )
         return url2pathname(parts.path)
     raise UnsupportedURIError(f"not a local path or file:// URI: {describe_uri(uri)}", uri=uri)
@@ -85,15 +95,18 @@ def _normalized_relative(relative: str) -> str:
     rel = relative.replace("\\", "/") if os.sep == "\\" else relative
     norm = posixpath.normpath(rel)
     if norm == ".." or norm.startswith("../"):
-        raise PathEscapeError(f"relative path {describe_uri(relative)} escapes its base directory", uri=relative)
+        raise PathEscapeError(
+            f"relative path {describe_uri(relative)} escapes its base directory", uri=relative
+        )
     return "" if norm == "." else norm
 
 
 def join_uri(base: str, relative: str) -> str:
-    """Join a relative path onto a base directory: a local path or a URL (``hf://``, ``https://``, ``s3://``...).
+    """Join a relative path onto a base directory: a local path or a URL (``hf://``, ``https://``,
+    ``s3://``...).
 
-    ``..`` segments are allowed only while they stay inside ``base``; escaping raises :class:`PathEscapeError`.
-    """
+    ``..`` segments are allowed only while they stay inside ``base``; escaping raises
+    :class:`PathEscapeError`."""
     if is_absolute_uri(relative):
         raise ValueError(f"expected a relative path, got {describe_uri(relative)}")
     rel = _normalized_relative(relative)
@@ -112,4 +125,3 @@ def join_uri(base: str, relative: str) -> str:
     head = base[: len(base) - len(base.split("://", 1)[1])] + parts.netloc
     tail = ("?" + parts.query if parts.query else "") + ("#" + parts.fragment if parts.fragment else "")
     return head + joined_path + tail
-

@@ -19,7 +19,7 @@ import shutil
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Optional
+from typing import Any
 from unittest import mock
 
 __all__ = ["FakeHub"]
@@ -95,7 +95,7 @@ class FakeHub:
         return path
 
     # ------------------------------------------------------------------ patching
-    def __enter__(self) -> "FakeHub":
+    def __enter__(self) -> FakeHub:
         import fsspec
 
         api_cls, fs_cls = self.api_class(), self.filesystem_class()
@@ -126,7 +126,7 @@ class FakeHub:
         hub = self
 
         class FakeHfApi:
-            def __init__(self, endpoint: Optional[str] = None, token: Any = None, **kwargs: Any):
+            def __init__(self, endpoint: str | None = None, token: Any = None, **kwargs: Any):
                 self.token = token
 
             def repo_info(self, repo_id: str, *args: Any, **kwargs: Any) -> SimpleNamespace:
@@ -175,7 +175,7 @@ class FakeHub:
                 )
 
             def hf_hub_download(
-                self, repo_id: str, filename: str, *args: Any, revision: Optional[str] = None, **kwargs: Any
+                self, repo_id: str, filename: str, *args: Any, revision: str | None = None, **kwargs: Any
             ) -> str:
                 from huggingface_hub.errors import EntryNotFoundError
 
@@ -207,7 +207,7 @@ class FakeHub:
             protocol = "hf"
             root_marker = ""
 
-            def __init__(self, *args: Any, endpoint: Optional[str] = None, token: Any = None, **kwargs: Any):
+            def __init__(self, *args: Any, endpoint: str | None = None, token: Any = None, **kwargs: Any):
                 super().__init__(*args, **kwargs)
 
             @classmethod
@@ -215,7 +215,7 @@ class FakeHub:
                 path = str(path)
                 return (path[len("hf://") :] if path.startswith("hf://") else path).rstrip("/")
 
-            def resolve_path(self, path: str, revision: Optional[str] = None) -> Any:
+            def resolve_path(self, path: str, revision: str | None = None) -> Any:
                 parts = self._strip_protocol(path).split("/")
                 if len(parts) < 3 or parts[0] != "datasets":
                     raise NotImplementedError(f"fake hub serves dataset repos only, got {path!r}")

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RangeRequestHandler", "LoopbackFileServer"]
+__all__ = ["LoopbackFileServer", "RangeRequestHandler"]
 
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
 _CHUNK = 64 << 10
@@ -26,7 +26,7 @@ _CHUNK = 64 << 10
 class RangeRequestHandler(BaseHTTPRequestHandler):
     """Serves files under ``server.root`` for GET and HEAD, honouring single byte ranges."""
 
-    server: "_Server"
+    server: _Server
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args: Any) -> None:  # keep test and benchmark output clean
@@ -145,7 +145,7 @@ class LoopbackFileServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "LoopbackFileServer":
+    def __enter__(self) -> LoopbackFileServer:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -24,7 +24,9 @@ _MIN_HEIGHT = 32
 
 def _band_geometry(height: int, width: int) -> tuple[int, int]:
     if width < _MIN_WIDTH or height < _MIN_HEIGHT:
-        raise ValueError(f"barcode frames need at least {_MIN_WIDTH}x{_MIN_HEIGHT} pixels, got {width}x{height}")
+        raise ValueError(
+            f"barcode frames need at least {_MIN_WIDTH}x{_MIN_HEIGHT} pixels, got {width}x{height}"
+        )
     row_h = max(8, height // 8)
     block_w = width // BITS
     return row_h, block_w
@@ -81,8 +83,15 @@ def read_index(frame: np.ndarray) -> int:
 # --------------------------------------------------------------------------------------------- images
 
 
-def write_image(path: str | os.PathLike, index: int = 0, *, size: tuple[int, int] = (96, 128), mode: str = "RGB",
-                format: str | None = None, **save_kw) -> Path:
+def write_image(
+    path: str | os.PathLike,
+    index: int = 0,
+    *,
+    size: tuple[int, int] = (96, 128),
+    mode: str = "RGB",
+    format: str | None = None,
+    **save_kw,
+) -> Path:
     """Write a barcode image (H, W = ``size``) in the given Pillow ``mode`` and ``format``."""
     from PIL import Image
 
@@ -125,11 +134,22 @@ class VideoSpec:
 
 
 _CODEC_OPTIONS = {
-    "libx264": lambda gop, bf: {"x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bf}",
-                                "preset": "ultrafast" if bf == 0 else "veryfast", "crf": "23"},
-    "libx265": lambda gop, bf: {"x265-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bf}:log-level=error",
-                                "preset": "ultrafast"},
-    "libvpx-vp9": lambda gop, bf: {"g": str(gop), "deadline": "realtime", "cpu-used": "8", "crf": "32", "b": "0"},
+    "libx264": lambda gop, bf: {
+        "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bf}",
+        "preset": "ultrafast" if bf == 0 else "veryfast",
+        "crf": "23",
+    },
+    "libx265": lambda gop, bf: {
+        "x265-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bf}:log-level=error",
+        "preset": "ultrafast",
+    },
+    "libvpx-vp9": lambda gop, bf: {
+        "g": str(gop),
+        "deadline": "realtime",
+        "cpu-used": "8",
+        "crf": "32",
+        "b": "0",
+    },
     "libsvtav1": lambda gop, bf: {"g": str(gop), "preset": "12"},
     "mpeg4": lambda gop, bf: {"g": str(gop), "bf": str(bf), "qscale": "3"},
 }
@@ -154,20 +174,23 @@ def write_video(
     """Encode a barcode video with PyAV and return its ground truth.
 
     ``pts`` gives explicit (possibly irregular, i.e. variable-frame-rate) timestamps in ``time_base`` units;
-    otherwise frame i is at ``start_pts + i`` in a time base of ``1/fps``. ``audio`` adds a silent audio stream.
-    The returned pts are read back from the written file, so they are what a decoder will see.
-    """
+    otherwise frame i is at ``start_pts + i`` in a time base of ``1/fps``. ``audio`` adds a silent audio
+    stream. The returned pts are read back from the written file, so they are what a decoder will see."""
     import av
 
     path = Path(path)
     height, width = size
     rate = Fraction(fps)
     tb = time_base or (Fraction(1, 1000) if pts is not None else 1 / rate)
-    frame_pts = list(pts) if pts is not None else [start_pts + i * int(round(1 / (rate * tb))) for i in range(num_frames)]
+    frame_pts = (
+        list(pts) if pts is not None else [start_pts + i * round(1 / (rate * tb)) for i in range(num_frames)]
+    )
     if len(frame_pts) != num_frames:
         raise ValueError("len(pts) must equal num_frames")
     with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=rate, options=_CODEC_OPTIONS.get(codec, lambda g, b: {})(gop, bframes))
+        stream = out.add_stream(
+            codec, rate=rate, options=_CODEC_OPTIONS.get(codec, lambda g, b: {})(gop, bframes)
+        )
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.time_base = tb
         stream.codec_context.time_base = tb
@@ -179,7 +202,9 @@ def write_video(
             astream = out.add_stream(acodec, rate=48000)
             astream.layout = "mono"
         for i, p in enumerate(frame_pts):
-            frame = av.VideoFrame.from_ndarray(barcode_frame(first_index + i, height, width, noise=noise), "rgb24")
+            frame = av.VideoFrame.from_ndarray(
+                barcode_frame(first_index + i, height, width, noise=noise), "rgb24"
+            )
             frame = frame.reformat(format="yuv420p")
             frame.pts, frame.time_base = p, tb
             out.mux(stream.encode(frame))
@@ -196,7 +221,11 @@ def _write_silence(av, out, astream, seconds: float) -> None:
     total = int(seconds * rate)
     pts = 0
     while pts < total:
-        arr = np.zeros((1, samples), dtype=np.float32) if not fmt.endswith("p") else np.zeros((1, samples), np.float32)
+        arr = (
+            np.zeros((1, samples), dtype=np.float32)
+            if not fmt.endswith("p")
+            else np.zeros((1, samples), np.float32)
+        )
         frame = av.AudioFrame.from_ndarray(arr, format="fltp", layout="mono")
         frame.sample_rate, frame.pts = rate, pts
         out.mux(astream.encode(frame))

@@ -1,17 +1,16 @@
 """The video engine: plan first (keyframe index + pure planner), decode second (PyAV or TorchCodec).
 
 Public surface: the single-video decoders (TorchCodec-like getters returning :class:`Frame` /
-:class:`FrameBatch`), :class:`BatchDecodingStrategy`, :class:`VideoStreamMetadata`, :func:`cleanup_cache` and the
-decode counters (:func:`collect_stats`). Many refs at once: :func:`hf_mediaref.batch_decode`.
+:class:`FrameBatch`), :class:`BatchDecodingStrategy`, :class:`VideoStreamMetadata`, :func:`cleanup_cache` and
+the decode counters (:func:`collect_stats`). Many refs at once: :func:`hf_mediaref.batch_decode`.
 
 Importing this package does not import PyAV, torch or TorchCodec; they load when a decoder is first built.
 
-Modules (private): ``_planning`` (pure: playback rule, spans, strategies), ``_index`` (the keyframe index and its
-demux scan), ``_index_store`` (indexes of remote videos on disk), ``_indexes`` (memory -> disk -> scan),
-``_identity`` (source cache keys), ``_cache`` (open-decoder leases, index LRU), ``_container`` (PyAV containers),
-``_errors`` (typed error mapping), ``_base`` / ``_pyav`` / ``_torchcodec`` (decoders), ``_batch`` (many videos in
-one pass), ``_types``, ``_stats``.
-"""
+Modules (private): ``_planning`` (pure: playback rule, spans, strategies), ``_index`` (the keyframe index and
+its demux scan), ``_index_store`` (indexes of remote videos on disk), ``_indexes`` (memory -> disk -> scan),
+``_identity`` (source cache keys), ``_cache`` (open-decoder leases, index LRU), ``_container`` (PyAV
+containers), ``_errors`` (typed error mapping), ``_base`` / ``_pyav`` / ``_torchcodec`` (decoders), ``_batch``
+(many videos in one pass), ``_types``, ``_stats``."""
 
 from __future__ import annotations
 

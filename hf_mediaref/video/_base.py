@@ -1,5 +1,6 @@
 """What every decoder backend shares: the keyframe index, frame selection, planning and the TorchCodec-like
-single-video surface. Backends only execute :class:`~._planning.Span` s (``_decode_span``) and stack frames."""
+single-video surface. Backends only execute :class:`~._planning.Span` s (``_decode_span``) and stack
+frames."""
 
 from __future__ import annotations
 
@@ -31,21 +32,24 @@ def as_source_uri(source: Any) -> str:
     if isinstance(uri, os.PathLike):
         uri = os.fspath(uri)
     if not isinstance(uri, str) or not uri:
-        raise TypeError(f"video source must be a URI string, a path or a MediaRef, got {type(source).__name__}")
+        raise TypeError(
+            f"video source must be a URI string, a path or a MediaRef, got {type(source).__name__}"
+        )
     return uri
 
 
 class BaseVideoDecoder(abc.ABC):
     """Decode frames of one video; frames are chosen by the playback rule (the frame on screen at a time).
 
-    Cheap to create once the video's index is cached; open containers come from a shared cache, so a decoder may
-    be used from several threads. Works as a context manager. The getters mirror TorchCodec's ``VideoDecoder``:
-    ``get_frame_at`` / ``get_frames_at`` / ``get_frames_in_range`` by position, ``get_frame_played_at`` /
-    ``get_frames_played_at`` / ``get_frames_played_in_range`` by time, ``decoder[i]`` and ``decoder[a:b]`` for
-    the data alone.
+    Cheap to create once the video's index is cached; open containers come from a shared cache, so a decoder
+    may be used from several threads. Works as a context manager. The getters mirror TorchCodec's
+    ``VideoDecoder``: ``get_frame_at`` / ``get_frames_at`` / ``get_frames_in_range`` by position,
+    ``get_frame_played_at`` / ``get_frames_played_at`` / ``get_frames_played_in_range`` by time,
+    ``decoder[i]`` and ``decoder[a:b]`` for the data alone.
 
     Args:
-        source: a URI or path of any kind hf_mediaref reads (local, ``file://``, ``http(s)://``, ``data:``, fsspec
+        source: a URI or path of any kind hf_mediaref reads (local, ``file://``, ``http(s)://``, ``data:``,
+        fsspec
             URLs), or a ``MediaRef`` (its ``uri``).
         storage_options: fsspec options for remote URIs.
         dimension_order: ``"NCHW"`` (default, as TorchCodec) or ``"NHWC"``.
@@ -69,14 +73,16 @@ class BaseVideoDecoder(abc.ABC):
 
     # ------------------------------------------------------------------ backend interface
     @abc.abstractmethod
-    def _decode_span(self, span: Span, *, size: tuple[int, int] | None = None, threads: int = 1) -> dict[int, Any]:
+    def _decode_span(
+        self, span: Span, *, size: tuple[int, int] | None = None, threads: int = 1
+    ) -> dict[int, Any]:
         """Decode ``span`` and return {frame position: (H, W, 3) uint8 frame} for its targets."""
 
     @abc.abstractmethod
     def _stack(self, frames: Sequence[Any]) -> Any:
         """Stack (H, W, 3) frames into one NHWC batch of the backend's array type."""
 
-    # ------------------------------------------------------------------ engine hooks (used by the batch engine)
+    # ------------------------------------------------------------------ engine hooks (for the batch engine)
     def _frames_at(self, times_ns: Sequence[int], *, labels: Sequence[str] | None = None) -> np.ndarray:
         """Frame positions on screen at ``times_ns``; FrameOutOfRangeError (naming the ref) past the end."""
         frames = self._index.frames_at(times_ns)
@@ -94,7 +100,9 @@ class BaseVideoDecoder(abc.ABC):
             )
         return frames
 
-    def _plan(self, frames: Iterable[int], strategy: BatchDecodingStrategy | str | None = None) -> tuple[Span, ...]:
+    def _plan(
+        self, frames: Iterable[int], strategy: BatchDecodingStrategy | str | None = None
+    ) -> tuple[Span, ...]:
         """Spans decoding ``frames`` (positions) with ``strategy`` (default: per keyframe block)."""
         strategy = BatchDecodingStrategy(strategy or BatchDecodingStrategy.SEQUENTIAL_PER_KEYFRAME_BLOCK)
         return plan_spans(frames, self._index.keyframes(), strategy)
@@ -161,11 +169,14 @@ class BaseVideoDecoder(abc.ABC):
         positions = [int(i) + n if int(i) < 0 else int(i) for i in indices]
         for given, pos in zip(indices, positions):
             if not 0 <= pos < n:
-                raise IndexError(f"frame index {given} out of range for {describe_uri(self.uri)} ({n} frames)")
+                raise IndexError(
+                    f"frame index {given} out of range for {describe_uri(self.uri)} ({n} frames)"
+                )
         return self._batch(positions, strategy, max_workers)
 
     def get_frames_in_range(self, start: int, stop: int, step: int = 1) -> FrameBatch:
-        """Frames at positions ``range(start, stop, step)`` (Python slice rules for negative or large bounds)."""
+        """Frames at positions ``range(start, stop, step)`` (Python slice rules for negative or large
+        bounds)."""
         if step < 1:
             raise ValueError(f"step must be >= 1, got {step}")
         return self.get_frames_at(list(range(*slice(start, stop, step).indices(len(self)))))
@@ -210,8 +221,9 @@ class BaseVideoDecoder(abc.ABC):
         return self._batch(self._frames_at(times).tolist(), strategy, max_workers)
 
     def get_frames_played_in_range(self, start_seconds: float, stop_seconds: float) -> FrameBatch:
-        """Every frame on screen during ``[start_seconds, stop_seconds)``: the one playing at ``start_seconds``
-        and each frame whose pts is before ``stop_seconds``. Empty when ``start_seconds == stop_seconds``.
+        """Every frame on screen during ``[start_seconds, stop_seconds)``: the one playing at
+        ``start_seconds`` and each frame whose pts is before ``stop_seconds``. Empty when ``start_seconds ==
+        stop_seconds``.
 
         Raises:
             ValueError: when ``stop_seconds < start_seconds`` or a time is negative.

@@ -7,6 +7,7 @@ Works on URIs and nanosecond times, never on ``MediaRef`` (the decode façade ab
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,6 +46,10 @@ def _decoder_class(decoder: str) -> type[BaseVideoDecoder]:
     raise ValueError(f"unknown decoder {decoder!r}; use 'pyav' or 'torchcodec'")
 
 
+def _open(cls: type[BaseVideoDecoder], uri: str, options: dict[str, Any], _threads: int) -> BaseVideoDecoder:
+    return cls(uri, **options)
+
+
 def plan_videos(
     requests: Mapping[str, Sequence[int]],
     *,
@@ -77,7 +82,7 @@ def plan_videos(
     if decoder == "torchcodec":
         options["device"] = device
     decoders: list[BaseVideoDecoder] = run_tasks(
-        [Task(1.0, lambda _threads, uri=uri: cls(uri, **options)) for uri in requests], budget
+        [Task(1.0, functools.partial(_open, cls, uri, options)) for uri in requests], budget
     )
     plans = []
     for dec, (uri, times) in zip(decoders, requests.items()):

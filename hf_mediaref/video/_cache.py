@@ -1,5 +1,5 @@
-"""The engine's process-wide caches: open decoders (PyAV containers, TorchCodec decoders), leased to one thread
-at a time, and keyframe indexes; :func:`cleanup_cache` empties both.
+"""The engine's process-wide caches: open decoders (PyAV containers, TorchCodec decoders), leased to one
+thread at a time, and keyframe indexes; :func:`cleanup_cache` empties both.
 
 Open decoders:
 
@@ -23,7 +23,8 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterator, Protocol
+from collections.abc import Callable, Hashable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._index import VideoIndex
@@ -62,7 +63,7 @@ class LeaseCache:
     def __init__(self, max_idle: int = CACHE_SIZE):
         self.max_idle = max_idle
         self._lock = threading.Lock()
-        self._idle: "OrderedDict[tuple[Hashable, int], Closeable]" = OrderedDict()
+        self._idle: OrderedDict[tuple[Hashable, int], Closeable] = OrderedDict()
         self._refs: dict[Hashable, int] = {}
         self._generation = 0
         self._pid = os.getpid()
@@ -149,7 +150,7 @@ def _after_fork_in_child() -> None:
         cache._after_fork_in_child()
 
 
-_instances: "weakref.WeakSet[LeaseCache]" = weakref.WeakSet()
+_instances: weakref.WeakSet[LeaseCache] = weakref.WeakSet()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
@@ -157,7 +158,7 @@ if hasattr(os, "register_at_fork"):
 decoder_cache = LeaseCache()
 
 
-_index_cache: "OrderedDict[Hashable, VideoIndex]" = OrderedDict()
+_index_cache: OrderedDict[Hashable, VideoIndex] = OrderedDict()
 _index_lock = threading.Lock()
 
 

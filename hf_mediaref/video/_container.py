@@ -55,7 +55,9 @@ class OpenedVideo:
         self.stream = self.container.streams.video[0]
         for other in self.container.streams:
             if other.index != self.stream.index:
-                other.discard = av.stream.Discard.all  # the demuxer skips their packets' payloads where it can
+                other.discard = (
+                    av.stream.Discard.all
+                )  # the demuxer skips their packets' payloads where it can
         ctx = self.stream.codec_context
         ctx.thread_type = "FRAME" if threads > 1 else "SLICE"
         ctx.thread_count = threads
@@ -76,10 +78,12 @@ class OpenedVideo:
 
 
 @contextlib.contextmanager
-def lease_video(uri: str, *, storage_options: dict | None = None, threads: int = 1,
-                key: tuple | None = None) -> Iterator[OpenedVideo]:
+def lease_video(
+    uri: str, *, storage_options: dict | None = None, threads: int = 1, key: tuple | None = None
+) -> Iterator[OpenedVideo]:
     """Exclusive use of an open container for ``uri`` (cached; opened on a miss)."""
     key = key or source_key(uri, storage_options)
-    with decoder_cache.lease(("pyav", key, threads),
-                             lambda: OpenedVideo(uri, storage_options=storage_options, threads=threads)) as video:
+    with decoder_cache.lease(
+        ("pyav", key, threads), lambda: OpenedVideo(uri, storage_options=storage_options, threads=threads)
+    ) as video:
         yield video

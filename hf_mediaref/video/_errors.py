@@ -32,4 +32,6 @@ def decode_errors(uri: str, what: str = "decode") -> Iterator[None]:
             known += (av_error,)
         if not isinstance(exc, known):
             raise
-        raise MediaDecodeError(f"cannot {what} video {describe_uri(uri)}: {type(exc).__name__}: {exc}", uri=uri) from exc
+        raise MediaDecodeError(
+            f"cannot {what} video {describe_uri(uri)}: {type(exc).__name__}: {exc}", uri=uri
+        ) from exc

@@ -32,4 +32,3 @@ def source_key(uri: str, storage_options: dict | None = None) -> tuple:
             raise MediaNotFoundError(f"media file {describe_uri(uri)} does not exist", uri=uri) from None
         return (os.path.abspath(path), st.st_mtime_ns, st.st_size, st.st_ino)
     return (uri, _options_digest(storage_options))
-

@@ -21,8 +21,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -82,7 +83,8 @@ class VideoIndex:
 
     # ------------------------------------------------------------------ planning inputs
     def frames_at(self, times_ns: Sequence[int]) -> np.ndarray:
-        """Frame position on screen at each time; -1 at or past the end (see ``planning.frames_played_at``)."""
+        """Frame position on screen at each time; -1 at or past the end (see
+        ``planning.frames_played_at``)."""
         return frames_played_at(self.frame_ns, self.end_ns, times_ns, self.tolerance_ns)
 
     def keyframes(self) -> list[int]:
@@ -103,15 +105,19 @@ class VideoIndex:
         with self._lock:
             if position in self.keyframe_positions:
                 self.keyframe_positions.remove(position)
-                logger.debug("keyframe at pts %d is not a usable seek point; dropped", int(self.pts[position]))
+                logger.debug(
+                    "keyframe at pts %d is not a usable seek point; dropped", int(self.pts[position])
+                )
 
     def frame_mappings(self) -> dict[str, Any]:
         """The index as ffprobe-style JSON data (TorchCodec's ``custom_frame_mappings``)."""
         keys = set(self.keyframes())
-        return {"frames": [
-            {"pts": int(p), "duration": self.frame_duration_ticks(i), "key_frame": int(i in keys)}
-            for i, p in enumerate(self.pts.tolist())
-        ]}
+        return {
+            "frames": [
+                {"pts": int(p), "duration": self.frame_duration_ticks(i), "key_frame": int(i in keys)}
+                for i, p in enumerate(self.pts.tolist())
+            ]
+        }
 
 
 def _end_pts(pts: np.ndarray, last_duration: int, average_rate: Fraction | None, time_base: Fraction) -> int:
@@ -121,7 +127,7 @@ def _end_pts(pts: np.ndarray, last_duration: int, average_rate: Fraction | None,
     if pts.size >= 2:
         return last + max(1, int(np.median(np.diff(pts))))
     if average_rate:
-        return last + max(1, int(round(1 / (Fraction(average_rate) * time_base))))
+        return last + max(1, round(1 / (Fraction(average_rate) * time_base)))
     return last + 1
 
 
@@ -179,8 +185,11 @@ def scan_index(container: Any, stream: Any, *, count_packet_bytes: bool = True) 
     verified = False
     if is_key.all() and pts.size > 2 and not codec.intra_only:
         real = _real_keyframe_pts(container, stream)
-        logger.info("every packet of a %s stream is flagged as a keyframe; %d real keyframes found by decoding",
-                    codec.name, len(real))
+        logger.info(
+            "every packet of a %s stream is flagged as a keyframe; %d real keyframes found by decoding",
+            codec.name,
+            len(real),
+        )
         is_key = np.isin(pts, np.fromiter(real, dtype=np.int64, count=len(real)))
         verified = True
     positions = [0] + [int(p) for p in np.flatnonzero(is_key) if p > 0]

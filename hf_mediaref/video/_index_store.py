@@ -28,7 +28,7 @@ from ._index import VideoIndex
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["store_dir", "store_enabled", "load_stored_index", "store_index"]
+__all__ = ["load_stored_index", "store_dir", "store_enabled", "store_index"]
 
 _FORMAT = 1
 
@@ -103,8 +103,13 @@ def store_index(key: tuple, version: str, index: VideoIndex) -> None:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, meta=np.array(json.dumps(meta)), pts=index.pts, packet_sizes=index.packet_sizes,
-                         keyframes=np.asarray(index.keyframes(), dtype=np.int64))
+                np.savez(
+                    f,
+                    meta=np.array(json.dumps(meta)),
+                    pts=index.pts,
+                    packet_sizes=index.packet_sizes,
+                    keyframes=np.asarray(index.keyframes(), dtype=np.int64),
+                )
             os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
         except BaseException:
             os.unlink(tmp)

@@ -25,23 +25,23 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
-from typing import Iterable, Sequence
 
 import numpy as np
 
 from .._fields import INT64_MAX, NS_PER_SECOND
 
 __all__ = [
+    "DEFAULT_MERGE_GAP",
+    "NO_FRAME",
     "BatchDecodingStrategy",
     "Span",
-    "playback_tolerance_ns",
-    "frames_played_at",
     "block_starts",
+    "frames_played_at",
     "plan_spans",
+    "playback_tolerance_ns",
     "span_cost",
-    "NO_FRAME",
-    "DEFAULT_MERGE_GAP",
 ]
 
 NO_FRAME = -1
@@ -72,7 +72,11 @@ class Span:
     targets: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        if not self.targets or self.targets[0] < self.start or list(self.targets) != sorted(set(self.targets)):
+        if (
+            not self.targets
+            or self.targets[0] < self.start
+            or list(self.targets) != sorted(set(self.targets))
+        ):
             raise ValueError(f"invalid span: start={self.start}, targets={self.targets}")
 
     @property
@@ -92,7 +96,9 @@ def playback_tolerance_ns(time_base: Fraction) -> int:
     return max(_MIN_TOLERANCE_NS, min(half_tick, _MAX_TOLERANCE_NS))
 
 
-def frames_played_at(frame_ns: np.ndarray, end_ns: int, times_ns: Iterable[int], tolerance_ns: int) -> np.ndarray:
+def frames_played_at(
+    frame_ns: np.ndarray, end_ns: int, times_ns: Iterable[int], tolerance_ns: int
+) -> np.ndarray:
     """Frame position on screen at each time (playback rule), or :data:`NO_FRAME` at/after ``end_ns``.
 
     ``frame_ns`` are the frames' presentation times in ns, sorted ascending (floored to whole ns).

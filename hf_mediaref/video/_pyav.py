@@ -1,11 +1,12 @@
 """PyAV backend: execute decode spans on leased containers.
 
 A span seeks to its keyframe and decodes forward. For H.264, HEVC and MPEG-2/4 video, packets of frames nobody
-asked for are decoded with ``skip_frame="NONREF"``: the codec skips them when no other frame references
-them (typically half the B-frames), which cannot change any other frame. Should a target's own frame go
-missing while skipping, the span is decoded again without skipping, and the video stops skipping. Decoded frames are matched to targets by pts; only
-targets are converted to RGB (``rgb24`` through the container's reusable reformatter, resized in the same
-swscale call when ``size`` is given; never ``rgba``, which has crashed swscale).
+asked for are decoded with ``skip_frame="NONREF"``: the codec skips them when no other frame references them
+(typically half the B-frames), which cannot change any other frame. Should a target's own frame go missing
+while skipping, the span is decoded again without skipping, and the video stops skipping. Decoded frames are
+matched to targets by pts; only targets are converted to RGB (``rgb24`` through the container's reusable
+reformatter, resized in the same swscale call when ``size`` is given; never ``rgba``, which has crashed
+swscale).
 
 Seek verification: if the first frame after a seek comes later than a target, or a seek decodes nothing,
 the keyframe is not a usable start (demuxers can flag every packet as a keyframe): the decoder drops it
@@ -16,7 +17,8 @@ exact frame never comes out of the decoder gets the frame on screen at its time 
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -69,8 +71,14 @@ def _seek(video: OpenedVideo, index: VideoIndex, start: int, last: int) -> None:
         video.container.seek(0, backward=True, any_frame=False)  # start of file, in AV_TIME_BASE units
 
 
-def _decode_from(video: OpenedVideo, index: VideoIndex, start: int, targets: Sequence[int],
-                 size: tuple[int, int] | None, skip_nonref: bool) -> tuple[dict[int, np.ndarray], bool]:
+def _decode_from(
+    video: OpenedVideo,
+    index: VideoIndex,
+    start: int,
+    targets: Sequence[int],
+    size: tuple[int, int] | None,
+    skip_nonref: bool,
+) -> tuple[dict[int, np.ndarray], bool]:
     """Seek to keyframe ``start`` and decode until every target position is answered.
 
     Returns the frames and whether every target's own frame came out of the decoder.
@@ -133,12 +141,17 @@ def _decode_from(video: OpenedVideo, index: VideoIndex, start: int, targets: Seq
         if skipping:
             ctx.skip_frame = "DEFAULT"
         if stats.is_collecting():
-            packet_bytes = int(index.packet_sizes[start:targets[-1] + 1].sum()) if video.counts_packet_bytes else 0
-            stats.record(decoded_frames=decoded, converted_frames=len(converted), seeks=1, bytes_read=packet_bytes)
+            packet_bytes = (
+                int(index.packet_sizes[start : targets[-1] + 1].sum()) if video.counts_packet_bytes else 0
+            )
+            stats.record(
+                decoded_frames=decoded, converted_frames=len(converted), seeks=1, bytes_read=packet_bytes
+            )
 
 
-def decode_span_pyav(video: OpenedVideo, index: VideoIndex, span: Span,
-                     size: tuple[int, int] | None = None) -> dict[int, np.ndarray]:
+def decode_span_pyav(
+    video: OpenedVideo, index: VideoIndex, span: Span, size: tuple[int, int] | None = None
+) -> dict[int, np.ndarray]:
     """Decode ``span`` on an open container, backing off to earlier keyframes when a seek overshoots."""
     start = span.start
     while True:
@@ -147,28 +160,39 @@ def decode_span_pyav(video: OpenedVideo, index: VideoIndex, span: Span,
             frames, exact = _decode_from(video, index, start, span.targets, size, skip_nonref)
         except _Overshoot:
             earlier = index.previous_keyframe(start)
-            logger.debug("%s: seek to frame %d overshot; retrying from frame %d",
-                         describe_uri(video.uri), start, earlier)
+            logger.debug(
+                "%s: seek to frame %d overshot; retrying from frame %d",
+                describe_uri(video.uri),
+                start,
+                earlier,
+            )
             index.distrust(start)
             start = earlier
             continue
         if exact:
             return frames
         if skip_nonref:
-            logger.info("%s: frames went missing while skipping non-reference frames; decoding them all",
-                        describe_uri(video.uri))
+            logger.info(
+                "%s: frames went missing while skipping non-reference frames; decoding them all",
+                describe_uri(video.uri),
+            )
             index.nonref_skipping = False
             raise _SkipLostFrames()  # the codec may keep the skip setting: retry on a fresh container
-        logger.warning("%s: some requested frames never came out of the decoder; returned the frame on screen "
-                       "before each instead", describe_uri(video.uri))
+        logger.warning(
+            "%s: some requested frames never came out of the decoder; returned the frame on screen "
+            "before each instead",
+            describe_uri(video.uri),
+        )
         return frames
 
 
 class PyAVVideoDecoder(BaseVideoDecoder):
-    """Decode frames of one video with PyAV (FFmpeg bundled in the ``av`` wheel); frames are numpy uint8 arrays.
+    """Decode frames of one video with PyAV (FFmpeg bundled in the ``av`` wheel); frames are numpy uint8
+    arrays.
 
     Args:
-        source: a URI or path of any kind hf_mediaref reads (local, ``file://``, ``http(s)://``, ``data:``, fsspec
+        source: a URI or path of any kind hf_mediaref reads (local, ``file://``, ``http(s)://``, ``data:``,
+        fsspec
             URLs), or a ``MediaRef``.
         storage_options: fsspec options for remote URIs.
         dimension_order: ``"NCHW"`` (default) or ``"NHWC"``.
@@ -186,15 +210,19 @@ class PyAVVideoDecoder(BaseVideoDecoder):
         ```
     """
 
-    def __init__(self, source: Any, *, storage_options: dict | None = None,
-                 dimension_order: DimensionOrder = "NCHW"):
+    def __init__(
+        self, source: Any, *, storage_options: dict | None = None, dimension_order: DimensionOrder = "NCHW"
+    ):
         super().__init__(source, storage_options=storage_options, dimension_order=dimension_order)
 
-    def _decode_span(self, span: Span, *, size: tuple[int, int] | None = None, threads: int = 1) -> dict[int, Any]:
+    def _decode_span(
+        self, span: Span, *, size: tuple[int, int] | None = None, threads: int = 1
+    ) -> dict[int, Any]:
         while True:
             try:
-                with lease_video(self.uri, storage_options=self.storage_options, threads=threads,
-                                 key=self._key) as video:
+                with lease_video(
+                    self.uri, storage_options=self.storage_options, threads=threads, key=self._key
+                ) as video:
                     return decode_span_pyav(video, self._index, span, size)
             except _SkipLostFrames:  # the lease closed that container; skipping is now off for this video
                 continue

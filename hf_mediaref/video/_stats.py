@@ -10,7 +10,8 @@ import contextlib
 import dataclasses
 import os
 import threading
-from typing import IO, Iterator
+from collections.abc import Iterator
+from typing import IO
 
 __all__ = ["CountingReader", "DecodeStats", "collect_stats", "is_collecting", "record"]
 

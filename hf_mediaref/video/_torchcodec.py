@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..errors import MediaDecodeError, MissingDependencyError, describe_uri
 from ..io import open_media
@@ -28,8 +29,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["TorchCodecVideoDecoder", "check_device", "load_torchcodec"]
 
-_HINT = ("pip install 'hf-mediaref[torchcodec]' and make FFmpeg's shared libraries available "
-         "(Debian/Ubuntu: apt-get install ffmpeg); see the README's TorchCodec section")
+_HINT = (
+    "pip install 'hf-mediaref[torchcodec]' and make FFmpeg's shared libraries available "
+    "(Debian/Ubuntu: apt-get install ffmpeg); see the README's TorchCodec section"
+)
 
 
 def load_torchcodec() -> Any:
@@ -37,16 +40,20 @@ def load_torchcodec() -> Any:
     try:
         import torchcodec.decoders as decoders
     except ImportError as exc:
-        raise MissingDependencyError(f"torchcodec is required for decoder='torchcodec' ({exc}); fix: {_HINT}") from exc
+        raise MissingDependencyError(
+            f"torchcodec is required for decoder='torchcodec' ({exc}); fix: {_HINT}"
+        ) from exc
     except (OSError, RuntimeError) as exc:  # a broken libtorchcodec / missing FFmpeg .so
         raise MissingDependencyError(
-            f"torchcodec is installed but cannot load its libraries ({type(exc).__name__}: {exc}); fix: {_HINT}"
+            f"torchcodec is installed but cannot load its libraries ({type(exc).__name__}: {exc}); "
+            f"fix: {_HINT}"
         ) from exc
     return decoders
 
 
 def check_device(device: Any) -> str:
-    """``device`` as a string, if it names a device TorchCodec decodes on (``"cpu"``, ``"cuda"``, ``"cuda:N"``).
+    """``device`` as a string, if it names a device TorchCodec decodes on (``"cpu"``, ``"cuda"``,
+    ``"cuda:N"``).
 
     Raises:
         ValueError: for any other device.
@@ -60,28 +67,48 @@ def check_device(device: Any) -> str:
 def _create(decoders: Any, uri: str, source: Any, index: VideoIndex, mappings: str, **kw: Any) -> Any:
     """A TorchCodec decoder using our frame mappings; TorchCodec's own exact scan where it rejects them
     (TorchCodec 0.13 refuses mappings when the header lacks a duration, e.g. Matroska written live)."""
-    common = dict(stream_index=index.stream_index, dimension_order="NHWC", num_ffmpeg_threads=kw["threads"],
-                  device=kw["device"], transforms=kw["transforms"])
+    common = dict(
+        stream_index=index.stream_index,
+        dimension_order="NHWC",
+        num_ffmpeg_threads=kw["threads"],
+        device=kw["device"],
+        transforms=kw["transforms"],
+    )
     wrap = (lambda: source) if isinstance(source, str) else (lambda: stats.CountingReader(source))
     try:
         return decoders.VideoDecoder(wrap(), custom_frame_mappings=mappings, **common)
     except ValueError as exc:
-        logger.info("TorchCodec rejected the frame mappings of %s (%s); using its exact scan",
-                    describe_uri(uri), str(exc).splitlines()[0])
+        logger.info(
+            "TorchCodec rejected the frame mappings of %s (%s); using its exact scan",
+            describe_uri(uri),
+            str(exc).splitlines()[0],
+        )
     if not isinstance(source, str):
         source.seek(0)
     decoder = decoders.VideoDecoder(wrap(), seek_mode="exact", **common)
     if decoder.metadata.num_frames != index.num_frames:
-        raise MediaDecodeError(f"TorchCodec sees {decoder.metadata.num_frames} frames in {describe_uri(uri)}, "
-                               f"the index {index.num_frames}; use decoder='pyav'", uri=uri)
+        raise MediaDecodeError(
+            f"TorchCodec sees {decoder.metadata.num_frames} frames in {describe_uri(uri)}, "
+            f"the index {index.num_frames}; use decoder='pyav'",
+            uri=uri,
+        )
     return decoder
 
 
 class _OpenedTorchCodec:
     """A TorchCodec decoder over an owned source; used by one thread at a time."""
 
-    def __init__(self, uri: str, index: VideoIndex, mappings: str, *, storage_options: dict | None,
-                 device: str, threads: int, size: tuple[int, int] | None):
+    def __init__(
+        self,
+        uri: str,
+        index: VideoIndex,
+        mappings: str,
+        *,
+        storage_options: dict | None,
+        device: str,
+        threads: int,
+        size: tuple[int, int] | None,
+    ):
         decoders = load_torchcodec()
         self._stack = contextlib.ExitStack()
         try:
@@ -92,8 +119,9 @@ class _OpenedTorchCodec:
                 from torchcodec.transforms import Resize
 
                 transforms = [Resize(list(size))]
-            self.decoder = _create(decoders, uri, source, index, mappings, device=device, threads=threads,
-                                   transforms=transforms)
+            self.decoder = _create(
+                decoders, uri, source, index, mappings, device=device, threads=threads, transforms=transforms
+            )
         except BaseException:
             self._stack.close()
             raise
@@ -128,8 +156,14 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
         ```
     """
 
-    def __init__(self, source: Any, *, device: str = "cpu", storage_options: dict | None = None,
-                 dimension_order: DimensionOrder = "NCHW"):
+    def __init__(
+        self,
+        source: Any,
+        *,
+        device: str = "cpu",
+        storage_options: dict | None = None,
+        dimension_order: DimensionOrder = "NCHW",
+    ):
         load_torchcodec()
         self.device = check_device(device)
         super().__init__(source, storage_options=storage_options, dimension_order=dimension_order)
@@ -140,20 +174,32 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
             self._mappings = json.dumps(self._index.frame_mappings())
         return self._mappings
 
-    def _decode_span(self, span: Span, *, size: tuple[int, int] | None = None, threads: int = 1) -> dict[int, Any]:
+    def _decode_span(
+        self, span: Span, *, size: tuple[int, int] | None = None, threads: int = 1
+    ) -> dict[int, Any]:
         key = ("torchcodec", self._key, self.device, threads, size)
 
         def open_() -> _OpenedTorchCodec:
-            return _OpenedTorchCodec(self.uri, self._index, self._frame_mappings(),
-                                     storage_options=self.storage_options, device=self.device,
-                                     threads=threads, size=size)
+            return _OpenedTorchCodec(
+                self.uri,
+                self._index,
+                self._frame_mappings(),
+                storage_options=self.storage_options,
+                device=self.device,
+                threads=threads,
+                size=size,
+            )
 
         with decoder_cache.lease(key, open_) as opened:
             data = opened.decoder.get_frames_at(list(span.targets)).data
         if stats.is_collecting():
-            packet_bytes = int(self._index.packet_sizes[span.start:span.stop + 1].sum())
-            stats.record(decoded_frames=span.decoded_frames, converted_frames=len(span.targets), seeks=1,
-                         bytes_read=packet_bytes if opened.counts_packet_bytes else 0)
+            packet_bytes = int(self._index.packet_sizes[span.start : span.stop + 1].sum())
+            stats.record(
+                decoded_frames=span.decoded_frames,
+                converted_frames=len(span.targets),
+                seeks=1,
+                bytes_read=packet_bytes if opened.counts_packet_bytes else 0,
+            )
         return {target: data[i] for i, target in enumerate(span.targets)}
 
     def _stack(self, frames: Sequence[Any]) -> Any:

@@ -63,7 +63,10 @@ class Frame:
 
     def __repr__(self) -> str:
         shape = tuple(getattr(self.data, "shape", ()))
-        return f"Frame(data.shape={shape}, pts_seconds={self.pts_seconds}, duration_seconds={self.duration_seconds})"
+        return (
+            f"Frame(data.shape={shape}, pts_seconds={self.pts_seconds}, "
+            f"duration_seconds={self.duration_seconds})"
+        )
 
 
 @dataclasses.dataclass
