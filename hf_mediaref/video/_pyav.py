@@ -71,81 +71,99 @@ def _seek(video: OpenedVideo, index: VideoIndex, start: int, last: int) -> None:
         video.container.seek(0, backward=True, any_frame=False)  # start of file, in AV_TIME_BASE units
 
 
-def _decode_from(
-    video: OpenedVideo,
-    index: VideoIndex,
-    start: int,
-    targets: Sequence[int],
-    size: tuple[int, int] | None,
-    skip_nonref: bool,
-) -> tuple[dict[int, np.ndarray], bool]:
-    """Seek to keyframe ``start`` and decode until every target position is answered.
+class _SpanDecode:
+    """One seek to keyframe ``start`` and a forward decode that answers the sorted ``targets`` (positions).
 
-    Returns the frames and whether every target's own frame came out of the decoder.
+    ``frames`` maps each target to its RGB frame; ``exact`` stays True while every target got its own frame.
     """
-    target_pts = [int(index.pts[t]) for t in targets]
-    out: dict[int, np.ndarray] = {}
-    exact = True
-    converted: dict[int, np.ndarray] = {}  # by frame pts: a frame answering several targets converts once
-    decoded = 0
 
-    def take(frame: Any, frame_pts: int) -> np.ndarray:
-        arr = converted.get(frame_pts)
+    def __init__(
+        self,
+        video: OpenedVideo,
+        index: VideoIndex,
+        start: int,
+        targets: Sequence[int],
+        size: tuple[int, int] | None,
+        skip_nonref: bool,
+    ):
+        self.video, self.index, self.start, self.targets, self.size = video, index, start, targets, size
+        self.target_pts = [int(index.pts[t]) for t in targets]
+        self.wanted = set(self.target_pts) if skip_nonref else None  # a target's own packet is never skipped
+        self.frames: dict[int, np.ndarray] = {}
+        self.exact = True
+        self._converted: dict[int, np.ndarray] = {}  # by pts: a frame answering several targets converts once
+        self._pending = 0  # targets[:_pending] are answered
+        self._prev: Any = None  # the last decoded frame and its pts
+        self._prev_pts = 0
+        self._skipping = False
+        self._decoded = 0
+
+    def run(self) -> tuple[dict[int, np.ndarray], bool]:
+        """Decode until every target is answered; raises :class:`_Overshoot` when the seek landed too late."""
+        _seek(self.video, self.index, self.start, max(self.targets))
+        try:
+            for packet in self.video.container.demux(self.video.stream):
+                self._set_skipping(self.wanted is not None and packet.pts not in self.wanted)
+                for frame in packet.decode():
+                    self._decoded += 1
+                    if self._on_frame(frame):
+                        return self.frames, self.exact
+            return self._on_end_of_stream()
+        finally:
+            self._set_skipping(False)
+            self._record()
+
+    def _set_skipping(self, skip: bool) -> None:
+        if skip != self._skipping:
+            self.video.stream.codec_context.skip_frame = "NONREF" if skip else "DEFAULT"
+            self._skipping = skip
+
+    def _answer(self, frame: Any, pts: int, exact: bool) -> None:
+        arr = self._converted.get(pts)
         if arr is None:
-            arr = converted[frame_pts] = _to_rgb(video, frame, size)
-        return arr
+            arr = self._converted[pts] = _to_rgb(self.video, frame, self.size)
+        self.frames[self.targets[self._pending]] = arr
+        self.exact = self.exact and exact
+        self._pending += 1
 
-    _seek(video, index, start, max(targets))
-    ctx = video.stream.codec_context
-    wanted = set(target_pts)
-    skipping = False
-    prev: Any = None
-    prev_pts = 0
-    pending = 0
-    try:
-        for packet in video.container.demux(video.stream):
-            skip = skip_nonref and packet.pts not in wanted  # a target's own packet must not be skipped
-            if skip != skipping:
-                ctx.skip_frame = "NONREF" if skip else "DEFAULT"
-                skipping = skip
-            for frame in packet.decode():
-                decoded += 1
-                pts = frame.pts if frame.pts is not None else frame.dts
-                if pts is None:
-                    continue
-                while pending < len(targets) and target_pts[pending] < pts:
-                    if prev is None:
-                        if start != 0:
-                            raise _Overshoot()
-                        holder, holder_pts = frame, pts  # the target precedes the first decodable frame
-                    else:
-                        holder, holder_pts = prev, prev_pts
-                    out[targets[pending]] = take(holder, holder_pts)
-                    exact = False
-                    pending += 1
-                if pending < len(targets) and target_pts[pending] == pts:
-                    out[targets[pending]] = take(frame, pts)
-                    pending += 1
-                if pending == len(targets):
-                    return out, exact
-                prev, prev_pts = frame, pts
-        if prev is None:
-            if start != 0:
+    def _on_frame(self, frame: Any) -> bool:
+        """Answer the targets ``frame`` settles; True once every target is answered."""
+        pts = frame.pts if frame.pts is not None else frame.dts
+        if pts is None:
+            return False
+        n = len(self.targets)
+        while self._pending < n and self.target_pts[self._pending] < pts:  # a target's frame never came
+            if self._prev is not None:
+                self._answer(self._prev, self._prev_pts, exact=False)
+            elif self.start == 0:  # the target precedes the first decodable frame
+                self._answer(frame, pts, exact=False)
+            else:
                 raise _Overshoot()
-            raise MediaDecodeError(f"no frame of {describe_uri(video.uri)} could be decoded", uri=video.uri)
-        for target in targets[pending:]:  # the stream ended early: the last frame stays on screen
-            out[target] = take(prev, prev_pts)
-            exact = False
-        return out, exact
-    finally:
-        if skipping:
-            ctx.skip_frame = "DEFAULT"
+        if self._pending < n and self.target_pts[self._pending] == pts:
+            self._answer(frame, pts, exact=True)
+        self._prev, self._prev_pts = frame, pts
+        return self._pending == n
+
+    def _on_end_of_stream(self) -> tuple[dict[int, np.ndarray], bool]:
+        if self._prev is None:
+            if self.start != 0:
+                raise _Overshoot()
+            uri = self.video.uri
+            raise MediaDecodeError(f"no frame of {describe_uri(uri)} could be decoded", uri=uri)
+        while self._pending < len(self.targets):  # the stream ended early: the last frame stays on screen
+            self._answer(self._prev, self._prev_pts, exact=False)
+        return self.frames, self.exact
+
+    def _record(self) -> None:
         if stats.is_collecting():
-            packet_bytes = (
-                int(index.packet_sizes[start : targets[-1] + 1].sum()) if video.counts_packet_bytes else 0
-            )
+            packet_bytes = 0
+            if self.video.counts_packet_bytes:
+                packet_bytes = int(self.index.packet_sizes[self.start : self.targets[-1] + 1].sum())
             stats.record(
-                decoded_frames=decoded, converted_frames=len(converted), seeks=1, bytes_read=packet_bytes
+                decoded_frames=self._decoded,
+                converted_frames=len(self._converted),
+                seeks=1,
+                bytes_read=packet_bytes,
             )
 
 
@@ -157,7 +175,7 @@ def decode_span_pyav(
     while True:
         skip_nonref = index.codec in _NONREF_SKIP_CODECS and index.nonref_skipping
         try:
-            frames, exact = _decode_from(video, index, start, span.targets, size, skip_nonref)
+            frames, exact = _SpanDecode(video, index, start, span.targets, size, skip_nonref).run()
         except _Overshoot:
             earlier = index.previous_keyframe(start)
             logger.debug(
