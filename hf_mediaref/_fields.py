@@ -22,8 +22,7 @@ NS_PER_SECOND = 1_000_000_000
 
 
 def coerce_pts_ns(value: Any) -> int | None:
-    """Validate a ``pts_ns`` value: ``None`` (an image) or a whole number of nanoseconds in ``[0, 2**63 -
-    1]``.
+    """Validate a ``pts_ns`` value: ``None`` (an image) or whole nanoseconds in ``[0, 2**63 - 1]``.
 
     Args:
         value: ``None``, a Python or numpy integer, or an integral float.

@@ -67,8 +67,8 @@ class DecodeOptions:
         storage_options: fsspec options for remote URIs (``hf://``, ``s3://``...).
         max_workers: most threads a call keeps busy (decode workers x codec threads); default: the CPUs this
             process may use, or 1 inside a torch DataLoader worker.
-        device: TorchCodec's decoding device, ``"cpu"`` or ``"cuda[:N]"`` (only with
-        ``decoder="torchcodec"``).
+        device: TorchCodec's decoding device, ``"cpu"`` or ``"cuda[:N]"`` (CUDA only with
+            ``decoder="torchcodec"``).
 
     Raises:
         ValueError: for an unknown decoder, strategy or output, a malformed ``size``, ``channels_first`` with
@@ -126,11 +126,9 @@ class DecodeOptions:
 
     @classmethod
     def resolve(cls, options: DecodeOptions | None = None, **changes: Any) -> DecodeOptions:
-        """``options`` (default: ``DecodeOptions()``) with the keyword arguments that are not ``None``
-        applied.
+        """``options`` (default: ``DecodeOptions()``) with the given keyword arguments (not ``None``) applied.
 
-        Entry points take both an ``options`` object and the same names as keyword arguments; this merges
-        them.
+        Entry points take an ``options`` object and the same names as keyword arguments; this merges them.
 
         Raises:
             TypeError: when ``options`` is not a :class:`DecodeOptions` or a name is not an option.
@@ -193,8 +191,7 @@ def _copy(value: Any) -> Any:
 
 
 def _assemble(frames: Sequence[Any], options: DecodeOptions) -> list[Any]:
-    """One output per request; a frame returned for several requests is copied, so every element is its
-    own."""
+    """One output per request; a frame answering several requests is copied: every element is its own."""
     out: list[Any] = []
     used: set[int] = set()
     for frame in frames:
@@ -226,9 +223,8 @@ def batch_decode(
     blocks of every video and image loads run in parallel.
 
     Args:
-        refs: ``MediaRef`` s or ``{"uri", "pts_ns"}`` dicts; duplicates, any order, many videos and still
-        images
-            (``pts_ns=None``) mixed.
+        refs: ``MediaRef`` s or ``{"uri", "pts_ns"}`` dicts; duplicates, any order, many videos and
+            still images (``pts_ns=None``) mixed.
         strategy, decoder, size, output, channels_first, storage_options, max_workers, device: the fields of
             :class:`DecodeOptions`; given ones override ``options``.
         options: a :class:`DecodeOptions` (default: ``DecodeOptions()``).

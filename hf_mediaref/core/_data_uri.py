@@ -19,8 +19,28 @@ __all__ = ["DataURI"]
 
 
 class DataURI(BaseModel):
-    """An RFC 2397 data URI. Build one with :meth:`from_image`, :meth:`from_file`, :meth:`from_bytes` or
-    :meth:`from_uri`; ``str(d)`` is the URI and ``len(d)`` its length in characters."""
+    """Media embedded in an RFC 2397 ``data:`` URI: a self-contained value for a :class:`MediaRef`.
+
+    ``str(d)`` is the URI and ``len(d)`` its length in characters. Build one with :meth:`from_image`,
+    :meth:`from_file`, :meth:`from_bytes` or :meth:`from_uri` (strict parsing).
+
+    Args:
+        uri: the ``data:`` URI.
+
+    Raises:
+        InvalidDataURIError: a malformed URI (the message shows only its first characters).
+
+    Example:
+        ```python
+        >>> import numpy as np
+        >>> from hf_mediaref import DataURI, MediaRef
+        >>> d = DataURI.from_image(np.zeros((4, 4, 3), np.uint8))   # PNG, lossless
+        >>> d.mimetype, d.is_image
+        ('image/png', True)
+        >>> MediaRef(d).to_rgb_array().shape
+        (4, 4, 3)
+        ```
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -50,8 +70,12 @@ class DataURI(BaseModel):
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_uri(cls, uri: str) -> DataURI:
-        """Parse ``uri``; a malformed URI raises :class:`~hf_mediaref.errors.InvalidDataURIError` (a
-        ValueError)."""
+        """Parse ``uri`` (a ``DataURI`` is returned as it is).
+
+        Raises:
+            InvalidDataURIError: a malformed URI (a ``ValueError``).
+            TypeError: ``uri`` is not a string.
+        """
         if isinstance(uri, DataURI):
             return uri
         if not isinstance(uri, str):
@@ -60,22 +84,39 @@ class DataURI(BaseModel):
 
     @classmethod
     def from_bytes(cls, data: bytes, mimetype: str) -> DataURI:
-        """Embed raw ``data`` (base64) with the given media type."""
+        """Embed raw ``data`` (base64) with the media type ``mimetype`` (e.g. ``"image/png"``)."""
         return cls(uri=f"data:{mimetype};base64,{base64.b64encode(data).decode('ascii')}")
 
     @classmethod
     def from_image(cls, image: Any, format: str = "png", quality: int | None = None) -> DataURI:
-        """Encode a numpy array ((H, W), (H, W, 3) RGB or (H, W, 4) RGBA, uint8) or a PIL image.
+        """Encode pixels as an image data URI.
 
-        PNG is lossless (bit-exact round trip); ``quality`` (1-100) applies to JPEG and WebP (default 90).
+        Args:
+            image: a numpy array ((H, W), (H, W, 3) RGB or (H, W, 4) RGBA uint8; (H, W) uint16) or a
+                PIL image.
+            format: ``"png"`` (lossless: bit-exact round trip), ``"jpeg"``, ``"webp"``, ``"bmp"``, ``"tiff"``,
+                ``"gif"``.
+            quality: 1-100 for JPEG and WebP (default 90).
+
+        Raises:
+            ValueError: an unknown format, ``quality`` for a lossless format or out of range, or an array
+                of an unsupported shape or dtype.
         """
         data, mimetype = encode_image(image, format=format, quality=quality)
         return cls.from_bytes(data, mimetype)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, format: str | None = None) -> DataURI:
-        """Embed a local file. With ``format=None`` the bytes are embedded verbatim (media type from the
-        extension, else sniffed); with a ``format`` the image is re-encoded into it."""
+        """Embed a local file.
+
+        Args:
+            path: the file.
+            format: ``None`` to embed the bytes verbatim (media type from the extension, else sniffed), or an
+                image format to re-encode into (EXIF orientation applied).
+
+        Raises:
+            MediaNotFoundError: the file does not exist.
+        """
         path = os.fspath(path)
         try:
             with open(path, "rb") as f:
@@ -102,6 +143,7 @@ class DataURI(BaseModel):
 
     @property
     def is_base64(self) -> bool:
+        """Whether the payload is base64-encoded (else percent-encoded)."""
         return self._is_base64
 
     @property
@@ -111,11 +153,16 @@ class DataURI(BaseModel):
 
     @property
     def is_image(self) -> bool:
+        """Whether the media type is ``image/*``."""
         return self._mimetype.startswith("image/")
 
     # ------------------------------------------------------------------ decoding
-    def to_pil_image(self) -> Any:
-        """Decode to an RGB Pillow image."""
+    def to_pil_image(self) -> Image.Image:
+        """Decode to an RGB Pillow image (alpha dropped, 16-bit scaled, EXIF orientation applied).
+
+        Raises:
+            MediaDecodeError: the payload is not an image, is corrupt, or is a decompression bomb.
+        """
         if not (self.is_image or self._mimetype == "application/octet-stream"):
             raise MediaDecodeError(
                 f"data URI holds {self._mimetype!r}, not an image: {describe_uri(self.uri, 48)}", uri=self.uri

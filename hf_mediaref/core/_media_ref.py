@@ -22,9 +22,29 @@ __all__ = ["MediaRef"]
 class MediaRef(BaseModel):
     """A reference to an image (``pts_ns=None``) or to the video frame on screen at ``pts_ns`` nanoseconds.
 
-    ``uri`` is a local path, a ``file://``, ``http(s)://`` or fsspec URL (``hf://``, ``s3://``...), or a
-    ``data:`` URI. Nothing is read until :meth:`to_rgb_array` / :meth:`to_pil_image`. Refs are immutable,
-    hashable, compare by value and serialize to ``{"uri": ..., "pts_ns": ...}``."""
+    Nothing is read until :meth:`to_rgb_array` / :meth:`to_pil_image`. Refs are immutable, hashable, compare
+    by value, sort by ``(uri, pts_ns)`` (images first) and serialize to ``{"uri": ..., "pts_ns": ...}``.
+
+    Args:
+        uri: a local path (relative or absolute), a ``file://``, ``http(s)://`` or fsspec URL (``hf://``,
+            ``s3://``...), an RFC 2397 ``data:`` URI, an ``os.PathLike`` or a :class:`DataURI`.
+        pts_ns: the presentation time of a video frame in integer nanoseconds (numpy integers and integral
+            floats accepted), or ``None`` for an image.
+
+    Raises:
+        pydantic.ValidationError: for an empty or non-string ``uri``, a bool, fractional, negative or
+            beyond-int64 ``pts_ns``, or an unknown field.
+
+    Example:
+        ```python
+        >>> from hf_mediaref import MediaRef
+        >>> ref = MediaRef("videos/ep0.mp4", pts_ns=1_500_000_000)
+        >>> ref.is_video, ref.is_relative_path
+        (True, True)
+        >>> ref.model_dump()
+        {'uri': 'videos/ep0.mp4', 'pts_ns': 1500000000}
+        ```
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -82,9 +102,8 @@ class MediaRef(BaseModel):
             An ``(H, W, 3)`` uint8 RGB array by default; what ``output`` asks for otherwise.
 
         Raises:
-            MediaNotFoundError, MediaDecodeError, FrameOutOfRangeError, UnsupportedURIError,
-            RemoteAccessError:
-                see :func:`hf_mediaref.batch_decode`.
+            MediaRefError: the typed errors of :func:`hf_mediaref.batch_decode` (``MediaNotFoundError``,
+                ``MediaDecodeError``, ``FrameOutOfRangeError``, ``UnsupportedURIError``...).
 
         Example:
             ```python
@@ -109,12 +128,27 @@ class MediaRef(BaseModel):
     def resolve_relative_path(
         self, base_path: str | os.PathLike, on_unresolvable: Literal["warn", "error", "ignore"] = "warn"
     ) -> MediaRef:
-        """Join a relative path onto ``base_path`` (a local directory or a URL such as
-        ``hf://datasets/org/name@rev/``, ``https://host/dir/``, ``s3://bucket/prefix/``).
+        """Join a relative path onto ``base_path``; absolute paths and URLs are returned unchanged.
 
-        Absolute paths and URLs are returned unchanged. Embedded and remote refs cannot be resolved: they are
-        returned unchanged with a warning (``"warn"``), silently (``"ignore"``) or raise (``"error"``). A path
-        that escapes ``base_path`` with ``..`` raises :class:`~hf_mediaref.errors.PathEscapeError`.
+        Args:
+            base_path: a local directory or a URL such as ``hf://datasets/org/name@rev/``,
+                ``https://host/dir/`` or ``s3://bucket/prefix/``.
+            on_unresolvable: what to do with embedded (``data:``) and remote refs, which cannot be resolved:
+                return them unchanged with a warning (``"warn"``), silently (``"ignore"``), or raise
+                (``"error"``).
+
+        Returns:
+            A new ``MediaRef`` (or ``self`` when nothing changes).
+
+        Raises:
+            PathEscapeError: the path leaves ``base_path`` with ``..``.
+            UnsupportedURIError: an embedded or remote ref with ``on_unresolvable="error"``.
+
+        Example:
+            ```python
+            >>> MediaRef("videos/ep0.mp4", 0).resolve_relative_path("hf://datasets/org/name@main/")
+            MediaRef(uri='hf://datasets/org/name@main/videos/ep0.mp4', pts_ns=0)
+            ```
         """
         if on_unresolvable not in ("warn", "error", "ignore"):
             raise ValueError(f"on_unresolvable must be 'warn', 'error' or 'ignore', got {on_unresolvable!r}")
@@ -131,8 +165,16 @@ class MediaRef(BaseModel):
         return MediaRef(join_uri(os.fspath(base_path), self.uri), self.pts_ns)
 
     def validate_uri(self, *, storage_options: dict | None = None) -> bool:
-        """Whether the target exists (local stat; HEAD or fsspec ``exists`` for remote URIs; never a
-        download)."""
+        """Whether the target exists: a local ``stat``, an HTTP ``HEAD`` (a 1-byte ranged GET where HEAD is
+        refused) or fsspec's ``exists``; never a download.
+
+        Args:
+            storage_options: fsspec options for remote URIs.
+
+        Raises:
+            InvalidDataURIError: a malformed ``data:`` URI.
+            UnsupportedURIError: a scheme that cannot be read.
+        """
         return uri_exists(self.uri, storage_options=storage_options)
 
     # ------------------------------------------------------------------ value semantics

@@ -48,9 +48,8 @@ class BaseVideoDecoder(abc.ABC):
     ``decoder[i]`` and ``decoder[a:b]`` for the data alone.
 
     Args:
-        source: a URI or path of any kind hf_mediaref reads (local, ``file://``, ``http(s)://``, ``data:``,
-        fsspec
-            URLs), or a ``MediaRef`` (its ``uri``).
+        source: a URI or path of any kind hf_mediaref reads (local, ``file://``, ``http(s)://``,
+            ``data:``, fsspec URLs), or a ``MediaRef`` (its ``uri``).
         storage_options: fsspec options for remote URIs.
         dimension_order: ``"NCHW"`` (default, as TorchCodec) or ``"NHWC"``.
 

@@ -209,9 +209,8 @@ class PyAVVideoDecoder(BaseVideoDecoder):
     arrays.
 
     Args:
-        source: a URI or path of any kind hf_mediaref reads (local, ``file://``, ``http(s)://``, ``data:``,
-        fsspec
-            URLs), or a ``MediaRef``.
+        source: a URI or path of any kind hf_mediaref reads (local, ``file://``, ``http(s)://``,
+            ``data:``, fsspec URLs), or a ``MediaRef``.
         storage_options: fsspec options for remote URIs.
         dimension_order: ``"NCHW"`` (default) or ``"NHWC"``.
 
