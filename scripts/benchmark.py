@@ -31,17 +31,18 @@ import threading
 import time
 import warnings
 from bisect import bisect_right
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hf_mediaref.testing.http_server import LoopbackFileServer  # noqa: E402
-from hf_mediaref.testing.media import read_index, write_video  # noqa: E402
+from hf_mediaref.testing.http_server import LoopbackFileServer
+from hf_mediaref.testing.media import read_index, write_video
 
 FPS = 20
 SIZE = (360, 640)
@@ -93,9 +94,9 @@ def make_video(path: Path, seconds: int, first_index: int = 0) -> Video:
 class Workload:
     name: str
     requests: list[tuple[Video, int]]  # (video, frame index), in input order
-    bytes_counter: Optional[Callable[[], int]] = None  # bytes fetched so far (default: the process's rchar)
+    bytes_counter: Callable[[], int] | None = None  # bytes fetched so far (default: the process's rchar)
 
-    def head(self, n: Optional[int]) -> "Workload":
+    def head(self, n: int | None) -> Workload:
         if n is None or n >= len(self.requests):
             return self
         return dataclasses.replace(self, requests=self.requests[:n])
@@ -152,25 +153,25 @@ def by_video(requests: list[tuple[Video, int]]) -> dict[str, tuple[Video, list[i
 @dataclasses.dataclass
 class Result:
     frames: list[Any]
-    decoded: Optional[int] = None
+    decoded: int | None = None
 
 
 @dataclasses.dataclass
 class Contender:
     name: str
     run: Callable[[Workload], Result]
-    sample: Optional[int] = None  # only the first N refs of each workload
+    sample: int | None = None  # only the first N refs of each workload
     note: str = ""
-    after: Optional[Callable[[], None]] = None  # untimed clean-up after each call
+    after: Callable[[], None] | None = None  # untimed clean-up after each call
 
 
-def hf_contender(name: str, fresh: Optional[list[str]] = None, **options: Any) -> Contender:
+def hf_contender(name: str, fresh: list[str] | None = None, **options: Any) -> Contender:
     """``hf_mediaref.batch_decode``. With ``fresh`` (every video path of the run), each call starts with empty
     in-memory caches, as in a new process, and the caches are filled again afterwards (untimed) so that the
     next contender finds them as it left them."""
     import hf_mediaref
-    from hf_mediaref.video._indexes import load_index
     from hf_mediaref.video import collect_stats
+    from hf_mediaref.video._indexes import load_index
 
     def run(w: Workload) -> Result:
         refs = [hf_mediaref.MediaRef(v.path, v.pts_ns[i]) for v, i in w.requests]
@@ -298,7 +299,7 @@ def build_contenders(
     contenders.append(sep)
     missing: list[str] = []
     try:
-        import torchcodec.decoders  # noqa: F401
+        import torchcodec.decoders
 
         contenders.append(hf_contender("hf_mediaref torchcodec", decoder="torchcodec"))
         contenders.append(
@@ -310,7 +311,7 @@ def build_contenders(
                 "exact mode, 1 FFmpeg thread (defaults), a decoder per video per call",
             )
         )
-    except Exception as exc:  # noqa: BLE001  (a missing or unloadable TorchCodec is reported, not fatal)
+    except Exception as exc:
         missing.append(f"torchcodec: {type(exc).__name__}: {exc}")
     try:
         import mediaref  # noqa: F401
@@ -374,7 +375,7 @@ def _malloc_trim() -> None:
 class PeakRSS:
     """Samples the process RSS every 5 ms while active; ``peak - start`` is the call's RSS growth."""
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         _malloc_trim()
         self.start = self.peak = _rss()
         self._stop = threading.Event()
@@ -403,7 +404,7 @@ def _as_hwc(frame: Any) -> np.ndarray:
 class Cell:
     times: list[float] = dataclasses.field(default_factory=list)
     returned: int = 0
-    decoded: Optional[int] = None
+    decoded: int | None = None
     bytes_read: int = 0
     rss_growth: int = 0
     wrong: int = 0
@@ -426,7 +427,7 @@ def measure(contender: Contender, workload: Workload, cell: Cell, warmup: bool) 
         start = time.perf_counter()
         try:
             result = contender.run(w)
-        except Exception as exc:  # noqa: BLE001  (a failing peer is reported in its cell)
+        except Exception as exc:
             cell.error = f"{type(exc).__name__}: {str(exc)[:120]}"
             return
         elapsed = time.perf_counter() - start
@@ -467,9 +468,9 @@ def formatter_overhead(workloads: list[Workload], reps: int) -> list[tuple[str, 
         fmt = ds.with_format("mediaref")
         tr = ds.with_transform(hf_mediaref.decode_transform())
         runs = {
-            "batch_decode": lambda: hf_mediaref.batch_decode(refs),
-            "formatter": lambda: fmt[:]["frame"],
-            "with_transform": lambda: tr[:]["frame"],
+            "batch_decode": lambda refs=refs: hf_mediaref.batch_decode(refs),
+            "formatter": lambda fmt=fmt: fmt[:]["frame"],
+            "with_transform": lambda tr=tr: tr[:]["frame"],
         }
         times: dict[str, list[float]] = {k: [] for k in runs}
         for name, fn in runs.items():  # warm-up + check
@@ -526,7 +527,7 @@ def parquet_size(rows: int = 100_000) -> tuple[int, int]:
 # ----------------------------------------------------------------------------------------------- report
 
 
-def _fmt_num(x: Optional[float], digits: int = 1) -> str:
+def _fmt_num(x: float | None, digits: int = 1) -> str:
     return "–" if x is None or x != x else f"{x:,.{digits}f}"
 
 
@@ -540,7 +541,7 @@ def render(
 ) -> str:
     lines = []
     names = [w.name for w in workloads]
-    lines.append("Frames/s (returned frames per second, median of %d passes; higher is better)\n" % args.reps)
+    lines.append(f"Frames/s (returned frames per second, median of {args.reps} passes; higher is better)\n")
     lines.append("| contender | " + " | ".join(names) + " |")
     lines.append("|---|" + "---:|" * len(names))
     for c in contenders:
@@ -624,7 +625,7 @@ def check_targets(workloads: list[Workload], contenders: list[Contender], cells:
     peers = [c.name for c in contenders if c.name.startswith("mediaref 2.1.0")]
     out = ["Targets (issue 3 and 4):\n"]
 
-    def cell(name: str, w: str) -> Optional[Cell]:
+    def cell(name: str, w: str) -> Cell | None:
         c = cells.get((name, w))
         return c if c and c.times else None
 
@@ -663,7 +664,7 @@ def check_targets(workloads: list[Workload], contenders: list[Contender], cells:
 # ----------------------------------------------------------------------------------------------- main
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a 60 s video, 4 short videos, 1 pass")
     parser.add_argument("--reps", type=int, default=None, help="timed passes (default 3, --quick 1)")

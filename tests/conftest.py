@@ -26,6 +26,7 @@ def pytest_collection_modifyitems(config, items):
         return
     try:
         from torchcodec.decoders import VideoDecoder  # noqa: F401
+
         reason = None
     except Exception as exc:  # torchcodec raises OSError/RuntimeError when its libraries don't load
         reason = f"torchcodec cannot load: {type(exc).__name__}: {str(exc)[:200]}"

@@ -79,10 +79,15 @@ class TestEncode:
         assert out.shape == (96, 128, 3) and read_index(out) == 4
         assert read_index(DataURI.from_image(Image.fromarray(barcode_frame(6))).to_rgb_array()) == 6
 
-    @pytest.mark.parametrize("fmt, mime", [("jpeg", "image/jpeg"), ("jpg", "image/jpeg"), ("webp", "image/webp")])
+    @pytest.mark.parametrize(
+        "fmt, mime", [("jpeg", "image/jpeg"), ("jpg", "image/jpeg"), ("webp", "image/webp")]
+    )
     def test_lossy_formats_honour_quality(self, fmt, mime):
         frame = barcode_frame(1234)
-        low, high = DataURI.from_image(frame, format=fmt, quality=10), DataURI.from_image(frame, format=fmt, quality=95)
+        low, high = (
+            DataURI.from_image(frame, format=fmt, quality=10),
+            DataURI.from_image(frame, format=fmt, quality=95),
+        )
         assert low.mimetype == mime and len(low) < len(high)
         assert read_index(high.to_rgb_array()) == 1234
         err_low = np.abs(low.to_rgb_array().astype(int) - frame).mean()
@@ -93,14 +98,16 @@ class TestEncode:
         rgba = np.dstack([barcode_frame(3), np.zeros((96, 128), np.uint8)])
         assert read_index(DataURI.from_image(rgba, format="jpeg").to_rgb_array()) == 3
 
-    @pytest.mark.parametrize("kw", [dict(format="png", quality=50), dict(format="jpeg", quality=0),
-                                    dict(format="xyz")])
+    @pytest.mark.parametrize(
+        "kw", [dict(format="png", quality=50), dict(format="jpeg", quality=0), dict(format="xyz")]
+    )
     def test_bad_options(self, kw):
         with pytest.raises(ValueError):
             DataURI.from_image(barcode_frame(0), **kw)
 
-    @pytest.mark.parametrize("arr", [np.zeros((4, 4, 2), np.uint8), np.zeros((4, 4, 3), np.float32),
-                                     np.zeros((4,), np.uint8)])
+    @pytest.mark.parametrize(
+        "arr", [np.zeros((4, 4, 2), np.uint8), np.zeros((4, 4, 3), np.float32), np.zeros((4,), np.uint8)]
+    )
     def test_bad_arrays(self, arr):
         with pytest.raises(ValueError):
             DataURI.from_image(arr)

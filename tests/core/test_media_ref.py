@@ -70,7 +70,8 @@ class TestSerialization:
 
     def test_null_and_absent_pts_are_equal(self):
         assert MediaRef.model_validate_json('{"uri": "a.png"}') == MediaRef.model_validate_json(
-            '{"uri": "a.png", "pts_ns": null}')
+            '{"uri": "a.png", "pts_ns": null}'
+        )
 
     def test_hashable_comparable_picklable(self):
         a, b, c = MediaRef("v.mp4", 2), MediaRef("v.mp4", 2), MediaRef("v.mp4", 1)
@@ -129,7 +130,10 @@ class TestResolve:
             MediaRef("a/../../secret.png").resolve_relative_path("/r")
 
     def test_http_base_percent_encodes(self):
-        assert MediaRef("my clips/a b.mp4").resolve_relative_path("https://h/d").uri == "https://h/d/my%20clips/a%20b.mp4"
+        assert (
+            MediaRef("my clips/a b.mp4").resolve_relative_path("https://h/d").uri
+            == "https://h/d/my%20clips/a%20b.mp4"
+        )
 
     def test_absolute_unchanged(self):
         ref = MediaRef("/abs/a.png")
@@ -183,7 +187,10 @@ class TestLoading:
 
 
 def test_import_is_light():
-    code = "import sys, hf_mediaref; print(sorted(m for m in ('av', 'torch', 'datasets', 'torchcodec', 'pyarrow') if m in sys.modules))"
+    code = (
+        "import sys, hf_mediaref; "
+        "print(sorted(m for m in ('av', 'torch', 'datasets', 'torchcodec', 'pyarrow') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

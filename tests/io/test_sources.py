@@ -122,7 +122,7 @@ class TestHttp:
             f.seek(1_000_000)
             assert f.read(100) == payload[1_000_000:1_000_100]
             assert f.raw.bytes_read - before == 32 << 10  # a seek restarts at the smallest read-ahead
-        ranges = [r[len("bytes="):].split("-") for _, _, r in http_server.log[start:] if r]
+        ranges = [r[len("bytes=") :].split("-") for _, _, r in http_server.log[start:] if r]
         sizes = [int(b) - int(a) + 1 for a, b in ranges]
         assert sizes[:4] == [32 << 10, 64 << 10, 128 << 10, 256 << 10]
 
@@ -137,8 +137,10 @@ class TestHttp:
             start = len(http_server.log)
             assert f.read(300_000) == payload[100_000:400_000]
             assert f.read(10) == payload[400_000:400_010]
-        sizes = [int(b) - int(a) + 1 for a, b in (r[len("bytes="):].split("-") for _, _, r in
-                                                  http_server.log[start:])]
+        sizes = [
+            int(b) - int(a) + 1
+            for a, b in (r[len("bytes=") :].split("-") for _, _, r in http_server.log[start:])
+        ]
         assert sizes == [300_000, 64 << 10]
 
     def test_server_without_ranges_falls_back_to_whole_download(self, http_server, png_image):

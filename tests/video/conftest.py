@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -36,14 +36,22 @@ class Case:
         return str(self.spec.path)
 
 
-def _remux(src: Path, dst: Path, *, all_keyframes: bool = False, subtitles: Path | None = None,
-           options: dict | None = None) -> None:
+def _remux(
+    src: Path,
+    dst: Path,
+    *,
+    all_keyframes: bool = False,
+    subtitles: Path | None = None,
+    options: dict | None = None,
+) -> None:
     """Copy ``src`` into ``dst`` (same codecs), optionally flagging every video packet as a keyframe,
     adding an SRT subtitle stream, or passing muxer ``options``."""
     import av
 
     with av.open(str(src)) as inp, av.open(str(dst), "w", options=options or {}) as out:
-        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")}
+        streams = {
+            s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")
+        }
         subs = av.open(str(subtitles)) if subtitles else None
         sub_out = out.add_stream_from_template(subs.streams[0]) if subs else None
         for packet in inp.demux(*[s for s in inp.streams if s.index in streams]):
@@ -73,8 +81,17 @@ def _vfr_pts(n: int, start: int, seed: int) -> list[int]:
 def _nasty(d: Path) -> VideoSpec:
     """Like the clip that exposed upstream's seek bugs: HEVC in Matroska, variable frame rate, sparse real
     I-frames, audio and subtitle streams, first pts at 250 ms, and every video packet flagged keyframe."""
-    src = write_video(d / "nasty_src.mkv", 90, pts=_vfr_pts(90, 250, 0), time_base=MS, codec="libx265", gop=40,
-                      bframes=2, audio=True, size=SIZE)
+    src = write_video(
+        d / "nasty_src.mkv",
+        90,
+        pts=_vfr_pts(90, 250, 0),
+        time_base=MS,
+        codec="libx265",
+        gop=40,
+        bframes=2,
+        audio=True,
+        size=SIZE,
+    )
     srt = d / "nasty.srt"
     srt.write_text("1\n00:00:00,300 --> 00:00:00,900\nfirst\n\n2\n00:00:01,500 --> 00:00:02,000\nsecond\n\n")
     _remux(src.path, d / "nasty.mkv", all_keyframes=True, subtitles=srt)
@@ -91,24 +108,48 @@ def _no_cues(d: Path) -> VideoSpec:
 
 BUILDERS: dict[str, tuple[Fraction | None, Callable[[Path], VideoSpec]]] = {
     "h264_mp4": (Fraction(30), lambda d: write_video(d / "h264.mp4", 40, fps=30, gop=10, size=SIZE)),
-    "h264_bframes_mp4": (Fraction(24), lambda d: write_video(d / "h264_bf.mp4", 48, fps=24, gop=12, bframes=3,
-                                                             size=SIZE)),
-    "h264_ntsc_mkv": (Fraction(30000, 1001), lambda d: write_video(d / "h264_ntsc.mkv", 45, fps=Fraction(30000, 1001),
-                                                                   gop=15, bframes=2, size=SIZE)),
-    "vp9_mkv": (Fraction(24), lambda d: write_video(d / "vp9.mkv", 36, fps=24, gop=12, codec="libvpx-vp9",
-                                                    size=SIZE)),
-    "hevc_mkv": (Fraction(30), lambda d: write_video(d / "hevc.mkv", 45, fps=30, gop=15, bframes=2,
-                                                     codec="libx265", size=SIZE)),
-    "av1_mp4": (Fraction(20), lambda d: write_video(d / "av1.mp4", 30, fps=20, gop=10, codec="libsvtav1",
-                                                    size=SIZE)),
-    "mpeg4_bframes_mp4": (Fraction(25), lambda d: write_video(d / "mpeg4.mp4", 30, fps=25, gop=10, bframes=2,
-                                                              codec="mpeg4", size=SIZE)),
-    "vfr_mp4": (None, lambda d: write_video(d / "vfr.mp4", 40, pts=_vfr_pts(40, 0, 1), time_base=MS, gop=10,
-                                            bframes=2, size=SIZE)),
-    "vfr_mkv": (None, lambda d: write_video(d / "vfr.mkv", 40, pts=_vfr_pts(40, 0, 2), time_base=MS, gop=10,
-                                            size=SIZE)),
-    "offset_audio_mp4": (Fraction(25), lambda d: write_video(d / "offset.mp4", 40, fps=25, gop=10, bframes=2,
-                                                             start_pts=7, audio=True, size=SIZE)),
+    "h264_bframes_mp4": (
+        Fraction(24),
+        lambda d: write_video(d / "h264_bf.mp4", 48, fps=24, gop=12, bframes=3, size=SIZE),
+    ),
+    "h264_ntsc_mkv": (
+        Fraction(30000, 1001),
+        lambda d: write_video(
+            d / "h264_ntsc.mkv", 45, fps=Fraction(30000, 1001), gop=15, bframes=2, size=SIZE
+        ),
+    ),
+    "vp9_mkv": (
+        Fraction(24),
+        lambda d: write_video(d / "vp9.mkv", 36, fps=24, gop=12, codec="libvpx-vp9", size=SIZE),
+    ),
+    "hevc_mkv": (
+        Fraction(30),
+        lambda d: write_video(d / "hevc.mkv", 45, fps=30, gop=15, bframes=2, codec="libx265", size=SIZE),
+    ),
+    "av1_mp4": (
+        Fraction(20),
+        lambda d: write_video(d / "av1.mp4", 30, fps=20, gop=10, codec="libsvtav1", size=SIZE),
+    ),
+    "mpeg4_bframes_mp4": (
+        Fraction(25),
+        lambda d: write_video(d / "mpeg4.mp4", 30, fps=25, gop=10, bframes=2, codec="mpeg4", size=SIZE),
+    ),
+    "vfr_mp4": (
+        None,
+        lambda d: write_video(
+            d / "vfr.mp4", 40, pts=_vfr_pts(40, 0, 1), time_base=MS, gop=10, bframes=2, size=SIZE
+        ),
+    ),
+    "vfr_mkv": (
+        None,
+        lambda d: write_video(d / "vfr.mkv", 40, pts=_vfr_pts(40, 0, 2), time_base=MS, gop=10, size=SIZE),
+    ),
+    "offset_audio_mp4": (
+        Fraction(25),
+        lambda d: write_video(
+            d / "offset.mp4", 40, fps=25, gop=10, bframes=2, start_pts=7, audio=True, size=SIZE
+        ),
+    ),
     "nasty_hevc_mkv": (None, _nasty),
     "nocues_mkv": (Fraction(24), _no_cues),
 }

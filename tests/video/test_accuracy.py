@@ -32,8 +32,9 @@ def _sequential_decode(path) -> list[np.ndarray]:
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        frames = sorted(((f.pts, f.to_ndarray(format="rgb24")) for f in container.decode(stream)),
-                        key=lambda x: x[0])
+        frames = sorted(
+            ((f.pts, f.to_ndarray(format="rgb24")) for f in container.decode(stream)), key=lambda x: x[0]
+        )
     return [arr for _, arr in frames]
 
 
@@ -102,7 +103,7 @@ def test_end_of_video_raises_naming_ref_and_duration(case):
         assert info.value.uri == case.uri
 
 
-# --------------------------------------------------------------------------- requests made from the frame rate
+# ---------------------------------------------------------------------- requests made from the frame rate
 
 FPS = [Fraction(30000, 1001), Fraction(30), Fraction(24), Fraction(20)]
 
@@ -110,9 +111,13 @@ FPS = [Fraction(30000, 1001), Fraction(30), Fraction(24), Fraction(20)]
 @pytest.fixture(scope="session")
 def fps_videos(tmp_path_factory):
     d = tmp_path_factory.mktemp("fps")
-    return {(fps, ext): write_video(d / f"{fps.numerator}_{fps.denominator}.{ext}", 40, fps=fps, gop=8,
-                                    bframes=2, size=SIZE)
-            for fps in FPS for ext in ("mp4", "mkv")}
+    return {
+        (fps, ext): write_video(
+            d / f"{fps.numerator}_{fps.denominator}.{ext}", 40, fps=fps, gop=8, bframes=2, size=SIZE
+        )
+        for fps in FPS
+        for ext in ("mp4", "mkv")
+    }
 
 
 @pytest.mark.parametrize("decoder", DECODERS)

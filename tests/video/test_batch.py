@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 
 from hf_mediaref import DataURI, MediaRef, batch_decode
-from hf_mediaref.errors import FrameOutOfRangeError, MediaDecodeError, MediaNotFoundError, MissingDependencyError
+from hf_mediaref.errors import (
+    FrameOutOfRangeError,
+    MediaDecodeError,
+    MediaNotFoundError,
+    MissingDependencyError,
+)
 from hf_mediaref.testing import read_index, write_image, write_video
 from hf_mediaref.video import collect_stats
 
@@ -29,8 +34,9 @@ def media(media_dir):
     return {
         "mp4": write_video(media_dir / "batch_a.mp4", 30, fps=30, gop=10, bframes=2, size=SIZE),
         "mkv": write_video(media_dir / "batch_b.mkv", 24, fps=24, gop=8, size=SIZE, first_index=100),
-        "webm": write_video(media_dir / "batch_c.webm", 20, fps=20, gop=5, codec="libvpx-vp9", size=SIZE,
-                            first_index=200),
+        "webm": write_video(
+            media_dir / "batch_c.webm", 20, fps=20, gop=5, codec="libvpx-vp9", size=SIZE, first_index=200
+        ),
         "png": write_image(media_dir / "batch_img300.png", 300, size=SIZE),
         "jpg": write_image(media_dir / "batch_img301.jpg", 301, size=SIZE, quality=95),
     }
@@ -44,7 +50,9 @@ def memfs():
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
-def test_mixed_batch_of_videos_and_images_over_every_uri_kind(media, http_server, memfs, decoder, fresh_cache):
+def test_mixed_batch_of_videos_and_images_over_every_uri_kind(
+    media, http_server, memfs, decoder, fresh_cache
+):
     mp4, mkv, webm = media["mp4"], media["mkv"], media["webm"]
     memfs.pipe("/videos/c.webm", webm.path.read_bytes())
     video_uris = {
@@ -114,8 +122,11 @@ def test_http_video_block_is_fetched_in_one_request(media_dir, http_server, fres
 @pytest.mark.parametrize("decoder", DECODERS)
 def test_output_options(media, decoder):
     spec = media["mp4"]
-    refs = [MediaRef(str(spec.path), spec.pts_ns[7]), MediaRef(str(media["png"])), MediaRef(str(spec.path),
-                                                                                             spec.pts_ns[7])]
+    refs = [
+        MediaRef(str(spec.path), spec.pts_ns[7]),
+        MediaRef(str(media["png"])),
+        MediaRef(str(spec.path), spec.pts_ns[7]),
+    ]
     import torch
 
     hwc = batch_decode(refs, decoder=decoder, output="torch")

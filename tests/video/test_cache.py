@@ -131,9 +131,16 @@ def test_fork_child_drops_inherited_objects_without_closing_them():
 
 
 def test_cache_size_comes_from_av_cache_size():
-    code = "from hf_mediaref.video import _cache as cache; print(cache.CACHE_SIZE, cache.decoder_cache.max_idle)"
-    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "AV_CACHE_SIZE": "3"},
-                         capture_output=True, text=True, check=True).stdout.split()
+    code = (
+        "from hf_mediaref.video import _cache as cache; print(cache.CACHE_SIZE, cache.decoder_cache.max_idle)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "AV_CACHE_SIZE": "3"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert out == ["3", "3"]
 
 
@@ -143,10 +150,16 @@ def _open_fds() -> int:
 
 def test_real_containers_are_bounded_by_the_cache_size_and_cleanup_closes_them(tmp_path):
     cleanup_cache()
-    videos = [write_video(tmp_path / f"v{i}.mp4", 5, fps=10, gop=5, size=SIZE, first_index=10 * i) for i in range(14)]
+    videos = [
+        write_video(tmp_path / f"v{i}.mp4", 5, fps=10, gop=5, size=SIZE, first_index=10 * i)
+        for i in range(14)
+    ]
     baseline = _open_fds()
     for i, spec in enumerate(videos):
-        assert read_index(batch_decode([MediaRef(str(spec.path), spec.pts_ns[2])], max_workers=1)[0]) == 10 * i + 2
+        assert (
+            read_index(batch_decode([MediaRef(str(spec.path), spec.pts_ns[2])], max_workers=1)[0])
+            == 10 * i + 2
+        )
     assert len(decoder_cache) == decoder_cache.max_idle == 10
     assert _open_fds() - baseline <= decoder_cache.max_idle
     cleanup_cache()

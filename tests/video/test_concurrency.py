@@ -85,8 +85,18 @@ def _rss_bytes() -> int:
 def test_soak_10000_frames_across_50_videos(tmp_path):
     """10,000 frames over 50 videos leave at most the cache size in open descriptors and no RSS growth."""
     cleanup_cache()
-    videos = [write_video(tmp_path / f"soak{i}.{'mkv' if i % 2 else 'mp4'}", 40, fps=20, gop=10, bframes=i % 3,
-                          size=SIZE, first_index=100 * i) for i in range(50)]
+    videos = [
+        write_video(
+            tmp_path / f"soak{i}.{'mkv' if i % 2 else 'mp4'}",
+            40,
+            fps=20,
+            gop=10,
+            bframes=i % 3,
+            size=SIZE,
+            first_index=100 * i,
+        )
+        for i in range(50)
+    ]
     fds_before = len(os.listdir("/proc/self/fd"))
     rng = np.random.default_rng(0)
 

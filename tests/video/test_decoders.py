@@ -89,7 +89,9 @@ def test_frame_and_range_getters_match_torchcodec_surface(build_case, decoder):
         assert isinstance(frame, Frame)
         data, pts_seconds, duration = frame  # unpacks like TorchCodec's Frame
         assert read_index(_as_numpy(data)) == 7
-        assert pts_seconds == pytest.approx(pts[7] / 1e9) and duration == pytest.approx((pts[8] - pts[7]) / 1e9)
+        assert pts_seconds == pytest.approx(pts[7] / 1e9) and duration == pytest.approx(
+            (pts[8] - pts[7]) / 1e9
+        )
         played = dec.get_frame_played_at(pts[20] / 1e9 + 0.001)
         assert isinstance(played, Frame) and read_index(_as_numpy(played.data)) == 20
         assert played.pts_seconds == pytest.approx(pts[20] / 1e9)
@@ -159,7 +161,8 @@ def test_source_must_be_a_uri(build_case):
 def test_public_modules_import_no_heavy_dependency():
     code = (
         "import sys, hf_mediaref, hf_mediaref.video, hf_mediaref.video_decoder as vd\n"
-        "from hf_mediaref import batch_decode, cleanup_cache; from hf_mediaref.video import BatchDecodingStrategy, FrameBatch\n"
+        "from hf_mediaref import batch_decode, cleanup_cache\n"
+        "from hf_mediaref.video import BatchDecodingStrategy, FrameBatch\n"
         "cleanup_cache()\n"
         "assert not {'av', 'torch', 'torchcodec'} & set(sys.modules), sorted(sys.modules)\n"
         "vd.PyAVVideoDecoder\n"

@@ -10,8 +10,8 @@ import pytest
 from hf_mediaref import MediaRef, batch_decode
 from hf_mediaref.errors import MediaDecodeError
 from hf_mediaref.testing import read_index, write_video
-from hf_mediaref.video import collect_stats
 from hf_mediaref.video import _pyav as pyav_decoder
+from hf_mediaref.video import collect_stats
 from hf_mediaref.video._indexes import load_index
 
 from .conftest import SIZE

@@ -13,8 +13,8 @@ import pytest
 from hf_mediaref import MediaRef, batch_decode, cleanup_cache
 from hf_mediaref.io import open_media, source_version
 from hf_mediaref.testing import read_index, write_video
-from hf_mediaref.video._indexes import load_index
 from hf_mediaref.video._index_store import load_stored_index, store_dir, store_index
+from hf_mediaref.video._indexes import load_index
 
 from .conftest import SIZE
 
@@ -88,7 +88,13 @@ def test_round_trip_keeps_every_field(media_dir, store):
     assert np.array_equal(back.pts, index.pts) and np.array_equal(back.packet_sizes, index.packet_sizes)
     assert back.keyframes() == index.keyframes() and back.end_pts == index.end_pts
     assert (back.time_base, back.width, back.height, back.codec, back.pixel_format, back.stream_index) == (
-        index.time_base, index.width, index.height, index.codec, index.pixel_format, index.stream_index)
+        index.time_base,
+        index.width,
+        index.height,
+        index.codec,
+        index.pixel_format,
+        index.stream_index,
+    )
 
 
 def test_source_version(media_dir, http_server):

@@ -46,14 +46,23 @@ class TestFramesPlayedAt:
         return frames_played_at(self.frame_ns, self.end, times, self.tol).tolist()
 
     def test_playback_rule(self):
-        assert self.frames([0, 50_000_000, 99_000_000, 100_000_000, 250_000_000, 399_000_000]) == [0, 0, 0, 1, 2, 3]
+        assert self.frames([0, 50_000_000, 99_000_000, 100_000_000, 250_000_000, 399_000_000]) == [
+            0,
+            0,
+            0,
+            1,
+            2,
+            3,
+        ]
 
     def test_tolerance_below_a_frame_selects_it(self):
         assert self.frames([99_500_000, 99_499_999]) == [1, 0]
 
     def test_before_first_frame_is_first_frame(self):
         starts_late = self.frame_ns + 5_000_000_000
-        assert frames_played_at(starts_late, self.end + 5_000_000_000, [0, 4_000_000_000], self.tol).tolist() == [0, 0]
+        assert frames_played_at(
+            starts_late, self.end + 5_000_000_000, [0, 4_000_000_000], self.tol
+        ).tolist() == [0, 0]
 
     def test_at_or_past_end_is_no_frame(self):
         assert self.frames([400_000_000, 399_600_000, 10**12, 2**63 - 1]) == [NO_FRAME] * 4
@@ -81,7 +90,9 @@ class TestSpans:
         spans = plan_spans([5, 11], self.keyframes, S.SEQUENTIAL_PER_KEYFRAME_BLOCK, merge_gap=2)
         assert spans == (Span(0, (5,)), Span(10, (11,)))  # 4 frames (6..9) would be wasted: seek instead
         assert plan_spans([9, 11], self.keyframes, S.SEQUENTIAL_PER_KEYFRAME_BLOCK, merge_gap=-1) == (
-            Span(0, (9,)), Span(10, (11,)))
+            Span(0, (9,)),
+            Span(10, (11,)),
+        )
 
     def test_sequential_is_one_span(self):
         assert plan_spans([36, 3, 25], self.keyframes, S.SEQUENTIAL) == (Span(0, (3, 25, 36)),)
@@ -89,7 +100,10 @@ class TestSpans:
 
     def test_separate_is_one_span_per_unique_frame(self):
         assert plan_spans([25, 3, 3, 7], self.keyframes, S.SEPARATE) == (
-            Span(0, (3,)), Span(0, (7,)), Span(20, (25,)))
+            Span(0, (3,)),
+            Span(0, (7,)),
+            Span(20, (25,)),
+        )
 
     def test_every_strategy_covers_every_frame(self):
         rng = np.random.default_rng(0)
