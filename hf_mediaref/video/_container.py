@@ -9,7 +9,7 @@ from typing import Any
 
 from .._optional import require
 from ..errors import MediaDecodeError, describe_uri
-from ..io import open_media, source_version
+from ..io import MediaSource, open_media, source_version
 from . import _stats as stats
 from ._cache import decoder_cache
 from ._errors import decode_errors
@@ -26,16 +26,27 @@ def import_av() -> Any:
 
 
 class OpenedVideo:
-    """One open container, its video stream and an RGB reformatter: used by one thread at a time."""
+    """One open container, its video stream and an RGB reformatter: used by one thread at a time.
 
-    def __init__(self, uri: str, *, storage_options: dict | None = None, threads: int = 1):
+    The container reads ``source`` when given (the caller keeps owning it), else a source it opens and closes.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        storage_options: dict | None = None,
+        threads: int = 1,
+        source: MediaSource | None = None,
+    ):
         av = import_av()
         from av.video.reformatter import VideoReformatter
 
         self.uri = uri
         self._stack = contextlib.ExitStack()
         try:
-            source = self._stack.enter_context(open_media(uri, storage_options=storage_options))
+            if source is None:
+                source = self._stack.enter_context(open_media(uri, storage_options=storage_options))
             self._expect = getattr(getattr(source, "raw", None), "expect", None)  # HTTP read-ahead hint
             self.version = source_version(source)  # None for local files and data: URIs
             with decode_errors(uri, "open"):
@@ -55,9 +66,7 @@ class OpenedVideo:
         self.stream = self.container.streams.video[0]
         for other in self.container.streams:
             if other.index != self.stream.index:
-                other.discard = (
-                    av.stream.Discard.all
-                )  # the demuxer skips their packets' payloads where it can
+                other.discard = av.stream.Discard.all  # the demuxer skips their payloads where it can
         ctx = self.stream.codec_context
         ctx.thread_type = "FRAME" if threads > 1 else "SLICE"
         ctx.thread_count = threads

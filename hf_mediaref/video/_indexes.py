@@ -1,10 +1,13 @@
 """The keyframe index of a video: from the in-memory cache, else from the on-disk store (remote videos), else
-built by a demux scan on a leased PyAV container."""
+built by a demux scan of a freshly opened PyAV container (never a cached one, whose position is unknown)."""
 
 from __future__ import annotations
 
+import contextlib
+
+from ..io import open_media, source_version
 from ._cache import cached_index
-from ._container import lease_video
+from ._container import OpenedVideo
 from ._errors import decode_errors
 from ._identity import source_key
 from ._index import VideoIndex, scan_index
@@ -19,14 +22,19 @@ def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | No
     key = key or source_key(uri, storage_options)
 
     def build() -> VideoIndex:
-        with lease_video(uri, storage_options=storage_options, key=key) as video, decode_errors(uri, "index"):
-            if video.version is not None:
-                stored = load_stored_index(key, video.version)
+        with decode_errors(uri, "index"), open_media(uri, storage_options=storage_options) as source:
+            version = source_version(source)  # None for local files and data: URIs
+            if version is not None:
+                stored = load_stored_index(key, version)
                 if stored is not None:
                     return stored
-            index = scan_index(video.container, video.stream, count_packet_bytes=video.counts_packet_bytes)
-            if video.version is not None:
-                store_index(key, video.version, index)
+            # a fresh container: a scan reads from the first packet, whatever cached containers have done
+            with contextlib.closing(OpenedVideo(uri, source=source)) as video:
+                index = scan_index(
+                    video.container, video.stream, count_packet_bytes=video.counts_packet_bytes
+                )
+            if version is not None:
+                store_index(key, version, index)
             return index
 
     return cached_index(key, build)

@@ -8,20 +8,23 @@ matched to targets by pts; only targets are converted to RGB (``rgb24`` through 
 reformatter, resized in the same swscale call when ``size`` is given; never ``rgba``, which has crashed
 swscale).
 
-Seek verification: if the first frame after a seek comes later than a target, or a seek decodes nothing,
-the keyframe is not a usable start (demuxers can flag every packet as a keyframe): the decoder drops it
-from the index and backs off to the previous keyframe, down to the start of the stream. A target whose
-exact frame never comes out of the decoder gets the frame on screen at its time among the decodable ones.
+Never a wrong frame: a target gets the decoded frame whose pts is its own pts, or the span raises. The first
+frame after a seek must not come later than the keyframe the seek aimed at; if it does (demuxers can flag
+every packet as a keyframe; MPEG-TS seeks by byte estimates), that keyframe is dropped from the index and the
+span backs off to the previous one, down to a decode from the very first packet on a fresh container. A target
+whose frame never comes out of the decoder raises :class:`~hf_mediaref.errors.MediaDecodeError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from .._fields import NS_PER_SECOND
 from ..errors import MediaDecodeError, describe_uri
 from . import _stats as stats
 from ._base import BaseVideoDecoder, DimensionOrder
@@ -40,11 +43,15 @@ _NONREF_SKIP_CODECS = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1vi
 
 
 class _Overshoot(Exception):
-    """The seek landed after the first target, or nothing decoded after it."""
+    """The first frame after a seek came out later than the keyframe the seek aimed at."""
 
 
-class _SkipLostFrames(Exception):
-    """A target's frame went missing while non-reference frames were skipped."""
+class _MissingFrame(Exception):
+    """A target's own frame never came out of the decoder."""
+
+    def __init__(self, position: int):
+        super().__init__(position)
+        self.position = position
 
 
 def _to_rgb(video: OpenedVideo, frame: Any, size: tuple[int, int] | None) -> np.ndarray:
@@ -74,8 +81,9 @@ def _seek(video: OpenedVideo, index: VideoIndex, start: int, last: int) -> None:
 class _SpanDecode:
     """One seek to keyframe ``start`` and a forward decode that answers the sorted ``targets`` (positions).
 
-    ``frames`` maps each target to its RGB frame; ``exact`` stays True while every target got its own frame.
-    """
+    ``frames`` maps each target to its RGB frame: the decoded frame whose pts is the target's pts, nothing
+    else. Raises :class:`_Overshoot` when the seek landed after the keyframe and :class:`_MissingFrame` when a
+    target's frame never comes out."""
 
     def __init__(
         self,
@@ -85,12 +93,14 @@ class _SpanDecode:
         targets: Sequence[int],
         size: tuple[int, int] | None,
         skip_nonref: bool,
+        seek: bool = True,
     ):
         self.video, self.index, self.start, self.targets, self.size = video, index, start, targets, size
+        self.seek = seek  # False: a fresh container decoded from its first packet
         self.target_pts = [int(index.pts[t]) for t in targets]
         self.wanted = set(self.target_pts) if skip_nonref else None  # a target's own packet is never skipped
         self.frames: dict[int, np.ndarray] = {}
-        self.exact = True
+        self._first = True
         self._converted: dict[int, np.ndarray] = {}  # by pts: a frame answering several targets converts once
         self._pending = 0  # targets[:_pending] are answered
         self._prev: Any = None  # the last decoded frame and its pts
@@ -98,17 +108,20 @@ class _SpanDecode:
         self._skipping = False
         self._decoded = 0
 
-    def run(self) -> tuple[dict[int, np.ndarray], bool]:
-        """Decode until every target is answered; raises :class:`_Overshoot` when the seek landed too late."""
-        _seek(self.video, self.index, self.start, max(self.targets))
+    def run(self) -> dict[int, np.ndarray]:
+        """Decode until every target is answered."""
+        if self.seek:
+            _seek(self.video, self.index, self.start, max(self.targets))
         try:
             for packet in self.video.container.demux(self.video.stream):
                 self._set_skipping(self.wanted is not None and packet.pts not in self.wanted)
                 for frame in packet.decode():
                     self._decoded += 1
                     if self._on_frame(frame):
-                        return self.frames, self.exact
-            return self._on_end_of_stream()
+                        return self.frames
+            if self.seek and self._first:
+                raise _Overshoot()  # nothing decoded after the seek
+            raise _MissingFrame(self.targets[self._pending])
         finally:
             self._set_skipping(False)
             self._record()
@@ -118,12 +131,11 @@ class _SpanDecode:
             self.video.stream.codec_context.skip_frame = "NONREF" if skip else "DEFAULT"
             self._skipping = skip
 
-    def _answer(self, frame: Any, pts: int, exact: bool) -> None:
+    def _answer(self, frame: Any, pts: int) -> None:
         arr = self._converted.get(pts)
         if arr is None:
             arr = self._converted[pts] = _to_rgb(self.video, frame, self.size)
         self.frames[self.targets[self._pending]] = arr
-        self.exact = self.exact and exact
         self._pending += 1
 
     def _on_frame(self, frame: Any) -> bool:
@@ -131,28 +143,16 @@ class _SpanDecode:
         pts = frame.pts if frame.pts is not None else frame.dts
         if pts is None:
             return False
+        if self._first:
+            self._first = False
+            if self.seek and pts > self.index.pts[self.start]:  # landed after the keyframe it aimed at
+                raise _Overshoot()
         n = len(self.targets)
-        while self._pending < n and self.target_pts[self._pending] < pts:  # a target's frame never came
-            if self._prev is not None:
-                self._answer(self._prev, self._prev_pts, exact=False)
-            elif self.start == 0:  # the target precedes the first decodable frame
-                self._answer(frame, pts, exact=False)
-            else:
-                raise _Overshoot()
-        if self._pending < n and self.target_pts[self._pending] == pts:
-            self._answer(frame, pts, exact=True)
-        self._prev, self._prev_pts = frame, pts
+        if self._pending < n and self.target_pts[self._pending] < pts:  # that frame never came out
+            raise _MissingFrame(self.targets[self._pending])
+        while self._pending < n and self.target_pts[self._pending] == pts:
+            self._answer(frame, pts)
         return self._pending == n
-
-    def _on_end_of_stream(self) -> tuple[dict[int, np.ndarray], bool]:
-        if self._prev is None:
-            if self.start != 0:
-                raise _Overshoot()
-            uri = self.video.uri
-            raise MediaDecodeError(f"no frame of {describe_uri(uri)} could be decoded", uri=uri)
-        while self._pending < len(self.targets):  # the stream ended early: the last frame stays on screen
-            self._answer(self._prev, self._prev_pts, exact=False)
-        return self.frames, self.exact
 
     def _record(self) -> None:
         if stats.is_collecting():
@@ -165,43 +165,6 @@ class _SpanDecode:
                 seeks=1,
                 bytes_read=packet_bytes,
             )
-
-
-def decode_span_pyav(
-    video: OpenedVideo, index: VideoIndex, span: Span, size: tuple[int, int] | None = None
-) -> dict[int, np.ndarray]:
-    """Decode ``span`` on an open container, backing off to earlier keyframes when a seek overshoots."""
-    start = span.start
-    while True:
-        skip_nonref = index.codec in _NONREF_SKIP_CODECS and index.nonref_skipping
-        try:
-            frames, exact = _SpanDecode(video, index, start, span.targets, size, skip_nonref).run()
-        except _Overshoot:
-            earlier = index.previous_keyframe(start)
-            logger.debug(
-                "%s: seek to frame %d overshot; retrying from frame %d",
-                describe_uri(video.uri),
-                start,
-                earlier,
-            )
-            index.distrust(start)
-            start = earlier
-            continue
-        if exact:
-            return frames
-        if skip_nonref:
-            logger.info(
-                "%s: frames went missing while skipping non-reference frames; decoding them all",
-                describe_uri(video.uri),
-            )
-            index.nonref_skipping = False
-            raise _SkipLostFrames()  # the codec may keep the skip setting: retry on a fresh container
-        logger.warning(
-            "%s: some requested frames never came out of the decoder; returned the frame on screen "
-            "before each instead",
-            describe_uri(video.uri),
-        )
-        return frames
 
 
 class PyAVVideoDecoder(BaseVideoDecoder):
@@ -235,14 +198,57 @@ class PyAVVideoDecoder(BaseVideoDecoder):
     def _decode_span(
         self, span: Span, *, size: tuple[int, int] | None = None, threads: int = 1
     ) -> dict[int, Any]:
+        """Decode ``span``; every returned frame is the target's own frame, decoded from a keyframe before it.
+
+        A seek that lands after its keyframe drops that keyframe and backs off to the previous one; when even
+        the seek to the start lands late (seen in MPEG-TS), the span is decoded on a fresh container from the
+        first packet, without seeking. A target whose frame never comes out (damaged or missing data) raises
+        :class:`~hf_mediaref.errors.MediaDecodeError`, after one retry without skipping non-reference frames.
+        """
+        index, start, from_top = self._index, span.start, False
         while True:
+            skip_nonref = index.codec in _NONREF_SKIP_CODECS and index.nonref_skipping
             try:
-                with lease_video(
-                    self.uri, storage_options=self.storage_options, threads=threads, key=self._key
-                ) as video:
-                    return decode_span_pyav(video, self._index, span, size)
-            except _SkipLostFrames:  # the lease closed that container; skipping is now off for this video
-                continue
+                with self._container(threads, fresh=from_top) as video:
+                    decode = _SpanDecode(
+                        video, index, start, span.targets, size, skip_nonref, seek=not from_top
+                    )
+                    return decode.run()
+            except _Overshoot:  # the lease closed that container: its state is unknown
+                if start == 0:
+                    logger.info("%s: a seek to the start landed late; decoding from the first packet", self)
+                    from_top = True
+                else:
+                    earlier = index.previous_keyframe(start)
+                    logger.debug(
+                        "%s: seek to frame %d overshot; retrying from frame %d", self, start, earlier
+                    )
+                    index.distrust(start)
+                    start = earlier
+            except _MissingFrame as missing:
+                if skip_nonref:  # the codec may keep the skip setting: retry on a fresh container
+                    logger.info("%s: a frame went missing while skipping non-reference frames", self)
+                    index.nonref_skipping = False
+                    continue
+                raise self._missing_frame_error(missing.position, start) from None
+
+    def _container(self, threads: int, *, fresh: bool) -> contextlib.AbstractContextManager[OpenedVideo]:
+        """A leased container from the cache, or a ``fresh`` one (never seeked, closed after use)."""
+        if fresh:
+            return contextlib.closing(
+                OpenedVideo(self.uri, storage_options=self.storage_options, threads=threads)
+            )
+        return lease_video(self.uri, storage_options=self.storage_options, threads=threads, key=self._key)
+
+    def _missing_frame_error(self, position: int, start: int) -> MediaDecodeError:
+        index = self._index
+        t_ns = int(index.frame_ns[position])
+        return MediaDecodeError(
+            f"frame {position} of video {describe_uri(self.uri)} (pts {t_ns / NS_PER_SECOND:.6f} s, "
+            f"{t_ns} ns) could not be decoded: decoding from the keyframe at frame {start} did not produce "
+            "it (damaged or missing data)",
+            uri=self.uri,
+        )
 
     def _stack(self, frames: Sequence[Any]) -> np.ndarray:
         if not frames:

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from .._fields import NS_PER_SECOND
 from ..errors import MediaDecodeError, MissingDependencyError, describe_uri
 from ..io import open_media
 from . import _stats as stats
@@ -168,6 +169,7 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
         self.device = check_device(device)
         super().__init__(source, storage_options=storage_options, dimension_order=dimension_order)
         self._mappings: str | None = None
+        self._reference: BaseVideoDecoder | None = None  # the PyAV decoder used where TorchCodec fails
 
     def _frame_mappings(self) -> str:
         if self._mappings is None:
@@ -190,8 +192,16 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
                 size=size,
             )
 
-        with decoder_cache.lease(key, open_) as opened:
-            data = opened.decoder.get_frames_at(list(span.targets)).data
+        if not self._index.torchcodec_seeks_ok:
+            return self._reference_decode(span, size, threads)
+        try:
+            with decoder_cache.lease(key, open_) as opened:
+                batch = opened.decoder.get_frames_at(list(span.targets))
+        except RuntimeError as exc:  # TorchCodec's decode and seek failures
+            return self._reference_decode(span, size, threads, why=f"it raised {exc}")
+        if not self._returned_targets(span, batch.pts_seconds.tolist()):
+            return self._reference_decode(span, size, threads, why="its seek returned frames of other times")
+        data = batch.data
         if stats.is_collecting():
             packet_bytes = int(self._index.packet_sizes[span.start : span.stop + 1].sum())
             stats.record(
@@ -201,6 +211,37 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
                 bytes_read=packet_bytes if opened.counts_packet_bytes else 0,
             )
         return {target: data[i] for i, target in enumerate(span.targets)}
+
+    def _returned_targets(self, span: Span, pts_seconds: list[float]) -> bool:
+        """Whether TorchCodec returned the targets' own frames (their pts are the index's)."""
+        idx = self._index
+        tolerance = idx.tolerance_ns / NS_PER_SECOND
+        return len(pts_seconds) == len(span.targets) and all(
+            abs(got - float(idx.to_seconds(idx.pts[t]))) <= tolerance
+            for got, t in zip(pts_seconds, span.targets)
+        )
+
+    def _reference_decode(
+        self, span: Span, size: tuple[int, int] | None, threads: int, why: str | None = None
+    ) -> dict[int, Any]:
+        """Decode ``span`` with the PyAV backend (the same frames, checked), as tensors on ``device``.
+
+        Used where TorchCodec returns frames of other times or fails (its seeks land elsewhere in some
+        MPEG-TS files): the video then stays on PyAV.
+        """
+        import torch
+
+        if why is not None:
+            self._index.torchcodec_seeks_ok = False
+            logger.warning(
+                "%s: TorchCodec is not reliable on this video (%s); decoding it with PyAV", self, why
+            )
+        if self._reference is None:
+            from ._pyav import PyAVVideoDecoder
+
+            self._reference = PyAVVideoDecoder(self.uri, storage_options=self.storage_options)
+        frames = self._reference._decode_span(span, size=size, threads=threads)
+        return {t: torch.from_numpy(frame).to(self.device) for t, frame in frames.items()}
 
     def _stack(self, frames: Sequence[Any]) -> Any:
         import torch

@@ -106,6 +106,14 @@ def _no_cues(d: Path) -> VideoSpec:
     return dataclasses.replace(src, path=d / "nocues.mkv", pts_ns=tuple(probe_pts_ns(d / "nocues.mkv")))
 
 
+def _ts(d: Path, name: str, gop: int) -> VideoSpec:
+    """A bit-exact MPEG-TS remux of an H.264 MP4 with B-frames: TS seeks go by byte estimates and have landed
+    after their target keyframe."""
+    src = write_video(d / f"{name}_src.mp4", 72, fps=24, gop=gop, bframes=2, size=SIZE)
+    _remux(src.path, d / f"{name}.ts")
+    return dataclasses.replace(src, path=d / f"{name}.ts", pts_ns=tuple(probe_pts_ns(d / f"{name}.ts")))
+
+
 BUILDERS: dict[str, tuple[Fraction | None, Callable[[Path], VideoSpec]]] = {
     "h264_mp4": (Fraction(30), lambda d: write_video(d / "h264.mp4", 40, fps=30, gop=10, size=SIZE)),
     "h264_bframes_mp4": (
@@ -152,6 +160,8 @@ BUILDERS: dict[str, tuple[Fraction | None, Callable[[Path], VideoSpec]]] = {
     ),
     "nasty_hevc_mkv": (None, _nasty),
     "nocues_mkv": (Fraction(24), _no_cues),
+    "h264_ts": (Fraction(24), lambda d: _ts(d, "h264_gop24", 24)),
+    "h264_one_keyframe_ts": (Fraction(24), lambda d: _ts(d, "h264_gop300", 300)),
 }
 ZOO = list(BUILDERS)
 

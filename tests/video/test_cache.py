@@ -165,3 +165,70 @@ def test_real_containers_are_bounded_by_the_cache_size_and_cleanup_closes_them(t
     cleanup_cache()
     assert len(decoder_cache) == 0
     assert _open_fds() <= baseline
+
+
+# ---------------------------------------------------------------------------- index and container lifetimes
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory):
+    return write_video(
+        tmp_path_factory.mktemp("lifetimes") / "long.mp4", 240, fps=24, gop=24, bframes=2, size=SIZE
+    )
+
+
+def _frames(spec, positions, **kw):
+    return [
+        read_index(f)
+        for f in batch_decode([MediaRef(str(spec.path), spec.pts_ns[i]) for i in positions], **kw)
+    ]
+
+
+def test_an_index_rebuilt_while_its_containers_stay_cached_is_built_from_the_first_packet(long_video):
+    """Evicting an index (many videos, small caches) while a container of its video stays cached at some
+    position used to rebuild the index from that position: frames [1, 100, 200] came back as [233, 233, 233]."""
+    from hf_mediaref.video._cache import clear_index_cache
+
+    cleanup_cache()
+    assert _frames(long_video, [150, 230], max_workers=1) == [150, 230]
+    assert len(decoder_cache) > 0  # the containers that decoded them stay cached, far into the file
+    clear_index_cache()
+    assert _frames(long_video, [1, 100, 200], max_workers=1) == [1, 100, 200]
+    assert _frames(long_video, [239, 0], max_workers=2) == [239, 0]
+
+
+def test_cleanup_cache_racing_decodes_never_changes_what_a_decode_returns(long_video, tmp_path):
+    others = [
+        write_video(tmp_path / f"race{i}.mkv", 60, fps=20, gop=10, size=SIZE, first_index=1000 * (i + 1))
+        for i in range(2)
+    ]
+    videos = [(long_video, 0), *((spec, 1000 * (i + 1)) for i, spec in enumerate(others))]
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def decoder(seed: int) -> None:
+        import random
+
+        rng = random.Random(seed)
+        try:
+            for _ in range(25):
+                spec, first = videos[rng.randrange(len(videos))]
+                picks = [rng.randrange(len(spec.pts_ns)) for _ in range(4)]
+                assert _frames(spec, picks, max_workers=rng.choice([1, 2])) == [first + p for p in picks]
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    def cleaner() -> None:
+        while not stop.is_set():
+            cleanup_cache()
+            stop.wait(0.002)
+
+    threads = [threading.Thread(target=decoder, args=(seed,)) for seed in range(3)]
+    janitor = threading.Thread(target=cleaner)
+    janitor.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    stop.set()
+    janitor.join(timeout=10)
+    assert not any(t.is_alive() for t in threads)
+    assert not errors, errors[0]
