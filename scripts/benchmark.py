@@ -488,7 +488,7 @@ def formatter_overhead(workloads: list[Workload], reps: int) -> list[tuple[str, 
 def grouping_cost(rows: int = 1_000_000, videos: int = 1000, reps: int = 3) -> float:
     import pyarrow as pa
 
-    from hf_mediaref.hf.grouping import group_by_uri
+    from hf_mediaref.arrow import group_by_uri
 
     rng = np.random.default_rng(0)
     names = np.array([f"videos/episode_{k:05d}.mkv" for k in range(videos)], dtype=object)

@@ -1,7 +1,12 @@
 """HuggingFace ``datasets`` integration: the ``MediaRef`` feature, the ``"mediaref"`` batched-decoding format,
 repo-relative media roots, embedding, Hub push and a video-aware batch sampler.
 
-Importing this package imports ``datasets`` (and registers the feature and format with it).
+Importing this package imports ``datasets`` (and registers the feature and format with it). The Arrow pieces
+that do not need ``datasets`` (storage type, grouping, root resolution) are in :mod:`hf_mediaref.arrow`; the
+decode options in :class:`hf_mediaref.DecodeOptions`. Modules (private): ``_feature`` (the feature and the
+walker over nested features and their Arrow data), ``_formatter``, ``_transform``, ``_embedding``, ``_roots``,
+``_loading``, ``_hub``, ``_sampler``, ``_registration`` and ``_compat`` (every ``datasets`` internal used, in
+one place).
 """
 
 from __future__ import annotations
@@ -9,28 +14,26 @@ from __future__ import annotations
 import datasets  # noqa: F401  (first: the import hook registers the integration once datasets is loaded)
 
 from . import _registration
-from .embedding import embed
-from .feature import MediaRefFeature
-from .formatter import MediaRefFormatter
-from .grouping import UriGroups, group_by_uri
-from .hub import push_to_hub
-from .loading import load_dataset
-from .roots import get_media_root, set_media_root
-from .sampler import VideoBlockBatchSampler
-from .transform import decode_transform
+from ._embedding import embed
+from ._feature import MediaRefFeature
+from ._formatter import MediaRefFormatter
+from ._hub import push_to_hub
+from ._loading import load_dataset
+from ._roots import get_media_root, set_media_root
+from ._sampler import VideoBlockBatchSampler
+from ._transform import MediaDecodeTransform, decode_transform
 
 _registration.register()
 
 __all__ = [
+    "MediaDecodeTransform",
     "MediaRefFeature",
     "MediaRefFormatter",
-    "decode_transform",
-    "load_dataset",
-    "embed",
-    "push_to_hub",
     "VideoBlockBatchSampler",
-    "set_media_root",
+    "decode_transform",
+    "embed",
     "get_media_root",
-    "group_by_uri",
-    "UriGroups",
+    "load_dataset",
+    "push_to_hub",
+    "set_media_root",
 ]

@@ -8,7 +8,9 @@ itself); idempotent.
 from __future__ import annotations
 
 import threading
-import warnings
+from typing import Any
+
+from . import _compat
 
 __all__ = ["register"]
 
@@ -17,25 +19,17 @@ _registered = False
 
 
 def _register_feature() -> None:
-    from datasets.features import features as ds_features
+    from ._feature import MediaRefFeature
 
-    from .feature import MediaRefFeature
-
-    if ds_features._FEATURE_TYPES.get("MediaRef") is MediaRefFeature:
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # register_feature is marked experimental and warns on every call
-        ds_features.register_feature(MediaRefFeature, "MediaRef")
+    if _compat.feature_type("MediaRef") is not MediaRefFeature:
+        _compat.register_feature_type(MediaRefFeature, "MediaRef")
 
 
 def _register_formatter() -> None:
-    from datasets import formatting
+    from ._formatter import FORMAT_TYPE, MediaRefFormatter
 
-    from .formatter import FORMAT_TYPE, MediaRefFormatter
-
-    if formatting._FORMAT_TYPES.get(FORMAT_TYPE) is MediaRefFormatter:
-        return
-    formatting._register_formatter(MediaRefFormatter, FORMAT_TYPE, aliases=["media_ref"])
+    if _compat.format_type(FORMAT_TYPE) is not MediaRefFormatter:
+        _compat.register_format(MediaRefFormatter, FORMAT_TYPE, aliases=["media_ref"])
 
 
 def _register_object_conversion() -> None:
@@ -48,16 +42,13 @@ def _register_object_conversion() -> None:
     MediaRef (to its ``{"uri", "pts_ns"}`` dict) and DataURI (to its URI string) everywhere the writer
     converts values.
     """
-    from datasets.features import features as ds_features
+    from ..core import DataURI, MediaRef
 
-    from ..core import DataURI
-    from ..core import MediaRef
-
-    original = ds_features._cast_to_python_objects
+    original = _compat.get_cast_to_python_objects()
     if getattr(original, "__hf_mediaref__", False):
         return
 
-    def _cast_to_python_objects(obj, only_1d_for_numpy, optimize_list_casting):
+    def _cast_to_python_objects(obj: Any, only_1d_for_numpy: bool, optimize_list_casting: bool) -> Any:
         cls = obj.__class__
         if cls is MediaRef or isinstance(obj, MediaRef):
             return {"uri": obj.uri, "pts_ns": obj.pts_ns}, True
@@ -65,13 +56,20 @@ def _register_object_conversion() -> None:
             return {"uri": obj.uri, "pts_ns": None}, True
         return original(obj, only_1d_for_numpy, optimize_list_casting)
 
-    _cast_to_python_objects.__hf_mediaref__ = True
-    _cast_to_python_objects.__wrapped__ = original
-    ds_features._cast_to_python_objects = _cast_to_python_objects
+    _cast_to_python_objects.__hf_mediaref__ = True  # type: ignore[attr-defined]
+    _cast_to_python_objects.__wrapped__ = original  # type: ignore[attr-defined]
+    _compat.set_cast_to_python_objects(_cast_to_python_objects)
 
 
 def register() -> None:
-    """Register the feature, the formatter and the object conversion with ``datasets`` (once)."""
+    """Register the feature, the formatter and the object conversion with ``datasets`` (once).
+
+    Example:
+        ```python
+        >>> from hf_mediaref.hf import _registration
+        >>> _registration.register()  # done for you when datasets is imported
+        ```
+    """
     global _registered
     with _lock:
         if _registered:

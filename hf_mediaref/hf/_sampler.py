@@ -8,22 +8,21 @@ shuffled, and batches are cut from the shuffled sequence, so a batch spans at mo
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from datasets import Value
 
-from .grouping import group_by_uri
+from ..arrow import group_by_uri, ref_arrays
+from ._feature import MediaRefFeature
 
 __all__ = ["VideoBlockBatchSampler"]
 
 
-def _key_column(dataset: Any, column: Optional[str]) -> tuple[pa.Array, Optional[pa.Array]]:
+def _key_column(dataset: Any, column: str | None) -> tuple[pa.Array, pa.Array | None]:
     """The URI (and pts) array of ``column`` as the dataset presents it (after select/shuffle/filter)."""
-    from datasets import Value
-
-    from .feature import MediaRefFeature
-
     features = dataset.features
     if column is None:
         candidates = [name for name, f in features.items() if isinstance(f, MediaRefFeature)]
@@ -34,11 +33,11 @@ def _key_column(dataset: Any, column: Optional[str]) -> tuple[pa.Array, Optional
         raise KeyError(f"column {column!r} is not in the dataset (columns: {list(features)})")
     feature = features[column]
     table = dataset.select_columns([column]).with_format("arrow")[:]
-    values = table[column].combine_chunks()
     if isinstance(feature, MediaRefFeature):
-        return values.field("uri"), values.field("pts_ns")
+        uri, pts, _ = ref_arrays(table[column])
+        return uri, pts
     if isinstance(feature, Value) and feature.dtype in ("string", "large_string"):
-        return values, None
+        return table[column].combine_chunks(), None
     raise TypeError(f"column {column!r} must be a MediaRef or string column, got {feature}")
 
 
@@ -62,8 +61,8 @@ class VideoBlockBatchSampler:
         dataset: Any,
         batch_size: int,
         *,
-        column: Optional[str] = None,
-        block_size: Optional[int] = None,
+        column: str | None = None,
+        block_size: int | None = None,
         shuffle: bool = True,
         seed: int = 0,
         drop_last: bool = False,

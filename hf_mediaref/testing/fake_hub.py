@@ -33,7 +33,7 @@ _CLIENT_MODULES = (
     "datasets.iterable_dataset",
     "datasets.data_files",
     "datasets.hub",
-    "hf_mediaref.hf.hub",
+    "hf_mediaref.hf._hub",
 )
 
 

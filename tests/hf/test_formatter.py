@@ -75,11 +75,7 @@ def test_output_kinds_size_and_channels_first(ds, labels_of):
 def test_options_reach_the_engine(ds, engine_calls):
     ds.with_format("mediaref", strategy="separate", size=(32, 64), storage_options={"x": 1})[:2]
     options = engine_calls[0][1]["options"]
-    assert (
-        options.strategy == "separate"
-        and options.size == (32, 64)
-        and options.storage_options == {"x": 1}
-    )
+    assert options.strategy == "separate" and options.size == (32, 64) and options.storage_options == {"x": 1}
 
 
 @pytest.mark.torchcodec
@@ -170,3 +166,95 @@ def test_decode_transform_on_raw_dicts_with_a_root(rows, repo, labels_of):
     assert labels_of([np.asarray(im) for im in out["frame"]]) == [0, 3, 6]
     with pytest.raises(UnresolvedPathError):
         ds.with_transform(decode_transform())[:1]
+
+
+@pytest.fixture
+def fake_engine(monkeypatch):
+    """Record every batch_decode call and return a blank frame per ref (the engine does not run: the options
+    may name a device this machine lacks)."""
+    calls = []
+
+    def fake(refs, *args, **kwargs):
+        calls.append((list(refs), kwargs))
+        return [np.zeros((2, 2, 3), np.uint8) for _ in refs]
+
+    monkeypatch.setattr(hf_mediaref.decode, "batch_decode", fake)
+    return calls
+
+
+def test_max_workers_device_and_decoder_reach_the_engine_from_the_format(ds, fake_engine):
+    ds.with_format("mediaref", decoder="torchcodec", device="cuda", max_workers=3)[:2]
+    options = fake_engine[0][1]["options"]
+    assert (options.decoder, options.device, options.max_workers) == ("torchcodec", "cuda", 3)
+
+
+def test_an_options_object_reaches_the_engine_and_keywords_override_it(ds, fake_engine):
+    from hf_mediaref import DecodeOptions
+
+    opts = DecodeOptions(decoder="torchcodec", device="cuda:1", max_workers=2, size=(32, 64))
+    ds.with_format("mediaref", options=opts, max_workers=5)[:2]
+    assert fake_engine[0][1]["options"] == opts.replace(max_workers=5)
+
+
+def test_max_workers_device_and_decoder_reach_the_engine_from_decode_transform(ds, fake_engine):
+    ds.with_transform(decode_transform(decoder="torchcodec", device="cuda", max_workers=4))[:2]
+    options = fake_engine[0][1]["options"]
+    assert (options.decoder, options.device, options.max_workers) == ("torchcodec", "cuda", 4)
+    from hf_mediaref import DecodeOptions
+
+    ds.with_transform(decode_transform(options=DecodeOptions(max_workers=2), strategy="separate"))[:2]
+    assert fake_engine[1][1]["options"] == DecodeOptions(max_workers=2, strategy="separate")
+
+
+def test_a_cuda_device_needs_torchcodec_when_the_format_is_set(ds):
+    with pytest.raises(ValueError, match="torchcodec"):
+        ds.with_format("mediaref", device="cuda")
+    with pytest.raises(ValueError, match="torchcodec"):
+        decode_transform(device="cuda", decoder="pyav")
+    with pytest.raises(ValueError, match="max_workers"):
+        ds.with_format("mediaref", max_workers=0)
+
+
+def test_decode_false_columns_are_not_decoded_by_the_format(rows, repo, fake_engine):
+    ds = Dataset.from_list(
+        rows, features=Features({"frame": MediaRefFeature(decode=False), "label": Value("int64")})
+    )
+    set_media_root(ds, repo.path)
+    batch = ds.with_format("mediaref", output="pil")[:2]
+    assert batch["frame"] == [
+        {"uri": "videos/a.mp4", "pts_ns": 0},
+        {"uri": "videos/a.mp4", "pts_ns": rows[1]["frame"].pts_ns},
+    ]
+    assert fake_engine == []
+
+
+def test_nested_decode_false_leaf_stays_a_dict_next_to_a_decoded_one(repo, labels_of):
+    features = Features({"pair": {"left": MediaRefFeature(), "raw": MediaRefFeature(decode=False)}})
+    ds = Dataset.from_list(
+        [{"pair": {"left": MediaRef("videos/a.mp4", repo.a.pts_ns[4]), "raw": "images/seven.png"}}],
+        features=features,
+    )
+    pair = set_media_root(ds, repo.path).with_format("mediaref")[:]["pair"][0]
+    assert labels_of([pair["left"]]) == [4] and pair["raw"] == {"uri": "images/seven.png", "pts_ns": None}
+
+
+def test_large_fixed_size_and_sliced_lists_of_refs(repo, labels_of, engine_calls):
+    from datasets import LargeList
+
+    a = repo.a.pts_ns
+    features = Features({"clip": LargeList(MediaRefFeature()), "pair": List(MediaRefFeature(), length=2)})
+    rows = [
+        {
+            "clip": [MediaRef("videos/a.mp4", a[i]), MediaRef("videos/a.mp4", a[i + 1])],
+            "pair": [MediaRef("videos/a.mp4", a[i + 2]), None],
+        }
+        for i in range(0, 24, 3)
+    ]
+    ds = set_media_root(
+        Dataset.from_list([*rows, {"clip": None, "pair": None}], features=features), repo.path
+    )
+    batch = ds.with_format("mediaref")[5:9]  # a slice: only its rows are decoded
+    assert [labels_of(c) for c in batch["clip"][:3]] == [[15, 16], [18, 19], [21, 22]]
+    assert labels_of([p[0] for p in batch["pair"][:3]]) == [17, 20, 23] and batch["pair"][0][1] is None
+    assert batch["clip"][3] is None and batch["pair"][3] is None
+    assert len(engine_calls[-1][0]) == 9

@@ -13,7 +13,7 @@ import hf_mediaref
 from hf_mediaref import MediaRef
 from hf_mediaref.errors import UnresolvedPathError
 from hf_mediaref.hf import MediaRefFeature, embed, get_media_root
-from hf_mediaref.hf.hub import CARD_MARKER
+from hf_mediaref.hf._hub import CARD_MARKER
 from hf_mediaref.testing import barcode_frame, write_video
 
 EXPECTED = [0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 100, 105, 110, 115, 7, None]
@@ -152,3 +152,32 @@ def test_parquet_keeps_dictionary_encoding_and_compression(ds, fake_hub):
     assert "RLE_DICTIONARY" in uri_column.encodings or "PLAIN_DICTIONARY" in uri_column.encodings
     assert uri_column.compression != "UNCOMPRESSED"
     assert uri_column.total_compressed_size < 20_000  # 20k refs to 50 videos: a few KB
+
+
+def test_push_and_embed_treat_decode_false_columns_like_any_media_column(
+    rows, repo, fake_hub, tmp_path, labels_of
+):
+    from datasets import Value
+
+    from hf_mediaref.hf import set_media_root
+
+    features = Features({"frame": MediaRefFeature(decode=False), "label": Value("int64")})
+    ds = set_media_root(Dataset.from_list(rows, features=features), repo.path)
+    hf_mediaref.push_to_hub(ds, "me/raw")
+    uploaded = sorted(p for _, p in fake_hub.uploads if not p.endswith((".parquet", ".md")))
+    assert uploaded == ["images/seven.png", "videos/a.mp4", "videos/b.mp4"]
+    back = hf_mediaref.load_dataset("me/raw", split="train", cache_dir=str(tmp_path / "cache"))
+    assert back[0]["frame"] == {"uri": "videos/a.mp4", "pts_ns": 0}  # decode=False: a plain dict
+    embedded = embed(ds.select(range(3)))
+    assert all(r["frame"]["uri"].startswith("data:image/png") for r in embedded)
+    assert labels_of(
+        embedded.cast_column("frame", MediaRefFeature()).with_format("mediaref")[:]["frame"]
+    ) == [0, 3, 6]
+
+
+def test_embed_accepts_every_decode_option(ds, labels_of):
+    torch = pytest.importorskip("torch")
+    assert torch is not None
+    small = embed(ds.select(range(2)), size=(32, 64), output="torch", channels_first=True, max_workers=2)
+    frames = small.with_format("mediaref")[:]["frame"]
+    assert [f.shape for f in frames] == [(32, 64, 3)] * 2

@@ -1,30 +1,12 @@
-"""group_by_uri (Arrow grouping) and VideoBlockBatchSampler."""
+"""VideoBlockBatchSampler: batches within few videos, block-level shuffling."""
 
 from __future__ import annotations
 
-import numpy as np
-import pyarrow as pa
 import pytest
 from datasets import Dataset, Features, Value
 
 from hf_mediaref import MediaRef
-from hf_mediaref.hf import MediaRefFeature, VideoBlockBatchSampler, group_by_uri
-
-
-def test_group_by_uri_groups_rows_and_orders_by_time():
-    uris = pa.chunked_array([["b", "a", None], ["b", "a", "b"]])
-    pts = pa.chunked_array([[30, 20, 0], [10, None, 20]])
-    groups = group_by_uri(uris, pts)
-    assert groups.uris == ["b", "a"]
-    assert groups.codes.tolist() == [0, 1, -1, 0, 1, 0]
-    assert groups.rows(0).tolist() == [3, 5, 0]  # b's rows by pts 10, 20, 30
-    assert groups.rows(1).tolist() == [1, 4]  # a's rows, the null pts last
-    assert group_by_uri(uris).rows(0).tolist() == [0, 3, 5]  # without pts: row order
-
-
-def test_group_by_uri_rejects_non_strings():
-    with pytest.raises(TypeError):
-        group_by_uri(pa.array([1, 2]))
+from hf_mediaref.hf import MediaRefFeature, VideoBlockBatchSampler
 
 
 def _frames_dataset(videos: int, per_video: int) -> Dataset:
@@ -79,11 +61,3 @@ def test_bad_arguments():
         VideoBlockBatchSampler(ds, batch_size=2, column="n")
     with pytest.raises(KeyError):
         VideoBlockBatchSampler(ds, batch_size=2, column="missing")
-
-
-def test_grouping_a_million_rows_is_fast_enough_to_call():
-    uris = pa.array(
-        np.char.add("videos/v", (np.arange(1_000_000) % 997).astype(str)).astype(object), pa.string()
-    )
-    groups = group_by_uri(uris, pa.array(np.arange(1_000_000)))
-    assert len(groups) == 997 and groups.offsets[-1] == 1_000_000

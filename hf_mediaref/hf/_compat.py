@@ -1,0 +1,91 @@
+"""Everything hf_mediaref takes from the internals of ``datasets``, each imported here and nowhere else.
+
+Other modules of :mod:`hf_mediaref.hf` use only public ``datasets`` names (``Features``, ``List``,
+``LargeList``, ``Value``, ``load_dataset``, ``load_dataset_builder``) plus what this module exports.
+
+Checked against ``datasets`` 5.2.0 (installed; the test suite runs on it) and, by reading the sources of the
+tags 4.0.0, 4.4.0, 4.8.4, 5.0.0 and the 5.0.x development head, that every name below exists there with the
+same signature: ``features.features`` (``_FEATURE_TYPES``, ``register_feature``, ``_cast_to_python_objects``
+looked up as a module global, ``decode_nested_example``, ``require_decoding``), ``formatting``
+(``_FORMAT_TYPES``, ``_register_formatter``, ``Formatter``, ``PythonFormatter``, ``NumpyFormatter``,
+``TorchFormatter``), ``packaged_modules._PACKAGED_DATASETS_MODULES`` and ``config``
+(``DATASET_STATE_JSON_FILENAME``, ``HF_ENDPOINT``). ``pyproject.toml`` declares ``datasets>=4.0``; releases
+between those tags were not run. ``List`` / ``LargeList`` (and ``Sequence`` building a ``List``) exist since
+4.0, which is why 3.x is not supported.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from datasets import config
+from datasets import formatting as _formatting
+from datasets.features import features as _features
+from datasets.features.features import decode_nested_example, require_decoding
+from datasets.formatting.formatting import Formatter, PythonFormatter
+from datasets.formatting.np_formatter import NumpyFormatter
+from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
+
+__all__ = [
+    "Formatter",
+    "NumpyFormatter",
+    "PythonFormatter",
+    "config",
+    "decode_nested_example",
+    "feature_type",
+    "format_type",
+    "get_cast_to_python_objects",
+    "is_packaged_module",
+    "register_feature_type",
+    "register_format",
+    "require_decoding",
+    "set_cast_to_python_objects",
+    "torch_formatter",
+]
+
+
+def feature_type(name: str) -> Any:
+    """The feature class ``datasets`` has registered under ``name`` (``None`` when none)."""
+    return _features._FEATURE_TYPES.get(name)
+
+
+def register_feature_type(cls: type, name: str) -> None:
+    """``datasets.features.features.register_feature``, without its 'experimental' warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _features.register_feature(cls, name)
+
+
+def format_type(name: str) -> Any:
+    """The formatter class ``datasets`` has registered for the format ``name`` (``None`` when none)."""
+    return _formatting._FORMAT_TYPES.get(name)
+
+
+def register_format(cls: type, name: str, aliases: list[str]) -> None:
+    """``datasets.formatting._register_formatter``: make ``with_format(name)`` use ``cls``."""
+    _formatting._register_formatter(cls, name, aliases=aliases)
+
+
+def get_cast_to_python_objects() -> Callable[..., tuple[Any, bool]]:
+    """The recursive helper of ``cast_to_python_objects`` that the writer looks up at each call."""
+    return _features._cast_to_python_objects
+
+
+def set_cast_to_python_objects(fn: Callable[..., tuple[Any, bool]]) -> None:
+    """Replace that helper (see :func:`get_cast_to_python_objects`)."""
+    _features._cast_to_python_objects = fn
+
+
+def torch_formatter(**kwargs: Any) -> Formatter:
+    """``datasets``' torch formatter (imported on demand: it imports torch)."""
+    from datasets.formatting.torch_formatter import TorchFormatter
+
+    return TorchFormatter(**kwargs)
+
+
+def is_packaged_module(path: str) -> bool:
+    """Whether ``load_dataset(path)`` names one of datasets' packaged builders (``"parquet"``,
+    ``"json"``...)."""
+    return path in _PACKAGED_DATASETS_MODULES

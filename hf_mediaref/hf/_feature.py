@@ -1,0 +1,336 @@
+"""``MediaRefFeature``, the ``datasets`` column type of media references, and the one walker over nested
+features.
+
+Arrow storage is ``struct<uri: string, pts_ns: int64>`` (``pts_ns`` null for images; see
+:mod:`hf_mediaref.arrow`). A row decodes to a ``MediaRef`` (its URI resolved against the dataset's media
+root), never to pixels; pixels come from the ``"mediaref"`` format or
+:func:`~hf_mediaref.hf.decode_transform`.
+
+**The ``decode=False`` rule.** ``decode`` only says how rows are *read*: with ``decode=False`` a column reads
+as plain ``{"uri", "pts_ns"}`` dicts, and the ``"mediaref"`` format does not decode it to pixels (it formats
+it like any struct column). Everything that works on the stored references themselves treats every
+``MediaRefFeature`` alike, whatever its ``decode``: the media root, :func:`~hf_mediaref.hf.embed`,
+:func:`~hf_mediaref.hf.push_to_hub` (uploads and URI rewriting), the dataset card and the batch sampler.
+Walkers take ``decoding=True`` to see only the columns that decode.
+
+Every walk over nested features (``dict`` / ``Features``, ``List``, ``LargeList``, ``[feature]``) is
+:func:`fold_feature`; the helpers below derive from it, and :func:`map_media_arrays` walks Arrow data along
+it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasets import LargeList, List, Value
+
+from .._fields import INT64_MAX
+from ..arrow import STORAGE_TYPE, cast_to_storage, resolve_ref
+from ..arrow._storage import STORED_KEYS
+from ..core import DataURI, MediaRef
+from ..errors import describe_uri
+
+__all__ = [
+    "MediaRefFeature",
+    "fold_feature",
+    "has_media",
+    "map_media_arrays",
+    "media_features",
+    "plain_features",
+]
+
+T = TypeVar("T")
+
+
+@dataclass
+class MediaRefFeature:
+    """A column of media references: frames of videos (``pts_ns`` set) or images (``pts_ns=None``).
+
+    Args:
+        decode: read rows as :class:`~hf_mediaref.MediaRef` (default) or, with ``False``, as plain
+            ``{"uri", "pts_ns"}`` dicts that the ``"mediaref"`` format does not decode to pixels.
+
+    ``encode_example`` accepts a ``MediaRef``, a ``{"uri", "pts_ns"}`` dict, a URI string or path (an image),
+    a :class:`~hf_mediaref.DataURI`, or a numpy array / PIL image (embedded as a PNG data URI). The media root
+    a dataset's relative URIs resolve against is runtime state kept on the feature object (see
+    :func:`~hf_mediaref.hf.set_media_root`): never serialized, not part of equality.
+
+    Example:
+        ```python
+        >>> from datasets import Dataset, Features
+        >>> from hf_mediaref import MediaRef
+        >>> from hf_mediaref.hf import MediaRefFeature
+        >>> ds = Dataset.from_dict(
+        ...     {"frame": [MediaRef("/data/ep0.mp4", 1_000_000_000), "/data/goal.png"]},
+        ...     features=Features({"frame": MediaRefFeature()}),
+        ... )
+        >>> ds[1]["frame"]
+        MediaRef(uri='/data/goal.png', pts_ns=None)
+        ```
+    """
+
+    decode: bool = True
+    id: str | None = field(default=None, repr=False)
+    dtype: ClassVar[str] = "hf_mediaref.MediaRef"
+    pa_type: ClassVar[Any] = STORAGE_TYPE
+    _type: str = field(default="MediaRef", init=False, repr=False)
+    # Runtime-only state (a class attribute, so not a dataclass field): set per object by set_media_root.
+    _media_root: ClassVar[str | None] = None
+
+    def __call__(self) -> pa.DataType:
+        return self.pa_type
+
+    def encode_example(self, value: Any) -> dict[str, Any] | None:
+        """Turn a supported value into the stored ``{"uri": str, "pts_ns": int | None}`` dict.
+
+        Raises:
+            ValueError: for an empty URI, a dict with other keys or without ``uri``, a bad ``pts_ns``.
+            TypeError: for a value of another type.
+        """
+        if value is None:
+            return None
+        if isinstance(value, MediaRef):
+            return {"uri": value.uri, "pts_ns": value.pts_ns}
+        if isinstance(value, dict):
+            return _encode_dict(value)
+        if isinstance(value, str):
+            if not value:
+                raise ValueError("cannot encode an empty string as a media reference")
+            return {"uri": value, "pts_ns": None}
+        if isinstance(value, os.PathLike):
+            return {"uri": os.fspath(value), "pts_ns": None}
+        if isinstance(value, DataURI):
+            return {"uri": value.uri, "pts_ns": None}
+        if isinstance(value, np.ndarray) or _is_pil_image(value):
+            return {"uri": DataURI.from_image(value, format="png").uri, "pts_ns": None}
+        raise TypeError(
+            f"cannot encode a {type(value).__name__} as a media reference; expected MediaRef, "
+            "dict with 'uri', str/PathLike URI, DataURI, numpy array or PIL image"
+        )
+
+    def cast_storage(self, storage: pa.Array) -> pa.StructArray:
+        """Cast ``string`` / ``large_string`` (image URIs), partial structs and all-null arrays to the storage
+        type, keeping nulls (see :func:`hf_mediaref.arrow.cast_to_storage`)."""
+        return cast_to_storage(storage)
+
+    def decode_example(self, value: Any, token_per_repo_id: dict | None = None) -> Any:
+        """A :class:`~hf_mediaref.MediaRef` with its URI resolved against the media root (a relative URI stays
+        relative when there is no root); the stored dict itself with ``decode=False``. Idempotent.
+
+        Raises:
+            PathEscapeError: a relative URI that leaves the media root.
+        """
+        if not self.decode:
+            return value
+        ref = value if isinstance(value, MediaRef) else MediaRef(value["uri"], value.get("pts_ns"))
+        root = self._media_root
+        return ref if root is None else resolve_ref(ref, root)
+
+    def flatten(self) -> MediaRefFeature | dict[str, Any]:
+        """``self`` when decoding, else the plain ``uri`` / ``pts_ns`` sub-columns."""
+        return self if self.decode else {"uri": Value("string"), "pts_ns": Value("int64")}
+
+
+def _encode_dict(value: dict) -> dict[str, Any]:
+    uri = value.get("uri")
+    pts = value.get("pts_ns")
+    if (
+        type(uri) is str
+        and uri
+        and (pts is None or (type(pts) is int and 0 <= pts <= INT64_MAX))
+        and value.keys() <= STORED_KEYS
+    ):
+        return value if len(value) == 2 else {"uri": uri, "pts_ns": pts}  # already encoded: the fast path
+    extra = sorted(set(value) - STORED_KEYS)
+    if extra:
+        raise ValueError(f"a media reference dict has keys 'uri' and 'pts_ns' only, got unexpected {extra}")
+    if uri is None:
+        raise ValueError(f"a media reference dict needs a 'uri', got {describe_uri(value)}")
+    ref = MediaRef(uri, pts)
+    return {"uri": ref.uri, "pts_ns": ref.pts_ns}
+
+
+def _is_pil_image(value: Any) -> bool:
+    pil = sys.modules.get("PIL.Image")
+    return pil is not None and isinstance(value, pil.Image)
+
+
+# ---------------------------------------------------------------------------------------------- the walker
+def fold_feature(
+    feature: Any,
+    media: Callable[[MediaRefFeature], T],
+    other: Callable[[Any], T],
+    sequence: Callable[[Any, T], T],
+    mapping: Callable[[dict, dict[str, T]], T],
+) -> T:
+    """Walk a (nested) feature bottom-up, combining what each part gives: the one walker over features.
+
+    Like ``datasets.features.features._visit``, it descends into ``dict`` / ``Features``, ``List``,
+    ``LargeList`` and ``[feature]`` (``Sequence`` builds a ``List`` or a dict of them).
+
+    Args:
+        feature: a feature type or a ``Features`` mapping.
+        media: the result for a ``MediaRefFeature``.
+        other: the result for any other leaf (``Value``, ``Image``, ...).
+        sequence: the result for a list feature, given the list feature and its item's result.
+        mapping: the result for a dict feature, given the dict and its fields' results.
+
+    Returns:
+        What the callbacks build for ``feature``.
+
+    Example:
+        ```python
+        >>> from datasets import List, Value
+        >>> from hf_mediaref.hf import MediaRefFeature
+        >>> from hf_mediaref.hf._feature import fold_feature
+        >>> fold_feature(
+        ...     {"clip": List(MediaRefFeature()), "n": Value("int32")},
+        ...     media=lambda f: 1, other=lambda f: 0,
+        ...     sequence=lambda f, child: child, mapping=lambda f, fields: sum(fields.values()),
+        ... )
+        1
+        ```
+    """
+
+    def fold(sub: Any) -> T:
+        if isinstance(sub, MediaRefFeature):
+            return media(sub)
+        if isinstance(sub, dict):
+            return mapping(sub, {name: fold(child) for name, child in sub.items()})
+        if isinstance(sub, (list, tuple)):
+            return sequence(sub, fold(sub[0]))
+        if isinstance(sub, (List, LargeList)):
+            return sequence(sub, fold(sub.feature))
+        return other(sub)
+
+    return fold(feature)
+
+
+def media_features(feature: Any, *, decoding: bool = False) -> list[MediaRefFeature]:
+    """Every ``MediaRefFeature`` inside ``feature`` (only those with ``decode=True`` when ``decoding``)."""
+    return fold_feature(
+        feature,
+        media=lambda f: [f] if f.decode or not decoding else [],
+        other=lambda f: [],
+        sequence=lambda f, child: child,
+        mapping=lambda f, fields: [m for found in fields.values() for m in found],
+    )
+
+
+def has_media(feature: Any, *, decoding: bool = False) -> bool:
+    """Whether ``feature`` holds a ``MediaRefFeature`` (directly, in lists or in dicts); with ``decoding``,
+    one that decodes (``decode=True``)."""
+    return bool(media_features(feature, decoding=decoding))
+
+
+def plain_features(feature: Any) -> Any:
+    """``feature`` with every ``MediaRefFeature`` replaced by the plain struct ``{"uri": string, "pts_ns":
+    int64}``: the features that read the same data without hf_mediaref."""
+
+    def sequence(f: Any, child: Any) -> Any:
+        if isinstance(f, (list, tuple)):
+            return [child]
+        return List(child, length=f.length) if isinstance(f, List) else LargeList(child)
+
+    return fold_feature(
+        feature,
+        media=lambda f: {"uri": Value("string"), "pts_ns": Value("int64")},
+        other=lambda f: f,
+        sequence=sequence,
+        mapping=lambda f, fields: type(f)(fields),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- Arrow data
+ArrayFn = Callable[[pa.Array, MediaRefFeature], pa.Array]
+_Transform = Callable[[pa.Array], pa.Array]
+
+
+def _map_list(array: pa.Array, item: _Transform) -> pa.Array:
+    """``array`` (list, large list or fixed-size list) with ``item`` applied to the values of its rows."""
+    mask = array.is_null() if array.null_count else None
+    if pa.types.is_fixed_size_list(array.type):
+        size = array.type.list_size
+        values = array.values.slice(array.offset * size, len(array) * size)
+        return pa.FixedSizeListArray.from_arrays(item(values), size, mask=mask)
+    lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy(zero_copy_only=False)
+    large = pa.types.is_large_list(array.type)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]), pa.int64() if large else pa.int32())
+    cls = pa.LargeListArray if large else pa.ListArray
+    return cls.from_arrays(offsets, item(array.flatten()), mask=mask)
+
+
+def _map_struct(array: pa.StructArray, fields: dict[str, _Transform | None]) -> pa.Array:
+    """``array`` with each field's transform (if any) applied to that field's child."""
+    old = [array.type.field(i) for i in range(array.type.num_fields)]
+    children = []
+    for f in old:
+        transform = fields.get(f.name)
+        children.append(array.field(f.name) if transform is None else transform(array.field(f.name)))
+    new = [
+        pa.field(f.name, child.type, f.nullable, f.metadata) for f, child in zip(old, children, strict=True)
+    ]
+    mask = array.is_null() if array.null_count else None
+    return pa.StructArray.from_arrays(children, fields=new, mask=mask)
+
+
+def _array_transform(feature: Any, fn: ArrayFn, decoding: bool) -> _Transform | None:
+    """Compile ``feature`` into a function of its Arrow data (``None`` where no media leaf is below)."""
+
+    def media(f: MediaRefFeature) -> _Transform | None:
+        return (lambda array: fn(array, f)) if f.decode or not decoding else None
+
+    def sequence(f: Any, item: _Transform | None) -> _Transform | None:
+        return None if item is None else (lambda array: _map_list(array, item))
+
+    def mapping(f: dict, fields: dict[str, _Transform | None]) -> _Transform | None:
+        if all(t is None for t in fields.values()):
+            return None
+        return lambda array: _map_struct(array, fields)
+
+    return fold_feature(feature, media=media, other=lambda f: None, sequence=sequence, mapping=mapping)
+
+
+def map_media_arrays(
+    array: pa.Array | pa.ChunkedArray, feature: Any, fn: ArrayFn, *, decoding: bool = False
+) -> pa.Array | pa.ChunkedArray:
+    """Apply ``fn`` to the Arrow array of every media leaf of a (nested) column and rebuild the lists and
+    structs around the results: the one walker over Arrow data of media columns.
+
+    Args:
+        array: the column's data (a chunked array is mapped chunk by chunk).
+        feature: the column's feature.
+        fn: called as ``fn(leaf_array, leaf_feature)`` for each ``struct<uri, pts_ns>`` leaf array (the rows
+            of all lists flattened into one array, sliced to the rows present); returns an array of the same
+            length (of any type: the rebuilt column takes its type).
+        decoding: visit only media leaves with ``decode=True``.
+
+    Returns:
+        The rebuilt column (``array`` itself when ``feature`` holds no media leaf to visit).
+
+    Example:
+        ```python
+        >>> import pyarrow as pa
+        >>> from datasets import List
+        >>> from hf_mediaref.hf import MediaRefFeature
+        >>> from hf_mediaref.hf._feature import map_media_arrays
+        >>> column = pa.array([[{"uri": "a.mp4", "pts_ns": 0}], None], pa.list_(MediaRefFeature()()))
+        >>> map_media_arrays(column, List(MediaRefFeature()), lambda a, f: a.field("uri")).to_pylist()
+        [['a.mp4'], None]
+        ```
+    """
+    transform = _array_transform(feature, fn, decoding)
+    if transform is None:
+        return array
+    if isinstance(array, pa.ChunkedArray):
+        if array.num_chunks == 0:
+            return array
+        return pa.chunked_array([transform(chunk) for chunk in array.chunks])
+    return transform(array)

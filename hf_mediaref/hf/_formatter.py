@@ -1,0 +1,197 @@
+"""The ``"mediaref"`` format: ``ds.with_format("mediaref", **decode_options)``.
+
+For every batch (``ds[i:j]``, ``ds[[...]]``, ``ds.iter(batch_size=)``, ``map(batched=True)``, a DataLoader's
+``__getitems__``) the formatter reads the decoding MediaRef columns as Arrow arrays, builds their refs in
+Arrow (each distinct URI resolved against the media root once: :func:`hf_mediaref.arrow.refs_from_storage`),
+and hands the whole batch to the engine in one ``batch_decode`` call, which decodes each video once. Other
+columns, and ``decode=False`` MediaRef columns, are formatted as datasets' numpy, torch or python format would
+(for ``output="numpy"``, ``"torch"``, ``"pil"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from datasets import Features
+
+from .. import decode
+from ..arrow import refs_from_storage
+from ..core import MediaRef
+from ..decode import DecodeOptions
+from ._compat import (
+    Formatter,
+    NumpyFormatter,
+    PythonFormatter,
+    decode_nested_example,
+    require_decoding,
+    torch_formatter,
+)
+from ._feature import MediaRefFeature, fold_feature, has_media, map_media_arrays
+
+__all__ = ["FORMAT_TYPE", "MediaRefFormatter", "decode_media_columns"]
+
+#: The name of the format (``with_format("mediaref")``; alias ``"media_ref"``).
+FORMAT_TYPE = "mediaref"
+
+_Convert = Callable[[Any], Any]
+
+
+class _RefSlots:
+    """Leaf function for :func:`map_media_arrays`: collects the refs of a batch and replaces each leaf array
+    by the positions of its refs in :attr:`refs` (null for null rows)."""
+
+    def __init__(self) -> None:
+        self.refs: list[MediaRef] = []
+
+    def __call__(self, array: pa.Array, feature: MediaRefFeature) -> pa.Array:
+        refs, valid = refs_from_storage(array, feature._media_root)
+        positions = np.full(len(valid), -1, dtype=np.int64)
+        positions[valid] = np.arange(len(self.refs), len(self.refs) + len(refs))
+        self.refs.extend(refs)
+        return pa.array(positions, mask=~valid)
+
+
+def _plain(feature: Any) -> _Convert | None:
+    """How a non-media part of a media column is formatted: decoded as ``datasets`` would, or kept."""
+    if not require_decoding(feature):
+        return None
+    return lambda value: None if value is None else decode_nested_example(feature, value)
+
+
+def _converter(feature: Any, frames: list[Any]) -> _Convert | None:
+    """The function turning a row of ref positions (from :class:`_RefSlots`) into a row of frames (``None``:
+    the value is kept as it is)."""
+
+    def media(f: MediaRefFeature) -> _Convert | None:
+        if not f.decode:
+            return _plain(f)
+        return lambda position: None if position is None else frames[position]
+
+    def sequence(f: Any, item: _Convert | None) -> _Convert | None:
+        if item is None:
+            return None
+        return lambda values: None if values is None else [item(v) for v in values]
+
+    def mapping(f: dict, fields: dict[str, _Convert | None]) -> _Convert | None:
+        if all(c is None for c in fields.values()):
+            return None
+        return lambda row: (
+            None if row is None else {k: row[k] if c is None else c(row[k]) for k, c in fields.items()}
+        )
+
+    return fold_feature(feature, media=media, other=_plain, sequence=sequence, mapping=mapping)
+
+
+def decode_media_columns(
+    pa_table: pa.Table, features: Mapping[str, Any], columns: list[str], options: DecodeOptions
+) -> dict[str, list[Any]]:
+    """Decode ``columns`` of ``pa_table`` with one engine call.
+
+    Args:
+        pa_table: the batch.
+        features: the features of its columns.
+        columns: the columns to decode (each holds a MediaRef feature with ``decode=True``).
+        options: the decode options.
+
+    Returns:
+        For each column a list with one value per row: a frame (``None`` for a null ref), or lists and dicts
+            of
+        frames for nested refs. Frames are not stacked, so a DataLoader (which splits the batch into rows and
+        collates them) copies each frame once.
+    """
+    slots = _RefSlots()
+    positions = {
+        name: map_media_arrays(pa_table[name], features[name], slots, decoding=True) for name in columns
+    }
+    frames = decode.batch_decode(slots.refs, options=options) if slots.refs else []
+    out = {}
+    for name in columns:
+        rows = positions[name].to_pylist()
+        convert = _converter(features[name], frames)
+        out[name] = rows if convert is None else [convert(row) for row in rows]
+    return out
+
+
+class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
+    """The formatter registered as ``"mediaref"``: decodes MediaRef columns to pixels a batch at a time.
+
+    Built by ``datasets`` from ``ds.with_format("mediaref", **kwargs)``; options are validated then, so a bad
+    option fails when the format is set.
+
+    Args:
+        features: the dataset's features (``datasets`` passes them).
+        token_per_repo_id: passed by ``datasets``; used for the other columns' formatting.
+        decoder, strategy, size, output, channels_first, storage_options, max_workers, device: the fields of
+            :class:`hf_mediaref.DecodeOptions`; given ones override ``options``.
+        options: a :class:`hf_mediaref.DecodeOptions` (default: ``DecodeOptions()``).
+
+    Raises:
+        ValueError: for invalid options (for instance ``device="cuda"`` with ``decoder="pyav"``).
+
+    Example:
+        ```python
+        >>> batch = ds.with_format("mediaref", output="torch", size=(224, 224), max_workers=8)[:64]
+        >>> batch["frame"][0].shape
+        torch.Size([224, 224, 3])
+        >>> gpu = ds.with_format("mediaref", decoder="torchcodec", device="cuda", output="torch")
+        ```
+    """
+
+    def __init__(
+        self,
+        features: Features | None = None,
+        token_per_repo_id: dict | None = None,
+        decoder: str | None = None,
+        strategy: Any = None,
+        size: tuple[int, int] | None = None,
+        output: str | None = None,
+        channels_first: bool | None = None,
+        storage_options: dict | None = None,
+        max_workers: int | None = None,
+        device: str | None = None,
+        options: DecodeOptions | None = None,
+    ):
+        super().__init__(features, token_per_repo_id)
+        self.options = DecodeOptions.resolve(
+            options,
+            decoder=decoder,
+            strategy=strategy,
+            size=size,
+            output=output,
+            channels_first=channels_first,
+            storage_options=storage_options,
+            max_workers=max_workers,
+            device=device,
+        )
+        kwargs = {"features": features, "token_per_repo_id": token_per_repo_id}
+        if self.options.output == "torch":
+            self._rest = torch_formatter(**kwargs)
+        elif self.options.output == "numpy":
+            self._rest = NumpyFormatter(**kwargs)
+        else:
+            self._rest = PythonFormatter(**kwargs)
+
+    def _features(self, pa_table: pa.Table) -> Features:
+        return self.features if self.features is not None else Features.from_arrow_schema(pa_table.schema)
+
+    def format_batch(self, pa_table: pa.Table) -> Mapping:
+        """The batch as ``{column: values}``, media columns decoded with one engine call."""
+        features = self._features(pa_table)
+        media = [name for name in pa_table.column_names if has_media(features.get(name), decoding=True)]
+        if not media:
+            return self._rest.format_batch(pa_table)
+        others = [name for name in pa_table.column_names if name not in media]
+        rest = self._rest.format_batch(pa_table.select(others)) if others else {}
+        decoded = decode_media_columns(pa_table, features, media, self.options)
+        return {name: decoded[name] if name in decoded else rest[name] for name in pa_table.column_names}
+
+    def format_row(self, pa_table: pa.Table) -> Mapping:
+        """One row (a batch of one, unpacked)."""
+        return {name: values[0] for name, values in self.format_batch(pa_table).items()}
+
+    def format_column(self, pa_table: pa.Table) -> Any:
+        """The values of the table's only column."""
+        return self.format_batch(pa_table)[pa_table.column_names[0]]

@@ -1,0 +1,102 @@
+"""``hf_mediaref.load_dataset``: ``datasets.load_dataset`` plus the repo root for relative media URIs.
+
+Plain ``datasets.load_dataset`` cannot be hooked cleanly: the feature is built from the README YAML or Parquet
+metadata with no link to where it came from (see docs/datasets.md). So this wrapper calls
+``datasets.load_dataset`` itself and attaches the repo root to the result: the absolute folder for a local
+repo; for a Hub repo ``hf://datasets/<org>/<name>@<commit sha>/``, read from the ``base_path`` of the builder
+that ``datasets.load_dataset_builder`` makes (it resolves the repo, its files and the revision's commit; no
+data is downloaded), and the load is pinned to that commit, so the rows and the media come from the same
+revision.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from ._compat import config, is_packaged_module
+from ._roots import set_media_root
+
+__all__ = ["load_dataset"]
+
+_HUB_BASE = re.compile(r"^(hf://(?:datasets|buckets)/[^/@]+/[^/@]+)@([^/]+)(?:/|$)")
+
+
+def _arguments(path: str, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of a ``datasets.load_dataset`` call, by name (``config_kwargs`` flattened)."""
+    signature = inspect.signature(datasets.load_dataset)
+    bound = signature.bind(path, *args, **kwargs)
+    var_kw = next(p.name for p in signature.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD)
+    named = {k: v for k, v in bound.arguments.items() if k != var_kw}
+    return {**named, **bound.arguments.get(var_kw, {})}
+
+
+def _hub_base(arguments: dict[str, Any]) -> tuple[str, str] | None:
+    """``(hf://datasets/org/name, commit sha)`` of the Hub repo ``arguments`` load, or None for other
+    sources."""
+    load_params = inspect.signature(datasets.load_dataset).parameters
+    builder_params = inspect.signature(datasets.load_dataset_builder).parameters
+    # the builder's own arguments, and the config kwargs (names load_dataset does not know)
+    builder = datasets.load_dataset_builder(
+        **{k: v for k, v in arguments.items() if k in builder_params or k not in load_params}
+    )
+    match = _HUB_BASE.match(getattr(builder, "base_path", None) or "")
+    return (match.group(1), match.group(2)) if match else None
+
+
+def _needs_builder(path: str) -> bool:
+    """Whether ``path`` may name a Hub repo (not a local folder or file, not a packaged builder)."""
+    return not (os.path.exists(path) or is_packaged_module(path))
+
+
+def load_dataset(path: str, *args: Any, **kwargs: Any) -> Any:
+    """:func:`datasets.load_dataset` (same arguments, same result) whose relative media URIs resolve against
+    the root of the repo it was loaded from, whatever the current directory.
+
+    Local repo folders resolve against their absolute path; Hub repos against
+    ``hf://datasets/<org>/<name>@<commit sha>/``, the commit that was loaded (``revision`` may name a branch
+    or
+    tag: the load is pinned to its commit). Packaged builders (``load_dataset("parquet", data_files=...)``)
+        have
+    no repo root: attach one with :func:`hf_mediaref.hf.set_media_root`.
+
+    Args:
+        path: a Hub dataset repo id or a local repo folder (or anything ``datasets.load_dataset`` takes).
+        *args, **kwargs: the other arguments of ``datasets.load_dataset`` (``split``, ``revision``,
+            ``streaming``, ``cache_dir``, ...).
+
+    Returns:
+        What ``datasets.load_dataset`` returns, with the media root attached.
+
+    Raises:
+        ValueError: ``path`` is a folder written by ``save_to_disk`` (use ``datasets.load_from_disk`` and
+            :func:`set_media_root`); and whatever ``datasets.load_dataset`` raises.
+
+    Example:
+        ```python
+        >>> import hf_mediaref
+        >>> ds = hf_mediaref.load_dataset("org/robot-frames", split="train")
+        >>> ds[0]["frame"]
+        MediaRef(uri='hf://datasets/org/robot-frames@<commit sha>/videos/ep0.mp4', pts_ns=0)
+        ```
+    """
+    if Path(path, config.DATASET_STATE_JSON_FILENAME).exists():
+        raise ValueError(
+            "this folder was written by save_to_disk: use datasets.load_from_disk and "
+            "hf_mediaref.hf.set_media_root(ds, root) instead"
+        )
+    arguments = _arguments(path, args, kwargs)
+    root = os.path.abspath(path) if os.path.isdir(path) else None
+    hub = _hub_base(arguments) if _needs_builder(path) else None
+    if hub is not None:
+        root = f"{hub[0]}@{hub[1]}/"
+        arguments["revision"] = hub[1]
+    ds = datasets.load_dataset(**arguments)
+    if root is not None:
+        set_media_root(ds, root)
+    return ds

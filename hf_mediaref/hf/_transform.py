@@ -1,0 +1,170 @@
+"""``decode_transform``: the format's batched decoding as a picklable callable for ``ds.with_transform`` and
+``IterableDataset.map(..., batched=True)``.
+
+Its batches are plain Python values (``datasets`` has already formatted them), so refs are found by walking
+the values: :func:`map_refs` is the package's one walk over Python values (:func:`~hf_mediaref.hf.embed` uses
+it too); where features are known, walks go through :func:`hf_mediaref.hf._feature.fold_feature`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .. import decode
+from ..arrow import normalize_root, resolve_ref
+from ..core import MediaRef
+from ..decode import DecodeOptions
+
+__all__ = ["MediaDecodeTransform", "decode_transform", "map_refs"]
+
+
+def _as_ref(value: Any) -> MediaRef | None:
+    if isinstance(value, MediaRef):
+        return value
+    if isinstance(value, dict) and "uri" in value and value.keys() <= {"uri", "pts_ns"}:
+        return MediaRef(value["uri"], value.get("pts_ns"))
+    return None
+
+
+def _walk(value: Any, visit: Callable[[MediaRef], Any]) -> Any:
+    """``value`` rebuilt with every media reference (a ``MediaRef`` or a ``{"uri", "pts_ns"}`` dict, inside
+    lists, tuples and dicts at any depth) replaced by ``visit(ref)``, in depth-first order."""
+    ref = _as_ref(value)
+    if ref is not None:
+        return visit(ref)
+    if isinstance(value, (list, tuple)):
+        return [_walk(item, visit) for item in value]
+    if isinstance(value, dict):
+        return {key: _walk(item, visit) for key, item in value.items()}
+    return value
+
+
+def map_refs(value: Any, fn: Callable[[list[MediaRef]], list[Any]]) -> Any:
+    """Replace every media reference inside ``value`` (nested lists / dicts) with ``fn``'s result for it.
+
+    Args:
+        value: a Python value: a ref, or lists / dicts holding refs (``MediaRef`` s or ``{"uri", "pts_ns"}``
+            dicts) and other values.
+        fn: receives all refs at once (one batch) and returns one value per ref.
+
+    Returns:
+        ``value`` rebuilt with the results in place of the refs (lists and tuples become lists).
+
+    Example:
+        ```python
+        >>> from hf_mediaref import MediaRef
+        >>> from hf_mediaref.hf._transform import map_refs
+        >>> map_refs([[MediaRef("a.png")], None, {"uri": "b.mp4", "pts_ns": 0}], lambda refs: [r.uri for r in
+        refs]) [['a.png'], None, 'b.mp4']
+        ```
+    """
+    refs: list[MediaRef] = []
+    _walk(value, refs.append)
+    results = iter(fn(refs))
+    return _walk(value, lambda ref: next(results))
+
+
+def _holds_refs(column: Any) -> bool:
+    """Whether the first non-null value of a batch column holds a media reference."""
+    if not isinstance(column, (list, tuple)):
+        return _as_ref(column) is not None
+    first = next((row for row in column if row is not None), None)
+    found: list[MediaRef] = []
+    _walk(first, found.append)
+    return bool(found)
+
+
+class MediaDecodeTransform:
+    """Decodes the media references of a batch (``{column: [MediaRef | dict | None, ...]}``) to pixels with
+    one engine call. Built by :func:`decode_transform`; picklable, so it works in DataLoader workers under
+    fork, spawn and forkserver."""
+
+    def __init__(
+        self,
+        columns: Sequence[str] | None = None,
+        root: str | os.PathLike[str] | None = None,
+        options: DecodeOptions | None = None,
+    ):
+        self.columns = None if columns is None else list(columns)
+        self.root = None if root is None else normalize_root(root)
+        self.options = options if options is not None else DecodeOptions()
+
+    def _decode(self, refs: list[MediaRef]) -> list[Any]:
+        resolved = [resolve_ref(ref, self.root) for ref in refs]
+        return decode.batch_decode(resolved, options=self.options) if resolved else []
+
+    def __call__(self, batch: dict) -> dict:
+        columns = (
+            self.columns if self.columns is not None else [k for k, v in batch.items() if _holds_refs(v)]
+        )
+        missing = [c for c in columns if c not in batch]
+        if missing:
+            raise KeyError(
+                f"decode_transform: columns {missing} are not in the batch (columns: {list(batch)})"
+            )
+        decoded = map_refs({c: batch[c] for c in columns}, self._decode)
+        return {**batch, **decoded}
+
+    def __repr__(self) -> str:
+        return f"decode_transform(columns={self.columns!r}, root={self.root!r}, {self.options})"
+
+
+def decode_transform(
+    columns: Sequence[str] | None = None,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    decoder: str | None = None,
+    strategy: Any = None,
+    size: tuple[int, int] | None = None,
+    output: str | None = None,
+    channels_first: bool | None = None,
+    storage_options: dict | None = None,
+    max_workers: int | None = None,
+    device: str | None = None,
+    options: DecodeOptions | None = None,
+) -> MediaDecodeTransform:
+    """A transform for ``ds.with_transform(...)`` or ``IterableDataset.map(..., batched=True)`` that decodes
+    media columns to pixels, one engine call per batch.
+
+    Column values may be ``MediaRef`` s (rows of a ``MediaRefFeature`` column) or ``{"uri", "pts_ns"}`` dicts
+    (``decode=False`` columns, raw structs), single or in (nested) lists and dicts.
+
+    Args:
+        columns: the columns to decode; default: every column whose first non-null value holds a ref.
+        root: resolves relative URIs the dataset did not resolve already (datasets loaded with
+            :func:`hf_mediaref.load_dataset` or given a root with :func:`set_media_root` read as resolved
+            refs).
+        decoder, strategy, size, output, channels_first, storage_options, max_workers, device: the fields of
+            :class:`hf_mediaref.DecodeOptions`; given ones override ``options``.
+        options: a :class:`hf_mediaref.DecodeOptions` (default: ``DecodeOptions()``).
+
+    Returns:
+        A picklable callable ``batch -> batch``.
+
+    Raises:
+        ValueError: for invalid options (raised here, not at the first batch).
+        UnresolvedPathError: (when called) a relative URI and no root.
+
+    Example:
+        ```python
+        >>> from hf_mediaref.hf import decode_transform
+        >>> ds = ds.with_transform(decode_transform(output="torch", size=(224, 224)))
+        >>> ds[:8]["frame"][0].shape
+        torch.Size([224, 224, 3])
+        >>> streamed = ids.map(decode_transform(decoder="torchcodec", device="cuda"), batched=True)
+        ```
+    """
+    opts = DecodeOptions.resolve(
+        options,
+        decoder=decoder,
+        strategy=strategy,
+        size=size,
+        output=output,
+        channels_first=channels_first,
+        storage_options=storage_options,
+        max_workers=max_workers,
+        device=device,
+    )
+    return MediaDecodeTransform(columns, root=root, options=opts)
