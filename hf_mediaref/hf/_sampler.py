@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 from datasets import Value
 
-from ..arrow import group_by_uri, ref_arrays
+from ..arrow import UriGroups, group_by_uri, ref_arrays
 from ._feature import MediaRefFeature
 
 __all__ = ["VideoBlockBatchSampler"]
@@ -41,6 +41,21 @@ def _key_column(dataset: Any, column: str | None) -> tuple[pa.Array, pa.Array | 
     raise TypeError(f"column {column!r} must be a MediaRef or string column, got {feature}")
 
 
+def _blocks(groups: UriGroups, block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Starts (in ``groups.order``) and lengths of the blocks: ``block_size`` consecutive frames of one video;
+    a video's remainder joins its last block, so every block of a video with at least ``block_size`` frames
+    has ``block_size`` to ``2 * block_size - 1`` frames."""
+    counts = np.diff(groups.offsets)
+    blocks_per_video = np.maximum(1, counts // block_size)
+    video_of_block = np.repeat(np.arange(len(groups)), blocks_per_video)
+    first_block = np.cumsum(blocks_per_video) - blocks_per_video
+    k = np.arange(len(video_of_block)) - first_block[video_of_block]
+    starts = groups.offsets[video_of_block] + k * block_size
+    last = k == blocks_per_video[video_of_block] - 1
+    ends = np.where(last, groups.offsets[video_of_block + 1], starts + block_size)
+    return starts, ends - starts
+
+
 class VideoBlockBatchSampler:
     """Yields lists of dataset indices for ``DataLoader(ds, batch_sampler=...)``.
 
@@ -51,9 +66,27 @@ class VideoBlockBatchSampler:
             MediaRef column.
         block_size: consecutive frames of one video kept together (default ``batch_size``).
         shuffle: shuffle blocks (and so batches) every epoch; without it rows come video by video in
-        time order.
+            time order.
         seed: base seed; the epoch (see :meth:`set_epoch`) is added to it.
         drop_last: drop the last, incomplete batch.
+
+    Raises:
+        ValueError: ``batch_size`` or ``block_size`` below 1, or no single MediaRef column to default to.
+        KeyError: ``column`` is not in the dataset.
+        TypeError: ``column`` is neither a MediaRef nor a string column.
+
+    Example:
+        ```python
+        >>> from torch.utils.data import DataLoader
+        >>> from hf_mediaref.hf import VideoBlockBatchSampler
+        >>> sampler = VideoBlockBatchSampler(ds, batch_size=32, block_size=16, seed=0)
+        >>> frames = ds.with_format("mediaref", output="torch")
+        >>> loader = DataLoader(frames, batch_sampler=sampler, num_workers=4)
+        >>> for epoch in range(10):
+        ...     sampler.set_epoch(epoch)
+        ...     for batch in loader:
+        ...         ...
+        ```
     """
 
     def __init__(
@@ -78,18 +111,7 @@ class VideoBlockBatchSampler:
         uris, pts = _key_column(dataset, column)
         groups = group_by_uri(uris, pts)
         self._order = groups.order  # rows video by video, by time; null refs are never sampled
-        # blocks of block_size consecutive frames; a video's remainder joins its last block, so every
-        # block of a
-        # video with at least block_size frames has block_size..2*block_size-1 frames
-        counts = np.diff(groups.offsets)
-        blocks_per_video = np.maximum(1, counts // block_size)
-        video_of_block = np.repeat(np.arange(len(groups)), blocks_per_video)
-        first_block = np.cumsum(blocks_per_video) - blocks_per_video
-        k = np.arange(len(video_of_block)) - first_block[video_of_block]
-        self._block_starts = groups.offsets[video_of_block] + k * block_size
-        last = k == blocks_per_video[video_of_block] - 1
-        ends = np.where(last, groups.offsets[video_of_block + 1], self._block_starts + block_size)
-        self._block_lengths = ends - self._block_starts
+        self._block_starts, self._block_lengths = _blocks(groups, block_size)
         self.num_videos = len(groups)
 
     def set_epoch(self, epoch: int) -> None:

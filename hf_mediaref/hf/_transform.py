@@ -79,7 +79,27 @@ def _holds_refs(column: Any) -> bool:
 class MediaDecodeTransform:
     """Decodes the media references of a batch (``{column: [MediaRef | dict | None, ...]}``) to pixels with
     one engine call. Built by :func:`decode_transform`; picklable, so it works in DataLoader workers under
-    fork, spawn and forkserver."""
+    fork, spawn and forkserver.
+
+    Args:
+        columns: the columns to decode (``None``: every column holding refs).
+        root: the media root for relative refs (see :func:`hf_mediaref.arrow.normalize_root`), or ``None``.
+        options: the decode options (default: ``DecodeOptions()``).
+
+    Raises:
+        KeyError: (when called) a named column is not in the batch.
+        UnresolvedPathError: (when called) a relative ref and no root.
+
+    Example:
+        ```python
+        >>> from hf_mediaref import DecodeOptions
+        >>> from hf_mediaref.hf import MediaDecodeTransform
+        >>> opts = DecodeOptions(size=(64, 64))
+        >>> transform = MediaDecodeTransform(["frame"], root="/data/repo", options=opts)
+        >>> transform({"frame": [{"uri": "videos/ep0.mp4", "pts_ns": 0}]})["frame"][0].shape
+        (64, 64, 3)
+        ```
+    """
 
     def __init__(
         self,

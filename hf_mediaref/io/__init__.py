@@ -12,6 +12,7 @@ from ._data_uri import DataURIParts, parse_data_uri
 from ._http import settings as http_settings
 from ._image import (
     IMAGE_FORMATS,
+    check_pixel_limit,
     decode_image,
     encode_image,
     load_image,
@@ -28,6 +29,7 @@ __all__ = [
     "DataURIParts",
     "MediaSource",
     "UriKind",
+    "check_pixel_limit",
     "classify_uri",
     "decode_image",
     "encode_image",

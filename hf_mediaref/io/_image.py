@@ -18,6 +18,7 @@ from ._sources import read_bytes
 
 __all__ = [
     "IMAGE_FORMATS",
+    "check_pixel_limit",
     "decode_image",
     "encode_image",
     "load_image",
@@ -63,23 +64,40 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _check_bomb(img: Image.Image, uri: str) -> None:
+def check_pixel_limit(width: int, height: int, uri: str, what: str = "image") -> None:
+    """Refuse media whose frames are larger than the decompression-bomb limit, before decoding them.
+
+    One limit serves images and video frames: ``PIL.Image.MAX_IMAGE_PIXELS`` (Pillow's default, about 89.5
+    megapixels); raise it, or set it to ``None``, to allow larger media.
+
+    Raises:
+        MediaDecodeError: ``width * height`` is above the limit.
+    """
     limit = Image.MAX_IMAGE_PIXELS
-    pixels = img.size[0] * img.size[1]
+    pixels = int(width) * int(height)
     if limit is not None and pixels > limit:
         raise MediaDecodeError(
-            f"image {describe_uri(uri)} has {pixels:,} pixels, above the decompression-bomb limit of "
-            f"{limit:,}; "
-            "raise PIL.Image.MAX_IMAGE_PIXELS to allow it",
+            f"{what} {describe_uri(uri)} has {width}x{height} = {pixels:,} pixels per frame, above the "
+            f"decompression-bomb limit of {limit:,}; raise PIL.Image.MAX_IMAGE_PIXELS to allow it",
             uri=uri,
         )
+
+
+#: How video containers start (MP4/MOV ``ftyp``, Matroska/WebM EBML, AVI, FLV, MPEG-TS sync bytes, MPEG-PS).
+_VIDEO_SIGNATURES = ((4, b"ftyp"), (0, b"\x1aE\xdf\xa3"), (8, b"AVI "), (0, b"FLV"), (0, b"\x00\x00\x01\xba"))
+
+
+def _looks_like_video(data: bytes) -> bool:
+    if any(data[at : at + len(sig)] == sig for at, sig in _VIDEO_SIGNATURES):
+        return True
+    return len(data) > 376 and data[0] == data[188] == data[376] == 0x47  # MPEG-TS packets
 
 
 def decode_image(data: bytes, *, uri: str = "<bytes>") -> Image.Image:
     """Decode encoded image bytes into an RGB Pillow image; ``uri`` names the source in errors."""
     try:
         img: Image.Image = Image.open(io.BytesIO(data))
-        _check_bomb(img, uri)
+        check_pixel_limit(img.size[0], img.size[1], uri)
         img = ImageOps.exif_transpose(img)
         img.load()
         return to_rgb(img)
@@ -91,7 +109,17 @@ def decode_image(data: bytes, *, uri: str = "<bytes>") -> Image.Image:
             "raise PIL.Image.MAX_IMAGE_PIXELS to allow it",
             uri=uri,
         ) from exc
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except UnidentifiedImageError:
+        if _looks_like_video(data):
+            raise MediaDecodeError(
+                f"{describe_uri(uri)} is a video, not an image: a ref to one of its frames needs a pts_ns "
+                "(the frame's time in nanoseconds), e.g. MediaRef(uri, pts_ns=0)",
+                uri=uri,
+            ) from None
+        raise MediaDecodeError(
+            f"cannot decode image {describe_uri(uri)}: not an image format Pillow can identify", uri=uri
+        ) from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise MediaDecodeError(f"cannot decode image {describe_uri(uri)}: {exc}", uri=uri) from exc
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from .._executor import Task, core_budget, run_tasks
 from .._fields import NS_PER_SECOND
 from ..errors import FrameOutOfRangeError, describe_uri
+from ..io import check_pixel_limit
 from ._errors import decode_errors
 from ._identity import source_key
 from ._index import VideoIndex
@@ -68,6 +69,7 @@ class BaseVideoDecoder(abc.ABC):
         self.dimension_order = dimension_order
         self._key = source_key(self.uri, storage_options)
         self._index: VideoIndex = load_index(self.uri, storage_options=storage_options, key=self._key)
+        check_pixel_limit(self._index.width, self._index.height, self.uri, "video")  # stored indexes too
         self._closed = False
 
     # ------------------------------------------------------------------ backend interface
@@ -91,10 +93,11 @@ class BaseVideoDecoder(abc.ABC):
             what = labels[int(bad[0])] if labels is not None else describe_uri(self.uri)
             idx = self._index
             raise FrameOutOfRangeError(
-                f"{what}: time {t_ns / NS_PER_SECOND:.6f} s ({t_ns} ns) is at or past the end of video "
-                f"{describe_uri(self.uri)} (frames cover {idx.begin_ns / NS_PER_SECOND:.6f} s to "
-                f"{idx.end_ns / NS_PER_SECOND:.6f} s, duration {idx.duration_ns / NS_PER_SECOND:.6f} s, "
-                f"{idx.num_frames} frames)",
+                f"{what}: time {t_ns / NS_PER_SECOND:.9f} s ({t_ns} ns) is at or past the end of video "
+                f"{describe_uri(self.uri)}: its {idx.num_frames} frames are on screen from "
+                f"{idx.begin_ns / NS_PER_SECOND:.9f} s ({idx.begin_ns} ns) until "
+                f"{idx.end_ns / NS_PER_SECOND:.9f} s ({idx.end_ns} ns), duration "
+                f"{idx.duration_ns / NS_PER_SECOND:.6f} s",
                 uri=self.uri,
             )
         return frames

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 
-from ..io import open_media, source_version
+from ..io import check_pixel_limit, open_media, source_version
 from ._cache import cached_index
 from ._container import OpenedVideo
 from ._errors import decode_errors
@@ -30,6 +30,10 @@ def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | No
                     return stored
             # a fresh container: a scan reads from the first packet, whatever cached containers have done
             with contextlib.closing(OpenedVideo(uri, source=source)) as video:
+                ctx = video.stream.codec_context
+                check_pixel_limit(
+                    ctx.width or video.stream.width, ctx.height or video.stream.height, uri, "video"
+                )
                 index = scan_index(
                     video.container, video.stream, count_packet_bytes=video.counts_packet_bytes
                 )

@@ -3,11 +3,13 @@
 Nothing here touches media. Inputs are a video's frame timestamps in presentation order and the positions
 of the frames a decoder can start from (keyframes); outputs are plain data the decoders execute.
 
-Frame selection (the *playback rule*): the frame returned for time ``t`` is the one on screen at ``t``,
-i.e. the last frame whose pts <= ``t + tolerance``. The tolerance absorbs timestamp rounding by containers
-(Matroska stores milliseconds, so ``int(i * 1e9 / fps)`` can sit up to 0.5 ms below frame ``i``'s stored
-pts); see :func:`playback_tolerance_ns`. Times before the first frame select the first frame. Times at or
-past the end of the video (last pts + last frame's duration, within the tolerance) select nothing (-1).
+Frame selection (the *playback rule*): the frame returned for time ``t`` is the one on screen at ``t``, i.e.
+the last frame whose pts <= ``t + tolerance``. The tolerance absorbs timestamp rounding by containers
+(Matroska stores milliseconds, so ``int(i * 1e9 / fps)`` can sit up to 0.5 ms below frame ``i``'s stored pts);
+it is half a tick of the stream's time base, at most 1 ms and at least 1 µs (:func:`playback_tolerance_ns`).
+Times before the first frame select the first frame. The video ends at ``end`` = last pts + the last frame's
+duration: any ``t < end`` selects a frame (the last one stays on screen until ``end``), and ``t >= end``
+selects nothing (-1), with no tolerance, so the rule at the end is exactly "what is on screen at t".
 
 Decode plan: a :class:`Span` is one seek to a keyframe followed by a forward decode up to its last target.
 Strategies differ only in how targets are grouped into spans:
@@ -99,7 +101,7 @@ def playback_tolerance_ns(time_base: Fraction) -> int:
 def frames_played_at(
     frame_ns: np.ndarray, end_ns: int, times_ns: Iterable[int], tolerance_ns: int
 ) -> np.ndarray:
-    """Frame position on screen at each time (playback rule), or :data:`NO_FRAME` at/after ``end_ns``.
+    """Frame position on screen at each time (playback rule), or :data:`NO_FRAME` when ``t >= end_ns``.
 
     ``frame_ns`` are the frames' presentation times in ns, sorted ascending (floored to whole ns).
     """
@@ -107,7 +109,7 @@ def frames_played_at(
     probe = np.minimum(times, INT64_MAX - tolerance_ns) + tolerance_ns
     frames = np.searchsorted(frame_ns, probe, side="right").astype(np.int64) - 1
     np.maximum(frames, 0, out=frames)
-    frames[probe >= end_ns] = NO_FRAME
+    frames[times >= end_ns] = NO_FRAME
     return frames
 
 

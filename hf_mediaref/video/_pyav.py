@@ -26,6 +26,7 @@ import numpy as np
 
 from .._fields import NS_PER_SECOND
 from ..errors import MediaDecodeError, describe_uri
+from ..io import check_pixel_limit
 from . import _stats as stats
 from ._base import BaseVideoDecoder, DimensionOrder
 from ._container import OpenedVideo, lease_video
@@ -55,6 +56,7 @@ class _MissingFrame(Exception):
 
 
 def _to_rgb(video: OpenedVideo, frame: Any, size: tuple[int, int] | None) -> np.ndarray:
+    check_pixel_limit(frame.width, frame.height, video.uri, "video")  # a stream may change size midway
     height, width = size if size is not None else (None, None)
     # one swscale thread: workers already use every core, and auto-threading small frames only adds overhead
     rgb = video.reformatter.reformat(frame, format="rgb24", width=width, height=height, threads=1)

@@ -193,6 +193,44 @@ class TestErrors:
         with pytest.raises((FrameOutOfRangeError, MediaDecodeError), match="cut.mkv"):
             batch_decode([MediaRef(str(cut), spec.pts_ns[59])])
 
+    @pytest.mark.parametrize("decoder", DECODERS)
+    def test_video_bomb_is_refused_before_any_frame_is_decoded(self, tmp_path, monkeypatch, decoder):
+        from PIL import Image
+
+        spec = write_video(tmp_path / "wide.mkv", 10, fps=10, gop=5, size=(96, 256))
+        ref = MediaRef(str(spec.path), spec.pts_ns[3])
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 96 * 256 - 1)  # the one limit of images and videos
+        with collect_stats() as stats:
+            with pytest.raises(MediaDecodeError, match=r"wide.mkv.*256x96.*MAX_IMAGE_PIXELS"):
+                batch_decode([ref], decoder=decoder)
+        assert stats.decoded_frames == 0
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 96 * 256)
+        assert _indices(batch_decode([ref], decoder=decoder)) == [3]
+
+    def test_a_video_ref_without_pts_ns_says_it_is_a_video(self, media):
+        with pytest.raises(MediaDecodeError, match=r"batch_a.mp4.* is a video, not an image.*pts_ns") as info:
+            batch_decode([MediaRef(str(media["mp4"].path))])
+        assert "BytesIO" not in str(info.value)
+        with pytest.raises(MediaDecodeError, match=r"batch_b.mkv.* is a video"):
+            MediaRef(str(media["mkv"].path)).to_rgb_array()
+
+    def test_the_last_frame_is_on_screen_until_the_end_and_the_message_is_exact(self, media):
+        from hf_mediaref.video import PyAVVideoDecoder
+
+        spec = media["mp4"]
+        end_ns = round(PyAVVideoDecoder(str(spec.path)).metadata.end_stream_seconds * 1e9)
+        last = len(spec.pts_ns) - 1
+        assert _indices(
+            batch_decode([MediaRef(str(spec.path), t) for t in (end_ns - 1, end_ns - 400_000)])
+        ) == [
+            last,
+            last,
+        ]
+        with pytest.raises(FrameOutOfRangeError) as info:
+            batch_decode([MediaRef(str(spec.path), end_ns)])
+        assert f"({end_ns} ns) is at or past the end" in str(info.value)
+        assert f"until {end_ns / 1e9:.9f} s ({end_ns} ns)" in str(info.value)
+
     def test_image_given_a_timestamp_is_a_one_frame_video(self, media):
         assert _indices(batch_decode([MediaRef(str(media["png"]), 0)])) == [300]
         with pytest.raises(FrameOutOfRangeError):

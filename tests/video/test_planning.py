@@ -65,7 +65,11 @@ class TestFramesPlayedAt:
         ).tolist() == [0, 0]
 
     def test_at_or_past_end_is_no_frame(self):
-        assert self.frames([400_000_000, 399_600_000, 10**12, 2**63 - 1]) == [NO_FRAME] * 4
+        assert self.frames([400_000_000, 400_000_001, 10**12, 2**63 - 1]) == [NO_FRAME] * 4
+
+    def test_the_last_frame_stays_on_screen_until_the_end_without_tolerance(self):
+        # inside the tolerance before the end, the last frame is still on screen (issue: this raised)
+        assert self.frames([399_600_000, 399_999_999]) == [3, 3]
 
     def test_unsorted_and_duplicate_times(self):
         assert self.frames([300_000_000, 0, 300_000_000, 150_000_000]) == [3, 0, 3, 1]
