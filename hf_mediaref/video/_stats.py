@@ -20,8 +20,21 @@ __all__ = ["CountingReader", "DecodeStats", "collect_stats", "is_collecting", "r
 class DecodeStats:
     """Counters accumulated while a :func:`collect_stats` block is active (from every thread).
 
-    ``bytes_read`` counts bytes read from the media sources: what remote/file-object readers returned, and
-    for local files the bytes of the packets demuxed (keyframe-index scans included).
+    Attributes:
+        calls: ``batch_decode`` calls (engine calls); ``requested_refs``: the refs they were given.
+        decoded_frames: frames the decoders produced, those decoded on the way to a target included.
+        returned_frames: frames handed back (duplicates included); ``converted_frames``: converted to RGB.
+        seeks, containers_opened, index_scans: seeks, containers opened and keyframe-index scans.
+        bytes_read: bytes read from the media sources: what remote and file-object readers returned, and for
+            local files the bytes of the packets demuxed (index scans included).
+
+    Example:
+        ```python
+        >>> from hf_mediaref.video import collect_stats
+        >>> with collect_stats() as stats:
+        ...     frames = hf_mediaref.batch_decode(refs)
+        >>> stats.decoded_per_returned, stats.refs_per_call
+        ```
     """
 
     calls: int = 0  # batch_decode calls (engine calls)
