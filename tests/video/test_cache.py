@@ -184,7 +184,8 @@ def _frames(spec, positions, **kw):
 
 def test_an_index_rebuilt_while_its_containers_stay_cached_is_built_from_the_first_packet(long_video):
     """Evicting an index (many videos, small caches) while a container of its video stays cached at some
-    position used to rebuild the index from that position: frames [1, 100, 200] came back as [233, 233, 233]."""
+    position used to rebuild the index from that position: frames [1, 100, 200] came back as
+    [233, 233, 233]."""
     from hf_mediaref.video._cache import clear_index_cache
 
     cleanup_cache()
