@@ -17,9 +17,14 @@ __all__ = ["RefArrays", "ref_arrays", "refs_from_storage"]
 
 
 class RefArrays(NamedTuple):
-    """The children of a media reference array: ``uri`` (string), ``pts_ns`` (int64) and ``valid``, a boolean
-    numpy mask of the non-null rows (``None`` when no row is null). Null rows keep whatever placeholder values
-    their children hold."""
+    """The children of a media reference array, as returned by :func:`ref_arrays`. Null rows keep whatever
+    placeholder values their children hold.
+
+    Args:
+        uri: the ``uri`` child (``string``).
+        pts_ns: the ``pts_ns`` child (``int64``, null for images).
+        valid: a boolean numpy mask of the non-null rows, or ``None`` when no row is null.
+    """
 
     uri: pa.Array
     pts_ns: pa.Array

@@ -43,7 +43,15 @@ def normalize_root(root: str | os.PathLike[str]) -> str:
 
 
 def unresolved_error(uri: str) -> UnresolvedPathError:
-    """The error for a relative URI that must be read but has no root to resolve against."""
+    """The error for a relative URI that must be read but has no root to resolve against.
+
+    Args:
+        uri: the relative URI.
+
+    Returns:
+        An :class:`~hf_mediaref.errors.UnresolvedPathError` whose message names the URI and the fixes
+        (``hf_mediaref.load_dataset``, ``set_media_root``, ``ref.resolve_relative_path``).
+    """
     return UnresolvedPathError(
         f"relative media path {describe_uri(uri)} has no root to resolve against. Load the dataset with "
         "hf_mediaref.load_dataset(...) (which attaches the repo root), attach one with "

@@ -5,13 +5,18 @@ Other modules of :mod:`hf_mediaref.hf` use only public ``datasets`` names (``Fea
 
 Checked against ``datasets`` 5.2.0 (installed; the test suite runs on it) and, by reading the sources of the
 tags 4.0.0, 4.4.0, 4.8.4, 5.0.0 and the 5.0.x development head, that every name below exists there with the
-same signature: ``features.features`` (``_FEATURE_TYPES``, ``register_feature``, ``_cast_to_python_objects``
-looked up as a module global, ``decode_nested_example``, ``require_decoding``), ``formatting``
-(``_FORMAT_TYPES``, ``_register_formatter``, ``Formatter``, ``PythonFormatter``, ``NumpyFormatter``,
-``TorchFormatter``), ``packaged_modules._PACKAGED_DATASETS_MODULES`` and ``config``
-(``DATASET_STATE_JSON_FILENAME``, ``HF_ENDPOINT``). ``pyproject.toml`` declares ``datasets>=4.0``; releases
-between those tags were not run. ``List`` / ``LargeList`` (and ``Sequence`` building a ``List``) exist since
-4.0, which is why 3.x is not supported.
+same signature:
+
+- ``features.features``: ``_FEATURE_TYPES``, ``register_feature``, ``_cast_to_python_objects`` (looked up as a
+  module global at each call), ``decode_nested_example``, ``require_decoding``;
+- ``formatting``: ``_FORMAT_TYPES``, ``_register_formatter``, ``Formatter``, ``PythonFormatter``,
+  ``NumpyFormatter``, ``TorchFormatter``;
+- ``packaged_modules._PACKAGED_DATASETS_MODULES``;
+- ``config.DATASET_STATE_JSON_FILENAME``, ``config.HF_ENDPOINT``;
+- ``DatasetInfoMixin._info`` (``Dataset`` and ``IterableDataset``).
+
+``pyproject.toml`` declares ``datasets>=4.0``; the releases between those tags were not run. ``List`` /
+``LargeList`` (and ``Sequence`` building a ``List``) exist since 4.0, which is why 3.x is not supported.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ __all__ = [
     "NumpyFormatter",
     "PythonFormatter",
     "config",
+    "dataset_features",
     "decode_nested_example",
     "feature_type",
     "format_type",
@@ -83,6 +89,12 @@ def torch_formatter(**kwargs: Any) -> Formatter:
     from datasets.formatting.torch_formatter import TorchFormatter
 
     return TorchFormatter(**kwargs)
+
+
+def dataset_features(dataset: Any) -> Any:
+    """The features object a ``Dataset`` / ``IterableDataset`` holds (``dataset._info.features``, not the copy
+    that ``dataset.features`` returns), so that runtime state set on it stays with the dataset."""
+    return dataset._info.features
 
 
 def is_packaged_module(path: str) -> bool:

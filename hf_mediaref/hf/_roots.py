@@ -15,6 +15,7 @@ import os
 from typing import Any, TypeVar
 
 from ..arrow import normalize_root
+from ._compat import dataset_features
 from ._feature import media_features
 
 __all__ = ["get_media_root", "set_media_root"]
@@ -53,7 +54,7 @@ def set_media_root(dataset: D, root: str | os.PathLike[str] | None) -> D:
     """
     value = None if root is None else normalize_root(root)
     for split in _splits(dataset):
-        features = split._info.features
+        features = dataset_features(split)
         if features is None:
             continue
         for feature in media_features(features):
@@ -79,6 +80,6 @@ def get_media_root(dataset: Any) -> str | None:
         ```
     """
     for split in _splits(dataset):
-        for feature in media_features(split._info.features or {}):
+        for feature in media_features(dataset_features(split) or {}):
             return feature._media_root
     return None
