@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format bench system-deps venv clean examples
+.PHONY: demo test test-floor lint format bench system-deps venv clean examples
 
 venv: $(STAMP)
 
@@ -25,6 +25,14 @@ demo: venv
 
 test: venv system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The oldest PyAV we support (pyproject: av>=15, what LeRobot pins), next to the newest in .venv: the video
+# engine's tests run again with it first on the path.
+FLOOR_AV ?= 15.0.0
+test-floor: venv
+	$(BIN)/python -m pip install -q --no-deps --only-binary=:all: --target .floor/av-$(FLOOR_AV) av==$(FLOOR_AV)
+	PYTHONPATH=.floor/av-$(FLOOR_AV) $(BIN)/python -c "import av; assert av.__version__ == '$(FLOOR_AV)', av.__version__"
+	PYTHONPATH=.floor/av-$(FLOOR_AV) $(BIN)/python -m pytest -q -p no:cacheprovider tests/video tests/test_decode.py
 
 lint: venv
 	$(BIN)/ruff check hf_mediaref tests scripts examples
@@ -44,4 +52,4 @@ bench: venv
 	$(BIN)/python scripts/benchmark.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .floor .pytest_cache build *.egg-info

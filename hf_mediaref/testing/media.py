@@ -170,12 +170,14 @@ def write_video(
     audio: bool = False,
     noise: float = 0.0,
     first_index: int = 0,
+    codec_options: dict[str, str] | None = None,
 ) -> VideoSpec:
     """Encode a barcode video with PyAV and return its ground truth.
 
     ``pts`` gives explicit (possibly irregular, i.e. variable-frame-rate) timestamps in ``time_base`` units;
     otherwise frame i is at ``start_pts + i`` in a time base of ``1/fps``. ``audio`` adds a silent audio
-    stream. The returned pts are read back from the written file, so they are what a decoder will see."""
+    stream. ``codec_options`` are merged over the encoder options (``{"x264-params": "...:open-gop=1"}``).
+    The returned pts are read back from the written file, so they are what a decoder will see."""
     import av
 
     path = Path(path)
@@ -188,9 +190,8 @@ def write_video(
     if len(frame_pts) != num_frames:
         raise ValueError("len(pts) must equal num_frames")
     with av.open(str(path), "w") as out:
-        stream = out.add_stream(
-            codec, rate=rate, options=_CODEC_OPTIONS.get(codec, lambda g, b: {})(gop, bframes)
-        )
+        options = {**_CODEC_OPTIONS.get(codec, lambda g, b: {})(gop, bframes), **(codec_options or {})}
+        stream = out.add_stream(codec, rate=rate, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.time_base = tb
         stream.codec_context.time_base = tb

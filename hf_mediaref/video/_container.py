@@ -64,9 +64,11 @@ class OpenedVideo:
             raise
         stats.record(containers_opened=1)
         self.stream = self.container.streams.video[0]
-        for other in self.container.streams:
-            if other.index != self.stream.index:
-                other.discard = av.stream.Discard.all  # the demuxer skips their payloads where it can
+        discard_all = getattr(getattr(av.stream, "Discard", None), "all", None)  # PyAV >= 16
+        if discard_all is not None:  # an optimisation only: the demuxer skips other streams' payloads
+            for other in self.container.streams:
+                if other.index != self.stream.index:
+                    other.discard = discard_all
         ctx = self.stream.codec_context
         ctx.thread_type = "FRAME" if threads > 1 else "SLICE"
         ctx.thread_count = threads

@@ -55,11 +55,24 @@ class _MissingFrame(Exception):
         self.position = position
 
 
+#: Extra arguments of ``VideoReformatter.reformat``: one swscale thread (workers already use every core, and
+#: auto-threading small frames only adds overhead). PyAV < 17 has no ``threads`` argument; found on first use.
+_REFORMAT_EXTRA: dict[str, Any] | None = None
+
+
 def _to_rgb(video: OpenedVideo, frame: Any, size: tuple[int, int] | None) -> np.ndarray:
+    global _REFORMAT_EXTRA
     check_pixel_limit(frame.width, frame.height, video.uri, "video")  # a stream may change size midway
     height, width = size if size is not None else (None, None)
-    # one swscale thread: workers already use every core, and auto-threading small frames only adds overhead
-    rgb = video.reformatter.reformat(frame, format="rgb24", width=width, height=height, threads=1)
+    if _REFORMAT_EXTRA is None:
+        try:
+            rgb = video.reformatter.reformat(frame, format="rgb24", width=width, height=height, threads=1)
+            _REFORMAT_EXTRA = {"threads": 1}
+        except TypeError:  # PyAV < 17
+            _REFORMAT_EXTRA = {}
+            rgb = video.reformatter.reformat(frame, format="rgb24", width=width, height=height)
+    else:
+        rgb = video.reformatter.reformat(frame, format="rgb24", width=width, height=height, **_REFORMAT_EXTRA)
     return np.ascontiguousarray(rgb.to_ndarray())
 
 
@@ -103,6 +116,7 @@ class _SpanDecode:
         self.wanted = set(self.target_pts) if skip_nonref else None  # a target's own packet is never skipped
         self.frames: dict[int, np.ndarray] = {}
         self._first = True
+        self._from_key = False  # a key frame came out: what follows is decoded from a keyframe
         self._converted: dict[int, np.ndarray] = {}  # by pts: a frame answering several targets converts once
         self._pending = 0  # targets[:_pending] are answered
         self._prev: Any = None  # the last decoded frame and its pts
@@ -149,6 +163,12 @@ class _SpanDecode:
             self._first = False
             if self.seek and pts > self.index.pts[self.start]:  # landed after the keyframe it aimed at
                 raise _Overshoot()
+        if not self._from_key:
+            if not frame.key_frame:  # decoded without its references (older FFmpeg outputs such frames)
+                if self.seek:
+                    raise _Overshoot()  # the seek did not start at a real keyframe
+                return False  # the stream starts mid-GOP: frames before its first keyframe are never returned
+            self._from_key = True
         n = len(self.targets)
         if self._pending < n and self.target_pts[self._pending] < pts:  # that frame never came out
             raise _MissingFrame(self.targets[self._pending])

@@ -161,6 +161,16 @@ BUILDERS: dict[str, tuple[Fraction | None, Callable[[Path], VideoSpec]]] = {
     "nasty_hevc_mkv": (None, _nasty),
     "nocues_mkv": (Fraction(24), _no_cues),
     "h264_ts": (Fraction(24), lambda d: _ts(d, "h264_gop24", 24)),
+    "h264_open_gop_mp4": (
+        Fraction(24),
+        lambda d: write_video(
+            d / "open_gop.mp4",
+            48,
+            fps=24,
+            size=SIZE,
+            codec_options={"x264-params": "keyint=12:min-keyint=12:scenecut=0:bframes=3:open-gop=1"},
+        ),
+    ),
     "h264_one_keyframe_ts": (Fraction(24), lambda d: _ts(d, "h264_gop300", 300)),
 }
 ZOO = list(BUILDERS)
