@@ -32,10 +32,15 @@ def main() -> None:
     for ep, spec in enumerate(videos):
         for i in range(0, spec.num_frames, 5):
             rows.append({"frame": MediaRef(spec.path.name, spec.pts_ns[i]), "episode": ep, "index": i})
-    rows.append({"frame": MediaRef(DataURI.from_file(image)), "episode": -1,
-                 "index": 4242})
-    ds = datasets.Dataset.from_list(rows, features=datasets.Features({
-        "frame": hf_mediaref.MediaRefFeature(), "episode": datasets.Value("int64"), "index": datasets.Value("int64")}))
+    rows.append({"frame": MediaRef(DataURI.from_file(image)), "episode": -1, "index": 4242})
+    features = datasets.Features(
+        {
+            "frame": hf_mediaref.MediaRefFeature(),
+            "episode": datasets.Value("int64"),
+            "index": datasets.Value("int64"),
+        }
+    )
+    ds = datasets.Dataset.from_list(rows, features=features)
     print(f"   {ds}")
     print(f"   ds[0]['frame'] = {ds[0]['frame']!r}  (a lazy ref; relative to the media folder)")
 
@@ -51,7 +56,8 @@ def main() -> None:
             got = read_index(frame)
             assert got == expected, f"wrong frame: expected {expected}, got {got}"
             checked += 1
-    print(f"   {checked} frames decoded and verified by their barcodes in {time.perf_counter() - start:.2f} s")
+    seconds = time.perf_counter() - start
+    print(f"   {checked} frames decoded and verified by their barcodes in {seconds:.2f} s")
 
     print("5. batch_decode directly: random, repeated, unsorted refs across both videos")
     rng = random.Random(0)

@@ -107,7 +107,7 @@ def test_card_recipe_reads_refs_as_plain_structs(ds, fake_hub, tmp_path):
 
 def test_embedded_refs_push_and_load_bit_exact(fake_hub, tmp_path):
     frames = [barcode_frame(i, 64, 128) for i in (3, 1, 4)]
-    ds = Dataset.from_dict({"frame": frames + [None]}, features=Features({"frame": MediaRefFeature()}))
+    ds = Dataset.from_dict({"frame": [*frames, None]}, features=Features({"frame": MediaRefFeature()}))
     ds.push_to_hub("me/embedded")  # plain datasets push: data URIs are self-contained
     back = load_dataset("me/embedded", split="train", cache_dir=str(tmp_path / "cache"))
     decoded = back.with_format("mediaref")[:]["frame"]
