@@ -11,6 +11,7 @@ __all__ = [
     "MissingDependencyError",
     "PathEscapeError",
     "RemoteAccessError",
+    "RemoteChangedError",
     "UnresolvedPathError",
     "UnsupportedURIError",
     "describe_uri",
@@ -69,3 +70,9 @@ class RemoteAccessError(MediaRefError, OSError):
 
 class MissingDependencyError(ImportError):
     """An optional dependency is missing; the message says which ``pip install`` fixes it."""
+
+
+class RemoteChangedError(RemoteAccessError):
+    """The remote file changed while it was being read: a later response carried another ETag, Last-Modified
+    or size than the one the file was opened at. The bytes read so far belong to two versions; whatever was
+    learned from them (an index, frames) must be dropped and the file opened again. ``uri`` names the file."""
