@@ -2,9 +2,9 @@
 
 ``LoopbackFileServer(root)`` serves the files under ``root`` at ``server.url``, answers ``Range: bytes=a-b``
 with 206 partial content (reading only that slice from disk), sends ``ETag`` and ``Last-Modified``, logs
-every request and counts the body bytes it sent, so callers can check how much of a video a reader fetched.
-Subclass :class:`RangeRequestHandler` and override :meth:`~RangeRequestHandler.handle_request` to add
-misbehaving endpoints.
+every request (and its headers) and counts the body bytes it sent, so callers can check how much of a video a
+reader fetched. Subclass :class:`RangeRequestHandler` and override :meth:`~RangeRequestHandler.handle_request`
+to add misbehaving endpoints (:mod:`hf_mediaref.testing.faulty_http` has many).
 """
 
 from __future__ import annotations
@@ -43,6 +43,14 @@ class RangeRequestHandler(BaseHTTPRequestHandler):
     def _log(self) -> None:
         with self.server.lock:
             self.server.log.append((self.command, self.path, self.headers.get("Range")))
+            self.server.headers_log.append(dict(self.headers.items()))
+
+    def count(self, key: Any) -> int:
+        """How many times ``key`` was counted before on this server (then counts it): per-path state."""
+        with self.server.lock:
+            n = self.server.counts.get(key, 0)
+            self.server.counts[key] = n + 1
+        return n
 
     def handle_request(self, head: bool) -> None:
         """Answer one request; the default serves ``self.path`` from the root with ranges."""
@@ -108,6 +116,8 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     root: Path
     log: list
+    headers_log: list
+    counts: dict
     bytes_sent: int
     lock: threading.Lock
 
@@ -120,14 +130,16 @@ class _Server(ThreadingHTTPServer):
 class LoopbackFileServer:
     """Serve ``root`` on 127.0.0.1 (a free port) in a background thread until :meth:`close`.
 
-    ``url`` is the base URL; ``log`` lists ``(method, path, Range header)`` per request; ``bytes_sent`` counts
-    response body bytes. Usable as a context manager.
+    ``url`` is the base URL; ``log`` lists ``(method, path, Range header)`` per request and ``headers_log``
+    the request headers (a dict per request, in the same order); ``bytes_sent`` counts response body bytes.
+    Usable as a context manager.
     """
 
     def __init__(self, root: str | Path, handler: type[RangeRequestHandler] = RangeRequestHandler):
         self.root = Path(root)
         self._server = _Server(("127.0.0.1", 0), handler)
         self._server.root, self._server.log, self._server.bytes_sent = self.root, [], 0
+        self._server.headers_log, self._server.counts = [], {}
         self._server.lock = threading.Lock()
         self._thread = threading.Thread(target=self._server.serve_forever, name="loopback-http", daemon=True)
         self._thread.start()
@@ -136,6 +148,10 @@ class LoopbackFileServer:
     @property
     def log(self) -> list:
         return self._server.log
+
+    @property
+    def headers_log(self) -> list:
+        return self._server.headers_log
 
     @property
     def bytes_sent(self) -> int:
