@@ -9,6 +9,7 @@ The layer below the video engine and the value types; it knows nothing of either
 from __future__ import annotations
 
 from ._data_uri import DataURIParts, parse_data_uri
+from ._http import http_deadline
 from ._http import settings as http_settings
 from ._image import (
     IMAGE_FORMATS,
@@ -33,6 +34,7 @@ __all__ = [
     "classify_uri",
     "decode_image",
     "encode_image",
+    "http_deadline",
     "http_settings",
     "is_absolute_uri",
     "is_remote_uri",

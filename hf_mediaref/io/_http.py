@@ -1,35 +1,85 @@
-"""HTTP(S) reads through ``requests``: timeouts, retries with back-off, and a seekable Range-request file.
+"""HTTP(S) reads through ``requests``: total deadlines, bounded retries, checked Range requests and a seekable
+Range-request file that stays tied to the version it was opened at.
 
-Settings (read at import, patchable on :data:`settings`): ``HF_MEDIAREF_HTTP_TIMEOUT`` (seconds, default 30),
-``HF_MEDIAREF_HTTP_RETRIES`` (default 3), ``HF_MEDIAREF_HTTP_READAHEAD`` (the largest read-ahead, bytes,
-default 4 MiB) and ``HF_MEDIAREF_HTTP_MIN_READAHEAD`` (the read-ahead after a seek, default 32 KiB).
+Settings (read from the environment at import, patchable on :data:`settings`, exported as
+``hf_mediaref.io.http_settings``):
+
+- ``HF_MEDIAREF_HTTP_TIMEOUT`` (``settings.timeout``, seconds, default 30): the longest wait for any one
+  socket operation (connecting, the response headers, one read of the body).
+- ``HF_MEDIAREF_HTTP_DEADLINE`` (``settings.deadline``, seconds, default 120): the total time one request may
+  take: a HEAD, a ranged GET or a whole GET, with its body download, its retries, its back-off pauses and
+  the requests that complete a short ``206``. A server that trickles bytes fails with
+  :class:`~hf_mediaref.errors.RemoteAccessError` ("... did not finish within N s") after about that long.
+- ``HF_MEDIAREF_HTTP_RETRIES`` (``settings.retries``, default 3): how many times a failed request is tried
+  again: connection errors, ``429`` and ``5xx`` answers (after ``Retry-After`` when the server sends one,
+  else an exponential back-off from ``settings.backoff``, 0.25 s), and a connection dropped mid-body (the
+  next request resumes from the byte reached).
+- ``HF_MEDIAREF_HTTP_MAX_REQUESTS`` (``settings.max_requests``, default 64): the most requests one read
+  (one buffer fill of a Range file) may take when the server answers with shorter ``206`` s than asked;
+  more fails with RemoteAccessError instead of turning a keyframe block into thousands of requests.
+- ``HF_MEDIAREF_HTTP_MAX_REDIRECTS`` (``settings.max_redirects``, default 10): a longer redirect chain (a
+  loop) fails with RemoteAccessError.
+- ``HF_MEDIAREF_HTTP_READAHEAD`` (``settings.readahead``, bytes, default 4 MiB): the largest read-ahead of
+  a Range file; ``HF_MEDIAREF_HTTP_MIN_READAHEAD`` (``settings.min_readahead``, default 32 KiB): its
+  read-ahead after a seek.
+
+A whole operation above single requests (a batch decode) is bounded with :func:`http_deadline`::
+
+    with hf_mediaref.io.http_deadline(30):
+        ...  # every HTTP request in here ends by then: each uses min(its own deadline, what is left)
+
+The deadline lives in a :class:`contextvars.ContextVar`, so it follows the code into threads started with a
+copy of the context (:func:`contextvars.copy_context`) and not into others.
+
+What is checked, so that wrong bytes never reach a decoder: every ``206`` must carry a ``Content-Range``
+that starts where the request started and ends no later than it asked, and a body of exactly that length
+(an empty or longer ``206`` is an error); a ``200`` to a ranged request from a server that advertised
+``Accept-Ranges: bytes`` is an error; a body shorter than its ``Content-Length`` is an incomplete read (the
+rest is requested again, at most ``retries`` times). A Range file remembers the ETag, Last-Modified and
+size it was opened at, sends ``If-Range`` with a strong ETag, and compares every later response with them:
+a difference raises :class:`~hf_mediaref.errors.RemoteChangedError`. Errors: ``401``/``403`` raise
+RemoteAccessError saying access was refused, ``404``/``410`` raise
+:class:`~hf_mediaref.errors.MediaNotFoundError`; all messages name the URL. Servers that refuse HEAD
+(``403``/``405``, as presigned URLs that sign only GET do) are probed with a ``Range: bytes=0-0`` GET.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
+import email.utils
 import io
 import logging
 import os
+import re
 import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
-from ..errors import MediaNotFoundError, RemoteAccessError, describe_uri
+from ..errors import MediaNotFoundError, RemoteAccessError, RemoteChangedError, describe_uri
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["http_exists", "http_get", "open_http", "settings"]
+__all__ = ["http_deadline", "http_exists", "http_get", "open_http", "settings"]
 
 
 @dataclasses.dataclass
 class HttpSettings:
+    """HTTP settings; see the module docstring for what each one bounds."""
+
     timeout: float = float(os.environ.get("HF_MEDIAREF_HTTP_TIMEOUT", 30))
+    deadline: float = float(os.environ.get("HF_MEDIAREF_HTTP_DEADLINE", 120))
     retries: int = int(os.environ.get("HF_MEDIAREF_HTTP_RETRIES", 3))
     backoff: float = 0.25
+    max_requests: int = int(os.environ.get("HF_MEDIAREF_HTTP_MAX_REQUESTS", 64))
+    max_redirects: int = int(os.environ.get("HF_MEDIAREF_HTTP_MAX_REDIRECTS", 10))
     readahead: int = int(os.environ.get("HF_MEDIAREF_HTTP_READAHEAD", 4 << 20))
     min_readahead: int = int(os.environ.get("HF_MEDIAREF_HTTP_MIN_READAHEAD", 32 << 10))
 
@@ -37,66 +87,492 @@ class HttpSettings:
 settings = HttpSettings()
 _local = threading.local()
 
+#: The absolute :func:`time.monotonic` time by which every request must end (set by :func:`http_deadline`).
+_deadline_var: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "hf_mediaref_http_deadline", default=None
+)
+
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_HEAD_REFUSED = (400, 403, 405, 501)  # answers of servers (presigned URLs) that sign or allow only GET
+_BASE_HEADERS = {"Accept-Encoding": "identity"}  # byte ranges must count bytes of the file itself
+_CHUNK = 256 << 10
+_CONTENT_RANGE = re.compile(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
+# What a broken or stalled connection raises while a body is read (urllib3 wraps socket errors).
+_BODY_ERRORS = (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError)
+
+
+@contextlib.contextmanager
+def http_deadline(seconds: float) -> Iterator[None]:
+    """Bound every HTTP request made inside the block (in this thread, and in threads that run a copy of this
+    context) to end within ``seconds`` from now.
+
+    Each request then uses the earlier of its own deadline (``settings.deadline``) and this one; nested
+    blocks keep the earliest. A request that cannot finish in time raises RemoteAccessError.
+
+    Args:
+        seconds: the time, from entering the block, by which every request inside must have ended.
+
+    Raises:
+        ValueError: ``seconds`` is negative or not a number.
+    """
+    seconds = float(seconds)
+    if not seconds >= 0:
+        raise ValueError(f"http_deadline needs a non-negative number of seconds, got {seconds!r}")
+    end = time.monotonic() + seconds
+    outer = _deadline_var.get()
+    token = _deadline_var.set(end if outer is None else min(outer, end))
+    try:
+        yield
+    finally:
+        _deadline_var.reset(token)
+
+
+class _Deadline:
+    """When one logical request (with its retries and continuations) must end."""
+
+    def __init__(self) -> None:
+        now = time.monotonic()
+        self.end, self.source = now + settings.deadline, "HF_MEDIAREF_HTTP_DEADLINE"
+        outer = _deadline_var.get()
+        if outer is not None and outer < self.end:
+            self.end, self.source = outer, "http_deadline"
+        self.seconds = max(0.0, self.end - now)
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()
+
+    def timeout(self) -> float:
+        """The socket timeout for the next operation: ``settings.timeout``, or less near the deadline."""
+        return max(0.001, min(settings.timeout, self.remaining()))
+
+    def error(self, what: str, url: str) -> RemoteAccessError:
+        return RemoteAccessError(
+            f"{what} {describe_uri(url)} did not finish within {self.seconds:.3g} s (the {self.source} "
+            f"limit)",
+            uri=url,
+        )
+
+    def check(self, what: str, url: str) -> None:
+        if self.remaining() <= 0:
+            raise self.error(what, url)
+
+    def pause(self, seconds: float, what: str, url: str) -> None:
+        """Sleep ``seconds`` (a back-off), but not past the deadline."""
+        time.sleep(max(0.0, min(seconds, self.remaining())))
+        self.check(what, url)
+
 
 def _session() -> requests.Session:
-    """One session per thread and process (sessions are not fork- or thread-safe)."""
+    """One session per thread and process (sessions are not fork- or thread-safe); retries are ours."""
     sess = getattr(_local, "session", None)
-    if sess is None or _local.pid != os.getpid() or _local.retries != settings.retries:
-        retry = Retry(
-            total=settings.retries,
-            connect=settings.retries,
-            read=settings.retries,
-            status=settings.retries,
-            backoff_factor=settings.backoff,
-            status_forcelist=(500, 502, 503, 504),
-            allowed_methods=frozenset({"GET", "HEAD"}),
-            raise_on_status=False,
-        )
+    if sess is None or _local.pid != os.getpid():
         sess = requests.Session()
-        adapter = HTTPAdapter(max_retries=retry)
+        adapter = HTTPAdapter(max_retries=0)
         sess.mount("http://", adapter)
         sess.mount("https://", adapter)
-        _local.session, _local.pid, _local.retries = sess, os.getpid(), settings.retries
+        _local.session, _local.pid = sess, os.getpid()
+    sess.max_redirects = settings.max_redirects
     return sess
 
 
-def _request(method: str, url: str, **kw) -> requests.Response:
+def _backoff(attempt: int) -> float:
+    """The pause before retry ``attempt + 1``: none before the first (as urllib3), then 1, 2, 4... x backoff."""
+    return 0.0 if attempt <= 0 else settings.backoff * (2 ** (attempt - 1))
+
+
+def _retry_after(resp: requests.Response) -> float | None:
+    """The seconds a ``Retry-After`` header asks for (a number or an HTTP date), or None."""
+    value = (resp.headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
     try:
-        resp = _session().request(method, url, timeout=settings.timeout, **kw)
-    except requests.exceptions.RequestException as exc:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _status_error(resp: requests.Response, url: str, attempts: int) -> Exception:
+    code, reason, where = resp.status_code, resp.reason, describe_uri(url)
+    if code in (404, 410):
+        return MediaNotFoundError(f"HTTP {code}: no media at {where}", uri=url)
+    if code == 401:
+        return RemoteAccessError(
+            f"access refused (HTTP 401 {reason}) for {where}: the server wants credentials; a token may be "
+            f"needed",
+            uri=url,
+        )
+    if code == 403:
+        return RemoteAccessError(f"access refused (HTTP 403 {reason}) for {where}", uri=url)
+    tries = f" (after {attempts} attempts)" if attempts > 1 else ""
+    return RemoteAccessError(f"HTTP {code} {reason} for {where}{tries}", uri=url)
+
+
+def _request(
+    method: str,
+    url: str,
+    deadline: _Deadline,
+    headers: dict[str, str] | None = None,
+    passthrough: tuple[int, ...] = (),
+    what: str | None = None,
+) -> requests.Response:
+    """Send one request (following redirects) and return the streaming response, its body unread.
+
+    Connection errors, timeouts and ``429``/``5xx`` answers are retried (``settings.retries`` times, with
+    back-off or ``Retry-After``) within ``deadline``. Statuses in ``passthrough`` are returned, not raised;
+    ``what`` starts the message of a passed deadline (default: "GET of").
+
+    Raises:
+        MediaNotFoundError: HTTP 404 or 410.
+        RemoteAccessError: any other failure, the deadline or a redirect loop.
+    """
+    what = what or f"{method} of"
+    attempt = 0
+    while True:
+        deadline.check(what, url)
+        try:
+            resp = _session().request(
+                method,
+                url,
+                headers={**_BASE_HEADERS, **(headers or {})},
+                timeout=deadline.timeout(),
+                stream=True,
+                allow_redirects=True,
+            )
+        except requests.exceptions.TooManyRedirects as exc:
+            raise RemoteAccessError(
+                f"redirect loop: {describe_uri(url)} redirected more than {settings.max_redirects} times",
+                uri=url,
+            ) from exc
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            deadline.check(what, url)
+            if attempt >= settings.retries:
+                raise RemoteAccessError(
+                    f"cannot read {describe_uri(url)}: {type(exc).__name__}: {exc}", uri=url
+                ) from exc
+            deadline.pause(_backoff(attempt), what, url)
+            attempt += 1
+            continue
+        except requests.exceptions.RequestException as exc:
+            raise RemoteAccessError(
+                f"cannot read {describe_uri(url)}: {type(exc).__name__}: {exc}", uri=url
+            ) from exc
+        code = resp.status_code
+        if code < 400 or code in passthrough:
+            return resp
+        resp.close()
+        if code in _RETRY_STATUSES and attempt < settings.retries:
+            asked = _retry_after(resp)
+            delay = max(_backoff(attempt), asked or 0.0)
+            if delay >= deadline.remaining():
+                raise RemoteAccessError(
+                    f"HTTP {code} {resp.reason} for {describe_uri(url)}; retrying after {delay:.3g} s would "
+                    f"pass the deadline ({deadline.seconds:.3g} s, the {deadline.source} limit)",
+                    uri=url,
+                )
+            logger.info("HTTP %s for %s; retrying in %.3g s", code, describe_uri(url), delay)
+            deadline.pause(delay, what, url)
+            attempt += 1
+            continue
+        raise _status_error(resp, url, attempt + 1)
+
+
+class _Dropped(Exception):
+    """The connection broke or stalled mid-body; ``data`` holds the bytes that arrived before."""
+
+    def __init__(self, data: bytes, cause: BaseException):
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.data, self.cause = data, cause
+
+
+def _set_read_timeout(resp: requests.Response, seconds: float) -> None:
+    sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
+    if sock is not None:
+        try:
+            sock.settimeout(seconds)
+        except OSError:
+            pass
+
+
+def _read_body(
+    resp: requests.Response, url: str, deadline: _Deadline, limit: int | None, what: str = "download of"
+) -> bytes:
+    """Read the body in chunks as they arrive, checking the clock between them; the connection is released
+    for reuse when the body was read whole, else closed.
+
+    Args:
+        limit: stop once more than this many bytes arrived (the caller reports a body longer than declared).
+        what: the start of the deadline message ("download of", "reading bytes a-b of").
+
+    Raises:
+        _Dropped: the connection broke, ended short of ``Content-Length`` or stalled for ``settings.timeout``.
+        RemoteAccessError: the deadline passed.
+    """
+    chunks: list[bytes] = []
+    got = 0
+    complete = False
+    try:
+        while True:
+            if deadline.remaining() <= 0:
+                break
+            _set_read_timeout(resp, deadline.timeout())
+            try:
+                chunk = resp.raw.read1(_CHUNK)
+            except _BODY_ERRORS as exc:
+                if deadline.remaining() <= 0:
+                    break
+                raise _Dropped(b"".join(chunks), exc) from exc
+            if not chunk:
+                complete = True
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+            if limit is not None and got > limit:
+                break
+    finally:
+        if complete:
+            resp.raw.release_conn()
+        else:
+            resp.close()
+    if not complete and (limit is None or got <= limit):
+        raise deadline.error(what, url)
+    return b"".join(chunks)
+
+
+@dataclasses.dataclass
+class _Validators:
+    """What identifies one version of a remote file: its ETag, Last-Modified and size."""
+
+    etag: str | None
+    last_modified: str | None
+    size: int | None
+
+    @classmethod
+    def of(cls, resp: requests.Response) -> _Validators:
+        """The validators of a response: the size from ``Content-Range`` for a 206, else ``Content-Length``
+        (of a HEAD or a 200)."""
+        size: int | None = None
+        if resp.status_code == 206:
+            m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+            if m and m.group(3) != "*":
+                size = int(m.group(3))
+        else:
+            size = _int(resp.headers.get("Content-Length"))
+        return cls(resp.headers.get("ETag"), resp.headers.get("Last-Modified"), size)
+
+    def strong_etag(self) -> str | None:
+        return self.etag if self.etag and not self.etag.startswith("W/") else None
+
+    def differs(self, other: _Validators) -> bool:
+        """Whether ``other`` describes another version (only what both responses say is compared)."""
+
+        def norm(etag: str) -> str:
+            return etag[2:] if etag.startswith("W/") else etag
+
+        return bool(
+            (self.etag and other.etag and norm(self.etag) != norm(other.etag))
+            or (self.last_modified and other.last_modified and self.last_modified != other.last_modified)
+            or (self.size is not None and other.size is not None and self.size != other.size)
+        )
+
+    def __str__(self) -> str:
+        parts = [f"ETag {self.etag}" if self.etag else "", f"Last-Modified {self.last_modified}"]
+        parts = [p for p in parts if p and not p.endswith("None")]
+        parts.append(f"{self.size} bytes" if self.size is not None else "size unknown")
+        return ", ".join(parts)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _changed(url: str, opened: _Validators, now: _Validators) -> RemoteChangedError:
+    return RemoteChangedError(
+        f"{describe_uri(url)} changed while it was read: opened at ({opened}), the server now sends ({now})",
+        uri=url,
+    )
+
+
+def _download(url: str, opened: _Validators | None = None) -> bytes:
+    """GET ``url`` whole within one deadline; a dropped connection resumes with a Range request from the byte
+    reached when the server advertises ranges (else starts over), at most ``settings.retries`` times.
+
+    Args:
+        opened: the version a Range file was opened at; a response of another version raises.
+
+    Raises:
+        RemoteChangedError: the file changed (against ``opened``, or between the parts of a resumed read).
+        RemoteAccessError, MediaNotFoundError: as :func:`_request`; an incomplete read past the retries.
+    """
+    deadline = _Deadline()
+    parts: list[bytes] = []
+    got = drops = 0
+    first: _Validators | None = None
+    resumable = False
+    while True:
+        resuming = first is not None and got > 0
+        headers: dict[str, str] = {}
+        if resuming:
+            assert first is not None and first.size is not None
+            headers["Range"] = f"bytes={got}-{first.size - 1}"
+            if first.strong_etag():
+                headers["If-Range"] = first.strong_etag() or ""
+        resp = _request("GET", url, deadline, headers=headers, what="download of")
+        try:
+            now = _Validators.of(resp)
+            if opened is not None and opened.differs(now):
+                raise _changed(url, opened, now)
+            if resuming:
+                assert first is not None
+                if first.differs(now):
+                    raise _changed(url, first, now)
+                if resp.status_code == 206:
+                    _check_content_range(resp, url, got, (first.size or 0) - 1)
+                else:  # a whole answer: start over with it
+                    parts, got = [], 0
+            else:
+                first = now
+                resumable = resp.headers.get("Accept-Ranges", "").lower() == "bytes" and now.size is not None
+            expected = None if first.size is None else first.size - got
+            body = _read_body(resp, url, deadline, limit=expected)
+        except _Dropped as drop:
+            parts.append(drop.data)
+            got += len(drop.data)
+            drops += 1
+            if drops > settings.retries:
+                total = "?" if first is None or first.size is None else f"{first.size:,}"
+                raise RemoteAccessError(
+                    f"incomplete read of {describe_uri(url)}: the connection dropped or stalled {drops} "
+                    f"times; got {got:,} of {total} bytes (last: {drop})",
+                    uri=url,
+                ) from drop.cause
+            if not resumable:
+                parts, got = [], 0
+            logger.info("%s: connection dropped at byte %d (%s); retrying", describe_uri(url), got, drop)
+            deadline.pause(_backoff(drops - 1), "download of", url)
+            continue
+        except BaseException:
+            resp.close()
+            raise
+        parts.append(body)
+        got += len(body)
+        if expected is not None and len(body) != expected:
+            raise RemoteAccessError(
+                f"{describe_uri(url)} sent {got:,} bytes but declared {first.size:,}", uri=url
+            )
+        return b"".join(parts)
+
+
+def _check_content_range(resp: requests.Response, url: str, start: int, end: int) -> tuple[int, int]:
+    """Check that a 206 answers ``bytes=start-end``: a ``Content-Range`` that starts at ``start`` and ends no
+    later than ``end``, and a ``Content-Length`` (when sent) of that many bytes. Returns the range served.
+
+    Raises:
+        RemoteAccessError: the answer is for other bytes, empty or longer than asked.
+    """
+    where = describe_uri(url)
+    header = resp.headers.get("Content-Range")
+    m = _CONTENT_RANGE.match(header or "")
+    if m is None:
         raise RemoteAccessError(
-            f"cannot read {describe_uri(url)}: {type(exc).__name__}: {exc}", uri=url
-        ) from exc
-    if resp.status_code in (404, 410):
+            f"{where} answered a request for bytes {start}-{end} with 206 and Content-Range {header!r}, "
+            f"which names no byte range",
+            uri=url,
+        )
+    first, last = int(m.group(1)), int(m.group(2))
+    if first != start or last > end or last < first:
+        raise RemoteAccessError(
+            f"{where}: server returned bytes {first}-{last} for a request of {start}-{end}", uri=url
+        )
+    length = _int(resp.headers.get("Content-Length"))
+    if length == 0:
+        raise RemoteAccessError(
+            f"{where}: server returned an empty 206 (no bytes) for a request of {start}-{end}", uri=url
+        )
+    if length is not None and length != last - first + 1:
+        raise RemoteAccessError(
+            f"{where}: server returned {length} bytes in a 206 for bytes {first}-{last} (a request of "
+            f"{start}-{end})",
+            uri=url,
+        )
+    return first, last
+
+
+@dataclasses.dataclass
+class _Probe:
+    validators: _Validators
+    ranges: bool  # the server serves byte ranges
+    length: str | None  # the size as the server wrote it (part of the version string)
+
+
+def _probe(url: str, deadline: _Deadline, head_only: bool = False) -> _Probe:
+    """HEAD ``url``; where HEAD is refused (403/405, presigned URLs), a ``Range: bytes=0-0`` GET."""
+    head = _request("HEAD", url, deadline, passthrough=_HEAD_REFUSED)
+    _ = head.content  # no body: read, the connection goes back to the pool for the next request
+    head.close()
+    if head.status_code < 400:
+        v = _Validators.of(head)
+        ranges = head.headers.get("Accept-Ranges", "").lower() == "bytes"
+        return _Probe(v, ranges, head.headers.get("Content-Length"))
+    logger.info("HEAD %s refused (HTTP %s); probing with a ranged GET", describe_uri(url), head.status_code)
+    resp = _request("GET", url, deadline, headers={"Range": "bytes=0-0"})
+    v = _Validators.of(resp)
+    if resp.status_code != 206 or head_only:
         resp.close()
-        raise MediaNotFoundError(f"HTTP {resp.status_code}: no media at {describe_uri(url)}", uri=url)
-    if resp.status_code >= 400:
+        return _Probe(v, False, None if v.size is None else str(v.size))
+    try:
+        _check_content_range(resp, url, 0, 0)
+        _read_body(resp, url, deadline, limit=1)
+    except _Dropped:
+        pass  # the size and version are known; the byte itself is not needed
+    except BaseException:
         resp.close()
-        raise RemoteAccessError(f"HTTP {resp.status_code} {resp.reason} for {describe_uri(url)}", uri=url)
-    return resp
+        raise
+    return _Probe(v, v.size is not None, None if v.size is None else str(v.size))
 
 
 def http_get(url: str) -> bytes:
-    """Download ``url`` whole."""
-    resp = _request("GET", url)
-    try:
-        return resp.content
-    except requests.exceptions.RequestException as exc:
-        raise RemoteAccessError(f"download of {describe_uri(url)} failed: {exc}", uri=url) from exc
+    """Download ``url`` whole, within ``settings.deadline`` (and any :func:`http_deadline`).
+
+    Args:
+        url: an ``http://`` or ``https://`` URL.
+
+    Returns:
+        The body, complete (checked against ``Content-Length``).
+
+    Raises:
+        MediaNotFoundError: HTTP 404 or 410.
+        RemoteChangedError: the file changed while a dropped download was resumed.
+        RemoteAccessError: refused access, persistent errors, an incomplete body, the deadline.
+    """
+    return _download(url)
 
 
 def http_exists(url: str) -> bool:
-    """Cheap existence check: HEAD (falling back to a 1-byte ranged GET where HEAD is not allowed)."""
+    """Cheap existence check: HEAD, or a 1-byte ranged GET where HEAD is refused (403/405).
+
+    Args:
+        url: an ``http://`` or ``https://`` URL.
+
+    Returns:
+        False for HTTP 404/410, True for a successful answer.
+
+    Raises:
+        RemoteAccessError: access refused, persistent errors or the deadline.
+    """
     try:
-        resp = _request("HEAD", url, allow_redirects=True)
+        _probe(url, _Deadline(), head_only=True)
     except MediaNotFoundError:
         return False
-    except RemoteAccessError:
-        try:
-            resp = _request("GET", url, headers={"Range": "bytes=0-0"}, stream=True)
-        except MediaNotFoundError:
-            return False
-    resp.close()
     return True
 
 
@@ -110,6 +586,10 @@ class _RangeReader(io.RawIOBase):
     twice the previous fetch when it continues where that fetch ended, up to ``readahead``. Seeks (container
     probing, jumps to keyframes) cost little; long forward reads (a keyframe block, an index scan) take few
     requests. A caller that knows how much it will read after a seek says so with :meth:`expect`.
+
+    Every read is tied to the version (ETag, Last-Modified, size) seen when the file was opened: ranged GETs
+    send ``If-Range`` with a strong ETag, and any response of another version raises
+    :class:`~hf_mediaref.errors.RemoteChangedError`.
     """
 
     def __init__(self, url: str, readahead: int | None = None):
@@ -124,19 +604,18 @@ class _RangeReader(io.RawIOBase):
         self._buf = b""
         self._buf_start = 0
         self._fallback: io.BytesIO | None = None
-        head = _request("HEAD", url, allow_redirects=True)
-        head.close()
-        length = head.headers.get("Content-Length")
-        self._size = int(length) if length is not None else None
-        validator = head.headers.get("ETag") or head.headers.get("Last-Modified")
+        probe = _probe(url, _Deadline())
+        self._opened = probe.validators
+        self._size = probe.validators.size
+        validator = probe.validators.etag or probe.validators.last_modified
         #: Changes when the resource changes (validator + size); None when the server sends no validator.
-        self.version = f"{validator}; {length}" if validator else None
-        if self._size is None or head.headers.get("Accept-Ranges", "").lower() != "bytes":
+        self.version = f"{validator}; {probe.length}" if validator else None
+        if self._size is None or not probe.ranges:
             logger.info("%s does not advertise range requests; downloading it whole", describe_uri(url))
             self._load_whole()
 
     def _load_whole(self) -> None:
-        data = http_get(self.url)
+        data = _download(self.url, self._opened)
         self.bytes_read += len(data)
         self.requests += 1
         self._fallback, self._size = io.BytesIO(data), len(data)
@@ -165,15 +644,77 @@ class _RangeReader(io.RawIOBase):
         self._expected = min(max(0, int(nbytes)), _MAX_EXPECTED)
 
     def _fetch(self, start: int, length: int) -> None:
-        """Fetch ``[start, start + length)`` into the buffer (or switch to a whole download)."""
-        resp = _request("GET", self.url, headers={"Range": f"bytes={start}-{start + length - 1}"})
-        if resp.status_code != 206:  # server ignored the range: serve from a full copy
-            resp.close()
-            self._load_whole()
-            return
-        self._buf, self._buf_start = resp.content[:length], start
-        self.bytes_read += len(self._buf)
-        self.requests += 1
+        """Fetch ``[start, start + length)`` into the buffer, within one deadline: a short 206 is continued
+        from where it ended and a dropped connection from the byte reached, in at most
+        ``settings.max_requests`` requests.
+
+        Raises:
+            RemoteChangedError: a response of another version than the one opened.
+            RemoteAccessError: a wrong answer (other bytes, empty, longer, a 200), too many requests or
+                drops, the deadline.
+        """
+        url, end = self.url, start + length - 1
+        what = f"reading bytes {start}-{end} of"
+        deadline = _Deadline()
+        parts: list[bytes] = []
+        pos, sent, drops, largest = start, 0, 0, 0
+        while pos <= end:
+            if sent >= settings.max_requests:
+                raise RemoteAccessError(
+                    f"reading bytes {start}-{end} of {describe_uri(url)} took more than {sent} requests (the "
+                    f"server sends at most {largest:,} bytes per answer; HF_MEDIAREF_HTTP_MAX_REQUESTS)",
+                    uri=url,
+                )
+            headers = {"Range": f"bytes={pos}-{end}"}
+            if self._opened.strong_etag():
+                headers["If-Range"] = self._opened.strong_etag() or ""
+            resp = _request("GET", url, deadline, headers=headers, passthrough=(412, 416), what=what)
+            sent += 1
+            self.requests += 1
+            try:
+                now = _Validators.of(resp)
+                if self._opened.differs(now) or resp.status_code == 412:
+                    raise _changed(url, self._opened, now)
+                if resp.status_code != 206:
+                    raise RemoteAccessError(
+                        f"{describe_uri(url)} answered a request for bytes {pos}-{end} with HTTP "
+                        f"{resp.status_code} (not 206 partial content) although it advertised range requests",
+                        uri=url,
+                    )
+                first, last = _check_content_range(resp, url, pos, end)
+                body = _read_body(resp, url, deadline, last - first + 1, what)
+            except _Dropped as drop:
+                self.bytes_read += len(drop.data)
+                parts.append(drop.data)
+                pos += len(drop.data)
+                drops += 1
+                if drops > settings.retries:
+                    raise RemoteAccessError(
+                        f"incomplete read of bytes {start}-{end} of {describe_uri(url)}: the connection "
+                        f"dropped or stalled {drops} times (last: {drop})",
+                        uri=url,
+                    ) from drop.cause
+                logger.info("%s: connection dropped at byte %d (%s); resuming", describe_uri(url), pos, drop)
+                deadline.pause(_backoff(drops - 1), what, url)
+                continue
+            except BaseException:
+                resp.close()
+                raise
+            self.bytes_read += len(body)
+            if len(body) > last - first + 1:
+                raise RemoteAccessError(
+                    f"{describe_uri(url)}: server sent more than the {last - first + 1} bytes {first}-{last} "
+                    f"it declared (a request of {pos}-{end})",
+                    uri=url,
+                )
+            if not body:
+                raise RemoteAccessError(
+                    f"{describe_uri(url)}: server returned an empty 206 for a request of {pos}-{end}", uri=url
+                )
+            largest = max(largest, len(body))
+            parts.append(body)
+            pos += len(body)
+        self._buf, self._buf_start = b"".join(parts), start
 
     def readinto(self, buffer: Any) -> int:
         size = self._size or 0
@@ -202,6 +743,19 @@ class _RangeReader(io.RawIOBase):
 
 
 def open_http(url: str, readahead: int | None = None) -> io.BufferedReader:
-    """A seekable binary file over ``url`` that reads with Range requests and an adaptive read-ahead of up to
-    ``readahead`` bytes (default ``settings.readahead``)."""
+    """A seekable binary file over ``url`` that reads with Range requests and an adaptive read-ahead.
+
+    Args:
+        url: an ``http://`` or ``https://`` URL.
+        readahead: the largest read-ahead in bytes (default ``settings.readahead``).
+
+    Returns:
+        A buffered reader; its ``raw`` has ``version`` (ETag or Last-Modified and size, for keying what is
+        learned from the file; None without validators), ``bytes_read``, ``requests`` and ``expect()``.
+
+    Raises:
+        MediaNotFoundError: HTTP 404 or 410.
+        RemoteAccessError: the probe (HEAD, or a 1-byte GET) failed; reads raise it (or
+            :class:`~hf_mediaref.errors.RemoteChangedError`) later.
+    """
     return io.BufferedReader(_RangeReader(url, readahead), buffer_size=32 << 10)  # FFmpeg reads 32 KiB blocks
