@@ -176,7 +176,8 @@ def _session() -> requests.Session:
 
 
 def _backoff(attempt: int) -> float:
-    """The pause before retry ``attempt + 1``: none before the first (as urllib3), then 1, 2, 4... x backoff."""
+    """The pause before retry ``attempt + 1``: none before the first (as urllib3), then 1, 2, 4... x
+    backoff."""
     return 0.0 if attempt <= 0 else settings.backoff * (2 ** (attempt - 1))
 
 
