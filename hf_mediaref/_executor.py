@@ -7,13 +7,18 @@ video engine and the decode façade both schedule their work here.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import heapq
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
+
+from ._deadline import current as current_deadline
+from .errors import DecodeTimeoutError
 
 __all__ = ["Task", "choose_parallelism", "core_budget", "run_tasks"]
 
@@ -79,17 +84,31 @@ def choose_parallelism(costs: Sequence[float], cores: int) -> tuple[int, int]:
     return best[1], best[2]
 
 
+def _start(task: Task, threads: int) -> Any:
+    """Run ``task`` unless the running operation's deadline (:mod:`._deadline`) has passed."""
+    end = current_deadline()
+    if end is not None and time.monotonic() > end:
+        raise DecodeTimeoutError(
+            "the decode did not finish within its timeout; its remaining work was not started"
+        )
+    return task.run(threads)
+
+
 def run_tasks(tasks: Sequence[Task], budget: int) -> list[Any]:
-    """Run ``tasks`` and return their results in task order; the first failure is raised."""
+    """Run ``tasks`` and return their results in task order; the first failure is raised.
+
+    Workers run a copy of the caller's context (its deadline included); no task starts after the deadline
+    (:class:`~hf_mediaref.errors.DecodeTimeoutError`).
+    """
     if not tasks:
         return []
     workers, threads = choose_parallelism([t.cost for t in tasks], budget)
     if workers == 1:
-        return [task.run(threads) for task in tasks]
+        return [_start(task, threads) for task in tasks]
     order = sorted(range(len(tasks)), key=lambda i: -tasks[i].cost)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hf_mediaref-decode")
     try:
-        futures = {i: pool.submit(tasks[i].run, threads) for i in order}
+        futures = {i: pool.submit(contextvars.copy_context().run, _start, tasks[i], threads) for i in order}
         done, _ = wait(futures.values(), return_when=FIRST_EXCEPTION)
         for future in done:
             if future.exception() is not None:

@@ -12,25 +12,31 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
+from ._deadline import deadline
 from ._executor import Task, core_budget, run_tasks
 from ._fields import coerce_pts_ns, coerce_uri, describe_ref
 from ._optional import require
+from .errors import RemoteChangedError
 from .io import load_image_rgb
 from .video import BatchDecodingStrategy
 from .video import _stats as stats
 from .video._batch import plan_videos
+from .video._indexes import forget_source
 from .video._torchcodec import check_device
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core import MediaRef
 
 __all__ = ["DECODERS", "OUTPUTS", "DecodeOptions", "batch_decode"]
+
+logger = logging.getLogger(__name__)
 
 #: The decoder backends.
 DECODERS = ("pyav", "torchcodec")
@@ -69,10 +75,14 @@ class DecodeOptions:
             process may use, or 1 inside a torch DataLoader worker.
         device: TorchCodec's decoding device, ``"cpu"`` or ``"cuda[:N]"`` (CUDA only with
             ``decoder="torchcodec"``).
+        timeout: seconds the whole call may take, or ``None`` (each HTTP request still has its own deadline,
+            ``HF_MEDIAREF_HTTP_DEADLINE``): no HTTP request outlives it and no decode task starts after it
+            (:class:`~hf_mediaref.errors.DecodeTimeoutError`, or a ``RemoteAccessError`` for a cut request).
 
     Raises:
         ValueError: for an unknown decoder, strategy or output, a malformed ``size``, ``channels_first`` with
-            ``output="pil"``, ``max_workers < 1``, or a CUDA device with the PyAV decoder.
+            ``output="pil"``, ``max_workers < 1``, a non-positive ``timeout``, or a CUDA device with the PyAV
+            decoder.
 
     Example:
         ```python
@@ -91,6 +101,7 @@ class DecodeOptions:
     storage_options: dict[str, Any] | None = None
     max_workers: int | None = None
     device: str = "cpu"
+    timeout: float | None = None
 
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
@@ -116,6 +127,10 @@ class DecodeOptions:
                 raise ValueError(f"max_workers must be >= 1, got {self.max_workers}")
             object.__setattr__(self, "max_workers", workers)
         object.__setattr__(self, "device", check_device(self.device))
+        if self.timeout is not None:
+            if isinstance(self.timeout, bool) or not float(self.timeout) > 0:
+                raise ValueError(f"timeout must be a positive number of seconds, got {self.timeout!r}")
+            object.__setattr__(self, "timeout", float(self.timeout))
         if self.device != "cpu" and self.decoder != "torchcodec":
             raise ValueError(f"device={self.device!r} needs decoder='torchcodec' (PyAV decodes on the CPU)")
 
@@ -215,6 +230,7 @@ def batch_decode(
     storage_options: dict[str, Any] | None = None,
     max_workers: int | None = None,
     device: str | None = None,
+    timeout: float | None = None,
     options: DecodeOptions | None = None,
 ) -> list[Any]:
     """Load every ref (video frames and images) and return one RGB frame per ref, in input order.
@@ -225,8 +241,8 @@ def batch_decode(
     Args:
         refs: ``MediaRef`` s or ``{"uri", "pts_ns"}`` dicts; duplicates, any order, many videos and
             still images (``pts_ns=None``) mixed.
-        strategy, decoder, size, output, channels_first, storage_options, max_workers, device: the fields of
-            :class:`DecodeOptions`; given ones override ``options``.
+        strategy, decoder, size, output, channels_first, storage_options, max_workers, device, timeout: the
+            fields of :class:`DecodeOptions`; given ones override ``options``.
         options: a :class:`DecodeOptions` (default: ``DecodeOptions()``).
 
     Returns:
@@ -238,7 +254,8 @@ def batch_decode(
         MediaDecodeError: corrupt or truncated media, or a decompression bomb.
         FrameOutOfRangeError: a ``pts_ns`` at or past the end of its video (the message gives the duration).
         UnsupportedURIError: a URI scheme that cannot be read.
-        RemoteAccessError: a remote read failed.
+        RemoteAccessError: a remote read failed (``RemoteChangedError``: a file changed twice while read).
+        DecodeTimeoutError: the call did not finish within ``timeout``.
         ValueError / TypeError: malformed refs or options.
 
     Example:
@@ -261,18 +278,32 @@ def batch_decode(
         storage_options=storage_options,
         max_workers=max_workers,
         device=device,
+        timeout=timeout,
     )
     fields = _ref_fields(refs)
     stats.record(calls=1, requested_refs=len(fields))
     if not fields:
         return []
-    frames = _decode(fields, opts)
+    with deadline(opts.timeout):
+        frames = _decode_checked(fields, opts)
     stats.record(returned_frames=len(frames))
     return _assemble(frames, opts)
 
 
 def _load_image(uri: str, options: DecodeOptions, _threads: int) -> np.ndarray:
     return load_image_rgb(uri, size=options.size, storage_options=options.storage_options)
+
+
+def _decode_checked(fields: list[tuple[str, int | None]], options: DecodeOptions) -> list[Any]:
+    """:func:`_decode`, once more after a remote file changed under it (its cached index and decoders are
+    dropped first); a second change raises :class:`~hf_mediaref.errors.RemoteChangedError`."""
+    try:
+        return _decode(fields, options)
+    except RemoteChangedError as exc:
+        logger.warning("%s; dropping what was cached of it and decoding the batch again", exc)
+        if exc.uri is not None:
+            forget_source(exc.uri, options.storage_options)
+        return _decode(fields, options)
 
 
 def _decode(fields: list[tuple[str, int | None]], options: DecodeOptions) -> list[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "DecodeTimeoutError",
     "FrameOutOfRangeError",
     "InvalidDataURIError",
     "MediaDecodeError",
@@ -76,3 +77,8 @@ class RemoteChangedError(RemoteAccessError):
     """The remote file changed while it was being read: a later response carried another ETag, Last-Modified
     or size than the one the file was opened at. The bytes read so far belong to two versions; whatever was
     learned from them (an index, frames) must be dropped and the file opened again. ``uri`` names the file."""
+
+
+class DecodeTimeoutError(MediaRefError, TimeoutError):
+    """A decode did not finish within its ``timeout`` (``DecodeOptions.timeout``): no task starts after the
+    deadline and no HTTP request outlives it."""

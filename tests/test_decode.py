@@ -107,3 +107,70 @@ class TestEntryPoints:
             batch_decode([{"uri": str(video.path), "pts": 0}])
         with pytest.raises(TypeError, match=r"refs\[0\]"):
             batch_decode([42])
+
+
+class TestDeadlinesAndRemoteChanges:
+    @pytest.fixture
+    def served(self, tmp_path):
+        from hf_mediaref.testing.faulty_http import FaultyFileServer
+
+        spec = write_video(tmp_path / "clip.mp4", 30, fps=30, gop=10, noise=0.05, size=(64, 128))
+        with FaultyFileServer(tmp_path) as server:
+            yield server, spec
+
+    def test_a_passed_timeout_starts_no_work(self, video):
+        from hf_mediaref import cleanup_cache
+        from hf_mediaref.errors import DecodeTimeoutError
+
+        cleanup_cache()
+        with collect_stats() as stats, pytest.raises(DecodeTimeoutError, match="timeout"):
+            batch_decode([MediaRef(str(video.path), 0)], timeout=1e-9)
+        assert stats.containers_opened == 0 and stats.decoded_frames == 0
+        assert read_index(batch_decode([MediaRef(str(video.path), 0)], timeout=60)[0]) == 0
+
+    def test_timeout_bounds_the_whole_call_over_a_trickling_server(self, served, monkeypatch):
+        import time
+
+        from hf_mediaref.errors import DecodeTimeoutError, RemoteAccessError
+        from hf_mediaref.io import http_settings
+
+        server, spec = served
+        monkeypatch.setattr(http_settings, "deadline", 600.0)  # only the call's timeout can end it in time
+        ref = MediaRef(f"{server.url}/clip.mp4?trickle=0.05&id=timeout", spec.pts_ns[3])
+        start = time.monotonic()
+        with pytest.raises((DecodeTimeoutError, RemoteAccessError)) as info:
+            batch_decode([ref], timeout=1.0)
+        assert time.monotonic() - start < 5
+        assert "clip.mp4" in str(info.value) or isinstance(info.value, DecodeTimeoutError)
+
+    @pytest.mark.parametrize(
+        "picks", [(25, 2, 39), (20, 2)], ids=["past_the_old_end", "inside_the_old_range"]
+    )
+    def test_a_video_replaced_between_calls_is_indexed_again(self, served, tmp_path, picks):
+        """The in-memory index and cached containers belong to the old file: the new version is detected on
+        its first read, what was cached of the file is dropped, and the right frames of the new file come
+        back."""
+        import os
+
+        from hf_mediaref import cleanup_cache
+        from hf_mediaref.testing import probe_pts_ns
+        from hf_mediaref.video._cache import decoder_cache
+
+        server, spec = served
+        uri = f"{server.url}/clip.mp4?id=replaced{len(picks)}"
+        cleanup_cache()
+        first = batch_decode([MediaRef(uri, spec.pts_ns[i]) for i in (2, 25)])
+        assert [read_index(f) for f in first] == [2, 25]
+        # another frame rate, GOP and B-frames: the old index would pick wrong frames of the new file
+        new = write_video(
+            tmp_path / "next.mp4", 40, fps=24, gop=8, bframes=2, size=(64, 128), first_index=500
+        )
+        os.replace(new.path, spec.path)  # same URL, other bytes: another ETag
+        decoder_cache.clear()  # containers opened now see the new file; only the in-memory index is stale
+        pts = probe_pts_ns(spec.path)
+        with collect_stats() as stats:
+            frames = batch_decode([MediaRef(uri, pts[i]) for i in picks])
+        assert [read_index(f) for f in frames] == [500 + i for i in picks]
+        assert stats.index_scans == 1  # indexed again, once
+        cleanup_cache()  # a new process: the index stored on disk is the new version's
+        assert [read_index(f) for f in batch_decode([MediaRef(uri, pts[7])])] == [507]

@@ -79,15 +79,8 @@ def embed(
     *,
     batch_size: int = 64,
     num_proc: int | None = None,
-    decoder: str | None = None,
-    strategy: Any = None,
-    size: tuple[int, int] | None = None,
-    output: str | None = None,
-    channels_first: bool | None = None,
-    storage_options: dict | None = None,
-    max_workers: int | None = None,
-    device: str | None = None,
     options: DecodeOptions | None = None,
+    **decode_options: Any,
 ) -> Any:
     """A copy of ``dataset`` whose media refs are replaced by image ``data:`` URIs, so that it no longer
     depends on external files.
@@ -104,10 +97,10 @@ def embed(
         quality: 1-100 for JPEG and WebP (default 90).
         batch_size: rows per engine call.
         num_proc: processes for ``datasets.Dataset.map``.
-        decoder, strategy, size, output, channels_first, storage_options, max_workers, device: the fields of
-            :class:`hf_mediaref.DecodeOptions` used to decode (``size`` resizes what is embedded); given ones
-            override ``options``.
-        options: a :class:`hf_mediaref.DecodeOptions` (default: ``DecodeOptions()``).
+        options: a :class:`hf_mediaref.DecodeOptions` used to decode (``size`` resizes what is embedded).
+        **decode_options: fields of :class:`hf_mediaref.DecodeOptions` by name (``decoder``, ``strategy``,
+            ``size``, ``output``, ``channels_first``, ``storage_options``, ``max_workers``, ``device``,
+            ``timeout``); given ones override ``options``.
 
     Returns:
         A new ``Dataset`` (or ``DatasetDict``) with the same features.
@@ -124,22 +117,10 @@ def embed(
         True
         ```
     """
-    opts = DecodeOptions.resolve(
-        options,
-        decoder=decoder,
-        strategy=strategy,
-        size=size,
-        output=output,
-        channels_first=channels_first,
-        storage_options=storage_options,
-        max_workers=max_workers,
-        device=device,
-    )
+    opts = DecodeOptions.resolve(options, **decode_options)
     if format.lower() not in _FORMATS:
         raise ValueError(f"format must be 'png', 'jpeg' or 'webp', got {format!r}")
-    DataURI.from_image(
-        np.zeros((1, 1, 3), np.uint8), format=format, quality=quality
-    )  # check quality up front
+    DataURI.from_image(np.zeros((1, 1, 3), np.uint8), format=format, quality=quality)  # check quality now
     if isinstance(dataset, dict):
         return type(dataset)(
             {

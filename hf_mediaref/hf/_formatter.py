@@ -124,12 +124,14 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
     Args:
         features: the dataset's features (``datasets`` passes them).
         token_per_repo_id: passed by ``datasets``; used for the other columns' formatting.
-        decoder, strategy, size, output, channels_first, storage_options, max_workers, device: the fields of
-            :class:`hf_mediaref.DecodeOptions`; given ones override ``options``.
         options: a :class:`hf_mediaref.DecodeOptions` (default: ``DecodeOptions()``).
+        **decode_options: fields of :class:`hf_mediaref.DecodeOptions` by name (``decoder``, ``strategy``,
+            ``size``, ``output``, ``channels_first``, ``storage_options``, ``max_workers``, ``device``,
+            ``timeout``); given ones override ``options``.
 
     Raises:
         ValueError: for invalid options (for instance ``device="cuda"`` with ``decoder="pyav"``).
+        TypeError: for a name that is not a decode option.
 
     Example:
         ```python
@@ -144,28 +146,11 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         self,
         features: Features | None = None,
         token_per_repo_id: dict | None = None,
-        decoder: str | None = None,
-        strategy: Any = None,
-        size: tuple[int, int] | None = None,
-        output: str | None = None,
-        channels_first: bool | None = None,
-        storage_options: dict | None = None,
-        max_workers: int | None = None,
-        device: str | None = None,
         options: DecodeOptions | None = None,
+        **decode_options: Any,
     ):
         super().__init__(features, token_per_repo_id)
-        self.options = DecodeOptions.resolve(
-            options,
-            decoder=decoder,
-            strategy=strategy,
-            size=size,
-            output=output,
-            channels_first=channels_first,
-            storage_options=storage_options,
-            max_workers=max_workers,
-            device=device,
-        )
+        self.options = DecodeOptions.resolve(options, **decode_options)
         kwargs = {"features": features, "token_per_repo_id": token_per_repo_id}
         if self.options.output == "torch":
             self._rest = torch_formatter(**kwargs)

@@ -135,15 +135,8 @@ def decode_transform(
     columns: Sequence[str] | None = None,
     *,
     root: str | os.PathLike[str] | None = None,
-    decoder: str | None = None,
-    strategy: Any = None,
-    size: tuple[int, int] | None = None,
-    output: str | None = None,
-    channels_first: bool | None = None,
-    storage_options: dict | None = None,
-    max_workers: int | None = None,
-    device: str | None = None,
     options: DecodeOptions | None = None,
+    **decode_options: Any,
 ) -> MediaDecodeTransform:
     """A transform for ``ds.with_transform(...)`` or ``IterableDataset.map(..., batched=True)`` that decodes
     media columns to pixels, one engine call per batch.
@@ -156,15 +149,17 @@ def decode_transform(
         root: resolves relative URIs the dataset did not resolve already (datasets loaded with
             :func:`hf_mediaref.load_dataset` or given a root with :func:`set_media_root` read as resolved
             refs).
-        decoder, strategy, size, output, channels_first, storage_options, max_workers, device: the fields of
-            :class:`hf_mediaref.DecodeOptions`; given ones override ``options``.
         options: a :class:`hf_mediaref.DecodeOptions` (default: ``DecodeOptions()``).
+        **decode_options: fields of :class:`hf_mediaref.DecodeOptions` by name (``decoder``, ``strategy``,
+            ``size``, ``output``, ``channels_first``, ``storage_options``, ``max_workers``, ``device``,
+            ``timeout``); given ones override ``options``.
 
     Returns:
         A picklable callable ``batch -> batch``.
 
     Raises:
         ValueError: for invalid options (raised here, not at the first batch).
+        TypeError: for a name that is not a decode option.
         UnresolvedPathError: (when called) a relative URI and no root.
 
     Example:
@@ -176,15 +171,4 @@ def decode_transform(
         >>> streamed = ids.map(decode_transform(decoder="torchcodec", device="cuda"), batched=True)
         ```
     """
-    opts = DecodeOptions.resolve(
-        options,
-        decoder=decoder,
-        strategy=strategy,
-        size=size,
-        output=output,
-        channels_first=channels_first,
-        storage_options=storage_options,
-        max_workers=max_workers,
-        device=device,
-    )
-    return MediaDecodeTransform(columns, root=root, options=opts)
+    return MediaDecodeTransform(columns, root=root, options=DecodeOptions.resolve(options, **decode_options))

@@ -45,8 +45,6 @@ RemoteAccessError saying access was refused, ``404``/``410`` raise
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import dataclasses
 import email.utils
 import io
@@ -55,7 +53,6 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -63,6 +60,8 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from .._deadline import current as current_deadline
+from .._deadline import deadline
 from ..errors import MediaNotFoundError, RemoteAccessError, RemoteChangedError, describe_uri
 
 logger = logging.getLogger(__name__)
@@ -87,11 +86,6 @@ class HttpSettings:
 settings = HttpSettings()
 _local = threading.local()
 
-#: The absolute :func:`time.monotonic` time by which every request must end (set by :func:`http_deadline`).
-_deadline_var: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "hf_mediaref_http_deadline", default=None
-)
-
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _HEAD_REFUSED = (400, 403, 405, 501)  # answers of servers (presigned URLs) that sign or allow only GET
 _BASE_HEADERS = {"Accept-Encoding": "identity"}  # byte ranges must count bytes of the file itself
@@ -101,30 +95,9 @@ _CONTENT_RANGE = re.compile(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 _BODY_ERRORS = (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError)
 
 
-@contextlib.contextmanager
-def http_deadline(seconds: float) -> Iterator[None]:
-    """Bound every HTTP request made inside the block (in this thread, and in threads that run a copy of this
-    context) to end within ``seconds`` from now.
-
-    Each request then uses the earlier of its own deadline (``settings.deadline``) and this one; nested
-    blocks keep the earliest. A request that cannot finish in time raises RemoteAccessError.
-
-    Args:
-        seconds: the time, from entering the block, by which every request inside must have ended.
-
-    Raises:
-        ValueError: ``seconds`` is negative or not a number.
-    """
-    seconds = float(seconds)
-    if not seconds >= 0:
-        raise ValueError(f"http_deadline needs a non-negative number of seconds, got {seconds!r}")
-    end = time.monotonic() + seconds
-    outer = _deadline_var.get()
-    token = _deadline_var.set(end if outer is None else min(outer, end))
-    try:
-        yield
-    finally:
-        _deadline_var.reset(token)
+#: Bound every HTTP request made inside a ``with`` block (and in threads running a copy of its context) to end
+#: within the given seconds: each request uses the earlier of its own deadline and this one.
+http_deadline = deadline
 
 
 class _Deadline:
@@ -133,7 +106,7 @@ class _Deadline:
     def __init__(self) -> None:
         now = time.monotonic()
         self.end, self.source = now + settings.deadline, "HF_MEDIAREF_HTTP_DEADLINE"
-        outer = _deadline_var.get()
+        outer = current_deadline()
         if outer is not None and outer < self.end:
             self.end, self.source = outer, "http_deadline"
         self.seconds = max(0.0, self.end - now)

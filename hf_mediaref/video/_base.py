@@ -18,7 +18,7 @@ from ..io import check_pixel_limit
 from ._errors import decode_errors
 from ._identity import source_key
 from ._index import VideoIndex
-from ._indexes import load_index
+from ._indexes import confirm_version, load_index
 from ._planning import NO_FRAME, BatchDecodingStrategy, Span, plan_spans, span_cost
 from ._types import Frame, FrameBatch, VideoStreamMetadata
 
@@ -89,6 +89,7 @@ class BaseVideoDecoder(abc.ABC):
         frames = self._index.frames_at(times_ns)
         bad = np.flatnonzero(frames == NO_FRAME)
         if bad.size:
+            confirm_version(self._index, self.uri, self.storage_options)  # a stale index is no proof
             t_ns = int(list(times_ns)[int(bad[0])])
             what = labels[int(bad[0])] if labels is not None else describe_uri(self.uri)
             idx = self._index

@@ -39,6 +39,7 @@ __all__ = [
     "cleanup_cache",
     "clear_index_cache",
     "decoder_cache",
+    "forget_index",
 ]
 
 CACHE_SIZE = int(os.environ.get("AV_CACHE_SIZE", "10") or 10)
@@ -136,6 +137,15 @@ class LeaseCache:
         for obj in idle:
             _close_quietly(obj)
 
+    def discard(self, match: Callable[[Hashable], bool]) -> None:
+        """Close the idle decoders whose key matches; leased ones (of any key) are closed when given back."""
+        with self._lock:
+            stale = [slot for slot in self._idle if match(slot[0])]
+            dropped = [self._idle.pop(slot) for slot in stale]
+            self._generation += 1
+        for obj in dropped:
+            _close_quietly(obj)
+
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
         self._orphans.extend(self._idle.values())
@@ -176,6 +186,12 @@ def cached_index(key: Hashable, build: Callable[[], VideoIndex]) -> VideoIndex:
         while len(_index_cache) > INDEX_CACHE_SIZE:
             _index_cache.popitem(last=False)
     return index
+
+
+def forget_index(key: Hashable) -> None:
+    """Forget the index cached under ``key``."""
+    with _index_lock:
+        _index_cache.pop(key, None)
 
 
 def clear_index_cache() -> None:

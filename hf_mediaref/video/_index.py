@@ -52,6 +52,7 @@ class VideoIndex:
     stream_index: int
     keyframes_verified: bool = False  # True when the keyframes came from a keyframe-only decode
     nonref_skipping: bool = True  # False once skipping non-reference frames lost a requested frame
+    version: str | None = None  # the remote object's version the index was built from (None: local, data:)
     torchcodec_seeks_ok: bool = True  # False once TorchCodec returned frames of other times
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 

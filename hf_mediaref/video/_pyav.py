@@ -31,6 +31,7 @@ from . import _stats as stats
 from ._base import BaseVideoDecoder, DimensionOrder
 from ._container import OpenedVideo, lease_video
 from ._index import VideoIndex
+from ._indexes import check_version
 from ._planning import Span
 
 logger = logging.getLogger(__name__)
@@ -232,6 +233,7 @@ class PyAVVideoDecoder(BaseVideoDecoder):
             skip_nonref = index.codec in _NONREF_SKIP_CODECS and index.nonref_skipping
             try:
                 with self._container(threads, fresh=from_top) as video:
+                    check_version(index, video.version, self.uri)
                     decode = _SpanDecode(
                         video, index, start, span.targets, size, skip_nonref, seek=not from_top
                     )

@@ -19,11 +19,12 @@ from typing import Any
 
 from .._fields import NS_PER_SECOND
 from ..errors import MediaDecodeError, MissingDependencyError, describe_uri
-from ..io import open_media
+from ..io import open_media, source_version
 from . import _stats as stats
 from ._base import BaseVideoDecoder, DimensionOrder
 from ._cache import decoder_cache
 from ._index import VideoIndex
+from ._indexes import check_version
 from ._planning import Span
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class _OpenedTorchCodec:
         self._stack = contextlib.ExitStack()
         try:
             source = self._stack.enter_context(open_media(uri, storage_options=storage_options))
+            check_version(index, source_version(source), uri)
             self.counts_packet_bytes = isinstance(source, str)
             transforms = None
             if size is not None:

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from hf_mediaref import MediaRef, batch_decode, cleanup_cache
+from hf_mediaref._deadline import current as current_deadline
 from hf_mediaref.errors import MediaNotFoundError, RemoteAccessError, RemoteChangedError
 from hf_mediaref.io import http_deadline, open_media, read_bytes, uri_exists
 from hf_mediaref.io import http_settings as settings
-from hf_mediaref.io._http import _deadline_var
 from hf_mediaref.testing import read_index, write_video
 from hf_mediaref.testing.faulty_http import FaultyFileServer
 
@@ -110,12 +110,12 @@ def test_a_server_that_answers_nothing_fails_at_the_deadline(url, monkeypatch):
 def test_http_deadline_bounds_a_whole_operation_and_is_restored(url):
     u = url("trickle=0.05")
     with _Timer() as t, http_deadline(0.5):
-        assert _deadline_var.get() is not None
+        assert current_deadline() is not None
         with http_deadline(60):  # an inner, later deadline does not extend the outer one
             with pytest.raises(RemoteAccessError, match=r"within 0\.5 s \(the http_deadline limit\)"):
                 read_bytes(u)
     assert t.seconds < 1.2
-    assert _deadline_var.get() is None
+    assert current_deadline() is None
     assert read_bytes(url()) == PAYLOAD  # nothing left behind
 
 
