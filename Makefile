@@ -26,13 +26,47 @@ demo: venv
 test: venv system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The oldest PyAV we support (pyproject: av>=15, what LeRobot pins), next to the newest in .venv: the video
-# engine's tests run again with it first on the path.
-FLOOR_AV ?= 15.0.0
+# The floors we declare, each installed once into .floor/<name> (pip --no-deps --only-binary=:all: --target;
+# reinstalled only when its stamp, the pins and the Python they were installed for, changes) and put first on
+# PYTHONPATH, so they shadow .venv's newer versions; a check that they are the ones imported, then the tests that
+# use them.
+# - PyAV 15.0.0 (pyproject: av>=15, what LeRobot pins): the video engine's tests.
+# - requirements/floor-hf.txt: the `hf` extra's floor (datasets 4.0.0, huggingface_hub 0.24.0, pyarrow 15.0.0,
+#   fsspec 2023.10.0) with what a user of them has next to them (NumPy 1.x, pandas 2.x, ...): tests/hf and
+#   tests/arrow, the tests that import datasets or pyarrow.
+FLOOR_AV     ?= 15.0.0
+FLOOR_AV_DIR := .floor/av-$(FLOOR_AV)
+FLOOR_HF_REQ := requirements/floor-hf.txt
+FLOOR_HF_DIR := .floor/hf
+
+# $(call floor_install,DIR,PIP ARGUMENTS,SHELL COMMAND PRINTING THE PINS)
+define floor_install
+	@stamp="$$($(BIN)/python -VV; $(3))"; \
+	if [ "$$stamp" != "$$(cat $(1)/.stamp 2>/dev/null)" ]; then \
+	  echo "installing $(1)"; rm -rf $(1) && \
+	  $(BIN)/python -m pip install -q --no-deps --only-binary=:all: --target $(1) $(2) && \
+	  printf '%s\n' "$$stamp" > $(1)/.stamp; \
+	else echo "$(1) is up to date"; fi
+endef
+
+# Every pin of $(FLOOR_HF_REQ) is what `import <name>` gives (its __version__, from under $(FLOOR_HF_DIR)).
+FLOOR_HF_CHECK := import importlib, os; \
+  pins = [l.split('\#')[0].strip().split('==') for l in open('$(FLOOR_HF_REQ)')]; \
+  pins = {n.replace('-', '_'): v for n, v in (p for p in pins if p != [''])}; \
+  mods = {n: importlib.import_module(n) for n in pins}; \
+  got = {n: m.__version__ for n, m in mods.items()}; \
+  assert got == pins, f'imported {got}, pinned {pins}'; \
+  outside = [m.__file__ for m in mods.values() if not m.__file__.startswith(os.path.abspath('$(FLOOR_HF_DIR)'))]; \
+  assert not outside, f'not from $(FLOOR_HF_DIR): {outside}'; \
+  print('floor:', ', '.join(f'{n} {v}' for n, v in got.items()))
+
 test-floor: venv
-	$(BIN)/python -m pip install -q --no-deps --only-binary=:all: --target .floor/av-$(FLOOR_AV) av==$(FLOOR_AV)
-	PYTHONPATH=.floor/av-$(FLOOR_AV) $(BIN)/python -c "import av; assert av.__version__ == '$(FLOOR_AV)', av.__version__"
-	PYTHONPATH=.floor/av-$(FLOOR_AV) $(BIN)/python -m pytest -q -p no:cacheprovider tests/video tests/test_decode.py
+	$(call floor_install,$(FLOOR_AV_DIR),av==$(FLOOR_AV),echo av==$(FLOOR_AV))
+	PYTHONPATH=$(FLOOR_AV_DIR) $(BIN)/python -c "import av; assert av.__version__ == '$(FLOOR_AV)', av.__version__"
+	PYTHONPATH=$(FLOOR_AV_DIR) $(BIN)/python -m pytest -q -p no:cacheprovider tests/video tests/test_decode.py
+	$(call floor_install,$(FLOOR_HF_DIR),-r $(FLOOR_HF_REQ),cat $(FLOOR_HF_REQ))
+	PYTHONPATH=$(FLOOR_HF_DIR) $(BIN)/python -c "$(FLOOR_HF_CHECK)"
+	PYTHONPATH=$(FLOOR_HF_DIR) $(BIN)/python -m pytest -q -p no:cacheprovider tests/hf tests/arrow
 
 lint: venv
 	$(BIN)/ruff check hf_mediaref tests scripts examples

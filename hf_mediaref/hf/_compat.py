@@ -13,17 +13,22 @@ same signature:
   ``NumpyFormatter``, ``TorchFormatter``;
 - ``packaged_modules._PACKAGED_DATASETS_MODULES``;
 - ``config.DATASET_STATE_JSON_FILENAME``, ``config.HF_ENDPOINT``;
-- ``DatasetInfoMixin._info`` (``Dataset`` and ``IterableDataset``).
+- ``DatasetInfoMixin._info`` (``Dataset`` and ``IterableDataset``);
+- ``DatasetBuilder.base_path`` and ``.repo_id`` of a Hub repo's builder (see :func:`builder_base_path`).
 
-``pyproject.toml`` declares ``datasets>=4.0``; the releases between those tags were not run. ``List`` /
-``LargeList`` (and ``Sequence`` building a ``List``) exist since 4.0, which is why 3.x is not supported.
+``pyproject.toml`` declares ``datasets>=4.0``; ``make test-floor`` runs tests/hf and tests/arrow on 4.0.0
+(with huggingface_hub 0.24.0, pyarrow 15.0.0, fsspec 2023.10.0: requirements/floor-hf.txt); the other
+releases between those tags were not run. ``List`` / ``LargeList`` (and ``Sequence`` building a ``List``)
+exist since 4.0, which is why 3.x is not supported.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 from datasets import config
 from datasets import formatting as _formatting
@@ -37,6 +42,7 @@ __all__ = [
     "Formatter",
     "NumpyFormatter",
     "PythonFormatter",
+    "builder_base_path",
     "config",
     "dataset_features",
     "decode_nested_example",
@@ -101,3 +107,22 @@ def is_packaged_module(path: str) -> bool:
     """Whether ``load_dataset(path)`` names one of datasets' packaged builders (``"parquet"``,
     ``"json"``...)."""
     return path in _PACKAGED_DATASETS_MODULES
+
+
+# A Hub repo's builder gets base_path ``hf_dataset_url(repo_id, "", revision=sha)``, that is
+# ``{HF_ENDPOINT}/datasets/<org>/<name>/resolve/<sha>``, in datasets 4.0.0 to 4.8.4, and
+# ``hf://datasets/<org>/<name>@<sha>`` since 4.8.5 (and in 5.x).
+_RESOLVE_URL = re.compile(
+    r"^https?://.+?/datasets/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)(?P<rest>/.*)?$"
+)
+
+
+def builder_base_path(builder: Any) -> str | None:
+    """``builder.base_path``, for a Hub repo always as ``hf://datasets/<org>/<name>@<sha>[/<dir>]`` (datasets
+    <= 4.8.4 gives the repo's ``.../resolve/<sha>`` URL instead: rewritten when it names ``builder.repo_id``).
+    """
+    base = getattr(builder, "base_path", None)
+    match = _RESOLVE_URL.match(base) if isinstance(base, str) else None
+    if match is None or match["repo"] != getattr(builder, "repo_id", None):
+        return base
+    return f"hf://datasets/{match['repo']}@{unquote(match['rev'])}{match['rest'] or ''}"
