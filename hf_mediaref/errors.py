@@ -1,11 +1,25 @@
-"""Typed errors. Every error raised for a bad ref names the ref (long data URIs are shortened)."""
+"""Typed errors. Every error raised for a bad ref names the ref (long data URIs are shortened).
+
+Every :class:`MediaRefError` survives pickling with its message, ``uri`` and notes (``__reduce__``), and can
+be built from a single positional message, as torch's DataLoader does when it re-raises an error from a worker
+process (``ExceptionWrapper.reraise``: ``exc_type(message)``, where the message is the worker's formatted
+traceback). Inside a DataLoader worker an error with a ``uri`` (of at most 4,096 characters) adds the note
+``hf_mediaref uri: "<the uri as JSON>"`` to itself; the traceback text carries the note to the main process,
+where the error built from that text reads its ``uri`` back from the last such line.
+"""
 
 from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Any
 
 __all__ = [
     "DecodeTimeoutError",
     "FrameOutOfRangeError",
     "InvalidDataURIError",
+    "InvalidRefError",
     "MediaDecodeError",
     "MediaNotFoundError",
     "MediaRefError",
@@ -13,6 +27,7 @@ __all__ = [
     "PathEscapeError",
     "RemoteAccessError",
     "RemoteChangedError",
+    "UnreadableMediaError",
     "UnresolvedPathError",
     "UnsupportedURIError",
     "describe_uri",
@@ -29,12 +44,62 @@ def describe_uri(uri: object, limit: int = _MAX_URI_CHARS) -> str:
     return f"{text[:limit]!r}... ({len(text):,} chars)"
 
 
-class MediaRefError(Exception):
-    """Base class of hf_mediaref errors about a specific media reference."""
+#: The note that carries a ``uri`` through a DataLoader worker's traceback text (see the module docstring).
+_URI_NOTE = "hf_mediaref uri: "
+_URI_NOTE_MAX_CHARS = 4096
+_URI_NOTE_RE = re.compile(r'^hf_mediaref uri: (".*")$', re.MULTILINE)
 
-    def __init__(self, message: str, *, uri: object = None):
+
+def _in_dataloader_worker() -> bool:
+    """Whether this process is a torch DataLoader worker (torch is looked up, never imported)."""
+    data = sys.modules.get("torch.utils.data")
+    get_worker_info = getattr(data, "get_worker_info", None)
+    try:
+        return get_worker_info is not None and get_worker_info() is not None
+    except Exception:  # a torch we do not know: no note, nothing breaks
+        return False
+
+
+def _uri_from_note(message: str) -> str | None:
+    """The ``uri`` of the last ``hf_mediaref uri:`` note in a re-raised worker traceback, if any."""
+    if _URI_NOTE not in message:
+        return None
+    found = _URI_NOTE_RE.findall(message)
+    if not found:
+        return None
+    try:
+        uri = json.loads(found[-1])
+    except ValueError:
+        return None
+    return uri if isinstance(uri, str) else None
+
+
+class MediaRefError(Exception):
+    """Base class of hf_mediaref errors about a specific media reference.
+
+    Args:
+        message: what went wrong, naming the ref (its URI shortened with :func:`describe_uri`).
+        uri: the URI of the ref the error is about (kept whole in :attr:`uri`), or ``None``.
+
+    Built from a message alone (``uri`` left out), as torch's DataLoader re-raises worker errors, the ``uri``
+    is read back from the message's ``hf_mediaref uri:`` note where it has one (see the module docstring).
+    """
+
+    uri: str | None
+
+    def __init__(self, message: str = "", *, uri: object = None):
+        if uri is None and isinstance(message, str):
+            uri = _uri_from_note(message)
         self.uri = None if uri is None else str(uri)
         super().__init__(message)
+        if self.uri is not None and len(self.uri) <= _URI_NOTE_MAX_CHARS and _in_dataloader_worker():
+            self.add_note(_URI_NOTE + json.dumps(self.uri))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as ``(type, (message,), state)``: the message, ``uri`` and notes come back, whatever
+        keyword-only arguments a subclass's ``__init__`` has."""
+        message = self.args[0] if self.args else ""
+        return (type(self), (message,), dict(self.__dict__))
 
 
 class MediaNotFoundError(MediaRefError, FileNotFoundError):
@@ -67,6 +132,21 @@ class FrameOutOfRangeError(MediaRefError, ValueError):
 
 class RemoteAccessError(MediaRefError, OSError):
     """A remote read failed (HTTP 4xx other than 404, persistent 5xx, timeouts, refused connections)."""
+
+
+class InvalidRefError(MediaRefError, ValueError):
+    """A malformed media reference: an empty, null or non-string ``uri``, a ``uri`` with a NUL byte, a bool,
+    string, fractional, negative or beyond-int64 ``pts_ns``, or fields other than ``uri`` and ``pts_ns``.
+
+    Raised where the ref is built or read: ``MediaRef(...)``, ``batch_decode`` given dicts, and when a stored
+    row is read (``ds[i]``, the ``"mediaref"`` format, ``decode_transform``). The message names the row where
+    it is known and the offending value; :attr:`uri` is the stored ``uri`` when it is a string.
+    """
+
+
+class UnreadableMediaError(MediaRefError, OSError):
+    """The path exists but is not a readable media file: a directory, a FIFO, a socket, a device, or a file
+    without read permission."""
 
 
 class MissingDependencyError(ImportError):

@@ -6,10 +6,17 @@ import contextlib
 import io
 import json
 import os
+import stat
 from collections.abc import Iterator
 from typing import IO, Any, TypeAlias
 
-from ..errors import MediaNotFoundError, RemoteAccessError, UnsupportedURIError, describe_uri
+from ..errors import (
+    MediaNotFoundError,
+    RemoteAccessError,
+    UnreadableMediaError,
+    UnsupportedURIError,
+    describe_uri,
+)
 from . import _http as http
 from ._data_uri import parse_data_uri
 from ._uri import UriKind, classify_uri, local_path, uri_scheme
@@ -26,7 +33,9 @@ def _fsspec_filesystem(uri: str, storage_options: dict | None):
     scheme = uri_scheme(uri) or ""
     try:
         fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
-    except (ValueError, ImportError) as exc:
+    except Exception as exc:  # a filesystem that connects when it is built (ftp://) fails here
+        if not isinstance(exc, (ValueError, ImportError)):
+            raise _remote_error(uri, exc) from exc
         if scheme not in fsspec.available_protocols():
             raise UnsupportedURIError(
                 f"unsupported URI scheme {scheme!r} in {describe_uri(uri)}; supported: local paths, file://, "
@@ -40,12 +49,49 @@ def _fsspec_filesystem(uri: str, storage_options: dict | None):
     return fs, path
 
 
+_SPECIAL_FILES = (
+    (stat.S_ISDIR, "is a directory"),
+    (stat.S_ISFIFO, "is a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "is a socket"),
+    (stat.S_ISCHR, "is a character device"),
+    (stat.S_ISBLK, "is a block device"),
+)
+
+
 def _local(uri: str) -> str:
+    """The path of a local media file that exists and can be read; nothing is opened (a FIFO would block).
+
+    Raises:
+        UnsupportedURIError: a path with a NUL byte.
+        MediaNotFoundError: nothing at the path.
+        UnreadableMediaError: a directory, a FIFO, a socket, a device, or a file without read permission.
+    """
     path = local_path(uri)
-    if not os.path.isfile(path):
-        what = "is a directory" if os.path.isdir(path) else "does not exist"
-        raise MediaNotFoundError(f"media file {describe_uri(uri)} {what}", uri=uri)
+    if "\x00" in path:
+        raise UnsupportedURIError(f"a path with a NUL byte cannot be read: {describe_uri(uri)}", uri=uri)
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise MediaNotFoundError(f"media file {describe_uri(uri)} does not exist", uri=uri) from None
+    except OSError as exc:
+        raise _unreadable(uri, exc) from exc
+    for test, what in _SPECIAL_FILES:
+        if test(mode):
+            raise UnreadableMediaError(f"media file {describe_uri(uri)} {what}, not a file", uri=uri)
+    if not stat.S_ISREG(mode):
+        raise UnreadableMediaError(f"media file {describe_uri(uri)} is not a regular file", uri=uri)
+    if not os.access(path, os.R_OK):
+        raise UnreadableMediaError(
+            f"media file {describe_uri(uri)} is not readable (permission denied)", uri=uri
+        )
     return path
+
+
+def _unreadable(uri: str, exc: OSError) -> Exception:
+    if isinstance(exc, FileNotFoundError):
+        return MediaNotFoundError(f"media file {describe_uri(uri)} does not exist", uri=uri)
+    reason = "permission denied" if isinstance(exc, PermissionError) else f"{type(exc).__name__}: {exc}"
+    return UnreadableMediaError(f"media file {describe_uri(uri)} is not readable ({reason})", uri=uri)
 
 
 def _remote_error(uri: str, exc: Exception) -> Exception:
@@ -55,13 +101,26 @@ def _remote_error(uri: str, exc: Exception) -> Exception:
 
 
 def read_bytes(uri: str, *, storage_options: dict | None = None) -> bytes:
-    """Read all bytes of ``uri``."""
+    """Read all bytes of ``uri``.
+
+    Raises:
+        MediaNotFoundError: nothing at ``uri``.
+        UnreadableMediaError: a local path that is a directory, a FIFO, a socket, a device or unreadable.
+        UnsupportedURIError: a scheme no reader handles, or a path with a NUL byte.
+        RemoteAccessError: a remote read failed (a refused connection included).
+        InvalidDataURIError: a malformed ``data:`` URI.
+    """
     kind = classify_uri(uri)
     if kind is UriKind.DATA:
         return parse_data_uri(uri).data
     if kind in (UriKind.LOCAL, UriKind.FILE):
-        with open(_local(uri), "rb") as f:
-            return f.read()
+        try:
+            with open(_local(uri), "rb") as f:
+                return f.read()
+        except OSError as exc:
+            if isinstance(exc, (MediaNotFoundError, UnreadableMediaError)):
+                raise
+            raise _unreadable(uri, exc) from exc
     if kind is UriKind.HTTP:
         return http.http_get(uri)
     fs, path = _fsspec_filesystem(uri, storage_options)
@@ -73,7 +132,15 @@ def read_bytes(uri: str, *, storage_options: dict | None = None) -> bytes:
 
 @contextlib.contextmanager
 def open_media(uri: str, *, storage_options: dict | None = None) -> Iterator[MediaSource]:
-    """Yield a local path (for local files) or a seekable binary file; close what was opened on exit."""
+    """Yield a local path (for local files) or a seekable binary file; close what was opened on exit.
+
+    Raises:
+        MediaNotFoundError: nothing at ``uri``.
+        UnreadableMediaError: a local path that is a directory, a FIFO, a socket, a device or unreadable.
+        UnsupportedURIError: a scheme no reader handles, or a path with a NUL byte.
+        RemoteAccessError: a remote open failed (a refused connection included).
+        InvalidDataURIError: a malformed ``data:`` URI.
+    """
     kind = classify_uri(uri)
     if kind in (UriKind.LOCAL, UriKind.FILE):
         yield _local(uri)
@@ -100,7 +167,7 @@ def uri_exists(uri: str, *, storage_options: dict | None = None) -> bool:
         parse_data_uri(uri)  # raises on a malformed URI
         return True
     if kind in (UriKind.LOCAL, UriKind.FILE):
-        return os.path.isfile(local_path(uri))
+        return "\x00" not in uri and os.path.isfile(local_path(uri))
     if kind is UriKind.HTTP:
         return http.http_exists(uri)
     fs, path = _fsspec_filesystem(uri, storage_options)

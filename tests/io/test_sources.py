@@ -5,7 +5,12 @@ from __future__ import annotations
 import fsspec
 import pytest
 
-from hf_mediaref.errors import MediaNotFoundError, RemoteAccessError, UnsupportedURIError
+from hf_mediaref.errors import (
+    MediaNotFoundError,
+    RemoteAccessError,
+    UnreadableMediaError,
+    UnsupportedURIError,
+)
 from hf_mediaref.io import open_media, read_bytes, uri_exists
 from hf_mediaref.testing import write_image
 
@@ -30,7 +35,7 @@ def test_local_and_file_uri(png_image):
 def test_local_missing_and_directory(tmp_path):
     with pytest.raises(MediaNotFoundError, match="does not exist"):
         read_bytes(str(tmp_path / "x.png"))
-    with pytest.raises(MediaNotFoundError, match="is a directory"):
+    with pytest.raises(UnreadableMediaError, match="is a directory"):
         read_bytes(str(tmp_path))
 
 
