@@ -162,26 +162,31 @@ class DecodeOptions:
 
 # ---------------------------------------------------------------------------------------------------- refs
 def _ref_fields(refs: Iterable[Any]) -> list[tuple[str, int | None]]:
-    """``(uri, pts_ns)`` of each ref: ``MediaRef`` s (or objects with those attributes) and mappings."""
+    """``(uri, pts_ns)`` of each ref: ``MediaRef`` s (or objects with those attributes) and mappings; a
+    malformed one raises :class:`~hf_mediaref.errors.InvalidRefError` naming ``refs[i]`` and its value."""
+    from ._fields import invalid_ref  # (local: this change is kept inside this function)
+    from .errors import InvalidRefError
+
     if isinstance(refs, (str, bytes, Mapping)) or hasattr(refs, "pts_ns") or not isinstance(refs, Iterable):
         raise TypeError(f"refs must be a sequence of MediaRef (or dicts), got {type(refs).__name__}")
     out = []
     for i, ref in enumerate(refs):
         if ref is None:
-            raise ValueError(f"refs[{i}] is None")
+            raise InvalidRefError(f"refs[{i}] is None, not a media reference")
         if isinstance(ref, Mapping):
+            uri, pts = ref.get("uri"), ref.get("pts_ns")
             extra = sorted(set(ref) - {"uri", "pts_ns"})
-            if extra or "uri" not in ref:
-                raise ValueError(f"refs[{i}]: a ref dict has keys 'uri' and 'pts_ns', got {sorted(ref)}")
-            uri, pts = ref["uri"], ref.get("pts_ns")
+            if extra:
+                reason = f"a ref dict has keys 'uri' and 'pts_ns' only, got unexpected {extra}"
+                raise invalid_ref(reason, uri, pts, where=f"refs[{i}]")
         elif hasattr(ref, "uri") and hasattr(ref, "pts_ns"):
             uri, pts = ref.uri, ref.pts_ns
         else:
             raise TypeError(f"refs[{i}] must be a MediaRef or a dict, got {type(ref).__name__}")
         try:
             out.append((coerce_uri(uri), coerce_pts_ns(pts)))
-        except ValueError as exc:
-            raise ValueError(f"refs[{i}]: {exc}") from None
+        except ValueError as exc:  # an InvalidRefError without its place
+            raise invalid_ref(str(exc), uri, pts, where=f"refs[{i}]") from None
     return out
 
 

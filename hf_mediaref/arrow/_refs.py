@@ -7,9 +7,10 @@ from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from .._fields import coerce_ref
 from ..core import MediaRef
-from ..errors import describe_uri
 from ._grouping import as_array, group_by_uri
 from ._roots import resolve_uri
 
@@ -54,26 +55,45 @@ def ref_arrays(array: pa.Array | pa.ChunkedArray) -> RefArrays:
     return RefArrays(arr.field("uri"), arr.field("pts_ns"), valid)
 
 
+def _first_invalid(uri: pa.Array, pts: pa.Array, valid: np.ndarray | None) -> int | None:
+    """The first non-null row whose stored fields no ref can have (null, empty or NUL-holding ``uri``,
+    negative ``pts_ns``), or ``None``."""
+    bad = pc.or_kleene(
+        pc.or_kleene(pc.is_null(uri), pc.equal(pc.binary_length(uri), 0)),
+        pc.or_kleene(pc.match_substring(uri, "\x00"), pc.fill_null(pc.less(pts, 0), False)),
+    )
+    flags = pc.fill_null(bad, True).to_numpy(zero_copy_only=False)
+    if valid is not None:
+        flags &= valid
+    found = np.flatnonzero(flags)
+    return int(found[0]) if len(found) else None
+
+
 def refs_from_storage(
-    array: pa.Array | pa.ChunkedArray, root: str | None
+    array: pa.Array | pa.ChunkedArray, root: str | None, *, where: str = "row {}"
 ) -> tuple[list[MediaRef], np.ndarray]:
     """The media references of the non-null rows of ``array``, URIs resolved against ``root``.
 
     Rows are grouped by URI in Arrow, so each distinct URI is resolved once (the URI of a null row is never
-    looked at); refs are built without re-validating their fields.
+    looked at); the fields are checked in Arrow (a non-null row with a null, empty or NUL-holding ``uri`` or
+    a negative ``pts_ns`` raises), and refs are built without validating them again one by one.
 
     Args:
         array: an array of :data:`~hf_mediaref.arrow.STORAGE_TYPE`.
         root: the media root (see :func:`~hf_mediaref.arrow.normalize_root`), or ``None``.
+        where: how errors name a row, a format string given the row's index in ``array``
+            (``"column 'frame', row {} of the batch"``).
 
     Returns:
         ``(refs, valid)``: one ``MediaRef`` per non-null row, in row order, and the boolean numpy mask of
         those rows.
 
     Raises:
+        InvalidRefError: a non-null row with a null, empty or NUL-holding ``uri`` or a negative ``pts_ns``
+            (including the values :func:`~hf_mediaref.arrow.cast_to_storage` stores for a ``pts_ns`` that was
+            a bool, a string or a fraction); the message names the first such row (``where``) and its value.
         UnresolvedPathError: a relative URI and no ``root``.
         PathEscapeError: a relative URI that leaves ``root``.
-        ValueError: a negative ``pts_ns``.
 
     Example:
         ```python
@@ -85,6 +105,9 @@ def refs_from_storage(
         ```
     """
     uri, pts, valid = ref_arrays(array)
+    bad = _first_invalid(uri, pts, valid)
+    if bad is not None:
+        coerce_ref(uri[bad].as_py(), pts[bad].as_py(), where=where.format(bad))  # raises InvalidRefError
     groups = group_by_uri(uri)
     codes = groups.codes if valid is None else np.where(valid, groups.codes, -1)
     used = np.zeros(len(groups), dtype=bool)
@@ -96,7 +119,5 @@ def refs_from_storage(
     refs = []
     for code, pts_ns in zip(codes.tolist(), pts.to_pylist(), strict=True):
         if code >= 0:
-            if pts_ns is not None and pts_ns < 0:
-                raise ValueError(f"pts_ns must be >= 0, got {pts_ns} for {describe_uri(groups.uris[code])}")
             refs.append(construct(uri=resolved[code], pts_ns=pts_ns))
     return refs, codes >= 0

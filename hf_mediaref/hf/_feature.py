@@ -31,11 +31,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import LargeList, List, Value
 
-from .._fields import INT64_MAX
+from .._fields import INT64_MAX, coerce_ref, invalid_ref
 from ..arrow import STORAGE_TYPE, cast_to_storage, resolve_ref
 from ..arrow._storage import STORED_KEYS
 from ..core import DataURI, MediaRef
-from ..errors import describe_uri
 
 __all__ = [
     "MediaRefFeature",
@@ -91,7 +90,8 @@ class MediaRefFeature:
         """Turn a supported value into the stored ``{"uri": str, "pts_ns": int | None}`` dict.
 
         Raises:
-            ValueError: for an empty URI, a dict with other keys or without ``uri``, a bad ``pts_ns``.
+            InvalidRefError: (a ``ValueError``) for an empty URI or one with a NUL byte, a dict with other
+                keys or without ``uri``, a bad ``pts_ns``.
             TypeError: for a value of another type.
         """
         if value is None:
@@ -100,12 +100,9 @@ class MediaRefFeature:
             return {"uri": value.uri, "pts_ns": value.pts_ns}
         if isinstance(value, dict):
             return _encode_dict(value)
-        if isinstance(value, str):
-            if not value:
-                raise ValueError("cannot encode an empty string as a media reference")
-            return {"uri": value, "pts_ns": None}
-        if isinstance(value, os.PathLike):
-            return {"uri": os.fspath(value), "pts_ns": None}
+        if isinstance(value, (str, os.PathLike)):
+            uri, _ = coerce_ref(value, None)
+            return {"uri": uri, "pts_ns": None}
         if isinstance(value, DataURI):
             return {"uri": value.uri, "pts_ns": None}
         if isinstance(value, np.ndarray) or _is_pil_image(value):
@@ -125,11 +122,18 @@ class MediaRefFeature:
         relative when there is no root); the stored dict itself with ``decode=False``. Idempotent.
 
         Raises:
+            InvalidRefError: the stored row is no valid ref (a null, empty or NUL-holding ``uri``, a negative
+                ``pts_ns``, or one stored as a bool, string or fraction): raised when the row is read, naming
+                the value (``datasets`` does not tell a feature which row it decodes).
             PathEscapeError: a relative URI that leaves the media root.
         """
         if not self.decode:
             return value
-        ref = value if isinstance(value, MediaRef) else MediaRef(value["uri"], value.get("pts_ns"))
+        if isinstance(value, MediaRef):
+            ref = value
+        else:
+            uri, pts = coerce_ref(value.get("uri"), value.get("pts_ns"))
+            ref = MediaRef.model_construct(uri=uri, pts_ns=pts)
         root = self._media_root
         return ref if root is None else resolve_ref(ref, root)
 
@@ -150,11 +154,10 @@ def _encode_dict(value: dict) -> dict[str, Any]:
         return value if len(value) == 2 else {"uri": uri, "pts_ns": pts}  # already encoded: the fast path
     extra = sorted(set(value) - STORED_KEYS)
     if extra:
-        raise ValueError(f"a media reference dict has keys 'uri' and 'pts_ns' only, got unexpected {extra}")
-    if uri is None:
-        raise ValueError(f"a media reference dict needs a 'uri', got {describe_uri(value)}")
-    ref = MediaRef(uri, pts)
-    return {"uri": ref.uri, "pts_ns": ref.pts_ns}
+        reason = f"a media reference dict has keys 'uri' and 'pts_ns' only, got unexpected {extra}"
+        raise invalid_ref(reason, uri, pts)
+    uri, pts = coerce_ref(uri, pts)
+    return {"uri": uri, "pts_ns": pts}
 
 
 def _is_pil_image(value: Any) -> bool:

@@ -45,9 +45,20 @@ class _RefSlots:
 
     def __init__(self) -> None:
         self.refs: list[MediaRef] = []
+        self.where = "row {}"
+
+    def column(self, name: str, feature: Any) -> _RefSlots:
+        """Name the rows of column ``name`` in errors: by row for a MediaRef column, by the position among
+        the column's refs of the batch for refs in lists or dicts."""
+        quoted = repr(name).replace("{", "{{").replace("}", "}}")
+        if isinstance(feature, MediaRefFeature):
+            self.where = f"column {quoted}, row {{}} of the batch"
+        else:
+            self.where = f"column {quoted}, ref {{}} of the batch (the refs of its rows counted in order)"
+        return self
 
     def __call__(self, array: pa.Array, feature: MediaRefFeature) -> pa.Array:
-        refs, valid = refs_from_storage(array, feature._media_root)
+        refs, valid = refs_from_storage(array, feature._media_root, where=self.where)
         positions = np.full(len(valid), -1, dtype=np.int64)
         positions[valid] = np.arange(len(self.refs), len(self.refs) + len(refs))
         self.refs.extend(refs)
@@ -98,13 +109,19 @@ def decode_media_columns(
 
     Returns:
         For each column a list with one value per row: a frame (``None`` for a null ref), or lists and dicts
-            of
-        frames for nested refs. Frames are not stacked, so a DataLoader (which splits the batch into rows and
-        collates them) copies each frame once.
+        of frames for nested refs. Frames are not stacked, so a DataLoader (which splits the batch into rows
+        and collates them) copies each frame once.
+
+    Raises:
+        InvalidRefError: a stored row is no valid ref; the message names the column and the row in the batch.
+        MediaRefError: the typed errors of :func:`hf_mediaref.batch_decode` for the media themselves.
     """
     slots = _RefSlots()
     positions = {
-        name: map_media_arrays(pa_table[name], features[name], slots, decoding=True) for name in columns
+        name: map_media_arrays(
+            pa_table[name], features[name], slots.column(name, features[name]), decoding=True
+        )
+        for name in columns
     }
     frames = decode.batch_decode(slots.refs, options=options) if slots.refs else []
     out = {}

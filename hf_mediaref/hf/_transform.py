@@ -13,31 +13,61 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import decode
+from .._fields import coerce_ref, invalid_ref
 from ..arrow import normalize_root, resolve_ref
+from ..arrow._storage import STORED_KEYS
 from ..core import MediaRef
 from ..decode import DecodeOptions
 
 __all__ = ["MediaDecodeTransform", "decode_transform", "map_refs"]
 
 
-def _as_ref(value: Any) -> MediaRef | None:
+_Path = tuple[Any, ...]
+
+
+def _where(path: _Path) -> str | None:
+    """How an error names the place of a value: ``column 'frame', row 3 of the batch`` for a batch of
+    columns, ``row 3`` for a column, then any nested keys and indices (``['obs'][0]``)."""
+    if not path:
+        return None
+    if len(path) >= 2 and isinstance(path[0], str) and isinstance(path[1], int):
+        head, rest = f"column {path[0]!r}, row {path[1]} of the batch", path[2:]
+    elif isinstance(path[0], int):
+        head, rest = f"row {path[0]}", path[1:]
+    else:
+        head, rest = "value", path
+    return head + "".join(f"[{p!r}]" for p in rest)
+
+
+def _as_ref(value: Any, path: _Path = ()) -> MediaRef | None:
+    """``value`` as a ref (a ``MediaRef``, or a dict with ``uri`` and at most ``pts_ns`` besides), else
+    ``None``; a ref dict whose fields are malformed, or one with ``uri``, ``pts_ns`` and other keys, raises
+    :class:`~hf_mediaref.errors.InvalidRefError` naming ``path``."""
     if isinstance(value, MediaRef):
         return value
-    if isinstance(value, dict) and "uri" in value and value.keys() <= {"uri", "pts_ns"}:
-        return MediaRef(value["uri"], value.get("pts_ns"))
+    if not isinstance(value, dict) or "uri" not in value:
+        return None
+    if value.keys() <= STORED_KEYS:
+        uri, pts = coerce_ref(value["uri"], value.get("pts_ns"), where=_where(path))
+        return MediaRef.model_construct(uri=uri, pts_ns=pts)
+    if "pts_ns" in value:
+        extra = sorted(set(value) - STORED_KEYS)
+        reason = f"a ref has fields 'uri' and 'pts_ns' only, got unexpected {extra}"
+        raise invalid_ref(reason, value["uri"], value["pts_ns"], where=_where(path))
     return None
 
 
-def _walk(value: Any, visit: Callable[[MediaRef], Any]) -> Any:
+def _walk(value: Any, visit: Callable[[MediaRef], Any], path: _Path = ()) -> Any:
     """``value`` rebuilt with every media reference (a ``MediaRef`` or a ``{"uri", "pts_ns"}`` dict, inside
-    lists, tuples and dicts at any depth) replaced by ``visit(ref)``, in depth-first order."""
-    ref = _as_ref(value)
+    lists, tuples and dicts at any depth) replaced by ``visit(ref)``, in depth-first order; ``path`` is where
+    ``value`` sits, for errors."""
+    ref = _as_ref(value, path)
     if ref is not None:
         return visit(ref)
     if isinstance(value, (list, tuple)):
-        return [_walk(item, visit) for item in value]
+        return [_walk(item, visit, (*path, i)) for i, item in enumerate(value)]
     if isinstance(value, dict):
-        return {key: _walk(item, visit) for key, item in value.items()}
+        return {key: _walk(item, visit, (*path, key)) for key, item in value.items()}
     return value
 
 
@@ -51,6 +81,11 @@ def map_refs(value: Any, fn: Callable[[list[MediaRef]], list[Any]]) -> Any:
 
     Returns:
         ``value`` rebuilt with the results in place of the refs (lists and tuples become lists).
+
+    Raises:
+        InvalidRefError: a ref dict with a malformed field, or with keys other than ``uri`` and ``pts_ns``
+            besides both; the message names where it is (``column 'frame', row 3 of the batch`` for a batch
+            of columns, ``row 3`` for a list).
 
     Example:
         ```python
@@ -66,13 +101,15 @@ def map_refs(value: Any, fn: Callable[[list[MediaRef]], list[Any]]) -> Any:
     return _walk(value, lambda ref: next(results))
 
 
-def _holds_refs(column: Any) -> bool:
-    """Whether the first non-null value of a batch column holds a media reference."""
+def _holds_refs(column: Any, name: str) -> bool:
+    """Whether the first non-null value of batch column ``name`` holds a media reference."""
     if not isinstance(column, (list, tuple)):
-        return _as_ref(column) is not None
-    first = next((row for row in column if row is not None), None)
+        return _as_ref(column, (name,)) is not None
+    first = next(((i, row) for i, row in enumerate(column) if row is not None), None)
+    if first is None:
+        return False
     found: list[MediaRef] = []
-    _walk(first, found.append)
+    _walk(first[1], found.append, (name, first[0]))
     return bool(found)
 
 
@@ -88,6 +125,7 @@ class MediaDecodeTransform:
 
     Raises:
         KeyError: (when called) a named column is not in the batch.
+        InvalidRefError: (when called) a malformed ref dict, naming its column and row in the batch.
         UnresolvedPathError: (when called) a relative ref and no root.
 
     Example:
@@ -117,7 +155,7 @@ class MediaDecodeTransform:
 
     def __call__(self, batch: dict) -> dict:
         columns = (
-            self.columns if self.columns is not None else [k for k, v in batch.items() if _holds_refs(v)]
+            self.columns if self.columns is not None else [k for k, v in batch.items() if _holds_refs(v, k)]
         )
         missing = [c for c in columns if c not in batch]
         if missing:

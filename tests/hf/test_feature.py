@@ -9,6 +9,7 @@ from datasets import Dataset, Features, List, Value, concatenate_datasets, load_
 from PIL import Image
 
 from hf_mediaref import DataURI, MediaRef
+from hf_mediaref.errors import InvalidRefError
 from hf_mediaref.hf import MediaRefFeature, get_media_root
 from hf_mediaref.testing import read_index
 
@@ -89,9 +90,9 @@ def test_cast_storage_from_all_null_column():
     "array, error",
     [
         (pa.array([1, 2]), TypeError),
-        (pa.array([{"path": "a"}]), ValueError),
-        (pa.array([{"uri": "a", "extra": 1}]), ValueError),
-        (pa.array([{"uri": "a", "pts_ns": -5}]), ValueError),
+        (pa.array([{"path": "a"}]), InvalidRefError),
+        (pa.array([{"uri": 1, "pts_ns": 5}]), InvalidRefError),
+        (pa.array([{"uri": "a", "pts_ns": [5]}]), InvalidRefError),
     ],
 )
 def test_cast_storage_rejects_what_it_cannot_represent(array, error):
