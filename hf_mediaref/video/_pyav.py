@@ -29,7 +29,7 @@ from ..errors import MediaDecodeError, describe_uri
 from ..io import check_pixel_limit
 from . import _stats as stats
 from ._base import BaseVideoDecoder, DimensionOrder
-from ._container import OpenedVideo, lease_video
+from ._container import OpenedVideo, import_av, lease_video
 from ._index import VideoIndex
 from ._indexes import check_version
 from ._planning import Span
@@ -48,12 +48,16 @@ class _Overshoot(Exception):
     """The first frame after a seek came out later than the keyframe the seek aimed at."""
 
 
-class _MissingFrame(Exception):
-    """A target's own frame never came out of the decoder."""
+class _Damaged(Exception):
+    """The decoder reported damage (an error, a corrupt frame) in a fast decode: decode the span carefully."""
 
-    def __init__(self, position: int):
+
+class _MissingFrame(Exception):
+    """A target's own frame never came out of the decoder, or came out flagged ``corrupt``."""
+
+    def __init__(self, position: int, *, corrupt: bool = False):
         super().__init__(position)
-        self.position = position
+        self.position, self.corrupt = position, corrupt
 
 
 #: Extra arguments of ``VideoReformatter.reformat``: one swscale thread (workers already use every core, and
@@ -110,9 +114,18 @@ class _SpanDecode:
         size: tuple[int, int] | None,
         skip_nonref: bool,
         seek: bool = True,
+        careful: bool = False,
     ):
         self.video, self.index, self.start, self.targets, self.size = video, index, start, targets, size
         self.seek = seek  # False: a fresh container decoded from its first packet
+        # careful: one codec thread, so every damage report comes at its own packet; damage then spoils the
+        # frames decoded after it (in decode order) until the next keyframe
+        self.careful = careful
+        self._gop, self._seq = -1, 0
+        self._place: dict[int, tuple[int, int]] = {}  # pts -> (GOP number, decode sequence number)
+        self._first_damage: dict[int, int] = {}  # GOP number -> sequence number of its first damage
+        self._last_gop: int | None = None  # careful: the GOP of the last target, decoded to its end
+        self._gop_start: dict[int, int] = {}  # GOP number -> pts of its keyframe
         self.target_pts = [int(index.pts[t]) for t in targets]
         self.wanted = set(self.target_pts) if skip_nonref else None  # a target's own packet is never skipped
         self.frames: dict[int, np.ndarray] = {}
@@ -129,19 +142,54 @@ class _SpanDecode:
         """Decode until every target is answered."""
         if self.seek:
             _seek(self.video, self.index, self.start, max(self.targets))
+        ffmpeg_error = import_av().error.FFmpegError
         try:
             for packet in self.video.container.demux(self.video.stream):
+                self._note_packet(packet)
                 self._set_skipping(self.wanted is not None and packet.pts not in self.wanted)
-                for frame in packet.decode():
+                try:
+                    frames = packet.decode()
+                except ffmpeg_error as exc:  # damaged data: the packet's own frame never comes out
+                    logger.debug("%s: packet at pts %s does not decode: %s", self.video.uri, packet.pts, exc)
+                    self._note_damage(self._gop, self._seq)
+                    continue
+                for frame in frames:
                     self._decoded += 1
                     if self._on_frame(frame):
-                        return self.frames
+                        return self.frames if not self.careful else self._careful_result()
+            if self.careful and self._pending == len(self.targets):
+                return self._careful_result()
             if self.seek and self._first:
                 raise _Overshoot()  # nothing decoded after the seek
             raise _MissingFrame(self.targets[self._pending])
         finally:
             self._set_skipping(False)
             self._record()
+
+    def _note_packet(self, packet: Any) -> None:
+        """Place ``packet`` in decode order: its GOP and sequence number."""
+        if packet.is_keyframe:
+            self._gop += 1
+            if packet.pts is not None:
+                self._gop_start[self._gop] = int(packet.pts)
+        self._seq += 1
+        if packet.pts is not None:
+            self._place[int(packet.pts)] = (self._gop, self._seq)
+
+    def _note_damage(self, gop: int, seq: int) -> None:
+        """The decoder reported damage at decode position ``seq`` of ``gop``."""
+        if not self.careful:
+            raise _Damaged()
+        self._first_damage[gop] = min(seq, self._first_damage.get(gop, seq))
+
+    def _careful_result(self) -> dict[int, np.ndarray]:
+        """The targets' frames, or :class:`_MissingFrame` (``corrupt``) for the first one decoded after
+        damage."""
+        for target, pts in zip(self.targets, self.target_pts):
+            gop, seq = self._place.get(pts, (-1, 0))
+            if self._first_damage.get(gop, seq + 1) <= seq:
+                raise _MissingFrame(target, corrupt=True)
+        return self.frames
 
     def _set_skipping(self, skip: bool) -> None:
         if skip != self._skipping:
@@ -173,8 +221,18 @@ class _SpanDecode:
         n = len(self.targets)
         if self._pending < n and self.target_pts[self._pending] < pts:  # that frame never came out
             raise _MissingFrame(self.targets[self._pending])
-        while self._pending < n and self.target_pts[self._pending] == pts:
+        if self.careful and self._last_gop is not None:  # every target is answered: is its GOP over?
+            following = self._gop_start.get(self._last_gop + 1)
+            if following is not None and pts >= following:
+                return True
+        if frame.is_corrupt:  # FFmpeg says so: concealed or partial pixels
+            self._note_damage(*self._place.get(pts, (self._gop, self._seq)))
+        if self._pending < n and self.target_pts[self._pending] == pts:
             self._answer(frame, pts)
+        if self._pending == n and self.careful:
+            if self._last_gop is None:  # decode on to the end of the last target's GOP: damage reported
+                self._last_gop = self._place.get(pts, (self._gop, 0))[0]  # there still spoils the targets
+            return False
         return self._pending == n
 
     def _record(self) -> None:
@@ -228,16 +286,30 @@ class PyAVVideoDecoder(BaseVideoDecoder):
         first packet, without seeking. A target whose frame never comes out (damaged or missing data) raises
         :class:`~hf_mediaref.errors.MediaDecodeError`, after one retry without skipping non-reference frames.
         """
-        index, start, from_top = self._index, span.start, False
+        index, start, from_top, careful, every_packet = self._index, span.start, False, False, False
         while True:
-            skip_nonref = index.codec in _NONREF_SKIP_CODECS and index.nonref_skipping
+            skip_nonref = index.codec in _NONREF_SKIP_CODECS and index.nonref_skipping and not every_packet
             try:
-                with self._container(threads, fresh=from_top) as video:
+                with self._container(1 if careful else threads, fresh=from_top) as video:
                     check_version(index, video.version, self.uri)
                     decode = _SpanDecode(
-                        video, index, start, span.targets, size, skip_nonref, seek=not from_top
+                        video,
+                        index,
+                        start,
+                        span.targets,
+                        size,
+                        skip_nonref,
+                        seek=not from_top,
+                        careful=careful,
                     )
-                    return decode.run()
+                    frames = decode.run()
+                if every_packet:  # the frame lost while skipping came out when nothing was skipped
+                    logger.info("%s: skipping non-reference frames loses frames; no longer skipping", self)
+                    index.nonref_skipping = False
+                return frames
+            except _Damaged:  # judged again on one codec thread: each damage report comes at its own packet
+                logger.info("%s: the decoder reported damage; decoding the span again carefully", self)
+                careful = True
             except _Overshoot:  # the lease closed that container: its state is unknown
                 if start == 0:
                     logger.info("%s: a seek to the start landed late; decoding from the first packet", self)
@@ -250,11 +322,10 @@ class PyAVVideoDecoder(BaseVideoDecoder):
                     index.distrust(start)
                     start = earlier
             except _MissingFrame as missing:
-                if skip_nonref:  # the codec may keep the skip setting: retry on a fresh container
-                    logger.info("%s: a frame went missing while skipping non-reference frames", self)
-                    index.nonref_skipping = False
+                if skip_nonref and not missing.corrupt:  # lost to skipping, or to damage? decode every packet
+                    every_packet = True
                     continue
-                raise self._missing_frame_error(missing.position, start) from None
+                raise self._missing_frame_error(missing.position, start, missing.corrupt) from None
 
     def _container(self, threads: int, *, fresh: bool) -> contextlib.AbstractContextManager[OpenedVideo]:
         """A leased container from the cache, or a ``fresh`` one (never seeked, closed after use)."""
@@ -264,13 +335,16 @@ class PyAVVideoDecoder(BaseVideoDecoder):
             )
         return lease_video(self.uri, storage_options=self.storage_options, threads=threads, key=self._key)
 
-    def _missing_frame_error(self, position: int, start: int) -> MediaDecodeError:
-        index = self._index
-        t_ns = int(index.frame_ns[position])
+    def _missing_frame_error(self, position: int, start: int, corrupt: bool) -> MediaDecodeError:
+        t_ns = int(self._index.frame_ns[position])
+        what = (
+            "came out flagged corrupt by FFmpeg (damaged data, concealed pixels)"
+            if corrupt
+            else "did not come out of the decoder (damaged or missing data)"
+        )
         return MediaDecodeError(
             f"frame {position} of video {describe_uri(self.uri)} (pts {t_ns / NS_PER_SECOND:.6f} s, "
-            f"{t_ns} ns) could not be decoded: decoding from the keyframe at frame {start} did not produce "
-            "it (damaged or missing data)",
+            f"{t_ns} ns) cannot be returned: decoded from the keyframe at frame {start}, it {what}",
             uri=self.uri,
         )
 
