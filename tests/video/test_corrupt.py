@@ -114,24 +114,29 @@ def damaged(tmp_path_factory):
     return cases
 
 
-def _index_of(uri: str):
+def _open(damaged, case: int):
+    """``(uri, reference, index)`` of a damaged case, with empty caches; ``index`` None when the engine refuses
+    to index the file (then every call must raise a typed error)."""
     from hf_mediaref.video._indexes import load_index
 
-    return load_index(uri)
-
-
-@pytest.mark.parametrize("case", range(len(SOURCES) * len(MUTATIONS)))
-def test_every_strategy_returns_the_reference_frames_or_a_typed_error(damaged, case):
     path, reference = damaged[case]
     uri = str(path)
     cleanup_cache()
     try:
-        index = _index_of(uri)
+        index = load_index(uri)
     except MediaRefError:
         with pytest.raises(MediaRefError):
             batch_decode([MediaRef(uri, 0)])
-        return
+        return uri, reference, None
     assert reference is not None, "the engine indexed a file a plain decode cannot open"
+    return uri, reference, index
+
+
+@pytest.mark.parametrize("case", range(len(SOURCES) * len(MUTATIONS)))
+def test_every_strategy_returns_the_reference_frames_or_a_typed_error(damaged, case):
+    uri, reference, index = _open(damaged, case)
+    if index is None:
+        return
     positions = list(range(index.num_frames))
     rng = random.Random(case)
     batches = [positions] + [sorted(rng.sample(positions, min(4, len(positions)))) for _ in range(6)]
@@ -158,14 +163,9 @@ def test_every_strategy_returns_the_reference_frames_or_a_typed_error(damaged, c
 @pytest.mark.torchcodec
 @pytest.mark.parametrize("case", range(len(SOURCES) * len(MUTATIONS)))
 def test_torchcodec_returns_reference_frames_or_a_typed_error(damaged, case):
-    path, reference = damaged[case]
-    uri = str(path)
-    cleanup_cache()
-    try:
-        index = _index_of(uri)
-    except MediaRefError:
+    uri, reference, index = _open(damaged, case)
+    if index is None:
         return
-    assert reference is not None
     for p in range(0, index.num_frames, 7):
         want = reference.get(int(index.pts[p]))
         try:
