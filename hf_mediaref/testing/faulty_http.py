@@ -31,7 +31,6 @@ and count every request (HEAD and GET) to it, starting at 0:
 from __future__ import annotations
 
 import time
-from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -71,9 +70,7 @@ class FaultyRequestHandler(RangeRequestHandler):
         st = path.stat()
         size = st.st_size
         ranges = "norange" not in q
-        headers = {"Accept-Ranges": "bytes"} if ranges else {}
-        headers["Last-Modified"] = formatdate(st.st_mtime, usegmt=True)
-        headers["ETag"] = f'"{st.st_mtime_ns:x}-{size:x}"'
+        headers = self.file_headers(st, ranges)
         if_range = self.headers.get("If-Range")
         stale = bool(if_range) and if_range != headers["ETag"] and q.get("ifrange") != "ignore"
         ranged = ranges and "ignorerange" not in q and not stale  # If-Range of another version: all of it

@@ -9,6 +9,7 @@ to add misbehaving endpoints (:mod:`hf_mediaref.testing.faulty_http` has many).
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import threading
@@ -53,6 +54,15 @@ class RangeRequestHandler(BaseHTTPRequestHandler):
             self.server.counts[key] = n + 1
         return n
 
+    @staticmethod
+    def file_headers(st: os.stat_result, ranges: bool) -> dict[str, str]:
+        """``Accept-Ranges`` (when ``ranges``) and the validators that real servers send, ``Last-Modified``
+        and ``ETag``, for the file ``st`` describes."""
+        headers = {"Accept-Ranges": "bytes"} if ranges else {}
+        headers["Last-Modified"] = formatdate(st.st_mtime, usegmt=True)
+        headers["ETag"] = f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
+        return headers
+
     def handle_request(self, head: bool) -> None:
         """Answer one request; the default serves ``self.path`` from the root with ranges."""
         self.serve_file(self.path, head)
@@ -82,9 +92,7 @@ class RangeRequestHandler(BaseHTTPRequestHandler):
             return self.send_body(404, b"not found", head=head)
         st = path.stat()
         size = st.st_size
-        headers = {"Accept-Ranges": "bytes"} if ranges else {}
-        headers["Last-Modified"] = formatdate(st.st_mtime, usegmt=True)  # validators, as real servers send
-        headers["ETag"] = f'"{st.st_mtime_ns:x}-{size:x}"'
+        headers = self.file_headers(st, ranges)
         match = _RANGE.match(self.headers.get("Range") or "") if ranges else None
         code, start, end = 200, 0, size - 1
         if match:

@@ -115,8 +115,8 @@ def damaged(tmp_path_factory):
 
 
 def _open(damaged, case: int):
-    """``(uri, reference, index)`` of a damaged case, with empty caches; ``index`` None when the engine refuses
-    to index the file (then every call must raise a typed error)."""
+    """``(uri, reference, index)`` of a damaged case, with empty caches; ``index`` is None when the engine
+    refuses to index the file (then every call must raise a typed error)."""
     from hf_mediaref.video._indexes import load_index
 
     path, reference = damaged[case]
