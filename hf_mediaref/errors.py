@@ -5,7 +5,9 @@ be built from a single positional message, as torch's DataLoader does when it re
 process (``ExceptionWrapper.reraise``: ``exc_type(message)``, where the message is the worker's formatted
 traceback). Inside a DataLoader worker an error with a ``uri`` (of at most 4,096 characters) adds the note
 ``hf_mediaref uri: "<the uri as JSON>"`` to itself; the traceback text carries the note to the main process,
-where the error built from that text reads its ``uri`` back from the last such line.
+where the error built from that text reads its ``uri`` back from the last such line. (Python 3.10 does not
+print notes in tracebacks: there, and for longer URIs such as big ``data:`` URIs, the re-raised error's
+``uri`` is ``None``; its message still names the ref.)
 """
 
 from __future__ import annotations
@@ -93,7 +95,8 @@ class MediaRefError(Exception):
         self.uri = None if uri is None else str(uri)
         super().__init__(message)
         if self.uri is not None and len(self.uri) <= _URI_NOTE_MAX_CHARS and _in_dataloader_worker():
-            self.add_note(_URI_NOTE + json.dumps(self.uri))
+            # BaseException.add_note (Python 3.11+) does just this; 3.10's tracebacks do not print notes
+            self.__dict__.setdefault("__notes__", []).append(_URI_NOTE + json.dumps(self.uri))
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as ``(type, (message,), state)``: the message, ``uri`` and notes come back, whatever
