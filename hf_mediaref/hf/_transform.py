@@ -40,19 +40,20 @@ def _where(path: _Path) -> str | None:
 
 
 def _as_ref(value: Any, path: _Path = ()) -> MediaRef | None:
-    """``value`` as a ref (a ``MediaRef``, or a dict with ``uri`` and at most ``pts_ns`` besides), else
-    ``None``; a ref dict whose fields are malformed, or one with ``uri``, ``pts_ns`` and other keys, raises
+    """``value`` as a ref (a ``MediaRef``, a dict with ``uri`` and at most ``pts_ns`` besides, or one with
+    both and other keys that are all ``None``, as a struct column with more fields reads), else ``None``; a
+    ref dict whose fields are malformed, or one with ``uri``, ``pts_ns`` and other keys set, raises
     :class:`~hf_mediaref.errors.InvalidRefError` naming ``path``."""
     if isinstance(value, MediaRef):
         return value
     if not isinstance(value, dict) or "uri" not in value:
         return None
-    if value.keys() <= STORED_KEYS:
+    extra = sorted(k for k in value.keys() - STORED_KEYS if value[k] is not None)
+    if value.keys() <= STORED_KEYS or ("pts_ns" in value and not extra):
         uri, pts = coerce_ref(value["uri"], value.get("pts_ns"), where=_where(path))
         return MediaRef.model_construct(uri=uri, pts_ns=pts)
     if "pts_ns" in value:
-        extra = sorted(set(value) - STORED_KEYS)
-        reason = f"a ref has fields 'uri' and 'pts_ns' only, got unexpected {extra}"
+        reason = f"a ref has fields 'uri' and 'pts_ns' only, got unexpected {extra} set"
         raise invalid_ref(reason, value["uri"], value["pts_ns"], where=_where(path))
     return None
 
