@@ -160,3 +160,70 @@ def test_http_image_end_to_end(http_server, media_dir):
 
     write_image(media_dir / "web42.webp", 42, format="WEBP", quality=95)
     assert read_index(load_image_rgb(f"{http_server.url}/web42.webp")) == 42
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "socket", "char_device"])
+def test_special_files_are_unreadable_not_missing_and_never_opened(kind, tmp_path):
+    import os
+    import socket
+
+    path, sock = str(tmp_path / "x.mp4"), None
+    if kind == "directory":
+        os.mkdir(path)
+    elif kind == "fifo":
+        os.mkfifo(path)  # opening it would block: it must never be opened
+    elif kind == "socket":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(path)
+    else:
+        path = "/dev/null"
+    try:
+        for read in (read_bytes, lambda uri: open_media(uri).__enter__()):
+            with pytest.raises(UnreadableMediaError) as info:
+                read(path)
+            assert info.value.uri == path and isinstance(info.value, OSError)
+        assert not uri_exists(path)
+    finally:
+        if sock is not None:
+            sock.close()
+
+
+def test_unreadable_file(tmp_path, png_image):
+    import os
+
+    path = tmp_path / "secret.png"
+    path.write_bytes(png_image.read_bytes())
+    path.chmod(0)
+    try:
+        if os.access(path, os.R_OK):
+            pytest.skip("this user (root) reads files without read permission")
+        with pytest.raises(UnreadableMediaError, match="permission"):
+            read_bytes(str(path))
+    finally:
+        path.chmod(0o644)
+
+
+def test_nul_byte_in_a_path():
+    with pytest.raises(UnsupportedURIError, match="NUL") as info:
+        read_bytes("/data/a\x00.png")
+    assert info.value.uri == "/data/a\x00.png"
+    assert not uri_exists("/data/a\x00.png")
+
+
+def test_a_filesystem_that_fails_to_connect_is_a_remote_error():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    uri = f"ftp://127.0.0.1:{port}/a.png"  # fsspec's FTP filesystem connects when it is built
+    with pytest.raises(RemoteAccessError, match="Connection refused") as info:
+        read_bytes(uri)
+    assert info.value.uri == uri
+
+
+@pytest.mark.parametrize("uri", ["gopher://127.0.0.1/a.png", "nosuchproto://bucket/a.png"])
+def test_unknown_schemes_are_unsupported(uri):
+    with pytest.raises(UnsupportedURIError, match="unsupported URI scheme") as info:
+        read_bytes(uri)
+    assert info.value.uri == uri
