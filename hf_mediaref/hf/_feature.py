@@ -273,10 +273,14 @@ def _map_list(array: pa.Array, item: _Transform) -> pa.Array:
 def _map_struct(array: pa.StructArray, fields: dict[str, _Transform | None]) -> pa.Array:
     """``array`` with each field's transform (if any) applied to that field's child."""
     old = [array.type.field(i) for i in range(array.type.num_fields)]
+    # flatten(): the children with the struct's own nulls merged in. Arrow leaves a child's values under a
+    # null parent unspecified (datasets 4.0 writes a valid {"uri": "", "pts_ns": 0} there), so field() would
+    # hand the leaf function refs of rows that are null.
+    parts = array.flatten() if array.null_count else [array.field(i) for i in range(len(old))]
     children = []
-    for f in old:
+    for f, part in zip(old, parts, strict=True):
         transform = fields.get(f.name)
-        children.append(array.field(f.name) if transform is None else transform(array.field(f.name)))
+        children.append(part if transform is None else transform(part))
     new = [
         pa.field(f.name, child.type, f.nullable, f.metadata) for f, child in zip(old, children, strict=True)
     ]

@@ -19,7 +19,7 @@ from typing import Any
 
 import datasets
 
-from ._compat import config, is_packaged_module
+from ._compat import builder_base_path, config, is_packaged_module
 from ._roots import set_media_root
 
 __all__ = ["load_dataset"]
@@ -45,7 +45,7 @@ def _hub_base(arguments: dict[str, Any]) -> tuple[str, str] | None:
     builder = datasets.load_dataset_builder(
         **{k: v for k, v in arguments.items() if k in builder_params or k not in load_params}
     )
-    match = _HUB_BASE.match(getattr(builder, "base_path", None) or "")
+    match = _HUB_BASE.match(builder_base_path(builder) or "")
     return (match.group(1), match.group(2)) if match else None
 
 

@@ -53,7 +53,13 @@ def _response(status: int, repo_id: str) -> Any:
     from huggingface_hub import errors
 
     http = importlib.import_module(errors.Response.__module__.split(".")[0])
-    return http.Response(status, request=http.Request("GET", f"https://fake.hub/api/datasets/{repo_id}"))
+    url = f"https://fake.hub/api/datasets/{repo_id}"
+    if http.__name__ == "requests":  # huggingface_hub < 1.0: a requests.Response takes no arguments
+        response = http.Response()
+        response.status_code, response.url = status, url
+        response.request = http.Request("GET", url).prepare()
+        return response
+    return http.Response(status, request=http.Request("GET", url))
 
 
 class FakeHub:
@@ -85,7 +91,8 @@ class FakeHub:
         return sha
 
     def _require(self, repo_id: str) -> Path:
-        from huggingface_hub.errors import RepositoryNotFoundError
+        # huggingface_hub.errors has these only since 0.25
+        from huggingface_hub.utils import RepositoryNotFoundError
 
         path = self.repo_dir(repo_id)
         if repo_id not in self.commits or not path.is_dir():
@@ -177,7 +184,7 @@ class FakeHub:
             def hf_hub_download(
                 self, repo_id: str, filename: str, *args: Any, revision: str | None = None, **kwargs: Any
             ) -> str:
-                from huggingface_hub.errors import EntryNotFoundError
+                from huggingface_hub.utils import EntryNotFoundError
 
                 source = hub._require(repo_id) / filename
                 if not source.is_file():
@@ -186,6 +193,16 @@ class FakeHub:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, target)
                 return str(target)
+
+            def list_repo_tree(self, repo_id: str, *args: Any, recursive: bool = False, **kwargs: Any):
+                """The repo's files (datasets <= 4.x's push_to_hub lists them to find old shards)."""
+                from huggingface_hub.hf_api import RepoFile
+
+                root = hub._require(repo_id)
+                for path in sorted(root.rglob("*") if recursive else root.glob("*")):
+                    if path.is_file():
+                        rel = path.relative_to(root).as_posix()
+                        yield RepoFile(path=rel, size=path.stat().st_size, oid=rel)
 
             def file_exists(self, repo_id: str, filename: str, *args: Any, **kwargs: Any) -> bool:
                 return (hub._require(repo_id) / filename).is_file()
@@ -196,7 +213,12 @@ class FakeHub:
     def filesystem_class(self) -> type:
         from fsspec import AbstractFileSystem
         from fsspec.implementations.local import LocalFileSystem
-        from huggingface_hub.hf_file_system import HfFileSystemResolvedRepositoryPath
+        from huggingface_hub import hf_file_system
+
+        # HfFileSystemResolvedRepositoryPath since huggingface_hub 1.x; HfFileSystemResolvedPath before
+        resolved_cls: Any = getattr(
+            hf_file_system, "HfFileSystemResolvedRepositoryPath", hf_file_system.HfFileSystemResolvedPath
+        )
 
         hub = self
         local = LocalFileSystem()
@@ -222,7 +244,7 @@ class FakeHub:
                 name, _, rev = parts[2].partition("@")
                 repo_id = f"{parts[1]}/{name}"
                 hub._require(repo_id)
-                return HfFileSystemResolvedRepositoryPath(
+                return resolved_cls(
                     "dataset", repo_id, rev or revision or hub.sha(repo_id), "/".join(parts[3:])
                 )
 
