@@ -21,9 +21,9 @@ import numpy as np
 
 from ._deadline import deadline
 from ._executor import Task, core_budget, run_tasks
-from ._fields import coerce_pts_ns, coerce_uri, describe_ref
+from ._fields import coerce_pts_ns, coerce_uri, describe_ref, invalid_ref
 from ._optional import require
-from .errors import RemoteChangedError
+from .errors import InvalidRefError, RemoteChangedError
 from .io import load_image_rgb
 from .video import BatchDecodingStrategy
 from .video import _stats as stats
@@ -164,9 +164,6 @@ class DecodeOptions:
 def _ref_fields(refs: Iterable[Any]) -> list[tuple[str, int | None]]:
     """``(uri, pts_ns)`` of each ref: ``MediaRef`` s (or objects with those attributes) and mappings; a
     malformed one raises :class:`~hf_mediaref.errors.InvalidRefError` naming ``refs[i]`` and its value."""
-    from ._fields import invalid_ref  # (local: this change is kept inside this function)
-    from .errors import InvalidRefError
-
     if isinstance(refs, (str, bytes, Mapping)) or hasattr(refs, "pts_ns") or not isinstance(refs, Iterable):
         raise TypeError(f"refs must be a sequence of MediaRef (or dicts), got {type(refs).__name__}")
     out = []

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from .._fields import coerce_pts_ns, coerce_uri, describe_ref
+from .._fields import coerce_pts_ns, coerce_uri, describe_ref, invalid_ref
 from ..decode import DecodeOptions, batch_decode
-from ..errors import UnsupportedURIError, describe_uri
+from ..errors import InvalidRefError, UnsupportedURIError, describe_uri
 from ..io import UriKind, classify_uri, is_absolute_uri, is_remote_uri, join_uri, uri_exists
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,8 +33,8 @@ class MediaRef(BaseModel):
             floats accepted), or ``None`` for an image.
 
     Raises:
-        pydantic.ValidationError: for an empty or non-string ``uri``, a bool, fractional, negative or
-            beyond-int64 ``pts_ns``, or an unknown field.
+        InvalidRefError: for an empty or non-string ``uri`` or one with a NUL byte, a bool, fractional,
+            negative or beyond-int64 ``pts_ns``, or an unknown field (a ``ValueError``; the message says why).
 
     Example:
         ```python
@@ -56,7 +57,34 @@ class MediaRef(BaseModel):
             kw["uri"] = uri
         if pts_ns is not None:
             kw["pts_ns"] = pts_ns
-        super().__init__(**kw)
+        try:
+            super().__init__(**kw)
+        except ValidationError as exc:
+            raise _invalid(exc, kw) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> MediaRef:
+        """Build a ref from a mapping (``{"uri", "pts_ns"}``) or another ref, as pydantic does.
+
+        Raises:
+            InvalidRefError: the value is not a valid ref (the message names it and says why).
+        """
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as exc:
+            raise _invalid(exc, obj if isinstance(obj, Mapping) else {}) from None
+
+    @classmethod
+    def model_validate_json(cls, json_data: Any, *args: Any, **kwargs: Any) -> MediaRef:
+        """Build a ref from its JSON, as pydantic does.
+
+        Raises:
+            InvalidRefError: the JSON is not a valid ref.
+        """
+        try:
+            return super().model_validate_json(json_data, *args, **kwargs)
+        except ValidationError as exc:
+            raise _invalid(exc, {}) from None
 
     @field_validator("uri", mode="before")
     @classmethod
@@ -205,3 +233,19 @@ class MediaRef(BaseModel):
         return describe_ref(self.uri, self.pts_ns)
 
     __str__ = __repr__
+
+
+def _invalid(exc: ValidationError, given: Mapping[str, Any]) -> InvalidRefError:
+    """The typed error for a ref pydantic refused: the validators' own error, or one made from pydantic's."""
+    first = exc.errors()[0]
+    cause = (first.get("ctx") or {}).get("error")
+    if isinstance(cause, InvalidRefError):
+        return cause
+    if first.get("type") == "extra_forbidden":
+        extra = sorted(set(given) - {"uri", "pts_ns"})
+        reason = f"a ref has fields 'uri' and 'pts_ns' only, got unexpected {extra}"
+    elif first.get("type") == "missing":
+        reason = "a ref needs a uri"
+    else:
+        reason = str(first.get("msg"))
+    return invalid_ref(reason, given.get("uri"), given.get("pts_ns"))
