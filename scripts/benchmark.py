@@ -162,6 +162,7 @@ class Contender:
     run: Callable[[Workload], Result]
     sample: int | None = None  # only the first N refs of each workload
     note: str = ""
+    before: Callable[[], None] | None = None  # untimed preparation before each call
     after: Callable[[], None] | None = None  # untimed clean-up after each call
 
 
@@ -175,8 +176,6 @@ def hf_contender(name: str, fresh: list[str] | None = None, **options: Any) -> C
 
     def run(w: Workload) -> Result:
         refs = [hf_mediaref.MediaRef(v.path, v.pts_ns[i]) for v, i in w.requests]
-        if fresh:
-            hf_mediaref.cleanup_cache()
         with collect_stats() as stats:
             frames = hf_mediaref.batch_decode(refs, **options)
         return Result(frames, stats.decoded_frames)
@@ -185,7 +184,9 @@ def hf_contender(name: str, fresh: list[str] | None = None, **options: Any) -> C
         for path in fresh or ():
             load_index(path)
 
-    return Contender(name, run, after=refill if fresh else None)
+    return Contender(
+        name, run, before=hf_mediaref.cleanup_cache if fresh else None, after=refill if fresh else None
+    )
 
 
 def mediaref_contender(decoder: str) -> Contender:
@@ -422,6 +423,8 @@ class Cell:
 def measure(contender: Contender, workload: Workload, cell: Cell, warmup: bool) -> None:
     w = workload.head(contender.sample)
     count_bytes = w.bytes_counter or _rchar
+    if contender.before is not None:
+        contender.before()
     before = count_bytes()
     with PeakRSS() as rss:
         start = time.perf_counter()
