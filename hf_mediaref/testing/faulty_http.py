@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from .http_server import _RANGE, LoopbackFileServer, RangeRequestHandler
+from .http_server import LoopbackFileServer, RangeRequestHandler
 
 __all__ = ["FaultyFileServer", "FaultyRequestHandler"]
 
@@ -74,13 +74,10 @@ class FaultyRequestHandler(RangeRequestHandler):
         if_range = self.headers.get("If-Range")
         stale = bool(if_range) and if_range != headers["ETag"] and q.get("ifrange") != "ignore"
         ranged = ranges and "ignorerange" not in q and not stale  # If-Range of another version: all of it
-        match = _RANGE.match(self.headers.get("Range") or "") if ranged else None
-        code, start, end = 200, 0, size - 1
-        if match:
-            code, start = 206, int(match.group(1))
-            end = min(int(match.group(2)) if match.group(2) else end, end)
-            if start >= size:
-                return self.send_body(416, b"", {"Content-Range": f"bytes */{size}"}, head=head)
+        code, start, end = self.requested_range(size, ranged)
+        if code == 416:
+            return self.send_body(416, b"", {"Content-Range": f"bytes */{size}"}, head=head)
+        if code == 206:
             if "shift" in q:
                 start = min(start + int(q["shift"]), size - 1)
                 end = min(end + int(q["shift"]), size - 1)

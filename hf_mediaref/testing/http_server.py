@@ -54,6 +54,16 @@ class RangeRequestHandler(BaseHTTPRequestHandler):
             self.server.counts[key] = n + 1
         return n
 
+    def requested_range(self, size: int, ranged: bool) -> tuple[int, int, int]:
+        """``(status, start, end)`` for this request's ``Range`` header (ignored unless ``ranged``): 200 for
+        the whole file, 206 for a satisfiable range (``end`` clipped to the file), 416 past the end."""
+        match = _RANGE.match(self.headers.get("Range") or "") if ranged else None
+        if not match:
+            return 200, 0, size - 1
+        start = int(match.group(1))
+        end = min(int(match.group(2)) if match.group(2) else size - 1, size - 1)
+        return (416 if start >= size else 206), start, end
+
     @staticmethod
     def file_headers(st: os.stat_result, ranges: bool) -> dict[str, str]:
         """``Accept-Ranges`` (when ``ranges``) and the validators that real servers send, ``Last-Modified``
@@ -93,13 +103,10 @@ class RangeRequestHandler(BaseHTTPRequestHandler):
         st = path.stat()
         size = st.st_size
         headers = self.file_headers(st, ranges)
-        match = _RANGE.match(self.headers.get("Range") or "") if ranges else None
-        code, start, end = 200, 0, size - 1
-        if match:
-            code, start = 206, int(match.group(1))
-            end = min(int(match.group(2)) if match.group(2) else end, end)
-            if start >= size:
-                return self.send_body(416, b"", {"Content-Range": f"bytes */{size}"}, head=head)
+        code, start, end = self.requested_range(size, ranges)
+        if code == 416:
+            return self.send_body(416, b"", {"Content-Range": f"bytes */{size}"}, head=head)
+        if code == 206:
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         self._send_head(code, headers, end - start + 1)
         if head:
