@@ -21,7 +21,7 @@ import numpy as np
 
 from ._deadline import deadline
 from ._executor import Task, core_budget, run_tasks
-from ._fields import coerce_pts_ns, coerce_uri, describe_ref, invalid_ref
+from ._fields import coerce_pts_ns, coerce_uri, invalid_ref
 from ._optional import require
 from .errors import InvalidRefError, RemoteChangedError
 from .io import load_image_rgb
@@ -317,7 +317,6 @@ def _decode(fields: list[tuple[str, int | None]], options: DecodeOptions) -> lis
         (videos if pts is not None else images).setdefault(uri, []).append(i)
     plans = plan_videos(
         {uri: [cast(int, fields[i][1]) for i in rows] for uri, rows in videos.items()},
-        labels={uri: [describe_ref(uri, fields[i][1]) for i in rows] for uri, rows in videos.items()},
         decoder=options.decoder,
         strategy=options.strategy,
         size=options.size,

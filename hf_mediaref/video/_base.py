@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._executor import Task, core_budget, run_tasks
-from .._fields import NS_PER_SECOND
+from .._fields import NS_PER_SECOND, describe_ref
 from ..errors import FrameOutOfRangeError, describe_uri
 from ..io import check_pixel_limit
 from ._errors import decode_errors
@@ -84,14 +84,14 @@ class BaseVideoDecoder(abc.ABC):
         """Stack (H, W, 3) frames into one NHWC batch of the backend's array type."""
 
     # ------------------------------------------------------------------ engine hooks (for the batch engine)
-    def _frames_at(self, times_ns: Sequence[int], *, labels: Sequence[str] | None = None) -> np.ndarray:
+    def _frames_at(self, times_ns: Sequence[int]) -> np.ndarray:
         """Frame positions on screen at ``times_ns``; FrameOutOfRangeError (naming the ref) past the end."""
         frames = self._index.frames_at(times_ns)
         bad = np.flatnonzero(frames == NO_FRAME)
         if bad.size:
             confirm_version(self._index, self.uri, self.storage_options)  # a stale index is no proof
             t_ns = int(list(times_ns)[int(bad[0])])
-            what = labels[int(bad[0])] if labels is not None else describe_uri(self.uri)
+            what = describe_ref(self.uri, t_ns)  # the ref asking for it
             idx = self._index
             raise FrameOutOfRangeError(
                 f"{what}: time {t_ns / NS_PER_SECOND:.9f} s ({t_ns} ns) is at or past the end of video "

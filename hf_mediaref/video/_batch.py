@@ -53,7 +53,6 @@ def _open(cls: type[BaseVideoDecoder], uri: str, options: dict[str, Any], _threa
 def plan_videos(
     requests: Mapping[str, Sequence[int]],
     *,
-    labels: Mapping[str, Sequence[str]] | None = None,
     decoder: str = "pyav",
     strategy: BatchDecodingStrategy | str | None = None,
     size: tuple[int, int] | None = None,
@@ -65,7 +64,6 @@ def plan_videos(
 
     Args:
         requests: for each video URI, the requested times in nanoseconds (any order, duplicates allowed).
-        labels: for each video, how errors name each request (e.g. the ref), in the same order.
         decoder, strategy, size, storage_options, device: see :class:`hf_mediaref.DecodeOptions`.
         budget: threads to use while opening and indexing the videos.
 
@@ -85,8 +83,8 @@ def plan_videos(
         [Task(1.0, functools.partial(_open, cls, uri, options)) for uri in requests], budget
     )
     plans = []
-    for dec, (uri, times) in zip(decoders, requests.items()):
-        positions = dec._frames_at(times, labels=None if labels is None else labels[uri])
+    for dec, times in zip(decoders, requests.values()):
+        positions = dec._frames_at(times)
         tasks = dec._span_tasks(dec._plan(positions, strategy), size=size)
         plans.append(VideoPlan(dec, positions.tolist(), tasks))
     return plans
