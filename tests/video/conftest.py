@@ -106,6 +106,13 @@ def _no_cues(d: Path) -> VideoSpec:
     return dataclasses.replace(src, path=d / "nocues.mkv", pts_ns=tuple(probe_pts_ns(d / "nocues.mkv")))
 
 
+def _mov(d: Path) -> VideoSpec:
+    """A bit-exact QuickTime (MOV) remux of an H.264 MP4 with B-frames and an audio stream."""
+    src = write_video(d / "mov_src.mp4", 48, fps=25, gop=12, bframes=2, audio=True, size=SIZE)
+    _remux(src.path, d / "h264.mov")
+    return dataclasses.replace(src, path=d / "h264.mov", pts_ns=tuple(probe_pts_ns(d / "h264.mov")))
+
+
 def _ts(d: Path, name: str, gop: int) -> VideoSpec:
     """A bit-exact MPEG-TS remux of an H.264 MP4 with B-frames: TS seeks go by byte estimates and have landed
     after their target keyframe."""
@@ -161,6 +168,7 @@ BUILDERS: dict[str, tuple[Fraction | None, Callable[[Path], VideoSpec]]] = {
     "nasty_hevc_mkv": (None, _nasty),
     "nocues_mkv": (Fraction(24), _no_cues),
     "h264_ts": (Fraction(24), lambda d: _ts(d, "h264_gop24", 24)),
+    "h264_mov": (Fraction(25), _mov),
     "h264_open_gop_mp4": (
         Fraction(24),
         lambda d: write_video(
