@@ -28,7 +28,7 @@ from .._fields import NS_PER_SECOND
 from ..errors import MediaDecodeError, describe_uri
 from ..io import check_pixel_limit
 from . import _stats as stats
-from ._base import BaseVideoDecoder, DimensionOrder
+from ._base import BaseVideoDecoder
 from ._container import OpenedVideo, import_av, lease_video
 from ._index import VideoIndex
 from ._indexes import check_version
@@ -133,8 +133,6 @@ class _SpanDecode:
         self._from_key = False  # a key frame came out: what follows is decoded from a keyframe
         self._converted: dict[int, np.ndarray] = {}  # by pts: a frame answering several targets converts once
         self._pending = 0  # targets[:_pending] are answered
-        self._prev: Any = None  # the last decoded frame and its pts
-        self._prev_pts = 0
         self._skipping = False
         self._decoded = 0
 
@@ -270,11 +268,6 @@ class PyAVVideoDecoder(BaseVideoDecoder):
         ...     clip = dec.get_frames_played_in_range(1.0, 2.0)
         ```
     """
-
-    def __init__(
-        self, source: Any, *, storage_options: dict | None = None, dimension_order: DimensionOrder = "NCHW"
-    ):
-        super().__init__(source, storage_options=storage_options, dimension_order=dimension_order)
 
     def _decode_span(
         self, span: Span, *, size: tuple[int, int] | None = None, threads: int = 1
