@@ -160,7 +160,7 @@ def test_every_strategy_returns_the_reference_frames_or_a_typed_error(damaged, c
                     if want is not None:  # never a frame that differs from an undamaged reference frame
                         assert np.array_equal(frame, want), f"{strategy} x{workers}: frame {p} differs"
                     else:  # without B-frames nothing is skipped: the engine refuses what the reference does
-                        assert reorders, f"{strategy} x{workers}: frame {p} returned, the reference refuses it"
+                        assert reorders, f"{strategy} x{workers}: frame {p} returned, reference refuses it"
                 outcomes.setdefault(tuple(batch), set()).add(b"".join(f.tobytes() for f in got))
     assert all(len(kinds) == 1 for kinds in outcomes.values()), outcomes  # every way agrees
 
