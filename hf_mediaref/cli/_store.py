@@ -76,8 +76,8 @@ def open_dataset(
 
 def _readme(splits: dict[str, list[str]], title: str) -> str:
     lines = ["---", "configs:", "- config_name: default", "  data_files:"]
-    for split in splits:
-        lines += [f"  - split: {split}", f"    path: data/{split}-*.parquet"]
+    for split, files in splits.items():
+        lines += [f"  - split: {split}", "    path:"] + [f"    - data/{name}" for name in files]
     lines += [
         "---",
         f"# {title}",
@@ -125,15 +125,21 @@ def dataset_folder(out: str | os.PathLike[str], *, overwrite: bool = False) -> I
 
 
 def write_tables(folder: Path, splits: dict[str, Any], title: str) -> None:
-    """Write each split's Parquet shards under ``folder/data`` and the README that names them."""
+    """Write each split's Parquet shards under ``folder/data`` and the README that names them.
+
+    The shard names carry a build id: ``datasets`` caches a local folder's table under the folder's name and
+    its README configs (not the data files' paths or times), so a rebuilt folder, or another one of the same
+    name, would otherwise load a stale cached table.
+    """
     data = folder / "data"
     data.mkdir(exist_ok=True)
+    build = uuid.uuid4().hex[:8]
     files: dict[str, list[str]] = {}
     for name, ds in splits.items():
         shards = max(1, -(-len(ds) // ROWS_PER_SHARD))
         files[name] = []
         for i in range(shards):
-            path = data / f"{name}-{i:05d}-of-{shards:05d}.parquet"
+            path = data / f"{name}-{build}-{i:05d}-of-{shards:05d}.parquet"
             part = ds.shard(shards, i, contiguous=True) if shards > 1 else ds
             part.to_parquet(str(path))
             files[name].append(path.name)
