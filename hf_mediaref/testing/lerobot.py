@@ -17,6 +17,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -151,7 +152,7 @@ def write_lerobot_dataset(
         "task_index": pa.array(task_index.astype(np.int64)),
     }
     tasks = ["pick the cube", "push the block"]
-    features = {
+    features: dict[str, dict[str, Any]] = {
         camera: {
             "dtype": "video",
             "shape": [height, width, 3],

@@ -239,7 +239,7 @@ def test_verify_names_refs_past_the_end(tmp_path, capsys):
 
 
 def test_embed_makes_a_self_contained_dataset(recordings, tmp_path):
-    root, specs = recordings
+    root, _ = recordings
     out, embedded = tmp_path / "frames", tmp_path / "embedded"
     assert main(["build", str(root / "a.mp4"), "-o", str(out), "-q", "--every", "10"]) == 0
     assert main(["embed", str(out), "-o", str(embedded), "-q", "--format", "png"]) == 0
@@ -251,7 +251,7 @@ def test_embed_makes_a_self_contained_dataset(recordings, tmp_path):
 
 
 def test_hub_build_push_inspect_verify(recordings, tmp_path, capsys):
-    root, specs = recordings
+    root, _ = recordings
     with FakeHub(tmp_path / "hub") as hub:
         files = [str(root / "a.mp4"), str(root / "sub" / "b.mkv"), str(root / "c.png")]
         assert main(["build", *files, "--push", "me/frames", "-q", "--every", "5"]) == 0
@@ -305,7 +305,8 @@ def test_console_script_declaration_runs_the_cli(tmp_path):
             f"""\
             import re, sys
             from importlib.metadata import EntryPoint
-            main = EntryPoint(name="hf-mediaref", value="{match[1]}:{match[2]}", group="console_scripts").load()
+            value = "{match[1]}:{match[2]}"
+            main = EntryPoint(name="hf-mediaref", value=value, group="console_scripts").load()
             sys.argv[0] = re.sub(r"(-script\\.pyw|\\.exe)?$", "", sys.argv[0])
             sys.exit(main())
             """
