@@ -401,6 +401,9 @@ def run(args: Any) -> int:
     sampling = Sampling(fps=args.fps, keyframes=args.keyframes, every=args.every)
     sidecar = read_sidecar(args.metadata, args.metadata_key) if args.metadata else None
     files, folders = collect_files(args.sources)
+    if args.output:  # rebuilding into a folder inside SRC: its linked media are not new recordings
+        out = os.path.abspath(args.output)
+        files = [f for f in files if os.path.commonpath([out, f]) != out]
     if not files:
         raise FileNotFoundError(f"no video or image files in {' '.join(args.sources)}")
     root = choose_root(files, folders, args.root)

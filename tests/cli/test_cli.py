@@ -333,3 +333,13 @@ def test_frame_index_matches_the_decoder_for_fps_sampling(recordings):
     times = np.asarray(probed.pts_ns)
     assert times.tolist() == [round(k * 1e9 / 3) for k in range(3)]
     assert probed.frame_index.tolist() == [specs["sub/b.mkv"].expected_index(int(t)) for t in times]
+
+
+def test_rebuilding_into_a_folder_inside_the_source_does_not_pick_up_its_own_media(tmp_path):
+    src = tmp_path / "rec"
+    src.mkdir()
+    write_video(src / "a.mp4", 10, fps=10)
+    for _ in range(2):
+        assert main(["build", str(src), "-o", str(src / "frames"), "-q", "--overwrite"]) == 0
+    ds = hf_mediaref.load_dataset(str(src / "frames"), split="train")
+    assert set(ds["video_id"]) == {"a.mp4"} and len(ds) == 10
