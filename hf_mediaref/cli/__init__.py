@@ -228,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.run(args))
-    except (MediaRefError, ValueError, FileExistsError, FileNotFoundError) as err:
+    except (MediaRefError, ValueError, OSError) as err:  # OSError: files, permissions, the Hub
         print(f"hf-mediaref {args.command}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

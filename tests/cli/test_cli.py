@@ -343,3 +343,31 @@ def test_rebuilding_into_a_folder_inside_the_source_does_not_pick_up_its_own_med
         assert main(["build", str(src), "-o", str(src / "frames"), "-q", "--overwrite"]) == 0
     ds = hf_mediaref.load_dataset(str(src / "frames"), split="train")
     assert set(ds["video_id"]) == {"a.mp4"} and len(ds) == 10
+
+
+def test_build_from_a_lerobot_dataset_on_the_hub(tmp_path):
+    import huggingface_hub
+    from huggingface_hub import CommitOperationAdd
+
+    spec = write_lerobot_dataset(
+        tmp_path / "robot", (5, 6), cameras=("observation.images.top",), codec="libx264"
+    )
+    with FakeHub(tmp_path / "hub") as hub:
+        api = huggingface_hub.HfApi()
+        api.create_repo("me/robot", repo_type="dataset")
+        operations = [
+            CommitOperationAdd(path_in_repo=p.relative_to(spec.root).as_posix(), path_or_fileobj=str(p))
+            for p in spec.root.rglob("*")
+            if p.is_file()
+        ]
+        api.create_commit("me/robot", operations=operations, repo_type="dataset")
+        out = tmp_path / "frames"
+        assert main(["build", "--from-lerobot", "me/robot", "-o", str(out), "-q"]) == 0
+        assert not (out / "videos").exists()  # the refs point into the Hub repo, pinned to its commit
+        stored = _store.stored_uris(_store.open_dataset(str(out))["train"])
+        assert stored == [
+            f"hf://datasets/me/robot@{hub.sha('me/robot')}/videos/observation.images.top/chunk-000/file-000.mp4"
+        ]
+        ds = hf_mediaref.load_dataset(str(out), split="train")
+        frames = ds.with_format("mediaref")[:]["observation.images.top"]
+        assert [read_index(f) for f in frames] == list(range(11))
