@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     build.add_argument("--no-snap", action="store_true", help="--from-lerobot: do not read the videos")
+    build.add_argument(
+        "--episodes", metavar="I,J,...", help="--from-lerobot: only these episode indices (comma-separated)"
+    )
     build.add_argument("--private", action="store_true", help="--push: create a private repo")
     _add_common(build)
     build.set_defaults(run=_build.run)

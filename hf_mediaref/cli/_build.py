@@ -375,7 +375,11 @@ def _from_lerobot(args: Any) -> int:
     from .. import hf
     from . import _store
 
-    ds = hf.from_lerobot(args.from_lerobot, snap=not args.no_snap)
+    try:
+        episodes = [int(e) for e in args.episodes.split(",")] if args.episodes else None
+    except ValueError:
+        raise ValueError(f"--episodes takes comma-separated integers, got {args.episodes!r}") from None
+    ds = hf.from_lerobot(args.from_lerobot, snap=not args.no_snap, episodes=episodes)
     from ..hf import get_media_root
 
     root = get_media_root(ds) or ""

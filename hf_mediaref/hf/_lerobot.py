@@ -236,6 +236,7 @@ def from_lerobot(
     path_or_repo: str | os.PathLike[str],
     *,
     revision: str | None = None,
+    episodes: Sequence[int] | None = None,
     snap: bool = True,
     tolerance_s: float = LEROBOT_TOLERANCE_S,
     token: Any = None,
@@ -254,6 +255,7 @@ def from_lerobot(
         path_or_repo: a local LeRobot dataset folder, a Hub repo id ``"org/name"`` or
             ``"hf://datasets/org/name[@revision]"``.
         revision: the Hub revision (branch, tag or commit); the load is pinned to its commit.
+        episodes: only these episode indices (as LeRobotDataset's ``episodes=``); default all.
         snap: read each video's index and store the exact pts of the nearest frame (default), refusing one
             further than ``tolerance_s`` like LeRobot does; ``False`` reads no video and stores the computed
             times.
@@ -296,6 +298,11 @@ def from_lerobot(
     if not files:
         raise MediaNotFoundError(f"no data/*.parquet in {describe_uri(repo.root)}", uri=repo.root)
     table = _concat([repo.read_parquet(rel) for rel in files])
+    if episodes is not None:
+        import pyarrow.compute as pc
+
+        wanted = pa.array(sorted({int(e) for e in episodes}), pa.int64())
+        table = table.filter(pc.is_in(table.column("episode_index").cast(pa.int64()), value_set=wanted))
     if "index" in table.column_names:
         table = table.sort_by("index")
     features = dict(Features.from_arrow_schema(table.schema))
@@ -308,11 +315,11 @@ def from_lerobot(
         from datasets import Value
 
         features["task"] = Value("string")
-    episodes = _episodes(repo, info, video_keys) if video_keys else {}
+    camera_videos = _episodes(repo, info, video_keys) if video_keys else {}
     for key in video_keys:
         column = _ref_column(
             repo,
-            episodes[key],
+            camera_videos[key],
             episode,
             frame_index,
             float(fps),

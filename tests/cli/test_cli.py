@@ -282,6 +282,9 @@ def test_build_from_lerobot(tmp_path):
     frames = ds.with_format("mediaref")[:]["observation.images.top"]
     assert [read_index(f) for f in frames] == list(range(15))
     assert main(["verify", str(out), "-q"]) == 0
+    some = tmp_path / "some"
+    assert main(["build", "--from-lerobot", str(spec.root), "-o", str(some), "-q", "--episodes", "1"]) == 0
+    assert hf_mediaref.load_dataset(str(some), split="train")["index"] == list(range(6, 15))
 
 
 def test_help_has_examples_through_python_m_hf_mediaref():

@@ -156,3 +156,10 @@ def test_fixture_frame_times_match_the_episode_offsets(lerobot_v3):
         pts = sorted(Fraction(p.pts) * stream.time_base for p in container.demux(stream) if p.pts is not None)
     assert len(pts) == 32
     assert all(abs(float(t) - k / 30) < 1e-4 for k, t in enumerate(pts))
+
+
+def test_a_subset_of_episodes(lerobot_v3):
+    ds = hf_mediaref.from_lerobot(lerobot_v3.root, episodes=[2, 0])
+    assert sorted(set(ds["episode_index"])) == [0, 2] and len(ds) == 12 + 9
+    expected = list(range(12)) + list(range(32, 41))
+    assert _decoded_barcodes(ds, CAMERAS[0]) == expected
