@@ -14,9 +14,10 @@ corrupt file with ``--strict``, a bad argument value), 2 for a usage error (argp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 __all__ = ["build_parser", "main"]
 
@@ -201,11 +202,29 @@ def build_parser() -> argparse.ArgumentParser:
 def _configure_logging(verbose: bool, quiet: bool) -> None:
     level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if quiet:
-        import os
 
-        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+@contextlib.contextmanager
+def _progress_bars(quiet: bool) -> Iterator[None]:
+    """``--quiet``: no progress bars from ``datasets`` and ``huggingface_hub`` while the command runs (their
+    previous state is restored, so ``main`` called from Python leaves them as it found them)."""
+    if not quiet:
+        yield
+        return
+    import datasets
+    from huggingface_hub import utils as hub_utils
+
+    datasets_on = datasets.is_progress_bar_enabled()
+    hub_off = hub_utils.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    hub_utils.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if datasets_on:
+            datasets.enable_progress_bars()
+        if not hub_off:
+            hub_utils.enable_progress_bars()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -230,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..errors import MediaRefError
 
     try:
-        return int(args.run(args))
+        with _progress_bars(args.quiet):
+            return int(args.run(args))
     except (MediaRefError, ValueError, OSError) as err:  # OSError: files, permissions, the Hub
         print(f"hf-mediaref {args.command}: error: {err}", file=sys.stderr)
         return 1
