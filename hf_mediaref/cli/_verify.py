@@ -174,8 +174,11 @@ def verify_refs(
     return report
 
 
-def _column_refs(ds: Any, column: str, sample: int | None, seed: int) -> tuple[list[str], list[int | None]]:
-    """The resolved refs of ``column`` (all, or ``sample`` random rows; null refs skipped)."""
+def _column_refs(
+    ds: Any, column: str, sample: int | None, seed: int, report: Report
+) -> tuple[list[str], list[int | None]]:
+    """The resolved refs of ``column`` (all, or ``sample`` random rows; null refs skipped). Refs that do not
+    resolve (relative without a media root, ``..`` escapes) are counted as failures in ``report``."""
     from ..arrow import resolve_uri
     from ..hf import get_media_root
 
@@ -187,11 +190,20 @@ def _column_refs(ds: Any, column: str, sample: int | None, seed: int) -> tuple[l
     array = table.combine_chunks() if hasattr(table, "combine_chunks") else table
     valid = array.is_valid().to_numpy(zero_copy_only=False)
     encoded = array.field("uri").dictionary_encode()
-    resolved = [resolve_uri(u, root) for u in encoded.dictionary.to_pylist()]
     codes = encoded.indices.to_numpy(zero_copy_only=False)
     pts = array.field("pts_ns").to_pylist()
-    keep = np.flatnonzero(valid)
-    return [resolved[codes[i]] for i in keep], [pts[i] for i in keep]
+    resolved: list[str | None] = []
+    for code, uri in enumerate(encoded.dictionary.to_pylist()):
+        try:
+            resolved.append(resolve_uri(uri, root))
+        except Exception as err:  # the ref does not resolve: all its rows fail with this error
+            resolved.append(None)
+            rows_of = int(np.count_nonzero(valid & (codes == code)))
+            if rows_of:
+                report.refs += rows_of
+                report.fail(err, uri, rows_of, uri)
+    keep = [i for i in np.flatnonzero(valid).tolist() if resolved[codes[i]] is not None]
+    return [str(resolved[codes[i]]) for i in keep], [pts[i] for i in keep]
 
 
 def run(args: Any) -> int:
@@ -211,8 +223,8 @@ def run(args: Any) -> int:
         if not columns:
             print(f"{split}: no MediaRef column", file=sys.stderr)
         for column in columns:
-            uris, pts = _column_refs(ds, column, args.sample, args.seed)
             report = Report(split, column)
+            uris, pts = _column_refs(ds, column, args.sample, args.seed, report)
             verify_refs(
                 uris, pts, report=report, options=options, batch_size=args.batch_size, quiet=args.quiet
             )

@@ -238,6 +238,23 @@ def test_verify_names_refs_past_the_end(tmp_path, capsys):
     assert video.path.exists()
 
 
+def test_verify_counts_refs_that_do_not_resolve(tmp_path, capsys):
+    write_video(tmp_path / "v.mp4", 10, fps=10)
+    refs = [
+        {"uri": "v.mp4", "pts_ns": 0},
+        {"uri": "../outside.mp4", "pts_ns": 0},
+        {"uri": "v.mp4", "pts_ns": 10**8},
+    ]
+    ds = datasets.Dataset.from_dict(
+        {"frame": refs}, features=datasets.Features({"frame": hf_mediaref.MediaRefFeature()})
+    )
+    ds.save_to_disk(str(tmp_path / "saved"))
+    assert main(["verify", str(tmp_path / "saved"), "-q", "--media-root", str(tmp_path), "--json"]) == 1
+    [report] = json.loads(capsys.readouterr().out)["reports"]
+    assert (report["refs"], report["ok"], report["failed"]) == (3, 2, 1)
+    assert list(report["errors"]) == ["PathEscapeError"]
+
+
 def test_embed_makes_a_self_contained_dataset(recordings, tmp_path):
     root, _ = recordings
     out, embedded = tmp_path / "frames", tmp_path / "embedded"

@@ -163,3 +163,15 @@ def test_a_subset_of_episodes(lerobot_v3):
     assert sorted(set(ds["episode_index"])) == [0, 2] and len(ds) == 12 + 9
     expected = list(range(12)) + list(range(32, 41))
     assert _decoded_barcodes(ds, CAMERAS[0]) == expected
+
+
+@pytest.mark.parametrize("snap", [True, False])
+def test_times_come_from_frame_index_not_the_float32_timestamp(tmp_path, snap):
+    """LeRobot's float32 ``timestamp`` loses precision on long episodes; the refs never use it."""
+    spec = write_lerobot_dataset(tmp_path / "robot", (8, 8), cameras=CAMERAS[:1], codec="libx264")
+    path = spec.root / "data/chunk-000/file-000.parquet"
+    table = pq.read_table(path)
+    garbage = pa.array(np.full(len(table), 123.0, np.float32))
+    pq.write_table(table.set_column(table.column_names.index("timestamp"), "timestamp", garbage), path)
+    ds = hf_mediaref.from_lerobot(spec.root, snap=snap)
+    assert _decoded_barcodes(ds, CAMERAS[0]) == list(range(16))
