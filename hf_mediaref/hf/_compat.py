@@ -14,7 +14,8 @@ same signature:
 - ``packaged_modules._PACKAGED_DATASETS_MODULES``;
 - ``config.DATASET_STATE_JSON_FILENAME``, ``config.HF_ENDPOINT``;
 - ``DatasetInfoMixin._info`` (``Dataset`` and ``IterableDataset``);
-- ``DatasetBuilder.base_path`` and ``.repo_id`` of a Hub repo's builder (see :func:`builder_base_path`).
+- ``DatasetBuilder.base_path`` and ``.repo_id`` of a Hub repo's builder (see :func:`builder_base_path`);
+- ``table.InMemoryTable`` and ``Dataset(arrow_table, info=)`` (see :func:`dataset_from_arrow`).
 
 ``pyproject.toml`` declares ``datasets>=4.0``; ``make test-floor`` runs tests/hf and tests/arrow on 4.0.0
 (with huggingface_hub 0.24.0, pyarrow 15.0.0, fsspec 2023.10.0: requirements/floor-hf.txt); the other
@@ -45,6 +46,7 @@ __all__ = [
     "builder_base_path",
     "config",
     "dataset_features",
+    "dataset_from_arrow",
     "decode_nested_example",
     "feature_type",
     "format_type",
@@ -101,6 +103,16 @@ def dataset_features(dataset: Any) -> Any:
     """The features object a ``Dataset`` / ``IterableDataset`` holds (``dataset._info.features``, not the copy
     that ``dataset.features`` returns), so that runtime state set on it stays with the dataset."""
     return dataset._info.features
+
+
+def dataset_from_arrow(table: Any, features: Any) -> Any:
+    """An in-memory ``Dataset`` over a ``pyarrow.Table`` with the given ``Features`` (cast to their schema),
+    without the Python-object round trip of ``Dataset.from_dict``."""
+    from datasets import Dataset, DatasetInfo
+    from datasets.table import InMemoryTable
+
+    table = table.select(list(features)).cast(features.arrow_schema)
+    return Dataset(InMemoryTable(table), info=DatasetInfo(features=features))
 
 
 def is_packaged_module(path: str) -> bool:
