@@ -92,7 +92,8 @@ def dataset_card(
         >>> from datasets import Features
         >>> from hf_mediaref.hf import MediaRefFeature
         >>> from hf_mediaref.hf._card import dataset_card
-        >>> card = dataset_card("me/frames", Features({"frame": MediaRefFeature()}), media={"videos/a.mp4": 1_000})
+        >>> features = Features({"frame": MediaRefFeature()})
+        >>> card = dataset_card("me/frames", features, media={"videos/a.mp4": 1_000})
         >>> "import av" in card
         True
         ```
@@ -109,7 +110,7 @@ A table of **media references**{f" in {splits}" if splits else ""}: each row of 
 {listed} names a video frame (a file and a presentation time) or an image, instead of holding pixels.
 The media files themselves are stored in this repository (see *Media layout*); frames are decoded when
 they are read. It was written with [hf_mediaref](https://pypi.org/project/hf-mediaref/), but reading it
-needs nothing but `datasets`.
+needs nothing but `datasets` (and PyAV to decode frames).
 
 ## Columns
 

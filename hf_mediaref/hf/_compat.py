@@ -176,12 +176,12 @@ def wrap(target: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]) 
     raw = vars(owner)[name]
     if _marked(raw):
         return
+    rebuild: Callable[[Any], Any] | None = None
+    original: Any = raw
     if isinstance(raw, staticmethod):
         original, rebuild = raw.__func__, staticmethod
     elif isinstance(raw, property):
         original, rebuild = raw.fget, property
-    else:
-        original, rebuild = raw, None
     wrapper = make(original)
     wrapper.__hf_mediaref__ = True  # type: ignore[attr-defined]
     wrapper.__wrapped__ = original  # type: ignore[attr-defined]

@@ -26,8 +26,8 @@ from huggingface_hub import CommitOperationAdd, HfApi, HfFileSystem
 from ..arrow import resolve_uri
 from ..errors import MediaNotFoundError, describe_uri
 from ..io import UriKind, classify_uri, local_path
-from ._compat import config
 from ._card import CARD_MARKER, dataset_card
+from ._compat import config
 from ._feature import MediaRefFeature, has_media, map_media_arrays
 from ._roots import get_media_root
 

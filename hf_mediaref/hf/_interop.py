@@ -256,7 +256,9 @@ def _combine(original: _Fn) -> _Fn:
                 token = next((get_media_token(d) for d in rooted if get_media_token(d) is not None), None)
                 set_media_root(result, root, token=token)
             return result
-        logger.info("combining datasets with different media roots %s: URIs made absolute", sorted(map(str, roots)))
+        logger.info(
+            "combining datasets with different media roots %s: URIs made absolute", sorted(map(str, roots))
+        )
         dsets = [_absolutize(d) if _has_media(d) and get_media_root(d) is not None else d for d in dsets]
         return original(dsets, *args, **kwargs)
 
@@ -274,6 +276,10 @@ def install() -> None:
     _compat.wrap("load_from_disk", _load_from_disk)
     _compat.wrap("push_to_hub", _push_to_hub)
     _compat.wrap("dict_push_to_hub", _push_to_hub)
-    for name in ("concatenate_map_style", "concatenate_iterable", "interleave_map_style", "interleave_iterable"):
+    for name in (
+        "concatenate_map_style",
+        "concatenate_iterable",
+        "interleave_map_style",
+        "interleave_iterable",
+    ):
         _compat.wrap(name, _combine)
-

@@ -12,9 +12,8 @@ dataset. Files written and read back (``save_to_disk``, ``to_parquet``) lose it:
 from __future__ import annotations
 
 import os
-from typing import Any, TypeVar
-
 import re
+from typing import Any, TypeVar
 
 from ..arrow import normalize_root
 from ..decode import DecodeOptions

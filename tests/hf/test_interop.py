@@ -36,7 +36,9 @@ def run_plain(tmp_path: Path, hub_root: Path, body: str) -> dict:
 
     ``-S``: no ``site``, so the editable install's ``.pth`` (a meta-path finder for hf_mediaref) never runs;
     the child's ``sys.path`` is this process's minus every folder holding an ``hf_mediaref`` package."""
-    paths = [p for p in sys.path if p and os.path.isdir(p) and not os.path.isdir(os.path.join(p, "hf_mediaref"))]
+    paths = [
+        p for p in sys.path if p and os.path.isdir(p) and not os.path.isdir(os.path.join(p, "hf_mediaref"))
+    ]
     script = tmp_path / "plain_child.py"
     script.write_text(
         textwrap.dedent(
@@ -65,7 +67,12 @@ def run_plain(tmp_path: Path, hub_root: Path, body: str) -> dict:
         "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
     }
     done = subprocess.run(
-        [sys.executable, "-S", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-S", str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     line = next(line for line in done.stdout.splitlines() if line.startswith("OUT"))
@@ -104,7 +111,9 @@ def _old_repo(fake_hub, source: Path) -> None:
     )
     table = pa.table(
         {
-            "frame": pa.array([{"uri": "videos/a.mp4", "pts_ns": 0}], pa.struct({"uri": pa.string(), "pts_ns": pa.int64()})),
+            "frame": pa.array(
+                [{"uri": "videos/a.mp4", "pts_ns": 0}], pa.struct({"uri": pa.string(), "pts_ns": pa.int64()})
+            ),
             "label": pa.array([0], pa.int64()),
         }
     )
@@ -114,7 +123,9 @@ def _old_repo(fake_hub, source: Path) -> None:
     pq.write_table(table.replace_schema_metadata(meta), folder / "data" / "train-00000-of-00001.parquet")
 
 
-def test_a_pushed_repo_reads_with_plain_datasets_in_a_process_without_hf_mediaref(ds, repo, fake_hub, tmp_path):
+def test_a_pushed_repo_reads_with_plain_datasets_in_a_process_without_hf_mediaref(
+    ds, repo, fake_hub, tmp_path
+):
     hf_mediaref.push_to_hub(ds, "me/frames")
     _old_repo(fake_hub, repo.path)
     out = run_plain(tmp_path, fake_hub.root, PLAIN_READS)
@@ -128,7 +139,9 @@ def test_a_pushed_repo_reads_with_plain_datasets_in_a_process_without_hf_mediare
     assert out["old"].startswith("ValueError") and "MediaRef" in out["old"]
 
 
-def test_plain_load_dataset_with_hf_mediaref_imported_decodes_the_right_frames(ds, fake_hub, tmp_path, labels_of):
+def test_plain_load_dataset_with_hf_mediaref_imported_decodes_the_right_frames(
+    ds, fake_hub, tmp_path, labels_of
+):
     hf_mediaref.push_to_hub(ds, "me/frames")
     sha = fake_hub.sha("me/frames")
     back = datasets.load_dataset("me/frames", split="train", cache_dir=str(tmp_path / "cache"))
@@ -146,7 +159,9 @@ def test_an_old_media_ref_repo_still_loads(repo, fake_hub, tmp_path, labels_of):
     back = datasets.load_dataset("me/old", split="train", cache_dir=str(tmp_path / "cache"))
     assert back.features["frame"] == MediaRefFeature()
     assert labels_of(back.with_format("mediaref")[:]["frame"]) == [0]
-    assert Features.from_dict({"f": {"_type": "MediaRef", "decode": False}})["f"] == MediaRefFeature(decode=False)
+    assert Features.from_dict({"f": {"_type": "MediaRef", "decode": False}})["f"] == MediaRefFeature(
+        decode=False
+    )
 
 
 def test_card_plain_snippet_decodes_the_frame_without_hf_mediaref(ds, fake_hub, tmp_path):
@@ -164,7 +179,9 @@ def test_card_plain_snippet_decodes_the_frame_without_hf_mediaref(ds, fake_hub, 
 def test_serialized_features_are_the_plain_struct():
     features = Features({"frame": MediaRefFeature(), "raw": MediaRefFeature(decode=False)})
     plain = Features({"frame": {"uri": Value("string"), "pts_ns": Value("int64")}})
-    assert features.type == pa.struct([("frame", plain.type.field(0).type), ("raw", plain.type.field(0).type)])
+    assert features.type == pa.struct(
+        [("frame", plain.type.field(0).type), ("raw", plain.type.field(0).type)]
+    )
     as_dict = features.to_dict()
     assert as_dict["frame"] == {
         "uri": {"dtype": "string", "id": MEDIA_REF_ID, "_type": "Value"},
@@ -190,7 +207,9 @@ def test_the_root_survives_save_to_disk_and_load_from_disk(ds, repo, tmp_path, l
     assert get_media_root(datasets.load_from_disk(str(tmp_path / "saved_dict"))["train"]) == str(repo.path)
 
 
-def test_data_and_media_moved_together_resolve_through_the_relative_root(rows, features, repo, tmp_path, labels_of):
+def test_data_and_media_moved_together_resolve_through_the_relative_root(
+    rows, features, repo, tmp_path, labels_of
+):
     project = tmp_path / "project"
     shutil.copytree(repo.path, project / "media")
     ds = set_media_root(Dataset.from_list(rows, features=features), project / "media")
@@ -232,7 +251,7 @@ def test_select_map_and_concatenate_keep_or_resolve_roots(ds, rows, features, re
     assert get_media_root(both) is None  # different roots: URIs made absolute
     assert both[0]["frame"].uri == str(repo.path / "videos" / "a.mp4")
     assert both[16]["frame"].uri == str(other_root / "videos" / "b.mp4")
-    assert labels_of(both.with_format("mediaref")[:]["frame"]) == EXPECTED + [100, 105, 110, 115]
+    assert labels_of(both.with_format("mediaref")[:]["frame"]) == [*EXPECTED, 100, 105, 110, 115]
     assert ds[0]["frame"].uri == str(repo.path / "videos" / "a.mp4")  # the inputs are untouched
     assert get_media_root(other) == str(other_root)
 
@@ -245,10 +264,17 @@ def test_the_load_token_reaches_the_hub_for_table_and_media(ds, fake_hub, tmp_pa
     back = datasets.load_dataset(
         "me/private", split="train", token="secret", streaming=streaming, cache_dir=str(tmp_path / "cache")
     )
-    batch = back.with_format("mediaref")[:] if not streaming else next(iter(back.with_format("mediaref").iter(16)))
+    batch = (
+        back.with_format("mediaref")[:]
+        if not streaming
+        else next(iter(back.with_format("mediaref").iter(16)))
+    )
     assert labels_of(batch["frame"]) == EXPECTED
-    media_opens = [token for what, token in fake_hub.tokens if what.startswith("open ") and "/videos/" in what]
+    media_opens = [
+        token for what, token in fake_hub.tokens if what.startswith("open ") and "/videos/" in what
+    ]
     assert media_opens and set(media_opens) == {"secret"}
     assert ("api", "secret") in fake_hub.tokens or any(
-        what.startswith("open ") and what.endswith(".parquet") and token == "secret" for what, token in fake_hub.tokens
+        what.startswith("open ") and what.endswith(".parquet") and token == "secret"
+        for what, token in fake_hub.tokens
     )
