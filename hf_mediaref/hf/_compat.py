@@ -19,8 +19,9 @@ same signature:
   ``features.features.generate_from_dict`` (looked up as a module global by its own recursion and by
   ``Features.from_dict``), ``Features.arrow_schema``, ``DatasetBuilder.as_dataset`` /
   ``as_streaming_dataset``, ``Dataset.save_to_disk`` / ``load_from_disk`` / ``push_to_hub``,
-  ``DatasetDict.push_to_hub``, and ``combine._concatenate_map_style_datasets`` /
-  ``_concatenate_iterable_datasets`` / ``_interleave_map_style_datasets`` / ``_interleave_iterable_datasets``
+  ``DatasetDict.push_to_hub`` (and ``IterableDataset`` / ``IterableDatasetDict.push_to_hub``), and
+  ``combine._concatenate_map_style_datasets`` / ``_concatenate_iterable_datasets`` /
+  ``_interleave_map_style_datasets`` / ``_interleave_iterable_datasets``
   (looked up as module globals by ``concatenate_datasets`` / ``interleave_datasets``);
   ``config.DATASET_INFO_FILENAME``.
 
@@ -141,9 +142,14 @@ def builder_base_path(builder: Any) -> str | None:
 
 
 def _hook_targets() -> dict[str, tuple[Any, str]]:
-    from datasets import Dataset, DatasetDict, Features
+    from datasets import Dataset, DatasetDict, Features, IterableDataset, IterableDatasetDict
 
-    return {
+    optional = {  # IterableDataset.push_to_hub: since datasets 3.x, kept optional
+        f"{cls.__name__}.push_to_hub": (cls, "push_to_hub")
+        for cls in (IterableDataset, IterableDatasetDict)
+        if "push_to_hub" in vars(cls)
+    }
+    return optional | {
         "generate_from_dict": (_features, "generate_from_dict"),
         "arrow_schema": (Features, "arrow_schema"),
         "as_dataset": (DatasetBuilder, "as_dataset"),

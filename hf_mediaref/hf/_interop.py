@@ -242,7 +242,8 @@ def _absolutize_iterable(dataset: Any, root: str | None) -> Any:
         }
         return _RewriteTable(features, mapping)(table)
 
-    out = dataset.with_format("arrow").map(rewrite, batched=True, features=features).with_format(None)
+    # cast, not map(features=): datasets takes mapped examples with given features as decoded already
+    out = dataset.with_format("arrow").map(rewrite, batched=True).with_format(None).cast(features)
     return set_media_root(out, None)
 
 
@@ -274,8 +275,9 @@ def install() -> None:
     _compat.wrap("as_streaming_dataset", _as_dataset)
     _compat.wrap("save_to_disk", _save_to_disk)
     _compat.wrap("load_from_disk", _load_from_disk)
-    _compat.wrap("push_to_hub", _push_to_hub)
-    _compat.wrap("dict_push_to_hub", _push_to_hub)
+    for name in _compat.HOOK_TARGETS:
+        if name.endswith("push_to_hub"):
+            _compat.wrap(name, _push_to_hub)
     for name in (
         "concatenate_map_style",
         "concatenate_iterable",

@@ -2,11 +2,12 @@
 
 A dataset loaded from a repo folder or a Hub repo stores media paths relative to the repo root
 (``videos/a.mp4``). The root is runtime state, not data: it is kept on the dataset's ``MediaRefFeature``
-objects as a plain attribute (never a dataclass field, so it is not written to ``dataset_info.json``, the
-README YAML or Parquet metadata, and it does not take part in feature equality). ``datasets`` carries the
-feature objects through ``map`` / ``filter`` / ``select`` / ``shuffle`` / pickling, so the root follows the
-dataset. Files written and read back (``save_to_disk``, ``to_parquet``) lose it: attach it again with
-:func:`set_media_root`. Resolution itself is :func:`hf_mediaref.arrow.resolve_uri`.
+objects as a plain attribute (never a dataclass field, so it is not part of the serialized features, and it
+does not take part in feature equality), with the Hub token for its media. ``datasets`` carries the feature
+objects through ``map`` / ``filter`` / ``select`` / ``shuffle`` / pickling, so the root follows the dataset;
+:mod:`hf_mediaref.hf._interop` keeps it through ``save_to_disk`` / ``load_from_disk``, ``to_parquet`` /
+``load_dataset("parquet")`` and ``concatenate_datasets``, and attaches it in ``datasets.load_dataset``.
+Resolution itself is :func:`hf_mediaref.arrow.resolve_uri`.
 """
 
 from __future__ import annotations

@@ -256,6 +256,18 @@ def test_select_map_and_concatenate_keep_or_resolve_roots(ds, rows, features, re
     assert get_media_root(other) == str(other_root)
 
 
+def test_iterable_datasets_with_different_roots_combine_with_absolute_uris(rows, features, tmp_path):
+    first = set_media_root(Dataset.from_list(rows[:2], features=features), tmp_path / "one")
+    second = set_media_root(Dataset.from_list(rows[10:11], features=features), tmp_path / "two")
+    both = datasets.concatenate_datasets([first.to_iterable_dataset(), second.to_iterable_dataset()])
+    assert get_media_root(both) is None
+    assert [row["frame"].uri for row in both] == [
+        str(tmp_path / "one" / "videos" / "a.mp4"),
+        str(tmp_path / "one" / "videos" / "a.mp4"),
+        str(tmp_path / "two" / "videos" / "b.mp4"),
+    ]
+
+
 # ----------------------------------------------------------------------------------------- private repos
 @pytest.mark.parametrize("streaming", [False, True])
 def test_the_load_token_reaches_the_hub_for_table_and_media(ds, fake_hub, tmp_path, labels_of, streaming):
