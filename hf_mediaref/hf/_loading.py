@@ -99,5 +99,5 @@ def load_dataset(path: str, *args: Any, **kwargs: Any) -> Any:
         arguments["revision"] = hub[1]
     ds = datasets.load_dataset(**arguments)
     if root is not None:
-        set_media_root(ds, root)
+        set_media_root(ds, root, token=arguments.get("token"))
     return ds

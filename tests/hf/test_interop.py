@@ -269,11 +269,16 @@ def test_iterable_datasets_with_different_roots_combine_with_absolute_uris(rows,
 
 
 # ----------------------------------------------------------------------------------------- private repos
-@pytest.mark.parametrize("streaming", [False, True])
-def test_the_load_token_reaches_the_hub_for_table_and_media(ds, fake_hub, tmp_path, labels_of, streaming):
+@pytest.mark.parametrize(
+    ("loader", "streaming"),
+    [(datasets.load_dataset, False), (datasets.load_dataset, True), (hf_mediaref.load_dataset, False)],
+)
+def test_the_load_token_reaches_the_hub_for_table_and_media(
+    ds, fake_hub, tmp_path, labels_of, loader, streaming
+):
     hf_mediaref.push_to_hub(ds, "me/private", private=True)
     fake_hub.tokens.clear()
-    back = datasets.load_dataset(
+    back = loader(
         "me/private", split="train", token="secret", streaming=streaming, cache_dir=str(tmp_path / "cache")
     )
     batch = (
