@@ -155,8 +155,9 @@ with fsspec.open(f"hf://datasets/{repo_id}/{{ref['uri']}}") as f, av.open(f) as 
     image = frame.to_ndarray(format="rgb24")  # H x W x 3 uint8
 ```
 
-An image ref (`pts_ns` null) opens with `PIL.Image.open(fsspec.open(...).open())`. The Parquet files in
-`{data_dir}/` also read with pyarrow, pandas, polars or DuckDB.
+An image ref (`pts_ns` null) opens with `PIL.Image.open(fsspec.open(...).open())`. For a private
+repository pass `token=` to `load_dataset` and to `fsspec.open`. The Parquet files in `{data_dir}/` also
+read with pyarrow, pandas, polars or DuckDB.
 """
     body = existing.rstrip() + "\n\n" if existing.strip() else f"# {repo_id}\n\n"
     return body + section

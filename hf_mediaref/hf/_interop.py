@@ -10,7 +10,8 @@ With hf_mediaref imported, :func:`install` wraps a few ``datasets`` functions (l
 - ``datasets.load_dataset(repo_or_folder)`` (map-style and streaming) attaches the repo root as the media
   root: the absolute local folder, or ``hf://datasets/<org>/<name>@<commit>/`` for the commit the builder
   resolved; with the load's ``token`` for the media of private repos. ``load_dataset("parquet", ...)``
-  attaches the root stored in the Parquet file by ``to_parquet``;
+  attaches the root stored in the Parquet file by ``to_parquet``, else, when all its files are in one Hub
+  repo, that repo's root;
 - ``to_parquet`` stores the dataset's media root in the file's schema metadata (key ``hf_mediaref``;
   never for files pushed to the Hub, whose refs are relative to the repo); ``save_to_disk`` stores it in
   ``dataset_info.json`` (key ``hf_mediaref``, absolute and relative to the saved folder), and
@@ -47,6 +48,7 @@ logger = logging.getLogger(__name__)
 METADATA_KEY = "hf_mediaref"
 
 _HUB_ROOT = re.compile(r"^(hf://(?:datasets|buckets)/[^/@]+/[^/@]+@[^/]+)(?:/|$)")
+_HUB_FILE = re.compile(r"^(hf://datasets/[^/@]+/[^/@]+(?:@[^/]+)?)/")
 _for_the_hub: contextvars.ContextVar[bool] = contextvars.ContextVar("hf_mediaref_for_the_hub", default=False)
 
 _Fn = Callable[..., Any]
@@ -122,11 +124,22 @@ def _parquet_root(builder: Any) -> str | None:
 
 
 # --------------------------------------------------------------------------------------- load_dataset
+def _files_repo_root(builder: Any) -> str | None:
+    """``hf://datasets/<org>/<name>[@<revision>]/`` when every data file of a packaged builder is in that one
+    repo (``load_dataset("parquet", data_files="hf://datasets/org/name/data/*.parquet")``): pinned only when
+    the file paths are (``datasets`` resolves such patterns without a revision: the table is not pinned
+    either)."""
+    files = [str(f) for split_files in (builder.config.data_files or {}).values() for f in split_files]
+    roots = {m.group(1) if (m := _HUB_FILE.match(f)) else None for f in files}
+    return roots.pop() + "/" if len(roots) == 1 and None not in roots else None
+
+
 def _builder_root(builder: Any) -> str | None:
-    """The root of the repo or folder a builder loads: ``hf://...@<commit>/`` or an absolute folder."""
+    """The root of the repo or folder a builder loads: ``hf://...@<commit>/`` or an absolute folder; for a
+    packaged builder, the root stored in its Parquet file, else the Hub repo its files are all in."""
     base = _compat.builder_base_path(builder)
     if base is None:
-        return _parquet_root(builder)
+        return _parquet_root(builder) or _files_repo_root(builder)
     hub = _HUB_ROOT.match(base)
     if hub is not None:
         return hub.group(1) + "/"

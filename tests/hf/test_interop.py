@@ -231,6 +231,18 @@ def test_the_root_survives_to_parquet_and_load_dataset_parquet(ds, repo, tmp_pat
     assert labels_of(back.with_format("mediaref")[:]["frame"]) == EXPECTED
 
 
+def test_load_dataset_parquet_of_hub_files_resolves_against_their_repo(ds, fake_hub, tmp_path, labels_of):
+    hf_mediaref.push_to_hub(ds, "me/frames")
+    back = datasets.load_dataset(
+        "parquet",
+        data_files="hf://datasets/me/frames/data/*.parquet",
+        split="train",
+        cache_dir=str(tmp_path / "cache"),
+    )
+    assert get_media_root(back) == "hf://datasets/me/frames/"  # the files were not pinned to a revision
+    assert labels_of(back.with_format("mediaref")[:]["frame"]) == EXPECTED
+
+
 def test_pushed_parquet_files_carry_no_local_root(ds, fake_hub):
     hf_mediaref.push_to_hub(ds, "me/frames")
     ds.push_to_hub("me/plain-push")  # datasets' own push, hooked the same way
