@@ -131,7 +131,8 @@ def _files_repo_root(builder: Any) -> str | None:
     either)."""
     files = [str(f) for split_files in (builder.config.data_files or {}).values() for f in split_files]
     roots = {m.group(1) if (m := _HUB_FILE.match(f)) else None for f in files}
-    return roots.pop() + "/" if len(roots) == 1 and None not in roots else None
+    root = roots.pop() if len(roots) == 1 else None
+    return None if root is None else root + "/"
 
 
 def _builder_root(builder: Any) -> str | None:

@@ -7,6 +7,10 @@ folders under a local directory. Used by the tests and the examples; never talks
     with FakeHub(tmp_dir) as hub:
         ds.push_to_hub("me/frames")
         hub.repo_dir("me/frames")  # README.md, data/train-00000-of-00001.parquet, ...
+
+The repos' histories are kept in ``<root>/.fake-hub.json``, so a subprocess can open the same hub (this file
+imports nothing from hf_mediaref: a process without hf_mediaref can load it by its path). ``hub.tokens``
+records the token every ``HfApi`` was made with and every ``hf://`` open was made with.
 """
 
 from __future__ import annotations

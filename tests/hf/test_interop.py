@@ -36,6 +36,9 @@ def run_plain(tmp_path: Path, hub_root: Path, body: str) -> dict:
 
     ``-S``: no ``site``, so the editable install's ``.pth`` (a meta-path finder for hf_mediaref) never runs;
     the child's ``sys.path`` is this process's minus every folder holding an ``hf_mediaref`` package."""
+    home = Path(hf_mediaref.__file__).resolve().parent.parent
+    if (home / "datasets").is_dir():  # pragma: no cover - a non-editable install, beside datasets
+        pytest.skip(f"hf_mediaref is installed in {home} with datasets: no path without it")
     paths = [
         p for p in sys.path if p and os.path.isdir(p) and not os.path.isdir(os.path.join(p, "hf_mediaref"))
     ]
