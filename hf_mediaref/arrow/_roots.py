@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..core import MediaRef
-from ..errors import UnresolvedPathError, describe_uri
+from ..errors import PathEscapeError, UnresolvedPathError, describe_uri
 from ..io import UriKind, classify_uri, is_absolute_uri, join_uri
 from ._trust import MediaRoot, parse_allow_uris
 
@@ -112,7 +112,8 @@ def resolve_uri(uri: str, root: str | None) -> str:
 
     Raises:
         UnresolvedPathError: ``uri`` is relative and ``root`` is ``None``.
-        PathEscapeError: ``uri`` leaves ``root`` with ``..``.
+        PathEscapeError: ``uri`` leaves ``root`` with ``..`` (unless a
+            :class:`~hf_mediaref.arrow.MediaRoot` ``root`` allows where it leads).
         UntrustedRefError: ``root`` is a :class:`~hf_mediaref.arrow.MediaRoot` (a loader set it) and ``uri``
             (relative or absolute) reads outside it and is not allowed.
 
@@ -127,6 +128,11 @@ def resolve_uri(uri: str, root: str | None) -> str:
         resolved = uri
     elif root is None:
         raise unresolved_error(uri)
+    elif isinstance(root, MediaRoot):
+        try:
+            resolved = _join(root, uri)
+        except PathEscapeError:
+            return root.escaped(uri)  # `..` out of the root: only where allowed
     else:
         resolved = _join(root, uri)
     if isinstance(root, MediaRoot):

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import functools
 import os
+import posixpath
 import re
 from collections.abc import Iterable
 from typing import Any, NamedTuple
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ..errors import UntrustedRefError, describe_uri
-from ..io import UriKind, classify_uri, guard_host, is_private_host, local_path, uri_scheme
+from ..errors import PathEscapeError, UntrustedRefError, describe_uri
+from ..io import UriKind, classify_uri, exempt_prefix, guard_host, is_private_host, local_path, uri_scheme
 
 __all__ = ["ALLOW_URIS_ENV", "MediaRoot", "parse_allow_uris", "widen_root"]
 
@@ -203,40 +204,74 @@ class MediaRoot(str):
         Raises:
             UntrustedRefError: ``resolved`` is outside this root and not allowed.
         """
+        verdict = self._verdict(stored, resolved)
+        if verdict is not None:
+            raise self._refuse(stored, resolved, *verdict)
+
+    def escaped(self, stored: str) -> str:
+        """What a relative ``stored`` whose ``..`` leaves this root names, when that place is allowed.
+
+        Raises:
+            PathEscapeError: it is not allowed (the message says how to allow it).
+        """
+        if classify_uri(self) is UriKind.LOCAL:
+            target = os.path.normpath(os.path.join(self, stored))
+        else:
+            parts = urlsplit(self)
+            path = posixpath.normpath(posixpath.join(parts.path or "/", stored.replace("\\", "/")))
+            target = urlunsplit(parts._replace(path=path))
+        verdict = self._verdict(stored, target)
+        if verdict is None:
+            return target
+        error = self._refuse(stored, target, "its '..' leads out of the root", verdict[1])
+        raise PathEscapeError(str(error), uri=stored)
+
+    def _verdict(self, stored: str, resolved: str) -> tuple[str, str] | None:
+        """``None`` when ``resolved`` may be read, else ``(why not, what to allow)``."""
         env = os.environ.get(ALLOW_URIS_ENV, "")
         allowed = _allowed(self.allow + _env_entries(env)) if env else _allowed(self.allow)
         if allowed.everything:
-            return
+            return None
         kind = classify_uri(resolved)
         if kind is UriKind.DATA:
-            return
+            return None
         if kind in (UriKind.LOCAL, UriKind.FILE):
             path = os.path.abspath(local_path(resolved))
             real = os.path.realpath(path)
             if "file" in allowed.schemes or any(_under_dir(real, d) for d in self._local_dirs + allowed.dirs):
-                return
+                return None
             local_root = classify_uri(self) is UriKind.LOCAL and _under_dir(path, str(self))
             why = "a symlink leading out of the dataset's folder" if local_root else "a local file"
-            raise self._refuse(stored, resolved, why, _suggestion(resolved, kind, real))
+            return why, _suggestion(resolved, kind, real)
         scheme = uri_scheme(resolved) or ""
         root = str(self)
         inside = classify_uri(root) is not UriKind.LOCAL and _under_prefix(
             resolved, root if root.endswith("/") else root + "/"
         )
-        if inside or scheme in allowed.schemes or any(_under_prefix(resolved, p) for p in allowed.prefixes):
-            return
+        if inside:
+            if kind is UriKind.HTTP:
+                exempt_prefix(root)  # the user set this root
+            return None
+        if scheme in allowed.schemes:
+            if kind is UriKind.HTTP:
+                exempt_prefix(f"{scheme}:")
+            return None
+        match = next((p for p in allowed.prefixes if _under_prefix(resolved, p)), None)
+        if match is not None:
+            if kind is UriKind.HTTP:
+                exempt_prefix(match)  # allowed: reached wherever it resolves to, even if guarded for others
+            return None
         if kind is UriKind.HTTP:
             host = urlsplit(resolved).hostname or ""
             if not is_private_host(host):
-                exempt = allowed.prefixes + tuple(f"{s}:" for s in allowed.schemes)
-                guard_host(host, exempt + ((root,) if classify_uri(root) is UriKind.HTTP else ()))
-                return
+                guard_host(host)
+                return None
             why = f"the non-public address {host!r}"
         elif scheme == "hf":
             why = "another Hub repo or revision than the one loaded"
         else:
             why = f"a {scheme}:// location outside the root"
-        raise self._refuse(stored, resolved, why, _suggestion(resolved, kind, None))
+        return why, _suggestion(resolved, kind, None)
 
     def _refuse(self, stored: str, resolved: str, why: str, suggestion: str) -> UntrustedRefError:
         target = "" if stored == resolved else f" (resolved to {describe_uri(resolved)})"

@@ -23,7 +23,7 @@ from ._image import (
     sniff_mimetype,
     to_rgb,
 )
-from ._network import guard_host, is_private_host, is_public_address
+from ._network import exempt_prefix, guard_host, is_private_host, is_public_address
 from ._sources import MediaSource, open_media, read_bytes, source_version, uri_exists
 from ._uri import UriKind, classify_uri, is_absolute_uri, is_remote_uri, join_uri, local_path, uri_scheme
 
@@ -36,6 +36,7 @@ __all__ = [
     "classify_uri",
     "decode_image",
     "encode_image",
+    "exempt_prefix",
     "guard_host",
     "http_deadline",
     "http_settings",

@@ -14,7 +14,7 @@ import ipaddress
 import threading
 from urllib.parse import urlsplit
 
-__all__ = ["guard_host", "is_private_host", "is_public_address", "needs_public_address"]
+__all__ = ["exempt_prefix", "guard_host", "is_private_host", "is_public_address", "needs_public_address"]
 
 #: Names that always mean this machine (RFC 6761 reserves ``localhost`` and ``*.localhost``).
 _LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
@@ -26,8 +26,10 @@ _exempt: set[str] = set()  # URL prefixes the user allowed (never guarded)
 
 def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is the IPv4 address a.b.c.d
+            return _is_public(ip.ipv4_mapped)
         teredo = ip.teredo
-        embedded = [ip.ipv4_mapped, ip.sixtofour, teredo[1] if teredo else None]
+        embedded = [ip.sixtofour, teredo[1] if teredo else None]
         if ip in ipaddress.ip_network("64:ff9b::/96"):  # NAT64: the IPv4 address is the last 32 bits
             embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
         if any(inner is not None and not _is_public(inner) for inner in embedded):
@@ -77,6 +79,13 @@ def guard_host(host: str, exempt: tuple[str, ...] = ()) -> None:
     with _lock:
         _guarded.add(host.lower().rstrip("."))
         _exempt.update(exempt)
+
+
+def exempt_prefix(prefix: str) -> None:
+    """Never guard URLs under ``prefix`` (one the user allowed), whatever host they name."""
+    if prefix not in _exempt:
+        with _lock:
+            _exempt.add(prefix)
 
 
 def needs_public_address(url: str) -> bool:
