@@ -123,15 +123,17 @@ def test_streaming_holds_the_boundary(hostile, http_server):
     folder, outside, _ = hostile
     ids = hf_mediaref.load_dataset(str(folder), split="train", streaming=True)
     log_before = len(http_server.log)
+    transform = decode_transform(columns=["frame"])
+
+    def formatted(i):
+        return next(iter(ids.skip(i).take(1).with_format("mediaref")))["frame"]
+
+    def mapped(i):
+        return next(iter(ids.skip(i).take(1).map(transform, batched=True, batch_size=1)))["frame"]
+
     with opened_files() as seen:
-        formatted = ids.with_format("mediaref")
-        assert [_outcome(lambda i=i: next(iter(formatted.skip(i).take(1)))["frame"]) for i in range(10)] == (
-            _expected()
-        )
-        mapped = ids.map(decode_transform(columns=["frame"]), batched=True, batch_size=1)
-        assert [_outcome(lambda i=i: next(iter(mapped.skip(i).take(1)))["frame"]) for i in range(10)] == (
-            _expected()
-        )
+        assert [_outcome(lambda i=i: formatted(i)) for i in range(10)] == _expected()
+        assert [_outcome(lambda i=i: mapped(i)) for i in range(10)] == _expected()
     _nothing_outside(seen, outside, http_server, log_before)
 
 
