@@ -228,30 +228,52 @@ class MediaRoot(str):
 
     def _verdict(self, stored: str, resolved: str) -> tuple[str, str] | None:
         """``None`` when ``resolved`` may be read, else ``(why not, what to allow)``."""
-        env = os.environ.get(ALLOW_URIS_ENV, "")
-        allowed = _allowed(self.allow + _env_entries(env)) if env else _allowed(self.allow)
-        if allowed.everything:
-            return None
         kind = classify_uri(resolved)
         if kind is UriKind.DATA:
             return None
         if kind in (UriKind.LOCAL, UriKind.FILE):
-            path = os.path.abspath(local_path(resolved))
-            real = os.path.realpath(path)
-            if "file" in allowed.schemes or any(_under_dir(real, d) for d in self._local_dirs + allowed.dirs):
+            real = self._realpath(local_path(resolved))
+            if any(_under_dir(real, d) for d in self._local_dirs):
                 return None
+        else:
+            root = str(self)
+            if classify_uri(root) is not UriKind.LOCAL and _under_prefix(
+                resolved, root if root.endswith("/") else root + "/"
+            ):
+                if kind is UriKind.HTTP:
+                    exempt_prefix(root)  # the user set this root
+                return None
+        return self._outside(stored, resolved, kind)
+
+    def _realpath(self, path: str) -> str:
+        """``os.path.realpath(path)``, with the real path of its folder cached (one ``lstat`` per file)."""
+        head, name = os.path.split(path)
+        if not os.path.isabs(path) or name in ("", ".", "..") or "/." in head or os.sep + "." in head:
+            return os.path.realpath(path)  # dot segments: resolve them after the symlinks before them
+        cache = self.__dict__.setdefault("_real_dirs", {})
+        real_dir = cache.get(head)
+        if real_dir is None:
+            if len(cache) >= 4096:
+                cache.clear()
+            real_dir = cache[head] = os.path.realpath(head)
+        candidate = os.path.join(real_dir, name)
+        return os.path.realpath(candidate) if os.path.islink(candidate) else candidate
+
+    def _outside(self, stored: str, resolved: str, kind: UriKind) -> tuple[str, str] | None:
+        """The verdict on a URI outside the root: ``None`` when allowed, else ``(why not, what to allow)``."""
+        env = os.environ.get(ALLOW_URIS_ENV, "")
+        allowed = _allowed(self.allow + _env_entries(env)) if env else _allowed(self.allow)
+        if allowed.everything:
+            return None
+        if kind in (UriKind.LOCAL, UriKind.FILE):
+            real = self._realpath(local_path(resolved))
+            if "file" in allowed.schemes or any(_under_dir(real, d) for d in allowed.dirs):
+                return None
+            path = os.path.abspath(local_path(resolved))
             local_root = classify_uri(self) is UriKind.LOCAL and _under_dir(path, str(self))
             why = "a symlink leading out of the dataset's folder" if local_root else "a local file"
             return why, _suggestion(resolved, kind, real)
         scheme = uri_scheme(resolved) or ""
-        root = str(self)
-        inside = classify_uri(root) is not UriKind.LOCAL and _under_prefix(
-            resolved, root if root.endswith("/") else root + "/"
-        )
-        if inside:
-            if kind is UriKind.HTTP:
-                exempt_prefix(root)  # the user set this root
-            return None
         if scheme in allowed.schemes:
             if kind is UriKind.HTTP:
                 exempt_prefix(f"{scheme}:")

@@ -7,6 +7,10 @@ README YAML or Parquet metadata, and it does not take part in feature equality).
 feature objects through ``map`` / ``filter`` / ``select`` / ``shuffle`` / pickling, so the root follows the
 dataset. Files written and read back (``save_to_disk``, ``to_parquet``) lose it: attach it again with
 :func:`set_media_root`. Resolution itself is :func:`hf_mediaref.arrow.resolve_uri`.
+
+The root is also a trust boundary (:class:`hf_mediaref.arrow.MediaRoot`, a ``str`` that carries its
+allow-list and pickles with it): a dataset with a root comes from a repo or folder, so its refs may read only
+inside the root and what ``allow_uris`` names; see :func:`hf_mediaref.arrow.media_root`.
 """
 
 from __future__ import annotations

@@ -55,6 +55,7 @@ def _refused(uri: str, root: str) -> UntrustedRefError:
         "images/escape.png",
         "linked_dir/secret.png",
         "{root}/images/escape.png",
+        "{root}/linked_dir/../outside/secret.png",  # textually inside; the OS follows linked_dir first
         "http://127.0.0.1:8080/x.png",
         "http://localhost/x.png",
         "http://sub.localhost/x.png",
