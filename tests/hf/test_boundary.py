@@ -81,6 +81,10 @@ def hostile(tmp_path, repo, http_server, png_image):
     return folder, outside, secret
 
 
+def _as_rows(rows):
+    return rows
+
+
 def _outcome(read):
     """``read()``'s barcode, or ``"untrusted"``."""
     from hf_mediaref.testing import read_index
@@ -148,7 +152,7 @@ def test_dataloader_workers_hold_the_boundary_and_its_allow_list(hostile, labels
         return DataLoader(
             subset.with_format("mediaref", output="torch"),
             batch_size=2,
-            num_workers=2,
+            num_workers=1,
             multiprocessing_context="spawn",
         )
 
@@ -157,6 +161,15 @@ def test_dataloader_workers_hold_the_boundary_and_its_allow_list(hostile, labels
     with pytest.raises(UntrustedRefError) as info:
         list(loader(ds.select([0, 3])))
     assert "secret.png" in str(info.value)
+    transformed = DataLoader(
+        ds.select([0, 6]).with_transform(decode_transform(columns=["frame"])),
+        batch_size=2,
+        num_workers=1,
+        multiprocessing_context="spawn",
+        collate_fn=_as_rows,
+    )
+    with pytest.raises(UntrustedRefError, match="escape.png"):
+        list(transformed)
     # the allow-list travels with the root into spawned workers
     wide = hf_mediaref.load_dataset(str(folder), split="train", allow_uris=[outside])
     frames = torch.cat([b["frame"] for b in loader(wide.select([3, 4, 6]))])

@@ -102,3 +102,15 @@ def test_a_redirect_to_a_private_address_is_refused(http_server, png_image, fake
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_numeric_host_forms_are_checked_where_they_connect(http_server, png_image, fake_dns, fast_http):
+    """``127.1`` or ``2130706433`` are no IP literals to ``ipaddress``, but the socket reaches 127.0.0.1."""
+    port = _port(http_server)
+    before = len(http_server.log)
+    for host in ("127.1", "2130706433"):
+        assert not is_private_host(host)
+        guard_host(host)
+        with pytest.raises(UntrustedRefError, match="non-public"):
+            read_bytes(f"http://{host}:{port}/img7.png")
+    assert len(http_server.log) == before
