@@ -120,7 +120,11 @@ def test_good_rows_decode_and_the_others_raise_everywhere(hostile, http_server, 
         assert [_outcome(lambda i=i: ds[i]["frame"].to_rgb_array()) for i in range(10)] == _expected()
         with pytest.raises(UntrustedRefError):
             fmt[:]  # a batch holding one bad ref decodes nothing
+        with pytest.raises(UntrustedRefError):
+            hf_mediaref.embed(ds.select([0, 6]))  # nothing outside is copied into the table either
+        embedded = hf_mediaref.embed(ds.select([0, 1, 2]))
     _nothing_outside(seen, outside, http_server, log_before)
+    assert [_outcome(lambda i=i: embedded.with_format("mediaref")[i]["frame"]) for i in range(3)] == [3, 7, 9]
 
 
 def test_streaming_holds_the_boundary(hostile, http_server):
