@@ -327,12 +327,13 @@ def _with_card(operations: list, repo_id: str, features: Features, data_dir: str
     out, card = [], None
     for op in operations:
         if isinstance(op, CommitOperationAdd) and op.path_in_repo == "README.md":
-            raw = op.path_or_fileobj
-            card = (
-                raw.decode("utf-8")
-                if isinstance(raw, (bytes, bytearray))
-                else Path(raw).read_text(encoding="utf-8")  # type: ignore[arg-type]
-            )
+            raw: Any = op.path_or_fileobj
+            if isinstance(raw, (str, os.PathLike)):
+                raw = Path(raw).read_bytes()
+            elif hasattr(raw, "read"):
+                raw.seek(0)
+                raw = raw.read()
+            card = bytes(raw).decode("utf-8")
         else:
             out.append(op)
     text = card if card is not None else existing
