@@ -395,7 +395,8 @@ def push_to_hub(
         UnresolvedPathError: a relative ref and no media root.
         MediaNotFoundError: a referenced file does not exist.
         UnreadableMediaError: a referenced file is not a readable regular file, is empty or too large.
-        ValueError: a bad split name, ``media_dir`` or ``data_dir``, or two files for one repo path.
+        ValueError: a bad split name, ``media_dir`` or ``data_dir``, two files for one repo path, or a media
+            file that would land on ``README.md`` or under ``data_dir``.
 
     Example:
         ```python
@@ -408,6 +409,12 @@ def push_to_hub(
     splits = list(dataset.values()) if isinstance(dataset, dict) else [dataset]
     mapping, uploads = plan_uploads(splits, media_dir, target=repo_id)
     data_dir = push_kwargs.get("data_dir") or "data"
+    clash = sorted(p for p in uploads if p == "README.md" or p.startswith(data_dir.rstrip("/") + "/"))
+    if clash:
+        raise ValueError(
+            f"cannot push: media files would land on the card or among the Parquet shards ({clash[:3]}); "
+            "move them or pass another data_dir"
+        )
     with tempfile.TemporaryDirectory(prefix="hf_mediaref-push-") as scratch:
         media = _media_operations(uploads, scratch)
         api = HfApi(endpoint=config.HF_ENDPOINT, token=token)

@@ -77,6 +77,8 @@ def test_a_bad_split_name_changes_nothing(ds, fake_hub, target):
         hf_mediaref.push_to_hub(DatasetDict({"train": ds, "bad split": ds}), repo_id)
     with pytest.raises(ValueError, match="media_dir"):
         hf_mediaref.push_to_hub(ds, repo_id, media_dir="../up")
+    with pytest.raises(ValueError, match="Parquet shards"):
+        hf_mediaref.push_to_hub(ds, repo_id, data_dir="videos")
     assert fake_hub.state(repo_id) == before
 
 
