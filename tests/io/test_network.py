@@ -83,6 +83,9 @@ def test_a_host_name_resolving_to_a_private_address_is_refused_at_connect(
         read_bytes(url)
     assert info.value.uri == url
     assert len(http_server.log) == before + 1  # the server saw nothing
+    with pytest.raises(UntrustedRefError, match="non-public address 127.0.0.1"):
+        read_bytes(f"https://rebind.test:{_port(http_server)}/img7.png")  # checked before the TLS handshake
+    assert len(http_server.log) == before + 1
     guard_host("other.test", exempt=(f"http://rebind.test:{_port(http_server)}/img",))
     assert read_bytes(url)  # an allowed prefix is exempt
 
