@@ -32,6 +32,7 @@ __all__ = [
     "UnreadableMediaError",
     "UnresolvedPathError",
     "UnsupportedURIError",
+    "UntrustedRefError",
     "describe_uri",
 ]
 
@@ -121,8 +122,16 @@ class InvalidDataURIError(MediaRefError, ValueError):
     """A ``data:`` URI that does not follow RFC 2397."""
 
 
-class PathEscapeError(MediaRefError, ValueError):
-    """A relative path that escapes the root it is resolved against (``../``)."""
+class UntrustedRefError(MediaRefError, ValueError):
+    """A ref of a dataset with a media root (loaded from a repo or folder) that points outside that root: an
+    absolute path, ``file://``, ``~``, a symlink leaving the root, another Hub repo or revision, another
+    scheme, or a network address that is not public. Nothing is read. The message names the ref and how to
+    allow it (``allow_uris=`` or the ``HF_MEDIAREF_ALLOW_URIS`` environment variable)."""
+
+
+class PathEscapeError(UntrustedRefError):
+    """A relative path that escapes the root it is resolved against (``../``): the plainest untrusted
+    ref, so ``except UntrustedRefError`` catches it too."""
 
 
 class UnresolvedPathError(MediaRefError, ValueError):

@@ -103,3 +103,27 @@ def fast_http(monkeypatch):
     monkeypatch.setattr(http_settings, "backoff", 0.01)
     monkeypatch.setattr(http_settings, "retries", 2)
     return http_settings
+
+
+@pytest.fixture
+def fake_dns(monkeypatch):
+    """DNS for the trust-boundary tests: ``rebind.test`` resolves to 127.0.0.1 and ``public.test`` to
+    127.0.0.2, which the connect-time check treats as a public address (a stand-in: nothing public is
+    reachable offline). The registry of guarded hosts and the HTTP sessions start empty."""
+    import socket
+    import threading
+
+    from hf_mediaref.io import _http, _network
+
+    real = socket.getaddrinfo
+    names = {"rebind.test": "127.0.0.1", "public.test": "127.0.0.2"}
+
+    def getaddrinfo(host, *args, **kwargs):
+        return real(names.get(host, host), *args, **kwargs)
+
+    public = _network.is_public_address
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(_network, "_guarded", set())
+    monkeypatch.setattr(_network, "_exempt", set())
+    monkeypatch.setattr(_http, "is_public_address", lambda a: a == "127.0.0.2" or public(a))
+    monkeypatch.setattr(_http, "_local", threading.local())  # fresh sessions: no pooled connections

@@ -1,15 +1,19 @@
-"""Media roots and the one resolver: how a relative URI (``videos/a.mp4``) becomes one that can be read."""
+"""Media roots and the one resolver: how a relative URI (``videos/a.mp4``) becomes one that can be read, and
+whether a ref of a dataset with a root may be read at all (:mod:`._trust`)."""
 
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterable
+from typing import Any
 
 from ..core import MediaRef
-from ..errors import UnresolvedPathError, describe_uri
+from ..errors import PathEscapeError, UnresolvedPathError, describe_uri
 from ..io import UriKind, classify_uri, is_absolute_uri, join_uri
+from ._trust import MediaRoot, parse_allow_uris
 
-__all__ = ["normalize_root", "resolve_ref", "resolve_uri", "unresolved_error"]
+__all__ = ["media_root", "normalize_root", "resolve_ref", "resolve_uri", "unresolved_error"]
 
 
 def normalize_root(root: str | os.PathLike[str]) -> str:
@@ -42,6 +46,35 @@ def normalize_root(root: str | os.PathLike[str]) -> str:
     return root
 
 
+def media_root(
+    root: str | os.PathLike[str], allow_uris: str | os.PathLike[str] | Iterable[Any] | None = None
+) -> MediaRoot:
+    """The root of a dataset loaded from a repo or folder: refs resolved against it must stay inside it.
+
+    Args:
+        root: as for :func:`normalize_root`; a :class:`~hf_mediaref.arrow.MediaRoot` keeps its allow-list.
+        allow_uris: what refs may read beyond the root (see :func:`~hf_mediaref.arrow.parse_allow_uris`):
+            URI prefixes, local folders, schemes, or ``"*"`` for everything.
+
+    Returns:
+        A :class:`~hf_mediaref.arrow.MediaRoot` (a ``str``).
+
+    Raises:
+        ValueError: a ``data:`` root or a bad allow-list entry.
+
+    Example:
+        ```python
+        >>> from hf_mediaref.arrow import media_root
+        >>> media_root("hf://datasets/org/name@abc/", allow_uris="https://cdn.example.com/").allow
+        ('https://cdn.example.com/',)
+        ```
+    """
+    allow = parse_allow_uris(allow_uris)
+    if isinstance(root, MediaRoot):
+        allow = root.allow + tuple(e for e in allow if e not in root.allow)
+    return MediaRoot(normalize_root(root), allow)
+
+
 def unresolved_error(uri: str) -> UnresolvedPathError:
     """The error for a relative URI that must be read but has no root to resolve against.
 
@@ -67,7 +100,8 @@ def _join(root: str, uri: str) -> str:
 
 
 def resolve_uri(uri: str, root: str | None) -> str:
-    """The URI to read for ``uri``: a relative path joined onto ``root``, anything else unchanged.
+    """The URI to read for ``uri``: a relative path joined onto ``root``, anything else unchanged; checked
+    against the trust boundary when ``root`` is a :class:`~hf_mediaref.arrow.MediaRoot`.
 
     Args:
         uri: a stored URI (absolute path, URL, ``data:`` URI or a path relative to the root).
@@ -78,7 +112,10 @@ def resolve_uri(uri: str, root: str | None) -> str:
 
     Raises:
         UnresolvedPathError: ``uri`` is relative and ``root`` is ``None``.
-        PathEscapeError: ``uri`` leaves ``root`` with ``..``.
+        PathEscapeError: ``uri`` leaves ``root`` with ``..`` (unless a
+            :class:`~hf_mediaref.arrow.MediaRoot` ``root`` allows where it leads).
+        UntrustedRefError: ``root`` is a :class:`~hf_mediaref.arrow.MediaRoot` (a loader set it) and ``uri``
+            (relative or absolute) reads outside it and is not allowed.
 
     Example:
         ```python
@@ -88,10 +125,19 @@ def resolve_uri(uri: str, root: str | None) -> str:
         ```
     """
     if is_absolute_uri(uri):
-        return uri
-    if root is None:
+        resolved = uri
+    elif root is None:
         raise unresolved_error(uri)
-    return _join(root, uri)
+    elif isinstance(root, MediaRoot):
+        try:
+            resolved = _join(root, uri)
+        except PathEscapeError:
+            return root.escaped(uri)  # `..` out of the root: only where allowed
+    else:
+        resolved = _join(root, uri)
+    if isinstance(root, MediaRoot):
+        root.check(uri, resolved)
+    return resolved
 
 
 def resolve_ref(ref: MediaRef, root: str | None) -> MediaRef:
@@ -107,6 +153,7 @@ def resolve_ref(ref: MediaRef, root: str | None) -> MediaRef:
     Raises:
         UnresolvedPathError: the URI is relative and ``root`` is ``None``.
         PathEscapeError: the URI leaves ``root`` with ``..``.
+        UntrustedRefError: the URI reads outside a :class:`~hf_mediaref.arrow.MediaRoot` ``root``.
 
     Example:
         ```python

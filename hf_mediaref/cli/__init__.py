@@ -58,6 +58,13 @@ def _add_dataset(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--media-root", help="resolve relative refs against this folder or URL (save_to_disk folders)"
     )
+    parser.add_argument(
+        "--allow-uris",
+        action="append",
+        metavar="PREFIX",
+        help="let the dataset's refs read here too, beyond its root (a URI prefix, a folder, a scheme, or "
+        "'*' for a dataset you trust entirely, e.g. one built with --media absolute); repeatable",
+    )
 
 
 def _add_decode(parser: argparse.ArgumentParser) -> None:

@@ -182,7 +182,11 @@ def run(args: Any) -> int:
     from . import _store
 
     splits = _store.open_dataset(
-        args.dataset, split=args.split, revision=args.revision, media_root=args.media_root
+        args.dataset,
+        split=args.split,
+        revision=args.revision,
+        media_root=args.media_root,
+        allow_uris=args.allow_uris,
     )
     report = inspect_splits(splits, probe=args.probe, quiet=args.quiet)
     print(json.dumps(report, indent=2) if args.json else _text(args.dataset, report))

@@ -32,7 +32,11 @@ def run_embed(args: Any) -> int:
     from . import _store
 
     splits = _store.open_dataset(
-        args.dataset, split=args.split, revision=args.revision, media_root=args.media_root
+        args.dataset,
+        split=args.split,
+        revision=args.revision,
+        media_root=args.media_root,
+        allow_uris=args.allow_uris,
     )
     embedded = {
         name: hf.embed(
@@ -60,7 +64,11 @@ def run_push(args: Any) -> int:
     from . import _store
 
     splits = _store.open_dataset(
-        args.dataset, split=args.split, revision=args.revision, media_root=args.media_root
+        args.dataset,
+        split=args.split,
+        revision=args.revision,
+        media_root=args.media_root,
+        allow_uris=args.allow_uris,
     )
     kwargs: dict[str, Any] = {"private": args.private or None, "commit_message": args.commit_message}
     if len(splits) == 1:

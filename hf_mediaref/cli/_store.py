@@ -36,9 +36,15 @@ ROWS_PER_SHARD = 1_000_000
 
 
 def open_dataset(
-    spec: str, *, split: str | None = None, revision: str | None = None, media_root: str | None = None
+    spec: str,
+    *,
+    split: str | None = None,
+    revision: str | None = None,
+    media_root: str | None = None,
+    allow_uris: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The splits of the dataset ``spec`` names, each with its media root attached.
+    """The splits of the dataset ``spec`` names, each with its media root attached (a trust boundary widened
+    by ``allow_uris``).
 
     Raises:
         FileNotFoundError: ``spec`` is neither a folder nor a Hub repo id.
@@ -55,12 +61,12 @@ def open_dataset(
         ):
             loaded: Any = datasets.load_from_disk(spec)
         else:
-            loaded = hf.load_dataset(spec)
+            loaded = hf.load_dataset(spec, allow_uris=allow_uris)
     else:
         match = _HUB.match(spec)
         if match is None or os.path.exists(spec):
             raise FileNotFoundError(f"{spec!r} is not a dataset folder, hf://datasets/ORG/NAME or ORG/NAME")
-        loaded = hf.load_dataset(match.group(1), revision=match.group(2) or revision)
+        loaded = hf.load_dataset(match.group(1), revision=match.group(2) or revision, allow_uris=allow_uris)
     splits = dict(loaded) if isinstance(loaded, dict) else {"train": loaded}
     if split is not None:
         if split not in splits:
@@ -68,9 +74,11 @@ def open_dataset(
         splits = {split: splits[split]}
     for ds in splits.values():
         if media_root is not None:
-            set_media_root(ds, media_root)
+            set_media_root(ds, media_root, allow_uris=allow_uris)
         elif get_media_root(ds) is None and os.path.isdir(spec):
-            set_media_root(ds, os.path.abspath(spec))  # save_to_disk folder: relative refs next to it
+            set_media_root(ds, os.path.abspath(spec), allow_uris=allow_uris)  # save_to_disk folder
+        elif allow_uris and get_media_root(ds) is not None:  # a root load_from_disk attached
+            set_media_root(ds, get_media_root(ds), allow_uris=allow_uris)
     return splits
 
 

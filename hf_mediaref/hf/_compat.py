@@ -24,7 +24,9 @@ same signature:
   ``combine._concatenate_map_style_datasets`` / ``_concatenate_iterable_datasets`` /
   ``_interleave_map_style_datasets`` / ``_interleave_iterable_datasets``
   (looked up as module globals by ``concatenate_datasets`` / ``interleave_datasets``);
-  ``config.DATASET_INFO_FILENAME``.
+  ``config.DATASET_INFO_FILENAME``;
+- ``arrow_dataset.HfApi`` and ``dataset_dict.HfApi``: the name ``push_to_hub`` builds its Hub client from,
+  and that client's ``create_commit`` as the only call that changes the repo (see :func:`staged_commits`).
 
 ``pyproject.toml`` declares ``datasets>=4.0``; ``make test-floor`` runs tests/hf and tests/arrow on 4.0.0
 (with huggingface_hub 0.24.0, pyarrow 15.0.0, fsspec 2023.10.0: requirements/floor-hf.txt); the other
@@ -34,10 +36,14 @@ exist since 4.0, which is why 3.x is not supported.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import re
+import threading
 import warnings
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from datasets import combine as _combine
@@ -55,6 +61,7 @@ __all__ = [
     "Formatter",
     "NumpyFormatter",
     "PythonFormatter",
+    "StagedCommit",
     "builder_base_path",
     "config",
     "dataset_features",
@@ -68,6 +75,7 @@ __all__ = [
     "register_format",
     "require_decoding",
     "set_cast_to_python_objects",
+    "staged_commits",
     "torch_formatter",
     "wrap",
 ]
@@ -204,3 +212,49 @@ def wrap(target: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]) 
     wrapper.__hf_mediaref__ = True  # type: ignore[attr-defined]
     wrapper.__wrapped__ = original  # type: ignore[attr-defined]
     setattr(owner, name, wrapper if rebuild is None else rebuild(wrapper))
+
+
+class StagedCommit(NamedTuple):
+    """A ``create_commit`` call ``push_to_hub`` made inside :func:`staged_commits` (not sent)."""
+
+    repo_id: str
+    operations: list
+    kwargs: dict[str, Any]
+
+
+# The modules whose push_to_hub builds ``HfApi(...)`` by that module-level name (datasets 4.0 to 5.2).
+_PUSH_MODULES = ("datasets.arrow_dataset", "datasets.dataset_dict")
+_staging = threading.Lock()
+
+
+def _staging_class(base: type, record: list[StagedCommit]) -> type:
+    class StagingHfApi(base):
+        def create_commit(self, repo_id: str, operations: Any = (), *args: Any, **kwargs: Any) -> Any:
+            record.append(StagedCommit(repo_id, list(operations), kwargs))
+            oid = kwargs.get("parent_commit")
+            return SimpleNamespace(oid=oid, commit_url=None, pr_url=None, pr_revision=None, pr_num=None)
+
+    return StagingHfApi
+
+
+@contextlib.contextmanager
+def staged_commits() -> Iterator[list[StagedCommit]]:
+    """Inside the block, ``Dataset.push_to_hub`` / ``DatasetDict.push_to_hub`` record their commits instead of
+    sending them (their Parquet shards are still pre-uploaded as LFS blobs, which changes no branch), so that
+    the caller sends everything, media included, as one commit. One push at a time per process.
+
+    Yields:
+        The list the recorded :class:`StagedCommit` s are appended to.
+    """
+    record: list[StagedCommit] = []
+    with _staging:
+        originals = []
+        try:
+            for name in _PUSH_MODULES:
+                module: Any = importlib.import_module(name)
+                originals.append((module, module.HfApi))
+                module.HfApi = _staging_class(module.HfApi, record)
+            yield record
+        finally:
+            for module, base in reversed(originals):
+                module.HfApi = base

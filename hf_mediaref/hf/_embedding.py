@@ -108,6 +108,7 @@ def embed(
     Raises:
         ValueError: an unknown ``format``, a bad ``quality`` or options, or ``columns`` that hold no MediaRef.
         UnresolvedPathError: a relative ref and no media root.
+        UntrustedRefError: a ref reads outside the dataset's media root and is not allowed.
 
     Example:
         ```python

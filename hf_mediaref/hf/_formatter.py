@@ -18,7 +18,7 @@ import pyarrow as pa
 from datasets import Features
 
 from .. import decode
-from ..arrow import refs_from_storage
+from ..arrow import parse_allow_uris, refs_from_storage, widen_root
 from ..core import MediaRef
 from ..decode import DecodeOptions
 from ._compat import (
@@ -44,9 +44,10 @@ class _RefSlots:
     """Leaf function for :func:`map_media_arrays`: collects the refs of a batch and replaces each leaf array
     by the positions of its refs in :attr:`refs` (null for null rows)."""
 
-    def __init__(self) -> None:
+    def __init__(self, allow_uris: tuple[str, ...] = ()) -> None:
         self.refs: list[MediaRef] = []
         self.where = "row {}"
+        self.allow_uris = allow_uris
 
     def column(self, name: str, feature: Any) -> _RefSlots:
         """Name the rows of column ``name`` in errors: by row for a MediaRef column, by the position among
@@ -59,7 +60,8 @@ class _RefSlots:
         return self
 
     def __call__(self, array: pa.Array, feature: MediaRefFeature) -> pa.Array:
-        refs, valid = refs_from_storage(array, feature._media_root, where=self.where)
+        root = widen_root(feature._media_root, self.allow_uris)
+        refs, valid = refs_from_storage(array, root, where=self.where)
         positions = np.full(len(valid), -1, dtype=np.int64)
         positions[valid] = np.arange(len(self.refs), len(self.refs) + len(refs))
         self.refs.extend(refs)
@@ -98,7 +100,11 @@ def _converter(feature: Any, frames: list[Any]) -> _Convert | None:
 
 
 def decode_media_columns(
-    pa_table: pa.Table, features: Mapping[str, Any], columns: list[str], options: DecodeOptions
+    pa_table: pa.Table,
+    features: Mapping[str, Any],
+    columns: list[str],
+    options: DecodeOptions,
+    allow_uris: tuple[str, ...] = (),
 ) -> dict[str, list[Any]]:
     """Decode ``columns`` of ``pa_table`` with one engine call.
 
@@ -107,6 +113,7 @@ def decode_media_columns(
         features: the features of its columns.
         columns: the columns to decode (each holds a MediaRef feature with ``decode=True``).
         options: the decode options.
+        allow_uris: entries (:func:`hf_mediaref.arrow.parse_allow_uris`) widening the columns' media roots.
 
     Returns:
         For each column a list with one value per row: a frame (``None`` for a null ref), or lists and dicts
@@ -115,9 +122,10 @@ def decode_media_columns(
 
     Raises:
         InvalidRefError: a stored row is no valid ref; the message names the column and the row in the batch.
+        UntrustedRefError: a ref reads outside its column's media root and is not allowed.
         MediaRefError: the typed errors of :func:`hf_mediaref.batch_decode` for the media themselves.
     """
-    slots = _RefSlots()
+    slots = _RefSlots(allow_uris)
     positions = {
         name: map_media_arrays(
             pa_table[name], features[name], slots.column(name, features[name]), decoding=True
@@ -144,6 +152,8 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         token_per_repo_id: passed by ``datasets``; used for the other columns' formatting, and for
             ``hf://`` media of a repo when no token came with the media root.
         options: a :class:`hf_mediaref.DecodeOptions` (default: ``DecodeOptions()``).
+        allow_uris: what refs may read beyond their dataset's media root (see
+            :func:`hf_mediaref.hf.set_media_root`), added to the root's own allow-list.
         **decode_options: fields of :class:`hf_mediaref.DecodeOptions` by name (``decoder``, ``strategy``,
             ``size``, ``output``, ``channels_first``, ``storage_options``, ``max_workers``, ``device``,
             ``timeout``); given ones override ``options``.
@@ -166,10 +176,12 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         features: Features | None = None,
         token_per_repo_id: dict | None = None,
         options: DecodeOptions | None = None,
+        allow_uris: Any = None,
         **decode_options: Any,
     ):
         super().__init__(features, token_per_repo_id)
         self.options = DecodeOptions.resolve(options, **decode_options)
+        self.allow_uris = parse_allow_uris(allow_uris)
         kwargs = {"features": features, "token_per_repo_id": token_per_repo_id}
         if self.options.output == "torch":
             self._rest = torch_formatter(**kwargs)
@@ -190,7 +202,7 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         others = [name for name in pa_table.column_names if name not in media]
         rest = self._rest.format_batch(pa_table.select(others)) if others else {}
         options = with_hub_token(self.options, [features[name] for name in media], self.token_per_repo_id)
-        decoded = decode_media_columns(pa_table, features, media, options)
+        decoded = decode_media_columns(pa_table, features, media, options, self.allow_uris)
         return {name: decoded[name] if name in decoded else rest[name] for name in pa_table.column_names}
 
     def format_row(self, pa_table: pa.Table) -> Mapping:

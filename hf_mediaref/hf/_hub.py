@@ -1,12 +1,21 @@
-"""``push_to_hub``: push a dataset together with the local media files its refs point at.
+"""``push_to_hub``: push a dataset together with the media its refs point at, as one commit.
 
-Each referenced local file is uploaded once (however many rows point at it) and the refs are rewritten to
+Each referenced file is uploaded once (however many rows point at it) and the refs are rewritten to
 repo-relative URIs, so ``hf_mediaref.load_dataset(repo_id)`` anywhere resolves them to
-``hf://datasets/<repo_id>@<commit>/<path>``. Files under the dataset's local media root keep their layout;
-others go to ``<media_dir>/<hash of their folder>/<name>``. Remote URLs and ``data:`` URIs are left as they
-are. The table itself is pushed by ``datasets``' own ``push_to_hub`` (no ``embed_storage``: the ref columns
-keep dictionary encoding and compression), and the dataset card explains how to load it with and without
-hf_mediaref. Every MediaRef column counts, ``decode=False`` ones included.
+``hf://datasets/<repo_id>@<commit>/<path>``. Local files under the dataset's local media root keep their
+layout; other local files go to ``<media_dir>/<hash of their folder>/<name>``. Media of a dataset whose root
+is remote (loaded from another Hub repo, or a URL root) are copied into the repo at their path under that
+root, so no ref dangles; pushing back to the repo a dataset was loaded from copies nothing. Absolute remote
+refs (public ``http(s)`` URLs, allowed locations) and ``data:`` URIs are left as they are.
+
+The trust boundary of the dataset's media root holds (:func:`hf_mediaref.arrow.media_root`): a ref outside
+the root and not allowed raises :class:`~hf_mediaref.errors.UntrustedRefError` before anything is written.
+Everything is validated first (split and folder names, every ref, every file's existence, type and size),
+copies are downloaded, then the table goes through ``datasets``' own ``push_to_hub`` (no
+``embed_storage``: the ref columns keep dictionary encoding and compression) with its commits staged
+(:func:`hf_mediaref.hf._compat.staged_commits`), and the Parquet shards, the media, the card (with a usage
+section) and datasets' deletions land as ONE ``create_commit``: an error anywhere before it leaves the repo
+as it was. Every MediaRef column counts, ``decode=False`` ones included.
 """
 
 from __future__ import annotations
@@ -15,8 +24,12 @@ import hashlib
 import logging
 import os
 import posixpath
+import re
+import tempfile
 from collections.abc import Iterable, Iterator
-from typing import Any
+from pathlib import Path
+from stat import S_ISREG
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,18 +37,23 @@ from datasets import Features
 from huggingface_hub import CommitOperationAdd, HfApi, HfFileSystem
 
 from ..arrow import resolve_uri
-from ..errors import MediaNotFoundError, describe_uri
-from ..io import UriKind, classify_uri, local_path
+from ..errors import MediaNotFoundError, UnreadableMediaError, describe_uri
+from ..io import UriKind, classify_uri, local_path, read_bytes, uri_scheme
 from ._card import CARD_MARKER, dataset_card
-from ._compat import config
+from ._compat import config, staged_commits
 from ._feature import MediaRefFeature, has_media, map_media_arrays
 from ._roots import get_media_root
 
-__all__ = ["CARD_MARKER", "dataset_card", "plan_uploads", "push_to_hub"]
+__all__ = ["CARD_MARKER", "MAX_FILE_BYTES", "dataset_card", "plan_uploads", "push_to_hub"]
 
 logger = logging.getLogger(__name__)
 
+#: The largest media file a push accepts (the Hub's limit per file).
+MAX_FILE_BYTES = 50 * 10**9
+
 _LOCAL = (UriKind.LOCAL, UriKind.FILE)
+_SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")  # datasets' rule for split names
+_HF_ROOT = re.compile(r"^hf://datasets/([^/@]+/[^/@]+)(?:@[^/]*)?/?")
 
 
 # ----------------------------------------------------------------------------------------- Arrow
@@ -84,6 +102,13 @@ class _RewriteTable:
 
 
 # ----------------------------------------------------------------------------------------- planning
+class _Media(NamedTuple):
+    """One file to upload: a local path, or a remote URI to copy (``remote=True``)."""
+
+    source: str
+    remote: bool
+
+
 def _repo_path(path: str, root: str | None, media_dir: str) -> str:
     """Where a local file goes in the repo: its path under the dataset's local root, else under media_dir."""
     if root is not None and classify_uri(root) is UriKind.LOCAL:
@@ -94,56 +119,108 @@ def _repo_path(path: str, root: str | None, media_dir: str) -> str:
     return posixpath.join(media_dir, folder, os.path.basename(path))
 
 
-def _local_files(split: Any) -> Iterator[tuple[str, str]]:
-    """``(stored URI, absolute local path)`` of every local file the refs of ``split`` point at.
+def _checked_file(uri: str, path: str) -> None:
+    """Raise unless ``path`` is a readable, non-empty regular file the Hub accepts."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        msg = f"cannot push: media file {describe_uri(path)} (ref {describe_uri(uri)}) does not exist"
+        raise MediaNotFoundError(msg, uri=uri) from None
+    except OSError as exc:
+        raise UnreadableMediaError(
+            f"cannot push: {describe_uri(path)} (ref {describe_uri(uri)}): {exc}", uri=uri
+        ) from exc
+    if not S_ISREG(stat.st_mode) or not os.access(path, os.R_OK):
+        raise UnreadableMediaError(
+            f"cannot push: {describe_uri(path)} (ref {describe_uri(uri)}) is not a readable regular file",
+            uri=uri,
+        )
+    if not 0 < stat.st_size <= MAX_FILE_BYTES:
+        raise UnreadableMediaError(
+            f"cannot push: {describe_uri(path)} (ref {describe_uri(uri)}) has {stat.st_size:,} bytes (a "
+            f"media file has between 1 and {MAX_FILE_BYTES:,})",
+            uri=uri,
+        )
+
+
+def _inside_remote_root(resolved: str, root: str) -> str | None:
+    """The path of ``resolved`` under the remote ``root`` (``None`` when it is not under it)."""
+    prefix = root if root.endswith("/") else root + "/"
+    if not resolved.startswith(prefix):
+        return None
+    rel = resolved[len(prefix) :].split("?", 1)[0].split("#", 1)[0]
+    return rel or None
+
+
+def _plan_split(
+    split: Any, media_dir: str, target: str | None
+) -> Iterator[tuple[str, str | None, _Media | None]]:
+    """``(stored URI, repo path or None, media to upload or None)`` for every distinct ref of ``split``:
+    a repo path of ``None`` leaves the ref as it is.
 
     Raises:
+        UntrustedRefError: a ref reads outside the dataset's media root and is not allowed.
         UnresolvedPathError: a relative ref and no media root.
-        MediaNotFoundError: a referenced file does not exist.
+        MediaNotFoundError, UnreadableMediaError: a local file is missing, not a regular file, empty or too
+            large.
     """
     root = get_media_root(split)
+    source_repo = _HF_ROOT.match(root) if root is not None else None
+    same_repo = source_repo is not None and source_repo.group(1) == target
     table = split.with_format("arrow")[:]
     for name, feature in split.features.items():
         for uri in sorted(_stored_uris(table[name], feature)) if has_media(feature) else ():
-            if classify_uri(uri) not in _LOCAL:
-                continue  # remote URLs and data: URIs are pushed as they are
-            resolved = resolve_uri(uri, root)
-            if classify_uri(resolved) not in _LOCAL:
-                continue  # relative to a remote root (e.g. a Hub repo): stays relative
-            path = os.path.abspath(local_path(resolved))
-            if not os.path.isfile(path):
-                msg = f"cannot push: media file {describe_uri(path)} (ref {describe_uri(uri)}) does not exist"
-                raise MediaNotFoundError(msg, uri=uri)
-            yield uri, path
+            if classify_uri(uri) is UriKind.DATA:
+                continue  # the bytes are in the ref
+            resolved = resolve_uri(uri, root)  # the trust boundary: raises for refs outside the root
+            if classify_uri(resolved) in _LOCAL:
+                path = os.path.abspath(local_path(resolved))
+                _checked_file(uri, path)
+                yield uri, _repo_path(path, root, media_dir), _Media(path, False)
+                continue
+            rel = _inside_remote_root(resolved, root) if root is not None and uri_scheme(root) else None
+            if rel is None:
+                yield uri, None, None  # an absolute remote ref (public URL, allowed location): kept
+            elif same_repo:
+                yield uri, rel, None  # already in the target repo
+            else:
+                yield uri, rel, _Media(resolved, True)  # copied from the source repo or URL root
 
 
-def plan_uploads(splits: Iterable[Any], media_dir: str = "media") -> tuple[dict[str, str], dict[str, str]]:
-    """What to upload and how to rewrite the refs.
+def plan_uploads(
+    splits: Iterable[Any], media_dir: str = "media", target: str | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """What to upload and how to rewrite the refs; validates every ref (nothing is read but file metadata).
 
     Args:
         splits: ``Dataset`` s.
-        media_dir: the repo folder for files outside the dataset's local media root.
+        media_dir: the repo folder for local files outside the dataset's local media root.
+        target: the repo pushed to (``"org/name"``): media of a dataset loaded from it are not copied again.
 
     Returns:
-        ``(mapping, uploads)``: stored URI -> repo-relative URI, and repo path -> local file to upload.
+        ``(mapping, uploads)``: stored URI -> repo-relative URI, and repo path -> source (a local file, or
+        the remote URI of a file to copy into the repo).
 
     Raises:
+        UntrustedRefError: a ref reads outside the dataset's media root and is not allowed.
         UnresolvedPathError: a relative ref and no media root.
-        MediaNotFoundError: a referenced file does not exist.
+        MediaNotFoundError: a referenced local file does not exist.
+        UnreadableMediaError: a referenced local file is not a readable regular file, is empty or too large.
         ValueError: two different files would land on the same repo path.
     """
     mapping: dict[str, str] = {}
     uploads: dict[str, str] = {}
     for split in splits:
-        root = get_media_root(split)
-        for uri, path in _local_files(split):
-            repo_path = _repo_path(path, root, media_dir)
-            if uploads.setdefault(repo_path, path) != path:
-                raise ValueError(
-                    f"two media files map to {repo_path!r} in the repo: {uploads[repo_path]!r} and {path!r}"
-                )
+        for uri, repo_path, media in _plan_split(split, media_dir, target):
+            if repo_path is None:
+                continue
             mapping[uri] = repo_path
-    return mapping, uploads
+            if media is not None and uploads.setdefault(repo_path, media.source) != media.source:
+                raise ValueError(
+                    f"two media files map to {repo_path!r} in the repo: {uploads[repo_path]!r} and "
+                    f"{media.source!r}"
+                )
+    return mapping, {path: source for path, source in uploads.items()}
 
 
 # ----------------------------------------------------------------------------------------- card
@@ -157,21 +234,72 @@ def _existing_card(repo_id: str, revision: str | None, token: Any) -> str:
 
 
 # ----------------------------------------------------------------------------------------- push
-def _commit_media(api: Any, repo_id: str, uploads: dict[str, str], card: str | None, revision: Any) -> None:
-    """Commit the media files (and the card, when given) in one commit."""
-    operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=f) for p, f in sorted(uploads.items())]
-    if card is not None:
-        operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode("utf-8")))
-    if not operations:
-        return
-    api.create_commit(
-        repo_id,
-        operations=operations,
-        repo_type="dataset",
-        revision=revision,
-        commit_message=f"Upload {len(uploads)} media file(s) with hf_mediaref",
-    )
-    logger.info("uploaded %d media file(s) to %s", len(uploads), repo_id)
+def _split_names(dataset: Any, push_kwargs: dict[str, Any]) -> list[str]:
+    if isinstance(dataset, dict):
+        return [str(name) for name in dataset]
+    split = push_kwargs.get("split") or getattr(dataset, "split", None) or "train"
+    return [str(split)]
+
+
+def _check_names(dataset: Any, media_dir: str, push_kwargs: dict[str, Any]) -> None:
+    """Split names as ``datasets`` accepts them; ``media_dir`` and ``data_dir`` as plain repo folders."""
+    for name in _split_names(dataset, push_kwargs):
+        if not _SPLIT_NAME.match(name):
+            raise ValueError(
+                f"cannot push: split name {name!r} must match {_SPLIT_NAME.pattern} (nothing was pushed)"
+            )
+    for what, folder in (("media_dir", media_dir), ("data_dir", push_kwargs.get("data_dir") or "data")):
+        parts = folder.replace("\\", "/").split("/")
+        if not folder or folder.startswith(("/", "~")) or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"cannot push: {what}={folder!r} must be a relative folder of the repo")
+
+
+def _media_operations(uploads: dict[str, str], scratch: str) -> list[CommitOperationAdd]:
+    """The commit operations of the media files; remote sources are downloaded into ``scratch`` first."""
+    operations = []
+    for i, (repo_path, source) in enumerate(sorted(uploads.items())):
+        if classify_uri(source) not in _LOCAL:
+            data = read_bytes(source)
+            if not 0 < len(data) <= MAX_FILE_BYTES:
+                raise UnreadableMediaError(
+                    f"cannot push: {describe_uri(source)} has {len(data):,} bytes", uri=source
+                )
+            copy = os.path.join(scratch, f"{i:08d}")
+            with open(copy, "wb") as f:
+                f.write(data)
+            source = copy
+        operations.append(CommitOperationAdd(path_in_repo=repo_path, path_or_fileobj=source))
+    return operations
+
+
+def _with_card(
+    operations: list,
+    repo_id: str,
+    features: Features,
+    data_dir: str,
+    existing: str,
+    media: dict[str, str],
+    num_rows: dict[str, int],
+) -> list:
+    """``operations`` with the README (datasets' card, or the repo's) carrying the usage section once."""
+    out, card = [], None
+    for op in operations:
+        if isinstance(op, CommitOperationAdd) and op.path_in_repo == "README.md":
+            raw: Any = op.path_or_fileobj
+            if isinstance(raw, (str, os.PathLike)):
+                raw = Path(raw).read_bytes()
+            elif hasattr(raw, "read"):
+                raw.seek(0)
+                raw = raw.read()
+            card = bytes(raw).decode("utf-8")
+        else:
+            out.append(op)
+    text = card if card is not None else existing
+    if CARD_MARKER not in text:
+        text = dataset_card(repo_id, features, data_dir, text, media=media, num_rows=num_rows)
+    if card is not None or text != existing:
+        out.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=text.encode("utf-8")))
+    return out
 
 
 def _rewrite_dataset(dataset: Any, mapping: dict[str, str]) -> Any:
@@ -196,25 +324,37 @@ def push_to_hub(
     commit_message: str | None = None,
     **push_kwargs: Any,
 ) -> Any:
-    """Push ``dataset`` and the local media files it references to the Hub dataset repo ``repo_id``.
+    """Push ``dataset`` and the media it references to the Hub dataset repo ``repo_id``, as one commit.
 
-    Uploads each referenced local file once (one commit, with the card's usage section the first time),
-    rewrites those refs to repo-relative URIs, then calls ``datasets``' ``push_to_hub`` for the table.
+    Validates everything first (split and folder names; every ref against the dataset's trust boundary;
+    every local file's existence, type and size), downloads the media to copy from a remote root, rewrites
+    the refs to repo-relative URIs and runs ``datasets``' ``push_to_hub`` for the table with its commits
+    staged; then the shards, the media and the card land in one ``create_commit``. An error at any point
+    before it leaves the repo as it was (a repo that did not exist may be left created and empty).
+
+    What is uploaded: local files under the dataset's local media root (at their path under it), other
+    local files of a dataset without a root or allowed by its allow-list (under ``media_dir``), and the
+    media of a dataset loaded from another Hub repo or a URL root (copied at their path under that root).
+    Refs outside the root that are not allowed raise before anything is written.
 
     Args:
         dataset: a ``Dataset`` or ``DatasetDict``.
         repo_id: ``"org/name"``.
-        media_dir: the repo folder for files outside the dataset's local media root.
+        media_dir: the repo folder for local files outside the dataset's local media root.
         token, private, revision, commit_message: as in ``datasets.Dataset.push_to_hub``.
         **push_kwargs: more arguments for ``datasets``' ``push_to_hub`` (``split``, ``data_dir``,
-            ``max_shard_size``...).
+            ``max_shard_size``, ``create_pr``...).
 
     Returns:
-        What ``datasets``' ``push_to_hub`` returns (the commit info).
+        The ``CommitInfo`` of the commit.
 
     Raises:
-        UnresolvedPathError: a relative ref and no media root (nothing is uploaded).
-        MediaNotFoundError: a referenced file does not exist (nothing is uploaded).
+        UntrustedRefError: a ref reads outside the dataset's media root and is not allowed.
+        UnresolvedPathError: a relative ref and no media root.
+        MediaNotFoundError: a referenced file does not exist.
+        UnreadableMediaError: a referenced file is not a readable regular file, is empty or too large.
+        ValueError: a bad split name, ``media_dir`` or ``data_dir``, two files for one repo path, or a media
+            file that would land on ``README.md`` or under ``data_dir``.
 
     Example:
         ```python
@@ -223,20 +363,50 @@ def push_to_hub(
         >>> back = hf_mediaref.load_dataset("me/robot-frames", split="train")
         ```
     """
+    _check_names(dataset, media_dir, push_kwargs)
     splits = list(dataset.values()) if isinstance(dataset, dict) else [dataset]
-    mapping, uploads = plan_uploads(splits, media_dir)
-    api = HfApi(endpoint=config.HF_ENDPOINT, token=token)
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    existing = _existing_card(repo_id, revision, token)
-    card = None
-    if CARD_MARKER not in existing:
+    mapping, uploads = plan_uploads(splits, media_dir, target=repo_id)
+    data_dir = push_kwargs.get("data_dir") or "data"
+    clash = sorted(p for p in uploads if p == "README.md" or p.startswith(data_dir.rstrip("/") + "/"))
+    if clash:
+        raise ValueError(
+            f"cannot push: media files would land on the card or among the Parquet shards ({clash[:3]}); "
+            "move them or pass another data_dir"
+        )
+    with tempfile.TemporaryDirectory(prefix="hf_mediaref-push-") as scratch:
+        media = _media_operations(uploads, scratch)
+        api = HfApi(endpoint=config.HF_ENDPOINT, token=token)
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        rewritten = _rewrite_dataset(dataset, mapping) if mapping else dataset
+        kwargs = dict(push_kwargs, token=token, private=private, revision=revision)
+        if commit_message is not None:
+            kwargs["commit_message"] = commit_message
+        with staged_commits() as staged:
+            rewritten.push_to_hub(repo_id, **kwargs)
+        table_ops = [op for commit in staged for op in commit.operations]
+        last = staged[-1].kwargs if staged else {}
+        existing = (
+            ""
+            if any(getattr(op, "path_in_repo", None) == "README.md" for op in table_ops)
+            else (_existing_card(repo_id, revision, token))
+        )
         rows = dict(dataset) if isinstance(dataset, dict) else {push_kwargs.get("split") or "train": dataset}
-        rows = {name: len(split) for name, split in rows.items()}
-        data_dir = push_kwargs.get("data_dir") or "data"
-        card = dataset_card(repo_id, splits[0].features, data_dir, existing, media=uploads, num_rows=rows)
-    _commit_media(api, repo_id, uploads, card, revision)
-    rewritten = _rewrite_dataset(dataset, mapping) if mapping else dataset
-    kwargs = dict(push_kwargs, token=token, private=private, revision=revision)
-    if commit_message is not None:
-        kwargs["commit_message"] = commit_message
-    return rewritten.push_to_hub(repo_id, **kwargs)
+        num_rows = {name: len(split) for name, split in rows.items()}
+        card_media = {op.path_in_repo: str(op.path_or_fileobj) for op in media}
+        card_args = (repo_id, splits[0].features, data_dir, existing, card_media, num_rows)
+        operations = media + _with_card(table_ops, *card_args)
+        message = commit_message or f"Upload dataset and {len(media)} media file(s) with hf_mediaref"
+        info = api.create_commit(
+            repo_id,
+            operations=operations,
+            commit_message=message,
+            commit_description=last.get("commit_description"),
+            repo_type="dataset",
+            revision=revision,
+            create_pr=last.get("create_pr"),
+            parent_commit=next(
+                (c.kwargs["parent_commit"] for c in staged if c.kwargs.get("parent_commit")), None
+            ),
+        )
+    logger.info("pushed %d media file(s) and the table to %s in one commit", len(media), repo_id)
+    return info

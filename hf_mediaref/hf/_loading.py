@@ -65,11 +65,18 @@ def load_dataset(path: str, *args: Any, **kwargs: Any) -> Any:
     have no repo root: they get the root ``to_parquet`` stored in the file, if any; else attach one with
     :func:`hf_mediaref.hf.set_media_root`. Once hf_mediaref is imported, plain ``datasets.load_dataset``
     attaches the same root (without the pinning step: its builder already read the files of one commit).
+    The root is also a trust boundary: the data is someone else's, so its refs read inside the root only,
+    unless ``allow_uris`` says otherwise.
 
     Args:
         path: a Hub dataset repo id or a local repo folder (or anything ``datasets.load_dataset`` takes).
         *args, **kwargs: the other arguments of ``datasets.load_dataset`` (``split``, ``revision``,
             ``streaming``, ``cache_dir``, ...).
+        allow_uris: (keyword) what the dataset's refs may read beyond its root: URI prefixes, local
+            folders, schemes, or ``"*"`` to trust it entirely (see :func:`hf_mediaref.hf.set_media_root`).
+            By default a ref that reads outside the root (absolute paths, ``file://``, ``~``, symlinks out
+            of the folder, other Hub repos or revisions, non-public network addresses) raises
+            :class:`~hf_mediaref.errors.UntrustedRefError` when it is read.
 
     Returns:
         What ``datasets.load_dataset`` returns, with the media root attached.
@@ -91,6 +98,7 @@ def load_dataset(path: str, *args: Any, **kwargs: Any) -> Any:
             "this folder was written by save_to_disk: use datasets.load_from_disk and "
             "hf_mediaref.hf.set_media_root(ds, root) instead"
         )
+    allow_uris = kwargs.pop("allow_uris", None)
     arguments = _arguments(path, args, kwargs)
     root = os.path.abspath(path) if os.path.isdir(path) else None
     hub = _hub_base(arguments) if _needs_builder(path) else None
@@ -99,5 +107,5 @@ def load_dataset(path: str, *args: Any, **kwargs: Any) -> Any:
         arguments["revision"] = hub[1]
     ds = datasets.load_dataset(**arguments)
     if root is not None:
-        set_media_root(ds, root, token=arguments.get("token"))
+        set_media_root(ds, root, token=arguments.get("token"), allow_uris=allow_uris)
     return ds

@@ -8,15 +8,20 @@ objects through ``map`` / ``filter`` / ``select`` / ``shuffle`` / pickling, so t
 :mod:`hf_mediaref.hf._interop` keeps it through ``save_to_disk`` / ``load_from_disk``, ``to_parquet`` /
 ``load_dataset("parquet")`` and ``concatenate_datasets``, and attaches it in ``datasets.load_dataset``.
 Resolution itself is :func:`hf_mediaref.arrow.resolve_uri`.
+
+The root is also a trust boundary (:class:`hf_mediaref.arrow.MediaRoot`, a ``str`` that carries its
+allow-list and pickles with it): a dataset with a root comes from a repo or folder, so its refs may read only
+inside the root and what ``allow_uris`` names; see :func:`hf_mediaref.arrow.media_root`.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from ..arrow import normalize_root
+from ..arrow import media_root
 from ..decode import DecodeOptions
 from ._compat import dataset_features
 from ._feature import media_features
@@ -30,11 +35,21 @@ def _splits(dataset: Any) -> list:
     return list(dataset.values()) if isinstance(dataset, dict) else [dataset]
 
 
-def set_media_root(dataset: D, root: str | os.PathLike[str] | None, *, token: Any = None) -> D:
+def set_media_root(
+    dataset: D,
+    root: str | os.PathLike[str] | None,
+    *,
+    token: Any = None,
+    allow_uris: str | os.PathLike[str] | Iterable[Any] | None = None,
+) -> D:
     """Resolve ``dataset``'s relative media URIs against ``root`` from now on (``None`` detaches it).
 
     Sets the root on every ``MediaRefFeature`` of the dataset (whatever its ``decode``), in place. It
-    overrides the root ``load_dataset`` / ``load_from_disk`` attached: use it when the media moved.
+    overrides the root ``load_dataset`` / ``load_from_disk`` attached: use it when the media moved. The root
+    is a trust boundary: every ref of the dataset, relative or absolute, must then read inside ``root`` or
+    under ``allow_uris`` (or ``HF_MEDIAREF_ALLOW_URIS``), else reading it raises
+    :class:`~hf_mediaref.errors.UntrustedRefError` (see :func:`hf_mediaref.arrow.media_root`). Public
+    ``http(s)`` URLs and ``data:`` URIs are always allowed.
 
     Args:
         dataset: a ``Dataset``, ``IterableDataset``, ``DatasetDict`` or ``IterableDatasetDict``.
@@ -43,23 +58,26 @@ def set_media_root(dataset: D, root: str | os.PathLike[str] | None, *, token: An
         token: the Hub token for ``hf://`` media (a private repo), as ``datasets``' ``token`` (a string, or
             ``True`` for the saved login); ``None``: the ambient token. Runtime state like the root: never
             written to files.
+        allow_uris: what refs may read beyond the root: URI prefixes, local folders, schemes, or ``"*"``
+            to trust the dataset entirely (your own dataset); see
+            :func:`hf_mediaref.arrow.parse_allow_uris`.
 
     Returns:
         ``dataset`` itself.
 
     Raises:
-        ValueError: ``root`` is a ``data:`` URI.
+        ValueError: ``root`` is a ``data:`` URI, or an ``allow_uris`` entry is malformed.
 
     Example:
         ```python
         >>> from datasets import load_from_disk
         >>> from hf_mediaref.hf import set_media_root
-        >>> ds = set_media_root(load_from_disk("saved"), "/data/robot-frames")
+        >>> ds = set_media_root(load_from_disk("saved"), "/data/robot-frames", allow_uris=["/mnt/shared/"])
         >>> ds[0]["frame"]
         MediaRef(uri='/data/robot-frames/videos/ep0.mp4', pts_ns=0)
         ```
     """
-    value = None if root is None else normalize_root(root)
+    value = None if root is None else media_root(root, allow_uris)
     for split in _splits(dataset):
         features = dataset_features(split)
         if features is None:
@@ -77,7 +95,8 @@ def get_media_root(dataset: Any) -> str | None:
         dataset: a ``Dataset``, ``IterableDataset`` or a dict of them.
 
     Returns:
-        The root as set by :func:`set_media_root` or :func:`hf_mediaref.load_dataset`, or ``None``.
+        The root as set by :func:`set_media_root` or :func:`hf_mediaref.load_dataset` (a
+        :class:`~hf_mediaref.arrow.MediaRoot`, a ``str`` carrying its allow-list), or ``None``.
 
     Example:
         ```python

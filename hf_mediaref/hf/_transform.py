@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import decode
 from .._fields import coerce_ref, invalid_ref
-from ..arrow import normalize_root, resolve_ref
+from ..arrow import media_root, resolve_ref
 from ..arrow._storage import STORED_KEYS
 from ..core import MediaRef
 from ..decode import DecodeOptions
@@ -121,13 +121,17 @@ class MediaDecodeTransform:
 
     Args:
         columns: the columns to decode (``None``: every column holding refs).
-        root: the media root for relative refs (see :func:`hf_mediaref.arrow.normalize_root`), or ``None``.
+        root: the media root for relative refs (see :func:`hf_mediaref.arrow.normalize_root`), or ``None``;
+            like :func:`~hf_mediaref.hf.set_media_root`'s, it is a trust boundary for the refs resolved
+            against it.
         options: the decode options (default: ``DecodeOptions()``).
+        allow_uris: what refs may read beyond ``root`` (see :func:`hf_mediaref.arrow.parse_allow_uris`).
 
     Raises:
         KeyError: (when called) a named column is not in the batch.
         InvalidRefError: (when called) a malformed ref dict, naming its column and row in the batch.
         UnresolvedPathError: (when called) a relative ref and no root.
+        UntrustedRefError: (when called) a ref reads outside ``root`` and is not allowed.
 
     Example:
         ```python
@@ -145,9 +149,10 @@ class MediaDecodeTransform:
         columns: Sequence[str] | None = None,
         root: str | os.PathLike[str] | None = None,
         options: DecodeOptions | None = None,
+        allow_uris: Any = None,
     ):
         self.columns = None if columns is None else list(columns)
-        self.root = None if root is None else normalize_root(root)
+        self.root = None if root is None else media_root(root, allow_uris)
         self.options = options if options is not None else DecodeOptions()
 
     def _decode(self, refs: list[MediaRef]) -> list[Any]:
@@ -167,7 +172,8 @@ class MediaDecodeTransform:
         return {**batch, **decoded}
 
     def __repr__(self) -> str:
-        return f"decode_transform(columns={self.columns!r}, root={self.root!r}, {self.options})"
+        allow = f", allow_uris={self.root.allow!r}" if self.root is not None and self.root.allow else ""
+        return f"decode_transform(columns={self.columns!r}, root={self.root!r}{allow}, {self.options})"
 
 
 def decode_transform(
@@ -175,6 +181,7 @@ def decode_transform(
     *,
     root: str | os.PathLike[str] | None = None,
     options: DecodeOptions | None = None,
+    allow_uris: Any = None,
     **decode_options: Any,
 ) -> MediaDecodeTransform:
     """A transform for ``ds.with_transform(...)`` or ``IterableDataset.map(..., batched=True)`` that decodes
@@ -187,8 +194,11 @@ def decode_transform(
         columns: the columns to decode; default: every column whose first non-null value holds a ref.
         root: resolves relative URIs the dataset did not resolve already (datasets loaded with
             :func:`hf_mediaref.load_dataset` or given a root with :func:`set_media_root` read as resolved
-            refs).
+            refs). A trust boundary like :func:`~hf_mediaref.hf.set_media_root`'s: every ref resolved
+            against it, relative or absolute, must read inside it or under ``allow_uris``. Rows of a dataset
+            with a media root are resolved (and checked against that root) by the dataset itself.
         options: a :class:`hf_mediaref.DecodeOptions` (default: ``DecodeOptions()``).
+        allow_uris: what refs may read beyond ``root`` (see :func:`hf_mediaref.arrow.parse_allow_uris`).
         **decode_options: fields of :class:`hf_mediaref.DecodeOptions` by name (``decoder``, ``strategy``,
             ``size``, ``output``, ``channels_first``, ``storage_options``, ``max_workers``, ``device``,
             ``timeout``); given ones override ``options``.
@@ -200,6 +210,7 @@ def decode_transform(
         ValueError: for invalid options (raised here, not at the first batch).
         TypeError: for a name that is not a decode option.
         UnresolvedPathError: (when called) a relative URI and no root.
+        UntrustedRefError: (when called) a ref reads outside ``root`` (or its dataset's root) unallowed.
 
     Example:
         ```python
@@ -210,4 +221,5 @@ def decode_transform(
         >>> streamed = ids.map(decode_transform(decoder="torchcodec", device="cuda"), batched=True)
         ```
     """
-    return MediaDecodeTransform(columns, root=root, options=DecodeOptions.resolve(options, **decode_options))
+    opts = DecodeOptions.resolve(options, **decode_options)
+    return MediaDecodeTransform(columns, root=root, options=opts, allow_uris=allow_uris)

@@ -2,8 +2,9 @@
 ``file://``, ``http(s)://`` with Range reads, ``data:``, fsspec), and encode/decode still images.
 
 The layer below the video engine and the value types; it knows nothing of either. Modules (private): ``_uri``
-(pure string logic), ``_data_uri`` (RFC 2397 parser), ``_http`` (requests: retries, Range-request file),
-``_sources`` (where bytes come from), ``_image`` (Pillow).
+(pure string logic), ``_data_uri`` (RFC 2397 parser), ``_http`` (requests: retries, Range-request file,
+connections checked for public addresses), ``_network`` (which addresses are public; hosts named by untrusted
+refs), ``_sources`` (where bytes come from), ``_image`` (Pillow).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ._image import (
     sniff_mimetype,
     to_rgb,
 )
+from ._network import exempt_prefix, guard_host, is_private_host, is_public_address
 from ._sources import MediaSource, open_media, read_bytes, source_version, uri_exists
 from ._uri import UriKind, classify_uri, is_absolute_uri, is_remote_uri, join_uri, local_path, uri_scheme
 
@@ -34,9 +36,13 @@ __all__ = [
     "classify_uri",
     "decode_image",
     "encode_image",
+    "exempt_prefix",
+    "guard_host",
     "http_deadline",
     "http_settings",
     "is_absolute_uri",
+    "is_private_host",
+    "is_public_address",
     "is_remote_uri",
     "join_uri",
     "load_image",

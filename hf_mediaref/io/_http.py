@@ -58,11 +58,19 @@ from typing import Any
 
 import requests
 import urllib3
+import urllib3.connection
 from requests.adapters import HTTPAdapter
 
 from .._deadline import current as current_deadline
 from .._deadline import deadline
-from ..errors import MediaNotFoundError, RemoteAccessError, RemoteChangedError, describe_uri
+from ..errors import (
+    MediaNotFoundError,
+    RemoteAccessError,
+    RemoteChangedError,
+    UntrustedRefError,
+    describe_uri,
+)
+from ._network import is_public_address, needs_public_address
 
 logger = logging.getLogger(__name__)
 
@@ -135,15 +143,68 @@ class _Deadline:
         self.check(what, url)
 
 
-def _session() -> requests.Session:
-    """One session per thread and process (sessions are not fork- or thread-safe); retries are ours."""
-    sess = getattr(_local, "session", None)
-    if sess is None or _local.pid != os.getpid():
+class _NonPublicAddress(ValueError):
+    """Raised inside urllib3 when a guarded connection reached a non-public address (a ValueError, so that
+    neither urllib3 nor requests retries or wraps it)."""
+
+    def __init__(self, host: str, address: str):
+        super().__init__(f"{host} connected to the non-public address {address}")
+        self.host, self.address = host, address
+
+
+def _check_peer(sock: Any, host: str) -> Any:
+    address = sock.getpeername()[0]
+    if not is_public_address(address):
+        sock.close()
+        raise _NonPublicAddress(host, address)
+    return sock
+
+
+class _PublicHTTPConnection(urllib3.connection.HTTPConnection):
+    def _new_conn(self) -> Any:
+        return _check_peer(super()._new_conn(), self.host)
+
+
+class _PublicHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def _new_conn(self) -> Any:
+        return _check_peer(super()._new_conn(), self.host)
+
+
+class _PublicHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _PublicHTTPConnection
+
+
+class _PublicHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _PublicHTTPSConnection
+
+
+class _PublicOnlyAdapter(HTTPAdapter):
+    """An adapter whose every new connection (redirects included) must have reached a public address: the
+    socket's peer is checked after connecting, so a DNS answer cannot change between check and use."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _PublicHTTPPool, "https": _PublicHTTPSPool}
+
+
+def _session(public_only: bool = False) -> requests.Session:
+    """One session per thread and process (sessions are not fork- or thread-safe); retries are ours.
+
+    ``public_only``: the session for URLs named by untrusted data (:mod:`._network`): its connections must
+    reach public addresses, and it ignores the environment's proxies and ``.netrc`` credentials (a proxy
+    would hide the address reached; credentials are not handed to hosts a dataset picked)."""
+    if getattr(_local, "pid", None) != os.getpid():
+        _local.sessions, _local.pid = {}, os.getpid()
+    sess = _local.sessions.get(public_only)
+    if sess is None:
         sess = requests.Session()
-        adapter = HTTPAdapter(max_retries=0)
+        adapter = _PublicOnlyAdapter(max_retries=0) if public_only else HTTPAdapter(max_retries=0)
         sess.mount("http://", adapter)
         sess.mount("https://", adapter)
-        _local.session, _local.pid = sess, os.getpid()
+        if public_only:
+            sess.trust_env = False
+            sess.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        _local.sessions[public_only] = sess
     sess.max_redirects = settings.max_redirects
     return sess
 
@@ -211,7 +272,7 @@ def _request(
     while True:
         deadline.check(what, url)
         try:
-            resp = _session().request(
+            resp = _session(needs_public_address(url)).request(
                 method,
                 url,
                 headers={**_BASE_HEADERS, **(headers or {})},
@@ -219,6 +280,12 @@ def _request(
                 stream=True,
                 allow_redirects=True,
             )
+        except _NonPublicAddress as exc:
+            raise UntrustedRefError(
+                f"refused to read {describe_uri(url)}: {exc} (the URL comes from a dataset's data, which may "
+                "reach public addresses only; allow it with allow_uris=[...] or HF_MEDIAREF_ALLOW_URIS)",
+                uri=url,
+            ) from None
         except requests.exceptions.TooManyRedirects as exc:
             raise RemoteAccessError(
                 f"redirect loop: {describe_uri(url)} redirected more than {settings.max_redirects} times",

@@ -87,6 +87,8 @@ class FakeHub:
         self.uploads: list[tuple[str, str]] = []  # (repo_id, path_in_repo) of every file added
         # (what, token) for every HfApi made and every file opened through hf://: what the boundary was given
         self.tokens: list[tuple[str, Any]] = []
+        #: one entry per ``create_commit``: ``repo_id``, ``sha``, ``added`` and ``deleted`` paths, ``message``
+        self.commit_log: list[SimpleNamespace] = []
         self._patches: list[Any] = []
 
     # ------------------------------------------------------------------ repo state
@@ -95,6 +97,19 @@ class FakeHub:
 
     def sha(self, repo_id: str) -> str:
         return self.commits[repo_id][-1]
+
+    def state(self, repo_id: str) -> dict[str, str]:
+        """What a repo holds: ``{path: sha1 of its bytes}`` plus ``{"@commits": number of commits}`` (empty
+        for a repo that does not exist); equal states mean nothing changed."""
+        folder = self.repo_dir(repo_id)
+        if repo_id not in self.commits:
+            return {}
+        files = {
+            p.relative_to(folder).as_posix(): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*"))
+            if p.is_file()
+        }
+        return {**files, "@commits": str(len(self.commits[repo_id]))}
 
     def _commit(self, repo_id: str) -> str:
         history = self.commits.setdefault(repo_id, [])
@@ -182,15 +197,31 @@ class FakeHub:
                 from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
                 path = hub._require(repo_id)
+                contents = {}  # read every source first: a failing one changes nothing (as on the Hub)
+                for op in operations:
+                    if isinstance(op, CommitOperationAdd):
+                        contents[op.path_in_repo] = _read_source(op.path_or_fileobj)
+                added, deleted = [], []
                 for op in operations:
                     if isinstance(op, CommitOperationAdd):
                         target = path / op.path_in_repo
                         target.parent.mkdir(parents=True, exist_ok=True)
-                        target.write_bytes(_read_source(op.path_or_fileobj))
+                        target.write_bytes(contents[op.path_in_repo])
                         hub.uploads.append((repo_id, op.path_in_repo))
+                        added.append(op.path_in_repo)
                     elif isinstance(op, CommitOperationDelete):
                         (path / op.path_in_repo).unlink(missing_ok=True)
+                        deleted.append(op.path_in_repo)
                 sha = hub._commit(repo_id)
+                hub.commit_log.append(
+                    SimpleNamespace(
+                        repo_id=repo_id,
+                        sha=sha,
+                        added=added,
+                        deleted=deleted,
+                        message=kwargs.get("commit_message"),
+                    )
+                )
                 return SimpleNamespace(
                     oid=sha,
                     commit_url=f"https://fake.hub/datasets/{repo_id}/commit/{sha}",

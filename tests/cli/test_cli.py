@@ -19,6 +19,7 @@ datasets = pytest.importorskip("datasets")
 
 import hf_mediaref  # noqa: E402
 from hf_mediaref.cli import _store, main  # noqa: E402
+from hf_mediaref.errors import UntrustedRefError  # noqa: E402
 from hf_mediaref.testing import read_index, write_image, write_video  # noqa: E402
 from hf_mediaref.testing.fake_hub import FakeHub  # noqa: E402
 from hf_mediaref.testing.lerobot import write_lerobot_dataset  # noqa: E402
@@ -52,9 +53,9 @@ def _barcode_offset(video_id: str) -> int:
     return 100 if video_id == "sub/b.mkv" else 0
 
 
-def _check_frames(out: Path, specs) -> datasets.Dataset:
+def _check_frames(out: Path, specs, allow_uris=None) -> datasets.Dataset:
     """Load ``out`` from another directory and check every row's decoded frame against its columns."""
-    ds = hf_mediaref.load_dataset(str(out), split="train")
+    ds = hf_mediaref.load_dataset(str(out), split="train", allow_uris=allow_uris)
     frames = ds.with_format("mediaref").select_columns(["frame"])[:]["frame"]
     plain = ds.with_format(None).select_columns(["video_id", "frame_index", "timestamp"])[:]
     for frame, video_id, index, t in zip(frames, plain["video_id"], plain["frame_index"], plain["timestamp"]):
@@ -181,11 +182,17 @@ def test_list_file_glob_and_absolute_media(recordings, tmp_path):
         ["build", f"@{listing}", str(root / "sub" / "*.mkv"), "-o", str(out), "-q", "--media", "absolute"]
     )
     assert code == 0
-    ds = _check_frames(out, specs)
+    with pytest.raises(
+        UntrustedRefError
+    ):  # absolute refs leave the folder: the user must say they trust them
+        _check_frames(out, specs)
+    ds = _check_frames(out, specs, allow_uris=[str(root)])
     assert sorted(set(ds["video_id"])) == ["a.mp4", "sub/b.mkv"]
     assert not (out / "a.mp4").exists()
-    stored = _store.stored_uris(_store.open_dataset(str(out))["train"])
+    stored = _store.stored_uris(_store.open_dataset(str(out), allow_uris=["*"])["train"])
     assert stored == [str(root / "a.mp4"), str(root / "sub" / "b.mkv")]
+    assert _run("verify", str(out), "-q").returncode == 1
+    assert _run("verify", str(out), "-q", "--allow-uris", str(root)).returncode == 0
 
 
 def test_verify_inspect_and_failures_through_python_m(recordings, tmp_path):
@@ -384,10 +391,11 @@ def test_build_from_a_lerobot_dataset_on_the_hub(tmp_path):
         out = tmp_path / "frames"
         assert main(["build", "--from-lerobot", "me/robot", "-o", str(out), "-q"]) == 0
         assert not (out / "videos").exists()  # the refs point into the Hub repo, pinned to its commit
-        stored = _store.stored_uris(_store.open_dataset(str(out))["train"])
+        source = "hf://datasets/me/robot"  # the refs read the source repo: trusted by whoever built it
+        stored = _store.stored_uris(_store.open_dataset(str(out), allow_uris=[source])["train"])
         assert stored == [
             f"hf://datasets/me/robot@{hub.sha('me/robot')}/videos/observation.images.top/chunk-000/file-000.mp4"
         ]
-        ds = hf_mediaref.load_dataset(str(out), split="train")
+        ds = hf_mediaref.load_dataset(str(out), split="train", allow_uris=source)
         frames = ds.with_format("mediaref")[:]["observation.images.top"]
         assert [read_index(f) for f in frames] == list(range(11))

@@ -1,0 +1,273 @@
+"""The trust boundary of datasets loaded from a folder or a Hub repo: a table holding refs that read outside
+its root next to good ones. The good rows decode; the others raise UntrustedRefError through ``ds[i]``, the
+mediaref format, ``decode_transform``, DataLoader workers and streaming; nothing outside the root is read
+(Python's audit hook sees every file open; the loopback server logs every request). Widening works through
+every door, and refs built in code keep working as before."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import operator
+import os
+import shutil
+import sys
+
+import pytest
+from datasets import Dataset, Features, Value
+
+import hf_mediaref
+from hf_mediaref import DataURI, MediaRef
+from hf_mediaref.arrow import ALLOW_URIS_ENV
+from hf_mediaref.errors import UntrustedRefError
+from hf_mediaref.hf import MediaRefFeature, decode_transform, get_media_root, set_media_root
+from hf_mediaref.testing import barcode_frame, write_image
+
+# ------------------------------------------------------------------------------- every file opened
+_watchers: list[list[str]] = []
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event == "open" and _watchers and isinstance(args[0], (str, bytes, os.PathLike)):
+        for seen in _watchers:
+            seen.append(os.fsdecode(args[0]))
+
+
+sys.addaudithook(_audit)
+
+
+@contextlib.contextmanager
+def opened_files():
+    """The paths of every file opened in this process inside the block (Python's ``open`` audit event:
+    builtins.open, io.open, os.open, and therefore Pillow and the io layer)."""
+    seen: list[str] = []
+    _watchers.append(seen)
+    try:
+        yield seen
+    finally:
+        _watchers.remove(seen)
+
+
+# ------------------------------------------------------------------------------- a hostile folder
+GOOD = {0: 3, 1: 7, 2: 9}  # row -> the barcode it shows
+
+
+@pytest.fixture
+def hostile(tmp_path, repo, http_server, png_image):
+    """A dataset folder whose table holds good refs (rows 0-2) and refs reading outside it (rows 3-9)."""
+    folder, outside = tmp_path / "hostile", tmp_path / "outside"
+    shutil.copytree(repo.path, folder)
+    outside.mkdir()
+    secret = write_image(outside / "secret.png", 50, size=(64, 128))
+    os.symlink(secret, folder / "images" / "escape.png")
+    uris = [
+        ("videos/a.mp4", repo.a.pts_ns[3]),
+        ("images/seven.png", None),
+        (DataURI.from_image(barcode_frame(9, 64, 128)).uri, None),
+        (str(secret), None),  # absolute path
+        (secret.as_uri(), None),  # file://
+        ("~/secret.png", None),  # home
+        ("images/escape.png", None),  # a symlink out of the folder
+        ("../outside/secret.png", None),  # `..`
+        (f"{http_server.url}/img7.png", None),  # loopback HTTP
+        ("hf://datasets/victim/private@main/secret.png", None),  # another (private) repo
+    ]
+    rows = [{"frame": {"uri": u, "pts_ns": p}, "label": i} for i, (u, p) in enumerate(uris)]
+    (folder / "data").mkdir()
+    features = Features({"frame": MediaRefFeature(), "label": Value("int64")})
+    Dataset.from_list(rows, features=features).to_parquet(
+        str(folder / "data" / "train-00000-of-00001.parquet")
+    )
+    return folder, outside, secret
+
+
+def _as_rows(rows):
+    return rows
+
+
+def _outcome(read):
+    """``read()``'s barcode, or ``"untrusted"``."""
+    from hf_mediaref.testing import read_index
+
+    try:
+        frame = read()
+    except UntrustedRefError as exc:
+        assert exc.uri and "allow_uris=" in str(exc)
+        return "untrusted"
+    return read_index(frame)
+
+
+def _expected(n=10, **extra):
+    return [GOOD.get(i, extra.get(f"r{i}", "untrusted")) for i in range(n)]
+
+
+def _nothing_outside(seen, outside, http_server, log_before):
+    assert not [p for p in seen if os.path.realpath(p).startswith(str(outside))], "a file outside was opened"
+    assert len(http_server.log) == log_before, "the loopback server was asked"
+
+
+def test_good_rows_decode_and_the_others_raise_everywhere(hostile, http_server, tmp_path, monkeypatch):
+    folder, outside, _ = hostile
+    monkeypatch.chdir(tmp_path)
+    ds = hf_mediaref.load_dataset(str(folder), split="train")
+    assert get_media_root(ds) == str(folder)
+    log_before = len(http_server.log)
+    fmt = ds.with_format("mediaref")
+    tfm = ds.with_transform(decode_transform(columns=["frame"]))
+    with opened_files() as seen:
+        assert [_outcome(lambda i=i: fmt[i]["frame"]) for i in range(10)] == _expected()
+        assert [_outcome(lambda i=i: tfm[i]["frame"]) for i in range(10)] == _expected()
+        assert [_outcome(lambda i=i: ds[i]["frame"].to_rgb_array()) for i in range(10)] == _expected()
+        with pytest.raises(UntrustedRefError):
+            fmt[:]  # a batch holding one bad ref decodes nothing
+        with pytest.raises(UntrustedRefError):
+            hf_mediaref.embed(ds.select([0, 6]))  # nothing outside is copied into the table either
+        embedded = hf_mediaref.embed(ds.select([0, 1, 2]))
+    _nothing_outside(seen, outside, http_server, log_before)
+    assert [_outcome(lambda i=i: embedded.with_format("mediaref")[i]["frame"]) for i in range(3)] == [3, 7, 9]
+
+
+def test_streaming_holds_the_boundary(hostile, http_server):
+    folder, outside, _ = hostile
+    ids = hf_mediaref.load_dataset(str(folder), split="train", streaming=True)
+    log_before = len(http_server.log)
+    transform = decode_transform(columns=["frame"])
+
+    def formatted(i):
+        return next(iter(ids.skip(i).take(1).with_format("mediaref")))["frame"]
+
+    def mapped(i):
+        return next(iter(ids.skip(i).take(1).map(transform, batched=True, batch_size=1)))["frame"]
+
+    with opened_files() as seen:
+        assert [_outcome(lambda i=i: formatted(i)) for i in range(10)] == _expected()
+        assert [_outcome(lambda i=i: mapped(i)) for i in range(10)] == _expected()
+    _nothing_outside(seen, outside, http_server, log_before)
+
+
+def test_dataloader_workers_hold_the_boundary_and_its_allow_list(hostile, labels_of):
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader
+
+    folder, outside, _ = hostile
+    ds = hf_mediaref.load_dataset(str(folder), split="train")
+
+    def loader(subset):
+        return DataLoader(
+            subset.with_format("mediaref", output="torch"),
+            batch_size=2,
+            num_workers=1,
+            multiprocessing_context="spawn",
+        )
+
+    good = [labels_of(list(b["frame"].numpy())) for b in loader(ds.select([0, 1, 2]))]
+    assert sorted(functools.reduce(operator.iadd, good, [])) == [3, 7, 9]
+    with pytest.raises(UntrustedRefError) as info:
+        list(loader(ds.select([0, 3])))
+    assert "secret.png" in str(info.value)
+    transformed = DataLoader(
+        ds.select([0, 6]).with_transform(decode_transform(columns=["frame"])),
+        batch_size=2,
+        num_workers=1,
+        multiprocessing_context="spawn",
+        collate_fn=_as_rows,
+    )
+    with pytest.raises(UntrustedRefError, match="escape.png"):
+        list(transformed)
+    # the allow-list travels with the root into spawned workers
+    wide = hf_mediaref.load_dataset(str(folder), split="train", allow_uris=[outside])
+    frames = torch.cat([b["frame"] for b in loader(wide.select([3, 4, 6]))])
+    assert labels_of(list(frames.numpy())) == [50, 50, 50]
+
+
+def test_widening_through_every_door(hostile, http_server, monkeypatch):
+    folder, outside, _secret = hostile
+    ds = hf_mediaref.load_dataset(str(folder), split="train")
+    base = f"{http_server.url}/"
+    wide = {"r3": 50, "r4": 50, "r6": 50, "r7": 50, "r8": 7}  # `..` to an allowed folder too
+    # on the loader
+    loaded = hf_mediaref.load_dataset(str(folder), split="train", allow_uris=[outside, base])
+    fmt = loaded.with_format("mediaref")
+    assert [_outcome(lambda i=i: fmt[i]["frame"]) for i in range(10)] == _expected(**wide)
+    # on set_media_root, on the format, in the environment
+    set_media_root(ds, folder, allow_uris=f"{outside} {base}")
+    assert [_outcome(lambda i=i: ds.with_format("mediaref")[i]["frame"]) for i in (3, 8)] == [50, 7]
+    set_media_root(ds, folder)
+    assert _outcome(lambda: ds.with_format("mediaref")[3]["frame"]) == "untrusted"
+    fmt = ds.with_format("mediaref", allow_uris=[outside])
+    assert [_outcome(lambda i=i: fmt[i]["frame"]) for i in (3, 8)] == [50, "untrusted"]
+    monkeypatch.setenv(ALLOW_URIS_ENV, base)
+    assert _outcome(lambda: ds.with_format("mediaref")[8]["frame"]) == 7
+    monkeypatch.delenv(ALLOW_URIS_ENV)
+    # "*" trusts a dataset entirely (your own)
+    trusted = set_media_root(ds, folder, allow_uris="*").with_format("mediaref")
+    assert [_outcome(lambda i=i: trusted[i]["frame"]) for i in (3, 6, 8)] == [50, 50, 7]
+    set_media_root(ds, folder)
+    # decode_transform: its root is a boundary for the raw structs it resolves (decode=False columns)
+    raw = ds.cast_column("frame", MediaRefFeature(decode=False))
+    batch = raw[:4]
+    with pytest.raises(UntrustedRefError):
+        decode_transform(root=folder)(batch)
+    out = decode_transform(root=folder, allow_uris=[outside])(batch)
+    from hf_mediaref.testing import read_index
+
+    assert [read_index(f) for f in out["frame"]] == [3, 7, 9, 50]
+
+
+def test_refs_built_in_code_keep_working(hostile, http_server, labels_of):
+    _, _, secret = hostile
+    refs = [MediaRef(str(secret)), MediaRef(secret.as_uri()), MediaRef(f"{http_server.url}/img7.png")]
+    assert labels_of(hf_mediaref.batch_decode(refs)) == [50, 50, 7]
+    table = Dataset.from_list([{"frame": r} for r in refs], features=Features({"frame": MediaRefFeature()}))
+    assert get_media_root(table) is None
+    assert labels_of(table.with_format("mediaref")[:]["frame"]) == [50, 50, 7]
+    assert labels_of(table.with_transform(decode_transform())[:]["frame"]) == [50, 50, 7]
+
+
+def test_a_host_name_that_resolves_to_loopback_is_refused_when_connecting(
+    hostile, http_server, fake_dns, fast_http
+):
+    folder, _, _ = hostile
+    port = http_server.url.rsplit(":", 1)[1]
+    rows = [{"frame": {"uri": "images/seven.png"}}, {"frame": {"uri": f"http://rebind.test:{port}/img7.png"}}]
+    ds = set_media_root(Dataset.from_list(rows, features=Features({"frame": MediaRefFeature()})), folder)
+    log_before = len(http_server.log)
+    fmt = ds.with_format("mediaref")
+    assert _outcome(lambda: fmt[0]["frame"]) == 7
+    with pytest.raises(UntrustedRefError, match="non-public address 127.0.0.1"):
+        fmt[1]
+    assert len(http_server.log) == log_before
+    allowed = ds.with_format("mediaref", allow_uris=f"http://rebind.test:{port}/")
+    assert _outcome(lambda: allowed[1]["frame"]) == 7 and len(http_server.log) > log_before
+
+
+def test_a_hub_dataset_stays_in_its_repo_and_revision(fake_hub, repo, tmp_path, labels_of):
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo("victim/private", repo_type="dataset")
+    victim = fake_hub.repo_dir("victim/private")
+    write_image(victim / "secret.png", 60, size=(64, 128))
+    api.create_repo("evil/ds", repo_type="dataset")
+    evil = fake_hub.repo_dir("evil/ds")
+    shutil.copytree(repo.path, evil, dirs_exist_ok=True)
+    uris = [
+        ("videos/a.mp4", repo.a.pts_ns[3]),
+        ("images/seven.png", None),
+        (DataURI.from_image(barcode_frame(9, 64, 128)).uri, None),
+        (str(victim / "secret.png"), None),
+        ("hf://datasets/victim/private@main/secret.png", None),
+        ("hf://datasets/evil/ds@main/images/seven.png", None),  # same repo, another revision
+    ]
+    rows = [{"frame": {"uri": u, "pts_ns": p}} for u, p in uris]
+    (evil / "data").mkdir()
+    features = Features({"frame": MediaRefFeature()})
+    Dataset.from_list(rows, features=features).to_parquet(str(evil / "data" / "train-00000-of-00001.parquet"))
+    fake_hub._commit("evil/ds")
+    ds = hf_mediaref.load_dataset("evil/ds", split="train", cache_dir=str(tmp_path / "cache"))
+    fmt = ds.with_format("mediaref")
+    with opened_files() as seen:
+        assert [_outcome(lambda i=i: fmt[i]["frame"]) for i in range(6)] == [3, 7, 9] + ["untrusted"] * 3
+    assert not [p for p in seen if str(victim) in os.path.realpath(p)]
+    allowed = ds.with_format("mediaref", allow_uris="hf://datasets/victim/private")
+    assert _outcome(lambda: allowed[4]["frame"]) == 60

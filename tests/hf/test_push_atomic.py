@@ -1,0 +1,143 @@
+"""push_to_hub validates everything before it writes and lands as one commit: a bad ref, a bad split name,
+a file outside the root or a late failure leave the target repo as it was; re-pushing a Hub-loaded dataset
+to another repo copies its media so that every ref resolves there."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from datasets import Dataset, DatasetDict, Features, Value
+
+import hf_mediaref
+from hf_mediaref import MediaRef
+from hf_mediaref.errors import MediaNotFoundError, UnreadableMediaError, UntrustedRefError
+from hf_mediaref.hf import MediaRefFeature, get_media_root, set_media_root
+from hf_mediaref.testing import write_image
+
+EXPECTED = [0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 100, 105, 110, 115, 7, None]
+
+
+@pytest.fixture
+def target(fake_hub, ds):
+    """``me/target``: a repo with a first push in it; ``(repo_id, its state)``."""
+    hf_mediaref.push_to_hub(ds, "me/target")
+    return "me/target", fake_hub.state("me/target")
+
+
+def _with_extra(ds, uri):
+    extra = Dataset.from_list([{"frame": MediaRef(uri), "label": 99}], features=ds.features)
+    from datasets import concatenate_datasets
+
+    return set_media_root(concatenate_datasets([ds, extra]), get_media_root(ds))
+
+
+def test_a_push_is_one_commit_with_shards_media_and_card(ds, fake_hub):
+    hf_mediaref.push_to_hub(ds, "me/one")
+    (commit,) = [c for c in fake_hub.commit_log if c.repo_id == "me/one"]
+    assert sorted(commit.added) == [
+        "README.md",
+        "data/train-00000-of-00001.parquet",
+        "images/seven.png",
+        "videos/a.mp4",
+        "videos/b.mp4",
+    ]
+
+
+@pytest.mark.parametrize("case", ["outside", "symlink", "missing", "empty", "hub-ref", "loopback"])
+def test_a_bad_ref_changes_nothing(ds, repo, fake_hub, target, tmp_path, http_server, case):
+    repo_id, before = target
+    outside = write_image(tmp_path / "outside.png", 50, size=(64, 128))
+    root = tmp_path / "root"
+    shutil.copytree(repo.path, root)
+    os.symlink(outside, root / "images" / "link.png")
+    (root / "images" / "empty.png").write_bytes(b"")
+    uri, error = {
+        "outside": (str(outside), UntrustedRefError),
+        "symlink": ("images/link.png", UntrustedRefError),
+        "missing": ("images/missing.png", MediaNotFoundError),
+        "empty": ("images/empty.png", UnreadableMediaError),
+        "hub-ref": ("hf://datasets/victim/private@main/x.png", UntrustedRefError),
+        "loopback": (f"{http_server.url}/img7.png", UntrustedRefError),
+    }[case]
+    bad = set_media_root(_with_extra(ds, uri), root)
+    commits = len(fake_hub.commit_log)
+    with pytest.raises(error):
+        hf_mediaref.push_to_hub(bad, repo_id)
+    with pytest.raises(error):
+        hf_mediaref.push_to_hub(bad, "me/fresh")
+    assert fake_hub.state(repo_id) == before and fake_hub.state("me/fresh") == {}
+    assert len(fake_hub.commit_log) == commits
+
+
+def test_a_bad_split_name_changes_nothing(ds, fake_hub, target):
+    repo_id, before = target
+    with pytest.raises(ValueError, match="split name"):
+        hf_mediaref.push_to_hub(DatasetDict({"train": ds, "bad split": ds}), repo_id)
+    with pytest.raises(ValueError, match="media_dir"):
+        hf_mediaref.push_to_hub(ds, repo_id, media_dir="../up")
+    with pytest.raises(ValueError, match="Parquet shards"):
+        hf_mediaref.push_to_hub(ds, repo_id, data_dir="videos")
+    assert fake_hub.state(repo_id) == before
+
+
+def test_a_late_failure_changes_nothing(ds, repo, fake_hub, target, tmp_path):
+    """datasets refuses a split whose features differ from the repo's after its shards were uploaded and new
+    media were planned: nothing is committed (before, the media went in a commit of their own)."""
+    repo_id, before = target
+    root = tmp_path / "root"
+    shutil.copytree(repo.path, root)
+    write_image(root / "images" / "new.png", 42, size=(64, 128))
+    other = set_media_root(_with_extra(ds, "images/new.png"), root).add_column("extra", [0] * 17)
+    with pytest.raises(ValueError, match="[Ff]eatures"):
+        hf_mediaref.push_to_hub(other, repo_id, split="validation")
+    assert fake_hub.state(repo_id) == before
+
+
+def test_allowed_files_outside_the_root_are_uploaded(ds, repo, fake_hub, tmp_path, labels_of):
+    (tmp_path / "shared").mkdir()
+    outside = write_image(tmp_path / "shared" / "fifty.png", 50, size=(64, 128))
+    allowed = set_media_root(_with_extra(ds, str(outside)), repo.path, allow_uris=[outside.parent])
+    hf_mediaref.push_to_hub(allowed, "me/allowed")
+    back = hf_mediaref.load_dataset("me/allowed", split="train", cache_dir=str(tmp_path / "cache"))
+    assert back[16]["frame"].uri.split("@", 1)[1].split("/", 2)[1] == "media"
+    assert labels_of(back.with_format("mediaref")[:]["frame"]) == [*EXPECTED, 50]
+
+
+def test_repushing_a_hub_dataset_copies_its_media(ds, fake_hub, tmp_path, labels_of):
+    hf_mediaref.push_to_hub(ds, "me/src")
+    src = hf_mediaref.load_dataset("me/src", split="train", cache_dir=str(tmp_path / "c1"))
+    relabelled = src.map(lambda row: {"label": row["label"] + 1000})
+    hf_mediaref.push_to_hub(relabelled, "other/dst")
+    (commit,) = [c for c in fake_hub.commit_log if c.repo_id == "other/dst"]
+    assert {"images/seven.png", "videos/a.mp4", "videos/b.mp4"} <= set(commit.added)
+    shutil.rmtree(fake_hub.repo_dir("me/src"))  # the source disappears: nothing may point at it
+    dst = hf_mediaref.load_dataset("other/dst", split="train", cache_dir=str(tmp_path / "c2"))
+    root = get_media_root(dst)
+    assert root.startswith("hf://datasets/other/dst@")
+    assert all(row["frame"] is None or row["frame"].uri.startswith(root) for row in dst)
+    assert labels_of(dst.with_format("mediaref")[:]["frame"]) == EXPECTED
+    # pushing back to the repo it came from copies nothing
+    again = hf_mediaref.load_dataset("other/dst", split="train", cache_dir=str(tmp_path / "c3"))
+    hf_mediaref.push_to_hub(again.map(lambda row: {"label": row["label"]}), "other/dst")
+    last = [c for c in fake_hub.commit_log if c.repo_id == "other/dst"][-1]
+    assert not [p for p in last.added if not p.endswith((".parquet", ".md"))]
+
+
+def test_repushing_a_dataset_with_refs_into_other_repos_refuses(fake_hub, repo, tmp_path):
+    from huggingface_hub import HfApi
+
+    HfApi().create_repo("victim/private", repo_type="dataset")
+    shutil.copy(repo.image, fake_hub.repo_dir("victim/private") / "x.png")
+    HfApi().create_repo("evil/ds", repo_type="dataset")
+    evil = fake_hub.repo_dir("evil/ds")
+    (evil / "data").mkdir()
+    rows = [{"frame": {"uri": "hf://datasets/victim/private@main/x.png", "pts_ns": None}, "label": 0}]
+    features = Features({"frame": MediaRefFeature(), "label": Value("int64")})
+    Dataset.from_list(rows, features=features).to_parquet(str(evil / "data" / "train-00000-of-00001.parquet"))
+    fake_hub._commit("evil/ds")
+    ds = hf_mediaref.load_dataset("evil/ds", split="train", cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(UntrustedRefError, match="victim/private"):
+        hf_mediaref.push_to_hub(ds, "me/copy")
+    assert fake_hub.state("me/copy") == {}
