@@ -30,6 +30,7 @@ from .video import cleanup_cache
 
 if TYPE_CHECKING:  # pragma: no cover
     from .hf import (
+        FrameWindows,
         MediaRefFeature,
         VideoBlockBatchSampler,
         decode_transform,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
 
 _LAZY_HF = (
+    "FrameWindows",
     "MediaRefFeature",
     "VideoBlockBatchSampler",
     "decode_transform",
@@ -54,6 +56,7 @@ _LAZY_HF = (
 __all__ = [
     "DataURI",
     "DecodeOptions",
+    "FrameWindows",
     "MediaRef",
     "MediaRefFeature",
     "VideoBlockBatchSampler",

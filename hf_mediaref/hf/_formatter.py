@@ -30,6 +30,7 @@ from ._compat import (
     torch_formatter,
 )
 from ._feature import MediaRefFeature, fold_feature, has_media, map_media_arrays
+from ._windows import FrameWindows, as_windows, plan_windows
 
 __all__ = ["FORMAT_TYPE", "MediaRefFormatter", "decode_media_columns"]
 
@@ -97,7 +98,11 @@ def _converter(feature: Any, frames: list[Any]) -> _Convert | None:
 
 
 def decode_media_columns(
-    pa_table: pa.Table, features: Mapping[str, Any], columns: list[str], options: DecodeOptions
+    pa_table: pa.Table,
+    features: Mapping[str, Any],
+    columns: list[str],
+    options: DecodeOptions,
+    windows: FrameWindows | None = None,
 ) -> dict[str, list[Any]]:
     """Decode ``columns`` of ``pa_table`` with one engine call.
 
@@ -106,16 +111,21 @@ def decode_media_columns(
         features: the features of its columns.
         columns: the columns to decode (each holds a MediaRef feature with ``decode=True``).
         options: the decode options.
+        windows: temporal windows (:class:`~hf_mediaref.hf.FrameWindows`); their columns' frames are requested
+            in the same engine call.
 
     Returns:
         For each column a list with one value per row: a frame (``None`` for a null ref), or lists and dicts
         of frames for nested refs. Frames are not stacked, so a DataLoader (which splits the batch into rows
-        and collates them) copies each frame once.
+        and collates them) copies each frame once. A window column holds each row's stacked window, and its
+        ``<column>_is_pad`` column is added.
 
     Raises:
         InvalidRefError: a stored row is no valid ref; the message names the column and the row in the batch.
         MediaRefError: the typed errors of :func:`hf_mediaref.batch_decode` for the media themselves.
     """
+    window_columns = [name for name in columns if windows is not None and name in windows.offsets]
+    columns = [name for name in columns if name not in window_columns]
     slots = _RefSlots()
     positions = {
         name: map_media_arrays(
@@ -123,13 +133,48 @@ def decode_media_columns(
         )
         for name in columns
     }
-    frames = decode.batch_decode(slots.refs, options=options) if slots.refs else []
-    out = {}
+    plan = _window_plan(pa_table, features, window_columns, options, windows) if window_columns else None
+    refs = slots.refs + plan.refs if plan is not None else slots.refs
+    frames = decode.batch_decode(refs, options=options) if refs else []
+    out = plan.assemble(frames[len(slots.refs) :], options) if plan is not None else {}
     for name in columns:
         rows = positions[name].to_pylist()
         convert = _converter(features[name], frames)
         out[name] = rows if convert is None else [convert(row) for row in rows]
     return out
+
+
+def _window_plan(
+    pa_table: pa.Table,
+    features: Mapping[str, Any],
+    columns: list[str],
+    options: DecodeOptions,
+    windows: FrameWindows | None,
+) -> Any:
+    """The window frames of ``columns`` (MediaRef columns) in ``pa_table``."""
+    assert windows is not None
+    refs: dict[str, list[MediaRef | None]] = {}
+    for name in columns:
+        feature = features[name]
+        if not isinstance(feature, MediaRefFeature):
+            raise ValueError(
+                f"window column {name!r} must be a MediaRef column, not {type(feature).__name__}"
+            )
+        where = f"column {name!r}, row {{}} of the batch".replace("'{", "'{{").replace("}'", "}}'")
+        found, valid = refs_from_storage(pa_table[name], feature._media_root, where=where)
+        column: list[MediaRef | None] = [None] * len(valid)
+        for i, ref in zip(np.flatnonzero(valid).tolist(), found):
+            column[i] = ref
+        refs[name] = column
+    episodes = None
+    if windows.episode_column is not None:
+        if windows.episode_column not in pa_table.column_names:
+            raise KeyError(
+                f"windows: episode column {windows.episode_column!r} is not in the batch "
+                f"(columns: {pa_table.column_names}); keep it in the formatted columns"
+            )
+        episodes = pa_table[windows.episode_column].to_pylist()
+    return plan_windows(windows, refs, episodes, options)
 
 
 class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
@@ -145,9 +190,12 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         **decode_options: fields of :class:`hf_mediaref.DecodeOptions` by name (``decoder``, ``strategy``,
             ``size``, ``output``, ``channels_first``, ``storage_options``, ``max_workers``, ``device``,
             ``timeout``); given ones override ``options``.
+        windows: temporal windows, a :class:`hf_mediaref.hf.FrameWindows` or ``{column: [offsets in
+            seconds]}``: each row of those columns becomes a stack of ``T`` frames, with a ``<column>_is_pad``
+            column beside it (see :class:`~hf_mediaref.hf.FrameWindows`).
 
     Raises:
-        ValueError: for invalid options (for instance ``device="cuda"`` with ``decoder="pyav"``).
+        ValueError: for invalid options (for instance ``device="cuda"`` with ``decoder="pyav"``) or windows.
         TypeError: for a name that is not a decode option.
 
     Example:
@@ -164,10 +212,12 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         features: Features | None = None,
         token_per_repo_id: dict | None = None,
         options: DecodeOptions | None = None,
+        windows: FrameWindows | Mapping[str, Any] | None = None,
         **decode_options: Any,
     ):
         super().__init__(features, token_per_repo_id)
         self.options = DecodeOptions.resolve(options, **decode_options)
+        self.windows = as_windows(windows)
         kwargs = {"features": features, "token_per_repo_id": token_per_repo_id}
         if self.options.output == "torch":
             self._rest = torch_formatter(**kwargs)
@@ -182,13 +232,21 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
     def format_batch(self, pa_table: pa.Table) -> Mapping:
         """The batch as ``{column: values}``, media columns decoded with one engine call."""
         features = self._features(pa_table)
+        if self.windows is not None:
+            missing = [c for c in self.windows.columns if c not in pa_table.column_names]
+            if missing:
+                raise KeyError(
+                    f"windows: columns {missing} are not in the batch (columns: {pa_table.column_names})"
+                )
         media = [name for name in pa_table.column_names if has_media(features.get(name), decoding=True)]
         if not media:
             return self._rest.format_batch(pa_table)
         others = [name for name in pa_table.column_names if name not in media]
         rest = self._rest.format_batch(pa_table.select(others)) if others else {}
-        decoded = decode_media_columns(pa_table, features, media, self.options)
-        return {name: decoded[name] if name in decoded else rest[name] for name in pa_table.column_names}
+        decoded = decode_media_columns(pa_table, features, media, self.options, self.windows)
+        out = {name: decoded[name] if name in decoded else rest[name] for name in pa_table.column_names}
+        out.update((name, value) for name, value in decoded.items() if name not in out)  # windows' masks
+        return out
 
     def format_row(self, pa_table: pa.Table) -> Mapping:
         """One row (a batch of one, unpacked)."""

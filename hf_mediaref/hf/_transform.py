@@ -18,6 +18,7 @@ from ..arrow import normalize_root, resolve_ref
 from ..arrow._storage import STORED_KEYS
 from ..core import MediaRef
 from ..decode import DecodeOptions
+from ._windows import FrameWindows, as_windows, plan_windows
 
 __all__ = ["MediaDecodeTransform", "decode_transform", "map_refs"]
 
@@ -123,6 +124,8 @@ class MediaDecodeTransform:
         columns: the columns to decode (``None``: every column holding refs).
         root: the media root for relative refs (see :func:`hf_mediaref.arrow.normalize_root`), or ``None``.
         options: the decode options (default: ``DecodeOptions()``).
+        windows: temporal windows (:class:`~hf_mediaref.hf.FrameWindows`, or ``{column: [offsets]}``), or
+            ``None``.
 
     Raises:
         KeyError: (when called) a named column is not in the batch.
@@ -145,10 +148,12 @@ class MediaDecodeTransform:
         columns: Sequence[str] | None = None,
         root: str | os.PathLike[str] | None = None,
         options: DecodeOptions | None = None,
+        windows: FrameWindows | dict[str, Any] | None = None,
     ):
         self.columns = None if columns is None else list(columns)
         self.root = None if root is None else normalize_root(root)
         self.options = options if options is not None else DecodeOptions()
+        self.windows = as_windows(windows)
 
     def _decode(self, refs: list[MediaRef]) -> list[Any]:
         resolved = [resolve_ref(ref, self.root) for ref in refs]
@@ -158,16 +163,55 @@ class MediaDecodeTransform:
         columns = (
             self.columns if self.columns is not None else [k for k, v in batch.items() if _holds_refs(v, k)]
         )
-        missing = [c for c in columns if c not in batch]
+        window_columns = self.windows.columns if self.windows is not None else []
+        columns = [c for c in columns if c not in window_columns]
+        missing = [c for c in [*columns, *window_columns] if c not in batch]
         if missing:
             raise KeyError(
                 f"decode_transform: columns {missing} are not in the batch (columns: {list(batch)})"
             )
-        decoded = map_refs({c: batch[c] for c in columns}, self._decode)
-        return {**batch, **decoded}
+        if not window_columns:
+            decoded = map_refs({c: batch[c] for c in columns}, self._decode)
+            return {**batch, **decoded}
+        plan = self._window_plan(batch)
+        windowed: dict[str, list[Any]] = {}
+
+        def decode_all(refs: list[MediaRef]) -> list[Any]:  # one engine call for the batch and its windows
+            frames = self._decode([*refs, *plan.refs])
+            windowed.update(plan.assemble(frames[len(refs) :], self.options))
+            return frames[: len(refs)]
+
+        decoded = map_refs({c: batch[c] for c in columns}, decode_all)
+        return {**batch, **decoded, **windowed}
+
+    def _window_plan(self, batch: dict) -> Any:
+        assert self.windows is not None
+        refs: dict[str, list[MediaRef | None]] = {}
+        for column in self.windows.columns:
+            values = list(batch[column])
+            refs[column] = [
+                None if value is None else _as_ref(value, (column, i)) for i, value in enumerate(values)
+            ]
+            for i, (value, ref) in enumerate(zip(values, refs[column])):
+                if value is not None and ref is None:
+                    raise ValueError(
+                        f"decode_transform: column {column!r}, row {i} of the batch is not a media reference "
+                        f"({type(value).__name__}); window columns hold one ref per row"
+                    )
+            refs[column] = [None if ref is None else resolve_ref(ref, self.root) for ref in refs[column]]
+        episodes = None
+        if self.windows.episode_column is not None:
+            if self.windows.episode_column not in batch:
+                raise KeyError(
+                    f"decode_transform: episode column {self.windows.episode_column!r} is not in the batch "
+                    f"(columns: {list(batch)})"
+                )
+            episodes = list(batch[self.windows.episode_column])
+        return plan_windows(self.windows, refs, episodes, self.options)
 
     def __repr__(self) -> str:
-        return f"decode_transform(columns={self.columns!r}, root={self.root!r}, {self.options})"
+        windows = f", windows={self.windows}" if self.windows is not None else ""
+        return f"decode_transform(columns={self.columns!r}, root={self.root!r}, {self.options}{windows})"
 
 
 def decode_transform(
@@ -175,6 +219,7 @@ def decode_transform(
     *,
     root: str | os.PathLike[str] | None = None,
     options: DecodeOptions | None = None,
+    windows: FrameWindows | dict[str, Any] | None = None,
     **decode_options: Any,
 ) -> MediaDecodeTransform:
     """A transform for ``ds.with_transform(...)`` or ``IterableDataset.map(..., batched=True)`` that decodes
@@ -192,6 +237,9 @@ def decode_transform(
         **decode_options: fields of :class:`hf_mediaref.DecodeOptions` by name (``decoder``, ``strategy``,
             ``size``, ``output``, ``channels_first``, ``storage_options``, ``max_workers``, ``device``,
             ``timeout``); given ones override ``options``.
+        windows: temporal windows, a :class:`hf_mediaref.hf.FrameWindows` or ``{column: [offsets in
+            seconds]}``: each ref of those columns becomes a stack of ``T`` frames decoded in the batch's
+            engine call, and a ``<column>_is_pad`` column is added.
 
     Returns:
         A picklable callable ``batch -> batch``.
@@ -210,4 +258,6 @@ def decode_transform(
         >>> streamed = ids.map(decode_transform(decoder="torchcodec", device="cuda"), batched=True)
         ```
     """
-    return MediaDecodeTransform(columns, root=root, options=DecodeOptions.resolve(options, **decode_options))
+    return MediaDecodeTransform(
+        columns, root=root, options=DecodeOptions.resolve(options, **decode_options), windows=windows
+    )
