@@ -34,7 +34,7 @@ from .video._torchcodec import check_device
 if TYPE_CHECKING:  # pragma: no cover
     from .core import MediaRef
 
-__all__ = ["DECODERS", "OUTPUTS", "DecodeOptions", "batch_decode"]
+__all__ = ["DECODERS", "ORIENTATIONS", "OUTPUTS", "DecodeOptions", "batch_decode"]
 
 logger = logging.getLogger(__name__)
 
