@@ -160,7 +160,8 @@ def _window_plan(
             raise ValueError(
                 f"window column {name!r} must be a MediaRef column, not {type(feature).__name__}"
             )
-        where = f"column {name!r}, row {{}} of the batch".replace("'{", "'{{").replace("}'", "}}'")
+        quoted = repr(name).replace("{", "{{").replace("}", "}}")
+        where = f"column {quoted}, row {{}} of the batch"
         found, valid = refs_from_storage(pa_table[name], feature._media_root, where=where)
         column: list[MediaRef | None] = [None] * len(valid)
         for i, ref in zip(np.flatnonzero(valid).tolist(), found):
@@ -189,7 +190,7 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         options: a :class:`hf_mediaref.DecodeOptions` (default: ``DecodeOptions()``).
         **decode_options: fields of :class:`hf_mediaref.DecodeOptions` by name (``decoder``, ``strategy``,
             ``size``, ``output``, ``channels_first``, ``storage_options``, ``max_workers``, ``device``,
-            ``timeout``); given ones override ``options``.
+            ``timeout``, ``orientation``); given ones override ``options``.
         windows: temporal windows, a :class:`hf_mediaref.hf.FrameWindows` or ``{column: [offsets in
             seconds]}``: each row of those columns becomes a stack of ``T`` frames, with a ``<column>_is_pad``
             column beside it (see :class:`~hf_mediaref.hf.FrameWindows`).

@@ -236,7 +236,7 @@ def decode_transform(
         options: a :class:`hf_mediaref.DecodeOptions` (default: ``DecodeOptions()``).
         **decode_options: fields of :class:`hf_mediaref.DecodeOptions` by name (``decoder``, ``strategy``,
             ``size``, ``output``, ``channels_first``, ``storage_options``, ``max_workers``, ``device``,
-            ``timeout``); given ones override ``options``.
+            ``timeout``, ``orientation``); given ones override ``options``.
         windows: temporal windows, a :class:`hf_mediaref.hf.FrameWindows` or ``{column: [offsets in
             seconds]}``: each ref of those columns becomes a stack of ``T`` frames decoded in the batch's
             engine call, and a ``<column>_is_pad`` column is added.

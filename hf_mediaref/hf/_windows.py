@@ -249,26 +249,24 @@ def _video_bounds(uris: list[str], options: DecodeOptions) -> dict[str, tuple[in
 
 @dataclasses.dataclass
 class WindowPlan:
-    """The window frames one batch requests (:attr:`refs`), and how their frames become window columns."""
+    """The window frames one batch requests (:attr:`refs`, each distinct time once), and how their frames
+    become window columns."""
 
-    columns: dict[str, tuple[list[int], np.ndarray]]  # column -> (rows with a ref, pad (rows, T))
+    columns: dict[str, tuple[list[int], np.ndarray, np.ndarray]]  # column -> (rows with a ref, pad, slots)
     rows: int
     refs: list[MediaRef]
 
     def assemble(self, frames: Sequence[Any], options: DecodeOptions) -> dict[str, list[Any]]:
         """The window columns and their ``_is_pad`` columns from the decoded ``frames`` of :attr:`refs`
-        (in order): each row's frames stacked (``(T, H, W, 3)`` or ``(T, 3, H, W)``; a list for PIL), its
-        mask a ``(T,)`` bool array (a tensor for ``output="torch"``); ``None`` for a null ref."""
+        (in order): each row's frames stacked (``(T, H, W, 3)`` or ``(T, 3, H, W)``; a list of its own PIL
+        images for ``output="pil"``), its mask a ``(T,)`` bool array (a tensor for ``output="torch"``);
+        ``None`` for a null ref."""
         out: dict[str, list[Any]] = {}
-        done = 0
-        for column, (rows, pad) in self.columns.items():
-            t = pad.shape[1] if pad.ndim == 2 else 0
+        for column, (rows, pad, slots) in self.columns.items():
             values: list[Any] = [None] * self.rows
             masks: list[Any] = [None] * self.rows
             for k, row in enumerate(rows):
-                window = list(frames[done : done + t])
-                done += t
-                values[row] = _stack(window, options)
+                values[row] = _stack([frames[i] for i in slots[k]], options)
                 masks[row] = _mask(pad[k], options)
             out[column] = values
             out[column + PAD_SUFFIX] = masks
@@ -276,8 +274,9 @@ class WindowPlan:
 
 
 def _stack(frames: list[Any], options: DecodeOptions) -> Any:
+    """One row's window (stacking copies: frames shared by windows are not shared by the results)."""
     if options.output == "pil":
-        return frames
+        return [frame.copy() for frame in frames]
     if options.output == "torch":
         import torch
 
@@ -320,8 +319,8 @@ def plan_windows(
     if windows.episode_ranges is None:
         uris = sorted({r.uri for column in refs.values() for r in column if r is not None})
         bounds = _video_bounds(uris, options) if uris else {}
-    columns: dict[str, tuple[list[int], np.ndarray]] = {}
-    flat: list[MediaRef] = []
+    columns: dict[str, tuple[list[int], np.ndarray, np.ndarray]] = {}
+    slot_of: dict[tuple[str, int], int] = {}  # (uri, time) -> position in the plan's refs
     for column, column_refs in refs.items():
         rows = [i for i, r in enumerate(column_refs) if r is not None]
         present = [column_refs[i] for i in rows]
@@ -369,9 +368,13 @@ def plan_windows(
                 uri=ref.uri,
             )
         times, pad = window_times(pts, windows.offsets_ns(column), low, high, valid_from, valid_to)
-        pad = pad.reshape(len(rows), len(windows.offsets[column]))
-        for ref, row_times in zip(present, times.reshape(len(rows), -1).tolist()):
+        width = len(windows.offsets[column])
+        pad = pad.reshape(len(rows), width)
+        slots = np.empty((len(rows), width), dtype=np.int64)
+        for k, (ref, row_times) in enumerate(zip(present, times.reshape(len(rows), width).tolist())):
             assert ref is not None
-            flat.extend(MediaRef.model_construct(uri=ref.uri, pts_ns=int(t)) for t in row_times)
-        columns[column] = (rows, pad)
-    return WindowPlan(columns, n, flat)
+            for j, t in enumerate(row_times):
+                slots[k, j] = slot_of.setdefault((ref.uri, int(t)), len(slot_of))
+        columns[column] = (rows, pad, slots)
+    unique = [MediaRef.model_construct(uri=uri, pts_ns=t) for uri, t in slot_of]
+    return WindowPlan(columns, n, unique)

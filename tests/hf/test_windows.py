@@ -114,8 +114,9 @@ def test_window_frames_are_decoded_in_the_batchs_one_engine_call(episodes_ds):
     with collect_stats() as stats:
         batch = fmt[:40]
     assert len(batch["frame"]) == 40
-    assert stats.calls == 1 and stats.requested_refs == 40 * 3
-    assert stats.returned_frames == 120
+    assert len(batch["frame"]) == 40 and all(len(w) == 3 for w in batch["frame"])
+    assert stats.calls == 1 and stats.requested_refs == 40  # each distinct time once: a's 30 frames, b's 10
+    assert stats.returned_frames == 40
     assert stats.decoded_frames <= 30 + 10  # each needed frame of a.mp4 and b.mp4 decoded once
 
 
@@ -149,7 +150,7 @@ def test_decode_transform_with_windows_matches_the_format(episodes_ds, repo):
     refs = [MediaRef.model_validate(r) for r in raw["frame"]]
     with collect_stats() as stats:
         out = transform({"frame": refs, "episode_index": raw["episode_index"], "other": [None] * 3})
-    assert stats.calls == 1 and stats.requested_refs == 9
+    assert stats.calls == 1 and stats.requested_refs == 5  # frames 12 to 16, each once
     assert [_ids(w) for w in out["frame"]] == [[12, 13, 14], [15, 15, 15], [15, 15, 16]]
     assert [p.tolist() for p in out["frame_is_pad"]] == [
         [False] * 3,
@@ -198,3 +199,26 @@ def test_window_errors_name_the_row(episodes_ds, ds, repo):
         decode_transform(root=repo.path, windows=PAST)({"frame": [MediaRef("videos/a.mp4", 3 * 10**9)]})
     with pytest.raises(TypeError, match="streamed"):
         FrameWindows.from_dataset(episodes_ds.to_iterable_dataset(), PAST, episode_column="episode_index")
+
+
+def test_streamed_dataset_with_episode_ranges_given_by_hand(episodes_ds, repo):
+    """A streamed dataset cannot be read ahead: its episode ranges come from elsewhere (LeRobot's
+    ``meta/episodes``), here in nanoseconds of each episode's first and last frame."""
+    a, b = repo.a.pts_ns, repo.b.pts_ns
+    windows = FrameWindows(
+        PAST,
+        episode_column="episode_index",
+        episode_ranges={"frame": {0: (a[0], a[14]), 1: (a[15], a[29]), 2: (b[0], b[19])}},
+    )
+    streamed = episodes_ds.to_iterable_dataset(num_shards=2).map(
+        decode_transform(root=repo.path, windows=windows), batched=True, batch_size=7
+    )
+    seen = 0
+    for row in streamed:
+        i = row["i"] % 100
+        first = 15 if 15 <= row["i"] < 100 else 0
+        want = [(row["i"] - i) + max(first, i - k) for k in (2, 1, 0)]
+        assert _ids(row["frame"]) == want, row["i"]
+        assert row["frame_is_pad"].tolist() == [i - 2 < first, i - 1 < first, False]
+        seen += 1
+    assert seen == 50
