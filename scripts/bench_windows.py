@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Temporal windows benchmark: 64 rows x a window of 4 frames on the benchmark video, decoded as one batch
 (``with_format("mediaref", windows=...)``: every window frame in one engine call, each distinct time once)
-against the same frames
-decoded row by row (one engine call per row, its 4 frames) and frame by frame (one call per frame).
+against the same frames decoded row by row (one engine call per row, its 4 frames) and frame by frame (one
+call per frame).
 
     python scripts/bench_windows.py [--seconds 60] [--reps 3] [--sample 16] [--markdown FILE]
 
