@@ -156,7 +156,9 @@ class FrameWindows:
             TypeError: ``dataset`` is not a map-style ``datasets.Dataset`` (a streamed dataset cannot be read
                 ahead: pass ``episode_ranges`` yourself).
             KeyError: a named column is not in ``dataset``.
+            ValueError: an episode's refs in a window column point into several files.
         """
+        import pyarrow as pa
         import pyarrow.compute as pc
         from datasets import Dataset
 
@@ -174,14 +176,24 @@ class FrameWindows:
         episodes = table[episode_column]
         ranges: _Ranges = {}
         for column in checked:
-            pts = pc.struct_field(table[column], "pts_ns")
-            import pyarrow as pa
-
+            refs = table[column]
             grouped = (
-                pa.table({"episode": episodes, "pts": pts})
+                pa.table(
+                    {
+                        "episode": episodes,
+                        "pts": pc.struct_field(refs, "pts_ns"),
+                        "uri": pc.struct_field(refs, "uri"),
+                    }
+                )
                 .group_by("episode")
-                .aggregate([("pts", "min"), ("pts", "max")])
+                .aggregate([("pts", "min"), ("pts", "max"), ("uri", "count_distinct")])
             )
+            several = pc.filter(grouped["episode"], pc.greater(grouped["uri_count_distinct"], 1)).to_pylist()
+            if several:
+                raise ValueError(
+                    f"episode {several[0]!r} has frames in several files of column {column!r}: an episode's "
+                    "window range is a span of one video"
+                )
             ranges[column] = {
                 ep: (lo, hi)
                 for ep, lo, hi in zip(

@@ -222,3 +222,11 @@ def test_streamed_dataset_with_episode_ranges_given_by_hand(episodes_ds, repo):
         assert row["frame_is_pad"].tolist() == [i - 2 < first, i - 1 < first, False]
         seen += 1
     assert seen == 50
+
+
+def test_an_episode_spread_over_several_files_is_refused(episodes_ds):
+    mixed = episodes_ds.map(
+        lambda row: {"episode_index": 0 if row["i"] in (0, 100) else row["episode_index"]}
+    )
+    with pytest.raises(ValueError, match="episode 0 has frames in several files"):
+        FrameWindows.from_dataset(mixed, PAST, episode_column="episode_index")
