@@ -30,7 +30,7 @@ from ._compat import (
     torch_formatter,
 )
 from ._feature import MediaRefFeature, fold_feature, has_media, map_media_arrays
-from ._windows import FrameWindows, as_windows, plan_windows
+from ._windows import FrameWindows, as_windows, plan_table_windows
 
 __all__ = ["FORMAT_TYPE", "MediaRefFormatter", "decode_media_columns"]
 
@@ -124,7 +124,7 @@ def decode_media_columns(
         InvalidRefError: a stored row is no valid ref; the message names the column and the row in the batch.
         MediaRefError: the typed errors of :func:`hf_mediaref.batch_decode` for the media themselves.
     """
-    window_columns = [name for name in columns if windows is not None and name in windows.offsets]
+    window_columns = [name for name in columns if name in windows.offsets] if windows is not None else []
     columns = [name for name in columns if name not in window_columns]
     slots = _RefSlots()
     positions = {
@@ -133,7 +133,9 @@ def decode_media_columns(
         )
         for name in columns
     }
-    plan = _window_plan(pa_table, features, window_columns, options, windows) if window_columns else None
+    plan = None
+    if windows is not None and window_columns:
+        plan = plan_table_windows(pa_table, features, window_columns, options, windows)
     refs = slots.refs + plan.refs if plan is not None else slots.refs
     frames = decode.batch_decode(refs, options=options) if refs else []
     out = plan.assemble(frames[len(slots.refs) :], options) if plan is not None else {}
@@ -142,40 +144,6 @@ def decode_media_columns(
         convert = _converter(features[name], frames)
         out[name] = rows if convert is None else [convert(row) for row in rows]
     return out
-
-
-def _window_plan(
-    pa_table: pa.Table,
-    features: Mapping[str, Any],
-    columns: list[str],
-    options: DecodeOptions,
-    windows: FrameWindows | None,
-) -> Any:
-    """The window frames of ``columns`` (MediaRef columns) in ``pa_table``."""
-    assert windows is not None
-    refs: dict[str, list[MediaRef | None]] = {}
-    for name in columns:
-        feature = features[name]
-        if not isinstance(feature, MediaRefFeature):
-            raise ValueError(
-                f"window column {name!r} must be a MediaRef column, not {type(feature).__name__}"
-            )
-        quoted = repr(name).replace("{", "{{").replace("}", "}}")
-        where = f"column {quoted}, row {{}} of the batch"
-        found, valid = refs_from_storage(pa_table[name], feature._media_root, where=where)
-        column: list[MediaRef | None] = [None] * len(valid)
-        for i, ref in zip(np.flatnonzero(valid).tolist(), found):
-            column[i] = ref
-        refs[name] = column
-    episodes = None
-    if windows.episode_column is not None:
-        if windows.episode_column not in pa_table.column_names:
-            raise KeyError(
-                f"windows: episode column {windows.episode_column!r} is not in the batch "
-                f"(columns: {pa_table.column_names}); keep it in the formatted columns"
-            )
-        episodes = pa_table[windows.episode_column].to_pylist()
-    return plan_windows(windows, refs, episodes, options)
 
 
 class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,8 +31,20 @@ from .._fields import NS_PER_SECOND, describe_ref
 from ..core import MediaRef
 from ..decode import DecodeOptions
 from ..errors import FrameOutOfRangeError
+from ._feature import MediaRefFeature
 
-__all__ = ["PAD_SUFFIX", "FrameWindows", "WindowPlan", "as_windows", "plan_windows", "window_times"]
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+__all__ = [
+    "PAD_SUFFIX",
+    "FrameWindows",
+    "WindowPlan",
+    "as_windows",
+    "plan_table_windows",
+    "plan_windows",
+    "window_times",
+]
 
 #: The mask column of window column ``c`` is ``c + PAD_SUFFIX`` (LeRobot's name).
 PAD_SUFFIX = "_is_pad"
@@ -390,3 +402,43 @@ def plan_windows(
         columns[column] = (rows, pad, slots)
     unique = [MediaRef.model_construct(uri=uri, pts_ns=t) for uri, t in slot_of]
     return WindowPlan(columns, n, unique)
+
+
+def plan_table_windows(
+    pa_table: pa.Table,
+    features: Mapping[str, Any],
+    columns: list[str],
+    options: DecodeOptions,
+    windows: FrameWindows,
+) -> WindowPlan:
+    """:func:`plan_windows` for the MediaRef ``columns`` of an Arrow batch (the ``"mediaref"`` format's).
+
+    Raises:
+        ValueError: a window column is not a MediaRef column.
+        KeyError: the episode column is not in the batch.
+    """
+    from ..arrow import refs_from_storage
+
+    refs: dict[str, list[MediaRef | None]] = {}
+    for name in columns:
+        feature = features[name]
+        if not isinstance(feature, MediaRefFeature):
+            raise ValueError(
+                f"window column {name!r} must be a MediaRef column, not {type(feature).__name__}"
+            )
+        quoted = repr(name).replace("{", "{{").replace("}", "}}")
+        where = f"column {quoted}, row {{}} of the batch"
+        found, valid = refs_from_storage(pa_table[name], feature._media_root, where=where)
+        column: list[MediaRef | None] = [None] * len(valid)
+        for i, ref in zip(np.flatnonzero(valid).tolist(), found):
+            column[i] = ref
+        refs[name] = column
+    episodes = None
+    if windows.episode_column is not None:
+        if windows.episode_column not in pa_table.column_names:
+            raise KeyError(
+                f"windows: episode column {windows.episode_column!r} is not in the batch "
+                f"(columns: {pa_table.column_names}); keep it in the formatted columns"
+            )
+        episodes = pa_table[windows.episode_column].to_pylist()
+    return plan_windows(windows, refs, episodes, options)
