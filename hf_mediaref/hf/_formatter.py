@@ -30,6 +30,7 @@ from ._compat import (
     torch_formatter,
 )
 from ._feature import MediaRefFeature, fold_feature, has_media, map_media_arrays
+from ._roots import with_hub_token
 from ._windows import FrameWindows, as_windows, plan_table_windows
 
 __all__ = ["FORMAT_TYPE", "MediaRefFormatter", "decode_media_columns"]
@@ -154,7 +155,8 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
 
     Args:
         features: the dataset's features (``datasets`` passes them).
-        token_per_repo_id: passed by ``datasets``; used for the other columns' formatting.
+        token_per_repo_id: passed by ``datasets``; used for the other columns' formatting, and for
+            ``hf://`` media of a repo when no token came with the media root.
         options: a :class:`hf_mediaref.DecodeOptions` (default: ``DecodeOptions()``).
         **decode_options: fields of :class:`hf_mediaref.DecodeOptions` by name (``decoder``, ``strategy``,
             ``size``, ``output``, ``channels_first``, ``storage_options``, ``max_workers``, ``device``,
@@ -212,7 +214,8 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
             return self._rest.format_batch(pa_table)
         others = [name for name in pa_table.column_names if name not in media]
         rest = self._rest.format_batch(pa_table.select(others)) if others else {}
-        decoded = decode_media_columns(pa_table, features, media, self.options, self.windows)
+        options = with_hub_token(self.options, [features[name] for name in media], self.token_per_repo_id)
+        decoded = decode_media_columns(pa_table, features, media, options, self.windows)
         out = {name: decoded[name] if name in decoded else rest[name] for name in pa_table.column_names}
         out.update((name, value) for name, value in decoded.items() if name not in out)  # windows' masks
         return out
