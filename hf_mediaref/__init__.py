@@ -31,6 +31,7 @@ from .video import cleanup_cache
 
 if TYPE_CHECKING:  # pragma: no cover
     from .hf import (
+        FrameWindows,
         MediaRefFeature,
         VideoBlockBatchSampler,
         decode_transform,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
 
 _LAZY_HF = (
+    "FrameWindows",
     "MediaRefFeature",
     "VideoBlockBatchSampler",
     "decode_transform",
@@ -57,6 +59,7 @@ _LAZY_HF = (
 __all__ = [
     "DataURI",
     "DecodeOptions",
+    "FrameWindows",
     "MediaRef",
     "MediaRefFeature",
     "VideoBlockBatchSampler",

@@ -34,7 +34,7 @@ from .video._torchcodec import check_device
 if TYPE_CHECKING:  # pragma: no cover
     from .core import MediaRef
 
-__all__ = ["DECODERS", "OUTPUTS", "DecodeOptions", "batch_decode"]
+__all__ = ["DECODERS", "ORIENTATIONS", "OUTPUTS", "DecodeOptions", "batch_decode"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 DECODERS = ("pyav", "torchcodec")
 #: What a decoded frame is: a numpy array, a torch tensor or a PIL image.
 OUTPUTS = ("numpy", "torch", "pil")
+#: Which way up frames come: as displayed (rotation metadata applied) or as stored.
+ORIENTATIONS = ("display", "stored")
 
 _IMAGE_COST = 4.0  # an image load, in decoded-frame units, for scheduling
 
@@ -78,11 +80,15 @@ class DecodeOptions:
         timeout: seconds the whole call may take, or ``None`` (each HTTP request still has its own deadline,
             ``HF_MEDIAREF_HTTP_DEADLINE``): no HTTP request outlives it and no decode task starts after it
             (:class:`~hf_mediaref.errors.DecodeTimeoutError`, or a ``RemoteAccessError`` for a cut request).
+        orientation: ``"display"`` (default): frames as a player shows them, a video's rotation display
+            matrix (phones write one) and an image's EXIF orientation applied, as TorchCodec does; ``size`` is
+            then the displayed ``(height, width)``. ``"stored"``: the pixels as encoded, as a plain PyAV
+            decode gives them.
 
     Raises:
-        ValueError: for an unknown decoder, strategy or output, a malformed ``size``, ``channels_first`` with
-            ``output="pil"``, ``max_workers < 1``, a non-positive ``timeout``, or a CUDA device with the PyAV
-            decoder.
+        ValueError: for an unknown decoder, strategy, output or orientation, a malformed ``size``,
+            ``channels_first`` with ``output="pil"``, ``max_workers < 1``, a non-positive ``timeout``, or a
+            CUDA device with the PyAV decoder.
 
     Example:
         ```python
@@ -102,6 +108,7 @@ class DecodeOptions:
     max_workers: int | None = None
     device: str = "cpu"
     timeout: float | None = None
+    orientation: Literal["display", "stored"] = "display"
 
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
@@ -131,6 +138,8 @@ class DecodeOptions:
             if isinstance(self.timeout, bool) or not float(self.timeout) > 0:
                 raise ValueError(f"timeout must be a positive number of seconds, got {self.timeout!r}")
             object.__setattr__(self, "timeout", float(self.timeout))
+        if self.orientation not in ORIENTATIONS:
+            raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {self.orientation!r}")
         if self.device != "cpu" and self.decoder != "torchcodec":
             raise ValueError(f"device={self.device!r} needs decoder='torchcodec' (PyAV decodes on the CPU)")
 
@@ -233,6 +242,7 @@ def batch_decode(
     max_workers: int | None = None,
     device: str | None = None,
     timeout: float | None = None,
+    orientation: Literal["display", "stored"] | None = None,
     options: DecodeOptions | None = None,
 ) -> list[Any]:
     """Load every ref (video frames and images) and return one RGB frame per ref, in input order.
@@ -243,8 +253,8 @@ def batch_decode(
     Args:
         refs: ``MediaRef`` s or ``{"uri", "pts_ns"}`` dicts; duplicates, any order, many videos and
             still images (``pts_ns=None``) mixed.
-        strategy, decoder, size, output, channels_first, storage_options, max_workers, device, timeout: the
-            fields of :class:`DecodeOptions`; given ones override ``options``.
+        strategy, decoder, size, output, channels_first, storage_options, max_workers, device, timeout,
+            orientation: the fields of :class:`DecodeOptions`; given ones override ``options``.
         options: a :class:`DecodeOptions` (default: ``DecodeOptions()``).
 
     Returns:
@@ -281,6 +291,7 @@ def batch_decode(
         max_workers=max_workers,
         device=device,
         timeout=timeout,
+        orientation=orientation,
     )
     fields = _ref_fields(refs)
     stats.record(calls=1, requested_refs=len(fields))
@@ -293,7 +304,9 @@ def batch_decode(
 
 
 def _load_image(uri: str, options: DecodeOptions, _threads: int) -> np.ndarray:
-    return load_image_rgb(uri, size=options.size, storage_options=options.storage_options)
+    return load_image_rgb(
+        uri, size=options.size, storage_options=options.storage_options, orientation=options.orientation
+    )
 
 
 def _decode_checked(fields: list[tuple[str, int | None]], options: DecodeOptions) -> list[Any]:
@@ -322,6 +335,7 @@ def _decode(fields: list[tuple[str, int | None]], options: DecodeOptions) -> lis
         size=options.size,
         storage_options=options.storage_options,
         device=options.device,
+        orientation=options.orientation,
         budget=budget,
     )
     tasks: list[Task] = [task for plan in plans for task in plan.tasks]

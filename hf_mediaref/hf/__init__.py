@@ -5,8 +5,9 @@ Importing this package imports ``datasets`` (and registers the feature and forma
 that do not need ``datasets`` (storage type, grouping, root resolution) are in :mod:`hf_mediaref.arrow`; the
 decode options in :class:`hf_mediaref.DecodeOptions`. Modules (private): ``_feature`` (the feature and the
 walker over nested features and their Arrow data), ``_formatter``, ``_transform``, ``_embedding``, ``_roots``,
-``_loading``, ``_hub``, ``_card``, ``_interop``, ``_sampler``, ``_registration`` and ``_compat`` (every
-``datasets`` internal used, in one place); ``_lerobot`` (``from_lerobot``).
+``_loading``, ``_hub``, ``_card``, ``_interop``, ``_sampler``, ``_windows`` (temporal windows),
+``_registration`` and ``_compat`` (every ``datasets`` internal used, in one place); ``_lerobot``
+(``from_lerobot``).
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from ._loading import load_dataset
 from ._roots import get_media_root, set_media_root
 from ._sampler import VideoBlockBatchSampler
 from ._transform import MediaDecodeTransform, decode_transform
+from ._windows import FrameWindows
 
 _registration.register()
 
 __all__ = [
+    "FrameWindows",
     "MediaDecodeTransform",
     "MediaRefFeature",
     "MediaRefFormatter",

@@ -31,6 +31,7 @@ from ._compat import (
 )
 from ._feature import MediaRefFeature, fold_feature, has_media, map_media_arrays
 from ._roots import with_hub_token
+from ._windows import FrameWindows, as_windows, plan_table_windows
 
 __all__ = ["FORMAT_TYPE", "MediaRefFormatter", "decode_media_columns"]
 
@@ -105,6 +106,7 @@ def decode_media_columns(
     columns: list[str],
     options: DecodeOptions,
     allow_uris: tuple[str, ...] = (),
+    windows: FrameWindows | None = None,
 ) -> dict[str, list[Any]]:
     """Decode ``columns`` of ``pa_table`` with one engine call.
 
@@ -114,17 +116,22 @@ def decode_media_columns(
         columns: the columns to decode (each holds a MediaRef feature with ``decode=True``).
         options: the decode options.
         allow_uris: entries (:func:`hf_mediaref.arrow.parse_allow_uris`) widening the columns' media roots.
+        windows: temporal windows (:class:`~hf_mediaref.hf.FrameWindows`); their columns' frames are requested
+            in the same engine call.
 
     Returns:
         For each column a list with one value per row: a frame (``None`` for a null ref), or lists and dicts
         of frames for nested refs. Frames are not stacked, so a DataLoader (which splits the batch into rows
-        and collates them) copies each frame once.
+        and collates them) copies each frame once. A window column holds each row's stacked window, and its
+        ``<column>_is_pad`` column is added.
 
     Raises:
         InvalidRefError: a stored row is no valid ref; the message names the column and the row in the batch.
         UntrustedRefError: a ref reads outside its column's media root and is not allowed.
         MediaRefError: the typed errors of :func:`hf_mediaref.batch_decode` for the media themselves.
     """
+    window_columns = [name for name in columns if name in windows.offsets] if windows is not None else []
+    columns = [name for name in columns if name not in window_columns]
     slots = _RefSlots(allow_uris)
     positions = {
         name: map_media_arrays(
@@ -132,8 +139,12 @@ def decode_media_columns(
         )
         for name in columns
     }
-    frames = decode.batch_decode(slots.refs, options=options) if slots.refs else []
-    out = {}
+    plan = None
+    if windows is not None and window_columns:
+        plan = plan_table_windows(pa_table, features, window_columns, options, windows, allow_uris)
+    refs = slots.refs + plan.refs if plan is not None else slots.refs
+    frames = decode.batch_decode(refs, options=options) if refs else []
+    out = plan.assemble(frames[len(slots.refs) :], options) if plan is not None else {}
     for name in columns:
         rows = positions[name].to_pylist()
         convert = _converter(features[name], frames)
@@ -156,10 +167,13 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
             :func:`hf_mediaref.hf.set_media_root`), added to the root's own allow-list.
         **decode_options: fields of :class:`hf_mediaref.DecodeOptions` by name (``decoder``, ``strategy``,
             ``size``, ``output``, ``channels_first``, ``storage_options``, ``max_workers``, ``device``,
-            ``timeout``); given ones override ``options``.
+            ``timeout``, ``orientation``); given ones override ``options``.
+        windows: temporal windows, a :class:`hf_mediaref.hf.FrameWindows` or ``{column: [offsets in
+            seconds]}``: each row of those columns becomes a stack of ``T`` frames, with a ``<column>_is_pad``
+            column beside it (see :class:`~hf_mediaref.hf.FrameWindows`).
 
     Raises:
-        ValueError: for invalid options (for instance ``device="cuda"`` with ``decoder="pyav"``).
+        ValueError: for invalid options (for instance ``device="cuda"`` with ``decoder="pyav"``) or windows.
         TypeError: for a name that is not a decode option.
 
     Example:
@@ -177,11 +191,13 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         token_per_repo_id: dict | None = None,
         options: DecodeOptions | None = None,
         allow_uris: Any = None,
+        windows: FrameWindows | Mapping[str, Any] | None = None,
         **decode_options: Any,
     ):
         super().__init__(features, token_per_repo_id)
         self.options = DecodeOptions.resolve(options, **decode_options)
         self.allow_uris = parse_allow_uris(allow_uris)
+        self.windows = as_windows(windows)
         kwargs = {"features": features, "token_per_repo_id": token_per_repo_id}
         if self.options.output == "torch":
             self._rest = torch_formatter(**kwargs)
@@ -196,14 +212,24 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
     def format_batch(self, pa_table: pa.Table) -> Mapping:
         """The batch as ``{column: values}``, media columns decoded with one engine call."""
         features = self._features(pa_table)
+        if self.windows is not None:
+            missing = [c for c in self.windows.columns if c not in pa_table.column_names]
+            if missing:
+                raise KeyError(
+                    f"windows: columns {missing} are not in the batch (columns: {pa_table.column_names})"
+                )
         media = [name for name in pa_table.column_names if has_media(features.get(name), decoding=True)]
         if not media:
             return self._rest.format_batch(pa_table)
         others = [name for name in pa_table.column_names if name not in media]
         rest = self._rest.format_batch(pa_table.select(others)) if others else {}
         options = with_hub_token(self.options, [features[name] for name in media], self.token_per_repo_id)
-        decoded = decode_media_columns(pa_table, features, media, options, self.allow_uris)
-        return {name: decoded[name] if name in decoded else rest[name] for name in pa_table.column_names}
+        decoded = decode_media_columns(
+            pa_table, features, media, options, allow_uris=self.allow_uris, windows=self.windows
+        )
+        out = {name: decoded[name] if name in decoded else rest[name] for name in pa_table.column_names}
+        out.update((name, value) for name, value in decoded.items() if name not in out)  # windows' masks
+        return out
 
     def format_row(self, pa_table: pa.Table) -> Mapping:
         """One row (a batch of one, unpacked)."""

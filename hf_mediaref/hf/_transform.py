@@ -18,6 +18,7 @@ from ..arrow import media_root, resolve_ref
 from ..arrow._storage import STORED_KEYS
 from ..core import MediaRef
 from ..decode import DecodeOptions
+from ._windows import FrameWindows, as_windows, plan_windows
 
 __all__ = ["MediaDecodeTransform", "decode_transform", "map_refs"]
 
@@ -126,6 +127,8 @@ class MediaDecodeTransform:
             against it.
         options: the decode options (default: ``DecodeOptions()``).
         allow_uris: what refs may read beyond ``root`` (see :func:`hf_mediaref.arrow.parse_allow_uris`).
+        windows: temporal windows (:class:`~hf_mediaref.hf.FrameWindows`, or ``{column: [offsets]}``), or
+            ``None``.
 
     Raises:
         KeyError: (when called) a named column is not in the batch.
@@ -150,10 +153,12 @@ class MediaDecodeTransform:
         root: str | os.PathLike[str] | None = None,
         options: DecodeOptions | None = None,
         allow_uris: Any = None,
+        windows: FrameWindows | dict[str, Any] | None = None,
     ):
         self.columns = None if columns is None else list(columns)
         self.root = None if root is None else media_root(root, allow_uris)
         self.options = options if options is not None else DecodeOptions()
+        self.windows = as_windows(windows)
 
     def _decode(self, refs: list[MediaRef]) -> list[Any]:
         resolved = [resolve_ref(ref, self.root) for ref in refs]
@@ -163,17 +168,58 @@ class MediaDecodeTransform:
         columns = (
             self.columns if self.columns is not None else [k for k, v in batch.items() if _holds_refs(v, k)]
         )
-        missing = [c for c in columns if c not in batch]
+        window_columns = self.windows.columns if self.windows is not None else []
+        columns = [c for c in columns if c not in window_columns]
+        missing = [c for c in [*columns, *window_columns] if c not in batch]
         if missing:
             raise KeyError(
                 f"decode_transform: columns {missing} are not in the batch (columns: {list(batch)})"
             )
-        decoded = map_refs({c: batch[c] for c in columns}, self._decode)
-        return {**batch, **decoded}
+        if not window_columns:
+            decoded = map_refs({c: batch[c] for c in columns}, self._decode)
+            return {**batch, **decoded}
+        plan = self._window_plan(batch)
+        windowed: dict[str, list[Any]] = {}
+
+        def decode_all(refs: list[MediaRef]) -> list[Any]:  # one engine call for the batch and its windows
+            frames = self._decode([*refs, *plan.refs])
+            windowed.update(plan.assemble(frames[len(refs) :], self.options))
+            return frames[: len(refs)]
+
+        decoded = map_refs({c: batch[c] for c in columns}, decode_all)
+        return {**batch, **decoded, **windowed}
+
+    def _window_plan(self, batch: dict) -> Any:
+        assert self.windows is not None
+        refs: dict[str, list[MediaRef | None]] = {}
+        for column in self.windows.columns:
+            values = list(batch[column])
+            refs[column] = [
+                None if value is None else _as_ref(value, (column, i)) for i, value in enumerate(values)
+            ]
+            for i, (value, ref) in enumerate(zip(values, refs[column])):
+                if value is not None and ref is None:
+                    raise ValueError(
+                        f"decode_transform: column {column!r}, row {i} of the batch is not a media reference "
+                        f"({type(value).__name__}); window columns hold one ref per row"
+                    )
+            refs[column] = [None if ref is None else resolve_ref(ref, self.root) for ref in refs[column]]
+        episodes = None
+        if self.windows.episode_column is not None:
+            if self.windows.episode_column not in batch:
+                raise KeyError(
+                    f"decode_transform: episode column {self.windows.episode_column!r} is not in the batch "
+                    f"(columns: {list(batch)})"
+                )
+            episodes = list(batch[self.windows.episode_column])
+        return plan_windows(self.windows, refs, episodes, self.options)
 
     def __repr__(self) -> str:
         allow = f", allow_uris={self.root.allow!r}" if self.root is not None and self.root.allow else ""
-        return f"decode_transform(columns={self.columns!r}, root={self.root!r}{allow}, {self.options})"
+        windows = f", windows={self.windows}" if self.windows is not None else ""
+        return (
+            f"decode_transform(columns={self.columns!r}, root={self.root!r}{allow}, {self.options}{windows})"
+        )
 
 
 def decode_transform(
@@ -182,6 +228,7 @@ def decode_transform(
     root: str | os.PathLike[str] | None = None,
     options: DecodeOptions | None = None,
     allow_uris: Any = None,
+    windows: FrameWindows | dict[str, Any] | None = None,
     **decode_options: Any,
 ) -> MediaDecodeTransform:
     """A transform for ``ds.with_transform(...)`` or ``IterableDataset.map(..., batched=True)`` that decodes
@@ -201,7 +248,10 @@ def decode_transform(
         allow_uris: what refs may read beyond ``root`` (see :func:`hf_mediaref.arrow.parse_allow_uris`).
         **decode_options: fields of :class:`hf_mediaref.DecodeOptions` by name (``decoder``, ``strategy``,
             ``size``, ``output``, ``channels_first``, ``storage_options``, ``max_workers``, ``device``,
-            ``timeout``); given ones override ``options``.
+            ``timeout``, ``orientation``); given ones override ``options``.
+        windows: temporal windows, a :class:`hf_mediaref.hf.FrameWindows` or ``{column: [offsets in
+            seconds]}``: each ref of those columns becomes a stack of ``T`` frames decoded in the batch's
+            engine call, and a ``<column>_is_pad`` column is added.
 
     Returns:
         A picklable callable ``batch -> batch``.
@@ -222,4 +272,4 @@ def decode_transform(
         ```
     """
     opts = DecodeOptions.resolve(options, **decode_options)
-    return MediaDecodeTransform(columns, root=root, options=opts, allow_uris=allow_uris)
+    return MediaDecodeTransform(columns, root=root, options=opts, allow_uris=allow_uris, windows=windows)

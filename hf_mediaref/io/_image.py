@@ -93,12 +93,14 @@ def _looks_like_video(data: bytes) -> bool:
     return len(data) > 376 and data[0] == data[188] == data[376] == 0x47  # MPEG-TS packets
 
 
-def decode_image(data: bytes, *, uri: str = "<bytes>") -> Image.Image:
-    """Decode encoded image bytes into an RGB Pillow image; ``uri`` names the source in errors."""
+def decode_image(data: bytes, *, uri: str = "<bytes>", orientation: str = "display") -> Image.Image:
+    """Decode encoded image bytes into an RGB Pillow image; ``uri`` names the source in errors.
+    ``orientation="display"`` applies the EXIF orientation, ``"stored"`` keeps the pixels as stored."""
     try:
         img: Image.Image = Image.open(io.BytesIO(data))
         check_pixel_limit(img.size[0], img.size[1], uri)
-        img = ImageOps.exif_transpose(img)
+        if orientation == "display":
+            img = ImageOps.exif_transpose(img)
         img.load()
         return to_rgb(img)
     except MediaDecodeError:
@@ -123,9 +125,9 @@ def decode_image(data: bytes, *, uri: str = "<bytes>") -> Image.Image:
         raise MediaDecodeError(f"cannot decode image {describe_uri(uri)}: {exc}", uri=uri) from exc
 
 
-def load_image(uri: str, *, storage_options: dict | None = None) -> Image.Image:
-    """Load the image at ``uri`` as an RGB Pillow image."""
-    return decode_image(read_bytes(uri, storage_options=storage_options), uri=uri)
+def load_image(uri: str, *, storage_options: dict | None = None, orientation: str = "display") -> Image.Image:
+    """Load the image at ``uri`` as an RGB Pillow image (EXIF orientation applied unless ``"stored"``)."""
+    return decode_image(read_bytes(uri, storage_options=storage_options), uri=uri, orientation=orientation)
 
 
 def resize_rgb(img: Image.Image, size: tuple[int, int] | None) -> Image.Image:
@@ -139,10 +141,15 @@ def resize_rgb(img: Image.Image, size: tuple[int, int] | None) -> Image.Image:
 
 
 def load_image_rgb(
-    uri: str, *, size: tuple[int, int] | None = None, storage_options: dict | None = None
+    uri: str,
+    *,
+    size: tuple[int, int] | None = None,
+    storage_options: dict | None = None,
+    orientation: str = "display",
 ) -> np.ndarray:
-    """Load the image at ``uri`` as an (H, W, 3) uint8 RGB array, optionally resized to ``size=(H, W)``."""
-    img = resize_rgb(load_image(uri, storage_options=storage_options), size)
+    """Load the image at ``uri`` as an (H, W, 3) uint8 RGB array, optionally resized to ``size=(H, W)``;
+    ``orientation="display"`` applies the EXIF orientation first, ``"stored"`` does not."""
+    img = resize_rgb(load_image(uri, storage_options=storage_options, orientation=orientation), size)
     return np.array(img, dtype=np.uint8)
 
 

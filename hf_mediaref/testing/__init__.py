@@ -1,5 +1,23 @@
 """Helpers that generate self-identifying media for tests, demos and benchmarks."""
 
-from .media import VideoSpec, barcode_frame, probe_pts_ns, read_index, write_image, write_video
+from .media import (
+    VideoSpec,
+    barcode_frame,
+    probe_pts_ns,
+    read_index,
+    set_mp4_rotation,
+    write_animated_image,
+    write_image,
+    write_video,
+)
 
-__all__ = ["VideoSpec", "barcode_frame", "probe_pts_ns", "read_index", "write_image", "write_video"]
+__all__ = [
+    "VideoSpec",
+    "barcode_frame",
+    "probe_pts_ns",
+    "read_index",
+    "set_mp4_rotation",
+    "write_animated_image",
+    "write_image",
+    "write_video",
+]

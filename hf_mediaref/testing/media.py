@@ -1,7 +1,8 @@
 """Self-identifying test media: frames whose pixels say which frame they are.
 
 Every frame carries a 16-bit barcode (two rows of 16 black/white blocks: the index and its bitwise
-complement), which survives lossy coding. :func:`read_index` reads it back and refuses anything that
+complement), which survives lossy coding; frames narrower than 64 or lower than 32 pixels (down to 32x16, for
+odd sizes such as 33x17) carry an 8-bit one. :func:`read_index` reads it back and refuses anything that
 is not a clean barcode, so a test can assert *which* frame came back, not just its shape.
 
 Used by the test suite, the demo, the examples and the benchmark. Needs PyAV (``[video]``) for videos.
@@ -20,16 +21,18 @@ import numpy as np
 BITS = 16
 _MIN_WIDTH = 64
 _MIN_HEIGHT = 32
+_TINY_BITS = 8  # frames below _MIN_WIDTH x _MIN_HEIGHT, down to half that
 
 
-def _band_geometry(height: int, width: int) -> tuple[int, int]:
-    if width < _MIN_WIDTH or height < _MIN_HEIGHT:
-        raise ValueError(
-            f"barcode frames need at least {_MIN_WIDTH}x{_MIN_HEIGHT} pixels, got {width}x{height}"
-        )
-    row_h = max(8, height // 8)
-    block_w = width // BITS
-    return row_h, block_w
+def _band_geometry(height: int, width: int) -> tuple[int, int, int]:
+    """``(row height, block width, bits)`` of the barcode of a ``height`` x ``width`` frame."""
+    if width >= _MIN_WIDTH and height >= _MIN_HEIGHT:
+        return max(8, height // 8), width // BITS, BITS
+    if width >= _MIN_WIDTH // 2 and height >= _MIN_HEIGHT // 2:
+        return max(4, height // 8), width // _TINY_BITS, _TINY_BITS
+    raise ValueError(
+        f"barcode frames need at least {_MIN_WIDTH // 2}x{_MIN_HEIGHT // 2} pixels, got {width}x{height}"
+    )
 
 
 def barcode_frame(index: int, height: int = 96, width: int = 128, *, noise: float = 0.0) -> np.ndarray:
@@ -37,9 +40,9 @@ def barcode_frame(index: int, height: int = 96, width: int = 128, *, noise: floa
 
     ``noise`` (0..1) adds seeded pixel noise below the barcode to raise the bitrate to realistic levels.
     """
-    if not 0 <= index < 2**BITS:
-        raise ValueError(f"index must be in [0, {2**BITS}), got {index}")
-    row_h, block_w = _band_geometry(height, width)
+    row_h, block_w, bits = _band_geometry(height, width)
+    if not 0 <= index < 2**bits:
+        raise ValueError(f"index must be in [0, {2**bits}) for a {width}x{height} frame, got {index}")
     yy, xx = np.mgrid[0:height, 0:width]
     img = np.empty((height, width, 3), np.uint8)
     img[..., 0] = (xx * 2 + index * 3) % 256
@@ -50,8 +53,8 @@ def barcode_frame(index: int, height: int = 96, width: int = 128, *, noise: floa
         jitter = rng.normal(0.0, 255 * noise, size=(height, width, 1))
         img = np.clip(img.astype(np.float32) + jitter, 0, 255).astype(np.uint8)
     img[: 2 * row_h + 2] = 128
-    for bit in range(BITS):
-        on = (index >> (BITS - 1 - bit)) & 1
+    for bit in range(bits):
+        on = (index >> (bits - 1 - bit)) & 1
         x0, x1 = bit * block_w, (bit + 1) * block_w
         img[1 : 1 + row_h, x0:x1] = 255 if on else 0
         img[1 + row_h : 1 + 2 * row_h, x0:x1] = 0 if on else 255
@@ -66,11 +69,11 @@ def read_index(frame: np.ndarray) -> int:
     if arr.ndim != 3 or arr.shape[-1] != 3:
         raise ValueError(f"expected an RGB frame, got shape {arr.shape}")
     height, width = arr.shape[:2]
-    row_h, block_w = _band_geometry(height, width)
+    row_h, block_w, bits = _band_geometry(height, width)
     luma = arr.astype(np.float32).mean(axis=-1)
     my, mx = max(1, row_h // 4), max(1, block_w // 4)
     value = 0
-    for bit in range(BITS):
+    for bit in range(bits):
         x0, x1 = bit * block_w + mx, (bit + 1) * block_w - mx
         top = luma[1 + my : 1 + row_h - my, x0:x1].mean()
         bottom = luma[1 + row_h + my : 1 + 2 * row_h - my, x0:x1].mean()
@@ -171,12 +174,18 @@ def write_video(
     noise: float = 0.0,
     first_index: int = 0,
     codec_options: dict[str, str] | None = None,
+    pix_fmt: str = "yuv420p",
+    rotation: int = 0,
+    audio_first: bool = False,
 ) -> VideoSpec:
     """Encode a barcode video with PyAV and return its ground truth.
 
     ``pts`` gives explicit (possibly irregular, i.e. variable-frame-rate) timestamps in ``time_base`` units;
     otherwise frame i is at ``start_pts + i`` in a time base of ``1/fps``. ``audio`` adds a silent audio
     stream. ``codec_options`` are merged over the encoder options (``{"x264-params": "...:open-gop=1"}``).
+    ``pix_fmt`` is the encoded pixel format (``"yuv420p10le"``, ``"yuv444p"``). ``rotation`` (MP4/MOV only)
+    writes a display matrix rotating the picture by that many degrees counter-clockwise (the frames stay
+    stored upright). ``audio_first`` puts the audio stream before the video stream.
     The returned pts are read back from the written file, so they are what a decoder will see."""
     import av
 
@@ -190,29 +199,90 @@ def write_video(
     if len(frame_pts) != num_frames:
         raise ValueError("len(pts) must equal num_frames")
     with av.open(str(path), "w") as out:
+        astream = None
+        if audio and audio_first:
+            astream = _add_audio(out, path)
         options = {**_CODEC_OPTIONS.get(codec, lambda g, b: {})(gop, bframes), **(codec_options or {})}
         stream = out.add_stream(codec, rate=rate, options=options)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.time_base = tb
         stream.codec_context.time_base = tb
         if codec not in _CODEC_OPTIONS or codec == "mpeg4":
             stream.codec_context.gop_size = gop
-        astream = None
-        if audio:
-            acodec = "libopus" if path.suffix in {".mkv", ".webm"} else "aac"
-            astream = out.add_stream(acodec, rate=48000)
-            astream.layout = "mono"
+        if audio and not audio_first:
+            astream = _add_audio(out, path)
         for i, p in enumerate(frame_pts):
             frame = av.VideoFrame.from_ndarray(
                 barcode_frame(first_index + i, height, width, noise=noise), "rgb24"
             )
-            frame = frame.reformat(format="yuv420p")
+            frame = frame.reformat(format=pix_fmt)
             frame.pts, frame.time_base = p, tb
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
         if astream is not None:
             _write_silence(av, out, astream, seconds=float(frame_pts[-1] * tb) + 0.2)
+    if rotation:
+        set_mp4_rotation(path, rotation)
     return VideoSpec(path, tuple(probe_pts_ns(path)), width, height, codec)
+
+
+def _add_audio(out, path: Path):
+    acodec = "libopus" if path.suffix in {".mkv", ".webm"} else "aac"
+    astream = out.add_stream(acodec, rate=48000)
+    astream.layout = "mono"
+    return astream
+
+
+def set_mp4_rotation(path: str | os.PathLike, degrees: int) -> None:
+    """Write a display matrix rotating by ``degrees`` (counter-clockwise, a multiple of 90) into every track
+    header of an MP4/MOV file, in place (what phones do; PyAV reads it back as ``VideoFrame.rotation``)."""
+    import math
+    import struct
+
+    if degrees % 90:
+        raise ValueError(f"rotation must be a multiple of 90 degrees, got {degrees}")
+    cos, sin = round(math.cos(math.radians(degrees))), round(math.sin(math.radians(degrees)))
+    matrix = struct.pack(">9i", cos << 16, -sin << 16, 0, sin << 16, cos << 16, 0, 0, 0, 1 << 30)
+    data = bytearray(Path(path).read_bytes())
+    at = data.find(b"tkhd")
+    if at < 4:
+        raise ValueError(f"{path} has no track header (tkhd): not an MP4/MOV file")
+    while at >= 4:
+        version = data[at + 4]
+        offset = at - 4 + (48 if version == 0 else 60)
+        data[offset : offset + 36] = matrix
+        at = data.find(b"tkhd", at + 4)
+    Path(path).write_bytes(bytes(data))
+
+
+def write_animated_image(
+    path: str | os.PathLike,
+    num_frames: int = 12,
+    *,
+    fps: int = 10,
+    size: tuple[int, int] = (64, 128),
+    format: str | None = None,
+) -> VideoSpec:
+    """Write an animated GIF or WebP (by ``format`` or the suffix) of barcode frames with Pillow, each frame
+    shown ``1 / fps`` seconds; ``pts_ns`` are the frames' start times (GIF stores hundredths of a second)."""
+    from PIL import Image
+
+    path = Path(path)
+    height, width = size
+    frames = [Image.fromarray(barcode_frame(i, height, width), "RGB") for i in range(num_frames)]
+    duration_ms = round(1000 / fps)
+    frames[0].save(
+        path,
+        format=format,
+        save_all=True,
+        append_images=frames[1:],
+        duration=duration_ms,
+        loop=0,
+        lossless=True,
+    )
+    return VideoSpec(
+        path, tuple(i * duration_ms * 1_000_000 for i in range(num_frames)), width, height, "image"
+    )
 
 
 def _write_silence(av, out, astream, seconds: float) -> None:

@@ -22,9 +22,10 @@ from ._indexes import confirm_version, load_index
 from ._planning import NO_FRAME, BatchDecodingStrategy, Span, plan_spans, span_cost
 from ._types import Frame, FrameBatch, VideoStreamMetadata
 
-__all__ = ["BaseVideoDecoder", "DimensionOrder", "as_source_uri"]
+__all__ = ["BaseVideoDecoder", "DimensionOrder", "Orientation", "as_source_uri", "quarter_turns"]
 
 DimensionOrder = Literal["NCHW", "NHWC"]
+Orientation = Literal["display", "stored"]
 
 
 def as_source_uri(source: Any) -> str:
@@ -37,6 +38,12 @@ def as_source_uri(source: Any) -> str:
             f"video source must be a URI string, a path or a MediaRef, got {type(source).__name__}"
         )
     return uri
+
+
+def quarter_turns(rotation: float | None) -> int:
+    """Counter-clockwise quarter turns (0..3) of a display rotation in degrees (``None``: 0); rotations
+    between quarter turns round to the nearest one."""
+    return round(float(rotation or 0) / 90) % 4
 
 
 class BaseVideoDecoder(abc.ABC):
@@ -53,6 +60,8 @@ class BaseVideoDecoder(abc.ABC):
             ``data:``, fsspec URLs), or a ``MediaRef`` (its ``uri``).
         storage_options: fsspec options for remote URIs.
         dimension_order: ``"NCHW"`` (default, as TorchCodec) or ``"NHWC"``.
+        orientation: ``"display"`` (default, as TorchCodec: a rotation display matrix is applied) or
+            ``"stored"`` (the pixels as encoded). :attr:`metadata` gives the stored size.
 
     Raises:
         MediaNotFoundError, MediaDecodeError, UnsupportedURIError, RemoteAccessError: when the video cannot be
@@ -60,10 +69,18 @@ class BaseVideoDecoder(abc.ABC):
     """
 
     def __init__(
-        self, source: Any, *, storage_options: dict | None = None, dimension_order: DimensionOrder = "NCHW"
+        self,
+        source: Any,
+        *,
+        storage_options: dict | None = None,
+        dimension_order: DimensionOrder = "NCHW",
+        orientation: Orientation = "display",
     ):
         if dimension_order not in ("NCHW", "NHWC"):
             raise ValueError(f"dimension_order must be 'NCHW' or 'NHWC', got {dimension_order!r}")
+        if orientation not in ("display", "stored"):
+            raise ValueError(f"orientation must be 'display' or 'stored', got {orientation!r}")
+        self.orientation = orientation
         self.uri = as_source_uri(source)
         self.storage_options = storage_options
         self.dimension_order = dimension_order

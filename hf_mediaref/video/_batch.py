@@ -58,13 +58,14 @@ def plan_videos(
     size: tuple[int, int] | None = None,
     storage_options: dict | None = None,
     device: str = "cpu",
+    orientation: str = "display",
     budget: int = 1,
 ) -> list[VideoPlan]:
     """Open every video of ``requests`` (URI -> times in ns) and plan the decode of its frames.
 
     Args:
         requests: for each video URI, the requested times in nanoseconds (any order, duplicates allowed).
-        decoder, strategy, size, storage_options, device: see :class:`hf_mediaref.DecodeOptions`.
+        decoder, strategy, size, storage_options, device, orientation: see :class:`hf_mediaref.DecodeOptions`.
         budget: threads to use while opening and indexing the videos.
 
     Returns:
@@ -76,7 +77,7 @@ def plan_videos(
     if not requests:
         return []
     cls = _decoder_class(decoder)
-    options: dict[str, Any] = {"storage_options": storage_options}
+    options: dict[str, Any] = {"storage_options": storage_options, "orientation": orientation}
     if decoder == "torchcodec":
         options["device"] = device
     decoders: list[BaseVideoDecoder] = run_tasks(

@@ -150,6 +150,11 @@ def _real_keyframe_pts(container: Any, stream: Any) -> set[int]:
     return found
 
 
+def _is_animated_webp(head: bytes) -> bool:
+    """Whether a WebP file (its first bytes) has the VP8X chunk's animation flag set."""
+    return head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X" and len(head) > 20 and bool(head[20] & 0x02)
+
+
 def scan_index(container: Any, stream: Any, *, count_packet_bytes: bool = True) -> VideoIndex:
     """Build the index of ``stream`` (a PyAV video stream of the open ``container``) by demuxing it.
 
@@ -160,10 +165,16 @@ def scan_index(container: Any, stream: Any, *, count_packet_bytes: bool = True) 
     sizes: list[int] = []
     durations: list[int] = []
     total_bytes = 0
+    webp = stream.codec_context.name == "webp"
     for packet in container.demux(stream):
         size = packet.size
         if size == 0:
             continue
+        if webp and _is_animated_webp(bytes(packet)[:21]):
+            raise ValueError(
+                "an animated WebP: FFmpeg has no decoder for its frames, so they cannot be addressed by "
+                "time; a ref with pts_ns=None loads its first frame (convert it to a video or a GIF)"
+            )
         total_bytes += size
         ts = packet.pts if packet.pts is not None else packet.dts
         if ts is None or packet.is_discard:

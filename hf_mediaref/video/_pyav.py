@@ -28,7 +28,7 @@ from .._fields import NS_PER_SECOND
 from ..errors import MediaDecodeError, describe_uri
 from ..io import check_pixel_limit
 from . import _stats as stats
-from ._base import BaseVideoDecoder
+from ._base import BaseVideoDecoder, quarter_turns
 from ._container import OpenedVideo, import_av, lease_video
 from ._index import VideoIndex
 from ._indexes import check_version
@@ -76,9 +76,12 @@ class _MissingFrame(Exception):
 _REFORMAT_EXTRA: dict[str, Any] | None = None
 
 
-def _to_rgb(video: OpenedVideo, frame: Any, size: tuple[int, int] | None) -> np.ndarray:
+def _to_rgb(video: OpenedVideo, frame: Any, size: tuple[int, int] | None, orientation: str) -> np.ndarray:
     global _REFORMAT_EXTRA
     check_pixel_limit(frame.width, frame.height, video.uri, "video")  # a stream may change size midway
+    turns = quarter_turns(getattr(frame, "rotation", 0)) if orientation == "display" else 0
+    if size is not None and turns % 2:
+        size = (size[1], size[0])  # the displayed (H, W) is the stored (W, H)
     height, width = size if size is not None else (None, None)
     if _REFORMAT_EXTRA is None:
         try:
@@ -89,6 +92,8 @@ def _to_rgb(video: OpenedVideo, frame: Any, size: tuple[int, int] | None) -> np.
             rgb = video.reformatter.reformat(frame, format="rgb24", width=width, height=height)
     else:
         rgb = video.reformatter.reformat(frame, format="rgb24", width=width, height=height, **_REFORMAT_EXTRA)
+    if turns:  # the display matrix's counter-clockwise rotation, as TorchCodec applies it
+        return np.ascontiguousarray(np.rot90(rgb.to_ndarray(), turns))
     return np.ascontiguousarray(rgb.to_ndarray())
 
 
@@ -126,8 +131,10 @@ class _SpanDecode:
         skip_nonref: bool,
         seek: bool = True,
         careful: bool = False,
+        orientation: str = "display",
     ):
         self.video, self.index, self.start, self.targets, self.size = video, index, start, targets, size
+        self.orientation = orientation
         self.seek = seek  # False: a fresh container decoded from its first packet
         # careful: one codec thread, so every damage report comes at its own packet; damage then spoils the
         # frames decoded after it (in decode order) until the next keyframe
@@ -208,7 +215,7 @@ class _SpanDecode:
     def _answer(self, frame: Any, pts: int) -> None:
         arr = self._converted.get(pts)
         if arr is None:
-            arr = self._converted[pts] = _to_rgb(self.video, frame, self.size)
+            arr = self._converted[pts] = _to_rgb(self.video, frame, self.size, self.orientation)
         self.frames[self.targets[self._pending]] = arr
         self._pending += 1
 
@@ -266,6 +273,7 @@ class PyAVVideoDecoder(BaseVideoDecoder):
             ``data:``, fsspec URLs), or a ``MediaRef``.
         storage_options: fsspec options for remote URIs.
         dimension_order: ``"NCHW"`` (default) or ``"NHWC"``.
+        orientation: ``"display"`` (default: a rotation display matrix is applied) or ``"stored"``.
 
     Raises:
         MissingDependencyError: PyAV is not installed.
@@ -306,6 +314,7 @@ class PyAVVideoDecoder(BaseVideoDecoder):
                         skip_nonref,
                         seek=not from_top,
                         careful=careful,
+                        orientation=self.orientation,
                     )
                     frames = decode.run()
                 if every_packet:  # the frame lost while skipping came out when nothing was skipped

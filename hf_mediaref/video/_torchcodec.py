@@ -21,7 +21,7 @@ from .._fields import NS_PER_SECOND
 from ..errors import MediaDecodeError, MissingDependencyError, describe_uri
 from ..io import open_media, source_version
 from . import _stats as stats
-from ._base import BaseVideoDecoder, DimensionOrder
+from ._base import BaseVideoDecoder, DimensionOrder, Orientation, quarter_turns
 from ._cache import decoder_cache
 from ._index import VideoIndex
 from ._indexes import check_version
@@ -146,6 +146,8 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
         device: ``"cpu"`` or ``"cuda[:N]"``.
         storage_options: fsspec options for remote URIs.
         dimension_order: ``"NCHW"`` (default) or ``"NHWC"``.
+        orientation: ``"display"`` (default, TorchCodec's own: a rotation display matrix is applied) or
+            ``"stored"`` (rotated videos are then decoded by the PyAV backend, as tensors on ``device``).
 
     Raises:
         MissingDependencyError: TorchCodec is missing or its FFmpeg libraries do not load.
@@ -166,10 +168,13 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
         device: str = "cpu",
         storage_options: dict | None = None,
         dimension_order: DimensionOrder = "NCHW",
+        orientation: Orientation = "display",
     ):
         load_torchcodec()
         self.device = check_device(device)
-        super().__init__(source, storage_options=storage_options, dimension_order=dimension_order)
+        super().__init__(
+            source, storage_options=storage_options, dimension_order=dimension_order, orientation=orientation
+        )
         self._mappings: str | None = None
         self._reference: BaseVideoDecoder | None = None  # the PyAV decoder used where TorchCodec fails
 
@@ -198,9 +203,16 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
             return self._reference_decode(span, size, threads)
         try:
             with decoder_cache.lease(key, open_) as opened:
-                batch = opened.decoder.get_frames_at(list(span.targets))
+                other_timeline = self._other_timeline(opened.decoder)
+                turns = quarter_turns(getattr(opened.decoder.metadata, "rotation", 0))
+                if other_timeline is None and not (turns and self.orientation == "stored"):
+                    batch = opened.decoder.get_frames_at(list(span.targets))
         except RuntimeError as exc:  # TorchCodec's decode and seek failures
             return self._reference_decode(span, size, threads, why=f"it raised {exc}")
+        if other_timeline is not None:
+            return self._reference_decode(span, size, threads, why=other_timeline)
+        if turns and self.orientation == "stored":  # TorchCodec always applies the rotation
+            return self._reference_decode(span, size, threads)
         if not self._returned_targets(span, batch.pts_seconds.tolist()):
             return self._reference_decode(span, size, threads, why="its seek returned frames of other times")
         data = batch.data
@@ -213,6 +225,23 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
                 bytes_read=packet_bytes if opened.counts_packet_bytes else 0,
             )
         return {target: data[i] for i, target in enumerate(span.targets)}
+
+    def _other_timeline(self, decoder: Any) -> str | None:
+        """Why TorchCodec's timestamps are not the index's (``None``: they are): where the container header
+        says the stream begins differs from the first frame's pts. TorchCodec then labels frames with times of
+        its own (seen in AVI, whose H.264 packets have pts one tick after their dts: TorchCodec returned the
+        next frame under the requested frame's pts), which no pts check of its results can catch."""
+        begin = getattr(decoder.metadata, "begin_stream_seconds_from_header", None)
+        idx = self._index
+        if (
+            begin is None
+            or abs(float(begin) - idx.begin_ns / NS_PER_SECOND) <= idx.tolerance_ns / NS_PER_SECOND
+        ):
+            return None
+        return (
+            f"its timeline begins at {float(begin):.6f} s (the container header), the first frame's pts at "
+            f"{idx.begin_ns / NS_PER_SECOND:.6f} s"
+        )
 
     def _returned_targets(self, span: Span, pts_seconds: list[float]) -> bool:
         """Whether TorchCodec returned the targets' own frames (their pts are the index's)."""
@@ -241,7 +270,9 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
         if self._reference is None:
             from ._pyav import PyAVVideoDecoder
 
-            self._reference = PyAVVideoDecoder(self.uri, storage_options=self.storage_options)
+            self._reference = PyAVVideoDecoder(
+                self.uri, storage_options=self.storage_options, orientation=self.orientation
+            )
         frames = self._reference._decode_span(span, size=size, threads=threads)
         return {t: torch.from_numpy(frame).to(self.device) for t, frame in frames.items()}
 

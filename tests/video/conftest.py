@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hf_mediaref.testing import VideoSpec, probe_pts_ns, write_video
+from hf_mediaref.testing import VideoSpec, probe_pts_ns, write_animated_image, write_video
 from hf_mediaref.video import cleanup_cache
 
 SIZE = (64, 128)  # (H, W): the smallest size barcodes (and every encoder here) accept
@@ -26,6 +26,7 @@ class Case:
     name: str
     spec: VideoSpec
     fps: Fraction | None  # constant frame rate, or None for variable frame rate
+    rotation: int = 0  # the display matrix's rotation (degrees counter-clockwise); frames are stored upright
 
     @property
     def path(self) -> Path:
@@ -180,8 +181,58 @@ BUILDERS: dict[str, tuple[Fraction | None, Callable[[Path], VideoSpec]]] = {
         ),
     ),
     "h264_one_keyframe_ts": (Fraction(24), lambda d: _ts(d, "h264_gop300", 300)),
+    # real-world media: pixel formats, odd sizes, a display matrix, stream order, more containers
+    "h264_10bit_mp4": (
+        Fraction(25),
+        lambda d: write_video(
+            d / "h264_10bit.mp4", 30, fps=25, gop=10, bframes=2, pix_fmt="yuv420p10le", size=SIZE
+        ),
+    ),
+    "av1_10bit_mkv": (
+        Fraction(24),
+        lambda d: write_video(
+            d / "av1_10bit.mkv", 24, fps=24, gop=8, codec="libsvtav1", pix_fmt="yuv420p10le", size=SIZE
+        ),
+    ),
+    "h264_yuv444_mkv": (
+        Fraction(30),
+        lambda d: write_video(
+            d / "h264_444.mkv", 30, fps=30, gop=10, bframes=2, pix_fmt="yuv444p", size=SIZE
+        ),
+    ),
+    "vp9_33x17_webm": (
+        Fraction(25),
+        lambda d: write_video(d / "vp9_33x17.webm", 30, fps=25, gop=10, codec="libvpx-vp9", size=(17, 33)),
+    ),
+    "h264_yuv444_65x33_mp4": (
+        Fraction(25),
+        lambda d: write_video(
+            d / "h264_65x33.mp4", 30, fps=25, gop=10, bframes=2, pix_fmt="yuv444p", size=(33, 65)
+        ),
+    ),
+    "h264_rotated_mp4": (
+        Fraction(30),
+        lambda d: write_video(d / "rotated.mp4", 30, fps=30, gop=10, bframes=2, rotation=90, size=SIZE),
+    ),
+    "audio_first_mp4": (
+        Fraction(25),
+        lambda d: write_video(
+            d / "audio_first.mp4", 30, fps=25, gop=10, bframes=2, audio=True, audio_first=True, size=SIZE
+        ),
+    ),
+    "mpeg4_avi": (
+        Fraction(25),
+        lambda d: write_video(d / "mpeg4.avi", 30, fps=25, gop=10, codec="mpeg4", size=SIZE),
+    ),
+    "h264_avi": (
+        Fraction(25),
+        lambda d: write_video(d / "h264.avi", 30, fps=25, gop=10, size=SIZE),
+    ),
+    "animated_gif": (Fraction(10), lambda d: write_animated_image(d / "anim.gif", 20, fps=10, size=SIZE)),
 }
 ZOO = list(BUILDERS)
+#: The display rotation of zoo videos that have one.
+ROTATION = {"h264_rotated_mp4": 90}
 
 
 @pytest.fixture(scope="session")
@@ -196,7 +247,7 @@ def build_case(zoo_dir) -> Callable[[str], Case]:
     def build(name: str) -> Case:
         if name not in built:
             fps, make = BUILDERS[name]
-            built[name] = Case(name, make(zoo_dir), fps)
+            built[name] = Case(name, make(zoo_dir), fps, ROTATION.get(name, 0))
         return built[name]
 
     return build

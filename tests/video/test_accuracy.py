@@ -22,8 +22,10 @@ STRATEGIES = list(BatchDecodingStrategy)
 DECODERS = ["pyav", pytest.param("torchcodec", marks=pytest.mark.torchcodec)]
 
 
-def _indices(refs_out) -> list[int]:
-    return [read_index(np.asarray(frame)) for frame in refs_out]
+def _indices(refs_out, case=None) -> list[int]:
+    """The barcodes of decoded frames; a rotated case's frames (returned as displayed) are turned back."""
+    turns = case.rotation // 90 if case is not None else 0
+    return [read_index(np.rot90(np.asarray(frame), -turns)) for frame in refs_out]
 
 
 def _sequential_decode(path) -> list[np.ndarray]:
@@ -45,7 +47,7 @@ def test_every_frame_by_its_pts_shuffled_with_duplicates(case, strategy, decoder
     rng = np.random.default_rng(len(case.name))
     order = rng.permutation(n).tolist() + rng.integers(0, n, 10).tolist()
     refs = [MediaRef(case.uri, case.spec.pts_ns[i]) for i in order]
-    assert _indices(batch_decode(refs, strategy=strategy, decoder=decoder)) == order
+    assert _indices(batch_decode(refs, strategy=strategy, decoder=decoder), case) == order
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
@@ -61,18 +63,22 @@ def test_random_times_inside_each_frame_interval(case, decoder):
     times.append(pts[-1] + 1_000_000)  # 1 ms into the last frame
     expected.append(len(pts) - 1)
     out = batch_decode([MediaRef(case.uri, t) for t in times], decoder=decoder)
-    assert _indices(out) == expected
+    assert _indices(out, case) == expected
 
 
 def test_pixels_equal_a_sequential_decode(case):
-    """No strategy changes pixels: spans start at real keyframes and skipped frames are never references."""
+    """No strategy changes pixels: spans start at real keyframes and skipped frames are never references.
+    Frames come as displayed (a rotation display matrix applied), or as stored (``orientation="stored"``)."""
     reference = _sequential_decode(case.path)
     n = case.spec.num_frames
     picks = sorted(set(np.random.default_rng(3).integers(0, n, 12).tolist()) | {0, n - 1})
     refs = [MediaRef(case.uri, case.spec.pts_ns[i]) for i in picks]
     for strategy in STRATEGIES:
         for i, frame in zip(picks, batch_decode(refs, strategy=strategy)):
-            np.testing.assert_array_equal(frame, reference[i], err_msg=f"{case.name} frame {i} {strategy}")
+            expected = np.rot90(reference[i], case.rotation // 90)
+            np.testing.assert_array_equal(frame, expected, err_msg=f"{case.name} frame {i} {strategy}")
+    for i, frame in zip(picks, batch_decode(refs, orientation="stored")):
+        np.testing.assert_array_equal(frame, reference[i], err_msg=f"{case.name} frame {i} stored")
 
 
 @pytest.mark.torchcodec
@@ -81,12 +87,14 @@ def test_torchcodec_pixels_close_to_pyav(case):
     refs = [MediaRef(case.uri, case.spec.pts_ns[i]) for i in (0, n // 2, n - 1)]
     for a, b in zip(batch_decode(refs), batch_decode(refs, decoder="torchcodec")):
         assert np.abs(a.astype(int) - b.astype(int)).mean() < 4
+    for a, b in zip(*(batch_decode(refs, decoder=d, orientation="stored") for d in ("pyav", "torchcodec"))):
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 4
 
 
 def test_times_before_the_first_frame_give_the_first_frame(case):
     first = case.spec.pts_ns[0]
     times = sorted({0, first // 2, max(first - 1, 0)})
-    assert _indices(batch_decode([MediaRef(case.uri, t) for t in times])) == [0] * len(times)
+    assert _indices(batch_decode([MediaRef(case.uri, t) for t in times]), case) == [0] * len(times)
 
 
 def test_end_of_video_raises_naming_ref_and_duration(case):
@@ -94,7 +102,8 @@ def test_end_of_video_raises_naming_ref_and_duration(case):
     end_ns = round(dec.metadata.end_stream_seconds * 1e9)
     last = case.spec.pts_ns[-1]
     assert end_ns > last
-    assert _indices(batch_decode([MediaRef(case.uri, end_ns - 2_000_000)])) == [case.spec.num_frames - 1]
+    last_frame = batch_decode([MediaRef(case.uri, end_ns - 2_000_000)])
+    assert _indices(last_frame, case) == [case.spec.num_frames - 1]
     for t in (end_ns, end_ns + 10**9, 2**62):
         ref = MediaRef(case.uri, t)
         with pytest.raises(FrameOutOfRangeError, match="duration") as info:
