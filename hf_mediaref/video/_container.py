@@ -84,6 +84,11 @@ class OpenedVideo:
         if self._expect is not None:
             self._expect(nbytes)
 
+    def adopt(self, owner: contextlib.ExitStack) -> None:
+        """Take over ``owner`` (what keeps the given source open): closed after the container."""
+        owner.push(self._stack.pop_all())
+        self._stack = owner
+
     def close(self) -> None:
         self._stack.close()
 

@@ -30,7 +30,8 @@ def _frames(out):
 
 
 def test_a_new_process_reads_the_stored_index_instead_of_the_whole_video(media_dir, http_server, store):
-    spec = write_video(media_dir / "stored_long.mp4", 900, fps=30, gop=30, size=SIZE, noise=0.05, bframes=2)
+    # Matroska (no moov tables): without the store, a new process would scan the whole file again
+    spec = write_video(media_dir / "stored_long.mkv", 900, fps=30, gop=30, size=SIZE, noise=0.05, bframes=2)
     uri, size = f"{http_server.url}/{spec.path.name}", spec.path.stat().st_size
 
     sent = http_server.bytes_sent
