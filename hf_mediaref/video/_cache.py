@@ -109,6 +109,10 @@ class LeaseCache:
             generation = self._generation
         self._give_back(key, obj, generation, True)
 
+    def take(self, key: Hashable) -> Closeable | None:
+        """Remove and return an idle decoder of ``key`` (the caller now owns it), or None."""
+        return self._take(key)
+
     def _take(self, key: Hashable) -> Closeable | None:
         with self._lock:
             for slot in reversed(self._idle):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from .._optional import require
 from ..errors import MediaDecodeError, describe_uri
@@ -17,7 +17,7 @@ from ._identity import source_key
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OpenedVideo", "import_av", "lease_video"]
+__all__ = ["OpenedVideo", "fresh_key", "import_av", "lease_video"]
 
 
 def import_av() -> Any:
@@ -69,10 +69,14 @@ class OpenedVideo:
             for other in self.container.streams:
                 if other.index != self.stream.index:
                     other.discard = discard_all
+        self.set_threads(threads)
+        self.reformatter = VideoReformatter()
+
+    def set_threads(self, threads: int) -> None:
+        """Codec threads (FRAME threading above 1); before the first decode only."""
         ctx = self.stream.codec_context
         ctx.thread_type = "FRAME" if threads > 1 else "SLICE"
         ctx.thread_count = threads
-        self.reformatter = VideoReformatter()
 
     @property
     def takes_read_hints(self) -> bool:
@@ -99,7 +103,19 @@ def lease_video(
 ) -> Iterator[OpenedVideo]:
     """Exclusive use of an open container for ``uri`` (cached; opened on a miss)."""
     key = key or source_key(uri, storage_options)
-    with decoder_cache.lease(
-        ("pyav", key, threads), lambda: OpenedVideo(uri, storage_options=storage_options, threads=threads)
-    ) as video:
+
+    def open_() -> OpenedVideo:
+        fresh = cast("OpenedVideo | None", decoder_cache.take(fresh_key(key)))  # opened by the index
+        if fresh is not None:  # nothing decoded yet: its codec threads can still be set
+            fresh.set_threads(threads)
+            return fresh
+        return OpenedVideo(uri, storage_options=storage_options, threads=threads)
+
+    with decoder_cache.lease(("pyav", key, threads), open_) as video:
         yield video
+
+
+def fresh_key(key: tuple) -> tuple:
+    """The cache key of a container of the source ``key`` opened to read its index, nothing decoded yet: the
+    next lease of the source, whatever its codec threads, takes it."""
+    return ("pyav-fresh", key)

@@ -28,7 +28,7 @@ from ..io import MediaSource, check_pixel_limit, open_media, source_version
 from . import _mp4 as mp4
 from . import _stats as stats
 from ._cache import cached_index, decoder_cache, forget_index
-from ._container import OpenedVideo
+from ._container import OpenedVideo, fresh_key
 from ._errors import decode_errors
 from ._identity import source_key
 from ._index import VideoIndex, end_pts, scan_index
@@ -40,18 +40,21 @@ logger = logging.getLogger(__name__)
 __all__ = ["check_version", "confirm_version", "forget_source", "load_index"]
 
 _MP4_FORMATS = ("mov", "mp4")
+#: What a container opened for indexing keeps of the bytes it read (the head, the moov, the first packets).
+_RECORD_LIMIT = 8 << 20
 
 
 class _RecordingFile(io.RawIOBase):
-    """A pass-through view of a binary file that keeps what is read through it (while ``recording``), so
-    that the index can parse bytes the container read anyway (the ``moov``, the head) without fetching them
-    again. It keeps its own position and shares the file's attributes (``raw``, ``details``)."""
+    """A pass-through view of a binary file that keeps the first :data:`_RECORD_LIMIT` bytes read through it
+    and serves later reads of them from memory, so that the index parses bytes the container read anyway (the
+    ``moov``, the head) and the first decode re-reads the head without fetching it again. It keeps its own
+    position and shares the file's attributes (``raw``, ``details``)."""
 
     def __init__(self, f: Any):
         self._f = f
         self._pos = 0
         self._chunks: dict[int, bytes] = {}
-        self.recording = True
+        self._recorded = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._f, name)
@@ -74,11 +77,23 @@ class _RecordingFile(io.RawIOBase):
             self._pos = self._f.seek(offset, whence)
         return self._pos
 
+    def _cached(self, pos: int, end: int) -> bytes:
+        for start, chunk in self._chunks.items():
+            if start <= pos < start + len(chunk):
+                return chunk[pos - start : end - start]
+        return b""
+
     def read(self, size: int = -1) -> bytes:
+        if size is not None and size > 0:
+            cached = self._cached(self._pos, self._pos + size)
+            if cached:
+                self._pos += len(cached)
+                return cached
         self._f.seek(self._pos)
         data = self._f.read(size)
-        if self.recording and data:
+        if data and self._recorded < _RECORD_LIMIT:
             self._chunks[self._pos] = data
+            self._recorded += len(data)
         self._pos += len(data)
         return data
 
@@ -89,21 +104,11 @@ class _RecordingFile(io.RawIOBase):
 
     def read_at(self, offset: int, size: int) -> bytes:
         """``size`` bytes at ``offset`` (fewer at the end): from what was read when possible."""
-        parts, pos, end = [], offset, offset + size
-        while pos < end:
-            for start, chunk in self._chunks.items():
-                if start <= pos < start + len(chunk):
-                    piece = chunk[pos - start : end - start]
-                    parts.append(piece)
-                    pos += len(piece)
-                    break
-            else:
-                break
-        here = self._pos
+        here, parts, pos = self._pos, [], offset
         try:
-            self._pos = pos
-            while pos < end:
-                chunk = self.read(end - pos)
+            self._pos = offset
+            while pos < offset + size:
+                chunk = self.read(offset + size - pos)
                 if not chunk:
                     break
                 parts.append(chunk)
@@ -111,10 +116,6 @@ class _RecordingFile(io.RawIOBase):
             return b"".join(parts)
         finally:
             self._pos = here
-
-    def stop(self) -> None:
-        self.recording = False
-        self._chunks.clear()
 
 
 def _read_at(source: MediaSource, recorder: _RecordingFile | None) -> Any:
@@ -217,14 +218,14 @@ def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | No
                     ctx.width or video.stream.width, ctx.height or video.stream.height, uri, "video"
                 )
                 read_at = _read_at(source, recorder)
-                index = _from_sidecar(uri, storage_options, video, source, read_at)
+                # MP4/MOV: the moov, read anyway to open the container, is exact and complete (what the
+                # demuxer itself uses); the sidecar serves every other container and what moov cannot
+                index = _from_moov(uri, video, read_at, lambda: _file_size(source, recorder))
                 if index is None:
-                    index = _from_moov(uri, video, read_at, lambda: _file_size(source, recorder))
+                    index = _from_sidecar(uri, storage_options, video, source, read_at)
                 fresh = index is not None  # nothing demuxed yet: the container can serve the first decode
                 if fresh:
                     stats.record(index_scans=1)
-                if recorder is not None:
-                    recorder.stop()
                 if index is None:
                     # a fresh container: a scan reads from the first packet, whatever cached ones have done
                     index = scan_index(
@@ -238,7 +239,7 @@ def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | No
                 store_index(key, version, index)
             if fresh:
                 video.adopt(owner.pop_all())
-                decoder_cache.offer(("pyav", key, 1), video)
+                decoder_cache.offer(fresh_key(key), video)
             else:
                 video.close()
             return index
