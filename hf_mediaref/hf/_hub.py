@@ -210,6 +210,7 @@ def _existing_card(repo_id: str, revision: str | None, token: Any) -> str:
 def _commit_media(api: Any, repo_id: str, uploads: dict[str, str], card: str | None, revision: Any) -> None:
     """Commit the media files (and the card, when given) in one commit."""
     operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=f) for p, f in sorted(uploads.items())]
+    operations += _index_sidecars(uploads)
     if card is not None:
         operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode("utf-8")))
     if not operations:
@@ -287,3 +288,12 @@ def push_to_hub(
     if commit_message is not None:
         kwargs["commit_message"] = commit_message
     return rewritten.push_to_hub(repo_id, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------- index sidecars
+def _index_sidecars(uploads: dict[str, str]) -> list[Any]:
+    """Each uploaded video's keyframe index beside it (``<path>.mrindex``): readers skip their scans."""
+    from ..video import build_index_sidecars
+
+    sidecars = build_index_sidecars(uploads)
+    return [CommitOperationAdd(path_in_repo=p, path_or_fileobj=b) for p, b in sorted(sidecars.items())]
