@@ -1,11 +1,11 @@
 #!/usr/bin/env python
-"""Bytes and requests to decode one frame of an unseen remote video (issue 11: indexes that ship with the data).
+"""Bytes and requests to decode one frame of an unseen remote video (issue 11: indexes shipped with the data).
 
     python scripts/bench_first_frame.py [--media .bench] [--markdown FILE]
 
 The video is the benchmark's long one (5 min 640x360 20 fps H.264, GOP 250, 3 B-frames, ~19 MB, generated
-into ``.bench/`` like ``scripts/benchmark.py`` does), as MP4 and as a Matroska remux of the same packets. It is
-served by a loopback HTTP server (Range requests, ETag) that counts the bytes it sends and the requests it
+into ``.bench/`` like ``scripts/benchmark.py`` does), as MP4 and as a Matroska remux of the same packets.
+It is served by a loopback HTTP server (Range requests, ETag) counting the bytes it sends and the requests it
 gets. Every contender runs in a fresh process (nothing cached in memory or on disk: an unseen video) and
 decodes one frame; the frame is checked by its barcode.
 
@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from benchmark import make_video  # noqa: E402
+from benchmark import make_video
 
-from hf_mediaref.testing.http_server import LoopbackFileServer  # noqa: E402
+from hf_mediaref.testing.http_server import LoopbackFileServer
 
 CHILD = r"""
 import sys, warnings
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         if frame < 0:
             continue
         lines.append(
-            f"| {ext} | {frame} | {name} | {nbytes:,} | {nreq} | {x_need:.2f}x | {100 * share:.2f}% | {ok} |"
+            f"| {ext} | {frame} | {name} | {nbytes:,} | {nreq} | {x_need:.3f}x | {100 * share:.2f}% | {ok} |"
         )
     needs = {(v.suffix[1:], f): needed_bytes(v, f) for v in (mp4, served / "long.mkv") for f in args.frames}
     lines.append("")
