@@ -17,7 +17,7 @@ from ._identity import source_key
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OpenedVideo", "fresh_key", "import_av", "lease_video"]
+__all__ = ["OpenedVideo", "fresh_key", "import_av", "lease_video", "take_fresh_source"]
 
 
 def import_av() -> Any:
@@ -44,6 +44,8 @@ class OpenedVideo:
 
         self.uri = uri
         self._stack = contextlib.ExitStack()
+        self._owner: contextlib.ExitStack | None = None  # keeps a given source open (see adopt)
+        self._given = source
         try:
             if source is None:
                 source = self._stack.enter_context(open_media(uri, storage_options=storage_options))
@@ -90,11 +92,22 @@ class OpenedVideo:
 
     def adopt(self, owner: contextlib.ExitStack) -> None:
         """Take over ``owner`` (what keeps the given source open): closed after the container."""
-        owner.push(self._stack.pop_all())
-        self._stack = owner
+        self._owner = owner
+
+    def release_source(self) -> tuple[Any, contextlib.ExitStack] | None:
+        """Close the container and hand over the adopted source with its owner (None: nothing adopted)."""
+        if self._owner is None:
+            return None
+        self._stack.close()
+        owner, self._owner = self._owner, None
+        return self._given, owner
 
     def close(self) -> None:
-        self._stack.close()
+        try:
+            self._stack.close()
+        finally:
+            if self._owner is not None:
+                self._owner.close()
 
 
 @contextlib.contextmanager
@@ -113,6 +126,19 @@ def lease_video(
 
     with decoder_cache.lease(("pyav", key, threads), open_) as video:
         yield video
+
+
+def take_fresh_source(key: tuple) -> tuple[Any, contextlib.ExitStack] | None:
+    """The source (and its owner) of a container opened for the index of ``key`` and not used since: what it
+    read (header, ``moov``) is kept in memory, so another backend (TorchCodec) opens it without fetching it
+    again. None when there is none."""
+    fresh = cast("OpenedVideo | None", decoder_cache.take(fresh_key(key)))
+    if fresh is None:
+        return None
+    released = fresh.release_source()
+    if released is None:
+        fresh.close()
+    return released
 
 
 def fresh_key(key: tuple) -> tuple:
