@@ -102,6 +102,13 @@ def needed_bytes(path: Path, frame: int) -> int:
     return sidecar + int(index.packet_offsets.min()) + block
 
 
+def _frame_times(path: Path) -> list[int]:
+    """pts (ns) of frame i (the remux keeps the frames and their order; the barcode check proves it)."""
+    from hf_mediaref.video._indexes import load_index
+
+    return [int(t) for t in load_index(str(path)).frame_ns]
+
+
 def run_child(kind: str, url: str, pts_ns: int, cache: str) -> tuple[str, str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_MEDIAREF_CACHE_DIR=cache)
     proc = subprocess.run(
@@ -145,13 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     remux_mkv(Path(long.path), mkv)
     os.symlink(mkv.resolve(), served / "long.mkv")
 
-    from hf_mediaref.testing import probe_pts_ns
     from hf_mediaref.video._sidecar import SIDECAR_SUFFIX, write_index_sidecar
 
     rows = []
     with LoopbackFileServer(served) as server:
         for video in (mp4, served / "long.mkv"):
-            pts = probe_pts_ns(video)
+            pts = _frame_times(video)
             size = video.stat().st_size
             for frame in args.frames:
                 need = needed_bytes(video, frame)
