@@ -159,12 +159,14 @@ def test_build_index_sidecars_takes_videos_only(build_case, png_image, tmp_path,
 # ------------------------------------------------------------------------------- a fresh process, remote
 @pytest.fixture(scope="module")
 def long_videos(tmp_path_factory):
-    """A 30 s video (GOP 60, B-frames) as MP4 and as Matroska, ~2 MB each, served over loopback HTTP."""
+    """A 100 s video (GOP 60, B-frames) as MP4 and as Matroska, ~7 MB each, served over loopback HTTP.
+    (Opening the Matroska file with PyAV 15 reads its first ~230 KB to probe the stream.)"""
     folder = tmp_path_factory.mktemp("remote")
-    spec = write_video(folder / "long.mp4", 900, fps=30, gop=60, bframes=2, size=(96, 160), noise=0.08)
+    spec = write_video(folder / "long.mp4", 3000, fps=30, gop=60, bframes=2, size=(96, 160), noise=0.08)
     _remux(spec.path, folder / "long.mkv")
+    pts = {"long.mp4": list(spec.pts_ns), "long.mkv": full_scan(str(folder / "long.mkv")).frame_ns.tolist()}
     with LoopbackFileServer(folder) as server:
-        yield folder, server, spec
+        yield folder, server, pts
 
 
 def _first_frame_in_new_process(uri: str, pts_ns: int, tmp_path: Path, decoder: str = "pyav") -> int:
@@ -173,7 +175,8 @@ def _first_frame_in_new_process(uri: str, pts_ns: int, tmp_path: Path, decoder: 
         "(f,) = hf_mediaref.batch_decode([hf_mediaref.MediaRef(sys.argv[1], int(sys.argv[2]))], "
         "decoder=sys.argv[3], output='numpy'); print(read_index(f))"
     )
-    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_MEDIAREF_CACHE_DIR=str(tmp_path / "cache"))
+    path = os.pathsep.join([str(ROOT), *sys.path])  # this process's packages (the test floor's included)
+    env = dict(os.environ, PYTHONPATH=path, HF_MEDIAREF_CACHE_DIR=str(tmp_path / "cache"))
     out = subprocess.run(
         [sys.executable, "-c", code, uri, str(pts_ns), decoder],
         env=env,
@@ -189,15 +192,15 @@ def _first_frame_in_new_process(uri: str, pts_ns: int, tmp_path: Path, decoder: 
 def test_a_fresh_process_reads_a_small_part_of_a_remote_video(name, long_videos, tmp_path):
     """With a sidecar (and for MP4 from the moov tables alone), one frame of a remote video costs its header,
     the sidecar and one keyframe block: under a tenth of the file."""
-    folder, server, _ = long_videos
+    folder, server, times = long_videos
     path = folder / name
-    pts = probe_pts_ns(path)
+    pts = times[name]
     sidecar = Path(str(path) + ".mrindex")
     sidecar.unlink(missing_ok=True)
     if name.endswith(".mkv"):
         write_index_sidecar(path)  # Matroska has no complete index in its header
     try:
-        for frame in (0, 455):
+        for frame in (0, 2255):
             sent = server.bytes_sent
             assert (
                 _first_frame_in_new_process(f"{server.url}/{name}", pts[frame], tmp_path / str(frame))
@@ -211,12 +214,12 @@ def test_a_fresh_process_reads_a_small_part_of_a_remote_video(name, long_videos,
 def test_a_stale_remote_sidecar_is_ignored(long_videos, tmp_path):
     """A sidecar of another content beside a remote video: the reader scans (reads it whole) and returns the
     right frame."""
-    folder, server, _ = long_videos
+    folder, server, times = long_videos
     other = write_video(tmp_path / "other.mkv", 30, fps=30, gop=10, size=(96, 160))
     (folder / "stale.mkv").write_bytes((folder / "long.mkv").read_bytes())
     write_index_sidecar(other.path, dest=folder / "stale.mkv.mrindex")
     try:
-        pts = probe_pts_ns(folder / "stale.mkv")
+        pts = times["long.mkv"]  # a copy
         sent = server.bytes_sent
         assert _first_frame_in_new_process(f"{server.url}/stale.mkv", pts[700], tmp_path) == 700
         assert server.bytes_sent - sent >= (folder / "stale.mkv").stat().st_size  # the scan read it all
@@ -231,11 +234,11 @@ def test_the_sidecar_feeds_torchcodec(long_videos, tmp_path):
         import torchcodec.decoders  # noqa: F401
     except (ImportError, OSError, RuntimeError) as exc:
         pytest.skip(f"torchcodec does not load: {exc}")
-    folder, server, _ = long_videos
+    folder, server, times = long_videos
     path = folder / "long.mkv"
     write_index_sidecar(path)
     try:
-        pts = probe_pts_ns(path)
+        pts = times["long.mkv"]
         sent = server.bytes_sent
         got = _first_frame_in_new_process(f"{server.url}/long.mkv", pts[455], tmp_path, decoder="torchcodec")
         assert got == 455
