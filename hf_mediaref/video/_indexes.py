@@ -42,19 +42,24 @@ __all__ = ["check_version", "confirm_version", "forget_source", "load_index"]
 _MP4_FORMATS = ("mov", "mp4")
 #: What a container opened for indexing keeps of the bytes it read (the head, the moov, the first packets).
 _RECORD_LIMIT = 8 << 20
+_KEEP_AFTER = 4 << 20
 
 
 class _RecordingFile(io.RawIOBase):
-    """A pass-through view of a binary file that keeps the first :data:`_RECORD_LIMIT` bytes read through it
-    and serves later reads of them from memory, so that the index parses bytes the container read anyway (the
-    ``moov``, the head) and the first decode re-reads the head without fetching it again. It keeps its own
-    position and shares the file's attributes (``raw``, ``details``)."""
+    """A pass-through view of a binary file that keeps what is read through it until :meth:`stop_recording`
+    (at most :data:`_RECORD_LIMIT` bytes) and serves later reads of them from memory, so that the index parses
+    bytes the container read anyway (the ``moov``, the head) and the first decode re-reads the head without
+    fetching it again. Once recording stopped, what it kept is freed after :data:`_KEEP_AFTER` bytes of other
+    reads (the decodes moved on). It keeps its own position and shares the file's attributes (``raw``,
+    ``details``)."""
 
     def __init__(self, f: Any):
         self._f = f
         self._pos = 0
         self._chunks: dict[int, bytes] = {}
         self._recorded = 0
+        self._recording = True
+        self._after = 0  # bytes read from the file since recording stopped
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._f, name)
@@ -91,7 +96,11 @@ class _RecordingFile(io.RawIOBase):
                 return cached
         self._f.seek(self._pos)
         data = self._f.read(size)
-        if data and self._recorded < _RECORD_LIMIT:
+        if data and not self._recording:
+            self._after += len(data)
+            if self._after > _KEEP_AFTER and self._chunks:
+                self._chunks.clear()  # the decodes moved on: the header is not read again
+        elif data and self._recorded < _RECORD_LIMIT:
             self._chunks[self._pos] = data
             self._recorded += len(data)
         self._pos += len(data)
@@ -101,6 +110,9 @@ class _RecordingFile(io.RawIOBase):
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+    def stop_recording(self) -> None:
+        self._recording = False
 
     def read_at(self, offset: int, size: int) -> bytes:
         """``size`` bytes at ``offset`` (fewer at the end): from what was read when possible."""
@@ -224,6 +236,8 @@ def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | No
                 if index is None:
                     index = _from_sidecar(uri, storage_options, video, source, read_at)
                 fresh = index is not None  # nothing demuxed yet: the container can serve the first decode
+                if recorder is not None:
+                    recorder.stop_recording()
                 if fresh:
                     stats.record(index_scans=1)
                 if index is None:
