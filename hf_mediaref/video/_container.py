@@ -138,6 +138,8 @@ def take_fresh_source(key: tuple) -> tuple[Any, contextlib.ExitStack] | None:
     released = fresh.release_source()
     if released is None:
         fresh.close()
+    elif hasattr(released[0], "resume_recording"):  # the index's recording view: keep what the new open reads
+        released[0].resume_recording()
     return released
 
 

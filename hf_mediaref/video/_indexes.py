@@ -59,6 +59,7 @@ class _RecordingFile(io.RawIOBase):
         self._chunks: dict[int, bytes] = {}
         self._recorded = 0
         self._recording = True
+        self._limit = _RECORD_LIMIT
         self._after = 0  # bytes read from the file since recording stopped
 
     def __getattr__(self, name: str) -> Any:
@@ -100,7 +101,7 @@ class _RecordingFile(io.RawIOBase):
             self._after += len(data)
             if self._after > _KEEP_AFTER and self._chunks:
                 self._chunks.clear()  # the decodes moved on: the header is not read again
-        elif data and self._recorded < _RECORD_LIMIT:
+        elif data and self._recorded < self._limit:
             self._chunks[self._pos] = data
             self._recorded += len(data)
         self._pos += len(data)
@@ -113,6 +114,11 @@ class _RecordingFile(io.RawIOBase):
 
     def stop_recording(self) -> None:
         self._recording = False
+
+    def resume_recording(self) -> None:
+        """Record again (another decoder opens the file and reads its header): up to 1 MiB more."""
+        self._recording, self._after = True, 0
+        self._limit = min(_RECORD_LIMIT, self._recorded + (1 << 20))
 
     def read_at(self, offset: int, size: int) -> bytes:
         """``size`` bytes at ``offset`` (fewer at the end): from what was read when possible."""
