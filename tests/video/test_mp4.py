@@ -113,3 +113,38 @@ def test_what_is_not_mp4_is_refused(build_case):
         parse_moov(moov[: len(moov) // 2])  # truncated
     with pytest.raises(Unsupported):
         parse_moov(b"\x00\x00\x00\x08free")
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    import struct
+
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+def _trak_with_edits(*entries: tuple[int, int, int]) -> bytes:
+    import struct
+
+    body = struct.pack(">I", len(entries)) + b"".join(struct.pack(">IihH", d, t, r, 0) for d, t, r in entries)
+    return _box(b"trak", _box(b"edts", _box(b"elst", b"\0\0\0\0" + body)))
+
+
+@pytest.mark.parametrize(
+    ("entries", "expected"),
+    [
+        ([(1000, 0, 1)], (0, 0, 12800)),  # one media edit over 1 s (movie scale 1000, media scale 12800)
+        ([(0, 1024, 1)], (0, 1024, -1)),  # B-frame delay: media starts at 1024, to the end
+        ([(500, -1, 1), (1000, 0, 1)], (6400, 0, 12800)),  # an empty edit delays the track by 0.5 s
+        ([(1000, 0, 1), (1000, 512, 1)], None),  # two media edits: refused
+        ([(1000, 0, 2)], None),  # another rate: refused
+        ([(1000, 0, 1), (500, -1, 1)], None),  # an empty edit after media: refused
+    ],
+)
+def test_edit_lists(entries, expected):
+    from hf_mediaref.video._mp4 import _edit
+
+    trak = _trak_with_edits(*entries)
+    if expected is None:
+        with pytest.raises(Unsupported):
+            _edit(trak, (8, len(trak)), 1000, 12800)
+    else:
+        assert _edit(trak, (8, len(trak)), 1000, 12800) == expected
