@@ -48,11 +48,9 @@ def main() -> int:
     features = Features({"frame": MediaRefFeature(), "video": Value("string"), "t_s": Value("float64")})
     ds = Dataset.from_list(rows, features=features)
     (repo / "data").mkdir()
+    # the Parquet metadata describes the columns (the refs as a plain struct any reader understands): no
+    # README needed
     ds.to_parquet(str(repo / "data" / "train.parquet"))
-    (repo / "README.md").write_text(
-        "---\ndataset_info:\n  features:\n  - name: frame\n    dtype: media_ref\n"
-        "  - name: video\n    dtype: string\n  - name: t_s\n    dtype: float64\n---\n# my_frames\n"
-    )
     print(f"wrote {len(ds)} frame refs for {len(specs)} videos to {repo}")
 
     os.chdir(tempfile.mkdtemp())  # relative URIs resolve against the repo root, not the cwd

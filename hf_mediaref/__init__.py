@@ -5,13 +5,14 @@ Public surface (each name has one import path):
 * ``hf_mediaref``: :class:`MediaRef`, :class:`DataURI`, :func:`batch_decode`, :class:`DecodeOptions`,
   :func:`cleanup_cache`, ``errors``, and the ``datasets`` integration (loaded on first use):
   ``MediaRefFeature``, ``decode_transform``, ``load_dataset``, ``embed``, ``push_to_hub``, ``set_media_root``,
-  ``get_media_root``, ``VideoBlockBatchSampler``.
+  ``get_media_root``, ``VideoBlockBatchSampler``, ``from_lerobot`` (a LeRobot dataset as frame refs).
 * :mod:`hf_mediaref.video`: single-video decoders (``PyAVVideoDecoder``, ``TorchCodecVideoDecoder``),
   ``Frame``/``FrameBatch``, ``VideoStreamMetadata``, ``BatchDecodingStrategy``, ``collect_stats``
   (also importable as :mod:`hf_mediaref.video_decoder`, the original ``mediaref`` name).
 * :mod:`hf_mediaref.arrow`: the Arrow layer (storage type, grouping, root resolution) without ``datasets``.
 * :mod:`hf_mediaref.hf`: everything above plus the ``datasets`` internals it needs.
 * :mod:`hf_mediaref.testing`: self-identifying test media, a loopback HTTP server, an offline fake Hub.
+* ``hf-mediaref`` (``python -m hf_mediaref``): the command line (:mod:`hf_mediaref.cli`).
 
 ``import hf_mediaref`` is light: PyAV, torch and ``datasets`` load only when first needed. The ``datasets``
 Feature and formatter register themselves as soon as ``datasets`` is imported (before or after this package).
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
         VideoBlockBatchSampler,
         decode_transform,
         embed,
+        from_lerobot,
         get_media_root,
         load_dataset,
         push_to_hub,
@@ -45,6 +47,7 @@ _LAZY_HF = (
     "VideoBlockBatchSampler",
     "decode_transform",
     "embed",
+    "from_lerobot",
     "get_media_root",
     "load_dataset",
     "push_to_hub",
@@ -63,6 +66,7 @@ __all__ = [
     "decode_transform",
     "embed",
     "errors",
+    "from_lerobot",
     "get_media_root",
     "load_dataset",
     "push_to_hub",

@@ -5,8 +5,8 @@ Importing this package imports ``datasets`` (and registers the feature and forma
 that do not need ``datasets`` (storage type, grouping, root resolution) are in :mod:`hf_mediaref.arrow`; the
 decode options in :class:`hf_mediaref.DecodeOptions`. Modules (private): ``_feature`` (the feature and the
 walker over nested features and their Arrow data), ``_formatter``, ``_transform``, ``_embedding``, ``_roots``,
-``_loading``, ``_hub``, ``_sampler``, ``_registration`` and ``_compat`` (every ``datasets`` internal used, in
-one place).
+``_loading``, ``_hub``, ``_card``, ``_interop``, ``_sampler``, ``_registration`` and ``_compat`` (every
+``datasets`` internal used, in one place); ``_lerobot`` (``from_lerobot``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ._embedding import embed
 from ._feature import MediaRefFeature
 from ._formatter import MediaRefFormatter
 from ._hub import push_to_hub
+from ._lerobot import from_lerobot
 from ._loading import load_dataset
 from ._roots import get_media_root, set_media_root
 from ._sampler import VideoBlockBatchSampler
@@ -32,6 +33,7 @@ __all__ = [
     "VideoBlockBatchSampler",
     "decode_transform",
     "embed",
+    "from_lerobot",
     "get_media_root",
     "load_dataset",
     "push_to_hub",

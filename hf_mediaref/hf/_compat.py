@@ -14,7 +14,17 @@ same signature:
 - ``packaged_modules._PACKAGED_DATASETS_MODULES``;
 - ``config.DATASET_STATE_JSON_FILENAME``, ``config.HF_ENDPOINT``;
 - ``DatasetInfoMixin._info`` (``Dataset`` and ``IterableDataset``);
-- ``DatasetBuilder.base_path`` and ``.repo_id`` of a Hub repo's builder (see :func:`builder_base_path`).
+- ``DatasetBuilder.base_path`` and ``.repo_id`` of a Hub repo's builder (see :func:`builder_base_path`);
+- ``table.InMemoryTable`` and ``Dataset(arrow_table, info=)`` (see :func:`dataset_from_arrow`);
+- the functions and methods :mod:`hf_mediaref.hf._interop` wraps (see :func:`wrap`):
+  ``features.features.generate_from_dict`` (looked up as a module global by its own recursion and by
+  ``Features.from_dict``), ``Features.arrow_schema``, ``DatasetBuilder.as_dataset`` /
+  ``as_streaming_dataset``, ``Dataset.save_to_disk`` / ``load_from_disk`` / ``push_to_hub``,
+  ``DatasetDict.push_to_hub`` (and ``IterableDataset`` / ``IterableDatasetDict.push_to_hub``), and
+  ``combine._concatenate_map_style_datasets`` / ``_concatenate_iterable_datasets`` /
+  ``_interleave_map_style_datasets`` / ``_interleave_iterable_datasets``
+  (looked up as module globals by ``concatenate_datasets`` / ``interleave_datasets``);
+  ``config.DATASET_INFO_FILENAME``.
 
 ``pyproject.toml`` declares ``datasets>=4.0``; ``make test-floor`` runs tests/hf and tests/arrow on 4.0.0
 (with huggingface_hub 0.24.0, pyarrow 15.0.0, fsspec 2023.10.0: requirements/floor-hf.txt); the other
@@ -30,8 +40,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
+from datasets import combine as _combine
 from datasets import config
 from datasets import formatting as _formatting
+from datasets.builder import DatasetBuilder
 from datasets.features import features as _features
 from datasets.features.features import decode_nested_example, require_decoding
 from datasets.formatting.formatting import Formatter, PythonFormatter
@@ -39,12 +51,14 @@ from datasets.formatting.np_formatter import NumpyFormatter
 from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
 
 __all__ = [
+    "HOOK_TARGETS",
     "Formatter",
     "NumpyFormatter",
     "PythonFormatter",
     "builder_base_path",
     "config",
     "dataset_features",
+    "dataset_from_arrow",
     "decode_nested_example",
     "feature_type",
     "format_type",
@@ -55,6 +69,7 @@ __all__ = [
     "require_decoding",
     "set_cast_to_python_objects",
     "torch_formatter",
+    "wrap",
 ]
 
 
@@ -103,6 +118,16 @@ def dataset_features(dataset: Any) -> Any:
     return dataset._info.features
 
 
+def dataset_from_arrow(table: Any, features: Any) -> Any:
+    """An in-memory ``Dataset`` over a ``pyarrow.Table`` with the given ``Features`` (cast to their schema),
+    without the Python-object round trip of ``Dataset.from_dict``."""
+    from datasets import Dataset, DatasetInfo
+    from datasets.table import InMemoryTable
+
+    table = table.select(list(features)).cast(features.arrow_schema)
+    return Dataset(InMemoryTable(table), info=DatasetInfo(features=features))
+
+
 def is_packaged_module(path: str) -> bool:
     """Whether ``load_dataset(path)`` names one of datasets' packaged builders (``"parquet"``,
     ``"json"``...)."""
@@ -126,3 +151,56 @@ def builder_base_path(builder: Any) -> str | None:
     if match is None or match["repo"] != getattr(builder, "repo_id", None):
         return base
     return f"hf://datasets/{match['repo']}@{unquote(match['rev'])}{match['rest'] or ''}"
+
+
+def _hook_targets() -> dict[str, tuple[Any, str]]:
+    from datasets import Dataset, DatasetDict, Features, IterableDataset, IterableDatasetDict
+
+    optional = {  # IterableDataset.push_to_hub: since datasets 3.x, kept optional
+        f"{cls.__name__}.push_to_hub": (cls, "push_to_hub")
+        for cls in (IterableDataset, IterableDatasetDict)
+        if "push_to_hub" in vars(cls)
+    }
+    return optional | {
+        "generate_from_dict": (_features, "generate_from_dict"),
+        "arrow_schema": (Features, "arrow_schema"),
+        "as_dataset": (DatasetBuilder, "as_dataset"),
+        "as_streaming_dataset": (DatasetBuilder, "as_streaming_dataset"),
+        "save_to_disk": (Dataset, "save_to_disk"),
+        "load_from_disk": (Dataset, "load_from_disk"),
+        "push_to_hub": (Dataset, "push_to_hub"),
+        "dict_push_to_hub": (DatasetDict, "push_to_hub"),
+        "concatenate_map_style": (_combine, "_concatenate_map_style_datasets"),
+        "concatenate_iterable": (_combine, "_concatenate_iterable_datasets"),
+        "interleave_map_style": (_combine, "_interleave_map_style_datasets"),
+        "interleave_iterable": (_combine, "_interleave_iterable_datasets"),
+    }
+
+
+#: The ``datasets`` functions / methods hf_mediaref wraps, by name: ``(owner, attribute)``.
+HOOK_TARGETS = _hook_targets()
+
+
+def _marked(raw: Any) -> bool:
+    inner = getattr(raw, "__func__", None) or getattr(raw, "fget", None) or raw
+    return bool(getattr(inner, "__hf_mediaref__", False))
+
+
+def wrap(target: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    """Replace the ``datasets`` function or method named ``target`` in :data:`HOOK_TARGETS` by
+    ``make(original)`` (a static method stays static, a property a property); once: a second call does
+    nothing."""
+    owner, name = HOOK_TARGETS[target]
+    raw = vars(owner)[name]
+    if _marked(raw):
+        return
+    rebuild: Callable[[Any], Any] | None = None
+    original: Any = raw
+    if isinstance(raw, staticmethod):
+        original, rebuild = raw.__func__, staticmethod
+    elif isinstance(raw, property):
+        original, rebuild = raw.fget, property
+    wrapper = make(original)
+    wrapper.__hf_mediaref__ = True  # type: ignore[attr-defined]
+    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+    setattr(owner, name, wrapper if rebuild is None else rebuild(wrapper))

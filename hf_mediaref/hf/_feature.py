@@ -37,29 +37,49 @@ from ..arrow._storage import STORED_KEYS
 from ..core import DataURI, MediaRef
 
 __all__ = [
+    "MEDIA_REF_ID",
     "MediaRefFeature",
     "fold_feature",
     "has_media",
     "map_media_arrays",
     "media_features",
     "plain_features",
+    "upgrade_feature",
 ]
 
 T = TypeVar("T")
 
 
-@dataclass
+#: The ``id`` of the ``uri`` sub-feature that marks a MediaRef column in serialized features (the card's YAML,
+#: Parquet / Arrow schema metadata, ``dataset_info.json``). ``datasets`` keeps a ``Value``'s ``id`` and
+#: ignores it, so without hf_mediaref the column reads as the plain struct; with hf_mediaref imported the
+#: struct is read back as a :class:`MediaRefFeature` (see :func:`upgrade_feature`).
+MEDIA_REF_ID = "hf_mediaref.MediaRef"
+#: The marker of a ``decode=False`` column.
+MEDIA_REF_NO_DECODE_ID = "hf_mediaref.MediaRef;decode=false"
+_MARKERS = {MEDIA_REF_ID: True, MEDIA_REF_NO_DECODE_ID: False}
+
+
+@dataclass(init=False, repr=False)
 class MediaRefFeature:
     """A column of media references: frames of videos (``pts_ns`` set) or images (``pts_ns=None``).
 
     Args:
         decode: read rows as :class:`~hf_mediaref.MediaRef` (default) or, with ``False``, as plain
             ``{"uri", "pts_ns"}`` dicts that the ``"mediaref"`` format does not decode to pixels.
+        id: accepted for symmetry with ``datasets``' features; not kept.
 
     ``encode_example`` accepts a ``MediaRef``, a ``{"uri", "pts_ns"}`` dict, a URI string or path (an image),
     a :class:`~hf_mediaref.DataURI`, or a numpy array / PIL image (embedded as a PNG data URI). The media root
     a dataset's relative URIs resolve against is runtime state kept on the feature object (see
     :func:`~hf_mediaref.hf.set_media_root`): never serialized, not part of equality.
+
+    **Serialized as a plain struct.** The dataclass fields are the two sub-features ``uri`` /
+    ``pts_ns``, so everything ``datasets`` writes (card YAML, Parquet and Arrow schema metadata,
+    ``dataset_info.json``) describes the column as ``struct<uri: string, pts_ns: int64>``, readable by
+    ``datasets`` without hf_mediaref; the ``uri`` sub-feature's ``id`` (:data:`MEDIA_REF_ID`) marks it, and
+    hf_mediaref reads it back as a ``MediaRefFeature``. Files written by hf_mediaref <= 0.x
+    (``_type: MediaRef``) still load with hf_mediaref imported.
 
     Example:
         ```python
@@ -75,13 +95,31 @@ class MediaRefFeature:
         ```
     """
 
-    decode: bool = True
-    id: str | None = field(default=None, repr=False)
+    # The serialized form (see the class docstring): not constructor arguments, always written.
+    uri: Value = field(init=False)
+    pts_ns: Value = field(init=False)
     dtype: ClassVar[str] = "hf_mediaref.MediaRef"
     pa_type: ClassVar[Any] = STORAGE_TYPE
-    _type: str = field(default="MediaRef", init=False, repr=False)
-    # Runtime-only state (a class attribute, so not a dataclass field): set per object by set_media_root.
+    id: ClassVar[str | None] = None
+    # Runtime-only state (class attributes, so not dataclass fields): set per object by set_media_root.
     _media_root: ClassVar[str | None] = None
+    _media_token: ClassVar[Any] = None
+
+    def __init__(self, decode: bool = True, id: str | None = None):
+        self.pts_ns = Value("int64")
+        self.decode = decode
+
+    @property
+    def decode(self) -> bool:
+        """Whether rows read as :class:`~hf_mediaref.MediaRef` (settable, as ``datasets`` does on copies)."""
+        return _MARKERS.get(self.uri.id, True)
+
+    @decode.setter
+    def decode(self, value: bool) -> None:
+        self.uri = Value("string", id=MEDIA_REF_ID if value else MEDIA_REF_NO_DECODE_ID)
+
+    def __repr__(self) -> str:
+        return "MediaRefFeature()" if self.decode else "MediaRefFeature(decode=False)"
 
     def __call__(self) -> pa.DataType:
         return self.pa_type
@@ -140,6 +178,29 @@ class MediaRefFeature:
     def flatten(self) -> MediaRefFeature | dict[str, Any]:
         """``self`` when decoding, else the plain ``uri`` / ``pts_ns`` sub-columns."""
         return self if self.decode else {"uri": Value("string"), "pts_ns": Value("int64")}
+
+
+def upgrade_feature(feature: Any) -> Any:
+    """``feature`` itself, or a :class:`MediaRefFeature` when it is the marked plain struct that a MediaRef
+    column serializes to (``{"uri": Value("string", id=MEDIA_REF_ID), "pts_ns": Value("int64")}``); not
+    recursive (``datasets`` builds features bottom-up: see :mod:`hf_mediaref.hf._interop`).
+
+    Example:
+        ```python
+        >>> from datasets import Value
+        >>> from hf_mediaref.hf._feature import MEDIA_REF_ID, upgrade_feature
+        >>> upgrade_feature({"uri": Value("string", id=MEDIA_REF_ID), "pts_ns": Value("int64")})
+        MediaRefFeature()
+        ```
+    """
+    if type(feature) is not dict or feature.keys() != STORED_KEYS:
+        return feature
+    uri, pts = feature["uri"], feature["pts_ns"]
+    if not (isinstance(uri, Value) and isinstance(pts, Value) and uri.id in _MARKERS):
+        return feature
+    if uri.dtype != "string" or pts.dtype != "int64":
+        return feature
+    return MediaRefFeature(decode=_MARKERS[uri.id])
 
 
 def _encode_dict(value: dict) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from ._compat import (
     torch_formatter,
 )
 from ._feature import MediaRefFeature, fold_feature, has_media, map_media_arrays
+from ._roots import with_hub_token
 
 __all__ = ["FORMAT_TYPE", "MediaRefFormatter", "decode_media_columns"]
 
@@ -140,7 +141,8 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
 
     Args:
         features: the dataset's features (``datasets`` passes them).
-        token_per_repo_id: passed by ``datasets``; used for the other columns' formatting.
+        token_per_repo_id: passed by ``datasets``; used for the other columns' formatting, and for
+            ``hf://`` media of a repo when no token came with the media root.
         options: a :class:`hf_mediaref.DecodeOptions` (default: ``DecodeOptions()``).
         **decode_options: fields of :class:`hf_mediaref.DecodeOptions` by name (``decoder``, ``strategy``,
             ``size``, ``output``, ``channels_first``, ``storage_options``, ``max_workers``, ``device``,
@@ -187,7 +189,8 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
             return self._rest.format_batch(pa_table)
         others = [name for name in pa_table.column_names if name not in media]
         rest = self._rest.format_batch(pa_table.select(others)) if others else {}
-        decoded = decode_media_columns(pa_table, features, media, self.options)
+        options = with_hub_token(self.options, [features[name] for name in media], self.token_per_repo_id)
+        decoded = decode_media_columns(pa_table, features, media, options)
         return {name: decoded[name] if name in decoded else rest[name] for name in pa_table.column_names}
 
     def format_row(self, pa_table: pa.Table) -> Mapping:

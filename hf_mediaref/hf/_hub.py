@@ -26,16 +26,14 @@ from huggingface_hub import CommitOperationAdd, HfApi, HfFileSystem
 from ..arrow import resolve_uri
 from ..errors import MediaNotFoundError, describe_uri
 from ..io import UriKind, classify_uri, local_path
+from ._card import CARD_MARKER, dataset_card
 from ._compat import config
-from ._feature import MediaRefFeature, has_media, map_media_arrays, plain_features
+from ._feature import MediaRefFeature, has_media, map_media_arrays
 from ._roots import get_media_root
 
 __all__ = ["CARD_MARKER", "dataset_card", "plan_uploads", "push_to_hub"]
 
 logger = logging.getLogger(__name__)
-
-#: Marks the usage section hf_mediaref adds to a dataset card (added once).
-CARD_MARKER = "<!-- hf_mediaref: usage -->"
 
 _LOCAL = (UriKind.LOCAL, UriKind.FILE)
 
@@ -149,54 +147,6 @@ def plan_uploads(splits: Iterable[Any], media_dir: str = "media") -> tuple[dict[
 
 
 # ----------------------------------------------------------------------------------------- card
-def dataset_card(repo_id: str, features: Features, data_dir: str = "data", existing: str = "") -> str:
-    """README text with a usage section: loading with hf_mediaref, and reading the refs as plain structs.
-
-    Args:
-        repo_id: the dataset repo.
-        features: the dataset's features.
-        data_dir: where ``datasets`` writes the Parquet shards in the repo.
-        existing: the current README (kept, the section is appended), or ``""``.
-
-    Returns:
-        The README text.
-    """
-    media = [name for name, f in features.items() if has_media(f)]
-    plain = Features(plain_features(dict(features))).to_dict()
-    section = f"""{CARD_MARKER}
-## Media references
-
-Columns {", ".join(f"`{c}`" for c in media)} hold media references: Arrow
-`struct<uri: string, pts_ns: int64>`. `pts_ns` is the presentation time (nanoseconds) of a video frame,
-or null for an image. A relative `uri` is relative to this repository's root
-(`hf://datasets/{repo_id}@<revision>/<uri>`); `data:` URIs embed the image.
-
-### Load with [hf_mediaref](https://pypi.org/project/hf-mediaref/)
-
-```python
-import hf_mediaref
-
-ds = hf_mediaref.load_dataset("{repo_id}", split="train")  # resolves relative URIs against this repo
-ds[0]["{media[0] if media else "frame"}"]  # a MediaRef (nothing decoded yet)
-frames = ds.with_format("mediaref", output="torch")[:8]  # decoded in one batch, each video once
-```
-
-### Read the refs as plain structs (without hf_mediaref)
-
-```python
-from datasets import Features, load_dataset
-
-features = Features.from_dict({plain!r})
-ds = load_dataset("parquet", data_files="hf://datasets/{repo_id}/{data_dir}/*.parquet", features=features)
-```
-
-or `pyarrow.parquet.read_table(...)` / pandas / DuckDB on the Parquet files in `{data_dir}/`. `datasets`
-without `hf_mediaref` imported cannot parse this card's `media_ref` dtype, hence the explicit `features=`.
-"""
-    body = existing.rstrip() + "\n\n" if existing.strip() else f"# {repo_id}\n\n"
-    return body + section
-
-
 def _existing_card(repo_id: str, revision: str | None, token: Any) -> str:
     fs = HfFileSystem(endpoint=config.HF_ENDPOINT, token=token)
     path = f"datasets/{repo_id}@{revision}/README.md" if revision else f"datasets/{repo_id}/README.md"
@@ -281,7 +231,10 @@ def push_to_hub(
     existing = _existing_card(repo_id, revision, token)
     card = None
     if CARD_MARKER not in existing:
-        card = dataset_card(repo_id, splits[0].features, push_kwargs.get("data_dir") or "data", existing)
+        rows = dict(dataset) if isinstance(dataset, dict) else {push_kwargs.get("split") or "train": dataset}
+        rows = {name: len(split) for name, split in rows.items()}
+        data_dir = push_kwargs.get("data_dir") or "data"
+        card = dataset_card(repo_id, splits[0].features, data_dir, existing, media=uploads, num_rows=rows)
     _commit_media(api, repo_id, uploads, card, revision)
     rewritten = _rewrite_dataset(dataset, mapping) if mapping else dataset
     kwargs = dict(push_kwargs, token=token, private=private, revision=revision)

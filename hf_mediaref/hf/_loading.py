@@ -1,8 +1,8 @@
 """``hf_mediaref.load_dataset``: ``datasets.load_dataset`` plus the repo root for relative media URIs.
 
-Plain ``datasets.load_dataset`` cannot be hooked cleanly: the feature is built from the README YAML or Parquet
-metadata with no link to where it came from (see docs/datasets.md). So this wrapper calls
-``datasets.load_dataset`` itself and attaches the repo root to the result: the absolute folder for a local
+Plain ``datasets.load_dataset`` attaches the same root once hf_mediaref is imported (its builder is hooked:
+:mod:`hf_mediaref.hf._interop`). This wrapper adds one step: it resolves the revision first and pins the load
+to that commit. It attaches the repo root to the result: the absolute folder for a local
 repo; for a Hub repo ``hf://datasets/<org>/<name>@<commit sha>/``, read from the ``base_path`` of the builder
 that ``datasets.load_dataset_builder`` makes (it resolves the repo, its files and the revision's commit; no
 data is downloaded), and the load is pinned to that commit, so the rows and the media come from the same
@@ -62,8 +62,9 @@ def load_dataset(path: str, *args: Any, **kwargs: Any) -> Any:
     ``hf://datasets/<org>/<name>@<commit sha>/``, the commit that was loaded (``revision`` may name a branch
     or
     tag: the load is pinned to its commit). Packaged builders (``load_dataset("parquet", data_files=...)``)
-        have
-    no repo root: attach one with :func:`hf_mediaref.hf.set_media_root`.
+    have no repo root: they get the root ``to_parquet`` stored in the file, if any; else attach one with
+    :func:`hf_mediaref.hf.set_media_root`. Once hf_mediaref is imported, plain ``datasets.load_dataset``
+    attaches the same root (without the pinning step: its builder already read the files of one commit).
 
     Args:
         path: a Hub dataset repo id or a local repo folder (or anything ``datasets.load_dataset`` takes).
@@ -98,5 +99,5 @@ def load_dataset(path: str, *args: Any, **kwargs: Any) -> Any:
         arguments["revision"] = hub[1]
     ds = datasets.load_dataset(**arguments)
     if root is not None:
-        set_media_root(ds, root)
+        set_media_root(ds, root, token=arguments.get("token"))
     return ds

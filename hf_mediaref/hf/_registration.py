@@ -1,5 +1,7 @@
-"""Teach ``datasets`` about MediaRef: the feature type, the ``"mediaref"`` format, and how its writer turns
-``MediaRef`` / ``DataURI`` objects into Arrow-ready values.
+"""Teach ``datasets`` about MediaRef: the feature type, the ``"mediaref"`` format, how its writer turns
+``MediaRef`` / ``DataURI`` objects into Arrow-ready values, and the hooks of :mod:`._interop` (MediaRef
+columns and media roots through plain ``load_dataset`` / ``load_from_disk`` / ``to_parquet`` /
+``concatenate_datasets``).
 
 Called by :mod:`hf_mediaref._datasets_hook` as soon as ``datasets`` is imported (and by ``hf_mediaref.hf``
 itself); idempotent.
@@ -10,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from . import _compat
+from . import _compat, _interop
 
 __all__ = ["register"]
 
@@ -77,4 +79,5 @@ def register() -> None:
         _register_feature()
         _register_formatter()
         _register_object_conversion()
+        _interop.install()
         _registered = True

@@ -7,6 +7,10 @@ folders under a local directory. Used by the tests and the examples; never talks
     with FakeHub(tmp_dir) as hub:
         ds.push_to_hub("me/frames")
         hub.repo_dir("me/frames")  # README.md, data/train-00000-of-00001.parquet, ...
+
+The repos' histories are kept in ``<root>/.fake-hub.json``, so a subprocess can open the same hub (this file
+imports nothing from hf_mediaref: a process without hf_mediaref can load it by its path). ``hub.tokens``
+records the token every ``HfApi`` was made with and every ``hf://`` open was made with.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import io
+import json
 import os
 import shutil
 import uuid
@@ -72,9 +77,16 @@ class FakeHub:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.cache = self.root / ".download-cache"
-        self.commits: dict[str, list[str]] = {}  # repo_id -> commit shas
-        self._nonce = uuid.uuid4().hex  # shas differ between hubs, so datasets' caches never mix them up
+        # repo_id -> commit shas, kept in <root>/.fake-hub.json so that another process (a test's
+        # subprocess) opening a FakeHub on the same root sees the same repos
+        self._state = self.root / ".fake-hub.json"
+        state = json.loads(self._state.read_text()) if self._state.is_file() else {}
+        self.commits: dict[str, list[str]] = state.get("commits", {})
+        # shas differ between hubs, so datasets' caches never mix them up
+        self._nonce = state.get("nonce") or uuid.uuid4().hex
         self.uploads: list[tuple[str, str]] = []  # (repo_id, path_in_repo) of every file added
+        # (what, token) for every HfApi made and every file opened through hf://: what the boundary was given
+        self.tokens: list[tuple[str, Any]] = []
         self._patches: list[Any] = []
 
     # ------------------------------------------------------------------ repo state
@@ -88,6 +100,7 @@ class FakeHub:
         history = self.commits.setdefault(repo_id, [])
         sha = hashlib.sha1(f"{self._nonce}:{repo_id}:{len(history)}".encode()).hexdigest()
         history.append(sha)
+        self._state.write_text(json.dumps({"commits": self.commits, "nonce": self._nonce}))
         return sha
 
     def _require(self, repo_id: str) -> Path:
@@ -107,7 +120,10 @@ class FakeHub:
 
         api_cls, fs_cls = self.api_class(), self.filesystem_class()
         for name in _CLIENT_MODULES:
-            module = importlib.import_module(name)
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError:  # a process without hf_mediaref (loading this file by its path)
+                continue
             for attr, fake in (("HfApi", api_cls), ("HfFileSystem", fs_cls)):
                 if hasattr(module, attr):
                     self._patches.append(mock.patch.object(module, attr, fake))
@@ -135,6 +151,7 @@ class FakeHub:
         class FakeHfApi:
             def __init__(self, endpoint: str | None = None, token: Any = None, **kwargs: Any):
                 self.token = token
+                hub.tokens.append(("api", token))
 
             def repo_info(self, repo_id: str, *args: Any, **kwargs: Any) -> SimpleNamespace:
                 hub._require(repo_id)
@@ -231,6 +248,7 @@ class FakeHub:
 
             def __init__(self, *args: Any, endpoint: str | None = None, token: Any = None, **kwargs: Any):
                 super().__init__(*args, **kwargs)
+                self.token = token
 
             @classmethod
             def _strip_protocol(cls, path: Any) -> str:
@@ -272,6 +290,7 @@ class FakeHub:
                 if "r" not in mode:
                     raise PermissionError("the fake hub is read-only through hf://; push with HfApi")
                 local_path, _ = self._local(path)
+                hub.tokens.append((f"open {self._strip_protocol(path)}", self.token))
                 return local._open(local_path, mode)
 
         return FakeHfFileSystem

@@ -144,6 +144,23 @@ class BaseVideoDecoder(abc.ABC):
     def __len__(self) -> int:
         return self._index.num_frames
 
+    @property
+    def frame_pts_ns(self) -> np.ndarray:
+        """Presentation time of every frame in nanoseconds (floored), in presentation order: a read-only int64
+        array. A ref ``MediaRef(uri, pts_ns=decoder.frame_pts_ns[i])`` decodes frame ``i``."""
+        view = self._index.frame_ns.view()
+        view.flags.writeable = False
+        return view
+
+    def frame_indices_played_at(self, times_ns: Sequence[int]) -> np.ndarray:
+        """Positions of the frames on screen at ``times_ns`` (the playback rule of
+        :meth:`get_frames_played_at`), without decoding anything.
+
+        Raises:
+            FrameOutOfRangeError: for a time at or past the end of the video.
+        """
+        return self._frames_at(times_ns)
+
     # ------------------------------------------------------------------ getters by position
     def get_frame_at(self, index: int) -> Frame:
         """The frame at position ``index`` (negative counts from the end).

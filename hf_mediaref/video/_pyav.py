@@ -44,6 +44,17 @@ __all__ = ["PyAVVideoDecoder"]
 _NONREF_SKIP_CODECS = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video"})
 
 
+def _reorders(video: OpenedVideo) -> bool:
+    """Whether the stream has B-frames (the decoder delays output to reorder them).
+
+    Non-reference frames are skipped only in such streams, where they are most frames between references and
+    skipping them pays. In a stream without reordering they are rare, and a packet whose damaged header
+    reads "non-reference" would be skipped unseen, its damage unreported, and the frames after it decoded
+    against a stale reference: a silent wrong frame. Without reordering, every packet is decoded.
+    """
+    return bool(video.stream.codec_context.has_b_frames)
+
+
 class _Overshoot(Exception):
     """The first frame after a seek came out later than the keyframe the seek aimed at."""
 
@@ -300,6 +311,7 @@ class PyAVVideoDecoder(BaseVideoDecoder):
             try:
                 with self._container(1 if careful else threads, fresh=from_top) as video:
                     check_version(index, video.version, self.uri)
+                    skip_nonref = skip_nonref and _reorders(video)
                     decode = _SpanDecode(
                         video,
                         index,

@@ -11,6 +11,7 @@ from PIL import Image
 from hf_mediaref import DataURI, MediaRef
 from hf_mediaref.errors import InvalidRefError
 from hf_mediaref.hf import MediaRefFeature, get_media_root
+from hf_mediaref.hf._feature import MEDIA_REF_ID
 from hf_mediaref.testing import read_index
 
 STORAGE = pa.struct({"uri": pa.string(), "pts_ns": pa.int64()})
@@ -146,7 +147,13 @@ def test_yaml_dtype_round_trips():
         {"frame": MediaRefFeature(), "clip": List(MediaRefFeature()), "raw": MediaRefFeature(decode=False)}
     )
     yaml_list = features._to_yaml_list()
-    assert yaml_list[0] == {"name": "frame", "dtype": "media_ref"}
+    assert yaml_list[0] == {  # the plain struct, marked for hf_mediaref (see tests/hf/test_interop.py)
+        "name": "frame",
+        "struct": [
+            {"name": "uri", "dtype": "string", "id": MEDIA_REF_ID},
+            {"name": "pts_ns", "dtype": "int64"},
+        ],
+    }
     assert Features._from_yaml_list(yaml_list) == features
     assert Features.from_dict(features.to_dict()) == features
 
@@ -220,7 +227,7 @@ def test_save_to_disk_and_load_from_disk(ds, tmp_path):
     ds.save_to_disk(str(tmp_path / "saved"))
     back = load_from_disk(str(tmp_path / "saved"))
     assert back.features == ds.features
-    assert back[0]["frame"] == MediaRef("videos/a.mp4", 0)  # the root is runtime state: not saved
+    assert back[0]["frame"] == ds[0]["frame"]  # the root is saved beside the data (tests/hf/test_interop.py)
     assert back.data.table.equals(ds.data.table)
 
 

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from datasets import Dataset, DatasetDict, Features, load_dataset
+from datasets import Dataset, DatasetDict, Features, Value, load_dataset
 
 import hf_mediaref
 from hf_mediaref import MediaRef
@@ -83,20 +83,20 @@ def test_push_refuses_unresolvable_relative_refs(rows, features, fake_hub):
 def test_dataset_dict_and_card(ds, fake_hub, tmp_path):
     hf_mediaref.push_to_hub(DatasetDict({"train": ds, "test": ds.select(range(3))}), "me/dd")
     card = (fake_hub.repo_dir("me/dd") / "README.md").read_text()
-    assert "dtype: media_ref" in card and card.count(CARD_MARKER) == 1
-    assert 'hf_mediaref.load_dataset("me/dd"' in card and "Features.from_dict(" in card
+    assert "media_ref" not in card and card.count(CARD_MARKER) == 1  # plain datasets can read the YAML
+    assert 'load_dataset("me/dd"' in card and "`train` (16 rows), `test` (3 rows)" in card
     hf_mediaref.push_to_hub(ds, "me/dd", split="train")  # a second push keeps one usage section
     assert (fake_hub.repo_dir("me/dd") / "README.md").read_text().count(CARD_MARKER) == 1
     back = hf_mediaref.load_dataset("me/dd", cache_dir=str(tmp_path / "cache"))
     assert sorted(back) == ["test", "train"] and len(back["test"]) == 3
 
 
-def test_card_recipe_reads_refs_as_plain_structs(ds, fake_hub, tmp_path):
-    """The card's 'without hf_mediaref' recipe: explicit plain features bypass the media_ref dtype."""
+def test_refs_read_as_plain_structs_with_explicit_features(ds, fake_hub, tmp_path):
+    """Reading the Parquet files with explicit plain features (what users of other readers do)."""
     hf_mediaref.push_to_hub(ds, "me/plain")
-    card = (fake_hub.repo_dir("me/plain") / "README.md").read_text()
-    recipe = card.split("features = ", 1)[1].split("\n", 1)[0]
-    features = Features.from_dict(eval(recipe.removeprefix("Features.from_dict(").removesuffix(")")))
+    features = Features(
+        {"frame": {"uri": Value("string"), "pts_ns": Value("int64")}, "label": Value("int64")}
+    )
     plain = load_dataset(
         "parquet",
         data_files="hf://datasets/me/plain/data/*.parquet",

@@ -11,7 +11,7 @@ from datasets import load_dataset as datasets_load_dataset
 import hf_mediaref
 from hf_mediaref import MediaRef
 from hf_mediaref.errors import UnresolvedPathError
-from hf_mediaref.hf import get_media_root, set_media_root
+from hf_mediaref.hf import MediaRefFeature, get_media_root, set_media_root
 
 EXPECTED = [0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 100, 105, 110, 115, 7, None]
 
@@ -78,11 +78,26 @@ def test_load_local_repo_dict_and_streaming(repo_folder, tmp_path, labels_of):
     assert labels_of(batch["frame"]) == EXPECTED
 
 
-def test_plain_datasets_load_dataset_leaves_refs_relative(repo_folder, tmp_path):
-    """Without hf_mediaref.load_dataset there is no root: refs stay relative and decoding says how to
-    fix it."""
-    ds = datasets_load_dataset(str(repo_folder), split="train", cache_dir=str(tmp_path / "cache"))
-    assert ds[0]["frame"] == MediaRef("videos/a.mp4", 0)
+def test_plain_datasets_load_dataset_attaches_the_root(repo_folder, tmp_path, monkeypatch, labels_of):
+    """With hf_mediaref imported, datasets.load_dataset of a folder resolves against it, from any cwd."""
+    monkeypatch.chdir(tmp_path)
+    ds = datasets_load_dataset("my_repo", split="train", cache_dir=str(tmp_path / "cache"))
+    monkeypatch.chdir("/")
+    assert get_media_root(ds) == str(repo_folder)
+    assert ds[0]["frame"] == MediaRef(str(repo_folder / "videos" / "a.mp4"), 0)
+    assert labels_of(ds.with_format("mediaref")[:]["frame"]) == EXPECTED
+
+
+def test_refs_without_a_root_stay_relative(repo_folder, tmp_path):
+    """A packaged builder on files with no stored root: refs stay relative and decoding says how to fix it."""
+    ds = datasets_load_dataset(
+        "json",
+        data_files=str(repo_folder / "data" / "train.jsonl"),
+        split="train",
+        cache_dir=str(tmp_path / "c"),
+    )
+    ds = ds.cast_column("frame", MediaRefFeature())
+    assert get_media_root(ds) is None and ds[0]["frame"] == MediaRef("videos/a.mp4", 0)
     with pytest.raises(UnresolvedPathError, match="set_media_root"):
         ds.with_format("mediaref")[:1]
     set_media_root(ds, repo_folder)

@@ -105,6 +105,7 @@ def test_losing_a_frame_while_skipping_nonref_frames_turns_skipping_off(build_ca
     case = build_case("av1_mp4")
     index = load_index(case.uri)
     monkeypatch.setattr(pyav_decoder, "_NONREF_SKIP_CODECS", frozenset({index.codec}))
+    monkeypatch.setattr(pyav_decoder, "_reorders", lambda video: True)  # AV1 here has no B-frames
     picks = [1, 3, 5, 13, 27]
     out = batch_decode([MediaRef(case.uri, case.spec.pts_ns[i]) for i in picks], strategy="separate")
     assert [read_index(f) for f in out] == picks
@@ -119,6 +120,26 @@ def test_nonref_frames_are_skipped_on_h264_with_bframes(build_case, fresh_cache)
     assert [read_index(f) for f in out] == picks
     assert stats.decoded_frames < 36  # fewer than every frame up to the targets
     assert stats.converted_frames == 3
+
+
+def test_nothing_is_skipped_in_a_stream_without_bframes(build_case, fresh_cache, monkeypatch):
+    """Without reordering, a packet whose (damaged) header reads "non-reference" must still be decoded, so
+    that its damage is reported; with B-frames, non-reference frames are skipped."""
+    skips = []
+    real = pyav_decoder._SpanDecode
+
+    def spy(video, index, start, targets, size, skip_nonref, **kw):
+        skips.append(skip_nonref)
+        return real(video, index, start, targets, size, skip_nonref, **kw)
+
+    monkeypatch.setattr(pyav_decoder, "_SpanDecode", spy)
+    for name, want in (("h264_mp4", False), ("h264_bframes_mp4", True)):
+        case = build_case(name)
+        skips.clear()
+        picks = [9, 19]
+        out = batch_decode([MediaRef(case.uri, case.spec.pts_ns[i]) for i in picks], strategy="separate")
+        assert [read_index(f) for f in out] == picks
+        assert skips and set(skips) == {want}, name
 
 
 def test_file_that_is_not_a_video_raises_decode_error(tmp_path, fresh_cache):

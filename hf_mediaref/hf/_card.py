@@ -1,0 +1,163 @@
+"""The dataset card (``README.md``) that :func:`~hf_mediaref.hf.push_to_hub` writes: for people first.
+
+It says what the repo holds (rows, media columns, the media files and their sizes, where they are), how
+to load it with hf_mediaref, and how to load it and decode a frame with plain ``datasets`` + PyAV (the
+MediaRef columns read there as ``struct<uri: string, pts_ns: int64>``; see
+:class:`~hf_mediaref.hf.MediaRefFeature`). ``datasets`` adds its own YAML header (``dataset_info``,
+``configs``) when it pushes the table; the card body is written once (marked by :data:`CARD_MARKER`).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Mapping
+from typing import Any
+
+from ._feature import has_media
+
+__all__ = ["CARD_MARKER", "dataset_card"]
+
+#: Marks the usage section hf_mediaref adds to a dataset card (added once).
+CARD_MARKER = "<!-- hf_mediaref: usage -->"
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def _describe(feature: Any) -> str:
+    if type(feature).__name__ == "MediaRefFeature":
+        return "media reference: `struct<uri: string, pts_ns: int64>`"
+    if has_media(feature):
+        return "holds media references (`struct<uri: string, pts_ns: int64>`) in lists / structs"
+    return f"`{feature!r}`"
+
+
+def _columns(features: Mapping[str, Any]) -> str:
+    rows = "\n".join(f"| `{name}` | {_describe(f)} |" for name, f in features.items())
+    return "| column | type |\n|---|---|\n" + rows
+
+
+def _layout(media: Mapping[str, str | int]) -> str:
+    """A table of the media folders: file count, extensions, total size."""
+    if not media:
+        return (
+            "This push uploaded no media files: the references are absolute URLs, `data:` URIs (embedded "
+            "images) or files already in this repository."
+        )
+    folders: dict[str, list[tuple[str, int]]] = {}
+    for path, source in sorted(media.items()):
+        size = source if isinstance(source, int) else os.path.getsize(source)
+        folders.setdefault(posixpath.dirname(path) or ".", []).append((path, size))
+    lines = ["| folder | files | types | size |", "|---|---|---|---|"]
+    for folder, files in folders.items():
+        types = ", ".join(sorted({posixpath.splitext(p)[1] or "(none)" for p, _ in files}))
+        lines.append(f"| `{folder}/` | {len(files)} | {types} | {_size(sum(s for _, s in files))} |")
+    total = sum(s for files in folders.values() for _, s in files)
+    lines.append(f"\n{len(media)} media file(s), {_size(total)} in all.")
+    return "\n".join(lines)
+
+
+def dataset_card(
+    repo_id: str,
+    features: Any,
+    data_dir: str = "data",
+    existing: str = "",
+    *,
+    media: Mapping[str, str | int] | None = None,
+    num_rows: Mapping[str, int] | None = None,
+) -> str:
+    """README text for a dataset pushed with hf_mediaref: what it holds and how to read it, with and without
+    hf_mediaref.
+
+    Args:
+        repo_id: the dataset repo.
+        features: the dataset's features.
+        data_dir: where ``datasets`` writes the Parquet shards in the repo.
+        existing: the current README (kept, the section is appended), or ``""``.
+        media: the media files in the repo, as repo path -> local file (or size in bytes): the layout and
+            size table.
+        num_rows: rows per split.
+
+    Returns:
+        The README text.
+
+    Example:
+        ```python
+        >>> from datasets import Features
+        >>> from hf_mediaref.hf import MediaRefFeature
+        >>> from hf_mediaref.hf._card import dataset_card
+        >>> features = Features({"frame": MediaRefFeature()})
+        >>> card = dataset_card("me/frames", features, media={"videos/a.mp4": 1_000})
+        >>> "import av" in card
+        True
+        ```
+    """
+    columns = [name for name, f in features.items() if has_media(f)]
+    column = next((n for n, f in features.items() if type(f).__name__ == "MediaRefFeature"), None)
+    column = column or (columns[0] if columns else "frame")
+    splits = ", ".join(f"`{s}` ({n:,} rows)" for s, n in (num_rows or {}).items())
+    listed = ", ".join(f"`{c}`" for c in columns) or "none"
+    section = f"""{CARD_MARKER}
+## What this dataset is
+
+A table of **media references**{f" in {splits}" if splits else ""}: each row of the media column(s)
+{listed} names a video frame (a file and a presentation time) or an image, instead of holding pixels.
+The media files themselves are stored in this repository (see *Media layout*); frames are decoded when
+they are read. It was written with [hf_mediaref](https://pypi.org/project/hf-mediaref/), but reading it
+needs nothing but `datasets` (and PyAV to decode frames).
+
+## Columns
+
+{_columns(features)}
+
+A media reference is `{{"uri": str, "pts_ns": int | None}}`: `uri` is a path relative to the root of this
+repository (`videos/ep0.mp4`), an absolute URL, or a `data:` URI (an embedded image); `pts_ns` is the
+presentation time of the frame in nanoseconds (the frame shown at that time), or null for an image.
+
+## Media layout
+
+{_layout(media or {})}
+
+## Load with hf_mediaref
+
+```python
+import hf_mediaref  # after this import, datasets.load_dataset gives MediaRef columns too
+from datasets import load_dataset
+
+ds = load_dataset("{repo_id}", split="train")
+ds[0]["{column}"]  # MediaRef('hf://datasets/{repo_id}@<commit>/...', pts_ns=...): nothing decoded yet
+frames = ds.with_format("mediaref", output="torch")[:8]["{column}"]  # one batch, each video decoded once
+```
+
+The refs resolve against this repository at the commit that was loaded. For a private repository pass
+`token=` as usual: it is used for the media too.
+
+## Load without hf_mediaref (plain `datasets` + PyAV)
+
+```python
+import av
+import fsspec
+from datasets import load_dataset
+
+ds = load_dataset("{repo_id}", split="train")  # or streaming=True, or load_dataset("parquet", ...)
+ref = ds[0]["{column}"]  # {{'uri': 'videos/....mp4', 'pts_ns': ...}}
+with fsspec.open(f"hf://datasets/{repo_id}/{{ref['uri']}}") as f, av.open(f) as video:
+    stream = video.streams.video[0]
+    tb = stream.time_base
+    video.seek(ref["pts_ns"] * tb.denominator // (tb.numerator * 10**9), stream=stream)  # keyframe before
+    frame = next(fr for fr in video.decode(stream) if fr.pts * tb * 10**9 >= ref["pts_ns"])
+    image = frame.to_ndarray(format="rgb24")  # H x W x 3 uint8
+```
+
+An image ref (`pts_ns` null) opens with `PIL.Image.open(fsspec.open(...).open())`. For a private
+repository pass `token=` to `load_dataset` and to `fsspec.open`. The Parquet files in `{data_dir}/` also
+read with pyarrow, pandas, polars or DuckDB.
+"""
+    body = existing.rstrip() + "\n\n" if existing.strip() else f"# {repo_id}\n\n"
+    return body + section

@@ -1,0 +1,393 @@
+"""hf-mediaref end to end: through the real entry points (``python -m``, the console-script declaration) and
+in-process ``main`` (for the fake Hub), on real encoded barcode videos and images."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+datasets = pytest.importorskip("datasets")
+
+import hf_mediaref  # noqa: E402
+from hf_mediaref.cli import _store, main  # noqa: E402
+from hf_mediaref.testing import read_index, write_image, write_video  # noqa: E402
+from hf_mediaref.testing.fake_hub import FakeHub  # noqa: E402
+from hf_mediaref.testing.lerobot import write_lerobot_dataset  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str, module: str = "hf_mediaref.cli", cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=240
+    )
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    """``a.mp4`` (30 frames at 10 fps, keyframe every 5), ``sub/b.mkv`` (20 frames at 20 fps, barcodes
+    100..119, keyframe every 10), ``c.png`` (barcode 7) and a corrupt ``bad.mp4``."""
+    root = tmp_path_factory.mktemp("recordings")
+    (root / "sub").mkdir()
+    specs = {
+        "a.mp4": write_video(root / "a.mp4", 30, fps=10, gop=5),
+        "sub/b.mkv": write_video(root / "sub" / "b.mkv", 20, fps=20, gop=10, first_index=100),
+    }
+    write_image(root / "c.png", 7)
+    (root / "bad.mp4").write_bytes(b"definitely not a video" * 20)
+    return root, specs
+
+
+def _barcode_offset(video_id: str) -> int:
+    return 100 if video_id == "sub/b.mkv" else 0
+
+
+def _check_frames(out: Path, specs) -> datasets.Dataset:
+    """Load ``out`` from another directory and check every row's decoded frame against its columns."""
+    ds = hf_mediaref.load_dataset(str(out), split="train")
+    frames = ds.with_format("mediaref").select_columns(["frame"])[:]["frame"]
+    plain = ds.with_format(None).select_columns(["video_id", "frame_index", "timestamp"])[:]
+    for frame, video_id, index, t in zip(frames, plain["video_id"], plain["frame_index"], plain["timestamp"]):
+        if video_id == "c.png":
+            assert read_index(frame) == 7 and t is None
+            continue
+        spec = specs[video_id]
+        assert index == spec.expected_index(round(t * 1e9))
+        assert read_index(frame) == _barcode_offset(video_id) + index
+    return ds
+
+
+def test_build_every_frame_through_python_m(recordings, tmp_path):
+    root, specs = recordings
+    out = tmp_path / "frames"
+    proc = _run("build", str(root), "-o", str(out), "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped: 1 of 4 file(s)" in proc.stderr and "bad.mp4" in proc.stderr
+    ds = _check_frames(out, specs)
+    assert len(ds) == 30 + 20 + 1
+    row = ds.with_format(None).select_columns(["frame"])[0]["frame"]
+    assert row.uri == str(out / "a.mp4")  # relative in the table, resolved against the folder
+    table = _store.open_dataset(str(out))["train"].with_format("arrow")[:]
+    assert set(table["frame"].combine_chunks().field("uri").to_pylist()) == {"a.mp4", "sub/b.mkv", "c.png"}
+    first = ds.select_columns(["video_id", "codec", "width", "height", "fps", "duration", "file_size"])[0]
+    assert first == {
+        "video_id": "a.mp4",
+        "codec": "h264",
+        "width": 128,
+        "height": 96,
+        "fps": pytest.approx(10.0),
+        "duration": pytest.approx(3.0),
+        "file_size": (root / "a.mp4").stat().st_size,
+    }
+    assert os.path.samefile(out / "a.mp4", root / "a.mp4")  # hard-linked, not copied
+    assert not any(p.name.startswith(".frames") for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (
+            ["--fps", "4"],
+            {"a.mp4": [0, 2, 5, 7, 10, 12, 15, 17, 20, 22, 25, 27], "sub/b.mkv": [0, 5, 10, 15]},
+        ),
+        (["--keyframes"], {"a.mp4": [0, 5, 10, 15, 20, 25], "sub/b.mkv": [0, 10]}),
+        (["--every", "7"], {"a.mp4": [0, 7, 14, 21, 28], "sub/b.mkv": [0, 7, 14]}),
+    ],
+)
+def test_sampling(recordings, tmp_path, flags, expected):
+    root, specs = recordings
+    out = tmp_path / "frames"
+    files = [str(root / "a.mp4"), str(root / "sub" / "b.mkv")]
+    assert main(["build", *files, "-o", str(out), "-q", "--media", "copy", *flags]) == 0
+    ds = _check_frames(out, specs)
+    got: dict[str, list[int]] = {}
+    for video_id, index in zip(ds["video_id"], ds["frame_index"]):
+        got.setdefault(video_id, []).append(index)
+    assert got == expected
+    if flags[0] == "--fps":
+        assert ds["timestamp"][:3] == pytest.approx([0.0, 0.25, 0.5])
+    assert not os.path.samefile(out / "a.mp4", root / "a.mp4")  # --media copy
+
+
+def test_strict_fails_and_writes_nothing(recordings, tmp_path, capsys):
+    root, _ = recordings
+    out = tmp_path / "frames"
+    assert main(["build", str(root), "-o", str(out), "-q", "--strict"]) == 1
+    assert "cannot build: 1 of 4" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_is_refused_unless_overwrite(recordings, tmp_path, capsys):
+    root, _ = recordings
+    out = tmp_path / "frames"
+    out.mkdir()
+    (out / "keep").write_text("x")
+    assert main(["build", str(root / "a.mp4"), "-o", str(out), "-q"]) == 1
+    assert "exists" in capsys.readouterr().err and (out / "keep").exists()
+    assert main(["build", str(root / "a.mp4"), "-o", str(out), "-q", "--overwrite"]) == 0
+    assert not (out / "keep").exists() and (out / "a.mp4").exists()
+
+
+def test_a_failure_while_writing_leaves_no_output(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError), _store.dataset_folder(out) as folder:
+        (folder / "half.parquet").write_text("half")
+        raise RuntimeError("disk full")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sidecar_columns_json_and_csv(recordings, tmp_path):
+    root, specs = recordings
+    (tmp_path / "meta.json").write_text(
+        json.dumps({"a.mp4": {"operator": "ann", "success": True}, "sub/b.mkv": {"operator": "bob"}})
+    )
+    (tmp_path / "meta.csv").write_text("file,score,site\nb.mkv,0.5,lab\na.mp4,1.25,home\n")  # by file name
+    for sidecar in ("meta.json", "meta.csv"):
+        out = tmp_path / sidecar.replace(".", "_")
+        files = [str(root / "a.mp4"), str(root / "sub" / "b.mkv"), str(root / "c.png")]
+        code = main(
+            ["build", *files, "-o", str(out), "-q", "--every", "10", "--metadata", str(tmp_path / sidecar)]
+        )
+        assert code == 0
+        ds = _check_frames(out, specs)
+        rows = {
+            r["video_id"]: r for r in ds.with_format(None).select_columns(["video_id", *ds.column_names[10:]])
+        }
+        if sidecar == "meta.json":
+            assert ds.features["success"] == datasets.Value("bool")
+            assert rows["a.mp4"]["operator"] == "ann" and rows["sub/b.mkv"]["success"] is None
+        else:
+            assert ds.features["score"] == datasets.Value("float64")
+            assert rows["a.mp4"]["score"] == 1.25 and rows["sub/b.mkv"]["site"] == "lab"
+            assert rows["c.png"]["score"] is None
+
+
+def test_list_file_glob_and_absolute_media(recordings, tmp_path):
+    root, specs = recordings
+    listing = tmp_path / "files.txt"
+    listing.write_text(f"# my files\n{root / 'a.mp4'}\n")
+    out = tmp_path / "frames"
+    code = main(
+        ["build", f"@{listing}", str(root / "sub" / "*.mkv"), "-o", str(out), "-q", "--media", "absolute"]
+    )
+    assert code == 0
+    ds = _check_frames(out, specs)
+    assert sorted(set(ds["video_id"])) == ["a.mp4", "sub/b.mkv"]
+    assert not (out / "a.mp4").exists()
+    stored = _store.stored_uris(_store.open_dataset(str(out))["train"])
+    assert stored == [str(root / "a.mp4"), str(root / "sub" / "b.mkv")]
+
+
+def test_verify_inspect_and_failures_through_python_m(recordings, tmp_path):
+    root, _ = recordings
+    out = tmp_path / "frames"
+    assert main(["build", str(root), "-o", str(out), "-q", "--media", "copy"]) == 0
+    ok = _run("verify", str(out), "-q")
+    assert ok.returncode == 0, ok.stderr
+    assert "train/frame: 51 refs in 2 video(s) and 1 image(s): 51 ok, 0 failed" in ok.stdout
+
+    inspected = _run("inspect", str(out), "-q", "--json")
+    assert inspected.returncode == 0, inspected.stderr
+    report = json.loads(inspected.stdout)
+    column = report["splits"]["train"]["columns"]["frame"]
+    assert report["media_root"] == str(out) and report["splits"]["train"]["rows"] == 51
+    assert (column["videos"], column["images"]) == (2, 1)
+    assert column["frames_by_video"] == {"a.mp4": 30, "sub/b.mkv": 20}
+    assert column["codecs"] == {"h264": 2, "png": 1}
+    assert column["containers"] == {"mp4": 1, "mkv": 1, "png": 1}
+    sizes = sum((out / name).stat().st_size for name in ("a.mp4", "sub/b.mkv", "c.png"))
+    assert column["media_bytes"] == sizes
+
+    # break things: a truncated video (its later frames are gone) and a missing image
+    data = (out / "a.mp4").read_bytes()
+    (out / "a.mp4").write_bytes(data[: len(data) // 3])
+    (out / "c.png").unlink()
+    bad = _run("verify", str(out), "-q", "--json")
+    assert bad.returncode == 1
+    result = json.loads(bad.stdout)
+    [rep] = result["reports"]
+    assert not result["ok"] and rep["refs"] == 51 and rep["failed"] >= 1 + 1
+    assert "MediaNotFoundError" in rep["errors"] and rep["errors"]["MediaNotFoundError"]["refs"] == 1
+    assert "c.png" in rep["errors"]["MediaNotFoundError"]["first"]
+    assert rep["failed_files"] == 2 and rep["ok"] == 51 - rep["failed"]
+    text = _run("verify", str(out), "-q", "--sample", "10")
+    assert text.returncode in (0, 1) and re.search(r"train/frame: 10 refs", text.stdout)
+
+
+def test_verify_names_refs_past_the_end(tmp_path, capsys):
+    video = write_video(tmp_path / "v.mp4", 10, fps=10)
+    ds = datasets.Dataset.from_dict(
+        {"frame": [{"uri": "v.mp4", "pts_ns": t} for t in (0, 500_000_000, 2_000_000_000, 5_000_000_000)]},
+        features=datasets.Features({"frame": hf_mediaref.MediaRefFeature()}),
+    )
+    ds.save_to_disk(str(tmp_path / "saved"))
+    code = main(["verify", str(tmp_path / "saved"), "-q", "--media-root", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "2 ok, 2 failed" in out and "FrameOutOfRangeError: 2 ref(s) in 1 file(s)" in out
+    assert video.path.exists()
+
+
+def test_verify_counts_refs_that_do_not_resolve(tmp_path, capsys):
+    write_video(tmp_path / "v.mp4", 10, fps=10)
+    refs = [
+        {"uri": "v.mp4", "pts_ns": 0},
+        {"uri": "../outside.mp4", "pts_ns": 0},
+        {"uri": "v.mp4", "pts_ns": 10**8},
+    ]
+    ds = datasets.Dataset.from_dict(
+        {"frame": refs}, features=datasets.Features({"frame": hf_mediaref.MediaRefFeature()})
+    )
+    ds.save_to_disk(str(tmp_path / "saved"))
+    assert main(["verify", str(tmp_path / "saved"), "-q", "--media-root", str(tmp_path), "--json"]) == 1
+    [report] = json.loads(capsys.readouterr().out)["reports"]
+    assert (report["refs"], report["ok"], report["failed"]) == (3, 2, 1)
+    assert list(report["errors"]) == ["PathEscapeError"]
+
+
+def test_embed_makes_a_self_contained_dataset(recordings, tmp_path):
+    root, _ = recordings
+    out, embedded = tmp_path / "frames", tmp_path / "embedded"
+    assert main(["build", str(root / "a.mp4"), "-o", str(out), "-q", "--every", "10"]) == 0
+    assert main(["embed", str(out), "-o", str(embedded), "-q", "--format", "png"]) == 0
+    shutil.rmtree(out)
+    ds = hf_mediaref.load_dataset(str(embedded), split="train")
+    assert all(ref.is_embedded for ref in ds.with_format(None)["frame"])
+    assert [read_index(f) for f in ds.with_format("mediaref")[:]["frame"]] == [0, 10, 20]
+    assert main(["verify", str(embedded), "-q"]) == 0
+
+
+def test_hub_build_push_inspect_verify(recordings, tmp_path, capsys):
+    root, _ = recordings
+    with FakeHub(tmp_path / "hub") as hub:
+        files = [str(root / "a.mp4"), str(root / "sub" / "b.mkv"), str(root / "c.png")]
+        assert main(["build", *files, "--push", "me/frames", "-q", "--every", "5"]) == 0
+        repo = hub.repo_dir("me/frames")
+        assert (repo / "a.mp4").exists() and (repo / "sub" / "b.mkv").exists()
+        capsys.readouterr()
+        assert main(["inspect", "hf://datasets/me/frames", "-q", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["media_root"] == f"hf://datasets/me/frames@{hub.sha('me/frames')}/"
+        assert report["splits"]["train"]["columns"]["frame"]["videos"] == 2
+        assert main(["verify", "me/frames", "-q"]) == 0
+        assert "11 ok, 0 failed" in capsys.readouterr().out
+
+        local = tmp_path / "local"
+        assert main(["build", str(root / "a.mp4"), "-o", str(local), "-q", "--every", "10"]) == 0
+        assert main(["push", str(local), "me/other", "-q"]) == 0
+        back = hf_mediaref.load_dataset("me/other", split="train")
+        assert [read_index(f) for f in back.with_format("mediaref")[:]["frame"]] == [0, 10, 20]
+
+
+def test_build_from_lerobot(tmp_path):
+    spec = write_lerobot_dataset(tmp_path / "robot", (6, 9), cameras=("observation.images.top",))
+    out = tmp_path / "frames"
+    assert main(["build", "--from-lerobot", str(spec.root), "-o", str(out), "-q"]) == 0
+    assert (out / "videos" / "observation.images.top" / "chunk-000" / "file-000.mp4").exists()
+    ds = hf_mediaref.load_dataset(str(out), split="train")
+    assert ds["task"][0] == "pick the cube" and ds.features["observation.state"].feature.dtype == "float32"
+    frames = ds.with_format("mediaref")[:]["observation.images.top"]
+    assert [read_index(f) for f in frames] == list(range(15))
+    assert main(["verify", str(out), "-q"]) == 0
+    some = tmp_path / "some"
+    assert main(["build", "--from-lerobot", str(spec.root), "-o", str(some), "-q", "--episodes", "1"]) == 0
+    assert hf_mediaref.load_dataset(str(some), split="train")["index"] == list(range(6, 15))
+
+
+def test_help_has_examples_through_python_m_hf_mediaref():
+    proc = _run("--help", module="hf_mediaref")
+    assert proc.returncode == 0 and "examples:" in proc.stdout and "hf-mediaref build" in proc.stdout
+    sub = _run("build", "--help")
+    assert sub.returncode == 0 and "--fps" in sub.stdout and "examples:" in sub.stdout
+    usage = _run("build", "--fps", "2", "--every", "3")
+    assert usage.returncode == 2 and "not allowed with" in usage.stderr
+
+
+def test_console_script_declaration_runs_the_cli(tmp_path):
+    """pyproject's [project.scripts] entry, loaded and called the way pip's generated script does (the
+    shared environment is not reinstalled, so importlib.metadata may not list it yet)."""
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    match = re.search(r'^\[project\.scripts\]\s*\nhf-mediaref = "([\w.]+):(\w+)"', text, re.M)
+    assert match, "no hf-mediaref console script in pyproject.toml"
+    script = tmp_path / "hf-mediaref"
+    script.write_text(
+        textwrap.dedent(
+            f"""\
+            import re, sys
+            from importlib.metadata import EntryPoint
+            value = "{match[1]}:{match[2]}"
+            main = EntryPoint(name="hf-mediaref", value=value, group="console_scripts").load()
+            sys.argv[0] = re.sub(r"(-script\\.pyw|\\.exe)?$", "", sys.argv[0])
+            sys.exit(main())
+            """
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, str(script), "--version"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and proc.stdout.startswith("hf-mediaref ")
+    bad = subprocess.run(
+        [sys.executable, str(script), "inspect", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert bad.returncode == 1 and "is not a dataset folder" in bad.stderr
+
+
+def test_frame_index_matches_the_decoder_for_fps_sampling(recordings):
+    """--fps rows store the sampled time; the frame on screen then is the frame_index column."""
+    from hf_mediaref.cli._build import Sampling, probe
+
+    root, specs = recordings
+    probed = probe(str(root / "sub" / "b.mkv"), Sampling(fps=3))
+    times = np.asarray(probed.pts_ns)
+    assert times.tolist() == [round(k * 1e9 / 3) for k in range(3)]
+    assert probed.frame_index.tolist() == [specs["sub/b.mkv"].expected_index(int(t)) for t in times]
+
+
+def test_rebuilding_into_a_folder_inside_the_source_does_not_pick_up_its_own_media(tmp_path):
+    src = tmp_path / "rec"
+    src.mkdir()
+    write_video(src / "a.mp4", 10, fps=10)
+    for _ in range(2):
+        assert main(["build", str(src), "-o", str(src / "frames"), "-q", "--overwrite"]) == 0
+    ds = hf_mediaref.load_dataset(str(src / "frames"), split="train")
+    assert set(ds["video_id"]) == {"a.mp4"} and len(ds) == 10
+
+
+def test_build_from_a_lerobot_dataset_on_the_hub(tmp_path):
+    import huggingface_hub
+    from huggingface_hub import CommitOperationAdd
+
+    spec = write_lerobot_dataset(
+        tmp_path / "robot", (5, 6), cameras=("observation.images.top",), codec="libx264"
+    )
+    with FakeHub(tmp_path / "hub") as hub:
+        api = huggingface_hub.HfApi()
+        api.create_repo("me/robot", repo_type="dataset")
+        operations = [
+            CommitOperationAdd(path_in_repo=p.relative_to(spec.root).as_posix(), path_or_fileobj=str(p))
+            for p in spec.root.rglob("*")
+            if p.is_file()
+        ]
+        api.create_commit("me/robot", operations=operations, repo_type="dataset")
+        out = tmp_path / "frames"
+        assert main(["build", "--from-lerobot", "me/robot", "-o", str(out), "-q"]) == 0
+        assert not (out / "videos").exists()  # the refs point into the Hub repo, pinned to its commit
+        stored = _store.stored_uris(_store.open_dataset(str(out))["train"])
+        assert stored == [
+            f"hf://datasets/me/robot@{hub.sha('me/robot')}/videos/observation.images.top/chunk-000/file-000.mp4"
+        ]
+        ds = hf_mediaref.load_dataset(str(out), split="train")
+        frames = ds.with_format("mediaref")[:]["observation.images.top"]
+        assert [read_index(f) for f in frames] == list(range(11))
