@@ -394,7 +394,7 @@ def push_to_hub(
         num_rows = {name: len(split) for name, split in rows.items()}
         card_media = {op.path_in_repo: str(op.path_or_fileobj) for op in media}
         card_args = (repo_id, splits[0].features, data_dir, existing, card_media, num_rows)
-        operations = media + _with_card(table_ops, *card_args)
+        operations = media + _index_sidecars(card_media) + _with_card(table_ops, *card_args)
         message = commit_message or f"Upload dataset and {len(media)} media file(s) with hf_mediaref"
         info = api.create_commit(
             repo_id,
@@ -410,3 +410,12 @@ def push_to_hub(
         )
     logger.info("pushed %d media file(s) and the table to %s in one commit", len(media), repo_id)
     return info
+
+
+# ----------------------------------------------------------------------------------------- index sidecars
+def _index_sidecars(uploads: dict[str, str]) -> list[Any]:
+    """Each uploaded video's keyframe index beside it (``<path>.mrindex``): readers skip their scans."""
+    from ..video import build_index_sidecars
+
+    sidecars = build_index_sidecars(uploads)
+    return [CommitOperationAdd(path_in_repo=p, path_or_fileobj=b) for p, b in sorted(sidecars.items())]

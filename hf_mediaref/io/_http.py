@@ -651,6 +651,8 @@ class _RangeReader(io.RawIOBase):
         validator = probe.validators.etag or probe.validators.last_modified
         #: Changes when the resource changes (validator + size); None when the server sends no validator.
         self.version = f"{validator}; {probe.length}" if validator else None
+        #: The ETag the file was opened at (None without one): a content hash on some servers.
+        self.etag = probe.validators.etag
         if self._size is None or not probe.ranges:
             logger.info("%s does not advertise range requests; downloading it whole", describe_uri(url))
             self._load_whole()

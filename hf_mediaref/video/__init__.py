@@ -8,7 +8,8 @@ Importing this package does not import PyAV, torch or TorchCodec; they load when
 
 Modules (private): ``_planning`` (pure: playback rule, spans, strategies), ``_index`` (the keyframe index and
 its demux scan), ``_index_store`` (indexes of remote videos on disk), ``_indexes`` (memory -> disk -> scan),
-``_identity`` (source cache keys), ``_cache`` (open-decoder leases, index LRU), ``_container`` (PyAV
+``_identity`` (source cache keys), ``_mp4`` (pure: MP4/MOV ``moov`` sample tables), ``_sidecar`` (index
+sidecars shipped beside the media), ``_cache`` (open-decoder leases, index LRU), ``_container`` (PyAV
 containers), ``_errors`` (typed error mapping), ``_base`` / ``_pyav`` / ``_torchcodec`` (decoders), ``_batch``
 (many videos in one pass), ``_types``, ``_stats``."""
 
@@ -18,6 +19,7 @@ from ._base import BaseVideoDecoder
 from ._cache import cleanup_cache
 from ._planning import BatchDecodingStrategy
 from ._pyav import PyAVVideoDecoder
+from ._sidecar import build_index_sidecars, index_sidecar_uri, write_index_sidecar
 from ._stats import DecodeStats, collect_stats
 from ._torchcodec import TorchCodecVideoDecoder
 from ._types import Frame, FrameBatch, VideoStreamMetadata
@@ -31,6 +33,9 @@ __all__ = [
     "PyAVVideoDecoder",
     "TorchCodecVideoDecoder",
     "VideoStreamMetadata",
+    "build_index_sidecars",
     "cleanup_cache",
     "collect_stats",
+    "index_sidecar_uri",
+    "write_index_sidecar",
 ]

@@ -102,6 +102,17 @@ class LeaseCache:
         finally:
             self._give_back(key, obj, generation, ok)
 
+    def offer(self, key: Hashable, obj: Closeable) -> None:
+        """Add ``obj``, opened elsewhere and not leased, to the idle decoders of ``key`` (as given back)."""
+        with self._lock:
+            self._refs[key] = self._refs.get(key, 0) + 1
+            generation = self._generation
+        self._give_back(key, obj, generation, True)
+
+    def take(self, key: Hashable) -> Closeable | None:
+        """Remove and return an idle decoder of ``key`` (the caller now owns it), or None."""
+        return self._take(key)
+
     def _take(self, key: Hashable) -> Closeable | None:
         with self._lock:
             for slot in reversed(self._idle):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from .._optional import require
 from ..errors import MediaDecodeError, describe_uri
@@ -17,7 +17,7 @@ from ._identity import source_key
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OpenedVideo", "import_av", "lease_video"]
+__all__ = ["OpenedVideo", "fresh_key", "import_av", "lease_video", "take_fresh_source"]
 
 
 def import_av() -> Any:
@@ -44,6 +44,8 @@ class OpenedVideo:
 
         self.uri = uri
         self._stack = contextlib.ExitStack()
+        self._owner: contextlib.ExitStack | None = None  # keeps a given source open (see adopt)
+        self._given = source
         try:
             if source is None:
                 source = self._stack.enter_context(open_media(uri, storage_options=storage_options))
@@ -69,10 +71,14 @@ class OpenedVideo:
             for other in self.container.streams:
                 if other.index != self.stream.index:
                     other.discard = discard_all
+        self.set_threads(threads)
+        self.reformatter = VideoReformatter()
+
+    def set_threads(self, threads: int) -> None:
+        """Codec threads (FRAME threading above 1); before the first decode only."""
         ctx = self.stream.codec_context
         ctx.thread_type = "FRAME" if threads > 1 else "SLICE"
         ctx.thread_count = threads
-        self.reformatter = VideoReformatter()
 
     @property
     def takes_read_hints(self) -> bool:
@@ -84,8 +90,24 @@ class OpenedVideo:
         if self._expect is not None:
             self._expect(nbytes)
 
-    def close(self) -> None:
+    def adopt(self, owner: contextlib.ExitStack) -> None:
+        """Take over ``owner`` (what keeps the given source open): closed after the container."""
+        self._owner = owner
+
+    def release_source(self) -> tuple[Any, contextlib.ExitStack] | None:
+        """Close the container and hand over the adopted source with its owner (None: nothing adopted)."""
+        if self._owner is None:
+            return None
         self._stack.close()
+        owner, self._owner = self._owner, None
+        return self._given, owner
+
+    def close(self) -> None:
+        try:
+            self._stack.close()
+        finally:
+            if self._owner is not None:
+                self._owner.close()
 
 
 @contextlib.contextmanager
@@ -94,7 +116,34 @@ def lease_video(
 ) -> Iterator[OpenedVideo]:
     """Exclusive use of an open container for ``uri`` (cached; opened on a miss)."""
     key = key or source_key(uri, storage_options)
-    with decoder_cache.lease(
-        ("pyav", key, threads), lambda: OpenedVideo(uri, storage_options=storage_options, threads=threads)
-    ) as video:
+
+    def open_() -> OpenedVideo:
+        fresh = cast("OpenedVideo | None", decoder_cache.take(fresh_key(key)))  # opened by the index
+        if fresh is not None:  # nothing decoded yet: its codec threads can still be set
+            fresh.set_threads(threads)
+            return fresh
+        return OpenedVideo(uri, storage_options=storage_options, threads=threads)
+
+    with decoder_cache.lease(("pyav", key, threads), open_) as video:
         yield video
+
+
+def take_fresh_source(key: tuple) -> tuple[Any, contextlib.ExitStack] | None:
+    """The source (and its owner) of a container opened for the index of ``key`` and not used since: what it
+    read (header, ``moov``) is kept in memory, so another backend (TorchCodec) opens it without fetching it
+    again. None when there is none."""
+    fresh = cast("OpenedVideo | None", decoder_cache.take(fresh_key(key)))
+    if fresh is None:
+        return None
+    released = fresh.release_source()
+    if released is None:
+        fresh.close()
+    elif hasattr(released[0], "resume_recording"):  # the index's recording view: keep what the new open reads
+        released[0].resume_recording()
+    return released
+
+
+def fresh_key(key: tuple) -> tuple:
+    """The cache key of a container of the source ``key`` opened to read its index, nothing decoded yet: the
+    next lease of the source, whatever its codec threads, takes it."""
+    return ("pyav-fresh", key)

@@ -33,7 +33,7 @@ from ._planning import frames_played_at, playback_tolerance_ns
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VideoIndex", "scan_index"]
+__all__ = ["VideoIndex", "end_pts", "scan_index"]
 
 
 @dataclasses.dataclass(eq=False)
@@ -54,6 +54,7 @@ class VideoIndex:
     nonref_skipping: bool = True  # False once skipping non-reference frames lost a requested frame
     version: str | None = None  # the remote object's version the index was built from (None: local, data:)
     torchcodec_seeks_ok: bool = True  # False once TorchCodec returned frames of other times
+    packet_offsets: np.ndarray | None = None  # int64 byte offset of each frame's packet (-1: unknown)
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -122,7 +123,8 @@ class VideoIndex:
         }
 
 
-def _end_pts(pts: np.ndarray, last_duration: int, average_rate: Fraction | None, time_base: Fraction) -> int:
+def end_pts(pts: np.ndarray, last_duration: int, average_rate: Fraction | None, time_base: Fraction) -> int:
+    """The end of the last frame: its pts plus its duration (else the median interval, else one frame)."""
     last = int(pts[-1])
     if last_duration > 0:
         return last + last_duration
@@ -163,6 +165,7 @@ def scan_index(container: Any, stream: Any, *, count_packet_bytes: bool = True) 
     pts_list: list[int] = []
     keys: list[bool] = []
     sizes: list[int] = []
+    offsets: list[int] = []
     durations: list[int] = []
     total_bytes = 0
     webp = stream.codec_context.name == "webp"
@@ -182,6 +185,7 @@ def scan_index(container: Any, stream: Any, *, count_packet_bytes: bool = True) 
         pts_list.append(int(ts))
         keys.append(bool(packet.is_keyframe))
         sizes.append(size)
+        offsets.append(-1 if packet.pos is None else int(packet.pos))
         durations.append(int(packet.duration or 0))
     stats.record(index_scans=1, bytes_read=total_bytes if count_packet_bytes else 0)
     if not pts_list:
@@ -211,11 +215,12 @@ def scan_index(container: Any, stream: Any, *, count_packet_bytes: bool = True) 
         pts=pts,
         packet_sizes=np.asarray(sizes, dtype=np.int64)[order],
         keyframe_positions=positions,
-        end_pts=_end_pts(pts, int(np.asarray(durations)[order][-1]), stream.average_rate, time_base),
+        end_pts=end_pts(pts, int(np.asarray(durations)[order][-1]), stream.average_rate, time_base),
         width=int(ctx.width or stream.width),
         height=int(ctx.height or stream.height),
         codec=codec.name,
         pixel_format=ctx.pix_fmt,
         stream_index=int(stream.index),
         keyframes_verified=verified,
+        packet_offsets=np.asarray(offsets, dtype=np.int64)[order],
     )

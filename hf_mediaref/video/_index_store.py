@@ -71,6 +71,7 @@ def load_stored_index(key: tuple, version: str) -> VideoIndex | None:
                 pixel_format=meta["pixel_format"],
                 stream_index=int(meta["stream_index"]),
                 keyframes_verified=bool(meta["keyframes_verified"]),
+                packet_offsets=data["packet_offsets"].astype(np.int64) if "packet_offsets" in data else None,
             )
     except FileNotFoundError:
         return None
@@ -102,14 +103,16 @@ def store_index(key: tuple, version: str, index: VideoIndex) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
         try:
+            arrays: dict[str, np.ndarray] = {
+                "meta": np.array(json.dumps(meta)),
+                "pts": index.pts,
+                "packet_sizes": index.packet_sizes,
+                "keyframes": np.asarray(index.keyframes(), dtype=np.int64),
+            }
+            if index.packet_offsets is not None:
+                arrays["packet_offsets"] = index.packet_offsets
             with os.fdopen(fd, "wb") as f:
-                np.savez(
-                    f,
-                    meta=np.array(json.dumps(meta)),
-                    pts=index.pts,
-                    packet_sizes=index.packet_sizes,
-                    keyframes=np.asarray(index.keyframes(), dtype=np.int64),
-                )
+                np.savez(f, **arrays)  # type: ignore[arg-type]
             os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
         except BaseException:
             os.unlink(tmp)

@@ -1,47 +1,267 @@
-"""The keyframe index of a video: from the in-memory cache, else from the on-disk store (remote videos), else
-built by a demux scan of a freshly opened PyAV container (never a cached one, whose position is unknown)."""
+"""The keyframe index of a video, from the cheapest place that has it:
+
+1. the in-memory LRU (per source key);
+2. the on-disk store (remote videos that report a version: :mod:`._index_store`);
+3. the video's index sidecar (``<uri>.mrindex``, :mod:`._sidecar`), when it describes the same content;
+4. MP4/MOV: the ``moov`` sample tables (:mod:`._mp4`), read while the container opens (no media data);
+5. a demux scan of the freshly opened container (every other case, and whatever 3 and 4 refuse).
+
+In cases 3 and 4 the container opened to read the header is fresh (nothing demuxed); it goes to the decoder
+cache, so the first decode of a remote video reads its header once. Scans run on freshly opened containers
+only, never on a cached one whose position is unknown.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import io
+import logging
+import os
+from collections.abc import Callable
+from fractions import Fraction
+from typing import IO, Any, cast
+
+import numpy as np
 
 from ..errors import RemoteChangedError, describe_uri
-from ..io import check_pixel_limit, open_media, source_version
+from ..io import MediaSource, check_pixel_limit, open_media, source_version
+from . import _mp4 as mp4
+from . import _stats as stats
 from ._cache import cached_index, decoder_cache, forget_index
-from ._container import OpenedVideo
+from ._container import OpenedVideo, fresh_key
 from ._errors import decode_errors
 from ._identity import source_key
-from ._index import VideoIndex, scan_index
+from ._index import VideoIndex, end_pts, scan_index
 from ._index_store import load_stored_index, store_index
+from ._sidecar import content_matches, fetch_sidecar
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["check_version", "confirm_version", "forget_source", "load_index"]
+
+_MP4_FORMATS = ("mov", "mp4")
+#: What a container opened for indexing keeps of the bytes it read (the head, the moov, the first packets).
+_RECORD_LIMIT = 8 << 20
+_KEEP_AFTER = 4 << 20
+
+
+class _RecordingFile(io.RawIOBase):
+    """A pass-through view of a binary file that keeps what is read through it until :meth:`stop_recording`
+    (at most :data:`_RECORD_LIMIT` bytes) and serves later reads of them from memory, so that the index parses
+    bytes the container read anyway (the ``moov``, the head) and the first decode re-reads the head without
+    fetching it again. Once recording stopped, what it kept is freed after :data:`_KEEP_AFTER` bytes of other
+    reads (the decodes moved on). It keeps its own position and shares the file's attributes (``raw``,
+    ``details``)."""
+
+    def __init__(self, f: Any):
+        self._f = f
+        self._pos = 0
+        self._chunks: dict[int, bytes] = {}
+        self._recorded = 0
+        self._recording = True
+        self._limit = _RECORD_LIMIT
+        self._after = 0  # bytes read from the file since recording stopped
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            self._pos = offset
+        elif whence == io.SEEK_CUR:
+            self._pos += offset
+        else:
+            self._pos = self._f.seek(offset, whence)
+        return self._pos
+
+    def _cached(self, pos: int, end: int) -> bytes:
+        for start, chunk in self._chunks.items():
+            if start <= pos < start + len(chunk):
+                return chunk[pos - start : end - start]
+        return b""
+
+    def read(self, size: int = -1) -> bytes:
+        if size is not None and size > 0:
+            cached = self._cached(self._pos, self._pos + size)
+            if cached:
+                self._pos += len(cached)
+                return cached
+        self._f.seek(self._pos)
+        data = self._f.read(size)
+        if data and not self._recording:
+            self._after += len(data)
+            if self._after > _KEEP_AFTER and self._chunks:
+                self._chunks.clear()  # the decodes moved on: the header is not read again
+        elif data and self._recorded < self._limit:
+            self._chunks[self._pos] = data
+            self._recorded += len(data)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def stop_recording(self) -> None:
+        self._recording = False
+
+    def resume_recording(self) -> None:
+        """Record again (another decoder opens the file and reads its header): up to 1 MiB more."""
+        self._recording, self._after = True, 0
+        self._limit = min(_RECORD_LIMIT, self._recorded + (1 << 20))
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` (fewer at the end): from what was read when possible."""
+        here, parts, pos = self._pos, [], offset
+        try:
+            self._pos = offset
+            while pos < offset + size:
+                chunk = self.read(offset + size - pos)
+                if not chunk:
+                    break
+                parts.append(chunk)
+                pos += len(chunk)
+            return b"".join(parts)
+        finally:
+            self._pos = here
+
+
+def _read_at(source: MediaSource, recorder: _RecordingFile | None) -> Any:
+    if recorder is not None:
+        return recorder.read_at
+
+    def read_local(offset: int, size: int) -> bytes:
+        with open(str(source), "rb") as f:
+            f.seek(offset)
+            return f.read(size)
+
+    return read_local
+
+
+def _file_size(source: MediaSource, recorder: _RecordingFile | None) -> int:
+    if recorder is None:
+        return os.stat(str(source)).st_size
+    here = recorder.tell()
+    try:
+        return int(recorder.seek(0, io.SEEK_END))
+    finally:
+        recorder.seek(here)
+
+
+def _from_sidecar(
+    uri: str, storage_options: dict | None, video: OpenedVideo, source: Any, read_at: Any
+) -> VideoIndex | None:
+    found = fetch_sidecar(uri, storage_options)
+    if found is None:
+        return None
+    media, index = found
+    if not content_matches(media, source, lambda: read_at(0, media.head_bytes)):
+        logger.warning(
+            "ignoring the index sidecar of %s: it describes other content (a stale sidecar)",
+            describe_uri(uri),
+        )
+        return None
+    if index.stream_index != video.stream.index or index.time_base != video.stream.time_base:
+        logger.warning("ignoring the index sidecar of %s: it describes another stream", describe_uri(uri))
+        return None
+    logger.debug("index of %s from its sidecar", describe_uri(uri))
+    return index
+
+
+def _from_moov(uri: str, video: OpenedVideo, read_at: Any, file_size: Callable[[], int]) -> VideoIndex | None:
+    """The index from the MP4/MOV sample tables; None (logged) where they do not give it exactly."""
+    names = video.container.format.name.split(",")
+    if not any(n in _MP4_FORMATS for n in names):
+        return None
+    stream = video.stream
+    try:
+        tracks = mp4.parse_moov(mp4.find_moov(read_at, file_size()))
+        track = tracks[stream.index] if stream.index < len(tracks) else None
+        if track is None or track.handler != "vide" or track.pts.size == 0:
+            raise mp4.Unsupported("the video stream is not the track at its position")
+        if stream.time_base != Fraction(1, track.timescale):
+            raise mp4.Unsupported("the stream's time base is not the track's timescale")
+        ctx = stream.codec_context
+        if track.keyframes.all() and track.pts.size > 2 and not ctx.codec.intra_only:
+            raise mp4.Unsupported("every sample is a sync sample (real keyframes need a decode)")
+    except mp4.Unsupported as exc:
+        logger.info("indexing %s by a scan: its moov tables are not used (%s)", describe_uri(uri), exc)
+        return None
+    time_base = stream.time_base
+    return VideoIndex(
+        time_base=time_base,
+        pts=track.pts,
+        packet_sizes=track.sizes,
+        keyframe_positions=[0] + [int(p) for p in np.flatnonzero(track.keyframes) if p > 0],
+        end_pts=end_pts(track.pts, int(track.durations[-1]), stream.average_rate, time_base),
+        width=int(ctx.width or stream.width),
+        height=int(ctx.height or stream.height),
+        codec=ctx.codec.name,
+        pixel_format=ctx.pix_fmt,
+        stream_index=int(stream.index),
+        packet_offsets=track.offsets,
+    )
 
 
 def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | None = None) -> VideoIndex:
     """The keyframe index of ``uri``'s first video stream: cached per source in memory, and for remote
-    sources that report a version also on disk (:mod:`.index_store`); scanned on a miss."""
+    sources that report a version also on disk (:mod:`._index_store`); else from the video's sidecar, its
+    MP4 ``moov`` tables, or a scan (see the module doc)."""
     key = key or source_key(uri, storage_options)
 
     def build() -> VideoIndex:
-        with decode_errors(uri, "index"), open_media(uri, storage_options=storage_options) as source:
+        with decode_errors(uri, "index"), contextlib.ExitStack() as owner:
+            source = owner.enter_context(open_media(uri, storage_options=storage_options))
             version = source_version(source)  # None for local files and data: URIs
             if version is not None:
                 stored = load_stored_index(key, version)
                 if stored is not None:
                     stored.version = version
                     return stored
-            # a fresh container: a scan reads from the first packet, whatever cached containers have done
-            with contextlib.closing(OpenedVideo(uri, source=source)) as video:
+            recorder = None if isinstance(source, str) else _RecordingFile(source)
+            video = OpenedVideo(uri, source=source if recorder is None else cast(IO[bytes], recorder))
+            try:
                 ctx = video.stream.codec_context
                 check_pixel_limit(
                     ctx.width or video.stream.width, ctx.height or video.stream.height, uri, "video"
                 )
-                index = scan_index(
-                    video.container, video.stream, count_packet_bytes=video.counts_packet_bytes
-                )
+                read_at = _read_at(source, recorder)
+                # MP4/MOV: the moov, read anyway to open the container, is exact and complete (what the
+                # demuxer itself uses); the sidecar serves every other container and what moov cannot
+                index = _from_moov(uri, video, read_at, lambda: _file_size(source, recorder))
+                if index is None:
+                    index = _from_sidecar(uri, storage_options, video, source, read_at)
+                fresh = index is not None  # nothing demuxed yet: the container can serve the first decode
+                if recorder is not None:
+                    recorder.stop_recording()
+                if fresh:
+                    stats.record(index_scans=1)
+                if index is None:
+                    # a fresh container: a scan reads from the first packet, whatever cached ones have done
+                    index = scan_index(
+                        video.container, video.stream, count_packet_bytes=video.counts_packet_bytes
+                    )
+            except BaseException:
+                video.close()
+                raise
             index.version = version
             if version is not None:
-                store_index(key, version, index)  # reached only when the whole scan read one version
+                store_index(key, version, index)
+            if fresh:
+                video.adopt(owner.pop_all())
+                decoder_cache.offer(fresh_key(key), video)
+            else:
+                video.close()
             return index
 
     return cached_index(key, build)

@@ -101,10 +101,25 @@ def _to_rgb(video: OpenedVideo, frame: Any, size: tuple[int, int] | None, orient
 _READ_MARGIN_FRAMES = 8
 
 
+#: FFmpeg's I/O buffer: the demuxer reads this much at a time, so a block's last read goes past its end.
+_IO_BUFFER = 32 << 10
+
+
+def _block_bytes(index: VideoIndex, start: int, last: int) -> int:
+    """About how many bytes decoding from keyframe ``start`` to frame ``last`` reads: the file range of their
+    packets (and a few more frames') when the index knows offsets, else the sum of their sizes."""
+    stop = last + 1 + _READ_MARGIN_FRAMES
+    offsets = index.packet_offsets
+    if offsets is None or offsets[start:stop].min(initial=0) < 0:
+        return int(index.packet_sizes[start:stop].sum())
+    ends = offsets[start:stop] + index.packet_sizes[start:stop]
+    return int(ends.max() - offsets[start:stop].min()) + _IO_BUFFER
+
+
 def _seek(video: OpenedVideo, index: VideoIndex, start: int, last: int) -> None:
     """Seek to keyframe ``start``, telling the source how many bytes decoding up to ``last`` will read."""
     if video.takes_read_hints:
-        video.expect_read(int(index.packet_sizes[start : last + 1 + _READ_MARGIN_FRAMES].sum()))
+        video.expect_read(_block_bytes(index, start, last))
     pts = int(index.pts[start])
     try:
         video.container.seek(pts, stream=video.stream, backward=True, any_frame=False)

@@ -24,7 +24,8 @@ class DecodeStats:
         calls: ``batch_decode`` calls (engine calls); ``requested_refs``: the refs they were given.
         decoded_frames: frames the decoders produced, those decoded on the way to a target included.
         returned_frames: frames handed back (duplicates included); ``converted_frames``: converted to RGB.
-        seeks, containers_opened, index_scans: seeks, containers opened and keyframe-index scans.
+        seeks, containers_opened, index_scans: seeks, containers opened and keyframe indexes built (by a demux
+            scan, from MP4 ``moov`` tables or from a sidecar; not those found in memory or on disk).
         bytes_read: bytes read from the media sources: what remote and file-object readers returned, and for
             local files the bytes of the packets demuxed (index scans included).
 
@@ -44,7 +45,7 @@ class DecodeStats:
     converted_frames: int = 0  # frames converted to RGB (each unique returned frame once)
     seeks: int = 0
     containers_opened: int = 0
-    index_scans: int = 0  # keyframe indexes built (demux passes)
+    index_scans: int = 0  # keyframe indexes built (demux scans, moov tables, sidecars)
     bytes_read: int = 0
 
     @property

@@ -23,6 +23,7 @@ from ..io import open_media, source_version
 from . import _stats as stats
 from ._base import BaseVideoDecoder, DimensionOrder, Orientation, quarter_turns
 from ._cache import decoder_cache
+from ._container import take_fresh_source
 from ._index import VideoIndex
 from ._indexes import check_version
 from ._planning import Span
@@ -106,6 +107,7 @@ class _OpenedTorchCodec:
         index: VideoIndex,
         mappings: str,
         *,
+        key: tuple,
         storage_options: dict | None,
         device: str,
         threads: int,
@@ -114,7 +116,14 @@ class _OpenedTorchCodec:
         decoders = load_torchcodec()
         self._stack = contextlib.ExitStack()
         try:
-            source = self._stack.enter_context(open_media(uri, storage_options=storage_options))
+            taken = take_fresh_source(key)  # the index's container read the header: reuse its bytes
+            if taken is not None:
+                source = taken[0]
+                self._stack.enter_context(taken[1])
+                if not isinstance(source, str):
+                    source.seek(0)
+            else:
+                source = self._stack.enter_context(open_media(uri, storage_options=storage_options))
             check_version(index, source_version(source), uri)
             self.counts_packet_bytes = isinstance(source, str)
             transforms = None
@@ -193,6 +202,7 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
                 self.uri,
                 self._index,
                 self._frame_mappings(),
+                key=self._key,
                 storage_options=self.storage_options,
                 device=self.device,
                 threads=threads,

@@ -33,9 +33,11 @@ def test_push_uploads_each_media_file_once_and_loads_back_anywhere(
         "data/train-00000-of-00001.parquet",
         "images/seven.png",
         "videos/a.mp4",
+        "videos/a.mp4.mrindex",  # the keyframe index sidecars: readers skip their scans
         "videos/b.mp4",
+        "videos/b.mp4.mrindex",
     ]
-    media_uploads = [p for _, p in fake_hub.uploads if not p.endswith((".parquet", ".md"))]
+    media_uploads = [p for _, p in fake_hub.uploads if not p.endswith((".parquet", ".md", ".mrindex"))]
     assert sorted(media_uploads) == ["images/seven.png", "videos/a.mp4", "videos/b.mp4"]
     monkeypatch.chdir(tmp_path)
     back = hf_mediaref.load_dataset("me/frames", split="train", cache_dir=str(tmp_path / "cache"))
@@ -164,7 +166,7 @@ def test_push_and_embed_treat_decode_false_columns_like_any_media_column(
     features = Features({"frame": MediaRefFeature(decode=False), "label": Value("int64")})
     ds = set_media_root(Dataset.from_list(rows, features=features), repo.path)
     hf_mediaref.push_to_hub(ds, "me/raw")
-    uploaded = sorted(p for _, p in fake_hub.uploads if not p.endswith((".parquet", ".md")))
+    uploaded = sorted(p for _, p in fake_hub.uploads if not p.endswith((".parquet", ".md", ".mrindex")))
     assert uploaded == ["images/seven.png", "videos/a.mp4", "videos/b.mp4"]
     back = hf_mediaref.load_dataset("me/raw", split="train", cache_dir=str(tmp_path / "cache"))
     assert back[0]["frame"] == {"uri": "videos/a.mp4", "pts_ns": 0}  # decode=False: a plain dict

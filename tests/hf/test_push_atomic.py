@@ -41,7 +41,9 @@ def test_a_push_is_one_commit_with_shards_media_and_card(ds, fake_hub):
         "data/train-00000-of-00001.parquet",
         "images/seven.png",
         "videos/a.mp4",
+        "videos/a.mp4.mrindex",
         "videos/b.mp4",
+        "videos/b.mp4.mrindex",
     ]
 
 

@@ -30,7 +30,8 @@ def _frames(out):
 
 
 def test_a_new_process_reads_the_stored_index_instead_of_the_whole_video(media_dir, http_server, store):
-    spec = write_video(media_dir / "stored_long.mp4", 900, fps=30, gop=30, size=SIZE, noise=0.05, bframes=2)
+    # Matroska (no moov tables): without the store, a new process would scan the whole file again
+    spec = write_video(media_dir / "stored_long.mkv", 900, fps=30, gop=30, size=SIZE, noise=0.05, bframes=2)
     uri, size = f"{http_server.url}/{spec.path.name}", spec.path.stat().st_size
 
     sent = http_server.bytes_sent
@@ -117,3 +118,12 @@ def test_source_version(media_dir, http_server):
     hf_file = SimpleNamespace(details=details)
     assert source_version(hf_file) == source_version(hf_file) and "f00" in source_version(hf_file)
     assert source_version(SimpleNamespace(details={"name": "x.mp4", "size": 5})) is None
+
+
+def test_stored_indexes_keep_packet_offsets(build_case, store):
+    index = load_index(build_case("h264_bframes_mp4").uri)
+    assert index.packet_offsets is not None
+    store_index(("k",), "v1", index)
+    back = load_stored_index(("k",), "v1")
+    assert back is not None and back.packet_offsets is not None
+    np.testing.assert_array_equal(back.packet_offsets, index.packet_offsets)
