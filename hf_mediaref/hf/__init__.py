@@ -5,7 +5,7 @@ Importing this package imports ``datasets`` (and registers the feature and forma
 that do not need ``datasets`` (storage type, grouping, root resolution) are in :mod:`hf_mediaref.arrow`; the
 decode options in :class:`hf_mediaref.DecodeOptions`. Modules (private): ``_feature`` (the feature and the
 walker over nested features and their Arrow data), ``_formatter``, ``_transform``, ``_embedding``, ``_roots``,
-``_loading``, ``_hub``, ``_sampler``, ``_registration`` and ``_compat`` (every ``datasets`` internal used, in
+``_loading``, ``_hub``, ``_sampler``, ``_streaming``, ``_sharding``, ``_registration`` and ``_compat`` (every ``datasets`` internal used, in
 one place).
 """
 
@@ -21,6 +21,7 @@ from ._hub import push_to_hub
 from ._loading import load_dataset
 from ._roots import get_media_root, set_media_root
 from ._sampler import VideoBlockBatchSampler
+from ._streaming import StreamDecodeTransform, decode_stream, split_by_node
 from ._transform import MediaDecodeTransform, decode_transform
 
 _registration.register()
@@ -36,4 +37,7 @@ __all__ = [
     "load_dataset",
     "push_to_hub",
     "set_media_root",
+    "StreamDecodeTransform",
+    "decode_stream",
+    "split_by_node",
 ]

@@ -15,6 +15,8 @@ same signature:
 - ``config.DATASET_STATE_JSON_FILENAME``, ``config.HF_ENDPOINT``;
 - ``DatasetInfoMixin._info`` (``Dataset`` and ``IterableDataset``);
 - ``DatasetBuilder.base_path`` and ``.repo_id`` of a Hub repo's builder (see :func:`builder_base_path`).
+- ``IterableDataset._ex_iterable.shard_data_sources`` and the constructor's private arguments, on 4.0 only
+  (see :func:`shard_iterable`).
 
 ``pyproject.toml`` declares ``datasets>=4.0``; ``make test-floor`` runs tests/hf and tests/arrow on 4.0.0
 (with huggingface_hub 0.24.0, pyarrow 15.0.0, fsspec 2023.10.0: requirements/floor-hf.txt); the other
@@ -54,6 +56,7 @@ __all__ = [
     "register_format",
     "require_decoding",
     "set_cast_to_python_objects",
+    "shard_iterable",
     "torch_formatter",
 ]
 
@@ -126,3 +129,25 @@ def builder_base_path(builder: Any) -> str | None:
     if match is None or match["repo"] != getattr(builder, "repo_id", None):
         return base
     return f"hf://datasets/{match['repo']}@{unquote(match['rev'])}{match['rest'] or ''}"
+
+
+def shard_iterable(dataset: Any, num_shards: int, index: int) -> Any:
+    """``IterableDataset.shard(num_shards, index, contiguous=True)`` (since datasets 4.1; on 4.0 the same
+    thing built from ``_ex_iterable.shard_data_sources`` and the private constructor arguments, as 5.2's
+    ``shard`` does): the ``index``-th of ``num_shards`` contiguous groups of the dataset's shards."""
+    if hasattr(dataset, "shard"):
+        return dataset.shard(num_shards=num_shards, index=index, contiguous=True)
+    import copy
+
+    from datasets import IterableDataset
+
+    ex_iterable = dataset._ex_iterable.shard_data_sources(num_shards=num_shards, index=index, contiguous=True)
+    return IterableDataset(
+        ex_iterable=ex_iterable,
+        info=dataset._info.copy(),
+        split=dataset._split,
+        formatting=dataset._formatting,
+        shuffling=copy.deepcopy(dataset._shuffling),
+        distributed=copy.deepcopy(dataset._distributed),
+        token_per_repo_id=dataset._token_per_repo_id,
+    )

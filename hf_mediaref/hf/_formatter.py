@@ -10,6 +10,7 @@ columns, and ``decode=False`` MediaRef columns, are formatted as datasets' numpy
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -37,6 +38,12 @@ __all__ = ["FORMAT_TYPE", "MediaRefFormatter", "decode_media_columns"]
 FORMAT_TYPE = "mediaref"
 
 _Convert = Callable[[Any], Any]
+
+logger = logging.getLogger(__name__)
+
+#: Rows one formatter decodes one at a time before :meth:`MediaRefFormatter.format_row` logs how to batch.
+ROW_BY_ROW_HINT = 64
+_hinted = False
 
 
 class _RefSlots:
@@ -168,6 +175,7 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
     ):
         super().__init__(features, token_per_repo_id)
         self.options = DecodeOptions.resolve(options, **decode_options)
+        self._rows = 0
         kwargs = {"features": features, "token_per_repo_id": token_per_repo_id}
         if self.options.output == "torch":
             self._rest = torch_formatter(**kwargs)
@@ -191,9 +199,27 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         return {name: decoded[name] if name in decoded else rest[name] for name in pa_table.column_names}
 
     def format_row(self, pa_table: pa.Table) -> Mapping:
-        """One row (a batch of one, unpacked)."""
+        """One row (a batch of one, unpacked). One formatter asked for many rows one at a time (``for row in
+        ds``, a streaming dataset in a DataLoader) logs, once per process, how to decode in batches."""
+        self._rows += 1
+        if self._rows == ROW_BY_ROW_HINT:
+            _hint_row_by_row()
         return {name: values[0] for name, values in self.format_batch(pa_table).items()}
 
     def format_column(self, pa_table: pa.Table) -> Any:
         """The values of the table's only column."""
         return self.format_batch(pa_table)[pa_table.column_names[0]]
+
+
+def _hint_row_by_row() -> None:
+    global _hinted
+    if _hinted:
+        return
+    _hinted = True
+    logger.warning(
+        "the 'mediaref' format is decoding %d+ rows one engine call each (rows iterated one at a time: a "
+        "streaming dataset in a DataLoader, or `for row in ds`). Decode in batches: "
+        "hf_mediaref.hf.decode_stream(ids, batch_size=N, ...) for a streaming dataset, ds.iter(batch_size=N) "
+        "or a DataLoader with VideoBlockBatchSampler for a map-style one.",
+        ROW_BY_ROW_HINT,
+    )

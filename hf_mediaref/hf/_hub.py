@@ -29,6 +29,7 @@ from ..io import UriKind, classify_uri, local_path
 from ._compat import config
 from ._feature import MediaRefFeature, has_media, map_media_arrays, plain_features
 from ._roots import get_media_root
+from ._sharding import shard_for_streaming
 
 __all__ = ["CARD_MARKER", "dataset_card", "plan_uploads", "push_to_hub"]
 
@@ -257,7 +258,10 @@ def push_to_hub(
         media_dir: the repo folder for files outside the dataset's local media root.
         token, private, revision, commit_message: as in ``datasets.Dataset.push_to_hub``.
         **push_kwargs: more arguments for ``datasets``' ``push_to_hub`` (``split``, ``data_dir``,
-            ``max_shard_size``...).
+            ``max_shard_size``, ``num_shards``...). Unless ``num_shards`` or ``max_shard_size`` is given, at
+            least 8 shards are written (fewer only for fewer rows) so streaming DataLoader workers and ranks
+            each get shards, and rows are grouped by video (each video's rows by time) so each shard holds
+            whole videos where sizes allow; ``group_by_video=False`` keeps the row order.
 
     Returns:
         What ``datasets``' ``push_to_hub`` returns (the commit info).
@@ -283,6 +287,7 @@ def push_to_hub(
         card = dataset_card(repo_id, splits[0].features, push_kwargs.get("data_dir") or "data", existing)
     _commit_media(api, repo_id, uploads, card, revision)
     rewritten = _rewrite_dataset(dataset, mapping) if mapping else dataset
+    rewritten, push_kwargs = shard_for_streaming(rewritten, push_kwargs)  # whole videos per shard
     kwargs = dict(push_kwargs, token=token, private=private, revision=revision)
     if commit_message is not None:
         kwargs["commit_message"] = commit_message
