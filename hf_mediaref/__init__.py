@@ -5,7 +5,7 @@ Public surface (each name has one import path):
 * ``hf_mediaref``: :class:`MediaRef`, :class:`DataURI`, :func:`batch_decode`, :class:`DecodeOptions`,
   :func:`cleanup_cache`, ``errors``, and the ``datasets`` integration (loaded on first use):
   ``MediaRefFeature``, ``decode_transform``, ``load_dataset``, ``embed``, ``push_to_hub``, ``set_media_root``,
-  ``get_media_root``, ``VideoBlockBatchSampler``.
+  ``get_media_root``, ``VideoBlockBatchSampler``, ``decode_stream``.
 * :mod:`hf_mediaref.video`: single-video decoders (``PyAVVideoDecoder``, ``TorchCodecVideoDecoder``),
   ``Frame``/``FrameBatch``, ``VideoStreamMetadata``, ``BatchDecodingStrategy``, ``collect_stats``
   (also importable as :mod:`hf_mediaref.video_decoder`, the original ``mediaref`` name).
@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .hf import (
         MediaRefFeature,
         VideoBlockBatchSampler,
+        decode_stream,
         decode_transform,
         embed,
         get_media_root,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _LAZY_HF = (
     "MediaRefFeature",
     "VideoBlockBatchSampler",
+    "decode_stream",
     "decode_transform",
     "embed",
     "get_media_root",
@@ -60,6 +62,7 @@ __all__ = [
     "__version__",
     "batch_decode",
     "cleanup_cache",
+    "decode_stream",
     "decode_transform",
     "embed",
     "errors",

@@ -5,8 +5,8 @@ Importing this package imports ``datasets`` (and registers the feature and forma
 that do not need ``datasets`` (storage type, grouping, root resolution) are in :mod:`hf_mediaref.arrow`; the
 decode options in :class:`hf_mediaref.DecodeOptions`. Modules (private): ``_feature`` (the feature and the
 walker over nested features and their Arrow data), ``_formatter``, ``_transform``, ``_embedding``, ``_roots``,
-``_loading``, ``_hub``, ``_sampler``, ``_streaming``, ``_sharding``, ``_registration`` and ``_compat`` (every ``datasets`` internal used, in
-one place).
+``_loading``, ``_hub``, ``_sampler``, ``_streaming``, ``_sharding``, ``_registration`` and ``_compat`` (every
+``datasets`` internal used, in one place).
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ __all__ = [
     "MediaDecodeTransform",
     "MediaRefFeature",
     "MediaRefFormatter",
+    "StreamDecodeTransform",
     "VideoBlockBatchSampler",
+    "decode_stream",
     "decode_transform",
     "embed",
     "get_media_root",
     "load_dataset",
     "push_to_hub",
     "set_media_root",
-    "StreamDecodeTransform",
-    "decode_stream",
     "split_by_node",
 ]

@@ -188,7 +188,13 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         return self.features if self.features is not None else Features.from_arrow_schema(pa_table.schema)
 
     def format_batch(self, pa_table: pa.Table) -> Mapping:
-        """The batch as ``{column: values}``, media columns decoded with one engine call."""
+        """The batch as ``{column: values}``, media columns decoded with one engine call. One formatter asked
+        for many one-row batches (``for row in ds``, a streaming dataset in a DataLoader) logs, once per
+        process, how to decode in batches."""
+        if pa_table.num_rows == 1:
+            self._rows += 1
+            if self._rows == ROW_BY_ROW_HINT:
+                _hint_row_by_row()
         features = self._features(pa_table)
         media = [name for name in pa_table.column_names if has_media(features.get(name), decoding=True)]
         if not media:
@@ -199,11 +205,7 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         return {name: decoded[name] if name in decoded else rest[name] for name in pa_table.column_names}
 
     def format_row(self, pa_table: pa.Table) -> Mapping:
-        """One row (a batch of one, unpacked). One formatter asked for many rows one at a time (``for row in
-        ds``, a streaming dataset in a DataLoader) logs, once per process, how to decode in batches."""
-        self._rows += 1
-        if self._rows == ROW_BY_ROW_HINT:
-            _hint_row_by_row()
+        """One row (a batch of one, unpacked)."""
         return {name: values[0] for name, values in self.format_batch(pa_table).items()}
 
     def format_column(self, pa_table: pa.Table) -> Any:

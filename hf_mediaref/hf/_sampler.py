@@ -5,10 +5,11 @@ grouped by video and sorted by timestamp, each video is cut into blocks of conse
 shuffled, and batches are cut from the shuffled sequence, so a batch spans at most
 ``ceil(batch_size / block_size) + 1`` videos (more only when videos are shorter than a block).
 
-With several ranks (``world_size > 1``, DDP), each epoch lays the videos out in a shuffled order, cuts that
-sequence into ``world_size`` contiguous equal parts (so at most ``world_size - 1`` videos are split between two
-ranks and every other video is decoded by one rank only), then shuffles blocks within each part; parts are
-padded with their own rows (as ``DistributedSampler`` pads) so every rank yields the same number of batches.
+With several ranks (``world_size > 1``, DDP), each epoch lays the videos out in a shuffled order, cuts
+that sequence into ``world_size`` contiguous equal parts (so at most ``world_size - 1`` videos are split
+between two ranks and every other video is decoded by one rank only), then shuffles blocks within each part;
+parts are padded with their own rows (as ``DistributedSampler`` pads) so every rank yields the same number
+of batches.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 from datasets import Value
 
-from ..arrow import UriGroups, group_by_uri, ref_arrays
+from ..arrow import group_by_uri, ref_arrays
 from ._feature import MediaRefFeature
 
 __all__ = ["VideoBlockBatchSampler"]
@@ -74,11 +75,12 @@ def _distributed(rank: int | None, world_size: int | None) -> tuple[int, int]:
     """``(rank, world_size)``: the given ones, else torch.distributed's when it is initialized, else
     ``(0, 1)``."""
     dist = sys.modules.get("torch.distributed")
-    initialized = dist is not None and dist.is_available() and dist.is_initialized()
+    if dist is None or not (dist.is_available() and dist.is_initialized()):
+        dist = None
     if world_size is None:
-        world_size = dist.get_world_size() if initialized else 1
+        world_size = 1 if dist is None else dist.get_world_size()
     if rank is None:
-        rank = dist.get_rank() if initialized and world_size > 1 else 0
+        rank = 0 if dist is None or world_size == 1 else dist.get_rank()
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
     return rank, world_size

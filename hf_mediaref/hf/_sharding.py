@@ -1,13 +1,13 @@
-"""Shard planning for ``push_to_hub``: enough Parquet shards for streaming workers, each holding whole videos.
+"""Shard planning for ``push_to_hub``: enough Parquet shards for streaming workers, each of whole videos.
 
-A streaming ``DataLoader`` gives each worker whole shards, and ``split_by_node`` gives each rank whole shards,
-so a repo needs at least as many shards as workers (times ranks), and a video should sit in one shard so that
-one worker decodes it. ``datasets``' ``push_to_hub`` cuts a table into ``num_shards`` contiguous parts of equal
-size (the first ``len % num_shards`` one row longer); this module reorders the rows so that those parts hold
-whole videos: rows are grouped by the video of the first top-level MediaRef column (videos in order of first
-appearance, each video's rows by time; null refs form one group), and the groups are packed into the parts,
-first-fit by decreasing size, or laid out in order and cut at the part boundaries, whichever splits fewer
-videos. A video larger than a part is split into consecutive time ranges.
+A streaming ``DataLoader`` gives each worker whole shards, and ``split_by_node`` gives each rank whole
+shards, so a repo needs at least as many shards as workers (times ranks), and a video should sit in one
+shard so that one worker decodes it. ``datasets``' ``push_to_hub`` cuts a table into ``num_shards``
+contiguous parts of equal size (the first ``len % num_shards`` one row longer); this module reorders the rows
+so that those parts hold whole videos: rows are grouped by the video of the first top-level MediaRef column
+(videos in order of first appearance, each video's rows by time; null refs form one group), and the groups
+are packed into the parts, first-fit by decreasing size, or laid out in order and cut at the part
+boundaries, whichever splits fewer videos. A video larger than a part is split into consecutive time ranges.
 """
 
 from __future__ import annotations
@@ -39,9 +39,11 @@ def _part_sizes(n: int, num_shards: int) -> list[int]:
     return [div + (1 if i < mod else 0) for i in range(num_shards)]
 
 
-def _fill(order: list[int], sizes: list[int], capacities: list[int]) -> tuple[list[list[tuple[int, int]]], int]:
-    """Lay the groups of ``order`` into the parts' remaining ``capacities`` in sequence; returns, per part, the
-    ``(group, rows)`` pieces added, and how many groups were split."""
+def _fill(
+    order: list[int], sizes: list[int], capacities: list[int]
+) -> tuple[list[list[tuple[int, int]]], int]:
+    """Lay the groups of ``order`` into the parts' remaining ``capacities`` in sequence; returns, per part,
+    the ``(group, rows)`` pieces added, and how many groups were split."""
     parts: list[list[tuple[int, int]]] = [[] for _ in capacities]
     caps = list(capacities)
     split = 0

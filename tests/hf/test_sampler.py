@@ -72,13 +72,16 @@ def test_ranks_get_disjoint_videos_and_equal_batch_counts(world_size):
     ds = _frames_dataset(videos=7, per_video=13)  # 91 rows
     uris = _uris(ds)
     samplers = [
-        VideoBlockBatchSampler(ds, batch_size=4, seed=3, rank=r, world_size=world_size) for r in range(world_size)
+        VideoBlockBatchSampler(ds, batch_size=4, seed=3, rank=r, world_size=world_size)
+        for r in range(world_size)
     ]
     per_rank = [[i for b in s for i in b] for s in samplers]
     assert len({len(list(s)) for s in samplers}) == 1 and all(len(list(s)) == len(s) for s in samplers)
     assert len({len(rows) for rows in per_rank}) == 1  # padded to the same length
     assert set().union(*map(set, per_rank)) == set(range(len(ds)))  # every row on some rank
-    assert sum(len(set(rows)) for rows in per_rank) == len(ds)  # no row on two ranks; padding repeats own rows
+    assert sum(len(set(rows)) for rows in per_rank) == len(
+        ds
+    )  # no row on two ranks; padding repeats own rows
     videos = [{uris[i] for i in rows} for rows in per_rank]
     shared = [v for v in set(uris) if sum(v in vs for vs in videos) > 1]
     assert len(shared) <= world_size - 1  # only the videos cut at a part boundary

@@ -87,11 +87,19 @@ def _warnings_as_errors(worker_id: int) -> None:
 def test_warns_when_workers_outnumber_shards(two_videos, labels_of):
     stream = decode_stream(two_videos.to_iterable_dataset(num_shards=2), batch_size=8, output="torch")
     loader = DataLoader(
-        stream, batch_size=8, num_workers=2, multiprocessing_context="fork", worker_init_fn=_warnings_as_errors
+        stream,
+        batch_size=8,
+        num_workers=2,
+        multiprocessing_context="fork",
+        worker_init_fn=_warnings_as_errors,
     )
     assert sorted(x for b in loader for x in _check(b, labels_of)) == list(range(20)) + list(range(100, 120))
     loader = DataLoader(
-        stream, batch_size=8, num_workers=3, multiprocessing_context="fork", worker_init_fn=_warnings_as_errors
+        stream,
+        batch_size=8,
+        num_workers=3,
+        multiprocessing_context="fork",
+        worker_init_fn=_warnings_as_errors,
     )
     with pytest.raises(UserWarning, match="3 workers: .* 1 worker\\(s\\) get no data"):
         list(loader)  # the worker's warning, raised there as an error, comes back through the DataLoader
@@ -151,7 +159,9 @@ def test_pushed_repo_streams_whole_videos_per_worker(repo, fake_hub, tmp_path, l
     from hf_mediaref.testing import write_video
 
     videos = [
-        write_video(repo.path / "videos" / f"s{v}.mp4", 12, fps=10, gop=4, size=(64, 128), first_index=1000 * v)
+        write_video(
+            repo.path / "videos" / f"s{v}.mp4", 12, fps=10, gop=4, size=(64, 128), first_index=1000 * v
+        )
         for v in range(4)
     ]
     rows = [
