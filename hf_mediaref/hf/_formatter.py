@@ -124,12 +124,14 @@ def decode_media_columns(
         MediaRefError: the typed errors of :func:`hf_mediaref.batch_decode` for the media themselves.
     """
     slots = _RefSlots()
-    positions = {
-        name: map_media_arrays(
-            pa_table[name], features[name], slots.column(name, features[name]), decoding=True
+    positions = {}
+    for name in columns:
+        column = pa_table[name]
+        if column.num_chunks > 1:  # a gathered batch (ds[[i, j, ...]], a sampler's batch) has a chunk per row
+            column = column.combine_chunks()
+        positions[name] = map_media_arrays(
+            column, features[name], slots.column(name, features[name]), decoding=True
         )
-        for name in columns
-    }
     frames = decode.batch_decode(slots.refs, options=options) if slots.refs else []
     out = {}
     for name in columns:
