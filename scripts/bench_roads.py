@@ -6,7 +6,8 @@
 On the refs of two workloads of ``scripts/benchmark.py`` ("random 256": random frames of one long video,
 "N videos x 8": 8 random frames of each short video), for each video kind, frames/s of:
 
-- direct ``batch_decode`` of all refs in one call (the reference);
+- direct ``batch_decode`` of all refs in one call (the reference), and of the sampler's batches (what
+  cutting the refs into batches costs by itself, without a DataLoader);
 - a map-style ``DataLoader`` over ``ds.with_format("mediaref")`` with ``VideoBlockBatchSampler`` (0 and 2
   workers);
 - a streaming ``DataLoader`` over ``decode_stream(ids, batch_size)``, the ``IterableDataset`` laid out as
@@ -86,10 +87,15 @@ class RoadResult:
     wrong: int = 0
     note: str = ""
     error: str = ""
+    cpu_seconds: float = float("nan")  # CPU time of one pass, every process and thread of the road
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds else float("nan")
+
+    @property
+    def frames_per_cpu_s(self) -> float:
+        return self.frames / self.cpu_seconds if self.cpu_seconds else float("nan")
 
 
 def road_cases(media: Path, quick: bool, kinds: list[Kind] | None = None) -> list[RoadCase]:
@@ -125,15 +131,15 @@ def _start_stats(worker_id: int) -> None:
     _WORKER["stats"] = _WORKER["block"].__enter__()
 
 
-def _collate(rows: list[dict]) -> tuple[Any, int, int, int]:
-    """Collate, and attach ``(worker id, engine calls, refs)`` counted in this worker so far."""
+def _collate(rows: list[dict]) -> tuple[Any, int, tuple[int, int, float]]:
+    """Collate, and attach the worker id and ``(engine calls, refs, CPU seconds)`` of this worker so far."""
     from torch.utils.data import default_collate, get_worker_info
 
     info = get_worker_info()
     stats = _WORKER.get("stats")
     if info is None or stats is None:
-        return default_collate(rows), -1, 0, 0
-    return default_collate(rows), info.id, stats.calls, stats.requested_refs
+        return default_collate(rows), -1, (0, 0, 0.0)
+    return default_collate(rows), info.id, (stats.calls, stats.requested_refs, time.process_time())
 
 
 def _wrong(frames: Any, labels: Any) -> int:
@@ -146,12 +152,12 @@ def _loader_road(name: str, make_loader: Callable[[], Any], frames: int, reps: i
     from hf_mediaref.video import collect_stats
 
     loader = make_loader()
-    latest: dict[int, tuple[int, int]] = {}
+    latest: dict[int, tuple[int, int, float]] = {}
 
     def epoch(check: bool) -> tuple[int, int]:
         wrong = seen = 0
-        for batch, worker, calls, refs in loader:
-            latest[worker] = (calls, refs)
+        for batch, worker, counters in loader:
+            latest[worker] = counters
             seen += len(batch["label"])
             if check:
                 wrong += _wrong(batch["frame"], batch["label"])
@@ -160,18 +166,24 @@ def _loader_road(name: str, make_loader: Callable[[], Any], frames: int, reps: i
     wrong, seen = epoch(check=True)
     if seen != frames:
         return RoadResult(name, float("nan"), frames, 0, 0, error=f"{seen} rows of {frames}")
-    before = {w: c for w, c in latest.items()}
+    before = dict(latest)
     times = []
+    cpu = time.process_time()
     with collect_stats() as main_stats:
         for _ in range(reps):
             start = time.perf_counter()
             epoch(check=False)
             times.append(time.perf_counter() - start)
-    calls = main_stats.calls + sum(c - before.get(w, (0, 0))[0] for w, (c, _) in latest.items() if w >= 0)
-    refs = main_stats.requested_refs + sum(
-        r - before.get(w, (0, 0))[1] for w, (_, r) in latest.items() if w >= 0
+    cpu = time.process_time() - cpu
+    calls, refs = main_stats.calls, main_stats.requested_refs
+    for w in [w for w in latest if w >= 0]:
+        old = before.get(w, (0, 0, latest[w][2]))
+        calls += latest[w][0] - old[0]
+        refs += latest[w][1] - old[1]
+        cpu += latest[w][2] - old[2]  # up to its last batch of the timed epochs
+    return RoadResult(
+        name, statistics.median(times), frames, calls // reps, refs // reps, wrong, cpu_seconds=cpu / reps
     )
-    return RoadResult(name, statistics.median(times), frames, calls // reps, refs // reps, wrong)
 
 
 # ----------------------------------------------------------------------------------------------- roads
@@ -185,13 +197,49 @@ def direct_road(case: RoadCase, batch_size: int, reps: int) -> RoadResult:
     frames = hf_mediaref.batch_decode(refs)
     wrong = sum(read_index(f) != n for f, n in zip(frames, case.labels))
     times = []
+    cpu = time.process_time()
     with collect_stats() as stats:
         for _ in range(reps):
             start = time.perf_counter()
             hf_mediaref.batch_decode(refs)
             times.append(time.perf_counter() - start)
+    cpu = time.process_time() - cpu
     return RoadResult(
-        "batch_decode (1 call)", statistics.median(times), len(refs), stats.calls // reps, len(refs), wrong
+        "batch_decode (1 call)",
+        statistics.median(times),
+        len(refs),
+        stats.calls // reps,
+        len(refs),
+        wrong,
+        cpu_seconds=cpu / reps,
+    )
+
+
+def direct_batches_road(case: RoadCase, batch_size: int, reps: int) -> RoadResult:
+    """``batch_decode`` per batch of the sampler, no DataLoader: what batching itself costs."""
+    import hf_mediaref
+    from hf_mediaref.hf import VideoBlockBatchSampler
+    from hf_mediaref.video import collect_stats
+
+    refs = case.refs()
+    batches = [[refs[i] for i in b] for b in VideoBlockBatchSampler(case.dataset(), batch_size, seed=0)]
+    times = []
+    cpu = time.process_time()
+    with collect_stats() as stats:
+        for _ in range(reps + 1):
+            start = time.perf_counter()
+            for batch in batches:
+                hf_mediaref.batch_decode(batch)
+            times.append(time.perf_counter() - start)
+    cpu = time.process_time() - cpu
+    return RoadResult(
+        f"batch_decode, the sampler's batches of {batch_size}",
+        statistics.median(times[1:]),
+        len(refs),
+        stats.calls // (reps + 1),
+        stats.requested_refs // (reps + 1),
+        cpu_seconds=cpu / (reps + 1),
+        note="no DataLoader",
     )
 
 
@@ -263,14 +311,17 @@ def _ddp_rank(rank: int, world_size: int, init: str, case_file: str, batch_size:
         wrong += _wrong(batch["frame"], batch["label"])
         frames += len(batch["label"])
     times = []
+    cpu = 0.0
     with collect_stats() as stats:
         for _ in range(reps):
             dist.barrier()
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             for _batch in loader:
                 pass
             times.append(time.perf_counter() - start)
+            cpu += time.process_time() - cpu_start
     out = {
+        "cpu": cpu,
         "times": times,
         "frames": frames,
         "wrong": wrong,
@@ -315,6 +366,7 @@ def ddp_road(case: RoadCase, batch_size: int, reps: int, world_size: int = 2) ->
         sum(r["refs"] for r in ranks) // reps,
         sum(r["wrong"] for r in ranks),
         note="per rank: " + ", ".join(f"{x:,.0f}" for x in per_rank) + " frames/s",
+        cpu_seconds=sum(r["cpu"] for r in ranks) / reps,
     )
 
 
@@ -340,6 +392,7 @@ def _guard(fn: Callable[[], RoadResult], name: str) -> RoadResult:
 
 def measure_case(case: RoadCase, batch_size: int, reps: int) -> list[RoadResult]:
     results = [_guard(lambda: direct_road(case, batch_size, reps), "batch_decode")]
+    results.append(_guard(lambda: direct_batches_road(case, batch_size, reps), "batch_decode batches"))
     for workers in (0, 2):
         results.append(_guard(lambda w=workers: map_road(case, batch_size, reps, w), f"map-style {workers}"))
     for workers in (0, 2):
@@ -362,14 +415,18 @@ def render_roads(table: dict[str, list[RoadResult]], batch_size: int, reps: int)
     lines = [
         f"Roads: the same refs through each road, batch size {batch_size}, {cpus} CPUs, median of {reps} "
         "epochs after a checked warm-up (ratio: frames/s / direct batch_decode's; target >= 0.9x, refs per "
-        "call = batch size)\n"
+        "call = batch size). frames / CPU-s: frames per second of CPU time of every process and thread of "
+        "the road (less sensitive than wall time to other load on a shared machine).\n"
     ]
     misses = []
     for name, results in table.items():
         direct = results[0]
         lines.append(f"**{name}** ({direct.frames} refs)\n")
-        lines.append("| road | frames/s | vs batch_decode | engine calls | refs / call | wrong | note |")
-        lines.append("|---|---:|---:|---:|---:|---:|---|")
+        lines.append(
+            "| road | frames/s | vs batch_decode | frames / CPU-s | vs batch_decode | engine calls | "
+            "refs / call | wrong | note |"
+        )
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
         for r in results:
             if r.error:
                 lines.append(f"| {r.road} | error: {r.error} | | | | | |")
@@ -377,7 +434,9 @@ def render_roads(table: dict[str, list[RoadResult]], batch_size: int, reps: int)
                 continue
             ratio = r.fps / direct.fps if direct.fps == direct.fps else float("nan")
             per_call = r.refs / r.calls if r.calls else float("nan")
-            cells = [f"{r.fps:,.1f}", f"{ratio:.2f}x", str(r.calls), f"{per_call:.1f}", str(r.wrong), r.note]
+            cpu_ratio = r.frames_per_cpu_s / direct.frames_per_cpu_s
+            cells = [f"{r.fps:,.1f}", f"{ratio:.2f}x", f"{r.frames_per_cpu_s:,.1f}", f"{cpu_ratio:.2f}x"]
+            cells += [str(r.calls), f"{per_call:.1f}", str(r.wrong), r.note]
             lines.append(f"| {r.road} | " + " | ".join(cells) + " |")
             if r is not direct and ratio < 0.9:
                 misses.append(f"{name}: {r.road} at {ratio:.2f}x")
