@@ -15,6 +15,13 @@ cache hits included; for the workload over HTTP, the bytes a loopback server sen
 the call, and wrong frames (barcode check; must be 0). "new process" empties hf_mediaref's index and container
 in-memory caches before every call, as a new process (a DataLoader worker, a new run) finds them.
 The targets of issue 3 are checked at the end.
+
+Every workload runs on two kinds of video (``--kinds``): a B-frame MP4 (x264, GOP 250, 3 B-frames) and a
+stream with no B-frames, every frame a reference (MKV, H.264, GOP 30, like the D2E recordings), where
+skipping non-reference frames cannot help. ``--roads`` / ``--only-roads`` add the roads section
+(scripts/bench_roads.py: the same refs through batch_decode, map-style and streaming DataLoaders, 2-rank
+DDP, and Ray Data when scripts/bench_ray.py provides ``ray_roads``); ``make_media`` and ``make_workloads``
+are importable for it.
 """
 
 from __future__ import annotations
