@@ -5,7 +5,8 @@ Public surface (each name has one import path):
 * ``hf_mediaref``: :class:`MediaRef`, :class:`DataURI`, :func:`batch_decode`, :class:`DecodeOptions`,
   :func:`cleanup_cache`, ``errors``, and the ``datasets`` integration (loaded on first use):
   ``MediaRefFeature``, ``decode_transform``, ``load_dataset``, ``embed``, ``push_to_hub``, ``set_media_root``,
-  ``get_media_root``, ``VideoBlockBatchSampler``, ``from_lerobot`` (a LeRobot dataset as frame refs).
+  ``get_media_root``, ``VideoBlockBatchSampler``, ``decode_stream``, ``from_lerobot`` (a LeRobot dataset as
+  frame refs).
 * :mod:`hf_mediaref.video`: single-video decoders (``PyAVVideoDecoder``, ``TorchCodecVideoDecoder``),
   ``Frame``/``FrameBatch``, ``VideoStreamMetadata``, ``BatchDecodingStrategy``, ``collect_stats``
   (also importable as :mod:`hf_mediaref.video_decoder`, the original ``mediaref`` name).
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
         FrameWindows,
         MediaRefFeature,
         VideoBlockBatchSampler,
+        decode_stream,
         decode_transform,
         embed,
         from_lerobot,
@@ -47,6 +49,7 @@ _LAZY_HF = (
     "FrameWindows",
     "MediaRefFeature",
     "VideoBlockBatchSampler",
+    "decode_stream",
     "decode_transform",
     "embed",
     "from_lerobot",
@@ -66,6 +69,7 @@ __all__ = [
     "__version__",
     "batch_decode",
     "cleanup_cache",
+    "decode_stream",
     "decode_transform",
     "embed",
     "errors",

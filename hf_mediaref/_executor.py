@@ -44,16 +44,20 @@ def _in_dataloader_worker() -> bool:
 
 def core_budget(max_workers: int | None = None) -> int:
     """Threads a batch may keep busy: ``max_workers`` if given, 1 inside a torch DataLoader worker
-    (the loader already runs one process per core), else the CPUs this process may run on."""
+    (the loader already runs one process per core), else the CPUs this process may run on, shared with the
+    other processes of this node when ``torchrun`` started it (``LOCAL_WORLD_SIZE`` ranks per node)."""
     if max_workers is not None:
         if int(max_workers) < 1:
             raise ValueError(f"max_workers must be >= 1, got {max_workers}")
         return int(max_workers)
     if _in_dataloader_worker():
         return 1
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        local_ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        local_ranks = 1
+    return max(1, cpus // local_ranks)
 
 
 def _makespan(costs: Sequence[float], workers: int) -> float:

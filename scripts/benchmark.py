@@ -15,6 +15,13 @@ cache hits included; for the workload over HTTP, the bytes a loopback server sen
 the call, and wrong frames (barcode check; must be 0). "new process" empties hf_mediaref's index and container
 in-memory caches before every call, as a new process (a DataLoader worker, a new run) finds them.
 The targets of issue 3 are checked at the end.
+
+Every workload runs on two kinds of video (``--kinds``): a B-frame MP4 (x264, GOP 250, 3 B-frames) and a
+stream with no B-frames, every frame a reference (MKV, H.264, GOP 30, like the D2E recordings), where
+skipping non-reference frames cannot help. ``--roads`` / ``--only-roads`` add the roads section
+(scripts/bench_roads.py: the same refs through batch_decode, map-style and streaming DataLoaders, 2-rank
+DDP, and Ray Data when scripts/bench_ray.py provides ``ray_roads``); ``make_media`` and ``make_workloads``
+are importable for it.
 """
 
 from __future__ import annotations
@@ -75,16 +82,55 @@ def _demux_keyframes(path: str, pts_ns: list[int]) -> tuple[Fraction, list[int]]
     return Fraction(tb), frames
 
 
-def make_video(path: Path, seconds: int, first_index: int = 0) -> Video:
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """A kind of benchmark video: container and encoder settings."""
+
+    label: str  # shown in tables
+    suffix: str  # file name tail
+    container: str
+    gop: int
+    bframes: int
+
+
+#: B-frame MP4 (x264, GOP 250, 3 B-frames): non-reference frames the engine can skip.
+BFRAMES = Kind("MP4, B-frames", "", ".mp4", gop=250, bframes=3)
+#: Every frame a reference, like the D2E recordings: MKV, H.264, GOP 30, no B-frames, 20 fps.
+NO_BFRAMES = Kind("MKV, no B-frames", "_gop30_noB", ".mkv", gop=30, bframes=0)
+KINDS = {"bframes": BFRAMES, "nobframes": NO_BFRAMES}
+
+
+def make_video(path: Path, seconds: int, first_index: int = 0, kind: Kind = BFRAMES) -> Video:
+    path = path.with_name(path.stem + kind.suffix + kind.container)
     meta = path.with_suffix(".json")
     if not (path.exists() and meta.exists()):
         spec = write_video(
-            path, seconds * FPS, fps=FPS, size=SIZE, gop=250, bframes=3, noise=0.02, first_index=first_index
+            path,
+            seconds * FPS,
+            fps=FPS,
+            size=SIZE,
+            gop=kind.gop,
+            bframes=kind.bframes,
+            noise=0.02,
+            first_index=first_index,
         )
         meta.write_text(json.dumps(list(spec.pts_ns)))
     pts_ns = json.loads(meta.read_text())
     tb, keyframes = _demux_keyframes(str(path), pts_ns)
     return Video(str(path), pts_ns, tb, keyframes)
+
+
+def make_media(media: Path, quick: bool, kind: Kind = BFRAMES) -> tuple[Video, list[Video]]:
+    """The long video and the short ones of ``kind`` (generated into ``media`` on first use): 300 s and 32
+    x 5 s, or 60 s and 4 x 5 s with ``quick``. Importable (``scripts/bench_roads.py``, ``bench_ray.py``)."""
+    media.mkdir(parents=True, exist_ok=True)
+    seconds, n_short = (60, 4) if quick else (300, 32)
+    long = make_video(media / f"long_{seconds}s_640x360_20fps.mp4", seconds, kind=kind)
+    shorts = [
+        make_video(media / f"short_{k:02d}_5s_640x360_20fps.mp4", 5, first_index=0, kind=kind)
+        for k in range(n_short)
+    ]
+    return long, shorts
 
 
 # ----------------------------------------------------------------------------------------------- workloads
@@ -95,6 +141,11 @@ class Workload:
     name: str
     requests: list[tuple[Video, int]]  # (video, frame index), in input order
     bytes_counter: Callable[[], int] | None = None  # bytes fetched so far (default: the process's rchar)
+    kind: Kind = BFRAMES
+    base: str = ""  # the name without the kind ("random 256")
+
+    def __post_init__(self) -> None:
+        self.base = self.base or self.name
 
     def head(self, n: int | None) -> Workload:
         if n is None or n >= len(self.requests):
@@ -114,10 +165,12 @@ def over_http(workload: Workload, server: Any) -> Workload:
         f"{workload.name} over HTTP",
         [(remote[v.path], i) for v, i in workload.requests],
         bytes_counter=lambda: server.bytes_sent,
+        kind=workload.kind,
+        base=f"{workload.base} over HTTP",
     )
 
 
-def make_workloads(long: Video, shorts: list[Video], seed: int = 0) -> list[Workload]:
+def make_workloads(long: Video, shorts: list[Video], seed: int = 0, kind: Kind = BFRAMES) -> list[Workload]:
     rng = random.Random(seed)
     n = len(long.pts_ns)
     clips = []
@@ -130,13 +183,18 @@ def make_workloads(long: Video, shorts: list[Video], seed: int = 0) -> list[Work
     start = rng.randrange(n - 300)
     consecutive = [(long, start + k) for k in range(300)]
     short = [(v, i) for v in shorts for i in rng.sample(range(len(v.pts_ns)), 8)]
-    return [
+    workloads = [
         Workload("clips 16x16", clips),
         Workload("1 Hz", one_hz),
         Workload("random 256", rand),
         Workload("300 consecutive", consecutive),
-        Workload("32 videos x 8", short),
+        Workload(f"{len(shorts)} videos x 8", short),
     ]
+    for w in workloads:
+        w.kind, w.base = kind, w.name
+        if kind is not BFRAMES:
+            w.name = f"{w.name} [{kind.label}]"
+    return workloads
 
 
 def by_video(requests: list[tuple[Video, int]]) -> dict[str, tuple[Video, list[int]]]:
@@ -534,16 +592,17 @@ def _fmt_num(x: float | None, digits: int = 1) -> str:
     return "–" if x is None or x != x else f"{x:,.{digits}f}"
 
 
-def render(
+def _render_kind(
+    lines: list[str],
+    kind: Kind,
     workloads: list[Workload],
     contenders: list[Contender],
     cells: dict,
     args: argparse.Namespace,
-    extras: dict[str, Any],
-    missing: list[str],
-) -> str:
-    lines = []
-    names = [w.name for w in workloads]
+) -> None:
+    """The frames/s and ratio tables of the workloads of one video kind."""
+    names = [w.base for w in workloads]
+    lines.append(f"### {kind.label} (H.264, GOP {kind.gop}, {kind.bframes} B-frames, {FPS} fps)\n")
     lines.append(f"Frames/s (returned frames per second, median of {args.reps} passes; higher is better)\n")
     lines.append("| contender | " + " | ".join(names) + " |")
     lines.append("|---|" + "---:|" * len(names))
@@ -575,6 +634,21 @@ def render(
             ok = a and b and a.times and b.times
             row.append(f"{a.fps / b.fps:.2f}x" if ok else "–")
         lines.append(f"| {other} | " + " | ".join(row) + " |")
+    lines.append("")
+
+
+def render(
+    workloads: list[Workload],
+    contenders: list[Contender],
+    cells: dict,
+    args: argparse.Namespace,
+    extras: dict[str, Any],
+    missing: list[str],
+) -> str:
+    lines: list[str] = []
+    kinds = list(dict.fromkeys(w.kind for w in workloads))
+    for kind in kinds:
+        _render_kind(lines, kind, [w for w in workloads if w.kind == kind], contenders, cells, args)
 
     for w in workloads:
         lines.append(f"\n**{w.name}** ({len(w.requests)} refs)\n")
@@ -638,12 +712,12 @@ def check_targets(workloads: list[Workload], contenders: list[Contender], cells:
         oracle = cell("oracle (PyAV, 1 codec thread)", w.name)
         if me and best:
             ratio = me.fps / best.fps
-            need = 1.5 if w.name in ("1 Hz", "random 256") else 1.0
+            need = 1.5 if w.base in ("1 Hz", "random 256") else 1.0
             out.append(
                 f"- {w.name}: {ratio:.2f}x the frames/s of mediaref 2.1.0's faster backend "
                 f"(target >= {need}x): {'met' if ratio >= need else 'MISSED'}"
             )
-        if me and oracle and w.name in ("1 Hz", "random 256"):
+        if me and oracle and w.base in ("1 Hz", "random 256"):
             ratio = me.time / oracle.time
             out.append(
                 f"- {w.name}: {ratio:.2f}x the oracle's time (target <= 0.8x): "
@@ -679,25 +753,47 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--media", default=str(ROOT / ".bench"), help="where generated media is kept")
     parser.add_argument("--markdown", help="also write the report to this file")
+    parser.add_argument(
+        "--kinds",
+        nargs="*",
+        default=list(KINDS),
+        choices=list(KINDS),
+        help="video kinds: B-frame MP4 (GOP 250) and/or no-B-frame MKV (GOP 30, like D2E recordings)",
+    )
+    parser.add_argument(
+        "--roads",
+        action="store_true",
+        help="also measure the roads (batch_decode, map-style and streaming DataLoaders, 2-rank DDP, and Ray "
+        "when scripts/bench_ray.py provides it) on random 256 and N videos x 8",
+    )
+    parser.add_argument("--only-roads", action="store_true", help="measure only the roads")
+    parser.add_argument("--batch-size", type=int, default=32, help="rows per batch on the roads")
     args = parser.parse_args(argv)
     args.reps = args.reps or (1 if args.quick else 3)
     warnings.filterwarnings("ignore", module="mediaref")  # its "sparse timestamp query" advice, every call
 
     media = Path(args.media)
-    media.mkdir(parents=True, exist_ok=True)
-    seconds, n_short = (60, 4) if args.quick else (300, 32)
+    n_short = 4 if args.quick else 32
     print(f"media in {media} (generated on first use) ...", flush=True)
-    long = make_video(media / f"long_{seconds}s_640x360_20fps.mp4", seconds)
-    shorts = [
-        make_video(media / f"short_{k:02d}_5s_640x360_20fps.mp4", 5, first_index=0) for k in range(n_short)
-    ]
-    workloads = make_workloads(long, shorts)
-    if args.quick:
-        workloads[-1].name = f"{n_short} videos x 8"
+    kinds = [KINDS[k] for k in args.kinds]
     # remote reads: loopback HTTP, bytes counted by the server; stored indexes in a folder of this run only
     os.environ["HF_MEDIAREF_CACHE_DIR"] = tempfile.mkdtemp(prefix="hf_mediaref-bench-")
     server = LoopbackFileServer(media)
-    workloads.append(over_http(next(w for w in workloads if w.name == "random 256"), server))
+    workloads = []
+    for kind in kinds:
+        long, shorts = make_media(media, args.quick, kind)
+        kind_workloads = make_workloads(long, shorts, kind=kind)
+        kind_workloads.append(over_http(next(w for w in kind_workloads if w.base == "random 256"), server))
+        workloads += kind_workloads
+    if args.roads or args.only_roads:
+        from bench_roads import run_roads
+
+        roads_report = run_roads(media, args.quick, kinds, reps=args.reps, batch_size=args.batch_size)
+        print("\n" + roads_report, flush=True)
+        if args.only_roads:
+            if args.markdown:
+                Path(args.markdown).write_text(roads_report + "\n")
+            return 0
     if args.workloads:
         workloads = [w for w in workloads if any(s in w.name for s in args.workloads)]
     contenders, missing = build_contenders(args, workloads)
@@ -724,7 +820,7 @@ def main(argv: list[str] | None = None) -> int:
     extras: dict[str, Any] = {}
     if not args.no_extras:
         print("datasets path, grouping, Parquet ...", flush=True)
-        pick = [w for w in workloads if w.name.startswith(("random", f"{n_short} videos"))]
+        pick = [w for w in workloads if w.base in ("random 256", f"{n_short} videos x 8")]
         extras["formatter"] = formatter_overhead(pick, max(args.reps, 3))
         extras["grouping"] = grouping_cost()
         extras["parquet"] = parquet_size()

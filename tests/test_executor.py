@@ -44,3 +44,20 @@ def test_run_tasks_returns_results_in_task_order_and_raises_the_first_failure():
         assert "bad span" in str(exc)
     else:
         raise AssertionError("the failure was not raised")
+
+
+def test_core_budget_is_shared_by_the_ranks_torchrun_starts_on_a_node(monkeypatch):
+    import os
+
+    from hf_mediaref._executor import core_budget
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert core_budget() == cpus
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert core_budget() == max(1, cpus // 2)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(cpus * 4))
+    assert core_budget() == 1
+    assert core_budget(max_workers=3) == 3  # an explicit budget wins
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "bogus")
+    assert core_budget() == cpus

@@ -5,9 +5,9 @@ Importing this package imports ``datasets`` (and registers the feature and forma
 that do not need ``datasets`` (storage type, grouping, root resolution) are in :mod:`hf_mediaref.arrow`; the
 decode options in :class:`hf_mediaref.DecodeOptions`. Modules (private): ``_feature`` (the feature and the
 walker over nested features and their Arrow data), ``_formatter``, ``_transform``, ``_embedding``, ``_roots``,
-``_loading``, ``_hub``, ``_card``, ``_interop``, ``_sampler``, ``_windows`` (temporal windows),
-``_registration`` and ``_compat`` (every ``datasets`` internal used, in one place); ``_lerobot``
-(``from_lerobot``).
+``_loading``, ``_hub``, ``_card``, ``_interop``, ``_sampler``, ``_streaming``, ``_sharding``, ``_windows``
+(temporal windows), ``_registration`` and ``_compat`` (every ``datasets`` internal used, in one place);
+``_lerobot`` (``from_lerobot``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ._lerobot import from_lerobot
 from ._loading import load_dataset
 from ._roots import get_media_root, set_media_root
 from ._sampler import VideoBlockBatchSampler
+from ._streaming import StreamDecodeTransform, decode_stream, split_by_node
 from ._transform import MediaDecodeTransform, decode_transform
 from ._windows import FrameWindows
 
@@ -33,7 +34,9 @@ __all__ = [
     "MediaDecodeTransform",
     "MediaRefFeature",
     "MediaRefFormatter",
+    "StreamDecodeTransform",
     "VideoBlockBatchSampler",
+    "decode_stream",
     "decode_transform",
     "embed",
     "from_lerobot",
@@ -41,4 +44,5 @@ __all__ = [
     "load_dataset",
     "push_to_hub",
     "set_media_root",
+    "split_by_node",
 ]

@@ -26,7 +26,9 @@ same signature:
   (looked up as module globals by ``concatenate_datasets`` / ``interleave_datasets``);
   ``config.DATASET_INFO_FILENAME``;
 - ``arrow_dataset.HfApi`` and ``dataset_dict.HfApi``: the name ``push_to_hub`` builds its Hub client from,
-  and that client's ``create_commit`` as the only call that changes the repo (see :func:`staged_commits`).
+  and that client's ``create_commit`` as the only call that changes the repo (see :func:`staged_commits`);
+- ``IterableDataset._ex_iterable.shard_data_sources`` and the constructor's private arguments, on 4.0 only
+  (see :func:`shard_iterable`).
 
 ``pyproject.toml`` declares ``datasets>=4.0``; ``make test-floor`` runs tests/hf and tests/arrow on 4.0.0
 (with huggingface_hub 0.24.0, pyarrow 15.0.0, fsspec 2023.10.0: requirements/floor-hf.txt); the other
@@ -75,6 +77,7 @@ __all__ = [
     "register_format",
     "require_decoding",
     "set_cast_to_python_objects",
+    "shard_iterable",
     "staged_commits",
     "torch_formatter",
     "wrap",
@@ -258,3 +261,25 @@ def staged_commits() -> Iterator[list[StagedCommit]]:
         finally:
             for module, base in reversed(originals):
                 module.HfApi = base
+
+
+def shard_iterable(dataset: Any, num_shards: int, index: int) -> Any:
+    """``IterableDataset.shard(num_shards, index, contiguous=True)`` (since datasets 4.1; on 4.0 the same
+    thing built from ``_ex_iterable.shard_data_sources`` and the private constructor arguments, as 5.2's
+    ``shard`` does): the ``index``-th of ``num_shards`` contiguous groups of the dataset's shards."""
+    if hasattr(dataset, "shard"):
+        return dataset.shard(num_shards=num_shards, index=index, contiguous=True)
+    import copy
+
+    from datasets import IterableDataset
+
+    ex_iterable = dataset._ex_iterable.shard_data_sources(num_shards=num_shards, index=index, contiguous=True)
+    return IterableDataset(
+        ex_iterable=ex_iterable,
+        info=dataset._info.copy(),
+        split=dataset._split,
+        formatting=dataset._formatting,
+        shuffling=copy.deepcopy(dataset._shuffling),
+        distributed=copy.deepcopy(dataset._distributed),
+        token_per_repo_id=dataset._token_per_repo_id,
+    )

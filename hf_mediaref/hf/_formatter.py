@@ -10,6 +10,7 @@ columns, and ``decode=False`` MediaRef columns, are formatted as datasets' numpy
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -39,6 +40,12 @@ __all__ = ["FORMAT_TYPE", "MediaRefFormatter", "decode_media_columns"]
 FORMAT_TYPE = "mediaref"
 
 _Convert = Callable[[Any], Any]
+
+logger = logging.getLogger(__name__)
+
+#: Rows one formatter decodes one at a time before :meth:`MediaRefFormatter.format_row` logs how to batch.
+ROW_BY_ROW_HINT = 64
+_hinted = False
 
 
 class _RefSlots:
@@ -133,12 +140,14 @@ def decode_media_columns(
     window_columns = [name for name in columns if name in windows.offsets] if windows is not None else []
     columns = [name for name in columns if name not in window_columns]
     slots = _RefSlots(allow_uris)
-    positions = {
-        name: map_media_arrays(
-            pa_table[name], features[name], slots.column(name, features[name]), decoding=True
+    positions = {}
+    for name in columns:
+        column = pa_table[name]
+        if column.num_chunks > 1:  # a gathered batch (ds[[i, j, ...]], a sampler's batch) has a chunk per row
+            column = column.combine_chunks()
+        positions[name] = map_media_arrays(
+            column, features[name], slots.column(name, features[name]), decoding=True
         )
-        for name in columns
-    }
     plan = None
     if windows is not None and window_columns:
         plan = plan_table_windows(pa_table, features, window_columns, options, windows, allow_uris)
@@ -198,6 +207,7 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         self.options = DecodeOptions.resolve(options, **decode_options)
         self.allow_uris = parse_allow_uris(allow_uris)
         self.windows = as_windows(windows)
+        self._rows = 0
         kwargs = {"features": features, "token_per_repo_id": token_per_repo_id}
         if self.options.output == "torch":
             self._rest = torch_formatter(**kwargs)
@@ -210,7 +220,13 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         return self.features if self.features is not None else Features.from_arrow_schema(pa_table.schema)
 
     def format_batch(self, pa_table: pa.Table) -> Mapping:
-        """The batch as ``{column: values}``, media columns decoded with one engine call."""
+        """The batch as ``{column: values}``, media columns decoded with one engine call. One formatter asked
+        for many one-row batches (``for row in ds``, a streaming dataset in a DataLoader) logs, once per
+        process, how to decode in batches."""
+        if pa_table.num_rows == 1:
+            self._rows += 1
+            if self._rows == ROW_BY_ROW_HINT:
+                _hint_row_by_row()
         features = self._features(pa_table)
         if self.windows is not None:
             missing = [c for c in self.windows.columns if c not in pa_table.column_names]
@@ -238,3 +254,17 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
     def format_column(self, pa_table: pa.Table) -> Any:
         """The values of the table's only column."""
         return self.format_batch(pa_table)[pa_table.column_names[0]]
+
+
+def _hint_row_by_row() -> None:
+    global _hinted
+    if _hinted:
+        return
+    _hinted = True
+    logger.warning(
+        "the 'mediaref' format is decoding %d+ rows one engine call each (rows iterated one at a time: a "
+        "streaming dataset in a DataLoader, or `for row in ds`). Decode in batches: "
+        "hf_mediaref.hf.decode_stream(ids, batch_size=N, ...) for a streaming dataset, ds.iter(batch_size=N) "
+        "or a DataLoader with VideoBlockBatchSampler for a map-style one.",
+        ROW_BY_ROW_HINT,
+    )

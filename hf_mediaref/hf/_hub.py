@@ -43,6 +43,7 @@ from ._card import CARD_MARKER, dataset_card
 from ._compat import config, staged_commits
 from ._feature import MediaRefFeature, has_media, map_media_arrays
 from ._roots import get_media_root
+from ._sharding import shard_for_streaming
 
 __all__ = ["CARD_MARKER", "MAX_FILE_BYTES", "dataset_card", "plan_uploads", "push_to_hub"]
 
@@ -343,7 +344,10 @@ def push_to_hub(
         media_dir: the repo folder for local files outside the dataset's local media root.
         token, private, revision, commit_message: as in ``datasets.Dataset.push_to_hub``.
         **push_kwargs: more arguments for ``datasets``' ``push_to_hub`` (``split``, ``data_dir``,
-            ``max_shard_size``, ``create_pr``...).
+            ``max_shard_size``, ``num_shards``...). Unless ``num_shards`` or ``max_shard_size`` is given, at
+            least 8 shards are written (fewer only for fewer rows) so streaming DataLoader workers and ranks
+            each get shards, and rows are grouped by video (each video's rows by time) so each shard holds
+            whole videos where sizes allow; ``group_by_video=False`` keeps the row order.
 
     Returns:
         The ``CommitInfo`` of the commit.
@@ -378,6 +382,7 @@ def push_to_hub(
         api = HfApi(endpoint=config.HF_ENDPOINT, token=token)
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         rewritten = _rewrite_dataset(dataset, mapping) if mapping else dataset
+        rewritten, push_kwargs = shard_for_streaming(rewritten, push_kwargs)  # whole videos per shard
         kwargs = dict(push_kwargs, token=token, private=private, revision=revision)
         if commit_message is not None:
             kwargs["commit_message"] = commit_message

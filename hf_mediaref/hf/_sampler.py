@@ -4,10 +4,17 @@ Grouped decoding only pays when a batch shares videos: with random indices every
 grouped by video and sorted by timestamp, each video is cut into blocks of consecutive frames, the blocks are
 shuffled, and batches are cut from the shuffled sequence, so a batch spans at most
 ``ceil(batch_size / block_size) + 1`` videos (more only when videos are shorter than a block).
+
+With several ranks (``world_size > 1``, DDP), each epoch lays the videos out in a shuffled order, cuts
+that sequence into ``world_size`` contiguous equal parts (so at most ``world_size - 1`` videos are split
+between two ranks and every other video is decoded by one rank only), then shuffles blocks within each part;
+parts are padded with their own rows (as ``DistributedSampler`` pads) so every rank yields the same number
+of batches.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 from datasets import Value
 
-from ..arrow import UriGroups, group_by_uri, ref_arrays
+from ..arrow import group_by_uri, ref_arrays
 from ._feature import MediaRefFeature
 
 __all__ = ["VideoBlockBatchSampler"]
@@ -41,19 +48,42 @@ def _key_column(dataset: Any, column: str | None) -> tuple[pa.Array, pa.Array | 
     raise TypeError(f"column {column!r} must be a MediaRef or string column, got {feature}")
 
 
-def _blocks(groups: UriGroups, block_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Starts (in ``groups.order``) and lengths of the blocks: ``block_size`` consecutive frames of one video;
-    a video's remainder joins its last block, so every block of a video with at least ``block_size`` frames
-    has ``block_size`` to ``2 * block_size - 1`` frames."""
-    counts = np.diff(groups.offsets)
+def _blocks(offsets: np.ndarray, block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and lengths of the blocks of videos laid out at ``offsets`` (video ``v`` is rows
+    ``offsets[v]:offsets[v + 1]``): ``block_size`` consecutive frames of one video; a video's remainder joins
+    its last block, so every block of a video with at least ``block_size`` frames has ``block_size`` to
+    ``2 * block_size - 1`` frames."""
+    counts = np.diff(offsets)
     blocks_per_video = np.maximum(1, counts // block_size)
-    video_of_block = np.repeat(np.arange(len(groups)), blocks_per_video)
+    video_of_block = np.repeat(np.arange(len(counts)), blocks_per_video)
     first_block = np.cumsum(blocks_per_video) - blocks_per_video
     k = np.arange(len(video_of_block)) - first_block[video_of_block]
-    starts = groups.offsets[video_of_block] + k * block_size
+    starts = offsets[video_of_block] + k * block_size
     last = k == blocks_per_video[video_of_block] - 1
-    ends = np.where(last, groups.offsets[video_of_block + 1], starts + block_size)
-    return starts, ends - starts
+    ends = np.where(last, offsets[video_of_block + 1], starts + block_size)
+    keep = ends > starts  # a video with no rows (a rank's empty part) has no block
+    return starts[keep], (ends - starts)[keep]
+
+
+def _gather(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions ``starts[0]:starts[0]+lengths[0]``, then the next run, ... in one array."""
+    out_starts = np.cumsum(lengths) - lengths
+    return np.arange(int(lengths.sum())) - np.repeat(out_starts, lengths) + np.repeat(starts, lengths)
+
+
+def _distributed(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """``(rank, world_size)``: the given ones, else torch.distributed's when it is initialized, else
+    ``(0, 1)``."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not (dist.is_available() and dist.is_initialized()):
+        dist = None
+    if world_size is None:
+        world_size = 1 if dist is None else dist.get_world_size()
+    if rank is None:
+        rank = 0 if dist is None or world_size == 1 else dist.get_rank()
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+    return rank, world_size
 
 
 class VideoBlockBatchSampler:
@@ -68,10 +98,17 @@ class VideoBlockBatchSampler:
         shuffle: shuffle blocks (and so batches) every epoch; without it rows come video by video in
             time order.
         seed: base seed; the epoch (see :meth:`set_epoch`) is added to it.
-        drop_last: drop the last, incomplete batch.
+        drop_last: drop the last, incomplete batch (with several ranks: every rank yields only full
+            batches, the same number, and no row is repeated).
+        rank: this process's rank (default: ``torch.distributed.get_rank()`` when torch.distributed is
+            initialized, else 0).
+        world_size: the number of ranks (default: ``torch.distributed.get_world_size()`` when initialized,
+            else 1). Each rank gets a disjoint part of the rows (plus repeats of its own rows to even out
+            counts unless ``drop_last``) and the same number of batches; use the same ``seed`` on every rank.
 
     Raises:
-        ValueError: ``batch_size`` or ``block_size`` below 1, or no single MediaRef column to default to.
+        ValueError: ``batch_size`` or ``block_size`` below 1, ``rank`` outside ``[0, world_size)``, or no
+            single MediaRef column to default to.
         KeyError: ``column`` is not in the dataset.
         TypeError: ``column`` is neither a MediaRef nor a string column.
 
@@ -86,6 +123,8 @@ class VideoBlockBatchSampler:
         ...     sampler.set_epoch(epoch)
         ...     for batch in loader:
         ...         ...
+        >>> # DDP: each rank reads its own videos, every rank the same number of batches
+        >>> sampler = VideoBlockBatchSampler(ds, 32, rank=dist.get_rank(), world_size=dist.get_world_size())
         ```
     """
 
@@ -99,6 +138,8 @@ class VideoBlockBatchSampler:
         shuffle: bool = True,
         seed: int = 0,
         drop_last: bool = False,
+        rank: int | None = None,
+        world_size: int | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -108,10 +149,12 @@ class VideoBlockBatchSampler:
         self.batch_size, self.block_size = batch_size, block_size
         self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
         self.epoch = 0
+        self.rank, self.world_size = _distributed(rank, world_size)
         uris, pts = _key_column(dataset, column)
         groups = group_by_uri(uris, pts)
         self._order = groups.order  # rows video by video, by time; null refs are never sampled
-        self._block_starts, self._block_lengths = _blocks(groups, block_size)
+        self._offsets = np.asarray(groups.offsets)
+        self._block_starts, self._block_lengths = _blocks(self._offsets, block_size)
         self.num_videos = len(groups)
 
     def set_epoch(self, epoch: int) -> None:
@@ -119,13 +162,46 @@ class VideoBlockBatchSampler:
         self.epoch = epoch
 
     def _ordered_rows(self) -> np.ndarray:
+        if self.world_size > 1:
+            return self._rank_rows()
         if not self.shuffle:
             return self._order
         perm = np.random.default_rng(self.seed + self.epoch).permutation(len(self._block_starts))
-        lengths, starts = self._block_lengths[perm], self._block_starts[perm]
-        out_starts = np.cumsum(lengths) - lengths
-        index = np.arange(int(lengths.sum())) - np.repeat(out_starts, lengths) + np.repeat(starts, lengths)
-        return self._order[index]
+        return self._order[_gather(self._block_starts[perm], self._block_lengths[perm])]
+
+    def _rank_rows(self) -> np.ndarray:
+        """This rank's rows for the epoch: its contiguous part of the videos (in a per-epoch order), blocks
+        shuffled within the part, padded with its own rows to the common length."""
+        counts = np.diff(self._offsets)
+        videos = np.arange(len(counts))
+        if self.shuffle:
+            videos = np.random.default_rng(self.seed + self.epoch).permutation(len(counts))
+        laid_out = _gather(self._offsets[videos], counts[videos])  # positions in self._order
+        n, ws = len(laid_out), self.world_size
+        start = self.rank * (n // ws) + min(self.rank, n % ws)
+        stop = start + n // ws + (self.rank < n % ws)
+        # the part's videos: where the laid-out sequence changes video, clipped to [start, stop)
+        bounds = np.concatenate([[0], np.cumsum(counts[videos])])
+        inner = bounds[(bounds > start) & (bounds < stop)]
+        offsets = np.concatenate([[start], inner, [stop]]) - start
+        starts, lengths = _blocks(offsets, self.block_size)
+        if self.shuffle:
+            rng = np.random.default_rng([self.seed + self.epoch, self.rank])
+            perm = rng.permutation(len(starts))
+            starts, lengths = starts[perm], lengths[perm]
+        rows = self._order[laid_out[start:stop][_gather(starts, lengths)]]
+        size = self._rows_per_rank()
+        if len(rows) >= size:
+            return rows[:size]
+        pad = rows if len(rows) else self._order[laid_out]
+        return np.concatenate([rows, np.resize(pad, size - len(rows))])
+
+    def _rows_per_rank(self) -> int:
+        n = len(self._order)
+        if self.drop_last:
+            per = n // self.world_size
+            return per - per % self.batch_size
+        return -(-n // self.world_size)
 
     def __iter__(self) -> Iterator[list[int]]:
         rows = self._ordered_rows()
@@ -134,5 +210,5 @@ class VideoBlockBatchSampler:
             yield rows[start : start + self.batch_size].tolist()
 
     def __len__(self) -> int:
-        n = len(self._order)
+        n = len(self._order) if self.world_size == 1 else self._rows_per_rank()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)

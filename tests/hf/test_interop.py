@@ -250,8 +250,10 @@ def test_pushed_parquet_files_carry_no_local_root(ds, fake_hub):
     hf_mediaref.push_to_hub(ds, "me/frames")
     ds.push_to_hub("me/plain-push")  # datasets' own push, hooked the same way
     for repo_id in ("me/frames", "me/plain-push"):
-        path = fake_hub.repo_dir(repo_id) / "data" / "train-00000-of-00001.parquet"
-        assert b"hf_mediaref" not in (pq.read_schema(path).metadata or {})
+        paths = sorted((fake_hub.repo_dir(repo_id) / "data").glob("train-*.parquet"))
+        assert paths
+        for path in paths:
+            assert b"hf_mediaref" not in (pq.read_schema(path).metadata or {})
 
 
 def test_select_map_and_concatenate_keep_or_resolve_roots(ds, rows, features, repo, tmp_path, labels_of):

@@ -34,7 +34,7 @@ def _with_extra(ds, uri):
 
 
 def test_a_push_is_one_commit_with_shards_media_and_card(ds, fake_hub):
-    hf_mediaref.push_to_hub(ds, "me/one")
+    hf_mediaref.push_to_hub(ds, "me/one", num_shards=1)
     (commit,) = [c for c in fake_hub.commit_log if c.repo_id == "me/one"]
     assert sorted(commit.added) == [
         "README.md",

@@ -61,3 +61,47 @@ def test_bad_arguments():
         VideoBlockBatchSampler(ds, batch_size=2, column="n")
     with pytest.raises(KeyError):
         VideoBlockBatchSampler(ds, batch_size=2, column="missing")
+
+
+def _uris(ds):
+    return ds.with_format("arrow")[:]["frame"].combine_chunks().field("uri").to_pylist()
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_ranks_get_disjoint_videos_and_equal_batch_counts(world_size):
+    ds = _frames_dataset(videos=7, per_video=13)  # 91 rows
+    uris = _uris(ds)
+    samplers = [
+        VideoBlockBatchSampler(ds, batch_size=4, seed=3, rank=r, world_size=world_size)
+        for r in range(world_size)
+    ]
+    per_rank = [[i for b in s for i in b] for s in samplers]
+    assert len({len(list(s)) for s in samplers}) == 1 and all(len(list(s)) == len(s) for s in samplers)
+    assert len({len(rows) for rows in per_rank}) == 1  # padded to the same length
+    assert set().union(*map(set, per_rank)) == set(range(len(ds)))  # every row on some rank
+    assert sum(len(set(rows)) for rows in per_rank) == len(
+        ds
+    )  # no row on two ranks; padding repeats own rows
+    videos = [{uris[i] for i in rows} for rows in per_rank]
+    shared = [v for v in set(uris) if sum(v in vs for vs in videos) > 1]
+    assert len(shared) <= world_size - 1  # only the videos cut at a part boundary
+    for s in samplers:  # batches still stay within few videos
+        assert max(len({uris[i] for i in b}) for b in s) <= 2
+    before = [list(s) for s in samplers]
+    for s in samplers:
+        s.set_epoch(1)
+    assert [list(s) for s in samplers] != before
+    assert sum(len(set(i for b in s for i in b)) for s in samplers) == len(ds)
+
+
+def test_ranks_with_drop_last_and_one_long_video():
+    ds = _frames_dataset(videos=1, per_video=50)
+    samplers = [VideoBlockBatchSampler(ds, 8, rank=r, world_size=2, drop_last=True) for r in range(2)]
+    batches = [list(s) for s in samplers]
+    assert [len(b) for b in batches] == [3, 3] == [len(s) for s in samplers]  # 25 rows each: 3 full batches
+    assert all(len(b) == 8 for bs in batches for b in bs)
+    rows = [set(i for b in bs for i in b) for bs in batches]
+    assert not rows[0] & rows[1]  # the one video is split in two time ranges, no row on both ranks
+    assert max(rows[0]) < min(rows[1]) or max(rows[1]) < min(rows[0])
+    with pytest.raises(ValueError):
+        VideoBlockBatchSampler(ds, 8, rank=2, world_size=2)

@@ -1,0 +1,218 @@
+"""Streaming roads: batched decoding of an ``IterableDataset`` and a video-keeping split across ranks.
+
+``datasets`` formats a streaming dataset row by row when a torch DataLoader iterates it (``format_row`` on
+1-row tables), and ``IterableDataset.with_format`` takes no formatter options, so ``with_format("mediaref")``
+cannot batch there. :func:`decode_stream` puts the decode into a batched ``map`` instead: each DataLoader
+worker reads whole shards, cuts them into batches of ``batch_size`` rows, and hands each batch to the engine
+in one call (rows of one video stay together when the shards are sorted by video, as
+:func:`hf_mediaref.push_to_hub` writes them). :func:`split_by_node` gives each rank whole shards, so a video
+is decoded by one rank only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from datasets import IterableDataset
+
+from ..decode import DecodeOptions
+from ._compat import shard_iterable
+from ._transform import MediaDecodeTransform
+
+__all__ = ["StreamDecodeTransform", "decode_stream", "split_by_node"]
+
+logger = logging.getLogger(__name__)
+
+
+def _worker_info() -> Any:
+    """torch's DataLoader worker info in a worker process, else ``None`` (torch is never imported here)."""
+    data = sys.modules.get("torch.utils.data")
+    return None if data is None else data.get_worker_info()
+
+
+class StreamDecodeTransform(MediaDecodeTransform):
+    """The batched ``map`` function of :func:`decode_stream`: a :class:`MediaDecodeTransform` that also warns,
+    once per DataLoader worker process, when the dataset has fewer shards than the DataLoader has workers
+    (``datasets`` gives each worker whole shards, so the extra workers sit idle).
+
+    Args:
+        columns, root, options: as for :class:`MediaDecodeTransform`.
+        num_shards: the shards of the dataset being decoded.
+
+    Example:
+        ```python
+        >>> from hf_mediaref.hf import StreamDecodeTransform
+        >>> ids = ids.map(StreamDecodeTransform(num_shards=ids.num_shards), batched=True, batch_size=32)
+        ```
+    """
+
+    def __init__(
+        self,
+        columns: Sequence[str] | None = None,
+        root: str | os.PathLike[str] | None = None,
+        options: DecodeOptions | None = None,
+        num_shards: int | None = None,
+    ):
+        super().__init__(columns, root=root, options=options)
+        self.num_shards = num_shards
+        self._checked_pid: int | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_checked_pid": None}
+
+    def _check_workers(self) -> None:
+        self._checked_pid = os.getpid()
+        info = _worker_info()
+        if info is None or self.num_shards is None or info.num_workers <= self.num_shards:
+            return
+        warnings.warn(
+            f"the streaming dataset has {self.num_shards} shard(s) but the DataLoader has {info.num_workers} "
+            f"workers: datasets gives each worker whole shards, so {info.num_workers - self.num_shards} "
+            "worker(s) get no data. Push with more shards (hf_mediaref.push_to_hub(..., num_shards=N)), "
+            "use ids.reshard() where the file format allows, or use fewer workers.",
+            UserWarning,
+            stacklevel=2,
+        )
+
+    def __call__(self, batch: dict) -> dict:
+        if self._checked_pid != os.getpid():
+            self._check_workers()
+        return super().__call__(batch)
+
+
+def decode_stream(
+    dataset: Any,
+    batch_size: int = 32,
+    *,
+    columns: Sequence[str] | None = None,
+    root: str | os.PathLike[str] | None = None,
+    options: DecodeOptions | None = None,
+    **decode_options: Any,
+) -> Any:
+    """Decode the media columns of a streaming dataset ``batch_size`` rows (one engine call) at a time.
+
+    The streaming counterpart of ``ds.with_format("mediaref", **decode_options)``: give the result to a torch
+    ``DataLoader`` with the same ``batch_size`` and each DataLoader batch is one engine call, in the main
+    process and in every worker (fork, spawn, forkserver). Rows keep their order; other columns pass through.
+    Inside a DataLoader worker the decoder uses one thread unless ``max_workers`` says otherwise (the workers
+    are the parallelism). Shuffle shards, not rows (``ids.shuffle(seed=..., buffer_size=1)`` keeps rows in
+    order): a row-level shuffle buffer spreads a batch over many videos.
+
+    Args:
+        dataset: a ``datasets.IterableDataset`` (``load_dataset(..., streaming=True)``,
+            ``Dataset.to_iterable_dataset(num_shards=...)``), with MediaRef columns or ref dicts.
+        batch_size: rows per engine call; use the DataLoader's ``batch_size``.
+        columns: the columns to decode (default: every column holding refs).
+        root: the media root for relative refs the dataset does not resolve itself.
+        options: a :class:`hf_mediaref.DecodeOptions`.
+        **decode_options: fields of :class:`hf_mediaref.DecodeOptions` by name (``size``, ``output``,
+            ``decoder``, ``strategy``, ``device``, ``max_workers``, ...); given ones override ``options``.
+
+    Returns:
+        An ``IterableDataset`` of rows whose media columns hold frames (its format is reset: the frames are
+        already decoded).
+
+    Raises:
+        TypeError: ``dataset`` is not an ``IterableDataset`` (a map-style ``Dataset`` batches through
+            ``with_format("mediaref")``), or a name that is not a decode option.
+        ValueError: ``batch_size`` below 1, or invalid decode options.
+
+    Example:
+        ```python
+        >>> from torch.utils.data import DataLoader
+        >>> import hf_mediaref
+        >>> ids = hf_mediaref.load_dataset("me/robot-frames", split="train", streaming=True)
+        >>> frames = hf_mediaref.hf.decode_stream(ids, batch_size=32, output="torch", size=(224, 224))
+        >>> loader = DataLoader(frames, batch_size=32, num_workers=4)
+        ```
+    """
+    if not isinstance(dataset, IterableDataset):
+        raise TypeError(
+            f"decode_stream takes a datasets.IterableDataset, got {type(dataset).__name__}; a map-style "
+            "Dataset decodes in batches with ds.with_format('mediaref', ...) and VideoBlockBatchSampler"
+        )
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    opts = DecodeOptions.resolve(options, **decode_options)
+    transform = StreamDecodeTransform(columns, root=root, options=opts, num_shards=dataset.num_shards)
+    return dataset.with_format(None).map(transform, batched=True, batch_size=batch_size)
+
+
+def _distributed_default(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    if rank is not None and world_size is not None:
+        return rank, world_size
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        return (
+            dist.get_rank() if rank is None else rank,
+            dist.get_world_size() if world_size is None else world_size,
+        )
+    raise ValueError("pass rank= and world_size= (torch.distributed is not initialized)")
+
+
+def split_by_node(dataset: Any, rank: int | None = None, world_size: int | None = None) -> Any:
+    """The part of a streaming dataset that rank ``rank`` of ``world_size`` reads: whole shards, so a video
+    (kept inside one shard by :func:`hf_mediaref.push_to_hub`) is decoded by one rank only.
+
+    ``datasets.distributed.split_dataset_by_node`` assigns whole shards only when the shard count is a
+    multiple of ``world_size`` and otherwise keeps every ``world_size``-th row, which spreads every video over
+    every rank; this function assigns contiguous runs of shards whenever there are at least ``world_size``
+    shards (ranks then differ by at most one shard; stop every rank after the same number of steps, or use
+    ``torch.distributed.algorithms.Join``). With fewer shards than ranks it warns and falls back to
+    ``split_dataset_by_node``.
+
+    Args:
+        dataset: a ``datasets.IterableDataset``.
+        rank: this process's rank (default: ``torch.distributed.get_rank()``).
+        world_size: the number of ranks (default: ``torch.distributed.get_world_size()``).
+
+    Returns:
+        The ``IterableDataset`` for this rank.
+
+    Raises:
+        TypeError: ``dataset`` is not an ``IterableDataset``.
+        ValueError: ``rank`` outside ``[0, world_size)``, or no rank given and torch.distributed not
+            initialized.
+
+    Example:
+        ```python
+        >>> import torch.distributed as dist
+        >>> from hf_mediaref.hf import decode_stream, split_by_node
+        >>> ids = hf_mediaref.load_dataset("me/robot-frames", split="train", streaming=True)
+        >>> mine = decode_stream(split_by_node(ids, dist.get_rank(), dist.get_world_size()), batch_size=32)
+        ```
+    """
+    if not isinstance(dataset, IterableDataset):
+        raise TypeError(
+            f"split_by_node takes a datasets.IterableDataset, got {type(dataset).__name__}; for a map-style "
+            "Dataset use VideoBlockBatchSampler(ds, batch_size, rank=..., world_size=...)"
+        )
+    rank, world_size = _distributed_default(rank, world_size)
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+    shards = dataset.num_shards
+    if shards % world_size == 0:
+        from datasets.distributed import split_dataset_by_node
+
+        return split_dataset_by_node(dataset, rank=rank, world_size=world_size)  # whole shards
+    if shards < world_size:
+        warnings.warn(
+            f"the streaming dataset has {shards} shard(s) for {world_size} ranks: falling back to "
+            "datasets.distributed.split_dataset_by_node, which keeps every world_size-th row, so every rank "
+            "decodes every video. Push with at least as many shards as ranks "
+            "(hf_mediaref.push_to_hub(..., num_shards=N)).",
+            UserWarning,
+            stacklevel=2,
+        )
+        from datasets.distributed import split_dataset_by_node
+
+        return split_dataset_by_node(dataset, rank=rank, world_size=world_size)
+    logger.info(
+        "rank %d of %d: contiguous shards of %d (ranks differ by at most one shard)", rank, world_size, shards
+    )
+    return shard_iterable(dataset, world_size, rank)
