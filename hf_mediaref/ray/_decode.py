@@ -100,14 +100,25 @@ def _as_storage(column: Any, name: str) -> pa.Array:
         raise InvalidRefError(f"column {name!r} of the batch does not hold media references: {exc}") from None
 
 
-def _frames_column(frames: list[Any], valid: np.ndarray) -> np.ndarray:
-    """One column of frames: an ``(N, H, W, 3)`` array when every row has a frame of one shape (Ray stores
-    it as a tensor column), else an object array (``None`` for null refs)."""
-    arrays = [f.cpu().numpy() if hasattr(f, "cpu") else f for f in frames]
-    if valid.all() and arrays and all(isinstance(a, np.ndarray) for a in arrays):
-        if len({a.shape for a in arrays}) == 1:
-            return np.stack(arrays)
+def _empty_frame(options: DecodeOptions) -> np.ndarray:
+    """What a null ref decodes to: a frame with no pixels, ``(0, 0, 3)`` (``(3, 0, 0)`` channels first)."""
+    return np.zeros((3, 0, 0) if options.channels_first else (0, 0, 3), np.uint8)
+
+
+def _frames_column(frames: list[Any], valid: np.ndarray, options: DecodeOptions) -> np.ndarray:
+    """One column of frames. Numpy (and torch) frames: an ``(N, H, W, 3)`` array when all have one shape,
+    else an object array of arrays (Ray stores both as tensor columns, and unifies them across batches); a
+    null ref gets an empty frame, so the column stays a tensor column. PIL images: an object array, ``None``
+    for a null ref."""
+    pil = options.output == "pil"
+    arrays = [f if pil else f.cpu().numpy() if hasattr(f, "cpu") else f for f in frames]
+    if not pil and valid.all() and arrays and len({a.shape for a in arrays}) == 1:
+        return np.stack(arrays)
     out = np.empty(len(valid), dtype=object)
+    if not pil:
+        empty = _empty_frame(options)
+        for row in np.flatnonzero(~valid).tolist():
+            out[row] = empty
     for row, frame in zip(np.flatnonzero(valid).tolist(), arrays):
         out[row] = frame
     return out
@@ -138,7 +149,7 @@ def _decode_columns(
     frames = decode.batch_decode(refs, options=options) if refs else []
     out = {name: _plain_column(column) for name, column in data.items()}
     for name, start, end, valid in spans:
-        out[name] = _frames_column(frames[start:end], valid)
+        out[name] = _frames_column(frames[start:end], valid, options)
     return out
 
 
@@ -163,8 +174,10 @@ class MediaDecoder:
     Returns:
         (when called) a numpy batch (``dict`` of arrays) with every column of the input: each media column
         holds its frames, an ``(N, H, W, 3)`` uint8 array (``(N, 3, H, W)`` with ``channels_first``) when all
-        rows have a frame of one shape, else an object array (``None`` for a null ref; PIL images with
-        ``output="pil"``). ``output="torch"`` frames come back as numpy arrays sharing the tensors' memory:
+        rows have a frame of one shape, else an object array of frames (Ray stores both as tensor columns).
+        A null ref gets an empty frame of shape ``(0, 0, 3)`` (no pixels, never a stand-in image; filter
+        such rows before ``iter_torch_batches``); with ``output="pil"`` an object array of images, ``None``
+        for a null ref. ``output="torch"`` frames come back as numpy arrays sharing the tensors' memory:
         Ray batches hold numpy arrays (``iter_torch_batches`` makes tensors of them).
 
     Raises:

@@ -34,9 +34,10 @@ def _ref_columns(schema: pa.Schema) -> list[str]:
     out = []
     for field in schema:
         t = field.type
-        if pa.types.is_struct(t) and t.get_field_index("uri") >= 0 and t.get_field_index("pts_ns") >= 0:
-            if pa.types.is_string(t.field("uri").type) or pa.types.is_large_string(t.field("uri").type):
-                out.append(field.name)
+        if not (pa.types.is_struct(t) and t.get_field_index("uri") >= 0 and t.get_field_index("pts_ns") >= 0):
+            continue
+        if pa.types.is_string(t.field("uri").type) or pa.types.is_large_string(t.field("uri").type):
+            out.append(field.name)
     return out
 
 
@@ -56,9 +57,7 @@ class _ResolveRoots:
             storage = cast_to_storage(as_array(table.column(name)))
             uri = storage.field("uri")
             groups = group_by_uri(uri)
-            resolved = pa.array(
-                [u if not u else resolve_uri(u, self.root) for u in groups.uris], pa.string()
-            )
+            resolved = pa.array([u if not u else resolve_uri(u, self.root) for u in groups.uris], pa.string())
             codes = pa.array(groups.codes, mask=groups.codes < 0)
             new_uri = resolved.take(codes)
             mask = storage.is_null() if storage.null_count else None
@@ -143,16 +142,24 @@ def _saved_tables(path: Path, split: str | None) -> list[pa.Table]:
     return tables
 
 
-def _hub_files(repo_id: str, revision: str | None, subpath: str, storage_options: dict) -> tuple[Any, list]:
-    """``(fsspec filesystem, Parquet paths)`` of a Hub dataset repo at ``revision``'s commit (root of the
-    media: ``hf://datasets/<repo>@<commit>/``)."""
+def _hub_source(
+    repo_id: str, revision: str | None, subpath: str, split: str | None, storage_options: dict[str, Any]
+) -> tuple[list[str], Any, str]:
+    """``(Parquet paths, pyarrow filesystem, media root)`` of a Hub dataset repo at the commit ``revision``
+    points to now (one Hub API call for the commit, one listing); the root is
+    ``hf://datasets/<repo>@<commit>/``."""
     hub = require("huggingface_hub", purpose="reading a Hub repo")
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
     sha = hub.HfApi(token=storage_options.get("token")).dataset_info(repo_id, revision=revision).sha
     fs = hub.HfFileSystem(**storage_options)
     base = f"datasets/{repo_id}@{sha}"
-    pattern = f"{base}/{subpath.strip('/')}/**/*.parquet" if subpath.strip("/") else f"{base}/**/*.parquet"
-    files = sorted(f for f in fs.glob(pattern) if "/.cache/" not in f)
-    return (fs, sha), files
+    folder = f"{base}/{subpath.strip('/')}" if subpath.strip("/") else base
+    files = sorted(f for f in fs.glob(f"{folder}/**/*.parquet") if "/.cache/" not in f)
+    files = _split_files(files, split, base)
+    if not files:
+        raise FileNotFoundError(f"no Parquet file under hf://{folder}")
+    return files, PyFileSystem(FSSpecHandler(fs)), f"hf://{base}/"
 
 
 def read_mediaref(
@@ -224,17 +231,8 @@ def read_mediaref(
             else None
         )
         if hub is not None:
-            repo_id, rev, subpath = hub
-            (fs, sha), files = _hub_files(repo_id, rev, subpath, dict(storage_options or {}))
-            files = _split_files(files, split, f"datasets/{repo_id}@{sha}")
-            if not files:
-                raise FileNotFoundError(f"no Parquet file in hf://datasets/{repo_id}@{sha}/{subpath}")
-            from pyarrow.fs import FSSpecHandler, PyFileSystem
-
-            found_root = f"hf://datasets/{repo_id}@{sha}/"
-            dataset = ray.data.read_parquet(
-                files, filesystem=PyFileSystem(FSSpecHandler(fs)), **read_parquet_args
-            )
+            files, filesystem, found_root = _hub_source(*hub, split, dict(storage_options or {}))
+            dataset = ray.data.read_parquet(files, filesystem=filesystem, **read_parquet_args)
         elif os.path.isdir(text):
             folder = Path(text)
             if (folder / "state.json").exists() or (folder / "dataset_dict.json").exists():
