@@ -125,9 +125,16 @@ def _frames_column(frames: list[Any], valid: np.ndarray, options: DecodeOptions)
 
 
 def _plain_column(column: Any) -> Any:
-    if isinstance(column, pa.ChunkedArray):
+    """A column that is not decoded, as numpy (Arrow columns; others are kept as they are)."""
+    if not isinstance(column, pa.ChunkedArray):
+        return column
+    try:
         return column.to_numpy(zero_copy_only=False)
-    return column
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, TypeError):  # extension types (Ray's tensors...)
+        values = np.empty(len(column), dtype=object)
+        for row, value in enumerate(column.to_pylist()):
+            values[row] = value
+        return values
 
 
 def _decode_columns(
