@@ -7,7 +7,6 @@ workers. Local data never calls the Hub; a Hub repo is pinned to the commit its 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 from collections.abc import Sequence
@@ -21,8 +20,6 @@ from ..arrow import cast_to_storage, group_by_uri, normalize_root, resolve_uri
 from ..arrow._grouping import as_array
 
 __all__ = ["read_mediaref", "resolve_roots"]
-
-logger = logging.getLogger(__name__)
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _HUB_URL = re.compile(r"^hf://datasets/([^/@]+/[^/@]+)(?:@([^/]+))?/?(.*)$")
@@ -207,6 +204,7 @@ def read_mediaref(
         ValueError: a ``save_to_disk`` ``DatasetDict`` with several splits and no ``split``.
         MissingDependencyError: Ray (``pip install 'hf-mediaref[ray]'``) or, for Hub repos,
             ``huggingface_hub`` is not installed.
+        PathEscapeError: (when the dataset runs) a relative URI that leaves the root with ``..``.
 
     Example:
         ```python
@@ -227,7 +225,7 @@ def read_mediaref(
             (hub_url.group(1), hub_url.group(2) or revision, hub_url.group(3))
             if hub_url
             else (text, revision, "")
-            if _HUB_ID.match(text) and not os.path.exists(text)
+            if _HUB_ID.match(text) and not os.path.exists(text) and not text.endswith(".parquet")
             else None
         )
         if hub is not None:
