@@ -16,8 +16,9 @@ Roads, each decoding the same batches:
 
 Frames/s count every returned frame, delivered to this process (Ray's frames travel through the object
 store to the driver, as they would to a training loop); cells are medians of ``--reps`` timed runs after
-one untimed run that also checks every frame's barcode. Engine calls and refs per call are counted inside
-the Ray workers. Also: videos per 64-row batch after ``random_shuffle()`` and after ``video_shuffle``.
+one untimed run that also checks every frame's barcode. Engine calls, refs per call and index scans are
+counted inside the Ray workers. Also: videos per 64-row batch after ``random_shuffle()`` and after
+``video_shuffle``.
 """
 
 from __future__ import annotations
@@ -73,12 +74,13 @@ def _counting_decoder() -> type:
             n = len(out["expected"])
             out["calls"] = np.full(n, stats.calls / n)  # shares: they add up to the counts over any rows
             out["refs"] = np.full(n, stats.requested_refs / n)
+            out["scans"] = np.full(n, stats.index_scans / n)
             return out
 
     return CountingDecoder
 
 
-def run_direct(table: Any, batch_size: int, check: bool) -> tuple[int, int, int]:
+def run_direct(table: Any, batch_size: int, check: bool) -> tuple[int, int, int, int]:
     import hf_mediaref
     from hf_mediaref.video import collect_stats
 
@@ -93,10 +95,10 @@ def run_direct(table: Any, batch_size: int, check: bool) -> tuple[int, int, int]
                 expected = part["expected"].to_pylist()
                 wrong = sum(read_index(f) != e for f, e in zip(frames, expected))
                 assert wrong == 0, f"direct: {wrong} wrong frames"
-    return frames_total, stats.calls, stats.requested_refs
+    return frames_total, stats.calls, stats.requested_refs, stats.index_scans
 
 
-def run_ray(ray: Any, ds: Any, road: str, batch_size: int, check: bool) -> tuple[int, int, int]:
+def run_ray(ray: Any, ds: Any, road: str, batch_size: int, check: bool) -> tuple[int, int, int, int]:
     decoder = _counting_decoder()
     if road == "tasks":
         out = ds.map_batches(decoder(), batch_size=batch_size, num_cpus=1)
@@ -104,16 +106,17 @@ def run_ray(ray: Any, ds: Any, road: str, batch_size: int, check: bool) -> tuple
         out = ds.map_batches(
             decoder, batch_size=batch_size, num_cpus=1, compute=ray.data.ActorPoolStrategy(size=CPUS)
         )
-    frames, calls, refs = 0, 0.0, 0.0
+    frames, calls, refs, scans = 0, 0.0, 0.0, 0.0
     for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
         n = len(batch["expected"])
         frames += n
         calls += float(batch["calls"].sum())
         refs += float(batch["refs"].sum())
+        scans += float(batch["scans"].sum())
         if check:
             wrong = sum(read_index(f) != e for f, e in zip(batch["frame"], batch["expected"]))
             assert wrong == 0, f"ray {road}: {wrong} wrong frames"
-    return frames, round(calls), round(refs)
+    return frames, round(calls), round(refs), round(scans)
 
 
 def shuffle_locality(ray: Any, videos: int = 32, frames: int = 64, batch: int = 64) -> list[tuple[str, Any]]:
@@ -176,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             "Ray Data tasks (2 x 1 CPU)": lambda c, d=ds: run_ray(ray, d, "tasks", args.batch_size, c),
             "Ray Data actors (2 x 1 CPU)": lambda c, d=ds: run_ray(ray, d, "actors", args.batch_size, c),
         }
-        counts: dict[str, tuple[int, int, int]] = {}
+        counts: dict[str, tuple[int, int, int, int]] = {}
         times: dict[str, list[float]] = {name: [] for name in roads}
         for name, road in roads.items():
             counts[name] = road(True)  # warm-up: caches, Ray workers; every frame checked
@@ -187,10 +190,10 @@ def main(argv: list[str] | None = None) -> int:
                 times[name].append(time.perf_counter() - start)
         direct_fps = None
         for name in roads:
-            frames, calls, refs = counts[name]
+            frames, calls, refs, scans = counts[name]
             fps = frames / statistics.median(times[name])
             direct_fps = direct_fps or fps
-            rows.append((workload.name, name, fps, fps / direct_fps, calls, refs / max(calls, 1)))
+            rows.append((workload.name, name, fps, fps / direct_fps, calls, refs / max(calls, 1), scans))
             print(f"{workload.name:14s} {name:34s} {fps:8.1f} frames/s  x{fps / direct_fps:.2f}", flush=True)
     locality = shuffle_locality(ray)
     ray.shutdown()
@@ -199,10 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         f"Ray Data on {CPUS} CPUs, batches of {args.batch_size} refs sorted by (video, time), each workload "
         f"{args.repeat}x per dataset, median of {reps}",
         "",
-        "| workload | road | frames/s | x direct | engine calls | refs per call |",
-        "|---|---|---:|---:|---:|---:|",
+        "| workload | road | frames/s | x direct | engine calls | refs per call | index scans (last run) |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {w} | {r} | {f:.0f} | {x:.2f} | {c} | {rpc:.1f} |" for w, r, f, x, c, rpc in rows]
+    lines += [f"| {w} | {r} | {f:.0f} | {x:.2f} | {c} | {rpc:.1f} | {n} |" for w, r, f, x, c, rpc, n in rows]
     lines += ["", "| shuffle (32 videos x 64 refs) | videos per 64-row batch |", "|---|---:|"]
     lines += [f"| {name} | {value:.1f} |" for name, value in locality]
     text = "\n".join(lines)
