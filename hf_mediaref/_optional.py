@@ -12,6 +12,7 @@ _HINTS = {
     "datasets": "hf",
     "huggingface_hub": "hf",
     "pyarrow": "hf",
+    "ray": "ray",
     "tqdm": "hf",
     "torch": "torch",
     "torchcodec": "torchcodec",

@@ -21,6 +21,7 @@ PUBLIC_MODULES = [
     "hf_mediaref.video",
     "hf_mediaref.arrow",
     "hf_mediaref.hf",
+    "hf_mediaref.ray",
 ]
 
 

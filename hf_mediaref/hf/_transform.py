@@ -9,7 +9,7 @@ it too); where features are known, walks go through :func:`hf_mediaref.hf._featu
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import decode
@@ -115,6 +115,44 @@ def _holds_refs(column: Any, name: str) -> bool:
     return bool(found)
 
 
+_RAY_HINT = "for Ray Data batches use hf_mediaref.ray.MediaDecoder"
+
+
+def _array_of_refs(column: Any) -> bool:
+    """Whether ``column`` is an array (numpy, Arrow, pandas) holding refs, which this transform cannot walk:
+    an object array whose first non-null value is a ref, a numpy struct array or an Arrow struct with a
+    ``uri`` field."""
+    if isinstance(column, (list, tuple, str, bytes, dict)) or not hasattr(column, "__len__"):
+        return False
+    dtype = getattr(column, "dtype", None)
+    if getattr(dtype, "names", None):
+        return "uri" in dtype.names  # type: ignore[union-attr]
+    arrow_type = getattr(column, "type", None)
+    if arrow_type is not None and hasattr(arrow_type, "get_field_index"):
+        return arrow_type.get_field_index("uri") >= 0
+    if str(dtype) != "object":
+        return False
+    first = next((v for v in column if v is not None), None)
+    return _as_ref(first) is not None if isinstance(first, (dict, MediaRef)) else False
+
+
+def _check_batch(batch: Any, columns: Sequence[str] | None) -> None:
+    """Raise ``TypeError`` for a batch this transform would otherwise return undecoded: not a dict of
+    columns (a pandas DataFrame, a pyarrow Table, a numpy struct array), or a column of refs held in an
+    array rather than a list."""
+    if not isinstance(batch, Mapping):
+        raise TypeError(
+            f"decode_transform takes a batch as a dict of columns (lists of values, as datasets gives), got "
+            f"{type(batch).__module__}.{type(batch).__name__}; {_RAY_HINT}"
+        )
+    for name in columns if columns is not None else list(batch):
+        if name in batch and _array_of_refs(batch[name]):
+            raise TypeError(
+                f"decode_transform: column {name!r} holds media references in a "
+                f"{type(batch[name]).__module__}.{type(batch[name]).__name__}, not a list; {_RAY_HINT}"
+            )
+
+
 class MediaDecodeTransform:
     """Decodes the media references of a batch (``{column: [MediaRef | dict | None, ...]}``) to pixels with
     one engine call. Built by :func:`decode_transform`; picklable, so it works in DataLoader workers under
@@ -132,6 +170,9 @@ class MediaDecodeTransform:
 
     Raises:
         KeyError: (when called) a named column is not in the batch.
+        TypeError: (when called) a batch that is not a dict of columns (a pandas DataFrame, a pyarrow
+            Table, a numpy struct array) or refs held in an array, not a list (Ray Data batches: use
+            :class:`hf_mediaref.ray.MediaDecoder`).
         InvalidRefError: (when called) a malformed ref dict, naming its column and row in the batch.
         UnresolvedPathError: (when called) a relative ref and no root.
         UntrustedRefError: (when called) a ref reads outside ``root`` and is not allowed.
@@ -165,6 +206,7 @@ class MediaDecodeTransform:
         return decode.batch_decode(resolved, options=self.options) if resolved else []
 
     def __call__(self, batch: dict) -> dict:
+        _check_batch(batch, self.columns)
         columns = (
             self.columns if self.columns is not None else [k for k, v in batch.items() if _holds_refs(v, k)]
         )
@@ -261,6 +303,8 @@ def decode_transform(
         TypeError: for a name that is not a decode option.
         UnresolvedPathError: (when called) a relative URI and no root.
         UntrustedRefError: (when called) a ref reads outside ``root`` (or its dataset's root) unallowed.
+        TypeError: (when called) a batch that is not a dict of columns or refs held in arrays (Ray Data's
+            batches: use :class:`hf_mediaref.ray.MediaDecoder`).
 
     Example:
         ```python

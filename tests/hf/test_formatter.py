@@ -258,3 +258,27 @@ def test_large_fixed_size_and_sliced_lists_of_refs(repo, labels_of, engine_calls
     assert labels_of([p[0] for p in batch["pair"][:3]]) == [17, 20, 23] and batch["pair"][0][1] is None
     assert batch["clip"][3] is None and batch["pair"][3] is None
     assert len(engine_calls[-1][0]) == 9
+
+
+def test_decode_transform_refuses_batches_it_cannot_walk(rows):
+    """Ray Data's batches (pandas, Arrow, numpy arrays of ref dicts) raise a TypeError pointing to
+    hf_mediaref.ray instead of coming back undecoded; arrays that hold no refs pass through."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    from hf_mediaref.hf import decode_transform
+
+    refs = [{"uri": "/data/a.mp4", "pts_ns": 0}, None]
+    struct = np.array([("/data/a.mp4", 0)], dtype=[("uri", "U20"), ("pts_ns", "i8")])
+    transform = decode_transform()
+    for batch in (pd.DataFrame({"frame": refs}), pa.table({"frame": refs}), struct):
+        with pytest.raises(TypeError, match=r"dict of columns.*hf_mediaref\.ray\.MediaDecoder"):
+            transform(batch)
+    for column in (np.array(refs, dtype=object), pa.array(refs), struct):
+        with pytest.raises(TypeError, match=r"column 'frame' holds media references in a .*not a list"):
+            transform({"frame": column, "label": [0, 1]})
+    with pytest.raises(TypeError, match="column 'frame'"):
+        decode_transform(["frame"])({"frame": np.array(refs, dtype=object)})
+    plain = {"label": np.arange(2), "text": np.array(["a", None], dtype=object)}
+    assert transform(plain) is not plain and transform(plain)["label"] is plain["label"]

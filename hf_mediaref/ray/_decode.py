@@ -1,0 +1,264 @@
+"""Decoding inside ``Dataset.map_batches``: :func:`decode_batch` (for tasks) and :class:`MediaDecoder` (a
+callable class, for tasks or an actor pool).
+
+A batch is whatever Ray hands over: a ``pyarrow.Table`` (``batch_format="pyarrow"``), a dict of numpy arrays
+(``"numpy"``, Ray's default; a struct column is an object array of dicts) or a ``pandas.DataFrame``
+(``"pandas"``). The refs of all media columns of a batch go to one :func:`~hf_mediaref.batch_decode` call,
+which groups them by video. The decoder uses as many threads as Ray granted the task or actor CPUs
+(``num_cpus``, 1 by default), never the whole machine: Ray already runs one task per granted CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from .. import decode
+from ..arrow import cast_to_storage, normalize_root, refs_from_storage
+from ..arrow._grouping import as_array
+from ..decode import DecodeOptions
+from ..errors import InvalidRefError
+
+__all__ = ["MediaDecoder", "decode_batch", "granted_cpus"]
+
+
+def granted_cpus() -> float | None:
+    """The CPUs Ray granted the task or actor this runs in (its ``num_cpus``), or ``None`` outside one
+    (Ray not imported or not initialized, or the driver)."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    try:
+        context = ray.get_runtime_context()
+        if context.get_task_id() is None and context.get_actor_id() is None:
+            return None
+        return float(context.get_assigned_resources().get("CPU", 0.0))
+    except Exception:  # an older Ray or an unusual worker: fall back to the process's CPUs
+        return None
+
+
+def _worker_options(options: DecodeOptions) -> DecodeOptions:
+    """``options`` with ``max_workers`` set to the CPUs Ray granted (at least 1) unless the user set it."""
+    if options.max_workers is not None:
+        return options
+    cpus = granted_cpus()
+    return options if cpus is None else options.replace(max_workers=max(1, int(cpus)))
+
+
+def _is_pandas(batch: Any) -> bool:
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(batch, pd.DataFrame)
+
+
+def _columns_of(batch: Any) -> dict[str, Any]:
+    """The batch's columns by name: Arrow chunked arrays for a table, numpy arrays (or lists) otherwise."""
+    if isinstance(batch, pa.Table):
+        return {name: batch.column(name) for name in batch.column_names}
+    if _is_pandas(batch):
+        return {str(name): batch[name].to_numpy() for name in batch.columns}
+    if isinstance(batch, Mapping):
+        return dict(batch)
+    raise TypeError(
+        f"expected a Ray Data batch (a pyarrow.Table, a dict of numpy arrays or a pandas.DataFrame), "
+        f"got {type(batch).__name__}"
+    )
+
+
+def _is_ref_value(value: Any) -> bool:
+    return (isinstance(value, Mapping) and "uri" in value) or (
+        hasattr(value, "uri") and hasattr(value, "pts_ns")
+    )
+
+
+def _holds_refs(column: Any) -> bool:
+    """Whether a batch column holds media references: a struct column with a ``uri`` field, or values whose
+    first non-null one is a ref dict or a ``MediaRef``."""
+    if isinstance(column, (pa.Array, pa.ChunkedArray)):
+        return pa.types.is_struct(column.type) and column.type.get_field_index("uri") >= 0
+    if isinstance(column, np.ndarray) and column.dtype != object:
+        return False
+    first = next((v for v in column if v is not None), None)
+    return first is not None and _is_ref_value(first)
+
+
+def _as_storage(column: Any, name: str) -> pa.Array:
+    """A batch column as a ``struct<uri, pts_ns>`` array (nulls kept)."""
+    if isinstance(column, (pa.Array, pa.ChunkedArray)):
+        return cast_to_storage(as_array(column))
+    values = [
+        {"uri": v.uri, "pts_ns": v.pts_ns} if v is not None and not isinstance(v, (Mapping, str)) else v
+        for v in (column.tolist() if isinstance(column, np.ndarray) else column)
+    ]
+    try:
+        return cast_to_storage(pa.array(values, from_pandas=True))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+        raise InvalidRefError(f"column {name!r} of the batch does not hold media references: {exc}") from None
+
+
+def _empty_frame(options: DecodeOptions) -> np.ndarray:
+    """What a null ref decodes to: a frame with no pixels, ``(0, 0, 3)`` (``(3, 0, 0)`` channels first)."""
+    return np.zeros((3, 0, 0) if options.channels_first else (0, 0, 3), np.uint8)
+
+
+def _frames_column(frames: list[Any], valid: np.ndarray, options: DecodeOptions) -> np.ndarray:
+    """One column of frames. Numpy (and torch) frames: an ``(N, H, W, 3)`` array when all have one shape,
+    else an object array of arrays (Ray stores both as tensor columns, and unifies them across batches); a
+    null ref gets an empty frame, so the column stays a tensor column. PIL images: an object array, ``None``
+    for a null ref."""
+    pil = options.output == "pil"
+    arrays = [f if pil else f.cpu().numpy() if hasattr(f, "cpu") else f for f in frames]
+    if not pil and valid.all() and arrays and len({a.shape for a in arrays}) == 1:
+        return np.stack(arrays)
+    out = np.empty(len(valid), dtype=object)
+    if not pil:
+        empty = _empty_frame(options)
+        for row in np.flatnonzero(~valid).tolist():
+            out[row] = empty
+    for row, frame in zip(np.flatnonzero(valid).tolist(), arrays):
+        out[row] = frame
+    return out
+
+
+def _plain_column(column: Any) -> Any:
+    """A column that is not decoded, as numpy (Arrow columns; others are kept as they are)."""
+    if not isinstance(column, pa.ChunkedArray):
+        return column
+    try:
+        return column.to_numpy(zero_copy_only=False)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, TypeError):  # extension types (Ray's tensors...)
+        values = np.empty(len(column), dtype=object)
+        for row, value in enumerate(column.to_pylist()):
+            values[row] = value
+        return values
+
+
+def _decode_columns(
+    batch: Any, columns: Sequence[str] | None, root: str | None, options: DecodeOptions
+) -> dict[str, Any]:
+    data = _columns_of(batch)
+    names = list(columns) if columns is not None else [n for n, c in data.items() if _holds_refs(c)]
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise KeyError(f"columns {missing} are not in the batch (columns: {list(data)})")
+    refs: list[Any] = []
+    spans: list[tuple[str, int, int, np.ndarray]] = []
+    for name in names:
+        column_refs, valid = refs_from_storage(
+            _as_storage(data[name], name), root, where=f"column {name!r}, row {{}} of the batch"
+        )
+        spans.append((name, len(refs), len(refs) + len(column_refs), valid))
+        refs += column_refs
+    frames = decode.batch_decode(refs, options=options) if refs else []
+    out = {name: _plain_column(column) for name, column in data.items()}
+    for name, start, end, valid in spans:
+        out[name] = _frames_column(frames[start:end], valid, options)
+    return out
+
+
+class MediaDecoder:
+    """Decodes the media columns of Ray Data batches: for ``Dataset.map_batches``, as a class (an actor
+    pool) or as an instance (tasks).
+
+    Each call makes one :func:`~hf_mediaref.batch_decode` call for all refs of the batch (all media
+    columns), grouped by video. Decoder threads match the CPUs Ray granted the task or actor (``num_cpus``
+    of ``map_batches``, 1 by default) unless ``max_workers`` is given, so N workers on N cores run N
+    threads, not N x cores.
+
+    Args:
+        columns: the media columns to decode; default: every column holding refs (a struct column with a
+            ``uri`` field, or values that are ref dicts or ``MediaRef`` s).
+        root: the media root relative URIs resolve against (see :func:`hf_mediaref.arrow.normalize_root`);
+            not needed for a dataset from :func:`~hf_mediaref.ray.read_mediaref`, whose URIs are resolved.
+        options: a :class:`hf_mediaref.DecodeOptions` (default: ``DecodeOptions()``).
+        **decode_options: fields of :class:`hf_mediaref.DecodeOptions` by name (``size``, ``output``,
+            ``decoder``, ``strategy``, ``device``, ``max_workers``, ...); given ones override ``options``.
+
+    Returns:
+        (when called) a numpy batch (``dict`` of arrays) with every column of the input: each media column
+        holds its frames, an ``(N, H, W, 3)`` uint8 array (``(N, 3, H, W)`` with ``channels_first``) when all
+        rows have a frame of one shape, else an object array of frames (Ray stores both as tensor columns).
+        A null ref gets an empty frame of shape ``(0, 0, 3)`` (no pixels, never a stand-in image; filter
+        such rows before ``iter_torch_batches``); with ``output="pil"`` an object array of images, ``None``
+        for a null ref. ``output="torch"`` frames come back as numpy arrays sharing the tensors' memory:
+        Ray batches hold numpy arrays (``iter_torch_batches`` makes tensors of them).
+
+    Raises:
+        ValueError: invalid options (raised when built).
+        TypeError: (when called) a batch that is not a ``pyarrow.Table``, a dict of arrays or a
+            ``pandas.DataFrame``.
+        KeyError: (when called) a named column is not in the batch.
+        InvalidRefError: (when called) a malformed ref, naming its column and row in the batch.
+        UnresolvedPathError: (when called) a relative URI and no root.
+
+    Example:
+        ```python
+        >>> import ray
+        >>> from hf_mediaref.ray import MediaDecoder, read_mediaref
+        >>> ds = read_mediaref("/data/robot-frames")  # relative URIs resolved against the folder
+        >>> frames = ds.map_batches(MediaDecoder, fn_constructor_kwargs={"size": (224, 224)},
+        ...                         batch_size=64, compute=ray.data.ActorPoolStrategy(size=2))
+        >>> frames.take_batch(4)["frame"].shape
+        (4, 224, 224, 3)
+        ```
+    """
+
+    def __init__(
+        self,
+        columns: Sequence[str] | None = None,
+        *,
+        root: str | os.PathLike[str] | None = None,
+        options: DecodeOptions | None = None,
+        **decode_options: Any,
+    ):
+        self.columns = None if columns is None else [columns] if isinstance(columns, str) else list(columns)
+        self.root = None if root is None else normalize_root(root)
+        self.options = DecodeOptions.resolve(options, **decode_options)
+
+    def __call__(self, batch: Any) -> dict[str, Any]:
+        return _decode_columns(batch, self.columns, self.root, _worker_options(self.options))
+
+    def __repr__(self) -> str:
+        return f"MediaDecoder(columns={self.columns!r}, root={self.root!r}, {self.options})"
+
+
+def decode_batch(
+    batch: Any,
+    columns: Sequence[str] | None = None,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    options: DecodeOptions | None = None,
+    **decode_options: Any,
+) -> dict[str, Any]:
+    """Decode the media columns of one Ray Data batch: a function for ``Dataset.map_batches`` (tasks).
+
+    Same as ``MediaDecoder(columns, root=root, options=options, **decode_options)(batch)``; options are
+    validated on every call, so for many batches prefer passing a :class:`MediaDecoder` instance.
+
+    Args:
+        batch: a ``pyarrow.Table``, a dict of numpy arrays (a struct column as an object array of dicts) or
+            a ``pandas.DataFrame``.
+        columns, root, options, **decode_options: as for :class:`MediaDecoder`.
+
+    Returns:
+        A numpy batch: every column of ``batch``, media columns holding their frames (see
+        :class:`MediaDecoder`).
+
+    Raises:
+        TypeError: ``batch`` is none of the three batch kinds, or a name is not a decode option.
+        KeyError: a named column is not in the batch.
+        InvalidRefError: a malformed ref, naming its column and row in the batch.
+        UnresolvedPathError: a relative URI and no root.
+
+    Example:
+        ```python
+        >>> from hf_mediaref.ray import decode_batch, read_mediaref
+        >>> ds = read_mediaref("/data/robot-frames")
+        >>> frames = ds.map_batches(decode_batch, fn_kwargs={"size": (224, 224)}, batch_size=64)
+        ```
+    """
+    return MediaDecoder(columns, root=root, options=options, **decode_options)(batch)

@@ -1,0 +1,252 @@
+"""``read_mediaref``: a MediaRef dataset (a repo folder, Parquet files, a ``save_to_disk`` folder or a Hub
+repo) as a Ray Dataset whose refs can be decoded anywhere: relative URIs are resolved against the media
+root as the blocks are read (a map fused into the read), so the root survives shuffles, writes and
+workers. Local data never calls the Hub; a Hub repo is pinned to the commit its files are read from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from .._optional import require
+from ..arrow import cast_to_storage, group_by_uri, normalize_root, resolve_uri
+from ..arrow._grouping import as_array
+
+__all__ = ["read_mediaref", "resolve_roots"]
+
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+_HUB_URL = re.compile(r"^hf://datasets/([^/@]+/[^/@]+)(?:@([^/]+))?/?(.*)$")
+
+
+def _ref_columns(schema: pa.Schema) -> list[str]:
+    """Top-level columns stored as media references: ``struct`` with a string ``uri`` and an integer
+    ``pts_ns``."""
+    out = []
+    for field in schema:
+        t = field.type
+        if not (pa.types.is_struct(t) and t.get_field_index("uri") >= 0 and t.get_field_index("pts_ns") >= 0):
+            continue
+        if pa.types.is_string(t.field("uri").type) or pa.types.is_large_string(t.field("uri").type):
+            out.append(field.name)
+    return out
+
+
+class _ResolveRoots:
+    """``batch -> batch`` (Arrow): the ref columns cast to ``struct<uri, pts_ns>`` with relative URIs joined
+    onto the root, each distinct URI resolved once; null rows and invalid URIs (null or empty) are kept for
+    the decoder to report."""
+
+    def __init__(self, columns: Sequence[str], root: str):
+        self.columns = list(columns)
+        self.root = root
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        for name in self.columns:
+            if name not in table.column_names:
+                raise KeyError(f"column {name!r} is not in the dataset (columns: {table.column_names})")
+            storage = cast_to_storage(as_array(table.column(name)))
+            uri = storage.field("uri")
+            groups = group_by_uri(uri)
+            resolved = pa.array([u if not u else resolve_uri(u, self.root) for u in groups.uris], pa.string())
+            codes = pa.array(groups.codes, mask=groups.codes < 0)
+            new_uri = resolved.take(codes)
+            mask = storage.is_null() if storage.null_count else None
+            column = pa.StructArray.from_arrays(
+                [new_uri, storage.field("pts_ns")], fields=list(storage.type), mask=mask
+            )
+            table = table.set_column(table.column_names.index(name), name, column)
+        return table
+
+
+def resolve_roots(dataset: Any, root: str | os.PathLike[str], columns: Sequence[str] | None = None) -> Any:
+    """Resolve the relative URIs of a Ray Dataset's media columns against ``root`` (a lazy map fused into the
+    read: nothing runs until the dataset does).
+
+    For a dataset read with Ray's own readers (``ray.data.read_parquet``, ``from_huggingface``...), which
+    keep the ``struct<uri, pts_ns>`` column but not the media root.
+
+    Args:
+        dataset: a ``ray.data.Dataset``.
+        root: a local directory (made absolute) or a URL (``hf://datasets/org/name@<commit>/``,
+            ``s3://bucket/prefix/``...).
+        columns: the media columns; default: every top-level ``struct<uri, pts_ns>`` column of the schema.
+
+    Returns:
+        A ``ray.data.Dataset`` whose media columns hold ``struct<uri: string, pts_ns: int64>`` with URIs that
+        can be read from any worker.
+
+    Raises:
+        ValueError: ``root`` is a ``data:`` URI, or no column holds refs.
+        PathEscapeError: (when the dataset runs) a relative URI that leaves the root with ``..``.
+
+    Example:
+        ```python
+        >>> import ray
+        >>> from hf_mediaref.ray import resolve_roots
+        >>> ds = resolve_roots(ray.data.read_parquet("/data/repo/data"), "/data/repo")
+        >>> ds.take(1)[0]["frame"]
+        {'uri': '/data/repo/videos/ep0.mp4', 'pts_ns': 0}
+        ```
+    """
+    value = normalize_root(root)
+    if columns is None:
+        columns = _ref_columns(dataset.schema(fetch_if_missing=True).base_schema)
+    if not columns:
+        raise ValueError("no column holds media references (struct<uri, pts_ns>): pass columns=...")
+    return dataset.map_batches(
+        _ResolveRoots(list(columns), value), batch_format="pyarrow", zero_copy_batch=True, batch_size=None
+    )
+
+
+# ------------------------------------------------------------------------------------------ sources
+
+
+def _split_files(files: list[str], split: str | None, base: str) -> list[str]:
+    """The Parquet files of ``split``, by the Hub's naming (``<split>-*.parquet``, ``<split>/*.parquet``,
+    ``*-<split>.parquet``); all files when ``split`` is None."""
+    if split is None:
+        return files
+    pattern = re.compile(rf"(^|/|[-_.]){re.escape(split)}([-_./]|$)")
+    chosen = [f for f in files if pattern.search(os.path.relpath(f, base).replace(os.sep, "/"))]
+    if not chosen:
+        raise FileNotFoundError(f"no Parquet file of split {split!r} under {base} (files: {files[:5]})")
+    return chosen
+
+
+def _saved_tables(path: Path, split: str | None) -> list[pa.Table]:
+    """The Arrow tables of a ``save_to_disk`` folder (a ``Dataset``, or a split of a ``DatasetDict``)."""
+    if (path / "dataset_dict.json").exists():
+        splits = json.loads((path / "dataset_dict.json").read_text())["splits"]
+        if split is None:
+            if len(splits) != 1:
+                raise ValueError(f"{path} holds splits {splits}: pass split=...")
+            split = splits[0]
+        if split not in splits:
+            raise ValueError(f"split {split!r} is not in {path} (splits: {splits})")
+        path = path / split
+    state = json.loads((path / "state.json").read_text())
+    tables = []
+    for entry in state["_data_files"]:
+        with pa.memory_map(str(path / entry["filename"])) as source:
+            tables.append(pa.ipc.open_stream(source).read_all())
+    return tables
+
+
+def _hub_source(
+    repo_id: str, revision: str | None, subpath: str, split: str | None, storage_options: dict[str, Any]
+) -> tuple[list[str], Any, str]:
+    """``(Parquet paths, pyarrow filesystem, media root)`` of a Hub dataset repo at the commit ``revision``
+    points to now (one Hub API call for the commit, one listing); the root is
+    ``hf://datasets/<repo>@<commit>/``."""
+    hub = require("huggingface_hub", purpose="reading a Hub repo")
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    sha = hub.HfApi(token=storage_options.get("token")).dataset_info(repo_id, revision=revision).sha
+    fs = hub.HfFileSystem(**storage_options)
+    base = f"datasets/{repo_id}@{sha}"
+    folder = f"{base}/{subpath.strip('/')}" if subpath.strip("/") else base
+    files = sorted(f for f in fs.glob(f"{folder}/**/*.parquet") if "/.cache/" not in f)
+    files = _split_files(files, split, base)
+    if not files:
+        raise FileNotFoundError(f"no Parquet file under hf://{folder}")
+    return files, PyFileSystem(FSSpecHandler(fs)), f"hf://{base}/"
+
+
+def read_mediaref(
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    split: str | None = None,
+    root: str | os.PathLike[str] | None = None,
+    columns: Sequence[str] | None = None,
+    revision: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    **read_parquet_args: Any,
+) -> Any:
+    """Read a dataset of media references into a ``ray.data.Dataset`` whose relative URIs are resolved
+    against its media root, so that any worker can decode them.
+
+    ``path`` may be:
+
+    - a local repo folder (Parquet files anywhere under it, e.g. ``data/train-00000-of-00001.parquet``):
+      the root is the folder;
+    - a folder written by ``Dataset.save_to_disk`` (read into the object store from the driver): it keeps
+      no root, pass ``root=``;
+    - Parquet files (a path or a list): pass ``root=`` if their URIs are relative;
+    - a Hub dataset repo, ``"org/name"`` or ``"hf://datasets/org/name[@revision][/dir]"``: read from the
+      commit ``revision`` (default ``main``) points to now, the root being ``hf://datasets/org/name@<commit>/``
+      (one Hub API call for the commit, one listing; never for local data).
+
+    Uses ``ray.data.read_parquet`` (the struct column is read as ``struct<uri, pts_ns>``), not
+    ``ray.data.from_huggingface``, which needs ``aiohttp`` and contacts the Hub even for local data.
+
+    Args:
+        path: see above.
+        split: the split whose files to read (``train`` matches ``data/train-*.parquet``,
+            ``train/*.parquet``...), or the split of a ``save_to_disk`` ``DatasetDict``; default: all files.
+        root: the media root, overriding the one found from ``path``.
+        columns: the media columns; default: every top-level ``struct<uri, pts_ns>`` column.
+        revision: a branch, tag or commit of a Hub repo.
+        storage_options: options of ``huggingface_hub.HfFileSystem`` (``token``...) for a Hub repo.
+        **read_parquet_args: passed to ``ray.data.read_parquet`` (``override_num_blocks``, ``columns``...).
+
+    Returns:
+        A ``ray.data.Dataset``; its media columns hold ``struct<uri: string, pts_ns: int64>``.
+
+    Raises:
+        FileNotFoundError: no Parquet file (of ``split``) under the folder.
+        ValueError: a ``save_to_disk`` ``DatasetDict`` with several splits and no ``split``.
+        MissingDependencyError: Ray (``pip install 'hf-mediaref[ray]'``) or, for Hub repos,
+            ``huggingface_hub`` is not installed.
+        PathEscapeError: (when the dataset runs) a relative URI that leaves the root with ``..``.
+
+    Example:
+        ```python
+        >>> from hf_mediaref.ray import MediaDecoder, read_mediaref
+        >>> ds = read_mediaref("/data/robot-frames", split="train")
+        >>> ds.take(1)[0]["frame"]
+        {'uri': '/data/robot-frames/videos/ep0.mp4', 'pts_ns': 0}
+        >>> hub = read_mediaref("org/robot-frames", split="train")  # root hf://datasets/org/robot-frames@<sha>/
+        ```
+    """
+    ray = require("ray", purpose="hf_mediaref.ray")
+    found_root: str | None = None
+    dataset = None
+    if isinstance(path, (str, os.PathLike)):
+        text = os.fspath(path)
+        hub_url = _HUB_URL.match(text)
+        hub = (
+            (hub_url.group(1), hub_url.group(2) or revision, hub_url.group(3))
+            if hub_url
+            else (text, revision, "")
+            if _HUB_ID.match(text) and not os.path.exists(text) and not text.endswith(".parquet")
+            else None
+        )
+        if hub is not None:
+            files, filesystem, found_root = _hub_source(*hub, split, dict(storage_options or {}))
+            dataset = ray.data.read_parquet(files, filesystem=filesystem, **read_parquet_args)
+        elif os.path.isdir(text):
+            folder = Path(text)
+            if (folder / "state.json").exists() or (folder / "dataset_dict.json").exists():
+                dataset = ray.data.from_arrow(_saved_tables(folder, split))
+            else:
+                files = sorted(str(p) for p in folder.rglob("*.parquet") if ".cache" not in p.parts)
+                files = _split_files(files, split, str(folder))
+                if not files:
+                    raise FileNotFoundError(f"no Parquet file under {folder}")
+                found_root = str(folder.resolve())
+                dataset = ray.data.read_parquet(files, **read_parquet_args)
+    if dataset is None:
+        paths = [os.fspath(path)] if isinstance(path, (str, os.PathLike)) else [os.fspath(p) for p in path]
+        paths = [os.path.abspath(p) if os.path.exists(p) else p for p in paths]
+        dataset = ray.data.read_parquet(paths, **read_parquet_args)
+    media_root = normalize_root(root) if root is not None else found_root
+    if media_root is None:
+        return dataset
+    return resolve_roots(dataset, media_root, columns)

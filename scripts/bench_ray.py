@@ -1,0 +1,219 @@
+#!/usr/bin/env python
+"""Ray Data benchmark: decoding the benchmark's refs with hf_mediaref.ray on a local 2-CPU Ray runtime
+(tasks, and an actor pool) against direct ``batch_decode`` on the same batches with the same 2 cores.
+
+    python scripts/bench_ray.py [--quick] [--reps N] [--repeat K] [--markdown FILE] [--media DIR]
+
+Media and workloads are scripts/benchmark.py's ("random 256": 256 random frames of one long video;
+"32 videos x 8": 8 random frames of each of 32 short videos). Refs are sorted by (video, time), as
+``video_shuffle`` lays them out, and cut into batches of ``--batch-size`` rows; each dataset holds the
+workload ``--repeat`` times so that Ray's per-run start-up is paid once per dataset, as in training.
+
+Roads, each decoding the same batches:
+- direct: ``batch_decode(batch, max_workers=2)`` for each batch in turn, in this process;
+- Ray tasks: ``map_batches(MediaDecoder(...))``, 1 CPU per task (1 decoder thread each), 2 at a time;
+- Ray actors: ``map_batches(MediaDecoder, compute=ActorPoolStrategy(size=2))``, 1 CPU per actor.
+
+Frames/s count every returned frame, delivered to this process (Ray's frames travel through the object
+store to the driver, as they would to a training loop); cells are medians of ``--reps`` timed runs after
+one untimed run that also checks every frame's barcode. Engine calls, refs per call and index scans are
+counted inside the Ray workers. Also: videos per 64-row batch after ``random_shuffle()`` and after
+``video_shuffle``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from benchmark import make_video, make_workloads
+
+from hf_mediaref.testing.media import read_index
+
+CPUS = 2
+
+
+def _table(requests: list[tuple[Any, int]], repeat: int) -> Any:
+    """The workload's refs sorted by (video, time), ``repeat`` times, with the expected barcode."""
+    import pyarrow as pa
+
+    from hf_mediaref.arrow import STORAGE_TYPE
+
+    rows = sorted((v.path, v.pts_ns[i], i) for v, i in requests)
+    rows = rows * repeat
+    return pa.table(
+        {
+            "frame": pa.array([{"uri": u, "pts_ns": p} for u, p, _ in rows], STORAGE_TYPE),
+            "expected": pa.array([i for _, _, i in rows], pa.int64()),
+        }
+    )
+
+
+def _counting_decoder() -> type:
+    """A MediaDecoder adding the engine calls and refs of each batch (counted in the worker) as columns."""
+    from hf_mediaref.ray import MediaDecoder
+
+    class CountingDecoder(MediaDecoder):
+        def __call__(self, batch: Any) -> dict[str, Any]:
+            from hf_mediaref.video import collect_stats
+
+            with collect_stats() as stats:
+                out = super().__call__(batch)
+            n = len(out["expected"])
+            out["calls"] = np.full(n, stats.calls / n)  # shares: they add up to the counts over any rows
+            out["refs"] = np.full(n, stats.requested_refs / n)
+            out["scans"] = np.full(n, stats.index_scans / n)
+            return out
+
+    return CountingDecoder
+
+
+def run_direct(table: Any, batch_size: int, check: bool) -> tuple[int, int, int, int]:
+    import hf_mediaref
+    from hf_mediaref.video import collect_stats
+
+    frames_total = 0
+    with collect_stats() as stats:
+        for start in range(0, table.num_rows, batch_size):
+            part = table.slice(start, batch_size)
+            refs = part["frame"].to_pylist()
+            frames = hf_mediaref.batch_decode(refs, max_workers=CPUS)
+            frames_total += len(frames)
+            if check:
+                expected = part["expected"].to_pylist()
+                wrong = sum(read_index(f) != e for f, e in zip(frames, expected))
+                assert wrong == 0, f"direct: {wrong} wrong frames"
+    return frames_total, stats.calls, stats.requested_refs, stats.index_scans
+
+
+def run_ray(ray: Any, ds: Any, road: str, batch_size: int, check: bool) -> tuple[int, int, int, int]:
+    decoder = _counting_decoder()
+    if road == "tasks":
+        out = ds.map_batches(decoder(), batch_size=batch_size, num_cpus=1)
+    else:
+        out = ds.map_batches(
+            decoder, batch_size=batch_size, num_cpus=1, compute=ray.data.ActorPoolStrategy(size=CPUS)
+        )
+    frames, calls, refs, scans = 0, 0.0, 0.0, 0.0
+    for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
+        n = len(batch["expected"])
+        frames += n
+        calls += float(batch["calls"].sum())
+        refs += float(batch["refs"].sum())
+        scans += float(batch["scans"].sum())
+        if check:
+            wrong = sum(read_index(f) != e for f, e in zip(batch["frame"], batch["expected"]))
+            assert wrong == 0, f"ray {road}: {wrong} wrong frames"
+    return frames, round(calls), round(refs), round(scans)
+
+
+def shuffle_locality(ray: Any, videos: int = 32, frames: int = 64, batch: int = 64) -> list[tuple[str, Any]]:
+    """Mean distinct videos per ``batch``-row batch of a refs-only dataset after each shuffle."""
+    import pyarrow as pa
+
+    from hf_mediaref.arrow import STORAGE_TYPE
+    from hf_mediaref.ray import video_shuffle
+
+    refs = [
+        {"uri": f"/v/{v:03d}.mp4", "pts_ns": t * 50_000_000} for v in range(videos) for t in range(frames)
+    ]
+    ds = ray.data.from_arrow(pa.table({"frame": pa.array(refs, STORAGE_TYPE)})).repartition(8)
+
+    def per_batch(shuffled: Any) -> float:
+        counts = [
+            len(set(b["frame"].combine_chunks().field("uri").to_pylist()))
+            for b in shuffled.iter_batches(batch_size=batch, batch_format="pyarrow")
+        ]
+        return float(np.mean(counts))
+
+    return [
+        ("random_shuffle()", per_batch(ds.random_shuffle(seed=0))),
+        ("video_shuffle(block_size=16)", per_batch(video_shuffle(ds, block_size=16, seed=0))),
+        ("video_shuffle(block_size=64)", per_batch(video_shuffle(ds, block_size=64, seed=0))),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a 60 s video, 4 short videos, 1 rep")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=4, help="copies of the workload in each dataset")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--media", default=str(ROOT / ".bench"), help="where generated media is kept")
+    parser.add_argument("--markdown", help="write the table to this file")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    reps = 1 if args.quick else args.reps
+    media = Path(args.media)
+    media.mkdir(parents=True, exist_ok=True)
+    seconds, n_short = (60, 4) if args.quick else (300, 32)
+    long = make_video(media / f"long_{seconds}s_640x360_20fps.mp4", seconds)
+    shorts = [make_video(media / f"short_{k:02d}_5s_640x360_20fps.mp4", 5) for k in range(n_short)]
+    workloads = [w for w in make_workloads(long, shorts) if w.name in ("random 256", "32 videos x 8")]
+
+    import ray
+
+    ray.init(num_cpus=CPUS, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    rows = []
+    for workload in workloads:
+        table = _table(workload.requests, args.repeat)
+        blocks = max(CPUS, table.num_rows // (args.batch_size * 2))
+        ds = ray.data.from_arrow(table).repartition(blocks).materialize()
+        roads = {
+            "direct batch_decode (2 threads)": lambda c, t=table: run_direct(t, args.batch_size, c),
+            "Ray Data tasks (2 x 1 CPU)": lambda c, d=ds: run_ray(ray, d, "tasks", args.batch_size, c),
+            "Ray Data actors (2 x 1 CPU)": lambda c, d=ds: run_ray(ray, d, "actors", args.batch_size, c),
+        }
+        counts: dict[str, tuple[int, int, int, int]] = {}
+        times: dict[str, list[float]] = {name: [] for name in roads}
+        for name, road in roads.items():
+            counts[name] = road(True)  # warm-up: caches, Ray workers; every frame checked
+        for _ in range(reps):
+            for name, road in roads.items():
+                start = time.perf_counter()
+                counts[name] = road(False)
+                times[name].append(time.perf_counter() - start)
+        direct_fps = None
+        for name in roads:
+            frames, calls, refs, scans = counts[name]
+            fps = frames / statistics.median(times[name])
+            direct_fps = direct_fps or fps
+            rows.append((workload.name, name, fps, fps / direct_fps, calls, refs / max(calls, 1), scans))
+            print(f"{workload.name:14s} {name:34s} {fps:8.1f} frames/s  x{fps / direct_fps:.2f}", flush=True)
+    locality = shuffle_locality(ray)
+    ray.shutdown()
+
+    lines = [
+        f"Ray Data on {CPUS} CPUs, batches of {args.batch_size} refs sorted by (video, time), each workload "
+        f"{args.repeat}x per dataset, median of {reps}",
+        "",
+        "| workload | road | frames/s | x direct | engine calls | refs per call | index scans (last run) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {w} | {r} | {f:.0f} | {x:.2f} | {c} | {rpc:.1f} | {n} |" for w, r, f, x, c, rpc, n in rows]
+    lines += ["", "| shuffle (32 videos x 64 refs) | videos per 64-row batch |", "|---|---:|"]
+    lines += [f"| {name} | {value:.1f} |" for name, value in locality]
+    text = "\n".join(lines)
+    print("\n" + text)
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""hf_mediaref.ray on a real local Ray runtime (ray.init(num_cpus=2)), started once for this module.
+
+Ray starts in seconds and each Dataset run costs a few more on a small machine, so Ray runs are few; what
+does not need the runtime (batch kinds, errors, the shuffle's plan) is checked by calling the same code
+directly."""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+from hf_mediaref import MediaRef  # noqa: E402
+from hf_mediaref.arrow import STORAGE_TYPE  # noqa: E402
+from hf_mediaref.errors import InvalidRefError, UnresolvedPathError  # noqa: E402
+from hf_mediaref.ray import MediaDecoder, _read, decode_batch, read_mediaref, resolve_roots, video_shuffle  # noqa: E402
+from hf_mediaref.testing import read_index, write_image, write_video  # noqa: E402
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    """A local Ray runtime with 2 CPUs, shut down after this module."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.execution_options.preserve_order = True
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A repo folder: ``videos/a.mp4`` (frames 0..29, 10 fps, keyframe every 10), ``videos/b.mp4`` (frames
+    100..119), ``images/seven.png``; ``data/train-*.parquet`` with relative refs (a null row last) and
+    ``data/test-*.parquet``."""
+    root = tmp_path_factory.mktemp("ray-repo")
+    for sub in ("videos", "images", "data"):
+        (root / sub).mkdir()
+    a = write_video(root / "videos" / "a.mp4", 30, fps=10, gop=10, size=(64, 128))
+    b = write_video(root / "videos" / "b.mp4", 20, fps=10, gop=10, size=(64, 128), first_index=100)
+    write_image(root / "images" / "seven.png", 7, size=(64, 128))
+    refs = [{"uri": "videos/a.mp4", "pts_ns": a.pts_ns[i]} for i in range(0, 30, 3)]
+    refs += [{"uri": "videos/b.mp4", "pts_ns": b.pts_ns[i]} for i in range(0, 20, 5)]
+    refs += [{"uri": "images/seven.png", "pts_ns": None}, None]
+    labels = [*range(0, 30, 3), 100, 105, 110, 115, 7, -1]
+    table = pa.table({"frame": pa.array(refs, STORAGE_TYPE), "label": labels})
+    pq.write_table(table, root / "data" / "train-00000-of-00001.parquet")
+    pq.write_table(table.slice(0, 2), root / "data" / "test-00000-of-00001.parquet")
+    return types.SimpleNamespace(path=root, a=a, b=b, table=table, labels=labels)
+
+
+def _labels(frames) -> list:
+    """The barcode of every frame; None for an empty frame (a null ref)."""
+    return [None if np.asarray(f).size == 0 else read_index(np.asarray(f)) for f in frames]
+
+
+def _counting_decoder():
+    """A MediaDecoder that also returns, per row, the engine calls and refs of its batch and the decoder
+    threads it used, counted inside the Ray worker (defined here so Ray ships it by value)."""
+    from hf_mediaref.ray import _decode
+
+    class CountingDecoder(MediaDecoder):
+        def __call__(self, batch):
+            from hf_mediaref.video import collect_stats
+
+            with collect_stats() as stats:
+                out = super().__call__(batch)
+            n = len(out["label"])
+            out["calls"] = np.full(n, stats.calls)
+            out["refs"] = np.full(n, stats.requested_refs)
+            out["threads"] = np.full(n, _decode._worker_options(self.options).max_workers)
+            return out
+
+    return CountingDecoder
+
+
+# --------------------------------------------------------------------------------------- on Ray
+
+
+def test_read_and_decode_in_tasks_and_actors(runtime, repo):
+    """A repo folder's refs come back resolved against it; tasks (numpy batches) and an actor (Arrow
+    batches) return the right frames, one engine call per batch, one decoder thread per granted CPU."""
+    ds = read_mediaref(repo.path, split="train").materialize()  # the 2-CPU actor leaves no CPU to a read
+    rows = ds.take_all()
+    assert [r["label"] for r in rows] == repo.labels
+    assert rows[0]["frame"] == {"uri": str(repo.path / "videos" / "a.mp4"), "pts_ns": 0}
+    assert rows[14]["frame"]["uri"] == str(repo.path / "images" / "seven.png")
+    assert rows[-1]["frame"] is None
+    assert read_mediaref(repo.path, split="test").count() == 2
+
+    counting = _counting_decoder()
+    tasks = ds.map_batches(counting(), batch_size=8).take_all()
+    actors = ds.map_batches(
+        counting,
+        batch_size=8,
+        batch_format="pyarrow",
+        num_cpus=2,
+        compute=ray.data.ActorPoolStrategy(size=1),
+    ).take_all()
+    for out, threads in ((tasks, 1), (actors, 2)):
+        assert [r["label"] for r in out] == repo.labels
+        assert _labels([r["frame"] for r in out]) == [*repo.labels[:-1], None]
+        assert [r["calls"] for r in out] == [1] * 16  # one engine call per 8-row batch
+        assert [r["refs"] for r in out] == [8] * 8 + [7] * 8  # the null row is no ref
+        assert {r["threads"] for r in out} == {threads}
+
+
+def test_read_parquet_files_save_to_disk_and_hub(runtime, repo, tmp_path):
+    """Parquet files and a save_to_disk folder keep relative refs unless given a root; a Hub repo's files
+    are listed at its commit, refs resolved to hf://datasets/org/name@<commit>/."""
+    datasets = pytest.importorskip("datasets")
+    from hf_mediaref.testing.fake_hub import FakeHub
+
+    train = str(repo.path / "data" / "train-00000-of-00001.parquet")
+    assert read_mediaref(train).take(1)[0]["frame"]["uri"] == "videos/a.mp4"
+    frames = read_mediaref([train], root=repo.path).map_batches(decode_batch, batch_size=16).take(2)
+    assert _labels([r["frame"] for r in frames]) == [0, 3]
+
+    saved = tmp_path / "saved"
+    datasets.Dataset(repo.table).save_to_disk(str(saved))
+    ds = read_mediaref(saved, root=repo.path)
+    assert ds.take(2)[1]["frame"] == {"uri": str(repo.path / "videos" / "a.mp4"), "pts_ns": repo.a.pts_ns[3]}
+
+    with FakeHub(tmp_path / "hub") as hub:
+        api = hub.api_class()()
+        api.create_repo("org/frames", repo_type="dataset")
+        from huggingface_hub import CommitOperationAdd
+
+        adds = [CommitOperationAdd(f"data/{s}-00000-of-00001.parquet", train) for s in ("train", "test")]
+        api.create_commit("org/frames", adds, repo_type="dataset")
+        sha = hub.sha("org/frames")
+        # the fake Hub's filesystem lives in this process only, so Ray's workers read the listed file locally
+        for args in (("org/frames", None, ""), ("org/frames", "main", "data")):
+            files, _, root = _read._hub_source(*args, "train", {})
+            assert files == [f"datasets/org/frames@{sha}/data/train-00000-of-00001.parquet"]
+            assert root == f"hf://datasets/org/frames@{sha}/"
+        rows = resolve_roots(ray.data.read_parquet(train), root).take(1)
+        assert rows[0]["frame"] == {"uri": f"hf://datasets/org/frames@{sha}/videos/a.mp4", "pts_ns": 0}
+
+
+def test_video_shuffle_keeps_batches_within_few_videos(runtime):
+    """32 videos x 32 refs in random row order: after video_shuffle(block_size=16) every 64-row batch spans
+    at most 64 / 16 + 1 videos, each video's rows stay in blocks of 16 consecutive frames, no row is lost."""
+    rng = np.random.default_rng(0)
+    rows = [(f"/v/{v}.mp4", t * 50_000_000) for v in range(32) for t in range(32)]
+    order = rng.permutation(len(rows))
+    table = pa.table(
+        {
+            "frame": pa.array([{"uri": rows[i][0], "pts_ns": rows[i][1]} for i in order], STORAGE_TYPE),
+            "row": order,
+        }
+    )
+    ds = ray.data.from_arrow([table.slice(0, 500), table.slice(500)])
+    shuffled = video_shuffle(ds, block_size=16, window=16, seed=3)
+    batches = list(shuffled.iter_batches(batch_size=64, batch_format="pyarrow"))
+    assert sorted(i for b in batches for i in b["row"].to_pylist()) == list(range(len(rows)))
+    videos = [len(set(b["frame"].combine_chunks().field("uri").to_pylist())) for b in batches]
+    assert max(videos) <= 5 and np.mean(videos) <= 5
+    # blocks of 16: every aligned 16-row window is one video, its frames one block of consecutive frames
+    flat = [rows[i] for b in batches for i in b["row"].to_pylist()]
+    for start in range(0, len(flat), 16):
+        window = flat[start : start + 16]
+        assert len({uri for uri, _ in window}) == 1
+        times = sorted(t for _, t in window)
+        assert times[-1] - times[0] == 15 * 50_000_000 and times[0] % (16 * 50_000_000) == 0
+
+
+# --------------------------------------------------------------------------------------- without Ray
+
+
+def test_decoder_takes_every_batch_kind(repo):
+    """The decoder Ray calls: Arrow tables, numpy batches (an object array of ref dicts or MediaRefs) and
+    pandas frames give the same frames; other columns come through; frames of one shape stack."""
+    pd = pytest.importorskip("pandas")
+    table = repo.table.slice(0, 15)  # no null row: frames stack into one array
+    decoder = MediaDecoder(root=repo.path)
+    numpy_batch = {"frame": np.array(table["frame"].to_pylist(), dtype=object), "label": np.arange(15)}
+    refs = [MediaRef(r["uri"], r["pts_ns"]) for r in table["frame"].to_pylist()]
+    batches = [table, numpy_batch, pd.DataFrame({"frame": table["frame"].to_pylist(), "label": range(15)})]
+    batches.append({"frame": np.array([*refs, None], dtype=object)[:-1], "label": np.arange(15)})
+    for batch in batches:
+        out = decoder(batch)
+        assert out["frame"].shape == (15, 64, 128, 3) and out["frame"].dtype == np.uint8
+        assert _labels(out["frame"]) == repo.labels[:15]
+        assert list(out["label"]) == list(np.asarray(batch["label"]))
+    small = decode_batch(repo.table, ["frame"], root=repo.path, size=(32, 64), max_workers=1)
+    assert small["frame"].dtype == object and small["frame"][15].shape == (0, 0, 3)
+    assert small["frame"][0].shape == (32, 64, 3)
+    pil = decode_batch(repo.table, root=repo.path, output="pil")["frame"]
+    assert pil[15] is None and _labels(pil[:15]) == repo.labels[:15]
+
+
+def test_decoder_errors_name_the_batch_row(repo):
+    decoder = MediaDecoder(root=repo.path)
+    with pytest.raises(TypeError, match="Ray Data batch"):
+        decoder([{"uri": "videos/a.mp4", "pts_ns": 0}])
+    with pytest.raises(KeyError, match="'image'"):
+        MediaDecoder(["image"])(repo.table)
+    with pytest.raises(UnresolvedPathError, match="videos/a.mp4"):
+        MediaDecoder()(repo.table)
+    bad = {"frame": np.array([{"uri": "videos/a.mp4", "pts_ns": 0}, {"uri": "", "pts_ns": 0}], dtype=object)}
+    with pytest.raises(InvalidRefError, match="column 'frame', row 1 of the batch"):
+        decoder(bad)
+    with pytest.raises(ValueError, match="output"):
+        MediaDecoder(output="jpeg")
+
+
+def test_resolve_roots_refuses_a_dataset_without_refs(runtime):
+    with pytest.raises(ValueError, match="no column holds media references"):
+        resolve_roots(ray.data.from_items([{"x": 1}]), "/data")
