@@ -181,13 +181,7 @@ def run(args: Any) -> int:
     """Run ``inspect`` with parsed arguments."""
     from . import _store
 
-    splits = _store.open_dataset(
-        args.dataset,
-        split=args.split,
-        revision=args.revision,
-        media_root=args.media_root,
-        allow_uris=args.allow_uris,
-    )
+    splits = _store.open_from_args(args)
     report = inspect_splits(splits, probe=args.probe, quiet=args.quiet)
     print(json.dumps(report, indent=2) if args.json else _text(args.dataset, report))
     return 0

@@ -31,13 +31,7 @@ def run_embed(args: Any) -> int:
     from .. import hf
     from . import _store
 
-    splits = _store.open_dataset(
-        args.dataset,
-        split=args.split,
-        revision=args.revision,
-        media_root=args.media_root,
-        allow_uris=args.allow_uris,
-    )
+    splits = _store.open_from_args(args)
     embedded = {
         name: hf.embed(
             ds,
@@ -63,13 +57,7 @@ def run_push(args: Any) -> int:
     from .. import hf
     from . import _store
 
-    splits = _store.open_dataset(
-        args.dataset,
-        split=args.split,
-        revision=args.revision,
-        media_root=args.media_root,
-        allow_uris=args.allow_uris,
-    )
+    splits = _store.open_from_args(args)
     kwargs: dict[str, Any] = {"private": args.private or None, "commit_message": args.commit_message}
     if len(splits) == 1:
         [(name, ds)] = splits.items()

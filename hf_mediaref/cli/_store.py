@@ -26,6 +26,7 @@ __all__ = [
     "dataset_folder",
     "media_columns",
     "open_dataset",
+    "open_from_args",
     "place_media",
     "stored_uris",
     "write_tables",
@@ -80,6 +81,18 @@ def open_dataset(
         elif allow_uris and get_media_root(ds) is not None:  # a root load_from_disk attached
             set_media_root(ds, get_media_root(ds), allow_uris=allow_uris)
     return splits
+
+
+def open_from_args(args: Any) -> dict[str, Any]:
+    """:func:`open_dataset` with a command's ``DATASET``, ``--split``, ``--revision``, ``--media-root`` and
+    ``--allow-uris``."""
+    return open_dataset(
+        args.dataset,
+        split=args.split,
+        revision=args.revision,
+        media_root=args.media_root,
+        allow_uris=args.allow_uris,
+    )
 
 
 def _readme(splits: dict[str, list[str]], title: str) -> str:

@@ -213,13 +213,7 @@ def run(args: Any) -> int:
 
     if args.sample is not None and args.sample < 1:
         raise ValueError(f"--sample must be >= 1, got {args.sample}")
-    splits = _store.open_dataset(
-        args.dataset,
-        split=args.split,
-        revision=args.revision,
-        media_root=args.media_root,
-        allow_uris=args.allow_uris,
-    )
+    splits = _store.open_from_args(args)
     options = DecodeOptions(decoder=args.decoder)
     reports = []
     for split, ds in splits.items():
