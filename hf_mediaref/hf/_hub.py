@@ -380,41 +380,64 @@ def push_to_hub(
     with tempfile.TemporaryDirectory(prefix="hf_mediaref-push-") as scratch:
         media = _media_operations(uploads, scratch)
         api = HfApi(endpoint=config.HF_ENDPOINT, token=token)
+        created = not _repo_exists(api, repo_id)
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-        rewritten = _rewrite_dataset(dataset, mapping) if mapping else dataset
-        rewritten, push_kwargs = shard_for_streaming(rewritten, push_kwargs)  # whole videos per shard
-        kwargs = dict(push_kwargs, token=token, private=private, revision=revision)
-        if commit_message is not None:
-            kwargs["commit_message"] = commit_message
-        with staged_commits() as staged:
-            rewritten.push_to_hub(repo_id, **kwargs)
-        table_ops = [op for commit in staged for op in commit.operations]
-        last = staged[-1].kwargs if staged else {}
-        existing = (
-            ""
-            if any(getattr(op, "path_in_repo", None) == "README.md" for op in table_ops)
-            else (_existing_card(repo_id, revision, token))
-        )
-        rows = dict(dataset) if isinstance(dataset, dict) else {push_kwargs.get("split") or "train": dataset}
-        num_rows = {name: len(split) for name, split in rows.items()}
-        card_media = {op.path_in_repo: str(op.path_or_fileobj) for op in media}
-        card_args = (repo_id, splits[0].features, data_dir, existing, card_media, num_rows)
-        operations = media + _index_sidecars(card_media) + _with_card(table_ops, *card_args)
-        message = commit_message or f"Upload dataset and {len(media)} media file(s) with hf_mediaref"
-        info = api.create_commit(
-            repo_id,
-            operations=operations,
-            commit_message=message,
-            commit_description=last.get("commit_description"),
-            repo_type="dataset",
-            revision=revision,
-            create_pr=last.get("create_pr"),
-            parent_commit=next(
-                (c.kwargs["parent_commit"] for c in staged if c.kwargs.get("parent_commit")), None
-            ),
-        )
+        try:
+            rewritten = _rewrite_dataset(dataset, mapping) if mapping else dataset
+            rewritten, push_kwargs = shard_for_streaming(rewritten, push_kwargs)  # whole videos per shard
+            kwargs = dict(push_kwargs, token=token, private=private, revision=revision)
+            if commit_message is not None:
+                kwargs["commit_message"] = commit_message
+            with staged_commits() as staged:
+                rewritten.push_to_hub(repo_id, **kwargs)
+            table_ops = [op for commit in staged for op in commit.operations]
+            last = staged[-1].kwargs if staged else {}
+            existing = (
+                ""
+                if any(getattr(op, "path_in_repo", None) == "README.md" for op in table_ops)
+                else (_existing_card(repo_id, revision, token))
+            )
+            rows = (
+                dict(dataset) if isinstance(dataset, dict) else {push_kwargs.get("split") or "train": dataset}
+            )
+            num_rows = {name: len(split) for name, split in rows.items()}
+            card_media = {op.path_in_repo: str(op.path_or_fileobj) for op in media}
+            card_args = (repo_id, splits[0].features, data_dir, existing, card_media, num_rows)
+            operations = media + _index_sidecars(card_media) + _with_card(table_ops, *card_args)
+            message = commit_message or f"Upload dataset and {len(media)} media file(s) with hf_mediaref"
+            info = api.create_commit(
+                repo_id,
+                operations=operations,
+                commit_message=message,
+                commit_description=last.get("commit_description"),
+                repo_type="dataset",
+                revision=revision,
+                create_pr=last.get("create_pr"),
+                parent_commit=next(
+                    (c.kwargs["parent_commit"] for c in staged if c.kwargs.get("parent_commit")), None
+                ),
+            )
+        except BaseException:
+            if created:  # a repo this push made: gone again, as if the push never started
+                _delete_new_repo(api, repo_id)
+            raise
     logger.info("pushed %d media file(s) and the table to %s in one commit", len(media), repo_id)
     return info
+
+
+def _repo_exists(api: Any, repo_id: str) -> bool:
+    try:
+        return bool(api.repo_exists(repo_id, repo_type="dataset"))
+    except Exception:  # cannot tell: never delete it
+        return True
+
+
+def _delete_new_repo(api: Any, repo_id: str) -> None:
+    try:
+        api.delete_repo(repo_id, repo_type="dataset", missing_ok=True)
+        logger.info("push to %s failed: deleted the repo it had created", repo_id)
+    except Exception as exc:  # the push's own error is the one to raise
+        logger.warning("push to %s failed, and the repo it created could not be deleted: %s", repo_id, exc)
 
 
 # ----------------------------------------------------------------------------------------- index sidecars

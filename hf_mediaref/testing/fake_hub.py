@@ -186,6 +186,18 @@ class FakeHub:
             def create_branch(self, *args: Any, **kwargs: Any) -> None:
                 return None
 
+            def repo_exists(self, repo_id: str, *args: Any, **kwargs: Any) -> bool:
+                return repo_id in hub.commits and hub.repo_dir(repo_id).is_dir()
+
+            def delete_repo(self, repo_id: str, *args: Any, missing_ok: bool = False, **kwargs: Any) -> None:
+                if not self.repo_exists(repo_id):
+                    if missing_ok:
+                        return
+                    hub._require(repo_id)
+                shutil.rmtree(hub.repo_dir(repo_id))
+                del hub.commits[repo_id]
+                hub._state.write_text(json.dumps({"commits": hub.commits, "nonce": hub._nonce}))
+
             def preupload_lfs_files(self, repo_id: str, additions: list, **kwargs: Any) -> None:
                 hub._require(repo_id)
                 for op in additions:  # datasets deletes its temp file after this call: keep the bytes

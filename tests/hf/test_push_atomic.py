@@ -97,6 +97,22 @@ def test_a_late_failure_changes_nothing(ds, repo, fake_hub, target, tmp_path):
     assert fake_hub.state(repo_id) == before
 
 
+def test_a_late_failure_removes_the_repo_the_push_created(ds, fake_hub, monkeypatch):
+    """``create_repo`` must come before the one commit; a push that then fails leaves no empty repo behind."""
+    from hf_mediaref.hf import _hub
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("late failure")
+
+    monkeypatch.setattr(_hub, "_with_card", fail)
+    with pytest.raises(RuntimeError, match="late failure"):
+        hf_mediaref.push_to_hub(ds, "me/brand-new")
+    assert fake_hub.state("me/brand-new") == {}
+    monkeypatch.undo()
+    hf_mediaref.push_to_hub(ds, "me/brand-new")  # and a later push creates it as usual
+    assert "README.md" in fake_hub.state("me/brand-new")
+
+
 def test_allowed_files_outside_the_root_are_uploaded(ds, repo, fake_hub, tmp_path, labels_of):
     (tmp_path / "shared").mkdir()
     outside = write_image(tmp_path / "shared" / "fifty.png", 50, size=(64, 128))
