@@ -10,7 +10,7 @@ other Arrow-based tools (Ray Data, Daft, Polars...) can build on it; :mod:`hf_me
 
 from __future__ import annotations
 
-from ._grouping import UriGroups, group_by_uri
+from ._grouping import UriGroups, group_by_uri, video_blocks
 from ._refs import RefArrays, ref_arrays, refs_from_storage
 from ._roots import media_root, normalize_root, resolve_ref, resolve_uri, unresolved_error
 from ._storage import STORAGE_TYPE, cast_to_storage
@@ -32,5 +32,6 @@ __all__ = [
     "resolve_ref",
     "resolve_uri",
     "unresolved_error",
+    "video_blocks",
     "widen_root",
 ]

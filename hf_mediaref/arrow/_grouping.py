@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["UriGroups", "as_array", "group_by_uri"]
+__all__ = ["UriGroups", "as_array", "group_by_uri", "video_blocks"]
 
 
 def as_array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -97,3 +97,33 @@ def group_by_uri(
         pts_arr = as_array(pts_ns).cast(pa.int64())
         pts = pc.fill_null(pts_arr, np.iinfo(np.int64).max).to_numpy(zero_copy_only=False)
     return UriGroups(encoded.dictionary.to_pylist(), codes, pts)
+
+
+def video_blocks(offsets: np.ndarray, block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cut rows grouped by video into blocks of consecutive frames of one video (what a video-local sampler
+    or shuffle moves around): a video's remainder joins its last block, so every block of a video with at
+    least ``block_size`` frames has ``block_size`` to ``2 * block_size - 1`` frames.
+
+    Args:
+        offsets: ``(videos + 1,)`` int array; video ``v`` is rows ``offsets[v]:offsets[v + 1]``.
+        block_size: frames per block.
+
+    Returns:
+        ``(starts, lengths)``: int arrays, one entry per block, in row order; videos without rows have none.
+
+    Example:
+        ```python
+        >>> video_blocks(np.array([0, 5, 5, 12]), 3)
+        (array([0, 5, 8]), array([5, 3, 4]))
+        ```
+    """
+    counts = np.diff(offsets)
+    blocks_per_video = np.maximum(1, counts // block_size)
+    video_of_block = np.repeat(np.arange(len(counts)), blocks_per_video)
+    first_block = np.cumsum(blocks_per_video) - blocks_per_video
+    k = np.arange(len(video_of_block)) - first_block[video_of_block]
+    starts = offsets[video_of_block] + k * block_size
+    last = k == blocks_per_video[video_of_block] - 1
+    ends = np.where(last, offsets[video_of_block + 1], starts + block_size)
+    keep = ends > starts  # a video with no rows (a rank's empty part) has no block
+    return starts[keep], (ends - starts)[keep]

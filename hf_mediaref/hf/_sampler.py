@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 from datasets import Value
 
-from ..arrow import group_by_uri, ref_arrays
+from ..arrow import group_by_uri, ref_arrays, video_blocks
 from ._feature import MediaRefFeature
 
 __all__ = ["VideoBlockBatchSampler"]
@@ -46,23 +46,6 @@ def _key_column(dataset: Any, column: str | None) -> tuple[pa.Array, pa.Array | 
     if isinstance(feature, Value) and feature.dtype in ("string", "large_string"):
         return table[column].combine_chunks(), None
     raise TypeError(f"column {column!r} must be a MediaRef or string column, got {feature}")
-
-
-def _blocks(offsets: np.ndarray, block_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Starts and lengths of the blocks of videos laid out at ``offsets`` (video ``v`` is rows
-    ``offsets[v]:offsets[v + 1]``): ``block_size`` consecutive frames of one video; a video's remainder joins
-    its last block, so every block of a video with at least ``block_size`` frames has ``block_size`` to
-    ``2 * block_size - 1`` frames."""
-    counts = np.diff(offsets)
-    blocks_per_video = np.maximum(1, counts // block_size)
-    video_of_block = np.repeat(np.arange(len(counts)), blocks_per_video)
-    first_block = np.cumsum(blocks_per_video) - blocks_per_video
-    k = np.arange(len(video_of_block)) - first_block[video_of_block]
-    starts = offsets[video_of_block] + k * block_size
-    last = k == blocks_per_video[video_of_block] - 1
-    ends = np.where(last, offsets[video_of_block + 1], starts + block_size)
-    keep = ends > starts  # a video with no rows (a rank's empty part) has no block
-    return starts[keep], (ends - starts)[keep]
 
 
 def _gather(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -154,7 +137,7 @@ class VideoBlockBatchSampler:
         groups = group_by_uri(uris, pts)
         self._order = groups.order  # rows video by video, by time; null refs are never sampled
         self._offsets = np.asarray(groups.offsets)
-        self._block_starts, self._block_lengths = _blocks(self._offsets, block_size)
+        self._block_starts, self._block_lengths = video_blocks(self._offsets, block_size)
         self.num_videos = len(groups)
 
     def set_epoch(self, epoch: int) -> None:
@@ -184,7 +167,7 @@ class VideoBlockBatchSampler:
         bounds = np.concatenate([[0], np.cumsum(counts[videos])])
         inner = bounds[(bounds > start) & (bounds < stop)]
         offsets = np.concatenate([[start], inner, [stop]]) - start
-        starts, lengths = _blocks(offsets, self.block_size)
+        starts, lengths = video_blocks(offsets, self.block_size)
         if self.shuffle:
             rng = np.random.default_rng([self.seed + self.epoch, self.rank])
             perm = rng.permutation(len(starts))

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._optional import require
-from ..arrow import group_by_uri, ref_arrays
+from ..arrow import group_by_uri, ref_arrays, video_blocks
 from ..arrow._grouping import as_array
 from ._read import _ref_columns
 
@@ -42,15 +42,7 @@ def _positions(
     order = np.lexsort((times, codes))
     counts = np.bincount(codes, minlength=int(codes.max()) + 1 if len(codes) else 0)
     offsets = np.concatenate([[0], np.cumsum(counts)])
-    blocks_per_video = np.maximum(1, counts // block_size)
-    blocks_per_video[counts == 0] = 0
-    video_of_block = np.repeat(np.arange(len(counts)), blocks_per_video)
-    first_block = np.cumsum(blocks_per_video) - blocks_per_video
-    k = np.arange(len(video_of_block)) - first_block[video_of_block]
-    starts = offsets[video_of_block] + k * block_size
-    last = k == blocks_per_video[video_of_block] - 1
-    ends = np.where(last, offsets[video_of_block + 1], starts + block_size)
-    sizes = ends - starts
+    starts, sizes = video_blocks(offsets, block_size)
     perm = rng.permutation(len(starts))
     new_starts = np.empty(len(starts), dtype=np.int64)
     new_starts[perm] = np.concatenate([[0], np.cumsum(sizes[perm])])[:-1]

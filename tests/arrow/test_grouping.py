@@ -31,3 +31,16 @@ def test_grouping_a_million_rows_is_fast_enough_to_call():
     )
     groups = group_by_uri(uris, pa.array(np.arange(1_000_000)))
     assert len(groups) == 997 and groups.offsets[-1] == 1_000_000
+
+
+def test_video_blocks_keep_each_block_inside_one_video():
+    import numpy as np
+
+    from hf_mediaref.arrow import video_blocks
+
+    offsets = np.array([0, 5, 5, 12, 14])  # videos of 5, 0, 7 and 2 rows
+    starts, lengths = video_blocks(offsets, 3)
+    assert starts.tolist() == [0, 5, 8, 12]
+    assert lengths.tolist() == [5, 3, 4, 2]  # remainders join the last block; the empty video has none
+    video = np.searchsorted(offsets, starts, side="right") - 1
+    assert all(offsets[v] <= s and s + n <= offsets[v + 1] for v, s, n in zip(video, starts, lengths))
