@@ -112,6 +112,52 @@ class VideoIndex:
                     "keyframe at pts %d is not a usable seek point; dropped", int(self.pts[position])
                 )
 
+    # ------------------------------------------------------------------ persistence
+    def stream_facts(self) -> dict[str, Any]:
+        """The index's facts besides its per-frame arrays, as JSON values (the on-disk store and the sidecar
+        write them; :meth:`from_stream_facts` reads them back)."""
+        return {
+            "stream_index": self.stream_index,
+            "time_base": str(self.time_base),
+            "end_pts": int(self.end_pts),
+            "width": self.width,
+            "height": self.height,
+            "codec": self.codec,
+            "pixel_format": self.pixel_format,
+            "keyframes_verified": self.keyframes_verified,
+        }
+
+    @classmethod
+    def from_stream_facts(
+        cls,
+        facts: dict[str, Any],
+        *,
+        pts: np.ndarray,
+        packet_sizes: np.ndarray,
+        keyframe_positions: list[int],
+        packet_offsets: np.ndarray | None,
+    ) -> VideoIndex:
+        """An index from :meth:`stream_facts` and its per-frame arrays.
+
+        Raises:
+            KeyError, TypeError, ValueError: ``facts`` lacks a fact or holds a malformed one.
+        """
+        pixel_format = facts["pixel_format"]
+        return cls(
+            time_base=Fraction(facts["time_base"]),
+            pts=pts,
+            packet_sizes=packet_sizes,
+            keyframe_positions=keyframe_positions,
+            end_pts=int(facts["end_pts"]),
+            width=int(facts["width"]),
+            height=int(facts["height"]),
+            codec=str(facts["codec"]),
+            pixel_format=None if pixel_format is None else str(pixel_format),
+            stream_index=int(facts["stream_index"]),
+            keyframes_verified=bool(facts["keyframes_verified"]),
+            packet_offsets=packet_offsets,
+        )
+
     def frame_mappings(self) -> dict[str, Any]:
         """The index as ffprobe-style JSON data (TorchCodec's ``custom_frame_mappings``)."""
         keys = set(self.keyframes())

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import tempfile
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -59,18 +58,11 @@ def load_stored_index(key: tuple, version: str) -> VideoIndex | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
-            index = VideoIndex(
-                time_base=Fraction(meta["time_base"]),
+            index = VideoIndex.from_stream_facts(
+                meta,
                 pts=data["pts"].astype(np.int64),
                 packet_sizes=data["packet_sizes"].astype(np.int64),
                 keyframe_positions=[int(k) for k in data["keyframes"]],
-                end_pts=int(meta["end_pts"]),
-                width=int(meta["width"]),
-                height=int(meta["height"]),
-                codec=str(meta["codec"]),
-                pixel_format=meta["pixel_format"],
-                stream_index=int(meta["stream_index"]),
-                keyframes_verified=bool(meta["keyframes_verified"]),
                 packet_offsets=data["packet_offsets"].astype(np.int64) if "packet_offsets" in data else None,
             )
     except FileNotFoundError:
@@ -88,17 +80,7 @@ def store_index(key: tuple, version: str, index: VideoIndex) -> None:
     if not store_enabled():
         return
     path = _path(key, version)
-    meta = {
-        "key": repr(key),
-        "time_base": str(index.time_base),
-        "end_pts": int(index.end_pts),
-        "width": index.width,
-        "height": index.height,
-        "codec": index.codec,
-        "pixel_format": index.pixel_format,
-        "stream_index": index.stream_index,
-        "keyframes_verified": index.keyframes_verified,
-    }
+    meta = {"key": repr(key), **index.stream_facts()}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")

@@ -44,7 +44,6 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +157,12 @@ def _offsets_of(frames: dict[str, Any], sizes: np.ndarray) -> np.ndarray:
     return offsets
 
 
+def _stream_doc(index: VideoIndex) -> dict[str, Any]:
+    """The sidecar's ``stream`` object: the index's stream facts, the stream's number under ``index``."""
+    facts = index.stream_facts()
+    return {"index": facts.pop("stream_index"), **facts}
+
+
 def encode_sidecar(index: VideoIndex, media: SidecarMedia) -> bytes:
     """The sidecar bytes for ``index`` of the media ``media`` describes (gzip JSON, see the module doc)."""
     offsets = index.packet_offsets if index.packet_offsets is not None else np.full(index.num_frames, -1)
@@ -170,16 +175,7 @@ def encode_sidecar(index: VideoIndex, media: SidecarMedia) -> bytes:
             "head_bytes": media.head_bytes,
             "head_sha256": media.head_sha256,
         },
-        "stream": {
-            "index": index.stream_index,
-            "time_base": str(index.time_base),
-            "end_pts": int(index.end_pts),
-            "width": index.width,
-            "height": index.height,
-            "codec": index.codec,
-            "pixel_format": index.pixel_format,
-            "keyframes_verified": index.keyframes_verified,
-        },
+        "stream": _stream_doc(index),
         "frames": {
             "count": index.num_frames,
             "pts_delta": _deltas(index.pts),
@@ -226,18 +222,12 @@ def decode_sidecar(data: bytes) -> tuple[SidecarMedia, VideoIndex]:
             or keys[-1] >= count
         ):
             raise ValueError("pts not increasing or keyframes out of range")
-        index = VideoIndex(
-            time_base=Fraction(s["time_base"]),
+        facts = {key: value for key, value in s.items() if key != "index"}
+        index = VideoIndex.from_stream_facts(
+            {"stream_index": s["index"], **facts},
             pts=pts,
             packet_sizes=sizes,
             keyframe_positions=keys,
-            end_pts=int(s["end_pts"]),
-            width=int(s["width"]),
-            height=int(s["height"]),
-            codec=str(s["codec"]),
-            pixel_format=None if s.get("pixel_format") is None else str(s["pixel_format"]),
-            stream_index=int(s["index"]),
-            keyframes_verified=bool(s.get("keyframes_verified", False)),
             packet_offsets=offsets,
         )
     except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
