@@ -20,7 +20,7 @@ from typing import Any
 from ._deadline import current as current_deadline
 from .errors import DecodeTimeoutError
 
-__all__ = ["Task", "choose_parallelism", "core_budget", "run_tasks"]
+__all__ = ["Task", "choose_parallelism", "core_budget", "dataloader_worker_info", "run_tasks"]
 
 #: Frame threading on ``n`` codec threads runs about ``1 + (n - 1) * 0.6`` times as fast as one thread
 #: (measured 1.5x for 2 threads incl. RGB conversion); independent spans on separate threads scale ~linearly.
@@ -35,11 +35,13 @@ class Task:
     run: Callable[[int], Any]
 
 
-def _in_dataloader_worker() -> bool:
+def dataloader_worker_info() -> Any:
+    """torch's DataLoader worker info in a worker process, else ``None`` (torch is looked up, never
+    imported)."""
     torch = sys.modules.get("torch")
     data = getattr(getattr(torch, "utils", None), "data", None)
     get_worker_info = getattr(data, "get_worker_info", None)
-    return bool(get_worker_info and get_worker_info() is not None)
+    return get_worker_info() if get_worker_info else None
 
 
 def core_budget(max_workers: int | None = None) -> int:
@@ -50,7 +52,7 @@ def core_budget(max_workers: int | None = None) -> int:
         if int(max_workers) < 1:
             raise ValueError(f"max_workers must be >= 1, got {max_workers}")
         return int(max_workers)
-    if _in_dataloader_worker():
+    if dataloader_worker_info() is not None:
         return 1
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     try:

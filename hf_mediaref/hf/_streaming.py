@@ -20,6 +20,7 @@ from typing import Any
 
 from datasets import IterableDataset
 
+from .._executor import dataloader_worker_info
 from ..decode import DecodeOptions
 from ._compat import shard_iterable
 from ._transform import MediaDecodeTransform
@@ -29,19 +30,13 @@ __all__ = ["StreamDecodeTransform", "decode_stream", "split_by_node"]
 logger = logging.getLogger(__name__)
 
 
-def _worker_info() -> Any:
-    """torch's DataLoader worker info in a worker process, else ``None`` (torch is never imported here)."""
-    data = sys.modules.get("torch.utils.data")
-    return None if data is None else data.get_worker_info()
-
-
 class StreamDecodeTransform(MediaDecodeTransform):
     """The batched ``map`` function of :func:`decode_stream`: a :class:`MediaDecodeTransform` that also warns,
     once per DataLoader worker process, when the dataset has fewer shards than the DataLoader has workers
     (``datasets`` gives each worker whole shards, so the extra workers sit idle).
 
     Args:
-        columns, root, options: as for :class:`MediaDecodeTransform`.
+        *args, **kwargs: as for :class:`MediaDecodeTransform` (columns, root, options, ...).
         num_shards: the shards of the dataset being decoded.
 
     Example:
@@ -51,14 +46,8 @@ class StreamDecodeTransform(MediaDecodeTransform):
         ```
     """
 
-    def __init__(
-        self,
-        columns: Sequence[str] | None = None,
-        root: str | os.PathLike[str] | None = None,
-        options: DecodeOptions | None = None,
-        num_shards: int | None = None,
-    ):
-        super().__init__(columns, root=root, options=options)
+    def __init__(self, *args: Any, num_shards: int | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
         self.num_shards = num_shards
         self._checked_pid: int | None = None
 
@@ -67,7 +56,7 @@ class StreamDecodeTransform(MediaDecodeTransform):
 
     def _check_workers(self) -> None:
         self._checked_pid = os.getpid()
-        info = _worker_info()
+        info = dataloader_worker_info()
         if info is None or self.num_shards is None or info.num_workers <= self.num_shards:
             return
         warnings.warn(
