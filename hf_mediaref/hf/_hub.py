@@ -379,6 +379,8 @@ def push_to_hub(
         )
     with tempfile.TemporaryDirectory(prefix="hf_mediaref-push-") as scratch:
         media = _media_operations(uploads, scratch)
+        card_media = {op.path_in_repo: str(op.path_or_fileobj) for op in media}
+        sidecars = _index_sidecars(card_media)  # local work, before anything reaches the Hub
         api = HfApi(endpoint=config.HF_ENDPOINT, token=token)
         created = not _repo_exists(api, repo_id)
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
@@ -401,9 +403,8 @@ def push_to_hub(
                 dict(dataset) if isinstance(dataset, dict) else {push_kwargs.get("split") or "train": dataset}
             )
             num_rows = {name: len(split) for name, split in rows.items()}
-            card_media = {op.path_in_repo: str(op.path_or_fileobj) for op in media}
             card_args = (repo_id, splits[0].features, data_dir, existing, card_media, num_rows)
-            operations = media + _index_sidecars(card_media) + _with_card(table_ops, *card_args)
+            operations = media + sidecars + _with_card(table_ops, *card_args)
             message = commit_message or f"Upload dataset and {len(media)} media file(s) with hf_mediaref"
             info = api.create_commit(
                 repo_id,
