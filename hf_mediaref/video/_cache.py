@@ -83,15 +83,25 @@ class LeaseCache:
             return len(self._idle)
 
     @contextlib.contextmanager
-    def lease(self, key: Hashable, open_: Callable[[], Closeable]) -> Iterator[Any]:
+    def lease(
+        self,
+        key: Hashable,
+        open_: Callable[[], Closeable],
+        *,
+        prefer: Callable[[Hashable, Any], bool] | None = None,
+    ) -> Iterator[Any]:
         """Exclusive use of an open decoder for ``key`` (a cached idle one, else ``open_()``).
 
+        ``prefer(slot_key, decoder)``: an idle decoder it accepts, of any key, is taken before the most
+        recent one of ``key`` (and goes back under its own key). Called under the cache's lock: keep it cheap.
         On normal exit the decoder goes back to the cache; after an error it is closed, since its state
         is unknown.
         """
-        obj = self._take(key)
-        if obj is None:
-            obj = open_()
+        found = self._take_preferred(prefer) if prefer is not None else None
+        taken = self._take(key) if found is None else found[1]
+        if found is not None:
+            key = found[0]
+        obj = taken if taken is not None else open_()
         with self._lock:
             self._refs[key] = self._refs.get(key, 0) + 1
             generation = self._generation
@@ -112,6 +122,13 @@ class LeaseCache:
     def take(self, key: Hashable) -> Closeable | None:
         """Remove and return an idle decoder of ``key`` (the caller now owns it), or None."""
         return self._take(key)
+
+    def _take_preferred(self, prefer: Callable[[Hashable, Any], bool]) -> tuple[Hashable, Closeable] | None:
+        with self._lock:
+            for slot in reversed(self._idle):
+                if prefer(slot[0], self._idle[slot]):
+                    return slot[0], self._idle.pop(slot)
+        return None
 
     def _take(self, key: Hashable) -> Closeable | None:
         with self._lock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 from .._optional import require
@@ -73,12 +73,16 @@ class OpenedVideo:
                     other.discard = discard_all
         self.set_threads(threads)
         self.reformatter = VideoReformatter()
+        #: Where a decode left the codec that the next one may continue from (see ``_pyav``): set only by
+        #: the decode that last used this container, cleared by every lease (:func:`lease_video`).
+        self.resume_point: Any = None
 
     def set_threads(self, threads: int) -> None:
         """Codec threads (FRAME threading above 1); before the first decode only."""
         ctx = self.stream.codec_context
         ctx.thread_type = "FRAME" if threads > 1 else "SLICE"
         ctx.thread_count = threads
+        self.threads = threads
 
     @property
     def takes_read_hints(self) -> bool:
@@ -112,10 +116,33 @@ class OpenedVideo:
 
 @contextlib.contextmanager
 def lease_video(
-    uri: str, *, storage_options: dict | None = None, threads: int = 1, key: tuple | None = None
-) -> Iterator[OpenedVideo]:
-    """Exclusive use of an open container for ``uri`` (cached; opened on a miss)."""
+    uri: str,
+    *,
+    storage_options: dict | None = None,
+    threads: int = 1,
+    key: tuple | None = None,
+    prefer: Callable[[Any], bool] | None = None,
+) -> Iterator[tuple[OpenedVideo, Any]]:
+    """Exclusive use of an open container for ``uri`` (cached; opened on a miss), with the resume point its
+    last user left (None when there is none).
+
+    The container's ``resume_point`` is cleared for the lease: a user that moves the container and sets none
+    leaves none behind. ``prefer(resume_point)``: an idle container of this source (of any codec thread
+    count) whose resume point it accepts is taken first.
+    """
     key = key or source_key(uri, storage_options)
+    choose = None
+    if prefer is not None:
+
+        def choose(slot: Any, video: Any) -> bool:
+            return (
+                isinstance(slot, tuple)
+                and len(slot) == 3
+                and slot[0] == "pyav"
+                and slot[1] == key
+                and video.resume_point is not None
+                and prefer(video.resume_point)
+            )
 
     def open_() -> OpenedVideo:
         fresh = cast("OpenedVideo | None", decoder_cache.take(fresh_key(key)))  # opened by the index
@@ -124,8 +151,9 @@ def lease_video(
             return fresh
         return OpenedVideo(uri, storage_options=storage_options, threads=threads)
 
-    with decoder_cache.lease(("pyav", key, threads), open_) as video:
-        yield video
+    with decoder_cache.lease(("pyav", key, threads), open_, prefer=choose) as video:
+        point, video.resume_point = video.resume_point, None
+        yield video, point
 
 
 def take_fresh_source(key: tuple) -> tuple[Any, contextlib.ExitStack] | None:

@@ -8,6 +8,15 @@ matched to targets by pts; only targets are converted to RGB (``rgb24`` through 
 reformatter, resized in the same swscale call when ``size`` is given; never ``rgba``, which has crashed
 swscale).
 
+Decoding on instead of seeking again: a decode that ends normally leaves a resume point on its container (the
+last frame out, the read-ahead packets skipped). A later span of the same video whose targets all come after
+that frame, and starts in that keyframe block (or within a merge gap of it), continues the decode there
+without a seek, so a block whose targets are split over consecutive calls is decoded once. Packets read ahead
+past a span's last target are decoded (never skipped), so the next targets can still come out. No resume
+point is left after a careful decode, damage, the stream's end or a frame without pts, and any error closes
+the container; every other lease clears the point. Frames are still matched by pts, and a target that does
+not come out of a resumed decode sends the span back to a seek to its keyframe.
+
 Never a wrong frame: a target gets the decoded frame whose pts is its own pts, or the span raises. The first
 frame after a seek must not come later than the keyframe the seek aimed at; if it does (demuxers can flag
 every packet as a keyframe; MPEG-TS seeks by byte estimates), that keyframe is dropped from the index and the
@@ -18,8 +27,9 @@ whose frame never comes out of the decoder raises :class:`~hf_mediaref.errors.Me
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,7 +42,7 @@ from ._base import BaseVideoDecoder, quarter_turns
 from ._container import OpenedVideo, import_av, lease_video
 from ._index import VideoIndex
 from ._indexes import check_version
-from ._planning import Span
+from ._planning import DEFAULT_MERGE_GAP, Span
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +139,28 @@ def _seek(video: OpenedVideo, index: VideoIndex, start: int, last: int) -> None:
         video.container.seek(0, backward=True, any_frame=False)  # start of file, in AV_TIME_BASE units
 
 
+@dataclasses.dataclass(frozen=True)
+class _ResumePoint:
+    """Where a decode left a container's codec: decoded from a keyframe without a seek since, every frame up
+    to pts ``last_pts`` (position ``last_position``) already out, the packets read ahead of it whose frames
+    were skipped (``skipped``: their pts) never to come out. Nothing reported damage and the stream did not
+    end. A later span whose targets all come after ``last_pts`` and none was skipped gets its frames by
+    decoding on: the same frames, decoded from the same references, as after a seek to their keyframe."""
+
+    index: VideoIndex
+    last_pts: int
+    last_position: int
+    skipped: frozenset[int]
+
+    def serves(self, index: VideoIndex, span: Span) -> bool:
+        """Whether decoding on from here answers ``span`` (of ``index``) at no more cost than its seek."""
+        if index is not self.index or int(index.pts[span.targets[0]]) <= self.last_pts:
+            return False
+        if span.start - self.last_position - 1 > DEFAULT_MERGE_GAP:  # a seek skips the frames between
+            return False
+        return not self.skipped or not any(int(index.pts[t]) in self.skipped for t in span.targets)
+
+
 class _SpanDecode:
     """One seek to keyframe ``start`` and a forward decode that answers the sorted ``targets`` (positions).
 
@@ -147,10 +179,12 @@ class _SpanDecode:
         seek: bool = True,
         careful: bool = False,
         orientation: str = "display",
+        resume: _ResumePoint | None = None,
     ):
         self.video, self.index, self.start, self.targets, self.size = video, index, start, targets, size
         self.orientation = orientation
-        self.seek = seek  # False: a fresh container decoded from its first packet
+        self.resume = resume  # decode on from where the container's last decode left its codec (no seek)
+        self.seek = seek and resume is None  # False: a fresh container decoded from its first packet
         # careful: one codec thread, so every damage report comes at its own packet; damage then spoils the
         # frames decoded after it (in decode order) until the next keyframe
         self.careful = careful
@@ -162,8 +196,12 @@ class _SpanDecode:
         self.target_pts = [int(index.pts[t]) for t in targets]
         self.wanted = set(self.target_pts) if skip_nonref else None  # a target's own packet is never skipped
         self.frames: dict[int, np.ndarray] = {}
-        self._first = True
-        self._from_key = False  # a key frame came out: what follows is decoded from a keyframe
+        self._first = resume is None
+        self._from_key = resume is not None  # a key frame came out: what follows is decoded from a keyframe
+        # for the resume point this decode leaves: the last frame out, packets skipped, anything amiss
+        self._out_pts = resume.last_pts if resume is not None else None
+        self._skipped: set[int] = set(resume.skipped) if resume is not None else set()
+        self._resumable = not careful
         self._converted: dict[int, np.ndarray] = {}  # by pts: a frame answering several targets converts once
         self._pending = 0  # targets[:_pending] are answered
         self._skipping = False
@@ -173,20 +211,29 @@ class _SpanDecode:
         """Decode until every target is answered."""
         if self.seek:
             _seek(self.video, self.index, self.start, max(self.targets))
+        elif self.resume is not None and self.video.takes_read_hints:
+            self.video.expect_read(_block_bytes(self.index, self.resume.last_position + 1, max(self.targets)))
         ffmpeg_error = import_av().error.FFmpegError
         try:
             for packet in self.video.container.demux(self.video.stream):
                 self._note_packet(packet)
-                self._set_skipping(self.wanted is not None and packet.pts not in self.wanted)
+                # a packet read ahead past the last target is decoded: the next span may want its frame
+                skip = self.wanted is not None and packet.pts not in self.wanted and self._before_last(packet)
+                self._set_skipping(skip)
+                if packet.pts is None or not packet.size:  # no place in the timeline, or the final flush
+                    self._resumable = False
+                elif skip:
+                    self._skipped.add(int(packet.pts))
                 try:
                     frames = packet.decode()
                 except ffmpeg_error as exc:  # damaged data: the packet's own frame never comes out
                     logger.debug("%s: packet at pts %s does not decode: %s", self.video.uri, packet.pts, exc)
                     self._note_damage(self._gop, self._seq)
                     continue
-                for frame in frames:
+                for i, frame in enumerate(frames):
                     self._decoded += 1
                     if self._on_frame(frame):
+                        self._note_unseen(frames[i + 1 :])
                         return self.frames if not self.careful else self._careful_result()
             if self.careful and self._pending == len(self.targets):
                 return self._careful_result()
@@ -196,6 +243,30 @@ class _SpanDecode:
         finally:
             self._set_skipping(False)
             self._record()
+
+    def _before_last(self, packet: Any) -> bool:
+        """Whether ``packet``'s frame comes before the last target (a packet without pts: yes)."""
+        return packet.pts is None or int(packet.pts) < self.target_pts[-1]
+
+    def _note_unseen(self, frames: Sequence[Any]) -> None:
+        """Frames that came out after the last target: gone from the codec, unchecked for damage."""
+        for frame in frames:
+            pts = frame.pts if frame.pts is not None else frame.dts
+            if pts is None or frame.is_corrupt:
+                self._resumable = False
+            else:
+                self._out_pts = max(int(pts), self._out_pts if self._out_pts is not None else int(pts))
+
+    def resume_point(self) -> _ResumePoint | None:
+        """Where this finished decode left the codec, for the container's next decode; None when decoding on
+        from here is not known to be right (careful decodes, damage, the stream's end, no frame out)."""
+        if not self._resumable or self._out_pts is None or not self._from_key:
+            return None
+        position = int(np.searchsorted(self.index.pts, self._out_pts))
+        if position >= len(self.index.pts) or int(self.index.pts[position]) != self._out_pts:
+            return None  # a frame the index does not know
+        skipped = frozenset(p for p in self._skipped if p > self._out_pts)  # the others are out of reach
+        return _ResumePoint(self.index, self._out_pts, position, skipped)
 
     def _note_packet(self, packet: Any) -> None:
         """Place ``packet`` in decode order: its GOP and sequence number."""
@@ -238,7 +309,9 @@ class _SpanDecode:
         """Answer the targets ``frame`` settles; True once every target is answered."""
         pts = frame.pts if frame.pts is not None else frame.dts
         if pts is None:
+            self._resumable = False
             return False
+        self._out_pts = max(int(pts), self._out_pts if self._out_pts is not None else int(pts))
         if self._first:
             self._first = False
             if self.seek and pts > self.index.pts[self.start]:  # landed after the keyframe it aimed at
@@ -269,12 +342,13 @@ class _SpanDecode:
     def _record(self) -> None:
         if stats.is_collecting():
             packet_bytes = 0
+            first = self.start if self.resume is None else self.resume.last_position + 1
             if self.video.counts_packet_bytes:
-                packet_bytes = int(self.index.packet_sizes[self.start : self.targets[-1] + 1].sum())
+                packet_bytes = int(self.index.packet_sizes[first : self.targets[-1] + 1].sum())
             stats.record(
                 decoded_frames=self._decoded,
                 converted_frames=len(self._converted),
-                seeks=1,
+                seeks=int(self.resume is None),
                 bytes_read=packet_bytes,
             )
 
@@ -314,12 +388,21 @@ class PyAVVideoDecoder(BaseVideoDecoder):
         :class:`~hf_mediaref.errors.MediaDecodeError`, after one retry without skipping non-reference frames.
         """
         index, start, from_top, careful, every_packet = self._index, span.start, False, False, False
+        may_resume = True
+
+        def serves(point: Any) -> bool:
+            return isinstance(point, _ResumePoint) and point.serves(index, span)
+
         while True:
             skip_nonref = index.codec in _NONREF_SKIP_CODECS and index.nonref_skipping and not every_packet
+            resumed = False
             try:
-                with self._container(1 if careful else threads, fresh=from_top) as video:
+                prefer = serves if may_resume and not careful and not from_top else None
+                with self._container(1 if careful else threads, fresh=from_top, prefer=prefer) as leased:
+                    video, point = leased
                     check_version(index, video.version, self.uri)
                     skip_nonref = skip_nonref and _reorders(video)
+                    resumed = prefer is not None and prefer(point)
                     decode = _SpanDecode(
                         video,
                         index,
@@ -330,8 +413,11 @@ class PyAVVideoDecoder(BaseVideoDecoder):
                         seek=not from_top,
                         careful=careful,
                         orientation=self.orientation,
+                        resume=point if resumed else None,
                     )
                     frames = decode.run()
+                    if not from_top:
+                        video.resume_point = decode.resume_point()
                 if every_packet:  # the frame lost while skipping came out when nothing was skipped
                     logger.info("%s: skipping non-reference frames loses frames; no longer skipping", self)
                     index.nonref_skipping = False
@@ -351,18 +437,33 @@ class PyAVVideoDecoder(BaseVideoDecoder):
                     index.distrust(start)
                     start = earlier
             except _MissingFrame as missing:
+                if resumed:  # decoding on did not give the frame: judge it after a seek, as always
+                    logger.debug(
+                        "%s: decoding on from the last decode lost frame %d; seeking", self, missing.position
+                    )
+                    may_resume = False
+                    continue
                 if skip_nonref and not missing.corrupt:  # lost to skipping, or to damage? decode every packet
                     every_packet = True
                     continue
                 raise self._missing_frame_error(missing.position, start, missing.corrupt) from None
 
-    def _container(self, threads: int, *, fresh: bool) -> contextlib.AbstractContextManager[OpenedVideo]:
-        """A leased container from the cache, or a ``fresh`` one (never seeked, closed after use)."""
+    @contextlib.contextmanager
+    def _container(
+        self, threads: int, *, fresh: bool, prefer: Callable[[Any], bool] | None = None
+    ) -> Iterator[tuple[OpenedVideo, Any]]:
+        """A leased container from the cache and the resume point it came with (one that ``prefer`` accepts
+        if there is one), or a ``fresh`` one (never seeked, closed after use; no resume point)."""
         if fresh:
-            return contextlib.closing(
+            with contextlib.closing(
                 OpenedVideo(self.uri, storage_options=self.storage_options, threads=threads)
-            )
-        return lease_video(self.uri, storage_options=self.storage_options, threads=threads, key=self._key)
+            ) as video:
+                yield video, None
+            return
+        with lease_video(
+            self.uri, storage_options=self.storage_options, threads=threads, key=self._key, prefer=prefer
+        ) as leased:
+            yield leased
 
     def _missing_frame_error(self, position: int, start: int, corrupt: bool) -> MediaDecodeError:
         t_ns = int(self._index.frame_ns[position])

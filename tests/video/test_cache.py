@@ -47,6 +47,20 @@ def test_concurrent_leases_of_one_key_get_different_objects():
     assert len(cache) == 2
 
 
+def test_prefer_takes_an_accepted_idle_object_of_any_key_and_gives_it_back_under_its_own():
+    cache = LeaseCache(max_idle=4)
+    with cache.lease("a", lambda: Thing("a1")) as a1, cache.lease("b", lambda: Thing("b1")) as b1:
+        pass
+    with cache.lease("a", lambda: Thing("a2")) as got:
+        assert got is a1  # no preference: the idle one of its own key
+    with cache.lease("a", lambda: Thing("a3"), prefer=lambda key, obj: obj.name == "b1") as got:
+        assert got is b1 and cache.refs("b") == 1 and cache.refs("a") == 0
+    with cache.lease("b", lambda: Thing("b2")) as got:
+        assert got is b1  # went back as a "b"
+    with cache.lease("a", lambda: Thing("a4"), prefer=lambda key, obj: False) as got:
+        assert got is a1  # nothing preferred: as without
+
+
 def test_lru_eviction_closes_least_recently_used_idle_objects():
     cache = LeaseCache(max_idle=2)
     things = {}

@@ -1,0 +1,137 @@
+"""Decoding on instead of seeking again: a span that starts where the cached container's last decode left
+the codec continues from there (``_pyav._ResumePoint``). Every frame is identified by its barcode."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+
+from hf_mediaref import MediaRef, batch_decode
+from hf_mediaref.testing import read_index, write_video
+from hf_mediaref.video import cleanup_cache, collect_stats
+from hf_mediaref.video._cache import decoder_cache
+from hf_mediaref.video._container import lease_video
+from hf_mediaref.video._identity import source_key
+from hf_mediaref.video._indexes import load_index
+from hf_mediaref.video._planning import Span
+from hf_mediaref.video._pyav import _ResumePoint
+
+from .conftest import SIZE
+
+
+@pytest.fixture(scope="module", params=[("h264_bframes.mp4", 3), ("h264.mkv", 0)])
+def video(request, tmp_path_factory):
+    name, bframes = request.param
+    path = tmp_path_factory.mktemp("resume") / name
+    return write_video(path, 240, fps=20, gop=80, bframes=bframes, size=SIZE)
+
+
+def _decode(spec, positions, **kw):
+    frames = batch_decode([MediaRef(str(spec.path), spec.pts_ns[p]) for p in positions], **kw)
+    return [read_index(f) for f in frames]
+
+
+def _points(spec) -> list[_ResumePoint]:
+    """The resume points of the idle containers of ``spec`` in the decoder cache."""
+    key = source_key(str(spec.path))
+    with decoder_cache._lock:
+        return [
+            obj.resume_point
+            for slot, obj in decoder_cache._idle.items()
+            if slot[0][:2] == ("pyav", key) and obj.resume_point is not None
+        ]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_consecutive_batches_decode_on_and_return_the_right_frames(video, workers):
+    cleanup_cache()
+    picks = sorted(random.Random(workers).sample(range(video.num_frames), 96))
+    batches = [picks[i : i + 12] for i in range(0, len(picks), 12)]
+    with collect_stats() as stats:
+        for batch in batches:
+            assert _decode(video, batch, max_workers=workers) == batch
+    assert stats.seeks < len(batches)  # at least one batch decoded on instead of seeking
+
+
+def test_a_decode_elsewhere_in_between_seeks_again(video):
+    cleanup_cache()
+    assert _decode(video, [5, 10, 12], max_workers=1) == [5, 10, 12]
+    assert _decode(video, [200, 230], max_workers=1) == [200, 230]  # the one container moved on
+    with collect_stats() as stats:
+        assert _decode(video, [13, 14, 40], max_workers=1) == [13, 14, 40]
+    assert stats.seeks == 1
+    with collect_stats() as stats:  # and that decode left a point for the next frames
+        assert _decode(video, [41, 60], max_workers=1) == [41, 60]
+    assert stats.seeks == 0
+
+
+def test_earlier_frames_of_the_block_seek(video):
+    cleanup_cache()
+    assert _decode(video, [30, 31], max_workers=1) == [30, 31]
+    with collect_stats() as stats:
+        assert _decode(video, [31, 35], max_workers=1) == [31, 35]  # frame 31 is out already
+        assert _decode(video, [20], max_workers=1) == [20]
+    assert stats.seeks == 2
+
+
+def test_a_failed_decode_leaves_no_resume_point(video, monkeypatch):
+    import hf_mediaref.video._pyav as pyav
+
+    cleanup_cache()
+    assert _decode(video, [3, 7], max_workers=1) == [3, 7]
+    assert len(_points(video)) == 1
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("conversion failed midway")
+
+    monkeypatch.setattr(pyav, "_to_rgb", failing)
+    with pytest.raises(RuntimeError):
+        _decode(video, [9, 11], max_workers=1)
+    assert calls and _points(video) == []  # the container was closed: its codec state is unknown
+    monkeypatch.undo()
+    with collect_stats() as stats:
+        assert _decode(video, [9, 11], max_workers=1) == [9, 11]
+    assert stats.seeks == 1
+
+
+def test_a_resume_that_loses_a_frame_falls_back_to_a_seek(video):
+    """A wrong resume point (frames up to 20 out, it claims up to 10) must never give a wrong frame: the
+    frame that does not come out sends the span back to its keyframe."""
+    cleanup_cache()
+    assert _decode(video, [15, 20], max_workers=1) == [15, 20]
+    key = source_key(str(video.path))
+    with decoder_cache._lock:
+        (obj,) = [o for slot, o in decoder_cache._idle.items() if slot[0][:2] == ("pyav", key)]
+        point = obj.resume_point
+        obj.resume_point = dataclasses.replace(point, last_pts=int(point.index.pts[10]), last_position=10)
+    with collect_stats() as stats:
+        assert _decode(video, [12, 16, 25], max_workers=1) == [12, 16, 25]
+    assert stats.seeks == 1
+
+
+def test_another_lease_clears_the_resume_point(video):
+    cleanup_cache()
+    assert _decode(video, [3, 7], max_workers=1) == [3, 7]
+    key = source_key(str(video.path))
+    for threads in (1, 2):  # whatever codec threads the decode used
+        with lease_video(str(video.path), key=key, threads=threads) as (opened, point):
+            assert opened.resume_point is None
+            opened.container.seek(int(point.index.pts[160]) if point else 0, stream=opened.stream)
+    assert _points(video) == []
+    assert _decode(video, [8], max_workers=1) == [8]
+
+
+def test_resume_point_serves_only_later_unskipped_targets_near_its_block(video):
+    index = load_index(str(video.path))
+    pts = index.pts
+    point = _ResumePoint(index, int(pts[20]), 20, frozenset({int(pts[22])}))
+    assert point.serves(index, Span(0, (21, 30)))
+    assert not point.serves(index, Span(0, (20, 30)))  # frame 20 is out already
+    assert not point.serves(index, Span(0, (21, 22)))  # frame 22's packet was skipped
+    assert not point.serves(index, Span(160, (170,)))  # a seek skips the frames between
+    other = dataclasses.replace(index)
+    assert not point.serves(other, Span(0, (21,)))  # another index (the file was rebuilt)
