@@ -9,7 +9,7 @@ import os
 from ..errors import MediaNotFoundError, describe_uri
 from ..io import UriKind, classify_uri, local_path
 
-__all__ = ["source_key"]
+__all__ = ["local_change_time", "source_key"]
 
 
 def _options_digest(storage_options: dict | None) -> str:
@@ -30,5 +30,23 @@ def source_key(uri: str, storage_options: dict | None = None) -> tuple:
             st = os.stat(path)
         except OSError:
             raise MediaNotFoundError(f"media file {describe_uri(uri)} does not exist", uri=uri) from None
-        return (os.path.abspath(path), st.st_mtime_ns, st.st_size, st.st_ino)
+        return _local_key(path, st)
     return (uri, _options_digest(storage_options))
+
+
+def _local_key(path: str, st: os.stat_result) -> tuple:
+    return (os.path.abspath(path), st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def local_change_time(uri: str, key: tuple) -> int | None:
+    """``st_ctime_ns`` of the local file ``uri`` while it is still the file ``key`` (its source key) names,
+    from the same ``stat``; None for other sources, or when the file is gone or changed. Every change of a
+    file's content or metadata sets its ctime, and no tool can set it back (unlike mtime)."""
+    if classify_uri(uri) not in (UriKind.LOCAL, UriKind.FILE):
+        return None
+    path = local_path(uri)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ctime_ns if _local_key(path, st) == tuple(key) else None

@@ -4,8 +4,13 @@ of a video, not once per process.
 A DataLoader with N workers, or a new training run, would otherwise download every remote video N times just
 to index it. An index is stored only when the source reports a version (HTTP ``ETag``/``Last-Modified``, an
 fsspec file's etag/sha/mtime; see :func:`hf_mediaref.io.sources.source_version`), and it is looked up under
-(URI, storage options, version, size): a changed remote file is scanned again. Local files are scanned in
-milliseconds from the page cache and are not stored.
+(URI, storage options, version, size): a changed remote file is scanned again.
+
+Local files whose index took a scan (Matroska, WebM, MPEG-TS...: a read of the whole file; MP4's ``moov``
+tables and sidecars are cheap to read again) are stored too, so a fresh process (a DataLoader or Ray worker)
+does not scan them again. Their source key holds path, mtime, size and inode, and the stored version adds
+the file's ``st_ctime_ns``, which every change of the file's content or metadata sets and no tool can set
+back (``touch``, ``cp -p``, ``rsync -t`` and tar restore mtime, not ctime): a rewritten file is scanned again.
 
 Settings (read at each use): ``HF_MEDIAREF_CACHE_DIR`` (default ``$XDG_CACHE_HOME/hf_mediaref`` or
 ``~/.cache/hf_mediaref``); ``HF_MEDIAREF_INDEX_STORE=0`` turns the store off. Files are written atomically, so
@@ -23,11 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ._identity import local_change_time
 from ._index import VideoIndex
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_stored_index", "store_dir", "store_enabled", "store_index"]
+__all__ = ["load_stored_index", "local_store_version", "store_dir", "store_enabled", "store_index"]
 
 _FORMAT = 1
 
@@ -43,6 +49,13 @@ def store_dir() -> Path:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         root = os.path.join(base, "hf_mediaref")
     return Path(root) / "indexes"
+
+
+def local_store_version(uri: str, key: tuple) -> str | None:
+    """The version a local file's index is stored under (its inode's change time), or None for a source
+    that is not a local file, or a local file that is gone or no longer the one ``key`` names."""
+    ctime = local_change_time(uri, key)
+    return None if ctime is None else f"local:{ctime}"
 
 
 def _path(key: tuple, version: str) -> Path:

@@ -1,7 +1,8 @@
 """The keyframe index of a video, from the cheapest place that has it:
 
 1. the in-memory LRU (per source key);
-2. the on-disk store (remote videos that report a version: :mod:`._index_store`);
+2. the on-disk store (remote videos that report a version, and local videos that needed a scan:
+   :mod:`._index_store`);
 3. the video's index sidecar (``<uri>.mrindex``, :mod:`._sidecar`), when it describes the same content;
 4. MP4/MOV: the ``moov`` sample tables (:mod:`._mp4`), read while the container opens (no media data);
 5. a demux scan of the freshly opened container (every other case, and whatever 3 and 4 refuse).
@@ -32,7 +33,7 @@ from ._container import OpenedVideo, fresh_key
 from ._errors import decode_errors
 from ._identity import source_key
 from ._index import VideoIndex, end_pts, scan_index
-from ._index_store import load_stored_index, store_index
+from ._index_store import load_stored_index, local_store_version, store_index
 from ._sidecar import content_matches, fetch_sidecar
 
 logger = logging.getLogger(__name__)
@@ -223,8 +224,9 @@ def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | No
         with decode_errors(uri, "index"), contextlib.ExitStack() as owner:
             source = owner.enter_context(open_media(uri, storage_options=storage_options))
             version = source_version(source)  # None for local files and data: URIs
-            if version is not None:
-                stored = load_stored_index(key, version)
+            store_as = version if version is not None else local_store_version(uri, key)
+            if store_as is not None:
+                stored = load_stored_index(key, store_as)
                 if stored is not None:
                     stored.version = version
                     return stored
@@ -255,8 +257,8 @@ def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | No
                 video.close()
                 raise
             index.version = version
-            if version is not None:
-                store_index(key, version, index)
+            if store_as is not None and (version is not None or not fresh):  # local: only what took a scan
+                store_index(key, store_as, index)
             if fresh:
                 video.adopt(owner.pop_all())
                 decoder_cache.offer(fresh_key(key), video)

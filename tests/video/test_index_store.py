@@ -127,3 +127,55 @@ def test_stored_indexes_keep_packet_offsets(build_case, store):
     back = load_stored_index(("k",), "v1")
     assert back is not None and back.packet_offsets is not None
     np.testing.assert_array_equal(back.packet_offsets, index.packet_offsets)
+
+
+def _scans(uris_times) -> tuple[list[int], int]:
+    from hf_mediaref.video import collect_stats
+
+    with collect_stats() as stats:
+        frames = _frames(batch_decode([MediaRef(u, t) for u, t in uris_times]))
+    return frames, stats.index_scans
+
+
+def test_a_local_video_that_needed_a_scan_is_stored_and_a_new_process_does_not_scan_it(tmp_path, store):
+    spec = write_video(tmp_path / "local.mkv", 120, fps=30, gop=30, size=SIZE, bframes=2)
+    uri = str(spec.path)
+    assert _scans([(uri, spec.pts_ns[100])]) == ([100], 1)
+    assert len(list(store.glob("*.npz"))) == 1
+    cleanup_cache()  # what a new process (a DataLoader or Ray worker) starts with
+    assert _scans([(uri, spec.pts_ns[i]) for i in (3, 100)]) == ([3, 100], 0)
+    assert load_index(uri).version is None  # a local file has no remote version to check against
+    mp4 = write_video(tmp_path / "local.mp4", 30, fps=30, gop=10, size=SIZE)
+    assert _frames(batch_decode([MediaRef(str(mp4.path), mp4.pts_ns[20])])) == [20]
+    assert len(list(store.glob("*.npz"))) == 1  # moov tables are read again, not stored
+
+
+def test_a_rewritten_local_video_is_scanned_again(tmp_path, store):
+    path = tmp_path / "rewritten.mkv"
+    spec = write_video(path, 60, fps=30, gop=30, size=SIZE)
+    assert _scans([(str(path), spec.pts_ns[50])]) == ([50], 1)
+    cleanup_cache()
+    spec = write_video(path, 90, fps=30, gop=30, size=SIZE, first_index=1000)  # new content and length
+    assert _scans([(str(path), spec.pts_ns[80])]) == ([1080], 1)
+    assert load_index(str(path)).num_frames == 90
+
+
+def test_a_local_video_rewritten_with_its_mtime_size_and_inode_kept_is_scanned_again(tmp_path, store):
+    """``cp -p``, ``rsync -t`` and tar restore the mtime; the inode's ctime still changes."""
+    path = tmp_path / "same_stat.mkv"
+    spec = write_video(path, 60, fps=30, gop=30, size=SIZE)
+    data, st = path.read_bytes(), path.stat()
+    assert _scans([(str(path), spec.pts_ns[50])]) == ([50], 1)
+    cleanup_cache()
+    with open(path, "r+b") as f:  # in place: same inode, same size
+        f.write(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_ino == st.st_ino and path.stat().st_mtime_ns == st.st_mtime_ns
+    assert _scans([(str(path), spec.pts_ns[50])]) == ([50], 1)  # the stored index is not trusted
+
+
+def test_local_store_off(tmp_path, store, monkeypatch):
+    monkeypatch.setenv("HF_MEDIAREF_INDEX_STORE", "0")
+    spec = write_video(tmp_path / "off.mkv", 30, fps=30, gop=10, size=SIZE)
+    assert _frames(batch_decode([MediaRef(str(spec.path), spec.pts_ns[20])])) == [20]
+    assert list(store.glob("*.npz")) == []
