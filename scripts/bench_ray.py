@@ -3,9 +3,11 @@
 (tasks, and an actor pool) against direct ``batch_decode`` on the same batches with the same 2 cores.
 
     python scripts/bench_ray.py [--quick] [--reps N] [--repeat K] [--markdown FILE] [--media DIR]
+                                [--kinds bframes nobframes]
 
 Media and workloads are scripts/benchmark.py's ("random 256": 256 random frames of one long video;
-"32 videos x 8": 8 random frames of each of 32 short videos). Refs are sorted by (video, time), as
+"32 videos x 8": 8 random frames of each of 32 short videos), on both kinds of video (MP4 with B-frames,
+MKV without). Refs are sorted by (video, time), as
 ``video_shuffle`` lays them out, and cut into batches of ``--batch-size`` rows; each dataset holds the
 workload ``--repeat`` times so that Ray's per-run start-up is paid once per dataset, as in training.
 
@@ -27,6 +29,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -38,11 +41,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from benchmark import make_video, make_workloads
+from benchmark import KINDS, make_media, make_workloads
 
 from hf_mediaref.testing.media import read_index
 
 CPUS = 2
+ROAD_WORKLOADS = ("random 256", "videos x 8")
 
 
 def _table(requests: list[tuple[Any, int]], repeat: int) -> Any:
@@ -153,16 +157,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--media", default=str(ROOT / ".bench"), help="where generated media is kept")
     parser.add_argument("--markdown", help="write the table to this file")
+    parser.add_argument(
+        "--kinds",
+        nargs="*",
+        default=list(KINDS),
+        choices=list(KINDS),
+        help="video kinds: B-frame MP4 (GOP 250) and/or no-B-frame MKV (GOP 30, like D2E recordings)",
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    # stored indexes in a folder of this run only (inherited by the Ray workers): the first run stores them
+    os.environ["HF_MEDIAREF_CACHE_DIR"] = tempfile.mkdtemp(prefix="hf_mediaref-bench-ray-")
     reps = 1 if args.quick else args.reps
     media = Path(args.media)
     media.mkdir(parents=True, exist_ok=True)
-    seconds, n_short = (60, 4) if args.quick else (300, 32)
-    long = make_video(media / f"long_{seconds}s_640x360_20fps.mp4", seconds)
-    shorts = [make_video(media / f"short_{k:02d}_5s_640x360_20fps.mp4", 5) for k in range(n_short)]
-    workloads = [w for w in make_workloads(long, shorts) if w.name in ("random 256", "32 videos x 8")]
+    workloads = []
+    for kind in [KINDS[k] for k in args.kinds]:
+        long, shorts = make_media(media, args.quick, kind)
+        workloads += [w for w in make_workloads(long, shorts, kind=kind) if w.base.endswith(ROAD_WORKLOADS)]
 
     import ray
 

@@ -10,6 +10,14 @@ that sequence into ``world_size`` contiguous equal parts (so at most ``world_siz
 between two ranks and every other video is decoded by one rank only), then shuffles blocks within each part;
 parts are padded with their own rows (as ``DistributedSampler`` pads) so every rank yields the same number
 of batches.
+
+With ``num_workers`` (the DataLoader's), the same batches are dealt so that a run of batches that continue
+one another (a block longer than a batch: the next batch starts with the row after the last row of the
+previous one, in the same video) goes to one worker: the DataLoader hands batch ``i`` to worker
+``i % num_workers``, so consecutive batches of a block would otherwise land on different workers, and each
+would decode the block's keyframe stretch from its keyframe again. In one worker, the next batch decodes on
+from where the last one stopped. Runs go to the worker with the fewest batches so far; batches are
+interleaved round-robin in that order.
 """
 
 from __future__ import annotations
@@ -88,10 +96,13 @@ class VideoBlockBatchSampler:
         world_size: the number of ranks (default: ``torch.distributed.get_world_size()`` when initialized,
             else 1). Each rank gets a disjoint part of the rows (plus repeats of its own rows to even out
             counts unless ``drop_last``) and the same number of batches; use the same ``seed`` on every rank.
+        num_workers: the DataLoader's ``num_workers``: batches that continue one another (blocks longer than a
+            batch) are dealt to the same worker, so it decodes on instead of seeking again (0 or 1: the
+            batches in order). The batches are the same, in another order.
 
     Raises:
-        ValueError: ``batch_size`` or ``block_size`` below 1, ``rank`` outside ``[0, world_size)``, or no
-            single MediaRef column to default to.
+        ValueError: ``batch_size`` or ``block_size`` below 1, ``num_workers`` below 0, ``rank`` outside
+            ``[0, world_size)``, or no single MediaRef column to default to.
         KeyError: ``column`` is not in the dataset.
         TypeError: ``column`` is neither a MediaRef nor a string column.
 
@@ -108,6 +119,9 @@ class VideoBlockBatchSampler:
         ...         ...
         >>> # DDP: each rank reads its own videos, every rank the same number of batches
         >>> sampler = VideoBlockBatchSampler(ds, 32, rank=dist.get_rank(), world_size=dist.get_world_size())
+        >>> # blocks of 4 batches, each block's batches decoded by one of the 4 workers
+        >>> sampler = VideoBlockBatchSampler(ds, 32, block_size=128, num_workers=4)
+        >>> loader = DataLoader(frames, batch_sampler=sampler, num_workers=4)
         ```
     """
 
@@ -123,9 +137,13 @@ class VideoBlockBatchSampler:
         drop_last: bool = False,
         rank: int | None = None,
         world_size: int | None = None,
+        num_workers: int = 0,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        self.num_workers = num_workers
         block_size = batch_size if block_size is None else block_size
         if block_size < 1:
             raise ValueError(f"block_size must be >= 1, got {block_size}")
@@ -189,8 +207,33 @@ class VideoBlockBatchSampler:
     def __iter__(self) -> Iterator[list[int]]:
         rows = self._ordered_rows()
         stop = len(rows) - len(rows) % self.batch_size if self.drop_last else len(rows)
-        for start in range(0, stop, self.batch_size):
+        starts = list(range(0, stop, self.batch_size))
+        if self.num_workers > 1:
+            starts = self._dealt(rows, starts)
+        for start in starts:
             yield rows[start : start + self.batch_size].tolist()
+
+    def _dealt(self, rows: np.ndarray, starts: list[int]) -> list[int]:
+        """``starts`` (of batches of ``rows``) reordered so that runs of batches continuing one another go
+        to one DataLoader worker (batch ``i`` goes to worker ``i % num_workers``)."""
+        if len(starts) < 2:
+            return starts
+        place = np.empty(int(self._order.max()) + 1, dtype=np.int64)
+        place[self._order] = np.arange(len(self._order))  # a row's rank: video by video, by time
+        video = np.searchsorted(self._offsets, np.arange(len(self._order)), side="right") - 1
+        runs: list[list[int]] = []
+        for start in starts:
+            first = place[rows[start]]
+            prev_last = place[rows[start - 1]] if start else -2
+            if runs and first == prev_last + 1 and video[first] == video[prev_last]:
+                runs[-1].append(start)  # starts with the row after the previous batch's last one
+            else:
+                runs.append([start])
+        queues: list[list[int]] = [[] for _ in range(self.num_workers)]
+        for run in runs:
+            min(queues, key=len).extend(run)  # the first of the least loaded workers
+        longest = max(len(q) for q in queues)
+        return [q[j] for j in range(longest) for q in queues if j < len(q)]
 
     def __len__(self) -> int:
         n = len(self._order) if self.world_size == 1 else self._rows_per_rank()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from datasets import Dataset, Features, Value
 
@@ -105,3 +107,92 @@ def test_ranks_with_drop_last_and_one_long_video():
     assert max(rows[0]) < min(rows[1]) or max(rows[1]) < min(rows[0])
     with pytest.raises(ValueError):
         VideoBlockBatchSampler(ds, 8, rank=2, world_size=2)
+
+
+def _continues(place, video, a, b) -> bool:
+    """Whether batch ``b`` starts with the row right after batch ``a``'s last row, in the same video."""
+    return place[b[0]] == place[a[-1]] + 1 and video[b[0]] == video[a[-1]]
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_num_workers_deals_a_blocks_batches_to_one_worker(workers):
+    ds = _frames_dataset(videos=5, per_video=40)
+    uris, pts = _uris(ds), ds.with_format("arrow")[:]["frame"].combine_chunks().field("pts_ns").to_pylist()
+    by_time = sorted(range(len(ds)), key=lambda i: (uris[i], pts[i]))
+    place = {row: k for k, row in enumerate(by_time)}
+    plain = VideoBlockBatchSampler(ds, batch_size=4, block_size=16, seed=3)
+    dealt = VideoBlockBatchSampler(ds, batch_size=4, block_size=16, seed=3, num_workers=workers)
+    before, after = list(plain), list(dealt)
+    assert sorted(before) == sorted(after) and len(after) == len(dealt)  # the same batches, every row once
+    assert after != before
+    assert all(len(b) == 4 for b in after)
+    position = {tuple(b): i for i, b in enumerate(after)}
+    pairs = [(a, b) for a, b in itertools.pairwise(before) if _continues(place, uris, a, b)]
+    assert len(pairs) >= len(before) // 2  # blocks of 4 batches: most neighbours continue one another
+    on_one_worker = sum(position[tuple(a)] % workers == position[tuple(b)] % workers for a, b in pairs)
+    assert on_one_worker >= len(pairs) - workers  # all but where the queues run out at the end
+    counts = [sum(1 for i in range(len(after)) if i % workers == w) for w in range(workers)]
+    assert max(counts) - min(counts) <= 1
+    dealt.set_epoch(1)
+    assert list(dealt) != after
+    blocks_of_one_batch = VideoBlockBatchSampler(ds, batch_size=4, seed=3, num_workers=workers)
+    assert sorted(blocks_of_one_batch) == sorted(VideoBlockBatchSampler(ds, batch_size=4, seed=3))
+    with pytest.raises(ValueError):
+        VideoBlockBatchSampler(ds, batch_size=4, num_workers=-1)
+
+
+def test_num_workers_in_a_real_dataloader_keeps_a_blocks_batches_on_one_worker(tmp_path):
+    """Real workers: each batch reports its worker; a block's batches decode on from one another (one seek
+    per block, counted in the worker) and every frame is the right one."""
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader
+
+    from hf_mediaref.testing import write_video
+
+    spec = write_video(tmp_path / "long.mp4", 200, fps=20, gop=100, bframes=2, size=(64, 128))
+    refs = [MediaRef(str(spec.path), spec.pts_ns[i]) for i in range(0, 200, 2)]
+    ds = Dataset.from_dict(
+        {"frame": refs, "label": list(range(0, 200, 2))},
+        features=Features({"frame": MediaRefFeature(), "label": Value("int64")}),
+    )
+    sampler = VideoBlockBatchSampler(ds, batch_size=5, block_size=25, seed=0, num_workers=2)
+    loader = DataLoader(
+        ds.with_format("mediaref", output="torch"),
+        batch_sampler=sampler,
+        num_workers=2,
+        worker_init_fn=_count_engine_work,
+        collate_fn=_collate_with_worker,
+        multiprocessing_context="fork",
+    )
+    from hf_mediaref.testing import read_index
+
+    worker_of: dict[int, int] = {}
+    seeks: dict[int, int] = {}
+    seen = []
+    for frames, labels, worker, worker_seeks in loader:
+        assert isinstance(frames, torch.Tensor)
+        assert [read_index(f.numpy()) for f in frames] == labels.tolist()
+        seen += labels.tolist()
+        worker_of.update((label, worker) for label in labels.tolist())
+        seeks[worker] = worker_seeks
+    assert sorted(seen) == list(range(0, 200, 2))
+    for block in range(0, 100, 25):  # rows of one block: one worker
+        assert len({worker_of[2 * row] for row in range(block, block + 25)}) == 1
+    assert sum(seeks.values()) < len(sampler)  # batches of a block decoded on instead of seeking
+
+
+_WORKER: dict[str, object] = {}
+
+
+def _count_engine_work(worker_id: int) -> None:
+    from hf_mediaref.video import collect_stats
+
+    _WORKER["block"] = collect_stats()
+    _WORKER["stats"] = _WORKER["block"].__enter__()  # type: ignore[attr-defined]
+
+
+def _collate_with_worker(rows):
+    from torch.utils.data import default_collate, get_worker_info
+
+    batch = default_collate(rows)
+    return batch["frame"], batch["label"], get_worker_info().id, _WORKER["stats"].seeks  # type: ignore[attr-defined]
