@@ -88,6 +88,7 @@ class RoadResult:
     note: str = ""
     error: str = ""
     cpu_seconds: float = float("nan")  # CPU time of one pass, every process and thread of the road
+    decoded: int = 0  # frames the codecs decoded in one pass (summed over workers/ranks)
 
     @property
     def fps(self) -> float:
@@ -131,15 +132,17 @@ def _start_stats(worker_id: int) -> None:
     _WORKER["stats"] = _WORKER["block"].__enter__()
 
 
-def _collate(rows: list[dict]) -> tuple[Any, int, tuple[int, int, float]]:
-    """Collate, and attach the worker id and ``(engine calls, refs, CPU seconds)`` of this worker so far."""
+def _collate(rows: list[dict]) -> tuple[Any, int, tuple[int, int, float, int]]:
+    """Collate, and attach the worker id and ``(engine calls, refs, CPU seconds, decoded frames)`` of this
+    worker so far."""
     from torch.utils.data import default_collate, get_worker_info
 
     info = get_worker_info()
     stats = _WORKER.get("stats")
     if info is None or stats is None:
-        return default_collate(rows), -1, (0, 0, 0.0)
-    return default_collate(rows), info.id, (stats.calls, stats.requested_refs, time.process_time())
+        return default_collate(rows), -1, (0, 0, 0.0, 0)
+    counters = (stats.calls, stats.requested_refs, time.process_time(), stats.decoded_frames)
+    return default_collate(rows), info.id, counters
 
 
 def _wrong(frames: Any, labels: Any) -> int:
@@ -152,7 +155,7 @@ def _loader_road(name: str, make_loader: Callable[[], Any], frames: int, reps: i
     from hf_mediaref.video import collect_stats
 
     loader = make_loader()
-    latest: dict[int, tuple[int, int, float]] = {}
+    latest: dict[int, tuple[int, int, float, int]] = {}
 
     def epoch(check: bool) -> tuple[int, int]:
         wrong = seen = 0
@@ -175,14 +178,22 @@ def _loader_road(name: str, make_loader: Callable[[], Any], frames: int, reps: i
             epoch(check=False)
             times.append(time.perf_counter() - start)
     cpu = time.process_time() - cpu
-    calls, refs = main_stats.calls, main_stats.requested_refs
+    calls, refs, decoded = main_stats.calls, main_stats.requested_refs, main_stats.decoded_frames
     for w in [w for w in latest if w >= 0]:
-        old = before.get(w, (0, 0, latest[w][2]))
+        old = before.get(w, (0, 0, latest[w][2], 0))
         calls += latest[w][0] - old[0]
         refs += latest[w][1] - old[1]
         cpu += latest[w][2] - old[2]  # up to its last batch of the timed epochs
+        decoded += latest[w][3] - old[3]
     return RoadResult(
-        name, statistics.median(times), frames, calls // reps, refs // reps, wrong, cpu_seconds=cpu / reps
+        name,
+        statistics.median(times),
+        frames,
+        calls // reps,
+        refs // reps,
+        wrong,
+        cpu_seconds=cpu / reps,
+        decoded=decoded // reps,
     )
 
 
@@ -212,6 +223,7 @@ def direct_road(case: RoadCase, batch_size: int, reps: int) -> RoadResult:
         len(refs),
         wrong,
         cpu_seconds=cpu / reps,
+        decoded=stats.decoded_frames // reps,
     )
 
 
@@ -239,6 +251,7 @@ def direct_batches_road(case: RoadCase, batch_size: int, reps: int) -> RoadResul
         stats.calls // (reps + 1),
         stats.requested_refs // (reps + 1),
         cpu_seconds=cpu / (reps + 1),
+        decoded=stats.decoded_frames // (reps + 1),
         note="no DataLoader",
     )
 
@@ -327,6 +340,7 @@ def _ddp_rank(rank: int, world_size: int, init: str, case_file: str, batch_size:
         "wrong": wrong,
         "calls": stats.calls,
         "refs": stats.requested_refs,
+        "decoded": stats.decoded_frames,
     }
     Path(case_file).with_name(f"rank{rank}.json").write_text(json.dumps(out))
     dist.barrier()
@@ -367,6 +381,7 @@ def ddp_road(case: RoadCase, batch_size: int, reps: int, world_size: int = 2) ->
         sum(r["wrong"] for r in ranks),
         note="per rank: " + ", ".join(f"{x:,.0f}" for x in per_rank) + " frames/s",
         cpu_seconds=sum(r["cpu"] for r in ranks) / reps,
+        decoded=sum(r["decoded"] for r in ranks) // reps,
     )
 
 
@@ -425,9 +440,9 @@ def render_roads(table: dict[str, list[RoadResult]], batch_size: int, reps: int)
         lines.append(f"**{name}** ({direct.frames} refs)\n")
         lines.append(
             "| road | frames/s | vs batch_decode | frames / CPU-s | vs batch_decode | engine calls | "
-            "refs / call | wrong | note |"
+            "refs / call | decoded / returned | wrong | note |"
         )
-        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for r in results:
             if r.error:
                 lines.append(f"| {r.road} | error: {r.error} | | | | | |")
@@ -437,7 +452,8 @@ def render_roads(table: dict[str, list[RoadResult]], batch_size: int, reps: int)
             per_call = r.refs / r.calls if r.calls else float("nan")
             cpu_ratio = r.frames_per_cpu_s / direct.frames_per_cpu_s
             cells = [f"{r.fps:,.1f}", f"{ratio:.2f}x", f"{r.frames_per_cpu_s:,.1f}", f"{cpu_ratio:.2f}x"]
-            cells += [str(r.calls), f"{per_call:.1f}", str(r.wrong), r.note]
+            decoded = f"{r.decoded / r.frames:.2f}" if r.decoded and r.frames else "-"
+            cells += [str(r.calls), f"{per_call:.1f}", decoded, str(r.wrong), r.note]
             lines.append(f"| {r.road} | " + " | ".join(cells) + " |")
             if r is not direct and ratio < 0.9:
                 misses.append(f"{name}: {r.road} at {ratio:.2f}x")

@@ -1,13 +1,13 @@
 """The keyframe index of a video, from the cheapest place that has it:
 
 1. the in-memory LRU (per source key);
-2. the on-disk store (remote videos that report a version, and local videos that needed a scan:
-   :mod:`._index_store`);
+2. the on-disk store (remote videos that report a version: :mod:`._index_store`);
 3. the video's index sidecar (``<uri>.mrindex``, :mod:`._sidecar`), when it describes the same content;
 4. MP4/MOV: the ``moov`` sample tables (:mod:`._mp4`), read while the container opens (no media data);
-5. a demux scan of the freshly opened container (every other case, and whatever 3 and 4 refuse).
+5. local videos: the on-disk store, where an earlier process scanned the same file (:mod:`._index_store`);
+6. a demux scan of the freshly opened container (every other case, and whatever 3 to 5 refuse).
 
-In cases 3 and 4 the container opened to read the header is fresh (nothing demuxed); it goes to the decoder
+In cases 3 to 5 the container opened to read the header is fresh (nothing demuxed); it goes to the decoder
 cache, so the first decode of a remote video reads its header once. Scans run on freshly opened containers
 only, never on a cached one whose position is unknown.
 """
@@ -224,9 +224,8 @@ def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | No
         with decode_errors(uri, "index"), contextlib.ExitStack() as owner:
             source = owner.enter_context(open_media(uri, storage_options=storage_options))
             version = source_version(source)  # None for local files and data: URIs
-            store_as = version if version is not None else local_store_version(uri, key)
-            if store_as is not None:
-                stored = load_stored_index(key, store_as)
+            if version is not None:
+                stored = load_stored_index(key, version)
                 if stored is not None:
                     stored.version = version
                     return stored
@@ -243,11 +242,14 @@ def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | No
                 index = _from_moov(uri, video, read_at, lambda: _file_size(source, recorder))
                 if index is None:
                     index = _from_sidecar(uri, storage_options, video, source, read_at)
+                if index is not None:
+                    stats.record(index_scans=1)
+                local = local_store_version(uri, key) if version is None and index is None else None
+                if local is not None:  # a local video's earlier scan, instead of this one
+                    index = load_stored_index(key, local)
                 fresh = index is not None  # nothing demuxed yet: the container can serve the first decode
                 if recorder is not None:
                     recorder.stop_recording()
-                if fresh:
-                    stats.record(index_scans=1)
                 if index is None:
                     # a fresh container: a scan reads from the first packet, whatever cached ones have done
                     index = scan_index(
@@ -257,8 +259,10 @@ def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | No
                 video.close()
                 raise
             index.version = version
-            if store_as is not None and (version is not None or not fresh):  # local: only what took a scan
-                store_index(key, store_as, index)
+            if version is not None:
+                store_index(key, version, index)
+            elif local is not None and not fresh:  # a local video's scan
+                store_index(key, local, index)
             if fresh:
                 video.adopt(owner.pop_all())
                 decoder_cache.offer(fresh_key(key), video)
