@@ -264,7 +264,7 @@ def map_road(case: RoadCase, batch_size: int, reps: int, workers: int) -> RoadRe
     ds = case.dataset()
 
     def make() -> Any:
-        sampler = VideoBlockBatchSampler(ds, batch_size, seed=0)
+        sampler = VideoBlockBatchSampler(ds, batch_size, seed=0, num_workers=workers)
         return DataLoader(
             ds.with_format("mediaref", output="torch"),
             batch_sampler=sampler,
