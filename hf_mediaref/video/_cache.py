@@ -41,6 +41,7 @@ __all__ = [
     "clear_index_cache",
     "decoder_cache",
     "forget_index",
+    "replace_index",
 ]
 
 CACHE_SIZE = int(os.environ.get("AV_CACHE_SIZE", "10") or 10)
@@ -198,6 +199,15 @@ def cached_index(key: Hashable, build: Callable[[], VideoIndex]) -> VideoIndex:
         while len(_index_cache) > INDEX_CACHE_SIZE:
             _index_cache.popitem(last=False)
     return index
+
+
+def replace_index(key: Hashable, index: VideoIndex, replaces: Callable[[VideoIndex], bool]) -> None:
+    """Cache ``index`` under ``key`` in place of the cached one, where ``replaces(cached)`` (a newer snapshot
+    of a progressive index); nothing when ``key`` is not cached (forgotten since)."""
+    with _index_lock:
+        cached = _index_cache.get(key)
+        if cached is not None and replaces(cached):
+            _index_cache[key] = index
 
 
 def forget_index(key: Hashable) -> None:

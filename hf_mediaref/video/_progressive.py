@@ -1,0 +1,379 @@
+"""A keyframe index built from Matroska/WebM ``Cues`` block by block, as decodes need it (remote videos).
+
+Cues give keyframe times and cluster positions only, not every frame's pts, and the engine plans on exact
+per-frame positions. So the index holds the exact frames (pts, sizes, offsets, keyframe flags) of the *blocks*
+(from one cue's keyframe to the next cue) it has demuxed, and one placeholder entry at the cue time of every
+block not demuxed yet. Before times are mapped to positions, :meth:`ProgressiveIndex.snapshot_for` demuxes the
+blocks holding them (a seek to the cue and the packets up to the next cue's keyframe: that block's bytes
+only) and returns a new :class:`~._index.VideoIndex` snapshot, which also replaces the cached one. Positions
+from one snapshot are used for a whole batch (plan and decode); a snapshot's placeholders are never targets.
+
+Nothing taken from the Cues is trusted unchecked. A demuxed block must start with a keyframe packet at its
+cue time, all its frames must lie in ``[cue_j, cue_j+1)``, it must end at a keyframe packet at the next cue
+time, and the packets just after that keyframe must not show before it (open GOPs: their leading frames
+belong to the previous block's time range). Any mismatch, a stream that flags every packet as a keyframe, or a
+last frame without a duration (its end would need the whole stream) ends the progressive index: it is
+completed by the full demux scan, as without Cues (logged). What needs the whole index (metadata, the
+frame count, positions, TorchCodec's frame mappings) calls :meth:`ProgressiveIndex.complete` (the scan).
+Partial indexes are never written to the on-disk store or a sidecar.
+
+A block is demuxed on the container opened for the index when it is still unused (else on a new one), with
+its source recording what is read; the container then goes back to the decoder cache as the next decode's
+fresh container, which reads the block again from memory, not from the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import weakref
+from collections.abc import Callable, Hashable, Sequence
+from fractions import Fraction
+from typing import Any, cast
+
+import numpy as np
+
+from .._fields import NS_PER_SECOND
+from ..errors import RemoteChangedError, describe_uri
+from . import _mkv as mkv
+from . import _stats as stats
+from ._cache import decoder_cache, replace_index
+from ._container import OpenedVideo, fresh_key
+from ._index import VideoIndex, end_pts, scan_index
+from ._index_store import store_index
+from ._planning import NO_FRAME
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ProgressiveIndex", "from_cues"]
+
+#: Packets read past the next cue's keyframe to check that none shows before it: an open GOP's leading
+#: frames come right after their keyframe in decode order, within the decoder's reorder delay
+#: (``has_b_frames``); twice that and 2 more, at least :data:`MIN_LEAD_CHECK`, at most :data:`MAX_LEAD_CHECK`.
+MIN_LEAD_CHECK = 4
+MAX_LEAD_CHECK = 16
+#: Bytes a block demux is expected to read past the next cue's position (its keyframe and the lead check).
+_LEAD_BYTES = 16 << 10
+#: The most bytes of one block kept in memory for the decode that follows its demux.
+MAX_RECORDED_BLOCK = 16 << 20
+
+#: Containers whose demuxer has read past the header (a block demux); block 0 needs one that has not.
+_demuxed: weakref.WeakSet[OpenedVideo] = weakref.WeakSet()
+
+
+class _Block:
+    """The frames of one demuxed block, in presentation order."""
+
+    def __init__(self, pts: np.ndarray, keys: np.ndarray, sizes: np.ndarray, offsets: np.ndarray, last: int):
+        self.pts, self.keys, self.sizes, self.offsets = pts, keys, sizes, offsets
+        self.last_duration = last  # the packet duration of the block's last frame (0: none given)
+
+
+class ProgressiveIndex:
+    """The Cues of one remote video and the blocks demuxed so far; shared by every snapshot of its index."""
+
+    def __init__(
+        self,
+        *,
+        uri: str,
+        key: Hashable,
+        cue_pts: np.ndarray,
+        cue_offsets: np.ndarray,
+        file_size: int,
+        lead_check: int,
+        facts: dict[str, Any],
+        average_rate: Fraction | None,
+        version: str | None,
+        open_fresh: Callable[[], OpenedVideo],
+        scan: Callable[[], VideoIndex],
+    ):
+        self.uri, self.key, self.version = uri, key, version
+        self.cue_pts, self.cue_offsets, self.file_size, self.lead_check = (
+            cue_pts,
+            cue_offsets,
+            file_size,
+            lead_check,
+        )
+        self.facts = facts
+        self.average_rate = average_rate
+        self.time_base = Fraction(facts["time_base"])
+        self._open_fresh = open_fresh
+        self._scan = scan
+        self._lock = threading.Lock()
+        self._blocks: dict[int, _Block] = {}
+        self._complete: VideoIndex | None = None
+        self._current = self._snapshot(None)
+        tb = self.time_base
+        self.cue_ns = (cue_pts * tb.numerator * NS_PER_SECOND) // tb.denominator  # as VideoIndex.frame_ns
+
+    # ------------------------------------------------------------------ snapshots
+    @property
+    def current(self) -> VideoIndex:
+        """The latest snapshot (the complete index once completed)."""
+        return self._complete or self._current
+
+    def _snapshot(self, previous: VideoIndex | None) -> VideoIndex:
+        pts, keys, sizes, offsets = [], [], [], []
+        n = self.cue_pts.size
+        for j in range(n):
+            block = self._blocks.get(j)
+            if block is None:  # a placeholder at the cue time: a keyframe, never a target
+                pts.append(self.cue_pts[j : j + 1])
+                keys.append(np.ones(1, dtype=bool))
+                sizes.append(np.zeros(1, dtype=np.int64))
+                offsets.append(np.full(1, -1, dtype=np.int64))
+            else:
+                pts.append(block.pts)
+                keys.append(block.keys)
+                sizes.append(block.sizes)
+                offsets.append(block.offsets)
+        all_pts = np.concatenate(pts)
+        is_key = np.concatenate(keys)
+        last = self._blocks.get(n - 1)
+        if last is None:
+            end = int(self.cue_pts[-1]) + 1  # mapped times all lie before the last cue
+        else:
+            end = end_pts(last.pts, last.last_duration, self.average_rate, self.time_base)
+        index = VideoIndex.from_stream_facts(
+            {**self.facts, "end_pts": end},
+            pts=all_pts,
+            packet_sizes=np.concatenate(sizes),
+            keyframe_positions=[0] + [int(p) for p in np.flatnonzero(is_key) if p > 0],
+            packet_offsets=np.concatenate(offsets),
+        )
+        index.version = self.version
+        index.progressive = self
+        if previous is not None:  # what decodes learned about the video
+            index.nonref_skipping = previous.nonref_skipping
+            index.torchcodec_seeks_ok = previous.torchcodec_seeks_ok
+        return index
+
+    def blocks_for(self, times_ns: Sequence[int], tolerance_ns: int) -> list[int]:
+        """The blocks whose frames answer ``times_ns`` (the playback rule: the frame at ``t + tolerance``)."""
+        probe = np.fromiter((int(t) for t in times_ns), dtype=np.int64) + tolerance_ns
+        blocks = np.searchsorted(self.cue_ns, probe, side="right") - 1
+        return sorted({max(0, int(b)) for b in blocks})
+
+    def snapshot_for(self, times_ns: Sequence[int]) -> VideoIndex:
+        """A snapshot whose frames at ``times_ns`` are exact (their blocks demuxed), or the complete index."""
+        with self._lock:
+            if self._complete is not None:
+                return self._complete
+            current = self._current
+            missing = [j for j in self.blocks_for(times_ns, current.tolerance_ns) if j not in self._blocks]
+            if not missing:
+                return current
+            try:
+                for j in missing:
+                    self._blocks[j] = self._demux(j)
+                last = self._blocks.get(self.cue_pts.size - 1)
+                if last is not None and last.last_duration <= 0:
+                    raise mkv.Unsupported("the last frame has no duration (the end needs every frame)")
+            except mkv.Unsupported as exc:
+                logger.info(
+                    "%s: its Cues are not used (%s); indexing it by a scan", describe_uri(self.uri), exc
+                )
+                return self._complete_locked()
+            snapshot = self._current = self._snapshot(current)
+            frames = snapshot.frames_at(times_ns)
+            hit = frames[frames != NO_FRAME]
+            if (snapshot.packet_sizes[hit] == 0).any():  # a placeholder: never answer with it
+                raise AssertionError(f"{self.uri}: a time maps to a block that was not demuxed")
+            replace_index(self.key, snapshot, lambda cached: cached.progressive is self)
+            return snapshot
+
+    def complete(self) -> VideoIndex:
+        """The complete index (a full demux scan, once), which then replaces the cached snapshots."""
+        with self._lock:
+            return self._complete_locked()
+
+    def _complete_locked(self) -> VideoIndex:
+        if self._complete is None:
+            index = self._scan()
+            index.nonref_skipping = self._current.nonref_skipping
+            index.torchcodec_seeks_ok = self._current.torchcodec_seeks_ok
+            index.version = self.version
+            if self.version is not None:
+                store_index(cast(tuple, self.key), self.version, index)
+            self._complete = index
+            self._blocks.clear()
+            replace_index(self.key, index, lambda cached: cached.progressive is self)
+        return self._complete
+
+    # ------------------------------------------------------------------ demuxing one block
+    def _container(self, top: bool) -> OpenedVideo:
+        """An open container never decoded (``top``: never demuxed either), owned by the caller."""
+        video = cast("OpenedVideo | None", decoder_cache.take(fresh_key(cast(tuple, self.key))))
+        if video is not None and top and video in _demuxed:
+            decoder_cache.offer(fresh_key(cast(tuple, self.key)), video)
+            video = None
+        if video is None:
+            video = self._open_fresh()
+        if video.version != self.version:
+            video.close()
+            raise RemoteChangedError(
+                f"{describe_uri(self.uri)} changed since its keyframe index was built (version "
+                f"{self.version!r}, now {video.version!r})",
+                uri=self.uri,
+            )
+        return video
+
+    def _demux(self, j: int) -> _Block:
+        """Demux block ``j`` (checked against the Cues); raises :class:`~._mkv.Unsupported` on a mismatch."""
+        top = j == 0  # from the first packet: nothing may come before the first cue
+        video = self._container(top)
+        ok = False
+        try:
+            block = self._read_block(video, j, top)
+            ok = True
+        finally:
+            recorder = getattr(video.source, "stop_recording", None)
+            if recorder is not None:
+                recorder()
+            _demuxed.add(video)
+            if ok:  # nothing decoded: the next decode of the source takes it, with the block's bytes
+                decoder_cache.offer(fresh_key(cast(tuple, self.key)), video)
+            else:
+                video.close()
+        return block
+
+    def _read_block(self, video: OpenedVideo, j: int, top: bool) -> _Block:
+        cue = int(self.cue_pts[j])
+        nxt = int(self.cue_pts[j + 1]) if j + 1 < self.cue_pts.size else None
+        record = getattr(video.source, "record_next", None)
+        if record is not None:
+            record(MAX_RECORDED_BLOCK)
+        if video.takes_read_hints:  # about the block's bytes, from the Cues' positions
+            end = int(self.cue_offsets[j + 1]) + _LEAD_BYTES if nxt is not None else self.file_size
+            video.expect_read(max(0, end - int(self.cue_offsets[j])))
+        if not top:
+            video.container.seek(cue, stream=video.stream, backward=True, any_frame=False)
+        pts: list[int] = []
+        keys: list[bool] = []
+        sizes: list[int] = []
+        offsets: list[int] = []
+        durations: list[int] = []
+        lead: int | None = None  # packets left to check after the next cue's keyframe
+        total = 0
+        for packet in video.container.demux(video.stream):
+            if packet.size == 0:
+                continue
+            total += packet.size
+            ts = packet.pts if packet.pts is not None else packet.dts
+            if ts is None or packet.is_discard:
+                continue
+            ts = int(ts)
+            if not pts and lead is None and not (packet.is_keyframe and ts == cue):
+                raise mkv.Unsupported(
+                    f"block {j} starts at pts {ts}, not at a keyframe at its cue time {cue}"
+                )
+            if lead is not None:
+                if ts < cast(int, nxt):
+                    raise mkv.Unsupported(f"a frame at pts {ts} follows the keyframe at {nxt} (an open GOP)")
+                lead -= 1
+                if lead == 0 or (packet.is_keyframe and ts > cast(int, nxt)):
+                    break
+                continue
+            if nxt is not None and ts >= nxt:
+                if not (packet.is_keyframe and ts == nxt):
+                    raise mkv.Unsupported(f"block {j} runs past the next cue time {nxt} (pts {ts})")
+                lead = self.lead_check
+                continue
+            if ts < cue:
+                raise mkv.Unsupported(f"a frame at pts {ts} shows before its block's cue time {cue}")
+            pts.append(ts)
+            keys.append(bool(packet.is_keyframe))
+            sizes.append(int(packet.size))
+            offsets.append(-1 if packet.pos is None else int(packet.pos))
+            durations.append(int(packet.duration or 0))
+        else:
+            if nxt is not None:
+                raise mkv.Unsupported(f"the file ends in block {j}, before the cue at {nxt}")
+        stats.record(bytes_read=total if video.counts_packet_bytes else 0)
+        if not pts:
+            raise mkv.Unsupported(f"block {j} has no frames")
+        if len(keys) > 2 and all(keys) and not self.facts["intra_only"]:
+            raise mkv.Unsupported("every packet is flagged as a keyframe (real keyframes need a decode)")
+        order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
+        sorted_pts = np.asarray(pts, dtype=np.int64)[order]
+        unique = np.concatenate([[True], np.diff(sorted_pts) > 0])
+        order = order[unique]
+        return _Block(
+            sorted_pts[unique],
+            np.asarray(keys, dtype=bool)[order],
+            np.asarray(sizes, dtype=np.int64)[order],
+            np.asarray(offsets, dtype=np.int64)[order],
+            int(np.asarray(durations, dtype=np.int64)[order][-1]),
+        )
+
+
+def from_cues(
+    uri: str,
+    key: Hashable,
+    video: OpenedVideo,
+    read_at: Callable[[int, int], bytes],
+    file_size: int,
+    version: str | None,
+    open_fresh: Callable[[], OpenedVideo],
+) -> VideoIndex | None:
+    """The first snapshot of a progressive index of ``video`` (a fresh Matroska/WebM container) from its
+    Cues; None (logged) where they cannot serve."""
+    stream = video.stream
+    ctx = stream.codec_context
+    intra_only = bool(ctx.codec.intra_only)
+    try:
+        cues = mkv.read_cues(read_at, file_size, int(stream.index), len(video.container.streams))
+        time_base = Fraction(stream.time_base)
+        if time_base != Fraction(cues.timestamp_scale, NS_PER_SECOND):
+            raise mkv.Unsupported("the stream's time base is not the segment's TimestampScale")
+        rate = stream.average_rate
+        if not intra_only:
+            # a cue on (nearly) every frame: a muxer that flags every packet as a keyframe (the real ones
+            # need a decode, as the scan does)
+            if cues.duration is None or not rate:
+                raise mkv.Unsupported("no Duration or frame rate to check the cue density against")
+            frames = cues.duration * float(Fraction(cues.timestamp_scale, NS_PER_SECOND) * Fraction(rate))
+            if 2 * cues.times.size > frames:
+                raise mkv.Unsupported(f"{cues.times.size} cues for about {frames:.0f} frames")
+    except mkv.Unsupported as exc:
+        logger.info("indexing %s by a scan: its Cues are not used (%s)", describe_uri(uri), exc)
+        return None
+
+    def scan() -> VideoIndex:
+        with contextlib.closing(open_fresh()) as fresh:
+            if fresh.version != version:
+                raise RemoteChangedError(
+                    f"{describe_uri(uri)} changed since its keyframe index was built (version {version!r}, "
+                    f"now {fresh.version!r})",
+                    uri=uri,
+                )
+            return scan_index(fresh.container, fresh.stream, count_packet_bytes=fresh.counts_packet_bytes)
+
+    facts = {
+        "stream_index": int(stream.index),
+        "time_base": str(time_base),
+        "end_pts": 0,
+        "width": int(ctx.width or stream.width),
+        "height": int(ctx.height or stream.height),
+        "codec": ctx.codec.name,
+        "pixel_format": ctx.pix_fmt,
+        "keyframes_verified": False,
+        "intra_only": intra_only,
+    }
+    reorder = int(getattr(ctx, "has_b_frames", 0) or 0)
+    progressive = ProgressiveIndex(
+        uri=uri,
+        key=key,
+        cue_pts=cues.times,
+        cue_offsets=cues.cluster_positions + np.maximum(cues.relative_positions, 0),
+        file_size=file_size,
+        lead_check=min(MAX_LEAD_CHECK, max(MIN_LEAD_CHECK, 2 * reorder + 2)),
+        facts=facts,
+        average_rate=rate,
+        version=version,
+        open_fresh=open_fresh,
+        scan=scan,
+    )
+    logger.debug("index of %s from its %d cues (demuxed block by block)", describe_uri(uri), cues.times.size)
+    return progressive.current
