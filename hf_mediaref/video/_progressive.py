@@ -34,7 +34,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from .._fields import NS_PER_SECOND
+from .._fields import INT64_MAX, NS_PER_SECOND
 from ..errors import RemoteChangedError, describe_uri
 from . import _mkv as mkv
 from . import _stats as stats
@@ -48,13 +48,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["ProgressiveIndex", "from_cues"]
 
-#: Packets read past the next cue's keyframe to check that none shows before it: an open GOP's leading
+#: Packets read past the next cue's keyframe to check that none shows before it (an open GOP's leading
 #: frames come right after their keyframe in decode order, within the decoder's reorder delay
-#: (``has_b_frames``); twice that and 2 more, at least :data:`MIN_LEAD_CHECK`, at most :data:`MAX_LEAD_CHECK`.
+#: ``has_b_frames``), and past the last frame a demux must know: twice that delay and 2 more, at least this.
 MIN_LEAD_CHECK = 4
-MAX_LEAD_CHECK = 16
-#: Bytes a block demux is expected to read past the next cue's position (its keyframe and the lead check).
-_LEAD_BYTES = 16 << 10
 #: The most bytes of one block kept in memory for the decode that follows its demux.
 MAX_RECORDED_BLOCK = 16 << 20
 
@@ -63,11 +60,29 @@ _demuxed: weakref.WeakSet[OpenedVideo] = weakref.WeakSet()
 
 
 class _Block:
-    """The frames of one demuxed block, in presentation order."""
+    """The frames of one demuxed block, in presentation order: all of them, or (``upto`` set) those before
+    ``upto``, the pts of the frame that follows them."""
 
-    def __init__(self, pts: np.ndarray, keys: np.ndarray, sizes: np.ndarray, offsets: np.ndarray, last: int):
+    def __init__(
+        self,
+        pts: np.ndarray,
+        keys: np.ndarray,
+        sizes: np.ndarray,
+        offsets: np.ndarray,
+        last: int,
+        upto: int | None,
+        time_base: Fraction,
+    ):
         self.pts, self.keys, self.sizes, self.offsets = pts, keys, sizes, offsets
         self.last_duration = last  # the packet duration of the block's last frame (0: none given)
+        self.upto = upto  # None: the whole block
+        self.upto_ns = (
+            None if upto is None else upto * time_base.numerator * NS_PER_SECOND // time_base.denominator
+        )
+
+    def covers(self, probe_ns: int) -> bool:
+        """Whether the frame on screen at ``probe_ns`` (a time plus the tolerance) is known."""
+        return self.upto_ns is None or probe_ns < self.upto_ns
 
 
 class ProgressiveIndex:
@@ -79,9 +94,8 @@ class ProgressiveIndex:
         uri: str,
         key: Hashable,
         cue_pts: np.ndarray,
-        cue_offsets: np.ndarray,
-        file_size: int,
         lead_check: int,
+        reorder: int,
         facts: dict[str, Any],
         average_rate: Fraction | None,
         version: str | None,
@@ -89,12 +103,8 @@ class ProgressiveIndex:
         scan: Callable[[], VideoIndex],
     ):
         self.uri, self.key, self.version = uri, key, version
-        self.cue_pts, self.cue_offsets, self.file_size, self.lead_check = (
-            cue_pts,
-            cue_offsets,
-            file_size,
-            lead_check,
-        )
+        self.cue_pts, self.lead_check = cue_pts, lead_check
+        self.reorder = reorder  # frames the decoder reorders (has_b_frames); lead_check >= 2 * reorder + 2
         self.facts = facts
         self.average_rate = average_rate
         self.time_base = Fraction(facts["time_base"])
@@ -128,11 +138,16 @@ class ProgressiveIndex:
                 keys.append(block.keys)
                 sizes.append(block.sizes)
                 offsets.append(block.offsets)
+                if block.upto is not None:  # a placeholder at the frame after the known ones
+                    pts.append(np.full(1, block.upto, dtype=np.int64))
+                    keys.append(np.zeros(1, dtype=bool))
+                    sizes.append(np.zeros(1, dtype=np.int64))
+                    offsets.append(np.full(1, -1, dtype=np.int64))
         all_pts = np.concatenate(pts)
         is_key = np.concatenate(keys)
         last = self._blocks.get(n - 1)
-        if last is None:
-            end = int(self.cue_pts[-1]) + 1  # mapped times all lie before the last cue
+        if last is None or last.upto is not None:
+            end = int(all_pts[-1]) + 1  # mapped times all lie before the last placeholder
         else:
             end = end_pts(last.pts, last.last_duration, self.average_rate, self.time_base)
         index = VideoIndex.from_stream_facts(
@@ -149,11 +164,16 @@ class ProgressiveIndex:
             index.torchcodec_seeks_ok = previous.torchcodec_seeks_ok
         return index
 
-    def blocks_for(self, times_ns: Sequence[int], tolerance_ns: int) -> list[int]:
-        """The blocks whose frames answer ``times_ns`` (the playback rule: the frame at ``t + tolerance``)."""
-        probe = np.fromiter((int(t) for t in times_ns), dtype=np.int64) + tolerance_ns
-        blocks = np.searchsorted(self.cue_ns, probe, side="right") - 1
-        return sorted({max(0, int(b)) for b in blocks})
+    def blocks_for(self, times_ns: Sequence[int], tolerance_ns: int) -> dict[int, int]:
+        """The blocks whose frames answer ``times_ns`` (the playback rule: the frame at ``t + tolerance``),
+        each with the latest such probe time in it."""
+        probe = np.fromiter((int(t) for t in times_ns), dtype=np.int64)
+        probe = np.minimum(probe, INT64_MAX - tolerance_ns) + tolerance_ns
+        blocks = np.maximum(np.searchsorted(self.cue_ns, probe, side="right") - 1, 0)
+        out: dict[int, int] = {}
+        for block, t in zip(blocks.tolist(), probe.tolist()):
+            out[block] = max(t, out.get(block, t))
+        return dict(sorted(out.items()))
 
     def snapshot_for(self, times_ns: Sequence[int]) -> VideoIndex:
         """A snapshot whose frames at ``times_ns`` are exact (their blocks demuxed), or the complete index."""
@@ -161,14 +181,18 @@ class ProgressiveIndex:
             if self._complete is not None:
                 return self._complete
             current = self._current
-            missing = [j for j in self.blocks_for(times_ns, current.tolerance_ns) if j not in self._blocks]
+            missing = {
+                j: probe
+                for j, probe in self.blocks_for(times_ns, current.tolerance_ns).items()
+                if j not in self._blocks or not self._blocks[j].covers(probe)
+            }
             if not missing:
                 return current
             try:
-                for j in missing:
-                    self._blocks[j] = self._demux(j)
+                for j, probe in missing.items():
+                    self._blocks[j] = self._demux(j, probe)
                 last = self._blocks.get(self.cue_pts.size - 1)
-                if last is not None and last.last_duration <= 0:
+                if last is not None and last.upto is None and last.last_duration <= 0:
                     raise mkv.Unsupported("the last frame has no duration (the end needs every frame)")
             except mkv.Unsupported as exc:
                 logger.info(
@@ -219,13 +243,14 @@ class ProgressiveIndex:
             )
         return video
 
-    def _demux(self, j: int) -> _Block:
-        """Demux block ``j`` (checked against the Cues); raises :class:`~._mkv.Unsupported` on a mismatch."""
+    def _demux(self, j: int, probe_ns: int) -> _Block:
+        """Demux block ``j`` (checked against the Cues) far enough to know the frame on screen at
+        ``probe_ns``; raises :class:`~._mkv.Unsupported` on a mismatch."""
         top = j == 0  # from the first packet: nothing may come before the first cue
         video = self._container(top)
         ok = False
         try:
-            block = self._read_block(video, j, top)
+            block = self._read_block(video, j, top, probe_ns)
             ok = True
         finally:
             recorder = getattr(video.source, "stop_recording", None)
@@ -238,15 +263,20 @@ class ProgressiveIndex:
                 video.close()
         return block
 
-    def _read_block(self, video: OpenedVideo, j: int, top: bool) -> _Block:
+    def _read_block(self, video: OpenedVideo, j: int, top: bool, probe_ns: int) -> _Block:
+        """The frames of block ``j``: up to the next cue, or fewer once the frame on screen at ``probe_ns``
+        and the one after it are known for sure. Packets come in decode order; a stream whose decoder
+        reorders at most ``d`` frames (``has_b_frames``) cannot bring a frame after ``d + 1`` packets that
+        show later than it, so once :attr:`lead_check` (``>= 2 d + 2``) packets above ``probe_ns`` came,
+        every frame before the ``d + 1``-th latest of them has come."""
         cue = int(self.cue_pts[j])
         nxt = int(self.cue_pts[j + 1]) if j + 1 < self.cue_pts.size else None
+        tb = self.time_base
+        # the largest pts whose frame_ns (floored, as VideoIndex's) is <= probe_ns
+        probe_ticks = ((probe_ns + 1) * tb.denominator - 1) // (tb.numerator * NS_PER_SECOND)
         record = getattr(video.source, "record_next", None)
         if record is not None:
             record(MAX_RECORDED_BLOCK)
-        if video.takes_read_hints:  # about the block's bytes, from the Cues' positions
-            end = int(self.cue_offsets[j + 1]) + _LEAD_BYTES if nxt is not None else self.file_size
-            video.expect_read(max(0, end - int(self.cue_offsets[j])))
         if not top:
             video.container.seek(cue, stream=video.stream, backward=True, any_frame=False)
         pts: list[int] = []
@@ -255,6 +285,8 @@ class ProgressiveIndex:
         offsets: list[int] = []
         durations: list[int] = []
         lead: int | None = None  # packets left to check after the next cue's keyframe
+        later = 0  # packets showing after probe_ns
+        partial = False
         total = 0
         for packet in video.container.demux(video.stream):
             if packet.size == 0:
@@ -287,6 +319,11 @@ class ProgressiveIndex:
             sizes.append(int(packet.size))
             offsets.append(-1 if packet.pos is None else int(packet.pos))
             durations.append(int(packet.duration or 0))
+            if ts > probe_ticks:
+                later += 1
+                if later >= self.lead_check:
+                    partial = True
+                    break
         else:
             if nxt is not None:
                 raise mkv.Unsupported(f"the file ends in block {j}, before the cue at {nxt}")
@@ -298,13 +335,21 @@ class ProgressiveIndex:
         order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
         sorted_pts = np.asarray(pts, dtype=np.int64)[order]
         unique = np.concatenate([[True], np.diff(sorted_pts) > 0])
-        order = order[unique]
+        order, sorted_pts = order[unique], sorted_pts[unique]
+        upto = None
+        if partial:  # keep the frames before the (d + 1)-th latest packet above the probe: all have come
+            above = sorted_pts[sorted_pts > probe_ticks]
+            upto = int(above[above.size - self.reorder - 1])
+            keep = sorted_pts < upto
+            order, sorted_pts = order[keep], sorted_pts[keep]
         return _Block(
-            sorted_pts[unique],
+            sorted_pts,
             np.asarray(keys, dtype=bool)[order],
             np.asarray(sizes, dtype=np.int64)[order],
             np.asarray(offsets, dtype=np.int64)[order],
             int(np.asarray(durations, dtype=np.int64)[order][-1]),
+            upto,
+            self.time_base,
         )
 
 
@@ -366,9 +411,8 @@ def from_cues(
         uri=uri,
         key=key,
         cue_pts=cues.times,
-        cue_offsets=cues.cluster_positions + np.maximum(cues.relative_positions, 0),
-        file_size=file_size,
-        lead_check=min(MAX_LEAD_CHECK, max(MIN_LEAD_CHECK, 2 * reorder + 2)),
+        lead_check=max(MIN_LEAD_CHECK, 2 * reorder + 2),
+        reorder=max(1, reorder),
         facts=facts,
         average_rate=rate,
         version=version,

@@ -70,6 +70,49 @@ def test_frames_equal_the_full_scan(name, build_case, served, fresh_cache):
     assert_same_index(snapshot, full_scan(str(case.path)))  # ... and exactly the full scan's index
 
 
+def assert_exact_where_known(snapshot, scan) -> None:
+    """Every frame a snapshot knows (not a placeholder) is the full scan's frame (pts, size, offset, keyframe
+    flag), and the entry after it is the scan's next frame (so durations are exact)."""
+    assert snapshot.progressive is not None and scan.progressive is None
+    scan_keys, snap_keys = set(scan.keyframes()), set(snapshot.keyframes())
+    known = np.flatnonzero(snapshot.packet_sizes > 0)
+    assert known.size
+    where = np.searchsorted(scan.pts, snapshot.pts[known])
+    np.testing.assert_array_equal(scan.pts[where], snapshot.pts[known])
+    np.testing.assert_array_equal(scan.packet_sizes[where], snapshot.packet_sizes[known])
+    np.testing.assert_array_equal(scan.packet_offsets[where], snapshot.packet_offsets[known])
+    assert [int(q) in scan_keys for q in where] == [int(p) in snap_keys for p in known]
+    for p, q in zip(known.tolist(), where.tolist()):
+        if p + 1 < snapshot.num_frames:
+            assert snapshot.pts[p + 1] == scan.pts[q + 1]
+        else:
+            assert snapshot.end_pts == scan.end_pts
+
+
+@pytest.mark.parametrize("name", [*MKV_CASES, "bframes3"])
+def test_one_frame_at_a_time(name, build_case, cued_mkv, served, fresh_cache, tmp_path_factory):
+    """Single-frame requests in random order (blocks demuxed in part, then further): each gives its frame, and
+    what each snapshot knows is the full scan's."""
+    if name == "bframes3":
+        spec = write_video(
+            tmp_path_factory.mktemp("bf3") / "bf3.mkv", 60, fps=30, gop=20, bframes=3, size=SIZE
+        )
+    else:
+        spec = build_case(name).spec
+    url = serve(served, spec.path)
+    scan = full_scan(str(spec.path))
+    order = list(range(spec.num_frames))
+    random.Random(name).shuffle(order)
+    for i in order[:24]:
+        with PyAVVideoDecoder(url, dimension_order="NHWC") as dec:
+            assert read_index(dec.get_frame_played_at(spec.pts_ns[i] / 1e9).data) == i
+            snapshot = dec._snapshot
+        if name in OPEN_GOP:
+            assert snapshot.progressive is None
+            continue
+        assert_exact_where_known(snapshot, scan)
+
+
 def test_past_the_end_and_the_last_frame(build_case, served, fresh_cache):
     case = build_case("h264_ntsc_mkv")
     url = serve(served, case.path)
@@ -110,7 +153,10 @@ def test_one_frame_reads_a_small_part_of_a_long_video(long_mkv, served, fresh_ca
     (frame,) = decode_all(url, [long_mkv.pts_ns[700]])
     assert read_index(frame) == 700
     assert server.bytes_sent - before < size / 10
-    assert load_index(url).progressive is not None
+    progressive = load_index(url).progressive
+    assert progressive is not None
+    (block,) = progressive._blocks.values()  # one block, demuxed only up to the frame after frame 700
+    assert block.upto is not None and block.pts.size < 24
 
 
 def test_the_decode_reads_the_demuxed_block_from_memory(long_mkv, served, fresh_cache):
