@@ -114,6 +114,15 @@ class LeaseCache:
         """Remove and return an idle decoder of ``key`` (the caller now owns it), or None."""
         return self._take(key)
 
+    def take_matching(self, match: Callable[[Hashable], bool]) -> tuple[Hashable, Closeable] | None:
+        """Remove and return the most recently idle decoder whose key matches, with its key (the caller now
+        owns it; :meth:`offer` gives it back), or None."""
+        with self._lock:
+            for slot in reversed(self._idle):
+                if match(slot[0]):
+                    return slot[0], self._idle.pop(slot)
+        return None
+
     def _take(self, key: Hashable) -> Closeable | None:
         with self._lock:
             for slot in reversed(self._idle):

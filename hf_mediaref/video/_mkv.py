@@ -27,6 +27,8 @@ __all__ = ["MAX_CUES", "CueIndex", "Unsupported", "read_cues"]
 MAX_CUES = 16 << 20
 #: Bytes read at once while walking element headers.
 _HEAD = 64 << 10
+#: Bytes read for the EBML header (tens of bytes; within what opening the container read anyway).
+_EBML_HEAD = 4 << 10
 
 ReadAt = Callable[[int, int], bytes]
 
@@ -154,7 +156,7 @@ def read_cues(read_at: ReadAt, file_size: int, stream_index: int, stream_count: 
     Raises:
         Unsupported: not Matroska/WebM, no Cues for the track, or anything this parser does not read exactly.
     """
-    head = read_at(0, min(_HEAD, file_size))
+    head = read_at(0, min(_EBML_HEAD, file_size))
     if head[:4] != _EBML.to_bytes(4, "big"):
         raise Unsupported("not an EBML file")
     eid, hlen, size = _header(head, 0)

@@ -226,14 +226,26 @@ class ProgressiveIndex:
         return self._complete
 
     # ------------------------------------------------------------------ demuxing one block
-    def _container(self, top: bool) -> OpenedVideo:
-        """An open container never decoded (``top``: never demuxed either), owned by the caller."""
-        video = cast("OpenedVideo | None", decoder_cache.take(fresh_key(cast(tuple, self.key))))
+    def _container(self, top: bool) -> tuple[Hashable, OpenedVideo]:
+        """An open container of the source, owned by the caller, and the cache key to give it back under: the
+        fresh one (never decoded; ``top``: never demuxed either), else an idle one of a finished decode, else
+        a new one."""
+        fresh = fresh_key(cast(tuple, self.key))
+        video = cast("OpenedVideo | None", decoder_cache.take(fresh))
         if video is not None and top and video in _demuxed:
-            decoder_cache.offer(fresh_key(cast(tuple, self.key)), video)
+            decoder_cache.offer(fresh, video)
             video = None
-        if video is None:
-            video = self._open_fresh()
+        if video is not None:
+            return fresh, self._checked(video)
+        if not top:  # a container a decode gave back (any codec threads): demuxing does not touch its codec
+            found = decoder_cache.take_matching(
+                lambda k: isinstance(k, tuple) and len(k) == 3 and k[0] == "pyav" and k[1] == self.key
+            )
+            if found is not None:
+                return found[0], self._checked(cast(OpenedVideo, found[1]))
+        return fresh, self._checked(self._open_fresh())
+
+    def _checked(self, video: OpenedVideo) -> OpenedVideo:
         if video.version != self.version:
             video.close()
             raise RemoteChangedError(
@@ -247,7 +259,7 @@ class ProgressiveIndex:
         """Demux block ``j`` (checked against the Cues) far enough to know the frame on screen at
         ``probe_ns``; raises :class:`~._mkv.Unsupported` on a mismatch."""
         top = j == 0  # from the first packet: nothing may come before the first cue
-        video = self._container(top)
+        cache_key, video = self._container(top)
         ok = False
         try:
             block = self._read_block(video, j, top, probe_ns)
@@ -257,8 +269,8 @@ class ProgressiveIndex:
             if recorder is not None:
                 recorder()
             _demuxed.add(video)
-            if ok:  # nothing decoded: the next decode of the source takes it, with the block's bytes
-                decoder_cache.offer(fresh_key(cast(tuple, self.key)), video)
+            if ok:  # back where it came from: the next decode of the source takes it, with the block's bytes
+                decoder_cache.offer(cache_key, video)
             else:
                 video.close()
         return block
