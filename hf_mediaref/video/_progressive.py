@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Callable, Hashable, Sequence
@@ -57,6 +58,20 @@ MAX_RECORDED_BLOCK = 16 << 20
 
 #: Containers whose demuxer has read past the header (a block demux); block 0 needs one that has not.
 _demuxed: weakref.WeakSet[OpenedVideo] = weakref.WeakSet()
+
+
+#: Every progressive index, for the fork handler: a child gets fresh locks (one held by another thread of the
+#: parent at the fork would never be released in the child).
+_instances: weakref.WeakSet[ProgressiveIndex] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for index in list(_instances):
+        index._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _Block:
@@ -111,6 +126,7 @@ class ProgressiveIndex:
         self._open_fresh = open_fresh
         self._scan = scan
         self._lock = threading.Lock()
+        _instances.add(self)
         self._blocks: dict[int, _Block] = {}
         self._complete: VideoIndex | None = None
         self._current = self._snapshot(None)

@@ -254,3 +254,26 @@ def test_concurrent_batches_use_consistent_snapshots(name, build_case, served, f
     random.Random(3).shuffle(order)
     with ThreadPoolExecutor(4) as pool:
         assert list(pool.map(one, order)) == order
+
+
+def _decode_in_child(url: str, t: int, queue) -> None:
+    (frame,) = decode_all(url, [t])
+    queue.put(read_index(frame))
+
+
+def test_a_forked_worker_goes_on_with_the_parents_index(cued_mkv, served, fresh_cache):
+    """A DataLoader worker (forked) inherits a partial index and demuxes the blocks it needs on its own."""
+    import multiprocessing
+
+    url = serve(served, cued_mkv.path, "forked.mkv")
+    (frame,) = decode_all(url, [cued_mkv.pts_ns[5]])
+    assert read_index(frame) == 5 and load_index(url).progressive is not None
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_decode_in_child, args=(url, cued_mkv.pts_ns[80], queue))
+    child.start()
+    try:
+        assert queue.get(timeout=60) == 80
+    finally:
+        child.join(timeout=60)
+    assert child.exitcode == 0
