@@ -215,11 +215,13 @@ class ProgressiveIndex:
                     "%s: its Cues are not used (%s); indexing it by a scan", describe_uri(self.uri), exc
                 )
                 return self._complete_locked()
-            snapshot = self._current = self._snapshot(current)
+            snapshot = self._snapshot(current)
             frames = snapshot.frames_at(times_ns)
             hit = frames[frames != NO_FRAME]
-            if (snapshot.packet_sizes[hit] == 0).any():  # a placeholder: never answer with it
-                raise AssertionError(f"{self.uri}: a time maps to a block that was not demuxed")
+            if (snapshot.packet_sizes[hit] == 0).any():  # a placeholder: never answer with it (a bug)
+                logger.warning("%s: a time maps to a frame not demuxed; indexing it by a scan", self.uri)
+                return self._complete_locked()
+            self._current = snapshot
             replace_index(self.key, snapshot, lambda cached: cached.progressive is self)
             return snapshot
 
