@@ -125,3 +125,21 @@ def test_cluster_positions_outside_the_file_are_refused(build_case):
     patch_uint(data, span, (1 << (8 * (span[1] - span[0]))) - 1)
     with pytest.raises(Unsupported, match="outside the segment"):
         read_cues(lambda o, n: bytes(data[o : o + n]), len(data), 0, 1)
+
+
+@pytest.mark.parametrize("region", ["head", "cues"])
+def test_damaged_bytes_are_refused_or_read_never_crash(build_case, region):
+    """Random bytes flipped in the header or the Cues: the parser returns cues or raises Unsupported only."""
+    import random
+
+    clean = build_case("h264_ntsc_mkv").path.read_bytes()
+    start = 0 if region == "head" else clean.rindex(b"\x1c\x53\xbb\x6b")
+    rng = random.Random(region)
+    for _ in range(300):
+        data = bytearray(clean)
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(start, min(len(data), start + 400))] = rng.randrange(256)
+        try:
+            read_cues(lambda o, n, d=data: bytes(d[o : o + n]), len(data), 0, 1)
+        except Unsupported:
+            pass
