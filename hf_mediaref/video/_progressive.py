@@ -24,6 +24,7 @@ fresh container, which reads the block again from memory, not from the network.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import os
@@ -49,10 +50,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["ProgressiveIndex", "from_cues"]
 
-#: Packets read past the next cue's keyframe to check that none shows before it (an open GOP's leading
-#: frames come right after their keyframe in decode order, within the decoder's reorder delay
-#: ``has_b_frames``), and past the last frame a demux must know: twice that delay and 2 more, at least this.
-MIN_LEAD_CHECK = 4
+#: The most frames an H.264/HEVC decoder reorders (its DPB): the delay assumed where PyAV (< 18) only says
+#: whether the stream has B-frames.
+MAX_REORDER = 16
 #: The most bytes of one block kept in memory for the decode that follows its demux.
 MAX_RECORDED_BLOCK = 16 << 20
 
@@ -109,7 +109,6 @@ class ProgressiveIndex:
         uri: str,
         key: Hashable,
         cue_pts: np.ndarray,
-        lead_check: int,
         reorder: int,
         facts: dict[str, Any],
         average_rate: Fraction | None,
@@ -118,8 +117,12 @@ class ProgressiveIndex:
         scan: Callable[[], VideoIndex],
     ):
         self.uri, self.key, self.version = uri, key, version
-        self.cue_pts, self.lead_check = cue_pts, lead_check
-        self.reorder = reorder  # frames the decoder reorders (has_b_frames); lead_check >= 2 * reorder + 2
+        self.cue_pts = cue_pts
+        self.reorder = reorder  # the reorder delay assumed (twice FFmpeg's and 1 more, at least 2)
+        #: Packets read past the next cue's keyframe to check that none shows before it (an open GOP's
+        #: leading frames come right after their keyframe in decode order, within the reorder delay), and
+        #: showing after the last frame a demux must know.
+        self.lead_check = 2 * reorder + 2
         self.facts = facts
         self.average_rate = average_rate
         self.time_base = Fraction(facts["time_base"])
@@ -296,8 +299,8 @@ class ProgressiveIndex:
     def _read_block(self, video: OpenedVideo, j: int, top: bool, probe_ns: int) -> _Block:
         """The frames of block ``j``: up to the next cue, or fewer once the frame on screen at ``probe_ns``
         and the one after it are known for sure. Packets come in decode order; a stream whose decoder
-        reorders at most ``d`` frames (``has_b_frames``) cannot bring a frame after ``d + 1`` packets that
-        show later than it, so once :attr:`lead_check` (``>= 2 d + 2``) packets above ``probe_ns`` came,
+        reorders at most ``d`` frames (:attr:`reorder`) cannot bring a frame after ``d + 1`` packets that
+        show later than it, so once :attr:`lead_check` (``2 d + 2``) packets above ``probe_ns`` came,
         every frame before the ``d + 1``-th latest of them has come."""
         cue = int(self.cue_pts[j])
         nxt = int(self.cue_pts[j + 1]) if j + 1 < self.cue_pts.size else None
@@ -316,6 +319,7 @@ class ProgressiveIndex:
         durations: list[int] = []
         lead: int | None = None  # packets left to check after the next cue's keyframe
         later = 0  # packets showing after probe_ns
+        seen: list[int] = []  # pts so far, sorted
         partial = False
         total = 0
         for packet in video.container.demux(video.stream):
@@ -344,6 +348,12 @@ class ProgressiveIndex:
                 continue
             if ts < cue:
                 raise mkv.Unsupported(f"a frame at pts {ts} shows before its block's cue time {cue}")
+            earlier = len(seen) - bisect.bisect_right(seen, ts)  # decoded before it, shown after it
+            if earlier > self.reorder:
+                raise mkv.Unsupported(
+                    f"frames are reordered by {earlier}, more than the decoder's delay of {self.reorder}"
+                )
+            bisect.insort(seen, ts)
             pts.append(ts)
             keys.append(bool(packet.is_keyframe))
             sizes.append(int(packet.size))
@@ -354,8 +364,8 @@ class ProgressiveIndex:
                 if later >= self.lead_check:
                     partial = True
                     break
-        else:
-            if nxt is not None:
+        else:  # the end of the file (the last block, or the packets after the next cue's keyframe)
+            if nxt is not None and lead is None:
                 raise mkv.Unsupported(f"the file ends in block {j}, before the cue at {nxt}")
         stats.record(bytes_read=total if video.counts_packet_bytes else 0)
         if not pts:
@@ -436,13 +446,16 @@ def from_cues(
         "keyframes_verified": False,
         "intra_only": intra_only,
     }
-    reorder = int(getattr(ctx, "has_b_frames", 0) or 0)
+    # FFmpeg's has_b_frames (PyAV >= 18 gives the number; older ones a bool) can be an estimate that grows
+    # while decoding (H.264 without bitstream restrictions): twice it and 1 more, and every demuxed packet is
+    # checked against it
+    depth = getattr(ctx, "reorder_depth", None)
+    delay = int(depth) if depth is not None else (MAX_REORDER if ctx.has_b_frames else 0)
     progressive = ProgressiveIndex(
         uri=uri,
         key=key,
         cue_pts=cues.times,
-        lead_check=max(MIN_LEAD_CHECK, 2 * reorder + 2),
-        reorder=max(1, reorder),
+        reorder=max(2, 2 * delay + 1),
         facts=facts,
         average_rate=rate,
         version=version,

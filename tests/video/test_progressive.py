@@ -155,8 +155,9 @@ def test_one_frame_reads_a_small_part_of_a_long_video(long_mkv, served, fresh_ca
     assert server.bytes_sent - before < size / 10
     progressive = load_index(url).progressive
     assert progressive is not None
-    (block,) = progressive._blocks.values()  # one block, demuxed only up to the frame after frame 700
-    assert block.upto is not None and block.pts.size < 24
+    (block,) = progressive._blocks.values()  # one block (of 24 frames) ...
+    if progressive.lead_check < 24:  # ... demuxed only up to a few frames after frame 700 (PyAV >= 18)
+        assert block.upto is not None and block.pts.size < 24
 
 
 def test_the_decode_reads_the_demuxed_block_from_memory(long_mkv, served, fresh_cache):
