@@ -65,6 +65,7 @@ class _RecordingFile(io.RawIOBase):
         self._recording = True
         self._limit = _RECORD_LIMIT
         self._after = 0  # bytes read from the file since recording stopped
+        self._block: list[int] | None = None  # starts of the chunks of the block recording (record_next)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._f, name)
@@ -108,6 +109,8 @@ class _RecordingFile(io.RawIOBase):
         elif data and self._recorded < self._limit:
             self._chunks[self._pos] = data
             self._recorded += len(data)
+            if self._block is not None:
+                self._block.append(self._pos)
         self._pos += len(data)
         return data
 
@@ -121,13 +124,16 @@ class _RecordingFile(io.RawIOBase):
 
     def record_next(self, nbytes: int) -> None:
         """Record the next ``nbytes`` bytes read (a keyframe block demuxed for the index, which the decode
-        that follows reads again)."""
+        that follows reads again), in place of the block recorded before (the head stays)."""
+        for start in self._block or ():
+            self._recorded -= len(self._chunks.pop(start, b""))
+        self._block = []
         self._recording, self._after = True, 0
         self._limit = self._recorded + max(0, int(nbytes))
 
     def resume_recording(self) -> None:
         """Record again (another decoder opens the file and reads its header): up to 1 MiB more."""
-        self._recording, self._after = True, 0
+        self._recording, self._after, self._block = True, 0, None
         self._limit = min(_RECORD_LIMIT, self._recorded + (1 << 20))
 
     def read_at(self, offset: int, size: int) -> bytes:

@@ -278,3 +278,25 @@ def test_a_forked_worker_goes_on_with_the_parents_index(cued_mkv, served, fresh_
     finally:
         child.join(timeout=60)
     assert child.exitcode == 0
+
+
+def test_the_recording_view_keeps_the_head_and_the_last_block_only():
+    """A source's recording view keeps what opening read and the last block demuxed (which the decode reads
+    again), not every block demuxed over the life of the container."""
+    import io
+
+    from hf_mediaref.video._indexes import _RecordingFile
+
+    data = bytes(range(256)) * 4096  # 1 MiB
+    view = _RecordingFile(io.BytesIO(data))
+    assert view.read(1000) == data[:1000]  # the head
+    view.stop_recording()
+    for start in (100_000, 300_000, 500_000):  # three blocks, one after the other
+        view.record_next(1 << 20)
+        view.seek(start)
+        assert view.read(50_000) == data[start : start + 50_000]
+        view.stop_recording()
+    assert sorted(view._chunks) == [0, 500_000]
+    view.seek(500_010)  # the decode that follows reads the last block from memory
+    view._f = None  # any read of the file would fail
+    assert view.read(100) == data[500_010:500_110]
