@@ -69,12 +69,14 @@ def test_a_sidecar_of_other_content_with_the_same_size_and_head_is_refused_by_it
     data[at] ^= 0xFF
     video.write_bytes(bytes(data))
 
-    scans = []
-    real_scan = _indexes.scan_index
-    monkeypatch.setattr(_indexes, "scan_index", lambda *a, **k: scans.append(1) or real_scan(*a, **k))
+    answers = []
+    real_from_sidecar = _indexes._from_sidecar
+    monkeypatch.setattr(
+        _indexes, "_from_sidecar", lambda *a, **k: answers.append(real_from_sidecar(*a, **k)) or answers[-1]
+    )
     hf_mediaref.cleanup_cache()
     back = hf_mediaref.load_dataset("me/changed", split="train", cache_dir=str(tmp_path / "cache"))
     with caplog.at_level(logging.WARNING, logger="hf_mediaref.video._indexes"):
         assert labels_of(back.with_format("mediaref")[:]["frame"]) == [500, 513, 539]
-    assert scans == [1]  # the stale sidecar was not used: the video was scanned
+    assert answers == [None]  # the stale sidecar was read and refused (the index came from the Cues)
     assert any("stale sidecar" in r.getMessage() for r in caplog.records)
