@@ -14,9 +14,11 @@ Contenders: hf_mediaref (PyAV and TorchCodec backends) without and with the inde
 seek modes over the same Range-request file hf_mediaref uses (``hf_mediaref.io.open_http``: 32 KiB after a
 seek, doubling on forward reads); mediaref 2.1.0 ``batch_decode`` (its own fsspec HTTP reader).
 
-"needed" is what a reader cannot avoid: the index (MP4: the bytes before ``mdat`` plus the ``moov``; Matroska:
-the sidecar plus the header before the first cluster) and the packets of the one keyframe block from its
-keyframe to the target. Target: hf_mediaref <= 1.2x needed.
+"needed" is what a reader cannot avoid: the index (MP4: the bytes before ``mdat`` plus the ``moov``; Matroska
+with a sidecar: the sidecar plus the header before the first cluster; Matroska without one: the header and
+the ``Cues``, i.e. the bytes after the last packet) and the packets of the one keyframe block from its
+keyframe to the target. Without a sidecar, hf_mediaref indexes a remote Matroska from its Cues (demuxing the
+one block it needs; ``hf_mediaref.video._progressive``). Target: hf_mediaref <= 1.2x needed.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ def _mp4_index_bytes(path: Path) -> int:
     return total
 
 
-def needed_bytes(path: Path, frame: int) -> int:
+def needed_bytes(path: Path, frame: int, sidecar: bool = True) -> int:
     from hf_mediaref.video._indexes import load_index
     from hf_mediaref.video._sidecar import write_index_sidecar
 
@@ -96,6 +98,10 @@ def needed_bytes(path: Path, frame: int) -> int:
     block = int(index.packet_sizes[key : position + 1].sum())
     if path.suffix == ".mp4":
         return _mp4_index_bytes(path) + block
+    assert index.packet_offsets is not None
+    if not sidecar:  # the header and the Cues (written after the last cluster)
+        cues = path.stat().st_size - int((index.packet_offsets + index.packet_sizes).max())
+        return int(index.packet_offsets.min()) + cues + block
     with tempfile.TemporaryDirectory() as tmp:
         sidecar = write_index_sidecar(path, dest=Path(tmp) / "x.mrindex").stat().st_size
     assert index.packet_offsets is not None
@@ -160,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             pts = _frame_times(video)
             size = video.stat().st_size
             for frame in args.frames:
-                need = needed_bytes(video, frame)
                 for kind, with_sidecar in CONTENDERS:
+                    need = needed_bytes(video, frame, with_sidecar or "hf_mediaref" not in kind)
                     sidecar = Path(str(video) + SIDECAR_SUFFIX)
                     sidecar.unlink(missing_ok=True)
                     if with_sidecar:
@@ -189,9 +195,10 @@ def main(argv: list[str] | None = None) -> int:
             f"| {ext} | {frame} | {name} | {nbytes:,} | {nreq} | {x_need:.3f}x | {100 * share:.2f}% | {ok} |"
         )
     needs = {(v.suffix[1:], f): needed_bytes(v, f) for v in (mp4, served / "long.mkv") for f in args.frames}
+    needs.update({("mkv (Cues)", f): needed_bytes(served / "long.mkv", f, False) for f in args.frames})
     lines.append("")
     lines.append(
-        "needed: "
+        "needed (mkv rows of hf_mediaref without a sidecar: the Cues' need): "
         + ", ".join(f"{ext} frame {f}: {n:,} B" for (ext, f), n in needs.items())
         + f"; files: mp4 {mp4.stat().st_size:,} B, mkv {mkv.stat().st_size:,} B"
     )

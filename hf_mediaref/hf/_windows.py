@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._fields import NS_PER_SECOND, describe_ref
+from .._fields import INT64_MAX, NS_PER_SECOND, describe_ref
 from ..core import MediaRef
 from ..decode import DecodeOptions
 from ..errors import FrameOutOfRangeError
@@ -266,7 +266,7 @@ def _video_bounds(uris: list[str], options: DecodeOptions) -> dict[str, tuple[in
     )
     out = {}
     for uri, plan in zip(uris, plans):
-        idx = plan.decoder._index
+        idx = plan.decoder._index_for([0, INT64_MAX])  # first and last frames (from Cues: 2 blocks, no scan)
         out[uri] = (idx.begin_ns, int(idx.frame_ns[-1]), idx.end_ns)
     return out
 

@@ -53,6 +53,24 @@ def _read_source(source: Any) -> bytes:
     raise TypeError(f"unsupported upload source {type(source).__name__}")
 
 
+#: Files the Hub keeps in LFS (its default ``.gitattributes`` tracks these by extension): their ``info()`` and
+#: open files carry ``lfs: {"sha256", "size"}``, as the real ``HfFileSystem``'s do.
+_LFS_SUFFIXES = frozenset(
+    {".mp4", ".mkv", ".webm", ".mov", ".avi", ".ts", ".gif", ".png", ".jpg", ".jpeg", ".webp", ".parquet"}
+)
+
+
+def _lfs_details(path: str) -> dict | None:
+    """The ``lfs`` entry of a local file that the Hub would store in LFS (None for other files)."""
+    if os.path.splitext(path)[1].lower() not in _LFS_SUFFIXES or not os.path.isfile(path):
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"sha256": digest.hexdigest(), "size": os.path.getsize(path), "pointer_size": 134}
+
+
 def _response(status: int, repo_id: str) -> Any:
     """The HTTP response huggingface_hub's HTTP errors carry (from httpx or httpx2, whichever it uses)."""
     from huggingface_hub import errors
@@ -317,7 +335,8 @@ class FakeHub:
             def _to_hf(self, info: dict, base_local: str, base_hf: str) -> dict:
                 rel = os.path.relpath(info["name"], base_local)
                 name = base_hf if rel == "." else f"{base_hf}/{rel.replace(os.sep, '/')}"
-                return {**info, "name": name}
+                lfs = _lfs_details(info["name"]) if info.get("type") == "file" else None
+                return {**info, "name": name, **({"lfs": lfs} if lfs else {})}
 
             def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list:
                 local_path, _ = self._local(path)
@@ -334,6 +353,9 @@ class FakeHub:
                     raise PermissionError("the fake hub is read-only through hf://; push with HfApi")
                 local_path, _ = self._local(path)
                 hub.tokens.append((f"open {self._strip_protocol(path)}", self.token))
-                return local._open(local_path, mode)
+                f = local._open(local_path, mode)
+                # HfFileSystemFile.details: the file's info(), the LFS sha256 of media included
+                f.details = self.info(path)
+                return f
 
         return FakeHfFileSystem

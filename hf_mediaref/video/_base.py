@@ -85,34 +85,66 @@ class BaseVideoDecoder(abc.ABC):
         self.storage_options = storage_options
         self.dimension_order = dimension_order
         self._key = source_key(self.uri, storage_options)
-        self._index: VideoIndex = load_index(self.uri, storage_options=storage_options, key=self._key)
-        check_pixel_limit(self._index.width, self._index.height, self.uri, "video")  # stored indexes too
+        # the index as loaded: complete, or a snapshot of a progressive one (Matroska Cues, see _progressive)
+        self._snapshot: VideoIndex = load_index(self.uri, storage_options=storage_options, key=self._key)
+        check_pixel_limit(
+            self._snapshot.width, self._snapshot.height, self.uri, "video"
+        )  # stored indexes too
         self._closed = False
+
+    #: Whether time lookups may use a progressive index's snapshot (False: the backend needs every frame).
+    _uses_snapshots = True
+
+    @property
+    def _index(self) -> VideoIndex:
+        """The complete index (a progressive one is completed first: a full scan)."""
+        idx = self._snapshot
+        if idx.progressive is not None:
+            idx = self._snapshot = idx.progressive.complete()
+        return idx
+
+    def _index_for(self, times_ns: Sequence[int]) -> VideoIndex:
+        """An index whose frames at ``times_ns`` are exact: a snapshot of a progressive index with the
+        blocks holding them demuxed, else the complete index. Positions from it are valid in it only: the
+        plan and the decode of a batch use the same one."""
+        idx = self._snapshot
+        if idx.progressive is None or not self._uses_snapshots:
+            return self._index
+        idx = self._snapshot = idx.progressive.snapshot_for(times_ns)
+        return idx
 
     # ------------------------------------------------------------------ backend interface
     @abc.abstractmethod
     def _decode_span(
-        self, span: Span, *, size: tuple[int, int] | None = None, threads: int = 1
+        self,
+        span: Span,
+        *,
+        size: tuple[int, int] | None = None,
+        threads: int = 1,
+        index: VideoIndex | None = None,
     ) -> dict[int, Any]:
-        """Decode ``span`` and return {frame position: (H, W, 3) uint8 frame} for its targets."""
+        """Decode ``span`` (positions in ``index``, default the complete index) and return {frame position:
+        (H, W, 3) uint8 frame} for its targets."""
 
     @abc.abstractmethod
     def _stack(self, frames: Sequence[Any]) -> Any:
         """Stack (H, W, 3) frames into one NHWC batch of the backend's array type."""
 
     # ------------------------------------------------------------------ engine hooks (for the batch engine)
-    def _frames_at(self, times_ns: Sequence[int]) -> np.ndarray:
-        """Frame positions on screen at ``times_ns``; FrameOutOfRangeError (naming the ref) past the end."""
-        frames = self._index.frames_at(times_ns)
+    def _frames_at(self, times_ns: Sequence[int], index: VideoIndex | None = None) -> np.ndarray:
+        """Frame positions in ``index`` (default: the complete index) on screen at ``times_ns`` (an index from
+        :meth:`_index_for` them); FrameOutOfRangeError (naming the ref) past the end."""
+        idx = self._index if index is None else index
+        frames = idx.frames_at(times_ns)
         bad = np.flatnonzero(frames == NO_FRAME)
         if bad.size:
-            confirm_version(self._index, self.uri, self.storage_options)  # a stale index is no proof
+            confirm_version(idx, self.uri, self.storage_options)  # a stale index is no proof
             t_ns = int(list(times_ns)[int(bad[0])])
             what = describe_ref(self.uri, t_ns)  # the ref asking for it
-            idx = self._index
+            count = "" if idx.progressive is not None else f" {idx.num_frames}"  # partial: not counted
             raise FrameOutOfRangeError(
                 f"{what}: time {t_ns / NS_PER_SECOND:.9f} s ({t_ns} ns) is at or past the end of video "
-                f"{describe_uri(self.uri)}: its {idx.num_frames} frames are on screen from "
+                f"{describe_uri(self.uri)}: its{count} frames are on screen from "
                 f"{idx.begin_ns / NS_PER_SECOND:.9f} s ({idx.begin_ns} ns) until "
                 f"{idx.end_ns / NS_PER_SECOND:.9f} s ({idx.end_ns} ns), duration "
                 f"{idx.duration_ns / NS_PER_SECOND:.6f} s",
@@ -121,19 +153,30 @@ class BaseVideoDecoder(abc.ABC):
         return frames
 
     def _plan(
-        self, frames: Iterable[int], strategy: BatchDecodingStrategy | str | None = None
+        self,
+        frames: Iterable[int],
+        strategy: BatchDecodingStrategy | str | None = None,
+        index: VideoIndex | None = None,
     ) -> tuple[Span, ...]:
-        """Spans decoding ``frames`` (positions) with ``strategy`` (default: per keyframe block)."""
+        """Spans decoding ``frames`` (positions in ``index``, default the complete index) with ``strategy``
+        (default: per keyframe block)."""
         strategy = BatchDecodingStrategy(strategy or BatchDecodingStrategy.SEQUENTIAL_PER_KEYFRAME_BLOCK)
-        return plan_spans(frames, self._index.keyframes(), strategy)
+        return plan_spans(frames, (self._index if index is None else index).keyframes(), strategy)
 
-    def _span_tasks(self, spans: Iterable[Span], *, size: tuple[int, int] | None = None) -> list[Task]:
-        """One executor task per span; each returns {position: frame}."""
+    def _span_tasks(
+        self,
+        spans: Iterable[Span],
+        *,
+        size: tuple[int, int] | None = None,
+        index: VideoIndex | None = None,
+    ) -> list[Task]:
+        """One executor task per span (positions in ``index``, default the complete index); each returns
+        {position: frame}."""
 
         def task(span: Span) -> Task:
             def run(threads: int) -> dict[int, Any]:
                 with decode_errors(self.uri):
-                    return self._decode_span(span, size=size, threads=threads)
+                    return self._decode_span(span, size=size, threads=threads, index=index)
 
             return Task(span_cost(span), run)
 
@@ -255,7 +298,8 @@ class BaseVideoDecoder(abc.ABC):
         times = [round(float(s) * NS_PER_SECOND) for s in seconds]
         if any(t < 0 for t in times):
             raise ValueError(f"times must be >= 0 seconds, got {min(seconds)}")
-        return self._batch(self._frames_at(times).tolist(), strategy, max_workers)
+        index = self._index_for(times)
+        return self._batch(self._frames_at(times, index).tolist(), strategy, max_workers, index)
 
     def get_frames_played_in_range(self, start_seconds: float, stop_seconds: float) -> FrameBatch:
         """Every frame on screen during ``[start_seconds, stop_seconds)``: the one playing at
@@ -277,10 +321,14 @@ class BaseVideoDecoder(abc.ABC):
 
     # ------------------------------------------------------------------ assembly
     def _batch(
-        self, positions: list[int], strategy: BatchDecodingStrategy | str | None, max_workers: int | None
+        self,
+        positions: list[int],
+        strategy: BatchDecodingStrategy | str | None,
+        max_workers: int | None,
+        index: VideoIndex | None = None,
     ) -> FrameBatch:
-        idx = self._index
-        tasks = self._span_tasks(self._plan(positions, strategy))
+        idx = self._index if index is None else index
+        tasks = self._span_tasks(self._plan(positions, strategy, idx), index=idx)
         decoded: dict[int, Any] = {}
         for part in run_tasks(tasks, core_budget(max_workers)):
             decoded.update(part)
@@ -309,4 +357,6 @@ class BaseVideoDecoder(abc.ABC):
         self.close()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({describe_uri(self.uri)}, frames={self._index.num_frames})"
+        idx = self._snapshot  # never completes a progressive index
+        frames = "?" if idx.progressive is not None else idx.num_frames
+        return f"{type(self).__name__}({describe_uri(self.uri)}, frames={frames})"

@@ -85,7 +85,8 @@ def plan_videos(
     )
     plans = []
     for dec, times in zip(decoders, requests.values()):
-        positions = dec._frames_at(times)
-        tasks = dec._span_tasks(dec._plan(positions, strategy), size=size)
+        index = dec._index_for(times)  # positions in it, for the plan and the decode
+        positions = dec._frames_at(times, index)
+        tasks = dec._span_tasks(dec._plan(positions, strategy, index), size=size, index=index)
         plans.append(VideoPlan(dec, positions.tolist(), tasks))
     return plans

@@ -41,6 +41,7 @@ __all__ = [
     "clear_index_cache",
     "decoder_cache",
     "forget_index",
+    "replace_index",
 ]
 
 CACHE_SIZE = int(os.environ.get("AV_CACHE_SIZE", "10") or 10)
@@ -130,6 +131,15 @@ class LeaseCache:
                     return slot[0], self._idle.pop(slot)
         return None
 
+    def take_matching(self, match: Callable[[Hashable], bool]) -> tuple[Hashable, Closeable] | None:
+        """Remove and return the most recently idle decoder whose key matches, with its key (the caller now
+        owns it; :meth:`offer` gives it back), or None."""
+        with self._lock:
+            for slot in reversed(self._idle):
+                if match(slot[0]):
+                    return slot[0], self._idle.pop(slot)
+        return None
+
     def _take(self, key: Hashable) -> Closeable | None:
         with self._lock:
             for slot in reversed(self._idle):
@@ -215,6 +225,15 @@ def cached_index(key: Hashable, build: Callable[[], VideoIndex]) -> VideoIndex:
         while len(_index_cache) > INDEX_CACHE_SIZE:
             _index_cache.popitem(last=False)
     return index
+
+
+def replace_index(key: Hashable, index: VideoIndex, replaces: Callable[[VideoIndex], bool]) -> None:
+    """Cache ``index`` under ``key`` in place of the cached one, where ``replaces(cached)`` (a newer snapshot
+    of a progressive index); nothing when ``key`` is not cached (forgotten since)."""
+    with _index_lock:
+        cached = _index_cache.get(key)
+        if cached is not None and replaces(cached):
+            _index_cache[key] = index
 
 
 def forget_index(key: Hashable) -> None:

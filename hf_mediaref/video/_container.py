@@ -85,6 +85,11 @@ class OpenedVideo:
         self.threads = threads
 
     @property
+    def source(self) -> MediaSource | None:
+        """The source given to the constructor (None: the container opened its own)."""
+        return self._given
+
+    @property
     def takes_read_hints(self) -> bool:
         """Whether :meth:`expect_read` does anything (HTTP sources; others read ahead by themselves)."""
         return self._expect is not None

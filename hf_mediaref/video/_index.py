@@ -55,6 +55,9 @@ class VideoIndex:
     version: str | None = None  # the remote object's version the index was built from (None: local, data:)
     torchcodec_seeks_ok: bool = True  # False once TorchCodec returned frames of other times
     packet_offsets: np.ndarray | None = None  # int64 byte offset of each frame's packet (-1: unknown)
+    #: Set on a partial index built from Matroska Cues (``_progressive.ProgressiveIndex``): its blocks not
+    #: demuxed yet hold one placeholder frame each; never stored or written to a sidecar.
+    progressive: Any = None
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:

@@ -4,10 +4,13 @@
 2. the on-disk store (remote videos that report a version: :mod:`._index_store`);
 3. the video's index sidecar (``<uri>.mrindex``, :mod:`._sidecar`), when it describes the same content;
 4. MP4/MOV: the ``moov`` sample tables (:mod:`._mp4`), read while the container opens (no media data);
-5. local videos: the on-disk store, where an earlier process scanned the same file (:mod:`._index_store`);
-6. a demux scan of the freshly opened container (every other case, and whatever 3 to 5 refuse).
+5. remote Matroska/WebM: its ``Cues`` (:mod:`._mkv`), as a progressive index whose keyframe blocks are demuxed
+   when a decode needs them (:mod:`._progressive`);
+6. local videos: the on-disk store, where an earlier process scanned the same file (:mod:`._index_store`);
+7. a demux scan of the freshly opened container (every other case, and whatever 3 to 6 refuse); local files
+   are scanned (fast from the page cache) and the scan is stored for the next process.
 
-In cases 3 to 5 the container opened to read the header is fresh (nothing demuxed); it goes to the decoder
+In cases 3 to 6 the container opened to read the header is fresh (nothing demuxed); it goes to the decoder
 cache, so the first decode of a remote video reads its header once. Scans run on freshly opened containers
 only, never on a cached one whose position is unknown.
 """
@@ -27,6 +30,7 @@ import numpy as np
 from ..errors import RemoteChangedError, describe_uri
 from ..io import MediaSource, check_pixel_limit, open_media, source_version
 from . import _mp4 as mp4
+from . import _progressive as progressive
 from . import _stats as stats
 from ._cache import cached_index, decoder_cache, forget_index
 from ._container import OpenedVideo, fresh_key
@@ -41,6 +45,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["check_version", "confirm_version", "forget_source", "load_index"]
 
 _MP4_FORMATS = ("mov", "mp4")
+_MATROSKA_FORMATS = ("matroska", "webm")
 #: What a container opened for indexing keeps of the bytes it read (the head, the moov, the first packets).
 _RECORD_LIMIT = 8 << 20
 _KEEP_AFTER = 4 << 20
@@ -62,6 +67,7 @@ class _RecordingFile(io.RawIOBase):
         self._recording = True
         self._limit = _RECORD_LIMIT
         self._after = 0  # bytes read from the file since recording stopped
+        self._block: list[int] | None = None  # starts of the chunks of the block recording (record_next)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._f, name)
@@ -105,6 +111,8 @@ class _RecordingFile(io.RawIOBase):
         elif data and self._recorded < self._limit:
             self._chunks[self._pos] = data
             self._recorded += len(data)
+            if self._block is not None:
+                self._block.append(self._pos)
         self._pos += len(data)
         return data
 
@@ -116,9 +124,18 @@ class _RecordingFile(io.RawIOBase):
     def stop_recording(self) -> None:
         self._recording = False
 
+    def record_next(self, nbytes: int) -> None:
+        """Record the next ``nbytes`` bytes read (a keyframe block demuxed for the index, which the decode
+        that follows reads again), in place of the block recorded before (the head stays)."""
+        for start in self._block or ():
+            self._recorded -= len(self._chunks.pop(start, b""))
+        self._block = []
+        self._recording, self._after = True, 0
+        self._limit = self._recorded + max(0, int(nbytes))
+
     def resume_recording(self) -> None:
         """Record again (another decoder opens the file and reads its header): up to 1 MiB more."""
-        self._recording, self._after = True, 0
+        self._recording, self._after, self._block = True, 0, None
         self._limit = min(_RECORD_LIMIT, self._recorded + (1 << 20))
 
     def read_at(self, offset: int, size: int) -> bytes:
@@ -214,6 +231,36 @@ def _from_moov(uri: str, video: OpenedVideo, read_at: Any, file_size: Callable[[
     )
 
 
+def _open_recorded(uri: str, storage_options: dict | None) -> OpenedVideo:
+    """A fresh container over a new source of ``uri`` read through a :class:`_RecordingFile`."""
+    with contextlib.ExitStack() as owner:
+        source = owner.enter_context(open_media(uri, storage_options=storage_options))
+        recorder = _RecordingFile(source)
+        video = OpenedVideo(uri, source=cast(IO[bytes], recorder))
+        recorder.stop_recording()
+        video.adopt(owner.pop_all())
+    return video
+
+
+def _from_cues(
+    uri: str,
+    storage_options: dict | None,
+    key: tuple,
+    video: OpenedVideo,
+    read_at: Any,
+    file_size: Callable[[], int],
+    version: str | None,
+) -> VideoIndex | None:
+    """A progressive index from the Matroska/WebM Cues (see :mod:`._progressive`); None where not Matroska
+    or (logged) where the Cues cannot serve."""
+    names = video.container.format.name.split(",")
+    if not any(n in _MATROSKA_FORMATS for n in names):
+        return None
+    return progressive.from_cues(
+        uri, key, video, read_at, file_size(), version, lambda: _open_recorded(uri, storage_options)
+    )
+
+
 def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | None = None) -> VideoIndex:
     """The keyframe index of ``uri``'s first video stream: cached per source in memory, and for remote
     sources that report a version also on disk (:mod:`._index_store`); else from the video's sidecar, its
@@ -242,6 +289,16 @@ def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | No
                 index = _from_moov(uri, video, read_at, lambda: _file_size(source, recorder))
                 if index is None:
                     index = _from_sidecar(uri, storage_options, video, source, read_at)
+                if index is None and recorder is not None:
+                    index = _from_cues(
+                        uri,
+                        storage_options,
+                        key,
+                        video,
+                        read_at,
+                        lambda: _file_size(source, recorder),
+                        version,
+                    )
                 if index is not None:
                     stats.record(index_scans=1)
                 local = local_store_version(uri, key) if version is None and index is None else None
@@ -259,7 +316,7 @@ def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | No
                 video.close()
                 raise
             index.version = version
-            if version is not None:
+            if version is not None and index.progressive is None:  # partial indexes are never stored
                 store_index(key, version, index)
             elif local is not None and not fresh:  # a local video's scan
                 store_index(key, local, index)

@@ -378,7 +378,12 @@ class PyAVVideoDecoder(BaseVideoDecoder):
     """
 
     def _decode_span(
-        self, span: Span, *, size: tuple[int, int] | None = None, threads: int = 1
+        self,
+        span: Span,
+        *,
+        size: tuple[int, int] | None = None,
+        threads: int = 1,
+        index: VideoIndex | None = None,
     ) -> dict[int, Any]:
         """Decode ``span``; every returned frame is the target's own frame, decoded from a keyframe before it.
 
@@ -387,7 +392,8 @@ class PyAVVideoDecoder(BaseVideoDecoder):
         first packet, without seeking. A target whose frame never comes out (damaged or missing data) raises
         :class:`~hf_mediaref.errors.MediaDecodeError`, after one retry without skipping non-reference frames.
         """
-        index, start, from_top, careful, every_packet = self._index, span.start, False, False, False
+        index = self._index if index is None else index
+        start, from_top, careful, every_packet = span.start, False, False, False
         may_resume = True
 
         def serves(point: Any) -> bool:
@@ -446,7 +452,7 @@ class PyAVVideoDecoder(BaseVideoDecoder):
                 if skip_nonref and not missing.corrupt:  # lost to skipping, or to damage? decode every packet
                     every_packet = True
                     continue
-                raise self._missing_frame_error(missing.position, start, missing.corrupt) from None
+                raise self._missing_frame_error(index, missing.position, start, missing.corrupt) from None
 
     @contextlib.contextmanager
     def _container(
@@ -465,8 +471,10 @@ class PyAVVideoDecoder(BaseVideoDecoder):
         ) as leased:
             yield leased
 
-    def _missing_frame_error(self, position: int, start: int, corrupt: bool) -> MediaDecodeError:
-        t_ns = int(self._index.frame_ns[position])
+    def _missing_frame_error(
+        self, index: VideoIndex, position: int, start: int, corrupt: bool
+    ) -> MediaDecodeError:
+        t_ns = int(index.frame_ns[position])
         what = (
             "came out flagged corrupt by FFmpeg (damaged data, concealed pixels)"
             if corrupt
@@ -480,5 +488,5 @@ class PyAVVideoDecoder(BaseVideoDecoder):
 
     def _stack(self, frames: Sequence[Any]) -> np.ndarray:
         if not frames:
-            return np.empty((0, self._index.height, self._index.width, 3), dtype=np.uint8)
+            return np.empty((0, self._snapshot.height, self._snapshot.width, 3), dtype=np.uint8)
         return np.stack(frames)

@@ -192,8 +192,16 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
             self._mappings = json.dumps(self._index.frame_mappings())
         return self._mappings
 
+    #: TorchCodec is given the whole index as its frame mappings: a progressive index is completed first.
+    _uses_snapshots = False
+
     def _decode_span(
-        self, span: Span, *, size: tuple[int, int] | None = None, threads: int = 1
+        self,
+        span: Span,
+        *,
+        size: tuple[int, int] | None = None,
+        threads: int = 1,
+        index: VideoIndex | None = None,
     ) -> dict[int, Any]:
         key = ("torchcodec", self._key, self.device, threads, size)
 
@@ -283,12 +291,12 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
             self._reference = PyAVVideoDecoder(
                 self.uri, storage_options=self.storage_options, orientation=self.orientation
             )
-        frames = self._reference._decode_span(span, size=size, threads=threads)
+        frames = self._reference._decode_span(span, size=size, threads=threads, index=self._index)
         return {t: torch.from_numpy(frame).to(self.device) for t, frame in frames.items()}
 
     def _stack(self, frames: Sequence[Any]) -> Any:
         import torch
 
         if not frames:
-            return torch.empty((0, self._index.height, self._index.width, 3), dtype=torch.uint8)
+            return torch.empty((0, self._snapshot.height, self._snapshot.width, 3), dtype=torch.uint8)
         return torch.stack(list(frames))

@@ -230,3 +230,30 @@ def test_an_episode_spread_over_several_files_is_refused(episodes_ds):
     )
     with pytest.raises(ValueError, match="episode 0 has frames in several files"):
         FrameWindows.from_dataset(mixed, PAST, episode_column="episode_index")
+
+
+def test_video_bounds_of_a_remote_matroska_read_two_cue_blocks(tmp_path):
+    """Windows need each video's first frame, last frame and end: from a remote Matroska's Cues, the first and
+    last blocks give them exactly, without a scan of the file."""
+    import contextlib
+
+    from hf_mediaref import DecodeOptions, cleanup_cache
+    from hf_mediaref.hf._windows import _video_bounds
+    from hf_mediaref.testing import write_video
+    from hf_mediaref.testing.http_server import LoopbackFileServer
+    from hf_mediaref.video._container import OpenedVideo
+    from hf_mediaref.video._index import scan_index
+    from hf_mediaref.video._indexes import load_index
+
+    spec = write_video(tmp_path / "w.mkv", 120, fps=24, gop=12, bframes=2, size=(64, 128), noise=0.2)
+    with contextlib.closing(OpenedVideo(str(spec.path))) as video:
+        scan = scan_index(video.container, video.stream)
+    cleanup_cache()
+    with LoopbackFileServer(tmp_path) as server:
+        url = f"{server.url}/w.mkv"
+        assert _video_bounds([url], DecodeOptions()) == {
+            url: (int(scan.frame_ns[0]), int(scan.frame_ns[-1]), int(scan.end_ns))
+        }
+        assert load_index(url).progressive is not None
+        assert server.bytes_sent < spec.path.stat().st_size / 2
+    cleanup_cache()

@@ -13,6 +13,7 @@ import pytest
 from hf_mediaref import MediaRef, batch_decode, cleanup_cache
 from hf_mediaref.io import open_media, source_version
 from hf_mediaref.testing import read_index, write_video
+from hf_mediaref.video import PyAVVideoDecoder
 from hf_mediaref.video._index_store import load_stored_index, store_dir, store_index
 from hf_mediaref.video._indexes import load_index
 
@@ -30,19 +31,36 @@ def _frames(out):
 
 
 def test_a_new_process_reads_the_stored_index_instead_of_the_whole_video(media_dir, http_server, store):
-    # Matroska (no moov tables): without the store, a new process would scan the whole file again
+    # Matroska (no moov tables): once its index is complete (a scan), a new process reads it from the store
     spec = write_video(media_dir / "stored_long.mkv", 900, fps=30, gop=30, size=SIZE, noise=0.05, bframes=2)
     uri, size = f"{http_server.url}/{spec.path.name}", spec.path.stat().st_size
 
     sent = http_server.bytes_sent
-    assert _frames(batch_decode([MediaRef(uri, spec.pts_ns[850])])) == [850]
-    assert http_server.bytes_sent - sent >= size  # first use: the scan reads the whole file
+    assert _frames(batch_decode([MediaRef(uri, spec.pts_ns[850])])) == [850]  # from the Cues: not stored
+    with PyAVVideoDecoder(uri) as dec:
+        assert len(dec) == 900  # the whole index: the scan reads the whole file
+    assert http_server.bytes_sent - sent >= size
     assert len(list(store.glob("*.npz"))) == 1
 
     cleanup_cache()  # what a new process starts with
     sent = http_server.bytes_sent
     assert _frames(batch_decode([MediaRef(uri, spec.pts_ns[i]) for i in (40, 41, 850)])) == [40, 41, 850]
     assert 0 < http_server.bytes_sent - sent < size / 3  # opening two containers and reading two blocks
+
+
+def test_an_index_from_cues_is_stored_once_complete(media_dir, http_server, store):
+    """A partial index (Matroska Cues, some blocks demuxed) is never stored; the complete one is."""
+    spec = write_video(media_dir / "stored_cues.mkv", 90, fps=30, gop=15, size=SIZE, bframes=2)
+    uri = f"{http_server.url}/{spec.path.name}"
+    assert _frames(batch_decode([MediaRef(uri, spec.pts_ns[50])])) == [50]
+    assert load_index(uri).progressive is not None
+    assert not list(store.glob("*.npz"))
+    with PyAVVideoDecoder(uri) as dec:
+        assert len(dec) == 90  # completes it: the scan
+    (stored,) = store.glob("*.npz")
+    assert np.load(stored)["pts"].size == 90
+    cleanup_cache()
+    assert load_index(uri).progressive is None  # a new process reads the stored, complete index
 
 
 def test_a_changed_remote_video_is_indexed_again(media_dir, http_server, store):
