@@ -135,3 +135,28 @@ def test_resume_point_serves_only_later_unskipped_targets_near_its_block(video):
     assert not point.serves(index, Span(160, (170,)))  # a seek skips the frames between
     other = dataclasses.replace(index)
     assert not point.serves(other, Span(0, (21,)))  # another index (the file was rebuilt)
+
+
+def test_consecutive_batches_of_a_remote_matroska_indexed_from_its_cues(tmp_path, fresh_cache):
+    """The progressive index demuxes blocks on containers that decodes gave back: it clears their resume
+    points (a container whose demuxer moved cannot decode on), and its snapshots are other indexes."""
+    from hf_mediaref.testing.http_server import LoopbackFileServer
+
+    spec = write_video(tmp_path / "cued.mkv", 160, fps=20, gop=20, bframes=2, size=SIZE)
+    with LoopbackFileServer(tmp_path) as server:
+        url = f"{server.url}/cued.mkv"
+        progressive = load_index(url).progressive
+        assert progressive is not None  # indexed from the Cues, block by block
+        picks = list(range(0, 160, 3))
+        for k in range(0, len(picks), 6):
+            batch = picks[k : k + 6]
+            frames = batch_decode([MediaRef(url, spec.pts_ns[p]) for p in batch], max_workers=1)
+            assert [read_index(f) for f in frames] == batch
+        key = source_key(url)
+        with decoder_cache._lock:
+            idle = [o for slot, o in decoder_cache._idle.items() if slot[0][:2] == ("pyav", key)]
+        assert idle
+        for video in idle:
+            video.resume_point = "a stale point"
+            progressive._checked(video)
+            assert video.resume_point is None
