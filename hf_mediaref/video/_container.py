@@ -49,7 +49,9 @@ class OpenedVideo:
         try:
             if source is None:
                 source = self._stack.enter_context(open_media(uri, storage_options=storage_options))
-            self._expect = getattr(getattr(source, "raw", None), "expect", None)  # HTTP read-ahead hint
+            raw = getattr(source, "raw", None)
+            self._expect = getattr(raw, "expect", None)  # HTTP read-ahead hints
+            self._announce = getattr(raw, "announce", None)
             self.version = source_version(source)  # None for local files and data: URIs
             with decode_errors(uri, "open"):
                 if isinstance(source, str):
@@ -89,6 +91,14 @@ class OpenedVideo:
         """Tell the source that the next read after a seek goes on for about ``nbytes``."""
         if self._expect is not None:
             self._expect(nbytes)
+
+    def announce_read(self, start: int, end: int) -> bool:
+        """Tell the source that the next reads are of bytes ``[start, end)``; False when it takes no such
+        hint (then :meth:`expect_read` may)."""
+        if self._announce is None:
+            return False
+        self._announce(start, end)
+        return True
 
     def adopt(self, owner: contextlib.ExitStack) -> None:
         """Take over ``owner`` (what keeps the given source open): closed after the container."""

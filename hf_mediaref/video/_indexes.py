@@ -33,7 +33,7 @@ from ._errors import decode_errors
 from ._identity import source_key
 from ._index import VideoIndex, end_pts, scan_index
 from ._index_store import load_stored_index, store_index
-from ._sidecar import content_matches, fetch_sidecar
+from ._sidecar import HEAD_BYTES, content_matches, fetch_sidecar
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class _RecordingFile(io.RawIOBase):
         self._recording = True
         self._limit = _RECORD_LIMIT
         self._after = 0  # bytes read from the file since recording stopped
+        self._read1 = getattr(f, "read1", f.read)  # one read of the file: it may return fewer bytes
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._f, name)
@@ -96,7 +97,7 @@ class _RecordingFile(io.RawIOBase):
                 self._pos += len(cached)
                 return cached
         self._f.seek(self._pos)
-        data = self._f.read(size)
+        data = self._read1(size) if size is not None and size > 0 else self._f.read(size)
         if data and not self._recording:
             self._after += len(data)
             if self._after > _KEEP_AFTER and self._chunks:
@@ -106,6 +107,10 @@ class _RecordingFile(io.RawIOBase):
             self._recorded += len(data)
         self._pos += len(data)
         return data
+
+    def read1(self, size: int = -1) -> bytes:
+        """One read: from what was kept, or one read of the file below (fewer bytes than asked is fine)."""
+        return self.read(size)
 
     def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))
@@ -213,6 +218,31 @@ def _from_moov(uri: str, video: OpenedVideo, read_at: Any, file_size: Callable[[
     )
 
 
+#: Top-level MP4/MOV boxes a file may start with.
+_MP4_HEADS = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
+#: Bytes around the first packet that opening the container reads (a box or block header; 0 for MP4).
+_FIRST_PACKET_SLACK = 64
+
+
+def _announce_first_packet(source: Any, read_at: Any, file_size: Callable[[], int]) -> None:
+    """MP4/MOV over HTTP: read the ``moov`` (the open reads it anyway, from what is recorded) and tell the
+    reader the byte range of the video's first packet, which FFmpeg's open reads to learn the pixel format:
+    one request of its size instead of a 32 KiB read-ahead. Nothing is decided from it but read sizes."""
+    announce = getattr(getattr(source, "raw", None), "announce", None)
+    if announce is None or read_at(0, HEAD_BYTES)[4:8] not in _MP4_HEADS:  # the head, recorded whole
+        return
+    try:
+        tracks = mp4.parse_moov(mp4.find_moov(read_at, file_size()))
+    except (mp4.Unsupported, ValueError, IndexError):  # the open and the index judge the file, not this
+        return
+    for track in tracks:
+        if track is not None and track.handler == "vide" and track.offsets.size:
+            first = int(np.argmin(track.offsets))
+            offset = int(track.offsets[first])
+            announce(offset, offset + int(track.sizes[first]) + _FIRST_PACKET_SLACK)
+            return
+
+
 def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | None = None) -> VideoIndex:
     """The keyframe index of ``uri``'s first video stream: cached per source in memory, and for remote
     sources that report a version also on disk (:mod:`._index_store`); else from the video's sidecar, its
@@ -229,6 +259,8 @@ def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | No
                     stored.version = version
                     return stored
             recorder = None if isinstance(source, str) else _RecordingFile(source)
+            if recorder is not None:
+                _announce_first_packet(source, recorder.read_at, lambda: _file_size(source, recorder))
             video = OpenedVideo(uri, source=source if recorder is None else cast(IO[bytes], recorder))
             try:
                 ctx = video.stream.codec_context
