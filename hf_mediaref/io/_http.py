@@ -657,6 +657,10 @@ class _RangeReader(io.RawIOBase):
         self._announced: tuple[int, int] | None = None  # [start, end) of the bytes the decoder will read
         self._past_announced = -1  # where the last announced fetch ended: a read there reads little
         self._small = max(1, min(self._min, settings.small_read))
+        # the last announced range fetched, kept (until another replaces it) for a demuxer that reads on and
+        # seeks back into it: Matroska seeking into its last indexed cluster parses on to the end first
+        self._block = b""
+        self._block_start = 0
         self._buf = b""
         self._buf_start = 0
         self._fallback: io.BytesIO | None = None
@@ -819,8 +823,13 @@ class _RangeReader(io.RawIOBase):
         if self._fallback is None and self._pos < size:
             offset = self._pos - self._buf_start
             if not 0 <= offset < len(self._buf):
-                self._fetch(self._pos, min(self._fetch_size(len(buffer)), size - self._pos))
-                offset = 0
+                if 0 <= self._pos - self._block_start < len(self._block):  # back in the announced block
+                    self._buf, self._buf_start = self._block, self._block_start
+                else:
+                    announced = self._announced
+                    self._fetch(self._pos, min(self._fetch_size(len(buffer)), size - self._pos))
+                    if announced is not None and self._announced is not announced:  # it was fetched
+                        self._block, self._block_start = self._buf, self._buf_start
         if self._fallback is not None:
             n = self._fallback.readinto(buffer)
             self._pos = self._fallback.tell()

@@ -25,6 +25,15 @@ def import_av() -> Any:
     return require("av", purpose="video decoding")
 
 
+#: FFmpeg options of a container read through a file object (remote media), so that its open reads no
+#: packet past the first one, whose decode gives the codec's parameters: FFmpeg otherwise reads on until
+#: packets carry decode timestamps (``max_ts_probe``: Matroska's never do) and, where the header has no frame
+#: rate, enough packets to estimate one (``fpsprobesize``: 100 KB of a 30 fps Matroska file). Nothing here
+#: uses what they would give (``start_time``, an ``average_rate`` estimated from packets): the index comes
+#: from the packets.
+_REMOTE_OPEN = {"max_ts_probe": "0", "fpsprobesize": "0"}
+
+
 class OpenedVideo:
     """One open container, its video stream and an RGB reformatter: used by one thread at a time.
 
@@ -58,7 +67,9 @@ class OpenedVideo:
                     self.container = av.open(source, "r", metadata_errors="ignore")
                     self.counts_packet_bytes = True
                 else:
-                    self.container = av.open(stats.CountingReader(source), "r", metadata_errors="ignore")
+                    self.container = av.open(
+                        stats.CountingReader(source), "r", metadata_errors="ignore", options=_REMOTE_OPEN
+                    )
                     self.counts_packet_bytes = False
                 self._stack.callback(self.container.close)
                 if not self.container.streams.video:

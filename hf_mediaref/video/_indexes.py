@@ -14,6 +14,7 @@ only, never on a cached one whose position is unknown.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -163,10 +164,20 @@ def _file_size(source: MediaSource, recorder: _RecordingFile | None) -> int:
         recorder.seek(here)
 
 
+#: A sidecar not fetched yet (None: fetched, there is none).
+_NOT_FETCHED: Any = object()
+
+
 def _from_sidecar(
-    uri: str, storage_options: dict | None, video: OpenedVideo, source: Any, read_at: Any
+    uri: str,
+    storage_options: dict | None,
+    video: OpenedVideo,
+    source: Any,
+    read_at: Any,
+    found: Any = _NOT_FETCHED,
 ) -> VideoIndex | None:
-    found = fetch_sidecar(uri, storage_options)
+    if found is _NOT_FETCHED:
+        found = fetch_sidecar(uri, storage_options)
     if found is None:
         return None
     media, index = found
@@ -224,23 +235,35 @@ _MP4_HEADS = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
 _FIRST_PACKET_SLACK = 64
 
 
-def _announce_first_packet(source: Any, read_at: Any, file_size: Callable[[], int]) -> None:
-    """MP4/MOV over HTTP: read the ``moov`` (the open reads it anyway, from what is recorded) and tell the
-    reader the byte range of the video's first packet, which FFmpeg's open reads to learn the pixel format:
-    one request of its size instead of a 32 KiB read-ahead. Nothing is decided from it but read sizes."""
+def _announce_first_packet(
+    uri: str, storage_options: dict | None, source: Any, read_at: Any, file_size: Callable[[], int]
+) -> Any:
+    """Before the container opens over HTTP, tell the reader the byte range of the video's first packet,
+    which FFmpeg's open reads to learn the pixel format: one request of its size instead of a read-ahead.
+    MP4/MOV: from the ``moov`` (read here; the open reads it again from what is recorded). Other
+    containers: from the index sidecar, fetched here; it is returned for :func:`_from_sidecar`, which judges
+    it (:data:`_NOT_FETCHED` when it was not fetched). Nothing is decided from either but read sizes."""
     announce = getattr(getattr(source, "raw", None), "announce", None)
-    if announce is None or read_at(0, HEAD_BYTES)[4:8] not in _MP4_HEADS:  # the head, recorded whole
-        return
-    try:
-        tracks = mp4.parse_moov(mp4.find_moov(read_at, file_size()))
-    except (mp4.Unsupported, ValueError, IndexError):  # the open and the index judge the file, not this
-        return
-    for track in tracks:
-        if track is not None and track.handler == "vide" and track.offsets.size:
-            first = int(np.argmin(track.offsets))
-            offset = int(track.offsets[first])
-            announce(offset, offset + int(track.sizes[first]) + _FIRST_PACKET_SLACK)
-            return
+    if announce is None:
+        return _NOT_FETCHED
+    offsets, sizes = None, None
+    if read_at(0, HEAD_BYTES)[4:8] in _MP4_HEADS:  # the head, recorded whole
+        try:
+            tracks = mp4.parse_moov(mp4.find_moov(read_at, file_size()))
+        except (mp4.Unsupported, ValueError, IndexError):  # the open and the index judge the file, not this
+            return _NOT_FETCHED
+        video = [t for t in tracks if t is not None and t.handler == "vide" and t.offsets.size]
+        if video:
+            offsets, sizes = video[0].offsets, video[0].sizes
+        found = _NOT_FETCHED
+    else:
+        found = fetch_sidecar(uri, storage_options)
+        if found is not None:
+            offsets, sizes = found[1].packet_offsets, found[1].packet_sizes
+    if offsets is not None and sizes is not None and offsets.size and int(offsets.min()) >= 0:
+        first = int(np.argmin(offsets))
+        announce(int(offsets[first]), int(offsets[first] + sizes[first]) + _FIRST_PACKET_SLACK)
+    return found
 
 
 def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | None = None) -> VideoIndex:
@@ -259,8 +282,10 @@ def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | No
                     stored.version = version
                     return stored
             recorder = None if isinstance(source, str) else _RecordingFile(source)
+            sidecar = _NOT_FETCHED
             if recorder is not None:
-                _announce_first_packet(source, recorder.read_at, lambda: _file_size(source, recorder))
+                size = functools.partial(_file_size, source, recorder)
+                sidecar = _announce_first_packet(uri, storage_options, source, recorder.read_at, size)
             video = OpenedVideo(uri, source=source if recorder is None else cast(IO[bytes], recorder))
             try:
                 ctx = video.stream.codec_context
@@ -272,7 +297,7 @@ def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | No
                 # demuxer itself uses); the sidecar serves every other container and what moov cannot
                 index = _from_moov(uri, video, read_at, lambda: _file_size(source, recorder))
                 if index is None:
-                    index = _from_sidecar(uri, storage_options, video, source, read_at)
+                    index = _from_sidecar(uri, storage_options, video, source, read_at, sidecar)
                 fresh = index is not None  # nothing demuxed yet: the container can serve the first decode
                 if recorder is not None:
                     recorder.stop_recording()

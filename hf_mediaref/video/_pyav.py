@@ -402,7 +402,10 @@ class PyAVVideoDecoder(BaseVideoDecoder):
                     index.nonref_skipping = False
                 return frames
             except _DrainedShort:
-                logger.info("%s: draining the decoder at the last target loses frames; not draining", self)
+                logger.info(
+                    "%s: draining the decoder at the last target misses frames (or fields); not draining",
+                    self,
+                )
                 index.decoder_draining = drain = False
             except _Damaged:  # judged again on one codec thread: each damage report comes at its own packet
                 logger.info("%s: the decoder reported damage; decoding the span again carefully", self)
