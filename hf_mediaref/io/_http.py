@@ -632,8 +632,9 @@ class _RangeReader(io.RawIOBase):
     A read that misses the last fetched range fetches ``min_readahead`` bytes from there after a seek, and
     twice the previous fetch when it continues where that fetch ended, up to ``readahead``. Seeks (container
     probing, jumps to keyframes) cost little; long forward reads (a keyframe block, an index scan) take few
-    requests. The very first read, at the head of the file, fetches only ``small_read`` bytes (what a
-    container's header usually needs), and the reads that continue it double from there. A
+    requests. For a reader that takes short reads (:attr:`short_reads`), the very first read, at the head of
+    the file, fetches only ``small_read`` bytes (what a container's header usually needs), and the reads that
+    continue it double from there. A
     caller that knows which bytes it will read says so with :meth:`announce` (or, as a length after the
     next seek, :meth:`expect`).
 
@@ -657,6 +658,10 @@ class _RangeReader(io.RawIOBase):
         self._announced: tuple[int, int] | None = None  # [start, end) of the bytes the decoder will read
         self._past_announced = -1  # where the last announced fetch ended: a read there reads little
         self._small = max(1, min(self._min, settings.small_read))
+        #: Set by a reader that takes short reads (FFmpeg through ``read1``): the head and the read past an
+        #: announced range are then ``small_read`` bytes. Others (a ``read`` that fills its answer) keep
+        #: ``min_readahead``: a small read would only split their read into more requests.
+        self.short_reads = False
         # the last announced range fetched, kept (until another replaces it) for a demuxer that reads on and
         # seeks back into it: Matroska seeking into its last indexed cluster parses on to the end first
         self._block = b""
@@ -709,10 +714,11 @@ class _RangeReader(io.RawIOBase):
         """Say that the next reads are of bytes ``[start, end)`` (a keyframe block up to its last target
         packet, known from the index). The first read that misses the buffer at a position in that range
         fetches from there to ``end`` in one request (up to 32 MiB at a time), whatever size it asked for,
-        and reads are served from it; a read that goes on past ``end`` fetches ``small_read`` bytes and
-        grows (doubling) from there. Reads elsewhere (a demuxer reading its cues first) keep the usual
-        read-ahead and leave the announcement for later; the next announcement replaces it. Only how much
-        is fetched changes: every byte served is the file's byte at that position, of the version opened."""
+        and reads are served from it; a read that goes on past ``end`` fetches ``small_read`` bytes (with
+        :attr:`short_reads`) and grows (doubling) from there. Reads elsewhere (a demuxer reading its cues
+        first) keep the usual read-ahead and leave the announcement for later; the next announcement
+        replaces it. Only how much is fetched changes: every byte served is the file's byte at that
+        position, of the version opened."""
         start, end = max(0, int(start)), int(end)
         if self._size is not None:
             end = min(end, self._size)
@@ -728,13 +734,13 @@ class _RangeReader(io.RawIOBase):
                 self._announced, self._past_announced = None, announced[1]
             self._window = self._min
             return fetch
-        if pos == self._past_announced:  # the decoder reads on past what it announced: a little at a time
+        if pos == self._past_announced and self.short_reads:  # the decoder reads on past its range: a little
             self._past_announced, self._window = -1, self._small
             return self._small
         if self._expected:  # the caller said how much it will read from here: one request
             fetch, self._window, self._expected = max(asked, self._min, self._expected), self._min, 0
             return fetch
-        if pos == 0 and not self._buf and not self.requests:  # the head: the header needs little of it
+        if pos == 0 and not self._buf and not self.requests and self.short_reads:  # the head: needs little
             self._window = self._small
             return self._small
         if bool(self._buf) and pos == self._buf_start + len(self._buf):  # continues the last fetch: grow

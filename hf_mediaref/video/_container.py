@@ -61,6 +61,8 @@ class OpenedVideo:
             raw = getattr(source, "raw", None)
             self._expect = getattr(raw, "expect", None)  # HTTP read-ahead hints
             self._announce = getattr(raw, "announce", None)
+            if raw is not None and hasattr(raw, "short_reads"):
+                raw.short_reads = True  # FFmpeg reads through read1 (stats.CountingReader): short is fine
             self.version = source_version(source)  # None for local files and data: URIs
             with decode_errors(uri, "open"):
                 if isinstance(source, str):
@@ -161,6 +163,8 @@ def take_fresh_source(key: tuple) -> tuple[Any, contextlib.ExitStack] | None:
         fresh.close()
     elif hasattr(released[0], "resume_recording"):  # the index's recording view: keep what the new open reads
         released[0].resume_recording()
+    if released is not None and hasattr(getattr(released[0], "raw", None), "short_reads"):
+        released[0].raw.short_reads = False  # TorchCodec fills its 64 KiB buffer whatever a read returns
     return released
 
 

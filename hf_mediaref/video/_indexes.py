@@ -243,9 +243,11 @@ def _announce_first_packet(
     MP4/MOV: from the ``moov`` (read here; the open reads it again from what is recorded). Other
     containers: from the index sidecar, fetched here; it is returned for :func:`_from_sidecar`, which judges
     it (:data:`_NOT_FETCHED` when it was not fetched). Nothing is decided from either but read sizes."""
-    announce = getattr(getattr(source, "raw", None), "announce", None)
-    if announce is None:
+    raw = getattr(source, "raw", None)
+    announce = getattr(raw, "announce", None)
+    if raw is None or announce is None:
         return _NOT_FETCHED
+    raw.short_reads = True  # the PyAV container opened next reads through read1 (stats.CountingReader)
     offsets, sizes = None, None
     if read_at(0, HEAD_BYTES)[4:8] in _MP4_HEADS:  # the head, recorded whole
         try:
