@@ -38,6 +38,8 @@ class OpenedVideo:
     """One open container, its video stream and an RGB reformatter: used by one thread at a time.
 
     The container reads ``source`` when given (the caller keeps owning it), else a source it opens and closes.
+    ``head``: the byte range the open reads (from the file's start to the end of its first packet, known
+    from the index), announced to an HTTP source so that it is one request.
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class OpenedVideo:
         storage_options: dict | None = None,
         threads: int = 1,
         source: MediaSource | None = None,
+        head: tuple[int, int] | None = None,
     ):
         av = import_av()
         from av.video.reformatter import VideoReformatter
@@ -63,6 +66,8 @@ class OpenedVideo:
             self._announce = getattr(raw, "announce", None)
             if raw is not None and hasattr(raw, "short_reads"):
                 raw.short_reads = True  # FFmpeg reads through read1 (stats.CountingReader): short is fine
+            if head is not None and self._announce is not None:
+                self._announce(*head)
             self.version = source_version(source)  # None for local files and data: URIs
             with decode_errors(uri, "open"):
                 if isinstance(source, str):
@@ -135,9 +140,15 @@ class OpenedVideo:
 
 @contextlib.contextmanager
 def lease_video(
-    uri: str, *, storage_options: dict | None = None, threads: int = 1, key: tuple | None = None
+    uri: str,
+    *,
+    storage_options: dict | None = None,
+    threads: int = 1,
+    key: tuple | None = None,
+    head: tuple[int, int] | None = None,
 ) -> Iterator[OpenedVideo]:
-    """Exclusive use of an open container for ``uri`` (cached; opened on a miss)."""
+    """Exclusive use of an open container for ``uri`` (cached; opened on a miss, ``head`` as for
+    :class:`OpenedVideo`)."""
     key = key or source_key(uri, storage_options)
 
     def open_() -> OpenedVideo:
@@ -145,7 +156,7 @@ def lease_video(
         if fresh is not None:  # nothing decoded yet: its codec threads can still be set
             fresh.set_threads(threads)
             return fresh
-        return OpenedVideo(uri, storage_options=storage_options, threads=threads)
+        return OpenedVideo(uri, storage_options=storage_options, threads=threads, head=head)
 
     with decoder_cache.lease(("pyav", key, threads), open_) as video:
         yield video

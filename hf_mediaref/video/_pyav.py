@@ -18,6 +18,7 @@ whose frame never comes out of the decoder raises :class:`~hf_mediaref.errors.Me
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -144,6 +145,16 @@ def _read_range(index: VideoIndex, start: int, targets: Sequence[int]) -> tuple[
     wanted = np.asarray(targets, dtype=np.int64)
     end = int((offsets[wanted] + index.packet_sizes[wanted]).max()) + _PACKET_TAIL
     return max(0, int(offsets[start]) - _ANNOUNCE_LEAD), end
+
+
+def _head_range(index: VideoIndex) -> tuple[int, int] | None:
+    """What opening the container reads (its header, and the first packet, decoded to learn the pixel
+    format): from the file's start to the end of the first packet in the file. None without offsets."""
+    offsets = index.packet_offsets
+    if offsets is None or offsets.size == 0 or int(offsets.min()) < 0:
+        return None
+    first = int(np.argmin(offsets))
+    return 0, int(offsets[first] + index.packet_sizes[first]) + _PACKET_TAIL
 
 
 def _seek(video: OpenedVideo, index: VideoIndex, start: int, targets: Sequence[int], drain: bool) -> None:
@@ -427,13 +438,21 @@ class PyAVVideoDecoder(BaseVideoDecoder):
                     continue
                 raise self._missing_frame_error(missing.position, start, missing.corrupt) from None
 
+    @functools.cached_property
+    def _head(self) -> tuple[int, int] | None:
+        """The byte range opening a container of this video reads (announced to an HTTP source)."""
+        return _head_range(self._index)
+
     def _container(self, threads: int, *, fresh: bool) -> contextlib.AbstractContextManager[OpenedVideo]:
         """A leased container from the cache, or a ``fresh`` one (never seeked, closed after use)."""
+        head = self._head
         if fresh:
             return contextlib.closing(
-                OpenedVideo(self.uri, storage_options=self.storage_options, threads=threads)
+                OpenedVideo(self.uri, storage_options=self.storage_options, threads=threads, head=head)
             )
-        return lease_video(self.uri, storage_options=self.storage_options, threads=threads, key=self._key)
+        return lease_video(
+            self.uri, storage_options=self.storage_options, threads=threads, key=self._key, head=head
+        )
 
     def _missing_frame_error(self, position: int, start: int, corrupt: bool) -> MediaDecodeError:
         t_ns = int(self._index.frame_ns[position])
