@@ -21,7 +21,9 @@ Settings (read from the environment at import, patchable on :data:`settings`, ex
   loop) fails with RemoteAccessError.
 - ``HF_MEDIAREF_HTTP_READAHEAD`` (``settings.readahead``, bytes, default 4 MiB): the largest read-ahead of
   a Range file; ``HF_MEDIAREF_HTTP_MIN_READAHEAD`` (``settings.min_readahead``, default 32 KiB): its
-  read-ahead after a seek.
+  read-ahead after a seek; ``HF_MEDIAREF_HTTP_SMALL_READ`` (``settings.small_read``, default 4 KiB): its
+  first read of the file's head (the container's header, before anything is known about the file) and
+  its read just past a byte range announced by the decoder (see :meth:`_RangeReader.announce`).
 
 A whole operation above single requests (a batch decode) is bounded with :func:`http_deadline`::
 
@@ -89,6 +91,7 @@ class HttpSettings:
     max_redirects: int = int(os.environ.get("HF_MEDIAREF_HTTP_MAX_REDIRECTS", 10))
     readahead: int = int(os.environ.get("HF_MEDIAREF_HTTP_READAHEAD", 4 << 20))
     min_readahead: int = int(os.environ.get("HF_MEDIAREF_HTTP_MIN_READAHEAD", 32 << 10))
+    small_read: int = int(os.environ.get("HF_MEDIAREF_HTTP_SMALL_READ", 4 << 10))
 
 
 settings = HttpSettings()
@@ -618,6 +621,9 @@ def http_exists(url: str) -> bool:
 
 
 _MAX_EXPECTED = 32 << 20
+#: What FFmpeg's I/O (and a BufferedReader) asks for to fill its buffer, whatever it needs: a read of at most
+#: this much says nothing about how much is needed, a larger one asks for exactly what it needs.
+_BUFFER_FILL = 32 << 10
 
 
 class _RangeReader(io.RawIOBase):
@@ -626,7 +632,14 @@ class _RangeReader(io.RawIOBase):
     A read that misses the last fetched range fetches ``min_readahead`` bytes from there after a seek, and
     twice the previous fetch when it continues where that fetch ended, up to ``readahead``. Seeks (container
     probing, jumps to keyframes) cost little; long forward reads (a keyframe block, an index scan) take few
-    requests. A caller that knows how much it will read after a seek says so with :meth:`expect`.
+    requests. For a reader that takes short reads (:attr:`short_reads`), the very first read, at the head of
+    the file, fetches only ``small_read`` bytes (what a container's header usually needs), and the reads that
+    continue it double from there. A
+    caller that knows which bytes it will read says so with :meth:`announce` (or, as a length after the
+    next seek, :meth:`expect`).
+
+    A read may return fewer bytes than asked (the end of the fetched range): FFmpeg's I/O takes what it gets
+    and asks again, so a decoder that reads through ``read1`` never pulls more than was fetched.
 
     Every read is tied to the version (ETag, Last-Modified, size) seen when the file was opened: ranged GETs
     send ``If-Range`` with a strong ETag, and any response of another version raises
@@ -642,6 +655,17 @@ class _RangeReader(io.RawIOBase):
         self._min = max(1, min(self._max, settings.min_readahead))
         self._window = self._min
         self._expected = 0
+        self._announced: tuple[int, int] | None = None  # [start, end) of the bytes the decoder will read
+        self._past_announced = -1  # where the last announced fetch ended: a read there reads little
+        self._small = max(1, min(self._min, settings.small_read))
+        #: Set by a reader that takes short reads (FFmpeg through ``read1``): the head and the read past an
+        #: announced range are then ``small_read`` bytes. Others (a ``read`` that fills its answer) keep
+        #: ``min_readahead``: a small read would only split their read into more requests.
+        self.short_reads = False
+        # the last announced range fetched, kept (until another replaces it) for a demuxer that reads on and
+        # seeks back into it: Matroska seeking into its last indexed cluster parses on to the end first
+        self._block = b""
+        self._block_start = 0
         self._buf = b""
         self._buf_start = 0
         self._fallback: io.BytesIO | None = None
@@ -685,6 +709,47 @@ class _RangeReader(io.RawIOBase):
         decode): the next fetch takes them in one request (up to 32 MiB) instead of growing from
         ``min_readahead``; a read just past them starts from ``min_readahead`` again."""
         self._expected = min(max(0, int(nbytes)), _MAX_EXPECTED)
+
+    def announce(self, start: int, end: int) -> None:
+        """Say that the next reads are of bytes ``[start, end)`` (a keyframe block up to its last target
+        packet, known from the index). The first read that misses the buffer at a position in that range
+        fetches from there to ``end`` in one request (up to 32 MiB at a time), whatever size it asked for,
+        and reads are served from it; a read that goes on past ``end`` fetches ``small_read`` bytes (with
+        :attr:`short_reads`) and grows (doubling) from there. Reads elsewhere (a demuxer reading its cues
+        first) keep the usual read-ahead and leave the announcement for later; the next announcement
+        replaces it. Only how much is fetched changes: every byte served is the file's byte at that
+        position, of the version opened."""
+        start, end = max(0, int(start)), int(end)
+        if self._size is not None:
+            end = min(end, self._size)
+        self._announced = (start, end) if end > start else None
+
+    def _fetch_size(self, asked: int) -> int:
+        """How many bytes to fetch from ``self._pos`` for a read of ``asked`` bytes that missed the buffer."""
+        pos = self._pos
+        announced = self._announced
+        if announced is not None and announced[0] <= pos < announced[1]:  # one request for what is left
+            fetch = min(announced[1] - pos, _MAX_EXPECTED)
+            if pos + fetch >= announced[1]:
+                self._announced, self._past_announced = None, announced[1]
+            self._window = self._min
+            return fetch
+        if pos == self._past_announced and self.short_reads:  # the decoder reads on past its range: a little
+            self._past_announced, self._window = -1, self._small
+            return self._small
+        if self._expected:  # the caller said how much it will read from here: one request
+            fetch, self._window, self._expected = max(asked, self._min, self._expected), self._min, 0
+            return fetch
+        if pos == 0 and not self._buf and not self.requests and self.short_reads:  # the head: needs little
+            self._window = self._small
+            return self._small
+        if bool(self._buf) and pos == self._buf_start + len(self._buf):  # continues the last fetch: grow
+            self._window = min(2 * self._window, self._max)
+            if self._window < self._min and asked <= _BUFFER_FILL:  # after a small read: double from it
+                return self._window
+            return max(asked, self._window)
+        self._window = self._min  # after a seek: the smallest read-ahead
+        return max(asked, self._min)
 
     def _fetch(self, start: int, length: int) -> None:
         """Fetch ``[start, start + length)`` into the buffer, within one deadline: a short 206 is continued
@@ -764,15 +829,13 @@ class _RangeReader(io.RawIOBase):
         if self._fallback is None and self._pos < size:
             offset = self._pos - self._buf_start
             if not 0 <= offset < len(self._buf):
-                if self._expected:  # the caller said how much it will read from here: one request
-                    fetch, self._window, self._expected = max(self._min, self._expected), self._min, 0
-                elif bool(self._buf) and offset == len(self._buf):  # continues the last fetch: grow
-                    self._window = min(2 * self._window, self._max)
-                    fetch = self._window
-                else:  # after a seek: the smallest read-ahead
-                    fetch = self._window = self._min
-                self._fetch(self._pos, min(max(len(buffer), fetch), size - self._pos))
-                offset = 0
+                if 0 <= self._pos - self._block_start < len(self._block):  # back in the announced block
+                    self._buf, self._buf_start = self._block, self._block_start
+                else:
+                    announced = self._announced
+                    self._fetch(self._pos, min(self._fetch_size(len(buffer)), size - self._pos))
+                    if announced is not None and self._announced is not announced:  # it was fetched
+                        self._block, self._block_start = self._buf, self._buf_start
         if self._fallback is not None:
             n = self._fallback.readinto(buffer)
             self._pos = self._fallback.tell()
@@ -794,7 +857,9 @@ def open_http(url: str, readahead: int | None = None) -> io.BufferedReader:
 
     Returns:
         A buffered reader; its ``raw`` has ``version`` (ETag or Last-Modified and size, for keying what is
-        learned from the file; None without validators), ``bytes_read``, ``requests`` and ``expect()``.
+        learned from the file; None without validators), ``bytes_read``, ``requests``, ``announce()`` and
+        ``expect()``. ``read1`` returns what one fetch holds (fewer bytes than asked at the end of an
+        announced range or after the small first read); ``read`` fills its answer as usual.
 
     Raises:
         MediaNotFoundError: HTTP 404 or 410.

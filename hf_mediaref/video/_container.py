@@ -25,10 +25,21 @@ def import_av() -> Any:
     return require("av", purpose="video decoding")
 
 
+#: FFmpeg options of a container read through a file object (remote media), so that its open reads no
+#: packet past the first one, whose decode gives the codec's parameters: FFmpeg otherwise reads on until
+#: packets carry decode timestamps (``max_ts_probe``: Matroska's never do) and, where the header has no frame
+#: rate, enough packets to estimate one (``fpsprobesize``: 100 KB of a 30 fps Matroska file). Nothing here
+#: uses what they would give (``start_time``, an ``average_rate`` estimated from packets): the index comes
+#: from the packets.
+_REMOTE_OPEN = {"max_ts_probe": "0", "fpsprobesize": "0"}
+
+
 class OpenedVideo:
     """One open container, its video stream and an RGB reformatter: used by one thread at a time.
 
     The container reads ``source`` when given (the caller keeps owning it), else a source it opens and closes.
+    ``head``: the byte range the open reads (from the file's start to the end of its first packet, known
+    from the index), announced to an HTTP source so that it is one request.
     """
 
     def __init__(
@@ -38,6 +49,7 @@ class OpenedVideo:
         storage_options: dict | None = None,
         threads: int = 1,
         source: MediaSource | None = None,
+        head: tuple[int, int] | None = None,
     ):
         av = import_av()
         from av.video.reformatter import VideoReformatter
@@ -49,14 +61,22 @@ class OpenedVideo:
         try:
             if source is None:
                 source = self._stack.enter_context(open_media(uri, storage_options=storage_options))
-            self._expect = getattr(getattr(source, "raw", None), "expect", None)  # HTTP read-ahead hint
+            raw = getattr(source, "raw", None)
+            self._expect = getattr(raw, "expect", None)  # HTTP read-ahead hints
+            self._announce = getattr(raw, "announce", None)
+            if raw is not None and hasattr(raw, "short_reads"):
+                raw.short_reads = True  # FFmpeg reads through read1 (stats.CountingReader): short is fine
+            if head is not None and self._announce is not None:
+                self._announce(*head)
             self.version = source_version(source)  # None for local files and data: URIs
             with decode_errors(uri, "open"):
                 if isinstance(source, str):
                     self.container = av.open(source, "r", metadata_errors="ignore")
                     self.counts_packet_bytes = True
                 else:
-                    self.container = av.open(stats.CountingReader(source), "r", metadata_errors="ignore")
+                    self.container = av.open(
+                        stats.CountingReader(source), "r", metadata_errors="ignore", options=_REMOTE_OPEN
+                    )
                     self.counts_packet_bytes = False
                 self._stack.callback(self.container.close)
                 if not self.container.streams.video:
@@ -99,6 +119,14 @@ class OpenedVideo:
         if self._expect is not None:
             self._expect(nbytes)
 
+    def announce_read(self, start: int, end: int) -> bool:
+        """Tell the source that the next reads are of bytes ``[start, end)``; False when it takes no such
+        hint (then :meth:`expect_read` may)."""
+        if self._announce is None:
+            return False
+        self._announce(start, end)
+        return True
+
     def adopt(self, owner: contextlib.ExitStack) -> None:
         """Take over ``owner`` (what keeps the given source open): closed after the container."""
         self._owner = owner
@@ -127,9 +155,10 @@ def lease_video(
     threads: int = 1,
     key: tuple | None = None,
     prefer: Callable[[Any], bool] | None = None,
+    head: tuple[int, int] | None = None,
 ) -> Iterator[tuple[OpenedVideo, Any]]:
-    """Exclusive use of an open container for ``uri`` (cached; opened on a miss), with the resume point its
-    last user left (None when there is none).
+    """Exclusive use of an open container for ``uri`` (cached; opened on a miss, ``head`` as for
+    :class:`OpenedVideo`), with the resume point its last user left (None when there is none).
 
     The container's ``resume_point`` is cleared for the lease: a user that moves the container and sets none
     leaves none behind. ``prefer(resume_point)``: an idle container of this source (of any codec thread
@@ -154,7 +183,7 @@ def lease_video(
         if fresh is not None:  # nothing decoded yet: its codec threads can still be set
             fresh.set_threads(threads)
             return fresh
-        return OpenedVideo(uri, storage_options=storage_options, threads=threads)
+        return OpenedVideo(uri, storage_options=storage_options, threads=threads, head=head)
 
     with decoder_cache.lease(("pyav", key, threads), open_, prefer=choose) as video:
         point, video.resume_point = video.resume_point, None
@@ -173,6 +202,8 @@ def take_fresh_source(key: tuple) -> tuple[Any, contextlib.ExitStack] | None:
         fresh.close()
     elif hasattr(released[0], "resume_recording"):  # the index's recording view: keep what the new open reads
         released[0].resume_recording()
+    if released is not None and hasattr(getattr(released[0], "raw", None), "short_reads"):
+        released[0].raw.short_reads = False  # TorchCodec fills its 64 KiB buffer whatever a read returns
     return released
 
 

@@ -52,6 +52,7 @@ class VideoIndex:
     stream_index: int
     keyframes_verified: bool = False  # True when the keyframes came from a keyframe-only decode
     nonref_skipping: bool = True  # False once skipping non-reference frames lost a requested frame
+    decoder_draining: bool = True  # False once draining the decoder at a span's last packet lost a frame
     version: str | None = None  # the remote object's version the index was built from (None: local, data:)
     torchcodec_seeks_ok: bool = True  # False once TorchCodec returned frames of other times
     packet_offsets: np.ndarray | None = None  # int64 byte offset of each frame's packet (-1: unknown)

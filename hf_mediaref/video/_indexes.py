@@ -18,6 +18,7 @@ only, never on a cached one whose position is unknown.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -38,7 +39,7 @@ from ._errors import decode_errors
 from ._identity import source_key
 from ._index import VideoIndex, end_pts, scan_index
 from ._index_store import load_stored_index, local_store_version, store_index
-from ._sidecar import content_matches, fetch_sidecar
+from ._sidecar import HEAD_BYTES, content_matches, fetch_sidecar
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class _RecordingFile(io.RawIOBase):
         self._limit = _RECORD_LIMIT
         self._after = 0  # bytes read from the file since recording stopped
         self._block: list[int] | None = None  # starts of the chunks of the block recording (record_next)
+        self._read1 = getattr(f, "read1", f.read)  # one read of the file: it may return fewer bytes
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._f, name)
@@ -103,7 +105,7 @@ class _RecordingFile(io.RawIOBase):
                 self._pos += len(cached)
                 return cached
         self._f.seek(self._pos)
-        data = self._f.read(size)
+        data = self._read1(size) if size is not None and size > 0 else self._f.read(size)
         if data and not self._recording:
             self._after += len(data)
             if self._after > _KEEP_AFTER and self._chunks:
@@ -115,6 +117,10 @@ class _RecordingFile(io.RawIOBase):
                 self._block.append(self._pos)
         self._pos += len(data)
         return data
+
+    def read1(self, size: int = -1) -> bytes:
+        """One read: from what was kept, or one read of the file below (fewer bytes than asked is fine)."""
+        return self.read(size)
 
     def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))
@@ -176,10 +182,20 @@ def _file_size(source: MediaSource, recorder: _RecordingFile | None) -> int:
         recorder.seek(here)
 
 
+#: A sidecar not fetched yet (None: fetched, there is none).
+_NOT_FETCHED: Any = object()
+
+
 def _from_sidecar(
-    uri: str, storage_options: dict | None, video: OpenedVideo, source: Any, read_at: Any
+    uri: str,
+    storage_options: dict | None,
+    video: OpenedVideo,
+    source: Any,
+    read_at: Any,
+    found: Any = _NOT_FETCHED,
 ) -> VideoIndex | None:
-    found = fetch_sidecar(uri, storage_options)
+    if found is _NOT_FETCHED:
+        found = fetch_sidecar(uri, storage_options)
     if found is None:
         return None
     media, index = found
@@ -261,6 +277,45 @@ def _from_cues(
     )
 
 
+#: Top-level MP4/MOV boxes a file may start with.
+_MP4_HEADS = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
+#: Bytes around the first packet that opening the container reads (a box or block header; 0 for MP4).
+_FIRST_PACKET_SLACK = 64
+
+
+def _announce_first_packet(
+    uri: str, storage_options: dict | None, source: Any, read_at: Any, file_size: Callable[[], int]
+) -> Any:
+    """Before the container opens over HTTP, tell the reader the byte range of the video's first packet,
+    which FFmpeg's open reads to learn the pixel format: one request of its size instead of a read-ahead.
+    MP4/MOV: from the ``moov`` (read here; the open reads it again from what is recorded). Other
+    containers: from the index sidecar, fetched here; it is returned for :func:`_from_sidecar`, which judges
+    it (:data:`_NOT_FETCHED` when it was not fetched). Nothing is decided from either but read sizes."""
+    raw = getattr(source, "raw", None)
+    announce = getattr(raw, "announce", None)
+    if raw is None or announce is None:
+        return _NOT_FETCHED
+    raw.short_reads = True  # the PyAV container opened next reads through read1 (stats.CountingReader)
+    offsets, sizes = None, None
+    if read_at(0, HEAD_BYTES)[4:8] in _MP4_HEADS:  # the head, recorded whole
+        try:
+            tracks = mp4.parse_moov(mp4.find_moov(read_at, file_size()))
+        except (mp4.Unsupported, ValueError, IndexError):  # the open and the index judge the file, not this
+            return _NOT_FETCHED
+        video = [t for t in tracks if t is not None and t.handler == "vide" and t.offsets.size]
+        if video:
+            offsets, sizes = video[0].offsets, video[0].sizes
+        found = _NOT_FETCHED
+    else:
+        found = fetch_sidecar(uri, storage_options)
+        if found is not None:
+            offsets, sizes = found[1].packet_offsets, found[1].packet_sizes
+    if offsets is not None and sizes is not None and offsets.size and int(offsets.min()) >= 0:
+        first = int(np.argmin(offsets))
+        announce(int(offsets[first]), int(offsets[first] + sizes[first]) + _FIRST_PACKET_SLACK)
+    return found
+
+
 def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | None = None) -> VideoIndex:
     """The keyframe index of ``uri``'s first video stream: cached per source in memory, and for remote
     sources that report a version also on disk (:mod:`._index_store`); else from the video's sidecar, its
@@ -277,6 +332,10 @@ def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | No
                     stored.version = version
                     return stored
             recorder = None if isinstance(source, str) else _RecordingFile(source)
+            sidecar = _NOT_FETCHED
+            if recorder is not None:
+                size = functools.partial(_file_size, source, recorder)
+                sidecar = _announce_first_packet(uri, storage_options, source, recorder.read_at, size)
             video = OpenedVideo(uri, source=source if recorder is None else cast(IO[bytes], recorder))
             try:
                 ctx = video.stream.codec_context
@@ -288,7 +347,7 @@ def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | No
                 # demuxer itself uses); the sidecar serves every other container and what moov cannot
                 index = _from_moov(uri, video, read_at, lambda: _file_size(source, recorder))
                 if index is None:
-                    index = _from_sidecar(uri, storage_options, video, source, read_at)
+                    index = _from_sidecar(uri, storage_options, video, source, read_at, sidecar)
                 if index is None and recorder is not None:
                     index = _from_cues(
                         uri,

@@ -181,6 +181,7 @@ class ProgressiveIndex:
         if previous is not None:  # what decodes learned about the video
             index.nonref_skipping = previous.nonref_skipping
             index.torchcodec_seeks_ok = previous.torchcodec_seeks_ok
+            index.decoder_draining = previous.decoder_draining
         return index
 
     def blocks_for(self, times_ns: Sequence[int], tolerance_ns: int) -> dict[int, int]:
@@ -238,6 +239,7 @@ class ProgressiveIndex:
             index = self._scan()
             index.nonref_skipping = self._current.nonref_skipping
             index.torchcodec_seeks_ok = self._current.torchcodec_seeks_ok
+            index.decoder_draining = self._current.decoder_draining
             index.version = self.version
             if self.version is not None:
                 store_index(cast(tuple, self.key), self.version, index)

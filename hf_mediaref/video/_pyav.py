@@ -12,7 +12,9 @@ Decoding on instead of seeking again: a decode that ends normally leaves a resum
 last frame out, the read-ahead packets skipped). A later span of the same video whose targets all come after
 that frame, and starts in that keyframe block (or within a merge gap of it), continues the decode there
 without a seek, so a block whose targets are split over consecutive calls is decoded once. Packets read ahead
-past a span's last target are decoded (never skipped), so the next targets can still come out. No resume
+past a span's last target are decoded (never skipped), so the next targets can still come out. Decodes
+drain their decoder at the last target's packet only where reads are announced (HTTP sources): a drained
+decoder cannot decode on, so a drained decode leaves no resume point. No resume
 point is left after a careful decode, damage, the stream's end or a frame without pts, and any error closes
 the container; every other lease clears the point. Frames are still matched by pts, and a target that does
 not come out of a resumed decode sends the span back to a seek to its keyframe.
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -71,6 +74,12 @@ class _Overshoot(Exception):
 
 class _Damaged(Exception):
     """The decoder reported damage (an error, a corrupt frame) in a fast decode: decode the span carefully."""
+
+
+class _DrainedShort(Exception):
+    """A decode drained once every target's packet was in the decoder, and a target's frame did not come out
+    of it (or came out interlaced: a field may lie in a later packet): decode the span again without
+    draining."""
 
 
 class _MissingFrame(Exception):
@@ -126,10 +135,47 @@ def _block_bytes(index: VideoIndex, start: int, last: int) -> int:
     return int(ends.max() - offsets[start:stop].min()) + _IO_BUFFER
 
 
-def _seek(video: OpenedVideo, index: VideoIndex, start: int, last: int) -> None:
-    """Seek to keyframe ``start``, telling the source how many bytes decoding up to ``last`` will read."""
+#: Bytes before a keyframe's packet that a seek to it may read first (a Matroska cluster's header).
+_ANNOUNCE_LEAD = 64 << 10
+#: Bytes after a packet's data that its demuxer reads with it (a Matroska block's header, a BlockGroup's
+#: trailing elements; an MP4 sample has none).
+_PACKET_TAIL = 64
+
+
+def _read_range(index: VideoIndex, start: int, targets: Sequence[int]) -> tuple[int, int] | None:
+    """The bytes a span that drains its decoder once every target's packet is in reads: from its keyframe's
+    packet (less what a seek may read before it) to the end of the last target packet in the file (decode
+    order is file order within a stream, so every packet the targets need lies before it). None when the
+    index does not know the offsets."""
+    offsets = index.packet_offsets
+    if offsets is None:
+        return None
+    stop = max(targets) + 1
+    span = offsets[start:stop]
+    if span.size == 0 or int(span.min()) < 0:
+        return None
+    wanted = np.asarray(targets, dtype=np.int64)
+    end = int((offsets[wanted] + index.packet_sizes[wanted]).max()) + _PACKET_TAIL
+    return max(0, int(offsets[start]) - _ANNOUNCE_LEAD), end
+
+
+def _head_range(index: VideoIndex) -> tuple[int, int] | None:
+    """What opening the container reads (its header, and the first packet, decoded to learn the pixel
+    format): from the file's start to the end of the first packet in the file. None without offsets."""
+    offsets = index.packet_offsets
+    if offsets is None or offsets.size == 0 or int(offsets.min()) < 0:
+        return None
+    first = int(np.argmin(offsets))
+    return 0, int(offsets[first] + index.packet_sizes[first]) + _PACKET_TAIL
+
+
+def _seek(video: OpenedVideo, index: VideoIndex, start: int, targets: Sequence[int], drain: bool) -> None:
+    """Seek to keyframe ``start``, telling the source which bytes decoding the ``targets`` will read: up to
+    the last target's packet when the decode drains there (``drain``), else about the block's length."""
     if video.takes_read_hints:
-        video.expect_read(_block_bytes(index, start, last))
+        where = _read_range(index, start, targets) if drain else None
+        if where is None or not video.announce_read(*where):
+            video.expect_read(_block_bytes(index, start, max(targets)))
     pts = int(index.pts[start])
     try:
         video.container.seek(pts, stream=video.stream, backward=True, any_frame=False)
@@ -180,6 +226,7 @@ class _SpanDecode:
         careful: bool = False,
         orientation: str = "display",
         resume: _ResumePoint | None = None,
+        drain: bool = False,
     ):
         self.video, self.index, self.start, self.targets, self.size = video, index, start, targets, size
         self.orientation = orientation
@@ -206,11 +253,17 @@ class _SpanDecode:
         self._pending = 0  # targets[:_pending] are answered
         self._skipping = False
         self._decoded = 0
+        # drain: once the packets of every target are in the decoder (and with them every packet before them
+        # in decode order, all that their frames depend on), drain it rather than demux packets that only
+        # push the frames out (B-frame reordering, frame threads): no byte past the last target's packet is
+        # read. Not when careful (damage reported later in the GOP counts).
+        self._unsent = set(self.target_pts) if drain and not careful else None
+        self._draining = False
 
     def run(self) -> dict[int, np.ndarray]:
         """Decode until every target is answered."""
         if self.seek:
-            _seek(self.video, self.index, self.start, max(self.targets))
+            _seek(self.video, self.index, self.start, self.targets, self._unsent is not None)
         elif self.resume is not None and self.video.takes_read_hints:
             self.video.expect_read(_block_bytes(self.index, self.resume.last_position + 1, max(self.targets)))
         ffmpeg_error = import_av().error.FFmpegError
@@ -229,12 +282,16 @@ class _SpanDecode:
                 except ffmpeg_error as exc:  # damaged data: the packet's own frame never comes out
                     logger.debug("%s: packet at pts %s does not decode: %s", self.video.uri, packet.pts, exc)
                     self._note_damage(self._gop, self._seq)
-                    continue
+                    frames = []
                 for i, frame in enumerate(frames):
                     self._decoded += 1
                     if self._on_frame(frame):
                         self._note_unseen(frames[i + 1 :])
                         return self.frames if not self.careful else self._careful_result()
+                if self._unsent is not None and packet.pts is not None:
+                    self._unsent.discard(int(packet.pts))
+                    if not self._unsent:
+                        return self._drain(ffmpeg_error)
             if self.careful and self._pending == len(self.targets):
                 return self._careful_result()
             if self.seek and self._first:
@@ -260,13 +317,30 @@ class _SpanDecode:
     def resume_point(self) -> _ResumePoint | None:
         """Where this finished decode left the codec, for the container's next decode; None when decoding on
         from here is not known to be right (careful decodes, damage, the stream's end, no frame out)."""
-        if not self._resumable or self._out_pts is None or not self._from_key:
-            return None
+        if not self._resumable or self._draining or self._out_pts is None or not self._from_key:
+            return None  # a drained decoder is flushed by its next use
         position = int(np.searchsorted(self.index.pts, self._out_pts))
         if position >= len(self.index.pts) or int(self.index.pts[position]) != self._out_pts:
             return None  # a frame the index does not know
         skipped = frozenset(p for p in self._skipped if p > self._out_pts)  # the others are out of reach
         return _ResumePoint(self.index, self._out_pts, position, skipped)
+
+    def _drain(self, ffmpeg_error: type[Exception]) -> dict[int, np.ndarray]:
+        """Drain the decoder (every target's packet is in it): its frames answer the targets, or
+        :class:`_DrainedShort`. The container's next use seeks, which flushes the drained decoder."""
+        self._set_skipping(False)
+        self._draining = True
+        try:
+            frames = self.video.stream.codec_context.decode(None)
+        except ffmpeg_error as exc:
+            logger.debug("%s: draining the decoder failed: %s", self.video.uri, exc)
+            self._note_damage(self._gop, self._seq)
+            frames = []
+        for frame in frames:
+            self._decoded += 1
+            if self._on_frame(frame):
+                return self.frames
+        raise _DrainedShort()
 
     def _note_packet(self, packet: Any) -> None:
         """Place ``packet`` in decode order: its GOP and sequence number."""
@@ -332,6 +406,8 @@ class _SpanDecode:
         if frame.is_corrupt:  # FFmpeg says so: concealed or partial pixels
             self._note_damage(*self._place.get(pts, (self._gop, self._seq)))
         if self._pending < n and self.target_pts[self._pending] == pts:
+            if self._draining and getattr(frame, "interlaced_frame", False):
+                raise _DrainedShort()  # field pictures: the frame's other field may be in a later packet
             self._answer(frame, pts)
         if self._pending == n and self.careful:
             if self._last_gop is None:  # decode on to the end of the last target's GOP: damage reported
@@ -394,6 +470,7 @@ class PyAVVideoDecoder(BaseVideoDecoder):
         """
         index = self._index if index is None else index
         start, from_top, careful, every_packet = span.start, False, False, False
+        drain = index.decoder_draining
         may_resume = True
 
         def serves(point: Any) -> bool:
@@ -420,6 +497,7 @@ class PyAVVideoDecoder(BaseVideoDecoder):
                         careful=careful,
                         orientation=self.orientation,
                         resume=point if resumed else None,
+                        drain=drain and video.takes_read_hints,
                     )
                     frames = decode.run()
                     if not from_top:
@@ -428,6 +506,12 @@ class PyAVVideoDecoder(BaseVideoDecoder):
                     logger.info("%s: skipping non-reference frames loses frames; no longer skipping", self)
                     index.nonref_skipping = False
                 return frames
+            except _DrainedShort:
+                logger.info(
+                    "%s: draining the decoder at the last target misses frames (or fields); not draining",
+                    self,
+                )
+                index.decoder_draining = drain = False
             except _Damaged:  # judged again on one codec thread: each damage report comes at its own packet
                 logger.info("%s: the decoder reported damage; decoding the span again carefully", self)
                 careful = True
@@ -454,20 +538,31 @@ class PyAVVideoDecoder(BaseVideoDecoder):
                     continue
                 raise self._missing_frame_error(index, missing.position, start, missing.corrupt) from None
 
+    @functools.cached_property
+    def _head(self) -> tuple[int, int] | None:
+        """The byte range opening a container of this video reads (announced to an HTTP source)."""
+        return _head_range(self._snapshot)  # a progressive snapshot: not completed here
+
     @contextlib.contextmanager
     def _container(
         self, threads: int, *, fresh: bool, prefer: Callable[[Any], bool] | None = None
     ) -> Iterator[tuple[OpenedVideo, Any]]:
         """A leased container from the cache and the resume point it came with (one that ``prefer`` accepts
         if there is one), or a ``fresh`` one (never seeked, closed after use; no resume point)."""
+        head = self._head
         if fresh:
             with contextlib.closing(
-                OpenedVideo(self.uri, storage_options=self.storage_options, threads=threads)
+                OpenedVideo(self.uri, storage_options=self.storage_options, threads=threads, head=head)
             ) as video:
                 yield video, None
             return
         with lease_video(
-            self.uri, storage_options=self.storage_options, threads=threads, key=self._key, prefer=prefer
+            self.uri,
+            storage_options=self.storage_options,
+            threads=threads,
+            key=self._key,
+            prefer=prefer,
+            head=head,
         ) as leased:
             yield leased
 

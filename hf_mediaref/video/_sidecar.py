@@ -6,7 +6,7 @@ Format (version 1): gzip-compressed UTF-8 JSON, readable without hf_mediaref::
 
     {"format": "hf_mediaref.video_index", "version": 1,
      "media": {"size": 19012345, "sha256": "<hex of the whole file>",
-               "head_bytes": 32768, "head_sha256": "<hex of its first head_bytes>"},
+               "head_bytes": 4096, "head_sha256": "<hex of its first head_bytes>"},
      "stream": {"index": 0, "time_base": "1/10240", "end_pts": ..., "width": 640, "height": 360,
                 "codec": "h264", "pixel_format": "yuv420p", "keyframes_verified": false},
      "frames": {"count": N, "pts_delta": [...], "size": [...], "keyframes": [...],
@@ -25,8 +25,9 @@ Staleness. A sidecar describes one content, named by its SHA-256. A reader trust
 opened is that content:
 
 * the remote says the file's SHA-256 (the Hub's LFS ``sha256`` in an fsspec file's details): it must be equal;
-* else the size must be equal, and so must the SHA-256 of the first ``head_bytes`` (read anyway to open the
-  container: the MP4 ``ftyp``/``moov`` or the Matroska header and first cluster). An HTTP ``ETag`` that is a
+* else the size must be equal, and so must the SHA-256 of the first ``head_bytes`` (4 KiB; 32 KiB in
+  sidecars written before: read anyway to open the container, the MP4 ``ftyp`` and ``mdat``/``moov``
+  header or the Matroska header and the start of its first cluster). An HTTP ``ETag`` that is a
   64-hex SHA-256 equal to the sidecar's is accepted as proof too.
 
 A re-encoded or edited video changes its size or its header (``moov`` sample tables, Matroska segment
@@ -71,8 +72,11 @@ __all__ = [
 SIDECAR_SUFFIX = ".mrindex"
 FORMAT = "hf_mediaref.video_index"
 VERSION = 1
-#: How much of a file's head the staleness check hashes (what opening a container reads anyway).
-HEAD_BYTES = 32 << 10
+#: How much of a file's head the staleness check hashes: what opening a container reads anyway (an HTTP
+#: reader's first read, ``io.http_settings.small_read``; the container header: the MP4 ``ftyp`` and ``mdat``
+#: or ``moov`` header, the Matroska EBML header, segment info and tracks). Sidecars written before hash 32
+#: KiB; a reader hashes what the sidecar says.
+HEAD_BYTES = 4 << 10
 _MAX_SIDECAR = 64 << 20
 #: File name endings of the media :func:`build_index_sidecars` indexes.
 VIDEO_SUFFIXES = (

@@ -101,13 +101,18 @@ def collect_stats() -> Iterator[DecodeStats]:
 
 
 class CountingReader:
-    """A pass-through binary file that reports the bytes read to the active collectors."""
+    """A pass-through binary file that reports the bytes read to the active collectors.
+
+    A read is one read of the file below (its ``read1`` where it has one): it may return fewer bytes than
+    asked, which FFmpeg's I/O accepts, so a Range-request file fetches no more than it decides to (an
+    announced keyframe block ends where the decode's last packet ends, not at FFmpeg's 32 KiB buffer)."""
 
     def __init__(self, raw: IO[bytes]):
         self._raw = raw
+        self._read1 = getattr(raw, "read1", None)
 
     def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
+        data = self._raw.read(size) if self._read1 is None or size is None or size < 0 else self._read1(size)
         if _active:
             record(bytes_read=len(data))
         return data

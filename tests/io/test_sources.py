@@ -148,6 +148,60 @@ class TestHttp:
         ]
         assert sizes == [300_000, 64 << 10]
 
+    def _gets(self, http_server, start):
+        ranges = [r[len("bytes=") :].split("-") for m, _, r in http_server.log[start:] if m == "GET"]
+        return [(int(a), int(b)) for a, b in ranges]
+
+    def test_a_reader_of_short_reads_reads_the_head_small(self, http_server, media_dir):
+        """A decoder that takes short reads (FFmpeg through ``read1``): the head is read in 4 KiB, the reads
+        that continue it double from there; a seek restarts at the usual 32 KiB."""
+        payload = bytes(range(256)) * 1024
+        (media_dir / "head.bin").write_bytes(payload)
+        start = len(http_server.log)
+        with open_media(f"{http_server.url}/head.bin") as f:
+            f.raw.short_reads = True
+            got = [f.read1(32 << 10) for _ in range(4)]
+            assert [len(g) for g in got] == [4096, 8192, 16384, 32768]
+            assert b"".join(got) == payload[: 60 << 10]
+            f.seek(200_000)
+            assert f.read1(100) == payload[200_000:200_100]
+        assert self._gets(http_server, start) == [
+            (0, 4095),
+            (4096, 12287),
+            (12288, 28671),
+            (28672, 61439),
+            (200_000, 200_000 + (32 << 10) - 1),
+        ]
+
+    @pytest.mark.parametrize("short_reads", [True, False])
+    def test_an_announced_range_is_one_request_and_nothing_past_it(self, http_server, media_dir, short_reads):
+        """The decoder announces the bytes of a span (from the index): the first read in them fetches up to
+        their end in one request, reads are served from it exactly, a read elsewhere (a demuxer's cues) leaves
+        the announcement for later, and a read past the end fetches little; a seek back into the range is
+        served from it."""
+        payload = bytes(range(251)) * 4000  # ~1 MB, no period of a power of two
+        (media_dir / "announced.bin").write_bytes(payload)
+        start = len(http_server.log)
+        with open_media(f"{http_server.url}/announced.bin") as f:
+            f.raw.short_reads = short_reads
+            f.raw.announce(500_000 - 64, 600_000)
+            f.seek(990_000)  # the cues, first
+            assert f.read1(100) == payload[990_000:990_100]
+            f.seek(500_000)
+            parts = []
+            while f.tell() < 600_000:
+                parts.append(f.read1(32 << 10))  # FFmpeg's reads: short at the end of the range
+            assert b"".join(parts) == payload[500_000:600_000]
+            assert f.read1(32 << 10) == payload[600_000 : 600_000 + (4096 if short_reads else 32768)]
+            f.seek(510_000)  # a demuxer seeking back into the block: no request
+            assert f.read1(100) == payload[510_000:510_100]
+        past = (600_000, 600_000 + 4095) if short_reads else (600_000, 600_000 + (64 << 10) - 1)
+        assert self._gets(http_server, start) == [
+            (990_000, len(payload) - 1),
+            (500_000, 599_999),
+            past,
+        ]
+
     def test_server_without_ranges_falls_back_to_whole_download(self, http_server, png_image):
         with open_media(f"{http_server.url}/norange/{png_image.name}") as f:
             f.seek(1)
