@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from benchmark import KINDS, make_media, make_workloads
+from benchmark import KINDS, add_kinds_argument, make_media, make_workloads
 
 from hf_mediaref.testing.media import read_index
 
@@ -157,13 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--media", default=str(ROOT / ".bench"), help="where generated media is kept")
     parser.add_argument("--markdown", help="write the table to this file")
-    parser.add_argument(
-        "--kinds",
-        nargs="*",
-        default=list(KINDS),
-        choices=list(KINDS),
-        help="video kinds: B-frame MP4 (GOP 250) and/or no-B-frame MKV (GOP 30, like D2E recordings)",
-    )
+    add_kinds_argument(parser)
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")

@@ -100,6 +100,17 @@ NO_BFRAMES = Kind("MKV, no B-frames", "_gop30_noB", ".mkv", gop=30, bframes=0)
 KINDS = {"bframes": BFRAMES, "nobframes": NO_BFRAMES}
 
 
+def add_kinds_argument(parser: argparse.ArgumentParser) -> None:
+    """``--kinds``: which of :data:`KINDS` to run (default: both)."""
+    parser.add_argument(
+        "--kinds",
+        nargs="*",
+        default=list(KINDS),
+        choices=list(KINDS),
+        help="video kinds: B-frame MP4 (GOP 250) and/or no-B-frame MKV (GOP 30, like D2E recordings)",
+    )
+
+
 def make_video(path: Path, seconds: int, first_index: int = 0, kind: Kind = BFRAMES) -> Video:
     path = path.with_name(path.stem + kind.suffix + kind.container)
     meta = path.with_suffix(".json")
@@ -753,13 +764,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--media", default=str(ROOT / ".bench"), help="where generated media is kept")
     parser.add_argument("--markdown", help="also write the report to this file")
-    parser.add_argument(
-        "--kinds",
-        nargs="*",
-        default=list(KINDS),
-        choices=list(KINDS),
-        help="video kinds: B-frame MP4 (GOP 250) and/or no-B-frame MKV (GOP 30, like D2E recordings)",
-    )
+    add_kinds_argument(parser)
     parser.add_argument(
         "--roads",
         action="store_true",

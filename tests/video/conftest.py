@@ -7,7 +7,10 @@ Each video is encoded once per session, on first use. Every frame shows its inde
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -264,3 +267,25 @@ def fresh_cache():
     cleanup_cache()
     yield
     cleanup_cache()
+
+
+def one_frame_in_a_new_process(uri: str, pts_ns: int, cache_dir: Path, decoder: str = "pyav") -> int:
+    """Decode the frame of ``uri`` at ``pts_ns`` in a new Python process (nothing cached in memory; its
+    on-disk index store under ``cache_dir``) and return the frame's barcode."""
+    code = (
+        "import sys, hf_mediaref; from hf_mediaref.testing import read_index; "
+        "(f,) = hf_mediaref.batch_decode([hf_mediaref.MediaRef(sys.argv[1], int(sys.argv[2]))], "
+        "decoder=sys.argv[3], output='numpy'); print(read_index(f))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    path = os.pathsep.join([str(root), *sys.path])  # this process's packages (the test floor's included)
+    env = dict(os.environ, PYTHONPATH=path, HF_MEDIAREF_CACHE_DIR=str(cache_dir))
+    out = subprocess.run(
+        [sys.executable, "-c", code, uri, str(pts_ns), decoder],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return int(out.stdout.strip().splitlines()[-1])

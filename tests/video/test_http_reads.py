@@ -7,11 +7,8 @@ decodes."""
 
 from __future__ import annotations
 
-import os
 import random
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +22,7 @@ from hf_mediaref.video import PyAVVideoDecoder, write_index_sidecar
 from hf_mediaref.video._indexes import load_index
 from hf_mediaref.video._planning import Span
 
-from .conftest import _remux
+from .conftest import _remux, one_frame_in_a_new_process
 
 ROOT = Path(hf_mediaref.__file__).resolve().parents[1]
 
@@ -64,25 +61,6 @@ def _needed(path: Path, frame: int, sidecar_bytes: int = 0) -> int:
     return sidecar_bytes + int(index.packet_offsets.min()) + block
 
 
-def _one_frame_in_a_new_process(uri: str, pts_ns: int, cache: Path) -> int:
-    code = (
-        "import sys, hf_mediaref; from hf_mediaref.testing import read_index; "
-        "(f,) = hf_mediaref.batch_decode([hf_mediaref.MediaRef(sys.argv[1], int(sys.argv[2]))], "
-        "output='numpy'); print(read_index(f))"
-    )
-    path = os.pathsep.join([str(ROOT), *sys.path])  # this process's packages (the test floor's included)
-    env = dict(os.environ, PYTHONPATH=path, HF_MEDIAREF_CACHE_DIR=str(cache))
-    out = subprocess.run(
-        [sys.executable, "-c", code, uri, str(pts_ns)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return int(out.stdout.strip().splitlines()[-1])
-
-
 @pytest.mark.parametrize("frame", [0, 310, 897])
 def test_one_frame_of_an_unseen_mp4_reads_at_most_1_2x_what_it_needs(served, frame, tmp_path):
     """A fresh process (nothing cached in memory or on disk) decodes one frame: the head, the moov, the
@@ -92,7 +70,7 @@ def test_one_frame_of_an_unseen_mp4_reads_at_most_1_2x_what_it_needs(served, fra
     path = folder / "long.mp4"
     pts = load_index(str(path)).frame_ns
     sent = server.bytes_sent
-    assert _one_frame_in_a_new_process(f"{server.url}/long.mp4", int(pts[frame]), tmp_path) == frame
+    assert one_frame_in_a_new_process(f"{server.url}/long.mp4", int(pts[frame]), tmp_path) == frame
     got, needed = server.bytes_sent - sent, _needed(path, frame)
     assert needed <= got <= 1.2 * needed, (got, needed)
 
@@ -110,7 +88,7 @@ def test_one_frame_of_an_unseen_matroska_with_a_sidecar(served, frame, tmp_path)
         assert index.packet_offsets is not None
         sent, asked = server.bytes_sent, len(server.log)
         uri = f"{server.url}/long.mkv"
-        assert _one_frame_in_a_new_process(uri, int(index.frame_ns[frame]), tmp_path) == frame
+        assert one_frame_in_a_new_process(uri, int(index.frame_ns[frame]), tmp_path) == frame
         got, needed = server.bytes_sent - sent, _needed(path, frame, sidecar.stat().st_size)
         probed = int(index.packet_sizes[0]) if frame else 0  # the open's first packet, not the frame's
         assert needed <= got <= 1.2 * (needed + probed), (got, needed, probed)

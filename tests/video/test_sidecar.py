@@ -10,8 +10,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +23,7 @@ from hf_mediaref.video import build_index_sidecars, index_sidecar_uri, write_ind
 from hf_mediaref.video._indexes import load_index
 from hf_mediaref.video._sidecar import SidecarMedia, content_matches, decode_sidecar
 
-from .conftest import SIZE, ZOO, _remux
+from .conftest import SIZE, ZOO, _remux, one_frame_in_a_new_process
 from .test_mp4 import assert_same_index, full_scan
 
 ROOT = Path(hf_mediaref.__file__).resolve().parents[1]
@@ -169,25 +167,6 @@ def long_videos(tmp_path_factory):
         yield folder, server, pts
 
 
-def _first_frame_in_new_process(uri: str, pts_ns: int, tmp_path: Path, decoder: str = "pyav") -> int:
-    code = (
-        "import sys, hf_mediaref; from hf_mediaref.testing import read_index; "
-        "(f,) = hf_mediaref.batch_decode([hf_mediaref.MediaRef(sys.argv[1], int(sys.argv[2]))], "
-        "decoder=sys.argv[3], output='numpy'); print(read_index(f))"
-    )
-    path = os.pathsep.join([str(ROOT), *sys.path])  # this process's packages (the test floor's included)
-    env = dict(os.environ, PYTHONPATH=path, HF_MEDIAREF_CACHE_DIR=str(tmp_path / "cache"))
-    out = subprocess.run(
-        [sys.executable, "-c", code, uri, str(pts_ns), decoder],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return int(out.stdout.strip().splitlines()[-1])
-
-
 @pytest.mark.parametrize("name", ["long.mp4", "long.mkv"])
 def test_a_fresh_process_reads_a_small_part_of_a_remote_video(name, long_videos, tmp_path):
     """With a sidecar (and for MP4 from the moov tables alone), one frame of a remote video costs its header,
@@ -203,7 +182,7 @@ def test_a_fresh_process_reads_a_small_part_of_a_remote_video(name, long_videos,
         for frame in (0, 2255):
             sent = server.bytes_sent
             assert (
-                _first_frame_in_new_process(f"{server.url}/{name}", pts[frame], tmp_path / str(frame))
+                one_frame_in_a_new_process(f"{server.url}/{name}", pts[frame], tmp_path / f"cache{frame}")
                 == frame
             )
             assert 0 < server.bytes_sent - sent < path.stat().st_size / 10
@@ -221,7 +200,7 @@ def test_a_stale_remote_sidecar_is_ignored(long_videos, tmp_path):
     try:
         pts = times["long.mkv"]  # a copy
         sent = server.bytes_sent
-        assert _first_frame_in_new_process(f"{server.url}/stale.mkv", pts[700], tmp_path) == 700
+        assert one_frame_in_a_new_process(f"{server.url}/stale.mkv", pts[700], tmp_path / "cache") == 700
         assert server.bytes_sent - sent < (folder / "stale.mkv").stat().st_size / 2  # the Cues, not a scan
     finally:
         (folder / "stale.mkv.mrindex").unlink()
@@ -240,7 +219,9 @@ def test_the_sidecar_feeds_torchcodec(long_videos, tmp_path):
     try:
         pts = times["long.mkv"]
         sent = server.bytes_sent
-        got = _first_frame_in_new_process(f"{server.url}/long.mkv", pts[455], tmp_path, decoder="torchcodec")
+        got = one_frame_in_a_new_process(
+            f"{server.url}/long.mkv", pts[455], tmp_path / "cache", decoder="torchcodec"
+        )
         assert got == 455
         # TorchCodec reads in 64 KiB blocks, and PyAV opened the header for the index: more than PyAV alone
         # (under a tenth), far from the whole file its own exact mode reads
