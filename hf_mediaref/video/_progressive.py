@@ -415,7 +415,8 @@ def from_cues(
         time_base = Fraction(stream.time_base)
         if time_base != Fraction(cues.timestamp_scale, NS_PER_SECOND):
             raise mkv.Unsupported("the stream's time base is not the segment's TimestampScale")
-        rate = stream.average_rate
+        # a remote open estimates no average rate (fpsprobesize=0): the codec's timing, else FFmpeg's guess
+        rate = stream.average_rate or ctx.framerate or stream.guessed_rate or stream.base_rate
         if not intra_only:
             # a cue on (nearly) every frame: a muxer that flags every packet as a keyframe (the real ones
             # need a decode, as the scan does)
