@@ -6,9 +6,9 @@ import contextlib
 import sys
 from collections.abc import Iterator
 
-from ..errors import MediaDecodeError, MediaNotFoundError, MediaRefError, describe_uri
+from ..errors import MediaDecodeError, MediaNotFoundError, MediaRefError, RemoteChangedError, describe_uri
 
-__all__ = ["decode_errors"]
+__all__ = ["check_same_version", "decode_errors"]
 
 
 @contextlib.contextmanager
@@ -35,3 +35,18 @@ def decode_errors(uri: str, what: str = "decode") -> Iterator[None]:
         raise MediaDecodeError(
             f"cannot {what} video {describe_uri(uri)}: {type(exc).__name__}: {exc}", uri=uri
         ) from exc
+
+
+def check_same_version(built: str | None, now: str | None, uri: str) -> None:
+    """Refuse a source of ``uri`` opened at remote version ``now`` where what is known of it (its keyframe
+    index) was learned at version ``built``.
+
+    Raises:
+        RemoteChangedError: the versions differ.
+    """
+    if now != built:
+        raise RemoteChangedError(
+            f"{describe_uri(uri)} changed since its keyframe index was built (version {built!r}, now "
+            f"{now!r})",
+            uri=uri,
+        )

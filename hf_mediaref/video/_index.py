@@ -33,7 +33,7 @@ from ._planning import frames_played_at, playback_tolerance_ns
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VideoIndex", "end_pts", "scan_index"]
+__all__ = ["VideoIndex", "end_pts", "presentation_order", "scan_index"]
 
 
 @dataclasses.dataclass(eq=False)
@@ -185,6 +185,16 @@ def end_pts(pts: np.ndarray, last_duration: int, average_rate: Fraction | None, 
     return last + 1
 
 
+def presentation_order(pts_list: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Packets' pts (in decode order) to presentation order: ``(order, pts)``, the packet indices sorted by
+    pts (stable) with repeated pts dropped (the first packet of each kept), and their pts."""
+    all_pts = np.asarray(pts_list, dtype=np.int64)
+    order = np.argsort(all_pts, kind="stable")
+    pts = all_pts[order]
+    unique = np.concatenate([[True], np.diff(pts) > 0])
+    return order[unique], pts[unique]
+
+
 def _real_keyframe_pts(container: Any, stream: Any) -> set[int]:
     """Pts of the frames a keyframe-only decode produces (the stream's real random-access points)."""
     ctx = stream.codec_context
@@ -241,10 +251,7 @@ def scan_index(container: Any, stream: Any, *, count_packet_bytes: bool = True) 
     if not pts_list:
         raise ValueError("the video stream has no timestamped frames")
 
-    order = np.argsort(np.asarray(pts_list, dtype=np.int64), kind="stable")
-    pts = np.asarray(pts_list, dtype=np.int64)[order]
-    unique = np.concatenate([[True], np.diff(pts) > 0])
-    order, pts = order[unique], pts[unique]
+    order, pts = presentation_order(pts_list)
     is_key = np.asarray(keys, dtype=bool)[order]
     time_base = Fraction(stream.time_base)
     ctx = stream.codec_context

@@ -28,14 +28,14 @@ from typing import IO, Any, cast
 
 import numpy as np
 
-from ..errors import RemoteChangedError, describe_uri
+from ..errors import describe_uri
 from ..io import MediaSource, check_pixel_limit, open_media, source_version
 from . import _mp4 as mp4
 from . import _progressive as progressive
 from . import _stats as stats
 from ._cache import cached_index, decoder_cache, forget_index
 from ._container import OpenedVideo, fresh_key
-from ._errors import decode_errors
+from ._errors import check_same_version, decode_errors
 from ._identity import source_key
 from ._index import VideoIndex, end_pts, scan_index
 from ._index_store import load_stored_index, local_store_version, store_index
@@ -332,9 +332,9 @@ def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | No
                     stored.version = version
                     return stored
             recorder = None if isinstance(source, str) else _RecordingFile(source)
+            size = functools.partial(_file_size, source, recorder)
             sidecar = _NOT_FETCHED
             if recorder is not None:
-                size = functools.partial(_file_size, source, recorder)
                 sidecar = _announce_first_packet(uri, storage_options, source, recorder.read_at, size)
             video = OpenedVideo(uri, source=source if recorder is None else cast(IO[bytes], recorder))
             try:
@@ -345,19 +345,11 @@ def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | No
                 read_at = _read_at(source, recorder)
                 # MP4/MOV: the moov, read anyway to open the container, is exact and complete (what the
                 # demuxer itself uses); the sidecar serves every other container and what moov cannot
-                index = _from_moov(uri, video, read_at, lambda: _file_size(source, recorder))
+                index = _from_moov(uri, video, read_at, size)
                 if index is None:
                     index = _from_sidecar(uri, storage_options, video, source, read_at, sidecar)
                 if index is None and recorder is not None:
-                    index = _from_cues(
-                        uri,
-                        storage_options,
-                        key,
-                        video,
-                        read_at,
-                        lambda: _file_size(source, recorder),
-                        version,
-                    )
+                    index = _from_cues(uri, storage_options, key, video, read_at, size, version)
                 if index is not None:
                     stats.record(index_scans=1)
                 local = local_store_version(uri, key) if version is None and index is None else None
@@ -395,12 +387,7 @@ def check_version(index: VideoIndex, version: str | None, uri: str) -> None:
     Raises:
         RemoteChangedError: the versions differ.
     """
-    if version != index.version:
-        raise RemoteChangedError(
-            f"{describe_uri(uri)} changed since its keyframe index was built (version {index.version!r}, now "
-            f"{version!r})",
-            uri=uri,
-        )
+    check_same_version(index.version, version, uri)
 
 
 def confirm_version(index: VideoIndex, uri: str, storage_options: dict | None = None) -> None:

@@ -42,7 +42,8 @@ from . import _mkv as mkv
 from . import _stats as stats
 from ._cache import decoder_cache, replace_index
 from ._container import OpenedVideo, fresh_key
-from ._index import VideoIndex, end_pts, scan_index
+from ._errors import check_same_version
+from ._index import VideoIndex, end_pts, presentation_order, scan_index
 from ._index_store import store_index
 from ._planning import NO_FRAME
 
@@ -270,13 +271,11 @@ class ProgressiveIndex:
 
     def _checked(self, video: OpenedVideo) -> OpenedVideo:
         video.resume_point = None  # demuxing moves the container: no decoding on from its last span
-        if video.version != self.version:
+        try:
+            check_same_version(self.version, video.version, self.uri)
+        except RemoteChangedError:
             video.close()
-            raise RemoteChangedError(
-                f"{describe_uri(self.uri)} changed since its keyframe index was built (version "
-                f"{self.version!r}, now {video.version!r})",
-                uri=self.uri,
-            )
+            raise
         return video
 
     def _demux(self, j: int, probe_ns: int) -> _Block:
@@ -375,10 +374,7 @@ class ProgressiveIndex:
             raise mkv.Unsupported(f"block {j} has no frames")
         if len(keys) > 2 and all(keys) and not self.facts["intra_only"]:
             raise mkv.Unsupported("every packet is flagged as a keyframe (real keyframes need a decode)")
-        order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
-        sorted_pts = np.asarray(pts, dtype=np.int64)[order]
-        unique = np.concatenate([[True], np.diff(sorted_pts) > 0])
-        order, sorted_pts = order[unique], sorted_pts[unique]
+        order, sorted_pts = presentation_order(pts)
         upto = None
         if partial:  # keep the frames before the (d + 1)-th latest packet above the probe: all have come
             above = sorted_pts[sorted_pts > probe_ticks]
@@ -431,12 +427,7 @@ def from_cues(
 
     def scan() -> VideoIndex:
         with contextlib.closing(open_fresh()) as fresh:
-            if fresh.version != version:
-                raise RemoteChangedError(
-                    f"{describe_uri(uri)} changed since its keyframe index was built (version {version!r}, "
-                    f"now {fresh.version!r})",
-                    uri=uri,
-                )
+            check_same_version(version, fresh.version, uri)
             return scan_index(fresh.container, fresh.stream, count_packet_bytes=fresh.counts_packet_bytes)
 
     facts = {
