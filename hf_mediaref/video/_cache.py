@@ -98,7 +98,7 @@ class LeaseCache:
         On normal exit the decoder goes back to the cache; after an error it is closed, since its state
         is unknown.
         """
-        found = self._take_preferred(prefer) if prefer is not None else None
+        found = self.take_matching(prefer) if prefer is not None else None
         taken = self._take(key) if found is None else found[1]
         if found is not None:
             key = found[0]
@@ -124,28 +124,19 @@ class LeaseCache:
         """Remove and return an idle decoder of ``key`` (the caller now owns it), or None."""
         return self._take(key)
 
-    def _take_preferred(self, prefer: Callable[[Hashable, Any], bool]) -> tuple[Hashable, Closeable] | None:
+    def take_matching(self, match: Callable[[Hashable, Any], bool]) -> tuple[Hashable, Closeable] | None:
+        """Remove and return the most recently idle decoder that ``match(key, decoder)`` accepts, with its key
+        (the caller now owns it; :meth:`offer` gives it back), or None. ``match`` runs under the cache's
+        lock: keep it cheap."""
         with self._lock:
             for slot in reversed(self._idle):
-                if prefer(slot[0], self._idle[slot]):
-                    return slot[0], self._idle.pop(slot)
-        return None
-
-    def take_matching(self, match: Callable[[Hashable], bool]) -> tuple[Hashable, Closeable] | None:
-        """Remove and return the most recently idle decoder whose key matches, with its key (the caller now
-        owns it; :meth:`offer` gives it back), or None."""
-        with self._lock:
-            for slot in reversed(self._idle):
-                if match(slot[0]):
+                if match(slot[0], self._idle[slot]):
                     return slot[0], self._idle.pop(slot)
         return None
 
     def _take(self, key: Hashable) -> Closeable | None:
-        with self._lock:
-            for slot in reversed(self._idle):
-                if slot[0] == key:
-                    return self._idle.pop(slot)
-        return None
+        found = self.take_matching(lambda slot_key, _: slot_key == key)
+        return None if found is None else found[1]
 
     def _give_back(self, key: Hashable, obj: Closeable, generation: int, reusable: bool) -> None:
         evicted: list[Closeable] = []

@@ -263,7 +263,7 @@ class ProgressiveIndex:
             return fresh, self._checked(video)
         if not top:  # a container a decode gave back (any codec threads): demuxing does not touch its codec
             found = decoder_cache.take_matching(
-                lambda k: isinstance(k, tuple) and len(k) == 3 and k[0] == "pyav" and k[1] == self.key
+                lambda k, _: isinstance(k, tuple) and len(k) == 3 and k[0] == "pyav" and k[1] == self.key
             )
             if found is not None:
                 return found[0], self._checked(cast(OpenedVideo, found[1]))
