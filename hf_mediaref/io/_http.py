@@ -634,9 +634,8 @@ class _RangeReader(io.RawIOBase):
     probing, jumps to keyframes) cost little; long forward reads (a keyframe block, an index scan) take few
     requests. For a reader that takes short reads (:attr:`short_reads`), the very first read, at the head of
     the file, fetches only ``small_read`` bytes (what a container's header usually needs), and the reads that
-    continue it double from there. A
-    caller that knows which bytes it will read says so with :meth:`announce` (or, as a length after the
-    next seek, :meth:`expect`).
+    continue it double from there. A caller that knows which bytes it will read says so with :meth:`announce`
+    (or, as a length after the next seek, :meth:`expect`).
 
     A read may return fewer bytes than asked (the end of the fetched range): FFmpeg's I/O takes what it gets
     and asks again, so a decoder that reads through ``read1`` never pulls more than was fetched.
