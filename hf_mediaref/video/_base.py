@@ -122,9 +122,11 @@ class BaseVideoDecoder(abc.ABC):
         size: tuple[int, int] | None = None,
         threads: int = 1,
         index: VideoIndex | None = None,
+        last: bool = False,
     ) -> dict[int, Any]:
         """Decode ``span`` (positions in ``index``, default the complete index) and return {frame position:
-        (H, W, 3) uint8 frame} for its targets."""
+        (H, W, 3) uint8 frame} for its targets. ``last``: the span holds the call's last target of this
+        video, where the next call may continue."""
 
     @abc.abstractmethod
     def _stack(self, frames: Sequence[Any]) -> Any:
@@ -173,10 +175,15 @@ class BaseVideoDecoder(abc.ABC):
         """One executor task per span (positions in ``index``, default the complete index); each returns
         {position: frame}."""
 
+        spans = list(spans)
+        final = max((max(s.targets) for s in spans if len(s.targets)), default=None)
+
         def task(span: Span) -> Task:
+            last = final is not None and len(span.targets) > 0 and max(span.targets) == final
+
             def run(threads: int) -> dict[int, Any]:
                 with decode_errors(self.uri):
-                    return self._decode_span(span, size=size, threads=threads, index=index)
+                    return self._decode_span(span, size=size, threads=threads, index=index, last=last)
 
             return Task(span_cost(span), run)
 

@@ -90,16 +90,23 @@ class LeaseCache:
         open_: Callable[[], Closeable],
         *,
         prefer: Callable[[Hashable, Any], bool] | None = None,
+        avoid: Callable[[Any], bool] | None = None,
     ) -> Iterator[Any]:
         """Exclusive use of an open decoder for ``key`` (a cached idle one, else ``open_()``).
 
         ``prefer(slot_key, decoder)``: an idle decoder it accepts, of any key, is taken before the most
-        recent one of ``key`` (and goes back under its own key). Called under the cache's lock: keep it cheap.
+        recent one of ``key`` (and goes back under its own key). ``avoid(decoder)``: idle decoders of ``key``
+        it accepts are left for others (a new one is opened rather than taking them). Both are called under
+        the cache's lock: keep them cheap.
         On normal exit the decoder goes back to the cache; after an error it is closed, since its state
         is unknown.
         """
         found = self.take_matching(prefer) if prefer is not None else None
-        taken = self._take(key) if found is None else found[1]
+        if found is None:
+            spare = self.take_matching(lambda k, d: k == key and not (avoid is not None and avoid(d)))
+            taken = None if spare is None else spare[1]
+        else:
+            taken = found[1]
         if found is not None:
             key = found[0]
         obj = taken if taken is not None else open_()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
@@ -162,9 +163,15 @@ def lease_video(
 
     The container's ``resume_point`` is cleared for the lease: a user that moves the container and sets none
     leaves none behind. ``prefer(resume_point)``: an idle container of this source (of any codec thread
-    count) whose resume point it accepts is taken first.
+    count) whose resume point it accepts is taken first. The containers whose resume points
+    :func:`keep_resume_point` protects are taken only by a decode that accepts their point (another opens
+    a new container rather than take them).
     """
     key = key or source_key(uri, storage_options)
+
+    def avoid(video: Any) -> bool:
+        return video.resume_point is not None and id(video) in _kept.get(key, ())
+
     choose = None
     if prefer is not None:
 
@@ -185,9 +192,25 @@ def lease_video(
             return fresh
         return OpenedVideo(uri, storage_options=storage_options, threads=threads, head=head)
 
-    with decoder_cache.lease(("pyav", key, threads), open_, prefer=choose) as video:
+    with decoder_cache.lease(("pyav", key, threads), open_, prefer=choose, avoid=avoid) as video:
         point, video.resume_point = video.resume_point, None
         yield video, point
+
+
+#: Per source, the containers whose resume points are kept for the call that continues them (the newest two).
+_kept: dict[tuple, collections.deque[int]] = {}
+_KEPT_PER_SOURCE = 2
+
+
+def keep_resume_point(key: tuple, video: OpenedVideo) -> None:
+    """Keep the resume point ``video`` now holds for the decode that continues from it: it stops at the last
+    target a call asked of the source ``key``, where the next call's first target of that video may
+    continue. Leases that cannot use it open another container rather than take it (and lose the point),
+    for the newest :data:`_KEPT_PER_SOURCE` of the source (two lanes decoding one video side by side).
+    """
+    kept = _kept.setdefault(key, collections.deque(maxlen=_KEPT_PER_SOURCE))
+    if id(video) not in kept:
+        kept.append(id(video))
 
 
 def take_fresh_source(key: tuple) -> tuple[Any, contextlib.ExitStack] | None:

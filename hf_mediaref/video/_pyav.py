@@ -42,7 +42,7 @@ from ..errors import MediaDecodeError, describe_uri
 from ..io import check_pixel_limit
 from . import _stats as stats
 from ._base import BaseVideoDecoder, quarter_turns
-from ._container import OpenedVideo, import_av, lease_video
+from ._container import OpenedVideo, import_av, keep_resume_point, lease_video
 from ._index import VideoIndex
 from ._indexes import check_version
 from ._planning import DEFAULT_MERGE_GAP, Span
@@ -460,6 +460,7 @@ class PyAVVideoDecoder(BaseVideoDecoder):
         size: tuple[int, int] | None = None,
         threads: int = 1,
         index: VideoIndex | None = None,
+        last: bool = False,
     ) -> dict[int, Any]:
         """Decode ``span``; every returned frame is the target's own frame, decoded from a keyframe before it.
 
@@ -502,6 +503,8 @@ class PyAVVideoDecoder(BaseVideoDecoder):
                     frames = decode.run()
                     if not from_top:
                         video.resume_point = decode.resume_point()
+                        if last and video.resume_point is not None:
+                            keep_resume_point(self._key, video)
                 if every_packet:  # the frame lost while skipping came out when nothing was skipped
                     logger.info("%s: skipping non-reference frames loses frames; no longer skipping", self)
                     index.nonref_skipping = False

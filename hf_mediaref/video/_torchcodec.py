@@ -202,6 +202,7 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
         size: tuple[int, int] | None = None,
         threads: int = 1,
         index: VideoIndex | None = None,
+        last: bool = False,
     ) -> dict[int, Any]:
         key = ("torchcodec", self._key, self.device, threads, size)
 

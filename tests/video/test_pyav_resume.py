@@ -55,16 +55,24 @@ def test_consecutive_batches_decode_on_and_return_the_right_frames(video, worker
     assert stats.seeks < len(batches)  # at least one batch decoded on instead of seeking
 
 
-def test_a_decode_elsewhere_in_between_seeks_again(video):
+def test_a_decode_elsewhere_in_between_leaves_the_point_to_the_call_that_continues(video):
+    """The point at a call's last target is kept: a decode that cannot use it opens another container
+    instead of taking it, for the newest two points of the video."""
     cleanup_cache()
     assert _decode(video, [5, 10, 12], max_workers=1) == [5, 10, 12]
-    assert _decode(video, [200, 230], max_workers=1) == [200, 230]  # the one container moved on
+    with collect_stats() as stats:
+        assert _decode(video, [200, 230], max_workers=1) == [200, 230]
+    assert stats.containers_opened == 1  # the kept point's container was left alone
     with collect_stats() as stats:
         assert _decode(video, [13, 14, 40], max_workers=1) == [13, 14, 40]
-    assert stats.seeks == 1
+    assert stats.seeks == 0  # decoded on from frame 12
     with collect_stats() as stats:  # and that decode left a point for the next frames
         assert _decode(video, [41, 60], max_workers=1) == [41, 60]
     assert stats.seeks == 0
+    with collect_stats() as stats:  # two newer points are kept (60, 230): the third decode takes the oldest
+        assert _decode(video, [100, 120], max_workers=1) == [100, 120]
+        assert _decode(video, [161, 170], max_workers=1) == [161, 170]
+    assert stats.containers_opened <= 1 and stats.seeks == 2
 
 
 def test_earlier_frames_of_the_block_seek(video):
@@ -117,12 +125,17 @@ def test_another_lease_clears_the_resume_point(video):
     cleanup_cache()
     assert _decode(video, [3, 7], max_workers=1) == [3, 7]
     key = source_key(str(video.path))
-    for threads in (1, 2):  # whatever codec threads the decode used
+    for threads in (1, 2):  # a lease that cannot use the kept point opens another container
         with lease_video(str(video.path), key=key, threads=threads) as (opened, point):
-            assert opened.resume_point is None
-            opened.container.seek(int(point.index.pts[160]) if point else 0, stream=opened.stream)
+            assert point is None and opened.resume_point is None
+    assert len(_points(video)) == 1
+    with lease_video(str(video.path), key=key, prefer=lambda _: True) as (opened, point):
+        assert point is not None and opened.resume_point is None  # taken: cleared for the lease
+        opened.container.seek(int(point.index.pts[160]), stream=opened.stream)
     assert _points(video) == []
-    assert _decode(video, [8], max_workers=1) == [8]
+    with collect_stats() as stats:
+        assert _decode(video, [8], max_workers=1) == [8]
+    assert stats.seeks == 1
 
 
 def test_resume_point_serves_only_later_unskipped_targets_near_its_block(video):
