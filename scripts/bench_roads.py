@@ -9,7 +9,7 @@ On the refs of two workloads of ``scripts/benchmark.py`` ("random 256": random f
 - direct ``batch_decode`` of all refs in one call (the reference), and of the sampler's batches (what
   cutting the refs into batches costs by itself, without a DataLoader);
 - a map-style ``DataLoader`` over ``ds.with_format("mediaref")`` with ``VideoBlockBatchSampler`` (0 and 2
-  workers);
+  workers), and with 0 workers over ``DecodeAhead`` (the next batches decoded on lanes of threads);
 - a streaming ``DataLoader`` over ``decode_stream(ids, batch_size)``, the ``IterableDataset`` laid out as
   ``push_to_hub`` writes it (8 shards of whole videos; 0 and 2 workers);
 - 2-rank DDP (torch.distributed, gloo, CPU): each rank a map-style loader with the distributed sampler;
@@ -256,17 +256,18 @@ def direct_batches_road(case: RoadCase, batch_size: int, reps: int) -> RoadResul
     )
 
 
-def map_road(case: RoadCase, batch_size: int, reps: int, workers: int) -> RoadResult:
+def map_road(case: RoadCase, batch_size: int, reps: int, workers: int, ahead: bool = False) -> RoadResult:
     from torch.utils.data import DataLoader
 
-    from hf_mediaref.hf import VideoBlockBatchSampler
+    from hf_mediaref.hf import DecodeAhead, VideoBlockBatchSampler
 
     ds = case.dataset()
 
     def make() -> Any:
         sampler = VideoBlockBatchSampler(ds, batch_size, seed=0, num_workers=workers)
+        frames = ds.with_format("mediaref", output="torch")
         return DataLoader(
-            ds.with_format("mediaref", output="torch"),
+            DecodeAhead(frames, sampler) if ahead else frames,
             batch_sampler=sampler,
             num_workers=workers,
             persistent_workers=workers > 0,
@@ -274,7 +275,8 @@ def map_road(case: RoadCase, batch_size: int, reps: int, workers: int) -> RoadRe
             collate_fn=_collate,
         )
 
-    return _loader_road(f"map-style + sampler, {workers} workers", make, len(ds), reps)
+    name = f"map-style + sampler, {workers} workers" + (", DecodeAhead" if ahead else "")
+    return _loader_road(name, make, len(ds), reps)
 
 
 def stream_road(case: RoadCase, batch_size: int, reps: int, workers: int) -> RoadResult:
@@ -410,6 +412,8 @@ def measure_case(case: RoadCase, batch_size: int, reps: int) -> list[RoadResult]
     results.append(_guard(lambda: direct_batches_road(case, batch_size, reps), "batch_decode batches"))
     for workers in (0, 2):
         results.append(_guard(lambda w=workers: map_road(case, batch_size, reps, w), f"map-style {workers}"))
+        if workers == 0:
+            results.append(_guard(lambda: map_road(case, batch_size, reps, 0, True), "map-style ahead"))
     for workers in (0, 2):
         results.append(
             _guard(lambda w=workers: stream_road(case, batch_size, reps, w), f"streaming {workers}")

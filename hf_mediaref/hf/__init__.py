@@ -5,9 +5,9 @@ Importing this package imports ``datasets`` (and registers the feature and forma
 that do not need ``datasets`` (storage type, grouping, root resolution) are in :mod:`hf_mediaref.arrow`; the
 decode options in :class:`hf_mediaref.DecodeOptions`. Modules (private): ``_feature`` (the feature and the
 walker over nested features and their Arrow data), ``_formatter``, ``_transform``, ``_embedding``, ``_roots``,
-``_loading``, ``_hub``, ``_card``, ``_interop``, ``_sampler``, ``_streaming``, ``_sharding``, ``_windows``
-(temporal windows), ``_registration`` and ``_compat`` (every ``datasets`` internal used, in one place);
-``_lerobot`` (``from_lerobot``).
+``_loading``, ``_hub``, ``_card``, ``_interop``, ``_sampler``, ``_ahead`` (decode-ahead for in-process
+loaders), ``_streaming``, ``_sharding``, ``_windows`` (temporal windows), ``_registration`` and ``_compat``
+(every ``datasets`` internal used, in one place); ``_lerobot`` (``from_lerobot``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import datasets  # noqa: F401  (first: the import hook registers the integration once datasets is loaded)
 
 from . import _registration
+from ._ahead import DecodeAhead
 from ._embedding import embed
 from ._feature import MediaRefFeature
 from ._formatter import MediaRefFormatter
@@ -30,6 +31,7 @@ from ._windows import FrameWindows
 _registration.register()
 
 __all__ = [
+    "DecodeAhead",
     "FrameWindows",
     "MediaDecodeTransform",
     "MediaRefFeature",

@@ -31,6 +31,7 @@ import pyarrow as pa
 from datasets import Value
 
 from ..arrow import group_by_uri, ref_arrays, video_blocks
+from ._ahead import DecodeAhead, EpochPlan
 from ._feature import MediaRefFeature
 
 __all__ = ["VideoBlockBatchSampler"]
@@ -210,22 +211,58 @@ class VideoBlockBatchSampler:
         starts = list(range(0, stop, self.batch_size))
         if self.num_workers > 1:
             starts = self._dealt(rows, starts)
-        for start in starts:
-            yield rows[start : start + self.batch_size].tolist()
+        batches = [rows[start : start + self.batch_size].tolist() for start in starts]
+        self.plan = EpochPlan(batches, self._continuing(rows, starts))
+        yield from batches
+
+    def decode_ahead(
+        self, dataset: Any, *, lanes: int | None = None, depth: int | None = None
+    ) -> DecodeAhead:
+        """``dataset`` wrapped for a DataLoader that runs in this process (``num_workers=0``): the batches
+        this sampler yields next are decoded ahead on ``lanes`` threads, batches that continue one another on
+        one lane (so they decode on), while the current one is used.
+
+        Args:
+            dataset: the dataset the DataLoader reads (``ds.with_format("mediaref", ...)``).
+            lanes, depth: see :class:`~hf_mediaref.hf.DecodeAhead`.
+
+        Returns:
+            A :class:`~hf_mediaref.hf.DecodeAhead` to give the DataLoader with ``batch_sampler=self``.
+
+        Example:
+            ```python
+            >>> sampler = VideoBlockBatchSampler(ds, 32, seed=0)
+            >>> loader = DataLoader(sampler.decode_ahead(ds.with_format("mediaref")), batch_sampler=sampler)
+            ```
+        """
+        return DecodeAhead(dataset, self, lanes=lanes, depth=depth)
+
+    def _continuing(self, rows: np.ndarray, starts: list[int]) -> list[int]:
+        """For each batch (at ``starts`` of ``rows``, in that order): the position in ``starts`` of the batch
+        it continues (it starts with the row after that batch's last row, in the same video: a block longer
+        than a batch), or -1."""
+        if not starts:
+            return []
+        place = np.empty(int(self._order.max()) + 1, dtype=np.int64)
+        place[self._order] = np.arange(len(self._order))  # a row's rank: video by video, by time
+        video = np.searchsorted(self._offsets, np.arange(len(self._order)), side="right") - 1
+        ending: dict[int, int] = {}  # rank of a batch's last row -> that batch's position
+        out = []
+        for position, start in enumerate(starts):
+            first = int(place[rows[start]])
+            before = ending.get(first - 1, -1)
+            out.append(before if before >= 0 and video[first] == video[first - 1] else -1)
+            ending[int(place[rows[min(start + self.batch_size, len(rows)) - 1]])] = position
+        return out
 
     def _dealt(self, rows: np.ndarray, starts: list[int]) -> list[int]:
         """``starts`` (of batches of ``rows``) reordered so that runs of batches continuing one another go
         to one DataLoader worker (batch ``i`` goes to worker ``i % num_workers``)."""
         if len(starts) < 2:
             return starts
-        place = np.empty(int(self._order.max()) + 1, dtype=np.int64)
-        place[self._order] = np.arange(len(self._order))  # a row's rank: video by video, by time
-        video = np.searchsorted(self._offsets, np.arange(len(self._order)), side="right") - 1
         runs: list[list[int]] = []
-        for start in starts:
-            first = place[rows[start]]
-            prev_last = place[rows[start - 1]] if start else -2
-            if runs and first == prev_last + 1 and video[first] == video[prev_last]:
+        for position, (start, before) in enumerate(zip(starts, self._continuing(rows, starts))):
+            if before == position - 1 and runs:
                 runs[-1].append(start)  # starts with the row after the previous batch's last one
             else:
                 runs.append([start])

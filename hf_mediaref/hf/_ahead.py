@@ -1,0 +1,203 @@
+"""Decode-ahead for a DataLoader that runs in the training process (``num_workers=0``).
+
+With workers, a DataLoader decodes several batches at once, one per worker process. Without them (CUDA
+decoding, debugging, small jobs) each batch is decoded when it is asked for, and a batch of a few keyframe
+blocks cannot keep every core busy to its end. :class:`DecodeAhead` wraps the dataset: when the DataLoader
+asks for a batch of :class:`~hf_mediaref.hf.VideoBlockBatchSampler`'s epoch, the next ``depth`` batches of
+that epoch are submitted to ``lanes`` threads, each decoding with its share of the cores. A batch that
+continues another (the next rows of the same keyframe block) goes to that batch's lane, after it, so it
+decodes on from where the other stopped. Each batch is still one engine call of its own rows; what the
+DataLoader gets is what ``dataset.__getitems__`` returns for those indices, computed a little earlier. A
+continuing batch goes to another lane when its predecessor's lane has more batches waiting than another lane
+(a sampler whose blocks do not align with batches chains every batch to the one before): an idle core costs
+more than a seek.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import logging
+import os
+import weakref
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from .._executor import core_budget, dataloader_worker_info, lane
+
+__all__ = ["DecodeAhead", "EpochPlan"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochPlan:
+    """The batches of one epoch of a sampler, in the order it yields them; ``continues[i]``: the position of
+    the batch that batch ``i`` continues (its first row follows that batch's last, in the same video), or
+    -1."""
+
+    batches: list[list[int]]
+    continues: list[int]
+
+
+class _Lanes:
+    """The lanes decoding ahead through one epoch plan."""
+
+    def __init__(self, plan: EpochPlan, fetch: Any, lanes: int, depth: int, start: int = 0):
+        self.plan, self.fetch, self.depth = plan, fetch, depth
+        self.cores = max(1, core_budget() // lanes)
+        self.pools = [ThreadPoolExecutor(1, thread_name_prefix=f"hf_mediaref-ahead{i}") for i in range(lanes)]
+        self.lane_of: list[int] = [-1] * start  # the lane of each batch submitted (-1: before the start)
+        self.futures: dict[int, Future] = {}
+        self.cursor = start  # the position the DataLoader is expected to ask for next
+        self.closed = False
+        _live.add(self)
+
+    def position(self, indices: list[int]) -> int | None:
+        batches = self.plan.batches
+        if self.cursor < len(batches) and batches[self.cursor] == indices:
+            return self.cursor
+        for p in range(len(batches)):  # asked out of order (another consumer of the sampler)
+            if batches[p] == indices:
+                return p
+        return None
+
+    def _job(self, number: int, indices: list[int]) -> Any:
+        with lane(("decode-ahead", id(self), number), self.cores):
+            return self.fetch(indices)
+
+    def _submit_through(self, last: int) -> None:
+        for p in range(len(self.lane_of), min(last, len(self.plan.batches) - 1) + 1):
+            pending = [0] * len(self.pools)
+            for q, future in self.futures.items():
+                if not future.done():
+                    pending[self.lane_of[q]] += 1
+            chosen = pending.index(min(pending))
+            before = self.plan.continues[p]
+            if (
+                0 <= before < p
+                and self.lane_of[before] >= 0
+                and pending[self.lane_of[before]] <= min(pending)
+            ):
+                chosen = self.lane_of[before]  # after the batch it continues, so it decodes on
+            self.lane_of.append(chosen)
+            context = contextvars.copy_context()  # the caller's stats, deadlines and settings
+            self.futures[p] = self.pools[chosen].submit(context.run, self._job, chosen, self.plan.batches[p])
+
+    def get(self, position: int) -> Any:
+        self._submit_through(position + self.depth)
+        self.cursor = position + 1
+        future = self.futures.pop(position, None)
+        if future is None:  # asked twice: already handed out
+            return self.fetch(self.plan.batches[position])
+        return future.result()
+
+    def close(self) -> None:
+        """Drop the batches not started; wait for the ones decoding (each bounded like any decode)."""
+        self.closed = True
+        for pool in self.pools:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self.futures.clear()
+
+
+#: Lanes that may be decoding: before a fork they finish their batch and stop, so that no lane thread holds
+#: a lock (FFmpeg's, the engine's caches', logging's) in the child; the parent starts new lanes on its next
+#: batch.
+_live: weakref.WeakSet[_Lanes] = weakref.WeakSet()
+
+
+def _stop_before_fork() -> None:
+    for lanes in list(_live):
+        if not lanes.closed:
+            lanes.close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_stop_before_fork)
+
+
+class DecodeAhead:
+    """A map-style dataset that decodes the batches a :class:`~hf_mediaref.hf.VideoBlockBatchSampler` yields
+    next while the DataLoader uses the current one, for ``DataLoader(..., num_workers=0)``.
+
+    Give the DataLoader ``batch_sampler=sampler`` (the same sampler). Batches come back exactly as
+    ``dataset.__getitems__(indices)`` returns them, in the sampler's order, each one engine call of its own
+    rows; an error raised decoding a batch is raised when the DataLoader asks for that batch. Inside a
+    DataLoader worker, or for indices the sampler did not yield in its current epoch, it is ``dataset`` itself
+    (with workers, the workers already decode ahead).
+
+    Args:
+        dataset: the map-style dataset (``ds.with_format("mediaref", ...)``, or any dataset with
+            ``__getitems__`` or ``__getitem__``).
+        sampler: the :class:`~hf_mediaref.hf.VideoBlockBatchSampler` driving the DataLoader.
+        lanes: threads decoding ahead, each with its share of the cores (default: the cores a decode may use
+            here, see :class:`hf_mediaref.DecodeOptions` ``max_workers``).
+        depth: batches submitted ahead of the one asked for (default ``2 * lanes``); each is held in memory
+            until asked for.
+
+    Raises:
+        ValueError: ``lanes`` or ``depth`` below 1.
+
+    Example:
+        ```python
+        >>> from torch.utils.data import DataLoader
+        >>> from hf_mediaref.hf import DecodeAhead, VideoBlockBatchSampler
+        >>> sampler = VideoBlockBatchSampler(ds, batch_size=32, seed=0)
+        >>> frames = ds.with_format("mediaref", output="torch")
+        >>> loader = DataLoader(DecodeAhead(frames, sampler), batch_sampler=sampler)  # num_workers=0
+        ```
+    """
+
+    def __init__(self, dataset: Any, sampler: Any, *, lanes: int | None = None, depth: int | None = None):
+        lanes = core_budget() if lanes is None else int(lanes)
+        if lanes < 1:
+            raise ValueError(f"lanes must be >= 1, got {lanes}")
+        depth = 2 * lanes if depth is None else int(depth)
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        self.dataset, self.sampler, self.lanes, self.depth = dataset, sampler, lanes, depth
+        self._running: _Lanes | None = None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.dataset[index]
+
+    def _fetch(self, indices: list[int]) -> Any:
+        getitems = getattr(self.dataset, "__getitems__", None)
+        return getitems(indices) if getitems is not None else [self.dataset[i] for i in indices]
+
+    def __getitems__(self, indices: list[int]) -> Any:
+        plan = getattr(self.sampler, "plan", None)
+        if plan is None or dataloader_worker_info() is not None:
+            return self._fetch(indices)
+        running = self._running
+        if running is None or running.plan is not plan:  # a new epoch: what was ahead of the old is dropped
+            if running is not None:
+                running.close()
+            running = self._running = _Lanes(plan, self._fetch, self.lanes, self.depth)
+        position = running.position(list(indices))
+        if position is None:
+            logger.debug("indices not in the sampler's current epoch: fetched directly")
+            return self._fetch(indices)
+        if running.closed:  # stopped for a fork: new lanes from here on
+            running = self._running = _Lanes(plan, self._fetch, self.lanes, self.depth, start=position)
+        try:
+            return running.get(position)
+        finally:
+            if running.cursor >= len(plan.batches):  # the epoch's last batch: nothing left to decode ahead
+                running.close()
+                self._running = None
+
+    def close(self) -> None:
+        """Stop decoding ahead (batches not asked for yet are dropped); the dataset stays usable."""
+        if self._running is not None:
+            self._running.close()
+            self._running = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_running": None}  # a worker's copy fetches directly
+
+    def __repr__(self) -> str:
+        return f"DecodeAhead({self.dataset!r}, lanes={self.lanes}, depth={self.depth})"

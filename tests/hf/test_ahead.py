@@ -1,0 +1,156 @@
+"""DecodeAhead: an in-process DataLoader decodes the next batches on lanes; same batches, same frames."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from datasets import Dataset, Features, Value
+
+from hf_mediaref import MediaRef
+from hf_mediaref.errors import MediaNotFoundError
+from hf_mediaref.hf import DecodeAhead, MediaRefFeature, VideoBlockBatchSampler
+from hf_mediaref.testing import read_index, write_video
+from hf_mediaref.video import collect_stats
+
+torch = pytest.importorskip("torch")
+from torch.utils.data import DataLoader  # noqa: E402
+
+FEATURES = Features({"frame": MediaRefFeature(), "label": Value("int64")})
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    """A long B-frame video (frames 0..159, keyframe every 80) and a short one (frames 500..539)."""
+    root = tmp_path_factory.mktemp("ahead")
+    long = write_video(root / "long.mp4", 160, fps=20, gop=80, bframes=2, size=(64, 128))
+    short = write_video(root / "short.mkv", 40, fps=20, gop=10, size=(64, 128), first_index=500)
+    return long, short
+
+
+def _dataset(videos, extra: list[MediaRef] | None = None) -> Dataset:
+    long, short = videos
+    refs = [MediaRef(str(long.path), long.pts_ns[i]) for i in range(0, 160, 2)]
+    refs += [MediaRef(str(short.path), short.pts_ns[i]) for i in range(0, 40, 3)]
+    labels = list(range(0, 160, 2)) + [500 + i for i in range(0, 40, 3)]
+    refs += extra or []
+    labels += [-1] * len(extra or [])
+    return Dataset.from_dict({"frame": refs, "label": labels}, features=FEATURES)
+
+
+class _Recording:
+    """A dataset recording which thread fetched each batch (its first label)."""
+
+    def __init__(self, frames):
+        self.frames = frames
+        self.thread_of: dict[int, str] = {}
+
+    def __len__(self):
+        return len(self.frames)
+
+    def __getitem__(self, i):
+        return self.frames[i]
+
+    def __getitems__(self, indices):
+        rows = self.frames.__getitems__(indices)
+        self.thread_of[int(rows[0]["label"])] = threading.current_thread().name
+        return rows
+
+
+def _epoch(loader) -> list[list[int]]:
+    out = []
+    for batch in loader:
+        labels = batch["label"].tolist()
+        assert [read_index(f.numpy()) for f in batch["frame"]] == labels  # every frame the right one
+        out.append(labels)
+    return out
+
+
+def test_same_batches_as_the_plain_loader_decoded_on_lanes(videos):
+    ds = _dataset(videos)
+    frames = ds.with_format("mediaref", output="torch")
+    sampler = VideoBlockBatchSampler(ds, batch_size=8, block_size=24, seed=3)
+    with collect_stats() as plain_stats:
+        plain = _epoch(DataLoader(frames, batch_sampler=sampler))
+    recording = _Recording(frames)
+    ahead = DecodeAhead(recording, sampler, lanes=2)
+    with collect_stats() as stats:
+        got = _epoch(DataLoader(ahead, batch_sampler=sampler))
+    assert got == plain  # the same batches, in the sampler's order
+    assert stats.calls == len(sampler) and stats.requested_refs == len(ds)  # one engine call per batch
+    threads = set(recording.thread_of.values())
+    assert threads and all(name.startswith("hf_mediaref-ahead") for name in threads)
+    plan = sampler.plan
+    moved = 0  # continuing batches that went to another lane than the batch they continue (so they seek)
+    for p, before in enumerate(plan.continues):
+        if before >= 0:
+            first = int(ds[plan.batches[p][0]]["label"])
+            previous = int(ds[plan.batches[before][0]]["label"])
+            moved += recording.thread_of[first] != recording.thread_of[previous]
+    assert any(before >= 0 for before in plan.continues)  # continuing batches were exercised
+    assert stats.seeks <= plain_stats.seeks + moved  # on one lane, a block's batches decode on
+
+
+def test_epochs_early_break_and_indices_from_elsewhere(videos):
+    ds = _dataset(videos)
+    frames = ds.with_format("mediaref", output="torch")
+    sampler = VideoBlockBatchSampler(ds, batch_size=8, seed=0)
+    ahead = DecodeAhead(frames, sampler, lanes=2, depth=3)
+    loader = DataLoader(ahead, batch_sampler=sampler)
+    iterator = iter(loader)
+    next(
+        iterator
+    )  # lanes are decoding the next batches: a fork now waits for them (no lock held in the child)
+    forked = DataLoader(frames, batch_size=16, num_workers=1, multiprocessing_context="fork")
+    assert sorted(int(x) for b in forked for x in b["label"]) == sorted(ds["label"])
+    rest = [b["label"].tolist() for b in iterator]  # the epoch goes on, on new lanes
+    assert len(rest) == len(sampler) - 1 and all(len(b) > 0 for b in rest)
+    for _ in loader:  # stop after one batch: what was decoded ahead is dropped at the next epoch
+        break
+    sampler.set_epoch(1)
+    first = _epoch(loader)
+    assert sorted(label for b in first for label in b) == sorted(ds["label"])
+    sampler.set_epoch(2)
+    second = _epoch(loader)
+    assert second != first and sorted(label for b in second for label in b) == sorted(ds["label"])
+    rows = ahead.__getitems__([0, 5])  # not a batch of the epoch: fetched directly
+    assert [int(r["label"]) for r in rows] == [0, 10]
+    assert int(ahead[3]["label"]) == 6 and len(ahead) == len(ds)
+    ahead.close()
+
+
+def test_an_error_surfaces_at_its_batch_naming_the_ref(videos, tmp_path):
+    missing = str(tmp_path / "gone.mp4")
+    ds = _dataset(videos, extra=[MediaRef(missing, 0)])
+    sampler = VideoBlockBatchSampler(ds, batch_size=8, seed=2)
+    batches = list(sampler)
+    bad = next(p for p, b in enumerate(batches) if len(ds) - 1 in b)
+    loader = DataLoader(
+        DecodeAhead(ds.with_format("mediaref", output="torch"), sampler), batch_sampler=sampler
+    )
+    seen = []
+    with pytest.raises(MediaNotFoundError, match="gone.mp4"):
+        for batch in loader:
+            seen.append(batch["label"].tolist())
+    assert bad > 0 and seen == [[int(ds[i]["label"]) for i in b] for b in batches[:bad]]  # those before it
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_in_dataloader_workers_it_is_the_dataset_itself(videos, context):
+    ds = _dataset(videos)
+    sampler = VideoBlockBatchSampler(ds, batch_size=8, seed=1)
+    ahead = DecodeAhead(ds.with_format("mediaref", output="torch"), sampler)
+    loader = DataLoader(ahead, batch_sampler=sampler, num_workers=2, multiprocessing_context=context)
+    got = _epoch(loader)
+    assert sorted(label for b in got for label in b) == sorted(ds["label"])
+    assert ahead._running is None  # nothing was decoded ahead in this process
+
+
+def test_bad_arguments(videos):
+    ds = _dataset(videos)
+    sampler = VideoBlockBatchSampler(ds, batch_size=8)
+    with pytest.raises(ValueError, match="lanes"):
+        DecodeAhead(ds, sampler, lanes=0)
+    with pytest.raises(ValueError, match="depth"):
+        DecodeAhead(ds, sampler, depth=0)
+    assert isinstance(sampler.decode_ahead(ds), DecodeAhead)
