@@ -284,6 +284,25 @@ def test_each_ref_outside_the_root_is_refused_until_allowed(hostile, http_server
     assert _labels(decode_batch(hostile.table.take([1, 2, 4]))["frame"]) == [201, 202, 305]
 
 
+def test_a_decoder_with_the_root_guards_host_names_in_its_own_worker(
+    hostile, http_server, fake_dns, fast_http, monkeypatch
+):
+    """A host name in an http ref passes the read (it may be public) and is pinned to public addresses in
+    the process that checked it; a decoder in another worker (an actor) given the root checks the ref again
+    and refuses the connection to the loopback address the name resolves to, nothing fetched."""
+    from hf_mediaref.io import _network
+
+    uri = f"http://rebind.test:{http_server.url.rsplit(':', 1)[1]}/ray-far.mp4"
+    table = pa.table({"frame": pa.array([{"uri": uri, "pts_ns": 0}], STORAGE_TYPE)})
+    resolved = _read._ResolveRoots(["frame"], media_root(hostile.folder))(table)
+    assert resolved["frame"].to_pylist() == [{"uri": uri, "pts_ns": 0}]
+    monkeypatch.setattr(_network, "_guarded", set())  # the decoding worker: another process
+    log_before = len(http_server.log)
+    with pytest.raises(UntrustedRefError, match="non-public address 127.0.0.1"):
+        MediaDecoder(root=hostile.folder)(resolved)
+    assert len(http_server.log) == log_before
+
+
 def test_decoder_takes_every_batch_kind(repo):
     """The decoder Ray calls: Arrow tables, numpy batches (an object array of ref dicts or MediaRefs) and
     pandas frames give the same frames; other columns come through; frames of one shape stack."""
