@@ -9,7 +9,10 @@ which groups them by video. The decoder uses as many threads as Ray granted the 
 
 A ``root`` given to the decoder is a trust boundary (:func:`hf_mediaref.arrow.media_root`, as for
 ``decode_transform(root=...)``): every ref of the batch, relative or absolute, is checked against it and its
-``allow_uris`` in the worker that decodes it.
+``allow_uris`` in the worker that decodes it. Without one, a decoder running for a dataset from
+:func:`~hf_mediaref.ray.resolve_roots` (or ``read_mediaref``) finds the roots its refs were checked against
+in the dataset's ``DataContext`` (:data:`MEDIA_ROOTS_KEY`) and checks its ``http(s)`` refs against them again,
+so that the host names they name are held to public addresses in this worker too (that hold is per process).
 """
 
 from __future__ import annotations
@@ -23,12 +26,67 @@ import numpy as np
 import pyarrow as pa
 
 from .. import decode
-from ..arrow import cast_to_storage, media_root, refs_from_storage
+from ..arrow import MediaRoot, cast_to_storage, media_root, refs_from_storage
 from ..arrow._grouping import as_array
 from ..decode import DecodeOptions
-from ..errors import InvalidRefError
+from ..errors import InvalidRefError, UntrustedRefError
+from ..io import UriKind, classify_uri
 
-__all__ = ["MediaDecoder", "decode_batch", "granted_cpus"]
+__all__ = ["MEDIA_ROOTS_KEY", "MediaDecoder", "decode_batch", "granted_cpus", "remember_root"]
+
+#: The key, in a Ray Dataset's own ``DataContext`` (``set_config``), of the media roots its refs were checked
+#: against when read: the context travels with the dataset to every task and actor that runs it.
+MEDIA_ROOTS_KEY = "hf_mediaref.media_roots"
+
+
+def remember_root(dataset: Any, root: MediaRoot) -> None:
+    """Add ``root`` to the media roots kept in ``dataset``'s own ``DataContext`` (:data:`MEDIA_ROOTS_KEY`).
+
+    Nothing is kept when the dataset's context is the process-wide current one (every later dataset would
+    share it) or when Ray has no per-dataset context.
+
+    Args:
+        dataset: a ``ray.data.Dataset``.
+        root: the root its refs are checked against.
+    """
+    context = getattr(dataset, "context", None)
+    ray_data = sys.modules.get("ray.data")
+    if ray_data is None or context is None or not hasattr(context, "set_config"):
+        return
+    if context is ray_data.DataContext.get_current():
+        return
+    roots = tuple(context.get_config(MEDIA_ROOTS_KEY, None) or ())
+    if not any(str(r) == str(root) and r.allow == root.allow for r in roots):
+        context.set_config(MEDIA_ROOTS_KEY, (*roots, root))
+
+
+def _context_roots() -> tuple[MediaRoot, ...]:
+    """The media roots of the Ray Dataset this runs for (see :func:`remember_root`); none outside one."""
+    ray_data = sys.modules.get("ray.data")
+    if ray_data is None:
+        return ()
+    try:
+        roots = ray_data.DataContext.get_current().get_config(MEDIA_ROOTS_KEY, None)
+    except Exception:  # a Ray without key-value configs
+        return ()
+    return tuple(r for r in roots or () if isinstance(r, MediaRoot))
+
+
+def _hold_hosts(refs: Sequence[Any], roots: tuple[MediaRoot, ...]) -> None:
+    """Check the ``http(s)`` refs against ``roots`` again in this process for what a check leaves behind:
+    host names held to public addresses at connect time, prefixes the user allowed exempt from that. The
+    refs were checked when read, so nothing is refused here (a ref may come from another dataset)."""
+    seen: set[str] = set()
+    for ref in refs:
+        uri = ref.uri
+        if uri in seen or classify_uri(uri) is not UriKind.HTTP:
+            continue
+        seen.add(uri)
+        for root in roots:
+            try:
+                root.check(uri, uri)
+            except UntrustedRefError:
+                pass
 
 
 def granted_cpus() -> float | None:
@@ -157,6 +215,10 @@ def _decode_columns(
         )
         spans.append((name, len(refs), len(refs) + len(column_refs), valid))
         refs += column_refs
+    if root is None and refs:
+        roots = _context_roots()
+        if roots:
+            _hold_hosts(refs, roots)
     frames = decode.batch_decode(refs, options=options) if refs else []
     out = {name: _plain_column(column) for name, column in data.items()}
     for name, start, end, valid in spans:
@@ -181,7 +243,10 @@ class MediaDecoder:
             (and checked) as it is read. Like :func:`~hf_mediaref.ray.resolve_roots`' root it is a trust
             boundary: every ref of a batch, relative or absolute, must read inside it or under
             ``allow_uris`` (or ``HF_MEDIAREF_ALLOW_URIS`` in the worker's environment); public ``http(s)``
-            URLs and ``data:`` URIs are always allowed. Without a root nothing is checked (refs you built).
+            URLs and ``data:`` URIs are always allowed. Without a root refs are not checked (refs you
+            built), but for a dataset from :func:`~hf_mediaref.ray.read_mediaref` / ``resolve_roots``
+            (checked when read) the host names of its ``http(s)`` refs are held to public addresses in the
+            decoding worker too: the roots travel in the dataset's ``DataContext``.
         allow_uris: what refs may read beyond ``root``: URI prefixes, local folders, schemes, or ``"*"``
             (see :func:`hf_mediaref.arrow.parse_allow_uris`); it pickles with the decoder to tasks and
             actors. Ignored without a ``root``.

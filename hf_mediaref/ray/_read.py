@@ -22,6 +22,7 @@ import pyarrow as pa
 from .._optional import require
 from ..arrow import MediaRoot, cast_to_storage, group_by_uri, media_root, resolve_uri
 from ..arrow._grouping import as_array
+from ._decode import remember_root
 
 __all__ = ["read_mediaref", "resolve_roots"]
 
@@ -84,7 +85,9 @@ def resolve_roots(
     keep the ``struct<uri, pts_ns>`` column but not the media root. The root is a trust boundary, as for
     ``hf_mediaref.load_dataset``: every ref, relative or absolute, must read inside ``root`` or under
     ``allow_uris`` (or the ``HF_MEDIAREF_ALLOW_URIS`` environment variable, read in the Ray worker that
-    checks the ref); public ``http(s)`` URLs and ``data:`` URIs are always allowed.
+    checks the ref); public ``http(s)`` URLs and ``data:`` URIs are always allowed. The root is also kept in
+    the returned dataset's own ``DataContext``, so that a :class:`~hf_mediaref.ray.MediaDecoder` in another
+    worker holds the host names of ``http(s)`` refs to public addresses there too.
 
     Args:
         dataset: a ``ray.data.Dataset``.
@@ -127,9 +130,11 @@ def resolve_roots(
         columns = _ref_columns(dataset.schema(fetch_if_missing=True).base_schema)
     if not columns:
         raise ValueError("no column holds media references (struct<uri, pts_ns>): pass columns=...")
-    return dataset.map_batches(
+    resolved = dataset.map_batches(
         _ResolveRoots(list(columns), value), batch_format="pyarrow", zero_copy_batch=True, batch_size=None
     )
+    remember_root(resolved, value)  # for decoders in other workers: see MediaDecoder
+    return resolved
 
 
 # ------------------------------------------------------------------------------------------ sources

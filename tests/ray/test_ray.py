@@ -18,9 +18,10 @@ pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
 from hf_mediaref import MediaRef  # noqa: E402
-from hf_mediaref.arrow import ALLOW_URIS_ENV, STORAGE_TYPE, media_root  # noqa: E402
+from hf_mediaref.arrow import ALLOW_URIS_ENV, STORAGE_TYPE, media_root, parse_allow_uris  # noqa: E402
 from hf_mediaref.errors import InvalidRefError, PathEscapeError, UnresolvedPathError, UntrustedRefError  # noqa: E402
 from hf_mediaref.ray import MediaDecoder, _read, decode_batch, read_mediaref, resolve_roots, video_shuffle  # noqa: E402
+from hf_mediaref.ray._decode import MEDIA_ROOTS_KEY  # noqa: E402
 from hf_mediaref.testing import read_index, write_image, write_video  # noqa: E402
 
 pytestmark = pytest.mark.timeout(600)
@@ -120,6 +121,22 @@ def _counting_decoder():
     return CountingDecoder
 
 
+def _roots_reporting_decoder():
+    """A MediaDecoder that also returns, per row, the media roots (``root|allow,...``) it finds in the
+    DataContext Ray runs it with (defined here so Ray ships it by value)."""
+
+    class RootsDecoder(MediaDecoder):
+        def __call__(self, batch):
+            from hf_mediaref.ray import _decode
+
+            out = super().__call__(batch)
+            roots = ";".join(f"{r}|{','.join(r.allow)}" for r in _decode._context_roots())
+            out["roots"] = np.array([roots] * len(out["label"]))
+            return out
+
+    return RootsDecoder
+
+
 # --------------------------------------------------------------------------------------- on Ray
 
 
@@ -214,8 +231,9 @@ def test_video_shuffle_keeps_batches_within_few_videos(runtime):
 def test_ray_holds_the_trust_boundary_of_the_root(runtime, hostile, http_server):
     """On Ray workers the root is a boundary with its allow-list: read_mediaref refuses the first ref that
     reads outside its folder (Ray's error names the UntrustedRefError and the ref); allowed, every ref
-    decodes its own frame in an actor whose decoder keeps the root and allow-list; resolve_roots on Ray's
-    own reader refuses too, as an UntrustedRefError with Ray's raise_original_map_exception."""
+    decodes its own frame in an actor whose decoder keeps the root and allow-list, and finds the dataset's
+    root and allow-list in its DataContext (not in the driver's); resolve_roots on Ray's own reader refuses
+    too, as an UntrustedRefError with Ray's raise_original_map_exception."""
     log_before = len(http_server.log)
     with pytest.raises(ray.exceptions.RayTaskError) as info:
         read_mediaref(hostile.folder).take_all()
@@ -235,7 +253,7 @@ def test_ray_holds_the_trust_boundary_of_the_root(runtime, hostile, http_server)
 
     allow = hostile.allow[1:]
     wide = read_mediaref(hostile.folder, allow_uris=allow).map_batches(
-        MediaDecoder,
+        _roots_reporting_decoder(),
         fn_constructor_kwargs={"root": hostile.folder, "allow_uris": allow},  # checked again in the actor
         batch_size=8,
         num_cpus=1,
@@ -245,6 +263,8 @@ def test_ray_holds_the_trust_boundary_of_the_root(runtime, hostile, http_server)
     assert [r["label"] for r in rows] == hostile.labels
     assert _labels([r["frame"] for r in rows]) == hostile.labels
     assert rows[3]["frame"].shape == (64, 128, 3) and len(http_server.log) > log_before
+    assert {r["roots"] for r in rows} == {f"{hostile.folder}|{','.join(parse_allow_uris(allow))}"}
+    assert ray.data.DataContext.get_current().get_config(MEDIA_ROOTS_KEY) is None
 
 
 # --------------------------------------------------------------------------------------- without Ray
@@ -284,23 +304,41 @@ def test_each_ref_outside_the_root_is_refused_until_allowed(hostile, http_server
     assert _labels(decode_batch(hostile.table.take([1, 2, 4]))["frame"]) == [201, 202, 305]
 
 
-def test_a_decoder_with_the_root_guards_host_names_in_its_own_worker(
+def test_decoders_in_other_workers_hold_host_names_to_public_addresses(
     hostile, http_server, fake_dns, fast_http, monkeypatch
 ):
-    """A host name in an http ref passes the read (it may be public) and is pinned to public addresses in
-    the process that checked it; a decoder in another worker (an actor) given the root checks the ref again
-    and refuses the connection to the loopback address the name resolves to, nothing fetched."""
+    """A host name in an http ref passes the read (it may be public) and is held to public addresses in
+    the process that checked it. A decoder in another worker (an actor) holds it too, refusing the
+    connection to the loopback address the name resolves to, nothing fetched: given the root, or finding the
+    dataset's roots in the DataContext Ray runs it with; a root allowing the host lets it through."""
     from hf_mediaref.io import _network
 
-    uri = f"http://rebind.test:{http_server.url.rsplit(':', 1)[1]}/ray-far.mp4"
-    table = pa.table({"frame": pa.array([{"uri": uri, "pts_ns": 0}], STORAGE_TYPE)})
+    prefix = f"http://rebind.test:{http_server.url.rsplit(':', 1)[1]}/"
+    table = pa.table({"frame": pa.array([{"uri": prefix + "ray-far.mp4", "pts_ns": 0}], STORAGE_TYPE)})
     resolved = _read._ResolveRoots(["frame"], media_root(hostile.folder))(table)
-    assert resolved["frame"].to_pylist() == [{"uri": uri, "pts_ns": 0}]
-    monkeypatch.setattr(_network, "_guarded", set())  # the decoding worker: another process
+    assert resolved["frame"].to_pylist() == table["frame"].to_pylist()
     log_before = len(http_server.log)
-    with pytest.raises(UntrustedRefError, match="non-public address 127.0.0.1"):
-        MediaDecoder(root=hostile.folder)(resolved)
+    context = ray.data.DataContext.get_current()
+    for decoder, roots in (
+        (MediaDecoder(root=hostile.folder), None),
+        (MediaDecoder(), (media_root(hostile.folder),)),
+        (MediaDecoder(), (media_root("/elsewhere"), media_root(hostile.folder))),
+    ):
+        monkeypatch.setattr(_network, "_guarded", set())  # the decoding worker: another process
+        if roots is not None:
+            context.set_config(MEDIA_ROOTS_KEY, roots)
+        try:
+            with pytest.raises(UntrustedRefError, match="non-public address 127.0.0.1"):
+                decoder(resolved)
+        finally:
+            context.remove_config(MEDIA_ROOTS_KEY)
     assert len(http_server.log) == log_before
+    monkeypatch.setattr(_network, "_guarded", set())
+    context.set_config(MEDIA_ROOTS_KEY, (media_root(hostile.folder), media_root("/x", allow_uris=prefix)))
+    try:
+        assert _labels(MediaDecoder()(resolved)["frame"]) == [300]
+    finally:
+        context.remove_config(MEDIA_ROOTS_KEY)
 
 
 def test_decoder_takes_every_batch_kind(repo):
