@@ -301,7 +301,8 @@ class MediaRoot(str):
             f"{describe_uri(stored)}{target} points outside the media root {str(self)!r} of its dataset "
             f"({why}): refs of a dataset loaded from a repo or folder read only inside its root, and nothing "
             f"was read. If you trust it, pass allow_uris=[{suggestion!r}] (to hf_mediaref.load_dataset, "
-            f"set_media_root, the mediaref format or decode_transform) or set {ALLOW_URIS_ENV}; "
+            f"set_media_root, the mediaref format, decode_transform, or hf_mediaref.ray's read_mediaref, "
+            f"resolve_roots and MediaDecoder) or set {ALLOW_URIS_ENV}; "
             "allow_uris='*' trusts the dataset entirely",
             uri=stored,
         )

@@ -6,25 +6,87 @@ A batch is whatever Ray hands over: a ``pyarrow.Table`` (``batch_format="pyarrow
 (``"pandas"``). The refs of all media columns of a batch go to one :func:`~hf_mediaref.batch_decode` call,
 which groups them by video. The decoder uses as many threads as Ray granted the task or actor CPUs
 (``num_cpus``, 1 by default), never the whole machine: Ray already runs one task per granted CPU.
+
+A ``root`` given to the decoder is a trust boundary (:func:`hf_mediaref.arrow.media_root`, as for
+``decode_transform(root=...)``): every ref of the batch, relative or absolute, is checked against it and its
+``allow_uris`` in the worker that decodes it. Without one, a decoder running for a dataset from
+:func:`~hf_mediaref.ray.resolve_roots` (or ``read_mediaref``) finds the roots its refs were checked against
+in the dataset's ``DataContext`` (:data:`MEDIA_ROOTS_KEY`) and checks its ``http(s)`` refs against them again,
+so that the host names they name are held to public addresses in this worker too (that hold is per process).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from .. import decode
-from ..arrow import cast_to_storage, normalize_root, refs_from_storage
+from ..arrow import MediaRoot, cast_to_storage, media_root, refs_from_storage
 from ..arrow._grouping import as_array
 from ..decode import DecodeOptions
-from ..errors import InvalidRefError
+from ..errors import InvalidRefError, UntrustedRefError
+from ..io import UriKind, classify_uri
 
-__all__ = ["MediaDecoder", "decode_batch", "granted_cpus"]
+__all__ = ["MEDIA_ROOTS_KEY", "MediaDecoder", "decode_batch", "granted_cpus", "remember_root"]
+
+#: The key, in a Ray Dataset's own ``DataContext`` (``set_config``), of the media roots its refs were checked
+#: against when read: the context travels with the dataset to every task and actor that runs it.
+MEDIA_ROOTS_KEY = "hf_mediaref.media_roots"
+
+
+def remember_root(dataset: Any, root: MediaRoot) -> None:
+    """Add ``root`` to the media roots kept in ``dataset``'s own ``DataContext`` (:data:`MEDIA_ROOTS_KEY`).
+
+    Nothing is kept when the dataset's context is the process-wide current one (every later dataset would
+    share it) or when Ray has no per-dataset context.
+
+    Args:
+        dataset: a ``ray.data.Dataset``.
+        root: the root its refs are checked against.
+    """
+    context = getattr(dataset, "context", None)
+    ray_data = sys.modules.get("ray.data")
+    if ray_data is None or context is None or not hasattr(context, "set_config"):
+        return
+    if context is ray_data.DataContext.get_current():
+        return
+    roots = tuple(context.get_config(MEDIA_ROOTS_KEY, None) or ())
+    if not any(str(r) == str(root) and r.allow == root.allow for r in roots):
+        context.set_config(MEDIA_ROOTS_KEY, (*roots, root))
+
+
+def _context_roots() -> tuple[MediaRoot, ...]:
+    """The media roots of the Ray Dataset this runs for (see :func:`remember_root`); none outside one."""
+    ray_data = sys.modules.get("ray.data")
+    if ray_data is None:
+        return ()
+    try:
+        roots = ray_data.DataContext.get_current().get_config(MEDIA_ROOTS_KEY, None)
+    except Exception:  # a Ray without key-value configs
+        return ()
+    return tuple(r for r in roots or () if isinstance(r, MediaRoot))
+
+
+def _hold_hosts(refs: Sequence[Any], roots: tuple[MediaRoot, ...]) -> None:
+    """Check the ``http(s)`` refs against ``roots`` again in this process for what a check leaves behind:
+    host names held to public addresses at connect time, prefixes the user allowed exempt from that. The
+    refs were checked when read, so nothing is refused here (a ref may come from another dataset)."""
+    seen: set[str] = set()
+    for ref in refs:
+        uri = ref.uri
+        if uri in seen or classify_uri(uri) is not UriKind.HTTP:
+            continue
+        seen.add(uri)
+        for root in roots:
+            try:
+                root.check(uri, uri)
+            except UntrustedRefError:
+                pass
 
 
 def granted_cpus() -> float | None:
@@ -153,6 +215,10 @@ def _decode_columns(
         )
         spans.append((name, len(refs), len(refs) + len(column_refs), valid))
         refs += column_refs
+    if root is None and refs:
+        roots = _context_roots()
+        if roots:
+            _hold_hosts(refs, roots)
     frames = decode.batch_decode(refs, options=options) if refs else []
     out = {name: _plain_column(column) for name, column in data.items()}
     for name, start, end, valid in spans:
@@ -173,7 +239,17 @@ class MediaDecoder:
         columns: the media columns to decode; default: every column holding refs (a struct column with a
             ``uri`` field, or values that are ref dicts or ``MediaRef`` s).
         root: the media root relative URIs resolve against (see :func:`hf_mediaref.arrow.normalize_root`);
-            not needed for a dataset from :func:`~hf_mediaref.ray.read_mediaref`, whose URIs are resolved.
+            not needed for a dataset from :func:`~hf_mediaref.ray.read_mediaref`, whose URIs are resolved
+            (and checked) as it is read. Like :func:`~hf_mediaref.ray.resolve_roots`' root it is a trust
+            boundary: every ref of a batch, relative or absolute, must read inside it or under
+            ``allow_uris`` (or ``HF_MEDIAREF_ALLOW_URIS`` in the worker's environment); public ``http(s)``
+            URLs and ``data:`` URIs are always allowed. Without a root refs are not checked (refs you
+            built), but for a dataset from :func:`~hf_mediaref.ray.read_mediaref` / ``resolve_roots``
+            (checked when read) the host names of its ``http(s)`` refs are held to public addresses in the
+            decoding worker too: the roots travel in the dataset's ``DataContext``.
+        allow_uris: what refs may read beyond ``root``: URI prefixes, local folders, schemes, or ``"*"``
+            (see :func:`hf_mediaref.arrow.parse_allow_uris`); it pickles with the decoder to tasks and
+            actors. Ignored without a ``root``.
         options: a :class:`hf_mediaref.DecodeOptions` (default: ``DecodeOptions()``).
         **decode_options: fields of :class:`hf_mediaref.DecodeOptions` by name (``size``, ``output``,
             ``decoder``, ``strategy``, ``device``, ``max_workers``, ...); given ones override ``options``.
@@ -188,12 +264,18 @@ class MediaDecoder:
         Ray batches hold numpy arrays (``iter_torch_batches`` makes tensors of them).
 
     Raises:
-        ValueError: invalid options (raised when built).
+        ValueError: invalid options, a ``data:`` root or a malformed ``allow_uris`` entry (raised when built).
         TypeError: (when called) a batch that is not a ``pyarrow.Table``, a dict of arrays or a
             ``pandas.DataFrame``.
         KeyError: (when called) a named column is not in the batch.
         InvalidRefError: (when called) a malformed ref, naming its column and row in the batch.
         UnresolvedPathError: (when called) a relative URI and no root.
+        UntrustedRefError: (when called) a ref that reads outside ``root`` and is not allowed, named in the
+            message (:class:`~hf_mediaref.errors.PathEscapeError` for a ``..`` out of it). Inside
+            ``map_batches`` Ray Data reports it as a ``RayTaskError(UserCodeException)`` whose message holds
+            the ``UntrustedRefError`` line naming the ref; with Ray's
+            ``DataContext.raise_original_map_exception = True`` it is a ``RayTaskError(UntrustedRefError)``,
+            which ``except UntrustedRefError`` catches (with its ``uri``).
 
     Example:
         ```python
@@ -204,6 +286,9 @@ class MediaDecoder:
         ...                         batch_size=64, compute=ray.data.ActorPoolStrategy(size=2))
         >>> frames.take_batch(4)["frame"].shape
         (4, 224, 224, 3)
+        >>> raw = ray.data.read_parquet("/data/robot-frames/data")  # relative refs, checked by the decoder
+        >>> decoder = MediaDecoder(root="/data/robot-frames", allow_uris=["/mnt/shared/"])
+        >>> frames = raw.map_batches(decoder, batch_size=64)
         ```
     """
 
@@ -212,18 +297,20 @@ class MediaDecoder:
         columns: Sequence[str] | None = None,
         *,
         root: str | os.PathLike[str] | None = None,
+        allow_uris: str | os.PathLike[str] | Iterable[Any] | None = None,
         options: DecodeOptions | None = None,
         **decode_options: Any,
     ):
         self.columns = None if columns is None else [columns] if isinstance(columns, str) else list(columns)
-        self.root = None if root is None else normalize_root(root)
+        self.root = None if root is None else media_root(root, allow_uris)
         self.options = DecodeOptions.resolve(options, **decode_options)
 
     def __call__(self, batch: Any) -> dict[str, Any]:
         return _decode_columns(batch, self.columns, self.root, _worker_options(self.options))
 
     def __repr__(self) -> str:
-        return f"MediaDecoder(columns={self.columns!r}, root={self.root!r}, {self.options})"
+        allow = f", allow_uris={self.root.allow!r}" if self.root is not None and self.root.allow else ""
+        return f"MediaDecoder(columns={self.columns!r}, root={str(self.root)!r}{allow}, {self.options})"
 
 
 def decode_batch(
@@ -231,18 +318,21 @@ def decode_batch(
     columns: Sequence[str] | None = None,
     *,
     root: str | os.PathLike[str] | None = None,
+    allow_uris: str | os.PathLike[str] | Iterable[Any] | None = None,
     options: DecodeOptions | None = None,
     **decode_options: Any,
 ) -> dict[str, Any]:
     """Decode the media columns of one Ray Data batch: a function for ``Dataset.map_batches`` (tasks).
 
-    Same as ``MediaDecoder(columns, root=root, options=options, **decode_options)(batch)``; options are
-    validated on every call, so for many batches prefer passing a :class:`MediaDecoder` instance.
+    Same as ``MediaDecoder(columns, root=root, allow_uris=allow_uris, options=options,
+    **decode_options)(batch)``; options are validated on every call, so for many batches prefer passing a
+    :class:`MediaDecoder` instance.
 
     Args:
         batch: a ``pyarrow.Table``, a dict of numpy arrays (a struct column as an object array of dicts) or
             a ``pandas.DataFrame``.
-        columns, root, options, **decode_options: as for :class:`MediaDecoder`.
+        columns, root, allow_uris, options, **decode_options: as for :class:`MediaDecoder` (``root`` is a
+            trust boundary, widened by ``allow_uris``).
 
     Returns:
         A numpy batch: every column of ``batch``, media columns holding their frames (see
@@ -253,6 +343,7 @@ def decode_batch(
         KeyError: a named column is not in the batch.
         InvalidRefError: a malformed ref, naming its column and row in the batch.
         UnresolvedPathError: a relative URI and no root.
+        UntrustedRefError: a ref that reads outside ``root`` and is not allowed, named in the message.
 
     Example:
         ```python
@@ -261,4 +352,4 @@ def decode_batch(
         >>> frames = ds.map_batches(decode_batch, fn_kwargs={"size": (224, 224)}, batch_size=64)
         ```
     """
-    return MediaDecoder(columns, root=root, options=options, **decode_options)(batch)
+    return MediaDecoder(columns, root=root, allow_uris=allow_uris, options=options, **decode_options)(batch)

@@ -2,6 +2,10 @@
 repo) as a Ray Dataset whose refs can be decoded anywhere: relative URIs are resolved against the media
 root as the blocks are read (a map fused into the read), so the root survives shuffles, writes and
 workers. Local data never calls the Hub; a Hub repo is pinned to the commit its files are read from.
+
+The root is a trust boundary (:func:`hf_mediaref.arrow.media_root`, as for ``hf_mediaref.load_dataset``):
+the same map checks every ref, relative or absolute, against it and its ``allow_uris``, so a ref reading
+outside raises :class:`~hf_mediaref.errors.UntrustedRefError` before anything is decoded.
 """
 
 from __future__ import annotations
@@ -9,15 +13,16 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from .._optional import require
-from ..arrow import cast_to_storage, group_by_uri, normalize_root, resolve_uri
+from ..arrow import MediaRoot, cast_to_storage, group_by_uri, media_root, resolve_uri
 from ..arrow._grouping import as_array
+from ._decode import remember_root
 
 __all__ = ["read_mediaref", "resolve_roots"]
 
@@ -40,10 +45,11 @@ def _ref_columns(schema: pa.Schema) -> list[str]:
 
 class _ResolveRoots:
     """``batch -> batch`` (Arrow): the ref columns cast to ``struct<uri, pts_ns>`` with relative URIs joined
-    onto the root, each distinct URI resolved once; null rows and invalid URIs (null or empty) are kept for
-    the decoder to report."""
+    onto the root and every URI checked against its boundary, each distinct URI resolved once; null rows and
+    invalid URIs (null or empty) are kept for the decoder to report. Pickles to Ray workers with the root's
+    allow-list."""
 
-    def __init__(self, columns: Sequence[str], root: str):
+    def __init__(self, columns: Sequence[str], root: MediaRoot):
         self.columns = list(columns)
         self.root = root
 
@@ -65,26 +71,48 @@ class _ResolveRoots:
         return table
 
 
-def resolve_roots(dataset: Any, root: str | os.PathLike[str], columns: Sequence[str] | None = None) -> Any:
-    """Resolve the relative URIs of a Ray Dataset's media columns against ``root`` (a lazy map fused into the
-    read: nothing runs until the dataset does).
+def resolve_roots(
+    dataset: Any,
+    root: str | os.PathLike[str],
+    columns: Sequence[str] | None = None,
+    *,
+    allow_uris: str | os.PathLike[str] | Iterable[Any] | None = None,
+) -> Any:
+    """Resolve the relative URIs of a Ray Dataset's media columns against ``root`` and keep every ref inside
+    it (a lazy map fused into the read: nothing runs until the dataset does).
 
     For a dataset read with Ray's own readers (``ray.data.read_parquet``, ``from_huggingface``...), which
-    keep the ``struct<uri, pts_ns>`` column but not the media root.
+    keep the ``struct<uri, pts_ns>`` column but not the media root. The root is a trust boundary, as for
+    ``hf_mediaref.load_dataset``: every ref, relative or absolute, must read inside ``root`` or under
+    ``allow_uris`` (or the ``HF_MEDIAREF_ALLOW_URIS`` environment variable, read in the Ray worker that
+    checks the ref); public ``http(s)`` URLs and ``data:`` URIs are always allowed. The root is also kept in
+    the returned dataset's own ``DataContext``, so that a :class:`~hf_mediaref.ray.MediaDecoder` in another
+    worker holds the host names of ``http(s)`` refs to public addresses there too.
 
     Args:
         dataset: a ``ray.data.Dataset``.
         root: a local directory (made absolute) or a URL (``hf://datasets/org/name@<commit>/``,
             ``s3://bucket/prefix/``...).
         columns: the media columns; default: every top-level ``struct<uri, pts_ns>`` column of the schema.
+        allow_uris: what refs may read beyond ``root``: URI prefixes, local folders, schemes, or ``"*"`` to
+            trust the dataset entirely (see :func:`hf_mediaref.arrow.parse_allow_uris`); it travels to the
+            Ray workers with the root.
 
     Returns:
         A ``ray.data.Dataset`` whose media columns hold ``struct<uri: string, pts_ns: int64>`` with URIs that
         can be read from any worker.
 
     Raises:
-        ValueError: ``root`` is a ``data:`` URI, or no column holds refs.
-        PathEscapeError: (when the dataset runs) a relative URI that leaves the root with ``..``.
+        ValueError: ``root`` is a ``data:`` URI, an ``allow_uris`` entry is malformed, or no column holds
+            refs.
+        UntrustedRefError: (when the dataset runs) a ref that reads outside ``root`` and is not allowed (an
+            absolute path, ``file://``, another host or scheme, a non-public address...), named in the
+            message. Ray Data reports it as a ``RayTaskError(UserCodeException)`` whose message holds the
+            ``UntrustedRefError`` line naming the ref; with Ray's
+            ``DataContext.raise_original_map_exception = True`` it is a ``RayTaskError(UntrustedRefError)``,
+            which ``except UntrustedRefError`` catches (with its ``uri``).
+        PathEscapeError: (when the dataset runs; an ``UntrustedRefError``) a relative URI that leaves the
+            root with ``..`` to a place not allowed.
 
     Example:
         ```python
@@ -93,16 +121,20 @@ def resolve_roots(dataset: Any, root: str | os.PathLike[str], columns: Sequence[
         >>> ds = resolve_roots(ray.data.read_parquet("/data/repo/data"), "/data/repo")
         >>> ds.take(1)[0]["frame"]
         {'uri': '/data/repo/videos/ep0.mp4', 'pts_ns': 0}
+        >>> raw = ray.data.read_parquet("/data/repo/data")
+        >>> wide = resolve_roots(raw, "/data/repo", allow_uris=["/mnt/shared/"])  # refs may also read there
         ```
     """
-    value = normalize_root(root)
+    value = media_root(root, allow_uris)
     if columns is None:
         columns = _ref_columns(dataset.schema(fetch_if_missing=True).base_schema)
     if not columns:
         raise ValueError("no column holds media references (struct<uri, pts_ns>): pass columns=...")
-    return dataset.map_batches(
+    resolved = dataset.map_batches(
         _ResolveRoots(list(columns), value), batch_format="pyarrow", zero_copy_batch=True, batch_size=None
     )
+    remember_root(resolved, value)  # for decoders in other workers: see MediaDecoder
+    return resolved
 
 
 # ------------------------------------------------------------------------------------------ sources
@@ -167,6 +199,7 @@ def read_mediaref(
     columns: Sequence[str] | None = None,
     revision: str | None = None,
     storage_options: dict[str, Any] | None = None,
+    allow_uris: str | os.PathLike[str] | Iterable[Any] | None = None,
     **read_parquet_args: Any,
 ) -> Any:
     """Read a dataset of media references into a ``ray.data.Dataset`` whose relative URIs are resolved
@@ -186,6 +219,12 @@ def read_mediaref(
     Uses ``ray.data.read_parquet`` (the struct column is read as ``struct<uri, pts_ns>``), not
     ``ray.data.from_huggingface``, which needs ``aiohttp`` and contacts the Hub even for local data.
 
+    The media root is a trust boundary, as for ``hf_mediaref.load_dataset``: the data is someone else's, so
+    every ref, relative or absolute, must read inside the root (the folder after following symlinks, the
+    Hub repo at its commit) or under ``allow_uris`` / ``HF_MEDIAREF_ALLOW_URIS``; it is checked as the blocks
+    are read (see :func:`resolve_roots`). Without a root (Parquet files or a ``save_to_disk`` folder and no
+    ``root=``) refs are kept as stored and nothing is checked, like a table without a root.
+
     Args:
         path: see above.
         split: the split whose files to read (``train`` matches ``data/train-*.parquet``,
@@ -194,6 +233,8 @@ def read_mediaref(
         columns: the media columns; default: every top-level ``struct<uri, pts_ns>`` column.
         revision: a branch, tag or commit of a Hub repo.
         storage_options: options of ``huggingface_hub.HfFileSystem`` (``token``...) for a Hub repo.
+        allow_uris: what refs may read beyond the media root: URI prefixes, local folders, schemes, or
+            ``"*"`` to trust the dataset entirely (see :func:`hf_mediaref.arrow.parse_allow_uris`).
         **read_parquet_args: passed to ``ray.data.read_parquet`` (``override_num_blocks``, ``columns``...).
 
     Returns:
@@ -201,10 +242,13 @@ def read_mediaref(
 
     Raises:
         FileNotFoundError: no Parquet file (of ``split``) under the folder.
-        ValueError: a ``save_to_disk`` ``DatasetDict`` with several splits and no ``split``.
+        ValueError: a ``save_to_disk`` ``DatasetDict`` with several splits and no ``split``, or a malformed
+            ``allow_uris`` entry.
         MissingDependencyError: Ray (``pip install 'hf-mediaref[ray]'``) or, for Hub repos,
             ``huggingface_hub`` is not installed.
-        PathEscapeError: (when the dataset runs) a relative URI that leaves the root with ``..``.
+        UntrustedRefError: (when the dataset runs) a ref that reads outside the media root and is not
+            allowed, named in the message (:class:`~hf_mediaref.errors.PathEscapeError` for a ``..`` out of
+            the root); how Ray reports it: see :func:`resolve_roots`.
 
     Example:
         ```python
@@ -213,6 +257,7 @@ def read_mediaref(
         >>> ds.take(1)[0]["frame"]
         {'uri': '/data/robot-frames/videos/ep0.mp4', 'pts_ns': 0}
         >>> hub = read_mediaref("org/robot-frames", split="train")  # root hf://datasets/org/robot-frames@<sha>/
+        >>> cdn = read_mediaref("org/robot-frames", allow_uris=["https://cdn.example.com/"])
         ```
     """
     ray = require("ray", purpose="hf_mediaref.ray")
@@ -246,7 +291,7 @@ def read_mediaref(
         paths = [os.fspath(path)] if isinstance(path, (str, os.PathLike)) else [os.fspath(p) for p in path]
         paths = [os.path.abspath(p) if os.path.exists(p) else p for p in paths]
         dataset = ray.data.read_parquet(paths, **read_parquet_args)
-    media_root = normalize_root(root) if root is not None else found_root
-    if media_root is None:
+    boundary = root if root is not None else found_root
+    if boundary is None:
         return dataset
-    return resolve_roots(dataset, media_root, columns)
+    return resolve_roots(dataset, boundary, columns, allow_uris=allow_uris)

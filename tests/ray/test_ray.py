@@ -6,6 +6,8 @@ directly."""
 
 from __future__ import annotations
 
+import functools
+import pickle
 import types
 
 import numpy as np
@@ -16,9 +18,10 @@ pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
 from hf_mediaref import MediaRef  # noqa: E402
-from hf_mediaref.arrow import STORAGE_TYPE  # noqa: E402
-from hf_mediaref.errors import InvalidRefError, UnresolvedPathError  # noqa: E402
+from hf_mediaref.arrow import ALLOW_URIS_ENV, STORAGE_TYPE, media_root, parse_allow_uris  # noqa: E402
+from hf_mediaref.errors import InvalidRefError, PathEscapeError, UnresolvedPathError, UntrustedRefError  # noqa: E402
 from hf_mediaref.ray import MediaDecoder, _read, decode_batch, read_mediaref, resolve_roots, video_shuffle  # noqa: E402
+from hf_mediaref.ray._decode import MEDIA_ROOTS_KEY  # noqa: E402
 from hf_mediaref.testing import read_index, write_image, write_video  # noqa: E402
 
 pytestmark = pytest.mark.timeout(600)
@@ -56,6 +59,43 @@ def repo(tmp_path_factory):
     return types.SimpleNamespace(path=root, a=a, b=b, table=table, labels=labels)
 
 
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory, media_dir, http_server):
+    """A dataset folder whose ``data/train-*.parquet`` holds a ref inside it (row 0: ``videos/a.mp4``, frame
+    4) and refs reading outside it: (1) an absolute path, (2) a ``file://`` URI and (3) a ``../`` escape to
+    ``outside/far.mp4`` (frames 200..), (4) a loopback ``http://127.0.0.1`` URL of ``ray-far.mp4`` (frames
+    300.., served by the test server); with each outside ref, the ``allow_uris`` entry that allows it."""
+    base = tmp_path_factory.mktemp("ray-hostile")
+    folder, outside = base / "folder", base / "outside"
+    for sub in (folder / "videos", folder / "data", outside):
+        sub.mkdir(parents=True)
+    a = write_video(folder / "videos" / "a.mp4", 10, fps=10, gop=5, size=(64, 128))
+    far = write_video(outside / "far.mp4", 10, fps=10, gop=5, size=(64, 128), first_index=200)
+    web = write_video(media_dir / "ray-far.mp4", 10, fps=10, gop=5, size=(64, 128), first_index=300)
+    cases = [
+        ("videos/a.mp4", a.pts_ns[4], 4, None),
+        (str(outside / "far.mp4"), far.pts_ns[1], 201, str(outside)),  # (b) absolute path
+        ((outside / "far.mp4").as_uri(), far.pts_ns[2], 202, outside.as_uri()),  # (c) file://
+        ("../outside/far.mp4", far.pts_ns[3], 203, f"{outside}/"),  # (d) `..`
+        (f"{http_server.url}/ray-far.mp4", web.pts_ns[5], 305, f"{http_server.url}/"),  # (e) loopback HTTP
+    ]
+    table = pa.table(
+        {
+            "frame": pa.array([{"uri": u, "pts_ns": p} for u, p, _, _ in cases], STORAGE_TYPE),
+            "label": [label for _, _, label, _ in cases],
+        }
+    )
+    pq.write_table(table, folder / "data" / "train-00000-of-00001.parquet")
+    return types.SimpleNamespace(
+        folder=folder,
+        table=table,
+        uris=[c[0] for c in cases],
+        labels=[c[2] for c in cases],
+        allow=[c[3] for c in cases],
+        file=str(folder / "data" / "train-00000-of-00001.parquet"),
+    )
+
+
 def _labels(frames) -> list:
     """The barcode of every frame; None for an empty frame (a null ref)."""
     return [None if np.asarray(f).size == 0 else read_index(np.asarray(f)) for f in frames]
@@ -79,6 +119,22 @@ def _counting_decoder():
             return out
 
     return CountingDecoder
+
+
+def _roots_reporting_decoder():
+    """A MediaDecoder that also returns, per row, the media roots (``root|allow,...``) it finds in the
+    DataContext Ray runs it with (defined here so Ray ships it by value)."""
+
+    class RootsDecoder(MediaDecoder):
+        def __call__(self, batch):
+            from hf_mediaref.ray import _decode
+
+            out = super().__call__(batch)
+            roots = ";".join(f"{r}|{','.join(r.allow)}" for r in _decode._context_roots())
+            out["roots"] = np.array([roots] * len(out["label"]))
+            return out
+
+    return RootsDecoder
 
 
 # --------------------------------------------------------------------------------------- on Ray
@@ -172,7 +228,117 @@ def test_video_shuffle_keeps_batches_within_few_videos(runtime):
         assert times[-1] - times[0] == 15 * 50_000_000 and times[0] % (16 * 50_000_000) == 0
 
 
+def test_ray_holds_the_trust_boundary_of_the_root(runtime, hostile, http_server):
+    """On Ray workers the root is a boundary with its allow-list: read_mediaref refuses the first ref that
+    reads outside its folder (Ray's error names the UntrustedRefError and the ref); allowed, every ref
+    decodes its own frame in an actor whose decoder keeps the root and allow-list, and finds the dataset's
+    root and allow-list in its DataContext (not in the driver's); resolve_roots on Ray's own reader refuses
+    too, as an UntrustedRefError with Ray's raise_original_map_exception."""
+    log_before = len(http_server.log)
+    with pytest.raises(ray.exceptions.RayTaskError) as info:
+        read_mediaref(hostile.folder).take_all()
+    message = str(info.value)
+    assert "UntrustedRefError" in message and f"{hostile.uris[1]!r} points outside the media root" in message
+    assert "allow_uris=" in message
+
+    raw = ray.data.read_parquet(hostile.file)
+    resolved = resolve_roots(raw, hostile.folder).map_batches(MediaDecoder(), batch_size=8)
+    resolved.context.raise_original_map_exception = (
+        True  # Ray raises the cause's class, not UserCodeException
+    )
+    with pytest.raises(UntrustedRefError) as info:
+        resolved.take_all()
+    assert isinstance(info.value, ray.exceptions.RayTaskError) and info.value.uri == hostile.uris[1]
+    assert len(http_server.log) == log_before  # nothing was fetched
+
+    allow = hostile.allow[1:]
+    wide = read_mediaref(hostile.folder, allow_uris=allow).map_batches(
+        _roots_reporting_decoder(),
+        fn_constructor_kwargs={"root": hostile.folder, "allow_uris": allow},  # checked again in the actor
+        batch_size=8,
+        num_cpus=1,
+        compute=ray.data.ActorPoolStrategy(size=1),
+    )
+    rows = wide.take_all()
+    assert [r["label"] for r in rows] == hostile.labels
+    assert _labels([r["frame"] for r in rows]) == hostile.labels
+    assert rows[3]["frame"].shape == (64, 128, 3) and len(http_server.log) > log_before
+    assert {r["roots"] for r in rows} == {f"{hostile.folder}|{','.join(parse_allow_uris(allow))}"}
+    assert ray.data.DataContext.get_current().get_config(MEDIA_ROOTS_KEY) is None
+
+
 # --------------------------------------------------------------------------------------- without Ray
+
+
+def test_each_ref_outside_the_root_is_refused_until_allowed(hostile, http_server, monkeypatch):
+    """What the Ray road runs in its workers, called directly for each outside ref (with the ref inside):
+    resolve_roots' map and the decoder with a root refuse it, naming it, before anything is read; its
+    allow_uris entry (on the root, on the decoder, or in HF_MEDIAREF_ALLOW_URIS) lets it decode its own
+    frame; a MediaDecoder keeps its allow-list through pickling."""
+    log_before = len(http_server.log)
+    for row in range(1, 5):
+        table = hostile.table.take([0, row])
+        uri, label, allow = hostile.uris[row], hostile.labels[row], hostile.allow[row]
+        expected_error = PathEscapeError if uri.startswith("..") else UntrustedRefError
+        other = hostile.allow[4] if row < 4 else hostile.allow[1]  # allows another ref, not this one
+        for refuse in (
+            _read._ResolveRoots(["frame"], media_root(hostile.folder)),
+            functools.partial(decode_batch, root=hostile.folder),
+            MediaDecoder(root=hostile.folder, allow_uris=other),
+        ):
+            with pytest.raises(expected_error) as info:
+                refuse(table)
+            assert info.value.uri == uri and f"{uri!r}" in str(info.value), uri
+        assert len(http_server.log) == log_before, uri  # refused before any request
+
+        resolved = _read._ResolveRoots(["frame"], media_root(hostile.folder, allow))(table)
+        assert _labels(decode_batch(resolved)["frame"]) == [4, label], uri
+        decoder = pickle.loads(pickle.dumps(MediaDecoder(root=hostile.folder, allow_uris=[allow])))
+        assert decoder.root.allow and _labels(decoder(table)["frame"]) == [4, label], uri
+        monkeypatch.setenv(ALLOW_URIS_ENV, allow)
+        assert _labels(decode_batch(table, root=hostile.folder)["frame"]) == [4, label], uri
+        monkeypatch.delenv(ALLOW_URIS_ENV)
+    trusted = decode_batch(hostile.table, root=hostile.folder, allow_uris="*")
+    assert _labels(trusted["frame"]) == hostile.labels
+    # absolute refs and no root (a table built in code): nothing is checked
+    assert _labels(decode_batch(hostile.table.take([1, 2, 4]))["frame"]) == [201, 202, 305]
+
+
+def test_decoders_in_other_workers_hold_host_names_to_public_addresses(
+    hostile, http_server, fake_dns, fast_http, monkeypatch
+):
+    """A host name in an http ref passes the read (it may be public) and is held to public addresses in
+    the process that checked it. A decoder in another worker (an actor) holds it too, refusing the
+    connection to the loopback address the name resolves to, nothing fetched: given the root, or finding the
+    dataset's roots in the DataContext Ray runs it with; a root allowing the host lets it through."""
+    from hf_mediaref.io import _network
+
+    prefix = f"http://rebind.test:{http_server.url.rsplit(':', 1)[1]}/"
+    table = pa.table({"frame": pa.array([{"uri": prefix + "ray-far.mp4", "pts_ns": 0}], STORAGE_TYPE)})
+    resolved = _read._ResolveRoots(["frame"], media_root(hostile.folder))(table)
+    assert resolved["frame"].to_pylist() == table["frame"].to_pylist()
+    log_before = len(http_server.log)
+    context = ray.data.DataContext.get_current()
+    for decoder, roots in (
+        (MediaDecoder(root=hostile.folder), None),
+        (MediaDecoder(), (media_root(hostile.folder),)),
+        (MediaDecoder(), (media_root("/elsewhere"), media_root(hostile.folder))),
+    ):
+        monkeypatch.setattr(_network, "_guarded", set())  # the decoding worker: another process
+        if roots is not None:
+            context.set_config(MEDIA_ROOTS_KEY, roots)
+        try:
+            with pytest.raises(UntrustedRefError, match="non-public address 127.0.0.1"):
+                decoder(resolved)
+        finally:
+            context.remove_config(MEDIA_ROOTS_KEY)
+    assert len(http_server.log) == log_before
+    monkeypatch.setattr(_network, "_guarded", set())
+    context.set_config(MEDIA_ROOTS_KEY, (media_root(hostile.folder), media_root("/x", allow_uris=prefix)))
+    try:
+        assert _labels(MediaDecoder()(resolved)["frame"]) == [300]
+    finally:
+        context.remove_config(MEDIA_ROOTS_KEY)
 
 
 def test_decoder_takes_every_batch_kind(repo):
