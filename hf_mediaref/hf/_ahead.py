@@ -30,6 +30,11 @@ __all__ = ["DecodeAhead", "EpochPlan"]
 logger = logging.getLogger(__name__)
 
 
+#: Lanes by default, at most: on many cores each lane decodes its batch on several threads, and every batch
+#: ahead is held in memory.
+_DEFAULT_MAX_LANES = 4
+
+
 @dataclasses.dataclass(frozen=True)
 class EpochPlan:
     """The batches of one epoch of a sampler, in the order it yields them; ``continues[i]``: the position of
@@ -131,9 +136,10 @@ class DecodeAhead:
             ``__getitems__`` or ``__getitem__``).
         sampler: the :class:`~hf_mediaref.hf.VideoBlockBatchSampler` driving the DataLoader.
         lanes: threads decoding ahead, each with its share of the cores (default: the cores a decode may use
-            here, see :class:`hf_mediaref.DecodeOptions` ``max_workers``).
+            here, see :class:`hf_mediaref.DecodeOptions` ``max_workers``, at most 4).
         depth: batches submitted ahead of the one asked for (default ``2 * lanes``); each is held in memory
-            until asked for.
+            until asked for (mind the size of a batch of full-resolution frames: pass ``size=`` to the format,
+            or a smaller ``depth``).
 
     Raises:
         ValueError: ``lanes`` or ``depth`` below 1.
@@ -149,7 +155,7 @@ class DecodeAhead:
     """
 
     def __init__(self, dataset: Any, sampler: Any, *, lanes: int | None = None, depth: int | None = None):
-        lanes = core_budget() if lanes is None else int(lanes)
+        lanes = min(core_budget(), _DEFAULT_MAX_LANES) if lanes is None else int(lanes)
         if lanes < 1:
             raise ValueError(f"lanes must be >= 1, got {lanes}")
         depth = 2 * lanes if depth is None else int(depth)
