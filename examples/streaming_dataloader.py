@@ -46,18 +46,23 @@ def main() -> int:
         os.chdir(work)  # "elsewhere": refs now resolve against the repo
         ids = hf_mediaref.load_dataset("me/episodes", split="train", streaming=True)
         frames = hf_mediaref.decode_stream(ids, batch_size=10, output="torch")
-        loader = DataLoader(frames, batch_size=10, num_workers=2)  # each worker reads 2 whole shards
-        wrong = seen = 0
-        for batch in loader:
-            images, labels = batch["frame"], batch["label"]  # (10, 96, 128, 3) uint8, (10,)
-            assert images.dtype == torch.uint8 and images.shape == (10, 96, 128, 3)
-            assert len({int(x) // 1000 for x in labels}) == 1  # a batch holds one episode, in time order
-            wrong += sum(read_index(f.numpy()) != int(n) for f, n in zip(images, labels))
-            seen += len(labels)
-    print(
-        f"{ids.num_shards} shards, {seen} frames streamed through 2 workers in batches of 10: {wrong} wrong"
-    )
-    return 1 if wrong or seen != len(rows) else 0
+        ahead = hf_mediaref.decode_stream(ids, batch_size=10, output="torch", ahead=True)
+        roads = [
+            ("2 workers", DataLoader(frames, batch_size=10, num_workers=2)),  # each worker: 2 whole shards
+            ("no workers, decoding ahead", DataLoader(ahead, batch_size=10)),  # next batches on lanes
+        ]
+        failed = False
+        for name, loader in roads:
+            wrong = seen = 0
+            for batch in loader:
+                images, labels = batch["frame"], batch["label"]  # (10, 96, 128, 3) uint8, (10,)
+                assert images.dtype == torch.uint8 and images.shape == (10, 96, 128, 3)
+                assert len({int(x) // 1000 for x in labels}) == 1  # a batch holds one episode, in time order
+                wrong += sum(read_index(f.numpy()) != int(n) for f, n in zip(images, labels))
+                seen += len(labels)
+            print(f"{ids.num_shards} shards, {seen} frames streamed ({name}) in batches of 10: {wrong} wrong")
+            failed = failed or bool(wrong) or seen != len(rows)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

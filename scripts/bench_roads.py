@@ -10,6 +10,7 @@ On the refs of two workloads of ``scripts/benchmark.py`` ("random 256": random f
   cutting the refs into batches costs by itself, without a DataLoader);
 - a map-style ``DataLoader`` over ``ds.with_format("mediaref")`` with ``VideoBlockBatchSampler`` (0 and 2
   workers), and with 0 workers over ``DecodeAhead`` (the next batches decoded on lanes of threads);
+- the streaming loader with 0 workers over ``decode_stream(..., ahead=True)``;
 - a streaming ``DataLoader`` over ``decode_stream(ids, batch_size)``, the ``IterableDataset`` laid out as
   ``push_to_hub`` writes it (8 shards of whole videos; 0 and 2 workers);
 - 2-rank DDP (torch.distributed, gloo, CPU): each rank a map-style loader with the distributed sampler;
@@ -279,7 +280,7 @@ def map_road(case: RoadCase, batch_size: int, reps: int, workers: int, ahead: bo
     return _loader_road(name, make, len(ds), reps)
 
 
-def stream_road(case: RoadCase, batch_size: int, reps: int, workers: int) -> RoadResult:
+def stream_road(case: RoadCase, batch_size: int, reps: int, workers: int, ahead: bool = False) -> RoadResult:
     from torch.utils.data import DataLoader
 
     from hf_mediaref.hf import decode_stream
@@ -290,7 +291,7 @@ def stream_road(case: RoadCase, batch_size: int, reps: int, workers: int) -> Roa
 
     def make() -> Any:
         return DataLoader(
-            decode_stream(ids, batch_size=batch_size, output="torch"),
+            decode_stream(ids, batch_size=batch_size, output="torch", ahead=ahead),
             batch_size=batch_size,
             num_workers=workers,
             persistent_workers=workers > 0,
@@ -298,7 +299,8 @@ def stream_road(case: RoadCase, batch_size: int, reps: int, workers: int) -> Roa
             collate_fn=_collate,
         )
 
-    result = _loader_road(f"streaming decode_stream, {workers} workers", make, len(laid_out), reps)
+    name = f"streaming decode_stream, {workers} workers" + (", ahead" if ahead else "")
+    result = _loader_road(name, make, len(laid_out), reps)
     result.note = f"{kwargs['num_shards']} shards"
     return result
 
@@ -418,6 +420,8 @@ def measure_case(case: RoadCase, batch_size: int, reps: int) -> list[RoadResult]
         results.append(
             _guard(lambda w=workers: stream_road(case, batch_size, reps, w), f"streaming {workers}")
         )
+        if workers == 0:
+            results.append(_guard(lambda: stream_road(case, batch_size, reps, 0, True), "streaming ahead"))
     results.append(_guard(lambda: ddp_road(case, batch_size, reps), "DDP"))
     for extra in extra_roads():
         try:

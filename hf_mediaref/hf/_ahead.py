@@ -15,11 +15,13 @@ more than a seek.
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import dataclasses
 import logging
 import os
 import weakref
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -108,7 +110,7 @@ class _Lanes:
 #: Lanes that may be decoding: before a fork they finish their batch and stop, so that no lane thread holds
 #: a lock (FFmpeg's, the engine's caches', logging's) in the child; the parent starts new lanes on its next
 #: batch.
-_live: weakref.WeakSet[_Lanes] = weakref.WeakSet()
+_live: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _stop_before_fork() -> None:
@@ -207,3 +209,128 @@ class DecodeAhead:
 
     def __repr__(self) -> str:
         return f"DecodeAhead({self.dataset!r}, lanes={self.lanes}, depth={self.depth})"
+
+
+# ---------------------------------------------------------------------------------------------------- streams
+def _stream_rows(source: Any, batch_size: int) -> Iterator[dict[str, list[Any]]]:
+    """``source``'s rows (a ``datasets.IterableDataset``; in a DataLoader worker, that worker's shards) as
+    ``{column: values}`` batches of ``batch_size`` rows."""
+    rows: list[dict[str, Any]] = []
+    for row in source:
+        rows.append(row)
+        if len(rows) == batch_size:
+            yield {name: [r[name] for r in rows] for name in rows[0]}
+            rows = []
+    if rows:
+        yield {name: [r[name] for r in rows] for name in rows[0]}
+
+
+def _unbatch(batch: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+    names = list(batch)
+    for values in zip(*(batch[name] for name in names)):
+        yield dict(zip(names, values))
+
+
+def _decoded_stream(
+    source: Any, transform: Any, batch_size: int, lanes: int, depth: int
+) -> Iterator[dict[str, Any]]:
+    """The rows of ``source`` decoded ``batch_size`` at a time by ``transform``, in order; outside a
+    DataLoader worker, the next ``depth`` batches are decoded ahead on ``lanes`` threads (round robin)."""
+    batches = _stream_rows(source, batch_size)
+    if dataloader_worker_info() is not None or lanes < 1:
+        for batch in batches:
+            yield from _unbatch(transform(batch))
+        return
+    cores = max(1, core_budget() // lanes)
+    running = _StreamLanes(
+        [ThreadPoolExecutor(1, thread_name_prefix=f"hf_mediaref-ahead{i}") for i in range(lanes)]
+    )
+    _live.add(running)
+
+    def job(number: int, batch: dict[str, list[Any]]) -> Any:
+        with lane(("stream-ahead", id(running), number), cores):
+            return transform(batch)
+
+    pending: collections.deque[tuple[Future, dict[str, list[Any]]]] = collections.deque()
+    submitted = 0
+
+    def take() -> dict[str, list[Any]]:
+        future, batch = pending.popleft()
+        return transform(batch) if future.cancelled() else future.result()  # cancelled: by a fork
+
+    try:
+        for batch in batches:
+            if running.closed:  # stopped for a fork: new lanes from here on
+                running.pools = [ThreadPoolExecutor(1) for _ in range(lanes)]
+                running.closed = False
+                _live.add(running)
+            chosen = submitted % lanes
+            future = running.pools[chosen].submit(contextvars.copy_context().run, job, chosen, batch)
+            pending.append((future, batch))
+            submitted += 1
+            while len(pending) > depth:
+                yield from _unbatch(take())
+        while pending:
+            yield from _unbatch(take())
+    finally:
+        running.close()
+
+
+class _StreamLanes:
+    """The lanes of one pass over a stream (stopped before a fork like :class:`_Lanes`)."""
+
+    def __init__(self, pools: list[ThreadPoolExecutor]):
+        self.pools, self.closed = pools, False
+
+    def close(self) -> None:
+        self.closed = True
+        for pool in self.pools:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _make_stream_class() -> type:
+    """:class:`StreamDecodeAhead`, made on first use: its base is torch's ``IterableDataset`` (a DataLoader
+    iterates a dataset only if it is one), and torch is imported only when it is needed."""
+    from .._optional import require
+
+    base = require("torch.utils.data", purpose="decode_stream(..., ahead=True)").IterableDataset
+
+    class StreamDecodeAhead(base):  # type: ignore[misc, valid-type]
+        """What ``decode_stream(ids, batch_size, ahead=True)`` returns: a torch ``IterableDataset`` of the
+        stream's rows, decoded ``batch_size`` at a time (one engine call each), the next ``depth`` batches on
+        ``lanes`` threads while the current one is used. In a DataLoader worker (each reads its own shards,
+        as ``datasets`` deals them) it decodes one batch at a time: the workers already decode ahead."""
+
+        def __init__(self, source: Any, transform: Any, batch_size: int, lanes: int, depth: int):
+            self.source, self.transform = source, transform
+            self.batch_size, self.lanes, self.depth = batch_size, lanes, depth
+
+        def __iter__(self) -> Iterator[dict[str, Any]]:
+            return _decoded_stream(self.source, self.transform, self.batch_size, self.lanes, self.depth)
+
+        def __repr__(self) -> str:
+            return f"StreamDecodeAhead(batch_size={self.batch_size}, lanes={self.lanes}, depth={self.depth})"
+
+    StreamDecodeAhead.__module__ = __name__
+    StreamDecodeAhead.__qualname__ = "StreamDecodeAhead"  # pickled by this name
+    return StreamDecodeAhead
+
+
+def __getattr__(name: str) -> Any:
+    if name == "StreamDecodeAhead":  # made on first use (pickles by this name, spawn workers included)
+        cls = globals()[name] = _make_stream_class()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def stream_decode_ahead(
+    source: Any, transform: Any, batch_size: int, lanes: int | None = None, depth: int | None = None
+) -> Any:
+    """A :class:`StreamDecodeAhead` over ``source`` (see ``decode_stream(..., ahead=True)``)."""
+    lanes = min(core_budget(), _DEFAULT_MAX_LANES) if lanes is None else int(lanes)
+    if lanes < 1:
+        raise ValueError(f"lanes must be >= 1, got {lanes}")
+    depth = 2 * lanes if depth is None else int(depth)
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    return __getattr__("StreamDecodeAhead")(source, transform, batch_size, lanes, depth)

@@ -22,6 +22,7 @@ from datasets import IterableDataset
 
 from .._executor import dataloader_worker_info
 from ..decode import DecodeOptions
+from ._ahead import stream_decode_ahead
 from ._compat import shard_iterable
 from ._transform import MediaDecodeTransform
 
@@ -81,6 +82,7 @@ def decode_stream(
     columns: Sequence[str] | None = None,
     root: str | os.PathLike[str] | None = None,
     options: DecodeOptions | None = None,
+    ahead: bool = False,
     **decode_options: Any,
 ) -> Any:
     """Decode the media columns of a streaming dataset ``batch_size`` rows (one engine call) at a time.
@@ -99,12 +101,17 @@ def decode_stream(
         columns: the columns to decode (default: every column holding refs).
         root: the media root for relative refs the dataset does not resolve itself.
         options: a :class:`hf_mediaref.DecodeOptions`.
+        ahead: for a DataLoader without workers (CUDA decoding, one process per GPU): decode the next batches
+            on lanes of threads while the current one is used (up to 4 lanes, each with its share of the
+            cores; ``2 * lanes`` batches ahead, held in memory). The result is then a torch
+            ``IterableDataset`` of the same rows in the same order, one engine call per batch; inside a
+            DataLoader worker it decodes one batch at a time. Use it as the last step (it has no ``map``).
         **decode_options: fields of :class:`hf_mediaref.DecodeOptions` by name (``size``, ``output``,
             ``decoder``, ``strategy``, ``device``, ``max_workers``, ...); given ones override ``options``.
 
     Returns:
         An ``IterableDataset`` of rows whose media columns hold frames (its format is reset: the frames are
-        already decoded).
+        already decoded); with ``ahead=True`` a torch ``IterableDataset`` of those rows.
 
     Raises:
         TypeError: ``dataset`` is not an ``IterableDataset`` (a map-style ``Dataset`` batches through
@@ -118,6 +125,8 @@ def decode_stream(
         >>> ids = hf_mediaref.load_dataset("me/robot-frames", split="train", streaming=True)
         >>> frames = hf_mediaref.hf.decode_stream(ids, batch_size=32, output="torch", size=(224, 224))
         >>> loader = DataLoader(frames, batch_size=32, num_workers=4)
+        >>> ahead = hf_mediaref.hf.decode_stream(ids, batch_size=32, output="torch", ahead=True)
+        >>> loader = DataLoader(ahead, batch_size=32)  # no workers: the next batches decode on lanes
         ```
     """
     if not isinstance(dataset, IterableDataset):
@@ -129,6 +138,8 @@ def decode_stream(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     opts = DecodeOptions.resolve(options, **decode_options)
     transform = StreamDecodeTransform(columns, root=root, options=opts, num_shards=dataset.num_shards)
+    if ahead:
+        return stream_decode_ahead(dataset.with_format(None), transform, batch_size)
     return dataset.with_format(None).map(transform, batched=True, batch_size=batch_size)
 
 

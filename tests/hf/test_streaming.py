@@ -193,3 +193,60 @@ def test_pushed_repo_streams_whole_videos_per_worker(repo, fake_hub, tmp_path, l
     assert sorted(per_worker[0] + per_worker[1]) == sorted(r["label"] for r in rows)
     assert {x // 1000 for x in per_worker[0]}.isdisjoint({x // 1000 for x in per_worker[1]})
     assert calls == {0: (2, 12), 1: (2, 12)}  # 4 shards of 6 rows, 2 per worker, one call each
+
+
+def test_ahead_decodes_the_next_batches_on_lanes_in_order(two_videos, labels_of, repo):
+    import threading
+
+    from hf_mediaref.errors import MediaNotFoundError
+    from hf_mediaref.video import _pyav
+
+    threads: set[str] = set()
+    original = _pyav.PyAVVideoDecoder._decode_span
+
+    def recording(self, *args, **kwargs):
+        threads.add(threading.current_thread().name)
+        return original(self, *args, **kwargs)
+
+    ids = two_videos.to_iterable_dataset(num_shards=2)
+    stream = decode_stream(ids, batch_size=8, output="torch", ahead=True)
+    assert isinstance(stream, torch.utils.data.IterableDataset)
+    _pyav.PyAVVideoDecoder._decode_span = recording
+    try:
+        with collect_stats() as stats:
+            seen = [_check(b, labels_of) for b in DataLoader(stream, batch_size=8)]
+    finally:
+        _pyav.PyAVVideoDecoder._decode_span = original
+    assert [x for b in seen for x in b] == list(range(20)) + list(range(100, 120))  # order kept
+    assert (stats.calls, stats.requested_refs) == (5, 40)  # one engine call per batch
+    assert threads and all(name.startswith("hf_mediaref-ahead") for name in threads)  # decoded on lanes
+    rows = [*two_videos.select(range(12)), {"frame": MediaRef("videos/gone.mp4", 0), "label": -1}]
+    bad = set_media_root(Dataset.from_list(rows, features=two_videos.features), repo.path)
+    loader = DataLoader(decode_stream(bad.to_iterable_dataset(), batch_size=8, ahead=True), batch_size=8)
+    got = []
+    with pytest.raises(MediaNotFoundError, match="gone.mp4"):
+        for batch in loader:
+            got.append(batch["label"].tolist())
+    assert got == [list(range(8))]  # the batch before it came back, then its own error
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_ahead_in_workers_reads_each_workers_shards(two_videos, labels_of, start_method):
+    stream = decode_stream(
+        two_videos.to_iterable_dataset(num_shards=2), batch_size=8, output="torch", ahead=True
+    )
+    loader = DataLoader(
+        stream,
+        batch_size=8,
+        num_workers=2,
+        multiprocessing_context=start_method,
+        worker_init_fn=_start_stats,
+        collate_fn=_collate_with_stats,
+    )
+    labels: dict[int, list[int]] = {0: [], 1: []}
+    calls: dict[int, tuple[int, int]] = {}
+    for batch, worker, n_calls, n_refs in loader:
+        labels[worker] += _check(batch, labels_of)
+        calls[worker] = (n_calls, n_refs)
+    assert labels == {0: list(range(20)), 1: list(range(100, 120))}
+    assert calls == {0: (3, 20), 1: (3, 20)}
