@@ -37,6 +37,18 @@ logger = logging.getLogger(__name__)
 _DEFAULT_MAX_LANES = 4
 
 
+def _lanes_and_depth(lanes: int | None, depth: int | None) -> tuple[int, int]:
+    """``(lanes, depth)`` with their defaults (the cores a decode may use here, at most
+    :data:`_DEFAULT_MAX_LANES`; twice the lanes); ValueError below 1."""
+    lanes = min(core_budget(), _DEFAULT_MAX_LANES) if lanes is None else int(lanes)
+    if lanes < 1:
+        raise ValueError(f"lanes must be >= 1, got {lanes}")
+    depth = 2 * lanes if depth is None else int(depth)
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    return lanes, depth
+
+
 @dataclasses.dataclass(frozen=True)
 class EpochPlan:
     """The batches of one epoch of a sampler, in the order it yields them; ``continues[i]``: the position of
@@ -157,13 +169,8 @@ class DecodeAhead:
     """
 
     def __init__(self, dataset: Any, sampler: Any, *, lanes: int | None = None, depth: int | None = None):
-        lanes = min(core_budget(), _DEFAULT_MAX_LANES) if lanes is None else int(lanes)
-        if lanes < 1:
-            raise ValueError(f"lanes must be >= 1, got {lanes}")
-        depth = 2 * lanes if depth is None else int(depth)
-        if depth < 1:
-            raise ValueError(f"depth must be >= 1, got {depth}")
-        self.dataset, self.sampler, self.lanes, self.depth = dataset, sampler, lanes, depth
+        self.lanes, self.depth = _lanes_and_depth(lanes, depth)
+        self.dataset, self.sampler = dataset, sampler
         self._running: _Lanes | None = None
 
     def __len__(self) -> int:
@@ -327,10 +334,5 @@ def stream_decode_ahead(
     source: Any, transform: Any, batch_size: int, lanes: int | None = None, depth: int | None = None
 ) -> Any:
     """A :class:`StreamDecodeAhead` over ``source`` (see ``decode_stream(..., ahead=True)``)."""
-    lanes = min(core_budget(), _DEFAULT_MAX_LANES) if lanes is None else int(lanes)
-    if lanes < 1:
-        raise ValueError(f"lanes must be >= 1, got {lanes}")
-    depth = 2 * lanes if depth is None else int(depth)
-    if depth < 1:
-        raise ValueError(f"depth must be >= 1, got {depth}")
+    lanes, depth = _lanes_and_depth(lanes, depth)
     return __getattr__("StreamDecodeAhead")(source, transform, batch_size, lanes, depth)

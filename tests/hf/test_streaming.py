@@ -59,8 +59,13 @@ def test_main_process_one_engine_call_per_batch(two_videos, labels_of):
 
 
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
-def test_workers_one_engine_call_per_batch_and_one_video_per_worker(two_videos, labels_of, start_method):
-    stream = decode_stream(two_videos.to_iterable_dataset(num_shards=2), batch_size=8, output="torch")
+@pytest.mark.parametrize("ahead", [False, True])
+def test_workers_one_engine_call_per_batch_and_one_video_per_worker(
+    two_videos, labels_of, start_method, ahead
+):
+    """With ``ahead=True`` too: in a worker it decodes one batch at a time over that worker's shards."""
+    ids = two_videos.to_iterable_dataset(num_shards=2)
+    stream = decode_stream(ids, batch_size=8, output="torch", ahead=ahead)
     loader = DataLoader(
         stream,
         batch_size=8,
@@ -228,25 +233,3 @@ def test_ahead_decodes_the_next_batches_on_lanes_in_order(two_videos, labels_of,
         for batch in loader:
             got.append(batch["label"].tolist())
     assert got == [list(range(8))]  # the batch before it came back, then its own error
-
-
-@pytest.mark.parametrize("start_method", ["fork", "spawn"])
-def test_ahead_in_workers_reads_each_workers_shards(two_videos, labels_of, start_method):
-    stream = decode_stream(
-        two_videos.to_iterable_dataset(num_shards=2), batch_size=8, output="torch", ahead=True
-    )
-    loader = DataLoader(
-        stream,
-        batch_size=8,
-        num_workers=2,
-        multiprocessing_context=start_method,
-        worker_init_fn=_start_stats,
-        collate_fn=_collate_with_stats,
-    )
-    labels: dict[int, list[int]] = {0: [], 1: []}
-    calls: dict[int, tuple[int, int]] = {}
-    for batch, worker, n_calls, n_refs in loader:
-        labels[worker] += _check(batch, labels_of)
-        calls[worker] = (n_calls, n_refs)
-    assert labels == {0: list(range(20)), 1: list(range(100, 120))}
-    assert calls == {0: (3, 20), 1: (3, 20)}
