@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
@@ -197,9 +198,14 @@ def lease_video(
         yield video, point
 
 
-#: Per source, the containers whose resume points are kept for the call that continues them (the newest two).
-_kept: dict[tuple, collections.deque[int]] = {}
+#: Per source, the ids of the containers whose resume points are kept for the call that continues them (the
+#: newest :data:`_KEPT_PER_SOURCE`), for the :data:`_KEPT_SOURCES` sources kept last. Values are tuples,
+#: replaced whole under :data:`_kept_lock`, so that a lease reading them under the decoder cache's lock
+#: never sees one change.
+_kept: collections.OrderedDict[tuple, tuple[int, ...]] = collections.OrderedDict()
+_kept_lock = threading.Lock()
 _KEPT_PER_SOURCE = 2
+_KEPT_SOURCES = 256  # far more than the idle containers the decoder cache keeps open
 
 
 def keep_resume_point(key: tuple, video: OpenedVideo) -> None:
@@ -208,9 +214,13 @@ def keep_resume_point(key: tuple, video: OpenedVideo) -> None:
     continue. Leases that cannot use it open another container rather than take it (and lose the point),
     for the newest :data:`_KEPT_PER_SOURCE` of the source (two lanes decoding one video side by side).
     """
-    kept = _kept.setdefault(key, collections.deque(maxlen=_KEPT_PER_SOURCE))
-    if id(video) not in kept:
-        kept.append(id(video))
+    with _kept_lock:
+        kept = _kept.pop(key, ())
+        if id(video) not in kept:
+            kept = (*kept, id(video))[-_KEPT_PER_SOURCE:]
+        _kept[key] = kept
+        while len(_kept) > _KEPT_SOURCES:
+            _kept.popitem(last=False)
 
 
 def take_fresh_source(key: tuple) -> tuple[Any, contextlib.ExitStack] | None:
