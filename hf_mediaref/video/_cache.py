@@ -103,13 +103,11 @@ class LeaseCache:
         """
         found = self.take_matching(prefer) if prefer is not None else None
         if found is None:
-            spare = self.take_matching(lambda k, d: k == key and not (avoid is not None and avoid(d)))
-            taken = None if spare is None else spare[1]
-        else:
-            taken = found[1]
+            found = self.take_matching(lambda k, d: k == key and not (avoid is not None and avoid(d)))
         if found is not None:
-            key = found[0]
-        obj = taken if taken is not None else open_()
+            key, obj = found  # a preferred decoder goes back under its own key
+        else:
+            obj = open_()
         with self._lock:
             self._refs[key] = self._refs.get(key, 0) + 1
             generation = self._generation
