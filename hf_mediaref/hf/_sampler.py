@@ -22,6 +22,7 @@ interleaved round-robin in that order.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -237,15 +238,22 @@ class VideoBlockBatchSampler:
         """
         return DecodeAhead(dataset, self, lanes=lanes, depth=depth)
 
+    @functools.cached_property
+    def _ranks(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(place, video)``: a row's rank (video by video, by time) by row index, and the video of each
+        rank; the same every epoch."""
+        place = np.empty(int(self._order.max()) + 1, dtype=np.int64)
+        place[self._order] = np.arange(len(self._order))
+        video = np.searchsorted(self._offsets, np.arange(len(self._order)), side="right") - 1
+        return place, video
+
     def _continuing(self, rows: np.ndarray, starts: list[int]) -> list[int]:
         """For each batch (at ``starts`` of ``rows``, in that order): the position in ``starts`` of the batch
         it continues (it starts with the row after that batch's last row, in the same video: a block longer
         than a batch), or -1."""
         if not starts:
             return []
-        place = np.empty(int(self._order.max()) + 1, dtype=np.int64)
-        place[self._order] = np.arange(len(self._order))  # a row's rank: video by video, by time
-        video = np.searchsorted(self._offsets, np.arange(len(self._order)), side="right") - 1
+        place, video = self._ranks
         ending: dict[int, int] = {}  # rank of a batch's last row -> that batch's position
         out = []
         for position, start in enumerate(starts):
