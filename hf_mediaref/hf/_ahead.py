@@ -59,18 +59,49 @@ class EpochPlan:
     continues: list[int]
 
 
+class _LanePool:
+    """``lanes`` single-thread executors, each running its jobs as one :func:`~hf_mediaref._executor.lane`
+    with its share of the cores, in a copy of the submitter's context (its stats, deadlines and settings).
+    Stopped before a fork (:func:`_stop_before_fork`); :meth:`reopen` starts new threads."""
+
+    def __init__(self, lanes: int):
+        self.size, self.cores = lanes, max(1, core_budget() // lanes)
+        self.reopen()
+
+    def reopen(self) -> None:
+        self.pools = [
+            ThreadPoolExecutor(1, thread_name_prefix=f"hf_mediaref-ahead{i}") for i in range(self.size)
+        ]
+        self.closed = False
+        _live.add(self)
+
+    def submit(self, number: int, fn: Any, *args: Any) -> Future:
+        return self.pools[number].submit(contextvars.copy_context().run, self._run, number, fn, *args)
+
+    def _run(self, number: int, fn: Any, *args: Any) -> Any:
+        with lane(("decode-ahead", id(self), number), self.cores):
+            return fn(*args)
+
+    def close(self) -> None:
+        """Drop the jobs not started; wait for the running ones (each bounded like any decode)."""
+        self.closed = True
+        for pool in self.pools:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
 class _Lanes:
     """The lanes decoding ahead through one epoch plan."""
 
     def __init__(self, plan: EpochPlan, fetch: Any, lanes: int, depth: int, start: int = 0):
         self.plan, self.fetch, self.depth = plan, fetch, depth
-        self.cores = max(1, core_budget() // lanes)
-        self.pools = [ThreadPoolExecutor(1, thread_name_prefix=f"hf_mediaref-ahead{i}") for i in range(lanes)]
+        self.pool = _LanePool(lanes)
         self.lane_of: list[int] = [-1] * start  # the lane of each batch submitted (-1: before the start)
         self.futures: dict[int, Future] = {}
         self.cursor = start  # the position the DataLoader is expected to ask for next
-        self.closed = False
-        _live.add(self)
+
+    @property
+    def closed(self) -> bool:
+        return self.pool.closed
 
     def position(self, indices: list[int]) -> int | None:
         batches = self.plan.batches
@@ -81,13 +112,9 @@ class _Lanes:
                 return p
         return None
 
-    def _job(self, number: int, indices: list[int]) -> Any:
-        with lane(("decode-ahead", id(self), number), self.cores):
-            return self.fetch(indices)
-
     def _submit_through(self, last: int) -> None:
         for p in range(len(self.lane_of), min(last, len(self.plan.batches) - 1) + 1):
-            pending = [0] * len(self.pools)
+            pending = [0] * self.pool.size
             for q, future in self.futures.items():
                 if not future.done():
                     pending[self.lane_of[q]] += 1
@@ -100,8 +127,7 @@ class _Lanes:
             ):
                 chosen = self.lane_of[before]  # after the batch it continues, so it decodes on
             self.lane_of.append(chosen)
-            context = contextvars.copy_context()  # the caller's stats, deadlines and settings
-            self.futures[p] = self.pools[chosen].submit(context.run, self._job, chosen, self.plan.batches[p])
+            self.futures[p] = self.pool.submit(chosen, self.fetch, self.plan.batches[p])
 
     def get(self, position: int) -> Any:
         self._submit_through(position + self.depth)
@@ -112,17 +138,14 @@ class _Lanes:
         return future.result()
 
     def close(self) -> None:
-        """Drop the batches not started; wait for the ones decoding (each bounded like any decode)."""
-        self.closed = True
-        for pool in self.pools:
-            pool.shutdown(wait=True, cancel_futures=True)
+        self.pool.close()
         self.futures.clear()
 
 
 #: Lanes that may be decoding: before a fork they finish their batch and stop, so that no lane thread holds
 #: a lock (FFmpeg's, the engine's caches', logging's) in the child; the parent starts new lanes on its next
 #: batch.
-_live: weakref.WeakSet[Any] = weakref.WeakSet()
+_live: weakref.WeakSet[_LanePool] = weakref.WeakSet()
 
 
 def _stop_before_fork() -> None:
@@ -244,20 +267,11 @@ def _decoded_stream(
     """The rows of ``source`` decoded ``batch_size`` at a time by ``transform``, in order; outside a
     DataLoader worker, the next ``depth`` batches are decoded ahead on ``lanes`` threads (round robin)."""
     batches = _stream_rows(source, batch_size)
-    if dataloader_worker_info() is not None or lanes < 1:
+    if dataloader_worker_info() is not None:
         for batch in batches:
             yield from _unbatch(transform(batch))
         return
-    cores = max(1, core_budget() // lanes)
-    running = _StreamLanes(
-        [ThreadPoolExecutor(1, thread_name_prefix=f"hf_mediaref-ahead{i}") for i in range(lanes)]
-    )
-    _live.add(running)
-
-    def job(number: int, batch: dict[str, list[Any]]) -> Any:
-        with lane(("stream-ahead", id(running), number), cores):
-            return transform(batch)
-
+    running = _LanePool(lanes)
     pending: collections.deque[tuple[Future, dict[str, list[Any]]]] = collections.deque()
     submitted = 0
 
@@ -268,12 +282,8 @@ def _decoded_stream(
     try:
         for batch in batches:
             if running.closed:  # stopped for a fork: new lanes from here on
-                running.pools = [ThreadPoolExecutor(1) for _ in range(lanes)]
-                running.closed = False
-                _live.add(running)
-            chosen = submitted % lanes
-            future = running.pools[chosen].submit(contextvars.copy_context().run, job, chosen, batch)
-            pending.append((future, batch))
+                running.reopen()
+            pending.append((running.submit(submitted % lanes, transform, batch), batch))
             submitted += 1
             while len(pending) > depth:
                 yield from _unbatch(take())
@@ -281,18 +291,6 @@ def _decoded_stream(
             yield from _unbatch(take())
     finally:
         running.close()
-
-
-class _StreamLanes:
-    """The lanes of one pass over a stream (stopped before a fork like :class:`_Lanes`)."""
-
-    def __init__(self, pools: list[ThreadPoolExecutor]):
-        self.pools, self.closed = pools, False
-
-    def close(self) -> None:
-        self.closed = True
-        for pool in self.pools:
-            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _make_stream_class() -> type:
