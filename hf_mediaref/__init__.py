@@ -2,7 +2,8 @@
 
 Public surface (each name has one import path):
 
-* ``hf_mediaref``: :class:`MediaRef`, :class:`DataURI`, :func:`batch_decode`, :class:`DecodeOptions`,
+* ``hf_mediaref``: :class:`MediaRef`, :class:`DataURI`, :class:`MediaAccess` (who may read what),
+  :func:`batch_decode`, :class:`DecodeOptions`,
   :func:`cleanup_cache`, ``errors``, and the ``datasets`` integration (loaded on first use):
   ``MediaRefFeature``, ``decode_transform``, ``load_dataset``, ``embed``, ``push_to_hub``, ``set_media_root``,
   ``get_media_root``, ``VideoBlockBatchSampler``, ``decode_stream``, ``from_lerobot`` (a LeRobot dataset as
@@ -28,6 +29,7 @@ from . import errors
 from ._version import __version__
 from .core import DataURI, MediaRef
 from .decode import DecodeOptions, batch_decode
+from .io import MediaAccess, parse_allow_uris
 from .video import cleanup_cache
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,9 +41,12 @@ if TYPE_CHECKING:  # pragma: no cover
         decode_transform,
         embed,
         from_lerobot,
+        get_media_access,
         get_media_root,
         load_dataset,
+        load_from_disk,
         push_to_hub,
+        set_media_access,
         set_media_root,
     )
 
@@ -53,9 +58,12 @@ _LAZY_HF = (
     "decode_transform",
     "embed",
     "from_lerobot",
+    "get_media_access",
     "get_media_root",
     "load_dataset",
+    "load_from_disk",
     "push_to_hub",
+    "set_media_access",
     "set_media_root",
 )
 
@@ -63,6 +71,7 @@ __all__ = [
     "DataURI",
     "DecodeOptions",
     "FrameWindows",
+    "MediaAccess",
     "MediaRef",
     "MediaRefFeature",
     "VideoBlockBatchSampler",
@@ -74,9 +83,13 @@ __all__ = [
     "embed",
     "errors",
     "from_lerobot",
+    "get_media_access",
     "get_media_root",
     "load_dataset",
+    "load_from_disk",
+    "parse_allow_uris",
     "push_to_hub",
+    "set_media_access",
     "set_media_root",
 ]
 

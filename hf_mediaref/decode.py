@@ -24,7 +24,7 @@ from ._executor import Task, core_budget, run_tasks
 from ._fields import coerce_pts_ns, coerce_uri, invalid_ref
 from ._optional import require
 from .errors import InvalidRefError, RemoteChangedError
-from .io import load_image_rgb
+from .io import MediaAccess, load_image_rgb, reading_with
 from .video import BatchDecodingStrategy
 from .video import _stats as stats
 from .video._batch import plan_videos
@@ -244,6 +244,7 @@ def batch_decode(
     timeout: float | None = None,
     orientation: Literal["display", "stored"] | None = None,
     options: DecodeOptions | None = None,
+    access: MediaAccess | None = None,
 ) -> list[Any]:
     """Load every ref (video frames and images) and return one RGB frame per ref, in input order.
 
@@ -256,6 +257,10 @@ def batch_decode(
         strategy, decoder, size, output, channels_first, storage_options, max_workers, device, timeout,
             orientation: the fields of :class:`DecodeOptions`; given ones override ``options``.
         options: a :class:`DecodeOptions` (default: ``DecodeOptions()``).
+        access: who may read what (:class:`~hf_mediaref.MediaAccess`): relative URIs resolve against its
+            root, every URI is checked against it before anything is read, ``http(s)`` URLs it does not allow
+            connect to public addresses only, and its credentials are used where no ``storage_options`` are
+            given. ``None`` (refs you built in code): absolute URIs are read as they are.
 
     Returns:
         One frame per ref, in order: ``(H, W, 3)`` uint8 (or ``(3, H, W)`` with ``channels_first``) numpy
@@ -266,6 +271,8 @@ def batch_decode(
         MediaDecodeError: corrupt or truncated media, or a decompression bomb.
         FrameOutOfRangeError: a ``pts_ns`` at or past the end of its video (the message gives the duration).
         UnsupportedURIError: a URI scheme that cannot be read.
+        UnresolvedPathError: a relative URI and no ``access`` root to resolve it against.
+        UntrustedRefError: a URI outside ``access`` (nothing is read).
         RemoteAccessError: a remote read failed (``RemoteChangedError``: a file changed twice while read).
         DecodeTimeoutError: the call did not finish within ``timeout``.
         ValueError / TypeError: malformed refs or options.
@@ -297,10 +304,26 @@ def batch_decode(
     stats.record(calls=1, requested_refs=len(fields))
     if not fields:
         return []
-    with deadline(opts.timeout):
+    if access is not None:
+        fields = _resolved(fields, access)
+        if opts.storage_options is None and (creds := access.engine_storage_options()) is not None:
+            opts = opts.replace(storage_options=creds)
+    with deadline(opts.timeout), reading_with(access):
         frames = _decode_checked(fields, opts)
     stats.record(returned_frames=len(frames))
     return _assemble(frames, opts)
+
+
+def _resolved(fields: list[tuple[str, int | None]], access: MediaAccess) -> list[tuple[str, int | None]]:
+    """``fields`` with each distinct URI resolved and checked against ``access`` once."""
+    resolved: dict[str, str] = {}
+    out = []
+    for uri, pts in fields:
+        target = resolved.get(uri)
+        if target is None:
+            target = resolved[uri] = access.resolve(uri)
+        out.append((target, pts))
+    return out
 
 
 def _load_image(uri: str, options: DecodeOptions, _threads: int) -> np.ndarray:

@@ -109,7 +109,7 @@ def fast_http(monkeypatch):
 def fake_dns(monkeypatch):
     """DNS for the trust-boundary tests: ``rebind.test`` resolves to 127.0.0.1 and ``public.test`` to
     127.0.0.2, which the connect-time check treats as a public address (a stand-in: nothing public is
-    reachable offline). The registry of guarded hosts and the HTTP sessions start empty."""
+    reachable offline). The HTTP sessions start empty."""
     import socket
     import threading
 
@@ -123,7 +123,5 @@ def fake_dns(monkeypatch):
 
     public = _network.is_public_address
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr(_network, "_guarded", set())
-    monkeypatch.setattr(_network, "_exempt", set())
     monkeypatch.setattr(_http, "is_public_address", lambda a: a == "127.0.0.2" or public(a))
     monkeypatch.setattr(_http, "_local", threading.local())  # fresh sessions: no pooled connections

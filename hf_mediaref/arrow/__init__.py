@@ -1,25 +1,26 @@
 """The Arrow layer of media references, without ``datasets``: the storage type and casts to it, references
-from a ``struct<uri, pts_ns>`` array, grouping rows by URI, media roots, the one resolver of relative
-URIs and the trust boundary of roots.
+from a ``struct<uri, pts_ns>`` array, grouping rows by URI, resolving stored URIs against a
+:class:`~hf_mediaref.MediaAccess`.
 
 Imports pyarrow, numpy and the lower layers of hf_mediaref only, never ``datasets``, so that adapters for
 other Arrow-based tools (Ray Data, Daft, Polars...) can build on it; :mod:`hf_mediaref.hf` builds the
-``datasets`` integration on it. Modules (private): ``_storage``, ``_refs``, ``_grouping``, ``_roots``,
-``_trust``.
+``datasets`` integration on it. Modules (private): ``_storage``, ``_refs``, ``_grouping``, ``_roots``.
 """
 
 from __future__ import annotations
 
+import warnings as _warnings
+from typing import Any as _Any
+
+from ..io import MediaAccess, normalize_root, parse_allow_uris, unresolved_error
 from ._grouping import UriGroups, group_by_uri, video_blocks
 from ._refs import RefArrays, ref_arrays, refs_from_storage
-from ._roots import media_root, normalize_root, resolve_ref, resolve_uri, unresolved_error
+from ._roots import media_root, resolve_ref, resolve_uri
 from ._storage import STORAGE_TYPE, cast_to_storage
-from ._trust import ALLOW_URIS_ENV, MediaRoot, parse_allow_uris, widen_root
 
 __all__ = [
-    "ALLOW_URIS_ENV",
     "STORAGE_TYPE",
-    "MediaRoot",
+    "MediaAccess",
     "RefArrays",
     "UriGroups",
     "cast_to_storage",
@@ -33,5 +34,16 @@ __all__ = [
     "resolve_uri",
     "unresolved_error",
     "video_blocks",
-    "widen_root",
 ]
+
+
+def __getattr__(name: str) -> _Any:
+    """Names of earlier versions: ``MediaRoot`` (now :class:`~hf_mediaref.MediaAccess`), ``widen_root``
+    (``access.allowing``)."""
+    if name == "MediaRoot":
+        _warnings.warn("hf_mediaref.arrow.MediaRoot is now hf_mediaref.MediaAccess", DeprecationWarning, 2)
+        return MediaAccess
+    if name == "widen_root":
+        _warnings.warn("widen_root(access, allow) is now access.allowing(allow)", DeprecationWarning, 2)
+        return lambda access, allow: access.allowing(allow) if isinstance(access, MediaAccess) else access
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

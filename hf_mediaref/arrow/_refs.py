@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 
 from .._fields import coerce_ref
 from ..core import MediaRef
+from ..io import MediaAccess
 from ._grouping import as_array, group_by_uri
 from ._roots import resolve_uri
 
@@ -70,9 +71,9 @@ def _first_invalid(uri: pa.Array, pts: pa.Array, valid: np.ndarray | None) -> in
 
 
 def refs_from_storage(
-    array: pa.Array | pa.ChunkedArray, root: str | None, *, where: str = "row {}"
+    array: pa.Array | pa.ChunkedArray, access: MediaAccess | str | None, *, where: str = "row {}"
 ) -> tuple[list[MediaRef], np.ndarray]:
-    """The media references of the non-null rows of ``array``, URIs resolved against ``root``.
+    """The media references of the non-null rows of ``array``, URIs resolved and checked against ``access``.
 
     Rows are grouped by URI in Arrow, so each distinct URI is resolved once (the URI of a null row is never
     looked at); the fields are checked in Arrow (a non-null row with a null, empty or NUL-holding ``uri`` or
@@ -80,7 +81,8 @@ def refs_from_storage(
 
     Args:
         array: an array of :data:`~hf_mediaref.arrow.STORAGE_TYPE`.
-        root: the media root (see :func:`~hf_mediaref.arrow.normalize_root`), or ``None``.
+        access: a :class:`~hf_mediaref.MediaAccess`, a root string given in code, or ``None`` (see
+            :func:`~hf_mediaref.arrow.resolve_uri`).
         where: how errors name a row, a format string given the row's index in ``array``
             (``"column 'frame', row {} of the batch"``).
 
@@ -92,8 +94,9 @@ def refs_from_storage(
         InvalidRefError: a non-null row with a null, empty or NUL-holding ``uri`` or a negative ``pts_ns``
             (including the values :func:`~hf_mediaref.arrow.cast_to_storage` stores for a ``pts_ns`` that was
             a bool, a string or a fraction); the message names the first such row (``where``) and its value.
-        UnresolvedPathError: a relative URI and no ``root``.
-        PathEscapeError: a relative URI that leaves ``root``.
+        UnresolvedPathError: a relative URI and no root.
+        PathEscapeError: a relative URI that leaves the root.
+        UntrustedRefError: a URI outside ``access``.
 
     Example:
         ```python
@@ -114,7 +117,7 @@ def refs_from_storage(
     used[codes[codes >= 0]] = True
     resolved: list[str | None] = [None] * len(groups)
     for g in np.flatnonzero(used).tolist():
-        resolved[g] = resolve_uri(groups.uris[g], root)
+        resolved[g] = resolve_uri(groups.uris[g], access)
     construct = MediaRef.model_construct
     refs = []
     for code, pts_ns in zip(codes.tolist(), pts.to_pylist(), strict=True):

@@ -54,7 +54,7 @@ def open_dataset(
     import datasets
 
     from .. import hf
-    from ..hf import get_media_root, set_media_root
+    from ..hf import get_media_access, get_media_root, set_media_root
 
     if os.path.isdir(spec):
         if os.path.exists(os.path.join(spec, "dataset_dict.json")) or os.path.exists(
@@ -79,7 +79,7 @@ def open_dataset(
         elif get_media_root(ds) is None and os.path.isdir(spec):
             set_media_root(ds, os.path.abspath(spec), allow_uris=allow_uris)  # save_to_disk folder
         elif allow_uris and get_media_root(ds) is not None:  # a root load_from_disk attached
-            set_media_root(ds, get_media_root(ds), allow_uris=allow_uris)
+            set_media_root(ds, get_media_access(ds), allow_uris=allow_uris)
     return splits
 
 
@@ -203,7 +203,7 @@ def stored_uris(ds: Any) -> list[str]:
 class _Absolute:
     """Picklable arrow ``map`` function: every stored URI of the given columns resolved against ``root``."""
 
-    def __init__(self, columns: list[str], root: str | None):
+    def __init__(self, columns: list[str], root: Any):
         self.columns, self.root = columns, root
 
     def __call__(self, table: Any) -> Any:
@@ -226,7 +226,7 @@ class _Absolute:
 
 def absolute_refs(ds: Any) -> Any:
     """``ds`` with every relative ref of its MediaRef columns resolved against its media root."""
-    from ..hf import get_media_root
+    from ..hf import get_media_access
 
-    fn = _Absolute(media_columns(ds), get_media_root(ds))
+    fn = _Absolute(media_columns(ds), get_media_access(ds))
     return ds.with_format("arrow").map(fn, batched=True, features=ds.features).with_format(None)

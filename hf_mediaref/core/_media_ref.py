@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from .._fields import coerce_pts_ns, coerce_uri, describe_ref, invalid_ref
 from ..decode import DecodeOptions, batch_decode
 from ..errors import InvalidRefError, UnsupportedURIError, describe_uri
-from ..io import UriKind, classify_uri, is_absolute_uri, is_remote_uri, join_uri, uri_exists
+from ..io import MediaAccess, UriKind, classify_uri, is_absolute_uri, is_remote_uri, uri_exists
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -154,13 +154,17 @@ class MediaRef(BaseModel):
 
     # ------------------------------------------------------------------ paths
     def resolve_relative_path(
-        self, base_path: str | os.PathLike, on_unresolvable: Literal["warn", "error", "ignore"] = "warn"
+        self,
+        base_path: str | os.PathLike | MediaAccess,
+        on_unresolvable: Literal["warn", "error", "ignore"] = "warn",
     ) -> MediaRef:
         """Join a relative path onto ``base_path``; absolute paths and URLs are returned unchanged.
 
         Args:
             base_path: a local directory or a URL such as ``hf://datasets/org/name@rev/``,
-                ``https://host/dir/`` or ``s3://bucket/prefix/``.
+                ``https://host/dir/`` or ``s3://bucket/prefix/`` (a relative path is resolved and checked by
+                the one resolver, :meth:`hf_mediaref.MediaAccess.resolve`: it must stay inside it, symlinks
+                followed), or a :class:`~hf_mediaref.MediaAccess` (every ref, absolute ones too, is checked).
             on_unresolvable: what to do with embedded (``data:``) and remote refs, which cannot be resolved:
                 return them unchanged with a warning (``"warn"``), silently (``"ignore"``), or raise
                 (``"error"``).
@@ -170,6 +174,8 @@ class MediaRef(BaseModel):
 
         Raises:
             PathEscapeError: the path leaves ``base_path`` with ``..``.
+            UntrustedRefError: the path leads out of ``base_path`` (a symlink), or, with a ``MediaAccess``,
+                the ref reads outside it.
             UnsupportedURIError: an embedded or remote ref with ``on_unresolvable="error"``.
 
         Example:
@@ -178,6 +184,9 @@ class MediaRef(BaseModel):
             MediaRef(uri='hf://datasets/org/name@main/videos/ep0.mp4', pts_ns=0)
             ```
         """
+        if isinstance(base_path, MediaAccess):  # every ref checked against the access
+            uri = base_path.resolve(self.uri)
+            return self if uri == self.uri else MediaRef(uri, self.pts_ns)
         if on_unresolvable not in ("warn", "error", "ignore"):
             raise ValueError(f"on_unresolvable must be 'warn', 'error' or 'ignore', got {on_unresolvable!r}")
         if self.is_embedded or self.is_remote:
@@ -190,7 +199,7 @@ class MediaRef(BaseModel):
             return self
         if not self.is_relative_path:
             return self
-        return MediaRef(join_uri(os.fspath(base_path), self.uri), self.pts_ns)
+        return MediaRef(MediaAccess(os.fspath(base_path)).resolve(self.uri), self.pts_ns)
 
     def validate_uri(self, *, storage_options: dict | None = None) -> bool:
         """Whether the target exists: a local ``stat``, an HTTP ``HEAD`` (a 1-byte ranged GET where HEAD is

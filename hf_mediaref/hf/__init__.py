@@ -21,8 +21,8 @@ from ._feature import MediaRefFeature
 from ._formatter import MediaRefFormatter
 from ._hub import push_to_hub
 from ._lerobot import from_lerobot
-from ._loading import load_dataset
-from ._roots import get_media_root, set_media_root
+from ._loading import load_dataset, load_from_disk
+from ._roots import get_media_access, get_media_root, set_media_access, set_media_root
 from ._sampler import VideoBlockBatchSampler
 from ._streaming import StreamDecodeTransform, decode_stream, split_by_node
 from ._transform import MediaDecodeTransform, decode_transform
@@ -42,9 +42,12 @@ __all__ = [
     "decode_transform",
     "embed",
     "from_lerobot",
+    "get_media_access",
     "get_media_root",
     "load_dataset",
+    "load_from_disk",
     "push_to_hub",
+    "set_media_access",
     "set_media_root",
     "split_by_node",
 ]

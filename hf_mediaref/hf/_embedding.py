@@ -12,6 +12,7 @@ from .. import decode
 from ..arrow import resolve_ref
 from ..core import DataURI, MediaRef
 from ..decode import DecodeOptions
+from ..io import MediaAccess
 from ._feature import has_media, media_features
 from ._transform import map_refs
 
@@ -35,17 +36,18 @@ class _EmbedBatch:
 
     def __init__(
         self,
-        roots: dict[str, str | None],
+        roots: dict[str, Any],
         format: str,
         quality: int | None,
         options: DecodeOptions,
     ):
         self.roots, self.format, self.quality, self.options = roots, format, quality, options
 
-    def _encode(self, refs: list[MediaRef], root: str | None) -> list[dict]:
+    def _encode(self, refs: list[MediaRef], root: Any) -> list[dict]:
         todo = [i for i, ref in enumerate(refs) if not ref.is_embedded]
         resolved = [resolve_ref(refs[i], root) for i in todo]
-        frames = decode.batch_decode(resolved, options=self.options) if resolved else []
+        access = root if isinstance(root, MediaAccess) else None
+        frames = decode.batch_decode(resolved, options=self.options, access=access) if resolved else []
         out = [{"uri": ref.uri, "pts_ns": ref.pts_ns} for ref in refs]
         for i, frame in zip(todo, frames, strict=True):
             image = _as_image(frame, self.options)
@@ -132,7 +134,7 @@ def embed(
             }
         )
     features = dataset.features
-    roots = {name: media_features(features[name])[0]._media_root for name in _columns(features, columns)}
+    roots = {name: media_features(features[name])[0]._media_access for name in _columns(features, columns)}
     return dataset.with_format(None).map(
         _EmbedBatch(roots, format, quality, opts),
         batched=True,

@@ -35,6 +35,7 @@ from .._fields import INT64_MAX, coerce_ref, invalid_ref
 from ..arrow import STORAGE_TYPE, cast_to_storage, resolve_ref
 from ..arrow._storage import STORED_KEYS
 from ..core import DataURI, MediaRef
+from ..io import MediaAccess
 
 __all__ = [
     "MEDIA_REF_ID",
@@ -101,9 +102,8 @@ class MediaRefFeature:
     dtype: ClassVar[str] = "hf_mediaref.MediaRef"
     pa_type: ClassVar[Any] = STORAGE_TYPE
     id: ClassVar[str | None] = None
-    # Runtime-only state (class attributes, so not dataclass fields): set per object by set_media_root.
-    _media_root: ClassVar[str | None] = None
-    _media_token: ClassVar[Any] = None
+    # Runtime-only state (a class attribute, so not a dataclass field): set per object by set_media_root.
+    _media_access: ClassVar[MediaAccess | None] = None
 
     def __init__(self, decode: bool = True, id: str | None = None):
         self.pts_ns = Value("int64")
@@ -172,8 +172,8 @@ class MediaRefFeature:
         else:
             uri, pts = coerce_ref(value.get("uri"), value.get("pts_ns"))
             ref = MediaRef.model_construct(uri=uri, pts_ns=pts)
-        root = self._media_root
-        return ref if root is None else resolve_ref(ref, root)
+        access = self._media_access
+        return ref if access is None else resolve_ref(ref, access)
 
     def flatten(self) -> MediaRefFeature | dict[str, Any]:
         """``self`` when decoding, else the plain ``uri`` / ``pts_ns`` sub-columns."""

@@ -19,9 +19,10 @@ import pyarrow as pa
 from datasets import Features
 
 from .. import decode
-from ..arrow import parse_allow_uris, refs_from_storage, widen_root
+from ..arrow import refs_from_storage
 from ..core import MediaRef
 from ..decode import DecodeOptions
+from ..io import MediaAccess, reading_with
 from ._compat import (
     Formatter,
     NumpyFormatter,
@@ -52,10 +53,11 @@ class _RefSlots:
     """Leaf function for :func:`map_media_arrays`: collects the refs of a batch and replaces each leaf array
     by the positions of its refs in :attr:`refs` (null for null rows)."""
 
-    def __init__(self, allow_uris: tuple[str, ...] = ()) -> None:
+    def __init__(self, access: MediaAccess | None = None) -> None:
         self.refs: list[MediaRef] = []
         self.where = "row {}"
-        self.allow_uris = allow_uris
+        self.access = access
+        self.accesses: set[MediaAccess] = set()  # what the refs were checked against: their reads' rules
 
     def column(self, name: str, feature: Any) -> _RefSlots:
         """Name the rows of column ``name`` in errors: by row for a MediaRef column, by the position among
@@ -68,8 +70,10 @@ class _RefSlots:
         return self
 
     def __call__(self, array: pa.Array, feature: MediaRefFeature) -> pa.Array:
-        root = widen_root(feature._media_root, self.allow_uris)
-        refs, valid = refs_from_storage(array, root, where=self.where)
+        access = self.access if self.access is not None else feature._media_access
+        if access is not None:
+            self.accesses.add(access)
+        refs, valid = refs_from_storage(array, access, where=self.where)
         positions = np.full(len(valid), -1, dtype=np.int64)
         positions[valid] = np.arange(len(self.refs), len(self.refs) + len(refs))
         self.refs.extend(refs)
@@ -112,7 +116,7 @@ def decode_media_columns(
     features: Mapping[str, Any],
     columns: list[str],
     options: DecodeOptions,
-    allow_uris: tuple[str, ...] = (),
+    access: MediaAccess | None = None,
     windows: FrameWindows | None = None,
 ) -> dict[str, list[Any]]:
     """Decode ``columns`` of ``pa_table`` with one engine call.
@@ -122,7 +126,8 @@ def decode_media_columns(
         features: the features of its columns.
         columns: the columns to decode (each holds a MediaRef feature with ``decode=True``).
         options: the decode options.
-        allow_uris: entries (:func:`hf_mediaref.arrow.parse_allow_uris`) widening the columns' media roots.
+        access: the :class:`~hf_mediaref.MediaAccess` to read every column with (default: each column's own,
+            attached by the loader or :func:`~hf_mediaref.hf.set_media_access`).
         windows: temporal windows (:class:`~hf_mediaref.hf.FrameWindows`); their columns' frames are requested
             in the same engine call.
 
@@ -139,7 +144,7 @@ def decode_media_columns(
     """
     window_columns = [name for name in columns if name in windows.offsets] if windows is not None else []
     columns = [name for name in columns if name not in window_columns]
-    slots = _RefSlots(allow_uris)
+    slots = _RefSlots(access)
     positions = {}
     for name in columns:
         column = pa_table[name]
@@ -150,9 +155,11 @@ def decode_media_columns(
         )
     plan = None
     if windows is not None and window_columns:
-        plan = plan_table_windows(pa_table, features, window_columns, options, windows, allow_uris)
+        plan = plan_table_windows(pa_table, features, window_columns, options, windows, access)
     refs = slots.refs + plan.refs if plan is not None else slots.refs
-    frames = decode.batch_decode(refs, options=options) if refs else []
+    accesses = slots.accesses | (plan.accesses if plan is not None else set())
+    with reading_with(accesses):
+        frames = decode.batch_decode(refs, options=options) if refs else []
     out = plan.assemble(frames[len(slots.refs) :], options) if plan is not None else {}
     for name in columns:
         rows = positions[name].to_pylist()
@@ -172,8 +179,12 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         token_per_repo_id: passed by ``datasets``; used for the other columns' formatting, and for
             ``hf://`` media of a repo when no token came with the media root.
         options: a :class:`hf_mediaref.DecodeOptions` (default: ``DecodeOptions()``).
-        allow_uris: what refs may read beyond their dataset's media root (see
-            :func:`hf_mediaref.hf.set_media_root`), added to the root's own allow-list.
+        access: a :class:`~hf_mediaref.MediaAccess` to read every media column with, instead of the one the
+            loader attached (:func:`~hf_mediaref.hf.get_media_access`); widen that one with
+            ``access=get_media_access(ds).allowing([...])``. Only a ``MediaAccess`` object counts: what
+            ``load_from_disk`` restores from a saved ``state.json`` is data, and is ignored (with a warning).
+        allow_uris: ignored, with a warning (format kwargs are saved to ``state.json`` by ``save_to_disk`` and
+            restored from it, so an allow-list here could come from the data); use ``access=``.
         **decode_options: fields of :class:`hf_mediaref.DecodeOptions` by name (``decoder``, ``strategy``,
             ``size``, ``output``, ``channels_first``, ``storage_options``, ``max_workers``, ``device``,
             ``timeout``, ``orientation``); given ones override ``options``.
@@ -199,13 +210,27 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         features: Features | None = None,
         token_per_repo_id: dict | None = None,
         options: DecodeOptions | None = None,
-        allow_uris: Any = None,
+        access: Any = None,
         windows: FrameWindows | Mapping[str, Any] | None = None,
+        allow_uris: Any = None,
         **decode_options: Any,
     ):
         super().__init__(features, token_per_repo_id)
         self.options = DecodeOptions.resolve(options, **decode_options)
-        self.allow_uris = parse_allow_uris(allow_uris)
+        if access is not None and not isinstance(access, MediaAccess):
+            logger.warning(
+                "the 'mediaref' format ignores access=%s: only a hf_mediaref.MediaAccess counts (a saved "
+                "state.json restores it as plain data, which cannot widen what a dataset reads)",
+                type(access).__name__,
+            )
+            access = None
+        if allow_uris:
+            logger.warning(
+                "the 'mediaref' format ignores allow_uris= (format kwargs may come back from a saved "
+                "state.json): pass access=hf_mediaref.hf.get_media_access(ds).allowing(%r)",
+                allow_uris,
+            )
+        self.access: MediaAccess | None = access
         self.windows = as_windows(windows)
         self._rows = 0
         kwargs = {"features": features, "token_per_repo_id": token_per_repo_id}
@@ -239,9 +264,14 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
             return self._rest.format_batch(pa_table)
         others = [name for name in pa_table.column_names if name not in media]
         rest = self._rest.format_batch(pa_table.select(others)) if others else {}
-        options = with_hub_token(self.options, [features[name] for name in media], self.token_per_repo_id)
+        options = self.options
+        if self.access is not None:
+            creds = self.access.engine_storage_options()
+            if options.storage_options is None and creds is not None:
+                options = options.replace(storage_options=creds)
+        options = with_hub_token(options, [features[name] for name in media], self.token_per_repo_id)
         decoded = decode_media_columns(
-            pa_table, features, media, options, allow_uris=self.allow_uris, windows=self.windows
+            pa_table, features, media, options, access=self.access, windows=self.windows
         )
         out = {name: decoded[name] if name in decoded else rest[name] for name in pa_table.column_names}
         out.update((name, value) for name, value in decoded.items() if name not in out)  # windows' masks

@@ -8,7 +8,7 @@ is remote (loaded from another Hub repo, or a URL root) are copied into the repo
 root, so no ref dangles; pushing back to the repo a dataset was loaded from copies nothing. Absolute remote
 refs (public ``http(s)`` URLs, allowed locations) and ``data:`` URIs are left as they are.
 
-The trust boundary of the dataset's media root holds (:func:`hf_mediaref.arrow.media_root`): a ref outside
+The trust boundary of the dataset's media root holds (:class:`hf_mediaref.MediaAccess`): a ref outside
 the root and not allowed raises :class:`~hf_mediaref.errors.UntrustedRefError` before anything is written.
 Everything is validated first (split and folder names, every ref, every file's existence, type and size),
 copies are downloaded, then the table goes through ``datasets``' own ``push_to_hub`` (no
@@ -42,7 +42,7 @@ from ..io import UriKind, classify_uri, local_path, read_bytes, uri_scheme
 from ._card import CARD_MARKER, dataset_card
 from ._compat import config, staged_commits
 from ._feature import MediaRefFeature, has_media, map_media_arrays
-from ._roots import get_media_root
+from ._roots import get_media_access
 from ._sharding import shard_for_streaming
 
 __all__ = ["CARD_MARKER", "MAX_FILE_BYTES", "dataset_card", "plan_uploads", "push_to_hub"]
@@ -165,7 +165,8 @@ def _plan_split(
         MediaNotFoundError, UnreadableMediaError: a local file is missing, not a regular file, empty or too
             large.
     """
-    root = get_media_root(split)
+    access = get_media_access(split)
+    root = None if access is None else access.root
     source_repo = _HF_ROOT.match(root) if root is not None else None
     same_repo = source_repo is not None and source_repo.group(1) == target
     table = split.with_format("arrow")[:]
@@ -173,7 +174,7 @@ def _plan_split(
         for uri in sorted(_stored_uris(table[name], feature)) if has_media(feature) else ():
             if classify_uri(uri) is UriKind.DATA:
                 continue  # the bytes are in the ref
-            resolved = resolve_uri(uri, root)  # the trust boundary: raises for refs outside the root
+            resolved = resolve_uri(uri, access)  # the trust boundary: raises for refs outside the root
             if classify_uri(resolved) in _LOCAL:
                 path = os.path.abspath(local_path(resolved))
                 _checked_file(uri, path)

@@ -19,10 +19,11 @@ from typing import Any
 
 import datasets
 
+from ..io import MediaAccess
 from ._compat import builder_base_path, config, is_packaged_module
-from ._roots import set_media_root
+from ._roots import get_media_access, set_media_access
 
-__all__ = ["load_dataset"]
+__all__ = ["load_dataset", "load_from_disk"]
 
 _HUB_BASE = re.compile(r"^(hf://(?:datasets|buckets)/[^/@]+/[^/@]+)@([^/]+)(?:/|$)")
 
@@ -62,8 +63,9 @@ def load_dataset(path: str, *args: Any, **kwargs: Any) -> Any:
     ``hf://datasets/<org>/<name>@<commit sha>/``, the commit that was loaded (``revision`` may name a branch
     or
     tag: the load is pinned to its commit). Packaged builders (``load_dataset("parquet", data_files=...)``)
-    have no repo root: they get the root ``to_parquet`` stored in the file, if any; else attach one with
-    :func:`hf_mediaref.hf.set_media_root`. Once hf_mediaref is imported, plain ``datasets.load_dataset``
+    read with the folder their local files are in, or the Hub repo their files are all in. The root is always
+    where the loader read the data: nothing stored in the data (Parquet metadata, ``dataset_info.json``, the
+    card) sets or widens it. Once hf_mediaref is imported, plain ``datasets.load_dataset``
     attaches the same root (without the pinning step: its builder already read the files of one commit).
     The root is also a trust boundary: the data is someone else's, so its refs read inside the root only,
     unless ``allow_uris`` says otherwise.
@@ -100,12 +102,50 @@ def load_dataset(path: str, *args: Any, **kwargs: Any) -> Any:
         )
     allow_uris = kwargs.pop("allow_uris", None)
     arguments = _arguments(path, args, kwargs)
-    root = os.path.abspath(path) if os.path.isdir(path) else None
+    root = os.path.realpath(path) if os.path.isdir(path) else None
     hub = _hub_base(arguments) if _needs_builder(path) else None
     if hub is not None:
         root = f"{hub[0]}@{hub[1]}/"
         arguments["revision"] = hub[1]
     ds = datasets.load_dataset(**arguments)
+    token = arguments.get("token")
     if root is not None:
-        set_media_root(ds, root, token=arguments.get("token"), allow_uris=allow_uris)
-    return ds
+        return set_media_access(ds, MediaAccess(root, allow_uris, token=token))
+    # a packaged builder: the access the builder hook made from where it read the files, widened as asked
+    found = get_media_access(ds)
+    access = found if found is not None else MediaAccess(None, token=token)
+    return set_media_access(ds, access.allowing(allow_uris))
+
+
+def load_from_disk(
+    dataset_path: str | os.PathLike[str],
+    *args: Any,
+    allow_uris: Any = None,
+    access: MediaAccess | None = None,
+    **kwargs: Any,
+) -> Any:
+    """:func:`datasets.load_from_disk` whose refs read with the folder it loaded as their access: relative
+    URIs resolve inside that folder (after following symlinks), and nothing outside it is read unless
+    ``allow_uris`` (or ``access``) allows it. What the saved files record (``state.json``'s format kwargs,
+    ``dataset_info.json``) is data: it never widens the access.
+
+    Args:
+        dataset_path: a folder written by ``save_to_disk``.
+        *args, **kwargs: the other arguments of ``datasets.load_from_disk``.
+        allow_uris: what the refs may read beyond the folder (see :func:`hf_mediaref.parse_allow_uris`).
+        access: a :class:`~hf_mediaref.MediaAccess` to read with instead (the media live elsewhere).
+
+    Returns:
+        What ``datasets.load_from_disk`` returns, with its media access attached.
+
+    Example:
+        ```python
+        >>> import hf_mediaref
+        >>> ds = hf_mediaref.load_from_disk("saved", access=hf_mediaref.MediaAccess("/data/robot-frames"))
+        ```
+    """
+    ds = datasets.load_from_disk(os.fspath(dataset_path), *args, **kwargs)
+    if access is None:
+        path = os.fspath(dataset_path)
+        access = MediaAccess(os.path.realpath(path) if os.path.isdir(path) else None)
+    return set_media_access(ds, access.allowing(allow_uris))

@@ -1,32 +1,34 @@
-"""The media root of a ``datasets`` object: where its relative URIs point.
+"""The media access of a ``datasets`` object: where its relative URIs point, and what its refs may read.
 
 A dataset loaded from a repo folder or a Hub repo stores media paths relative to the repo root
-(``videos/a.mp4``). The root is runtime state, not data: it is kept on the dataset's ``MediaRefFeature``
-objects as a plain attribute (never a dataclass field, so it is not part of the serialized features, and it
-does not take part in feature equality), with the Hub token for its media. ``datasets`` carries the feature
-objects through ``map`` / ``filter`` / ``select`` / ``shuffle`` / pickling, so the root follows the dataset;
-:mod:`hf_mediaref.hf._interop` keeps it through ``save_to_disk`` / ``load_from_disk``, ``to_parquet`` /
-``load_dataset("parquet")`` and ``concatenate_datasets``, and attaches it in ``datasets.load_dataset``.
-Resolution itself is :func:`hf_mediaref.arrow.resolve_uri`.
-
-The root is also a trust boundary (:class:`hf_mediaref.arrow.MediaRoot`, a ``str`` that carries its
-allow-list and pickles with it): a dataset with a root comes from a repo or folder, so its refs may read only
-inside the root and what ``allow_uris`` names; see :func:`hf_mediaref.arrow.media_root`.
+(``videos/a.mp4``). Where they resolve, and what the dataset's refs may read at all, is a
+:class:`~hf_mediaref.MediaAccess` that the loader makes from where it read the data (the folder, or the Hub
+repo at the commit it resolved) and the user widens (``allow_uris``); nothing stored in the data sets it. It
+is runtime state kept on the dataset's ``MediaRefFeature`` objects as a plain attribute (never a dataclass
+field, so never serialized, and not part of feature equality); ``datasets`` carries the feature objects
+through ``map`` / ``filter`` / ``select`` / ``shuffle`` / pickling. Resolution itself is
+:meth:`hf_mediaref.MediaAccess.resolve`.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from ..arrow import media_root
 from ..decode import DecodeOptions
+from ..io import MediaAccess
 from ._compat import dataset_features
 from ._feature import media_features
 
-__all__ = ["get_media_root", "get_media_token", "set_media_root", "with_hub_token"]
+__all__ = [
+    "get_media_access",
+    "get_media_root",
+    "get_media_token",
+    "set_media_access",
+    "set_media_root",
+    "with_hub_token",
+]
 
 D = TypeVar("D")
 
@@ -37,7 +39,7 @@ def _splits(dataset: Any) -> list:
 
 def set_media_root(
     dataset: D,
-    root: str | os.PathLike[str] | None,
+    root: str | os.PathLike[str] | MediaAccess | None,
     *,
     token: Any = None,
     allow_uris: str | os.PathLike[str] | Iterable[Any] | None = None,
@@ -47,9 +49,9 @@ def set_media_root(
     Sets the root on every ``MediaRefFeature`` of the dataset (whatever its ``decode``), in place. It
     overrides the root ``load_dataset`` / ``load_from_disk`` attached: use it when the media moved. The root
     is a trust boundary: every ref of the dataset, relative or absolute, must then read inside ``root`` or
-    under ``allow_uris`` (or ``HF_MEDIAREF_ALLOW_URIS``), else reading it raises
-    :class:`~hf_mediaref.errors.UntrustedRefError` (see :func:`hf_mediaref.arrow.media_root`). Public
-    ``http(s)`` URLs and ``data:`` URIs are always allowed.
+    under ``allow_uris``, else reading it raises :class:`~hf_mediaref.errors.UntrustedRefError` (see
+    :class:`hf_mediaref.MediaAccess`). Public ``http(s)`` URLs and ``data:`` URIs are always allowed. The
+    same as ``set_media_access(dataset, MediaAccess(root, allow_uris, token=token))``.
 
     Args:
         dataset: a ``Dataset``, ``IterableDataset``, ``DatasetDict`` or ``IterableDatasetDict``.
@@ -59,8 +61,7 @@ def set_media_root(
             ``True`` for the saved login); ``None``: the ambient token. Runtime state like the root: never
             written to files.
         allow_uris: what refs may read beyond the root: URI prefixes, local folders, schemes, or ``"*"``
-            to trust the dataset entirely (your own dataset); see
-            :func:`hf_mediaref.arrow.parse_allow_uris`.
+            to trust the dataset entirely (your own dataset); see :func:`hf_mediaref.parse_allow_uris`.
 
     Returns:
         ``dataset`` itself.
@@ -77,15 +78,59 @@ def set_media_root(
         MediaRef(uri='/data/robot-frames/videos/ep0.mp4', pts_ns=0)
         ```
     """
-    value = None if root is None else media_root(root, allow_uris)
+    if root is None:
+        return set_media_access(dataset, None)
+    if isinstance(root, MediaAccess):
+        access = root.allowing(allow_uris)
+        return set_media_access(dataset, access if token is None else access.replace(token=token))
+    return set_media_access(dataset, MediaAccess(root, allow_uris, token=token))
+
+
+def set_media_access(dataset: D, access: MediaAccess | None) -> D:
+    """Read ``dataset``'s refs with ``access`` from now on (``None`` detaches it), in place: relative URIs
+    resolve against its root, and every ref must read inside it or what it allows.
+
+    Args:
+        dataset: a ``Dataset``, ``IterableDataset``, ``DatasetDict`` or ``IterableDatasetDict``.
+        access: a :class:`~hf_mediaref.MediaAccess`, or ``None``.
+
+    Returns:
+        ``dataset`` itself.
+
+    Example:
+        ```python
+        >>> from hf_mediaref import MediaAccess
+        >>> from hf_mediaref.hf import set_media_access
+        >>> ds = set_media_access(ds, MediaAccess("/data/robot-frames", allow_uris=["/mnt/shared/"]))
+        ```
+    """
+    if access is not None and not isinstance(access, MediaAccess):
+        raise TypeError(f"access must be a hf_mediaref.MediaAccess, got {type(access).__name__}")
     for split in _splits(dataset):
         features = dataset_features(split)
         if features is None:
             continue
         for feature in media_features(features):
-            feature._media_root = value  # type: ignore[misc]  # runtime state, per object
-            feature._media_token = token  # type: ignore[misc]
+            feature._media_access = access  # type: ignore[misc]  # runtime state, per object
     return dataset
+
+
+def get_media_access(dataset: Any) -> MediaAccess | None:
+    """The :class:`~hf_mediaref.MediaAccess` attached to ``dataset`` (to the first split of a dict), or
+    ``None``.
+
+    Example:
+        ```python
+        >>> import hf_mediaref
+        >>> from hf_mediaref.hf import get_media_access
+        >>> get_media_access(hf_mediaref.load_dataset("org/robot-frames", split="train")).root
+        'hf://datasets/org/robot-frames@<commit sha>/'
+        ```
+    """
+    for split in _splits(dataset):
+        for feature in media_features(dataset_features(split) or {}):
+            return feature._media_access
+    return None
 
 
 def get_media_root(dataset: Any) -> str | None:
@@ -95,8 +140,8 @@ def get_media_root(dataset: Any) -> str | None:
         dataset: a ``Dataset``, ``IterableDataset`` or a dict of them.
 
     Returns:
-        The root as set by :func:`set_media_root` or :func:`hf_mediaref.load_dataset` (a
-        :class:`~hf_mediaref.arrow.MediaRoot`, a ``str`` carrying its allow-list), or ``None``.
+        The root of the dataset's :class:`~hf_mediaref.MediaAccess` (see :func:`get_media_access`), or
+        ``None``.
 
     Example:
         ```python
@@ -106,10 +151,8 @@ def get_media_root(dataset: Any) -> str | None:
         'hf://datasets/org/robot-frames@<commit sha>/'
         ```
     """
-    for split in _splits(dataset):
-        for feature in media_features(dataset_features(split) or {}):
-            return feature._media_root
-    return None
+    access = get_media_access(dataset)
+    return None if access is None else access.root
 
 
 def get_media_token(dataset: Any) -> Any:
@@ -128,13 +171,8 @@ def get_media_token(dataset: Any) -> Any:
         'hf_...'
         ```
     """
-    for split in _splits(dataset):
-        for feature in media_features(dataset_features(split) or {}):
-            return feature._media_token
-    return None
-
-
-_HUB_REPO = re.compile(r"^hf://(?:datasets|buckets)/([^/@]+/[^/@]+)")
+    access = get_media_access(dataset)
+    return None if access is None else access.token
 
 
 def with_hub_token(
@@ -149,11 +187,13 @@ def with_hub_token(
     if options.storage_options is not None:
         return options
     for feature in media_features(features):
-        token = feature._media_token
-        root = feature._media_root or ""
-        match = _HUB_REPO.match(root)
-        if token is None and match is not None and token_per_repo_id:
-            token = token_per_repo_id.get(match.group(1))
-        if token is not None:
-            return options.replace(storage_options={"hf": {"token": token}})
+        access = feature._media_access
+        if access is None:
+            continue
+        creds = access.engine_storage_options()
+        if creds is None and token_per_repo_id and (repo := access.hub_repo()) is not None:
+            token = token_per_repo_id.get(repo)
+            creds = None if token is None else {"hf": {"token": token}}
+        if creds is not None:
+            return options.replace(storage_options=creds)
     return options

@@ -14,10 +14,11 @@ from typing import Any
 
 from .. import decode
 from .._fields import coerce_ref, invalid_ref
-from ..arrow import media_root, resolve_ref
+from ..arrow import resolve_ref
 from ..arrow._storage import STORED_KEYS
 from ..core import MediaRef
 from ..decode import DecodeOptions
+from ..io import MediaAccess, reading_with
 from ._windows import FrameWindows, as_windows, plan_windows
 
 __all__ = ["MediaDecodeTransform", "decode_transform", "map_refs"]
@@ -164,9 +165,10 @@ class MediaDecodeTransform:
             like :func:`~hf_mediaref.hf.set_media_root`'s, it is a trust boundary for the refs resolved
             against it.
         options: the decode options (default: ``DecodeOptions()``).
-        allow_uris: what refs may read beyond ``root`` (see :func:`hf_mediaref.arrow.parse_allow_uris`).
+        allow_uris: what refs may read beyond ``root`` (see :func:`hf_mediaref.parse_allow_uris`).
         windows: temporal windows (:class:`~hf_mediaref.hf.FrameWindows`, or ``{column: [offsets]}``), or
             ``None``.
+        access: a :class:`~hf_mediaref.MediaAccess` (instead of ``root``).
 
     Raises:
         KeyError: (when called) a named column is not in the batch.
@@ -195,15 +197,29 @@ class MediaDecodeTransform:
         options: DecodeOptions | None = None,
         allow_uris: Any = None,
         windows: FrameWindows | dict[str, Any] | None = None,
+        access: MediaAccess | None = None,
     ):
         self.columns = None if columns is None else list(columns)
-        self.root = None if root is None else media_root(root, allow_uris)
+        if access is not None and not isinstance(access, MediaAccess):
+            raise TypeError(f"access must be a hf_mediaref.MediaAccess, got {type(access).__name__}")
+        if access is None and root is not None:
+            access = root if isinstance(root, MediaAccess) else MediaAccess(root)
+        self.access = access.allowing(allow_uris) if access is not None else None
         self.options = options if options is not None else DecodeOptions()
         self.windows = as_windows(windows)
 
     def _decode(self, refs: list[MediaRef]) -> list[Any]:
-        resolved = [resolve_ref(ref, self.root) for ref in refs]
-        return decode.batch_decode(resolved, options=self.options) if resolved else []
+        if not refs:
+            return []
+        resolved = [resolve_ref(ref, self.access) for ref in refs]
+        with reading_with(self.access):
+            return decode.batch_decode(resolved, options=self._options())
+
+    def _options(self) -> DecodeOptions:
+        creds = None if self.access is None else self.access.engine_storage_options()
+        if creds is None or self.options.storage_options is not None:
+            return self.options
+        return self.options.replace(storage_options=creds)
 
     def __call__(self, batch: dict) -> dict:
         _check_batch(batch, self.columns)
@@ -245,7 +261,7 @@ class MediaDecodeTransform:
                         f"decode_transform: column {column!r}, row {i} of the batch is not a media reference "
                         f"({type(value).__name__}); window columns hold one ref per row"
                     )
-            refs[column] = [None if ref is None else resolve_ref(ref, self.root) for ref in refs[column]]
+            refs[column] = [None if ref is None else resolve_ref(ref, self.access) for ref in refs[column]]
         episodes = None
         if self.windows.episode_column is not None:
             if self.windows.episode_column not in batch:
@@ -257,11 +273,8 @@ class MediaDecodeTransform:
         return plan_windows(self.windows, refs, episodes, self.options)
 
     def __repr__(self) -> str:
-        allow = f", allow_uris={self.root.allow!r}" if self.root is not None and self.root.allow else ""
         windows = f", windows={self.windows}" if self.windows is not None else ""
-        return (
-            f"decode_transform(columns={self.columns!r}, root={self.root!r}{allow}, {self.options}{windows})"
-        )
+        return f"decode_transform(columns={self.columns!r}, access={self.access!r}, {self.options}{windows})"
 
 
 def decode_transform(
@@ -271,6 +284,7 @@ def decode_transform(
     options: DecodeOptions | None = None,
     allow_uris: Any = None,
     windows: FrameWindows | dict[str, Any] | None = None,
+    access: MediaAccess | None = None,
     **decode_options: Any,
 ) -> MediaDecodeTransform:
     """A transform for ``ds.with_transform(...)`` or ``IterableDataset.map(..., batched=True)`` that decodes
@@ -287,7 +301,10 @@ def decode_transform(
             against it, relative or absolute, must read inside it or under ``allow_uris``. Rows of a dataset
             with a media root are resolved (and checked against that root) by the dataset itself.
         options: a :class:`hf_mediaref.DecodeOptions` (default: ``DecodeOptions()``).
-        allow_uris: what refs may read beyond ``root`` (see :func:`hf_mediaref.arrow.parse_allow_uris`).
+        allow_uris: what refs may read beyond ``root`` (see :func:`hf_mediaref.parse_allow_uris`).
+        access: a :class:`~hf_mediaref.MediaAccess` to resolve and check refs with, and whose public-address
+            rule their ``http(s)`` reads follow (instead of ``root``; ``allow_uris`` widens it). Without one,
+            refs are read as the dataset resolved them (checked against its access when they were read).
         **decode_options: fields of :class:`hf_mediaref.DecodeOptions` by name (``decoder``, ``strategy``,
             ``size``, ``output``, ``channels_first``, ``storage_options``, ``max_workers``, ``device``,
             ``timeout``, ``orientation``); given ones override ``options``.
@@ -316,4 +333,6 @@ def decode_transform(
         ```
     """
     opts = DecodeOptions.resolve(options, **decode_options)
-    return MediaDecodeTransform(columns, root=root, options=opts, allow_uris=allow_uris, windows=windows)
+    return MediaDecodeTransform(
+        columns, root=root, options=opts, allow_uris=allow_uris, windows=windows, access=access
+    )

@@ -279,6 +279,7 @@ class WindowPlan:
     columns: dict[str, tuple[list[int], np.ndarray, np.ndarray]]  # column -> (rows with a ref, pad, slots)
     rows: int
     refs: list[MediaRef]
+    accesses: set[Any] = dataclasses.field(default_factory=set)  # what the refs were checked against
 
     def assemble(self, frames: Sequence[Any], options: DecodeOptions) -> dict[str, list[Any]]:
         """The window columns and their ``_is_pad`` columns from the decoded ``frames`` of :attr:`refs`
@@ -410,18 +411,19 @@ def plan_table_windows(
     columns: list[str],
     options: DecodeOptions,
     windows: FrameWindows,
-    allow_uris: tuple[str, ...] = (),
+    access: Any = None,
 ) -> WindowPlan:
     """:func:`plan_windows` for the MediaRef ``columns`` of an Arrow batch (the ``"mediaref"`` format's);
-    ``allow_uris`` widens the columns' media roots (:func:`hf_mediaref.arrow.widen_root`).
+    refs are resolved against ``access`` (a :class:`~hf_mediaref.MediaAccess`), else each column's own.
 
     Raises:
         ValueError: a window column is not a MediaRef column.
         KeyError: the episode column is not in the batch.
     """
-    from ..arrow import refs_from_storage, widen_root
+    from ..arrow import refs_from_storage
 
     refs: dict[str, list[MediaRef | None]] = {}
+    accesses = set()
     for name in columns:
         feature = features[name]
         if not isinstance(feature, MediaRefFeature):
@@ -430,8 +432,10 @@ def plan_table_windows(
             )
         quoted = repr(name).replace("{", "{{").replace("}", "}}")
         where = f"column {quoted}, row {{}} of the batch"
-        root = widen_root(feature._media_root, allow_uris)
-        found, valid = refs_from_storage(pa_table[name], root, where=where)
+        column_access = access if access is not None else feature._media_access
+        if column_access is not None:
+            accesses.add(column_access)
+        found, valid = refs_from_storage(pa_table[name], column_access, where=where)
         column: list[MediaRef | None] = [None] * len(valid)
         for i, ref in zip(np.flatnonzero(valid).tolist(), found):
             column[i] = ref
@@ -444,4 +448,6 @@ def plan_table_windows(
                 f"(columns: {pa_table.column_names}); keep it in the formatted columns"
             )
         episodes = pa_table[windows.episode_column].to_pylist()
-    return plan_windows(windows, refs, episodes, options)
+    plan = plan_windows(windows, refs, episodes, options)
+    plan.accesses |= accesses
+    return plan

@@ -1,27 +1,30 @@
-"""Which network addresses count as public, and the hosts that refs from untrusted data named.
+"""Which network addresses count as public, and the public-address rule of the running call.
 
-A dataset loaded from a repo or folder may name ``http(s)`` URLs; those that are not explicitly allowed may
-reach public addresses only. A literal address (``http://10.0.0.5/``) or a local name (``localhost``) is
-refused when the ref is resolved (:func:`is_private_host`); a host name is registered here
-(:func:`guard_host`), and every connection this process's HTTP layer opens to it, redirects included, is
-checked at connect time against the address the socket actually reached (so DNS answers that change between
-the check and the connection do not pass).
+Refs of a dataset may name ``http(s)`` URLs; those that its access (:class:`~hf_mediaref.io.MediaAccess`) does
+not allow may reach public addresses only. A literal address (``http://10.0.0.5/``) or a local name
+(``localhost``) is refused when the ref is resolved (:func:`is_private_host`); a host name is checked when the
+socket connects, against the address it actually reached (so DNS answers that change between the check and the
+connection do not pass). Which URLs are held to that is the rule of the running call
+(:func:`public_address_rule`, set from the call's access value and carried, like the deadline, in a context
+variable into the threads that run a copy of the caller's context): never process-wide state.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import ipaddress
-import threading
-from urllib.parse import urlsplit
+from collections.abc import Callable, Iterator
 
-__all__ = ["exempt_prefix", "guard_host", "is_private_host", "is_public_address", "needs_public_address"]
+__all__ = ["is_private_host", "is_public_address", "needs_public_address", "public_address_rule"]
 
 #: Names that always mean this machine (RFC 6761 reserves ``localhost`` and ``*.localhost``).
 _LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 
-_lock = threading.Lock()
-_guarded: set[str] = set()  # lower-cased host names reached at public addresses only
-_exempt: set[str] = set()  # URL prefixes the user allowed (never guarded)
+#: The running call's rule: which URLs may connect to public addresses only (``None``: no rule).
+_rule: contextvars.ContextVar[Callable[[str], bool] | None] = contextvars.ContextVar(
+    "hf_mediaref_public_address_rule", default=None
+)
 
 
 def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -73,27 +76,18 @@ def is_private_host(host: str) -> bool:
     return not is_public_address(name)
 
 
-def guard_host(host: str, exempt: tuple[str, ...] = ()) -> None:
-    """Reach ``host`` at public addresses only from now on in this process (except URLs under ``exempt``,
-    prefixes the user allowed)."""
-    with _lock:
-        _guarded.add(host.lower().rstrip("."))
-        _exempt.update(exempt)
-
-
-def exempt_prefix(prefix: str) -> None:
-    """Never guard URLs under ``prefix`` (one the user allowed), whatever host they name."""
-    if prefix not in _exempt:
-        with _lock:
-            _exempt.add(prefix)
+@contextlib.contextmanager
+def public_address_rule(rule: Callable[[str], bool] | None) -> Iterator[None]:
+    """Within the block, a request for a URL for which ``rule(url)`` is true connects to public addresses
+    only (``None``: no rule; nested blocks replace the outer rule)."""
+    token = _rule.set(rule)
+    try:
+        yield
+    finally:
+        _rule.reset(token)
 
 
 def needs_public_address(url: str) -> bool:
-    """Whether a request for ``url`` may connect to public addresses only (its host was named by an
-    untrusted ref and ``url`` is under no allowed prefix)."""
-    if not _guarded:
-        return False
-    host = (urlsplit(url).hostname or "").rstrip(".")
-    if host not in _guarded:
-        return False
-    return not any(url.startswith(prefix) for prefix in _exempt)
+    """Whether a request for ``url`` may connect to public addresses only, by the running call's rule."""
+    rule = _rule.get()
+    return rule is not None and rule(url)

@@ -7,7 +7,7 @@ A batch is whatever Ray hands over: a ``pyarrow.Table`` (``batch_format="pyarrow
 which groups them by video. The decoder uses as many threads as Ray granted the task or actor CPUs
 (``num_cpus``, 1 by default), never the whole machine: Ray already runs one task per granted CPU.
 
-A ``root`` given to the decoder is a trust boundary (:func:`hf_mediaref.arrow.media_root`, as for
+A ``root`` given to the decoder is a trust boundary (:class:`hf_mediaref.MediaAccess`, as for
 ``decode_transform(root=...)``): every ref of the batch, relative or absolute, is checked against it and its
 ``allow_uris`` in the worker that decodes it. Without one, a decoder running for a dataset from
 :func:`~hf_mediaref.ray.resolve_roots` (or ``read_mediaref``) finds the roots its refs were checked against
@@ -26,11 +26,11 @@ import numpy as np
 import pyarrow as pa
 
 from .. import decode
-from ..arrow import MediaRoot, cast_to_storage, media_root, refs_from_storage
+from ..arrow import cast_to_storage, refs_from_storage
 from ..arrow._grouping import as_array
 from ..decode import DecodeOptions
-from ..errors import InvalidRefError, UntrustedRefError
-from ..io import UriKind, classify_uri
+from ..errors import InvalidRefError
+from ..io import MediaAccess, reading_with
 
 __all__ = ["MEDIA_ROOTS_KEY", "MediaDecoder", "decode_batch", "granted_cpus", "remember_root"]
 
@@ -39,7 +39,7 @@ __all__ = ["MEDIA_ROOTS_KEY", "MediaDecoder", "decode_batch", "granted_cpus", "r
 MEDIA_ROOTS_KEY = "hf_mediaref.media_roots"
 
 
-def remember_root(dataset: Any, root: MediaRoot) -> None:
+def remember_root(dataset: Any, root: MediaAccess) -> None:
     """Add ``root`` to the media roots kept in ``dataset``'s own ``DataContext`` (:data:`MEDIA_ROOTS_KEY`).
 
     Nothing is kept when the dataset's context is the process-wide current one (every later dataset would
@@ -56,11 +56,11 @@ def remember_root(dataset: Any, root: MediaRoot) -> None:
     if context is ray_data.DataContext.get_current():
         return
     roots = tuple(context.get_config(MEDIA_ROOTS_KEY, None) or ())
-    if not any(str(r) == str(root) and r.allow == root.allow for r in roots):
+    if root not in roots:
         context.set_config(MEDIA_ROOTS_KEY, (*roots, root))
 
 
-def _context_roots() -> tuple[MediaRoot, ...]:
+def _context_roots() -> tuple[MediaAccess, ...]:
     """The media roots of the Ray Dataset this runs for (see :func:`remember_root`); none outside one."""
     ray_data = sys.modules.get("ray.data")
     if ray_data is None:
@@ -69,24 +69,12 @@ def _context_roots() -> tuple[MediaRoot, ...]:
         roots = ray_data.DataContext.get_current().get_config(MEDIA_ROOTS_KEY, None)
     except Exception:  # a Ray without key-value configs
         return ()
-    return tuple(r for r in roots or () if isinstance(r, MediaRoot))
+    return tuple(r for r in roots or () if isinstance(r, MediaAccess))
 
 
-def _hold_hosts(refs: Sequence[Any], roots: tuple[MediaRoot, ...]) -> None:
-    """Check the ``http(s)`` refs against ``roots`` again in this process for what a check leaves behind:
-    host names held to public addresses at connect time, prefixes the user allowed exempt from that. The
-    refs were checked when read, so nothing is refused here (a ref may come from another dataset)."""
-    seen: set[str] = set()
-    for ref in refs:
-        uri = ref.uri
-        if uri in seen or classify_uri(uri) is not UriKind.HTTP:
-            continue
-        seen.add(uri)
-        for root in roots:
-            try:
-                root.check(uri, uri)
-            except UntrustedRefError:
-                pass
+def _access(root: Any, allow_uris: Any) -> MediaAccess:
+    """The access of a ``root=`` argument (a path, a URL or a :class:`~hf_mediaref.MediaAccess`)."""
+    return root.allowing(allow_uris) if isinstance(root, MediaAccess) else MediaAccess(root, allow_uris)
 
 
 def granted_cpus() -> float | None:
@@ -200,7 +188,7 @@ def _plain_column(column: Any) -> Any:
 
 
 def _decode_columns(
-    batch: Any, columns: Sequence[str] | None, root: str | None, options: DecodeOptions
+    batch: Any, columns: Sequence[str] | None, root: MediaAccess | None, options: DecodeOptions
 ) -> dict[str, Any]:
     data = _columns_of(batch)
     names = list(columns) if columns is not None else [n for n, c in data.items() if _holds_refs(c)]
@@ -215,11 +203,14 @@ def _decode_columns(
         )
         spans.append((name, len(refs), len(refs) + len(column_refs), valid))
         refs += column_refs
-    if root is None and refs:
-        roots = _context_roots()
-        if roots:
-            _hold_hosts(refs, roots)
-    frames = decode.batch_decode(refs, options=options) if refs else []
+    # reads follow the public-address rule of the access the refs were checked against: the decoder's, else
+    # those of the dataset this runs for (its DataContext), checked when its rows were read
+    accesses = [root] if root is not None else list(_context_roots()) if refs else []
+    if root is not None and options.storage_options is None:
+        creds = root.engine_storage_options()
+        options = options if creds is None else options.replace(storage_options=creds)
+    with reading_with(accesses):
+        frames = decode.batch_decode(refs, options=options) if refs else []
     out = {name: _plain_column(column) for name, column in data.items()}
     for name, start, end, valid in spans:
         out[name] = _frames_column(frames[start:end], valid, options)
@@ -302,15 +293,14 @@ class MediaDecoder:
         **decode_options: Any,
     ):
         self.columns = None if columns is None else [columns] if isinstance(columns, str) else list(columns)
-        self.root = None if root is None else media_root(root, allow_uris)
+        self.root = None if root is None else _access(root, allow_uris)
         self.options = DecodeOptions.resolve(options, **decode_options)
 
     def __call__(self, batch: Any) -> dict[str, Any]:
         return _decode_columns(batch, self.columns, self.root, _worker_options(self.options))
 
     def __repr__(self) -> str:
-        allow = f", allow_uris={self.root.allow!r}" if self.root is not None and self.root.allow else ""
-        return f"MediaDecoder(columns={self.columns!r}, root={str(self.root)!r}{allow}, {self.options})"
+        return f"MediaDecoder(columns={self.columns!r}, access={self.root!r}, {self.options})"
 
 
 def decode_batch(

@@ -3,7 +3,7 @@ repo) as a Ray Dataset whose refs can be decoded anywhere: relative URIs are res
 root as the blocks are read (a map fused into the read), so the root survives shuffles, writes and
 workers. Local data never calls the Hub; a Hub repo is pinned to the commit its files are read from.
 
-The root is a trust boundary (:func:`hf_mediaref.arrow.media_root`, as for ``hf_mediaref.load_dataset``):
+The root is a trust boundary (:class:`hf_mediaref.MediaAccess`, as for ``hf_mediaref.load_dataset``):
 the same map checks every ref, relative or absolute, against it and its ``allow_uris``, so a ref reading
 outside raises :class:`~hf_mediaref.errors.UntrustedRefError` before anything is decoded.
 """
@@ -20,8 +20,9 @@ from typing import Any
 import pyarrow as pa
 
 from .._optional import require
-from ..arrow import MediaRoot, cast_to_storage, group_by_uri, media_root, resolve_uri
+from ..arrow import cast_to_storage, group_by_uri, resolve_uri
 from ..arrow._grouping import as_array
+from ..io import MediaAccess
 from ._decode import remember_root
 
 __all__ = ["read_mediaref", "resolve_roots"]
@@ -49,7 +50,7 @@ class _ResolveRoots:
     invalid URIs (null or empty) are kept for the decoder to report. Pickles to Ray workers with the root's
     allow-list."""
 
-    def __init__(self, columns: Sequence[str], root: MediaRoot):
+    def __init__(self, columns: Sequence[str], root: MediaAccess):
         self.columns = list(columns)
         self.root = root
 
@@ -84,8 +85,7 @@ def resolve_roots(
     For a dataset read with Ray's own readers (``ray.data.read_parquet``, ``from_huggingface``...), which
     keep the ``struct<uri, pts_ns>`` column but not the media root. The root is a trust boundary, as for
     ``hf_mediaref.load_dataset``: every ref, relative or absolute, must read inside ``root`` or under
-    ``allow_uris`` (or the ``HF_MEDIAREF_ALLOW_URIS`` environment variable, read in the Ray worker that
-    checks the ref); public ``http(s)`` URLs and ``data:`` URIs are always allowed. The root is also kept in
+    ``allow_uris``; public ``http(s)`` URLs and ``data:`` URIs are always allowed. The root is also kept in
     the returned dataset's own ``DataContext``, so that a :class:`~hf_mediaref.ray.MediaDecoder` in another
     worker holds the host names of ``http(s)`` refs to public addresses there too.
 
@@ -125,7 +125,7 @@ def resolve_roots(
         >>> wide = resolve_roots(raw, "/data/repo", allow_uris=["/mnt/shared/"])  # refs may also read there
         ```
     """
-    value = media_root(root, allow_uris)
+    value = root.allowing(allow_uris) if isinstance(root, MediaAccess) else MediaAccess(root, allow_uris)
     if columns is None:
         columns = _ref_columns(dataset.schema(fetch_if_missing=True).base_schema)
     if not columns:

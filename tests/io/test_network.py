@@ -9,7 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from hf_mediaref.errors import UntrustedRefError
-from hf_mediaref.io import guard_host, is_private_host, is_public_address, read_bytes
+from hf_mediaref.io import MediaAccess, is_private_host, is_public_address, read_bytes, reading_with
+
+DATASET = MediaAccess("/nonexistent-dataset-root")  # a dataset's access: allows no host beyond public ones
 
 
 @pytest.mark.parametrize(
@@ -78,16 +80,28 @@ def test_a_host_name_resolving_to_a_private_address_is_refused_at_connect(
     before = len(http_server.log)
     assert read_bytes(url)  # not guarded: a name like any other
     assert len(http_server.log) == before + 1
-    guard_host("rebind.test")
-    with pytest.raises(UntrustedRefError, match="non-public address 127.0.0.1") as info:
+    with reading_with(DATASET):
+        with pytest.raises(UntrustedRefError, match="non-public address 127.0.0.1") as info:
+            read_bytes(url)
+        assert info.value.uri == url
+        assert len(http_server.log) == before + 1  # the server saw nothing
+        with pytest.raises(UntrustedRefError, match="non-public address 127.0.0.1"):
+            read_bytes(
+                f"https://rebind.test:{_port(http_server)}/img7.png"
+            )  # checked before the TLS handshake
+        assert len(http_server.log) == before + 1
+    with reading_with(DATASET.allowing([f"http://rebind.test:{_port(http_server)}/img"])):
+        assert read_bytes(url)  # an allowed prefix is exempt
+    assert read_bytes(url)  # the rule was the call's: outside it, nothing is held (no process-wide state)
+
+
+def test_the_rule_follows_the_access_not_the_process(http_server, png_image, fake_dns, fast_http):
+    """An allowance given to one dataset's access does not hold another's hosts (the old host sets did)."""
+    url = f"http://rebind.test:{_port(http_server)}/img7.png"
+    with reading_with(DATASET.allowing(["http://rebind.test:"])):
+        assert read_bytes(url)
+    with reading_with(DATASET), pytest.raises(UntrustedRefError):
         read_bytes(url)
-    assert info.value.uri == url
-    assert len(http_server.log) == before + 1  # the server saw nothing
-    with pytest.raises(UntrustedRefError, match="non-public address 127.0.0.1"):
-        read_bytes(f"https://rebind.test:{_port(http_server)}/img7.png")  # checked before the TLS handshake
-    assert len(http_server.log) == before + 1
-    guard_host("other.test", exempt=(f"http://rebind.test:{_port(http_server)}/img",))
-    assert read_bytes(url)  # an allowed prefix is exempt
 
 
 def test_a_redirect_to_a_private_address_is_refused(http_server, png_image, fake_dns, fast_http):
@@ -97,9 +111,8 @@ def test_a_redirect_to_a_private_address_is_refused(http_server, png_image, fake
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://public.test:{server.server_address[1]}/a.png"
-        guard_host("public.test")
         before = len(http_server.log)
-        with pytest.raises(UntrustedRefError, match="127.0.0.1"):
+        with reading_with(DATASET), pytest.raises(UntrustedRefError, match="127.0.0.1"):
             read_bytes(url)
         assert server.log == ["/a.png"] and len(http_server.log) == before  # the redirect was not followed
     finally:
@@ -113,7 +126,6 @@ def test_numeric_host_forms_are_checked_where_they_connect(http_server, png_imag
     before = len(http_server.log)
     for host in ("127.1", "2130706433"):
         assert not is_private_host(host)
-        guard_host(host)
-        with pytest.raises(UntrustedRefError, match="non-public"):
+        with reading_with(DATASET), pytest.raises(UntrustedRefError, match="non-public"):
             read_bytes(f"http://{host}:{port}/img7.png")
     assert len(http_server.log) == before

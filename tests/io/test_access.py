@@ -1,26 +1,18 @@
-"""The trust boundary of media roots: what a root lets its refs read, the allow-list and its environment
-variable, pickling, and that plain roots and rootless refs confine nothing."""
+"""The access value: what a root lets its refs read, the allow-list, that it is frozen, picklable and
+JSON-serialisable without its credentials, that data only narrows it, and that plain roots and rootless refs
+confine nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 
 import pyarrow as pa
 import pytest
 
-from hf_mediaref import MediaRef
-from hf_mediaref.arrow import (
-    ALLOW_URIS_ENV,
-    STORAGE_TYPE,
-    MediaRoot,
-    media_root,
-    parse_allow_uris,
-    refs_from_storage,
-    resolve_ref,
-    resolve_uri,
-    widen_root,
-)
+from hf_mediaref import MediaAccess, MediaRef, parse_allow_uris
+from hf_mediaref.arrow import STORAGE_TYPE, refs_from_storage, resolve_ref, resolve_uri
 from hf_mediaref.errors import PathEscapeError, UntrustedRefError
 
 HUB = "hf://datasets/org/name@abc123/"
@@ -72,14 +64,14 @@ def _refused(uri: str, root: str) -> UntrustedRefError:
 def test_a_local_root_refuses_everything_outside_it(tree, uri):
     root, outside = tree
     uri = uri.format(root=root, outside=outside)
-    error = _refused(uri, media_root(root))
+    error = _refused(uri, MediaAccess(root))
     assert error.uri == uri
-    assert repr(uri)[:60] in str(error) and "allow_uris=" in str(error) and ALLOW_URIS_ENV in str(error)
+    assert repr(uri)[:60] in str(error) and "allow_uris=" in str(error) and "allowing(" in str(error)
 
 
 def test_inside_the_root_resolves_as_before(tree):
     root, _ = tree
-    r = media_root(root)
+    r = MediaAccess(root)
     assert resolve_uri("images/a.png", r) == f"{root}/images/a.png"
     assert resolve_uri("images/alias.png", r) == f"{root}/images/alias.png"  # symlink staying inside
     assert resolve_uri(f"{root}/images/a.png", r) == f"{root}/images/a.png"  # absolute, inside
@@ -92,7 +84,7 @@ def test_inside_the_root_resolves_as_before(tree):
 
 
 def test_a_hub_root_allows_its_repo_and_revision_only():
-    r = media_root(HUB)
+    r = MediaAccess(HUB)
     assert resolve_uri("videos/a.mp4", r) == HUB + "videos/a.mp4"
     assert resolve_uri(HUB + "videos/a.mp4", r) == HUB + "videos/a.mp4"
     for uri in [
@@ -116,7 +108,7 @@ def test_allow_list_entries_and_boundaries(tree, monkeypatch):
     for bad in ["", "  ", 3, "data:,x"]:
         with pytest.raises(ValueError):
             parse_allow_uris([bad])
-    r = media_root(root, allow_uris=[outside, "http://127.0.0.1:8080/ok/", "hf://datasets/org/other", "s3"])
+    r = MediaAccess(root, allow_uris=[outside, "http://127.0.0.1:8080/ok/", "hf://datasets/org/other", "s3"])
     assert resolve_uri(f"{outside}/secret.png", r) == f"{outside}/secret.png"
     assert resolve_uri("images/escape.png", r) == f"{root}/images/escape.png"  # symlink to an allowed dir
     assert resolve_uri("http://127.0.0.1:8080/ok/x.png", r)
@@ -125,24 +117,30 @@ def test_allow_list_entries_and_boundaries(tree, monkeypatch):
     _refused("http://127.0.0.1:8080/okay/x.png", r)  # a prefix matches at a boundary
     _refused("http://127.0.0.1:8080/ok/../x.png", r)
     _refused("hf://datasets/org/other2@main/x.png", r)
-    assert resolve_uri("/etc/passwd", media_root(root, allow_uris="*")) == "/etc/passwd"
-    # the environment variable widens every root, read when a ref is checked
-    monkeypatch.setenv(ALLOW_URIS_ENV, f"memory, {outside}")
-    plain = media_root(root)
-    assert resolve_uri("memory://x.png", plain) and resolve_uri("images/escape.png", plain)
-    monkeypatch.delenv(ALLOW_URIS_ENV)
-    _refused("memory://x.png", plain)
+    assert resolve_uri("/etc/passwd", MediaAccess(root, allow_uris="*")) == "/etc/passwd"
+    # no environment variable or other process-wide setting widens an access
+    monkeypatch.setenv("HF_MEDIAREF_ALLOW_URIS", f"memory, {outside}")
+    _refused("memory://x.png", MediaAccess(root))
 
 
-def test_widen_pickle_and_plain_roots(tree):
+def test_allowing_pickle_json_frozen_and_plain_roots(tree):
     root, outside = tree
-    r = media_root(root, allow_uris="s3")
-    wide = widen_root(r, [outside])
-    assert isinstance(wide, MediaRoot) and wide == r and wide.allow == ("s3:", str(outside))
-    assert widen_root(str(root), [outside]) == str(root) and widen_root(None, "s3") is None
+    r = MediaAccess(root, allow_uris="s3", token="hf_secret")
+    wide = r.allowing([outside])
+    assert wide != r and wide.allow_uris == ("s3:", str(outside)) and r.allow_uris == ("s3:",)
+    assert r.allowing(None) is r and hash(wide) == hash(r.allowing([outside]))
     back = pickle.loads(pickle.dumps(wide))
-    assert type(back) is MediaRoot and back == str(root) and back.allow == wide.allow
+    assert type(back) is MediaAccess and back == wide and back.token == "hf_secret"  # workers get credentials
     assert resolve_uri(f"{outside}/secret.png", back)
+    # JSON (what datasets writes to state.json) has no credentials; repr hides them
+    assert json.loads(json.dumps(wide)) == {"root": str(root), "allow_uris": ["s3:", str(outside)]}
+    assert "hf_secret" not in repr(wide) and "hf_secret" not in json.dumps(wide)
+    for change in (lambda: wide.__setitem__("root", "/"), lambda: wide.update(root="/"), wide.clear):
+        with pytest.raises(TypeError):
+            change()
+    with pytest.raises(TypeError):
+        wide.root = "/"  # type: ignore[misc]
+    assert wide.root == str(root)
     # roots given in code as plain strings, and refs without a root, confine nothing (as before)
     assert resolve_uri(f"{outside}/secret.png", str(root)) == f"{outside}/secret.png"
     assert resolve_ref(MediaRef("http://127.0.0.1:9/x.png"), None).uri == "http://127.0.0.1:9/x.png"
@@ -153,13 +151,37 @@ def test_refs_from_storage_checks_each_distinct_uri(tree):
     column = pa.array(
         [{"uri": "images/a.png", "pts_ns": None}, None, {"uri": "images/a.png", "pts_ns": None}], STORAGE_TYPE
     )
-    refs, _ = refs_from_storage(column, media_root(root))
+    refs, _ = refs_from_storage(column, MediaAccess(root))
     assert [r.uri for r in refs] == [f"{root}/images/a.png"] * 2
     bad = pa.array(
         [{"uri": "images/a.png", "pts_ns": None}, {"uri": str(outside / "secret.png")}], STORAGE_TYPE
     )
     with pytest.raises(UntrustedRefError):
-        refs_from_storage(bad, media_root(root))
+        refs_from_storage(bad, MediaAccess(root))
+
+
+def test_data_only_narrows(tree):
+    root, outside = tree
+    access = MediaAccess(root)
+    assert access.narrowed({"root": "images", "allow_uris": ["*"]}).root == f"{root}/images"
+    assert access.narrowed({"root": "images"}).allow_uris == ()
+    for wider in ("/", str(outside), "../../../..", "linked_dir", "hf://datasets/evil/x@main/"):
+        assert access.narrowed({"root": wider}) is access
+    hub = MediaAccess(HUB)
+    assert hub.narrowed("videos").root == HUB + "videos"
+    assert hub.narrowed("hf://datasets/victim/private@main/") is hub
+    assert hub.narrowed("../other") is hub
+
+
+def test_a_remote_root_follows_the_public_address_rule():
+    access = MediaAccess("http://127.0.0.1:8080/data/")
+    with pytest.raises(UntrustedRefError):
+        access.resolve("a.png")  # a loopback root is not exempt
+    assert access.public_only("https://example.com/a.png")
+    allowed = MediaAccess("http://127.0.0.1:8080/data/", allow_uris=["http://127.0.0.1:8080/data/"])
+    assert allowed.resolve("a.png") == "http://127.0.0.1:8080/data/a.png"
+    assert not allowed.public_only("http://127.0.0.1:8080/data/a.png")
+    assert allowed.public_only("http://127.0.0.1:8080/other/a.png")
 
 
 def test_a_root_in_a_hugging_face_cache_snapshot_reaches_its_blobs(tmp_path):
@@ -168,5 +190,5 @@ def test_a_root_in_a_hugging_face_cache_snapshot_reaches_its_blobs(tmp_path):
     (repo / "snapshots" / "abc" / "videos").mkdir(parents=True)
     (repo / "blobs" / "0123").write_bytes(b"v")
     os.symlink(repo / "blobs" / "0123", repo / "snapshots" / "abc" / "videos" / "a.mp4")
-    r = media_root(repo / "snapshots" / "abc")
+    r = MediaAccess(repo / "snapshots" / "abc")
     assert resolve_uri("videos/a.mp4", r).endswith("videos/a.mp4")
