@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..arrow import resolve_uri
-from ..io import MediaAccess, UriKind, classify_uri
+from ..io import MediaAccess, UriKind, classify_uri, local_path
 from . import _compat
 from ._feature import MediaRefFeature, has_media, upgrade_feature
 from ._roots import get_media_access, set_media_access
@@ -114,9 +114,10 @@ def _as_dataset(original: _Fn) -> _Fn:
 def _load_from_disk(original: _Fn) -> _Fn:
     def load_from_disk(dataset_path: Any, *args: Any, **kwargs: Any) -> Any:
         dataset = original(dataset_path, *args, **kwargs)
-        path = os.fspath(dataset_path)
-        if _has_media(dataset) and get_media_access(dataset) is None and classify_uri(path) is UriKind.LOCAL:
-            set_media_access(dataset, MediaAccess(os.path.realpath(path)))
+        path = os.fspath(dataset_path)  # DatasetDict.load_from_disk passes its splits' file:// URLs
+        local = classify_uri(path) in (UriKind.LOCAL, UriKind.FILE)
+        if _has_media(dataset) and get_media_access(dataset) is None and local:
+            set_media_access(dataset, MediaAccess(os.path.realpath(local_path(path))))
         return dataset
 
     return load_from_disk

@@ -17,10 +17,15 @@ import pytest
 from datasets import Dataset, Features, Value
 
 import hf_mediaref
-from hf_mediaref import DataURI, MediaRef
-from hf_mediaref.arrow import ALLOW_URIS_ENV
+from hf_mediaref import DataURI, MediaAccess, MediaRef
 from hf_mediaref.errors import UntrustedRefError
-from hf_mediaref.hf import MediaRefFeature, decode_transform, get_media_root, set_media_root
+from hf_mediaref.hf import (
+    MediaRefFeature,
+    decode_transform,
+    get_media_access,
+    get_media_root,
+    set_media_root,
+)
 from hf_mediaref.testing import barcode_frame, write_image
 
 # ------------------------------------------------------------------------------- every file opened
@@ -194,11 +199,14 @@ def test_widening_through_every_door(hostile, http_server, monkeypatch):
     assert [_outcome(lambda i=i: ds.with_format("mediaref")[i]["frame"]) for i in (3, 8)] == [50, 7]
     set_media_root(ds, folder)
     assert _outcome(lambda: ds.with_format("mediaref")[3]["frame"]) == "untrusted"
-    fmt = ds.with_format("mediaref", allow_uris=[outside])
+    fmt = ds.with_format("mediaref", access=get_media_access(ds).allowing([outside]))
     assert [_outcome(lambda i=i: fmt[i]["frame"]) for i in (3, 8)] == [50, "untrusted"]
-    monkeypatch.setenv(ALLOW_URIS_ENV, base)
-    assert _outcome(lambda: ds.with_format("mediaref")[8]["frame"]) == 7
-    monkeypatch.delenv(ALLOW_URIS_ENV)
+    # the format's allow_uris= is ignored: format kwargs come back from a saved state.json (data)
+    assert _outcome(lambda: ds.with_format("mediaref", allow_uris="*")[3]["frame"]) == "untrusted"
+    # no environment variable widens an access (no process-wide state)
+    monkeypatch.setenv("HF_MEDIAREF_ALLOW_URIS", base)
+    assert _outcome(lambda: ds.with_format("mediaref")[8]["frame"]) == "untrusted"
+    monkeypatch.delenv("HF_MEDIAREF_ALLOW_URIS")
     # "*" trusts a dataset entirely (your own)
     trusted = set_media_root(ds, folder, allow_uris="*").with_format("mediaref")
     assert [_outcome(lambda i=i: trusted[i]["frame"]) for i in (3, 6, 8)] == [50, 50, 7]
@@ -237,7 +245,7 @@ def test_a_host_name_that_resolves_to_loopback_is_refused_when_connecting(
     with pytest.raises(UntrustedRefError, match="non-public address 127.0.0.1"):
         fmt[1]
     assert len(http_server.log) == log_before
-    allowed = ds.with_format("mediaref", allow_uris=f"http://rebind.test:{port}/")
+    allowed = ds.with_format("mediaref", access=get_media_access(ds).allowing(f"http://rebind.test:{port}/"))
     assert _outcome(lambda: allowed[1]["frame"]) == 7 and len(http_server.log) > log_before
 
 
@@ -269,5 +277,87 @@ def test_a_hub_dataset_stays_in_its_repo_and_revision(fake_hub, repo, tmp_path, 
     with opened_files() as seen:
         assert [_outcome(lambda i=i: fmt[i]["frame"]) for i in range(6)] == [3, 7, 9] + ["untrusted"] * 3
     assert not [p for p in seen if str(victim) in os.path.realpath(p)]
-    allowed = ds.with_format("mediaref", allow_uris="hf://datasets/victim/private")
+    allowed = ds.with_format("mediaref", access=get_media_access(ds).allowing("hf://datasets/victim/private"))
     assert _outcome(lambda: allowed[4]["frame"]) == 60
+
+
+# ------------------------------------------------------------------------------- data never sets its trust
+_CARRIED_ROOTS = {
+    "local": "/",
+    "home": "~",
+    "loopback": None,  # filled with the test server's URL
+    "other_repo": "hf://datasets/victim/private@main/",
+}
+
+
+def _with_metadata(path, entry: dict) -> None:
+    """Rewrite the Parquet file at ``path`` with ``entry`` in its schema metadata under the old key."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    metadata = {**(table.schema.metadata or {}), b"hf_mediaref": json.dumps(entry).encode()}
+    pq.write_table(table.replace_schema_metadata(metadata), path)
+
+
+@pytest.mark.parametrize("kind", sorted(_CARRIED_ROOTS))
+def test_a_root_carried_in_parquet_metadata_is_ignored(kind, hostile, http_server, tmp_path):
+    """A Parquet file whose schema metadata names a root (``/``, ``~``, a loopback URL, another private
+    repo) reads inside its own folder, through plain ``datasets`` and ``hf_mediaref.load_dataset``."""
+    folder, outside, secret = hostile
+    root = _CARRIED_ROOTS[kind] or f"{http_server.url}/"
+    rows = [{"frame": {"uri": "images/seven.png"}}, {"frame": {"uri": str(secret)}}]
+    path = str(folder / "evil.parquet")
+    Dataset.from_list(rows, features=Features({"frame": MediaRefFeature()})).to_parquet(path)
+    _with_metadata(path, {"media_root": root})
+    log_before = len(http_server.log)
+    for load in (hf_mediaref.load_dataset, __import__("datasets").load_dataset):
+        ds = load("parquet", data_files=path, split="train", cache_dir=str(tmp_path / "cache"))
+        assert get_media_root(ds) == os.path.realpath(folder)
+        fmt = ds.with_format("mediaref")
+        with opened_files() as seen:
+            assert [_outcome(lambda i=i: fmt[i]["frame"]) for i in range(2)] == [7, "untrusted"]
+        assert str(secret) not in [os.path.realpath(p) for p in seen]
+    assert len(http_server.log) == log_before
+
+
+def test_load_from_disk_ignores_what_the_saved_files_say(hostile, tmp_path):
+    """``dataset_info.json`` naming a root (``media_root_relative`` climbing to ``/``) and ``state.json``'s
+    format kwargs naming an access and an allow-list are data: the folder loaded stays the boundary."""
+    import json
+
+    import datasets
+
+    folder, _outside, secret = hostile
+    rows = [{"frame": {"uri": "images/seven.png"}}, {"frame": {"uri": str(secret)}}]
+    table = Dataset.from_list(rows, features=Features({"frame": MediaRefFeature()}))
+    saved = folder / "saved"
+    table.with_format("mediaref", access=MediaAccess(folder, allow_uris="*")).save_to_disk(str(saved))
+    state = json.loads((saved / "state.json").read_text())
+    assert state["_format_kwargs"]["access"] == {"root": str(folder), "allow_uris": ["*"]}  # no credentials
+    info = json.loads((saved / "dataset_info.json").read_text())
+    info["hf_mediaref"] = {"media_root": "/", "media_root_relative": "../../../../../.."}
+    (saved / "dataset_info.json").write_text(json.dumps(info))
+    state["_format_kwargs"]["allow_uris"] = ["*"]
+    (saved / "state.json").write_text(json.dumps(state))
+    for back in (datasets.load_from_disk(str(saved)), hf_mediaref.load_from_disk(str(saved))):
+        assert get_media_root(back) == os.path.realpath(saved)
+        assert back.format["type"] == "mediaref"  # restored, but its access is a plain dict: ignored
+        with opened_files() as seen:
+            assert _outcome(lambda back=back: back[1]["frame"]) == "untrusted"
+        assert str(secret) not in [os.path.realpath(p) for p in seen]
+
+
+def test_an_allowance_given_to_one_dataset_does_not_reach_another(hostile, http_server, fake_dns, fast_http):
+    """Dataset A allows a host; dataset B's refs to that host are still held to public addresses."""
+    folder, _, _ = hostile
+    port = http_server.url.rsplit(":", 1)[1]
+    url = f"http://rebind.test:{port}/img7.png"
+    features = Features({"frame": MediaRefFeature()})
+    a = set_media_root(Dataset.from_list([{"frame": url}], features=features), folder)
+    b = set_media_root(Dataset.from_list([{"frame": url}], features=features), folder)
+    allowed = a.with_format("mediaref", access=get_media_access(a).allowing(f"http://rebind.test:{port}/"))
+    assert _outcome(lambda: allowed[0]["frame"]) == 7
+    with pytest.raises(UntrustedRefError, match="non-public address"):
+        b.with_format("mediaref")[0]

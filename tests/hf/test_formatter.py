@@ -135,7 +135,7 @@ def test_relative_refs_without_root_raise_an_actionable_error(rows, features):
     ds = Dataset.from_list(rows, features=features)
     with pytest.raises(UnresolvedPathError, match="hf_mediaref.load_dataset") as info:
         ds.with_format("mediaref")[:2]
-    assert "videos/a.mp4" in str(info.value) and "resolve_relative_path" in str(info.value)
+    assert "videos/a.mp4" in str(info.value) and "access=hf_mediaref.MediaAccess(root=" in str(info.value)
 
 
 def test_escaping_relative_paths_are_refused(repo, features):

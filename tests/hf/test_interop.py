@@ -19,8 +19,8 @@ import pytest
 from datasets import Dataset, Features, Value
 
 import hf_mediaref
-from hf_mediaref import MediaRef
-from hf_mediaref.hf import MediaRefFeature, get_media_root, set_media_root
+from hf_mediaref import MediaAccess, MediaRef
+from hf_mediaref.hf import MediaRefFeature, get_media_access, get_media_root, set_media_root
 from hf_mediaref.hf._feature import MEDIA_REF_ID
 from hf_mediaref.testing import fake_hub as fake_hub_module
 from hf_mediaref.testing import read_index
@@ -198,40 +198,46 @@ def test_serialized_features_are_the_plain_struct():
 
 
 # ----------------------------------------------------------------------------------------- roots
-def test_the_root_survives_save_to_disk_and_load_from_disk(ds, repo, tmp_path, labels_of):
+def test_save_to_disk_records_no_root_and_load_from_disk_reads_its_folder(ds, repo, tmp_path, labels_of):
     ds.save_to_disk(str(tmp_path / "saved"))
-    info = json.loads((tmp_path / "saved" / "dataset_info.json").read_text())
-    assert info["hf_mediaref"]["media_root"] == str(repo.path)
+    assert "hf_mediaref" not in json.loads((tmp_path / "saved" / "dataset_info.json").read_text())
     back = datasets.load_from_disk(str(tmp_path / "saved"))
-    assert get_media_root(back) == str(repo.path)
+    assert get_media_root(back) == os.path.realpath(tmp_path / "saved")  # where the loader read it
+    # the media live elsewhere: say so explicitly
+    back = hf_mediaref.load_from_disk(str(tmp_path / "saved"), access=MediaAccess(repo.path))
     assert labels_of(back.with_format("mediaref")[:]["frame"]) == EXPECTED
     dd = datasets.DatasetDict({"train": ds})
     dd.save_to_disk(str(tmp_path / "saved_dict"))
-    assert get_media_root(datasets.load_from_disk(str(tmp_path / "saved_dict"))["train"]) == str(repo.path)
+    loaded = datasets.load_from_disk(str(tmp_path / "saved_dict"))["train"]
+    assert get_media_root(loaded) == os.path.realpath(tmp_path / "saved_dict" / "train")
 
 
-def test_data_and_media_moved_together_resolve_through_the_relative_root(
-    rows, features, repo, tmp_path, labels_of
-):
+def test_a_table_saved_beside_its_media_reads_them(rows, features, repo, tmp_path, labels_of):
     project = tmp_path / "project"
-    shutil.copytree(repo.path, project / "media")
-    ds = set_media_root(Dataset.from_list(rows, features=features), project / "media")
-    ds.save_to_disk(str(project / "table"))
-    shutil.move(str(project), str(tmp_path / "moved"))
-    back = datasets.load_from_disk(str(tmp_path / "moved" / "table"))
-    assert get_media_root(back) == str(tmp_path / "moved" / "media")
+    shutil.copytree(repo.path, project)
+    Dataset.from_list(rows, features=features).save_to_disk(str(project / "table"))
+    back = hf_mediaref.load_from_disk(str(project / "table"), access=MediaAccess(project))
     assert labels_of(back.with_format("mediaref")[:]["frame"]) == EXPECTED
     set_media_root(back, repo.path)  # an explicit override wins
     assert back[0]["frame"].uri == str(repo.path / "videos" / "a.mp4")
 
 
-def test_the_root_survives_to_parquet_and_load_dataset_parquet(ds, repo, tmp_path, labels_of):
+def test_to_parquet_records_no_root_and_load_dataset_parquet_reads_its_folder(ds, repo, tmp_path, labels_of):
     ds.to_parquet(str(tmp_path / "f.parquet"))
+    assert b"hf_mediaref" not in (pq.read_schema(tmp_path / "f.parquet").metadata or {})
     back = datasets.load_dataset(
         "parquet", data_files=str(tmp_path / "f.parquet"), split="train", cache_dir=str(tmp_path / "cache")
     )
-    assert get_media_root(back) == str(repo.path)
-    assert labels_of(back.with_format("mediaref")[:]["frame"]) == EXPECTED
+    assert get_media_root(back) == os.path.realpath(tmp_path)
+    wide = hf_mediaref.load_dataset(
+        "parquet",
+        data_files=str(tmp_path / "f.parquet"),
+        split="train",
+        cache_dir=str(tmp_path / "cache"),
+        allow_uris=[repo.path],
+    )
+    assert get_media_access(wide).allow_uris == (os.path.realpath(repo.path),)  # applied, not dropped
+    assert labels_of(set_media_root(back, repo.path).with_format("mediaref")[:]["frame"]) == EXPECTED
 
 
 def test_load_dataset_parquet_of_hub_files_resolves_against_their_repo(ds, fake_hub, tmp_path, labels_of):

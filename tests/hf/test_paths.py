@@ -98,7 +98,7 @@ def test_refs_without_a_root_stay_relative(repo_folder, tmp_path):
     )
     ds = ds.cast_column("frame", MediaRefFeature())
     assert get_media_root(ds) is None and ds[0]["frame"] == MediaRef("videos/a.mp4", 0)
-    with pytest.raises(UnresolvedPathError, match="set_media_root"):
+    with pytest.raises(UnresolvedPathError, match="MediaAccess"):
         ds.with_format("mediaref")[:1]
     set_media_root(ds, repo_folder)
     assert ds[0]["frame"].uri == os.path.join(str(repo_folder), "videos", "a.mp4")

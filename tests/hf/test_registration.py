@@ -49,12 +49,12 @@ def test_either_import_order_registers(order, saved):
         {order}
         from datasets import load_from_disk, load_dataset
         ds = load_from_disk({saved!r})
-        print(ds[0]["frame"], ds[1]["frame"])
+        print(type(ds.features["frame"]).__name__, ds[1]["frame"])
         pq = load_dataset("parquet", data_files={saved + ".parquet"!r}, split="train")
         from datasets.formatting import _FORMAT_TYPES
         print(type(pq.features["frame"]).__name__, "mediaref" in _FORMAT_TYPES)
     """)
-    assert out.splitlines() == ["MediaRef(uri='/v.mp4', pts_ns=5) None", "MediaRefFeature True"]
+    assert out.splitlines() == ["MediaRefFeature None", "MediaRefFeature True"]
 
 
 def test_registration_is_idempotent():
