@@ -53,6 +53,16 @@ def resolve_uri(uri: str, access: MediaAccess | str | None) -> str:
 def resolve_ref(ref: MediaRef, access: MediaAccess | str | None) -> MediaRef:
     """``ref`` with its URI resolved by :func:`resolve_uri` (the same object when nothing changes).
 
+    Args:
+        ref: a :class:`~hf_mediaref.MediaRef`.
+        access: as for :func:`resolve_uri`.
+
+    Returns:
+        A ``MediaRef`` whose URI can be read.
+
+    Raises:
+        UnresolvedPathError, PathEscapeError, UntrustedRefError: as :func:`resolve_uri`.
+
     Example:
         ```python
         >>> from hf_mediaref import MediaAccess, MediaRef
@@ -68,7 +78,15 @@ def resolve_ref(ref: MediaRef, access: MediaAccess | str | None) -> MediaRef:
 def media_root(
     root: str | os.PathLike[str], allow_uris: str | os.PathLike[str] | Iterable[Any] | None = None
 ) -> MediaAccess:
-    """Deprecated: ``hf_mediaref.MediaAccess(root, allow_uris)``."""
+    """Deprecated: ``hf_mediaref.MediaAccess(root, allow_uris)``.
+
+    Args:
+        root: a local folder or a URL (or a ``MediaAccess``, widened).
+        allow_uris: as for :func:`hf_mediaref.parse_allow_uris`.
+
+    Returns:
+        The :class:`~hf_mediaref.MediaAccess`.
+    """
     warnings.warn(
         "hf_mediaref.arrow.media_root is deprecated: use hf_mediaref.MediaAccess(root, allow_uris)",
         DeprecationWarning,

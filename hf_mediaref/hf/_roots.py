@@ -119,6 +119,12 @@ def get_media_access(dataset: Any) -> MediaAccess | None:
     """The :class:`~hf_mediaref.MediaAccess` attached to ``dataset`` (to the first split of a dict), or
     ``None``.
 
+    Args:
+        dataset: a ``Dataset``, ``IterableDataset`` or a dict of them.
+
+    Returns:
+        The access its refs are read with, or ``None`` (a table built in code).
+
     Example:
         ```python
         >>> import hf_mediaref

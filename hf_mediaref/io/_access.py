@@ -51,6 +51,12 @@ _FIX = "hf_mediaref.MediaAccess"
 def normalize_root(root: str | os.PathLike[str]) -> str:
     """A root in the form the resolver uses: a local folder made absolute (``~`` expanded), a URL as given.
 
+    Args:
+        root: a local folder or a URL.
+
+    Returns:
+        The root as a string.
+
     Raises:
         ValueError: a ``data:`` URI.
 
@@ -175,7 +181,14 @@ def _suggestion(resolved: str, real: str | None) -> str:
 
 
 def unresolved_error(uri: str) -> UnresolvedPathError:
-    """The error for a relative URI read without a root: it names the URI and the one line that fixes it."""
+    """The error for a relative URI read without a root: it names the URI and the one line that fixes it.
+
+    Args:
+        uri: the relative URI.
+
+    Returns:
+        An :class:`~hf_mediaref.errors.UnresolvedPathError` (to raise).
+    """
     return UnresolvedPathError(
         f"relative media path {describe_uri(uri)} has no root to resolve against (the data does not say "
         "where its media are: the loader or you do). Load it with hf_mediaref.load_dataset(...) / "

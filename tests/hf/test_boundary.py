@@ -305,7 +305,7 @@ def _with_metadata(path, entry: dict) -> None:
 def test_a_root_carried_in_parquet_metadata_is_ignored(kind, hostile, http_server, tmp_path):
     """A Parquet file whose schema metadata names a root (``/``, ``~``, a loopback URL, another private
     repo) reads inside its own folder, through plain ``datasets`` and ``hf_mediaref.load_dataset``."""
-    folder, outside, secret = hostile
+    folder, _outside, secret = hostile
     root = _CARRIED_ROOTS[kind] or f"{http_server.url}/"
     rows = [{"frame": {"uri": "images/seven.png"}}, {"frame": {"uri": str(secret)}}]
     path = str(folder / "evil.parquet")
@@ -317,7 +317,7 @@ def test_a_root_carried_in_parquet_metadata_is_ignored(kind, hostile, http_serve
         assert get_media_root(ds) == os.path.realpath(folder)
         fmt = ds.with_format("mediaref")
         with opened_files() as seen:
-            assert [_outcome(lambda i=i: fmt[i]["frame"]) for i in range(2)] == [7, "untrusted"]
+            assert [_outcome(lambda i=i, fmt=fmt: fmt[i]["frame"]) for i in range(2)] == [7, "untrusted"]
         assert str(secret) not in [os.path.realpath(p) for p in seen]
     assert len(http_server.log) == log_before
 
