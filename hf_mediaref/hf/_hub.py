@@ -32,6 +32,7 @@ import os
 import posixpath
 import re
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from stat import S_ISREG
 from typing import Any, NamedTuple
@@ -40,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Features, SplitInfo
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, HfFileSystem, RepoFile
-from huggingface_hub.utils import EntryNotFoundError
+from huggingface_hub.utils import EntryNotFoundError, HfHubHTTPError
 
 from ..arrow import resolve_uri
 from ..errors import MediaNotFoundError, UnreadableMediaError, describe_uri
@@ -319,10 +320,13 @@ def _read_text(repo_id: str, sha: str, filename: str, token: Any) -> str | None:
         return None
 
 
-def _repo_state(api: Any, repo_id: str, revision: str | None, folders: set[str], token: Any) -> _RepoState:
+def _repo_state(api: Any, repo_id: str, revision: str | None, data_dir: str, token: Any) -> _RepoState:
+    """The revision's commit, and what the push reads at that commit: the files of ``data_dir`` (and of
+    ``data/``, for splits pushed before cards had ``configs``), the card and the legacy
+    ``dataset_infos.json``."""
     sha = api.repo_info(repo_id, repo_type="dataset", revision=revision).sha
     files: dict[str, int] = {}
-    for folder in sorted(folders):
+    for folder in sorted({data_dir, "data"}):
         files.update(_list_files(api, repo_id, folder, sha))
     legacy = _read_text(repo_id, sha, config.DATASETDICT_INFOS_FILENAME, token)
     card = _read_text(repo_id, sha, config.REPOCARD_FILENAME, token)
@@ -487,6 +491,58 @@ def _sharded(
     return splits, shards
 
 
+#: How many times the commit is planned and sent when another commit lands on the revision in between.
+_COMMIT_ATTEMPTS = 3
+
+
+class _Table(NamedTuple):
+    """The written shards of a push."""
+
+    features: Features
+    operations: list[CommitOperationAdd]
+    splits: list[SplitInfo]
+    uploaded: list[int]  #: bytes of Parquet per split
+    replace_all: bool  #: a DatasetDict: the pushed splits replace the configuration's
+
+
+def _card_and_deletions(
+    state: _RepoState,
+    table: _Table,
+    target: _Target,
+    repo_id: str,
+    set_default: bool | None,
+    media: dict[str, str],
+    num_rows: dict[str, int],
+) -> tuple[list[CommitOperationAdd], list[CommitOperationDelete]]:
+    """The card (and legacy ``dataset_infos.json``) operations and the deletions of the replaced shards,
+    planned against the repo at ``state.sha``."""
+    old = _old_shards(state.files, target.data_dir, None if table.replace_all else target.splits)
+    new_paths = {op.path_in_repo for op in table.operations}
+    deletions = [CommitOperationDelete(path_in_repo=p) for p in sorted(old) if p not in new_paths]
+    start = len(target.data_dir) + 1
+    deleted = [sum(s for p, s in old.items() if p[start:].startswith(f"{n}-")) for n in target.splits]
+    metadata_card, legacy_infos = card_metadata(
+        state.card,
+        config_name=target.config_name,
+        features=table.features,
+        splits=table.splits,
+        uploaded_sizes=table.uploaded,
+        deleted_sizes=deleted,
+        data_dir=target.data_dir,
+        set_default=set_default,
+        replace_splits=table.replace_all,
+        legacy_infos=state.legacy_infos,
+        legacy_splits=_legacy_splits(state.files),
+    )
+    operations = [_with_card(metadata_card, repo_id, table.features, target.data_dir, media, num_rows)]
+    if legacy_infos is not None:
+        legacy = json.dumps(legacy_infos).encode("utf-8")
+        operations.append(
+            CommitOperationAdd(path_in_repo=config.DATASETDICT_INFOS_FILENAME, path_or_fileobj=legacy)
+        )
+    return operations, deletions
+
+
 def push_to_hub(
     dataset: Any,
     repo_id: str,
@@ -588,51 +644,38 @@ def push_to_hub(
         try:
             if revision is not None and not revision.startswith("refs/pr/"):
                 api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True)
-            replace_all = isinstance(dataset, dict)
-            folders = {target.data_dir} | ({"data"} if target.data_dir != "data" else set())
-            state = _repo_state(api, repo_id, revision, folders, token)
-            old = _old_shards(state.files, target.data_dir, None if replace_all else target.splits)
-            new_paths = {op.path_in_repo for op in table_ops}
-            deletions = [CommitOperationDelete(path_in_repo=p) for p in sorted(old) if p not in new_paths]
-            deleted = [
-                sum(s for p, s in old.items() if p[len(target.data_dir) + 1 :].startswith(f"{n}-"))
-                for n in target.splits
-            ]
-            metadata_card, legacy_infos = card_metadata(
-                state.card,
-                config_name=config_name,
-                features=features,
-                splits=split_infos,
-                uploaded_sizes=uploaded,
-                deleted_sizes=deleted,
-                data_dir=target.data_dir,
-                set_default=set_default,
-                replace_splits=replace_all,
-                legacy_infos=state.legacy_infos,
-                legacy_splits=_legacy_splits(state.files),
-            )
+            table = _Table(features, table_ops, split_infos, uploaded, isinstance(dataset, dict))
             num_rows = {name: len(s) for name, s in zip(target.splits, originals)}
-            card = _with_card(metadata_card, repo_id, features, target.data_dir, card_media, num_rows)
-            meta_ops = [card]
-            if legacy_infos is not None:
-                legacy_json = json.dumps(legacy_infos).encode("utf-8")
-                meta_ops.append(
-                    CommitOperationAdd(
-                        path_in_repo=config.DATASETDICT_INFOS_FILENAME, path_or_fileobj=legacy_json
-                    )
-                )
-            operations = [*media, *sidecars, *table_ops, *meta_ops, *deletions]
             message = commit_message or f"Upload dataset and {len(media)} media file(s) with hf_mediaref"
-            info = api.create_commit(
-                repo_id,
-                operations=operations,
-                commit_message=message,
-                commit_description=commit_description,
-                repo_type="dataset",
-                revision=revision,
-                create_pr=create_pr,
-                parent_commit=state.sha,
-            )
+            for attempt in range(1, _COMMIT_ATTEMPTS + 1):
+                state = _repo_state(api, repo_id, revision, target.data_dir, token)
+                card_ops, deletions = _card_and_deletions(
+                    state, table, target, repo_id, set_default, card_media, num_rows
+                )
+                try:
+                    info = api.create_commit(
+                        repo_id,
+                        operations=[*media, *sidecars, *table_ops, *card_ops, *deletions],
+                        commit_message=message,
+                        commit_description=commit_description,
+                        repo_type="dataset",
+                        revision=revision,
+                        create_pr=create_pr,
+                        parent_commit=state.sha,
+                    )
+                    break
+                except HfHubHTTPError as exc:
+                    status = getattr(getattr(exc, "response", None), "status_code", None)
+                    if status not in (409, 412) or attempt == _COMMIT_ATTEMPTS:
+                        raise
+                    logger.info(  # another commit landed first: plan the card and deletions again
+                        "push to %s: the revision moved (HTTP %s), retrying (%d/%d)",
+                        repo_id,
+                        status,
+                        attempt,
+                        _COMMIT_ATTEMPTS,
+                    )
+                    time.sleep(attempt)
         except BaseException:
             if created:  # a repo this push made: gone again, as if the push never started
                 _delete_new_repo(api, repo_id)

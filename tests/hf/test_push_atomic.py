@@ -265,3 +265,40 @@ def test_a_config_goes_to_its_folder_and_loads_by_name(ds, fake_hub, tmp_path):
     assert len(hf_mediaref.load_dataset("me/configs", split="train", cache_dir=str(tmp_path / "c"))) == 16
     with pytest.raises(ValueError, match="not both"):
         hf_mediaref.push_to_hub(ds, "me/configs", num_shards=2, max_shard_size="1MB")
+
+
+def test_a_commit_refused_because_the_revision_moved_is_planned_again(ds, fake_hub, monkeypatch):
+    """Another commit lands between the push's read of the repo and its commit (HTTP 412 for its
+    parent_commit): the card and the deletions are planned again on the new commit and sent once more."""
+    from huggingface_hub import CommitOperationAdd
+    from huggingface_hub.utils import HfHubHTTPError
+
+    from hf_mediaref.hf import _hub
+    from hf_mediaref.testing.fake_hub import _response
+
+    hf_mediaref.push_to_hub(ds, "me/raced", num_shards=2)
+    api_cls, parents = _hub.HfApi, []
+    real_commit = api_cls.create_commit
+
+    def create_commit(self, repo_id, operations, *args, **kwargs):
+        parents.append(kwargs["parent_commit"])
+        if len(parents) == 1:  # someone else's push of the split lands first
+            other = [
+                CommitOperationAdd(path_in_repo="data/train-00000-of-00009.parquet", path_or_fileobj=b"x")
+            ]
+            real_commit(self, repo_id, other)
+            raise HfHubHTTPError("412 Precondition Failed", response=_response(412, repo_id))
+        return real_commit(self, repo_id, operations, *args, **kwargs)
+
+    monkeypatch.setattr(api_cls, "create_commit", create_commit)
+    hf_mediaref.push_to_hub(ds, "me/raced", num_shards=1)
+    history = fake_hub.commits["me/raced"]
+    assert parents == [history[-3], history[-2]]
+    assert sorted(p.name for p in (fake_hub.repo_dir("me/raced") / "data").iterdir()) == [
+        "train-00000-of-00001.parquet"
+    ]
+    assert fake_hub.commit_log[-1].deleted == [
+        "data/train-00000-of-00002.parquet",
+        "data/train-00000-of-00009.parquet",
+        "data/train-00001-of-00002.parquet",
+    ]
