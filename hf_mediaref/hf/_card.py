@@ -3,20 +3,26 @@
 It says what the repo holds (rows, media columns, the media files and their sizes, where they are), how
 to load it with hf_mediaref, and how to load it and decode a frame with plain ``datasets`` + PyAV (the
 MediaRef columns read there as ``struct<uri: string, pts_ns: int64>``; see
-:class:`~hf_mediaref.hf.MediaRefFeature`). ``datasets`` adds its own YAML header (``dataset_info``,
-``configs``) when it pushes the table; the card body is written once (marked by :data:`CARD_MARKER`).
+:class:`~hf_mediaref.hf.MediaRefFeature`). The YAML header (``dataset_info``, ``configs``) is the one
+``datasets``' own ``push_to_hub`` writes (:func:`card_metadata`); the card body is written once (marked by
+:data:`CARD_MARKER`).
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
+from datasets import DatasetInfo, SplitDict, SplitInfo
+from huggingface_hub import DatasetCard, DatasetCardData
+
+from ._compat import DatasetInfosDict, MetadataConfigs, sanitize_patterns
 from ._feature import has_media
 
-__all__ = ["CARD_MARKER", "dataset_card"]
+__all__ = ["CARD_MARKER", "card_metadata", "dataset_card"]
 
 #: Marks the usage section hf_mediaref adds to a dataset card (added once).
 CARD_MARKER = "<!-- hf_mediaref: usage -->"
@@ -161,3 +167,120 @@ read with pyarrow, pandas, polars or DuckDB.
 """
     body = existing.rstrip() + "\n\n" if existing.strip() else f"# {repo_id}\n\n"
     return body + section
+
+
+def card_metadata(
+    existing: str | None,
+    *,
+    config_name: str,
+    features: Any,
+    splits: Sequence[SplitInfo],
+    uploaded_sizes: Sequence[int],
+    deleted_sizes: Sequence[int],
+    data_dir: str,
+    set_default: bool | None = None,
+    replace_splits: bool = False,
+    legacy_infos: dict | None = None,
+    legacy_splits: Sequence[str] = (),
+) -> tuple[str, dict | None]:
+    """The card with its YAML header (``dataset_info``, ``configs``) updated for the pushed splits, as
+    ``datasets``' own ``push_to_hub`` updates it (same merge rules, same checks), from what the repo holds.
+
+    Args:
+        existing: the repo's ``README.md`` (``None`` when it has none).
+        config_name: the configuration pushed to.
+        features: the features of the pushed splits.
+        splits: one ``SplitInfo`` per pushed split (name, bytes, rows).
+        uploaded_sizes: bytes of Parquet uploaded per pushed split.
+        deleted_sizes: bytes of the old shards each pushed split replaces.
+        data_dir: the repo folder of the Parquet shards.
+        set_default: make ``config_name`` the default configuration.
+        replace_splits: the pushed splits replace every split of the configuration (a ``DatasetDict`` push);
+            otherwise the others are kept.
+        legacy_infos: the repo's legacy ``dataset_infos.json`` (kept up to date when it has the
+            configuration), or ``None``.
+        legacy_splits: splits found as ``data/<split>-XXXXX-of-XXXXX.*`` files (pushes made before cards had
+            ``configs``): listed in a ``default`` configuration when the card has none.
+
+    Returns:
+        ``(card text, new dataset_infos.json content or None)``.
+
+    Raises:
+        ValueError: the features differ from those of the configuration's other splits on the Hub, or
+            ``set_default`` while a configuration named ``"default"`` exists.
+    """
+    legacy = (legacy_infos or {}).get(config_name)
+    repo_info = DatasetInfo.from_dict(legacy) if legacy else None
+    card: DatasetCard | None = None
+    if existing is not None:
+        card = DatasetCard(existing)
+        card_data = card.data
+        metadata_configs = MetadataConfigs.from_dataset_card_data(card_data)
+        infos = DatasetInfosDict.from_dataset_card_data(card_data)
+        repo_info = infos[config_name] if infos and config_name in infos else None
+    else:
+        card_data = DatasetCardData()
+        metadata_configs = MetadataConfigs()
+    if repo_info is not None and not replace_splits:
+        for split_info, deleted, uploaded in zip(splits, deleted_sizes, uploaded_sizes):
+            name = split_info.name
+            others = any(s != name for s in repo_info.splits or ())
+            if others and features != repo_info.features:
+                raise ValueError(
+                    "Features of the new split don't match the features of the existing splits on the hub: "
+                    f"{features} != {repo_info.features}"
+                )
+            if name in repo_info.splits:
+                repo_info.download_size = (repo_info.download_size or 0) - deleted
+                repo_info.dataset_size = (repo_info.dataset_size or 0) - (
+                    repo_info.splits[name].num_bytes or 0
+                )
+            repo_info.download_checksums = None
+            repo_info.download_size = (repo_info.download_size or 0) + uploaded
+            repo_info.dataset_size = (repo_info.dataset_size or 0) + split_info.num_bytes
+            repo_info.size_in_bytes = repo_info.download_size + repo_info.dataset_size
+            repo_info.splits.pop(name, None)
+            repo_info.splits[name] = split_info
+        info = repo_info
+    else:
+        info = DatasetInfo(
+            config_name=config_name, features=features, splits=SplitDict(), download_size=0, dataset_size=0
+        )
+        for split_info, uploaded in zip(splits, uploaded_sizes):
+            info.splits.add(split_info)
+            info.download_size += uploaded
+            info.dataset_size += split_info.num_bytes
+        info.size_in_bytes = info.download_size + info.dataset_size
+    if not metadata_configs and legacy_splits:  # pushed before cards had configs
+        data_files = [{"split": s, "path": f"data/{s}-*"} for s in legacy_splits]
+        MetadataConfigs({"default": {"data_files": data_files}}).to_dataset_card_data(card_data)
+    patterns: dict[str, Any] = {}
+    if config_name in metadata_configs and not replace_splits:
+        patterns = dict(sanitize_patterns(metadata_configs[config_name].get("data_files", {})))
+    for split_info in splits:
+        patterns[split_info.name] = [f"{data_dir}/{split_info.name}-*"]
+    to_dump: dict[str, Any] = {
+        "data_files": [{"split": s, "path": p[0] if len(p) == 1 else p} for s, p in patterns.items()]
+    }
+    configs = {config_name: to_dump}
+    if set_default and config_name != "default":
+        if metadata_configs:
+            current = metadata_configs.get_default_config_name()
+            if current == "default":
+                raise ValueError(
+                    "There exists a configuration named 'default'. To set a different configuration as "
+                    "default, rename the 'default' one first."
+                )
+            if current:
+                metadata_configs[current].pop("default")
+                configs[current] = metadata_configs[current]
+        to_dump["default"] = True
+    new_legacy = None
+    if legacy:
+        new_legacy = dict(legacy_infos or {})
+        new_legacy[config_name] = asdict(info)
+    DatasetInfosDict({config_name: info}).to_dataset_card_data(card_data)
+    MetadataConfigs(configs).to_dataset_card_data(card_data)
+    if card is None:
+        card = DatasetCard(f"---\n{card_data}\n---\n")
+    return str(card), new_legacy

@@ -12,7 +12,8 @@ same signature:
 - ``formatting``: ``_FORMAT_TYPES``, ``_register_formatter``, ``Formatter``, ``PythonFormatter``,
   ``NumpyFormatter``, ``TorchFormatter``;
 - ``packaged_modules._PACKAGED_DATASETS_MODULES``;
-- ``config.DATASET_STATE_JSON_FILENAME``, ``config.HF_ENDPOINT``;
+- ``config.DATASET_STATE_JSON_FILENAME``, ``config.HF_ENDPOINT``, ``config.MAX_SHARD_SIZE``,
+  ``config.REPOCARD_FILENAME``, ``config.DATASETDICT_INFOS_FILENAME``;
 - ``DatasetInfoMixin._info`` (``Dataset`` and ``IterableDataset``);
 - ``DatasetBuilder.base_path`` and ``.repo_id`` of a Hub repo's builder (see :func:`builder_base_path`);
 - ``table.InMemoryTable`` and ``Dataset(arrow_table, info=)`` (see :func:`dataset_from_arrow`);
@@ -25,8 +26,13 @@ same signature:
   ``_interleave_map_style_datasets`` / ``_interleave_iterable_datasets``
   (looked up as module globals by ``concatenate_datasets`` / ``interleave_datasets``);
   ``config.DATASET_INFO_FILENAME``;
-- ``arrow_dataset.HfApi`` and ``dataset_dict.HfApi``: the name ``push_to_hub`` builds its Hub client from,
-  and that client's ``create_commit`` as the only call that changes the repo (see :func:`staged_commits`);
+- what :func:`hf_mediaref.push_to_hub` needs to write the card YAML and the shards as ``datasets``' own
+  ``push_to_hub`` does (read and called, nothing replaced): ``info.DatasetInfosDict``
+  (``from_dataset_card_data`` / ``to_dataset_card_data``), ``utils.metadata.MetadataConfigs``
+  (``from_dataset_card_data`` / ``to_dataset_card_data`` / ``get_default_config_name``),
+  ``data_files.sanitize_patterns`` and ``table.embed_table_storage`` (called with a table only); these were
+  checked on 5.2.0 only, not yet read in the older tags' sources (``make test-floor`` runs the push tests on
+  4.0.0);
 - ``IterableDataset._ex_iterable.shard_data_sources`` and the constructor's private arguments, on 4.0 only
   (see :func:`shard_iterable`).
 
@@ -38,37 +44,39 @@ exist since 4.0, which is why 3.x is not supported.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import re
-import threading
 import warnings
-from collections.abc import Callable, Iterator
-from types import SimpleNamespace
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote
 
 from datasets import combine as _combine
 from datasets import config
 from datasets import formatting as _formatting
 from datasets.builder import DatasetBuilder
+from datasets.data_files import sanitize_patterns
 from datasets.features import features as _features
 from datasets.features.features import decode_nested_example, require_decoding
 from datasets.formatting.formatting import Formatter, PythonFormatter
 from datasets.formatting.np_formatter import NumpyFormatter
+from datasets.info import DatasetInfosDict
 from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
+from datasets.table import embed_table_storage
+from datasets.utils.metadata import MetadataConfigs
 
 __all__ = [
     "HOOK_TARGETS",
+    "DatasetInfosDict",
     "Formatter",
+    "MetadataConfigs",
     "NumpyFormatter",
     "PythonFormatter",
-    "StagedCommit",
     "builder_base_path",
     "config",
     "dataset_features",
     "dataset_from_arrow",
     "decode_nested_example",
+    "embed_table_storage",
     "feature_type",
     "format_type",
     "get_cast_to_python_objects",
@@ -76,9 +84,9 @@ __all__ = [
     "register_feature_type",
     "register_format",
     "require_decoding",
+    "sanitize_patterns",
     "set_cast_to_python_objects",
     "shard_iterable",
-    "staged_commits",
     "torch_formatter",
     "wrap",
 ]
@@ -215,52 +223,6 @@ def wrap(target: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]) 
     wrapper.__hf_mediaref__ = True  # type: ignore[attr-defined]
     wrapper.__wrapped__ = original  # type: ignore[attr-defined]
     setattr(owner, name, wrapper if rebuild is None else rebuild(wrapper))
-
-
-class StagedCommit(NamedTuple):
-    """A ``create_commit`` call ``push_to_hub`` made inside :func:`staged_commits` (not sent)."""
-
-    repo_id: str
-    operations: list
-    kwargs: dict[str, Any]
-
-
-# The modules whose push_to_hub builds ``HfApi(...)`` by that module-level name (datasets 4.0 to 5.2).
-_PUSH_MODULES = ("datasets.arrow_dataset", "datasets.dataset_dict")
-_staging = threading.Lock()
-
-
-def _staging_class(base: type, record: list[StagedCommit]) -> type:
-    class StagingHfApi(base):
-        def create_commit(self, repo_id: str, operations: Any = (), *args: Any, **kwargs: Any) -> Any:
-            record.append(StagedCommit(repo_id, list(operations), kwargs))
-            oid = kwargs.get("parent_commit")
-            return SimpleNamespace(oid=oid, commit_url=None, pr_url=None, pr_revision=None, pr_num=None)
-
-    return StagingHfApi
-
-
-@contextlib.contextmanager
-def staged_commits() -> Iterator[list[StagedCommit]]:
-    """Inside the block, ``Dataset.push_to_hub`` / ``DatasetDict.push_to_hub`` record their commits instead of
-    sending them (their Parquet shards are still pre-uploaded as LFS blobs, which changes no branch), so that
-    the caller sends everything, media included, as one commit. One push at a time per process.
-
-    Yields:
-        The list the recorded :class:`StagedCommit` s are appended to.
-    """
-    record: list[StagedCommit] = []
-    with _staging:
-        originals = []
-        try:
-            for name in _PUSH_MODULES:
-                module: Any = importlib.import_module(name)
-                originals.append((module, module.HfApi))
-                module.HfApi = _staging_class(module.HfApi, record)
-            yield record
-        finally:
-            for module, base in reversed(originals):
-                module.HfApi = base
 
 
 def shard_iterable(dataset: Any, num_shards: int, index: int) -> Any:

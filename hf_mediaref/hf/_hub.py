@@ -11,36 +11,43 @@ refs (public ``http(s)`` URLs, allowed locations) and ``data:`` URIs are left as
 The trust boundary of the dataset's media root holds (:class:`hf_mediaref.MediaAccess`): a ref outside
 the root and not allowed raises :class:`~hf_mediaref.errors.UntrustedRefError` before anything is written.
 Everything is validated first (split and folder names, every ref, every file's existence, type and size),
-copies are downloaded, then the table goes through ``datasets``' own ``push_to_hub`` (no
-``embed_storage``: the ref columns keep dictionary encoding and compression) with its commits staged
-(:func:`hf_mediaref.hf._compat.staged_commits`), and the Parquet shards, the media, the card (with a usage
-section) and datasets' deletions land as ONE ``create_commit``: an error anywhere before it leaves the repo
-as it was. Every MediaRef column counts, ``decode=False`` ones included.
+copies are downloaded, then the Parquet shards are written here (``Dataset.shard(contiguous=True)`` +
+``Dataset.to_parquet``: the features in the schema metadata, named and laid out as ``datasets``' own
+``push_to_hub`` does; no ``embed_storage``, so the ref columns keep dictionary encoding and compression), the
+card's YAML is updated as ``datasets`` updates it (:func:`hf_mediaref.hf._card.card_metadata`), and the
+shards, the media, their index sidecars, the card and the deletion of the replaced shards land as ONE
+``HfApi.create_commit`` with ``parent_commit`` set to the commit they were planned against: an error
+anywhere before it leaves the repo as it was. Nothing of ``datasets`` or ``huggingface_hub`` is replaced
+or patched: the push calls ``Dataset`` methods, ``HfApi`` / ``HfFileSystem``, and reads the card with the
+classes ``datasets`` uses for it (through :mod:`hf_mediaref.hf._compat`). Every MediaRef column counts,
+``decode=False`` ones included.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import posixpath
 import re
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from stat import S_ISREG
 from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from datasets import Features
-from huggingface_hub import CommitOperationAdd, HfApi, HfFileSystem
+from datasets import Features, SplitInfo
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, HfFileSystem, RepoFile
+from huggingface_hub.utils import EntryNotFoundError, HfHubHTTPError
 
 from ..arrow import resolve_uri
 from ..errors import MediaNotFoundError, UnreadableMediaError, describe_uri
 from ..io import UriKind, classify_uri, local_path, read_bytes, uri_scheme
-from ._card import CARD_MARKER, dataset_card
-from ._compat import config, staged_commits
+from ._card import CARD_MARKER, card_metadata, dataset_card
+from ._compat import config, embed_table_storage, require_decoding
 from ._feature import MediaRefFeature, has_media, map_media_arrays
 from ._roots import get_media_access
 from ._sharding import shard_for_streaming
@@ -225,37 +232,220 @@ def plan_uploads(
     return mapping, {path: source for path, source in uploads.items()}
 
 
-# ----------------------------------------------------------------------------------------- card
-def _existing_card(repo_id: str, revision: str | None, token: Any) -> str:
-    fs = HfFileSystem(endpoint=config.HF_ENDPOINT, token=token)
-    path = f"datasets/{repo_id}@{revision}/README.md" if revision else f"datasets/{repo_id}/README.md"
-    try:
-        return fs.read_text(path, encoding="utf-8")
-    except FileNotFoundError:
-        return ""
+# ----------------------------------------------------------------------------------------- names
+class _Target(NamedTuple):
+    """Where the splits go: the configuration, its folder of shards, and the split names pushed."""
+
+    config_name: str
+    data_dir: str
+    splits: list[str]
 
 
-# ----------------------------------------------------------------------------------------- push
-def _split_names(dataset: Any, push_kwargs: dict[str, Any]) -> list[str]:
+def _target(dataset: Any, config_name: str, data_dir: str | None, split: str | None) -> _Target:
+    """Split names, ``data_dir`` and ``config_name`` as ``datasets``' ``push_to_hub`` takes them.
+
+    Raises:
+        ValueError: a bad split name or configuration name.
+    """
+    if config_name == "data":
+        raise ValueError("cannot push: config_name cannot be 'data' (nothing was pushed)")
     if isinstance(dataset, dict):
-        return [str(name) for name in dataset]
-    split = push_kwargs.get("split") or getattr(dataset, "split", None) or "train"
-    return [str(split)]
-
-
-def _check_names(dataset: Any, media_dir: str, push_kwargs: dict[str, Any]) -> None:
-    """Split names as ``datasets`` accepts them; ``media_dir`` and ``data_dir`` as plain repo folders."""
-    for name in _split_names(dataset, push_kwargs):
+        names = [str(name) for name in dataset]
+    else:
+        names = [str(split or getattr(dataset, "split", None) or "train")]
+    for name in names:
         if not _SPLIT_NAME.match(name):
             raise ValueError(
                 f"cannot push: split name {name!r} must match {_SPLIT_NAME.pattern} (nothing was pushed)"
             )
-    for what, folder in (("media_dir", media_dir), ("data_dir", push_kwargs.get("data_dir") or "data")):
+    folder = data_dir or (config_name if config_name != "default" else "data")
+    return _Target(config_name, folder, names)
+
+
+def _check_folders(media_dir: str, data_dir: str) -> None:
+    """``media_dir`` and ``data_dir`` as plain repo folders."""
+    for what, folder in (("media_dir", media_dir), ("data_dir", data_dir)):
         parts = folder.replace("\\", "/").split("/")
         if not folder or folder.startswith(("/", "~")) or any(p in ("", ".", "..") for p in parts):
             raise ValueError(f"cannot push: {what}={folder!r} must be a relative folder of the repo")
 
 
+def _check_shard_options(dataset: Any, max_shard_size: Any, num_shards: Any) -> None:
+    """The shard options and split features ``datasets``' ``push_to_hub`` accepts."""
+    if isinstance(dataset, dict):
+        if num_shards is not None and not isinstance(num_shards, dict):
+            raise ValueError(
+                "cannot push: a DatasetDict takes num_shards per split, e.g. {'train': 8, 'test': 2}"
+            )
+        given = any(n is not None for n in (num_shards or {}).values())
+        features = [split.features for split in dataset.values()]
+        if any(f != features[0] for f in features[1:]):
+            raise ValueError("cannot push: all the splits of a DatasetDict must have the same features")
+    else:
+        given = num_shards is not None
+    if max_shard_size is not None and given:
+        raise ValueError("cannot push: give max_shard_size or num_shards, not both")
+
+
+# ----------------------------------------------------------------------------------------- repo state
+class _RepoState(NamedTuple):
+    """What the push reads of the target revision before it writes anything there."""
+
+    sha: str  #: the commit the push's commit must follow (``parent_commit``)
+    files: dict[str, int]  #: path -> size of the files under the shard folders
+    card: str | None  #: README.md
+    legacy_infos: dict | None  #: dataset_infos.json
+
+
+def _list_files(api: Any, repo_id: str, folder: str, sha: str) -> dict[str, int]:
+    """``{path: size}`` of the files under ``folder`` of the repo at commit ``sha`` (empty when none)."""
+    try:
+        entries = list(
+            api.list_repo_tree(
+                repo_id, path_in_repo=folder, recursive=True, repo_type="dataset", revision=sha
+            )
+        )
+    except EntryNotFoundError:
+        return {}
+    prefix = folder + "/"
+    return {e.path: int(e.size) for e in entries if isinstance(e, RepoFile) and e.path.startswith(prefix)}
+
+
+def _read_text(repo_id: str, sha: str, filename: str, token: Any) -> str | None:
+    """A text file of the repo at commit ``sha`` (``None`` when there is none)."""
+    fs = HfFileSystem(endpoint=config.HF_ENDPOINT, token=token)
+    try:
+        return fs.read_text(f"datasets/{repo_id}@{sha}/{filename}", encoding="utf-8", newline="")
+    except FileNotFoundError:
+        return None
+
+
+def _repo_state(api: Any, repo_id: str, revision: str | None, data_dir: str, token: Any) -> _RepoState:
+    """The revision's commit, and what the push reads at that commit: the files of ``data_dir`` (and of
+    ``data/``, for splits pushed before cards had ``configs``), the card and the legacy
+    ``dataset_infos.json``."""
+    sha = api.repo_info(repo_id, repo_type="dataset", revision=revision).sha
+    files: dict[str, int] = {}
+    for folder in sorted({data_dir, "data"}):
+        files.update(_list_files(api, repo_id, folder, sha))
+    legacy = _read_text(repo_id, sha, config.DATASETDICT_INFOS_FILENAME, token)
+    card = _read_text(repo_id, sha, config.REPOCARD_FILENAME, token)
+    return _RepoState(sha, files, card, json.loads(legacy) if legacy else None)
+
+
+# A shard of a split pushed before cards had ``configs`` (datasets'
+# PUSH_TO_HUB_WITHOUT_METADATA_CONFIGS_SPLIT_PATTERN_SHARDED)
+_LEGACY_SHARD = re.compile(r"^data/(?P<split>[^/]+)-\d{5}-of-\d{5}[^/]*\.[^/]+$")
+
+
+def _legacy_splits(files: Iterable[str]) -> list[str]:
+    found: dict[str, None] = {}
+    for path in sorted(files):
+        if match := _LEGACY_SHARD.match(path):
+            found.setdefault(match["split"])
+    return list(found)
+
+
+# ----------------------------------------------------------------------------------------- shards
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def _size_in_bytes(size: int | str) -> int:
+    """``max_shard_size`` as bytes: an int, or a string like ``"500MB"`` / ``"1GiB"``."""
+    if isinstance(size, int):
+        return size
+    match = _SIZE.match(size)
+    if match is None:
+        raise ValueError(f"cannot push: max_shard_size={size!r} is not a size (an int, or like '500MB')")
+    return int(float(match[1]) * _UNITS[(match[2] or "").upper()])
+
+
+def _nbytes(split: Any) -> int:
+    """The in-memory size of a split's rows (of the rows it selects, for a selection), as datasets
+    estimates it for the card's ``num_bytes``."""
+    table_rows = split.data.num_rows
+    return int(split.data.nbytes * len(split) / table_rows) if table_rows else 0
+
+
+def _shard_count(split: Any, num_shards: int | None, max_shard_size: int | str | None) -> int:
+    if num_shards is not None:
+        return max(int(num_shards), 1)
+    limit = _size_in_bytes(max_shard_size if max_shard_size is not None else config.MAX_SHARD_SIZE)
+    return int(_nbytes(split) / limit) + 1
+
+
+def _embeds(features: Features) -> bool:
+    """Whether ``datasets`` would embed files of a column (an ``Image`` / ``Audio`` / ... column) on push."""
+    return any(require_decoding(f, ignore_decode_attribute=True) for f in features.values())
+
+
+def _write_shards(
+    split: Any, name: str, num_shards: int, data_dir: str, scratch: str, embed_files: bool
+) -> tuple[list[CommitOperationAdd], int]:
+    """Write ``split`` as ``num_shards`` contiguous Parquet files (as ``datasets`` names and writes them: the
+    features in the schema metadata) and return their commit operations and total size."""
+    operations, size = [], 0
+    folder = tempfile.mkdtemp(prefix=f"{name}-", dir=scratch)
+    for i in range(num_shards):
+        shard = split.shard(num_shards=num_shards, index=i, contiguous=True)
+        if embed_files:  # Image / Audio columns: their files' bytes go into the shard, as datasets does
+            shard = shard.with_format("arrow").map(embed_table_storage, batched=True, keep_in_memory=True)
+        path = os.path.join(folder, f"{i:05d}.parquet")
+        shard.with_format(None).to_parquet(path)
+        size += os.path.getsize(path)
+        path_in_repo = f"{data_dir}/{name}-{i:05d}-of-{num_shards:05d}.parquet"
+        operations.append(CommitOperationAdd(path_in_repo=path_in_repo, path_or_fileobj=path))
+    return operations, size
+
+
+def _shard_operations(
+    splits: dict[str, Any],
+    shards: dict[str, int],
+    data_dir: str,
+    scratch: str,
+    embed_external_files: bool,
+) -> tuple[list[CommitOperationAdd], list[SplitInfo], list[int]]:
+    """Every split's shards: their operations, the ``SplitInfo`` s and the uploaded sizes for the card."""
+    operations: list[CommitOperationAdd] = []
+    infos, sizes = [], []
+    for name, split in splits.items():
+        embed_files = embed_external_files and _embeds(split.features)
+        ops, size = _write_shards(split, name, shards[name], data_dir, scratch, embed_files)
+        operations += ops
+        infos.append(SplitInfo(name=name, num_bytes=_nbytes(split), num_examples=len(split)))
+        sizes.append(size)
+    return operations, infos, sizes
+
+
+def _old_shards(files: dict[str, int], data_dir: str, splits: list[str] | None) -> dict[str, int]:
+    """The files a push replaces: ``{data_dir}/{split}-*`` of each pushed split, or every file directly in
+    ``data_dir`` (``splits`` ``None``: a DatasetDict replaces the configuration's splits), as datasets."""
+    prefix = data_dir + "/"
+    direct = {p: s for p, s in files.items() if p.startswith(prefix) and "/" not in p[len(prefix) :]}
+    if splits is None:
+        return direct
+    return {p: s for p, s in direct.items() if any(p[len(prefix) :].startswith(f"{n}-") for n in splits)}
+
+
+# ----------------------------------------------------------------------------------------- card
+def _with_card(
+    metadata_card: str,
+    repo_id: str,
+    features: Features,
+    data_dir: str,
+    media: dict[str, str],
+    num_rows: dict[str, int],
+) -> CommitOperationAdd:
+    """The README operation: the card with its updated YAML and the usage section (added once)."""
+    text = metadata_card
+    if CARD_MARKER not in text:
+        text = dataset_card(repo_id, features, data_dir, text, media=media, num_rows=num_rows)
+    return CommitOperationAdd(path_in_repo=config.REPOCARD_FILENAME, path_or_fileobj=text.encode("utf-8"))
+
+
+# ----------------------------------------------------------------------------------------- push
 def _media_operations(uploads: dict[str, str], scratch: str) -> list[CommitOperationAdd]:
     """The commit operations of the media files; remote sources are downloaded into ``scratch`` first."""
     operations = []
@@ -274,36 +464,6 @@ def _media_operations(uploads: dict[str, str], scratch: str) -> list[CommitOpera
     return operations
 
 
-def _with_card(
-    operations: list,
-    repo_id: str,
-    features: Features,
-    data_dir: str,
-    existing: str,
-    media: dict[str, str],
-    num_rows: dict[str, int],
-) -> list:
-    """``operations`` with the README (datasets' card, or the repo's) carrying the usage section once."""
-    out, card = [], None
-    for op in operations:
-        if isinstance(op, CommitOperationAdd) and op.path_in_repo == "README.md":
-            raw: Any = op.path_or_fileobj
-            if isinstance(raw, (str, os.PathLike)):
-                raw = Path(raw).read_bytes()
-            elif hasattr(raw, "read"):
-                raw.seek(0)
-                raw = raw.read()
-            card = bytes(raw).decode("utf-8")
-        else:
-            out.append(op)
-    text = card if card is not None else existing
-    if CARD_MARKER not in text:
-        text = dataset_card(repo_id, features, data_dir, text, media=media, num_rows=num_rows)
-    if card is not None or text != existing:
-        out.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=text.encode("utf-8")))
-    return out
-
-
 def _rewrite_dataset(dataset: Any, mapping: dict[str, str]) -> Any:
     if isinstance(dataset, dict):
         return type(dataset)({name: _rewrite_dataset(split, mapping) for name, split in dataset.items()})
@@ -315,24 +475,105 @@ def _rewrite_dataset(dataset: Any, mapping: dict[str, str]) -> Any:
     )
 
 
+def _sharded(
+    dataset: Any, names: list[str], num_shards: Any, max_shard_size: Any, group_by_video: bool
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """Each split to push, reordered so its shards hold whole videos (:func:`shard_for_streaming`), and its
+    shard count."""
+    kwargs = {"num_shards": num_shards, "max_shard_size": max_shard_size, "group_by_video": group_by_video}
+    planned, kwargs = shard_for_streaming(dataset, kwargs)
+    splits = dict(planned) if isinstance(planned, dict) else {names[0]: planned}
+    counts = kwargs.get("num_shards")
+    per_split = counts if isinstance(counts, dict) else dict.fromkeys(splits, counts)
+    shards = {
+        name: _shard_count(split, per_split.get(name), max_shard_size) for name, split in splits.items()
+    }
+    return splits, shards
+
+
+#: How many times the commit is planned and sent when another commit lands on the revision in between.
+_COMMIT_ATTEMPTS = 3
+
+
+class _Table(NamedTuple):
+    """The written shards of a push."""
+
+    features: Features
+    operations: list[CommitOperationAdd]
+    splits: list[SplitInfo]
+    uploaded: list[int]  #: bytes of Parquet per split
+    replace_all: bool  #: a DatasetDict: the pushed splits replace the configuration's
+
+
+def _card_and_deletions(
+    state: _RepoState,
+    table: _Table,
+    target: _Target,
+    repo_id: str,
+    set_default: bool | None,
+    media: dict[str, str],
+    num_rows: dict[str, int],
+) -> tuple[list[CommitOperationAdd], list[CommitOperationDelete]]:
+    """The card (and legacy ``dataset_infos.json``) operations and the deletions of the replaced shards,
+    planned against the repo at ``state.sha``."""
+    old = _old_shards(state.files, target.data_dir, None if table.replace_all else target.splits)
+    new_paths = {op.path_in_repo for op in table.operations}
+    deletions = [CommitOperationDelete(path_in_repo=p) for p in sorted(old) if p not in new_paths]
+    start = len(target.data_dir) + 1
+    deleted = [sum(s for p, s in old.items() if p[start:].startswith(f"{n}-")) for n in target.splits]
+    metadata_card, legacy_infos = card_metadata(
+        state.card,
+        config_name=target.config_name,
+        features=table.features,
+        splits=table.splits,
+        uploaded_sizes=table.uploaded,
+        deleted_sizes=deleted,
+        data_dir=target.data_dir,
+        set_default=set_default,
+        replace_splits=table.replace_all,
+        legacy_infos=state.legacy_infos,
+        legacy_splits=_legacy_splits(state.files),
+    )
+    operations = [_with_card(metadata_card, repo_id, table.features, target.data_dir, media, num_rows)]
+    if legacy_infos is not None:
+        legacy = json.dumps(legacy_infos).encode("utf-8")
+        operations.append(
+            CommitOperationAdd(path_in_repo=config.DATASETDICT_INFOS_FILENAME, path_or_fileobj=legacy)
+        )
+    return operations, deletions
+
+
 def push_to_hub(
     dataset: Any,
     repo_id: str,
     *,
     media_dir: str = "media",
+    config_name: str = "default",
+    set_default: bool | None = None,
+    split: str | None = None,
+    data_dir: str | None = None,
     token: Any = None,
     private: bool | None = None,
     revision: str | None = None,
     commit_message: str | None = None,
-    **push_kwargs: Any,
+    commit_description: str | None = None,
+    create_pr: bool | None = False,
+    max_shard_size: int | str | None = None,
+    num_shards: int | dict[str, int | None] | None = None,
+    group_by_video: bool = True,
+    embed_external_files: bool = True,
+    num_proc: int | None = None,
 ) -> Any:
     """Push ``dataset`` and the media it references to the Hub dataset repo ``repo_id``, as one commit.
 
     Validates everything first (split and folder names; every ref against the dataset's trust boundary;
     every local file's existence, type and size), downloads the media to copy from a remote root, rewrites
-    the refs to repo-relative URIs and runs ``datasets``' ``push_to_hub`` for the table with its commits
-    staged; then the shards, the media and the card land in one ``create_commit``. An error at any point
-    before it leaves the repo as it was (a repo that did not exist may be left created and empty).
+    the refs to repo-relative URIs, writes the Parquet shards, and sends the shards, the media, their index
+    sidecars, the card and the deletion of the shards they replace as one ``create_commit`` whose
+    ``parent_commit`` is the revision's commit read before: an error at any point before it leaves the repo
+    as it was (a repo the push created is deleted again). The repo reads like one ``datasets``' own
+    ``push_to_hub`` wrote: ``{data_dir}/{split}-XXXXX-of-NNNNN.parquet`` shards with the features in their
+    schema metadata, and a card whose YAML has ``dataset_info`` and ``configs``.
 
     What is uploaded: local files under the dataset's local media root (at their path under it), other
     local files of a dataset without a root or allowed by its allow-list (under ``media_dir``), and the
@@ -340,15 +581,20 @@ def push_to_hub(
     Refs outside the root that are not allowed raise before anything is written.
 
     Args:
-        dataset: a ``Dataset`` or ``DatasetDict``.
+        dataset: a ``Dataset`` or ``DatasetDict`` (a DatasetDict replaces every split of the configuration;
+            a ``Dataset`` replaces its split and keeps the others).
         repo_id: ``"org/name"``.
         media_dir: the repo folder for local files outside the dataset's local media root.
-        token, private, revision, commit_message: as in ``datasets.Dataset.push_to_hub``.
-        **push_kwargs: more arguments for ``datasets``' ``push_to_hub`` (``split``, ``data_dir``,
-            ``max_shard_size``, ``num_shards``...). Unless ``num_shards`` or ``max_shard_size`` is given, at
-            least 8 shards are written (fewer only for fewer rows) so streaming DataLoader workers and ranks
-            each get shards, and rows are grouped by video (each video's rows by time) so each shard holds
-            whole videos where sizes allow; ``group_by_video=False`` keeps the row order.
+        config_name, set_default, split, data_dir, token, private, revision, commit_message,
+            commit_description, create_pr, max_shard_size, embed_external_files: as in
+            ``datasets.Dataset.push_to_hub`` (``data_dir`` defaults to ``config_name``, or ``"data"`` for the
+            default configuration).
+        num_shards: shards per split (for a DatasetDict, a dict by split). Unless ``num_shards`` or
+            ``max_shard_size`` is given, at least 8 shards are written (fewer only for fewer rows) so
+            streaming DataLoader workers and ranks each get shards.
+        group_by_video: reorder the rows by video (each video's rows by time) so each shard holds whole
+            videos where sizes allow (not with ``max_shard_size``); ``False`` keeps the row order.
+        num_proc: accepted for ``datasets``' signature; the shards are written in this process.
 
     Returns:
         The ``CommitInfo`` of the commit.
@@ -358,8 +604,10 @@ def push_to_hub(
         UnresolvedPathError: a relative ref and no media root.
         MediaNotFoundError: a referenced file does not exist.
         UnreadableMediaError: a referenced file is not a readable regular file, is empty or too large.
-        ValueError: a bad split name, ``media_dir`` or ``data_dir``, two files for one repo path, or a media
-            file that would land on ``README.md`` or under ``data_dir``.
+        ValueError: a bad split or configuration name, ``media_dir`` or ``data_dir``, both ``num_shards``
+            and ``max_shard_size``, two files for one repo path, a media file that would land on
+            ``README.md`` or under ``data_dir``, or features that differ from the configuration's other
+            splits on the Hub.
 
     Example:
         ```python
@@ -368,11 +616,13 @@ def push_to_hub(
         >>> back = hf_mediaref.load_dataset("me/robot-frames", split="train")
         ```
     """
-    _check_names(dataset, media_dir, push_kwargs)
-    splits = list(dataset.values()) if isinstance(dataset, dict) else [dataset]
-    mapping, uploads = plan_uploads(splits, media_dir, target=repo_id)
-    data_dir = push_kwargs.get("data_dir") or "data"
-    clash = sorted(p for p in uploads if p == "README.md" or p.startswith(data_dir.rstrip("/") + "/"))
+    del num_proc  # one process writes the shards
+    target = _target(dataset, config_name, data_dir, split)
+    _check_folders(media_dir, target.data_dir)
+    _check_shard_options(dataset, max_shard_size, num_shards)
+    originals = list(dataset.values()) if isinstance(dataset, dict) else [dataset]
+    mapping, uploads = plan_uploads(originals, media_dir, target=repo_id)
+    clash = sorted(p for p in uploads if p == "README.md" or p.startswith(target.data_dir + "/"))
     if clash:
         raise ValueError(
             f"cannot push: media files would land on the card or among the Parquet shards ({clash[:3]}); "
@@ -382,43 +632,50 @@ def push_to_hub(
         media = _media_operations(uploads, scratch)
         card_media = {op.path_in_repo: str(op.path_or_fileobj) for op in media}
         sidecars = _index_sidecars(card_media)  # local work, before anything reaches the Hub
+        rewritten = _rewrite_dataset(dataset, mapping) if mapping else dataset
+        splits, shards = _sharded(rewritten, target.splits, num_shards, max_shard_size, group_by_video)
+        features = next(iter(splits.values())).features
+        table_ops, split_infos, uploaded = _shard_operations(
+            splits, shards, target.data_dir, scratch, embed_external_files
+        )
         api = HfApi(endpoint=config.HF_ENDPOINT, token=token)
         created = not _repo_exists(api, repo_id)
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         try:
-            rewritten = _rewrite_dataset(dataset, mapping) if mapping else dataset
-            rewritten, push_kwargs = shard_for_streaming(rewritten, push_kwargs)  # whole videos per shard
-            kwargs = dict(push_kwargs, token=token, private=private, revision=revision)
-            if commit_message is not None:
-                kwargs["commit_message"] = commit_message
-            with staged_commits() as staged:
-                rewritten.push_to_hub(repo_id, **kwargs)
-            table_ops = [op for commit in staged for op in commit.operations]
-            last = staged[-1].kwargs if staged else {}
-            existing = (
-                ""
-                if any(getattr(op, "path_in_repo", None) == "README.md" for op in table_ops)
-                else (_existing_card(repo_id, revision, token))
-            )
-            rows = (
-                dict(dataset) if isinstance(dataset, dict) else {push_kwargs.get("split") or "train": dataset}
-            )
-            num_rows = {name: len(split) for name, split in rows.items()}
-            card_args = (repo_id, splits[0].features, data_dir, existing, card_media, num_rows)
-            operations = media + sidecars + _with_card(table_ops, *card_args)
+            if revision is not None and not revision.startswith("refs/pr/"):
+                api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True)
+            table = _Table(features, table_ops, split_infos, uploaded, isinstance(dataset, dict))
+            num_rows = {name: len(s) for name, s in zip(target.splits, originals)}
             message = commit_message or f"Upload dataset and {len(media)} media file(s) with hf_mediaref"
-            info = api.create_commit(
-                repo_id,
-                operations=operations,
-                commit_message=message,
-                commit_description=last.get("commit_description"),
-                repo_type="dataset",
-                revision=revision,
-                create_pr=last.get("create_pr"),
-                parent_commit=next(
-                    (c.kwargs["parent_commit"] for c in staged if c.kwargs.get("parent_commit")), None
-                ),
-            )
+            for attempt in range(1, _COMMIT_ATTEMPTS + 1):
+                state = _repo_state(api, repo_id, revision, target.data_dir, token)
+                card_ops, deletions = _card_and_deletions(
+                    state, table, target, repo_id, set_default, card_media, num_rows
+                )
+                try:
+                    info = api.create_commit(
+                        repo_id,
+                        operations=[*media, *sidecars, *table_ops, *card_ops, *deletions],
+                        commit_message=message,
+                        commit_description=commit_description,
+                        repo_type="dataset",
+                        revision=revision,
+                        create_pr=create_pr,
+                        parent_commit=state.sha,
+                    )
+                    break
+                except HfHubHTTPError as exc:
+                    status = getattr(getattr(exc, "response", None), "status_code", None)
+                    if status not in (409, 412) or attempt == _COMMIT_ATTEMPTS:
+                        raise
+                    logger.info(  # another commit landed first: plan the card and deletions again
+                        "push to %s: the revision moved (HTTP %s), retrying (%d/%d)",
+                        repo_id,
+                        status,
+                        attempt,
+                        _COMMIT_ATTEMPTS,
+                    )
+                    time.sleep(attempt)
         except BaseException:
             if created:  # a repo this push made: gone again, as if the push never started
                 _delete_new_repo(api, repo_id)

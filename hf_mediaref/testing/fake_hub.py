@@ -272,12 +272,24 @@ class FakeHub:
                 shutil.copyfile(source, target)
                 return str(target)
 
-            def list_repo_tree(self, repo_id: str, *args: Any, recursive: bool = False, **kwargs: Any):
-                """The repo's files (datasets <= 4.x's push_to_hub lists them to find old shards)."""
+            def list_repo_tree(
+                self,
+                repo_id: str,
+                path_in_repo: str | None = None,
+                *args: Any,
+                recursive: bool = False,
+                **kwargs: Any,
+            ):
+                """The files under ``path_in_repo`` (the repo root by default): ``RepoFile`` s, as the Hub's
+                listing gives them; ``EntryNotFoundError`` for a folder that does not exist."""
                 from huggingface_hub.hf_api import RepoFile
+                from huggingface_hub.utils import EntryNotFoundError
 
                 root = hub._require(repo_id)
-                for path in sorted(root.rglob("*") if recursive else root.glob("*")):
+                folder = root / path_in_repo if path_in_repo else root
+                if not folder.is_dir():
+                    raise EntryNotFoundError(f"404: {path_in_repo} not in {repo_id} (fake hub)")
+                for path in sorted(folder.rglob("*") if recursive else folder.glob("*")):
                     if path.is_file():
                         rel = path.relative_to(root).as_posix()
                         yield RepoFile(path=rel, size=path.stat().st_size, oid=rel)

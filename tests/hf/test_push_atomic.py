@@ -159,3 +159,146 @@ def test_repushing_a_dataset_with_refs_into_other_repos_refuses(fake_hub, repo, 
     with pytest.raises(UntrustedRefError, match="victim/private"):
         hf_mediaref.push_to_hub(ds, "me/copy")
     assert fake_hub.state("me/copy") == {}
+
+
+def test_a_push_replaces_no_attribute_of_datasets(ds, fake_hub, monkeypatch, tmp_path, labels_of):
+    """The push calls datasets and huggingface_hub and swaps nothing in them (issue 19): every name of
+    datasets' push modules is bound to the same object before the push, while it writes the shards and in
+    its commit; datasets' own push_to_hub is not used; plain datasets.load_dataset reads the features back."""
+    import json
+
+    import datasets
+    import pyarrow.parquet as pq
+    from datasets import load_dataset
+
+    from hf_mediaref.hf import _hub
+
+    modules = (datasets.arrow_dataset, datasets.dataset_dict)
+    before = [dict(vars(module)) for module in modules]
+    api_cls = _hub.HfApi  # the fake Hub's client class, what every module names HfApi inside FakeHub
+    assert datasets.arrow_dataset.HfApi is api_cls and datasets.dataset_dict.HfApi is api_cls
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("datasets' own push_to_hub was called")
+
+    monkeypatch.setattr(Dataset, "push_to_hub", refuse)
+    monkeypatch.setattr(DatasetDict, "push_to_hub", refuse)
+
+    def unchanged():
+        during = [dict(vars(module)) for module in modules]
+        for was, now in zip(before, during):
+            assert was.keys() == now.keys()
+            assert [k for k in was if was[k] is not now[k]] == []
+        assert datasets.arrow_dataset.HfApi is api_cls and datasets.dataset_dict.HfApi is api_cls
+
+    seen, written = [], []
+    real_commit, real_to_parquet = api_cls.create_commit, Dataset.to_parquet
+
+    def create_commit(self, repo_id, operations, *args, **kwargs):
+        unchanged()
+        seen.append(kwargs.get("parent_commit"))
+        return real_commit(self, repo_id, operations, *args, **kwargs)
+
+    def to_parquet(self, *args, **kwargs):  # while the shards are written
+        unchanged()
+        written.append(self)
+        return real_to_parquet(self, *args, **kwargs)
+
+    monkeypatch.setattr(Dataset, "to_parquet", to_parquet)
+    monkeypatch.setattr(api_cls, "create_commit", create_commit)
+    hf_mediaref.push_to_hub(ds, "me/unpatched", num_shards=2)
+    assert seen == [fake_hub.commits["me/unpatched"][-2]]  # one commit, on the commit it was planned against
+    assert len(written) == 2
+    shard = fake_hub.repo_dir("me/unpatched") / "data" / "train-00000-of-00002.parquet"
+    metadata = pq.read_schema(shard).metadata
+    assert json.loads(metadata[b"huggingface"]) == {"info": {"features": ds.features.to_dict()}}
+    back = load_dataset("me/unpatched", split="train", cache_dir=str(tmp_path / "cache"))  # plain datasets
+    assert back.features == ds.features and len(back) == len(ds)
+    assert labels_of(back.with_format("mediaref")[:]["frame"]) == EXPECTED
+
+
+def test_pushed_splits_replace_their_old_shards(ds, fake_hub, tmp_path):
+    """A Dataset replaces its split and keeps the others; a DatasetDict replaces the configuration's splits
+    (datasets' rules); the card's configs and dataset_info follow."""
+    import yaml
+    from datasets import load_dataset
+
+    def card(repo_id):
+        text = (fake_hub.repo_dir(repo_id) / "README.md").read_text()
+        return yaml.safe_load(text.split("---\n")[1])
+
+    def shards(repo_id):
+        return sorted(p.name for p in (fake_hub.repo_dir(repo_id) / "data").iterdir())
+
+    hf_mediaref.push_to_hub(
+        DatasetDict({"train": ds, "test": ds.select(range(3))}),
+        "me/splits",
+        num_shards={"train": 3, "test": 2},
+    )
+    assert shards("me/splits") == [
+        *(f"test-{i:05d}-of-00002.parquet" for i in range(2)),
+        *(f"train-{i:05d}-of-00003.parquet" for i in range(3)),
+    ]
+    hf_mediaref.push_to_hub(ds.select(range(5)), "me/splits", split="test", num_shards=1)
+    assert shards("me/splits")[0] == "test-00000-of-00001.parquet" and len(shards("me/splits")) == 4
+    info = card("me/splits")["dataset_info"]
+    assert {s["name"]: s["num_examples"] for s in info["splits"]} == {"train": 16, "test": 5}
+    hf_mediaref.push_to_hub(
+        DatasetDict({"validation": ds.select(range(2))}), "me/splits", num_shards={"validation": 1}
+    )
+    assert shards("me/splits") == ["validation-00000-of-00001.parquet"]
+    meta = card("me/splits")
+    assert meta["configs"] == [
+        {"config_name": "default", "data_files": [{"split": "validation", "path": "data/validation-*"}]}
+    ]
+    assert [s["name"] for s in meta["dataset_info"]["splits"]] == ["validation"]
+    back = load_dataset("me/splits", cache_dir=str(tmp_path / "cache"))
+    assert list(back) == ["validation"] and len(back["validation"]) == 2
+
+
+def test_a_config_goes_to_its_folder_and_loads_by_name(ds, fake_hub, tmp_path):
+    hf_mediaref.push_to_hub(ds, "me/configs", num_shards=1)
+    hf_mediaref.push_to_hub(ds.select(range(4)), "me/configs", config_name="small", num_shards=1)
+    assert (fake_hub.repo_dir("me/configs") / "small" / "train-00000-of-00001.parquet").is_file()
+    small = hf_mediaref.load_dataset("me/configs", "small", split="train", cache_dir=str(tmp_path / "c"))
+    assert len(small) == 4 and small[0]["frame"].uri.endswith("/videos/a.mp4")
+    assert len(hf_mediaref.load_dataset("me/configs", split="train", cache_dir=str(tmp_path / "c"))) == 16
+    with pytest.raises(ValueError, match="not both"):
+        hf_mediaref.push_to_hub(ds, "me/configs", num_shards=2, max_shard_size="1MB")
+
+
+def test_a_commit_refused_because_the_revision_moved_is_planned_again(ds, fake_hub, monkeypatch):
+    """Another commit lands between the push's read of the repo and its commit (HTTP 412 for its
+    parent_commit): the card and the deletions are planned again on the new commit and sent once more."""
+    from huggingface_hub import CommitOperationAdd
+    from huggingface_hub.utils import HfHubHTTPError
+
+    from hf_mediaref.hf import _hub
+    from hf_mediaref.testing.fake_hub import _response
+
+    hf_mediaref.push_to_hub(ds, "me/raced", num_shards=2)
+    api_cls, parents = _hub.HfApi, []
+    real_commit = api_cls.create_commit
+
+    def create_commit(self, repo_id, operations, *args, **kwargs):
+        parents.append(kwargs["parent_commit"])
+        if len(parents) == 1:  # someone else's push of the split lands first
+            other = [
+                CommitOperationAdd(path_in_repo="data/train-00000-of-00009.parquet", path_or_fileobj=b"x")
+            ]
+            real_commit(self, repo_id, other)
+            raise HfHubHTTPError("412 Precondition Failed", response=_response(412, repo_id))
+        return real_commit(self, repo_id, operations, *args, **kwargs)
+
+    monkeypatch.setattr(api_cls, "create_commit", create_commit)
+    hf_mediaref.push_to_hub(ds, "me/raced", num_shards=1)
+    history = fake_hub.commits["me/raced"]
+    assert parents == [history[-3], history[-2]]
+    assert sorted(p.name for p in (fake_hub.repo_dir("me/raced") / "data").iterdir()) == [
+        "train-00000-of-00001.parquet"
+    ]
+    assert fake_hub.commit_log[-1].deleted == [
+        "data/train-00000-of-00002.parquet",
+        "data/train-00000-of-00009.parquet",
+        "data/train-00001-of-00002.parquet",
+    ]
