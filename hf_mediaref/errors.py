@@ -126,7 +126,7 @@ class UntrustedRefError(MediaRefError, ValueError):
     """A ref of a dataset with a media root (loaded from a repo or folder) that points outside that root: an
     absolute path, ``file://``, ``~``, a symlink leaving the root, another Hub repo or revision, another
     scheme, or a network address that is not public. Nothing is read. The message names the ref and how to
-    allow it (``allow_uris=`` or the ``HF_MEDIAREF_ALLOW_URIS`` environment variable)."""
+    allow it (``allow_uris=``, or an access that allows it: :class:`hf_mediaref.MediaAccess`)."""
 
 
 class PathEscapeError(UntrustedRefError):

@@ -286,7 +286,7 @@ def _request(
         except _NonPublicAddress as exc:
             raise UntrustedRefError(
                 f"refused to read {describe_uri(url)}: {exc} (the URL comes from a dataset's data, which may "
-                "reach public addresses only; allow it with allow_uris=[...] or HF_MEDIAREF_ALLOW_URIS)",
+                "reach public addresses only; allow it with allow_uris=[...] on its MediaAccess)",
                 uri=url,
             ) from None
         except requests.exceptions.TooManyRedirects as exc:
