@@ -22,8 +22,10 @@ from datasets import IterableDataset
 
 from .._executor import dataloader_worker_info
 from ..decode import DecodeOptions
+from ..io import MediaAccess
 from ._ahead import stream_decode_ahead
 from ._compat import shard_iterable
+from ._roots import get_media_access
 from ._transform import MediaDecodeTransform
 
 __all__ = ["StreamDecodeTransform", "decode_stream", "split_by_node"]
@@ -83,6 +85,7 @@ def decode_stream(
     root: str | os.PathLike[str] | None = None,
     options: DecodeOptions | None = None,
     ahead: bool = False,
+    access: MediaAccess | None = None,
     **decode_options: Any,
 ) -> Any:
     """Decode the media columns of a streaming dataset ``batch_size`` rows (one engine call) at a time.
@@ -100,6 +103,8 @@ def decode_stream(
         batch_size: rows per engine call; use the DataLoader's ``batch_size``.
         columns: the columns to decode (default: every column holding refs).
         root: the media root for relative refs the dataset does not resolve itself.
+        access: the :class:`~hf_mediaref.MediaAccess` to resolve and check refs with and whose public-address
+            rule their reads follow; default: the dataset's own (:func:`~hf_mediaref.hf.get_media_access`).
         options: a :class:`hf_mediaref.DecodeOptions`.
         ahead: for a DataLoader without workers (CUDA decoding, one process per GPU): decode the next batches
             on lanes of threads while the current one is used (up to 4 lanes, each with its share of the
@@ -137,7 +142,11 @@ def decode_stream(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     opts = DecodeOptions.resolve(options, **decode_options)
-    transform = StreamDecodeTransform(columns, root=root, options=opts, num_shards=dataset.num_shards)
+    if access is None and root is None:
+        access = get_media_access(dataset)  # its reads follow the rule of the access its refs were checked by
+    transform = StreamDecodeTransform(
+        columns, root=root, options=opts, num_shards=dataset.num_shards, access=access
+    )
     if ahead:
         return stream_decode_ahead(dataset.with_format(None), transform, batch_size)
     return dataset.with_format(None).map(transform, batched=True, batch_size=batch_size)

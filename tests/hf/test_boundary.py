@@ -361,3 +361,23 @@ def test_an_allowance_given_to_one_dataset_does_not_reach_another(hostile, http_
     assert _outcome(lambda: allowed[0]["frame"]) == 7
     with pytest.raises(UntrustedRefError, match="non-public address"):
         b.with_format("mediaref")[0]
+
+
+def test_decode_stream_reads_under_its_datasets_access(hostile, http_server, fake_dns, fast_http):
+    """A streaming dataset's refs to a host name that resolves to loopback are refused when connecting
+    (``decode_stream`` takes the dataset's access and its public-address rule), unless that access allows
+    the host."""
+    folder, _, _ = hostile
+    port = http_server.url.rsplit(":", 1)[1]
+    rows = [{"frame": {"uri": f"http://rebind.test:{port}/img7.png"}}]
+    table = Dataset.from_list(rows, features=Features({"frame": MediaRefFeature()}))
+    ids = set_media_root(table.to_iterable_dataset(), folder)
+    log_before = len(http_server.log)
+    with pytest.raises(UntrustedRefError, match="non-public address"):
+        next(iter(hf_mediaref.hf.decode_stream(ids, batch_size=1)))
+    assert len(http_server.log) == log_before
+    allowed = get_media_access(ids).allowing(f"http://rebind.test:{port}/")
+    frame = next(iter(hf_mediaref.hf.decode_stream(ids, batch_size=1, access=allowed)))["frame"]
+    from hf_mediaref.testing import read_index
+
+    assert read_index(frame) == 7
