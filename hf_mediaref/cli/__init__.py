@@ -56,14 +56,17 @@ def _add_dataset(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", help="only this split (default: all)")
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit)")
     parser.add_argument(
-        "--media-root", help="resolve relative refs against this folder or URL (save_to_disk folders)"
+        "--media-root",
+        help="resolve relative refs against this folder or URL instead of where the dataset was read from "
+        "(the media live elsewhere); refs then read inside it only",
     )
     parser.add_argument(
         "--allow-uris",
         action="append",
         metavar="PREFIX",
         help="let the dataset's refs read here too, beyond its root (a URI prefix, a folder, a scheme, or "
-        "'*' for a dataset you trust entirely, e.g. one built with --media absolute); repeatable",
+        "'*' for a dataset you trust entirely, e.g. one built with --media absolute); repeatable. Nothing "
+        "stored in the data widens what its refs may read: only these flags do",
     )
 
 

@@ -364,8 +364,9 @@ def _finish(ds: Any, media: dict[str, str], root: str, args: Any) -> int:
         print(f"wrote {len(ds)} rows to {Path(args.output).absolute()}")
     if args.push:
         from .. import hf
+        from ..io import MediaAccess
 
-        hf.set_media_root(ds, root)
+        hf.set_media_access(ds, MediaAccess(root))  # the folder the build read (or the source's root)
         hf.push_to_hub(ds, args.push, private=args.private or None, split=args.split)
         print(f"pushed {len(ds)} rows and {len(media)} media file(s) to {args.push}")
     return 0
@@ -380,13 +381,15 @@ def _from_lerobot(args: Any) -> int:
     except ValueError:
         raise ValueError(f"--episodes takes comma-separated integers, got {args.episodes!r}") from None
     ds = hf.from_lerobot(args.from_lerobot, snap=not args.no_snap, episodes=episodes)
-    from ..hf import get_media_root
+    from ..hf import get_media_access
 
-    root = get_media_root(ds) or ""
+    access = get_media_access(ds)
+    root = (access.root if access is not None else None) or ""
     local = os.path.isdir(root)
     media: dict[str, str] = {}
-    if local and args.media != "absolute":
-        media = {uri: os.path.join(root, uri) for uri in _store.stored_uris(ds)}
+    if access is not None and local and args.media != "absolute":
+        # each file checked by the source's access: paths in its metadata never reach outside its folder
+        media = {uri: access.resolve(uri) for uri in _store.stored_uris(ds)}
     elif args.output:
         ds = _store.absolute_refs(ds)  # a folder elsewhere cannot hold refs relative to a remote root
     return _finish(ds, media, root, args)

@@ -2,8 +2,10 @@
 
 Codecs come from a ``codec`` column when the dataset has one (``build`` writes it), else from opening each
 video with ``--probe`` (its keyframe index: a demux scan). Containers are counted by file extension. The media
-size sums each distinct file once: from a ``file_size`` column, else the file system (``stat``, or an fsspec
-``info`` for remote files).
+size sums each distinct file once: from a ``file_size`` column, else the file system (``stat``, an HTTP probe,
+or an fsspec ``info`` for other remote files). Files are resolved and checked by the dataset's
+:class:`~hf_mediaref.MediaAccess`: a file it refuses (outside the root and not allowed) is counted as refused,
+never looked at.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ __all__ = ["DESCRIPTION", "EXAMPLES", "run"]
 
 DESCRIPTION = """\
 Describe a dataset: its schema, rows per split, media root, and for each MediaRef column the videos and
-images it references, frames (rows) per video, codecs and containers, and the total size of the media."""
+images it references, frames (rows) per video, codecs and containers, and the total size of the media. Files
+outside the media root (and not allowed by --allow-uris) are listed as refused, never read."""
 
 EXAMPLES = """\
 examples:
@@ -32,13 +35,17 @@ examples:
 
 
 def _size(uri: str, storage_options: dict | None = None) -> int | None:
-    from ..io import UriKind, classify_uri, local_path
+    from ..io import UriKind, classify_uri, local_path, open_media
 
     try:
         if classify_uri(uri) in (UriKind.LOCAL, UriKind.FILE):
             return os.path.getsize(local_path(uri))
         if classify_uri(uri) is UriKind.DATA:
             return len(uri)
+        if classify_uri(uri) is UriKind.HTTP:  # our HTTP reader: connections follow the public-address rule
+            with open_media(uri) as f:
+                assert not isinstance(f, str)
+                return int(f.seek(0, os.SEEK_END))
         import fsspec
 
         fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
@@ -68,9 +75,11 @@ def _column_summary(ds: Any, column: str, probe: bool, quiet: bool) -> dict[str,
     from tqdm.auto import tqdm
 
     from ..arrow import resolve_uri
-    from ..hf import get_media_root
+    from ..errors import MediaRefError
+    from ..hf import get_media_access
 
-    root = get_media_root(ds)
+    access = get_media_access(ds)
+    creds = None if access is None else access.engine_storage_options()
     table = ds.with_format("arrow")[:]
     array = table[column].combine_chunks()
     valid = array.is_valid()
@@ -83,7 +92,13 @@ def _column_summary(ds: Any, column: str, probe: bool, quiet: bool) -> dict[str,
     videos = np.flatnonzero(per_file)
     images = sorted(set(codes[~is_video].tolist()))
     files = sorted(set(videos.tolist()) | set(images))
-    resolved = {i: resolve_uri(stored[i], root) for i in files}
+    resolved: dict[int, str] = {}
+    refused: dict[str, str] = {}  # stored URI -> why the access refuses it
+    for i in files:
+        try:
+            resolved[i] = resolve_uri(stored[i], access)
+        except MediaRefError as err:  # outside the access (or not resolvable): never looked at
+            refused[stored[i]] = f"{type(err).__name__}: {err}"
 
     codecs: collections.Counter[str] = collections.Counter()
     if "codec" in table.column_names:
@@ -96,8 +111,11 @@ def _column_summary(ds: Any, column: str, probe: bool, quiet: bool) -> dict[str,
         from ..video import PyAVVideoDecoder
 
         for i in tqdm(videos.tolist(), desc="Probing videos", unit="video", disable=quiet):
+            if i not in resolved:
+                codecs["refused"] += 1
+                continue
             try:
-                with PyAVVideoDecoder(resolved[i]) as decoder:
+                with PyAVVideoDecoder(resolved[i], storage_options=creds) as decoder:
                     codecs[decoder.metadata.codec] += 1
             except Exception as err:
                 codecs[f"unreadable ({type(err).__name__})"] += 1
@@ -109,7 +127,7 @@ def _column_summary(ds: Any, column: str, probe: bool, quiet: bool) -> dict[str,
             sizes.setdefault(code, size_col[row])
     else:
         for i in tqdm(files, desc="Sizing media", unit="file", disable=quiet):
-            sizes[i] = _size(resolved[i])
+            sizes[i] = _size(resolved[i], creds) if i in resolved else None
     known = [s for s in sizes.values() if s is not None]
     frames = per_file[videos]
     return {
@@ -127,6 +145,8 @@ def _column_summary(ds: Any, column: str, probe: bool, quiet: bool) -> dict[str,
         "containers": dict(collections.Counter(_extension(stored[i]) for i in files).most_common()),
         "media_bytes": sum(known),
         "files_without_size": len(sizes) - len(known),
+        "refused_files": len(refused),
+        "refused": dict(list(refused.items())[:10]),
     }
 
 
@@ -135,10 +155,12 @@ def inspect_splits(splits: dict[str, Any], probe: bool = False, quiet: bool = Fa
     from . import _store
 
     first = next(iter(splits.values()))
-    from ..hf import get_media_root
+    from ..hf import get_media_access
 
+    access = get_media_access(first)
     return {
-        "media_root": get_media_root(first),
+        "media_root": None if access is None else access.root,
+        "allow_uris": [] if access is None else list(access.allow_uris),
         "features": {name: str(feature) for name, feature in first.features.items()},
         "splits": {
             name: {
@@ -151,7 +173,10 @@ def inspect_splits(splits: dict[str, Any], probe: bool = False, quiet: bool = Fa
 
 
 def _text(dataset: str, report: dict[str, Any]) -> str:
-    lines = [f"dataset: {dataset}", f"media root: {report['media_root']}", "schema:"]
+    lines = [f"dataset: {dataset}", f"media root: {report['media_root']}"]
+    if report["allow_uris"]:
+        lines.append(f"allowed beyond it: {', '.join(report['allow_uris'])}")
+    lines.append("schema:")
     lines += [f"  {name}: {feature}" for name, feature in report["features"].items()]
     for split, info in report["splits"].items():
         lines.append(f"split {split}: {info['rows']} rows")
@@ -174,6 +199,9 @@ def _text(dataset: str, report: dict[str, Any]) -> str:
                 f" ({c['files_without_size']} file(s) of unknown size)" if c["files_without_size"] else ""
             )
             lines.append(f"    media size: {_human(c['media_bytes'])}{unknown}")
+            if c["refused_files"]:
+                lines.append(f"    refused: {c['refused_files']} file(s) outside the media root, not read")
+                lines += [f"      {why}" for why in c["refused"].values()]
     return "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
 """Datasets in and out of the command line: open a DATASET argument (a folder or a Hub repo) as a dict of
-splits with its media root, and write a dataset folder all at once (a temporary folder renamed into place,
-so an interrupted or failed command never leaves a half-written output).
+splits with its media access (made from where the data was read, and ``--media-root`` / ``--allow-uris``),
+and write a dataset folder all at once (a temporary folder renamed into place, so an interrupted or failed
+command never leaves a half-written output).
 
 A dataset folder written here is a Hub-style repo: ``README.md`` (YAML ``configs`` naming the Parquet files),
 ``data/<split>-XXXXX-of-XXXXX.parquet`` and, for ``build``, the media under their paths relative to the root,
@@ -44,42 +45,48 @@ def open_dataset(
     media_root: str | None = None,
     allow_uris: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The splits of the dataset ``spec`` names, each with its media root attached (a trust boundary widened
-    by ``allow_uris``).
+    """The splits of the dataset ``spec`` names, each with its :class:`~hf_mediaref.MediaAccess` attached.
+
+    The access is made from where the data was read: a folder (a repo folder, or one written by
+    ``save_to_disk``) is its own root after following symlinks, a Hub repo is read at its commit; nothing
+    stored in the data (Parquet metadata, ``state.json``, ``dataset_info.json``) sets or widens it.
+    ``media_root`` (``--media-root``) replaces the root (the media live elsewhere), keeping the loader's
+    credentials; ``allow_uris`` (``--allow-uris``) widens what the refs may read.
 
     Raises:
         FileNotFoundError: ``spec`` is neither a folder nor a Hub repo id.
-        ValueError: ``split`` is not a split of the dataset.
+        ValueError: ``split`` is not a split of the dataset, a ``data:`` media root or a malformed
+            ``allow_uris`` entry.
     """
-    import datasets
-
     from .. import hf
-    from ..hf import get_media_access, get_media_root, set_media_root
+    from ..hf import get_media_access, set_media_access
+    from ..io import MediaAccess
 
-    if os.path.isdir(spec):
+    folder = os.path.realpath(spec) if os.path.isdir(spec) else None
+    if folder is not None:
         if os.path.exists(os.path.join(spec, "dataset_dict.json")) or os.path.exists(
             os.path.join(spec, "state.json")
         ):
-            loaded: Any = datasets.load_from_disk(spec)
+            loaded: Any = hf.load_from_disk(spec)
         else:
-            loaded = hf.load_dataset(spec, allow_uris=allow_uris)
+            loaded = hf.load_dataset(spec)
     else:
         match = _HUB.match(spec)
         if match is None or os.path.exists(spec):
             raise FileNotFoundError(f"{spec!r} is not a dataset folder, hf://datasets/ORG/NAME or ORG/NAME")
-        loaded = hf.load_dataset(match.group(1), revision=match.group(2) or revision, allow_uris=allow_uris)
+        loaded = hf.load_dataset(match.group(1), revision=match.group(2) or revision)
     splits = dict(loaded) if isinstance(loaded, dict) else {"train": loaded}
     if split is not None:
         if split not in splits:
             raise ValueError(f"no split {split!r} in {spec} (splits: {', '.join(splits)})")
         splits = {split: splits[split]}
     for ds in splits.values():
+        found = get_media_access(ds)
+        if found is None:  # no MediaRef column, or a loader that attached nothing
+            found = MediaAccess(folder)
         if media_root is not None:
-            set_media_root(ds, media_root, allow_uris=allow_uris)
-        elif get_media_root(ds) is None and os.path.isdir(spec):
-            set_media_root(ds, os.path.abspath(spec), allow_uris=allow_uris)  # save_to_disk folder
-        elif allow_uris and get_media_root(ds) is not None:  # a root load_from_disk attached
-            set_media_root(ds, get_media_access(ds), allow_uris=allow_uris)
+            found = found.replace(root=media_root, allow_uris=())
+        set_media_access(ds, found.allowing(allow_uris))
     return splits
 
 
@@ -201,10 +208,11 @@ def stored_uris(ds: Any) -> list[str]:
 
 
 class _Absolute:
-    """Picklable arrow ``map`` function: every stored URI of the given columns resolved against ``root``."""
+    """Picklable arrow ``map`` function: every stored URI of the given columns resolved (and checked) by
+    ``access``."""
 
-    def __init__(self, columns: list[str], root: Any):
-        self.columns, self.root = columns, root
+    def __init__(self, columns: list[str], access: Any):
+        self.columns, self.access = columns, access
 
     def __call__(self, table: Any) -> Any:
         import pyarrow as pa
@@ -214,7 +222,7 @@ class _Absolute:
         for name in self.columns:
             leaf = table[name].combine_chunks()
             encoded = leaf.field("uri").dictionary_encode()
-            resolved = [resolve_uri(u, self.root) for u in encoded.dictionary.to_pylist()]
+            resolved = [resolve_uri(u, self.access) for u in encoded.dictionary.to_pylist()]
             uri = pa.array(resolved, pa.string()).take(encoded.indices)
             mask = leaf.is_null() if leaf.null_count else None
             column = pa.StructArray.from_arrays(
@@ -225,7 +233,8 @@ class _Absolute:
 
 
 def absolute_refs(ds: Any) -> Any:
-    """``ds`` with every relative ref of its MediaRef columns resolved against its media root."""
+    """``ds`` with every relative ref of its MediaRef columns resolved against its media root (every ref
+    checked against its access)."""
     from ..hf import get_media_access
 
     fn = _Absolute(media_columns(ds), get_media_access(ds))

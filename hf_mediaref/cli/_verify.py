@@ -1,10 +1,13 @@
 """``hf-mediaref verify``: every ref (or a random sample) resolves and decodes, checked video by video.
 
-For each video: open it (its keyframe index: a missing, unreadable or corrupt file fails all its refs at once,
-with one error), refuse the times at or past its end (``FrameOutOfRangeError``, per ref), then decode the rest
-in batches of ``--batch-size`` refs, one engine call each; a batch that fails is retried ref by ref, so every
-failing ref is counted under its own error class. Images are decoded in batches too. The report gives the
-counts, and for each error class how many refs and files it hit and its first message.
+Refs are resolved and checked by the dataset's :class:`~hf_mediaref.MediaAccess` (the folder or Hub repo it
+was read from, ``--media-root``, ``--allow-uris``): a ref it refuses is counted as a failure under its error
+(``UntrustedRefError``, ``PathEscapeError``) and never read. For each video: open it (its keyframe index: a
+missing, unreadable or corrupt file fails all its refs at once, with one error), refuse the times at or past
+its end (``FrameOutOfRangeError``, per ref), then decode the rest in batches of ``--batch-size`` refs, one
+engine call each; a batch that fails is retried ref by ref, so every failing ref is counted under its own
+error class. Images are decoded in batches too. The report gives the counts, and for each error class how many
+refs and files it hit and its first message.
 """
 
 from __future__ import annotations
@@ -178,11 +181,12 @@ def _column_refs(
     ds: Any, column: str, sample: int | None, seed: int, report: Report
 ) -> tuple[list[str], list[int | None]]:
     """The resolved refs of ``column`` (all, or ``sample`` random rows; null refs skipped). Refs that do not
-    resolve (relative without a media root, ``..`` escapes) are counted as failures in ``report``."""
+    resolve or that the dataset's access refuses (relative without a media root, ``..`` escapes, refs reading
+    outside the root and not allowed) are counted as failures in ``report``, and never read."""
     from ..arrow import resolve_uri
-    from ..hf import get_media_root
+    from ..hf import get_media_access
 
-    root = get_media_root(ds)
+    access = get_media_access(ds)
     rows = None
     if sample is not None and sample < len(ds):
         rows = np.sort(np.random.default_rng(seed).choice(len(ds), size=sample, replace=False))
@@ -195,7 +199,7 @@ def _column_refs(
     resolved: list[str | None] = []
     for code, uri in enumerate(encoded.dictionary.to_pylist()):
         try:
-            resolved.append(resolve_uri(uri, root))
+            resolved.append(resolve_uri(uri, access))
         except Exception as err:  # the ref does not resolve: all its rows fail with this error
             resolved.append(None)
             rows_of = int(np.count_nonzero(valid & (codes == code)))
@@ -209,23 +213,28 @@ def _column_refs(
 def run(args: Any) -> int:
     """Run ``verify`` with parsed arguments."""
     from ..decode import DecodeOptions
+    from ..hf import get_media_access
+    from ..io import reading_with
     from . import _store
 
     if args.sample is not None and args.sample < 1:
         raise ValueError(f"--sample must be >= 1, got {args.sample}")
     splits = _store.open_from_args(args)
-    options = DecodeOptions(decoder=args.decoder)
     reports = []
     for split, ds in splits.items():
         columns = _store.media_columns(ds)
         if not columns:
             print(f"{split}: no MediaRef column", file=sys.stderr)
+        access = get_media_access(ds)
+        creds = None if access is None else access.engine_storage_options()
+        options = DecodeOptions(decoder=args.decoder, storage_options=creds)
         for column in columns:
             report = Report(split, column)
             uris, pts = _column_refs(ds, column, args.sample, args.seed, report)
-            verify_refs(
-                uris, pts, report=report, options=options, batch_size=args.batch_size, quiet=args.quiet
-            )
+            with reading_with(access):  # http(s) reads follow the dataset's public-address rule
+                verify_refs(
+                    uris, pts, report=report, options=options, batch_size=args.batch_size, quiet=args.quiet
+                )
             reports.append(report)
     failed = sum(r.failed for r in reports)
     if args.json:

@@ -7,12 +7,15 @@ A batch is whatever Ray hands over: a ``pyarrow.Table`` (``batch_format="pyarrow
 which groups them by video. The decoder uses as many threads as Ray granted the task or actor CPUs
 (``num_cpus``, 1 by default), never the whole machine: Ray already runs one task per granted CPU.
 
-A ``root`` given to the decoder is a trust boundary (:class:`hf_mediaref.MediaAccess`, as for
-``decode_transform(root=...)``): every ref of the batch, relative or absolute, is checked against it and its
-``allow_uris`` in the worker that decodes it. Without one, a decoder running for a dataset from
-:func:`~hf_mediaref.ray.resolve_roots` (or ``read_mediaref``) finds the roots its refs were checked against
-in the dataset's ``DataContext`` (:data:`MEDIA_ROOTS_KEY`) and checks its ``http(s)`` refs against them again,
-so that the host names they name are held to public addresses in this worker too (that hold is per process).
+The decoder's access (``access=``, or one built from ``root=`` and ``allow_uris=``: a
+:class:`hf_mediaref.MediaAccess`, as for ``decode_transform(access=...)``) is a trust boundary: every ref of
+the batch, relative or absolute, is checked against it in the worker that decodes it, and its ``http(s)``
+reads follow its public-address rule (:func:`hf_mediaref.io.reading_with`). It pickles with the decoder to
+tasks and actors, credentials included. Without one, a decoder running for a dataset from
+:func:`~hf_mediaref.ray.resolve_roots` (or ``read_mediaref``) finds the accesses its refs were checked against
+in the dataset's own ``DataContext`` (:data:`MEDIA_ROOTS_KEY`) and reads under their rule, so the host names
+of ``http(s)`` refs are held to public addresses when this worker connects too. Nothing process-wide widens
+what a decoder may read.
 """
 
 from __future__ import annotations
@@ -32,36 +35,43 @@ from ..decode import DecodeOptions
 from ..errors import InvalidRefError
 from ..io import MediaAccess, reading_with
 
-__all__ = ["MEDIA_ROOTS_KEY", "MediaDecoder", "decode_batch", "granted_cpus", "remember_root"]
+__all__ = ["MEDIA_ROOTS_KEY", "MediaDecoder", "decode_batch", "granted_cpus", "make_access", "remember_root"]
 
-#: The key, in a Ray Dataset's own ``DataContext`` (``set_config``), of the media roots its refs were checked
-#: against when read: the context travels with the dataset to every task and actor that runs it.
+#: The key, in a Ray Dataset's own ``DataContext`` (``set_config``), of the accesses (:class:`MediaAccess`)
+#: its refs were checked against when read: the context travels with the dataset to every task and actor
+#: that runs it (pickled: credentials included).
 MEDIA_ROOTS_KEY = "hf_mediaref.media_roots"
 
 
-def remember_root(dataset: Any, root: MediaAccess) -> None:
-    """Add ``root`` to the media roots kept in ``dataset``'s own ``DataContext`` (:data:`MEDIA_ROOTS_KEY`).
+def remember_root(dataset: Any, access: MediaAccess) -> None:
+    """Add ``access`` to the accesses kept in ``dataset``'s own ``DataContext`` (:data:`MEDIA_ROOTS_KEY`).
 
     Nothing is kept when the dataset's context is the process-wide current one (every later dataset would
-    share it) or when Ray has no per-dataset context.
+    share it) or when Ray has no per-dataset context. Kept accesses only narrow: a decoder reading under
+    several holds a URL to public addresses when any of them does.
 
     Args:
         dataset: a ``ray.data.Dataset``.
-        root: the root its refs are checked against.
+        access: the :class:`~hf_mediaref.MediaAccess` its refs are checked against.
+
+    Raises:
+        TypeError: ``access`` is not a ``MediaAccess``.
     """
+    if not isinstance(access, MediaAccess):
+        raise TypeError(f"access must be a hf_mediaref.MediaAccess, got {type(access).__name__}")
     context = getattr(dataset, "context", None)
     ray_data = sys.modules.get("ray.data")
     if ray_data is None or context is None or not hasattr(context, "set_config"):
         return
     if context is ray_data.DataContext.get_current():
         return
-    roots = tuple(context.get_config(MEDIA_ROOTS_KEY, None) or ())
-    if root not in roots:
-        context.set_config(MEDIA_ROOTS_KEY, (*roots, root))
+    kept = tuple(context.get_config(MEDIA_ROOTS_KEY, None) or ())
+    if access not in kept:
+        context.set_config(MEDIA_ROOTS_KEY, (*kept, access))
 
 
 def _context_roots() -> tuple[MediaAccess, ...]:
-    """The media roots of the Ray Dataset this runs for (see :func:`remember_root`); none outside one."""
+    """The accesses of the Ray Dataset this runs for (see :func:`remember_root`); none outside one."""
     ray_data = sys.modules.get("ray.data")
     if ray_data is None:
         return ()
@@ -72,9 +82,36 @@ def _context_roots() -> tuple[MediaAccess, ...]:
     return tuple(r for r in roots or () if isinstance(r, MediaAccess))
 
 
-def _access(root: Any, allow_uris: Any) -> MediaAccess:
-    """The access of a ``root=`` argument (a path, a URL or a :class:`~hf_mediaref.MediaAccess`)."""
-    return root.allowing(allow_uris) if isinstance(root, MediaAccess) else MediaAccess(root, allow_uris)
+def make_access(
+    root: str | os.PathLike[str] | MediaAccess | None,
+    allow_uris: str | os.PathLike[str] | Iterable[Any] | None,
+    access: MediaAccess | None,
+) -> MediaAccess | None:
+    """The access of ``root=`` / ``allow_uris=`` / ``access=`` arguments: ``access`` (or a ``root`` that is a
+    :class:`~hf_mediaref.MediaAccess`) widened by ``allow_uris``, else ``MediaAccess(root, allow_uris)``;
+    ``None`` when neither a root nor an access is given.
+
+    Raises:
+        TypeError: ``access`` is not a ``MediaAccess``.
+        ValueError: both ``root`` and ``access``; ``allow_uris`` without either; a ``data:`` root or a
+            malformed ``allow_uris`` entry.
+    """
+    if access is not None:
+        if not isinstance(access, MediaAccess):
+            raise TypeError(f"access must be a hf_mediaref.MediaAccess, got {type(access).__name__}")
+        if root is not None:
+            raise ValueError("pass root= or access=, not both (access.replace(root=...) changes its root)")
+        return access.allowing(allow_uris)
+    if isinstance(root, MediaAccess):
+        return root.allowing(allow_uris)
+    if root is None:
+        if allow_uris:
+            raise ValueError(
+                "allow_uris= widens a root: pass root= or access= too "
+                "(hf_mediaref.MediaAccess(root, allow_uris))"
+            )
+        return None
+    return MediaAccess(root, allow_uris)
 
 
 def granted_cpus() -> float | None:
@@ -188,7 +225,7 @@ def _plain_column(column: Any) -> Any:
 
 
 def _decode_columns(
-    batch: Any, columns: Sequence[str] | None, root: MediaAccess | None, options: DecodeOptions
+    batch: Any, columns: Sequence[str] | None, access: MediaAccess | None, options: DecodeOptions
 ) -> dict[str, Any]:
     data = _columns_of(batch)
     names = list(columns) if columns is not None else [n for n, c in data.items() if _holds_refs(c)]
@@ -199,15 +236,15 @@ def _decode_columns(
     spans: list[tuple[str, int, int, np.ndarray]] = []
     for name in names:
         column_refs, valid = refs_from_storage(
-            _as_storage(data[name], name), root, where=f"column {name!r}, row {{}} of the batch"
+            _as_storage(data[name], name), access, where=f"column {name!r}, row {{}} of the batch"
         )
         spans.append((name, len(refs), len(refs) + len(column_refs), valid))
         refs += column_refs
-    # reads follow the public-address rule of the access the refs were checked against: the decoder's, else
-    # those of the dataset this runs for (its DataContext), checked when its rows were read
-    accesses = [root] if root is not None else list(_context_roots()) if refs else []
-    if root is not None and options.storage_options is None:
-        creds = root.engine_storage_options()
+    # reads follow the public-address rule and credentials of the access the refs were checked against:
+    # the decoder's, else those of the dataset this runs for (its DataContext; checked when it was read)
+    accesses = [access] if access is not None else list(_context_roots()) if refs else []
+    if options.storage_options is None:
+        creds = next((c for a in accesses if (c := a.engine_storage_options()) is not None), None)
         options = options if creds is None else options.replace(storage_options=creds)
     with reading_with(accesses):
         frames = decode.batch_decode(refs, options=options) if refs else []
@@ -229,18 +266,21 @@ class MediaDecoder:
     Args:
         columns: the media columns to decode; default: every column holding refs (a struct column with a
             ``uri`` field, or values that are ref dicts or ``MediaRef`` s).
-        root: the media root relative URIs resolve against (see :func:`hf_mediaref.arrow.normalize_root`);
-            not needed for a dataset from :func:`~hf_mediaref.ray.read_mediaref`, whose URIs are resolved
-            (and checked) as it is read. Like :func:`~hf_mediaref.ray.resolve_roots`' root it is a trust
-            boundary: every ref of a batch, relative or absolute, must read inside it or under
-            ``allow_uris`` (or ``HF_MEDIAREF_ALLOW_URIS`` in the worker's environment); public ``http(s)``
-            URLs and ``data:`` URIs are always allowed. Without a root refs are not checked (refs you
-            built), but for a dataset from :func:`~hf_mediaref.ray.read_mediaref` / ``resolve_roots``
-            (checked when read) the host names of its ``http(s)`` refs are held to public addresses in the
-            decoding worker too: the roots travel in the dataset's ``DataContext``.
-        allow_uris: what refs may read beyond ``root``: URI prefixes, local folders, schemes, or ``"*"``
-            (see :func:`hf_mediaref.arrow.parse_allow_uris`); it pickles with the decoder to tasks and
-            actors. Ignored without a ``root``.
+        root: the media root relative URIs resolve against (a local folder or a URL), or a
+            :class:`hf_mediaref.MediaAccess`; builds ``MediaAccess(root, allow_uris)``. Not needed for a
+            dataset from :func:`~hf_mediaref.ray.read_mediaref`, whose URIs are resolved (and checked) as it
+            is read.
+        allow_uris: what refs may read beyond the root: URI prefixes, local folders, schemes, or ``"*"``
+            (see :func:`hf_mediaref.parse_allow_uris`); needs ``root`` or ``access``.
+        access: the :class:`hf_mediaref.MediaAccess` to read with (instead of ``root``; widened by
+            ``allow_uris``). Like :func:`~hf_mediaref.ray.resolve_roots`' access it is a trust boundary:
+            every ref of a batch, relative or absolute, must read inside its root or what it allows (public
+            ``http(s)`` URLs and ``data:`` URIs are always allowed), and its credentials read the media. It
+            pickles with the decoder to tasks and actors, credentials included. Without one refs are not
+            checked (refs you built), but for a dataset from :func:`~hf_mediaref.ray.read_mediaref` /
+            ``resolve_roots`` (checked when read) the decoder reads under the accesses kept in the dataset's
+            own ``DataContext``: the host names of its ``http(s)`` refs are held to public addresses in the
+            decoding worker too, and their credentials are used.
         options: a :class:`hf_mediaref.DecodeOptions` (default: ``DecodeOptions()``).
         **decode_options: fields of :class:`hf_mediaref.DecodeOptions` by name (``size``, ``output``,
             ``decoder``, ``strategy``, ``device``, ``max_workers``, ...); given ones override ``options``.
@@ -255,13 +295,15 @@ class MediaDecoder:
         Ray batches hold numpy arrays (``iter_torch_batches`` makes tensors of them).
 
     Raises:
-        ValueError: invalid options, a ``data:`` root or a malformed ``allow_uris`` entry (raised when built).
+        ValueError: invalid options, a ``data:`` root, a malformed ``allow_uris`` entry, ``allow_uris``
+            without ``root`` or ``access``, or both ``root`` and ``access`` (raised when built).
+        TypeError: ``access`` is not a ``MediaAccess`` (raised when built).
         TypeError: (when called) a batch that is not a ``pyarrow.Table``, a dict of arrays or a
             ``pandas.DataFrame``.
         KeyError: (when called) a named column is not in the batch.
         InvalidRefError: (when called) a malformed ref, naming its column and row in the batch.
         UnresolvedPathError: (when called) a relative URI and no root.
-        UntrustedRefError: (when called) a ref that reads outside ``root`` and is not allowed, named in the
+        UntrustedRefError: (when called) a ref that reads outside the access and is not allowed, named in the
             message (:class:`~hf_mediaref.errors.PathEscapeError` for a ``..`` out of it). Inside
             ``map_batches`` Ray Data reports it as a ``RayTaskError(UserCodeException)`` whose message holds
             the ``UntrustedRefError`` line naming the ref; with Ray's
@@ -271,6 +313,7 @@ class MediaDecoder:
     Example:
         ```python
         >>> import ray
+        >>> from hf_mediaref import MediaAccess
         >>> from hf_mediaref.ray import MediaDecoder, read_mediaref
         >>> ds = read_mediaref("/data/robot-frames")  # relative URIs resolved against the folder
         >>> frames = ds.map_batches(MediaDecoder, fn_constructor_kwargs={"size": (224, 224)},
@@ -280,6 +323,7 @@ class MediaDecoder:
         >>> raw = ray.data.read_parquet("/data/robot-frames/data")  # relative refs, checked by the decoder
         >>> decoder = MediaDecoder(root="/data/robot-frames", allow_uris=["/mnt/shared/"])
         >>> frames = raw.map_batches(decoder, batch_size=64)
+        >>> private = MediaDecoder(access=MediaAccess("hf://datasets/org/private@<commit>/", token="hf_..."))
         ```
     """
 
@@ -287,42 +331,44 @@ class MediaDecoder:
         self,
         columns: Sequence[str] | None = None,
         *,
-        root: str | os.PathLike[str] | None = None,
+        root: str | os.PathLike[str] | MediaAccess | None = None,
         allow_uris: str | os.PathLike[str] | Iterable[Any] | None = None,
+        access: MediaAccess | None = None,
         options: DecodeOptions | None = None,
         **decode_options: Any,
     ):
         self.columns = None if columns is None else [columns] if isinstance(columns, str) else list(columns)
-        self.root = None if root is None else _access(root, allow_uris)
+        self.access = make_access(root, allow_uris, access)
         self.options = DecodeOptions.resolve(options, **decode_options)
 
     def __call__(self, batch: Any) -> dict[str, Any]:
-        return _decode_columns(batch, self.columns, self.root, _worker_options(self.options))
+        return _decode_columns(batch, self.columns, self.access, _worker_options(self.options))
 
     def __repr__(self) -> str:
-        return f"MediaDecoder(columns={self.columns!r}, access={self.root!r}, {self.options})"
+        return f"MediaDecoder(columns={self.columns!r}, access={self.access!r}, {self.options})"
 
 
 def decode_batch(
     batch: Any,
     columns: Sequence[str] | None = None,
     *,
-    root: str | os.PathLike[str] | None = None,
+    root: str | os.PathLike[str] | MediaAccess | None = None,
     allow_uris: str | os.PathLike[str] | Iterable[Any] | None = None,
+    access: MediaAccess | None = None,
     options: DecodeOptions | None = None,
     **decode_options: Any,
 ) -> dict[str, Any]:
     """Decode the media columns of one Ray Data batch: a function for ``Dataset.map_batches`` (tasks).
 
-    Same as ``MediaDecoder(columns, root=root, allow_uris=allow_uris, options=options,
+    Same as ``MediaDecoder(columns, root=root, allow_uris=allow_uris, access=access, options=options,
     **decode_options)(batch)``; options are validated on every call, so for many batches prefer passing a
     :class:`MediaDecoder` instance.
 
     Args:
         batch: a ``pyarrow.Table``, a dict of numpy arrays (a struct column as an object array of dicts) or
             a ``pandas.DataFrame``.
-        columns, root, allow_uris, options, **decode_options: as for :class:`MediaDecoder` (``root`` is a
-            trust boundary, widened by ``allow_uris``).
+        columns, root, allow_uris, access, options, **decode_options: as for :class:`MediaDecoder` (the
+            access, given or built from ``root`` and ``allow_uris``, is a trust boundary).
 
     Returns:
         A numpy batch: every column of ``batch``, media columns holding their frames (see
@@ -333,7 +379,8 @@ def decode_batch(
         KeyError: a named column is not in the batch.
         InvalidRefError: a malformed ref, naming its column and row in the batch.
         UnresolvedPathError: a relative URI and no root.
-        UntrustedRefError: a ref that reads outside ``root`` and is not allowed, named in the message.
+        UntrustedRefError: a ref that reads outside the access and is not allowed, named in the message.
+        ValueError, TypeError: the access arguments are inconsistent (see :class:`MediaDecoder`).
 
     Example:
         ```python
@@ -342,4 +389,7 @@ def decode_batch(
         >>> frames = ds.map_batches(decode_batch, fn_kwargs={"size": (224, 224)}, batch_size=64)
         ```
     """
-    return MediaDecoder(columns, root=root, allow_uris=allow_uris, options=options, **decode_options)(batch)
+    decoder = MediaDecoder(
+        columns, root=root, allow_uris=allow_uris, access=access, options=options, **decode_options
+    )
+    return decoder(batch)

@@ -399,3 +399,84 @@ def test_build_from_a_lerobot_dataset_on_the_hub(tmp_path):
         ds = hf_mediaref.load_dataset(str(out), split="train", allow_uris=source)
         frames = ds.with_format("mediaref")[:]["observation.images.top"]
         assert [read_index(f) for f in frames] == list(range(11))
+
+
+@pytest.fixture
+def claims_root(tmp_path, media_dir, http_server):
+    """A repo folder whose Parquet file's schema metadata claims the root "/" (``{"hf_mediaref":
+    "{\\"media_root\\": \\"/\\"}"}``, the key earlier versions read a root from), with one ref inside the
+    folder (``v.mp4``) and three that read outside it: the absolute path of ``outside/far.mp4``, a ``..``
+    escape to it, and a loopback URL served by the test server."""
+    import pyarrow.parquet as pq
+
+    folder, outside = tmp_path / "claims", tmp_path / "outside"
+    (folder / "data").mkdir(parents=True)
+    outside.mkdir()
+    write_video(folder / "v.mp4", 10, fps=10)
+    write_video(outside / "far.mp4", 10, fps=10, first_index=200)
+    write_video(media_dir / "cli-far.mp4", 10, fps=10, first_index=300)
+    refs = [
+        {"uri": "v.mp4", "pts_ns": 0},
+        {"uri": str(outside / "far.mp4"), "pts_ns": 100_000_000},
+        {"uri": "../outside/far.mp4", "pts_ns": 200_000_000},
+        {"uri": f"{http_server.url}/cli-far.mp4", "pts_ns": 500_000_000},
+    ]
+    ds = datasets.Dataset.from_dict(
+        {"frame": refs}, features=datasets.Features({"frame": hf_mediaref.MediaRefFeature()})
+    )
+    path = folder / "data" / "train-00000-of-00001.parquet"
+    ds.to_parquet(str(path))
+    table = pq.read_table(path)
+    claim = {**table.schema.metadata, b"hf_mediaref": json.dumps({"media_root": "/"}).encode()}
+    pq.write_table(table.replace_schema_metadata(claim), path)
+    return folder, outside, refs
+
+
+def test_data_claiming_a_wider_root_reads_inside_its_folder_only(claims_root, http_server, capsys):
+    """verify and inspect of a folder whose Parquet metadata claims the root "/": the folder is the root,
+    so the refs outside it (an absolute path, a ``..`` escape, a loopback URL) fail verify, each named, and
+    nothing outside is read (no request, no stat); --allow-uris lets them decode."""
+    folder, outside, refs = claims_root
+    log_before = len(http_server.log)
+    assert main(["verify", str(folder), "-q", "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    [report] = result["reports"]
+    assert (report["refs"], report["ok"], report["failed"]) == (4, 1, 3)
+    assert set(report["errors"]) == {"UntrustedRefError", "PathEscapeError"}
+    untrusted = report["errors"]["UntrustedRefError"]
+    assert untrusted["refs"] == 2 and untrusted["first_ref"] in (refs[1]["uri"], refs[3]["uri"])
+    assert f"{untrusted['first_ref']!r}" in untrusted["first"]
+    assert "'../outside/far.mp4'" in report["errors"]["PathEscapeError"]["first"]
+    assert len(http_server.log) == log_before  # the loopback URL was refused before any request
+
+    assert main(["inspect", str(folder), "-q", "--json"]) == 0
+    inspected = json.loads(capsys.readouterr().out)
+    column = inspected["splits"]["train"]["columns"]["frame"]
+    assert inspected["media_root"] == os.path.realpath(folder) and inspected["allow_uris"] == []
+    assert column["refused_files"] == 3 and column["media_bytes"] == (folder / "v.mp4").stat().st_size
+    assert len(http_server.log) == log_before
+
+    allow = ["--allow-uris", str(outside), "--allow-uris", f"{http_server.url}/"]
+    assert main(["verify", str(folder), "-q", *allow]) == 0
+    assert "4 ok, 0 failed" in capsys.readouterr().out and len(http_server.log) > log_before
+
+
+def test_a_saved_folder_is_its_own_root_whatever_state_json_says(tmp_path, capsys):
+    """A save_to_disk folder whose state.json and dataset_info.json claim another root resolves against
+    itself; --media-root moves it."""
+    write_video(tmp_path / "v.mp4", 10, fps=10)
+    ds = datasets.Dataset.from_dict(
+        {"frame": [{"uri": "v.mp4", "pts_ns": 0}]},
+        features=datasets.Features({"frame": hf_mediaref.MediaRefFeature()}),
+    )
+    saved = tmp_path / "saved"
+    ds.save_to_disk(str(saved))
+    state = json.loads((saved / "state.json").read_text())
+    state["_format_type"] = "mediaref"  # load_from_disk restores the format with these kwargs (plain data)
+    state["_format_kwargs"] = {"access": {"root": str(tmp_path), "allow_uris": ["*"]}}
+    (saved / "state.json").write_text(json.dumps(state))
+    assert main(["verify", str(saved), "-q", "--json"]) == 1
+    [report] = json.loads(capsys.readouterr().out)["reports"]
+    assert list(report["errors"]) == ["MediaNotFoundError"]  # saved/v.mp4: nothing outside was read
+    assert main(["verify", str(saved), "-q", "--media-root", str(tmp_path)]) == 0
+    assert main(["verify", str(saved), "-q", "--media-root", str(saved)]) == 1

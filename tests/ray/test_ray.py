@@ -7,6 +7,8 @@ directly."""
 from __future__ import annotations
 
 import functools
+import json
+import os
 import pickle
 import types
 
@@ -17,8 +19,8 @@ ray = pytest.importorskip("ray")
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from hf_mediaref import MediaRef  # noqa: E402
-from hf_mediaref.arrow import ALLOW_URIS_ENV, STORAGE_TYPE, media_root, parse_allow_uris  # noqa: E402
+from hf_mediaref import MediaAccess, MediaRef, parse_allow_uris  # noqa: E402
+from hf_mediaref.arrow import STORAGE_TYPE  # noqa: E402
 from hf_mediaref.errors import InvalidRefError, PathEscapeError, UnresolvedPathError, UntrustedRefError  # noqa: E402
 from hf_mediaref.ray import MediaDecoder, _read, decode_batch, read_mediaref, resolve_roots, video_shuffle  # noqa: E402
 from hf_mediaref.ray._decode import MEDIA_ROOTS_KEY  # noqa: E402
@@ -96,6 +98,40 @@ def hostile(tmp_path_factory, media_dir, http_server):
     )
 
 
+@pytest.fixture(scope="module")
+def claims(tmp_path_factory, hostile):
+    """Data that claims a wider root: ``claims/data.parquet`` whose schema metadata says
+    ``{"hf_mediaref": "{\\"media_root\\": \\"/\\"}"}`` (the key earlier versions read a root from), with a
+    ref inside its folder (``videos/a.mp4``, frame 4) and the absolute path of ``outside/far.mp4`` (which
+    that root would reach); a ``save_to_disk`` folder of the same rows whose ``state.json`` format kwargs and
+    ``dataset_info.json`` claim the same; and ``web/data.parquet`` with one loopback URL ref (frame 305)."""
+    datasets = pytest.importorskip("datasets")
+    base = tmp_path_factory.mktemp("ray-claims")
+    folder, web = base / "claims", base / "web"
+    (folder / "videos").mkdir(parents=True)
+    web.mkdir()
+    a = write_video(folder / "videos" / "a.mp4", 10, fps=10, gop=5, size=(64, 128))
+    refs = [{"uri": "videos/a.mp4", "pts_ns": a.pts_ns[4]}, {"uri": hostile.uris[1], "pts_ns": 100_000_000}]
+    claim = {b"hf_mediaref": json.dumps({"media_root": "/"}).encode()}
+    table = pa.table({"frame": pa.array(refs, STORAGE_TYPE), "label": [4, 201]})
+    table = table.replace_schema_metadata(claim)
+    pq.write_table(table, folder / "data.parquet")
+    assert pq.read_schema(folder / "data.parquet").metadata[b"hf_mediaref"] == claim[b"hf_mediaref"]
+    saved = base / "saved"
+    datasets.Dataset(table).save_to_disk(str(saved))
+    state = json.loads((saved / "state.json").read_text())
+    state["_format_kwargs"] = {"access": {"root": "/", "allow_uris": ["*"]}, "media_root": "/"}
+    (saved / "state.json").write_text(json.dumps(state))
+    info = json.loads((saved / "dataset_info.json").read_text())
+    (saved / "dataset_info.json").write_text(json.dumps({**info, "hf_mediaref": {"media_root": "/"}}))
+    loopback = [{"uri": hostile.uris[4], "pts_ns": 500_000_000}]
+    web_table = pa.table({"frame": pa.array(loopback, STORAGE_TYPE), "label": [305]})
+    pq.write_table(web_table, web / "data.parquet")
+    return types.SimpleNamespace(
+        folder=folder, file=str(folder / "data.parquet"), saved=saved, web=web, outside=hostile.uris[1]
+    )
+
+
 def _labels(frames) -> list:
     """The barcode of every frame; None for an empty frame (a null ref)."""
     return [None if np.asarray(f).size == 0 else read_index(np.asarray(f)) for f in frames]
@@ -122,7 +158,7 @@ def _counting_decoder():
 
 
 def _roots_reporting_decoder():
-    """A MediaDecoder that also returns, per row, the media roots (``root|allow,...``) it finds in the
+    """A MediaDecoder that also returns, per row, the accesses (``root|allow,...``) it finds in the
     DataContext Ray runs it with (defined here so Ray ships it by value)."""
 
     class RootsDecoder(MediaDecoder):
@@ -130,7 +166,7 @@ def _roots_reporting_decoder():
             from hf_mediaref.ray import _decode
 
             out = super().__call__(batch)
-            roots = ";".join(f"{r}|{','.join(r.allow)}" for r in _decode._context_roots())
+            roots = ";".join(f"{r.root}|{','.join(r.allow_uris)}" for r in _decode._context_roots())
             out["roots"] = np.array([roots] * len(out["label"]))
             return out
 
@@ -169,20 +205,25 @@ def test_read_and_decode_in_tasks_and_actors(runtime, repo):
 
 
 def test_read_parquet_files_save_to_disk_and_hub(runtime, repo, tmp_path):
-    """Parquet files and a save_to_disk folder keep relative refs unless given a root; a Hub repo's files
-    are listed at its commit, refs resolved to hf://datasets/org/name@<commit>/."""
+    """Parquet files resolve against the folder they are in, a save_to_disk folder against itself, unless
+    given a root or an access; a Hub repo's files are listed at its commit, refs resolved to
+    hf://datasets/org/name@<commit>/."""
     datasets = pytest.importorskip("datasets")
     from hf_mediaref.testing.fake_hub import FakeHub
 
     train = str(repo.path / "data" / "train-00000-of-00001.parquet")
-    assert read_mediaref(train).take(1)[0]["frame"]["uri"] == "videos/a.mp4"
+    assert read_mediaref(train).take(1)[0]["frame"]["uri"] == str(repo.path / "data" / "videos" / "a.mp4")
     frames = read_mediaref([train], root=repo.path).map_batches(decode_batch, batch_size=16).take(2)
     assert _labels([r["frame"] for r in frames]) == [0, 3]
 
     saved = tmp_path / "saved"
     datasets.Dataset(repo.table).save_to_disk(str(saved))
-    ds = read_mediaref(saved, root=repo.path)
+    in_saved = os.path.join(os.path.realpath(saved), "videos", "a.mp4")
+    assert read_mediaref(saved).take(1)[0]["frame"]["uri"] == in_saved
+    ds = read_mediaref(saved, access=MediaAccess(repo.path, token="hf_secret"))
     assert ds.take(2)[1]["frame"] == {"uri": str(repo.path / "videos" / "a.mp4"), "pts_ns": repo.a.pts_ns[3]}
+    [kept] = ds.context.get_config(MEDIA_ROOTS_KEY)
+    assert kept.root == str(repo.path) and kept.token == "hf_secret"
 
     with FakeHub(tmp_path / "hub") as hub:
         api = hub.api_class()()
@@ -263,18 +304,62 @@ def test_ray_holds_the_trust_boundary_of_the_root(runtime, hostile, http_server)
     assert [r["label"] for r in rows] == hostile.labels
     assert _labels([r["frame"] for r in rows]) == hostile.labels
     assert rows[3]["frame"].shape == (64, 128, 3) and len(http_server.log) > log_before
-    assert {r["roots"] for r in rows} == {f"{hostile.folder}|{','.join(parse_allow_uris(allow))}"}
+    real = os.path.realpath(hostile.folder)
+    assert {r["roots"] for r in rows} == {f"{real}|{','.join(parse_allow_uris(allow))}"}
+    assert ray.data.DataContext.get_current().get_config(MEDIA_ROOTS_KEY) is None
+
+
+def test_roots_come_from_where_the_data_was_read_never_from_the_data(runtime, claims):
+    """A Parquet file whose schema metadata claims the root "/" (and a save_to_disk folder whose state.json
+    and dataset_info.json claim it) read through read_mediaref: the root is the folder the data was read
+    from, so the absolute ref that root would reach is refused, named in Ray's error; with allow_uris the
+    same rows decode."""
+    real = os.path.realpath(claims.folder)
+    for path in (claims.file, [claims.file], claims.folder):
+        assert read_mediaref(path).context.get_config(MEDIA_ROOTS_KEY) == (MediaAccess(real),)
+    saved = read_mediaref(claims.saved)
+    assert saved.context.get_config(MEDIA_ROOTS_KEY) == (MediaAccess(os.path.realpath(claims.saved)),)
+    for ds in (read_mediaref(claims.file), saved):
+        with pytest.raises(ray.exceptions.RayTaskError) as info:
+            ds.take_all()
+        message = str(info.value)
+        assert "UntrustedRefError" in message
+        assert f"{claims.outside!r} points outside the media root" in message
+    allow = os.path.dirname(claims.outside)
+    rows = read_mediaref(claims.file, allow_uris=[allow]).map_batches(MediaDecoder(), batch_size=8).take_all()
+    assert _labels([r["frame"] for r in rows]) == [4, 201]
+
+
+def test_an_allow_list_stays_with_its_dataset(runtime, claims, http_server):
+    """Two datasets of the same loopback URL ref in one process: the one given allow_uris decodes it (in a
+    task and an actor), the other, read after it, refuses it before any request: allow-lists travel with
+    their dataset (its map, its own DataContext), never through the process or the Ray workers."""
+    allow = f"{http_server.url}/"
+    wide = read_mediaref(claims.web, allow_uris=[allow])
+    narrow = read_mediaref(claims.web)
+    assert wide.context.get_config(MEDIA_ROOTS_KEY)[0].allow_uris == (allow,)
+    assert narrow.context.get_config(MEDIA_ROOTS_KEY)[0].allow_uris == ()
+    for compute in (None, ray.data.ActorPoolStrategy(size=1)):
+        decoder = MediaDecoder if compute is not None else MediaDecoder()
+        rows = wide.map_batches(decoder, batch_size=8, compute=compute).take_all()
+        assert _labels([r["frame"] for r in rows]) == [305]
+    log_before = len(http_server.log)
+    with pytest.raises(ray.exceptions.RayTaskError) as info:
+        narrow.map_batches(MediaDecoder(), batch_size=8).take_all()
+    message = str(info.value)
+    assert "UntrustedRefError" in message and "non-public address '127.0.0.1'" in message
+    assert http_server.url in message and len(http_server.log) == log_before
     assert ray.data.DataContext.get_current().get_config(MEDIA_ROOTS_KEY) is None
 
 
 # --------------------------------------------------------------------------------------- without Ray
 
 
-def test_each_ref_outside_the_root_is_refused_until_allowed(hostile, http_server, monkeypatch):
+def test_each_ref_outside_the_root_is_refused_until_allowed(hostile, http_server):
     """What the Ray road runs in its workers, called directly for each outside ref (with the ref inside):
-    resolve_roots' map and the decoder with a root refuse it, naming it, before anything is read; its
-    allow_uris entry (on the root, on the decoder, or in HF_MEDIAREF_ALLOW_URIS) lets it decode its own
-    frame; a MediaDecoder keeps its allow-list through pickling."""
+    resolve_roots' map and the decoder with a root or an access refuse it, naming it, before anything is
+    read; its allow_uris entry (on the access, on the decoder) lets it decode its own frame; a MediaDecoder
+    keeps its access, credentials included, through pickling."""
     log_before = len(http_server.log)
     for row in range(1, 5):
         table = hostile.table.take([0, row])
@@ -282,8 +367,9 @@ def test_each_ref_outside_the_root_is_refused_until_allowed(hostile, http_server
         expected_error = PathEscapeError if uri.startswith("..") else UntrustedRefError
         other = hostile.allow[4] if row < 4 else hostile.allow[1]  # allows another ref, not this one
         for refuse in (
-            _read._ResolveRoots(["frame"], media_root(hostile.folder)),
+            _read._ResolveRoots(["frame"], MediaAccess(hostile.folder)),
             functools.partial(decode_batch, root=hostile.folder),
+            functools.partial(decode_batch, access=MediaAccess(hostile.folder, other)),
             MediaDecoder(root=hostile.folder, allow_uris=other),
         ):
             with pytest.raises(expected_error) as info:
@@ -291,40 +377,76 @@ def test_each_ref_outside_the_root_is_refused_until_allowed(hostile, http_server
             assert info.value.uri == uri and f"{uri!r}" in str(info.value), uri
         assert len(http_server.log) == log_before, uri  # refused before any request
 
-        resolved = _read._ResolveRoots(["frame"], media_root(hostile.folder, allow))(table)
+        resolved = _read._ResolveRoots(["frame"], MediaAccess(hostile.folder, allow))(table)
         assert _labels(decode_batch(resolved)["frame"]) == [4, label], uri
-        decoder = pickle.loads(pickle.dumps(MediaDecoder(root=hostile.folder, allow_uris=[allow])))
-        assert decoder.root.allow and _labels(decoder(table)["frame"]) == [4, label], uri
-        monkeypatch.setenv(ALLOW_URIS_ENV, allow)
-        assert _labels(decode_batch(table, root=hostile.folder)["frame"]) == [4, label], uri
-        monkeypatch.delenv(ALLOW_URIS_ENV)
+        access = MediaAccess(hostile.folder, [allow], token="hf_secret")
+        decoder = pickle.loads(pickle.dumps(MediaDecoder(access=access)))
+        assert decoder.access == access and decoder.access.token == "hf_secret", uri
+        assert "hf_secret" not in repr(decoder) and "hf_secret" not in json.dumps(decoder.access)
+        assert _labels(decoder(table)["frame"]) == [4, label], uri
+        widened = MediaDecoder(root=MediaAccess(hostile.folder), allow_uris=allow)
+        assert _labels(widened(table)["frame"]) == [4, label], uri
     trusted = decode_batch(hostile.table, root=hostile.folder, allow_uris="*")
     assert _labels(trusted["frame"]) == hostile.labels
-    # absolute refs and no root (a table built in code): nothing is checked
+    # absolute refs and no access (a table built in code): nothing is checked
     assert _labels(decode_batch(hostile.table.take([1, 2, 4]))["frame"]) == [201, 202, 305]
 
 
-def test_decoders_in_other_workers_hold_host_names_to_public_addresses(
-    hostile, http_server, fake_dns, fast_http, monkeypatch
-):
-    """A host name in an http ref passes the read (it may be public) and is held to public addresses in
-    the process that checked it. A decoder in another worker (an actor) holds it too, refusing the
-    connection to the loopback address the name resolves to, nothing fetched: given the root, or finding the
-    dataset's roots in the DataContext Ray runs it with; a root allowing the host lets it through."""
-    from hf_mediaref.io import _network
+def test_access_arguments(hostile):
+    """root= and allow_uris= build a MediaAccess; access= is one (widened by allow_uris); root= with access=,
+    allow_uris= alone and a non-MediaAccess access= are refused when built."""
+    assert MediaDecoder(root=hostile.folder, allow_uris="s3").access == MediaAccess(hostile.folder, "s3")
+    assert MediaDecoder(access=MediaAccess(hostile.folder), allow_uris="s3").access.allow_uris == ("s3:",)
+    assert MediaDecoder().access is None
+    with pytest.raises(ValueError, match="not both"):
+        MediaDecoder(root=hostile.folder, access=MediaAccess(hostile.folder))
+    with pytest.raises(ValueError, match="allow_uris= widens a root"):
+        MediaDecoder(allow_uris="*")
+    with pytest.raises(TypeError, match="MediaAccess"):
+        MediaDecoder(access={"root": "/", "allow_uris": ["*"]})  # a dict read back from data is not an access
+    with pytest.raises(TypeError, match="MediaAccess"):
+        _read._ResolveRoots(["frame"], "/")
+    with pytest.raises(ValueError, match="root= or access="):
+        resolve_roots(object(), allow_uris="*")
 
+
+def test_files_root_is_where_the_files_are(tmp_path):
+    """The root of Parquet files read by path: the deepest folder holding them all (after symlinks); URLs of
+    one scheme and host: their common folder; else none."""
+    (tmp_path / "real" / "a").mkdir(parents=True)
+    (tmp_path / "real" / "b").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    real = os.path.realpath(tmp_path / "real")
+    assert _read._files_root([str(tmp_path / "link" / "a" / "x.parquet")]) == os.path.join(real, "a")
+    files = [str(tmp_path / "real" / "a" / "x.parquet"), str(tmp_path / "link" / "b" / "y.parquet")]
+    assert _read._files_root(files) == real
+    assert _read._files_root(["s3://b/d/x.parquet", "s3://b/d/e/y.parquet"]) == "s3://b/d/"
+    assert _read._files_root(["s3://a/x.parquet", "s3://b/x.parquet"]) is None
+    assert _read._files_root(["s3://a/x.parquet", "gs://a/x.parquet"]) is None
+    assert _read._files_root(["s3://a/x.parquet", str(tmp_path / "x.parquet")]) is None
+
+
+def test_decoders_in_other_workers_hold_host_names_to_public_addresses(
+    hostile, http_server, fake_dns, fast_http
+):
+    """A host name in an http ref passes the read (it may be public); a decoder, in whatever worker, reads
+    it under the access it was checked against and refuses the connection to the loopback address the name
+    resolves to, nothing fetched: given the access, or finding the dataset's accesses in the DataContext Ray
+    runs it with (several: any that holds it to public addresses holds it). An access allowing the host
+    lets it through; a decoder with no access and no context reads refs built in code as they are."""
     prefix = f"http://rebind.test:{http_server.url.rsplit(':', 1)[1]}/"
     table = pa.table({"frame": pa.array([{"uri": prefix + "ray-far.mp4", "pts_ns": 0}], STORAGE_TYPE)})
-    resolved = _read._ResolveRoots(["frame"], media_root(hostile.folder))(table)
+    resolved = _read._ResolveRoots(["frame"], MediaAccess(hostile.folder))(table)
     assert resolved["frame"].to_pylist() == table["frame"].to_pylist()
     log_before = len(http_server.log)
     context = ray.data.DataContext.get_current()
+    allowing = MediaAccess("/x", allow_uris=prefix)
     for decoder, roots in (
         (MediaDecoder(root=hostile.folder), None),
-        (MediaDecoder(), (media_root(hostile.folder),)),
-        (MediaDecoder(), (media_root("/elsewhere"), media_root(hostile.folder))),
+        (MediaDecoder(), (MediaAccess(hostile.folder),)),
+        (MediaDecoder(), (MediaAccess("/elsewhere"), MediaAccess(hostile.folder))),
+        (MediaDecoder(), (MediaAccess(hostile.folder), allowing)),  # kept accesses only narrow
     ):
-        monkeypatch.setattr(_network, "_guarded", set())  # the decoding worker: another process
         if roots is not None:
             context.set_config(MEDIA_ROOTS_KEY, roots)
         try:
@@ -333,12 +455,13 @@ def test_decoders_in_other_workers_hold_host_names_to_public_addresses(
         finally:
             context.remove_config(MEDIA_ROOTS_KEY)
     assert len(http_server.log) == log_before
-    monkeypatch.setattr(_network, "_guarded", set())
-    context.set_config(MEDIA_ROOTS_KEY, (media_root(hostile.folder), media_root("/x", allow_uris=prefix)))
+    assert _labels(MediaDecoder(access=allowing)(resolved)["frame"]) == [300]
+    context.set_config(MEDIA_ROOTS_KEY, (allowing,))
     try:
         assert _labels(MediaDecoder()(resolved)["frame"]) == [300]
     finally:
         context.remove_config(MEDIA_ROOTS_KEY)
+    assert _labels(MediaDecoder()(resolved)["frame"]) == [300]  # refs built in code: no rule
 
 
 def test_decoder_takes_every_batch_kind(repo):
