@@ -1,0 +1,135 @@
+"""Indexes are hints; decoding is the truth.
+
+An index read from anywhere but a demux scan of the container (a sidecar, the on-disk store, MP4 ``moov``
+tables, Matroska Cues) may describe other frames than the file holds: a tampered or buggy sidecar drops a
+frame or shifts a pts while its content key still matches. Every decoded span is checked against the index it
+was planned from (the backends raise :class:`IndexMismatch`): a decoded pts the index does not list, or a
+listed pts the decoder never produced. The index is then discarded (a warning naming the video), rebuilt from
+the container by :func:`rescan_index` (a demux scan, which replaces it in the process cache and the on-disk
+store), and the whole request of that video is decoded again with the new index (:class:`Stale` marks the
+results to throw away). A scanned index is never rescanned: where a decode disagrees with it, the typed
+:class:`~hf_mediaref.errors.MediaDecodeError` is raised as before.
+
+The checks compare pts the demuxer and the decoder produce anyway; nothing is decoded for them. The
+TorchCodec backend does not expose the frames it decodes on the way to a target, so its spans of a hinted
+index are checked by demuxing the span's packets (:func:`check_span_packets`), no decode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import weakref
+
+from ..errors import describe_uri
+from ._cache import decoder_cache, replace_index
+from ._container import OpenedVideo
+from ._errors import check_same_version, decode_errors
+from ._index import VideoIndex, scan_index
+from ._index_store import local_store_version, store_index
+from ._planning import Span
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["IndexMismatch", "Stale", "check_span_packets", "is_replaced", "rescan_index"]
+
+
+class IndexMismatch(Exception):
+    """A decode disagrees with the hinted index ``index`` it was planned from (``why`` says how)."""
+
+    def __init__(self, index: VideoIndex, why: str):
+        super().__init__(why)
+        self.index, self.why = index, why
+
+
+class Stale(dict):
+    """The (empty) result of a span whose index turned out wrong: the request is decoded again."""
+
+
+_lock = threading.Lock()
+#: A discarded index -> the scanned index that replaced it (one rescan per index, whoever asks first).
+_replaced: weakref.WeakKeyDictionary[VideoIndex, VideoIndex] = weakref.WeakKeyDictionary()
+
+
+def is_replaced(index: VideoIndex) -> bool:
+    """Whether ``index`` was discarded (a decode disagreed with it) and rescanned."""
+    with _lock:
+        return index in _replaced
+
+
+def rescan_index(uri: str, storage_options: dict | None, key: tuple, bad: VideoIndex, why: str) -> VideoIndex:
+    """The index of ``uri`` rebuilt by a demux scan in place of ``bad``, which a decode contradicted.
+
+    Called once per discarded index: later callers get the same replacement. The new index replaces ``bad``
+    in the process's index cache and in the on-disk store (where ``bad`` may have come from), and TorchCodec
+    decoders built from ``bad``'s frame mappings are dropped.
+
+    Raises:
+        RemoteChangedError: the remote file changed since ``bad`` was built.
+        MediaDecodeError: the video cannot be scanned.
+    """
+    with _lock:
+        done = _replaced.get(bad)
+        if done is not None:
+            return done
+        logger.warning(
+            "the keyframe index of video %s disagrees with its decode (%s); discarding it and indexing the "
+            "video again by a demux scan",
+            describe_uri(uri),
+            why,
+        )
+        with (
+            decode_errors(uri, "index"),
+            contextlib.closing(OpenedVideo(uri, storage_options=storage_options)) as video,
+        ):
+            check_same_version(bad.version, video.version, uri)
+            index = scan_index(video.container, video.stream, count_packet_bytes=video.counts_packet_bytes)
+        index.version = bad.version
+        _replaced[bad] = index
+    replace_index(key, index, lambda cached: True)
+    if bad.version is not None:
+        store_index(key, bad.version, index)
+    else:
+        local = local_store_version(uri, key)
+        if local is not None:
+            store_index(key, local, index)
+    decoder_cache.discard(
+        lambda cache_key: isinstance(cache_key, tuple) and cache_key[:2] == ("torchcodec", key)
+    )
+    return index
+
+
+def check_span_packets(video: OpenedVideo, index: VideoIndex, span: Span) -> None:
+    """Demux (no decode) ``span``'s packets from its keyframe past the frame after its last target, and check
+    them against ``index``: every packet's pts listed, every listed pts in that range present.
+
+    Raises:
+        IndexMismatch: they disagree.
+    """
+    last = span.targets[-1]
+    limit_pos = min(last + 1, index.num_frames - 1)
+    limit = int(index.pts[limit_pos])
+    try:
+        video.container.seek(int(index.pts[span.start]), stream=video.stream, backward=True, any_frame=False)
+    except Exception:
+        video.container.seek(0, backward=True, any_frame=False)
+    seen: set[int] = set()
+    for packet in video.container.demux(video.stream):
+        if not packet.size or packet.is_discard:
+            continue
+        ts = packet.pts if packet.pts is not None else packet.dts
+        if ts is None:
+            continue
+        ts = int(ts)
+        if ts <= limit and index.position_of(ts) < 0:
+            raise IndexMismatch(
+                index, f"the container holds a frame at pts {ts} that the index does not list"
+            )
+        seen.add(ts)
+        dts = int(packet.dts) if packet.dts is not None else ts
+        if dts > limit:  # dts <= pts: every packet whose pts is at most the limit was read
+            break
+    for pts in index.pts[span.start : limit_pos + 1].tolist():
+        if pts not in seen:
+            raise IndexMismatch(index, f"the index lists a frame at pts {pts} that the container lacks")
