@@ -20,7 +20,7 @@ from ._identity import source_key
 from ._index import VideoIndex
 from ._indexes import confirm_version, load_index
 from ._planning import NO_FRAME, BatchDecodingStrategy, Span, plan_spans, span_cost
-from ._truth import IndexMismatch, Stale, is_replaced, rescan_index
+from ._truth import IndexMismatch, Stale, is_replaced, replacement, rescan_index
 from ._types import Frame, FrameBatch, VideoStreamMetadata
 
 __all__ = ["BaseVideoDecoder", "DimensionOrder", "Orientation", "as_source_uri", "quarter_turns"]
@@ -93,13 +93,21 @@ class BaseVideoDecoder(abc.ABC):
         )  # stored indexes too
         self._closed = False
 
+    def _current(self) -> VideoIndex:
+        """The index as loaded, or the scanned index that replaced it."""
+        newer = replacement(self._snapshot)
+        if newer is not None:
+            self._snapshot = newer
+        return self._snapshot
+
     #: Whether time lookups may use a progressive index's snapshot (False: the backend needs every frame).
     _uses_snapshots = True
 
     @property
     def _index(self) -> VideoIndex:
-        """The complete index (a progressive one is completed first: a full scan)."""
-        idx = self._snapshot
+        """The complete index (a progressive one is completed first: a full scan); the scanned one where a
+        decode discarded it (by any decoder of the video: see :mod:`._truth`)."""
+        idx = self._current()
         if idx.progressive is not None:
             idx = self._snapshot = idx.progressive.complete()
         return idx
@@ -108,7 +116,7 @@ class BaseVideoDecoder(abc.ABC):
         """An index whose frames at ``times_ns`` are exact: a snapshot of a progressive index with the
         blocks holding them demuxed, else the complete index. Positions from it are valid in it only: the
         plan and the decode of a batch use the same one."""
-        idx = self._snapshot
+        idx = self._current()
         if idx.progressive is None or not self._uses_snapshots:
             return self._index
         idx = self._snapshot = idx.progressive.snapshot_for(times_ns)

@@ -32,7 +32,7 @@ from ._planning import Span
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IndexMismatch", "Stale", "check_span_packets", "is_replaced", "rescan_index"]
+__all__ = ["IndexMismatch", "Stale", "check_span_packets", "is_replaced", "replacement", "rescan_index"]
 
 
 class IndexMismatch(Exception):
@@ -56,6 +56,12 @@ def is_replaced(index: VideoIndex) -> bool:
     """Whether ``index`` was discarded (a decode disagreed with it) and rescanned."""
     with _lock:
         return index in _replaced
+
+
+def replacement(index: VideoIndex) -> VideoIndex | None:
+    """The scanned index that replaced ``index``, or None when it was not discarded."""
+    with _lock:
+        return _replaced.get(index)
 
 
 def rescan_index(uri: str, storage_options: dict | None, key: tuple, bad: VideoIndex, why: str) -> VideoIndex:

@@ -380,3 +380,19 @@ def test_a_huge_remote_sidecar_is_refused_by_its_size(built, tmp_path, fresh, ca
             (m, r) for m, p, r in server.log if p.endswith(".mrindex") and m == "GET" and r != "bytes=0-0"
         ]
         assert body_reads == []  # its size came from the HEAD: no byte of it was read
+
+
+def test_a_decoder_opened_before_the_rescan_follows_it(built, tmp_path, fresh):
+    """Two decoders of one video hold the same hinted index; the rescan one of them triggers serves the other
+    as well (its next call plans with the scanned index)."""
+    path, pts, _ = _copy(built, "h264_bframes.mkv", tmp_path / "v")
+    _tamper_sidecar(path, TAMPERS["frame_dropped"])
+    first = PyAVVideoDecoder(str(path), dimension_order="NHWC")
+    second = PyAVVideoDecoder(str(path), dimension_order="NHWC")
+    assert [read_index(f) for f in first.get_frames_played_at([t / 1e9 for t in pts]).data] == list(
+        range(len(pts))
+    )
+    assert [read_index(f) for f in second.get_frames_played_at([t / 1e9 for t in pts]).data] == list(
+        range(len(pts))
+    )
+    assert len(second) == len(pts)
