@@ -61,6 +61,7 @@ import numpy as np
 from ..errors import DecodeTimeoutError, MediaNotFoundError, MediaRefError, describe_uri
 from ..io import UriKind, classify_uri, local_path, open_media
 from ._index import VideoIndex
+from ._index_store import store_dir, store_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -409,25 +410,59 @@ def _source_size(source: Any) -> int | None:
 
 
 _SHA_CACHE_SIZE = 4096
-_sha_cache: OrderedDict[tuple[str, int, int, int, int], str] = OrderedDict()
+_sha_cache: OrderedDict[tuple, str] = OrderedDict()
 _sha_lock = threading.Lock()
 
 
+def _stored_sha_path(key: tuple) -> Path:
+    return store_dir() / "content-sha256" / hashlib.sha256(repr(key).encode()).hexdigest()
+
+
+def _load_stored_sha(key: tuple) -> str | None:
+    """The content hash a process of this machine computed for the file version ``key`` (the on-disk index
+    store's folder; ``HF_MEDIAREF_INDEX_STORE=0``: none)."""
+    if not store_enabled():
+        return None
+    try:
+        with open(_stored_sha_path(key), encoding="ascii") as f:
+            text = f.read(65).strip().lower()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if len(text) == 64 and set(text) <= _HEX64 else None
+
+
+def _store_sha(key: tuple, value: str) -> None:
+    if not store_enabled():
+        return
+    path = _stored_sha_path(key)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(value, encoding="ascii")
+        os.replace(tmp, path)
+    except OSError as exc:
+        logger.debug("cannot keep the content hash in %s: %s", path.parent, exc)
+
+
 def local_sha256(path: str) -> str:
-    """The SHA-256 (hex) of the local file ``path``, computed once per version of the file: cached under its
-    (real path, mtime, size, inode, device)."""
+    """The SHA-256 (hex) of the local file ``path``, computed once per version of the file: kept in memory
+    and in the on-disk index store's folder under its (real path, mtime, size, inode, device, ctime), so other
+    processes (DataLoader workers) do not read the file again."""
     st = os.stat(path)
-    key = (os.path.realpath(path), st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
+    key = (os.path.realpath(path), st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev, st.st_ctime_ns)
     with _sha_lock:
         found = _sha_cache.get(key)
         if found is not None:
             _sha_cache.move_to_end(key)
             return found
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    value = digest.hexdigest()
+    value = _load_stored_sha(key) or ""
+    if not value:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        value = digest.hexdigest()
+        _store_sha(key, value)
     with _sha_lock:
         _sha_cache[key] = value
         while len(_sha_cache) > _SHA_CACHE_SIZE:

@@ -328,7 +328,11 @@ def test_a_sidecar_linking_inside_the_video_folder_is_used(built, tmp_path, fres
     assert not index.scanned and index.num_frames == len(pts)  # from the sidecar
 
 
-def test_the_local_content_hash_is_computed_once_per_file_version(built, tmp_path, monkeypatch):
+def test_the_local_content_hash_is_computed_once_per_file_version(built, tmp_path, fresh, monkeypatch):
+    """A local sidecar is checked against the whole file's SHA-256, read once per version of the file: kept
+    in memory and on disk (a new process, here an emptied memory cache, does not read the file again)."""
+    import hf_mediaref.video._sidecar as sidecar
+
     path, _, _ = _copy(built, "vp9.mkv", tmp_path / "v")
     media, _ = decode_sidecar(write_index_sidecar(path).read_bytes())
     reads: list[str] = []
@@ -342,9 +346,13 @@ def test_the_local_content_hash_is_computed_once_per_file_version(built, tmp_pat
     monkeypatch.setattr("builtins.open", counting_open)
     assert content_matches(media, str(path)) and content_matches(media, str(path))
     assert len(reads) == 1
-    path.write_bytes(path.read_bytes()[:-1] + b"\x00")  # a new version: hashed again, and it differs
-    assert not content_matches(media, str(path)) or local_sha256(str(path)) == media.sha256
-    assert len(reads) >= 2
+    sidecar._sha_cache.clear()  # another process of this machine
+    assert content_matches(media, str(path)) and len(reads) == 1
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a new version, same size and head: hashed again, and it differs
+    path.write_bytes(bytes(data))
+    assert not content_matches(media, str(path))
+    assert local_sha256(str(path)) == hashlib.sha256(bytes(data)).hexdigest()
 
 
 # ------------------------------------------------------------------------------------- remote sidecars
