@@ -223,8 +223,10 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
 
         if not idx.torchcodec_seeks_ok:
             return self._reference_decode(span, size, threads, idx)
-        if not idx.scanned and idx.progressive is None:
-            self._check_hinted(span, idx)  # TorchCodec shows only the targets: check the span's packets
+        if not idx.scanned and idx.progressive is None and not idx.moov_tables:
+            # TorchCodec shows only the targets: check the span's packets (not against MP4 tables, which
+            # TorchCodec's demuxer reads too: its returned pts are checked below)
+            self._check_hinted(span, idx)
         try:
             with decoder_cache.lease(key, open_) as opened:
                 other_timeline = self._other_timeline(opened.decoder)
