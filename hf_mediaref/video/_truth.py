@@ -21,6 +21,7 @@ import contextlib
 import logging
 import threading
 import weakref
+from collections.abc import Iterator
 
 from ..errors import describe_uri
 from ._cache import decoder_cache, replace_index
@@ -106,9 +107,40 @@ def rescan_index(uri: str, storage_options: dict | None, key: tuple, bad: VideoI
     return index
 
 
+#: Packets past the frame after a span's last target demuxed before the check ends: a frame whose pts is
+#: within the span comes this far after it in decode order at most (B-frame reordering), whatever the
+#: container says of decode times (Matroska gives none).
+_REORDER_MARGIN = 16
+
+
+def _packet_pts_from(video: OpenedVideo, pts: int) -> Iterator[int]:
+    """The pts of the stream's packets, in decode order, from a seek to the keyframe at ``pts``; from the
+    file's start where the seek lands after it (MPEG-TS seeks by byte estimates)."""
+    try:
+        video.container.seek(pts, stream=video.stream, backward=True, any_frame=False)
+    except Exception:
+        video.container.seek(0, backward=True, any_frame=False)
+    first = True
+    for packet in video.container.demux(video.stream):
+        if not packet.size or packet.is_discard:
+            continue
+        ts = packet.pts if packet.pts is not None else packet.dts
+        if ts is None:
+            continue
+        if first and int(ts) > pts:  # landed late: demux from the start of the file instead
+            video.container.seek(0, backward=True, any_frame=False)
+            for again in video.container.demux(video.stream):
+                at = again.pts if again.pts is not None else again.dts
+                if again.size and not again.is_discard and at is not None:
+                    yield int(at)
+            return
+        first = False
+        yield int(ts)
+
+
 def check_span_packets(video: OpenedVideo, index: VideoIndex, span: Span) -> None:
     """Demux (no decode) ``span``'s packets from its keyframe past the frame after its last target, and check
-    them against ``index``: every packet's pts listed, every listed pts in that range present.
+    them against ``index``: every packet's pts up to that frame listed, every listed pts in that range there.
 
     Raises:
         IndexMismatch: they disagree.
@@ -116,26 +148,19 @@ def check_span_packets(video: OpenedVideo, index: VideoIndex, span: Span) -> Non
     last = span.targets[-1]
     limit_pos = min(last + 1, index.num_frames - 1)
     limit = int(index.pts[limit_pos])
-    try:
-        video.container.seek(int(index.pts[span.start]), stream=video.stream, backward=True, any_frame=False)
-    except Exception:
-        video.container.seek(0, backward=True, any_frame=False)
     seen: set[int] = set()
-    for packet in video.container.demux(video.stream):
-        if not packet.size or packet.is_discard:
+    past = 0
+    for ts in _packet_pts_from(video, int(index.pts[span.start])):
+        if ts > limit:
+            past += 1
+            if past >= _REORDER_MARGIN:
+                break
             continue
-        ts = packet.pts if packet.pts is not None else packet.dts
-        if ts is None:
-            continue
-        ts = int(ts)
-        if ts <= limit and index.position_of(ts) < 0:
+        if index.position_of(ts) < 0:
             raise IndexMismatch(
                 index, f"the container holds a frame at pts {ts} that the index does not list"
             )
         seen.add(ts)
-        dts = int(packet.dts) if packet.dts is not None else ts
-        if dts > limit:  # dts <= pts: every packet whose pts is at most the limit was read
-            break
     for pts in index.pts[span.start : limit_pos + 1].tolist():
         if pts not in seen:
             raise IndexMismatch(index, f"the index lists a frame at pts {pts} that the container lacks")

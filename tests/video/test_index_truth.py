@@ -425,3 +425,43 @@ def test_an_honest_sidecar_is_never_discarded(build_case, name, strategy, tmp_pa
     turns = case.rotation // 90
     assert [read_index(np.rot90(f, -turns)) for f in got] == list(range(case.spec.num_frames))
     assert "disagrees" not in caplog.text
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_the_packet_check_of_torchcodec_spans_finds_the_lie(built, name, tmp_path, fresh):
+    """TorchCodec's spans of a hinted index are checked by demuxing their packets (runs without TorchCodec):
+    an honest index passes everywhere, a lying one fails in the span next to the lie."""
+    import contextlib
+
+    from hf_mediaref.video._container import OpenedVideo
+    from hf_mediaref.video._planning import Span
+    from hf_mediaref.video._truth import IndexMismatch, check_span_packets
+
+    path, _, _ = _copy(built, name, tmp_path / "v")
+    honest = load_index(str(path))
+    with contextlib.closing(OpenedVideo(str(path))) as video:
+        for target in range(honest.num_frames):
+            start = max(k for k in honest.keyframes() if k <= target)
+            check_span_packets(video, honest, Span(start, (target,)))
+        for tamper, target in zip(TAMPERS.values(), (16, 16, 19)):  # the spans whose next frame is the lie
+            lying = tamper(honest)
+            start = max(k for k in lying.keyframes() if k <= target)
+            with pytest.raises(IndexMismatch):
+                check_span_packets(video, lying, Span(start, (target,)))
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_the_packet_check_passes_honest_indexes(build_case, name, fresh):
+    """No false alarm (which would cost a rescan) on any zoo video, for any single-frame span."""
+    import contextlib
+
+    from hf_mediaref.video._container import OpenedVideo
+    from hf_mediaref.video._planning import Span
+    from hf_mediaref.video._truth import check_span_packets
+
+    case = build_case(name)
+    index = load_index(case.uri)
+    with contextlib.closing(OpenedVideo(case.uri)) as video:
+        for target in range(index.num_frames):
+            start = max(k for k in index.keyframes() if k <= target)
+            check_span_packets(video, index, Span(start, (target,)))
