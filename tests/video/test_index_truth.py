@@ -247,13 +247,25 @@ def test_when_the_scan_disagrees_too_the_typed_error_is_raised(built, tmp_path, 
 
 
 # ------------------------------------------------------------------------------------- hostile sidecars
-def _assert_scanned_right(path: Path, pts: list[int], frames: list[np.ndarray]) -> None:
+def _assert_scanned_right(path: Path, pts: list[int], frames: list[np.ndarray], strategy, decoder) -> None:
+    """The sidecar was ignored (the index is a scan), and every frame is the plain decode's."""
     index = load_index(str(path))
     assert index.scanned and index.num_frames == len(pts)
-    _check_all(str(path), pts, frames, "sequential_per_keyframe_block", "pyav")
+    _check_all(str(path), pts, frames, strategy, decoder)
 
 
-def test_a_stale_sidecar_with_a_matching_size_and_head_is_ignored(built, tmp_path, fresh, caplog):
+HOSTILE = pytest.mark.parametrize(
+    ("strategy", "decoder"),
+    [(s, "pyav") for s in STRATEGIES]
+    + [pytest.param(s, "torchcodec", marks=pytest.mark.torchcodec) for s in STRATEGIES],
+    ids=lambda v: getattr(v, "value", v),
+)
+
+
+@HOSTILE
+def test_a_stale_sidecar_with_a_matching_size_and_head_is_ignored(
+    built, tmp_path, fresh, caplog, strategy, decoder
+):
     """The sidecar of another content, its media key forged to this file's size and head hash: the whole
     content's SHA-256 of a local file tells them apart."""
     path, pts, frames = _copy(built, "h264_bframes.mkv", tmp_path / "v")
@@ -265,44 +277,52 @@ def test_a_stale_sidecar_with_a_matching_size_and_head_is_ignored(built, tmp_pat
     )
     Path(str(path) + ".mrindex").write_bytes(encode_sidecar(index, forged))
     with caplog.at_level(logging.WARNING):
-        _assert_scanned_right(path, pts, frames)
+        _assert_scanned_right(path, pts, frames, strategy, decoder)
     assert "stale" in caplog.text
 
 
-def test_a_sidecar_of_a_rewritten_video_is_ignored(built, tmp_path, fresh, caplog):
+@HOSTILE
+def test_a_sidecar_of_a_rewritten_video_is_ignored(built, tmp_path, fresh, caplog, strategy, decoder):
     path, pts, frames = _copy(built, "vp9.mkv", tmp_path / "v")
     write_index_sidecar(path)
     _copy(built, "h264_bframes.mkv", tmp_path / "w")
     os.replace(tmp_path / "w" / "h264_bframes.mkv", path)  # the video rewritten, its sidecar left behind
     _, pts, frames = built["h264_bframes.mkv"]
     with caplog.at_level(logging.WARNING):
-        _assert_scanned_right(path, pts, frames)
+        _assert_scanned_right(path, pts, frames, strategy, decoder)
     assert "stale" in caplog.text
 
 
-def test_a_huge_sidecar_is_refused_before_it_is_read(built, tmp_path, fresh, caplog, monkeypatch):
+@HOSTILE
+def test_a_huge_sidecar_is_refused_before_it_is_read(
+    built, tmp_path, fresh, caplog, monkeypatch, strategy, decoder
+):
     path, pts, frames = _copy(built, "vp9.mkv", tmp_path / "v")
     cap = sidecar_cap(path.stat().st_size)
     Path(str(path) + ".mrindex").write_bytes(b"\x1f\x8b" + b"\x00" * (cap + 1))
     with caplog.at_level(logging.WARNING, logger=SIDECAR_LOG):
-        _assert_scanned_right(path, pts, frames)
+        _assert_scanned_right(path, pts, frames, strategy, decoder)
     assert "ignoring the index sidecar" in caplog.text and "more than" in caplog.text
 
 
-def test_a_gzip_bomb_is_refused(built, tmp_path, fresh, caplog):
+@HOSTILE
+def test_a_gzip_bomb_is_refused(built, tmp_path, fresh, caplog, strategy, decoder):
     path, pts, frames = _copy(built, "vp9.mkv", tmp_path / "v")
     real = json.loads(gzip.decompress(write_index_sidecar(path).read_bytes()))
     bomb = gzip.compress(json.dumps(real).encode()[:-1] + b" " * (32 << 20) + b"}", compresslevel=9)
     assert len(bomb) < sidecar_cap(path.stat().st_size)  # small on disk: only decompressing shows it
     Path(str(path) + ".mrindex").write_bytes(bomb)
     with caplog.at_level(logging.WARNING, logger=SIDECAR_LOG):
-        _assert_scanned_right(path, pts, frames)
+        _assert_scanned_right(path, pts, frames, strategy, decoder)
     assert "decompresses to more than" in caplog.text
     with pytest.raises(ValueError, match="decompresses to more than 1,000 bytes"):
         decode_sidecar(bomb, max_bytes=1000)
 
 
-def test_a_sidecar_linking_out_of_the_video_folder_is_never_read(built, tmp_path, fresh, caplog, monkeypatch):
+@HOSTILE
+def test_a_sidecar_linking_out_of_the_video_folder_is_never_read(
+    built, tmp_path, fresh, caplog, monkeypatch, strategy, decoder
+):
     path, pts, frames = _copy(built, "h264_bframes.mkv", tmp_path / "v")
     _tamper_sidecar(path, TAMPERS["frame_dropped"])
     outside = tmp_path / "elsewhere" / "index.mrindex"
@@ -316,7 +336,7 @@ def test_a_sidecar_linking_out_of_the_video_folder_is_never_read(built, tmp_path
 
     monkeypatch.setattr(sidecar, "decode_sidecar", refuse)
     with caplog.at_level(logging.WARNING, logger=SIDECAR_LOG):
-        _assert_scanned_right(path, pts, frames)
+        _assert_scanned_right(path, pts, frames, strategy, decoder)
     assert "links out of the video's folder" in caplog.text
 
 
