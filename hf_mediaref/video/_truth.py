@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Iterator
@@ -48,9 +49,20 @@ class Stale(dict):
     """The (empty) result of a span whose index turned out wrong: the request is decoded again."""
 
 
-_lock = threading.Lock()
+_lock = threading.Lock()  # guards the two maps, held briefly (never during a scan)
 #: A discarded index -> the scanned index that replaced it (one rescan per index, whoever asks first).
 _replaced: weakref.WeakKeyDictionary[VideoIndex, VideoIndex] = weakref.WeakKeyDictionary()
+#: A discarded index -> the lock its rescan runs under (other videos' decodes and rescans do not wait).
+_scanning: weakref.WeakKeyDictionary[VideoIndex, threading.Lock] = weakref.WeakKeyDictionary()
+
+
+def _after_fork_in_child() -> None:
+    global _lock, _scanning
+    _lock, _scanning = threading.Lock(), weakref.WeakKeyDictionary()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def is_replaced(index: VideoIndex) -> bool:
@@ -80,6 +92,12 @@ def rescan_index(uri: str, storage_options: dict | None, key: tuple, bad: VideoI
         done = _replaced.get(bad)
         if done is not None:
             return done
+        scan_lock = _scanning.setdefault(bad, threading.Lock())
+    with scan_lock:
+        with _lock:
+            done = _replaced.get(bad)
+        if done is not None:
+            return done
         logger.warning(
             "the keyframe index of video %s disagrees with its decode (%s); discarding it and indexing the "
             "video again by a demux scan",
@@ -93,7 +111,8 @@ def rescan_index(uri: str, storage_options: dict | None, key: tuple, bad: VideoI
             check_same_version(bad.version, video.version, uri)
             index = scan_index(video.container, video.stream, count_packet_bytes=video.counts_packet_bytes)
         index.version = bad.version
-        _replaced[bad] = index
+        with _lock:
+            _replaced[bad] = index
     replace_index(key, index, lambda cached: True)
     if bad.version is not None:
         store_index(key, bad.version, index)
