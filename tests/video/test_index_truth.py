@@ -21,7 +21,12 @@ from hf_mediaref import MediaRef, batch_decode, cleanup_cache
 from hf_mediaref.errors import MediaDecodeError
 from hf_mediaref.testing import probe_pts_ns, read_index, write_video
 from hf_mediaref.testing.http_server import LoopbackFileServer
-from hf_mediaref.video import BatchDecodingStrategy, PyAVVideoDecoder, write_index_sidecar
+from hf_mediaref.video import (
+    BatchDecodingStrategy,
+    PyAVVideoDecoder,
+    TorchCodecVideoDecoder,
+    write_index_sidecar,
+)
 from hf_mediaref.video._identity import source_key
 from hf_mediaref.video._index import VideoIndex
 from hf_mediaref.video._index_store import load_stored_index, local_store_version, store_index
@@ -123,6 +128,13 @@ def _tamper_sidecar(path: Path, tamper: Callable[[VideoIndex], VideoIndex]) -> N
     Path(str(path) + ".mrindex").write_bytes(encode_sidecar(tamper(index), media))
 
 
+def _decoder(decoder: str, path: Path):
+    """A decoder of ``path`` by name, frames channels-last."""
+    if decoder == "pyav":
+        return PyAVVideoDecoder(str(path), dimension_order="NHWC")
+    return TorchCodecVideoDecoder(str(path), dimension_order="NHWC")
+
+
 def _check_all(uri: str, pts: list[int], frames: list[np.ndarray], strategy, decoder: str) -> None:
     """Every frame by its true pts (shuffled, with duplicates): the right barcode, and (PyAV) the pixels of
     the plain decode."""
@@ -185,20 +197,22 @@ def test_one_frame_alone_next_to_the_lie_is_right(built, name, tamper, decoder, 
             assert read_index(dec.get_frames_played_at([pts[i] / 1e9]).data[0]) == i
 
 
-def test_the_decoder_api_answers_with_the_rescanned_index(built, tmp_path, fresh):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_the_decoder_api_answers_with_the_rescanned_index(built, decoder, tmp_path, fresh):
     """Positions and times through a decoder: after the rescan, position ``i`` is the ``i``-th frame of the
     file and the returned pts are the file's."""
     path, pts, _ = _copy(built, "h264_bframes.mkv", tmp_path / "v")
     _tamper_sidecar(path, TAMPERS["frame_dropped"])
-    with PyAVVideoDecoder(str(path), dimension_order="NHWC") as dec:
+    with _decoder(decoder, path) as dec:
         assert len(dec) == len(pts) - 1  # what the sidecar says, until a decode shows otherwise
         batch = dec.get_frames_at(list(range(len(pts) - 1)))
-        assert [read_index(f) for f in batch.data] == list(range(len(pts) - 1))
+        assert [read_index(np.asarray(f)) for f in batch.data] == list(range(len(pts) - 1))
         assert np.allclose(batch.pts_seconds, np.asarray(pts[:-1]) / 1e9, atol=1e-3)
         assert len(dec) == len(pts)
 
 
-def test_a_stored_index_that_lies_is_rescanned_and_replaced(built, tmp_path, fresh, caplog):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_a_stored_index_that_lies_is_rescanned_and_replaced(built, decoder, tmp_path, fresh, caplog):
     """The on-disk index store is a hint too: a tampered entry is discarded, and the scan overwrites it."""
     path, pts, frames = _copy(built, "h264_bframes.mkv", tmp_path / "v")
     uri = str(path)
@@ -209,13 +223,16 @@ def test_a_stored_index_that_lies_is_rescanned_and_replaced(built, tmp_path, fre
     cleanup_cache()
     assert load_index(uri).num_frames == len(pts) - 1 and not load_index(uri).scanned  # the store's hint
     with caplog.at_level(logging.WARNING, logger=TRUTH_LOG):
-        _check_all(uri, pts, frames, "sequential_per_keyframe_block", "pyav")
+        _check_all(uri, pts, frames, "sequential_per_keyframe_block", decoder)
     assert "disagrees with its decode" in caplog.text
     stored = load_stored_index(key, version)
     assert stored is not None and stored.num_frames == len(pts)
 
 
-def test_mp4_tables_that_disagree_with_the_decode_are_rescanned(tmp_path, fresh, monkeypatch, caplog):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_mp4_tables_that_disagree_with_the_decode_are_rescanned(
+    decoder, tmp_path, fresh, monkeypatch, caplog
+):
     """The MP4 sample tables, as this package parses them, are a hint checked by decoding as well."""
     import hf_mediaref.video._indexes as indexes
 
@@ -233,11 +250,12 @@ def test_mp4_tables_that_disagree_with_the_decode_are_rescanned(tmp_path, fresh,
 
     monkeypatch.setattr(indexes, "_from_moov", lying)
     with caplog.at_level(logging.WARNING, logger=TRUTH_LOG):
-        _check_all(str(spec.path), list(spec.pts_ns), frames, "sequential_per_keyframe_block", "pyav")
+        _check_all(str(spec.path), list(spec.pts_ns), frames, "sequential_per_keyframe_block", decoder)
     assert "disagrees with its decode" in caplog.text
 
 
-def test_when_the_scan_disagrees_too_the_typed_error_is_raised(built, tmp_path, fresh, monkeypatch):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_when_the_scan_disagrees_too_the_typed_error_is_raised(built, decoder, tmp_path, fresh, monkeypatch):
     """The rescan is the last word: where even the scanned index disagrees with the decode (simulated), the
     frame is refused with MediaDecodeError, never replaced by another."""
     import hf_mediaref.video._truth as truth
@@ -254,7 +272,7 @@ def test_when_the_scan_disagrees_too_the_typed_error_is_raised(built, tmp_path, 
     monkeypatch.setattr(truth, "scan_index", still_wrong)
     times = [pts[17] + (pts[18] - pts[17]) * 3 // 4]  # frame 17's time on screen, after its lying pts
     with pytest.raises(MediaDecodeError, match="did not come out of the decoder"):
-        batch_decode([MediaRef(str(path), times[0])])
+        batch_decode([MediaRef(str(path), times[0])], decoder=decoder)
 
 
 # ------------------------------------------------------------------------------------- hostile sidecars
@@ -421,19 +439,16 @@ def test_a_huge_remote_sidecar_is_refused_by_its_size(built, tmp_path, fresh, ca
         assert body_reads == []  # its size came from the HEAD: no byte of it was read
 
 
-def test_a_decoder_opened_before_the_rescan_follows_it(built, tmp_path, fresh):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_a_decoder_opened_before_the_rescan_follows_it(built, decoder, tmp_path, fresh):
     """Two decoders of one video hold the same hinted index; the rescan one of them triggers serves the other
     as well (its next call plans with the scanned index)."""
     path, pts, _ = _copy(built, "h264_bframes.mkv", tmp_path / "v")
     _tamper_sidecar(path, TAMPERS["frame_dropped"])
-    first = PyAVVideoDecoder(str(path), dimension_order="NHWC")
-    second = PyAVVideoDecoder(str(path), dimension_order="NHWC")
-    assert [read_index(f) for f in first.get_frames_played_at([t / 1e9 for t in pts]).data] == list(
-        range(len(pts))
-    )
-    assert [read_index(f) for f in second.get_frames_played_at([t / 1e9 for t in pts]).data] == list(
-        range(len(pts))
-    )
+    first, second = _decoder(decoder, path), _decoder(decoder, path)
+    for dec in (first, second):
+        got = dec.get_frames_played_at([t / 1e9 for t in pts]).data
+        assert [read_index(np.asarray(f)) for f in got] == list(range(len(pts)))
     assert len(second) == len(pts)
 
 
