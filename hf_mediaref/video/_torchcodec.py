@@ -206,8 +206,9 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
         last: bool = False,
     ) -> dict[int, Any]:
         idx = self._index if index is None else index
-        # the index it was opened with: a rescanned index (._truth) opens new TorchCodec decoders
-        key = ("torchcodec", self._key, self.device, threads, size, id(idx))
+        # the index it was opened with (the object, not its id(), which a later index may reuse once this one
+        # is gone): a rescanned index (._truth) opens new TorchCodec decoders
+        key = ("torchcodec", self._key, self.device, threads, size, idx)
 
         def open_() -> _OpenedTorchCodec:
             return _OpenedTorchCodec(
@@ -229,7 +230,7 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
             self._check_hinted(span, idx)
         try:
             with decoder_cache.lease(key, open_) as opened:
-                other_timeline = self._other_timeline(opened.decoder)
+                other_timeline = self._other_timeline(opened.decoder, idx)
                 turns = quarter_turns(getattr(opened.decoder.metadata, "rotation", 0))
                 if other_timeline is None and not (turns and self.orientation == "stored"):
                     batch = opened.decoder.get_frames_at(list(span.targets))
@@ -255,13 +256,12 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
             )
         return {target: data[i] for i, target in enumerate(span.targets)}
 
-    def _other_timeline(self, decoder: Any) -> str | None:
+    def _other_timeline(self, decoder: Any, idx: VideoIndex) -> str | None:
         """Why TorchCodec's timestamps are not the index's (``None``: they are): where the container header
         says the stream begins differs from the first frame's pts. TorchCodec then labels frames with times of
         its own (seen in AVI, whose H.264 packets have pts one tick after their dts: TorchCodec returned the
         next frame under the requested frame's pts), which no pts check of its results can catch."""
         begin = getattr(decoder.metadata, "begin_stream_seconds_from_header", None)
-        idx = self._index
         if (
             begin is None
             or abs(float(begin) - idx.begin_ns / NS_PER_SECOND) <= idx.tolerance_ns / NS_PER_SECOND
