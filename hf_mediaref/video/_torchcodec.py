@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from .._fields import NS_PER_SECOND
 from ..errors import MediaDecodeError, MissingDependencyError, describe_uri
@@ -23,11 +23,11 @@ from ..io import open_media, source_version
 from . import _stats as stats
 from ._base import BaseVideoDecoder, DimensionOrder, Orientation, quarter_turns
 from ._cache import decoder_cache
-from ._container import lease_video, take_fresh_source
+from ._container import OpenedVideo, fresh_key, lease_video, mark_demuxed, take_fresh_source
 from ._index import VideoIndex
 from ._indexes import check_version
 from ._planning import Span
-from ._truth import check_span_packets
+from ._truth import check_span_bytes, check_span_packets
 
 logger = logging.getLogger(__name__)
 
@@ -278,9 +278,31 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
         Raises:
             IndexMismatch: they disagree (the caller rescans the video).
         """
-        with lease_video(self.uri, storage_options=self.storage_options, key=self._key) as (video, _):
-            check_version(index, video.version, self.uri)
-            check_span_packets(video, index, span)
+        fresh = cast("OpenedVideo | None", decoder_cache.take(fresh_key(self._key)))
+        if fresh is None:
+            with lease_video(self.uri, storage_options=self.storage_options, key=self._key) as (video, _):
+                check_version(index, video.version, self.uri)
+                check_span_packets(video, index, span)
+            return
+        # the container the index opened, whose source TorchCodec opens next (take_fresh_source) with what it
+        # read kept in memory: the packets demuxed here are kept too, so TorchCodec does not fetch them again
+        record = getattr(fresh.source, "record_next", None)
+        if record is not None:
+            record(check_span_bytes(index, span))
+        ok = False
+        try:
+            check_version(index, fresh.version, self.uri)
+            check_span_packets(fresh, index, span)
+            ok = True
+        finally:
+            stop = getattr(fresh.source, "stop_recording", None)
+            if stop is not None:
+                stop()
+            mark_demuxed(fresh)
+            if ok:
+                decoder_cache.offer(fresh_key(self._key), fresh)
+            else:
+                fresh.close()
 
     def _returned_targets(self, span: Span, pts_seconds: list[float], idx: VideoIndex) -> bool:
         """Whether TorchCodec returned the targets' own frames (their pts are the index's)."""

@@ -24,6 +24,8 @@ import threading
 import weakref
 from collections.abc import Iterator
 
+import numpy as np
+
 from ..errors import describe_uri
 from ._cache import decoder_cache, replace_index
 from ._container import OpenedVideo
@@ -34,7 +36,15 @@ from ._planning import Span
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IndexMismatch", "Stale", "check_span_packets", "is_replaced", "replacement", "rescan_index"]
+__all__ = [
+    "IndexMismatch",
+    "Stale",
+    "check_span_bytes",
+    "check_span_packets",
+    "is_replaced",
+    "replacement",
+    "rescan_index",
+]
 
 
 class IndexMismatch(Exception):
@@ -157,6 +167,47 @@ def _packet_pts_from(video: OpenedVideo, pts: int) -> Iterator[int]:
         yield int(ts)
 
 
+#: Bytes kept in memory at most of what one packet check reads (for the TorchCodec open that follows).
+_MAX_RECORDED_CHECK = 16 << 20
+
+
+#: Bytes before a keyframe's packet that a seek to it may read first (a Matroska cluster's header), and after
+#: a packet's data that its demuxer reads with it (a block's header): as in ``._pyav``.
+_LEAD, _TAIL = 64 << 10, 64
+
+
+def check_span_range(index: VideoIndex, span: Span) -> tuple[int, int] | None:
+    """The bytes :func:`check_span_packets` of ``span`` reads (where ``index`` is right): from its keyframe's
+    packet (less what a seek may read before it) to the end of the last packet it demuxes, the
+    :data:`_REORDER_MARGIN`-th after the span in the file. None when the index does not know the offsets."""
+    offsets, sizes = index.packet_offsets, index.packet_sizes
+    limit_pos = min(span.targets[-1] + 1, index.num_frames - 1)
+    if offsets is None or int(offsets.min(initial=0)) < 0:
+        return None
+    first = int(offsets[span.start])
+    ends = offsets + sizes
+    end = int(ends[span.start : limit_pos + 1].max())
+    later = np.flatnonzero(offsets[limit_pos + 1 :] > first) + limit_pos + 1  # after the keyframe in the file
+    if later.size:
+        nth = later[np.argsort(offsets[later], kind="stable")][:_REORDER_MARGIN]
+        end = max(end, int(ends[nth].max()))
+    return max(0, first - _LEAD), end + _TAIL
+
+
+def check_span_bytes(index: VideoIndex, span: Span) -> int:
+    """About how many bytes :func:`check_span_packets` of ``span`` reads, to keep for the decoder that reads
+    them next: the file range of its packets through the margin past it (the sum of their sizes where the
+    index knows no offsets), a few blocks' headers more, at most :data:`_MAX_RECORDED_CHECK`."""
+    stop = min(span.targets[-1] + 2 + _REORDER_MARGIN, index.num_frames)
+    sizes, offsets = index.packet_sizes[span.start : stop], index.packet_offsets
+    if offsets is None or offsets[span.start : stop].min(initial=0) < 0:
+        nbytes = int(sizes.sum())
+    else:
+        ends = offsets[span.start : stop] + sizes
+        nbytes = int(ends.max() - offsets[span.start : stop].min())
+    return min(nbytes + (256 << 10), _MAX_RECORDED_CHECK)
+
+
 def check_span_packets(video: OpenedVideo, index: VideoIndex, span: Span) -> None:
     """Demux (no decode) ``span``'s packets from its keyframe past the frame after its last target, and check
     them against ``index``: every packet's pts up to that frame listed, every listed pts in that range there.
@@ -169,6 +220,10 @@ def check_span_packets(video: OpenedVideo, index: VideoIndex, span: Span) -> Non
     limit = int(index.pts[limit_pos])
     seen: set[int] = set()
     past = 0
+    if video.takes_read_hints:  # HTTP: fetch the span's range, not a read-ahead that doubles past it
+        where = check_span_range(index, span)
+        if where is None or not video.announce_read(*where):
+            video.expect_read(check_span_bytes(index, span))
     for ts in _packet_pts_from(video, int(index.pts[span.start])):
         if ts > limit:
             past += 1
