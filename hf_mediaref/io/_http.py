@@ -30,6 +30,11 @@ A whole operation above single requests (a batch decode) is bounded with :func:`
     with hf_mediaref.io.http_deadline(30):
         ...  # every HTTP request in here ends by then: each uses min(its own deadline, what is left)
 
+Passing that operation deadline (``timeout=`` of a decode is one) raises
+:class:`~hf_mediaref.errors.DecodeTimeoutError` (a :class:`TimeoutError`) wherever it fires: before a
+request, in a back-off, or in a read that stalls until it (its socket timeout is cut to what is left). A
+request's own limits (``settings.timeout``, ``settings.deadline``) still raise RemoteAccessError.
+
 The deadline lives in a :class:`contextvars.ContextVar`, so it follows the code into threads started with a
 copy of the context (:func:`contextvars.copy_context`) and not into others.
 
@@ -66,6 +71,7 @@ from requests.adapters import HTTPAdapter
 from .._deadline import current as current_deadline
 from .._deadline import deadline
 from ..errors import (
+    DecodeTimeoutError,
     MediaNotFoundError,
     RemoteAccessError,
     RemoteChangedError,
@@ -129,12 +135,26 @@ class _Deadline:
         """The socket timeout for the next operation: ``settings.timeout``, or less near the deadline."""
         return max(0.001, min(settings.timeout, self.remaining()))
 
-    def error(self, what: str, url: str) -> RemoteAccessError:
-        return RemoteAccessError(
-            f"{what} {describe_uri(url)} did not finish within {self.seconds:.3g} s (the {self.source} "
-            f"limit)",
-            uri=url,
-        )
+    @property
+    def is_operation(self) -> bool:
+        """Whether this is the running operation's deadline (:mod:`hf_mediaref._deadline`), not the
+        request's own."""
+        return self.source == "http_deadline"
+
+    def capped(self) -> bool:
+        """Whether the next socket timeout is cut short by the operation's deadline (a wait that times out
+        then has reached that deadline, whatever the clock says a moment later)."""
+        return self.is_operation and self.remaining() < settings.timeout
+
+    def error(self, what: str, url: str) -> RemoteAccessError | DecodeTimeoutError:
+        """The error of a passed deadline: :class:`~hf_mediaref.errors.DecodeTimeoutError` for the
+        operation's (``timeout=``, :func:`http_deadline`), :class:`~hf_mediaref.errors.RemoteAccessError`
+        for the request's own (``HF_MEDIAREF_HTTP_DEADLINE``)."""
+        limit = f"within {self.seconds:.3g} s (the {self.source} limit)"
+        message = f"{what} {describe_uri(url)} did not finish {limit}"
+        if self.is_operation:
+            return DecodeTimeoutError(f"{message}: the operation's timeout passed", uri=url)
+        return RemoteAccessError(message, uri=url)
 
     def check(self, what: str, url: str) -> None:
         if self.remaining() <= 0:
@@ -274,6 +294,7 @@ def _request(
     attempt = 0
     while True:
         deadline.check(what, url)
+        capped = deadline.capped()
         try:
             resp = _session(needs_public_address(url)).request(
                 method,
@@ -295,6 +316,8 @@ def _request(
                 uri=url,
             ) from exc
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            if isinstance(exc, requests.exceptions.Timeout) and capped:
+                raise deadline.error(what, url) from exc
             deadline.check(what, url)
             if attempt >= settings.retries:
                 raise RemoteAccessError(
@@ -335,6 +358,18 @@ class _Dropped(Exception):
         self.data, self.cause = data, cause
 
 
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a read failed by its socket timeout (urllib3 and requests wrap :class:`TimeoutError`)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, (TimeoutError, urllib3.exceptions.TimeoutError, requests.exceptions.Timeout)):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def _set_read_timeout(resp: requests.Response, seconds: float) -> None:
     sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
     if sock is not None:
@@ -365,11 +400,12 @@ def _read_body(
         while True:
             if deadline.remaining() <= 0:
                 break
+            capped = deadline.capped()
             _set_read_timeout(resp, deadline.timeout())
             try:
                 chunk = resp.raw.read1(_CHUNK)
             except _BODY_ERRORS as exc:
-                if deadline.remaining() <= 0:
+                if deadline.remaining() <= 0 or (capped and _timed_out(exc)):
                     break
                 raise _Dropped(b"".join(chunks), exc) from exc
             if not chunk:

@@ -13,13 +13,14 @@ import numpy as np
 
 from .._executor import Task, core_budget, run_tasks
 from .._fields import NS_PER_SECOND, describe_ref
-from ..errors import FrameOutOfRangeError, describe_uri
+from ..errors import FrameOutOfRangeError, MediaDecodeError, describe_uri
 from ..io import check_pixel_limit
 from ._errors import decode_errors
 from ._identity import source_key
 from ._index import VideoIndex
 from ._indexes import confirm_version, load_index
 from ._planning import NO_FRAME, BatchDecodingStrategy, Span, plan_spans, span_cost
+from ._truth import IndexMismatch, Stale, is_replaced, replacement, rescan_index
 from ._types import Frame, FrameBatch, VideoStreamMetadata
 
 __all__ = ["BaseVideoDecoder", "DimensionOrder", "Orientation", "as_source_uri", "quarter_turns"]
@@ -92,13 +93,21 @@ class BaseVideoDecoder(abc.ABC):
         )  # stored indexes too
         self._closed = False
 
+    def _current(self) -> VideoIndex:
+        """The index as loaded, or the scanned index that replaced it."""
+        newer = replacement(self._snapshot)
+        if newer is not None:
+            self._snapshot = newer
+        return self._snapshot
+
     #: Whether time lookups may use a progressive index's snapshot (False: the backend needs every frame).
     _uses_snapshots = True
 
     @property
     def _index(self) -> VideoIndex:
-        """The complete index (a progressive one is completed first: a full scan)."""
-        idx = self._snapshot
+        """The complete index (a progressive one is completed first: a full scan); the scanned one where a
+        decode discarded it (by any decoder of the video: see :mod:`._truth`)."""
+        idx = self._current()
         if idx.progressive is not None:
             idx = self._snapshot = idx.progressive.complete()
         return idx
@@ -107,7 +116,7 @@ class BaseVideoDecoder(abc.ABC):
         """An index whose frames at ``times_ns`` are exact: a snapshot of a progressive index with the
         blocks holding them demuxed, else the complete index. Positions from it are valid in it only: the
         plan and the decode of a batch use the same one."""
-        idx = self._snapshot
+        idx = self._current()
         if idx.progressive is None or not self._uses_snapshots:
             return self._index
         idx = self._snapshot = idx.progressive.snapshot_for(times_ns)
@@ -173,21 +182,75 @@ class BaseVideoDecoder(abc.ABC):
         index: VideoIndex | None = None,
     ) -> list[Task]:
         """One executor task per span (positions in ``index``, default the complete index); each returns
-        {position: frame}."""
+        {position: frame}, or a :class:`~._truth.Stale` result when a decode showed that ``index`` (a hint)
+        is wrong: the video was indexed again, and :meth:`_decode_again` answers the request."""
 
         spans = list(spans)
         final = max((max(s.targets) for s in spans if len(s.targets)), default=None)
+        planned = self._index if index is None else index
 
         def task(span: Span) -> Task:
             last = final is not None and len(span.targets) > 0 and max(span.targets) == final
 
             def run(threads: int) -> dict[int, Any]:
-                with decode_errors(self.uri):
-                    return self._decode_span(span, size=size, threads=threads, index=index, last=last)
+                if is_replaced(planned):  # another span of this request showed the index wrong
+                    return Stale()
+                try:
+                    with decode_errors(self.uri):
+                        return self._decode_span(span, size=size, threads=threads, index=planned, last=last)
+                except IndexMismatch as exc:
+                    self._rescan(exc)
+                    return Stale()
 
             return Task(span_cost(span), run)
 
         return [task(span) for span in spans]
+
+    def _rescan(self, mismatch: IndexMismatch) -> VideoIndex:
+        """Discard the index a decode contradicted and index the video by a demux scan (once per index)."""
+        with decode_errors(self.uri, "index"):
+            index = rescan_index(self.uri, self.storage_options, self._key, mismatch.index, mismatch.why)
+        self._snapshot = index
+        return index
+
+    def _decode_again(
+        self,
+        *,
+        times_ns: Sequence[int] | None,
+        positions: Sequence[int],
+        strategy: BatchDecodingStrategy | str | None,
+        size: tuple[int, int] | None,
+        budget: int,
+    ) -> tuple[list[int], dict[int, Any], VideoIndex]:
+        """Answer a request again with the rescanned index, after a span showed its hinted index wrong: the
+        frames on screen at ``times_ns`` (or, without times, the frames at ``positions``). Returns the
+        positions answering each request, {position: frame} and the index they are positions in.
+
+        Raises:
+            MediaDecodeError: the rescanned index disagrees with the decode too.
+            FrameOutOfRangeError, IndexError: a time or position past the rescanned video's end.
+        """
+        idx = self._index  # the rescanned index (a scan is never rescanned)
+        if times_ns is not None:
+            again = self._frames_at(times_ns, idx).tolist()
+        else:
+            again = [int(p) for p in positions]
+            bad = [p for p in again if not 0 <= p < idx.num_frames]
+            if bad:
+                raise IndexError(
+                    f"frame index {bad[0]} out of range for {describe_uri(self.uri)} ({idx.num_frames} "
+                    "frames, by a scan: its index listed others)"
+                )
+        tasks = self._span_tasks(self._plan(again, strategy, idx), size=size, index=idx)
+        decoded: dict[int, Any] = {}
+        for part in run_tasks(tasks, budget):
+            if isinstance(part, Stale):
+                raise MediaDecodeError(
+                    f"video {describe_uri(self.uri)}: decoding disagrees with its index even after a rescan",
+                    uri=self.uri,
+                )
+            decoded.update(part)
+        return again, decoded, idx
 
     # ------------------------------------------------------------------ facts
     @property
@@ -306,7 +369,7 @@ class BaseVideoDecoder(abc.ABC):
         if any(t < 0 for t in times):
             raise ValueError(f"times must be >= 0 seconds, got {min(seconds)}")
         index = self._index_for(times)
-        return self._batch(self._frames_at(times, index).tolist(), strategy, max_workers, index)
+        return self._batch(self._frames_at(times, index).tolist(), strategy, max_workers, index, times)
 
     def get_frames_played_in_range(self, start_seconds: float, stop_seconds: float) -> FrameBatch:
         """Every frame on screen during ``[start_seconds, stop_seconds)``: the one playing at
@@ -333,11 +396,22 @@ class BaseVideoDecoder(abc.ABC):
         strategy: BatchDecodingStrategy | str | None,
         max_workers: int | None,
         index: VideoIndex | None = None,
+        times_ns: Sequence[int] | None = None,
     ) -> FrameBatch:
         idx = self._index if index is None else index
         tasks = self._span_tasks(self._plan(positions, strategy, idx), index=idx)
         decoded: dict[int, Any] = {}
-        for part in run_tasks(tasks, core_budget(max_workers)):
+        parts = run_tasks(tasks, core_budget(max_workers))
+        if any(isinstance(part, Stale) for part in parts):  # the index was wrong: ask the rescanned one
+            positions, decoded, idx = self._decode_again(
+                times_ns=times_ns,
+                positions=positions,
+                strategy=strategy,
+                size=None,
+                budget=core_budget(max_workers),
+            )
+            parts = []
+        for part in parts:
             decoded.update(part)
         data = self._stack([decoded[p] for p in positions])
         if self.dimension_order == "NCHW":

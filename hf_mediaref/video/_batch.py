@@ -14,6 +14,7 @@ from typing import Any
 from .._executor import Task, run_tasks
 from ._base import BaseVideoDecoder
 from ._planning import BatchDecodingStrategy
+from ._truth import Stale
 
 __all__ = ["VideoPlan", "plan_videos"]
 
@@ -25,10 +26,26 @@ class VideoPlan:
     decoder: BaseVideoDecoder
     positions: list[int]  # the frame position answering each request, in request order
     tasks: list[Task]
+    times_ns: list[int] | None = None  # the requested times, in request order
+    strategy: BatchDecodingStrategy | str | None = None
+    size: tuple[int, int] | None = None
+    budget: int = 1
 
     def frames(self, results: Sequence[dict[int, Any]]) -> list[Any]:
-        """The (H, W, 3) frame of each request, in request order, from the results of :attr:`tasks`."""
-        decoded: dict[int, Any] = {}
+        """The (H, W, 3) frame of each request, in request order, from the results of :attr:`tasks`.
+
+        Where a span showed the video's index wrong (a hint: see :mod:`._truth`), the video was indexed
+        again by a scan and the request is decoded again here with the new index."""
+        if any(isinstance(part, Stale) for part in results):
+            positions, decoded, _ = self.decoder._decode_again(
+                times_ns=self.times_ns,
+                positions=self.positions,
+                strategy=self.strategy,
+                size=self.size,
+                budget=self.budget,
+            )
+            return [decoded[p] for p in positions]
+        decoded = {}
         for part in results:
             decoded.update(part)
         return [decoded[p] for p in self.positions]
@@ -88,5 +105,5 @@ def plan_videos(
         index = dec._index_for(times)  # positions in it, for the plan and the decode
         positions = dec._frames_at(times, index)
         tasks = dec._span_tasks(dec._plan(positions, strategy, index), size=size, index=index)
-        plans.append(VideoPlan(dec, positions.tolist(), tasks))
+        plans.append(VideoPlan(dec, positions.tolist(), tasks, list(times), strategy, size, budget))
     return plans

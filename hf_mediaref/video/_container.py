@@ -6,6 +6,7 @@ import collections
 import contextlib
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
@@ -19,7 +20,15 @@ from ._identity import source_key
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OpenedVideo", "fresh_key", "import_av", "lease_video", "take_fresh_source"]
+__all__ = [
+    "OpenedVideo",
+    "fresh_key",
+    "import_av",
+    "lease_video",
+    "mark_demuxed",
+    "take_fresh_source",
+    "was_demuxed",
+]
 
 
 def import_av() -> Any:
@@ -238,6 +247,22 @@ def take_fresh_source(key: tuple) -> tuple[Any, contextlib.ExitStack] | None:
     if released is not None and hasattr(getattr(released[0], "raw", None), "short_reads"):
         released[0].raw.short_reads = False  # TorchCodec fills its 64 KiB buffer whatever a read returns
     return released
+
+
+#: Containers whose demuxer has read past the header (a Cues block demux, a packet check of an index): one
+#: may go back under :func:`fresh_key` (its codec untouched, what it read kept for the next open), but a demux
+#: that must start at the first packet needs one that has not moved.
+_demuxed: weakref.WeakSet[OpenedVideo] = weakref.WeakSet()
+
+
+def mark_demuxed(video: OpenedVideo) -> None:
+    """Note that ``video``'s demuxer has read past its header."""
+    _demuxed.add(video)
+
+
+def was_demuxed(video: OpenedVideo) -> bool:
+    """Whether ``video``'s demuxer has read past its header (:func:`mark_demuxed`)."""
+    return video in _demuxed
 
 
 def fresh_key(key: tuple) -> tuple:

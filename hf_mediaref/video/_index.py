@@ -56,6 +56,13 @@ class VideoIndex:
     version: str | None = None  # the remote object's version the index was built from (None: local, data:)
     torchcodec_seeks_ok: bool = True  # False once TorchCodec returned frames of other times
     packet_offsets: np.ndarray | None = None  # int64 byte offset of each frame's packet (-1: unknown)
+    #: True for an index built by a demux scan of the container (:func:`scan_index`), which decodes are
+    #: judged by; every other source (a sidecar, the on-disk store, MP4 ``moov`` tables, Matroska Cues) is a
+    #: hint that decodes check (:mod:`._truth`).
+    scanned: bool = False
+    #: True for an index read from the MP4/MOV sample tables, which the demuxer itself reads (a decode checks
+    #: what it produces against them, but does not decode on for the frame after its last target)
+    moov_tables: bool = False
     #: Set on a partial index built from Matroska Cues (``_progressive.ProgressiveIndex``): its blocks not
     #: demuxed yet hold one placeholder frame each; never stored or written to a sidecar.
     progressive: Any = None
@@ -93,6 +100,11 @@ class VideoIndex:
         """Frame position on screen at each time; -1 at or past the end (see
         ``planning.frames_played_at``)."""
         return frames_played_at(self.frame_ns, self.end_ns, times_ns, self.tolerance_ns)
+
+    def position_of(self, pts: int) -> int:
+        """The position of the frame whose pts is ``pts``; -1 when the index lists no such frame."""
+        i = int(np.searchsorted(self.pts, pts))
+        return i if i < self.pts.size and int(self.pts[i]) == pts else -1
 
     def keyframes(self) -> list[int]:
         """A snapshot of the trusted keyframe positions."""
@@ -280,4 +292,5 @@ def scan_index(container: Any, stream: Any, *, count_packet_bytes: bool = True) 
         stream_index=int(stream.index),
         keyframes_verified=verified,
         packet_offsets=np.asarray(offsets, dtype=np.int64)[order],
+        scanned=True,
     )

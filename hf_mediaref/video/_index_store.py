@@ -15,6 +15,10 @@ back (``touch``, ``cp -p``, ``rsync -t`` and tar restore mtime, not ctime): a re
 Settings (read at each use): ``HF_MEDIAREF_CACHE_DIR`` (default ``$XDG_CACHE_HOME/hf_mediaref`` or
 ``~/.cache/hf_mediaref``); ``HF_MEDIAREF_INDEX_STORE=0`` turns the store off. Files are written atomically, so
 concurrent workers are safe; an unreadable file is ignored and rewritten.
+
+A stored index is a hint, like a sidecar: decodes check it (:mod:`._truth`), and one they contradict is
+replaced by a scan. Reads are capped: a file, or an array in it, larger than :data:`_MAX_BYTES` (an index of
+4 million frames) is ignored (logged) before it is read.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["load_stored_index", "local_store_version", "store_dir", "store_enabled", "store_index"]
 
 _FORMAT = 1
+#: The most bytes a stored index may take, on disk and as arrays: 32 bytes for each of 4 Mi frames (pts,
+#: size, offset, keyframe position), and 1 MiB for the rest.
+_MAX_BYTES = (1 << 20) + 32 * (1 << 22)
 
 
 def store_enabled() -> bool:
@@ -69,7 +76,15 @@ def load_stored_index(key: tuple, version: str) -> VideoIndex | None:
         return None
     path = _path(key, version)
     try:
+        size = path.stat().st_size
+        if size > _MAX_BYTES:
+            raise ValueError(f"{size:,} bytes, more than the {_MAX_BYTES:,} an index takes")
         with np.load(path, allow_pickle=False) as data:
+            declared = sum(info.file_size for info in data.zip.infolist())
+            if declared > _MAX_BYTES:
+                raise ValueError(
+                    f"its arrays hold {declared:,} bytes, more than the {_MAX_BYTES:,} an index takes"
+                )
             meta = json.loads(str(data["meta"]))
             index = VideoIndex.from_stream_facts(
                 meta,

@@ -193,9 +193,10 @@ def _from_sidecar(
     source: Any,
     read_at: Any,
     found: Any = _NOT_FETCHED,
+    media_size: int | None = None,
 ) -> VideoIndex | None:
     if found is _NOT_FETCHED:
-        found = fetch_sidecar(uri, storage_options)
+        found = fetch_sidecar(uri, storage_options, media_size)
     if found is None:
         return None
     media, index = found
@@ -244,6 +245,7 @@ def _from_moov(uri: str, video: OpenedVideo, read_at: Any, file_size: Callable[[
         pixel_format=ctx.pix_fmt,
         stream_index=int(stream.index),
         packet_offsets=track.offsets,
+        moov_tables=True,
     )
 
 
@@ -307,7 +309,7 @@ def _announce_first_packet(
             offsets, sizes = video[0].offsets, video[0].sizes
         found = _NOT_FETCHED
     else:
-        found = fetch_sidecar(uri, storage_options)
+        found = fetch_sidecar(uri, storage_options, file_size())
         if found is not None:
             offsets, sizes = found[1].packet_offsets, found[1].packet_sizes
     if offsets is not None and sizes is not None and offsets.size and int(offsets.min()) >= 0:
@@ -347,7 +349,7 @@ def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | No
                 # demuxer itself uses); the sidecar serves every other container and what moov cannot
                 index = _from_moov(uri, video, read_at, size)
                 if index is None:
-                    index = _from_sidecar(uri, storage_options, video, source, read_at, sidecar)
+                    index = _from_sidecar(uri, storage_options, video, source, read_at, sidecar, size())
                 if index is None and recorder is not None:
                     index = _from_cues(uri, storage_options, key, video, read_at, size, version)
                 if index is not None:

@@ -41,7 +41,7 @@ from ..errors import RemoteChangedError, describe_uri
 from . import _mkv as mkv
 from . import _stats as stats
 from ._cache import decoder_cache, replace_index
-from ._container import OpenedVideo, fresh_key
+from ._container import OpenedVideo, fresh_key, mark_demuxed, was_demuxed
 from ._errors import check_same_version
 from ._index import VideoIndex, end_pts, presentation_order, scan_index
 from ._index_store import store_index
@@ -56,10 +56,6 @@ __all__ = ["ProgressiveIndex", "from_cues"]
 MAX_REORDER = 16
 #: The most bytes of one block kept in memory for the decode that follows its demux.
 MAX_RECORDED_BLOCK = 16 << 20
-
-#: Containers whose demuxer has read past the header (a block demux); block 0 needs one that has not.
-_demuxed: weakref.WeakSet[OpenedVideo] = weakref.WeakSet()
-
 
 #: Every progressive index, for the fork handler: a child gets fresh locks (one held by another thread of the
 #: parent at the fork would never be released in the child).
@@ -256,7 +252,7 @@ class ProgressiveIndex:
         a new one."""
         fresh = fresh_key(cast(tuple, self.key))
         video = cast("OpenedVideo | None", decoder_cache.take(fresh))
-        if video is not None and top and video in _demuxed:
+        if video is not None and top and was_demuxed(video):
             decoder_cache.offer(fresh, video)
             video = None
         if video is not None:
@@ -291,7 +287,7 @@ class ProgressiveIndex:
             recorder = getattr(video.source, "stop_recording", None)
             if recorder is not None:
                 recorder()
-            _demuxed.add(video)
+            mark_demuxed(video)
             if ok:  # back where it came from: the next decode of the source takes it, with the block's bytes
                 decoder_cache.offer(cache_key, video)
             else:

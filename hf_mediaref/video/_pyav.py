@@ -46,6 +46,7 @@ from ._container import OpenedVideo, import_av, keep_resume_point, lease_video
 from ._index import VideoIndex
 from ._indexes import check_version
 from ._planning import DEFAULT_MERGE_GAP, Span
+from ._truth import IndexMismatch
 
 logger = logging.getLogger(__name__)
 
@@ -189,14 +190,17 @@ def _seek(video: OpenedVideo, index: VideoIndex, start: int, targets: Sequence[i
 class _ResumePoint:
     """Where a decode left a container's codec: decoded from a keyframe without a seek since, every frame up
     to pts ``last_pts`` (position ``last_position``) already out, the packets read ahead of it whose frames
-    were skipped (``skipped``: their pts) never to come out. Nothing reported damage and the stream did not
-    end. A later span whose targets all come after ``last_pts`` and none was skipped gets its frames by
-    decoding on: the same frames, decoded from the same references, as after a seek to their keyframe."""
+    were skipped (``skipped``: their pts) never to come out, and the frames already out of the codec after
+    ``last_pts`` (``pending``, in output order). Nothing reported damage and the stream did not end. A later
+    span whose targets all come after ``last_pts`` and none was skipped gets its frames by decoding on (the
+    pending frames first): the same frames, decoded from the same references, as after a seek to their
+    keyframe."""
 
     index: VideoIndex
     last_pts: int
     last_position: int
     skipped: frozenset[int]
+    pending: tuple[Any, ...] = ()
 
     def serves(self, index: VideoIndex, span: Span) -> bool:
         """Whether decoding on from here answers ``span`` (of ``index``) at no more cost than its seek."""
@@ -259,19 +263,47 @@ class _SpanDecode:
         # read. Not when careful (damage reported later in the GOP counts).
         self._unsent = set(self.target_pts) if drain and not careful else None
         self._draining = False
+        # a hinted index (not a demux scan) is checked against the packets and frames this decode produces,
+        # up to the frame after the last target, which ends the last target's time on screen: the decode goes
+        # on until that frame is out (it stays pending in the resume point). A progressive snapshot's blocks
+        # not demuxed yet hold placeholders: there only the targets are checked (._truth).
+        self.checking = not index.scanned and index.progressive is None
+        after = targets[-1] + 1
+        self._check_until = int(index.pts[after]) if after < index.num_frames else None
+        # (not for the MP4 sample tables, which the demuxer itself reads: the container's own frame list)
+        self._need_successor = self.checking and not careful and not index.moov_tables
+        self._answered = False  # every target is answered (the decode may go on for the next frame)
+        self._successor_seen = False
+        self._unseen: list[Any] = []  # frames out after the last target: the resume point's pending frames
+        #: the frames whose packets the decode reads (announced to HTTP sources)
+        self.read_targets = tuple(targets)
+        if self._need_successor and self._check_until is not None:
+            self.read_targets += (after,)
+            if self._unsent is not None:
+                self._unsent.add(self._check_until)  # drain once the next frame's packet is in too
 
     def run(self) -> dict[int, np.ndarray]:
         """Decode until every target is answered."""
         if self.seek:
-            _seek(self.video, self.index, self.start, self.targets, self._unsent is not None)
+            _seek(self.video, self.index, self.start, self.read_targets, self._unsent is not None)
         elif self.resume is not None and self.video.takes_read_hints:
-            self.video.expect_read(_block_bytes(self.index, self.resume.last_position + 1, max(self.targets)))
+            last = max(self.read_targets)
+            self.video.expect_read(_block_bytes(self.index, self.resume.last_position + 1, last))
         ffmpeg_error = import_av().error.FFmpegError
         try:
+            if self.resume is not None and self.resume.pending and self._take(list(self.resume.pending)):
+                return self._result()
             for packet in self.video.container.demux(self.video.stream):
                 self._note_packet(packet)
+                if self.checking and packet.size and not packet.is_discard:
+                    self._check_listed(packet.pts if packet.pts is not None else packet.dts, "a packet")
                 # a packet read ahead past the last target is decoded: the next span may want its frame
-                skip = self.wanted is not None and packet.pts not in self.wanted and self._before_last(packet)
+                skip = (
+                    self.wanted is not None
+                    and not self._answered
+                    and packet.pts not in self.wanted
+                    and self._before_last(packet)
+                )
                 self._set_skipping(skip)
                 if packet.pts is None or not packet.size:  # no place in the timeline, or the final flush
                     self._resumable = False
@@ -283,17 +315,17 @@ class _SpanDecode:
                     logger.debug("%s: packet at pts %s does not decode: %s", self.video.uri, packet.pts, exc)
                     self._note_damage(self._gop, self._seq)
                     frames = []
-                for i, frame in enumerate(frames):
-                    self._decoded += 1
-                    if self._on_frame(frame):
-                        self._note_unseen(frames[i + 1 :])
-                        return self.frames if not self.careful else self._careful_result()
+                if self._take(frames):
+                    return self._result()
                 if self._unsent is not None and packet.pts is not None:
                     self._unsent.discard(int(packet.pts))
                     if not self._unsent:
                         return self._drain(ffmpeg_error)
             if self.careful and self._pending == len(self.targets):
                 return self._careful_result()
+            if self._answered:  # the stream ended before a frame after the last target came out
+                self._no_successor()
+                return self._result()
             if self.seek and self._first:
                 raise _Overshoot()  # nothing decoded after the seek
             raise _MissingFrame(self.targets[self._pending])
@@ -305,14 +337,54 @@ class _SpanDecode:
         """Whether ``packet``'s frame comes before the last target (a packet without pts: yes)."""
         return packet.pts is None or int(packet.pts) < self.target_pts[-1]
 
+    def _take(self, frames: Sequence[Any]) -> bool:
+        """Pass ``frames`` (out of the codec, in output order) to the targets, then to :meth:`_note_unseen`;
+        True once the span is done: every target answered, and (a hinted index) the frame after the last
+        one out."""
+        for i, frame in enumerate(frames):
+            if self._answered:
+                self._note_unseen(frames[i:])
+                return self._successor_seen
+            self._decoded += 1
+            if self._on_frame(frame):
+                self._answered = True
+                self._note_unseen(frames[i + 1 :])
+                return self.careful or self._successor_seen or not self._need_successor
+        return False
+
+    def _result(self) -> dict[int, np.ndarray]:
+        return self.frames if not self.careful else self._careful_result()
+
     def _note_unseen(self, frames: Sequence[Any]) -> None:
-        """Frames that came out after the last target: gone from the codec, unchecked for damage."""
+        """Frames that came out after the last target: kept for the next decode of this container (the
+        resume point's pending frames), unchecked for damage. With a hinted index, the first of them must be
+        the frame the index lists after the last target (it ends the last target's time on screen)."""
         for frame in frames:
             pts = frame.pts if frame.pts is not None else frame.dts
-            if pts is None or frame.is_corrupt:
+            if pts is None or frame.is_corrupt or int(pts) <= self.target_pts[-1]:
                 self._resumable = False
-            else:
-                self._out_pts = max(int(pts), self._out_pts if self._out_pts is not None else int(pts))
+                continue
+            if self._need_successor and not self._successor_seen and int(pts) != self._check_until:
+                if self._check_until is None or int(pts) < self._check_until:
+                    raise IndexMismatch(
+                        self.index,
+                        f"the decoder produced a frame at pts {int(pts)} that the index does not list",
+                    )
+                self._no_successor()
+            self._successor_seen = True
+            self._unseen.append(frame)
+
+    def _no_successor(self) -> None:
+        """The frame the hinted index lists after the last target did not come out where it belongs.
+
+        Raises:
+            IndexMismatch: the index lists one.
+        """
+        if self._need_successor and not self._successor_seen and self._check_until is not None:
+            raise IndexMismatch(
+                self.index,
+                f"the index lists a frame at pts {self._check_until} that the decoder never produced",
+            )
 
     def resume_point(self) -> _ResumePoint | None:
         """Where this finished decode left the codec, for the container's next decode; None when decoding on
@@ -323,7 +395,7 @@ class _SpanDecode:
         if position >= len(self.index.pts) or int(self.index.pts[position]) != self._out_pts:
             return None  # a frame the index does not know
         skipped = frozenset(p for p in self._skipped if p > self._out_pts)  # the others are out of reach
-        return _ResumePoint(self.index, self._out_pts, position, skipped)
+        return _ResumePoint(self.index, self._out_pts, position, skipped, tuple(self._unseen))
 
     def _drain(self, ffmpeg_error: type[Exception]) -> dict[int, np.ndarray]:
         """Drain the decoder (every target's packet is in it): its frames answer the targets, or
@@ -336,11 +408,22 @@ class _SpanDecode:
             logger.debug("%s: draining the decoder failed: %s", self.video.uri, exc)
             self._note_damage(self._gop, self._seq)
             frames = []
-        for frame in frames:
-            self._decoded += 1
-            if self._on_frame(frame):
-                return self.frames
+        if self._take(frames):
+            return self.frames
+        if self._answered:  # the packet of the frame listed after the last target was in: it did not come out
+            self._no_successor()
+            return self.frames
         raise _DrainedShort()
+
+    def _check_listed(self, pts: Any, what: str) -> None:
+        """Raise :class:`IndexMismatch` where the hinted index lists no frame at ``pts`` (a demuxed packet's
+        or a decoded frame's), up to the frame after the last target."""
+        if pts is None or (self._check_until is not None and int(pts) > self._check_until):
+            return
+        if self.index.position_of(int(pts)) < 0:
+            raise IndexMismatch(
+                self.index, f"the decode produced {what} at pts {int(pts)} that the index does not list"
+            )
 
     def _note_packet(self, packet: Any) -> None:
         """Place ``packet`` in decode order: its GOP and sequence number."""
@@ -386,6 +469,8 @@ class _SpanDecode:
             self._resumable = False
             return False
         self._out_pts = max(int(pts), self._out_pts if self._out_pts is not None else int(pts))
+        if self.checking:
+            self._check_listed(pts, "a frame")
         if self._first:
             self._first = False
             if self.seek and pts > self.index.pts[self.start]:  # landed after the keyframe it aimed at
@@ -539,6 +624,12 @@ class PyAVVideoDecoder(BaseVideoDecoder):
                 if skip_nonref and not missing.corrupt:  # lost to skipping, or to damage? decode every packet
                     every_packet = True
                     continue
+                if not index.scanned and not missing.corrupt:  # a hinted index may list a frame that is not
+                    raise IndexMismatch(
+                        index,
+                        f"the frame it lists at pts {int(index.pts[missing.position])} did not come out of "
+                        "the decoder",
+                    ) from None
                 raise self._missing_frame_error(index, missing.position, start, missing.corrupt) from None
 
     @functools.cached_property

@@ -21,20 +21,25 @@ video: ~14 KB, mostly the sizes). Where offsets are unknown, ``offset_delta`` (o
 order, first value then differences) replaces the two. A reader refuses a ``version`` above its own and
 anything malformed (the sidecar is then ignored).
 
-Staleness. A sidecar describes one content, named by its SHA-256. A reader trusts it only when the media it
+Staleness. A sidecar describes one content, named by its SHA-256. A reader uses it only when the media it
 opened is that content:
 
+* a local file: its whole content's SHA-256 must be equal (computed once per version of the file: cached
+  under its path, mtime, size and inode);
 * the remote says the file's SHA-256 (the Hub's LFS ``sha256`` in an fsspec file's details): it must be equal;
 * else the size must be equal, and so must the SHA-256 of the first ``head_bytes`` (4 KiB; 32 KiB in
-  sidecars written before: read anyway to open the container, the MP4 ``ftyp`` and ``mdat``/``moov``
-  header or the Matroska header and the start of its first cluster). An HTTP ``ETag`` that is a
-  64-hex SHA-256 equal to the sidecar's is accepted as proof too.
+  sidecars written before: read anyway to open the container). An HTTP ``ETag`` that is a 64-hex SHA-256
+  equal to the sidecar's is accepted as proof too.
 
-A re-encoded or edited video changes its size or its header (``moov`` sample tables, Matroska segment
-info) in practice; a byte edited in the middle of the media data, at the same size, is not caught by the
-second rule, and then the decode's own checks still hold: frames are matched to targets by pts, a seek that
-lands after its keyframe drops it, a frame the decoder never outputs raises. A stale sidecar is ignored
-(logged), never trusted.
+A stale sidecar is ignored (logged). Even a sidecar that passes is a hint, not the truth: every decode
+checks the frames it produces against the index it was planned from, and a disagreement discards the index
+and rebuilds it by a scan (:mod:`._truth`), so a tampered frame list never yields a wrong frame.
+
+Bounds. Only ``<media URI>.mrindex`` is read; a local sidecar whose real path is outside the video's real
+folder (a symlink out of it) is ignored, never read. Its size is known before it is read (``stat``, an HTTP
+``HEAD``, fsspec's ``info``) and held, with its decompressed JSON, to :func:`sidecar_cap` (proportional to
+the frames the media can plausibly hold); a larger one, or a gzip bomb, is ignored (logged) and the video
+is indexed without it.
 """
 
 from __future__ import annotations
@@ -44,15 +49,19 @@ import hashlib
 import json
 import logging
 import os
+import threading
+import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import MediaNotFoundError, MediaRefError, describe_uri
-from ..io import UriKind, classify_uri, local_path, read_bytes
+from ..errors import DecodeTimeoutError, MediaNotFoundError, MediaRefError, describe_uri
+from ..io import UriKind, classify_uri, local_path, open_media
 from ._index import VideoIndex
+from ._index_store import store_dir, store_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +86,14 @@ VERSION = 1
 #: or ``moov`` header, the Matroska EBML header, segment info and tracks). Sidecars written before hash 32
 #: KiB; a reader hashes what the sidecar says.
 HEAD_BYTES = 4 << 10
-_MAX_SIDECAR = 64 << 20
+#: Caps on what a sidecar may hold, from the frames its media can plausibly have: at most one frame per
+#: :data:`_MIN_FRAME_BYTES` of media (a packet and its container framing), at most :data:`_MAX_FRAMES`
+#: (19 hours at 60 fps), and :data:`_JSON_BYTES_PER_FRAME` of JSON per frame (an honest sidecar writes about
+#: 20). The gzip file and its decompressed JSON are both held to :func:`sidecar_cap` bytes.
+_MIN_FRAME_BYTES = 16
+_MAX_FRAMES = 1 << 22
+_JSON_BYTES_PER_FRAME = 48
+_JSON_BASE = 16 << 10
 #: File name endings of the media :func:`build_index_sidecars` indexes.
 VIDEO_SUFFIXES = (
     ".mp4",
@@ -93,6 +109,31 @@ VIDEO_SUFFIXES = (
     ".mpg",
     ".mpeg",
 )
+
+
+def sidecar_cap(media_size: int | None) -> int:
+    """The most bytes a sidecar of media of ``media_size`` bytes (None: unknown) may take, compressed or
+    decompressed: proportional to the frames such media can plausibly hold."""
+    frames = _MAX_FRAMES if media_size is None else min(_MAX_FRAMES, max(0, media_size) // _MIN_FRAME_BYTES)
+    return _JSON_BASE + _JSON_BYTES_PER_FRAME * (frames + 64)
+
+
+def _gunzip(data: bytes, cap: int) -> bytes:
+    """The gzip member ``data`` decompressed, refusing more than ``cap`` bytes of output (a gzip bomb).
+
+    Raises:
+        ValueError: not gzip, truncated, trailing data, or more than ``cap`` bytes.
+    """
+    inflater = zlib.decompressobj(wbits=31)  # gzip framing
+    try:
+        out = inflater.decompress(data, cap + 1)
+    except zlib.error as exc:
+        raise ValueError(f"not a gzip JSON sidecar (zlib.error: {exc})") from exc
+    if len(out) > cap or inflater.unconsumed_tail:
+        raise ValueError(f"it decompresses to more than {cap:,} bytes")
+    if not inflater.eof or inflater.unused_data:
+        raise ValueError("not a gzip JSON sidecar (truncated, or data after its gzip stream)")
+    return out
 
 
 def sidecars_enabled() -> bool:
@@ -192,15 +233,20 @@ def encode_sidecar(index: VideoIndex, media: SidecarMedia) -> bytes:
     return gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)
 
 
-def decode_sidecar(data: bytes) -> tuple[SidecarMedia, VideoIndex]:
+def decode_sidecar(data: bytes, *, max_bytes: int | None = None) -> tuple[SidecarMedia, VideoIndex]:
     """Parse sidecar bytes.
 
+    Args:
+        data: the gzip file.
+        max_bytes: the most bytes its JSON may decompress to (default: :func:`sidecar_cap` of unknown media).
+
     Raises:
-        ValueError: not a sidecar, a newer format version, or inconsistent content.
+        ValueError: not a sidecar, too large, a newer format version, or inconsistent content.
     """
+    text = _gunzip(data, sidecar_cap(None) if max_bytes is None else max_bytes)
     try:
-        doc = json.loads(gzip.decompress(data).decode("utf-8"))
-    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not a gzip JSON sidecar ({type(exc).__name__}: {exc})") from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError("not an hf_mediaref video index")
@@ -242,29 +288,91 @@ def decode_sidecar(data: bytes) -> tuple[SidecarMedia, VideoIndex]:
 
 
 # ----------------------------------------------------------------------------------------- reading
-def fetch_sidecar(uri: str, storage_options: dict | None = None) -> tuple[SidecarMedia, VideoIndex] | None:
-    """The parsed sidecar of ``uri``, or None when there is none, it cannot be read or it is malformed
-    (logged). Staleness is the caller's check (:func:`content_matches`)."""
+class _Refused(Exception):
+    """A sidecar not to read (logged as ignored): too large, or a link out of the video's folder."""
+
+
+def _read_local(uri: str, where: str, cap: int) -> bytes | None:
+    """The bytes of the local sidecar ``where`` of the video ``uri``; None when there is none.
+
+    Raises:
+        _Refused: it is larger than ``cap``, or its real path is outside the video's real folder (a symlink
+            out of the folder: sidecars obey the boundary media do).
+    """
+    path = local_path(where)
+    if not os.path.isfile(path):
+        return None
+    home = os.path.dirname(os.path.realpath(local_path(uri)))
+    if os.path.dirname(os.path.realpath(path)) != home:
+        raise _Refused("it links out of the video's folder")
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > cap:
+            raise _Refused(f"{size:,} bytes, more than the {cap:,} its video can need")
+        data = f.read(cap + 1)
+    if len(data) > cap:
+        raise _Refused(f"more than the {cap:,} bytes its video can need")
+    return data
+
+
+def _read_remote(where: str, storage_options: dict | None, cap: int) -> bytes:
+    """The bytes of the remote sidecar ``where``, its size known (HTTP ``HEAD``, fsspec ``info``) before any
+    of it is read.
+
+    Raises:
+        _Refused: it is larger than ``cap``.
+        MediaNotFoundError, MediaRefError: as :func:`hf_mediaref.io.open_media` and its reads.
+    """
+    with open_media(where, storage_options=storage_options) as f:
+        if isinstance(f, str):  # pragma: no cover - a remote URI never opens as a path
+            raise _Refused("not a remote file")
+        size = f.seek(0, os.SEEK_END)
+        if size > cap:
+            raise _Refused(f"{size:,} bytes, more than the {cap:,} its video can need")
+        f.seek(0)
+        data = f.read(cap + 1)
+    if len(data) > cap:
+        raise _Refused(f"more than the {cap:,} bytes its video can need")
+    return bytes(data)
+
+
+def fetch_sidecar(
+    uri: str, storage_options: dict | None = None, media_size: int | None = None
+) -> tuple[SidecarMedia, VideoIndex] | None:
+    """The parsed sidecar of ``uri``, or None when there is none, it cannot be read, it is malformed, too
+    large for media of ``media_size`` bytes (:func:`sidecar_cap`), or (local) a link out of the video's
+    folder (logged). Only ``uri`` + :data:`SIDECAR_SUFFIX` is ever read. Staleness is the caller's check
+    (:func:`content_matches`), and the index it holds is a hint that decodes check (:mod:`._truth`).
+
+    Raises:
+        DecodeTimeoutError: the operation's deadline passed while it was read.
+    """
     if not sidecars_enabled():
         return None
     where = index_sidecar_uri(uri)
     if where is None:
         return None
-    if classify_uri(where) in (UriKind.LOCAL, UriKind.FILE) and not os.path.isfile(local_path(where)):
-        return None
+    cap = sidecar_cap(media_size)
     try:
-        data = read_bytes(where, storage_options=storage_options)
+        if classify_uri(where) in (UriKind.LOCAL, UriKind.FILE):
+            data = _read_local(uri, where, cap)
+            if data is None:
+                return None
+        else:
+            data = _read_remote(where, storage_options, cap)
+    except _Refused as exc:
+        logger.warning("ignoring the index sidecar %s: %s", describe_uri(where), exc)
+        return None
     except MediaNotFoundError:
         logger.debug("no index sidecar at %s", describe_uri(where))
         return None
-    except MediaRefError as exc:
+    except DecodeTimeoutError:
+        raise
+    except (MediaRefError, OSError) as exc:
         logger.info("cannot read the index sidecar %s (%s); indexing without it", describe_uri(where), exc)
         return None
-    if len(data) > _MAX_SIDECAR:
-        logger.warning("ignoring the index sidecar %s: %d bytes", describe_uri(where), len(data))
-        return None
     try:
-        return decode_sidecar(data)
+        return decode_sidecar(data, max_bytes=cap)
     except ValueError as exc:
         logger.warning("ignoring the index sidecar %s: %s", describe_uri(where), exc)
         return None
@@ -301,12 +409,78 @@ def _source_size(source: Any) -> int | None:
         return None
 
 
+_SHA_CACHE_SIZE = 4096
+_sha_cache: OrderedDict[tuple, str] = OrderedDict()
+_sha_lock = threading.Lock()
+
+
+def _stored_sha_path(key: tuple) -> Path:
+    return store_dir() / "content-sha256" / hashlib.sha256(repr(key).encode()).hexdigest()
+
+
+def _load_stored_sha(key: tuple) -> str | None:
+    """The content hash a process of this machine computed for the file version ``key`` (the on-disk index
+    store's folder; ``HF_MEDIAREF_INDEX_STORE=0``: none)."""
+    if not store_enabled():
+        return None
+    try:
+        with open(_stored_sha_path(key), encoding="ascii") as f:
+            text = f.read(65).strip().lower()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if len(text) == 64 and set(text) <= _HEX64 else None
+
+
+def _store_sha(key: tuple, value: str) -> None:
+    if not store_enabled():
+        return
+    path = _stored_sha_path(key)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(value, encoding="ascii")
+        os.replace(tmp, path)
+    except OSError as exc:
+        logger.debug("cannot keep the content hash in %s: %s", path.parent, exc)
+
+
+def local_sha256(path: str) -> str:
+    """The SHA-256 (hex) of the local file ``path``, computed once per version of the file: kept in memory
+    and in the on-disk index store's folder under its (real path, mtime, size, inode, device, ctime), so other
+    processes (DataLoader workers) do not read the file again."""
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev, st.st_ctime_ns)
+    with _sha_lock:
+        found = _sha_cache.get(key)
+        if found is not None:
+            _sha_cache.move_to_end(key)
+            return found
+    value = _load_stored_sha(key) or ""
+    if not value:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        value = digest.hexdigest()
+        _store_sha(key, value)
+    with _sha_lock:
+        _sha_cache[key] = value
+        while len(_sha_cache) > _SHA_CACHE_SIZE:
+            _sha_cache.popitem(last=False)
+    return value
+
+
 def content_matches(media: SidecarMedia, source: Any, read_head: Callable[[], bytes] | None = None) -> bool:
     """Whether the media behind ``source`` (a path or an open binary file) is the content ``media``
-    describes; ``read_head`` returns its first ``media.head_bytes`` bytes (default: read from ``source``)."""
+    describes; ``read_head`` returns its first ``media.head_bytes`` bytes (default: read from ``source``).
+
+    A local file is compared by its whole content's SHA-256 (:func:`local_sha256`, once per file version);
+    a remote one by the SHA-256 the remote reports (the Hub's LFS ``sha256``), else by size and head."""
     size = _source_size(source)
     if size is not None and size != media.size:
         return False
+    if isinstance(source, str):
+        return local_sha256(source) == media.sha256.lower()
     sha, authoritative = _remote_sha256(source)
     if sha is not None and (sha == media.sha256.lower() or authoritative):
         return sha == media.sha256.lower()

@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from .._fields import NS_PER_SECOND
 from ..errors import MediaDecodeError, MissingDependencyError, describe_uri
@@ -23,10 +23,11 @@ from ..io import open_media, source_version
 from . import _stats as stats
 from ._base import BaseVideoDecoder, DimensionOrder, Orientation, quarter_turns
 from ._cache import decoder_cache
-from ._container import take_fresh_source
+from ._container import OpenedVideo, fresh_key, lease_video, mark_demuxed, take_fresh_source
 from ._index import VideoIndex
 from ._indexes import check_version
 from ._planning import Span
+from ._truth import check_span_bytes, check_span_packets
 
 logger = logging.getLogger(__name__)
 
@@ -184,13 +185,13 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
         super().__init__(
             source, storage_options=storage_options, dimension_order=dimension_order, orientation=orientation
         )
-        self._mappings: str | None = None
+        self._mappings: tuple[VideoIndex, str] | None = None  # the index they were made of, the mappings
         self._reference: BaseVideoDecoder | None = None  # the PyAV decoder used where TorchCodec fails
 
-    def _frame_mappings(self) -> str:
-        if self._mappings is None:
-            self._mappings = json.dumps(self._index.frame_mappings())
-        return self._mappings
+    def _frame_mappings(self, index: VideoIndex) -> str:
+        if self._mappings is None or self._mappings[0] is not index:
+            self._mappings = (index, json.dumps(index.frame_mappings()))
+        return self._mappings[1]
 
     #: TorchCodec is given the whole index as its frame mappings: a progressive index is completed first.
     _uses_snapshots = False
@@ -204,13 +205,16 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
         index: VideoIndex | None = None,
         last: bool = False,
     ) -> dict[int, Any]:
-        key = ("torchcodec", self._key, self.device, threads, size)
+        idx = self._index if index is None else index
+        # the index it was opened with (the object, not its id(), which a later index may reuse once this one
+        # is gone): a rescanned index (._truth) opens new TorchCodec decoders
+        key = ("torchcodec", self._key, self.device, threads, size, idx)
 
         def open_() -> _OpenedTorchCodec:
             return _OpenedTorchCodec(
                 self.uri,
-                self._index,
-                self._frame_mappings(),
+                idx,
+                self._frame_mappings(idx),
                 key=self._key,
                 storage_options=self.storage_options,
                 device=self.device,
@@ -218,25 +222,32 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
                 size=size,
             )
 
-        if not self._index.torchcodec_seeks_ok:
-            return self._reference_decode(span, size, threads)
+        if not idx.torchcodec_seeks_ok:
+            return self._reference_decode(span, size, threads, idx)
+        if not idx.scanned and idx.progressive is None and not idx.moov_tables:
+            # TorchCodec shows only the targets: check the span's packets (not against MP4 tables, which
+            # TorchCodec's demuxer reads too: its returned pts are checked below)
+            self._check_hinted(span, idx)
         try:
             with decoder_cache.lease(key, open_) as opened:
-                other_timeline = self._other_timeline(opened.decoder)
+                other_timeline = self._other_timeline(opened.decoder, idx)
                 turns = quarter_turns(getattr(opened.decoder.metadata, "rotation", 0))
                 if other_timeline is None and not (turns and self.orientation == "stored"):
                     batch = opened.decoder.get_frames_at(list(span.targets))
         except RuntimeError as exc:  # TorchCodec's decode and seek failures
-            return self._reference_decode(span, size, threads, why=f"it raised {exc}")
+            return self._reference_decode(span, size, threads, idx, why=f"it raised {exc}")
         if other_timeline is not None:
-            return self._reference_decode(span, size, threads, why=other_timeline)
+            return self._reference_decode(span, size, threads, idx, why=other_timeline)
         if turns and self.orientation == "stored":  # TorchCodec always applies the rotation
-            return self._reference_decode(span, size, threads)
-        if not self._returned_targets(span, batch.pts_seconds.tolist()):
-            return self._reference_decode(span, size, threads, why="its seek returned frames of other times")
+            return self._reference_decode(span, size, threads, idx)
+        if not self._returned_targets(span, batch.pts_seconds.tolist(), idx):
+            # the PyAV decode judges the index first: a wrong hint is rescanned, not blamed on TorchCodec
+            return self._reference_decode(
+                span, size, threads, idx, why="its seek returned frames of other times"
+            )
         data = batch.data
         if stats.is_collecting():
-            packet_bytes = int(self._index.packet_sizes[span.start : span.stop + 1].sum())
+            packet_bytes = int(idx.packet_sizes[span.start : span.stop + 1].sum())
             stats.record(
                 decoded_frames=span.decoded_frames,
                 converted_frames=len(span.targets),
@@ -245,13 +256,12 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
             )
         return {target: data[i] for i, target in enumerate(span.targets)}
 
-    def _other_timeline(self, decoder: Any) -> str | None:
+    def _other_timeline(self, decoder: Any, idx: VideoIndex) -> str | None:
         """Why TorchCodec's timestamps are not the index's (``None``: they are): where the container header
         says the stream begins differs from the first frame's pts. TorchCodec then labels frames with times of
         its own (seen in AVI, whose H.264 packets have pts one tick after their dts: TorchCodec returned the
         next frame under the requested frame's pts), which no pts check of its results can catch."""
         begin = getattr(decoder.metadata, "begin_stream_seconds_from_header", None)
-        idx = self._index
         if (
             begin is None
             or abs(float(begin) - idx.begin_ns / NS_PER_SECOND) <= idx.tolerance_ns / NS_PER_SECOND
@@ -262,9 +272,40 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
             f"{idx.begin_ns / NS_PER_SECOND:.6f} s"
         )
 
-    def _returned_targets(self, span: Span, pts_seconds: list[float]) -> bool:
+    def _check_hinted(self, span: Span, index: VideoIndex) -> None:
+        """Check ``span`` of a hinted ``index`` against the container's packets (a demux, no decode).
+
+        Raises:
+            IndexMismatch: they disagree (the caller rescans the video).
+        """
+        fresh = cast("OpenedVideo | None", decoder_cache.take(fresh_key(self._key)))
+        if fresh is None:
+            with lease_video(self.uri, storage_options=self.storage_options, key=self._key) as (video, _):
+                check_version(index, video.version, self.uri)
+                check_span_packets(video, index, span)
+            return
+        # the container the index opened, whose source TorchCodec opens next (take_fresh_source) with what it
+        # read kept in memory: the packets demuxed here are kept too, so TorchCodec does not fetch them again
+        record = getattr(fresh.source, "record_next", None)
+        if record is not None:
+            record(check_span_bytes(index, span))
+        ok = False
+        try:
+            check_version(index, fresh.version, self.uri)
+            check_span_packets(fresh, index, span)
+            ok = True
+        finally:
+            stop = getattr(fresh.source, "stop_recording", None)
+            if stop is not None:
+                stop()
+            mark_demuxed(fresh)
+            if ok:
+                decoder_cache.offer(fresh_key(self._key), fresh)
+            else:
+                fresh.close()
+
+    def _returned_targets(self, span: Span, pts_seconds: list[float], idx: VideoIndex) -> bool:
         """Whether TorchCodec returned the targets' own frames (their pts are the index's)."""
-        idx = self._index
         tolerance = idx.tolerance_ns / NS_PER_SECOND
         return len(pts_seconds) == len(span.targets) and all(
             abs(got - float(idx.to_seconds(idx.pts[t]))) <= tolerance
@@ -272,27 +313,33 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
         )
 
     def _reference_decode(
-        self, span: Span, size: tuple[int, int] | None, threads: int, why: str | None = None
+        self,
+        span: Span,
+        size: tuple[int, int] | None,
+        threads: int,
+        index: VideoIndex,
+        why: str | None = None,
     ) -> dict[int, Any]:
         """Decode ``span`` with the PyAV backend (the same frames, checked), as tensors on ``device``.
 
         Used where TorchCodec returns frames of other times or fails (its seeks land elsewhere in some
-        MPEG-TS files): the video then stays on PyAV.
+        MPEG-TS files): the video then stays on PyAV. Where the PyAV decode shows a hinted index wrong, it
+        raises :class:`~._truth.IndexMismatch` before TorchCodec is blamed.
         """
         import torch
 
-        if why is not None:
-            self._index.torchcodec_seeks_ok = False
-            logger.warning(
-                "%s: TorchCodec is not reliable on this video (%s); decoding it with PyAV", self, why
-            )
         if self._reference is None:
             from ._pyav import PyAVVideoDecoder
 
             self._reference = PyAVVideoDecoder(
                 self.uri, storage_options=self.storage_options, orientation=self.orientation
             )
-        frames = self._reference._decode_span(span, size=size, threads=threads, index=self._index)
+        frames = self._reference._decode_span(span, size=size, threads=threads, index=index)
+        if why is not None:
+            index.torchcodec_seeks_ok = False
+            logger.warning(
+                "%s: TorchCodec is not reliable on this video (%s); decoding it with PyAV", self, why
+            )
         return {t: torch.from_numpy(frame).to(self.device) for t, frame in frames.items()}
 
     def _stack(self, frames: Sequence[Any]) -> Any:

@@ -15,7 +15,7 @@ import pytest
 
 from hf_mediaref import MediaRef, batch_decode, cleanup_cache
 from hf_mediaref._deadline import current as current_deadline
-from hf_mediaref.errors import MediaNotFoundError, RemoteAccessError, RemoteChangedError
+from hf_mediaref.errors import DecodeTimeoutError, MediaNotFoundError, RemoteAccessError, RemoteChangedError
 from hf_mediaref.io import http_deadline, open_media, read_bytes, uri_exists
 from hf_mediaref.io import http_settings as settings
 from hf_mediaref.testing import read_index, write_video
@@ -107,12 +107,31 @@ def test_a_server_that_answers_nothing_fails_at_the_deadline(url, monkeypatch):
     assert t.seconds < 1.8
 
 
+def test_a_read_stalled_past_the_operation_deadline_raises_decode_timeout(url, monkeypatch):
+    """A body that stops coming inside ``http_deadline``: the operation's deadline ends the wait, and it
+    says so as DecodeTimeoutError (a TimeoutError), not as a failure of the request."""
+    monkeypatch.setattr(settings, "timeout", 30)  # the per-read timeout cannot end the wait first
+    monkeypatch.setattr(settings, "deadline", 600.0)
+    with http_deadline(0.3), pytest.raises(DecodeTimeoutError, match="http_deadline") as err:
+        read_bytes(url("hugelen=1000000000&hold=3&norange=1"))
+    assert isinstance(err.value, TimeoutError) and not isinstance(err.value, RemoteAccessError)
+
+
+def test_a_request_deadline_stays_a_remote_access_error(url, monkeypatch):
+    """The request's own deadline (``HF_MEDIAREF_HTTP_DEADLINE``) inside a longer operation deadline."""
+    monkeypatch.setattr(settings, "timeout", 30)
+    monkeypatch.setattr(settings, "deadline", 0.3)
+    with http_deadline(60), pytest.raises(RemoteAccessError, match="HF_MEDIAREF_HTTP_DEADLINE") as err:
+        read_bytes(url("hugelen=1000000000&hold=3&norange=1"))
+    assert not isinstance(err.value, DecodeTimeoutError)
+
+
 def test_http_deadline_bounds_a_whole_operation_and_is_restored(url):
     u = url("trickle=0.05")
     with _Timer() as t, http_deadline(0.5):
         assert current_deadline() is not None
         with http_deadline(60):  # an inner, later deadline does not extend the outer one
-            with pytest.raises(RemoteAccessError, match=r"within 0\.5 s \(the http_deadline limit\)"):
+            with pytest.raises(DecodeTimeoutError, match=r"within 0\.5 s \(the http_deadline limit\)"):
                 read_bytes(u)
     assert t.seconds < 1.2
     assert current_deadline() is None
@@ -121,7 +140,7 @@ def test_http_deadline_bounds_a_whole_operation_and_is_restored(url):
 
 def test_a_passed_http_deadline_sends_no_request(server, url):
     with http_deadline(0):
-        with pytest.raises(RemoteAccessError, match="did not finish"):
+        with pytest.raises(DecodeTimeoutError, match="did not finish"):
             read_bytes(url())
     assert server.requests_for(url.tag) == []
 
@@ -142,7 +161,7 @@ def test_http_deadline_follows_a_copied_context_into_threads(url):
         thread.start()
         thread.join(5)
     assert not thread.is_alive() and t.seconds < 1.2
-    assert isinstance(errors[0], RemoteAccessError) and "http_deadline" in str(errors[0])
+    assert isinstance(errors[0], DecodeTimeoutError) and "http_deadline" in str(errors[0])
 
 
 def test_negative_http_deadline_is_refused():
@@ -382,7 +401,7 @@ def test_frames_from_a_server_capping_206s_take_a_bounded_number_of_requests(ser
 def test_frames_after_a_failure_come_from_a_healthy_server(server, clip, url, fresh):
     with pytest.raises(RemoteAccessError):
         batch_decode([MediaRef(url("fail=503", name="clip.mp4"), clip.pts_ns[5])])
-    with pytest.raises(RemoteAccessError, match="did not finish"):
+    with pytest.raises(DecodeTimeoutError, match="did not finish"):
         with http_deadline(0.5):
             batch_decode([MediaRef(url("trickle=0.01&trickle_bytes=100", name="clip.mp4"), clip.pts_ns[5])])
     healthy = url(name="clip.mp4")
@@ -401,3 +420,15 @@ def test_frames_of_a_video_replaced_mid_read_are_never_wrong(server, root, clip,
         assert exc.uri == u
     else:
         assert _indices(out) == [1000 + i for i in wanted]
+
+
+@pytest.mark.parametrize("query", ["hugelen=1000000000&hold=3&norange=1", "trickle=0.05&trickle_bytes=64"])
+def test_decode_timeout_over_a_stalled_video_read_is_a_decode_timeout(clip, url, fresh, monkeypatch, query):
+    """``batch_decode(timeout=)`` whose deadline passes inside an HTTP read of the video (the body stalls,
+    or trickles): DecodeTimeoutError, as documented, not the RemoteAccessError of a failed request."""
+    monkeypatch.setattr(settings, "timeout", 30)
+    monkeypatch.setattr(settings, "deadline", 600.0)
+    ref = MediaRef(url(query, name="clip.mp4"), clip.pts_ns[3])
+    with pytest.raises(DecodeTimeoutError, match="clip.mp4") as err:
+        batch_decode([ref], timeout=0.5)
+    assert isinstance(err.value, TimeoutError) and not isinstance(err.value, RemoteAccessError)

@@ -197,3 +197,36 @@ def test_local_store_off(tmp_path, store, monkeypatch):
     spec = write_video(tmp_path / "off.mkv", 30, fps=30, gop=10, size=SIZE)
     assert _frames(batch_decode([MediaRef(str(spec.path), spec.pts_ns[20])])) == [20]
     assert list(store.glob("*.npz")) == []
+
+
+def test_an_oversized_stored_index_is_ignored_before_it_is_read(tmp_path, store, monkeypatch, caplog):
+    """Reads of the store are capped: a file larger than an index can be, or one whose arrays declare more,
+    is ignored (logged), and the video is indexed without it."""
+    import logging
+    import zipfile
+
+    import hf_mediaref.video._index_store as index_store
+    from hf_mediaref.video._identity import source_key
+    from hf_mediaref.video._index_store import _path, local_store_version
+
+    spec = write_video(tmp_path / "capped.mkv", 24, fps=24, gop=12, size=SIZE)
+    uri = str(spec.path)
+    key = source_key(uri, None)
+    version = local_store_version(uri, key)
+    assert version is not None
+    store_index(key, version, load_index(uri))
+    assert load_stored_index(key, version) is not None
+    monkeypatch.setattr(index_store, "_MAX_BYTES", 64)  # smaller than the file
+    with caplog.at_level(logging.WARNING, logger="hf_mediaref.video._index_store"):
+        assert load_stored_index(key, version) is None
+    assert "more than the 64" in caplog.text
+    # a small file whose member declares a huge (compressed) array: refused by the declared size
+    monkeypatch.setattr(index_store, "_MAX_BYTES", 1 << 20)
+    with zipfile.ZipFile(_path(key, version), "w", compression=zipfile.ZIP_DEFLATED) as bomb:
+        bomb.writestr("pts.npy", b"\x00" * (2 << 20))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hf_mediaref.video._index_store"):
+        assert load_stored_index(key, version) is None
+    assert "its arrays hold" in caplog.text
+    cleanup_cache()
+    assert _frames(batch_decode([MediaRef(uri, spec.pts_ns[i]) for i in (0, 13, 23)])) == [0, 13, 23]

@@ -223,9 +223,11 @@ def test_the_sidecar_feeds_torchcodec(long_videos, tmp_path):
             f"{server.url}/long.mkv", pts[455], tmp_path / "cache", decoder="torchcodec"
         )
         assert got == 455
-        # TorchCodec reads in 64 KiB blocks, and PyAV opened the header for the index: more than PyAV alone
-        # (under a tenth), far from the whole file its own exact mode reads
-        assert 0 < server.bytes_sent - sent < path.stat().st_size / 5
+        # TorchCodec reads in 64 KiB blocks, and PyAV opened the header for the index and demuxed the span's
+        # packets to check the sidecar (TorchCodec reads them from memory then): more than PyAV alone (under a
+        # tenth), far from the whole file its own exact mode reads; under a twentieth (the check's packets
+        # fetched twice, or with a read-ahead that doubles past them, come to more)
+        assert 0 < server.bytes_sent - sent < path.stat().st_size / 20
     finally:
         Path(str(path) + ".mrindex").unlink()
 
