@@ -40,7 +40,8 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Features, SplitInfo
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, HfFileSystem, RepoFile
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, HfFileSystem
+from huggingface_hub.hf_api import RepoFile  # not exported at the top level before huggingface_hub 0.25
 from huggingface_hub.utils import EntryNotFoundError, HfHubHTTPError
 
 from ..arrow import resolve_uri

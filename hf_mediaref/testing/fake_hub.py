@@ -75,7 +75,8 @@ def _response(status: int, repo_id: str) -> Any:
     """The HTTP response huggingface_hub's HTTP errors carry (from httpx or httpx2, whichever it uses)."""
     from huggingface_hub import errors
 
-    http = importlib.import_module(errors.Response.__module__.split(".")[0])
+    response_type = getattr(errors, "Response", None)  # huggingface_hub < 0.26 names no Response: requests
+    http = importlib.import_module(response_type.__module__.split(".")[0] if response_type else "requests")
     url = f"https://fake.hub/api/datasets/{repo_id}"
     if http.__name__ == "requests":  # huggingface_hub < 1.0: a requests.Response takes no arguments
         response = http.Response()
