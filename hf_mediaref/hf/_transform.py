@@ -211,7 +211,17 @@ class MediaDecodeTransform:
     def _decode(self, refs: list[MediaRef]) -> list[Any]:
         if not refs:
             return []
-        resolved = [resolve_ref(ref, self.access) for ref in refs]
+        if self.access is None:
+            resolved = [resolve_ref(ref, None) for ref in refs]
+        else:  # each distinct URI resolved and checked once
+            uris: dict[str, str] = {}
+            resolved = [
+                MediaRef.model_construct(
+                    uri=uris.get(ref.uri) or uris.setdefault(ref.uri, self.access.resolve(ref.uri)),
+                    pts_ns=ref.pts_ns,
+                )
+                for ref in refs
+            ]
         with reading_with(self.access):
             return decode.batch_decode(resolved, options=self._options())
 

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, cast
 
 from .._optional import require
@@ -258,6 +258,19 @@ _demuxed: weakref.WeakSet[OpenedVideo] = weakref.WeakSet()
 def mark_demuxed(video: OpenedVideo) -> None:
     """Note that ``video``'s demuxer has read past its header."""
     _demuxed.add(video)
+
+
+def hand_back(key: Hashable, video: OpenedVideo, ok: bool) -> None:
+    """After reading packets from a container taken from the cache under ``key``: stop recording its reads,
+    note that its demuxer moved past the header, and offer it back (``ok``), or close it (the read failed)."""
+    stop = getattr(video.source, "stop_recording", None)
+    if stop is not None:
+        stop()
+    mark_demuxed(video)
+    if ok:  # the next decode of the source takes it, with the bytes it kept
+        decoder_cache.offer(key, video)
+    else:
+        video.close()
 
 
 def was_demuxed(video: OpenedVideo) -> bool:

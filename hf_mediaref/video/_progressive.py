@@ -41,7 +41,7 @@ from ..errors import RemoteChangedError, describe_uri
 from . import _mkv as mkv
 from . import _stats as stats
 from ._cache import decoder_cache, replace_index
-from ._container import OpenedVideo, fresh_key, mark_demuxed, was_demuxed
+from ._container import OpenedVideo, fresh_key, hand_back, was_demuxed
 from ._errors import check_same_version
 from ._index import VideoIndex, end_pts, presentation_order, scan_index
 from ._index_store import store_index
@@ -284,14 +284,7 @@ class ProgressiveIndex:
             block = self._read_block(video, j, top, probe_ns)
             ok = True
         finally:
-            recorder = getattr(video.source, "stop_recording", None)
-            if recorder is not None:
-                recorder()
-            mark_demuxed(video)
-            if ok:  # back where it came from: the next decode of the source takes it, with the block's bytes
-                decoder_cache.offer(cache_key, video)
-            else:
-                video.close()
+            hand_back(cache_key, video, ok)
         return block
 
     def _read_block(self, video: OpenedVideo, j: int, top: bool, probe_ns: int) -> _Block:

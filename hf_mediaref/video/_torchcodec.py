@@ -23,7 +23,7 @@ from ..io import open_media, source_version
 from . import _stats as stats
 from ._base import BaseVideoDecoder, DimensionOrder, Orientation, quarter_turns
 from ._cache import decoder_cache
-from ._container import OpenedVideo, fresh_key, lease_video, mark_demuxed, take_fresh_source
+from ._container import OpenedVideo, fresh_key, hand_back, lease_video, take_fresh_source
 from ._index import VideoIndex
 from ._indexes import check_version
 from ._planning import Span
@@ -295,14 +295,7 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
             check_span_packets(fresh, index, span)
             ok = True
         finally:
-            stop = getattr(fresh.source, "stop_recording", None)
-            if stop is not None:
-                stop()
-            mark_demuxed(fresh)
-            if ok:
-                decoder_cache.offer(fresh_key(self._key), fresh)
-            else:
-                fresh.close()
+            hand_back(fresh_key(self._key), fresh, ok)
 
     def _returned_targets(self, span: Span, pts_seconds: list[float], idx: VideoIndex) -> bool:
         """Whether TorchCodec returned the targets' own frames (their pts are the index's)."""
