@@ -27,7 +27,7 @@ from ._container import OpenedVideo, fresh_key, hand_back, lease_video, take_fre
 from ._index import VideoIndex
 from ._indexes import check_version
 from ._planning import Span
-from ._truth import check_span_bytes, check_span_packets
+from ._truth import check_span_bytes, check_span_packets, span_checked
 
 logger = logging.getLogger(__name__)
 
@@ -224,9 +224,10 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
 
         if not idx.torchcodec_seeks_ok:
             return self._reference_decode(span, size, threads, idx)
-        if not idx.scanned and idx.progressive is None and not idx.moov_tables:
+        hinted = not idx.scanned and idx.progressive is None and not idx.moov_tables
+        if hinted and not span_checked(idx, span):
             # TorchCodec shows only the targets: check the span's packets (not against MP4 tables, which
-            # TorchCodec's demuxer reads too: its returned pts are checked below)
+            # TorchCodec's demuxer reads too: its returned pts are checked below), once per range and index
             self._check_hinted(span, idx)
         try:
             with decoder_cache.lease(key, open_) as opened:

@@ -44,6 +44,7 @@ __all__ = [
     "is_replaced",
     "replacement",
     "rescan_index",
+    "span_checked",
 ]
 
 
@@ -64,6 +65,9 @@ _lock = threading.Lock()  # guards the two maps, held briefly (never during a sc
 _replaced: weakref.WeakKeyDictionary[VideoIndex, VideoIndex] = weakref.WeakKeyDictionary()
 #: A discarded index -> the lock its rescan runs under (other videos' decodes and rescans do not wait).
 _scanning: weakref.WeakKeyDictionary[VideoIndex, threading.Lock] = weakref.WeakKeyDictionary()
+#: A hinted index -> {a span's keyframe position: the furthest position its packets were checked through}. An
+#: index belongs to one version of its file, so a range checked once holds for every later span inside it.
+_checked: weakref.WeakKeyDictionary[VideoIndex, dict[int, int]] = weakref.WeakKeyDictionary()
 
 
 def _after_fork_in_child() -> None:
@@ -208,6 +212,18 @@ def check_span_bytes(index: VideoIndex, span: Span) -> int:
     return min(nbytes + (256 << 10), _MAX_RECORDED_CHECK)
 
 
+def _checked_through(index: VideoIndex, span: Span) -> int:
+    """The position through which :func:`check_span_packets` of ``span`` compares packets with ``index``."""
+    return min(span.targets[-1] + 1, index.num_frames - 1)
+
+
+def span_checked(index: VideoIndex, span: Span) -> bool:
+    """Whether this process already checked ``span``'s packets against ``index`` (the same keyframe, at
+    least as far): then the container says nothing new, and the check is not read again."""
+    with _lock:
+        return _checked.get(index, {}).get(span.start, -1) >= _checked_through(index, span)
+
+
 def check_span_packets(video: OpenedVideo, index: VideoIndex, span: Span) -> None:
     """Demux (no decode) ``span``'s packets from its keyframe past the frame after its last target, and check
     them against ``index``: every packet's pts up to that frame listed, every listed pts in that range there.
@@ -215,8 +231,7 @@ def check_span_packets(video: OpenedVideo, index: VideoIndex, span: Span) -> Non
     Raises:
         IndexMismatch: they disagree.
     """
-    last = span.targets[-1]
-    limit_pos = min(last + 1, index.num_frames - 1)
+    limit_pos = _checked_through(index, span)
     limit = int(index.pts[limit_pos])
     seen: set[int] = set()
     past = 0
@@ -238,3 +253,6 @@ def check_span_packets(video: OpenedVideo, index: VideoIndex, span: Span) -> Non
     for pts in index.pts[span.start : limit_pos + 1].tolist():
         if pts not in seen:
             raise IndexMismatch(index, f"the index lists a frame at pts {pts} that the container lacks")
+    with _lock:
+        checked = _checked.setdefault(index, {})
+        checked[span.start] = max(checked.get(span.start, -1), limit_pos)

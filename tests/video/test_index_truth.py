@@ -517,3 +517,27 @@ def test_the_packet_check_passes_honest_indexes(build_case, name, fresh):
         for target in range(index.num_frames):
             start = max(k for k in index.keyframes() if k <= target)
             check_span_packets(video, index, Span(start, (target,)))
+
+
+@pytest.mark.torchcodec
+def test_torchcodec_checks_a_hinted_span_once(built, tmp_path, fresh, monkeypatch):
+    """The packets of a hinted index's span are checked the first time TorchCodec decodes it; the same span
+    again (the next epoch, the next pass) is not demuxed a second time, and its frames are still right."""
+    from hf_mediaref.video import _truth
+
+    path, pts, _ = _copy(built, "h264_bframes.mkv", tmp_path / "once")
+    write_index_sidecar(path)
+    demuxes = []
+    real = _truth._packet_pts_from
+    monkeypatch.setattr(_truth, "_packet_pts_from", lambda *a: demuxes.append(1) or real(*a))
+    refs = [MediaRef(str(path), pts[i]) for i in (3, 5, 30)]
+    for _ in range(2):
+        out = batch_decode(refs, decoder="torchcodec")
+        assert [read_index(f) for f in out] == [3, 5, 30]
+    assert demuxes, "the hinted spans were never checked"
+    first = len(demuxes)
+    batch_decode(refs, decoder="torchcodec")
+    assert len(demuxes) == first  # nothing new to check
+    wider = [MediaRef(str(path), pts[i]) for i in (3, 9)]  # the same block, checked further: checked again
+    assert [read_index(f) for f in batch_decode(wider, decoder="torchcodec")] == [3, 9]
+    assert len(demuxes) > first
