@@ -148,6 +148,16 @@ class DecodeOptions:
         given = {k: v for k, v in changes.items() if v is not None}
         return dataclasses.replace(self, **given) if given else self
 
+    def with_credentials(self, access: MediaAccess | Iterable[MediaAccess] | None) -> DecodeOptions:
+        """These options reading with the credentials of ``access`` (of several accesses, the first that has
+        any; see :meth:`hf_mediaref.MediaAccess.engine_storage_options`), unless ``storage_options`` were
+        given: given ones win."""
+        if self.storage_options is not None:
+            return self
+        accesses = [access] if isinstance(access, MediaAccess) else list(access or ())
+        creds = next((c for a in accesses if (c := a.engine_storage_options()) is not None), None)
+        return self if creds is None else self.replace(storage_options=creds)
+
     @classmethod
     def resolve(cls, options: DecodeOptions | None = None, **changes: Any) -> DecodeOptions:
         """``options`` (default: ``DecodeOptions()``) with the given keyword arguments (not ``None``) applied.
@@ -306,8 +316,7 @@ def batch_decode(
         return []
     if access is not None:
         fields = _resolved(fields, access)
-        if opts.storage_options is None and (creds := access.engine_storage_options()) is not None:
-            opts = opts.replace(storage_options=creds)
+        opts = opts.with_credentials(access)
     with deadline(opts.timeout), reading_with(access):
         frames = _decode_checked(fields, opts)
     stats.record(returned_frames=len(frames))

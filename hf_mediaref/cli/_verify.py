@@ -226,8 +226,7 @@ def run(args: Any) -> int:
         if not columns:
             print(f"{split}: no MediaRef column", file=sys.stderr)
         access = get_media_access(ds)
-        creds = None if access is None else access.engine_storage_options()
-        options = DecodeOptions(decoder=args.decoder, storage_options=creds)
+        options = DecodeOptions(decoder=args.decoder).with_credentials(access)
         for column in columns:
             report = Report(split, column)
             uris, pts = _column_refs(ds, column, args.sample, args.seed, report)

@@ -264,11 +264,7 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
             return self._rest.format_batch(pa_table)
         others = [name for name in pa_table.column_names if name not in media]
         rest = self._rest.format_batch(pa_table.select(others)) if others else {}
-        options = self.options
-        if self.access is not None:
-            creds = self.access.engine_storage_options()
-            if options.storage_options is None and creds is not None:
-                options = options.replace(storage_options=creds)
+        options = self.options.with_credentials(self.access)
         options = with_hub_token(options, [features[name] for name in media], self.token_per_repo_id)
         decoded = decode_media_columns(
             pa_table, features, media, options, access=self.access, windows=self.windows

@@ -18,7 +18,7 @@ from ..arrow import resolve_ref
 from ..arrow._storage import STORED_KEYS
 from ..core import MediaRef
 from ..decode import DecodeOptions
-from ..io import MediaAccess, reading_with
+from ..io import MediaAccess
 from ._windows import FrameWindows, as_windows, plan_windows
 
 __all__ = ["MediaDecodeTransform", "decode_transform", "map_refs"]
@@ -211,25 +211,10 @@ class MediaDecodeTransform:
     def _decode(self, refs: list[MediaRef]) -> list[Any]:
         if not refs:
             return []
-        if self.access is None:
-            resolved = [resolve_ref(ref, None) for ref in refs]
-        else:  # each distinct URI resolved and checked once
-            uris: dict[str, str] = {}
-            resolved = [
-                MediaRef.model_construct(
-                    uri=uris.get(ref.uri) or uris.setdefault(ref.uri, self.access.resolve(ref.uri)),
-                    pts_ns=ref.pts_ns,
-                )
-                for ref in refs
-            ]
-        with reading_with(self.access):
-            return decode.batch_decode(resolved, options=self._options())
-
-    def _options(self) -> DecodeOptions:
-        creds = None if self.access is None else self.access.engine_storage_options()
-        if creds is None or self.options.storage_options is not None:
-            return self.options
-        return self.options.replace(storage_options=creds)
+        if self.access is None:  # a relative ref has no root to resolve against: raise, naming it
+            refs = [resolve_ref(ref, None) for ref in refs]
+        # with an access, batch_decode resolves and checks each distinct URI once, reads under its rule
+        return decode.batch_decode(refs, options=self.options, access=self.access)
 
     def __call__(self, batch: dict) -> dict:
         _check_batch(batch, self.columns)

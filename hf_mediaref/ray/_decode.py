@@ -243,9 +243,7 @@ def _decode_columns(
     # reads follow the public-address rule and credentials of the access the refs were checked against:
     # the decoder's, else those of the dataset this runs for (its DataContext; checked when it was read)
     accesses = [access] if access is not None else list(_context_roots()) if refs else []
-    if options.storage_options is None:
-        creds = next((c for a in accesses if (c := a.engine_storage_options()) is not None), None)
-        options = options if creds is None else options.replace(storage_options=creds)
+    options = options.with_credentials(accesses)
     with reading_with(accesses):
         frames = decode.batch_decode(refs, options=options) if refs else []
     out = {name: _plain_column(column) for name, column in data.items()}
