@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import operator
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ __all__ = [
     "describe_ref",
     "invalid_ref",
     "pts_problem",
+    "stored_array",
 ]
 
 #: The largest value an Arrow ``int64`` ``pts_ns`` can hold.
@@ -186,3 +188,52 @@ def coerce_ref(uri: Any, pts_ns: Any, *, where: str | None = None) -> tuple[str,
 def describe_ref(uri: object, pts_ns: int | None) -> str:
     """How errors name a ref: ``MediaRef(uri='...', pts_ns=...)`` with a long URI shortened."""
     return f"MediaRef(uri={describe_uri(uri)}, pts_ns={pts_ns!r})"
+
+
+#: ``datasets``' writer: its ``cast_to_python_objects`` helper turns any value with ``__array__`` into that
+#: array's item (the same name and module from ``datasets`` 4.0 to 5.x).
+_WRITER = ("datasets.features.features", "_cast_to_python_objects")
+#: ``datasets``' ``"numpy"`` / ``"torch"`` / ``"jax"`` / ``"tensorflow"`` formats, which call ``__array__`` on
+#: every value they tensorize (``_recursive_tensorize`` of ``datasets.formatting.<x>_formatter``).
+_FORMATS = "_recursive_tensorize"
+
+
+def stored_array(value: Any, uri: str, pts_ns: int | None, what: str) -> np.ndarray:
+    """A media reference's ``__array__``, by who asks: ``datasets``' writer gets a 0-d object array holding
+    the stored ``{"uri", "pts_ns"}`` dict; ``datasets``' tensor formats get a ``TypeError`` naming the
+    ``"mediaref"`` format; anyone else (NumPy building an object array of refs) a 0-d object array holding
+    ``value`` itself, what NumPy makes of any object.
+
+    ``datasets`` stores values it does not know through ``cast_to_python_objects``, which turns a value with
+    ``__array__`` into that array's item: that is how ``Dataset.map``, ``from_dict`` and ``from_list`` store a
+    ``MediaRef`` as its struct with nothing of ``datasets`` replaced. Its ``"torch"`` / ``"numpy"`` formats
+    ask the same protocol for an array they can tensorize, which a reference is not: pixels come from the
+    ``"mediaref"`` format. The caller is told apart by the frame that calls ``__array__`` (:data:`_WRITER`,
+    :data:`_FORMATS`; checked on the oldest and newest ``datasets`` the package supports).
+
+    Args:
+        value: the reference.
+        uri: its URI.
+        pts_ns: its presentation time (``None`` for an image).
+        what: the class name, for the error.
+
+    Returns:
+        The 0-d object array.
+
+    Raises:
+        UndecodedRefError: (a ``TypeError``) for ``datasets``' tensor formats.
+    """
+    caller = sys._getframe(2)  # 0: here, 1: the value's __array__, 2: who asked it
+    module, function = caller.f_globals.get("__name__", ""), caller.f_code.co_name
+    stored = np.empty((), dtype=object)
+    if (module, function) == _WRITER:
+        stored[()] = {"uri": uri, "pts_ns": pts_ns}
+        return stored
+    if function == _FORMATS and module.startswith("datasets.formatting."):
+        raise TypeError(
+            f"{describe_ref(uri, pts_ns)} is a media reference ({what}), not an array: decode a ref column "
+            'with ds.with_format("mediaref", output="torch") (or output="numpy"), which decodes each batch '
+            "in one call; ds.with_format('pandas') keeps the refs as values"
+        )
+    stored[()] = value
+    return stored

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_validator
 
+from .._fields import stored_array
 from ..errors import InvalidDataURIError, MediaDecodeError, MediaNotFoundError, describe_uri
 from ..io import decode_image, encode_image, parse_data_uri, sniff_mimetype
 
@@ -180,6 +181,11 @@ class DataURI(BaseModel):
 
     def __len__(self) -> int:
         return len(self.uri)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        """As :meth:`hf_mediaref.MediaRef.__array__` (the stored ``{"uri", "pts_ns": None}`` for ``datasets``'
+        writer); pixels come from :meth:`to_rgb_array`."""
+        return stored_array(self, self.uri, None, "DataURI")
 
     def __repr__(self) -> str:
         return f"DataURI({describe_uri(self.uri, 48)}, mimetype={self._mimetype!r})"

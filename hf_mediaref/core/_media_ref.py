@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from .._fields import coerce_pts_ns, coerce_uri, describe_ref, invalid_ref
+from .._fields import coerce_pts_ns, coerce_uri, describe_ref, invalid_ref, stored_array
 from ..decode import DecodeOptions, batch_decode
 from ..errors import InvalidRefError, UnsupportedURIError, describe_uri
 from ..io import MediaAccess, UriKind, classify_uri, is_absolute_uri, is_remote_uri, uri_exists
@@ -215,6 +215,13 @@ class MediaRef(BaseModel):
         return uri_exists(self.uri, storage_options=storage_options)
 
     # ------------------------------------------------------------------ value semantics
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        """For ``datasets``' writer, a 0-d object array holding the stored ``{"uri", "pts_ns"}`` dict (how
+        ``Dataset.map`` stores a returned ref); for ``datasets``' ``"numpy"`` / ``"torch"`` formats a
+        ``TypeError`` naming the ``"mediaref"`` format (a ref is not pixels); for NumPy, the ref itself in a
+        0-d object array. See :func:`hf_mediaref._fields.stored_array`."""
+        return stored_array(self, self.uri, self.pts_ns, "MediaRef")
+
     def _key(self) -> tuple:
         return (self.uri, -1 if self.pts_ns is None else self.pts_ns)
 

@@ -5,7 +5,7 @@ Importing this package imports ``datasets`` (and registers the feature and forma
 that do not need ``datasets`` (storage type, grouping, root resolution) are in :mod:`hf_mediaref.arrow`; the
 decode options in :class:`hf_mediaref.DecodeOptions`. Modules (private): ``_feature`` (the feature and the
 walker over nested features and their Arrow data), ``_formatter``, ``_transform``, ``_embedding``, ``_roots``,
-``_loading``, ``_hub``, ``_card``, ``_interop``, ``_sampler``, ``_ahead`` (decode-ahead for in-process
+``_loading``, ``_combine``, ``_hub``, ``_card``, ``_sampler``, ``_ahead`` (decode-ahead for in-process
 loaders), ``_streaming``, ``_sharding``, ``_windows`` (temporal windows), ``_registration`` and ``_compat``
 (every ``datasets`` internal used, in one place); ``_lerobot`` (``from_lerobot``).
 """
@@ -16,6 +16,7 @@ import datasets  # noqa: F401  (first: the import hook registers the integration
 
 from . import _registration
 from ._ahead import DecodeAhead
+from ._combine import concatenate_datasets, interleave_datasets
 from ._embedding import embed
 from ._feature import MediaRefFeature
 from ._formatter import MediaRefFormatter
@@ -38,12 +39,14 @@ __all__ = [
     "MediaRefFormatter",
     "StreamDecodeTransform",
     "VideoBlockBatchSampler",
+    "concatenate_datasets",
     "decode_stream",
     "decode_transform",
     "embed",
     "from_lerobot",
     "get_media_access",
     "get_media_root",
+    "interleave_datasets",
     "load_dataset",
     "load_from_disk",
     "push_to_hub",

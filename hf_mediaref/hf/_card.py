@@ -225,7 +225,7 @@ def card_metadata(
         for split_info, deleted, uploaded in zip(splits, deleted_sizes, uploaded_sizes):
             name = split_info.name
             others = any(s != name for s in repo_info.splits or ())
-            if others and features != repo_info.features:
+            if others and features.to_dict() != repo_info.features.to_dict():  # as stored: no access
                 raise ValueError(
                     "Features of the new split don't match the features of the existing splits on the hub: "
                     f"{features} != {repo_info.features}"

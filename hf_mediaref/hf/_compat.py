@@ -7,25 +7,18 @@ Checked against ``datasets`` 5.2.0 (installed; the test suite runs on it) and, b
 tags 4.0.0, 4.4.0, 4.8.4, 5.0.0 and the 5.0.x development head, that every name below exists there with the
 same signature:
 
-- ``features.features``: ``_FEATURE_TYPES``, ``register_feature``, ``_cast_to_python_objects`` (looked up as a
-  module global at each call), ``decode_nested_example``, ``require_decoding``;
+- ``features.features``: ``_FEATURE_TYPES``, ``register_feature``, ``generate_from_dict`` (looked up as a
+  module global by ``Features.from_dict`` and its own recursion: the one hook, see
+  :mod:`hf_mediaref.hf._registration`),
+  ``decode_nested_example``, ``require_decoding``;
 - ``formatting``: ``_FORMAT_TYPES``, ``_register_formatter``, ``Formatter``, ``PythonFormatter``,
   ``NumpyFormatter``, ``TorchFormatter``;
-- ``packaged_modules._PACKAGED_DATASETS_MODULES``;
 - ``config.DATASET_STATE_JSON_FILENAME``, ``config.HF_ENDPOINT``, ``config.MAX_SHARD_SIZE``,
   ``config.REPOCARD_FILENAME``, ``config.DATASETDICT_INFOS_FILENAME``;
 - ``DatasetInfoMixin._info`` (``Dataset`` and ``IterableDataset``);
 - ``DatasetBuilder.base_path`` and ``.repo_id`` of a Hub repo's builder (see :func:`builder_base_path`);
 - ``table.InMemoryTable`` and ``Dataset(arrow_table, info=)`` (see :func:`dataset_from_arrow`);
-- the functions and methods :mod:`hf_mediaref.hf._interop` wraps (see :func:`wrap`):
-  ``features.features.generate_from_dict`` (looked up as a module global by its own recursion and by
-  ``Features.from_dict``), ``Features.arrow_schema``, ``DatasetBuilder.as_dataset`` /
-  ``as_streaming_dataset``, ``Dataset.save_to_disk`` / ``load_from_disk`` / ``push_to_hub``,
-  ``DatasetDict.push_to_hub`` (and ``IterableDataset`` / ``IterableDatasetDict.push_to_hub``), and
-  ``combine._concatenate_map_style_datasets`` / ``_concatenate_iterable_datasets`` /
-  ``_interleave_map_style_datasets`` / ``_interleave_iterable_datasets``
-  (looked up as module globals by ``concatenate_datasets`` / ``interleave_datasets``);
-  ``config.DATASET_INFO_FILENAME``;
+- ``config.DATASET_INFO_FILENAME``;
 - what :func:`hf_mediaref.push_to_hub` needs to write the card YAML and the shards as ``datasets``' own
   ``push_to_hub`` does (read and called, nothing replaced): ``info.DatasetInfosDict``
   (``from_dataset_card_data`` / ``to_dataset_card_data``), ``utils.metadata.MetadataConfigs``
@@ -50,22 +43,18 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
-from datasets import combine as _combine
 from datasets import config
 from datasets import formatting as _formatting
-from datasets.builder import DatasetBuilder
 from datasets.data_files import sanitize_patterns
 from datasets.features import features as _features
 from datasets.features.features import decode_nested_example, require_decoding
 from datasets.formatting.formatting import Formatter, PythonFormatter
 from datasets.formatting.np_formatter import NumpyFormatter
 from datasets.info import DatasetInfosDict
-from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
 from datasets.table import embed_table_storage
 from datasets.utils.metadata import MetadataConfigs
 
 __all__ = [
-    "HOOK_TARGETS",
     "DatasetInfosDict",
     "Formatter",
     "MetadataConfigs",
@@ -79,16 +68,14 @@ __all__ = [
     "embed_table_storage",
     "feature_type",
     "format_type",
-    "get_cast_to_python_objects",
-    "is_packaged_module",
+    "get_generate_from_dict",
     "register_feature_type",
     "register_format",
     "require_decoding",
     "sanitize_patterns",
-    "set_cast_to_python_objects",
+    "set_generate_from_dict",
     "shard_iterable",
     "torch_formatter",
-    "wrap",
 ]
 
 
@@ -114,14 +101,15 @@ def register_format(cls: type, name: str, aliases: list[str]) -> None:
     _formatting._register_formatter(cls, name, aliases=aliases)
 
 
-def get_cast_to_python_objects() -> Callable[..., tuple[Any, bool]]:
-    """The recursive helper of ``cast_to_python_objects`` that the writer looks up at each call."""
-    return _features._cast_to_python_objects
+def get_generate_from_dict() -> Callable[[Any], Any]:
+    """``datasets.features.features.generate_from_dict``, which ``Features.from_dict`` (and its own recursion)
+    looks up as a module global at each call."""
+    return _features.generate_from_dict
 
 
-def set_cast_to_python_objects(fn: Callable[..., tuple[Any, bool]]) -> None:
-    """Replace that helper (see :func:`get_cast_to_python_objects`)."""
-    _features._cast_to_python_objects = fn
+def set_generate_from_dict(fn: Callable[[Any], Any]) -> None:
+    """Replace that function (see :func:`get_generate_from_dict`): the one hook."""
+    _features.generate_from_dict = fn
 
 
 def torch_formatter(**kwargs: Any) -> Formatter:
@@ -147,12 +135,6 @@ def dataset_from_arrow(table: Any, features: Any) -> Any:
     return Dataset(InMemoryTable(table), info=DatasetInfo(features=features))
 
 
-def is_packaged_module(path: str) -> bool:
-    """Whether ``load_dataset(path)`` names one of datasets' packaged builders (``"parquet"``,
-    ``"json"``...)."""
-    return path in _PACKAGED_DATASETS_MODULES
-
-
 # A Hub repo's builder gets base_path ``hf_dataset_url(repo_id, "", revision=sha)``, that is
 # ``{HF_ENDPOINT}/datasets/<org>/<name>/resolve/<sha>``, in datasets 4.0.0 to 4.8.4, and
 # ``hf://datasets/<org>/<name>@<sha>`` since 4.8.5 (and in 5.x).
@@ -170,59 +152,6 @@ def builder_base_path(builder: Any) -> str | None:
     if match is None or match["repo"] != getattr(builder, "repo_id", None):
         return base
     return f"hf://datasets/{match['repo']}@{unquote(match['rev'])}{match['rest'] or ''}"
-
-
-def _hook_targets() -> dict[str, tuple[Any, str]]:
-    from datasets import Dataset, DatasetDict, Features, IterableDataset, IterableDatasetDict
-
-    optional = {  # IterableDataset.push_to_hub: since datasets 3.x, kept optional
-        f"{cls.__name__}.push_to_hub": (cls, "push_to_hub")
-        for cls in (IterableDataset, IterableDatasetDict)
-        if "push_to_hub" in vars(cls)
-    }
-    return optional | {
-        "generate_from_dict": (_features, "generate_from_dict"),
-        "arrow_schema": (Features, "arrow_schema"),
-        "as_dataset": (DatasetBuilder, "as_dataset"),
-        "as_streaming_dataset": (DatasetBuilder, "as_streaming_dataset"),
-        "save_to_disk": (Dataset, "save_to_disk"),
-        "load_from_disk": (Dataset, "load_from_disk"),
-        "push_to_hub": (Dataset, "push_to_hub"),
-        "dict_push_to_hub": (DatasetDict, "push_to_hub"),
-        "concatenate_map_style": (_combine, "_concatenate_map_style_datasets"),
-        "concatenate_iterable": (_combine, "_concatenate_iterable_datasets"),
-        "interleave_map_style": (_combine, "_interleave_map_style_datasets"),
-        "interleave_iterable": (_combine, "_interleave_iterable_datasets"),
-    }
-
-
-#: The ``datasets`` functions / methods hf_mediaref wraps, by name: ``(owner, attribute)``.
-HOOK_TARGETS = _hook_targets()
-
-
-def _marked(raw: Any) -> bool:
-    inner = getattr(raw, "__func__", None) or getattr(raw, "fget", None) or raw
-    return bool(getattr(inner, "__hf_mediaref__", False))
-
-
-def wrap(target: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
-    """Replace the ``datasets`` function or method named ``target`` in :data:`HOOK_TARGETS` by
-    ``make(original)`` (a static method stays static, a property a property); once: a second call does
-    nothing."""
-    owner, name = HOOK_TARGETS[target]
-    raw = vars(owner)[name]
-    if _marked(raw):
-        return
-    rebuild: Callable[[Any], Any] | None = None
-    original: Any = raw
-    if isinstance(raw, staticmethod):
-        original, rebuild = raw.__func__, staticmethod
-    elif isinstance(raw, property):
-        original, rebuild = raw.fget, property
-    wrapper = make(original)
-    wrapper.__hf_mediaref__ = True  # type: ignore[attr-defined]
-    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
-    setattr(owner, name, wrapper if rebuild is None else rebuild(wrapper))
 
 
 def shard_iterable(dataset: Any, num_shards: int, index: int) -> Any:

@@ -39,6 +39,7 @@ from ..io import MediaAccess
 
 __all__ = [
     "MEDIA_REF_ID",
+    "READ_BACK",
     "MediaRefFeature",
     "fold_feature",
     "has_media",
@@ -46,6 +47,7 @@ __all__ = [
     "media_features",
     "plain_features",
     "upgrade_feature",
+    "upgrade_features",
 ]
 
 T = TypeVar("T")
@@ -69,6 +71,8 @@ class MediaRefFeature:
         decode: read rows as :class:`~hf_mediaref.MediaRef` (default) or, with ``False``, as plain
             ``{"uri", "pts_ns"}`` dicts that the ``"mediaref"`` format does not decode to pixels.
         id: accepted for symmetry with ``datasets``' features; not kept.
+        access: the :class:`~hf_mediaref.MediaAccess` the column's refs read with (runtime state, never
+            serialized; part of equality). Loaders set it: see :func:`~hf_mediaref.hf.set_media_access`.
 
     ``encode_example`` accepts a ``MediaRef``, a ``{"uri", "pts_ns"}`` dict, a URI string or path (an image),
     a :class:`~hf_mediaref.DataURI`, or a numpy array / PIL image (embedded as a PNG data URI). The media root
@@ -105,9 +109,13 @@ class MediaRefFeature:
     # Runtime-only state (a class attribute, so not a dataclass field): set per object by set_media_root.
     _media_access: ClassVar[MediaAccess | None] = None
 
-    def __init__(self, decode: bool = True, id: str | None = None):
+    def __init__(self, decode: bool = True, id: str | None = None, access: MediaAccess | None = None):
         self.pts_ns = Value("int64")
         self.decode = decode
+        if access is not None:
+            if not isinstance(access, MediaAccess):
+                raise TypeError(f"access must be a hf_mediaref.MediaAccess, got {type(access).__name__}")
+            self._media_access = access  # type: ignore[misc]  # runtime state, per object
 
     @property
     def decode(self) -> bool:
@@ -119,7 +127,20 @@ class MediaRefFeature:
         self.uri = Value("string", id=MEDIA_REF_ID if value else MEDIA_REF_NO_DECODE_ID)
 
     def __repr__(self) -> str:
-        return "MediaRefFeature()" if self.decode else "MediaRefFeature(decode=False)"
+        args = [] if self.decode else ["decode=False"]
+        if self._media_access is not None:
+            args.append(f"access={self._media_access!r}")
+        return f"MediaRefFeature({', '.join(args)})"
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when both decode alike and read with the same access: two columns whose refs read with
+        different accesses are different columns (``concatenate_datasets`` refuses to align them rather than
+        reading one dataset's relative URIs against the other's root)."""
+        if not isinstance(other, MediaRefFeature):
+            return NotImplemented
+        return self.decode == other.decode and self._media_access == other._media_access
+
+    __hash__ = None  # type: ignore[assignment]  # mutable runtime state, like datasets' other features
 
     def __call__(self) -> pa.DataType:
         return self.pa_type
@@ -173,24 +194,33 @@ class MediaRefFeature:
             uri, pts = coerce_ref(value.get("uri"), value.get("pts_ns"))
             ref = MediaRef.model_construct(uri=uri, pts_ns=pts)
         access = self._media_access
-        return ref if access is None else resolve_ref(ref, access)
+        if access is None or (access.root is None and ref.is_relative_path):
+            return ref  # no root to resolve against: relative as stored (reading it says how to fix that)
+        return resolve_ref(ref, access)
 
     def flatten(self) -> MediaRefFeature | dict[str, Any]:
         """``self`` when decoding, else the plain ``uri`` / ``pts_ns`` sub-columns."""
         return self if self.decode else {"uri": Value("string"), "pts_ns": Value("int64")}
 
 
+#: The access of a MediaRef column read back from its serialized form (files, Arrow schema metadata): no root,
+#: nothing allowed beyond public ``http(s)`` URLs and ``data:`` URIs. Where the data came from is the loader's
+#: to say (:func:`hf_mediaref.load_dataset`, :func:`~hf_mediaref.hf.set_media_access`), never the data's.
+READ_BACK = MediaAccess(None)
+
+
 def upgrade_feature(feature: Any) -> Any:
     """``feature`` itself, or a :class:`MediaRefFeature` when it is the marked plain struct that a MediaRef
-    column serializes to (``{"uri": Value("string", id=MEDIA_REF_ID), "pts_ns": Value("int64")}``); not
-    recursive (``datasets`` builds features bottom-up: see :mod:`hf_mediaref.hf._interop`).
+    column serializes to (``{"uri": Value("string", id=MEDIA_REF_ID), "pts_ns": Value("int64")}``), with the
+    access :data:`READ_BACK`; not recursive (:func:`fold_feature` applies it at every level,
+    :func:`upgrade_features` rebuilds a whole feature).
 
     Example:
         ```python
         >>> from datasets import Value
         >>> from hf_mediaref.hf._feature import MEDIA_REF_ID, upgrade_feature
         >>> upgrade_feature({"uri": Value("string", id=MEDIA_REF_ID), "pts_ns": Value("int64")})
-        MediaRefFeature()
+        MediaRefFeature(access=MediaAccess(root=None, allow_uris=[]))
         ```
     """
     if type(feature) is not dict or feature.keys() != STORED_KEYS:
@@ -200,7 +230,7 @@ def upgrade_feature(feature: Any) -> Any:
         return feature
     if uri.dtype != "string" or pts.dtype != "int64":
         return feature
-    return MediaRefFeature(decode=_MARKERS[uri.id])
+    return MediaRefFeature(decode=_MARKERS[uri.id], access=READ_BACK)
 
 
 def _encode_dict(value: dict) -> dict[str, Any]:
@@ -237,7 +267,9 @@ def fold_feature(
     """Walk a (nested) feature bottom-up, combining what each part gives: the one walker over features.
 
     Like ``datasets.features.features._visit``, it descends into ``dict`` / ``Features``, ``List``,
-    ``LargeList`` and ``[feature]`` (``Sequence`` builds a ``List`` or a dict of them).
+    ``LargeList`` and ``[feature]`` (``Sequence`` builds a ``List`` or a dict of them). The marked plain
+    struct a MediaRef column serializes to (what plain ``datasets`` reads back: see :func:`upgrade_feature`)
+    is a media column too: ``media`` gets a fresh ``MediaRefFeature`` for it, with no access.
 
     Args:
         feature: a feature type or a ``Features`` mapping.
@@ -266,6 +298,8 @@ def fold_feature(
     def fold(sub: Any) -> T:
         if isinstance(sub, MediaRefFeature):
             return media(sub)
+        if type(sub) is dict and (upgraded := upgrade_feature(sub)) is not sub:
+            return media(upgraded)
         if isinstance(sub, dict):
             return mapping(sub, {name: fold(child) for name, child in sub.items()})
         if isinstance(sub, (list, tuple)):
@@ -275,6 +309,27 @@ def fold_feature(
         return other(sub)
 
     return fold(feature)
+
+
+def upgrade_features(feature: Any) -> Any:
+    """``feature`` with every marked plain struct (see :func:`upgrade_feature`) turned into a
+    :class:`MediaRefFeature`, at any depth (its ``MediaRefFeature`` objects kept as they are); ``feature``
+    itself when it holds no media."""
+    if not has_media(feature):
+        return feature
+
+    def sequence(f: Any, child: Any) -> Any:
+        if isinstance(f, (list, tuple)):
+            return [child]
+        return List(child, length=f.length) if isinstance(f, List) else LargeList(child)
+
+    return fold_feature(
+        feature,
+        media=lambda f: f,
+        other=lambda f: f,
+        sequence=sequence,
+        mapping=lambda f, fields: type(f)(fields),
+    )
 
 
 def media_features(feature: Any, *, decoding: bool = False) -> list[MediaRefFeature]:

@@ -1,17 +1,25 @@
-"""``hf_mediaref.load_dataset``: ``datasets.load_dataset`` plus the repo root for relative media URIs.
+"""``hf_mediaref.load_dataset`` / ``load_from_disk``: ``datasets``' loaders, plus the access of where they
+read.
 
-Plain ``datasets.load_dataset`` attaches the same root once hf_mediaref is imported (its builder is hooked:
-:mod:`hf_mediaref.hf._interop`). This wrapper adds one step: it resolves the revision first and pins the load
-to that commit. It attaches the repo root to the result: the absolute folder for a local
-repo; for a Hub repo ``hf://datasets/<org>/<name>@<commit sha>/``, read from the ``base_path`` of the builder
-that ``datasets.load_dataset_builder`` makes (it resolves the repo, its files and the revision's commit; no
-data is downloaded), and the load is pinned to that commit, so the rows and the media come from the same
-revision.
+The access (:class:`~hf_mediaref.MediaAccess`) is made from **where the loader read the data, never from the
+data**: a local repo folder (after following symlinks); a Hub repo at the commit the builder that
+``datasets.load_dataset_builder`` makes resolved (no data is downloaded; the load is then pinned to that
+commit, so the rows and the media come from the same revision), with the load's ``token``; for a packaged
+builder (``load_dataset("parquet", data_files=...)``) the Hub repo all its data files are in, or the folder
+its local files are all in; the folder ``load_from_disk`` read. Nothing in the data (Parquet metadata,
+``dataset_info.json``, ``state.json``, the card) sets or widens it.
+
+Plain ``datasets.load_dataset`` / ``load_from_disk`` are not changed by hf_mediaref: they read a MediaRef
+column as its marked plain struct (``{"uri", "pts_ns"}`` dicts, relative URIs as stored), and the
+``"mediaref"`` format reads those with no root (a relative URI raises
+:class:`~hf_mediaref.errors.UnresolvedPathError` naming the fix: these loaders, or
+:func:`~hf_mediaref.hf.set_media_access`).
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import re
 from pathlib import Path
@@ -19,13 +27,16 @@ from typing import Any
 
 import datasets
 
-from ..io import MediaAccess
-from ._compat import builder_base_path, config, is_packaged_module
-from ._roots import get_media_access, set_media_access
+from ..io import MediaAccess, UriKind, classify_uri
+from ._compat import builder_base_path, config
+from ._roots import set_media_access
 
 __all__ = ["load_dataset", "load_from_disk"]
 
+logger = logging.getLogger(__name__)
+
 _HUB_BASE = re.compile(r"^(hf://(?:datasets|buckets)/[^/@]+/[^/@]+)@([^/]+)(?:/|$)")
+_HUB_FILE = re.compile(r"^(hf://datasets/[^/@]+/[^/@]+(?:@[^/]+)?)/")
 
 
 def _arguments(path: str, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -37,22 +48,52 @@ def _arguments(path: str, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]
     return {**named, **bound.arguments.get(var_kw, {})}
 
 
-def _hub_base(arguments: dict[str, Any]) -> tuple[str, str] | None:
-    """``(hf://datasets/org/name, commit sha)`` of the Hub repo ``arguments`` load, or None for other
-    sources."""
+def _builder(arguments: dict[str, Any]) -> Any:
+    """The builder ``datasets.load_dataset`` makes for ``arguments`` (it resolves the repo, its files and the
+    revision's commit; no data is downloaded)."""
     load_params = inspect.signature(datasets.load_dataset).parameters
     builder_params = inspect.signature(datasets.load_dataset_builder).parameters
     # the builder's own arguments, and the config kwargs (names load_dataset does not know)
-    builder = datasets.load_dataset_builder(
+    return datasets.load_dataset_builder(
         **{k: v for k, v in arguments.items() if k in builder_params or k not in load_params}
     )
-    match = _HUB_BASE.match(builder_base_path(builder) or "")
-    return (match.group(1), match.group(2)) if match else None
 
 
-def _needs_builder(path: str) -> bool:
-    """Whether ``path`` may name a Hub repo (not a local folder or file, not a packaged builder)."""
-    return not (os.path.exists(path) or is_packaged_module(path))
+def _data_files(builder: Any) -> list[str]:
+    return [str(f) for split_files in (builder.config.data_files or {}).values() for f in split_files]
+
+
+def _files_repo_root(builder: Any) -> str | None:
+    """``hf://datasets/<org>/<name>[@<revision>]/`` when every data file of a packaged builder is in that one
+    repo (``load_dataset("parquet", data_files="hf://datasets/org/name/data/*.parquet")``): pinned only when
+    the file paths are (``datasets`` resolves such patterns without a revision: the table is not pinned
+    either)."""
+    roots = {m.group(1) if (m := _HUB_FILE.match(f)) else None for f in _data_files(builder)}
+    root = roots.pop() if len(roots) == 1 else None
+    return None if root is None else root + "/"
+
+
+def _files_folder(builder: Any) -> str | None:
+    """The deepest local folder holding every data file of a packaged builder (``None`` for remote files)."""
+    files = _data_files(builder)
+    if not files or any(classify_uri(f) is not UriKind.LOCAL for f in files):
+        return None
+    return os.path.commonpath([os.path.dirname(os.path.realpath(f)) for f in files])
+
+
+def _builder_root(builder: Any) -> tuple[str | None, str | None]:
+    """``(root, commit)``: where a builder reads its data (``hf://...@<commit>/`` or an absolute folder; for a
+    packaged builder the Hub repo its files are all in, or the folder its local files are all in), and the
+    commit to pin the load to (a Hub repo's builder only)."""
+    base = builder_base_path(builder)
+    if base is None:
+        return _files_repo_root(builder) or _files_folder(builder), None
+    hub = _HUB_BASE.match(base)
+    if hub is not None:
+        return f"{hub.group(1)}@{hub.group(2)}/", hub.group(2)
+    if classify_uri(base) is UriKind.LOCAL and os.path.isdir(base):
+        return os.path.realpath(base), None
+    return None, None
 
 
 def load_dataset(path: str, *args: Any, **kwargs: Any) -> Any:
@@ -65,8 +106,9 @@ def load_dataset(path: str, *args: Any, **kwargs: Any) -> Any:
     tag: the load is pinned to its commit). Packaged builders (``load_dataset("parquet", data_files=...)``)
     read with the folder their local files are in, or the Hub repo their files are all in. The root is always
     where the loader read the data: nothing stored in the data (Parquet metadata, ``dataset_info.json``, the
-    card) sets or widens it. Once hf_mediaref is imported, plain ``datasets.load_dataset``
-    attaches the same root (without the pinning step: its builder already read the files of one commit).
+    card) sets or widens it. Plain ``datasets.load_dataset`` attaches nothing: its MediaRef columns read as
+    ``{"uri", "pts_ns"}`` dicts with the URIs as stored, and the ``"mediaref"`` format raises
+    :class:`~hf_mediaref.errors.UnresolvedPathError` on their relative URIs.
     The root is also a trust boundary: the data is someone else's, so its refs read inside the root only,
     unless ``allow_uris`` says otherwise.
 
@@ -102,19 +144,34 @@ def load_dataset(path: str, *args: Any, **kwargs: Any) -> Any:
         )
     allow_uris = kwargs.pop("allow_uris", None)
     arguments = _arguments(path, args, kwargs)
-    root = os.path.realpath(path) if os.path.isdir(path) else None
-    hub = _hub_base(arguments) if _needs_builder(path) else None
-    if hub is not None:
-        root = f"{hub[0]}@{hub[1]}/"
-        arguments["revision"] = hub[1]
+    if os.path.isdir(path):
+        root: str | None = os.path.realpath(path)
+    else:
+        root, commit = _builder_root(_builder(arguments))
+        if commit is not None:
+            arguments["revision"] = commit
     ds = datasets.load_dataset(**arguments)
-    token = arguments.get("token")
-    if root is not None:
-        return set_media_access(ds, MediaAccess(root, allow_uris, token=token))
-    # a packaged builder: the access the builder hook made from where it read the files, widened as asked
-    found = get_media_access(ds)
-    access = found if found is not None else MediaAccess(None, token=token)
-    return set_media_access(ds, access.allowing(allow_uris))
+    return set_media_access(ds, MediaAccess(root, allow_uris, token=arguments.get("token")))
+
+
+#: Format kwargs that say where or with what a read goes: restored from ``state.json`` they are data.
+_REACH_KWARGS = ("storage_options", "access", "allow_uris")
+
+
+def _drop_restored_reach(dataset: Any) -> None:
+    """Reset a ``"mediaref"`` format restored from ``state.json`` without the kwargs of :data:`_REACH_KWARGS`
+    (a saved ``storage_options`` could send ``hf://`` reads to another endpoint): the saved files never say
+    where or with which credentials media are read."""
+    fmt = dataset.format
+    if fmt.get("type") != "mediaref":
+        return
+    dropped = sorted(k for k in _REACH_KWARGS if fmt["format_kwargs"].get(k) is not None)
+    if not dropped:
+        return
+    logger.warning("load_from_disk: the saved 'mediaref' format's %s are data and were dropped", dropped)
+    kept = {k: v for k, v in fmt["format_kwargs"].items() if k not in _REACH_KWARGS}
+    columns, all_columns = fmt["columns"], fmt["output_all_columns"]
+    dataset.set_format("mediaref", columns=columns, output_all_columns=all_columns, **kept)
 
 
 def load_from_disk(
@@ -127,7 +184,8 @@ def load_from_disk(
     """:func:`datasets.load_from_disk` whose refs read with the folder it loaded as their access: relative
     URIs resolve inside that folder (after following symlinks), and nothing outside it is read unless
     ``allow_uris`` (or ``access``) allows it. What the saved files record (``state.json``'s format kwargs,
-    ``dataset_info.json``) is data: it never widens the access.
+    ``dataset_info.json``) is data: it never widens the access, and a saved ``"mediaref"`` format comes back
+    without its ``storage_options`` (logged).
 
     Args:
         dataset_path: a folder written by ``save_to_disk``.
@@ -145,6 +203,8 @@ def load_from_disk(
         ```
     """
     ds = datasets.load_from_disk(os.fspath(dataset_path), *args, **kwargs)
+    for split in ds.values() if isinstance(ds, dict) else [ds]:
+        _drop_restored_reach(split)
     if access is None:
         path = os.fspath(dataset_path)
         access = MediaAccess(os.path.realpath(path) if os.path.isdir(path) else None)

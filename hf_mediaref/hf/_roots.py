@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from ..decode import DecodeOptions
 from ..io import MediaAccess
 from ._compat import dataset_features
-from ._feature import media_features
+from ._feature import has_media, media_features, upgrade_features
 
 __all__ = [
     "get_media_access",
@@ -88,7 +88,9 @@ def set_media_root(
 
 def set_media_access(dataset: D, access: MediaAccess | None) -> D:
     """Read ``dataset``'s refs with ``access`` from now on (``None`` detaches it), in place: relative URIs
-    resolve against its root, and every ref must read inside it or what it allows.
+    resolve against its root, and every ref must read inside it or what it allows. The marked plain structs
+    a plain ``datasets.load_dataset`` / ``load_from_disk`` reads a MediaRef column as become
+    ``MediaRefFeature`` columns (same storage), so rows read as :class:`~hf_mediaref.MediaRef`.
 
     Args:
         dataset: a ``Dataset``, ``IterableDataset``, ``DatasetDict`` or ``IterableDatasetDict``.
@@ -110,6 +112,9 @@ def set_media_access(dataset: D, access: MediaAccess | None) -> D:
         features = dataset_features(split)
         if features is None:
             continue
+        for name, feature in list(features.items()):  # a plain load's marked structs become MediaRef columns
+            if has_media(feature):
+                features[name] = upgrade_features(feature)
         for feature in media_features(features):
             feature._media_access = access  # type: ignore[misc]  # runtime state, per object
     return dataset

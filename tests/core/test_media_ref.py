@@ -219,3 +219,13 @@ def test_missing_extra_names_pip_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "av", None)  # makes `import av` fail
     with pytest.raises(MissingDependencyError, match=r"pip install 'hf-mediaref\[video\]'"):
         require("av")
+
+
+def test_numpy_keeps_refs_as_objects():
+    """``__array__`` answers datasets' writer with the stored dict; NumPy itself keeps refs as objects."""
+    import numpy as np
+
+    refs = [MediaRef("/a.mp4", 1), MediaRef("/b.png")]
+    array = np.array(refs, dtype=object)
+    assert array.dtype == object and list(array) == refs
+    assert np.asarray(refs[0]).item() is refs[0]

@@ -91,7 +91,8 @@ def _as_rows(rows):
 
 
 def _outcome(read):
-    """``read()``'s barcode, or ``"untrusted"``."""
+    """``read()``'s barcode, or ``"untrusted"``, or ``"unresolved"`` (a relative URI with no root)."""
+    from hf_mediaref.errors import UnresolvedPathError
     from hf_mediaref.testing import read_index
 
     try:
@@ -99,6 +100,9 @@ def _outcome(read):
     except UntrustedRefError as exc:
         assert exc.uri and "allow_uris=" in str(exc)
         return "untrusted"
+    except UnresolvedPathError as exc:
+        assert exc.uri and "hf_mediaref.load_dataset" in str(exc)
+        return "unresolved"
     return read_index(frame)
 
 
@@ -312,12 +316,16 @@ def test_a_root_carried_in_parquet_metadata_is_ignored(kind, hostile, http_serve
     Dataset.from_list(rows, features=Features({"frame": MediaRefFeature()})).to_parquet(path)
     _with_metadata(path, {"media_root": root})
     log_before = len(http_server.log)
-    for load in (hf_mediaref.load_dataset, __import__("datasets").load_dataset):
+    loaders = {  # hf_mediaref's reads inside the folder; plain datasets' has no root at all
+        hf_mediaref.load_dataset: (os.path.realpath(folder), [7, "untrusted"]),
+        __import__("datasets").load_dataset: (None, ["unresolved", "untrusted"]),
+    }
+    for load, (expected_root, outcomes) in loaders.items():
         ds = load("parquet", data_files=path, split="train", cache_dir=str(tmp_path / "cache"))
-        assert get_media_root(ds) == os.path.realpath(folder)
+        assert get_media_root(ds) == expected_root
         fmt = ds.with_format("mediaref")
         with opened_files() as seen:
-            assert [_outcome(lambda i=i, fmt=fmt: fmt[i]["frame"]) for i in range(2)] == [7, "untrusted"]
+            assert [_outcome(lambda i=i, fmt=fmt: fmt[i]["frame"]) for i in range(2)] == outcomes
         assert str(secret) not in [os.path.realpath(p) for p in seen]
     assert len(http_server.log) == log_before
 
@@ -340,13 +348,22 @@ def test_load_from_disk_ignores_what_the_saved_files_say(hostile, tmp_path):
     info["hf_mediaref"] = {"media_root": "/", "media_root_relative": "../../../../../.."}
     (saved / "dataset_info.json").write_text(json.dumps(info))
     state["_format_kwargs"]["allow_uris"] = ["*"]
+    state["_format_kwargs"]["storage_options"] = {"hf": {"endpoint": "https://elsewhere.example"}}
     (saved / "state.json").write_text(json.dumps(state))
-    for back in (datasets.load_from_disk(str(saved)), hf_mediaref.load_from_disk(str(saved))):
-        assert get_media_root(back) == os.path.realpath(saved)
+    for back, root in (
+        (datasets.load_from_disk(str(saved)), None),  # plain datasets: no root
+        (hf_mediaref.load_from_disk(str(saved)), os.path.realpath(saved)),
+    ):
+        assert get_media_root(back) == root
         assert back.format["type"] == "mediaref"  # restored, but its access is a plain dict: ignored
         with opened_files() as seen:
             assert _outcome(lambda back=back: back[1]["frame"]) == "untrusted"
         assert str(secret) not in [os.path.realpath(p) for p in seen]
+    # hf_mediaref's loader also drops where a saved format would send reads (storage_options)
+    assert "storage_options" not in back.format["format_kwargs"]
+    moved = hf_mediaref.load_from_disk(str(saved), access=MediaAccess(folder))  # the media live beside it
+    assert "storage_options" not in moved.format["format_kwargs"]
+    assert _outcome(lambda: moved[0]["frame"]) == 7
 
 
 def test_an_allowance_given_to_one_dataset_does_not_reach_another(hostile, http_server, fake_dns, fast_http):

@@ -10,10 +10,11 @@ import pytest
 from datasets import Dataset, Features, List, Value, concatenate_datasets, load_dataset, load_from_disk
 from PIL import Image
 
+import hf_mediaref
 from hf_mediaref import DataURI, MediaRef
 from hf_mediaref.errors import InvalidRefError
-from hf_mediaref.hf import MediaRefFeature, get_media_root
-from hf_mediaref.hf._feature import MEDIA_REF_ID
+from hf_mediaref.hf import MediaRefFeature, get_media_access, get_media_root
+from hf_mediaref.hf._feature import MEDIA_REF_ID, READ_BACK
 from hf_mediaref.testing import read_index
 
 STORAGE = pa.struct({"uri": pa.string(), "pts_ns": pa.int64()})
@@ -156,8 +157,15 @@ def test_yaml_dtype_round_trips():
             {"name": "pts_ns", "dtype": "int64"},
         ],
     }
-    assert Features._from_yaml_list(yaml_list) == features
-    assert Features.from_dict(features.to_dict()) == features
+    back = Features._from_yaml_list(yaml_list)  # the type and decode come back; the access is the loader's
+    assert back == Features(
+        {
+            "frame": MediaRefFeature(access=READ_BACK),
+            "clip": List(MediaRefFeature(access=READ_BACK)),
+            "raw": MediaRefFeature(decode=False, access=READ_BACK),
+        }
+    )
+    assert Features.from_dict(features.to_dict()) == back
 
 
 # ------------------------------------------------------------------------------------------ datasets paths
@@ -174,15 +182,16 @@ def test_from_dict_from_list_from_generator_agree(rows, features):
     def gen():
         yield from rows
 
-    c = Dataset.from_generator(gen, features=features)
+    c = Dataset.from_generator(gen, features=features)  # written to datasets' cache and read back
     assert _uris(a) == _uris(b) == _uris(c)
-    assert a.features == b.features == c.features == features
+    assert a.features == b.features == features
+    assert c.features == Features({**features, "frame": MediaRefFeature(access=READ_BACK)})
 
 
 def test_map_keeps_decoded_media_ref_column(ds, repo):
     """The original mediaref feature fails here: datasets' writer cannot serialize pydantic objects."""
-    mapped = ds.map(lambda ex: {"double": ex["label"] * 2, "frame": ex["frame"]})
-    assert mapped.features["frame"] == MediaRefFeature()
+    mapped = ds.map(lambda ex: {"double": ex["label"] * 2, "frame": ex["frame"]})  # MediaRef.__array__
+    assert mapped.features["frame"] == ds.features["frame"]  # its access too
     assert mapped[0]["frame"] == MediaRef(str(repo.path / "videos" / "a.mp4"), 0)
     assert mapped[len(mapped) - 1]["frame"] is None
     batched = ds.map(
@@ -210,7 +219,7 @@ def test_filter_shuffle_select_concatenate_keep_the_feature_and_root(ds, repo):
         ds.select([3, 1]),
         concatenate_datasets([ds, ds]),
     ):
-        assert derived.features["frame"] == MediaRefFeature()
+        assert derived.features["frame"] == MediaRefFeature(access=get_media_access(ds))
         assert get_media_root(derived) == str(repo.path)
         for row in derived:
             if row["frame"] is not None:
@@ -228,9 +237,11 @@ def test_cast_column_from_string_and_struct(rows):
 def test_save_to_disk_and_load_from_disk(ds, tmp_path):
     ds.save_to_disk(str(tmp_path / "saved"))
     back = load_from_disk(str(tmp_path / "saved"))
-    assert back.features == ds.features
-    # nothing saved sets where refs read: the folder loaded is the root (tests/hf/test_boundary.py)
-    assert get_media_root(back) == os.path.realpath(tmp_path / "saved")
+    assert back.features == Features({**ds.features, "frame": MediaRefFeature(access=READ_BACK)})
+    # nothing saved sets where refs read: plain datasets reads no root, hf_mediaref's loader the folder
+    assert get_media_root(hf_mediaref.load_from_disk(str(tmp_path / "saved"))) == os.path.realpath(
+        tmp_path / "saved"
+    )
     assert back.data.table.equals(ds.data.table)
 
 
@@ -239,7 +250,7 @@ def test_parquet_round_trip(ds, tmp_path):
     back = load_dataset(
         "parquet", data_files=str(tmp_path / "f.parquet"), split="train", cache_dir=str(tmp_path / "cache")
     )
-    assert back.features == ds.features
+    assert back.features == Features({**ds.features, "frame": MediaRefFeature(access=READ_BACK)})
     assert (
         back.with_format("arrow")[:]["frame"].to_pylist() == ds.with_format("arrow")[:]["frame"].to_pylist()
     )

@@ -1,5 +1,6 @@
-"""What hf_mediaref writes reads with plain ``datasets`` (a subprocess that cannot import hf_mediaref), and
-plain ``datasets`` calls keep MediaRef columns and their media root when hf_mediaref is imported."""
+"""What hf_mediaref writes reads with plain ``datasets`` (a subprocess that cannot import hf_mediaref); plain
+``datasets`` calls are not changed by importing hf_mediaref (they read the marked plain struct and attach no
+access), and hf_mediaref's loaders and combiners keep MediaRef columns and the access of where they read."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from datasets import Dataset, Features, Value
 
 import hf_mediaref
 from hf_mediaref import MediaAccess, MediaRef
-from hf_mediaref.hf import MediaRefFeature, get_media_access, get_media_root, set_media_root
-from hf_mediaref.hf._feature import MEDIA_REF_ID
+from hf_mediaref.errors import UnresolvedPathError
+from hf_mediaref.hf import MediaRefFeature, get_media_access, get_media_root, set_media_access, set_media_root
+from hf_mediaref.hf._feature import MEDIA_REF_ID, READ_BACK
 from hf_mediaref.testing import fake_hub as fake_hub_module
 from hf_mediaref.testing import read_index
 
@@ -142,29 +144,46 @@ def test_a_pushed_repo_reads_with_plain_datasets_in_a_process_without_hf_mediare
     assert out["old"].startswith("ValueError") and "MediaRef" in out["old"]
 
 
-def test_plain_load_dataset_with_hf_mediaref_imported_decodes_the_right_frames(
-    ds, fake_hub, tmp_path, labels_of
-):
+def test_a_plain_load_gives_refs_as_stored_and_the_format_asks_for_a_root(ds, fake_hub, tmp_path, labels_of):
     hf_mediaref.push_to_hub(ds, "me/frames")
     sha = fake_hub.sha("me/frames")
     back = datasets.load_dataset("me/frames", split="train", cache_dir=str(tmp_path / "cache"))
-    assert back.features["frame"] == MediaRefFeature()
-    assert get_media_root(back) == f"hf://datasets/me/frames@{sha}/"
+    assert back.features["frame"] == MediaRefFeature(access=READ_BACK)  # the hook: the type; no root
+    assert back[0]["frame"] == MediaRef("videos/a.mp4", 0)  # as stored: no root from anywhere
+    with pytest.raises(UnresolvedPathError, match=r"hf_mediaref\.load_dataset"):
+        back.with_format("mediaref")[:1]
+    access = MediaAccess(f"hf://datasets/me/frames@{sha}/")
+    set_media_access(back, access)  # the one-line fix
+    assert back.features["frame"] == MediaRefFeature(access=access)
     assert back[0]["frame"] == MediaRef(f"hf://datasets/me/frames@{sha}/videos/a.mp4", 0)
     assert labels_of(back.with_format("mediaref")[:]["frame"]) == EXPECTED
-    streamed = datasets.load_dataset("me/frames", split="train", streaming=True)
-    assert get_media_root(streamed) == f"hf://datasets/me/frames@{sha}/"
-    assert labels_of(next(iter(streamed.with_format("mediaref").iter(batch_size=16)))["frame"]) == EXPECTED
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_hf_mediaref_load_dataset_reads_with_the_repo_at_its_commit(
+    ds, fake_hub, tmp_path, labels_of, streaming
+):
+    hf_mediaref.push_to_hub(ds, "me/frames")
+    sha = fake_hub.sha("me/frames")
+    back = hf_mediaref.load_dataset(
+        "me/frames", split="train", streaming=streaming, cache_dir=str(tmp_path / "cache")
+    )
+    assert get_media_root(back) == f"hf://datasets/me/frames@{sha}/"
+    assert isinstance(back.features["frame"], MediaRefFeature)
+    batch = (
+        back.with_format("mediaref")[:]
+        if not streaming
+        else next(iter(back.with_format("mediaref").iter(16)))
+    )
+    assert labels_of(batch["frame"]) == EXPECTED
 
 
 def test_an_old_media_ref_repo_still_loads(repo, fake_hub, tmp_path, labels_of):
     _old_repo(fake_hub, repo.path)
     back = datasets.load_dataset("me/old", split="train", cache_dir=str(tmp_path / "cache"))
-    assert back.features["frame"] == MediaRefFeature()
+    assert back.features["frame"] == MediaRefFeature(access=READ_BACK)
+    back = hf_mediaref.load_dataset("me/old", split="train", cache_dir=str(tmp_path / "cache"))
     assert labels_of(back.with_format("mediaref")[:]["frame"]) == [0]
-    assert Features.from_dict({"f": {"_type": "MediaRef", "decode": False}})["f"] == MediaRefFeature(
-        decode=False
-    )
 
 
 def test_card_plain_snippet_decodes_the_frame_without_hf_mediaref(ds, fake_hub, tmp_path):
@@ -191,8 +210,11 @@ def test_serialized_features_are_the_plain_struct():
         "pts_ns": {"dtype": "int64", "_type": "Value"},
     }
     assert "MediaRef" not in json.dumps(features._to_yaml_list()).replace(MEDIA_REF_ID, "")
-    assert Features.from_dict(as_dict) == features
-    assert Features._from_yaml_list(features._to_yaml_list()) == features
+    read_back = Features(
+        {"frame": MediaRefFeature(access=READ_BACK), "raw": MediaRefFeature(decode=False, access=READ_BACK)}
+    )
+    assert Features.from_dict(as_dict) == read_back  # the type comes back; the access is the loader's
+    assert Features._from_yaml_list(features._to_yaml_list()) == read_back
     # an unmarked struct stays a struct
     assert Features.from_dict(plain.to_dict()) == plain
 
@@ -201,15 +223,16 @@ def test_serialized_features_are_the_plain_struct():
 def test_save_to_disk_records_no_root_and_load_from_disk_reads_its_folder(ds, repo, tmp_path, labels_of):
     ds.save_to_disk(str(tmp_path / "saved"))
     assert "hf_mediaref" not in json.loads((tmp_path / "saved" / "dataset_info.json").read_text())
-    back = datasets.load_from_disk(str(tmp_path / "saved"))
+    assert get_media_access(datasets.load_from_disk(str(tmp_path / "saved"))) == READ_BACK  # plain: no root
+    back = hf_mediaref.load_from_disk(str(tmp_path / "saved"))
     assert get_media_root(back) == os.path.realpath(tmp_path / "saved")  # where the loader read it
     # the media live elsewhere: say so explicitly
     back = hf_mediaref.load_from_disk(str(tmp_path / "saved"), access=MediaAccess(repo.path))
     assert labels_of(back.with_format("mediaref")[:]["frame"]) == EXPECTED
     dd = datasets.DatasetDict({"train": ds})
     dd.save_to_disk(str(tmp_path / "saved_dict"))
-    loaded = datasets.load_from_disk(str(tmp_path / "saved_dict"))["train"]
-    assert get_media_root(loaded) == os.path.realpath(tmp_path / "saved_dict" / "train")
+    loaded = hf_mediaref.load_from_disk(str(tmp_path / "saved_dict"))["train"]
+    assert get_media_root(loaded) == os.path.realpath(tmp_path / "saved_dict")
 
 
 def test_a_table_saved_beside_its_media_reads_them(rows, features, repo, tmp_path, labels_of):
@@ -225,7 +248,11 @@ def test_a_table_saved_beside_its_media_reads_them(rows, features, repo, tmp_pat
 def test_to_parquet_records_no_root_and_load_dataset_parquet_reads_its_folder(ds, repo, tmp_path, labels_of):
     ds.to_parquet(str(tmp_path / "f.parquet"))
     assert b"hf_mediaref" not in (pq.read_schema(tmp_path / "f.parquet").metadata or {})
-    back = datasets.load_dataset(
+    plain = datasets.load_dataset(
+        "parquet", data_files=str(tmp_path / "f.parquet"), split="train", cache_dir=str(tmp_path / "cache")
+    )
+    assert get_media_access(plain) == READ_BACK
+    back = hf_mediaref.load_dataset(
         "parquet", data_files=str(tmp_path / "f.parquet"), split="train", cache_dir=str(tmp_path / "cache")
     )
     assert get_media_root(back) == os.path.realpath(tmp_path)
@@ -242,7 +269,7 @@ def test_to_parquet_records_no_root_and_load_dataset_parquet_reads_its_folder(ds
 
 def test_load_dataset_parquet_of_hub_files_resolves_against_their_repo(ds, fake_hub, tmp_path, labels_of):
     hf_mediaref.push_to_hub(ds, "me/frames")
-    back = datasets.load_dataset(
+    back = hf_mediaref.load_dataset(
         "parquet",
         data_files="hf://datasets/me/frames/data/*.parquet",
         split="train",
@@ -254,7 +281,7 @@ def test_load_dataset_parquet_of_hub_files_resolves_against_their_repo(ds, fake_
 
 def test_pushed_parquet_files_carry_no_local_root(ds, fake_hub):
     hf_mediaref.push_to_hub(ds, "me/frames")
-    ds.push_to_hub("me/plain-push")  # datasets' own push, hooked the same way
+    ds.push_to_hub("me/plain-push")  # datasets' own push (not hooked): the features write no root either
     for repo_id in ("me/frames", "me/plain-push"):
         paths = sorted((fake_hub.repo_dir(repo_id) / "data").glob("train-*.parquet"))
         assert paths
@@ -265,12 +292,14 @@ def test_pushed_parquet_files_carry_no_local_root(ds, fake_hub):
 def test_select_map_and_concatenate_keep_or_resolve_roots(ds, rows, features, repo, tmp_path, labels_of):
     assert get_media_root(ds.select([1, 2])) == str(repo.path)
     assert get_media_root(ds.map(lambda row: row)) == str(repo.path)
-    assert get_media_root(datasets.concatenate_datasets([ds, ds.select([0])])) == str(repo.path)
+    assert get_media_root(datasets.concatenate_datasets([ds, ds.select([0])])) == str(repo.path)  # one access
     other_root = tmp_path / "other"
     shutil.copytree(repo.path, other_root)
     (other_root / "videos" / "a.mp4").unlink()  # a ref resolved against the wrong root would fail
     other = set_media_root(Dataset.from_list(rows[10:14], features=features), other_root)
-    both = datasets.concatenate_datasets([ds, other])
+    with pytest.raises(ValueError, match="can't be aligned"):  # plain datasets: never the wrong root
+        datasets.concatenate_datasets([ds, other])
+    both = hf_mediaref.hf.concatenate_datasets([ds, other])
     assert get_media_root(both) is None  # different roots: URIs made absolute
     assert both[0]["frame"].uri == str(repo.path / "videos" / "a.mp4")
     assert both[16]["frame"].uri == str(other_root / "videos" / "b.mp4")
@@ -282,7 +311,7 @@ def test_select_map_and_concatenate_keep_or_resolve_roots(ds, rows, features, re
 def test_iterable_datasets_with_different_roots_combine_with_absolute_uris(rows, features, tmp_path):
     first = set_media_root(Dataset.from_list(rows[:2], features=features), tmp_path / "one")
     second = set_media_root(Dataset.from_list(rows[10:11], features=features), tmp_path / "two")
-    both = datasets.concatenate_datasets([first.to_iterable_dataset(), second.to_iterable_dataset()])
+    both = hf_mediaref.hf.concatenate_datasets([first.to_iterable_dataset(), second.to_iterable_dataset()])
     assert get_media_root(both) is None
     assert [row["frame"].uri for row in both] == [
         str(tmp_path / "one" / "videos" / "a.mp4"),
@@ -292,16 +321,11 @@ def test_iterable_datasets_with_different_roots_combine_with_absolute_uris(rows,
 
 
 # ----------------------------------------------------------------------------------------- private repos
-@pytest.mark.parametrize(
-    ("loader", "streaming"),
-    [(datasets.load_dataset, False), (datasets.load_dataset, True), (hf_mediaref.load_dataset, False)],
-)
-def test_the_load_token_reaches_the_hub_for_table_and_media(
-    ds, fake_hub, tmp_path, labels_of, loader, streaming
-):
+@pytest.mark.parametrize("streaming", [False, True])
+def test_the_load_token_reaches_the_hub_for_table_and_media(ds, fake_hub, tmp_path, labels_of, streaming):
     hf_mediaref.push_to_hub(ds, "me/private", private=True)
     fake_hub.tokens.clear()
-    back = loader(
+    back = hf_mediaref.load_dataset(
         "me/private", split="train", token="secret", streaming=streaming, cache_dir=str(tmp_path / "cache")
     )
     batch = (

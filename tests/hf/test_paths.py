@@ -78,14 +78,19 @@ def test_load_local_repo_dict_and_streaming(repo_folder, tmp_path, labels_of):
     assert labels_of(batch["frame"]) == EXPECTED
 
 
-def test_plain_datasets_load_dataset_attaches_the_root(repo_folder, tmp_path, monkeypatch, labels_of):
-    """With hf_mediaref imported, datasets.load_dataset of a folder resolves against it, from any cwd."""
+def test_plain_datasets_load_dataset_attaches_nothing(repo_folder, tmp_path, monkeypatch, labels_of):
+    """hf_mediaref does not change datasets.load_dataset: refs as stored, no root; the format says how to fix
+    it, and the fix (hf_mediaref.load_dataset) resolves against the folder from any cwd."""
     monkeypatch.chdir(tmp_path)
     ds = datasets_load_dataset("my_repo", split="train", cache_dir=str(tmp_path / "cache"))
+    assert get_media_root(ds) is None and ds[0]["frame"] == MediaRef("videos/a.mp4", 0)
+    with pytest.raises(UnresolvedPathError, match=r"hf_mediaref\.load_dataset"):
+        ds.with_format("mediaref")[:1]
+    ours = hf_mediaref.load_dataset("my_repo", split="train", cache_dir=str(tmp_path / "cache"))
     monkeypatch.chdir("/")
-    assert get_media_root(ds) == str(repo_folder)
-    assert ds[0]["frame"] == MediaRef(str(repo_folder / "videos" / "a.mp4"), 0)
-    assert labels_of(ds.with_format("mediaref")[:]["frame"]) == EXPECTED
+    assert get_media_root(ours) == str(repo_folder)
+    assert ours[0]["frame"] == MediaRef(str(repo_folder / "videos" / "a.mp4"), 0)
+    assert labels_of(ours.with_format("mediaref")[:]["frame"]) == EXPECTED
 
 
 def test_refs_without_a_root_stay_relative(repo_folder, tmp_path):

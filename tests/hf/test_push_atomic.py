@@ -213,7 +213,8 @@ def test_a_push_replaces_no_attribute_of_datasets(ds, fake_hub, monkeypatch, tmp
     metadata = pq.read_schema(shard).metadata
     assert json.loads(metadata[b"huggingface"]) == {"info": {"features": ds.features.to_dict()}}
     back = load_dataset("me/unpatched", split="train", cache_dir=str(tmp_path / "cache"))  # plain datasets
-    assert back.features == ds.features and len(back) == len(ds)
+    assert back.features.to_dict() == ds.features.to_dict() and len(back) == len(ds)
+    back = hf_mediaref.load_dataset("me/unpatched", split="train", cache_dir=str(tmp_path / "cache"))
     assert labels_of(back.with_format("mediaref")[:]["frame"]) == EXPECTED
 
 

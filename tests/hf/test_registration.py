@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -15,9 +16,13 @@ from hf_mediaref import MediaRef
 from hf_mediaref.hf import MediaRefFeature
 
 
-def _run(code: str) -> str:
+def _run(code: str, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=None if env is None else {**os.environ, **env},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout.strip()
@@ -46,77 +51,128 @@ def test_import_alone_stays_light():
     "order", ["import hf_mediaref; import datasets", "import datasets; import hf_mediaref"]
 )
 def test_either_import_order_registers(order, saved):
+    """Plain loads read the column as a MediaRef column (the hook), with the URIs as stored and no access;
+    hf_mediaref's loaders read it with the folder they loaded."""
     out = _run(f"""
         {order}
         from datasets import load_from_disk, load_dataset
-        ds = load_from_disk({saved!r})
-        print(type(ds.features["frame"]).__name__, ds[1]["frame"])
-        pq = load_dataset("parquet", data_files={saved + ".parquet"!r}, split="train")
+        from datasets.features.features import _FEATURE_TYPES
         from datasets.formatting import _FORMAT_TYPES
-        print(type(pq.features["frame"]).__name__, "mediaref" in _FORMAT_TYPES)
+        import hf_mediaref
+        ds = load_from_disk({saved!r})
+        try:
+            ds[0]
+        except Exception as exc:  # read back with no root: a local file is not the data's to open
+            print(type(ds.features["frame"]).__name__, type(exc).__name__)
+        pq = load_dataset("parquet", data_files={saved + ".parquet"!r}, split="train")
+        print(type(pq.features["frame"]).__name__, "MediaRef" in _FEATURE_TYPES, "mediaref" in _FORMAT_TYPES)
+        ours = hf_mediaref.load_from_disk({saved!r}, allow_uris="/")
+        print(type(ours.features["frame"]).__name__, ours[0]["frame"], ours[1]["frame"])
     """)
-    assert out.splitlines() == ["MediaRefFeature None", "MediaRefFeature True"]
+    assert out.splitlines() == [
+        "MediaRefFeature UntrustedRefError",
+        "MediaRefFeature True True",
+        "MediaRefFeature MediaRef(uri='/v.mp4', pts_ns=5) None",
+    ]
 
 
 def test_registration_is_idempotent():
-    from datasets.features.features import _FEATURE_TYPES, _cast_to_python_objects
+    from datasets.features import features as ds_features
+    from datasets.features.features import _FEATURE_TYPES
 
     from hf_mediaref.hf import _registration
 
-    before = _cast_to_python_objects
+    before = ds_features.generate_from_dict
+    assert before.__hf_mediaref__
     _registration._registered = False
     _registration.register()
-    from datasets.features import features as ds_features
-
-    assert ds_features._cast_to_python_objects is before
+    assert ds_features.generate_from_dict is before  # not wrapped twice
     assert _FEATURE_TYPES["MediaRef"] is MediaRefFeature
 
 
-#: The ``datasets`` attributes importing hf_mediaref still replaces (issue 19 removes them one by one; the
-#: push no longer swaps ``HfApi``, and ``Features.arrow_schema``, ``save_to_disk`` and the ``push_to_hub``
-#: methods are no longer wrapped). Anything else changed is a new patch: this test fails.
-STILL_WRAPPED = {
-    ("datasets.arrow_dataset", "Dataset.load_from_disk"),
-    ("datasets.builder", "DatasetBuilder.as_dataset"),
-    ("datasets.builder", "DatasetBuilder.as_streaming_dataset"),
-    ("datasets.combine", "_concatenate_iterable_datasets"),
-    ("datasets.combine", "_concatenate_map_style_datasets"),
-    ("datasets.combine", "_interleave_iterable_datasets"),
-    ("datasets.combine", "_interleave_map_style_datasets"),
-    ("datasets.features.features", "_cast_to_python_objects"),
-    ("datasets.features.features", "generate_from_dict"),
-}
+#: The one ``datasets`` attribute importing hf_mediaref replaces: the hook that reads the marked struct back
+#: as a MediaRefFeature (see hf_mediaref/hf/_registration.py, with its off switch). Anything else changed is a
+#: new patch: this test fails.
+THE_HOOK = {("datasets.features.features", "generate_from_dict")}
+
+_SNAPSHOT = """
+    import inspect, json, sys
+    import datasets
+
+    def snapshot():
+        found = {}
+        for name, module in list(sys.modules.items()):
+            if module is None or not (name == "datasets" or name.startswith("datasets.")):
+                continue
+            for attr, value in list(vars(module).items()):
+                found[name, attr] = id(value)
+                if inspect.isclass(value) and value.__module__ == name:
+                    for inner, member in list(vars(value).items()):
+                        found[name, f"{attr}.{inner}"] = id(member)
+        return found
+
+    before = snapshot()
+    import hf_mediaref, hf_mediaref.hf
+    from datasets.features.features import _FEATURE_TYPES
+    from datasets.formatting import _FORMAT_TYPES
+    after = snapshot()
+    changed = sorted(k for k in before if k in after and before[k] != after[k])
+    print(json.dumps([list(k) for k in changed if not k[1].startswith("__warningregistry__")]))
+    print("MediaRef" in _FEATURE_TYPES, "mediaref" in _FORMAT_TYPES)
+"""
 
 
-def test_importing_changes_only_registries_and_the_listed_hooks():
+def test_importing_changes_only_registries_and_the_one_hook():
     """Every attribute of every loaded ``datasets`` module and of its classes, before and after importing
-    hf_mediaref (which registers the feature and the format): only registry contents and the hooks listed
-    in :data:`STILL_WRAPPED` may differ."""
-    out = _run("""
-        import inspect, json, sys
-        import datasets
-
-        def snapshot():
-            found = {}
-            for name, module in list(sys.modules.items()):
-                if module is None or not (name == "datasets" or name.startswith("datasets.")):
-                    continue
-                for attr, value in list(vars(module).items()):
-                    found[name, attr] = id(value)
-                    if inspect.isclass(value) and value.__module__ == name:
-                        for inner, member in list(vars(value).items()):
-                            found[name, f"{attr}.{inner}"] = id(member)
-            return found
-
-        before = snapshot()
-        import hf_mediaref, hf_mediaref.hf
-        from datasets.features.features import _FEATURE_TYPES
-        from datasets.formatting import _FORMAT_TYPES
-        after = snapshot()
-        changed = sorted(k for k in before if k in after and before[k] != after[k])
-        print(json.dumps([list(k) for k in changed if not k[1].startswith("__warningregistry__")]))
-        print("MediaRef" in _FEATURE_TYPES, "mediaref" in _FORMAT_TYPES)
-    """)
+    hf_mediaref (which registers the feature and the format): only registry contents and :data:`THE_HOOK`
+    may differ."""
+    out = _run(_SNAPSHOT)
     changed, registered = out.splitlines()
-    assert {tuple(k) for k in json.loads(changed)} == STILL_WRAPPED
+    assert {tuple(k) for k in json.loads(changed)} == THE_HOOK
     assert registered == "True True"
+
+
+def test_the_hooks_off_switch_leaves_only_registries_changed():
+    out = _run(_SNAPSHOT, env={"HF_MEDIAREF_DATASETS_HOOK": "0"})
+    changed, registered = out.splitlines()
+    assert json.loads(changed) == []
+    assert registered == "True True"
+
+
+def test_remove_hook_gives_datasets_its_function_back():
+    out = _run("""
+        import datasets.features.features as F
+        original = F.generate_from_dict
+        import hf_mediaref.hf
+        from hf_mediaref.hf._registration import remove_hook
+        hooked = F.generate_from_dict is not original
+        remove_hook()
+        print(hooked, F.generate_from_dict is original)
+    """)
+    assert out.strip() == "True True"
+
+
+@pytest.mark.parametrize("hook", ["1", "0"])
+def test_with_the_hook_off_a_plain_load_reads_dicts_and_the_format_still_decodes(saved, hook, tmp_path):
+    """Off: plain loads give the stored dicts; hf_mediaref's loader makes the column a MediaRef column
+    again. Either way writing MediaRef objects needs no hook (``MediaRef.__array__``)."""
+    out = _run(
+        f"""
+        import datasets, hf_mediaref
+        from hf_mediaref import MediaRef
+        plain = datasets.load_from_disk({saved!r})
+        print(type(plain.features["frame"]).__name__)
+        ours = hf_mediaref.load_from_disk({saved!r}, allow_uris="/")
+        print(type(ours.features["frame"]).__name__, ours[0]["frame"])
+        mapped = ours.map(lambda row: {{"frame": MediaRef("/w.mp4", 7)}})
+        print(mapped[0]["frame"])
+        """,
+        env={"HF_MEDIAREF_DATASETS_HOOK": hook, "HF_DATASETS_CACHE": str(tmp_path)},
+    )
+    on = hook == "1"
+    assert out.splitlines() == [
+        "MediaRefFeature" if on else "dict",
+        "MediaRefFeature MediaRef(uri='/v.mp4', pts_ns=5)",
+        # off: datasets rebuilds the mapped table's features from its schema, where the column is a struct
+        "MediaRef(uri='/w.mp4', pts_ns=7)" if on else "{'uri': '/w.mp4', 'pts_ns': 7}",
+    ]
