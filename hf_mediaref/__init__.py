@@ -7,7 +7,7 @@ Public surface (each name has one import path):
   :func:`cleanup_cache`, ``errors``, and the ``datasets`` integration (loaded on first use):
   ``MediaRefFeature``, ``decode_transform``, ``load_dataset``, ``embed``, ``push_to_hub``, ``set_media_root``,
   ``get_media_root``, ``VideoBlockBatchSampler``, ``decode_stream``, ``from_lerobot`` (a LeRobot dataset as
-  frame refs).
+  frame refs), ``from_videos`` (a Video-column dataset as frame refs).
 * :mod:`hf_mediaref.video`: single-video decoders (``PyAVVideoDecoder``, ``TorchCodecVideoDecoder``),
   ``Frame``/``FrameBatch``, ``VideoStreamMetadata``, ``BatchDecodingStrategy``, ``collect_stats``
   (also importable as :mod:`hf_mediaref.video_decoder`, the original ``mediaref`` name).
@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
         decode_transform,
         embed,
         from_lerobot,
+        from_videos,
         get_media_access,
         get_media_root,
         load_dataset,
@@ -58,6 +59,7 @@ _LAZY_HF = (
     "decode_transform",
     "embed",
     "from_lerobot",
+    "from_videos",
     "get_media_access",
     "get_media_root",
     "load_dataset",
@@ -83,6 +85,7 @@ __all__ = [
     "embed",
     "errors",
     "from_lerobot",
+    "from_videos",
     "get_media_access",
     "get_media_root",
     "load_dataset",

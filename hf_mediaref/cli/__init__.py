@@ -34,6 +34,7 @@ examples:
   hf-mediaref build "runs/**/*.mkv" -o frames/ --keyframes --metadata runs.csv
   hf-mediaref build recordings/ --push me/robot-frames     build and push (media uploaded once each)
   hf-mediaref build --from-lerobot lerobot/pusht -o pusht-frames/
+  hf-mediaref build --from-videos me/my-videos -o frames/ --fps 2
   hf-mediaref verify frames/ --sample 1000                 decode 1000 random refs, grouped by video
   hf-mediaref inspect hf://datasets/me/robot-frames
   hf-mediaref embed frames/ -o frames-embedded/ --format webp --size 224 224
@@ -114,6 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("-o", "--output", metavar="OUT", help="the dataset folder to write (must not exist)")
     build.add_argument("--push", metavar="ORG/NAME", help="push the dataset and its media to this Hub repo")
     build.add_argument("--from-lerobot", metavar="PATH_OR_REPO", help="import a LeRobot dataset instead")
+    build.add_argument(
+        "--from-videos",
+        metavar="FOLDER_OR_REPO",
+        help="a dataset of whole videos instead: a videofolder (videos and an optional metadata.jsonl/csv), "
+        "a save_to_disk folder or a Hub dataset with a datasets.Video column; one row per sampled frame, "
+        "the other columns kept",
+    )
+    build.add_argument(
+        "--column", default="video", help="--from-videos: the video column (default: %(default)s)"
+    )
     sampling = build.add_mutually_exclusive_group()
     sampling.add_argument("--fps", type=float, help="the frames on screen N times a second (playback rule)")
     sampling.add_argument("--keyframes", action="store_true", help="keyframes only")
@@ -123,8 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--media",
         choices=("link", "copy", "absolute"),
         default="link",
-        help="put the media in OUT as hard links (symlinks across file systems; default) or copies, or "
-        "leave them where they are and store absolute paths",
+        help="put the media in OUT as hard links (symlinked sources: links to their targets; copies across "
+        "file systems; default) or copies, or leave them where they are and store absolute paths",
     )
     build.add_argument(
         "--metadata", metavar="SIDECAR", help="extra columns per file: a JSON or CSV file keyed by file"

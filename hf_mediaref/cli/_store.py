@@ -175,18 +175,26 @@ def write_tables(folder: Path, splits: dict[str, Any], title: str) -> None:
 
 
 def place_media(folder: Path, files: dict[str, str], mode: str) -> None:
-    """Put each media file (repo-relative path -> source path) in ``folder``: ``"link"`` (a hard link, or a
-    symlink across file systems) or ``"copy"``."""
+    """Put each media file (repo-relative path -> source path) in ``folder``: ``"link"`` (a hard link to the
+    file itself, symlinks followed; a copy where no hard link can be made, across file systems) or ``"copy"``.
+
+    Never a symlink: a dataset folder is the boundary of what its refs may read, and a symlink leading out of
+    it is refused when the dataset is loaded (:class:`~hf_mediaref.MediaAccess`), so the bytes are put inside.
+    """
+    copied = 0
     for rel, source in files.items():
         dest = folder / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if mode == "copy":
-            shutil.copy2(source, dest)
-            continue
-        try:
-            os.link(source, dest)
-        except OSError:
-            os.symlink(os.path.abspath(source), dest)
+        real = os.path.realpath(source)  # a symlinked source: its target, wherever the link pointed
+        if mode != "copy":
+            try:
+                os.link(real, dest)
+                continue
+            except OSError:  # another file system, or links not allowed: copy instead
+                copied += 1
+        shutil.copy2(real, dest)
+    if copied:
+        logger.info("copied %d media file(s) that could not be hard-linked (another file system)", copied)
 
 
 def media_columns(ds: Any) -> list[str]:

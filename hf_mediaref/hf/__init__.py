@@ -7,7 +7,8 @@ decode options in :class:`hf_mediaref.DecodeOptions`. Modules (private): ``_feat
 walker over nested features and their Arrow data), ``_formatter``, ``_transform``, ``_embedding``, ``_roots``,
 ``_loading``, ``_hub``, ``_card``, ``_interop``, ``_sampler``, ``_ahead`` (decode-ahead for in-process
 loaders), ``_streaming``, ``_sharding``, ``_windows`` (temporal windows), ``_registration`` and ``_compat``
-(every ``datasets`` internal used, in one place); ``_lerobot`` (``from_lerobot``).
+(every ``datasets`` internal used, in one place); ``_lerobot`` (``from_lerobot``), ``_videos``
+(``from_videos``: a Video-column dataset as frames).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ._roots import get_media_access, get_media_root, set_media_access, set_medi
 from ._sampler import VideoBlockBatchSampler
 from ._streaming import StreamDecodeTransform, decode_stream, split_by_node
 from ._transform import MediaDecodeTransform, decode_transform
+from ._videos import from_videos
 from ._windows import FrameWindows
 
 _registration.register()
@@ -42,6 +44,7 @@ __all__ = [
     "decode_transform",
     "embed",
     "from_lerobot",
+    "from_videos",
     "get_media_access",
     "get_media_root",
     "load_dataset",
