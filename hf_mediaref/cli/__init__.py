@@ -71,6 +71,13 @@ def _add_dataset(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_card(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--license", help="the dataset card's license (a Hub license id, e.g. cc-by-4.0)")
+    parser.add_argument(
+        "--tags", action="append", metavar="TAG[,TAG...]", help="tags for the dataset card (repeatable)"
+    )
+
+
 def _add_decode(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decoder", choices=("pyav", "torchcodec"), default="pyav", help="decoder backend")
 
@@ -154,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--episodes", metavar="I,J,...", help="--from-lerobot: only these episode indices (comma-separated)"
     )
     build.add_argument("--private", action="store_true", help="--push: create a private repo")
+    _add_card(build)
     _add_common(build)
     build.set_defaults(run=_build.run)
 
@@ -215,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("repo_id", metavar="ORG/NAME", help="the Hub dataset repo")
     push.add_argument("--private", action="store_true", help="create a private repo")
     push.add_argument("--commit-message", help="commit message of the table")
+    _add_card(push)
     _add_common(push)
     push.set_defaults(run=_publish.run_push)
     return parser

@@ -384,6 +384,25 @@ def _report_skipped(skipped: Skipped) -> None:
         print(line, file=sys.stderr)
 
 
+def _tags(args: Any) -> list[str]:
+    """``--tags``: comma-separated, repeatable."""
+    return [t.strip() for value in (args.tags or []) for t in value.split(",") if t.strip()]
+
+
+def _describe_build(args: Any, probed: dict[str, Probed], sampling: Sampling) -> str:
+    """How a folder build was made, for the card (the sources by their names, not their local paths)."""
+    from .._version import __version__
+
+    videos = sum(1 for p in probed.values() if p.pts_ns and p.pts_ns[0] is not None)
+    names = ", ".join(f"`{os.path.basename(os.path.normpath(s)) or s}`" for s in args.sources[:5])
+    more = f" and {len(args.sources) - 5} more" if len(args.sources) > 5 else ""
+    return (
+        f"Built with `hf-mediaref build` (hf_mediaref {__version__}) from {names}{more}: "
+        f"{videos} video(s) and {len(probed) - videos} image(s), one row per sampled frame or image. "
+        f"Sampling: {sampling.describe()}."
+    )
+
+
 def _finish(ds: Any, media: dict[str, str], root: str, args: Any) -> int:
     """Write ``-o`` and/or push ``--push``."""
     from . import _store
@@ -392,14 +411,21 @@ def _finish(ds: Any, media: dict[str, str], root: str, args: Any) -> int:
         with _store.dataset_folder(args.output, overwrite=args.overwrite) as folder:
             if args.media != "absolute" and media:
                 _store.place_media(folder, media, args.media)
-            _store.write_tables(folder, {args.split: ds}, Path(args.output).name)
+            _store.write_tables(folder, {args.split: ds}, args.output, license=args.license, tags=_tags(args))
         print(f"wrote {len(ds)} rows to {Path(args.output).absolute()}")
     if args.push:
         from .. import hf
         from ..io import MediaAccess
 
         hf.set_media_access(ds, MediaAccess(root))  # the folder the build read (or the source's root)
-        hf.push_to_hub(ds, args.push, private=args.private or None, split=args.split)
+        hf.push_to_hub(
+            ds,
+            args.push,
+            private=args.private or None,
+            split=args.split,
+            license=args.license,
+            tags=_tags(args),
+        )
         print(f"pushed {len(ds)} rows and {len(media)} media file(s) to {args.push}")
     return 0
 
@@ -413,6 +439,18 @@ def _from_lerobot(args: Any) -> int:
     except ValueError:
         raise ValueError(f"--episodes takes comma-separated integers, got {args.episodes!r}") from None
     ds = hf.from_lerobot(args.from_lerobot, snap=not args.no_snap, episodes=episodes)
+    from .._version import __version__
+
+    source = (
+        args.from_lerobot
+        if not os.path.isdir(args.from_lerobot)
+        else os.path.basename(os.path.normpath(args.from_lerobot))
+    )
+    ds.info.description = (
+        f"Imported from the LeRobot dataset `{source}` with `hf-mediaref build --from-lerobot` (hf_mediaref "
+        f"{__version__}): one row per frame, one media reference column per camera"
+        + (f", episodes {args.episodes}." if args.episodes else ".")
+    )
     from ..hf import get_media_access
 
     access = get_media_access(ds)
@@ -451,15 +489,29 @@ def _from_videos(args: Any, sampling: Sampling) -> int:
     if args.output:
         with _store.dataset_folder(args.output, overwrite=args.overwrite) as folder:
             ds = convert(str(folder))
-            _store.write_tables(folder, {args.split: ds}, Path(args.output).name)
+            _store.write_tables(folder, {args.split: ds}, args.output, license=args.license, tags=_tags(args))
         print(f"wrote {len(ds)} rows to {Path(args.output).absolute()}")
         hf.set_media_access(ds, MediaAccess(os.path.realpath(args.output)))  # the folder, renamed into place
         if args.push:
-            hf.push_to_hub(ds, args.push, private=args.private or None, split=args.split)
+            hf.push_to_hub(
+                ds,
+                args.push,
+                private=args.private or None,
+                split=args.split,
+                license=args.license,
+                tags=_tags(args),
+            )
     else:
         with tempfile.TemporaryDirectory(prefix="hf_mediaref-build-") as scratch:
             ds = convert(scratch)
-            hf.push_to_hub(ds, args.push, private=args.private or None, split=args.split)
+            hf.push_to_hub(
+                ds,
+                args.push,
+                private=args.private or None,
+                split=args.split,
+                license=args.license,
+                tags=_tags(args),
+            )
     if args.push:
         print(f"pushed {len(ds)} rows and their videos to {args.push}")
     return 0
@@ -501,4 +553,5 @@ def run(args: Any) -> int:
     if not probed:
         raise ValueError("no file could be read: nothing to write")
     ds, media = assemble(probed, root, sidecar, args.metadata_key, absolute=args.media == "absolute")
+    ds.info.description = _describe_build(args, probed, sampling)
     return _finish(ds, media, root, args)

@@ -44,7 +44,7 @@ def run_embed(args: Any) -> int:
         for name, ds in splits.items()
     }
     with _store.dataset_folder(args.output, overwrite=args.overwrite) as folder:
-        _store.write_tables(folder, embedded, Path(args.output).name)
+        _store.write_tables(folder, embedded, args.output)
     rows = sum(len(ds) for ds in embedded.values())
     print(f"wrote {rows} rows with embedded {args.format} images to {Path(args.output).absolute()}")
     return 0
@@ -58,7 +58,14 @@ def run_push(args: Any) -> int:
     from . import _store
 
     splits = _store.open_from_args(args)
-    kwargs: dict[str, Any] = {"private": args.private or None, "commit_message": args.commit_message}
+    from ._build import _tags
+
+    kwargs: dict[str, Any] = {
+        "private": args.private or None,
+        "commit_message": args.commit_message,
+        "license": args.license,
+        "tags": _tags(args),
+    }
     if len(splits) == 1:
         [(name, ds)] = splits.items()
         hf.push_to_hub(ds, args.repo_id, split=name, **kwargs)

@@ -102,26 +102,43 @@ def open_from_args(args: Any) -> dict[str, Any]:
     )
 
 
-def _readme(splits: dict[str, list[str]], title: str) -> str:
-    lines = ["---", "configs:", "- config_name: default", "  data_files:"]
-    for split, files in splits.items():
-        lines += [f"  - split: {split}", "    path:"] + [f"    - data/{name}" for name in files]
-    lines += [
-        "---",
-        f"# {title}",
-        "",
-        "Frame references written by `hf-mediaref`: each media column holds `struct<uri, pts_ns>` (a file",
-        "relative to this folder and a presentation time in nanoseconds, null for images).",
-        "",
-        "```python",
-        "import hf_mediaref",
-        "",
-        'ds = hf_mediaref.load_dataset("<this folder or org/name>", split="train")',
-        'frames = ds.with_format("mediaref")[:8]  # decoded in one batch',
-        "```",
-        "",
+def _readme(
+    splits: dict[str, Any],
+    files: dict[str, list[str]],
+    folder: Path,
+    name: str,
+    license: str | None,
+    tags: list[str] | None,
+    preview: str | None,
+) -> str:
+    """The folder's card: YAML ``configs`` naming the shards (with ``license`` and ``tags``), then the same
+    body a push writes (columns, media layout, both ways to load), reading this folder."""
+    from huggingface_hub import DatasetCardData
+
+    from ..hf._card import apply_card_fields, dataset_card
+    from ..io import UriKind, classify_uri
+
+    configs = [
+        {
+            "config_name": "default",
+            "data_files": [{"split": s, "path": [f"data/{f}" for f in names]} for s, names in files.items()],
+        }
     ]
-    return "\n".join(lines)
+    card_data = DatasetCardData(configs=configs)
+    apply_card_fields(card_data, license=license, tags=["hf-mediaref", *(tags or ())])
+    first = next(iter(splits.values()))
+    relative = [u for u in stored_uris(first) if classify_uri(u) is UriKind.LOCAL and not os.path.isabs(u)]
+    media = {u: str(folder / u) for u in relative if (folder / u).is_file()}
+    body = dataset_card(
+        name,
+        first.features,
+        media=media,
+        num_rows={s: len(ds) for s, ds in splits.items()},
+        description=first.info.description,
+        local=True,
+        preview=preview,
+    )
+    return f"---\n{card_data.to_yaml()}\n---\n{body}"
 
 
 @contextlib.contextmanager
@@ -152,8 +169,17 @@ def dataset_folder(out: str | os.PathLike[str], *, overwrite: bool = False) -> I
         raise
 
 
-def write_tables(folder: Path, splits: dict[str, Any], title: str) -> None:
-    """Write each split's Parquet shards under ``folder/data`` and the README that names them.
+def write_tables(
+    folder: Path,
+    splits: dict[str, Any],
+    location: str,
+    *,
+    license: str | None = None,
+    tags: list[str] | None = None,
+    preview: str | None = None,
+) -> None:
+    """Write each split's Parquet shards under ``folder/data`` and the README that names them (its card:
+    columns, media layout, how it was built, how to load it from ``location``, as the user named it).
 
     The shard names carry a build id: ``datasets`` caches a local folder's table under the folder's name and
     its README configs (not the data files' paths or times), so a rebuilt folder, or another one of the same
@@ -171,7 +197,8 @@ def write_tables(folder: Path, splits: dict[str, Any], title: str) -> None:
             part = ds.shard(shards, i, contiguous=True) if shards > 1 else ds
             part.to_parquet(str(path))
             files[name].append(path.name)
-    (folder / "README.md").write_text(_readme(files, title), encoding="utf-8")
+    readme = _readme(splits, files, folder, location, license, tags, preview)
+    (folder / "README.md").write_text(readme, encoding="utf-8")
 
 
 def place_media(folder: Path, files: dict[str, str], mode: str) -> None:

@@ -438,11 +438,14 @@ def _with_card(
     data_dir: str,
     media: dict[str, str],
     num_rows: dict[str, int],
+    description: str | None = None,
 ) -> CommitOperationAdd:
     """The README operation: the card with its updated YAML and the usage section (added once)."""
     text = metadata_card
     if CARD_MARKER not in text:
-        text = dataset_card(repo_id, features, data_dir, text, media=media, num_rows=num_rows)
+        text = dataset_card(
+            repo_id, features, data_dir, text, media=media, num_rows=num_rows, description=description
+        )
     return CommitOperationAdd(path_in_repo=config.REPOCARD_FILENAME, path_or_fileobj=text.encode("utf-8"))
 
 
@@ -514,6 +517,7 @@ def _card_and_deletions(
     set_default: bool | None,
     media: dict[str, str],
     num_rows: dict[str, int],
+    card: dict[str, Any],
 ) -> tuple[list[CommitOperationAdd], list[CommitOperationDelete]]:
     """The card (and legacy ``dataset_infos.json``) operations and the deletions of the replaced shards,
     planned against the repo at ``state.sha``."""
@@ -534,8 +538,14 @@ def _card_and_deletions(
         replace_splits=table.replace_all,
         legacy_infos=state.legacy_infos,
         legacy_splits=_legacy_splits(state.files),
+        license=card.get("license"),
+        tags=card.get("tags"),
     )
-    operations = [_with_card(metadata_card, repo_id, table.features, target.data_dir, media, num_rows)]
+    operations = [
+        _with_card(
+            metadata_card, repo_id, table.features, target.data_dir, media, num_rows, card.get("description")
+        )
+    ]
     if legacy_infos is not None:
         legacy = json.dumps(legacy_infos).encode("utf-8")
         operations.append(
@@ -564,6 +574,8 @@ def push_to_hub(
     group_by_video: bool = True,
     embed_external_files: bool = True,
     num_proc: int | None = None,
+    license: str | None = None,
+    tags: Iterable[str] | None = None,
 ) -> Any:
     """Push ``dataset`` and the media it references to the Hub dataset repo ``repo_id``, as one commit.
 
@@ -596,6 +608,9 @@ def push_to_hub(
         group_by_video: reorder the rows by video (each video's rows by time) so each shard holds whole
             videos where sizes allow (not with ``max_shard_size``); ``False`` keeps the row order.
         num_proc: accepted for ``datasets``' signature; the shards are written in this process.
+        license: the card's ``license`` (a Hub license id such as ``"cc-by-4.0"``).
+        tags: tags added to the card (with ``hf-mediaref``). The card also shows how the dataset was built
+            when its ``info.description`` says (``from_videos`` and ``hf-mediaref build`` write it).
 
     Returns:
         The ``CommitInfo`` of the commit.
@@ -647,11 +662,16 @@ def push_to_hub(
                 api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True)
             table = _Table(features, table_ops, split_infos, uploaded, isinstance(dataset, dict))
             num_rows = {name: len(s) for name, s in zip(target.splits, originals)}
+            card = {
+                "license": license,
+                "tags": ["hf-mediaref", *(tags or ())],
+                "description": originals[0].info.description,
+            }
             message = commit_message or f"Upload dataset and {len(media)} media file(s) with hf_mediaref"
             for attempt in range(1, _COMMIT_ATTEMPTS + 1):
                 state = _repo_state(api, repo_id, revision, target.data_dir, token)
                 card_ops, deletions = _card_and_deletions(
-                    state, table, target, repo_id, set_default, card_media, num_rows
+                    state, table, target, repo_id, set_default, card_media, num_rows, card
                 )
                 try:
                     info = api.create_commit(

@@ -273,6 +273,26 @@ def _frames_of(
     return dataset_from_arrow(out, features)
 
 
+def _description(source: Any, column: str, sampling: FrameSampling, videos: int, media_dir: str) -> str:
+    """How the frames were made, for the dataset card (a folder by its name, never its local path)."""
+    from .._version import __version__
+
+    if isinstance(source, str | os.PathLike):
+        path = os.fspath(source)
+        named = (
+            f"the folder `{os.path.basename(os.path.normpath(path))}`"
+            if os.path.isdir(path)
+            else f"the Hub dataset [{path}](https://huggingface.co/datasets/{path})"
+        )
+    else:
+        named = "a `datasets` dataset"
+    return (
+        f"Converted with `hf_mediaref.from_videos` (hf_mediaref {__version__}) from the `{column}` column of "
+        f"{named}: {videos} video(s), each stored once under `{media_dir}/`, one row per sampled frame "
+        f"(`video_index` is the video's row in the source). Sampling: {sampling.describe()}."
+    )
+
+
 def from_videos(
     source: Any,
     column: str = "video",
@@ -354,7 +374,10 @@ def from_videos(
             name: _frames_of(ds, column, writer, frame_column, on_error, f"split {name!r}")
             for name, ds in loaded.items()
         }
+        for ds in splits.values():
+            ds.info.description = _description(source, column, sampling, len(writer.names), media_dir)
         return set_media_access(datasets.DatasetDict(splits), result_access)
     frames = _frames_of(loaded, column, writer, frame_column, on_error, "the dataset")
+    frames.info.description = _description(source, column, sampling, len(writer.names), media_dir)
     logger.info("from_videos: %d frame rows from %d video file(s) in %s", len(frames), len(writer.names), out)
     return set_media_access(frames, result_access)

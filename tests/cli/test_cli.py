@@ -576,3 +576,60 @@ def test_build_says_which_files_it_ignored(tmp_path):
         "ignored 3 file(s) that are not video or image files: labels.json, notes.txt, readme.md"
         in proc.stderr
     )
+
+
+def test_a_local_builds_card_runs_on_every_row_and_records_license_tags_and_settings(tmp_path, monkeypatch):
+    """The card build writes: YAML license and tags, how it was built, a column table; its two snippets
+    (hf_mediaref, and plain datasets + PyAV in a process without hf_mediaref) decode, on every row of an
+    --fps dataset, the frames hf_mediaref decodes."""
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "tests" / "hf"))
+    from test_card import _snippets
+    from test_interop import run_plain
+
+    src = tmp_path / "rec"
+    src.mkdir()
+    write_video(src / "a.mp4", 30, fps=30, gop=10, bframes=2)
+    write_video(src / "b.mkv", 10, fps=10, gop=5, first_index=100)
+    monkeypatch.chdir(tmp_path)
+    args = ["build", "rec", "-o", "frames", "-q", "--fps", "13", "--license", "cc-by-4.0"]
+    assert main([*args, "--tags", "robotics,video", "--tags", "test"]) == 0
+    card = (tmp_path / "frames" / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["license"] == "cc-by-4.0" and meta["tags"] == ["hf-mediaref", "robotics", "video", "test"]
+    assert meta["configs"][0]["data_files"][0]["split"] == "train"
+    assert "## How it was built" in card and "from `rec`" in card and "Sampling: 13 fps" in card
+    assert "| `frame` | media reference" in card and "| `timestamp` | `Value('float64')` |" in card
+    assert "| `./` | 2 | .mkv, .mp4 |" in card
+    snippets = _snippets(card)
+    assert len(snippets) == 2
+
+    ds = hf_mediaref.load_dataset("frames", split="train")
+    expected = [read_index(f) for f in ds.with_format("mediaref")[:]["frame"]]
+    assert len(expected) == 13 + 13
+    scope: dict = {}
+    exec(snippets["Load with hf_mediaref"], scope)
+    assert [read_index(f) for f in scope["frames"]] == expected[:8]
+    plain = snippets["Load without hf_mediaref (plain `datasets` + PyAV)"]
+    saved = tmp_path / "frames.npy"
+    body = (
+        plain + f"import numpy\nnumpy.save({str(saved)!r}, numpy.stack([frame_at(r['frame']) for r in ds]))\n"
+    )
+    run_plain(tmp_path, tmp_path / "no-hub", body)
+    assert [read_index(f) for f in np.load(saved)] == expected
+
+
+def test_a_push_records_license_tags_and_how_it_was_built(recordings, tmp_path):
+    import yaml
+
+    root, _ = recordings
+    with FakeHub(tmp_path / "hub") as hub:
+        code = main(
+            ["build", str(root / "a.mp4"), "--push", "me/frames", "-q", "--keyframes", "--license", "mit"]
+        )
+        assert code == 0
+        card = (hub.repo_dir("me/frames") / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["license"] == "mit" and meta["tags"] == ["hf-mediaref"]
+    assert "dataset_info" in meta and "Sampling: keyframes only." in card and "from `a.mp4`" in card
