@@ -29,7 +29,7 @@ from . import errors
 from ._version import __version__
 from .core import DataURI, MediaRef
 from .decode import DecodeOptions, batch_decode
-from .io import MediaAccess, parse_allow_uris
+from .io import MediaAccess, image_grid, parse_allow_uris
 from .video import cleanup_cache
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
         FrameWindows,
         MediaRefFeature,
         VideoBlockBatchSampler,
+        contact_sheet,
         decode_stream,
         decode_transform,
         embed,
@@ -55,6 +56,7 @@ _LAZY_HF = (
     "FrameWindows",
     "MediaRefFeature",
     "VideoBlockBatchSampler",
+    "contact_sheet",
     "decode_stream",
     "decode_transform",
     "embed",
@@ -80,6 +82,7 @@ __all__ = [
     "__version__",
     "batch_decode",
     "cleanup_cache",
+    "contact_sheet",
     "decode_stream",
     "decode_transform",
     "embed",
@@ -88,6 +91,7 @@ __all__ = [
     "from_videos",
     "get_media_access",
     "get_media_root",
+    "image_grid",
     "load_dataset",
     "load_from_disk",
     "parse_allow_uris",

@@ -39,6 +39,7 @@ examples:
   hf-mediaref inspect hf://datasets/me/robot-frames
   hf-mediaref embed frames/ -o frames-embedded/ --format webp --size 224 224
   hf-mediaref push frames/ me/robot-frames
+  hf-mediaref preview frames/ -o sheet.png -n 24             look at 24 frames spread over the dataset
 """
 
 
@@ -72,6 +73,14 @@ def _add_dataset(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_card(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--preview",
+        type=int,
+        default=16,
+        metavar="N",
+        help="a contact sheet of N frames (shown in the card) and their thumbnails as a 'preview' "
+        "configuration the Hub's viewer shows as images; 0: none (default: %(default)s)",
+    )
     parser.add_argument("--license", help="the dataset card's license (a Hub license id, e.g. cc-by-4.0)")
     parser.add_argument(
         "--tags", action="append", metavar="TAG[,TAG...]", help="tags for the dataset card (repeatable)"
@@ -226,6 +235,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_card(push)
     _add_common(push)
     push.set_defaults(run=_publish.run_push)
+
+    preview = commands.add_parser(
+        "preview",
+        help="a contact sheet: N frames of a dataset in one labelled image",
+        description=_publish.PREVIEW_DESCRIPTION,
+        formatter_class=fmt,
+    )
+    _add_dataset(preview)
+    preview.add_argument(
+        "-o", "--output", metavar="IMAGE", required=True, help="the image to write (.png, .jpg)"
+    )
+    preview.add_argument("-n", type=int, default=16, help="how many frames (default: %(default)s)")
+    preview.add_argument("--cols", type=int, help="frames per row (default: about sqrt(N))")
+    preview.add_argument("--column", help="the MediaRef column (default: the first)")
+    preview.add_argument(
+        "--thumbnail", type=int, default=160, help="longest side of each frame, pixels (default: %(default)s)"
+    )
+    _add_common(preview)
+    preview.set_defaults(run=_publish.run_preview)
     return parser
 
 

@@ -405,17 +405,26 @@ def _describe_build(args: Any, probed: dict[str, Probed], sampling: Sampling) ->
 
 def _finish(ds: Any, media: dict[str, str], root: str, args: Any) -> int:
     """Write ``-o`` and/or push ``--push``."""
+    from ..io import MediaAccess
     from . import _store
 
     if args.output:
         with _store.dataset_folder(args.output, overwrite=args.overwrite) as folder:
             if args.media != "absolute" and media:
                 _store.place_media(folder, media, args.media)
-            _store.write_tables(folder, {args.split: ds}, args.output, license=args.license, tags=_tags(args))
+            access = MediaAccess(str(folder), allow_uris=[root] if root else None)  # the build's own sources
+            _store.write_tables(
+                folder,
+                {args.split: ds},
+                args.output,
+                license=args.license,
+                tags=_tags(args),
+                preview=args.preview,
+                access=access,
+            )
         print(f"wrote {len(ds)} rows to {Path(args.output).absolute()}")
     if args.push:
         from .. import hf
-        from ..io import MediaAccess
 
         hf.set_media_access(ds, MediaAccess(root))  # the folder the build read (or the source's root)
         hf.push_to_hub(
@@ -489,7 +498,14 @@ def _from_videos(args: Any, sampling: Sampling) -> int:
     if args.output:
         with _store.dataset_folder(args.output, overwrite=args.overwrite) as folder:
             ds = convert(str(folder))
-            _store.write_tables(folder, {args.split: ds}, args.output, license=args.license, tags=_tags(args))
+            _store.write_tables(
+                folder,
+                {args.split: ds},
+                args.output,
+                license=args.license,
+                tags=_tags(args),
+                preview=args.preview,
+            )
         print(f"wrote {len(ds)} rows to {Path(args.output).absolute()}")
         hf.set_media_access(ds, MediaAccess(os.path.realpath(args.output)))  # the folder, renamed into place
         if args.push:

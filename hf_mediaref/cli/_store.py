@@ -109,7 +109,7 @@ def _readme(
     name: str,
     license: str | None,
     tags: list[str] | None,
-    preview: str | None,
+    preview: dict[str, Any],
 ) -> str:
     """The folder's card: YAML ``configs`` naming the shards (with ``license`` and ``tags``), then the same
     body a push writes (columns, media layout, both ways to load), reading this folder."""
@@ -122,7 +122,8 @@ def _readme(
         {
             "config_name": "default",
             "data_files": [{"split": s, "path": [f"data/{f}" for f in names]} for s, names in files.items()],
-        }
+        },
+        *([{"config_name": "preview", "data_files": preview["data_files"]}] if preview else []),
     ]
     card_data = DatasetCardData(configs=configs)
     apply_card_fields(card_data, license=license, tags=["hf-mediaref", *(tags or ())])
@@ -136,9 +137,26 @@ def _readme(
         num_rows={s: len(ds) for s, ds in splits.items()},
         description=first.info.description,
         local=True,
-        preview=preview,
+        preview=preview.get("sheet"),
     )
     return f"---\n{card_data.to_yaml()}\n---\n{body}"
+
+
+def _preview(folder: Path, splits: dict[str, Any], build: str, n: int, access: Any) -> dict[str, Any]:
+    """The preview files of the first split (the thumbnails' name carries the build id, as the shards')."""
+    from ..errors import MediaRefError
+    from ..hf._preview import preview_files
+
+    split, ds = next(iter(splits.items()))
+    try:
+        made = preview_files(ds, str(folder), split, n, access=access)
+    except (MediaRefError, ValueError, OSError) as err:
+        logger.warning("no preview: %s", err)
+        return {}
+    table = next(p for p in made["files"] if p.endswith(".parquet"))
+    named = table.replace(f"{split}-", f"{split}-{build}-", 1)
+    (folder / table).rename(folder / named)
+    return {"sheet": made["sheet"], "data_files": [{"split": split, "path": [named]}]}
 
 
 @contextlib.contextmanager
@@ -176,7 +194,8 @@ def write_tables(
     *,
     license: str | None = None,
     tags: list[str] | None = None,
-    preview: str | None = None,
+    preview: int = 0,
+    access: Any = None,
 ) -> None:
     """Write each split's Parquet shards under ``folder/data`` and the README that names them (its card:
     columns, media layout, how it was built, how to load it from ``location``, as the user named it).
@@ -184,6 +203,10 @@ def write_tables(
     The shard names carry a build id: ``datasets`` caches a local folder's table under the folder's name and
     its README configs (not the data files' paths or times), so a rebuilt folder, or another one of the same
     name, would otherwise load a stale cached table.
+
+    ``preview``: a contact sheet of that many frames of the first split (``preview/sheet.png``, shown in the
+    card) and their thumbnails as a ``preview`` configuration of ``datasets.Image`` rows, the refs read with
+    ``access`` (default: the dataset's own); a failure there is logged, the dataset is written without it.
     """
     data = folder / "data"
     data.mkdir(exist_ok=True)
@@ -197,7 +220,8 @@ def write_tables(
             part = ds.shard(shards, i, contiguous=True) if shards > 1 else ds
             part.to_parquet(str(path))
             files[name].append(path.name)
-    readme = _readme(splits, files, folder, location, license, tags, preview)
+    shown = _preview(folder, splits, build, preview, access) if preview else {}
+    readme = _readme(splits, files, folder, location, license, tags, shown)
     (folder / "README.md").write_text(readme, encoding="utf-8")
 
 

@@ -8,7 +8,7 @@ walker over nested features and their Arrow data), ``_formatter``, ``_transform`
 ``_loading``, ``_hub``, ``_card``, ``_interop``, ``_sampler``, ``_ahead`` (decode-ahead for in-process
 loaders), ``_streaming``, ``_sharding``, ``_windows`` (temporal windows), ``_registration`` and ``_compat``
 (every ``datasets`` internal used, in one place); ``_lerobot`` (``from_lerobot``), ``_videos``
-(``from_videos``: a Video-column dataset as frames).
+(``from_videos``: a Video-column dataset as frames), ``_preview`` (contact sheets, thumbnail tables).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ._formatter import MediaRefFormatter
 from ._hub import push_to_hub
 from ._lerobot import from_lerobot
 from ._loading import load_dataset, load_from_disk
+from ._preview import contact_sheet, preview_dataset
 from ._roots import get_media_access, get_media_root, set_media_access, set_media_root
 from ._sampler import VideoBlockBatchSampler
 from ._streaming import StreamDecodeTransform, decode_stream, split_by_node
@@ -40,6 +41,7 @@ __all__ = [
     "MediaRefFormatter",
     "StreamDecodeTransform",
     "VideoBlockBatchSampler",
+    "contact_sheet",
     "decode_stream",
     "decode_transform",
     "embed",
@@ -49,6 +51,7 @@ __all__ = [
     "get_media_root",
     "load_dataset",
     "load_from_disk",
+    "preview_dataset",
     "push_to_hub",
     "set_media_access",
     "set_media_root",

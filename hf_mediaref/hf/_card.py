@@ -236,6 +236,7 @@ def card_metadata(
     legacy_splits: Sequence[str] = (),
     license: str | None = None,
     tags: Sequence[str] | None = None,
+    extra_configs: Mapping[str, Any] | None = None,
 ) -> tuple[str, dict | None]:
     """The card with its YAML header (``dataset_info``, ``configs``) updated for the pushed splits, as
     ``datasets``' own ``push_to_hub`` updates it (same merge rules, same checks), from what the repo holds.
@@ -257,6 +258,8 @@ def card_metadata(
             ``configs``): listed in a ``default`` configuration when the card has none.
         license: the dataset's license (a Hub license id such as ``"cc-by-4.0"``): the card's ``license``.
         tags: tags added to the card's ``tags`` (the ones it has are kept).
+        extra_configs: more configurations for the card's ``configs`` (name -> ``{"data_files": ...}``), such
+            as the ``preview`` thumbnails.
 
     Returns:
         ``(card text, new dataset_infos.json content or None)``.
@@ -331,6 +334,8 @@ def card_metadata(
                 metadata_configs[current].pop("default")
                 configs[current] = metadata_configs[current]
         to_dump["default"] = True
+    for name, extra in (extra_configs or {}).items():
+        configs.setdefault(name, dict(extra))
     new_legacy = None
     if legacy:
         new_legacy = dict(legacy_infos or {})
