@@ -3,11 +3,13 @@
 Public surface (each name has one import path):
 
 * ``hf_mediaref``: :class:`MediaRef`, :class:`DataURI`, :class:`MediaAccess` (who may read what),
+  :func:`image_grid` (decoded frames as one labelled picture),
   :func:`batch_decode`, :class:`DecodeOptions`,
   :func:`cleanup_cache`, ``errors``, and the ``datasets`` integration (loaded on first use):
   ``MediaRefFeature``, ``decode_transform``, ``load_dataset``, ``embed``, ``push_to_hub``, ``set_media_root``,
   ``get_media_root``, ``VideoBlockBatchSampler``, ``decode_stream``, ``from_lerobot`` (a LeRobot dataset as
-  frame refs), ``from_videos`` (a Video-column dataset as frame refs).
+  frame refs), ``from_videos`` (a Video-column dataset as frame refs),
+  ``contact_sheet`` (sampled frames of a dataset as one picture).
 * :mod:`hf_mediaref.video`: single-video decoders (``PyAVVideoDecoder``, ``TorchCodecVideoDecoder``),
   ``Frame``/``FrameBatch``, ``VideoStreamMetadata``, ``BatchDecodingStrategy``, ``collect_stats``
   (also importable as :mod:`hf_mediaref.video_decoder`, the original ``mediaref`` name).
