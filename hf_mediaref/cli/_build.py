@@ -495,6 +495,17 @@ def _from_videos(args: Any, sampling: Sampling) -> int:
             on_error="raise" if args.strict else "skip",
         )
 
+    def push(ds: Any) -> None:
+        hf.push_to_hub(
+            ds,
+            args.push,
+            private=args.private or None,
+            split=args.split,
+            license=args.license,
+            tags=_tags(args),
+            preview=args.preview,
+        )
+
     if args.output:
         with _store.dataset_folder(args.output, overwrite=args.overwrite) as folder:
             ds = convert(str(folder))
@@ -509,25 +520,11 @@ def _from_videos(args: Any, sampling: Sampling) -> int:
         print(f"wrote {len(ds)} rows to {Path(args.output).absolute()}")
         hf.set_media_access(ds, MediaAccess(os.path.realpath(args.output)))  # the folder, renamed into place
         if args.push:
-            hf.push_to_hub(
-                ds,
-                args.push,
-                private=args.private or None,
-                split=args.split,
-                license=args.license,
-                tags=_tags(args),
-            )
+            push(ds)
     else:
         with tempfile.TemporaryDirectory(prefix="hf_mediaref-build-") as scratch:
             ds = convert(scratch)
-            hf.push_to_hub(
-                ds,
-                args.push,
-                private=args.private or None,
-                split=args.split,
-                license=args.license,
-                tags=_tags(args),
-            )
+            push(ds)
     if args.push:
         print(f"pushed {len(ds)} rows and their videos to {args.push}")
     return 0

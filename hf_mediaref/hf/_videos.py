@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..arrow import STORAGE_TYPE
-from ..errors import MediaDecodeError, MediaRefError, describe_uri
+from ..errors import MediaDecodeError, MediaRefError, UntrustedRefError, describe_uri
 from ..io import MediaAccess, UriKind, classify_uri, local_path, read_bytes
 from ..video._sampling import FrameSampling, sample_video
 from ._compat import dataset_from_arrow
@@ -228,7 +228,7 @@ def _frames_of(
         try:
             rel, sampled = writer.add(cell)
         except MediaRefError as err:
-            if on_error == "raise":
+            if on_error == "raise" or isinstance(err, UntrustedRefError):  # trust is never skipped past
                 raise type(err)(f"{what} row {i}: {err}", uri=err.uri) from err
             skipped.append((i, f"{type(err).__name__}: {err}"))
             continue
@@ -335,7 +335,8 @@ def from_videos(
         frame_column: the name of the MediaRef column.
         media_dir: the folder under ``out_dir`` for the videos.
         on_error: ``"raise"`` (default) at the first video that cannot be read, or ``"skip"`` it (the skipped
-            rows are logged as a warning: count, first few rows and why).
+            rows are logged as a warning: count, first few rows and why). A path the access refuses always
+            raises.
         access: what the video paths may read (a :class:`~hf_mediaref.MediaAccess`). Default: a folder reads
             inside itself; a Hub dataset inside the caches ``datasets`` downloads to; a ``Dataset`` object is
             yours, so its paths are trusted (pass an access for one whose paths came from someone else).

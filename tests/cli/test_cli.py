@@ -633,3 +633,28 @@ def test_a_push_records_license_tags_and_how_it_was_built(recordings, tmp_path):
     meta = yaml.safe_load(card.split("---\n")[1])
     assert meta["license"] == "mit" and meta["tags"] == ["hf-mediaref"]
     assert "dataset_info" in meta and "Sampling: keyframes only." in card and "from `a.mp4`" in card
+
+
+def test_build_from_a_hub_video_dataset_and_push_the_frames(tmp_path):
+    import huggingface_hub
+    from huggingface_hub import CommitOperationAdd
+
+    src = tmp_path / "src"
+    src.mkdir()
+    write_video(src / "a.mp4", 10, fps=10, gop=5)
+    write_video(src / "b.mp4", 10, fps=10, gop=5, first_index=100)
+    with FakeHub(tmp_path / "hub") as hub:
+        api = huggingface_hub.HfApi()
+        api.create_repo("me/videos", repo_type="dataset")
+        operations = [
+            CommitOperationAdd(path_in_repo=n, path_or_fileobj=str(src / n)) for n in ("a.mp4", "b.mp4")
+        ]
+        api.create_commit("me/videos", operations=operations, repo_type="dataset")
+        code = main(["build", "--from-videos", "me/videos", "--push", "me/frames", "-q", "--every", "3"])
+        assert code == 0
+        repo = hub.repo_dir("me/frames")
+        assert (repo / "videos" / "a.mp4").is_file() and (repo / "preview" / "sheet.png").is_file()
+        assert "[me/videos](https://huggingface.co/datasets/me/videos)" in (repo / "README.md").read_text()
+        back = hf_mediaref.load_dataset("me/frames", split="train")
+        frames = back.with_format("mediaref").select_columns(["frame"])[:]["frame"]
+        assert [read_index(f) for f in frames] == [0, 3, 6, 9, 100, 103, 106, 109]

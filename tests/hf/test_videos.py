@@ -19,11 +19,14 @@ from hf_mediaref.testing import probe_pts_ns, read_index, write_video  # noqa: E
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
-    """``a.mp4`` (12 frames at 10 fps, barcodes 0..11) and ``b.mkv`` (9 frames at 15 fps, 100..108)."""
+    """``a.mp4`` (12 frames at 10 fps, barcodes 0..11), ``b.mkv`` (9 frames at 15 fps, 100..108) and
+    ``c.mp4`` (variable frame rate with B-frames, 200..209)."""
     root = tmp_path_factory.mktemp("videos")
     a = write_video(root / "a.mp4", 12, fps=10, gop=4)
     b = write_video(root / "b.mkv", 9, fps=15, gop=3, first_index=100)
-    return root, {"a.mp4": (a, 0), "b.mkv": (b, 100)}
+    vfr = [0, 33, 70, 150, 151, 200, 333, 345, 400, 481]
+    c = write_video(root / "c.mp4", len(vfr), pts=vfr, gop=5, bframes=2, first_index=200)
+    return root, {"a.mp4": (a, 0), "b.mkv": (b, 100), "c.mp4": (c, 200)}
 
 
 def _plain_expected(path, t_ns: int) -> int:
@@ -49,23 +52,24 @@ def test_a_video_column_of_paths_becomes_frame_rows_that_load_from_their_folder(
     root, specs = videos
     source = datasets.Dataset.from_dict(
         {
-            "video": [str(root / "a.mp4"), str(root / "b.mkv"), str(root / "a.mp4")],
-            "label": ["cat", "dog", "cat again"],
+            "video": [str(root / "a.mp4"), str(root / "b.mkv"), str(root / "a.mp4"), str(root / "c.mp4")],
+            "label": ["cat", "dog", "cat again", "bird"],
         }
     ).cast_column("video", datasets.Video())
     out = tmp_path / "frames"
     ds = hf_mediaref.from_videos(source, out_dir=out)
-    assert len(ds) == 12 + 9 + 12
+    assert len(ds) == 12 + 9 + 12 + 10
     assert ds.column_names[:5] == ["frame", "video_id", "video_index", "frame_index", "timestamp"]
-    assert sorted(os.listdir(out / "videos")) == ["a.mp4", "b.mkv"]  # a.mp4 written once
+    assert sorted(os.listdir(out / "videos")) == ["a.mp4", "b.mkv", "c.mp4"]  # a.mp4 written once
     assert os.path.samefile(out / "videos" / "a.mp4", root / "a.mp4")  # hard-linked, not re-encoded
     rows = ds.with_format(None).select_columns(["video_id", "video_index", "label", "frame_index"])[:]
-    assert rows["video_index"] == [0] * 12 + [1] * 9 + [2] * 12
-    assert rows["label"][12] == "dog" and rows["label"][-1] == "cat again"
-    assert rows["frame_index"] == list(range(12)) + list(range(9)) + list(range(12))
-    # every frame's pts is the one a plain decode shows
+    assert rows["video_index"] == [0] * 12 + [1] * 9 + [2] * 12 + [3] * 10
+    assert rows["label"][12] == "dog" and rows["label"][21] == "cat again" and rows["label"][-1] == "bird"
+    assert rows["frame_index"] == list(range(12)) + list(range(9)) + list(range(12)) + list(range(10))
+    # every frame's pts is the one a plain decode shows (B-frames and a variable rate included)
     pts = [r.pts_ns for r in ds.with_format(None)["frame"]]
     assert pts[:12] == probe_pts_ns(root / "a.mp4") and pts[12:21] == probe_pts_ns(root / "b.mkv")
+    assert pts[33:] == probe_pts_ns(root / "c.mp4")
     ds.save_to_disk(str(out))  # the folder holds the media and the table: its own trust boundary
     back = hf_mediaref.load_from_disk(str(out))
     assert hf_mediaref.get_media_access(back).root == os.path.realpath(out)
@@ -75,14 +79,19 @@ def test_a_video_column_of_paths_becomes_frame_rows_that_load_from_their_folder(
 @pytest.mark.parametrize(
     ("sampling", "expected"),
     [
-        ({"fps": 4}, {"videos/a.mp4": [0, 2, 5, 7, 10], "videos/b.mkv": [0, 3, 7]}),
-        ({"keyframes": True}, {"videos/a.mp4": [0, 4, 8], "videos/b.mkv": [0, 3, 6]}),
-        ({"every": 5}, {"videos/a.mp4": [0, 5, 10], "videos/b.mkv": [0, 5]}),
+        (
+            {"fps": 4},
+            {"videos/a.mp4": [0, 2, 5, 7, 10], "videos/b.mkv": [0, 3, 7], "videos/c.mp4": [0, 5, 9]},
+        ),
+        ({"keyframes": True}, {"videos/a.mp4": [0, 4, 8], "videos/b.mkv": [0, 3, 6], "videos/c.mp4": [0, 5]}),
+        ({"every": 5}, {"videos/a.mp4": [0, 5, 10], "videos/b.mkv": [0, 5], "videos/c.mp4": [0, 5]}),
     ],
 )
 def test_sampling_like_build(videos, tmp_path, sampling, expected):
     root, specs = videos
-    source = datasets.Dataset.from_dict({"video": [str(root / "a.mp4"), str(root / "b.mkv")]})
+    source = datasets.Dataset.from_dict(
+        {"video": [str(root / "a.mp4"), str(root / "b.mkv"), str(root / "c.mp4")]}
+    )
     source = source.cast_column("video", datasets.Video())
     ds = hf_mediaref.from_videos(source, "video", out_dir=tmp_path / "out", **sampling)
     got: dict[str, list[int]] = {}
