@@ -111,6 +111,7 @@ class _MediaWriter:
         self.out_dir, self.media_dir, self.sampling, self.access = out_dir, media_dir, sampling, access
         self.by_key: dict[str, tuple[str, Any] | BaseException] = {}
         self.names: set[str] = set()
+        self.skipped: list[str] = []  #: per split, the rows left out (on_error="skip"), for the card
 
     def _name(self, stem: str, ext: str) -> str:
         stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) or "video"
@@ -238,6 +239,10 @@ def _frames_of(
         pts.append(sampled.pts_ns)
         positions.append(sampled.frame_index)
     if skipped:
+        writer.skipped.append(
+            f"{what}: rows {', '.join(str(i) for i, _ in skipped[:10])}"
+            + (" ..." if len(skipped) > 10 else "")
+        )
         first = "; ".join(f"row {i}: {why[:200]}" for i, why in skipped[:5])
         more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""
         logger.warning(
@@ -273,7 +278,9 @@ def _frames_of(
     return dataset_from_arrow(out, features)
 
 
-def _description(source: Any, column: str, sampling: FrameSampling, videos: int, media_dir: str) -> str:
+def _description(
+    source: Any, column: str, sampling: FrameSampling, videos: int, media_dir: str, skipped: list[str]
+) -> str:
     """How the frames were made, for the dataset card (a folder by its name, never its local path)."""
     from .._version import __version__
 
@@ -290,6 +297,7 @@ def _description(source: Any, column: str, sampling: FrameSampling, videos: int,
         f"Converted with `hf_mediaref.from_videos` (hf_mediaref {__version__}) from the `{column}` column of "
         f"{named}: {videos} video(s), each stored once under `{media_dir}/`, one row per sampled frame "
         f"(`video_index` is the video's row in the source). Sampling: {sampling.describe()}."
+        + (f" Left out (no video, or unreadable): {'; '.join(skipped)}." if skipped else "")
     )
 
 
@@ -376,9 +384,13 @@ def from_videos(
             for name, ds in loaded.items()
         }
         for ds in splits.values():
-            ds.info.description = _description(source, column, sampling, len(writer.names), media_dir)
+            ds.info.description = _description(
+                source, column, sampling, len(writer.names), media_dir, writer.skipped
+            )
         return set_media_access(datasets.DatasetDict(splits), result_access)
     frames = _frames_of(loaded, column, writer, frame_column, on_error, "the dataset")
-    frames.info.description = _description(source, column, sampling, len(writer.names), media_dir)
+    frames.info.description = _description(
+        source, column, sampling, len(writer.names), media_dir, writer.skipped
+    )
     logger.info("from_videos: %d frame rows from %d video file(s) in %s", len(frames), len(writer.names), out)
     return set_media_access(frames, result_access)

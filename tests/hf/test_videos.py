@@ -180,6 +180,7 @@ def test_unreadable_videos_raise_or_are_skipped(videos, tmp_path, caplog):
         ds = hf_mediaref.from_videos(source, out_dir=tmp_path / "skip", on_error="skip")
     assert set(ds["video_index"]) == {1} and len(ds) == 9
     assert "skipped 1 of 2 video row(s)" in caplog.text and "row 0" in caplog.text
+    assert "Left out (no video, or unreadable): the dataset: rows 0." in ds.info.description  # and the card
 
 
 def test_the_access_decides_what_paths_are_read(videos, tmp_path):
