@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..arrow import STORAGE_TYPE
-from ..errors import MediaDecodeError, MediaRefError, UntrustedRefError, describe_uri
+from ..errors import MediaDecodeError, MediaNotFoundError, MediaRefError, UntrustedRefError, describe_uri
 from ..io import MediaAccess, UriKind, classify_uri, local_path, read_bytes
 from ..video._sampling import FrameSampling, sample_video
 from ._compat import dataset_from_arrow
@@ -160,8 +160,6 @@ class _MediaWriter:
             elif classify_uri(key) in (UriKind.LOCAL, UriKind.FILE):
                 real = os.path.realpath(local_path(key))
                 if not os.path.isfile(real):
-                    from ..errors import MediaNotFoundError
-
                     raise MediaNotFoundError(f"no video file at {describe_uri(key)}", uri=key)
                 try:
                     os.link(real, dest)
