@@ -3,11 +3,13 @@
 Public surface (each name has one import path):
 
 * ``hf_mediaref``: :class:`MediaRef`, :class:`DataURI`, :class:`MediaAccess` (who may read what),
+  :func:`image_grid` (decoded frames as one labelled picture),
   :func:`batch_decode`, :class:`DecodeOptions`,
   :func:`cleanup_cache`, ``errors``, and the ``datasets`` integration (loaded on first use):
   ``MediaRefFeature``, ``decode_transform``, ``load_dataset``, ``embed``, ``push_to_hub``, ``set_media_root``,
   ``get_media_root``, ``VideoBlockBatchSampler``, ``decode_stream``, ``from_lerobot`` (a LeRobot dataset as
-  frame refs).
+  frame refs), ``from_videos`` (a Video-column dataset as frame refs),
+  ``contact_sheet`` (sampled frames of a dataset as one picture).
 * :mod:`hf_mediaref.video`: single-video decoders (``PyAVVideoDecoder``, ``TorchCodecVideoDecoder``),
   ``Frame``/``FrameBatch``, ``VideoStreamMetadata``, ``BatchDecodingStrategy``, ``collect_stats``
   (also importable as :mod:`hf_mediaref.video_decoder`, the original ``mediaref`` name).
@@ -29,7 +31,7 @@ from . import errors
 from ._version import __version__
 from .core import DataURI, MediaRef
 from .decode import DecodeOptions, batch_decode
-from .io import MediaAccess, parse_allow_uris
+from .io import MediaAccess, image_grid, parse_allow_uris
 from .video import cleanup_cache
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,10 +39,12 @@ if TYPE_CHECKING:  # pragma: no cover
         FrameWindows,
         MediaRefFeature,
         VideoBlockBatchSampler,
+        contact_sheet,
         decode_stream,
         decode_transform,
         embed,
         from_lerobot,
+        from_videos,
         get_media_access,
         get_media_root,
         load_dataset,
@@ -54,10 +58,12 @@ _LAZY_HF = (
     "FrameWindows",
     "MediaRefFeature",
     "VideoBlockBatchSampler",
+    "contact_sheet",
     "decode_stream",
     "decode_transform",
     "embed",
     "from_lerobot",
+    "from_videos",
     "get_media_access",
     "get_media_root",
     "load_dataset",
@@ -78,13 +84,16 @@ __all__ = [
     "__version__",
     "batch_decode",
     "cleanup_cache",
+    "contact_sheet",
     "decode_stream",
     "decode_transform",
     "embed",
     "errors",
     "from_lerobot",
+    "from_videos",
     "get_media_access",
     "get_media_root",
+    "image_grid",
     "load_dataset",
     "load_from_disk",
     "parse_allow_uris",

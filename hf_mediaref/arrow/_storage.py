@@ -63,6 +63,13 @@ def _pts_to_int64(pts: pa.Array, names: list[str]) -> pa.Array:
 
 def _struct_children(storage: pa.StructArray) -> tuple[pa.Array, pa.Array]:
     names = [storage.type.field(i).name for i in range(storage.type.num_fields)]
+    if "uri" not in names and set(names) == {"bytes", "path"}:
+        raise InvalidRefError(
+            "cannot read struct<bytes, path> as MediaRef: that is how datasets stores a Video (or Image) "
+            "column, whose rows are whole files, while a MediaRef is one frame. Use "
+            "hf_mediaref.from_videos(ds, column=...) to make one row per frame (the videos written once as "
+            "files, each row a ref to one frame), or `hf-mediaref build --from-videos`"
+        )
     if "uri" not in names:
         raise InvalidRefError(f"cannot read struct<{', '.join(names)}> as MediaRef: it has no 'uri' field")
     uri = _uri_to_string(storage.field("uri"), names)

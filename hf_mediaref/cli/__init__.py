@@ -34,10 +34,12 @@ examples:
   hf-mediaref build "runs/**/*.mkv" -o frames/ --keyframes --metadata runs.csv
   hf-mediaref build recordings/ --push me/robot-frames     build and push (media uploaded once each)
   hf-mediaref build --from-lerobot lerobot/pusht -o pusht-frames/
+  hf-mediaref build --from-videos me/my-videos -o frames/ --fps 2
   hf-mediaref verify frames/ --sample 1000                 decode 1000 random refs, grouped by video
   hf-mediaref inspect hf://datasets/me/robot-frames
   hf-mediaref embed frames/ -o frames-embedded/ --format webp --size 224 224
   hf-mediaref push frames/ me/robot-frames
+  hf-mediaref preview frames/ -o sheet.png -n 24             look at 24 frames spread over the dataset
 """
 
 
@@ -67,6 +69,21 @@ def _add_dataset(parser: argparse.ArgumentParser) -> None:
         help="let the dataset's refs read here too, beyond its root (a URI prefix, a folder, a scheme, or "
         "'*' for a dataset you trust entirely, e.g. one built with --media absolute); repeatable. Nothing "
         "stored in the data widens what its refs may read: only these flags do",
+    )
+
+
+def _add_card(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--preview",
+        type=int,
+        default=16,
+        metavar="N",
+        help="a contact sheet of N frames (shown in the card) and their thumbnails as a 'preview' "
+        "configuration the Hub's viewer shows as images; 0: none (default: %(default)s)",
+    )
+    parser.add_argument("--license", help="the dataset card's license (a Hub license id, e.g. cc-by-4.0)")
+    parser.add_argument(
+        "--tags", action="append", metavar="TAG[,TAG...]", help="tags for the dataset card (repeatable)"
     )
 
 
@@ -114,6 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("-o", "--output", metavar="OUT", help="the dataset folder to write (must not exist)")
     build.add_argument("--push", metavar="ORG/NAME", help="push the dataset and its media to this Hub repo")
     build.add_argument("--from-lerobot", metavar="PATH_OR_REPO", help="import a LeRobot dataset instead")
+    build.add_argument(
+        "--from-videos",
+        metavar="FOLDER_OR_REPO",
+        help="a dataset of whole videos instead: a videofolder (videos and an optional metadata.jsonl/csv), "
+        "a save_to_disk folder or a Hub dataset with a datasets.Video column; one row per sampled frame, "
+        "the other columns kept",
+    )
+    build.add_argument(
+        "--column", default="video", help="--from-videos: the video column (default: %(default)s)"
+    )
     sampling = build.add_mutually_exclusive_group()
     sampling.add_argument("--fps", type=float, help="the frames on screen N times a second (playback rule)")
     sampling.add_argument("--keyframes", action="store_true", help="keyframes only")
@@ -123,8 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--media",
         choices=("link", "copy", "absolute"),
         default="link",
-        help="put the media in OUT as hard links (symlinks across file systems; default) or copies, or "
-        "leave them where they are and store absolute paths",
+        help="put the media in OUT as hard links (symlinked sources: links to their targets; copies across "
+        "file systems; default) or copies, or leave them where they are and store absolute paths",
     )
     build.add_argument(
         "--metadata", metavar="SIDECAR", help="extra columns per file: a JSON or CSV file keyed by file"
@@ -143,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--episodes", metavar="I,J,...", help="--from-lerobot: only these episode indices (comma-separated)"
     )
     build.add_argument("--private", action="store_true", help="--push: create a private repo")
+    _add_card(build)
     _add_common(build)
     build.set_defaults(run=_build.run)
 
@@ -204,8 +232,28 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("repo_id", metavar="ORG/NAME", help="the Hub dataset repo")
     push.add_argument("--private", action="store_true", help="create a private repo")
     push.add_argument("--commit-message", help="commit message of the table")
+    _add_card(push)
     _add_common(push)
     push.set_defaults(run=_publish.run_push)
+
+    preview = commands.add_parser(
+        "preview",
+        help="a contact sheet: N frames of a dataset in one labelled image",
+        description=_publish.PREVIEW_DESCRIPTION,
+        formatter_class=fmt,
+    )
+    _add_dataset(preview)
+    preview.add_argument(
+        "-o", "--output", metavar="IMAGE", required=True, help="the image to write (.png, .jpg)"
+    )
+    preview.add_argument("-n", type=int, default=16, help="how many frames (default: %(default)s)")
+    preview.add_argument("--cols", type=int, help="frames per row (default: about sqrt(N))")
+    preview.add_argument("--column", help="the MediaRef column (default: the first)")
+    preview.add_argument(
+        "--thumbnail", type=int, default=160, help="longest side of each frame, pixels (default: %(default)s)"
+    )
+    _add_common(preview)
+    preview.set_defaults(run=_publish.run_preview)
     return parser
 
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ..video._sampling import FrameSampling
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "run"]
@@ -53,6 +55,8 @@ examples:
 
 _FILE_COLUMNS = ("codec", "width", "height", "fps", "duration", "file_size")
 
+Sampling = FrameSampling  # the --fps / --keyframes / --every options
+
 
 # ----------------------------------------------------------------------------------------- sources
 def _extension(path: str) -> str:
@@ -64,14 +68,49 @@ def _is_media(path: str) -> bool:
     return ext in VIDEO_EXTENSIONS or ext in IMAGE_EXTENSIONS
 
 
-def collect_files(sources: list[str]) -> tuple[list[str], list[str]]:
+_METADATA_FILES = frozenset({"metadata.jsonl", "metadata.json", "metadata.csv", "metadata.parquet"})
+
+
+@dataclasses.dataclass
+class Skipped:
+    """Files a build left out without reading them: found in a folder or by a glob but not video or image
+    files (by extension; hidden files and ``metadata.*`` not counted). Unreadable media are reported apart,
+    each with its error."""
+
+    ignored: list[str] = dataclasses.field(default_factory=list)
+
+    def summary(self, first: int = 5) -> list[str]:
+        """The count and the first few names (no line when nothing was left out)."""
+        lines = []
+        if self.ignored:
+            names = ", ".join(os.path.basename(p) for p in self.ignored[:first])
+            more = f", ... ({len(self.ignored) - first} more)" if len(self.ignored) > first else ""
+            lines.append(
+                f"ignored {len(self.ignored)} file(s) that are not video or image files: {names}{more}"
+            )
+        return lines
+
+
+def collect_files(sources: list[str], skipped: Skipped | None = None) -> tuple[list[str], list[str]]:
     """``(files, folders)``: absolute paths of the media files the sources name, and the folders given.
+    Folders are searched recursively, symlinked sub-folders included (each real folder once); the files in
+    them that are not media go to ``skipped.ignored``.
 
     Raises:
         FileNotFoundError: a source matches nothing.
     """
     files: list[str] = []
     folders: list[str] = []
+    ignored: list[str] = []
+
+    def keep(paths: list[str]) -> None:
+        for path in paths:
+            name = os.path.basename(path)
+            if _is_media(name):
+                files.append(path)
+            elif not name.startswith(".") and name not in _METADATA_FILES:
+                ignored.append(path)
+
     for source in sources:
         if source.startswith("@"):
             listing = Path(source[1:])
@@ -82,18 +121,26 @@ def collect_files(sources: list[str]) -> tuple[list[str], list[str]]:
                     files.append(os.path.abspath(path))
         elif os.path.isdir(source):
             folders.append(os.path.abspath(source))
-            for dirpath, dirnames, filenames in os.walk(source):
+            seen: set[str] = set()
+            for dirpath, dirnames, filenames in os.walk(source, followlinks=True):
+                real = os.path.realpath(dirpath)
+                if real in seen:  # a symlink loop, or a folder linked twice
+                    dirnames[:] = []
+                    continue
+                seen.add(real)
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                files += [os.path.abspath(os.path.join(dirpath, f)) for f in filenames if _is_media(f)]
+                keep([os.path.abspath(os.path.join(dirpath, f)) for f in filenames])
         elif os.path.isfile(source):
             files.append(os.path.abspath(source))
         elif glob.has_magic(source):
             matched = [os.path.abspath(p) for p in glob.glob(source, recursive=True) if os.path.isfile(p)]
             if not matched:
                 raise FileNotFoundError(f"{source!r} matches no file")
-            files += [p for p in matched if _is_media(p)]
+            keep(matched)
         else:
             raise FileNotFoundError(f"{source!r}: no such file or folder")
+    if skipped is not None:
+        skipped.ignored += sorted(set(ignored))
     return sorted(set(files)), folders
 
 
@@ -118,21 +165,6 @@ def choose_root(files: list[str], folders: list[str], root: str | None) -> str:
 
 # ----------------------------------------------------------------------------------------- probing
 @dataclasses.dataclass
-class Sampling:
-    """Which frames of a video become rows."""
-
-    fps: float | None = None
-    keyframes: bool = False
-    every: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.fps is not None and not self.fps > 0:
-            raise ValueError(f"--fps must be > 0, got {self.fps}")
-        if self.every is not None and self.every < 1:
-            raise ValueError(f"--every must be >= 1, got {self.every}")
-
-
-@dataclasses.dataclass
 class Probed:
     """The rows of one file (``pts_ns`` None for an image) and its facts."""
 
@@ -147,51 +179,44 @@ class Probed:
 
 
 def _sample_video(path: str, sampling: Sampling) -> Probed:
-    from ..video import PyAVVideoDecoder
+    from ..video._sampling import sample_video
 
-    with PyAVVideoDecoder(path) as decoder:
-        meta = decoder.metadata
-        pts = np.asarray(decoder.frame_pts_ns)
-        if sampling.fps is not None:
-            end_ns = int(meta.end_stream_seconds * 1e9) - 1  # float seconds: stay clear of the exact end
-            step = 1e9 / sampling.fps
-            count = int(np.ceil((end_ns - int(pts[0])) / step))
-            times = [t for t in (int(pts[0]) + round(k * step) for k in range(max(count, 1))) if t < end_ns]
-            times = times or [int(pts[0])]
-            positions = decoder.frame_indices_played_at(times)
-            stored = np.asarray(times, dtype=np.int64)
-        else:
-            if sampling.keyframes:
-                positions = decoder.frame_indices_played_at([round(s * 1e9) for s in meta.keyframe_seconds])
-                positions = np.unique(positions)
-            else:
-                positions = np.arange(0, len(pts), sampling.every or 1)
-            stored = pts[positions]
+    got = sample_video(path, sampling)
     return Probed(
-        pts_ns=stored.tolist(),
-        frame_index=np.asarray(positions, dtype=np.int64),
-        codec=meta.codec,
-        width=meta.width,
-        height=meta.height,
-        fps=meta.average_fps,
-        duration=meta.duration_seconds,
+        pts_ns=got.pts_ns.tolist(),
+        frame_index=got.frame_index,
+        codec=got.codec,
+        width=got.width,
+        height=got.height,
+        fps=got.fps,
+        duration=got.duration,
         file_size=os.path.getsize(path),
     )
 
 
-def _probe_image(path: str) -> Probed:
+def _probe_image(path: str, sampling: Sampling) -> Probed:
+    """An image's one row; an animated image (GIF, APNG) is a video of its frames: one row per sampled frame,
+    each ref the frame's time, decoded by the video engine."""
     from PIL import Image
 
     with Image.open(path) as img:
         img.load()  # a truncated or corrupt file fails here, not at training time
         fmt, (width, height) = (img.format or _extension(path)).lower(), img.size
+        animated = getattr(img, "n_frames", 1) > 1
+    if animated:
+        from ..errors import MediaDecodeError
+
+        try:
+            return _sample_video(path, sampling)
+        except MediaDecodeError as err:  # animated WebP: FFmpeg cannot decode its frames
+            logger.warning("%s: one row (its first frame): %s", path, err)
     return Probed([None], np.zeros(1, np.int64), fmt, width, height, None, None, os.path.getsize(path))
 
 
 def probe(path: str, sampling: Sampling) -> Probed:
     """The rows ``path`` contributes."""
     if _extension(path) in IMAGE_EXTENSIONS:
-        return _probe_image(path)
+        return _probe_image(path, sampling)
     return _sample_video(path, sampling)
 
 
@@ -352,22 +377,64 @@ def _report_failures(failures: dict[str, BaseException], total: int, strict: boo
         print(f"  ... and {len(failures) - 20} more", file=sys.stderr)
 
 
+def _report_skipped(skipped: Skipped) -> None:
+    """The summary of what the build left out, on stderr and in the log."""
+    for line in skipped.summary():
+        logger.info("%s", line)
+        print(line, file=sys.stderr)
+
+
+def _tags(args: Any) -> list[str]:
+    """``--tags``: comma-separated, repeatable."""
+    return [t.strip() for value in (args.tags or []) for t in value.split(",") if t.strip()]
+
+
+def _describe_build(args: Any, probed: dict[str, Probed], sampling: Sampling) -> str:
+    """How a folder build was made, for the card (the sources by their names, not their local paths)."""
+    from .._version import __version__
+
+    videos = sum(1 for p in probed.values() if p.pts_ns and p.pts_ns[0] is not None)
+    names = ", ".join(f"`{os.path.basename(os.path.normpath(s)) or s}`" for s in args.sources[:5])
+    more = f" and {len(args.sources) - 5} more" if len(args.sources) > 5 else ""
+    return (
+        f"Built with `hf-mediaref build` (hf_mediaref {__version__}) from {names}{more}: "
+        f"{videos} video(s) and {len(probed) - videos} image(s), one row per sampled frame or image. "
+        f"Sampling: {sampling.describe()}."
+    )
+
+
 def _finish(ds: Any, media: dict[str, str], root: str, args: Any) -> int:
     """Write ``-o`` and/or push ``--push``."""
+    from ..io import MediaAccess
     from . import _store
 
     if args.output:
         with _store.dataset_folder(args.output, overwrite=args.overwrite) as folder:
             if args.media != "absolute" and media:
                 _store.place_media(folder, media, args.media)
-            _store.write_tables(folder, {args.split: ds}, Path(args.output).name)
+            access = MediaAccess(str(folder), allow_uris=[root] if root else None)  # the build's own sources
+            _store.write_tables(
+                folder,
+                {args.split: ds},
+                args.output,
+                license=args.license,
+                tags=_tags(args),
+                preview=args.preview,
+                access=access,
+            )
         print(f"wrote {len(ds)} rows to {Path(args.output).absolute()}")
     if args.push:
         from .. import hf
-        from ..io import MediaAccess
 
         hf.set_media_access(ds, MediaAccess(root))  # the folder the build read (or the source's root)
-        hf.push_to_hub(ds, args.push, private=args.private or None, split=args.split)
+        hf.push_to_hub(
+            ds,
+            args.push,
+            private=args.private or None,
+            split=args.split,
+            license=args.license,
+            tags=_tags(args),
+        )
         print(f"pushed {len(ds)} rows and {len(media)} media file(s) to {args.push}")
     return 0
 
@@ -381,6 +448,18 @@ def _from_lerobot(args: Any) -> int:
     except ValueError:
         raise ValueError(f"--episodes takes comma-separated integers, got {args.episodes!r}") from None
     ds = hf.from_lerobot(args.from_lerobot, snap=not args.no_snap, episodes=episodes)
+    from .._version import __version__
+
+    source = (
+        args.from_lerobot
+        if not os.path.isdir(args.from_lerobot)
+        else os.path.basename(os.path.normpath(args.from_lerobot))
+    )
+    ds.info.description = (
+        f"Imported from the LeRobot dataset `{source}` with `hf-mediaref build --from-lerobot` (hf_mediaref "
+        f"{__version__}): one row per frame, one media reference column per camera"
+        + (f", episodes {args.episodes}." if args.episodes else ".")
+    )
     from ..hf import get_media_access
 
     access = get_media_access(ds)
@@ -395,10 +474,72 @@ def _from_lerobot(args: Any) -> int:
     return _finish(ds, media, root, args)
 
 
+def _from_videos(args: Any, sampling: Sampling) -> int:
+    """``--from-videos``: :func:`hf_mediaref.from_videos` writes the videos into OUT (or a scratch folder
+    for a push alone), then the table is written beside them."""
+    import tempfile
+
+    from .. import hf
+    from ..io import MediaAccess
+    from . import _store
+
+    def convert(folder: str) -> Any:
+        return hf.from_videos(
+            args.from_videos,
+            args.column,
+            out_dir=folder,
+            split=args.split,
+            fps=sampling.fps,
+            keyframes=sampling.keyframes,
+            every=sampling.every,
+            on_error="raise" if args.strict else "skip",
+        )
+
+    def push(ds: Any) -> None:
+        hf.push_to_hub(
+            ds,
+            args.push,
+            private=args.private or None,
+            split=args.split,
+            license=args.license,
+            tags=_tags(args),
+            preview=args.preview,
+        )
+
+    if args.output:
+        with _store.dataset_folder(args.output, overwrite=args.overwrite) as folder:
+            ds = convert(str(folder))
+            _store.write_tables(
+                folder,
+                {args.split: ds},
+                args.output,
+                license=args.license,
+                tags=_tags(args),
+                preview=args.preview,
+            )
+        print(f"wrote {len(ds)} rows to {Path(args.output).absolute()}")
+        hf.set_media_access(ds, MediaAccess(os.path.realpath(args.output)))  # the folder, renamed into place
+        if args.push:
+            push(ds)
+    else:
+        with tempfile.TemporaryDirectory(prefix="hf_mediaref-build-") as scratch:
+            ds = convert(scratch)
+            push(ds)
+    if args.push:
+        print(f"pushed {len(ds)} rows and their videos to {args.push}")
+    return 0
+
+
 def run(args: Any) -> int:
     """Run ``build`` with parsed arguments."""
     if not args.output and not args.push:
         raise ValueError("give -o OUT and/or --push ORG/NAME")
+    if args.from_lerobot and args.from_videos:
+        raise ValueError("give --from-lerobot or --from-videos, not both")
+    if args.from_videos:
+        if args.sources:
+            raise ValueError("--from-videos takes no SRC")
+        return _from_videos(args, Sampling(fps=args.fps, keyframes=args.keyframes, every=args.every))
     if args.from_lerobot:
         if args.sources:
             raise ValueError("--from-lerobot takes no SRC")
@@ -407,7 +548,8 @@ def run(args: Any) -> int:
         raise ValueError("give at least one SRC (a folder, glob, file or @LIST)")
     sampling = Sampling(fps=args.fps, keyframes=args.keyframes, every=args.every)
     sidecar = read_sidecar(args.metadata, args.metadata_key) if args.metadata else None
-    files, folders = collect_files(args.sources)
+    skipped = Skipped()
+    files, folders = collect_files(args.sources, skipped)
     if args.output:  # rebuilding into a folder inside SRC: its linked media are not new recordings
         out = os.path.abspath(args.output)
         files = [f for f in files if os.path.commonpath([out, f]) != out]
@@ -418,9 +560,11 @@ def run(args: Any) -> int:
         raise FileExistsError(f"{os.path.abspath(args.output)} exists (use --overwrite to replace it)")
     probed, failures = probe_all(files, sampling, args.workers, args.quiet)
     _report_failures(failures, len(files), args.strict)
+    _report_skipped(skipped)
     if failures and args.strict:
         return 1
     if not probed:
         raise ValueError("no file could be read: nothing to write")
     ds, media = assemble(probed, root, sidecar, args.metadata_key, absolute=args.media == "absolute")
+    ds.info.description = _describe_build(args, probed, sampling)
     return _finish(ds, media, root, args)

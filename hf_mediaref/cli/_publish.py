@@ -7,7 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EMBED_DESCRIPTION", "PUSH_DESCRIPTION", "run_embed", "run_push"]
+__all__ = [
+    "EMBED_DESCRIPTION",
+    "PREVIEW_DESCRIPTION",
+    "PUSH_DESCRIPTION",
+    "run_embed",
+    "run_preview",
+    "run_push",
+]
 
 EMBED_DESCRIPTION = """\
 Decode every ref and store it as an image data: URI, so the dataset no longer needs the media files
@@ -44,7 +51,7 @@ def run_embed(args: Any) -> int:
         for name, ds in splits.items()
     }
     with _store.dataset_folder(args.output, overwrite=args.overwrite) as folder:
-        _store.write_tables(folder, embedded, Path(args.output).name)
+        _store.write_tables(folder, embedded, args.output)
     rows = sum(len(ds) for ds in embedded.values())
     print(f"wrote {rows} rows with embedded {args.format} images to {Path(args.output).absolute()}")
     return 0
@@ -58,11 +65,38 @@ def run_push(args: Any) -> int:
     from . import _store
 
     splits = _store.open_from_args(args)
-    kwargs: dict[str, Any] = {"private": args.private or None, "commit_message": args.commit_message}
+    from ._build import _tags
+
+    kwargs: dict[str, Any] = {
+        "private": args.private or None,
+        "commit_message": args.commit_message,
+        "license": args.license,
+        "tags": _tags(args),
+        "preview": args.preview,
+    }
     if len(splits) == 1:
         [(name, ds)] = splits.items()
         hf.push_to_hub(ds, args.repo_id, split=name, **kwargs)
     else:
         hf.push_to_hub(datasets.DatasetDict(splits), args.repo_id, **kwargs)
     print(f"pushed {', '.join(f'{n} ({len(d)} rows)' for n, d in splits.items())} to {args.repo_id}")
+    return 0
+
+
+PREVIEW_DESCRIPTION = """\
+Write a contact sheet: N frames spread evenly over the dataset (first and last rows included), decoded in one
+batch with the dataset's access, in a grid, each labelled with its row, file and time. A frame that cannot be
+decoded leaves an empty cell marked "failed"."""
+
+
+def run_preview(args: Any) -> int:
+    """Run ``preview`` with parsed arguments."""
+    from .. import hf
+    from . import _store
+
+    splits = _store.open_from_args(args)
+    name, ds = next(iter(splits.items()))
+    sheet = hf.contact_sheet(ds, args.column, n=args.n, cols=args.cols, thumbnail=args.thumbnail)
+    sheet.save(args.output)
+    print(f"wrote {args.output} ({min(args.n, len(ds))} frames of {name}, {sheet.size[0]}x{sheet.size[1]})")
     return 0

@@ -102,26 +102,61 @@ def open_from_args(args: Any) -> dict[str, Any]:
     )
 
 
-def _readme(splits: dict[str, list[str]], title: str) -> str:
-    lines = ["---", "configs:", "- config_name: default", "  data_files:"]
-    for split, files in splits.items():
-        lines += [f"  - split: {split}", "    path:"] + [f"    - data/{name}" for name in files]
-    lines += [
-        "---",
-        f"# {title}",
-        "",
-        "Frame references written by `hf-mediaref`: each media column holds `struct<uri, pts_ns>` (a file",
-        "relative to this folder and a presentation time in nanoseconds, null for images).",
-        "",
-        "```python",
-        "import hf_mediaref",
-        "",
-        'ds = hf_mediaref.load_dataset("<this folder or org/name>", split="train")',
-        'frames = ds.with_format("mediaref")[:8]  # decoded in one batch',
-        "```",
-        "",
+def _readme(
+    splits: dict[str, Any],
+    files: dict[str, list[str]],
+    folder: Path,
+    name: str,
+    license: str | None,
+    tags: list[str] | None,
+    preview: dict[str, Any],
+) -> str:
+    """The folder's card: YAML ``configs`` naming the shards (with ``license`` and ``tags``), then the same
+    body a push writes (columns, media layout, both ways to load), reading this folder."""
+    from huggingface_hub import DatasetCardData
+
+    from ..hf._card import apply_card_fields, dataset_card
+    from ..io import UriKind, classify_uri
+
+    configs = [
+        {
+            "config_name": "default",
+            "data_files": [{"split": s, "path": [f"data/{f}" for f in names]} for s, names in files.items()],
+        },
+        *([{"config_name": "preview", "data_files": preview["data_files"]}] if preview else []),
     ]
-    return "\n".join(lines)
+    card_data = DatasetCardData(configs=configs)
+    apply_card_fields(card_data, license=license, tags=["hf-mediaref", *(tags or ())])
+    first = next(iter(splits.values()))
+    relative = [u for u in stored_uris(first) if classify_uri(u) is UriKind.LOCAL and not os.path.isabs(u)]
+    media = {u: str(folder / u) for u in relative if (folder / u).is_file()}
+    body = dataset_card(
+        name,
+        first.features,
+        media=media,
+        num_rows={s: len(ds) for s, ds in splits.items()},
+        description=first.info.description,
+        local=True,
+        preview=preview.get("sheet"),
+    )
+    return f"---\n{card_data.to_yaml()}\n---\n{body}"
+
+
+def _preview(folder: Path, splits: dict[str, Any], build: str, n: int, access: Any) -> dict[str, Any]:
+    """The preview files of the first split (the thumbnails' name carries the build id, as the shards')."""
+    from ..errors import MediaRefError
+    from ..hf._preview import preview_files
+
+    split, ds = next(iter(splits.items()))
+    try:
+        made = preview_files(ds, str(folder), split, n, access=access)
+    except (MediaRefError, ValueError, OSError) as err:
+        logger.warning("no preview: %s", err)
+        return {}
+    table = next(p for p in made["files"] if p.endswith(".parquet"))
+    named = table.replace(f"{split}-", f"{split}-{build}-", 1)
+    (folder / table).rename(folder / named)
+    return {"sheet": made["sheet"], "data_files": [{"split": split, "path": [named]}]}
 
 
 @contextlib.contextmanager
@@ -152,12 +187,26 @@ def dataset_folder(out: str | os.PathLike[str], *, overwrite: bool = False) -> I
         raise
 
 
-def write_tables(folder: Path, splits: dict[str, Any], title: str) -> None:
-    """Write each split's Parquet shards under ``folder/data`` and the README that names them.
+def write_tables(
+    folder: Path,
+    splits: dict[str, Any],
+    location: str,
+    *,
+    license: str | None = None,
+    tags: list[str] | None = None,
+    preview: int = 0,
+    access: Any = None,
+) -> None:
+    """Write each split's Parquet shards under ``folder/data`` and the README that names them (its card:
+    columns, media layout, how it was built, how to load it from ``location``, as the user named it).
 
     The shard names carry a build id: ``datasets`` caches a local folder's table under the folder's name and
     its README configs (not the data files' paths or times), so a rebuilt folder, or another one of the same
     name, would otherwise load a stale cached table.
+
+    ``preview``: a contact sheet of that many frames of the first split (``preview/sheet.png``, shown in the
+    card) and their thumbnails as a ``preview`` configuration of ``datasets.Image`` rows, the refs read with
+    ``access`` (default: the dataset's own); a failure there is logged, the dataset is written without it.
     """
     data = folder / "data"
     data.mkdir(exist_ok=True)
@@ -171,22 +220,32 @@ def write_tables(folder: Path, splits: dict[str, Any], title: str) -> None:
             part = ds.shard(shards, i, contiguous=True) if shards > 1 else ds
             part.to_parquet(str(path))
             files[name].append(path.name)
-    (folder / "README.md").write_text(_readme(files, title), encoding="utf-8")
+    shown = _preview(folder, splits, build, preview, access) if preview else {}
+    readme = _readme(splits, files, folder, location, license, tags, shown)
+    (folder / "README.md").write_text(readme, encoding="utf-8")
 
 
 def place_media(folder: Path, files: dict[str, str], mode: str) -> None:
-    """Put each media file (repo-relative path -> source path) in ``folder``: ``"link"`` (a hard link, or a
-    symlink across file systems) or ``"copy"``."""
+    """Put each media file (repo-relative path -> source path) in ``folder``: ``"link"`` (a hard link to the
+    file itself, symlinks followed; a copy where no hard link can be made, across file systems) or ``"copy"``.
+
+    Never a symlink: a dataset folder is the boundary of what its refs may read, and a symlink leading out of
+    it is refused when the dataset is loaded (:class:`~hf_mediaref.MediaAccess`), so the bytes are put inside.
+    """
+    copied = 0
     for rel, source in files.items():
         dest = folder / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if mode == "copy":
-            shutil.copy2(source, dest)
-            continue
-        try:
-            os.link(source, dest)
-        except OSError:
-            os.symlink(os.path.abspath(source), dest)
+        real = os.path.realpath(source)  # a symlinked source: its target, wherever the link pointed
+        if mode != "copy":
+            try:
+                os.link(real, dest)
+                continue
+            except OSError:  # another file system, or links not allowed: copy instead
+                copied += 1
+        shutil.copy2(real, dest)
+    if copied:
+        logger.info("copied %d media file(s) that could not be hard-linked (another file system)", copied)
 
 
 def media_columns(ds: Any) -> list[str]:

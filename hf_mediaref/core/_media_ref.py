@@ -250,6 +250,19 @@ class MediaRef(BaseModel):
 
     __str__ = __repr__
 
+    def _repr_html_(self) -> str:
+        """How a notebook shows a ref: what it names, never its pixels. Showing reads nothing (a ref alone
+        has no access to read under, and a table of refs would read every file); ``ref.to_pil_image()``
+        decodes it, and :func:`hf_mediaref.image_grid` / :func:`hf_mediaref.contact_sheet` show many."""
+        import html
+
+        uri = self.uri if len(self.uri) <= 120 else self.uri[:80] + "..." + self.uri[-30:]
+        when = "image" if self.pts_ns is None else f"frame at {self.pts_ns / 1e9:.6f} s"
+        return (
+            f"<code>MediaRef</code> <b>{html.escape(when)}</b> of <code>{html.escape(uri)}</code> "
+            "<small>(not decoded: <code>.to_pil_image()</code> shows it)</small>"
+        )
+
 
 def _invalid(exc: ValidationError, given: Mapping[str, Any]) -> InvalidRefError:
     """The typed error for a ref pydantic refused: the validators' own error, or one made from pydantic's."""

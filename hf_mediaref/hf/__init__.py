@@ -7,7 +7,8 @@ decode options in :class:`hf_mediaref.DecodeOptions`. Modules (private): ``_feat
 walker over nested features and their Arrow data), ``_formatter``, ``_transform``, ``_embedding``, ``_roots``,
 ``_loading``, ``_combine``, ``_hub``, ``_card``, ``_sampler``, ``_ahead`` (decode-ahead for in-process
 loaders), ``_streaming``, ``_sharding``, ``_windows`` (temporal windows), ``_registration`` and ``_compat``
-(every ``datasets`` internal used, in one place); ``_lerobot`` (``from_lerobot``).
+(every ``datasets`` internal used, in one place); ``_lerobot`` (``from_lerobot``), ``_videos``
+(``from_videos``: a Video-column dataset as frames), ``_preview`` (contact sheets, thumbnail tables).
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from ._formatter import MediaRefFormatter
 from ._hub import push_to_hub
 from ._lerobot import from_lerobot
 from ._loading import load_dataset, load_from_disk
+from ._preview import contact_sheet, preview_dataset
 from ._roots import get_media_access, get_media_root, set_media_access, set_media_root
 from ._sampler import VideoBlockBatchSampler
 from ._streaming import StreamDecodeTransform, decode_stream, split_by_node
 from ._transform import MediaDecodeTransform, decode_transform
+from ._videos import from_videos
 from ._windows import FrameWindows
 
 _registration.register()
@@ -40,15 +43,18 @@ __all__ = [
     "StreamDecodeTransform",
     "VideoBlockBatchSampler",
     "concatenate_datasets",
+    "contact_sheet",
     "decode_stream",
     "decode_transform",
     "embed",
     "from_lerobot",
+    "from_videos",
     "get_media_access",
     "get_media_root",
     "interleave_datasets",
     "load_dataset",
     "load_from_disk",
+    "preview_dataset",
     "push_to_hub",
     "set_media_access",
     "set_media_root",

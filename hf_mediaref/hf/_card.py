@@ -22,7 +22,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from ._compat import DatasetInfosDict, MetadataConfigs, sanitize_patterns
 from ._feature import has_media
 
-__all__ = ["CARD_MARKER", "card_metadata", "dataset_card"]
+__all__ = ["CARD_MARKER", "apply_card_fields", "card_metadata", "dataset_card"]
 
 #: Marks the usage section hf_mediaref adds to a dataset card (added once).
 CARD_MARKER = "<!-- hf_mediaref: usage -->"
@@ -69,6 +69,43 @@ def _layout(media: Mapping[str, str | int]) -> str:
     return "\n".join(lines)
 
 
+def apply_card_fields(card_data: Any, *, license: str | None, tags: Sequence[str] | None) -> None:
+    """Set the card's ``license`` and add ``tags`` (kept unique, in order) on a ``DatasetCardData``."""
+    if license:
+        card_data.license = license
+    if tags:
+        current = list(getattr(card_data, "tags", None) or [])
+        card_data.tags = current + [t for t in dict.fromkeys(tags) if t not in current]
+
+
+def _plain_snippet(load: str, base: str, column: str) -> str:
+    """The plain ``datasets`` + PyAV snippet: ``frame_at(ref)`` decodes the frame hf_mediaref decodes (the
+    playback rule: the last frame whose presentation time, floored to whole nanoseconds, is at or before
+    ``pts_ns`` plus half a time-base tick, at least 1 µs and at most 1 ms; the first frame before it)."""
+    return f"""```python
+import av
+import fsspec
+from datasets import load_dataset
+
+ds = {load}
+
+def frame_at(ref):  # the frame on screen at ref["pts_ns"]: the last one shown at or before it
+    with fsspec.open(f"{base}/{{ref['uri']}}") as f, av.open(f) as video:
+        stream = video.streams.video[0]
+        tb = stream.time_base
+        t = ref["pts_ns"] + max(1000, min(10**6, int(tb * 10**9 / 2)))  # ns, plus half a tick
+        video.seek(t * tb.denominator // (tb.numerator * 10**9), stream=stream)  # keyframe before
+        shown = None
+        for frame in video.decode(stream):
+            if shown is not None and frame.pts * tb.numerator * 10**9 // tb.denominator > t:
+                break
+            shown = frame
+        return shown.to_ndarray(format="rgb24")  # H x W x 3 uint8
+
+image = frame_at(ds[0]["{column}"])
+```"""
+
+
 def dataset_card(
     repo_id: str,
     features: Any,
@@ -77,18 +114,25 @@ def dataset_card(
     *,
     media: Mapping[str, str | int] | None = None,
     num_rows: Mapping[str, int] | None = None,
+    description: str | None = None,
+    local: bool = False,
+    preview: str | None = None,
 ) -> str:
-    """README text for a dataset pushed with hf_mediaref: what it holds and how to read it, with and without
-    hf_mediaref.
+    """README text for a dataset pushed with hf_mediaref (or a folder written by ``hf-mediaref build``):
+    what it holds and how to read it, with and without hf_mediaref.
 
     Args:
-        repo_id: the dataset repo.
+        repo_id: the dataset repo (or, with ``local``, the folder as the reader will name it).
         features: the dataset's features.
         data_dir: where ``datasets`` writes the Parquet shards in the repo.
         existing: the current README (kept, the section is appended), or ``""``.
         media: the media files in the repo, as repo path -> local file (or size in bytes): the layout and
             size table.
         num_rows: rows per split.
+        description: how the dataset was made (source, sampling; ``Dataset.info.description``), shown
+            under *How it was built*.
+        local: ``repo_id`` is a local folder: the snippets read it from disk.
+        preview: the repo path of a contact sheet image of sampled frames, shown at the top.
 
     Returns:
         The README text.
@@ -108,23 +152,44 @@ def dataset_card(
     column = next((n for n, f in features.items() if type(f).__name__ == "MediaRefFeature"), None)
     column = column or (columns[0] if columns else "frame")
     splits = ", ".join(f"`{s}` ({n:,} rows)" for s, n in (num_rows or {}).items())
+    split = next(iter(num_rows or {}), "train")
     listed = ", ".join(f"`{c}`" for c in columns) or "none"
-    section = f"""{CARD_MARKER}
+    where = "folder" if local else "repository"
+    base = repo_id.rstrip("/") if local else f"hf://datasets/{repo_id}"
+    built = f"\n## How it was built\n\n{description.strip()}\n" if description and description.strip() else ""
+    shown = f"\n![Sampled frames]({preview})\n" if preview else ""
+    if local:
+        resolve = f"The refs resolve against this folder (`{repo_id}`) and read inside it only."
+        loaded = f"MediaRef('{base}/...', pts_ns=...)"
+    else:
+        resolve = (
+            "The refs resolve against this repository at the commit that was loaded. For a private "
+            "repository pass\n`token=` as usual: it is used for the media too."
+        )
+        loaded = f"MediaRef('hf://datasets/{repo_id}@<commit>/...', pts_ns=...)"
+    private = (
+        "" if local else " For a private\nrepository pass `token=` to `load_dataset` and to `fsspec.open`."
+    )
+    plain_load = (
+        f'load_dataset("{repo_id}", split="{split}")  # or streaming=True, or load_dataset("parquet", ...)'
+    )
+    section = f"""{CARD_MARKER}{shown}
 ## What this dataset is
 
 A table of **media references**{f" in {splits}" if splits else ""}: each row of the media column(s)
 {listed} names a video frame (a file and a presentation time) or an image, instead of holding pixels.
-The media files themselves are stored in this repository (see *Media layout*); frames are decoded when
+The media files themselves are stored in this {where} (see *Media layout*); frames are decoded when
 they are read. It was written with [hf_mediaref](https://pypi.org/project/hf-mediaref/), but reading it
 needs nothing but `datasets` (and PyAV to decode frames).
-
+{built}
 ## Columns
 
 {_columns(features)}
 
 A media reference is `{{"uri": str, "pts_ns": int | None}}`: `uri` is a path relative to the root of this
-repository (`videos/ep0.mp4`), an absolute URL, or a `data:` URI (an embedded image); `pts_ns` is the
-presentation time of the frame in nanoseconds (the frame shown at that time), or null for an image.
+{where} (`videos/ep0.mp4`), an absolute URL, or a `data:` URI (an embedded image); `pts_ns` is the
+presentation time in nanoseconds: the ref shows the frame on screen then (the last frame shown at or before
+it), or null for an image.
 
 ## Media layout
 
@@ -133,39 +198,25 @@ presentation time of the frame in nanoseconds (the frame shown at that time), or
 ## Load with hf_mediaref
 
 ```python
-import hf_mediaref  # after this import, datasets.load_dataset gives MediaRef columns too
-from datasets import load_dataset
+import hf_mediaref
 
-ds = load_dataset("{repo_id}", split="train")
-ds[0]["{column}"]  # MediaRef('hf://datasets/{repo_id}@<commit>/...', pts_ns=...): nothing decoded yet
+ds = hf_mediaref.load_dataset("{repo_id}", split="{split}")
+ds[0]["{column}"]  # {loaded}: nothing decoded yet
 frames = ds.with_format("mediaref", output="torch")[:8]["{column}"]  # one batch, each video decoded once
 ```
 
-The refs resolve against this repository at the commit that was loaded. For a private repository pass
-`token=` as usual: it is used for the media too.
+{resolve}
 
 ## Load without hf_mediaref (plain `datasets` + PyAV)
 
-```python
-import av
-import fsspec
-from datasets import load_dataset
+{_plain_snippet(plain_load, base, column)}
 
-ds = load_dataset("{repo_id}", split="train")  # or streaming=True, or load_dataset("parquet", ...)
-ref = ds[0]["{column}"]  # {{'uri': 'videos/....mp4', 'pts_ns': ...}}
-with fsspec.open(f"hf://datasets/{repo_id}/{{ref['uri']}}") as f, av.open(f) as video:
-    stream = video.streams.video[0]
-    tb = stream.time_base
-    video.seek(ref["pts_ns"] * tb.denominator // (tb.numerator * 10**9), stream=stream)  # keyframe before
-    frame = next(fr for fr in video.decode(stream) if fr.pts * tb * 10**9 >= ref["pts_ns"])
-    image = frame.to_ndarray(format="rgb24")  # H x W x 3 uint8
-```
-
-An image ref (`pts_ns` null) opens with `PIL.Image.open(fsspec.open(...).open())`. For a private
-repository pass `token=` to `load_dataset` and to `fsspec.open`. The Parquet files in `{data_dir}/` also
+`frame_at` picks the frame hf_mediaref picks: the one on screen at `pts_ns`. An image ref (`pts_ns` null)
+opens with `PIL.Image.open(fsspec.open(...).open())`.{private} The Parquet files in `{data_dir}/` also
 read with pyarrow, pandas, polars or DuckDB.
 """
-    body = existing.rstrip() + "\n\n" if existing.strip() else f"# {repo_id}\n\n"
+    title = os.path.basename(repo_id.rstrip("/")) if local else repo_id
+    body = existing.rstrip() + "\n\n" if existing.strip() else f"# {title}\n\n"
     return body + section
 
 
@@ -182,6 +233,9 @@ def card_metadata(
     replace_splits: bool = False,
     legacy_infos: dict | None = None,
     legacy_splits: Sequence[str] = (),
+    license: str | None = None,
+    tags: Sequence[str] | None = None,
+    extra_configs: Mapping[str, Any] | None = None,
 ) -> tuple[str, dict | None]:
     """The card with its YAML header (``dataset_info``, ``configs``) updated for the pushed splits, as
     ``datasets``' own ``push_to_hub`` updates it (same merge rules, same checks), from what the repo holds.
@@ -201,6 +255,10 @@ def card_metadata(
             configuration), or ``None``.
         legacy_splits: splits found as ``data/<split>-XXXXX-of-XXXXX.*`` files (pushes made before cards had
             ``configs``): listed in a ``default`` configuration when the card has none.
+        license: the dataset's license (a Hub license id such as ``"cc-by-4.0"``): the card's ``license``.
+        tags: tags added to the card's ``tags`` (the ones it has are kept).
+        extra_configs: more configurations for the card's ``configs`` (name -> ``{"data_files": ...}``), such
+            as the ``preview`` thumbnails.
 
     Returns:
         ``(card text, new dataset_infos.json content or None)``.
@@ -275,12 +333,15 @@ def card_metadata(
                 metadata_configs[current].pop("default")
                 configs[current] = metadata_configs[current]
         to_dump["default"] = True
+    for name, extra in (extra_configs or {}).items():
+        configs.setdefault(name, dict(extra))
     new_legacy = None
     if legacy:
         new_legacy = dict(legacy_infos or {})
         new_legacy[config_name] = asdict(info)
     DatasetInfosDict({config_name: info}).to_dataset_card_data(card_data)
     MetadataConfigs(configs).to_dataset_card_data(card_data)
+    apply_card_fields(card_data, license=license, tags=tags)
     if card is None:
         card = DatasetCard(f"---\n{card_data}\n---\n")
     return str(card), new_legacy

@@ -50,6 +50,7 @@ from ..io import UriKind, classify_uri, local_path, read_bytes, uri_scheme
 from ._card import CARD_MARKER, card_metadata, dataset_card
 from ._compat import config, embed_table_storage, require_decoding
 from ._feature import MediaRefFeature, has_media, map_media_arrays
+from ._preview import PREVIEW_DIR, preview_files
 from ._roots import get_media_access
 from ._sharding import shard_for_streaming
 
@@ -438,11 +439,22 @@ def _with_card(
     data_dir: str,
     media: dict[str, str],
     num_rows: dict[str, int],
+    description: str | None = None,
+    preview: str | None = None,
 ) -> CommitOperationAdd:
     """The README operation: the card with its updated YAML and the usage section (added once)."""
     text = metadata_card
     if CARD_MARKER not in text:
-        text = dataset_card(repo_id, features, data_dir, text, media=media, num_rows=num_rows)
+        text = dataset_card(
+            repo_id,
+            features,
+            data_dir,
+            text,
+            media=media,
+            num_rows=num_rows,
+            description=description,
+            preview=preview,
+        )
     return CommitOperationAdd(path_in_repo=config.REPOCARD_FILENAME, path_or_fileobj=text.encode("utf-8"))
 
 
@@ -514,6 +526,7 @@ def _card_and_deletions(
     set_default: bool | None,
     media: dict[str, str],
     num_rows: dict[str, int],
+    card: dict[str, Any],
 ) -> tuple[list[CommitOperationAdd], list[CommitOperationDelete]]:
     """The card (and legacy ``dataset_infos.json``) operations and the deletions of the replaced shards,
     planned against the repo at ``state.sha``."""
@@ -534,8 +547,22 @@ def _card_and_deletions(
         replace_splits=table.replace_all,
         legacy_infos=state.legacy_infos,
         legacy_splits=_legacy_splits(state.files),
+        license=card.get("license"),
+        tags=card.get("tags"),
+        extra_configs=card.get("configs"),
     )
-    operations = [_with_card(metadata_card, repo_id, table.features, target.data_dir, media, num_rows)]
+    operations = [
+        _with_card(
+            metadata_card,
+            repo_id,
+            table.features,
+            target.data_dir,
+            media,
+            num_rows,
+            card.get("description"),
+            card.get("sheet"),
+        )
+    ]
     if legacy_infos is not None:
         legacy = json.dumps(legacy_infos).encode("utf-8")
         operations.append(
@@ -564,6 +591,9 @@ def push_to_hub(
     group_by_video: bool = True,
     embed_external_files: bool = True,
     num_proc: int | None = None,
+    license: str | None = None,
+    tags: Iterable[str] | None = None,
+    preview: int = 0,
 ) -> Any:
     """Push ``dataset`` and the media it references to the Hub dataset repo ``repo_id``, as one commit.
 
@@ -596,6 +626,12 @@ def push_to_hub(
         group_by_video: reorder the rows by video (each video's rows by time) so each shard holds whole
             videos where sizes allow (not with ``max_shard_size``); ``False`` keeps the row order.
         num_proc: accepted for ``datasets``' signature; the shards are written in this process.
+        license: the card's ``license`` (a Hub license id such as ``"cc-by-4.0"``).
+        tags: tags added to the card (with ``hf-mediaref``). The card also shows how the dataset was built
+            when its ``info.description`` says (``from_videos`` and ``hf-mediaref build`` write it).
+        preview: push a contact sheet of this many frames (shown in the card) and their thumbnails as a
+            ``preview`` configuration of ``datasets.Image`` rows, which the Hub's viewer shows as pictures
+            (``preview/``; 0, the default: none).
 
     Returns:
         The ``CommitInfo`` of the commit.
@@ -623,7 +659,13 @@ def push_to_hub(
     _check_shard_options(dataset, max_shard_size, num_shards)
     originals = list(dataset.values()) if isinstance(dataset, dict) else [dataset]
     mapping, uploads = plan_uploads(originals, media_dir, target=repo_id)
-    clash = sorted(p for p in uploads if p == "README.md" or p.startswith(target.data_dir + "/"))
+    clash = sorted(
+        p
+        for p in uploads
+        if p == "README.md"
+        or p.startswith(target.data_dir + "/")
+        or (preview and p.startswith(PREVIEW_DIR + "/"))
+    )
     if clash:
         raise ValueError(
             f"cannot push: media files would land on the card or among the Parquet shards ({clash[:3]}); "
@@ -632,6 +674,10 @@ def push_to_hub(
     with tempfile.TemporaryDirectory(prefix="hf_mediaref-push-") as scratch:
         media = _media_operations(uploads, scratch)
         card_media = {op.path_in_repo: str(op.path_or_fileobj) for op in media}
+        shown = preview_files(originals[0], scratch, target.splits[0], preview) if preview else {}
+        media += [
+            CommitOperationAdd(path_in_repo=p, path_or_fileobj=f) for p, f in shown.get("files", {}).items()
+        ]
         sidecars = _index_sidecars(card_media)  # local work, before anything reaches the Hub
         rewritten = _rewrite_dataset(dataset, mapping) if mapping else dataset
         splits, shards = _sharded(rewritten, target.splits, num_shards, max_shard_size, group_by_video)
@@ -647,11 +693,18 @@ def push_to_hub(
                 api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True)
             table = _Table(features, table_ops, split_infos, uploaded, isinstance(dataset, dict))
             num_rows = {name: len(s) for name, s in zip(target.splits, originals)}
+            card = {
+                "license": license,
+                "tags": ["hf-mediaref", *(tags or ())],
+                "description": originals[0].info.description,
+                "sheet": shown.get("sheet"),
+                "configs": shown.get("configs"),
+            }
             message = commit_message or f"Upload dataset and {len(media)} media file(s) with hf_mediaref"
             for attempt in range(1, _COMMIT_ATTEMPTS + 1):
                 state = _repo_state(api, repo_id, revision, target.data_dir, token)
                 card_ops, deletions = _card_and_deletions(
-                    state, table, target, repo_id, set_default, card_media, num_rows
+                    state, table, target, repo_id, set_default, card_media, num_rows, card
                 )
                 try:
                     info = api.create_commit(

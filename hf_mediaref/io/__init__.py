@@ -5,13 +5,14 @@ The layer below the video engine and the value types; it knows nothing of either
 (pure string logic), ``_data_uri`` (RFC 2397 parser), ``_http`` (requests: retries, Range-request file,
 connections checked for public addresses), ``_access`` (``MediaAccess``: the access value and the one
 resolver), ``_network`` (which addresses are public; the running call's public-address rule), ``_sources``
-(where bytes come from), ``_image`` (Pillow).
+(where bytes come from), ``_image`` (Pillow), ``_grid`` (``image_grid``: frames as one labelled picture).
 """
 
 from __future__ import annotations
 
 from ._access import MediaAccess, normalize_root, parse_allow_uris, reading_with, unresolved_error
 from ._data_uri import DataURIParts, parse_data_uri
+from ._grid import image_grid
 from ._http import http_deadline
 from ._http import settings as http_settings
 from ._image import (
@@ -41,6 +42,7 @@ __all__ = [
     "encode_image",
     "http_deadline",
     "http_settings",
+    "image_grid",
     "is_absolute_uri",
     "is_private_host",
     "is_public_address",

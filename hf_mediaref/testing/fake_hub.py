@@ -162,6 +162,8 @@ class FakeHub:
                 if hasattr(module, attr):
                     self._patches.append(mock.patch.object(module, attr, fake))
         self._patches.append(mock.patch("datasets.config.USE_PARQUET_EXPORT", False))
+        # downloads land in the Hub cache, as hf_hub_download puts them: the fake's own folder
+        self._patches.append(mock.patch("huggingface_hub.constants.HF_HUB_CACHE", str(self.cache)))
         self._patches.append(mock.patch("datasets.config.HF_UPDATE_DOWNLOAD_COUNTS", False))
         for patch in self._patches:
             patch.start()

@@ -480,3 +480,181 @@ def test_a_saved_folder_is_its_own_root_whatever_state_json_says(tmp_path, capsy
     assert list(report["errors"]) == ["MediaNotFoundError"]  # saved/v.mp4: nothing outside was read
     assert main(["verify", str(saved), "-q", "--media-root", str(tmp_path)]) == 0
     assert main(["verify", str(saved), "-q", "--media-root", str(saved)]) == 1
+
+
+# ----------------------------------------------------------------------------------------- issue 21
+def test_build_from_a_videofolder(tmp_path):
+    folder = tmp_path / "videofolder"
+    folder.mkdir()
+    specs = {
+        "a.mp4": write_video(folder / "a.mp4", 12, fps=10, gop=4),
+        "b.mp4": write_video(folder / "b.mp4", 10, fps=20, gop=5, first_index=100),
+    }
+    lines = [{"file_name": "a.mp4", "task": "pick"}, {"file_name": "b.mp4", "task": "place"}]
+    (folder / "metadata.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    out = tmp_path / "frames"
+    assert main(["build", "--from-videos", str(folder), "-o", str(out), "-q", "--fps", "3"]) == 0
+    ds = hf_mediaref.load_dataset(str(out), split="train")
+    frames = ds.with_format("mediaref").select_columns(["frame"])[:]["frame"]
+    for frame, video_id, index, t, task in zip(
+        frames, ds["video_id"], ds["frame_index"], ds["timestamp"], ds["task"]
+    ):
+        spec = specs[video_id.removeprefix("videos/")]
+        assert index == spec.expected_index(round(t * 1e9))
+        assert read_index(frame) == (100 if "b.mp4" in video_id else 0) + index
+        assert task == ("place" if "b.mp4" in video_id else "pick")
+    assert sorted(set(ds["video_id"])) == ["videos/a.mp4", "videos/b.mp4"]
+    assert main(["verify", str(out), "-q"]) == 0
+
+
+def test_a_folder_of_symlinks_builds_a_dataset_that_loads_and_verifies(tmp_path, capsys):
+    """Symlinked files and a symlinked sub-folder: the media in the output are hard links to (or copies
+    of) the targets, never symlinks, so every ref reads inside the dataset folder."""
+    real = tmp_path / "real"
+    (real / "sub").mkdir(parents=True)
+    write_video(real / "a.mp4", 10, fps=10)
+    write_video(real / "sub" / "b.mp4", 5, fps=10, first_index=50)
+    links = tmp_path / "links"
+    links.mkdir()
+    os.symlink(real / "a.mp4", links / "a.mp4")
+    os.symlink("../real/a.mp4", links / "relative.mp4")
+    os.symlink(real / "sub", links / "more")
+    out = tmp_path / "frames"
+    assert main(["build", str(links), "-o", str(out), "-q"]) == 0
+    assert not any(p.is_symlink() for p in out.rglob("*"))
+    assert os.path.samefile(out / "more" / "b.mp4", real / "sub" / "b.mp4")
+    capsys.readouterr()
+    assert main(["verify", str(out), "-q"]) == 0
+    assert "25 ok, 0 failed" in capsys.readouterr().out
+    ds = hf_mediaref.load_dataset(str(out), split="train")
+    assert sorted(set(ds["video_id"])) == ["a.mp4", "more/b.mp4", "relative.mp4"]
+
+
+def test_animated_images_give_their_frames(tmp_path, capsys):
+    from PIL import Image
+
+    from hf_mediaref.testing import barcode_frame, write_animated_image
+
+    src = tmp_path / "src"
+    src.mkdir()
+    gif = write_animated_image(src / "anim.gif", 8, fps=10)
+    frames = [Image.fromarray(barcode_frame(i + 20, 64, 128)) for i in range(5)]
+    frames[0].save(
+        src / "anim.png", save_all=True, append_images=frames[1:], duration=[100, 50, 150, 100, 200]
+    )
+    write_animated_image(src / "anim.webp", 4, fps=10)
+    write_image(src / "still.png", 9)
+    out = tmp_path / "frames"
+    assert main(["build", str(src), "-o", str(out), "-q"]) == 0
+    ds = hf_mediaref.load_dataset(str(out), split="train")
+    rows = ds.with_format(None).select_columns(["frame", "video_id", "frame_index"])[:]
+    by_file: dict[str, list] = {}
+    for ref, video_id in zip(rows["frame"], rows["video_id"]):
+        by_file.setdefault(video_id, []).append(ref.pts_ns)
+    assert by_file["anim.gif"] == list(gif.pts_ns)  # the GIF's frame times
+    assert by_file["anim.png"] == [0, 100_000_000, 150_000_000, 300_000_000, 400_000_000]
+    assert by_file["still.png"] == [None] and by_file["anim.webp"] == [None]  # FFmpeg: no animated WebP
+    decoded = hf_mediaref.batch_decode(
+        list(ds.with_format(None)["frame"]), access=hf_mediaref.get_media_access(ds)
+    )
+    labels = {}
+    for frame, video_id in zip(decoded, rows["video_id"]):
+        labels.setdefault(video_id, []).append(read_index(frame))
+    assert labels["anim.gif"] == list(range(8)) and labels["anim.png"] == list(range(20, 25))
+    assert labels["still.png"] == [9] and labels["anim.webp"] == [0]
+
+
+def test_build_says_which_files_it_ignored(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    write_video(src / "a.mp4", 5, fps=10)
+    for name in ("notes.txt", "labels.json", "readme.md", ".DS_Store", "metadata.csv"):
+        (src / name).write_text("x")
+    proc = _run("build", str(src), "-o", str(tmp_path / "out"), "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "ignored 3 file(s) that are not video or image files: labels.json, notes.txt, readme.md"
+        in proc.stderr
+    )
+
+
+def test_a_local_builds_card_runs_on_every_row_and_records_license_tags_and_settings(tmp_path, monkeypatch):
+    """The card build writes: YAML license and tags, how it was built, a column table; its two snippets
+    (hf_mediaref, and plain datasets + PyAV in a process without hf_mediaref) decode, on every row of an
+    --fps dataset, the frames hf_mediaref decodes."""
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "tests" / "hf"))
+    from test_card import _snippets
+    from test_interop import run_plain
+
+    src = tmp_path / "rec"
+    src.mkdir()
+    write_video(src / "a.mp4", 30, fps=30, gop=10, bframes=2)
+    write_video(src / "b.mkv", 10, fps=10, gop=5, first_index=100)
+    monkeypatch.chdir(tmp_path)
+    args = ["build", "rec", "-o", "frames", "-q", "--fps", "13", "--license", "cc-by-4.0"]
+    assert main([*args, "--tags", "robotics,video", "--tags", "test"]) == 0
+    card = (tmp_path / "frames" / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["license"] == "cc-by-4.0" and meta["tags"] == ["hf-mediaref", "robotics", "video", "test"]
+    assert meta["configs"][0]["data_files"][0]["split"] == "train"
+    assert "## How it was built" in card and "from `rec`" in card and "Sampling: 13 fps" in card
+    assert "| `frame` | media reference" in card and "| `timestamp` | `Value('float64')` |" in card
+    assert "| `./` | 2 | .mkv, .mp4 |" in card
+    snippets = _snippets(card)
+    assert len(snippets) == 2
+
+    ds = hf_mediaref.load_dataset("frames", split="train")
+    expected = [read_index(f) for f in ds.with_format("mediaref")[:]["frame"]]
+    assert len(expected) == 13 + 13
+    scope: dict = {}
+    exec(snippets["Load with hf_mediaref"], scope)
+    assert [read_index(f) for f in scope["frames"]] == expected[:8]
+    plain = snippets["Load without hf_mediaref (plain `datasets` + PyAV)"]
+    saved = tmp_path / "frames.npy"
+    body = (
+        plain + f"import numpy\nnumpy.save({str(saved)!r}, numpy.stack([frame_at(r['frame']) for r in ds]))\n"
+    )
+    run_plain(tmp_path, tmp_path / "no-hub", body)
+    assert [read_index(f) for f in np.load(saved)] == expected
+
+
+def test_a_push_records_license_tags_and_how_it_was_built(recordings, tmp_path):
+    import yaml
+
+    root, _ = recordings
+    with FakeHub(tmp_path / "hub") as hub:
+        code = main(
+            ["build", str(root / "a.mp4"), "--push", "me/frames", "-q", "--keyframes", "--license", "mit"]
+        )
+        assert code == 0
+        card = (hub.repo_dir("me/frames") / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["license"] == "mit" and meta["tags"] == ["hf-mediaref"]
+    assert "dataset_info" in meta and "Sampling: keyframes only." in card and "from `a.mp4`" in card
+
+
+def test_build_from_a_hub_video_dataset_and_push_the_frames(tmp_path):
+    import huggingface_hub
+    from huggingface_hub import CommitOperationAdd
+
+    src = tmp_path / "src"
+    src.mkdir()
+    write_video(src / "a.mp4", 10, fps=10, gop=5)
+    write_video(src / "b.mp4", 10, fps=10, gop=5, first_index=100)
+    with FakeHub(tmp_path / "hub") as hub:
+        api = huggingface_hub.HfApi()
+        api.create_repo("me/videos", repo_type="dataset")
+        operations = [
+            CommitOperationAdd(path_in_repo=n, path_or_fileobj=str(src / n)) for n in ("a.mp4", "b.mp4")
+        ]
+        api.create_commit("me/videos", operations=operations, repo_type="dataset")
+        code = main(["build", "--from-videos", "me/videos", "--push", "me/frames", "-q", "--every", "3"])
+        assert code == 0
+        repo = hub.repo_dir("me/frames")
+        assert (repo / "videos" / "a.mp4").is_file() and (repo / "preview" / "sheet.png").is_file()
+        assert "[me/videos](https://huggingface.co/datasets/me/videos)" in (repo / "README.md").read_text()
+        back = hf_mediaref.load_dataset("me/frames", split="train")
+        frames = back.with_format("mediaref").select_columns(["frame"])[:]["frame"]
+        assert [read_index(f) for f in frames] == [0, 3, 6, 9, 100, 103, 106, 109]
