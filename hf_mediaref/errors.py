@@ -33,6 +33,7 @@ __all__ = [
     "UnresolvedPathError",
     "UnsupportedURIError",
     "UntrustedRefError",
+    "WindowError",
     "describe_uri",
 ]
 
@@ -174,3 +175,10 @@ class RemoteChangedError(RemoteAccessError):
 class DecodeTimeoutError(MediaRefError, TimeoutError):
     """A decode did not finish within its ``timeout`` (``DecodeOptions.timeout``): no task starts after the
     deadline and no HTTP request outlives it."""
+
+
+class WindowError(ValueError):
+    """Temporal windows (``windows=``, :class:`~hf_mediaref.hf.FrameWindows`) asked of what they cannot apply
+    to: a column the dataset does not have, a column type that has no windows (strings, structs), a value
+    column without the dataset's other rows (build the windows with ``FrameWindows.from_dataset``), or offsets
+    that are not numbers of seconds."""
