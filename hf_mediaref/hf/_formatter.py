@@ -256,7 +256,7 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
                 _hint_row_by_row()
         features = self._features(pa_table)
         if self.windows is not None:
-            check_window_columns(self.windows, {n: features.get(n) for n in pa_table.column_names})
+            check_window_columns(self.windows, {n: features.get(n) for n in pa_table.column_names}, "batch")
         media = [name for name in pa_table.column_names if has_media(features.get(name), decoding=True)]
         if not media:
             return self._with_value_windows(pa_table, self._rest.format_batch(pa_table))

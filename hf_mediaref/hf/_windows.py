@@ -311,12 +311,13 @@ class FrameWindows:
         return cls(checked, episode_column=episode_column, episode_ranges=ranges, values=values)
 
 
-def check_window_columns(windows: FrameWindows, features: Mapping[str, Any]) -> None:
-    """Raise :class:`WindowError` where a window column is not in ``features`` (the dataset's or the batch's),
-    or is not a MediaRef column and has no values (a plain ``{column: offsets}`` dict on a value column)."""
+def check_window_columns(windows: FrameWindows, features: Mapping[str, Any], where: str = "dataset") -> None:
+    """Raise :class:`WindowError` where a window column is not in ``features`` (the ``where``: the dataset's
+    or the batch's), or is not a MediaRef column and has no values (a plain ``{column: offsets}`` dict on a
+    value column)."""
     missing = [c for c in windows.columns if c not in features]
     if missing:
-        raise WindowError(f"windows: columns {missing} are not in the dataset (columns: {list(features)})")
+        raise WindowError(f"windows: columns {missing} are not in the {where} (columns: {list(features)})")
     for column in windows.frame_columns:
         feature = features[column]
         if not isinstance(feature, MediaRefFeature):

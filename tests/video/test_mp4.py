@@ -210,3 +210,25 @@ def test_a_media_edit_of_duration_zero_shows_no_frame(build_case, tmp_path, fres
         parse_moov(find_moov(lambda offset, size: data[offset : offset + size], len(data)))
     with pytest.raises(MediaDecodeError):
         batch_decode([MediaRef(str(path), 0)])
+
+
+@pytest.mark.parametrize("decoder", ["pyav", pytest.param("torchcodec", marks=pytest.mark.torchcodec)])
+def test_several_media_edits_are_scanned_and_show_what_a_plain_decode_shows(
+    build_case, tmp_path, decoder, fresh_cache, caplog
+):
+    """Two media edits (frames 0-11, then 20-31): the tables are not used (logged), the demux scan lists
+    what the demuxer outputs, and every frame is the plain decode's."""
+    from hf_mediaref.testing import set_mp4_edit_list
+    from hf_mediaref.video import BatchDecodingStrategy
+
+    path = tmp_path / "two_edits.mp4"
+    path.write_bytes(build_case("h264_bframes_mp4").path.read_bytes())
+    set_mp4_edit_list(path, [(500, 1024), (500, 1024 + 20 * 512)])
+    shown = _plain_decode(path)
+    assert [b for _, b in shown] == [*range(12), *range(20, 32)]
+    with caplog.at_level(logging.INFO, logger="hf_mediaref.video._indexes"):
+        load_index(str(path))
+    assert "2 media edits" in caplog.text
+    for strategy in BatchDecodingStrategy:
+        frames = batch_decode([MediaRef(str(path), t) for t, _ in shown], strategy=strategy, decoder=decoder)
+        assert [read_index(f) for f in frames] == [b for _, b in shown], strategy
