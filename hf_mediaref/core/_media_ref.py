@@ -239,18 +239,26 @@ class MediaRef(BaseModel):
         return self._key() >= other._key()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        """Refuse to become an array (numpy's array protocol, which ``datasets``' ``"torch"``, ``"numpy"``,
-        ``"jax"`` and ``"tensorflow"`` formats use): a ref is not pixels, and decoding here would read media
-        one row at a time outside any :class:`~hf_mediaref.MediaAccess`.
+        """Refuse to become a numeric array (numpy's array protocol, which ``datasets``' ``"torch"``,
+        ``"numpy"``, ``"jax"`` and ``"tensorflow"`` formats call): a ref is not pixels, and decoding here
+        would read media one row at a time outside any :class:`~hf_mediaref.MediaAccess`. Object arrays hold
+        refs as they are (``np.array(refs, dtype=object)``).
 
         Raises:
-            UndecodedRefError: always; the message names the ``"mediaref"`` format.
+            UndecodedRefError: for any dtype but ``object``; the message names the ``"mediaref"`` format.
         """
+        import numpy as np
+
+        if dtype is not None and np.dtype(dtype) == np.dtype(object):
+            held = np.empty((), dtype=object)
+            held[()] = self
+            return held
         raise UndecodedRefError(
             f"{describe_ref(self.uri, self.pts_ns)} is a media reference, not an array: decode a ref column "
             'with ds.with_format("mediaref", output="torch") (or output="numpy"), which decodes each batch '
             "in one call; hf_mediaref.batch_decode(refs) or ref.to_rgb_array() decode refs yourself; "
-            'ds.with_format("pandas") and ds.to_pandas() keep the refs as values'
+            'ds.with_format("pandas") and ds.to_pandas() keep the refs as values, and so do object arrays '
+            "(np.array(refs, dtype=object))"
         )
 
     def __repr__(self) -> str:
