@@ -29,10 +29,12 @@ __all__ = [
     "PathEscapeError",
     "RemoteAccessError",
     "RemoteChangedError",
+    "UndecodedRefError",
     "UnreadableMediaError",
     "UnresolvedPathError",
     "UnsupportedURIError",
     "UntrustedRefError",
+    "WindowError",
     "describe_uri",
 ]
 
@@ -174,3 +176,17 @@ class RemoteChangedError(RemoteAccessError):
 class DecodeTimeoutError(MediaRefError, TimeoutError):
     """A decode did not finish within its ``timeout`` (``DecodeOptions.timeout``): no task starts after the
     deadline and no HTTP request outlives it."""
+
+
+class WindowError(ValueError):
+    """Temporal windows (``windows=``, :class:`~hf_mediaref.hf.FrameWindows`) asked of what they cannot apply
+    to: a column the dataset does not have, a column type that has no windows (strings, structs), a value
+    column without the dataset's other rows (build the windows with ``FrameWindows.from_dataset``), or offsets
+    that are not numbers of seconds."""
+
+
+class UndecodedRefError(TypeError):
+    """A :class:`~hf_mediaref.MediaRef` was used as an array (``np.asarray(ref)``, a ref column under
+    ``ds.with_format("torch")`` or ``"numpy"``): a ref is a pointer, not pixels. Decode it a batch at a time
+    with the ``"mediaref"`` format (``ds.with_format("mediaref", output="torch")``), ``batch_decode``, or
+    ``ref.to_rgb_array()``."""

@@ -33,7 +33,7 @@ from ._compat import (
 )
 from ._feature import MediaRefFeature, fold_feature, has_media, map_media_arrays
 from ._roots import with_hub_token
-from ._windows import FrameWindows, as_windows, plan_table_windows
+from ._windows import FrameWindows, as_windows, check_window_columns, plan_table_windows
 
 __all__ = ["FORMAT_TYPE", "MediaRefFormatter", "decode_media_columns"]
 
@@ -232,6 +232,8 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
             )
         self.access: MediaAccess | None = access
         self.windows = as_windows(windows)
+        if self.windows is not None and features is not None:
+            check_window_columns(self.windows, features)  # fails when the format is set
         self._rows = 0
         kwargs = {"features": features, "token_per_repo_id": token_per_repo_id}
         if self.options.output == "torch":
@@ -254,14 +256,10 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
                 _hint_row_by_row()
         features = self._features(pa_table)
         if self.windows is not None:
-            missing = [c for c in self.windows.columns if c not in pa_table.column_names]
-            if missing:
-                raise KeyError(
-                    f"windows: columns {missing} are not in the batch (columns: {pa_table.column_names})"
-                )
+            check_window_columns(self.windows, {n: features.get(n) for n in pa_table.column_names}, "batch")
         media = [name for name in pa_table.column_names if has_media(features.get(name), decoding=True)]
         if not media:
-            return self._rest.format_batch(pa_table)
+            return self._with_value_windows(pa_table, self._rest.format_batch(pa_table))
         others = [name for name in pa_table.column_names if name not in media]
         rest = self._rest.format_batch(pa_table.select(others)) if others else {}
         options = self.options.with_credentials(self.access)
@@ -271,7 +269,22 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         )
         out = {name: decoded[name] if name in decoded else rest[name] for name in pa_table.column_names}
         out.update((name, value) for name, value in decoded.items() if name not in out)  # windows' masks
-        return out
+        return self._with_value_windows(pa_table, out)
+
+    def _with_value_windows(self, pa_table: pa.Table, out: Mapping) -> Mapping:
+        """``out`` with the value windows of the batch (and their masks) in place of their columns."""
+        if self.windows is None or not self.windows.value_columns:
+            return out
+        needed = [self.windows.episode_column, self.windows.values.time_column]  # type: ignore[union-attr]
+        missing = [c for c in needed if c not in pa_table.column_names]
+        if missing:
+            raise KeyError(
+                f"windows: the episode and time columns {missing} are not in the batch (columns: "
+                f"{pa_table.column_names}); keep them in the formatted columns"
+            )
+        episodes = pa_table[needed[0]].to_pylist()
+        windowed = self.windows.value_windows(episodes, pa_table[needed[1]], self.options.output)
+        return {**out, **windowed}
 
     def format_row(self, pa_table: pa.Table) -> Mapping:
         """One row (a batch of one, unpacked)."""

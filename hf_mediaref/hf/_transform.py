@@ -18,6 +18,7 @@ from ..arrow import resolve_ref
 from ..arrow._storage import STORED_KEYS
 from ..core import MediaRef
 from ..decode import DecodeOptions
+from ..errors import WindowError
 from ..io import MediaAccess
 from ._windows import FrameWindows, as_windows, plan_windows
 
@@ -231,8 +232,9 @@ class MediaDecodeTransform:
         if not window_columns:
             decoded = map_refs({c: batch[c] for c in columns}, self._decode)
             return {**batch, **decoded}
+        assert self.windows is not None
         plan = self._window_plan(batch)
-        windowed: dict[str, list[Any]] = {}
+        windowed: dict[str, list[Any]] = self._value_windows(batch) if self.windows.value_columns else {}
 
         def decode_all(refs: list[MediaRef]) -> list[Any]:  # one engine call for the batch and its windows
             frames = self._decode([*refs, *plan.refs])
@@ -242,19 +244,32 @@ class MediaDecodeTransform:
         decoded = map_refs({c: batch[c] for c in columns}, decode_all)
         return {**batch, **decoded, **windowed}
 
+    def _value_windows(self, batch: dict) -> dict[str, list[Any]]:
+        assert self.windows is not None and self.windows.values is not None
+        needed = [self.windows.episode_column, self.windows.values.time_column]
+        missing = [c for c in needed if c not in batch]
+        if missing:
+            raise KeyError(
+                f"decode_transform: the windows' episode and time columns {missing} are not in the batch "
+                f"(columns: {list(batch)})"
+            )
+        episodes, times = list(batch[needed[0]]), list(batch[needed[1]])
+        return self.windows.value_windows(episodes, times, self.options.output, from_python=True)
+
     def _window_plan(self, batch: dict) -> Any:
         assert self.windows is not None
         refs: dict[str, list[MediaRef | None]] = {}
-        for column in self.windows.columns:
+        for column in self.windows.frame_columns:
             values = list(batch[column])
             refs[column] = [
                 None if value is None else _as_ref(value, (column, i)) for i, value in enumerate(values)
             ]
             for i, (value, ref) in enumerate(zip(values, refs[column])):
                 if value is not None and ref is None:
-                    raise ValueError(
+                    raise WindowError(
                         f"decode_transform: column {column!r}, row {i} of the batch is not a media reference "
-                        f"({type(value).__name__}); window columns hold one ref per row"
+                        f"({type(value).__name__}); a window column of values needs the dataset's other "
+                        "rows: build the windows with FrameWindows.from_dataset"
                     )
             refs[column] = [None if ref is None else resolve_ref(ref, self.access) for ref in refs[column]]
         episodes = None

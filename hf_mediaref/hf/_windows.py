@@ -16,6 +16,12 @@ on screen at that time).
 
 The planning here is pure (:func:`window_times`); the format and the transform call :func:`plan_windows` and
 :meth:`WindowPlan.assemble` around their single ``batch_decode`` call.
+
+Value columns (numbers, lists, fixed-size arrays: LeRobot's actions and states) are windowed too, by
+:meth:`FrameWindows.from_dataset`, which reads their values from the whole dataset (:mod:`._value_windows`):
+each row gets the values of the rows of its episode nearest its time plus each offset, with the same
+clamping and ``<column>_is_pad``, in the same batch call. Any other window column is a
+:class:`~hf_mediaref.errors.WindowError`, never a silent no-op.
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ import numpy as np
 from .._fields import INT64_MAX, NS_PER_SECOND, describe_ref
 from ..core import MediaRef
 from ..decode import DecodeOptions
-from ..errors import FrameOutOfRangeError
+from ..errors import FrameOutOfRangeError, WindowError
 from ._feature import MediaRefFeature
+from ._value_windows import ValueTable, python_times_ns, times_ns_of
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -41,6 +48,7 @@ __all__ = [
     "FrameWindows",
     "WindowPlan",
     "as_windows",
+    "check_window_columns",
     "plan_table_windows",
     "plan_windows",
     "window_times",
@@ -62,21 +70,21 @@ def _episode_key(value: Any) -> Any:
 
 def _check_offsets(offsets: Any) -> dict[str, tuple[float, ...]]:
     if not isinstance(offsets, Mapping) or not offsets:
-        raise ValueError(f"windows must map column names to lists of offsets in seconds, got {offsets!r}")
+        raise WindowError(f"windows must map column names to lists of offsets in seconds, got {offsets!r}")
     out: dict[str, tuple[float, ...]] = {}
     for column, values in offsets.items():
         if not isinstance(column, str):
-            raise ValueError(f"window column names must be strings, got {column!r}")
+            raise WindowError(f"window column names must be strings, got {column!r}")
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
-            raise ValueError(
+            raise WindowError(
                 f"windows[{column!r}] must be a non-empty list of offsets in seconds, got {values!r}"
             )
         seconds = []
         for v in values:
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-                raise ValueError(f"windows[{column!r}]: offsets are numbers of seconds, got {v!r}")
+                raise WindowError(f"windows[{column!r}]: offsets are numbers of seconds, got {v!r}")
             if not math.isfinite(float(v)):
-                raise ValueError(f"windows[{column!r}]: offsets must be finite, got {v!r}")
+                raise WindowError(f"windows[{column!r}]: offsets must be finite, got {v!r}")
             seconds.append(float(v))
         out[column] = tuple(seconds)
     return out
@@ -93,15 +101,17 @@ class FrameWindows:
     Args:
         offsets: ``{column: [seconds, ...]}``: for each MediaRef column (a video frame per row), the offsets
             in seconds of its window frames from the row's own time, in output order (``[-0.2, -0.1, 0.0]``:
-            two past frames and the current one). ``T = len(offsets[column])`` frames per row.
+            two past frames and the current one). ``T = len(offsets[column])`` frames per row. Value columns
+            (numbers, lists, arrays) need the dataset's other rows: :meth:`from_dataset`.
         episode_column: the column holding each row's episode (it must be in every batch), or ``None``.
         episode_ranges: ``{column: {episode: (first_ns, last_ns)}}``: the time of the first and last frame of
             each episode in that column's video; required with ``episode_column``. Built by
             :meth:`from_dataset`, or by hand for a streamed dataset (e.g. from LeRobot's ``meta/episodes``).
+        values: the value columns' rows (built by :meth:`from_dataset`), or ``None``.
 
     Raises:
-        ValueError: for empty or non-numeric offsets, an ``episode_column`` without ranges (or ranges without
-            a column), or ranges missing a window column.
+        WindowError: (a ``ValueError``) for empty or non-numeric offsets, an ``episode_column`` without ranges
+            (or ranges without a column), ranges missing a window column, or values without an episode column.
 
     Example:
         ```python
@@ -119,24 +129,34 @@ class FrameWindows:
     episode_ranges: Mapping[str, Mapping[Any, tuple[int, int]]] | None = dataclasses.field(
         default=None, repr=False
     )
+    values: ValueTable | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "offsets", _check_offsets(self.offsets))
         if (self.episode_column is None) != (self.episode_ranges is None):
-            raise ValueError(
+            raise WindowError(
                 "episode_column and episode_ranges go together: build the windows with "
                 "FrameWindows.from_dataset(ds, offsets, episode_column=...) or pass both"
             )
+        value_columns = list(self.values.arrays) if self.values is not None else []
+        if value_columns and self.episode_column is None:
+            raise WindowError(
+                "value windows need an episode_column: build them with FrameWindows.from_dataset"
+            )
+        unknown = [c for c in value_columns if c not in self.offsets]
+        if unknown:
+            raise WindowError(f"values of column(s) {unknown} that have no offsets")
         if self.episode_ranges is not None:
-            missing = [c for c in self.offsets if c not in self.episode_ranges]
+            media = [c for c in self.offsets if c not in value_columns]
+            missing = [c for c in media if c not in self.episode_ranges]
             if missing:
-                raise ValueError(f"episode_ranges has no ranges for window column(s) {missing}")
+                raise WindowError(f"episode_ranges has no ranges for window column(s) {missing}")
             ranges: _Ranges = {
                 column: {
                     _episode_key(ep): (int(lo), int(hi))
                     for ep, (lo, hi) in self.episode_ranges[column].items()
                 }
-                for column in self.offsets
+                for column in media
             }
             object.__setattr__(self, "episode_ranges", ranges)
 
@@ -145,29 +165,84 @@ class FrameWindows:
         """The window columns."""
         return list(self.offsets)
 
+    @property
+    def value_columns(self) -> list[str]:
+        """The window columns of values (numbers, lists, arrays), windowed from :attr:`values`."""
+        return list(self.values.arrays) if self.values is not None else []
+
+    @property
+    def frame_columns(self) -> list[str]:
+        """The window columns of MediaRefs (frames decoded from their videos)."""
+        return [c for c in self.offsets if c not in self.value_columns]
+
+    def value_windows(
+        self, episodes: Sequence[Any], times: Any, output: str, *, from_python: bool = False
+    ) -> dict[str, list[Any]]:
+        """The value columns' windows of a batch and their ``_is_pad`` masks (``output="torch"``: tensors,
+        else numpy arrays).
+
+        Args:
+            episodes: each row's episode.
+            times: the batch's time column (an Arrow array, or its Python values with ``from_python``).
+            output: the decode output (``"torch"``, ``"numpy"``, ``"pil"``).
+            from_python: ``times`` are Python values (refs, dicts, seconds), not Arrow.
+
+        Raises:
+            WindowError: a time column of the wrong type. KeyError: an episode not in :attr:`values`.
+        """
+        assert self.values is not None
+        column = self.values.time_column
+        times_ns = python_times_ns(times, column) if from_python else times_ns_of(times, column)
+        out: dict[str, list[Any]] = {}
+        for name in self.value_columns:
+            found, pads = self.values.windows(name, self.offsets_ns(name), episodes, times_ns.tolist())
+            windows: list[Any] = list(found)
+            masks: list[Any] = list(pads)
+            if output == "torch":
+                import torch
+
+                windows = [None if w is None else torch.from_numpy(w) for w in windows]
+                masks = [None if m is None else torch.from_numpy(m) for m in masks]
+            out[name] = windows
+            out[name + PAD_SUFFIX] = masks
+        return out
+
     def offsets_ns(self, column: str) -> np.ndarray:
         """The offsets of ``column`` in nanoseconds (int64)."""
         return np.array([round(s * NS_PER_SECOND) for s in self.offsets[column]], dtype=np.int64)
 
     @classmethod
     def from_dataset(
-        cls, dataset: Any, offsets: Mapping[str, Sequence[float]], *, episode_column: str
+        cls,
+        dataset: Any,
+        offsets: Mapping[str, Sequence[float]],
+        *,
+        episode_column: str,
+        time_column: str | None = None,
     ) -> FrameWindows:
-        """Windows whose episodes are read from ``dataset``: for each window column and episode, the times
-        of its first and last frame (one pass over two columns, in Arrow).
+        """Windows whose episodes are read from ``dataset``: for each MediaRef window column and episode, the
+        times of its first and last frame (one pass over two columns, in Arrow); for each value window column
+        (numbers, lists, fixed-size arrays: actions, states), its values, in episode and time order, so each
+        row's window holds the values of the rows of its episode nearest its time plus each offset
+        (LeRobot's ``delta_timestamps``; see docs/windows.md).
 
         Args:
             dataset: a ``datasets.Dataset`` (its rows as selected, shuffled or filtered).
             offsets: ``{column: [seconds, ...]}`` (see the class).
             episode_column: the column naming each row's episode.
+            time_column: for value windows, the column giving each row's time: a MediaRef column (its
+                ``pts_ns``) or seconds. Default: ``"timestamp"`` (LeRobot's) where the dataset has it, else
+                the first MediaRef window column, else the first MediaRef column.
 
         Returns:
-            A :class:`FrameWindows` with ``episode_ranges`` filled.
+            A :class:`FrameWindows` with ``episode_ranges`` (and ``values``) filled.
 
         Raises:
             TypeError: ``dataset`` is not a map-style ``datasets.Dataset`` (a streamed dataset cannot be read
                 ahead: pass ``episode_ranges`` yourself).
-            KeyError: a named column is not in ``dataset``.
+            WindowError: a named column is not in ``dataset`` (also a ``KeyError`` before), a window column of
+                a type without windows (strings, structs), no time column for value windows, or two rows of
+                an episode at the same time.
             ValueError: an episode's refs in a window column point into several files.
         """
         import pyarrow as pa
@@ -183,11 +258,29 @@ class FrameWindows:
         names = [episode_column, *checked]
         missing = [c for c in names if c not in dataset.column_names]
         if missing:
-            raise KeyError(f"columns {missing} are not in the dataset (columns: {dataset.column_names})")
-        table = dataset.select_columns(names).with_format("arrow")[:]
+            raise WindowError(f"columns {missing} are not in the dataset (columns: {dataset.column_names})")
+        features = dataset.features
+        media = [c for c in checked if isinstance(features[c], MediaRefFeature)]
+        value_columns = [c for c in checked if c not in media]
+        if value_columns and time_column is None:
+            refs = [c for c in dataset.column_names if isinstance(features[c], MediaRefFeature)]
+            time_column = "timestamp" if "timestamp" in dataset.column_names else (media or refs or [None])[0]
+            if time_column is None:
+                raise WindowError(
+                    f"windows over value column(s) {value_columns} need each row's time: pass time_column= "
+                    "(a MediaRef column, or a column of seconds)"
+                )
+        if time_column is not None and time_column not in dataset.column_names:
+            raise WindowError(f"time column {time_column!r} is not in the dataset ({dataset.column_names})")
+        extra = [time_column] if value_columns and time_column not in names else []
+        table = dataset.select_columns(names + extra).with_format("arrow")[:]
+        values = None
+        if value_columns:
+            assert time_column is not None
+            values = ValueTable.build(table, value_columns, episode_column, time_column)
         episodes = table[episode_column]
         ranges: _Ranges = {}
-        for column in checked:
+        for column in media:
             refs = table[column]
             grouped = (
                 pa.table(
@@ -215,7 +308,24 @@ class FrameWindows:
                 )
                 if lo is not None
             }
-        return cls(checked, episode_column=episode_column, episode_ranges=ranges)
+        return cls(checked, episode_column=episode_column, episode_ranges=ranges, values=values)
+
+
+def check_window_columns(windows: FrameWindows, features: Mapping[str, Any], where: str = "dataset") -> None:
+    """Raise :class:`WindowError` where a window column is not in ``features`` (the ``where``: the dataset's
+    or the batch's), or is not a MediaRef column and has no values (a plain ``{column: offsets}`` dict on a
+    value column)."""
+    missing = [c for c in windows.columns if c not in features]
+    if missing:
+        raise WindowError(f"windows: columns {missing} are not in the {where} (columns: {list(features)})")
+    for column in windows.frame_columns:
+        feature = features[column]
+        if not isinstance(feature, MediaRefFeature):
+            raise WindowError(
+                f"windows: column {column!r} is not a MediaRef column ({type(feature).__name__}): windows "
+                "over numbers, lists and arrays read the other rows of the dataset; build them with "
+                f"FrameWindows.from_dataset(ds, {{{column!r}: offsets}}, episode_column=...)"
+            )
 
 
 def as_windows(windows: FrameWindows | Mapping[str, Sequence[float]] | None) -> FrameWindows | None:
@@ -427,7 +537,7 @@ def plan_table_windows(
     for name in columns:
         feature = features[name]
         if not isinstance(feature, MediaRefFeature):
-            raise ValueError(
+            raise WindowError(
                 f"window column {name!r} must be a MediaRef column, not {type(feature).__name__}"
             )
         quoted = repr(name).replace("{", "{{").replace("}", "}}")

@@ -255,6 +255,43 @@ def set_mp4_rotation(path: str | os.PathLike, degrees: int) -> None:
     Path(path).write_bytes(bytes(data))
 
 
+def set_mp4_edit_list(path: str | os.PathLike, edits: Sequence[tuple[int, int]]) -> None:
+    """Replace the edit list (``elst``) of the first track of an MP4/MOV file, in place: ``edits`` are
+    ``(duration, media_time)`` entries at rate 1, durations in the movie's timescale (``mvhd``), media times
+    in the track's (``media_time`` -1: an empty edit, which delays the track). What cameras and editors
+    write: a start past the encoder's delay, a trim that starts mid-sample or on a non-keyframe.
+
+    Raises:
+        ValueError: not an MP4/MOV whose ``moov`` comes after its media data (a larger ``moov`` before the
+            data would move every sample).
+    """
+    import struct
+
+    data = bytearray(Path(path).read_bytes())
+    moov, mdat = data.find(b"moov") - 4, data.find(b"mdat") - 4
+    if moov < 0 or mdat < 0 or moov < mdat:
+        raise ValueError(f"{path}: not an MP4/MOV with its moov after its media data")
+
+    def box(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+    entries = b"".join(struct.pack(">IihH", duration, media_time, 1, 0) for duration, media_time in edits)
+    edts = box(b"edts", box(b"elst", b"\0\0\0\0" + struct.pack(">I", len(edits)) + entries))
+    trak = data.find(b"trak", moov) - 4
+    (trak_size,) = struct.unpack_from(">I", data, trak)
+    at, old_size = data.find(b"edts", trak, trak + trak_size) - 4, 0
+    if at < 0:  # no edit list yet: insert one after the track header
+        tkhd = data.find(b"tkhd", trak) - 4
+        at = tkhd + struct.unpack_from(">I", data, tkhd)[0]
+    else:
+        (old_size,) = struct.unpack_from(">I", data, at)
+    data[at : at + old_size] = edts
+    grow = len(edts) - old_size
+    for parent in (trak, moov):
+        struct.pack_into(">I", data, parent, struct.unpack_from(">I", data, parent)[0] + grow)
+    Path(path).write_bytes(bytes(data))
+
+
 def write_animated_image(
     path: str | os.PathLike,
     num_frames: int = 12,

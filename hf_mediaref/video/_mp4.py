@@ -4,8 +4,11 @@ a byte of the media data (pure parsing; bytes come from a ``read_at(offset, size
 The tables give decode order: ``stts`` (sample durations, so decode times), ``ctts`` (composition offsets:
 pts = dts + offset; B-frame streams need it), ``stss`` (sync samples; absent: every sample is one),
 ``stsz``/``stz2`` (sizes), ``stsc`` + ``stco``/``co64`` (chunk offsets). The edit list (``elst``) moves the
-timeline the way FFmpeg's mov demuxer does: an empty edit delays the track, a media edit starting at ``M``
-shifts pts by ``-M`` and drops the frames that show before ``M`` or after the edit's end.
+timeline exactly the way FFmpeg's mov demuxer does (``mov_fix_index``, see :func:`_apply_edit`): empty
+edits delay the track (each rounded to media ticks), a media edit starting at ``M`` keeps the frames that show
+in ``[M, M + length)`` (a frame starting before ``M`` is dropped, even where ``M`` falls inside it), and the
+first kept frame is moved to the delay. The packets from the keyframe before ``M`` are still demuxed (flagged
+discard) so that a decode can start there; the index lists only the frames that come out.
 
 Anything this module does not reproduce exactly is refused with :class:`Unsupported` (the caller then scans
 the file): fragmented MP4 (``moof``/``mvex``), more than one media edit, edit rates other than 1, several
@@ -184,13 +187,26 @@ def _sample_offsets(stsc: np.ndarray, chunks: np.ndarray, sizes: np.ndarray) -> 
     return chunks[chunk_of] + within
 
 
-def _edit(data: bytes, trak: tuple[int, int], movie_scale: int, media_scale: int) -> tuple[int, int, int]:
-    """``(delay, media start, media length)`` in media ticks from the edit list: an optional empty edit,
-    then at most one media edit at rate 1 (``media length`` -1: to the end)."""
+def _rescale(ticks: int, to_scale: int, from_scale: int) -> int:
+    """``ticks * to_scale / from_scale`` rounded to the nearest tick, halves away from zero (FFmpeg's
+    ``av_rescale``, with which the mov demuxer converts edit durations to media ticks)."""
+    num = ticks * to_scale
+    return (num + from_scale // 2) // from_scale if num >= 0 else -((-num + from_scale // 2) // from_scale)
+
+
+def _edit(
+    data: bytes, trak: tuple[int, int], movie_scale: int, media_scale: int
+) -> tuple[int, int, int] | None:
+    """``(delay, media start, media length)`` in media ticks from the edit list (None: no edit list): optional
+    empty edits, then at most one media edit at rate 1 (``media length`` -1: to the end, where the edit list
+    has none). Durations are in the movie's timescale and are rounded to media ticks one edit at a time, as
+    FFmpeg does; a media edit of duration 0 shows nothing (FFmpeg drops every frame)."""
     edts = _child(data, *trak, "edts")
     elst = _child(data, *edts, "elst") if edts else None
     if elst is None:
-        return 0, 0, -1
+        return None
+    if not movie_scale:
+        raise Unsupported("an edit list with a movie timescale of 0")
     version, pos = _full_box(data, elst[0])
     (count,) = struct.unpack_from(">I", data, pos)
     pos += 4
@@ -202,19 +218,64 @@ def _edit(data: bytes, trak: tuple[int, int], movie_scale: int, media_scale: int
         if media_time == -1:
             if media:
                 raise Unsupported("an empty edit after a media edit")
-            delay += seg_duration
+            delay += _rescale(seg_duration, media_scale, movie_scale)
             continue
+        if media_time < 0:
+            raise Unsupported(f"a media edit starting at {media_time}")
         if (rate, rate_frac) != (1, 0):
             raise Unsupported("an edit with a rate other than 1")
         media.append((seg_duration, media_time))
     if len(media) > 1:
         raise Unsupported(f"{len(media)} media edits")
-    delay_ticks = delay * media_scale // movie_scale if movie_scale else 0
     if not media:
-        return delay_ticks, 0, -1
+        return delay, 0, -1
     seg_duration, media_time = media[0]
-    length = seg_duration * media_scale // movie_scale if seg_duration and movie_scale else -1
-    return delay_ticks, int(media_time), int(length)
+    length = _rescale(seg_duration, media_scale, movie_scale)
+    return delay, int(media_time), int(length)
+
+
+def _apply_edit(
+    dts: np.ndarray,
+    raw_pts: np.ndarray,
+    keys: np.ndarray,
+    edit: tuple[int, int, int] | None,
+    has_ctts: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(kept, pts)``: the samples (decode-order indices) FFmpeg's mov demuxer outputs as frames under
+    ``edit`` (see :func:`_edit`) and their pts, as its ``mov_fix_index`` computes them for a video track.
+
+    The demuxer starts at the last sync sample whose dts and pts are at most the media start ``M`` (the first
+    sample where there is none), walks forward in decode order, and flags as discard every sample whose
+    pts (``raw_pts``: dts + composition offset) is not in ``[M, M + length)``; it stops at the first sync
+    sample (with a ``ctts`` table, ``has_ctts``: the second) whose frame ends at or after ``M + length``.
+    Kept samples are re-timed from the first kept one (in decode order, ``f``): dts run on from ``delay`` by
+    the stts durations, and a video track is then moved so that its first pts is the delay. Hence
+    ``pts = delay + raw_pts - max(dts[f], min(raw_pts[kept]))``.
+    """
+    n = dts.size
+    if edit is None:  # no edit list: the demuxer keeps every sample with its own pts
+        return np.arange(n), raw_pts.copy()
+    delay, start, length = edit
+    starts = np.flatnonzero(keys & (dts <= start) & (raw_pts <= start))
+    first = int(starts[-1]) if starts.size else 0
+    end = n
+    if length >= 0:
+        stop = start + length
+        frame_end = np.append(dts[1:], dts[-1] + length) - dts + raw_pts  # raw_pts + the stts duration
+        ends = np.flatnonzero(keys & (frame_end >= stop))
+        ends = ends[ends >= first]
+        wait = 1 if has_ctts else 0  # trailing B-frames after the first sync sample past the end
+        if ends.size > wait:
+            end = int(ends[wait]) + 1
+    window = np.arange(first, end)
+    inside = raw_pts[window] >= start
+    if length >= 0:
+        inside &= raw_pts[window] < start + length
+    kept = window[inside]
+    if kept.size == 0:
+        return kept, np.empty(0, np.int64)
+    shift = max(int(dts[kept[0]]), int(raw_pts[kept].min()))
+    return kept, raw_pts[kept] - shift + delay
 
 
 def _check_sample_groups(data: bytes, stbl: tuple[int, int]) -> None:
@@ -281,15 +342,11 @@ def _track(data: bytes, trak: tuple[int, int], number: int, movie_scale: int) ->
     stsc = _u32_table(data, *box["stsc"], 3)
     offsets_ = _sample_offsets(stsc, _chunk_offsets(data, box["stco"], box["co64"]), sizes)
 
-    delay, media_start, media_length = _edit(data, trak, movie_scale, timescale)
-    pts = dts + cts
-    keep = pts >= media_start
-    if media_length >= 0:
-        keep &= pts < media_start + media_length
-    pts = pts - media_start + delay
-    order = np.flatnonzero(keep)
-    order = order[np.argsort(pts[order], kind="stable")]
-    pts = pts[order]
+    kept, kept_pts = _apply_edit(
+        dts, dts + cts, keys, _edit(data, trak, movie_scale, timescale), box["ctts"] is not None
+    )
+    by_pts = np.argsort(kept_pts, kind="stable")
+    order, pts = kept[by_pts], kept_pts[by_pts]
     if pts.size == 0 or np.any(np.diff(pts) <= 0):
         raise Unsupported("no frames, or frames sharing a pts, after the edit list")
     return TrackTables(

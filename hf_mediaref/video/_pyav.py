@@ -249,6 +249,10 @@ class _SpanDecode:
         self.frames: dict[int, np.ndarray] = {}
         self._first = resume is None
         self._from_key = resume is not None  # a key frame came out: what follows is decoded from a keyframe
+        # a keyframe packet flagged discard went into the decoder: an MP4 edit list starting after that
+        # keyframe (FFmpeg demuxes the samples from it, and the decoder drops their frames), so the frames
+        # that come out after it are decoded from that keyframe although none of them is a key frame
+        self._discarded_key_in = False
         # for the resume point this decode leaves: the last frame out, packets skipped, anything amiss
         self._out_pts = resume.last_pts if resume is not None else None
         self._skipped: set[int] = set(resume.skipped) if resume is not None else set()
@@ -427,6 +431,8 @@ class _SpanDecode:
 
     def _note_packet(self, packet: Any) -> None:
         """Place ``packet`` in decode order: its GOP and sequence number."""
+        if packet.is_keyframe and packet.is_discard and self._first:
+            self._discarded_key_in = True
         if packet.is_keyframe:
             self._gop += 1
             if packet.pts is not None:
@@ -476,7 +482,8 @@ class _SpanDecode:
             if self.seek and pts > self.index.pts[self.start]:  # landed after the keyframe it aimed at
                 raise _Overshoot()
         if not self._from_key:
-            if not frame.key_frame:  # decoded without its references (older FFmpeg outputs such frames)
+            if not frame.key_frame and not self._discarded_key_in:  # decoded without its references (older
+                # FFmpeg outputs such frames)
                 if self.seek:
                     raise _Overshoot()  # the seek did not start at a real keyframe
                 return False  # the stream starts mid-GOP: frames before its first keyframe are never returned

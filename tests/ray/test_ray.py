@@ -504,3 +504,51 @@ def test_decoder_errors_name_the_batch_row(repo):
 def test_resolve_roots_refuses_a_dataset_without_refs(runtime):
     with pytest.raises(ValueError, match="no column holds media references"):
         resolve_roots(ray.data.from_items([{"x": 1}]), "/data")
+
+
+def test_decoded_batches_of_a_built_dataset_go_through_iter_torch_batches(runtime, repo, tmp_path):
+    """What ``hf-mediaref build`` writes (strings: video_id, codec) read, decoded and iterated as torch
+    batches: Ray's default collate cannot make tensors of strings; torch_collate keeps them as lists, frames
+    as uint8 tensors; selecting the tensor columns works with the default collate."""
+    torch = pytest.importorskip("torch")
+    from hf_mediaref.cli import main
+    from hf_mediaref.ray import torch_collate
+
+    out = tmp_path / "built"
+    assert main(["build", str(repo.path / "videos"), "-o", str(out), "--every", "4"]) == 0
+    refs = read_mediaref(out, split="train").materialize()
+    assert {"video_id", "codec", "frame_index"} <= set(refs.schema().names)
+    frames = refs.map_batches(MediaDecoder(size=(64, 128)), batch_size=4).materialize()
+    with pytest.raises(TypeError, match="str"):  # Ray's own collate: why torch_collate exists
+        next(iter(frames.iter_torch_batches(batch_size=4)))
+    seen = []
+    for batch in frames.iter_torch_batches(batch_size=4, collate_fn=torch_collate()):
+        assert batch["frame"].dtype == torch.uint8 and batch["frame"].shape[1:] == (64, 128, 3)
+        assert isinstance(batch["video_id"], list) and isinstance(batch["codec"][0], str)
+        assert batch["frame_index"].dtype == torch.int64
+        first = {"a.mp4": 0, "b.mp4": 100}
+        for frame, video, index in zip(batch["frame"], batch["video_id"], batch["frame_index"].tolist()):
+            assert read_index(frame.numpy()) == first[video.rsplit("/", 1)[-1]] + index
+            seen.append((video, index))
+    assert len(seen) == refs.count() == 8 + 5  # every 4th frame of 30 and of 20
+    tensors_only = frames.select_columns(["frame", "frame_index"]).iter_torch_batches(batch_size=4)
+    assert sum(len(b["frame_index"]) for b in tensors_only) == len(seen)
+    assert pickle.loads(pickle.dumps(torch_collate("cpu"))).device == "cpu"
+
+
+def test_torch_collate_takes_frames_of_several_shapes_and_null_refs(repo):
+    """A null ref's empty frame (and frames of other sizes) come as a list of tensors; no runtime needed."""
+    torch = pytest.importorskip("torch")
+    from hf_mediaref.ray import torch_collate
+
+    rows = repo.table.slice(13, 3).to_pydict()  # b.mp4, the image, a null ref: a numpy batch, as Ray's
+    refs = np.empty(3, dtype=object)
+    refs[:] = rows["frame"]
+    batch = decode_batch({"frame": refs, "label": np.asarray(rows["label"])}, root=repo.path)
+    collated = torch_collate()(batch)
+    assert isinstance(collated["frame"], list) and [tuple(t.shape) for t in collated["frame"]] == [
+        (64, 128, 3),
+        (64, 128, 3),
+        (0, 0, 3),
+    ]
+    assert collated["label"].tolist() == [115, 7, -1] and isinstance(collated["label"], torch.Tensor)

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from hf_mediaref.testing import VideoSpec, probe_pts_ns, write_animated_image, write_video
+from hf_mediaref.testing import (
+    VideoSpec,
+    probe_pts_ns,
+    read_index,
+    set_mp4_edit_list,
+    write_animated_image,
+    write_video,
+)
 from hf_mediaref.video import cleanup_cache
 
 SIZE = (64, 128)  # (H, W): the smallest size barcodes (and every encoder here) accept
@@ -30,6 +37,7 @@ class Case:
     spec: VideoSpec
     fps: Fraction | None  # constant frame rate, or None for variable frame rate
     rotation: int = 0  # the display matrix's rotation (degrees counter-clockwise); frames are stored upright
+    first_barcode: int = 0  # the barcode of the first frame a plain decode shows (an edit list cut others)
 
     @property
     def path(self) -> Path:
@@ -71,6 +79,16 @@ def _remux(
                     packet.stream = sub_out
                     out.mux(packet)
             subs.close()
+
+
+def _edited(
+    d: Path, name: str, edits: list[tuple[int, int]], *, bframes: int = 3, fps: int = 24
+) -> VideoSpec:
+    """An H.264 MP4 (GOP 12) whose edit list is replaced by ``edits`` (see ``set_mp4_edit_list``); its pts are
+    what a plain front-to-back PyAV decode shows."""
+    src = write_video(d / f"{name}.mp4", 48, fps=fps, gop=12, bframes=bframes, size=SIZE)
+    set_mp4_edit_list(src.path, edits)
+    return dataclasses.replace(src, pts_ns=tuple(probe_pts_ns(src.path)))
 
 
 def _vfr_pts(n: int, start: int, seed: int) -> list[int]:
@@ -232,10 +250,37 @@ BUILDERS: dict[str, tuple[Fraction | None, Callable[[Path], VideoSpec]]] = {
         lambda d: write_video(d / "h264.avi", 30, fps=25, gop=10, size=SIZE),
     ),
     "animated_gif": (Fraction(10), lambda d: write_animated_image(d / "anim.gif", 20, fps=10, size=SIZE)),
+    # MP4 edit lists as FFmpeg applies them (media scale 12288 at 24 fps, 12800 at 25; a frame is 512 ticks;
+    # the encoder's B-frame delay puts frame 0 at media time 1024; the movie scale is 1000)
+    "edit_empty_533ms_mp4": (  # an empty edit of 533 ms: 6549.5 media ticks, rounded to 6550
+        Fraction(24),
+        lambda d: _edited(d, "edit_empty", [(533, -1), (2000, 1024)]),
+    ),
+    "edit_mid_sample_mp4": (  # starts 256 ticks into frame 0 (dropped) and ends inside frame 45
+        Fraction(24),
+        lambda d: _edited(d, "edit_mid", [(1900, 1024 + 256)]),
+    ),
+    "edit_non_keyframe_mp4": (  # starts inside frame 5 (a B-frame of the first GOP), an empty edit first
+        Fraction(24),
+        lambda d: _edited(d, "edit_nonkey", [(250, -1), (1500, 1024 + 5 * 512 + 100)]),
+    ),
+    "edit_mid_sample_no_bframes_mp4": (  # no composition offsets: starts inside frame 2, a P-frame
+        Fraction(25),
+        lambda d: _edited(d, "edit_nob", [(1200, 2 * 512 + 300)], bframes=0, fps=25),
+    ),
 }
 ZOO = list(BUILDERS)
 #: The display rotation of zoo videos that have one.
 ROTATION = {"h264_rotated_mp4": 90}
+
+
+def _first_barcode(path: Path) -> int:
+    """The barcode of the first frame a plain PyAV decode of ``path`` shows."""
+    import av
+
+    with av.open(str(path)) as container:
+        frame = next(container.decode(container.streams.video[0]))
+        return read_index(frame.to_ndarray(format="rgb24"))
 
 
 @pytest.fixture(scope="session")
@@ -250,7 +295,9 @@ def build_case(zoo_dir) -> Callable[[str], Case]:
     def build(name: str) -> Case:
         if name not in built:
             fps, make = BUILDERS[name]
-            built[name] = Case(name, make(zoo_dir), fps, ROTATION.get(name, 0))
+            spec = make(zoo_dir)
+            first = _first_barcode(spec.path) if name.startswith("edit_") else 0
+            built[name] = Case(name, spec, fps, ROTATION.get(name, 0), first)
         return built[name]
 
     return build

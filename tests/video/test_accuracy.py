@@ -23,9 +23,11 @@ DECODERS = ["pyav", pytest.param("torchcodec", marks=pytest.mark.torchcodec)]
 
 
 def _indices(refs_out, case=None) -> list[int]:
-    """The barcodes of decoded frames; a rotated case's frames (returned as displayed) are turned back."""
+    """The frame numbers of decoded frames (their barcodes, less the first barcode a plain decode of an edited
+    case shows); a rotated case's frames (returned as displayed) are turned back."""
     turns = case.rotation // 90 if case is not None else 0
-    return [read_index(np.rot90(np.asarray(frame), -turns)) for frame in refs_out]
+    first = case.first_barcode if case is not None else 0
+    return [read_index(np.rot90(np.asarray(frame), -turns)) - first for frame in refs_out]
 
 
 def _sequential_decode(path) -> list[np.ndarray]:

@@ -66,7 +66,7 @@ def test_moov_index_equals_the_full_scan(name, build_case, fresh_cache, no_scan)
 def test_moov_index_returns_every_frame(name, build_case, fresh_cache, no_scan):
     case = build_case(name)
     frames = batch_decode([MediaRef(case.uri, t) for t in case.spec.pts_ns], orientation="stored")
-    assert [read_index(f) for f in frames] == list(range(len(case.spec.pts_ns)))
+    assert [read_index(f) - case.first_barcode for f in frames] == list(range(len(case.spec.pts_ns)))
 
 
 def test_tables_of_every_mp4_track(build_case):
@@ -132,7 +132,9 @@ def _trak_with_edits(*entries: tuple[int, int, int]) -> bytes:
     ("entries", "expected"),
     [
         ([(1000, 0, 1)], (0, 0, 12800)),  # one media edit over 1 s (movie scale 1000, media scale 12800)
-        ([(0, 1024, 1)], (0, 1024, -1)),  # B-frame delay: media starts at 1024, to the end
+        ([(0, 1024, 1)], (0, 1024, 0)),  # a media edit of duration 0: FFmpeg shows no frame of it
+        ([(533, -1, 1), (1000, 0, 1)], (6822, 0, 12800)),  # 533 ms: 6822.4 ticks, rounded as FFmpeg does
+        ([(1, -1, 1), (1, -1, 1), (1000, 0, 1)], (26, 0, 12800)),  # each empty edit rounded (12.8 -> 13)
         ([(500, -1, 1), (1000, 0, 1)], (6400, 0, 12800)),  # an empty edit delays the track by 0.5 s
         ([(1000, 0, 1), (1000, 512, 1)], None),  # two media edits: refused
         ([(1000, 0, 2)], None),  # another rate: refused
@@ -148,3 +150,85 @@ def test_edit_lists(entries, expected):
             _edit(trak, (8, len(trak)), 1000, 12800)
     else:
         assert _edit(trak, (8, len(trak)), 1000, 12800) == expected
+
+
+def _plain_decode(path) -> list[tuple[int, int]]:
+    """``(pts_ns, barcode)`` of every frame a plain front-to-back PyAV decode shows, in output order."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        tb = stream.time_base
+        return [
+            (
+                int(f.pts * tb.numerator * 1_000_000_000 // tb.denominator),
+                read_index(f.to_ndarray(format="rgb24")),
+            )
+            for f in container.decode(stream)
+        ]
+
+
+EDITS = {
+    "media_from_0": [(2000, 0)],  # starts before the first frame's pts (B-frame delay): FFmpeg moves it to 0
+    "tail_cut": [(1000, 1024)],  # ends mid-stream
+    "mid_sample_tail_cut": [(1010, 1024 + 3 * 512 + 1)],
+    "two_empty_edits_non_keyframe": [(333, -1), (200, -1), (1500, 1024 + 13 * 512)],
+}
+
+
+@pytest.mark.parametrize("decoder", ["pyav", pytest.param("torchcodec", marks=pytest.mark.torchcodec)])
+@pytest.mark.parametrize("edits", list(EDITS.values()), ids=list(EDITS))
+def test_edit_lists_show_what_a_plain_decode_shows(
+    build_case, tmp_path, edits, decoder, fresh_cache, no_scan
+):
+    """Frame by frame against a plain decode, every strategy; the moov tables give the index (no scan)."""
+    from hf_mediaref.testing import set_mp4_edit_list
+    from hf_mediaref.video import BatchDecodingStrategy
+
+    path = tmp_path / "edited.mp4"
+    path.write_bytes(build_case("h264_bframes_mp4").path.read_bytes())
+    set_mp4_edit_list(path, edits)
+    shown = _plain_decode(path)
+    assert shown and sorted(shown) == shown
+    np.testing.assert_array_equal(load_index(str(path)).frame_ns, [t for t, _ in shown])
+    for strategy in BatchDecodingStrategy:
+        frames = batch_decode([MediaRef(str(path), t) for t, _ in shown], strategy=strategy, decoder=decoder)
+        assert [read_index(f) for f in frames] == [b for _, b in shown], strategy
+
+
+def test_a_media_edit_of_duration_zero_shows_no_frame(build_case, tmp_path, fresh_cache):
+    """FFmpeg drops every frame of a zero-length media edit: the moov tables say so, and a decode raises."""
+    from hf_mediaref.errors import MediaDecodeError
+    from hf_mediaref.testing import set_mp4_edit_list
+
+    path = tmp_path / "empty.mp4"
+    path.write_bytes(build_case("h264_bframes_mp4").path.read_bytes())
+    set_mp4_edit_list(path, [(0, 1024)])
+    assert _plain_decode(path) == []
+    data = path.read_bytes()
+    with pytest.raises(Unsupported, match="no frames"):
+        parse_moov(find_moov(lambda offset, size: data[offset : offset + size], len(data)))
+    with pytest.raises(MediaDecodeError):
+        batch_decode([MediaRef(str(path), 0)])
+
+
+@pytest.mark.parametrize("decoder", ["pyav", pytest.param("torchcodec", marks=pytest.mark.torchcodec)])
+def test_several_media_edits_are_scanned_and_show_what_a_plain_decode_shows(
+    build_case, tmp_path, decoder, fresh_cache, caplog
+):
+    """Two media edits (frames 0-11, then 20-31): the tables are not used (logged), the demux scan lists
+    what the demuxer outputs, and every frame is the plain decode's."""
+    from hf_mediaref.testing import set_mp4_edit_list
+    from hf_mediaref.video import BatchDecodingStrategy
+
+    path = tmp_path / "two_edits.mp4"
+    path.write_bytes(build_case("h264_bframes_mp4").path.read_bytes())
+    set_mp4_edit_list(path, [(500, 1024), (500, 1024 + 20 * 512)])
+    shown = _plain_decode(path)
+    assert [b for _, b in shown] == [*range(12), *range(20, 32)]
+    with caplog.at_level(logging.INFO, logger="hf_mediaref.video._indexes"):
+        load_index(str(path))
+    assert "2 media edits" in caplog.text
+    for strategy in BatchDecodingStrategy:
+        frames = batch_decode([MediaRef(str(path), t) for t, _ in shown], strategy=strategy, decoder=decoder)
+        assert [read_index(f) for f in frames] == [b for _, b in shown], strategy
