@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidRefError, describe_uri
+from .errors import InvalidRefError, UndecodedRefError, describe_uri
 
 __all__ = [
     "INT64_MAX",
@@ -198,30 +198,32 @@ _WRITER = ("datasets.features.features", "_cast_to_python_objects")
 _FORMATS = "_recursive_tensorize"
 
 
-def stored_array(value: Any, uri: str, pts_ns: int | None, what: str) -> np.ndarray:
+def stored_array(value: Any, uri: str, pts_ns: int | None, what: str, dtype: Any = None) -> np.ndarray:
     """A media reference's ``__array__``, by who asks: ``datasets``' writer gets a 0-d object array holding
-    the stored ``{"uri", "pts_ns"}`` dict; ``datasets``' tensor formats get a ``TypeError`` naming the
-    ``"mediaref"`` format; anyone else (NumPy building an object array of refs) a 0-d object array holding
-    ``value`` itself, what NumPy makes of any object.
+    the stored ``{"uri", "pts_ns"}`` dict; ``datasets``' tensor formats and numeric dtypes get
+    :class:`~hf_mediaref.errors.UndecodedRefError` naming the ``"mediaref"`` format; anyone else (NumPy
+    building an object array of refs) a 0-d object array holding ``value`` itself.
 
     ``datasets`` stores values it does not know through ``cast_to_python_objects``, which turns a value with
     ``__array__`` into that array's item: that is how ``Dataset.map``, ``from_dict`` and ``from_list`` store a
     ``MediaRef`` as its struct with nothing of ``datasets`` replaced. Its ``"torch"`` / ``"numpy"`` formats
     ask the same protocol for an array they can tensorize, which a reference is not: pixels come from the
-    ``"mediaref"`` format. The caller is told apart by the frame that calls ``__array__`` (:data:`_WRITER`,
-    :data:`_FORMATS`; checked on the oldest and newest ``datasets`` the package supports).
+    ``"mediaref"`` format, a batch at a time, with the dataset's access. The caller is told apart by the frame
+    that calls ``__array__`` (:data:`_WRITER`, :data:`_FORMATS`; checked on the oldest and newest ``datasets``
+    the package supports).
 
     Args:
         value: the reference.
         uri: its URI.
         pts_ns: its presentation time (``None`` for an image).
         what: the class name, for the error.
+        dtype: the dtype NumPy asks for (``None`` or ``object`` hold the reference).
 
     Returns:
         The 0-d object array.
 
     Raises:
-        UndecodedRefError: (a ``TypeError``) for ``datasets``' tensor formats.
+        UndecodedRefError: (a ``TypeError``) for ``datasets``' tensor formats and numeric dtypes.
     """
     caller = sys._getframe(2)  # 0: here, 1: the value's __array__, 2: who asked it
     module, function = caller.f_globals.get("__name__", ""), caller.f_code.co_name
@@ -229,11 +231,14 @@ def stored_array(value: Any, uri: str, pts_ns: int | None, what: str) -> np.ndar
     if (module, function) == _WRITER:
         stored[()] = {"uri": uri, "pts_ns": pts_ns}
         return stored
-    if function == _FORMATS and module.startswith("datasets.formatting."):
-        raise TypeError(
+    numeric = dtype is not None and np.dtype(dtype) != np.dtype(object)
+    if numeric or (function == _FORMATS and module.startswith("datasets.formatting.")):
+        raise UndecodedRefError(
             f"{describe_ref(uri, pts_ns)} is a media reference ({what}), not an array: decode a ref column "
             'with ds.with_format("mediaref", output="torch") (or output="numpy"), which decodes each batch '
-            "in one call; ds.with_format('pandas') keeps the refs as values"
+            "in one call; hf_mediaref.batch_decode(refs) or .to_rgb_array() decode refs yourself; "
+            'ds.with_format("pandas"), ds.to_pandas() and object arrays (np.array(refs)) keep the refs as '
+            "values"
         )
     stored[()] = value
     return stored

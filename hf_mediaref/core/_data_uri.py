@@ -185,7 +185,7 @@ class DataURI(BaseModel):
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
         """As :meth:`hf_mediaref.MediaRef.__array__` (the stored ``{"uri", "pts_ns": None}`` for ``datasets``'
         writer); pixels come from :meth:`to_rgb_array`."""
-        return stored_array(self, self.uri, None, "DataURI")
+        return stored_array(self, self.uri, None, "DataURI", dtype)
 
     def __repr__(self) -> str:
         return f"DataURI({describe_uri(self.uri, 48)}, mimetype={self._mimetype!r})"

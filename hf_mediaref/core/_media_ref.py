@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from .._fields import coerce_pts_ns, coerce_uri, describe_ref, invalid_ref, stored_array
 from ..decode import DecodeOptions, batch_decode
-from ..errors import InvalidRefError, UndecodedRefError, UnsupportedURIError, describe_uri
+from ..errors import InvalidRefError, UnsupportedURIError, describe_uri
 from ..io import MediaAccess, UriKind, classify_uri, is_absolute_uri, is_remote_uri, uri_exists
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -217,10 +217,16 @@ class MediaRef(BaseModel):
     # ------------------------------------------------------------------ value semantics
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
         """For ``datasets``' writer, a 0-d object array holding the stored ``{"uri", "pts_ns"}`` dict (how
-        ``Dataset.map`` stores a returned ref); for ``datasets``' ``"numpy"`` / ``"torch"`` formats a
-        ``TypeError`` naming the ``"mediaref"`` format (a ref is not pixels); for NumPy, the ref itself in a
-        0-d object array. See :func:`hf_mediaref._fields.stored_array`."""
-        return stored_array(self, self.uri, self.pts_ns, "MediaRef")
+        ``Dataset.map`` stores a returned ref); for NumPy, the ref itself in a 0-d object array (object
+        arrays hold refs as they are: ``np.array(refs)``). A ref is not pixels: ``datasets``' ``"numpy"`` /
+        ``"torch"`` / ``"jax"`` / ``"tensorflow"`` formats and any numeric ``dtype`` get
+        :class:`~hf_mediaref.errors.UndecodedRefError` naming the ``"mediaref"`` format. See
+        :func:`hf_mediaref._fields.stored_array`.
+
+        Raises:
+            UndecodedRefError: (a ``TypeError``) for ``datasets``' tensor formats and numeric dtypes.
+        """
+        return stored_array(self, self.uri, self.pts_ns, "MediaRef", dtype)
 
     def _key(self) -> tuple:
         return (self.uri, -1 if self.pts_ns is None else self.pts_ns)
@@ -244,29 +250,6 @@ class MediaRef(BaseModel):
         if not isinstance(other, MediaRef):
             return NotImplemented
         return self._key() >= other._key()
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        """Refuse to become a numeric array (numpy's array protocol, which ``datasets``' ``"torch"``,
-        ``"numpy"``, ``"jax"`` and ``"tensorflow"`` formats call): a ref is not pixels, and decoding here
-        would read media one row at a time outside any :class:`~hf_mediaref.MediaAccess`. Object arrays hold
-        refs as they are (``np.array(refs, dtype=object)``).
-
-        Raises:
-            UndecodedRefError: for any dtype but ``object``; the message names the ``"mediaref"`` format.
-        """
-        import numpy as np
-
-        if dtype is not None and np.dtype(dtype) == np.dtype(object):
-            held = np.empty((), dtype=object)
-            held[()] = self
-            return held
-        raise UndecodedRefError(
-            f"{describe_ref(self.uri, self.pts_ns)} is a media reference, not an array: decode a ref column "
-            'with ds.with_format("mediaref", output="torch") (or output="numpy"), which decodes each batch '
-            "in one call; hf_mediaref.batch_decode(refs) or ref.to_rgb_array() decode refs yourself; "
-            'ds.with_format("pandas") and ds.to_pandas() keep the refs as values, and so do object arrays '
-            "(np.array(refs, dtype=object))"
-        )
 
     def __repr__(self) -> str:
         return describe_ref(self.uri, self.pts_ns)

@@ -44,10 +44,12 @@ def test_array_formats_raise_a_typed_error_naming_the_mediaref_format(refs_ds, f
         plain["frame"][:2]  # a lazy Column, formatted when read
     with pytest.raises(UndecodedRefError):
         refs_ds.with_format(fmt, columns=["clip"])[:2]  # refs nested in lists too
-    with pytest.raises(TypeError):  # a TypeError, as numpy's array protocol expects
-        np.asarray(MediaRef("a.mp4", 0))
-    held = np.array([MediaRef("a.mp4", 0), None], dtype=object)  # object arrays hold refs as they are
-    assert held.shape == (2,) and held[0] == MediaRef("a.mp4", 0)
+    with pytest.raises(TypeError):  # a TypeError, as numpy's array protocol expects: a ref is not pixels
+        np.asarray(MediaRef("a.mp4", 0), dtype=np.uint8)
+    ref = MediaRef("a.mp4", 0)
+    assert np.asarray(ref).item() is ref
+    for held in (np.array([ref, None], dtype=object), np.array([ref, None])):  # object arrays hold refs
+        assert held.shape == (2,) and held[0] is ref
     # the other columns are as datasets gives them, and the "mediaref" format decodes the refs
     assert np.asarray(refs_ds.with_format(fmt, columns=["i"])[:2]["i"]).tolist() == [3, 4]
     decoded = refs_ds.with_format("mediaref", output=fmt)[:2]
