@@ -264,8 +264,9 @@ def batch_decode(
     Args:
         refs: ``MediaRef`` s or ``{"uri", "pts_ns"}`` dicts; duplicates, any order, many videos and
             still images (``pts_ns=None``) mixed.
-        strategy, decoder, size, output, channels_first, storage_options, max_workers, device, timeout,
-            orientation: the fields of :class:`DecodeOptions`; given ones override ``options``.
+        strategy: with ``decoder``, ``size``, ``output``, ``channels_first``, ``storage_options``,
+            ``max_workers``, ``device``, ``timeout`` and ``orientation``: the fields of
+            :class:`DecodeOptions`; given ones override ``options``.
         options: a :class:`DecodeOptions` (default: ``DecodeOptions()``).
         access: who may read what (:class:`~hf_mediaref.MediaAccess`): relative URIs resolve against its
             root, every URI is checked against it before anything is read, ``http(s)`` URLs it does not allow

@@ -586,9 +586,9 @@ def push_to_hub(
             a ``Dataset`` replaces its split and keeps the others).
         repo_id: ``"org/name"``.
         media_dir: the repo folder for local files outside the dataset's local media root.
-        config_name, set_default, split, data_dir, token, private, revision, commit_message,
-            commit_description, create_pr, max_shard_size, embed_external_files: as in
-            ``datasets.Dataset.push_to_hub`` (``data_dir`` defaults to ``config_name``, or ``"data"`` for the
+        config_name: with ``set_default``, ``split``, ``data_dir``, ``token``, ``private``, ``revision``,
+            ``commit_message``, ``commit_description``, ``create_pr``, ``max_shard_size`` and
+            ``embed_external_files``: as in ``datasets.Dataset.push_to_hub`` (``data_dir`` defaults to ``config_name``, or ``"data"`` for the
             default configuration).
         num_shards: shards per split (for a DatasetDict, a dict by split). Unless ``num_shards`` or
             ``max_shard_size`` is given, at least 8 shards are written (fewer only for fewer rows) so
