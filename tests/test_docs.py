@@ -5,6 +5,7 @@ that holds what the docs name:
 
 - ``recordings/ep0.mp4`` (3 s, 20 fps, a keyframe every 20 frames, B-frames), ``recordings/ep1.mp4`` (2 s),
   ``recordings/goal.png``: barcode media (frame i shows i, ``hf_mediaref.testing.read_index``);
+- ``pusht/``: a LeRobot v3.0 dataset (2 episodes, 10 fps, camera ``observation.image``);
 - ``frames/``: the dataset ``hf-mediaref build recordings/ -o frames/`` writes;
 - the Hub repo ``org/robot-frames`` (that dataset pushed), on an offline fake Hub
   (``hf_mediaref.testing.fake_hub``) that is active while the blocks run.
@@ -47,6 +48,7 @@ def docs_workspace(tmp_path_factory):
     from hf_mediaref.cli import main as cli
     from hf_mediaref.testing import write_image, write_video
     from hf_mediaref.testing.fake_hub import FakeHub
+    from hf_mediaref.testing.lerobot import write_lerobot_dataset
 
     base = tmp_path_factory.mktemp("docs")
     rec = base / "recordings"
@@ -54,6 +56,7 @@ def docs_workspace(tmp_path_factory):
     write_video(rec / "ep0.mp4", 60, fps=20, gop=20, bframes=2, size=(96, 128))
     write_video(rec / "ep1.mp4", 40, fps=20, gop=20, size=(96, 128), first_index=100)
     write_image(rec / "goal.png", 7, size=(96, 128))
+    write_lerobot_dataset(base / "pusht", (12, 20), fps=10, cameras=("observation.image",))
     cwd = os.getcwd()
     os.chdir(base)
     try:
@@ -87,12 +90,19 @@ def test_python_blocks_run(page, docs_workspace, tmp_path, monkeypatch):
             try:
                 exec(compile(code, f"{page.relative_to(ROOT)}:{line}", "exec"), namespace)
             except Exception as exc:
-                raise AssertionError(f"{page.relative_to(ROOT)}, the block at line {line} failed: {exc!r}") from exc
+                raise AssertionError(
+                    f"{page.relative_to(ROOT)}, the block at line {line} failed: {exc!r}"
+                ) from exc
 
 
 def test_opt_outs_are_few():
     """Blocks that do not run are marked, visible in the page source, and stay few."""
-    skipped = [f"{page.relative_to(ROOT)}:{line}" for page in PAGES for line, _, runs in python_blocks(page) if not runs]
+    skipped = [
+        f"{page.relative_to(ROOT)}:{line}"
+        for page in PAGES
+        for line, _, runs in python_blocks(page)
+        if not runs
+    ]
     assert len(skipped) <= MAX_OPT_OUTS, skipped
 
 
