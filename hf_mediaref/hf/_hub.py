@@ -588,8 +588,8 @@ def push_to_hub(
         media_dir: the repo folder for local files outside the dataset's local media root.
         config_name: with ``set_default``, ``split``, ``data_dir``, ``token``, ``private``, ``revision``,
             ``commit_message``, ``commit_description``, ``create_pr``, ``max_shard_size`` and
-            ``embed_external_files``: as in ``datasets.Dataset.push_to_hub`` (``data_dir`` defaults to ``config_name``, or ``"data"`` for the
-            default configuration).
+            ``embed_external_files``: as in ``datasets.Dataset.push_to_hub`` (``data_dir`` defaults to
+            ``config_name``, or ``"data"`` for the default configuration).
         num_shards: shards per split (for a DatasetDict, a dict by split). Unless ``num_shards`` or
             ``max_shard_size`` is given, at least 8 shards are written (fewer only for fewer rows) so
             streaming DataLoader workers and ranks each get shards.
