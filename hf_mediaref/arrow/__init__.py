@@ -14,10 +14,14 @@ from typing import Any as _Any
 
 from ..io import MediaAccess, normalize_root, parse_allow_uris, unresolved_error
 from ._grouping import UriGroups, group_by_uri, video_blocks
+from ._grouping import as_array as as_array
 from ._refs import RefArrays, ref_arrays, refs_from_storage
 from ._roots import media_root, resolve_ref, resolve_uri
 from ._storage import STORAGE_TYPE, cast_to_storage
+from ._storage import STORED_KEYS as STORED_KEYS
 
+# Package-level internal API (as_array, STORED_KEYS): the layers above import it from here, never from a
+# private module (the import-linter contract "Private modules stay inside their package"); not in __all__.
 __all__ = [
     "STORAGE_TYPE",
     "MediaAccess",

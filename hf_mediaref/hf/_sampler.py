@@ -160,6 +160,15 @@ class VideoBlockBatchSampler:
         self._block_starts, self._block_lengths = video_blocks(self._offsets, block_size)
         self.num_videos = len(groups)
 
+    def __repr__(self) -> str:
+        rows = len(self._order)
+        return (
+            f"VideoBlockBatchSampler(batch_size={self.batch_size}, block_size={self.block_size}, "
+            f"rows={rows}, videos={self.num_videos}, batches={len(self)}, shuffle={self.shuffle}, "
+            f"seed={self.seed}, drop_last={self.drop_last}, rank={self.rank}, world_size={self.world_size}, "
+            f"num_workers={self.num_workers}, epoch={self.epoch})"
+        )
+
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle for ``epoch`` (call it at the start of each epoch, like ``DistributedSampler``)."""
         self.epoch = epoch

@@ -14,8 +14,7 @@ from typing import Any
 
 from .. import decode
 from .._fields import coerce_ref, invalid_ref
-from ..arrow import resolve_ref
-from ..arrow._storage import STORED_KEYS
+from ..arrow import STORED_KEYS, resolve_ref
 from ..core import MediaRef
 from ..decode import DecodeOptions
 from ..io import MediaAccess

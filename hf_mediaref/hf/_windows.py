@@ -256,7 +256,7 @@ def window_times(
 def _video_bounds(uris: list[str], options: DecodeOptions) -> dict[str, tuple[int, int, int]]:
     """``(first frame time, last frame time, end)`` in ns of each video, from its (cached) index."""
     from .._executor import core_budget
-    from ..video._batch import plan_videos
+    from ..video import plan_videos
 
     plans = plan_videos(
         {uri: [] for uri in uris},

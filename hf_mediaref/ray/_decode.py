@@ -29,8 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import decode
-from ..arrow import cast_to_storage, refs_from_storage
-from ..arrow._grouping import as_array
+from ..arrow import as_array, cast_to_storage, refs_from_storage
 from ..decode import DecodeOptions
 from ..errors import InvalidRefError
 from ..io import MediaAccess, reading_with

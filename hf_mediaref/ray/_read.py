@@ -23,8 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from .._optional import require
-from ..arrow import cast_to_storage, group_by_uri
-from ..arrow._grouping import as_array
+from ..arrow import as_array, cast_to_storage, group_by_uri
 from ..io import MediaAccess, UriKind, classify_uri
 from ._decode import make_access, remember_root
 

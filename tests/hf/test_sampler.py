@@ -196,3 +196,10 @@ def _collate_with_worker(rows):
 
     batch = default_collate(rows)
     return batch["frame"], batch["label"], get_worker_info().id, _WORKER["stats"].seeks  # type: ignore[attr-defined]
+
+
+def test_repr_says_what_the_sampler_will_do():
+    sampler = VideoBlockBatchSampler(_frames_dataset(videos=3, per_video=5), batch_size=4, seed=2)
+    text = repr(sampler)
+    assert text.startswith("VideoBlockBatchSampler(batch_size=4, block_size=4, rows=15, videos=3")
+    assert f"batches={len(sampler)}" in text and "seed=2" in text and "world_size=1" in text
