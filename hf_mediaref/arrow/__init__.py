@@ -4,7 +4,8 @@ from a ``struct<uri, pts_ns>`` array, grouping rows by URI, resolving stored URI
 
 Imports pyarrow, numpy and the lower layers of hf_mediaref only, never ``datasets``, so that adapters for
 other Arrow-based tools (Ray Data, Daft, Polars...) can build on it; :mod:`hf_mediaref.hf` builds the
-``datasets`` integration on it. Modules (private): ``_storage``, ``_refs``, ``_grouping``, ``_roots``.
+``datasets`` integration on it. Modules (private): ``_storage``, ``_columns``, ``_refs``, ``_grouping``,
+``_roots``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ import warnings as _warnings
 from typing import Any as _Any
 
 from ..io import MediaAccess, normalize_root, parse_allow_uris, unresolved_error
+from ._columns import as_ref as as_ref
+from ._columns import holds_refs as holds_refs
+from ._columns import is_ref_type as is_ref_type
+from ._columns import map_refs as map_refs
 from ._grouping import UriGroups, group_by_uri, video_blocks
 from ._grouping import as_array as as_array
 from ._refs import RefArrays, ref_arrays, refs_from_storage
@@ -20,8 +25,9 @@ from ._roots import media_root, resolve_ref, resolve_uri
 from ._storage import STORAGE_TYPE, cast_to_storage
 from ._storage import STORED_KEYS as STORED_KEYS
 
-# Package-level internal API (as_array, STORED_KEYS): the layers above import it from here, never from a
-# private module (the import-linter contract "Private modules stay inside their package"); not in __all__.
+# Package-level internal API (as_array, STORED_KEYS; what a ref is: as_ref, is_ref_type, holds_refs,
+# map_refs): the layers above import it from here, never from a private module (the import-linter contract
+# "Private modules stay inside their package"); not in __all__.
 __all__ = [
     "STORAGE_TYPE",
     "MediaAccess",

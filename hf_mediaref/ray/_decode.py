@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import decode
-from ..arrow import as_array, cast_to_storage, refs_from_storage
+from ..arrow import as_array, cast_to_storage, holds_refs, refs_from_storage
 from ..decode import DecodeOptions
 from ..errors import InvalidRefError
 from ..io import MediaAccess, reading_with
@@ -155,23 +155,6 @@ def _columns_of(batch: Any) -> dict[str, Any]:
     )
 
 
-def _is_ref_value(value: Any) -> bool:
-    return (isinstance(value, Mapping) and "uri" in value) or (
-        hasattr(value, "uri") and hasattr(value, "pts_ns")
-    )
-
-
-def _holds_refs(column: Any) -> bool:
-    """Whether a batch column holds media references: a struct column with a ``uri`` field, or values whose
-    first non-null one is a ref dict or a ``MediaRef``."""
-    if isinstance(column, (pa.Array, pa.ChunkedArray)):
-        return pa.types.is_struct(column.type) and column.type.get_field_index("uri") >= 0
-    if isinstance(column, np.ndarray) and column.dtype != object:
-        return False
-    first = next((v for v in column if v is not None), None)
-    return first is not None and _is_ref_value(first)
-
-
 def _as_storage(column: Any, name: str) -> pa.Array:
     """A batch column as a ``struct<uri, pts_ns>`` array (nulls kept)."""
     if isinstance(column, (pa.Array, pa.ChunkedArray)):
@@ -227,7 +210,7 @@ def _decode_columns(
     batch: Any, columns: Sequence[str] | None, access: MediaAccess | None, options: DecodeOptions
 ) -> dict[str, Any]:
     data = _columns_of(batch)
-    names = list(columns) if columns is not None else [n for n, c in data.items() if _holds_refs(c)]
+    names = list(columns) if columns is not None else [n for n, c in data.items() if holds_refs(c, n)]
     missing = [n for n in names if n not in data]
     if missing:
         raise KeyError(f"columns {missing} are not in the batch (columns: {list(data)})")

@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from .._optional import require
-from ..arrow import as_array, cast_to_storage, group_by_uri
+from ..arrow import as_array, cast_to_storage, group_by_uri, is_ref_type
 from ..io import MediaAccess, UriKind, classify_uri
 from ._decode import make_access, remember_root
 
@@ -34,16 +34,8 @@ _HUB_URL = re.compile(r"^hf://datasets/([^/@]+/[^/@]+)(?:@([^/]+))?/?(.*)$")
 
 
 def _ref_columns(schema: pa.Schema) -> list[str]:
-    """Top-level columns stored as media references: ``struct`` with a string ``uri`` and an integer
-    ``pts_ns``."""
-    out = []
-    for field in schema:
-        t = field.type
-        if not (pa.types.is_struct(t) and t.get_field_index("uri") >= 0 and t.get_field_index("pts_ns") >= 0):
-            continue
-        if pa.types.is_string(t.field("uri").type) or pa.types.is_large_string(t.field("uri").type):
-            out.append(field.name)
-    return out
+    """Top-level columns stored as media references (:func:`hf_mediaref.arrow.is_ref_type`)."""
+    return [field.name for field in schema if is_ref_type(field.type)]
 
 
 class _ResolveRoots:
