@@ -17,7 +17,7 @@ from .. import decode
 from ..arrow import as_ref, holds_refs, map_refs, resolve_ref
 from ..core import MediaRef
 from ..decode import DecodeOptions
-from ..io import MediaAccess
+from ..io import MediaAccess, make_access
 from ._windows import FrameWindows, as_windows, plan_windows
 
 __all__ = ["MediaDecodeTransform", "decode_transform"]
@@ -96,11 +96,7 @@ class MediaDecodeTransform:
         access: MediaAccess | None = None,
     ):
         self.columns = None if columns is None else list(columns)
-        if access is not None and not isinstance(access, MediaAccess):
-            raise TypeError(f"access must be a hf_mediaref.MediaAccess, got {type(access).__name__}")
-        if access is None and root is not None:
-            access = root if isinstance(root, MediaAccess) else MediaAccess(root)
-        self.access = access.allowing(allow_uris) if access is not None else None
+        self.access = make_access(root, allow_uris, access)
         self.options = options if options is not None else DecodeOptions()
         self.windows = as_windows(windows)
 
@@ -207,8 +203,9 @@ def decode_transform(
         A picklable callable ``batch -> batch``.
 
     Raises:
-        ValueError: for invalid options (raised here, not at the first batch).
-        TypeError: for a name that is not a decode option.
+        ValueError: for invalid options (raised here, not at the first batch); both ``root`` and ``access``;
+            ``allow_uris`` without either.
+        TypeError: for a name that is not a decode option, or an ``access`` that is not a ``MediaAccess``.
         UnresolvedPathError: (when called) a relative URI and no root.
         UntrustedRefError: (when called) a ref reads outside ``root`` (or its dataset's root) unallowed.
         TypeError: (when called) a batch that is not a dict of columns or refs held in arrays (Ray Data's

@@ -10,7 +10,14 @@ resolver), ``_network`` (which addresses are public; the running call's public-a
 
 from __future__ import annotations
 
-from ._access import MediaAccess, normalize_root, parse_allow_uris, reading_with, unresolved_error
+from ._access import (
+    MediaAccess,
+    make_access,
+    normalize_root,
+    parse_allow_uris,
+    reading_with,
+    unresolved_error,
+)
 from ._data_uri import DataURIParts, parse_data_uri
 from ._http import http_deadline
 from ._http import settings as http_settings
@@ -49,6 +56,7 @@ __all__ = [
     "load_image",
     "load_image_rgb",
     "local_path",
+    "make_access",
     "normalize_root",
     "open_media",
     "parse_allow_uris",

@@ -32,9 +32,9 @@ from .. import decode
 from ..arrow import as_array, cast_to_storage, holds_refs, refs_from_storage
 from ..decode import DecodeOptions
 from ..errors import InvalidRefError
-from ..io import MediaAccess, reading_with
+from ..io import MediaAccess, make_access, reading_with
 
-__all__ = ["MEDIA_ROOTS_KEY", "MediaDecoder", "decode_batch", "granted_cpus", "make_access", "remember_root"]
+__all__ = ["MEDIA_ROOTS_KEY", "MediaDecoder", "decode_batch", "granted_cpus", "remember_root"]
 
 #: The key, in a Ray Dataset's own ``DataContext`` (``set_config``), of the accesses (:class:`MediaAccess`)
 #: its refs were checked against when read: the context travels with the dataset to every task and actor
@@ -79,38 +79,6 @@ def _context_roots() -> tuple[MediaAccess, ...]:
     except Exception:  # a Ray without key-value configs
         return ()
     return tuple(r for r in roots or () if isinstance(r, MediaAccess))
-
-
-def make_access(
-    root: str | os.PathLike[str] | MediaAccess | None,
-    allow_uris: str | os.PathLike[str] | Iterable[Any] | None,
-    access: MediaAccess | None,
-) -> MediaAccess | None:
-    """The access of ``root=`` / ``allow_uris=`` / ``access=`` arguments: ``access`` (or a ``root`` that is a
-    :class:`~hf_mediaref.MediaAccess`) widened by ``allow_uris``, else ``MediaAccess(root, allow_uris)``;
-    ``None`` when neither a root nor an access is given.
-
-    Raises:
-        TypeError: ``access`` is not a ``MediaAccess``.
-        ValueError: both ``root`` and ``access``; ``allow_uris`` without either; a ``data:`` root or a
-            malformed ``allow_uris`` entry.
-    """
-    if access is not None:
-        if not isinstance(access, MediaAccess):
-            raise TypeError(f"access must be a hf_mediaref.MediaAccess, got {type(access).__name__}")
-        if root is not None:
-            raise ValueError("pass root= or access=, not both (access.replace(root=...) changes its root)")
-        return access.allowing(allow_uris)
-    if isinstance(root, MediaAccess):
-        return root.allowing(allow_uris)
-    if root is None:
-        if allow_uris:
-            raise ValueError(
-                "allow_uris= widens a root: pass root= or access= too "
-                "(hf_mediaref.MediaAccess(root, allow_uris))"
-            )
-        return None
-    return MediaAccess(root, allow_uris)
 
 
 def granted_cpus() -> float | None:

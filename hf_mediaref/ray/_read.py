@@ -24,8 +24,8 @@ import pyarrow as pa
 
 from .._optional import require
 from ..arrow import as_array, cast_to_storage, group_by_uri, is_ref_type
-from ..io import MediaAccess, UriKind, classify_uri
-from ._decode import make_access, remember_root
+from ..io import MediaAccess, UriKind, classify_uri, make_access
+from ._decode import remember_root
 
 __all__ = ["read_mediaref", "resolve_roots"]
 
