@@ -151,3 +151,17 @@ def test_the_root_has_one_list_of_names():
     assert typed == set(hf_mediaref.__all__) & set(hf.__all__)  # the lazy names: the hf re-exports
     for name in hf_mediaref.__all__:
         assert getattr(hf_mediaref, name) is not None
+
+
+def test_io_exports_what_a_user_types_and_keeps_its_internal_api():
+    """hf_mediaref.io's __all__ is the public line of its docs/api.md section; every name of the internal line
+    still imports from the package (the layers above use them), and none of them is in __all__."""
+    import hf_mediaref.io as io
+
+    api = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    section = api.split("## `hf_mediaref.io`", 1)[1].split("\n## ", 1)[0]
+    public, internal = section.split("Internal", 1)
+    assert set(re.findall(r"`(\w+)`", public)) == set(io.__all__) == {"MediaAccess", "parse_allow_uris"}
+    names = re.findall(r"`(\w+)`", internal)
+    assert len(names) > 20 and not set(names) & set(io.__all__)
+    assert [n for n in names if getattr(io, n, None) is None] == []
