@@ -13,10 +13,16 @@ that holds what the docs name:
 A block that cannot run here (a Hub token, a cluster, ``torchrun``) is preceded by the line
 ``<!-- no-test -->`` with the reason after it, e.g. ``<!-- no-test: needs torchrun -->``; the opt-outs are few
 and listed by ``test_opt_outs_are_few``.
+
+A block that shows an error (``try: ... except SomeError:``) must fail when the error does not come: its
+``try`` ends with ``else: raise AssertionError(...)`` (``test_blocks_that_show_an_error_fail_without_it``).
+Where the ``except`` is a way out, not what the block shows, the line before it says
+``<!-- error-optional: why -->``.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -28,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
 _BLOCK = re.compile(r"(?P<before>[^\n]*)\n```python[^\n]*\n(?P<code>.*?)\n```", re.S)
 _NO_TEST = re.compile(r"<!--\s*no-test\b")
+_ERROR_OPTIONAL = re.compile(r"<!--\s*error-optional\b")
 MAX_OPT_OUTS = 8
 
 
@@ -66,6 +73,21 @@ def docs_workspace(tmp_path_factory):
     finally:
         os.chdir(cwd)
     return base
+
+
+def unchecked_errors(code: str, before: str = "") -> list[int]:
+    """Lines of the ``try`` statements of ``code`` that catch a named error but go on quietly when it does not
+    come (no ``else:`` ending in ``raise``); none where ``before`` (the line before the block) marks the
+    error optional."""
+    if _ERROR_OPTIONAL.search(before):
+        return []
+    unchecked = []
+    for node in ast.walk(ast.parse(code)):
+        if not isinstance(node, ast.Try) or not any(h.type is not None for h in node.handlers):
+            continue
+        if not (node.orelse and isinstance(node.orelse[-1], ast.Raise)):
+            unchecked.append(node.lineno)
+    return unchecked
 
 
 def _pages_with_code() -> list[Path]:
@@ -110,3 +132,25 @@ def test_the_block_finder_sees_markers(tmp_path):
     page = tmp_path / "probe.md"
     page.write_text("x\n\n```python\na = 1\n```\n<!-- no-test: probe -->\n```python\nb = 2\n```\n")
     assert [(code, runs) for _, code, runs in python_blocks(page)] == [("a = 1", True), ("b = 2", False)]
+
+
+def test_blocks_that_show_an_error_fail_without_it():
+    """A block that shows an error cannot pass when the error stops coming (every block, run or not)."""
+    quiet = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for match in _BLOCK.finditer("\n" + text):
+            line = text[: match.start("code") - 1].count("\n") + 1
+            quiet += [
+                f"{page.relative_to(ROOT)}:{line + n}"
+                for n in unchecked_errors(*match.group("code", "before"))
+            ]
+    assert not quiet, f"these try blocks go on quietly when their error does not come: {quiet}"
+
+
+def test_the_error_check_sees_a_quiet_try():
+    shown = "try:\n    f()\nexcept KeyError as error:\n    print(error)\n"
+    assert unchecked_errors(shown) == [1]
+    assert unchecked_errors(shown + "else:\n    raise AssertionError('no KeyError')\n") == []
+    assert unchecked_errors(shown, "<!-- error-optional: a way out -->") == []
+    assert unchecked_errors("try:\n    f()\nfinally:\n    g()\n") == []  # no error shown
