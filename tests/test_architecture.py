@@ -165,3 +165,31 @@ def test_io_exports_what_a_user_types_and_keeps_its_internal_api():
     names = re.findall(r"`(\w+)`", internal)
     assert len(names) > 20 and not set(names) & set(io.__all__)
     assert [n for n in names if getattr(io, n, None) is None] == []
+
+
+#: Public classes without a __repr__ of their own yet (each with who owns it).
+_NO_REPR_YET = {"MediaRefFormatter"}  # hf/_formatter.py: the lead's
+
+
+def test_public_classes_print_what_they_are():
+    """Every public class (the __all__ of each public package and of hf_mediaref.testing) says what it is
+    when printed, not ``<object at 0x...>``."""
+    modules = [
+        *PUBLIC_MODULES,
+        "hf_mediaref.io",
+        "hf_mediaref.testing",
+        "hf_mediaref.testing.fake_hub",
+        "hf_mediaref.testing.http_server",
+        "hf_mediaref.testing.faulty_http",
+        "hf_mediaref.testing.lerobot",
+    ]
+    bare = set()
+    for module_name in modules:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if not inspect.isclass(obj) or issubclass(obj, (BaseException, enum.Enum)):
+                continue
+            if obj.__repr__ is object.__repr__:
+                bare.add(name)
+    assert bare == _NO_REPR_YET, bare - _NO_REPR_YET

@@ -70,6 +70,13 @@ class StreamDecodeTransform(MediaDecodeTransform):
             stacklevel=2,
         )
 
+    def __repr__(self) -> str:
+        windows = f", windows={self.windows}" if self.windows is not None else ""
+        return (
+            f"StreamDecodeTransform(columns={self.columns!r}, access={self.access!r}, {self.options}, "
+            f"num_shards={self.num_shards}{windows})"
+        )
+
     def __call__(self, batch: dict) -> dict:
         if self._checked_pid != os.getpid():
             self._check_workers()

@@ -251,3 +251,11 @@ def test_ahead_decodes_the_next_batches_on_lanes_in_order(two_videos, labels_of,
         for batch in loader:
             got.append(batch["label"].tolist())
     assert got == [list(range(8))]  # the batch before it came back, then its own error
+
+
+def test_stream_transform_repr_names_itself_and_its_shards():
+    from hf_mediaref.hf import StreamDecodeTransform
+
+    text = repr(StreamDecodeTransform(["frame"], num_shards=3))
+    assert text.startswith("StreamDecodeTransform(columns=['frame'], access=None, DecodeOptions(")
+    assert text.endswith("num_shards=3)")
