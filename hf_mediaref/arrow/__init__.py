@@ -28,8 +28,9 @@ from ._roots import media_root as media_root
 from ._roots import resolve_ref, resolve_uri
 from ._storage import STORAGE_TYPE, cast_to_storage
 from ._storage import STORED_KEYS as STORED_KEYS
+from ._storage import map_uris as map_uris
 
-# Package-level internal API (as_array, STORED_KEYS; what a ref is: as_ref, is_ref_type, holds_refs,
+# Package-level internal API (as_array, STORED_KEYS, map_uris; what a ref is: as_ref, is_ref_type, holds_refs,
 # map_refs): the layers above import it from here, never from a private module (the import-linter contract
 # "Private modules stay inside their package"); not in __all__. Also importable, not in __all__: the io names
 # earlier versions showed here (MediaAccess and parse_allow_uris are public at the top level; normalize_root,

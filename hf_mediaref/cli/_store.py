@@ -215,19 +215,10 @@ class _Absolute:
         self.columns, self.access = columns, access
 
     def __call__(self, table: Any) -> Any:
-        import pyarrow as pa
-
-        from ..arrow import resolve_uri
+        from ..arrow import map_uris, resolve_uri
 
         for name in self.columns:
-            leaf = table[name].combine_chunks()
-            encoded = leaf.field("uri").dictionary_encode()
-            resolved = [resolve_uri(u, self.access) for u in encoded.dictionary.to_pylist()]
-            uri = pa.array(resolved, pa.string()).take(encoded.indices)
-            mask = leaf.is_null() if leaf.null_count else None
-            column = pa.StructArray.from_arrays(
-                [uri, leaf.field("pts_ns")], fields=list(leaf.type), mask=mask
-            )
+            column = map_uris(table[name].combine_chunks(), lambda uri: resolve_uri(uri, self.access))
             table = table.set_column(table.column_names.index(name), name, column)
         return table
 

@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from .._optional import require
-from ..arrow import as_array, cast_to_storage, group_by_uri, is_ref_type
+from ..arrow import as_array, cast_to_storage, is_ref_type, map_uris
 from ..io import MediaAccess, UriKind, classify_uri, make_access
 from ._decode import remember_root
 
@@ -54,16 +54,7 @@ class _ResolveRoots:
         for name in self.columns:
             if name not in table.column_names:
                 raise KeyError(f"column {name!r} is not in the dataset (columns: {table.column_names})")
-            storage = cast_to_storage(as_array(table.column(name)))
-            uri = storage.field("uri")
-            groups = group_by_uri(uri)
-            resolved = pa.array([u if not u else self.access.resolve(u) for u in groups.uris], pa.string())
-            codes = pa.array(groups.codes, mask=groups.codes < 0)
-            new_uri = resolved.take(codes)
-            mask = storage.is_null() if storage.null_count else None
-            column = pa.StructArray.from_arrays(
-                [new_uri, storage.field("pts_ns")], fields=list(storage.type), mask=mask
-            )
+            column = map_uris(cast_to_storage(as_array(table.column(name))), self.access.resolve)
             table = table.set_column(table.column_names.index(name), name, column)
         return table
 
