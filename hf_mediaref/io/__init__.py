@@ -16,6 +16,7 @@ from ._access import MediaAccess, parse_allow_uris
 from ._access import make_access as make_access
 from ._access import normalize_root as normalize_root
 from ._access import reading_with as reading_with
+from ._access import require_access as require_access
 from ._access import unresolved_error as unresolved_error
 from ._data_uri import DataURIParts as DataURIParts
 from ._data_uri import parse_data_uri as parse_data_uri

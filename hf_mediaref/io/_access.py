@@ -44,6 +44,7 @@ __all__ = [
     "normalize_root",
     "parse_allow_uris",
     "reading_with",
+    "require_access",
     "unresolved_error",
 ]
 
@@ -507,6 +508,14 @@ class MediaAccess(dict):
         )
 
 
+def require_access(access: object) -> MediaAccess:
+    """``access`` itself when it is a :class:`MediaAccess`; else ``TypeError`` (an access is never built from
+    data that only looks like one, such as a dict that came back from JSON)."""
+    if not isinstance(access, MediaAccess):
+        raise TypeError(f"access must be a hf_mediaref.MediaAccess, got {type(access).__name__}")
+    return access
+
+
 def make_access(
     root: str | os.PathLike[str] | MediaAccess | None,
     allow_uris: str | os.PathLike[str] | Iterable[Any] | None,
@@ -522,8 +531,7 @@ def make_access(
             malformed ``allow_uris`` entry.
     """
     if access is not None:
-        if not isinstance(access, MediaAccess):
-            raise TypeError(f"access must be a hf_mediaref.MediaAccess, got {type(access).__name__}")
+        require_access(access)
         if root is not None:
             raise ValueError("pass root= or access=, not both (access.replace(root=...) changes its root)")
         return access.allowing(allow_uris)

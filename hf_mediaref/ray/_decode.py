@@ -32,7 +32,7 @@ from .. import decode
 from ..arrow import as_array, cast_to_storage, holds_refs, refs_from_storage
 from ..decode import DecodeOptions
 from ..errors import InvalidRefError
-from ..io import MediaAccess, make_access, reading_with
+from ..io import MediaAccess, make_access, reading_with, require_access
 
 __all__ = ["MEDIA_ROOTS_KEY", "MediaDecoder", "decode_batch", "granted_cpus", "remember_root"]
 
@@ -56,8 +56,7 @@ def remember_root(dataset: Any, access: MediaAccess) -> None:
     Raises:
         TypeError: ``access`` is not a ``MediaAccess``.
     """
-    if not isinstance(access, MediaAccess):
-        raise TypeError(f"access must be a hf_mediaref.MediaAccess, got {type(access).__name__}")
+    require_access(access)
     context = getattr(dataset, "context", None)
     ray_data = sys.modules.get("ray.data")
     if ray_data is None or context is None or not hasattr(context, "set_config"):

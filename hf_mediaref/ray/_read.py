@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from .._optional import require
 from ..arrow import as_array, cast_to_storage, is_ref_type, map_uris
-from ..io import MediaAccess, UriKind, classify_uri, make_access
+from ..io import MediaAccess, UriKind, classify_uri, make_access, require_access
 from ._decode import remember_root
 
 __all__ = ["read_mediaref", "resolve_roots"]
@@ -45,10 +45,8 @@ class _ResolveRoots:
     (credentials included)."""
 
     def __init__(self, columns: Sequence[str], access: MediaAccess):
-        if not isinstance(access, MediaAccess):
-            raise TypeError(f"access must be a hf_mediaref.MediaAccess, got {type(access).__name__}")
         self.columns = list(columns)
-        self.access = access
+        self.access = require_access(access)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         for name in self.columns:
