@@ -2,12 +2,13 @@
 #   make demo   - create .venv, install, run the demo on generated media
 #   make test   - create .venv, install, install FFmpeg shared libs for TorchCodec, run the tests
 #   make lint   - ruff check, ruff format --check, mypy, lint-imports (the architecture contracts)
+#   make docs   - build the docs site strictly; make package - sdist + wheel, checked and installed in a fresh venv
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-floor lint format bench system-deps venv clean examples
+.PHONY: demo test test-floor lint format bench system-deps venv clean examples package docs docs-serve
 
 venv: $(STAMP)
 
@@ -81,9 +82,24 @@ format: venv
 examples: venv
 	$(BIN)/python examples/run_all.py
 
+# The release artefacts: sdist + wheel (python -m build), their metadata checked (twine check --strict), then the
+# wheel installed with its `video` extra into a fresh venv, where a generated image and video are decoded.
+package: venv
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	$(BIN)/python scripts/check_wheel.py dist/*.whl
+
+# The docs site (mkdocs.yml): a warning (a broken link, a missing docstring reference) fails the build.
+docs: venv
+	$(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: venv
+	$(BIN)/mkdocs serve
+
 bench: venv
 	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e '.[bench]'
 	$(BIN)/python scripts/benchmark.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .floor .pytest_cache build *.egg-info
+	rm -rf $(VENV) .floor .pytest_cache build dist site *.egg-info

@@ -54,25 +54,9 @@ if TYPE_CHECKING:  # pragma: no cover
         set_media_root,
     )
 
-_LAZY_HF = (
-    "FrameWindows",
-    "MediaRefFeature",
-    "VideoBlockBatchSampler",
-    "contact_sheet",
-    "decode_stream",
-    "decode_transform",
-    "embed",
-    "from_lerobot",
-    "from_videos",
-    "get_media_access",
-    "get_media_root",
-    "load_dataset",
-    "load_from_disk",
-    "push_to_hub",
-    "set_media_access",
-    "set_media_root",
-)
-
+# The one list of public names. Those not imported above (the ``datasets`` integration) load from
+# hf_mediaref.hf on first use, so ``import hf_mediaref`` never imports ``datasets``; the TYPE_CHECKING imports
+# above only give type checkers their signatures (tests/test_architecture.py checks both agree).
 __all__ = [
     "DataURI",
     "DecodeOptions",
@@ -106,7 +90,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name == "video_decoder":
         return importlib.import_module("hf_mediaref.video_decoder")
-    if name not in _LAZY_HF:
+    if name not in __all__:
         raise AttributeError(f"module 'hf_mediaref' has no attribute {name!r}")
     value = getattr(importlib.import_module("hf_mediaref.hf"), name)
     globals()[name] = value
@@ -114,7 +98,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY_HF))
+    return sorted(set(globals()) | set(__all__))
 
 
 from ._datasets_hook import install as _install_datasets_hook  # noqa: E402

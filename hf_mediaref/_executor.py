@@ -12,20 +12,19 @@ import contextvars
 import dataclasses
 import heapq
 import os
-import sys
 import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 from ._deadline import current as current_deadline
+from ._torch_job import dataloader_worker_info, local_world_size
 from .errors import DecodeTimeoutError
 
 __all__ = [
     "Task",
     "choose_parallelism",
     "core_budget",
-    "dataloader_worker_info",
     "lane",
     "run_tasks",
 ]
@@ -64,15 +63,6 @@ class Task:
     run: Callable[[int], Any]
 
 
-def dataloader_worker_info() -> Any:
-    """torch's DataLoader worker info in a worker process, else ``None`` (torch is looked up, never
-    imported)."""
-    torch = sys.modules.get("torch")
-    data = getattr(getattr(torch, "utils", None), "data", None)
-    get_worker_info = getattr(data, "get_worker_info", None)
-    return get_worker_info() if get_worker_info else None
-
-
 def core_budget(max_workers: int | None = None) -> int:
     """Threads a batch may keep busy: ``max_workers`` if given, 1 inside a torch DataLoader worker
     (the loader already runs one process per core), else the CPUs this process may run on, shared with the
@@ -85,11 +75,7 @@ def core_budget(max_workers: int | None = None) -> int:
     if dataloader_worker_info() is not None:
         return 1
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    try:
-        local_ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    except ValueError:
-        local_ranks = 1
-    cores = max(1, cpus // local_ranks)
+    cores = max(1, cpus // local_world_size())
     current = _LANE.get()
     return cores if current is None else min(cores, current[1])
 

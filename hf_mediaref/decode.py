@@ -25,11 +25,7 @@ from ._fields import coerce_pts_ns, coerce_uri, invalid_ref
 from ._optional import require
 from .errors import InvalidRefError, RemoteChangedError
 from .io import MediaAccess, load_image_rgb, reading_with
-from .video import BatchDecodingStrategy
-from .video import _stats as stats
-from .video._batch import plan_videos
-from .video._indexes import forget_source
-from .video._torchcodec import check_device
+from .video import BatchDecodingStrategy, check_device, forget_source, plan_videos, record_stats
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core import MediaRef
@@ -264,8 +260,9 @@ def batch_decode(
     Args:
         refs: ``MediaRef`` s or ``{"uri", "pts_ns"}`` dicts; duplicates, any order, many videos and
             still images (``pts_ns=None``) mixed.
-        strategy, decoder, size, output, channels_first, storage_options, max_workers, device, timeout,
-            orientation: the fields of :class:`DecodeOptions`; given ones override ``options``.
+        strategy: with ``decoder``, ``size``, ``output``, ``channels_first``, ``storage_options``,
+            ``max_workers``, ``device``, ``timeout`` and ``orientation``: the fields of
+            :class:`DecodeOptions`; given ones override ``options``.
         options: a :class:`DecodeOptions` (default: ``DecodeOptions()``).
         access: who may read what (:class:`~hf_mediaref.MediaAccess`): relative URIs resolve against its
             root, every URI is checked against it before anything is read, ``http(s)`` URLs it does not allow
@@ -311,7 +308,7 @@ def batch_decode(
         orientation=orientation,
     )
     fields = _ref_fields(refs)
-    stats.record(calls=1, requested_refs=len(fields))
+    record_stats(calls=1, requested_refs=len(fields))
     if not fields:
         return []
     if access is not None:
@@ -319,7 +316,7 @@ def batch_decode(
         opts = opts.with_credentials(access)
     with deadline(opts.timeout), reading_with(access):
         frames = _decode_checked(fields, opts)
-    stats.record(returned_frames=len(frames))
+    record_stats(returned_frames=len(frames))
     return _assemble(frames, opts)
 
 

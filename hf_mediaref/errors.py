@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from typing import Any
+
+from ._torch_job import dataloader_worker_info
 
 __all__ = [
     "DecodeTimeoutError",
@@ -55,16 +56,6 @@ _URI_NOTE_MAX_CHARS = 4096
 _URI_NOTE_RE = re.compile(r'^hf_mediaref uri: (".*")$', re.MULTILINE)
 
 
-def _in_dataloader_worker() -> bool:
-    """Whether this process is a torch DataLoader worker (torch is looked up, never imported)."""
-    data = sys.modules.get("torch.utils.data")
-    get_worker_info = getattr(data, "get_worker_info", None)
-    try:
-        return get_worker_info is not None and get_worker_info() is not None
-    except Exception:  # a torch we do not know: no note, nothing breaks
-        return False
-
-
 def _uri_from_note(message: str) -> str | None:
     """The ``uri`` of the last ``hf_mediaref uri:`` note in a re-raised worker traceback, if any."""
     if _URI_NOTE not in message:
@@ -97,7 +88,8 @@ class MediaRefError(Exception):
             uri = _uri_from_note(message)
         self.uri = None if uri is None else str(uri)
         super().__init__(message)
-        if self.uri is not None and len(self.uri) <= _URI_NOTE_MAX_CHARS and _in_dataloader_worker():
+        short = self.uri is not None and len(self.uri) <= _URI_NOTE_MAX_CHARS
+        if short and dataloader_worker_info() is not None:
             # BaseException.add_note (Python 3.11+) does just this; 3.10's tracebacks do not print notes
             self.__dict__.setdefault("__notes__", []).append(_URI_NOTE + json.dumps(self.uri))
 

@@ -111,3 +111,85 @@ def test_every_public_name_is_in_the_api_reference(module_name):
     module = importlib.import_module(module_name)
     missing = [name for name in module.__all__ if not re.search(rf"`{re.escape(name)}\b", api)]
     assert not missing, f"docs/api.md does not list {module_name}: {missing}"
+
+
+# The docs site's API reference (docs/reference/*.md, rendered by mkdocstrings) documents each public name
+# of each public package at its home; the package root's re-exports of hf_mediaref.hf are documented there.
+REFERENCE_PAGES = {
+    "hf_mediaref": "hf_mediaref.md",
+    "hf_mediaref.hf": "hf.md",
+    "hf_mediaref.video": "video.md",
+    "hf_mediaref.arrow": "arrow.md",
+    "hf_mediaref.ray": "ray.md",
+    "hf_mediaref.cli": "cli.md",
+    "hf_mediaref.errors": "errors.md",
+}
+
+
+@pytest.mark.parametrize("module_name", sorted(REFERENCE_PAGES))
+def test_the_api_reference_pins_the_public_surface(module_name):
+    """A page's `::: module.name` directives are exactly the package's __all__ (the root: its own names)."""
+    page = (ROOT / "docs" / "reference" / REFERENCE_PAGES[module_name]).read_text(encoding="utf-8")
+    documented = set(re.findall(rf"^::: {re.escape(module_name)}\.(\w+)$", page, re.M))
+    module = importlib.import_module(module_name)
+    expected = {n for n in module.__all__ if not inspect.ismodule(getattr(module, n))} - {"__version__"}
+    if module_name == "hf_mediaref":
+        hf = importlib.import_module("hf_mediaref.hf")
+        expected -= set(hf.__all__)  # documented at their home, listed on the page
+        assert all(f"`{name}`" in page for name in set(module.__all__) & set(hf.__all__))
+    assert documented == expected
+
+
+def test_the_root_has_one_list_of_names():
+    """hf_mediaref.__all__ is the one list: every name in it resolves, and the type-checking imports agree."""
+    import hf_mediaref
+
+    source = (PACKAGE / "__init__.py").read_text(encoding="utf-8")
+    typed = set(re.findall(r"^\s{8}(\w+),$", source.split("if TYPE_CHECKING:", 1)[1].split(")", 1)[0], re.M))
+    assert typed and typed <= set(hf_mediaref.__all__)
+    hf = importlib.import_module("hf_mediaref.hf")
+    assert typed == set(hf_mediaref.__all__) & set(hf.__all__)  # the lazy names: the hf re-exports
+    for name in hf_mediaref.__all__:
+        assert getattr(hf_mediaref, name) is not None
+
+
+def test_io_exports_what_a_user_types_and_keeps_its_internal_api():
+    """hf_mediaref.io's __all__ is the public line of its docs/api.md section; every name of the internal line
+    still imports from the package (the layers above use them), and none of them is in __all__."""
+    import hf_mediaref.io as io
+
+    api = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    section = api.split("## `hf_mediaref.io`", 1)[1].split("\n## ", 1)[0]
+    public, internal = section.split("Internal", 1)
+    assert set(re.findall(r"`(\w+)`", public)) == set(io.__all__) == {"MediaAccess", "parse_allow_uris"}
+    names = re.findall(r"`(\w+)`", internal)
+    assert len(names) > 20 and not set(names) & set(io.__all__)
+    assert [n for n in names if getattr(io, n, None) is None] == []
+
+
+#: Public classes without a __repr__ of their own yet (each with who owns it).
+_NO_REPR_YET = {"MediaRefFormatter"}  # hf/_formatter.py: the lead's
+
+
+def test_public_classes_print_what_they_are():
+    """Every public class (the __all__ of each public package and of hf_mediaref.testing) says what it is
+    when printed, not ``<object at 0x...>``."""
+    modules = [
+        *PUBLIC_MODULES,
+        "hf_mediaref.io",
+        "hf_mediaref.testing",
+        "hf_mediaref.testing.fake_hub",
+        "hf_mediaref.testing.http_server",
+        "hf_mediaref.testing.faulty_http",
+        "hf_mediaref.testing.lerobot",
+    ]
+    bare = set()
+    for module_name in modules:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if not inspect.isclass(obj) or issubclass(obj, (BaseException, enum.Enum)):
+                continue
+            if obj.__repr__ is object.__repr__:
+                bare.add(name)
+    assert bare == _NO_REPR_YET, bare - _NO_REPR_YET

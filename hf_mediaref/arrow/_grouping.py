@@ -38,6 +38,10 @@ class UriGroups:
         self.codes = codes
         self._pts_ns = pts_ns
 
+    def __repr__(self) -> str:
+        shown = ", ".join(repr(uri) for uri in self.uris[:3]) + (", ..." if len(self.uris) > 3 else "")
+        return f"UriGroups({len(self.uris)} URIs over {len(self.codes)} rows: {shown})"
+
     def __len__(self) -> int:
         return len(self.uris)
 

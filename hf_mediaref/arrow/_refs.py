@@ -32,6 +32,13 @@ class RefArrays(NamedTuple):
     pts_ns: pa.Array
     valid: np.ndarray | None
 
+    def __repr__(self) -> str:
+        rows = len(self.uri)
+        valid = np.ones(rows, bool) if self.valid is None else self.valid
+        shown = [repr(u) if ok else "None" for u, ok in zip(self.uri[:3].to_pylist(), valid[:3].tolist())]
+        more = ", ..." if rows > 3 else ""
+        return f"RefArrays({rows} rows, {rows - int(np.count_nonzero(valid))} null: {', '.join(shown)}{more})"
+
 
 def ref_arrays(array: pa.Array | pa.ChunkedArray) -> RefArrays:
     """Split a ``struct<uri, pts_ns>`` array into its children and validity.

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._fields import INT64_MAX, STORED_INVALID
 from ..errors import InvalidRefError
 
-__all__ = ["STORAGE_TYPE", "STORED_KEYS", "cast_to_storage"]
+__all__ = ["STORAGE_TYPE", "STORED_KEYS", "cast_to_storage", "map_uris"]
 
 #: The Arrow type of a column of media references (``pts_ns`` null for images).
 STORAGE_TYPE = pa.struct({"uri": pa.string(), "pts_ns": pa.int64()})
@@ -125,3 +127,17 @@ def cast_to_storage(storage: pa.Array) -> pa.StructArray:
         raise TypeError(f"cannot cast an Arrow {storage.type} array to MediaRef (struct<uri, pts_ns>)")
     mask = storage.is_null() if storage.null_count else None
     return pa.StructArray.from_arrays([uri, pts], fields=list(STORAGE_TYPE), mask=mask)
+
+
+def map_uris(storage: pa.StructArray, fn: Callable[[str], str]) -> pa.StructArray:
+    """``storage`` (a ``struct<uri, pts_ns, ...>`` array) with each ``uri`` replaced by ``fn(uri)``, called
+    once per distinct URI (Arrow dictionary encode + take); null rows, null and empty URIs are kept as they
+    are (for the reader to report), and so are the other fields. The one place that rewrites the URIs of a
+    ref column: resolving them against a root, checking them, replacing uploaded paths."""
+    encoded = pc.dictionary_encode(storage.field("uri"))
+    uri_type = storage.type.field("uri").type
+    dictionary = pa.array([fn(u) if u else u for u in encoded.dictionary.to_pylist()], uri_type)
+    names = [storage.type.field(i).name for i in range(storage.type.num_fields)]
+    children = [dictionary.take(encoded.indices) if n == "uri" else storage.field(n) for n in names]
+    mask = storage.is_null() if storage.null_count else None
+    return pa.StructArray.from_arrays(children, fields=list(storage.type), mask=mask)

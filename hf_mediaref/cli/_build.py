@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..video._sampling import FrameSampling
+from ..video import FrameSampling
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class Probed:
 
 
 def _sample_video(path: str, sampling: Sampling) -> Probed:
-    from ..video._sampling import sample_video
+    from ..video import sample_video
 
     got = sample_video(path, sampling)
     return Probed(

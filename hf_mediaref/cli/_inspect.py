@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .._units import human_bytes
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "run"]
@@ -53,14 +55,6 @@ def _size(uri: str, storage_options: dict | None = None) -> int | None:
     except Exception as err:
         logger.debug("no size for %s: %s", uri, err)
         return None
-
-
-def _human(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size} B"  # pragma: no cover
 
 
 def _extension(uri: str) -> str:
@@ -198,7 +192,7 @@ def _text(dataset: str, report: dict[str, Any]) -> str:
             unknown = (
                 f" ({c['files_without_size']} file(s) of unknown size)" if c["files_without_size"] else ""
             )
-            lines.append(f"    media size: {_human(c['media_bytes'])}{unknown}")
+            lines.append(f"    media size: {human_bytes(c['media_bytes'])}{unknown}")
             if c["refused_files"]:
                 lines.append(f"    refused: {c['refused_files']} file(s) outside the media root, not read")
                 lines += [f"      {why}" for why in c["refused"].values()]

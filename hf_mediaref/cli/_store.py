@@ -115,7 +115,7 @@ def _readme(
     body a push writes (columns, media layout, both ways to load), reading this folder."""
     from huggingface_hub import DatasetCardData
 
-    from ..hf._card import apply_card_fields, dataset_card
+    from ..hf import apply_card_fields, dataset_card
     from ..io import UriKind, classify_uri
 
     configs = [
@@ -145,7 +145,7 @@ def _readme(
 def _preview(folder: Path, splits: dict[str, Any], build: str, n: int, access: Any) -> dict[str, Any]:
     """The preview files of the first split (the thumbnails' name carries the build id, as the shards')."""
     from ..errors import MediaRefError
-    from ..hf._preview import preview_files
+    from ..hf import preview_files
 
     split, ds = next(iter(splits.items()))
     try:
@@ -274,19 +274,10 @@ class _Absolute:
         self.columns, self.access = columns, access
 
     def __call__(self, table: Any) -> Any:
-        import pyarrow as pa
-
-        from ..arrow import resolve_uri
+        from ..arrow import map_uris, resolve_uri
 
         for name in self.columns:
-            leaf = table[name].combine_chunks()
-            encoded = leaf.field("uri").dictionary_encode()
-            resolved = [resolve_uri(u, self.access) for u in encoded.dictionary.to_pylist()]
-            uri = pa.array(resolved, pa.string()).take(encoded.indices)
-            mask = leaf.is_null() if leaf.null_count else None
-            column = pa.StructArray.from_arrays(
-                [uri, leaf.field("pts_ns")], fields=list(leaf.type), mask=mask
-            )
+            column = map_uris(table[name].combine_chunks(), lambda uri: resolve_uri(uri, self.access))
             table = table.set_column(table.column_names.index(name), name, column)
         return table
 

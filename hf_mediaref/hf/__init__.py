@@ -17,6 +17,8 @@ import datasets  # noqa: F401  (first: the import hook registers the integration
 
 from . import _registration
 from ._ahead import DecodeAhead
+from ._card import apply_card_fields as apply_card_fields
+from ._card import dataset_card as dataset_card
 from ._combine import concatenate_datasets, interleave_datasets
 from ._embedding import embed
 from ._feature import MediaRefFeature
@@ -25,6 +27,7 @@ from ._hub import push_to_hub
 from ._lerobot import from_lerobot
 from ._loading import load_dataset, load_from_disk
 from ._preview import contact_sheet, preview_dataset
+from ._preview import preview_files as preview_files
 from ._roots import get_media_access, get_media_root, set_media_access, set_media_root
 from ._sampler import VideoBlockBatchSampler
 from ._streaming import StreamDecodeTransform, decode_stream, split_by_node

@@ -25,7 +25,8 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from .._executor import core_budget, dataloader_worker_info, lane
+from .._executor import core_budget, lane
+from .._torch_job import dataloader_worker_info
 
 __all__ = ["DecodeAhead", "EpochPlan"]
 

@@ -19,6 +19,7 @@ from typing import Any
 from datasets import DatasetInfo, SplitDict, SplitInfo
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from .._units import human_bytes
 from ._compat import DatasetInfosDict, MetadataConfigs, sanitize_patterns
 from ._feature import has_media
 
@@ -26,14 +27,6 @@ __all__ = ["CARD_MARKER", "apply_card_fields", "card_metadata", "dataset_card"]
 
 #: Marks the usage section hf_mediaref adds to a dataset card (added once).
 CARD_MARKER = "<!-- hf_mediaref: usage -->"
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"  # pragma: no cover
 
 
 def _describe(feature: Any) -> str:
@@ -63,9 +56,9 @@ def _layout(media: Mapping[str, str | int]) -> str:
     lines = ["| folder | files | types | size |", "|---|---|---|---|"]
     for folder, files in folders.items():
         types = ", ".join(sorted({posixpath.splitext(p)[1] or "(none)" for p, _ in files}))
-        lines.append(f"| `{folder}/` | {len(files)} | {types} | {_size(sum(s for _, s in files))} |")
+        lines.append(f"| `{folder}/` | {len(files)} | {types} | {human_bytes(sum(s for _, s in files))} |")
     total = sum(s for files in folders.values() for _, s in files)
-    lines.append(f"\n{len(media)} media file(s), {_size(total)} in all.")
+    lines.append(f"\n{len(media)} media file(s), {human_bytes(total)} in all.")
     return "\n".join(lines)
 
 

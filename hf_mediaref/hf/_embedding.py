@@ -9,12 +9,11 @@ from typing import Any
 import numpy as np
 
 from .. import decode
-from ..arrow import resolve_ref
+from ..arrow import map_refs, resolve_ref
 from ..core import DataURI, MediaRef
 from ..decode import DecodeOptions
 from ..io import MediaAccess
 from ._feature import has_media, media_features
-from ._transform import map_refs
 
 __all__ = ["embed"]
 

@@ -32,8 +32,7 @@ import pyarrow.compute as pc
 from datasets import LargeList, List, Value
 
 from .._fields import INT64_MAX, coerce_ref, invalid_ref
-from ..arrow import STORAGE_TYPE, cast_to_storage, resolve_ref
-from ..arrow._storage import STORED_KEYS
+from ..arrow import STORAGE_TYPE, STORED_KEYS, cast_to_storage, resolve_ref
 from ..core import DataURI, MediaRef
 from ..io import MediaAccess
 

@@ -44,7 +44,7 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, Hf
 from huggingface_hub.hf_api import RepoFile  # not exported at the top level before huggingface_hub 0.25
 from huggingface_hub.utils import EntryNotFoundError, HfHubHTTPError
 
-from ..arrow import resolve_uri
+from ..arrow import map_uris, resolve_uri
 from ..errors import MediaNotFoundError, UnreadableMediaError, describe_uri
 from ..io import UriKind, classify_uri, local_path, read_bytes, uri_scheme
 from ._card import CARD_MARKER, card_metadata, dataset_card
@@ -81,19 +81,14 @@ def _stored_uris(array: pa.Array | pa.ChunkedArray, feature: Any) -> set[str]:
 
 
 class _RewriteUris:
-    """Leaf function: a ``struct<uri, pts_ns>`` array with every URI found in ``mapping`` replaced (Arrow
-    dictionary encode + take)."""
+    """Leaf function: a ``struct<uri, pts_ns>`` array with every URI found in ``mapping`` replaced
+    (:func:`hf_mediaref.arrow.map_uris`)."""
 
     def __init__(self, mapping: dict[str, str]):
         self.mapping = mapping
 
     def __call__(self, leaf: pa.Array, _feature: MediaRefFeature) -> pa.Array:
-        encoded = leaf.field("uri").dictionary_encode()
-        dictionary = pa.array([self.mapping.get(u, u) for u in encoded.dictionary.to_pylist()], pa.string())
-        mask = leaf.is_null() if leaf.null_count else None
-        return pa.StructArray.from_arrays(
-            [dictionary.take(encoded.indices), leaf.field("pts_ns")], fields=list(leaf.type), mask=mask
-        )
+        return map_uris(leaf, lambda uri: self.mapping.get(uri, uri))
 
 
 class _RewriteTable:
@@ -616,10 +611,10 @@ def push_to_hub(
             a ``Dataset`` replaces its split and keeps the others).
         repo_id: ``"org/name"``.
         media_dir: the repo folder for local files outside the dataset's local media root.
-        config_name, set_default, split, data_dir, token, private, revision, commit_message,
-            commit_description, create_pr, max_shard_size, embed_external_files: as in
-            ``datasets.Dataset.push_to_hub`` (``data_dir`` defaults to ``config_name``, or ``"data"`` for the
-            default configuration).
+        config_name: with ``set_default``, ``split``, ``data_dir``, ``token``, ``private``, ``revision``,
+            ``commit_message``, ``commit_description``, ``create_pr``, ``max_shard_size`` and
+            ``embed_external_files``: as in ``datasets.Dataset.push_to_hub`` (``data_dir`` defaults to
+            ``config_name``, or ``"data"`` for the default configuration).
         num_shards: shards per split (for a DatasetDict, a dict by split). Unless ``num_shards`` or
             ``max_shard_size`` is given, at least 8 shards are written (fewer only for fewer rows) so
             streaming DataLoader workers and ranks each get shards.

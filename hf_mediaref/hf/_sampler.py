@@ -23,7 +23,6 @@ interleaved round-robin in that order.
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 from datasets import Value
 
+from .._torch_job import distributed_rank
 from ..arrow import group_by_uri, ref_arrays, video_blocks
 from ._ahead import DecodeAhead, EpochPlan
 from ._feature import MediaRefFeature
@@ -64,21 +64,6 @@ def _gather(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.arange(int(lengths.sum())) - np.repeat(out_starts, lengths) + np.repeat(starts, lengths)
 
 
-def _distributed(rank: int | None, world_size: int | None) -> tuple[int, int]:
-    """``(rank, world_size)``: the given ones, else torch.distributed's when it is initialized, else
-    ``(0, 1)``."""
-    dist = sys.modules.get("torch.distributed")
-    if dist is None or not (dist.is_available() and dist.is_initialized()):
-        dist = None
-    if world_size is None:
-        world_size = 1 if dist is None else dist.get_world_size()
-    if rank is None:
-        rank = 0 if dist is None or world_size == 1 else dist.get_rank()
-    if world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
-    return rank, world_size
-
-
 class VideoBlockBatchSampler:
     """Yields lists of dataset indices for ``DataLoader(ds, batch_sampler=...)``.
 
@@ -94,17 +79,19 @@ class VideoBlockBatchSampler:
         drop_last: drop the last, incomplete batch (with several ranks: every rank yields only full
             batches, the same number, and no row is repeated).
         rank: this process's rank (default: ``torch.distributed.get_rank()`` when torch.distributed is
-            initialized, else 0).
+            initialized, else the ``RANK`` environment variable, else 0 in a single process).
         world_size: the number of ranks (default: ``torch.distributed.get_world_size()`` when initialized,
-            else 1). Each rank gets a disjoint part of the rows (plus repeats of its own rows to even out
-            counts unless ``drop_last``) and the same number of batches; use the same ``seed`` on every rank.
+            else ``WORLD_SIZE``, else 1). Each rank gets a disjoint part of the rows (plus repeats of its own
+            rows to even out counts unless ``drop_last``) and the same number of batches; use the same
+            ``seed`` on every rank.
         num_workers: the DataLoader's ``num_workers``: batches that continue one another (blocks longer than a
             batch) are dealt to the same worker, so it decodes on instead of seeking again (0 or 1: the
             batches in order). The batches are the same, in another order.
 
     Raises:
         ValueError: ``batch_size`` or ``block_size`` below 1, ``num_workers`` below 0, ``rank`` outside
-            ``[0, world_size)``, or no single MediaRef column to default to.
+            ``[0, world_size)``, a world of several ranks whose rank is known from nowhere (``world_size``
+            given, no process group, no ``RANK``), or no single MediaRef column to default to.
         KeyError: ``column`` is not in the dataset.
         TypeError: ``column`` is neither a MediaRef nor a string column.
 
@@ -152,13 +139,22 @@ class VideoBlockBatchSampler:
         self.batch_size, self.block_size = batch_size, block_size
         self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
         self.epoch = 0
-        self.rank, self.world_size = _distributed(rank, world_size)
+        self.rank, self.world_size = distributed_rank(rank, world_size)
         uris, pts = _key_column(dataset, column)
         groups = group_by_uri(uris, pts)
         self._order = groups.order  # rows video by video, by time; null refs are never sampled
         self._offsets = np.asarray(groups.offsets)
         self._block_starts, self._block_lengths = video_blocks(self._offsets, block_size)
         self.num_videos = len(groups)
+
+    def __repr__(self) -> str:
+        rows = len(self._order)
+        return (
+            f"VideoBlockBatchSampler(batch_size={self.batch_size}, block_size={self.block_size}, "
+            f"rows={rows}, videos={self.num_videos}, batches={len(self)}, shuffle={self.shuffle}, "
+            f"seed={self.seed}, drop_last={self.drop_last}, rank={self.rank}, world_size={self.world_size}, "
+            f"num_workers={self.num_workers}, epoch={self.epoch})"
+        )
 
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle for ``epoch`` (call it at the start of each epoch, like ``DistributedSampler``)."""

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
 from datasets import IterableDataset
 
-from .._executor import dataloader_worker_info
+from .._torch_job import dataloader_worker_info, distributed_rank
 from ..decode import DecodeOptions
 from ..io import MediaAccess
 from ._ahead import stream_decode_ahead
@@ -69,6 +68,13 @@ class StreamDecodeTransform(MediaDecodeTransform):
             "use ids.reshard() where the file format allows, or use fewer workers.",
             UserWarning,
             stacklevel=2,
+        )
+
+    def __repr__(self) -> str:
+        windows = f", windows={self.windows}" if self.windows is not None else ""
+        return (
+            f"StreamDecodeTransform(columns={self.columns!r}, access={self.access!r}, {self.options}, "
+            f"num_shards={self.num_shards}{windows})"
         )
 
     def __call__(self, batch: dict) -> dict:
@@ -152,18 +158,6 @@ def decode_stream(
     return dataset.with_format(None).map(transform, batched=True, batch_size=batch_size)
 
 
-def _distributed_default(rank: int | None, world_size: int | None) -> tuple[int, int]:
-    if rank is not None and world_size is not None:
-        return rank, world_size
-    dist = sys.modules.get("torch.distributed")
-    if dist is not None and dist.is_available() and dist.is_initialized():
-        return (
-            dist.get_rank() if rank is None else rank,
-            dist.get_world_size() if world_size is None else world_size,
-        )
-    raise ValueError("pass rank= and world_size= (torch.distributed is not initialized)")
-
-
 def split_by_node(dataset: Any, rank: int | None = None, world_size: int | None = None) -> Any:
     """The part of a streaming dataset that rank ``rank`` of ``world_size`` reads: whole shards, so a video
     (kept inside one shard by :func:`hf_mediaref.push_to_hub`) is decoded by one rank only.
@@ -177,16 +171,18 @@ def split_by_node(dataset: Any, rank: int | None = None, world_size: int | None 
 
     Args:
         dataset: a ``datasets.IterableDataset``.
-        rank: this process's rank (default: ``torch.distributed.get_rank()``).
-        world_size: the number of ranks (default: ``torch.distributed.get_world_size()``).
+        rank: this process's rank (default: ``torch.distributed.get_rank()`` when torch.distributed is
+            initialized, else the ``RANK`` environment variable, else 0 in a single process).
+        world_size: the number of ranks (default: ``torch.distributed.get_world_size()`` when initialized,
+            else ``WORLD_SIZE``, else 1: the whole dataset).
 
     Returns:
         The ``IterableDataset`` for this rank.
 
     Raises:
         TypeError: ``dataset`` is not an ``IterableDataset``.
-        ValueError: ``rank`` outside ``[0, world_size)``, or no rank given and torch.distributed not
-            initialized.
+        ValueError: ``rank`` outside ``[0, world_size)``, or a world of several ranks whose rank is known
+            from nowhere (``world_size`` given, no process group, no ``RANK``).
 
     Example:
         ```python
@@ -201,9 +197,7 @@ def split_by_node(dataset: Any, rank: int | None = None, world_size: int | None 
             f"split_by_node takes a datasets.IterableDataset, got {type(dataset).__name__}; for a map-style "
             "Dataset use VideoBlockBatchSampler(ds, batch_size, rank=..., world_size=...)"
         )
-    rank, world_size = _distributed_default(rank, world_size)
-    if world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+    rank, world_size = distributed_rank(rank, world_size)
     shards = dataset.num_shards
     if shards % world_size == 0:
         from datasets.distributed import split_dataset_by_node

@@ -2,140 +2,36 @@
 ``IterableDataset.map(..., batched=True)``.
 
 Its batches are plain Python values (``datasets`` has already formatted them), so refs are found by walking
-the values: :func:`map_refs` is the package's one walk over Python values (:func:`~hf_mediaref.hf.embed` uses
-it too); where features are known, walks go through :func:`hf_mediaref.hf._feature.fold_feature`.
+the values with :func:`hf_mediaref.arrow.map_refs`, the package's one walk over Python values
+(:func:`~hf_mediaref.hf.embed` uses it too); where features are known, walks go through
+:func:`hf_mediaref.hf._feature.fold_feature`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import decode
-from .._fields import coerce_ref, invalid_ref
-from ..arrow import resolve_ref
-from ..arrow._storage import STORED_KEYS
+from ..arrow import as_ref, holds_refs, map_refs, resolve_ref
 from ..core import MediaRef
 from ..decode import DecodeOptions
 from ..errors import WindowError
-from ..io import MediaAccess
+from ..io import MediaAccess, make_access
 from ._windows import FrameWindows, as_windows, plan_windows
 
-__all__ = ["MediaDecodeTransform", "decode_transform", "map_refs"]
-
-
-_Path = tuple[Any, ...]
-
-
-def _where(path: _Path) -> str | None:
-    """How an error names the place of a value: ``column 'frame', row 3 of the batch`` for a batch of
-    columns, ``row 3`` for a column, then any nested keys and indices (``['obs'][0]``)."""
-    if not path:
-        return None
-    if len(path) >= 2 and isinstance(path[0], str) and isinstance(path[1], int):
-        head, rest = f"column {path[0]!r}, row {path[1]} of the batch", path[2:]
-    elif isinstance(path[0], int):
-        head, rest = f"row {path[0]}", path[1:]
-    else:
-        head, rest = "value", path
-    return head + "".join(f"[{p!r}]" for p in rest)
-
-
-def _as_ref(value: Any, path: _Path = ()) -> MediaRef | None:
-    """``value`` as a ref (a ``MediaRef``, a dict with ``uri`` and at most ``pts_ns`` besides, or one with
-    both and other keys that are all ``None``, as a struct column with more fields reads), else ``None``; a
-    ref dict whose fields are malformed, or one with ``uri``, ``pts_ns`` and other keys set, raises
-    :class:`~hf_mediaref.errors.InvalidRefError` naming ``path``."""
-    if isinstance(value, MediaRef):
-        return value
-    if not isinstance(value, dict) or "uri" not in value:
-        return None
-    extra = sorted(k for k in value.keys() - STORED_KEYS if value[k] is not None)
-    if value.keys() <= STORED_KEYS or ("pts_ns" in value and not extra):
-        uri, pts = coerce_ref(value["uri"], value.get("pts_ns"), where=_where(path))
-        return MediaRef.model_construct(uri=uri, pts_ns=pts)
-    if "pts_ns" in value:
-        reason = f"a ref has fields 'uri' and 'pts_ns' only, got unexpected {extra} set"
-        raise invalid_ref(reason, value["uri"], value["pts_ns"], where=_where(path))
-    return None
-
-
-def _walk(value: Any, visit: Callable[[MediaRef], Any], path: _Path = ()) -> Any:
-    """``value`` rebuilt with every media reference (a ``MediaRef`` or a ``{"uri", "pts_ns"}`` dict, inside
-    lists, tuples and dicts at any depth) replaced by ``visit(ref)``, in depth-first order; ``path`` is where
-    ``value`` sits, for errors."""
-    ref = _as_ref(value, path)
-    if ref is not None:
-        return visit(ref)
-    if isinstance(value, (list, tuple)):
-        return [_walk(item, visit, (*path, i)) for i, item in enumerate(value)]
-    if isinstance(value, dict):
-        return {key: _walk(item, visit, (*path, key)) for key, item in value.items()}
-    return value
-
-
-def map_refs(value: Any, fn: Callable[[list[MediaRef]], list[Any]]) -> Any:
-    """Replace every media reference inside ``value`` (nested lists / dicts) with ``fn``'s result for it.
-
-    Args:
-        value: a Python value: a ref, or lists / dicts holding refs (``MediaRef`` s or ``{"uri", "pts_ns"}``
-            dicts) and other values.
-        fn: receives all refs at once (one batch) and returns one value per ref.
-
-    Returns:
-        ``value`` rebuilt with the results in place of the refs (lists and tuples become lists).
-
-    Raises:
-        InvalidRefError: a ref dict with a malformed field, or with keys other than ``uri`` and ``pts_ns``
-            besides both; the message names where it is (``column 'frame', row 3 of the batch`` for a batch
-            of columns, ``row 3`` for a list).
-
-    Example:
-        ```python
-        >>> from hf_mediaref import MediaRef
-        >>> from hf_mediaref.hf._transform import map_refs
-        >>> map_refs([[MediaRef("a.png")], None, {"uri": "b.mp4", "pts_ns": 0}], lambda refs: [r.uri for r in
-        refs]) [['a.png'], None, 'b.mp4']
-        ```
-    """
-    refs: list[MediaRef] = []
-    _walk(value, refs.append)
-    results = iter(fn(refs))
-    return _walk(value, lambda ref: next(results))
-
-
-def _holds_refs(column: Any, name: str) -> bool:
-    """Whether the first non-null value of batch column ``name`` holds a media reference."""
-    if not isinstance(column, (list, tuple)):
-        return _as_ref(column, (name,)) is not None
-    first = next(((i, row) for i, row in enumerate(column) if row is not None), None)
-    if first is None:
-        return False
-    found: list[MediaRef] = []
-    _walk(first[1], found.append, (name, first[0]))
-    return bool(found)
+__all__ = ["MediaDecodeTransform", "decode_transform"]
 
 
 _RAY_HINT = "for Ray Data batches use hf_mediaref.ray.MediaDecoder"
 
 
 def _array_of_refs(column: Any) -> bool:
-    """Whether ``column`` is an array (numpy, Arrow, pandas) holding refs, which this transform cannot walk:
-    an object array whose first non-null value is a ref, a numpy struct array or an Arrow struct with a
-    ``uri`` field."""
-    if isinstance(column, (list, tuple, str, bytes, dict)) or not hasattr(column, "__len__"):
+    """Whether ``column`` is an array (numpy, Arrow, pandas) holding refs: this transform cannot walk it."""
+    if isinstance(column, (list, tuple, str, bytes, dict, MediaRef)) or not hasattr(column, "__len__"):
         return False
-    dtype = getattr(column, "dtype", None)
-    if getattr(dtype, "names", None):
-        return "uri" in dtype.names  # type: ignore[union-attr]
-    arrow_type = getattr(column, "type", None)
-    if arrow_type is not None and hasattr(arrow_type, "get_field_index"):
-        return arrow_type.get_field_index("uri") >= 0
-    if str(dtype) != "object":
-        return False
-    first = next((v for v in column if v is not None), None)
-    return _as_ref(first) is not None if isinstance(first, (dict, MediaRef)) else False
+    return holds_refs(column)
 
 
 def _check_batch(batch: Any, columns: Sequence[str] | None) -> None:
@@ -201,11 +97,7 @@ class MediaDecodeTransform:
         access: MediaAccess | None = None,
     ):
         self.columns = None if columns is None else list(columns)
-        if access is not None and not isinstance(access, MediaAccess):
-            raise TypeError(f"access must be a hf_mediaref.MediaAccess, got {type(access).__name__}")
-        if access is None and root is not None:
-            access = root if isinstance(root, MediaAccess) else MediaAccess(root)
-        self.access = access.allowing(allow_uris) if access is not None else None
+        self.access = make_access(root, allow_uris, access)
         self.options = options if options is not None else DecodeOptions()
         self.windows = as_windows(windows)
 
@@ -219,9 +111,9 @@ class MediaDecodeTransform:
 
     def __call__(self, batch: dict) -> dict:
         _check_batch(batch, self.columns)
-        columns = (
-            self.columns if self.columns is not None else [k for k, v in batch.items() if _holds_refs(v, k)]
-        )
+        columns = self.columns
+        if columns is None:
+            columns = [k for k, v in batch.items() if holds_refs(v, k, nested=True)]
         window_columns = self.windows.columns if self.windows is not None else []
         columns = [c for c in columns if c not in window_columns]
         missing = [c for c in [*columns, *window_columns] if c not in batch]
@@ -262,7 +154,7 @@ class MediaDecodeTransform:
         for column in self.windows.frame_columns:
             values = list(batch[column])
             refs[column] = [
-                None if value is None else _as_ref(value, (column, i)) for i, value in enumerate(values)
+                None if value is None else as_ref(value, (column, i)) for i, value in enumerate(values)
             ]
             for i, (value, ref) in enumerate(zip(values, refs[column])):
                 if value is not None and ref is None:
@@ -326,8 +218,9 @@ def decode_transform(
         A picklable callable ``batch -> batch``.
 
     Raises:
-        ValueError: for invalid options (raised here, not at the first batch).
-        TypeError: for a name that is not a decode option.
+        ValueError: for invalid options (raised here, not at the first batch); both ``root`` and ``access``;
+            ``allow_uris`` without either.
+        TypeError: for a name that is not a decode option, or an ``access`` that is not a ``MediaAccess``.
         UnresolvedPathError: (when called) a relative URI and no root.
         UntrustedRefError: (when called) a ref reads outside ``root`` (or its dataset's root) unallowed.
         TypeError: (when called) a batch that is not a dict of columns or refs held in arrays (Ray Data's

@@ -31,7 +31,7 @@ import pyarrow as pa
 from ..arrow import STORAGE_TYPE
 from ..errors import MediaDecodeError, MediaNotFoundError, MediaRefError, UntrustedRefError, describe_uri
 from ..io import MediaAccess, UriKind, classify_uri, local_path, read_bytes
-from ..video._sampling import FrameSampling, sample_video
+from ..video import FrameSampling, sample_video
 from ._compat import dataset_from_arrow
 from ._feature import MediaRefFeature
 from ._roots import set_media_access

@@ -224,7 +224,7 @@ class FrameWindows:
         times of its first and last frame (one pass over two columns, in Arrow); for each value window column
         (numbers, lists, fixed-size arrays: actions, states), its values, in episode and time order, so each
         row's window holds the values of the rows of its episode nearest its time plus each offset
-        (LeRobot's ``delta_timestamps``; see docs/windows.md).
+        (LeRobot's ``delta_timestamps``; see docs/guides/windows.md).
 
         Args:
             dataset: a ``datasets.Dataset`` (its rows as selected, shuffled or filtered).
@@ -366,7 +366,7 @@ def window_times(
 def _video_bounds(uris: list[str], options: DecodeOptions) -> dict[str, tuple[int, int, int]]:
     """``(first frame time, last frame time, end)`` in ns of each video, from its (cached) index."""
     from .._executor import core_budget
-    from ..video._batch import plan_videos
+    from ..video import plan_videos
 
     plans = plan_videos(
         {uri: [] for uri in uris},

@@ -1,7 +1,9 @@
 """URIs and bytes: classify and join URIs, parse ``data:`` URIs, read bytes or open a seekable source (local,
 ``file://``, ``http(s)://`` with Range reads, ``data:``, fsspec), and encode/decode still images.
 
-The layer below the video engine and the value types; it knows nothing of either. Modules (private): ``_uri``
+The layer below the video engine and the value types; it knows nothing of either. Public: ``MediaAccess``
+(also ``hf_mediaref.MediaAccess``) and ``parse_allow_uris``; the other names are the internal API of the
+layers above. Modules (private): ``_uri``
 (pure string logic), ``_data_uri`` (RFC 2397 parser), ``_http`` (requests: retries, Range-request file,
 connections checked for public addresses), ``_access`` (``MediaAccess``: the access value and the one
 resolver), ``_network`` (which addresses are public; the running call's public-address rule), ``_sources``
@@ -10,58 +12,43 @@ resolver), ``_network`` (which addresses are public; the running call's public-a
 
 from __future__ import annotations
 
-from ._access import MediaAccess, normalize_root, parse_allow_uris, reading_with, unresolved_error
-from ._data_uri import DataURIParts, parse_data_uri
-from ._grid import image_grid
-from ._http import http_deadline
-from ._http import settings as http_settings
-from ._image import (
-    IMAGE_FORMATS,
-    check_pixel_limit,
-    decode_image,
-    encode_image,
-    load_image,
-    load_image_rgb,
-    resize_rgb,
-    sniff_mimetype,
-    to_rgb,
-)
-from ._network import is_private_host, is_public_address
-from ._sources import MediaSource, open_media, read_bytes, source_version, uri_exists
-from ._uri import UriKind, classify_uri, is_absolute_uri, is_remote_uri, join_uri, local_path, uri_scheme
+from ._access import MediaAccess, parse_allow_uris
+from ._access import make_access as make_access
+from ._access import normalize_root as normalize_root
+from ._access import reading_with as reading_with
+from ._access import require_access as require_access
+from ._access import unresolved_error as unresolved_error
+from ._data_uri import DataURIParts as DataURIParts
+from ._data_uri import parse_data_uri as parse_data_uri
+from ._grid import image_grid as image_grid
+from ._http import http_deadline as http_deadline
+from ._http import settings as http_settings  # noqa: F401 (internal API, renamed)
+from ._image import IMAGE_FORMATS as IMAGE_FORMATS
+from ._image import check_pixel_limit as check_pixel_limit
+from ._image import decode_image as decode_image
+from ._image import encode_image as encode_image
+from ._image import load_image as load_image
+from ._image import load_image_rgb as load_image_rgb
+from ._image import resize_rgb as resize_rgb
+from ._image import sniff_mimetype as sniff_mimetype
+from ._image import to_rgb as to_rgb
+from ._network import is_private_host as is_private_host
+from ._network import is_public_address as is_public_address
+from ._sources import MediaSource as MediaSource
+from ._sources import open_media as open_media
+from ._sources import read_bytes as read_bytes
+from ._sources import source_version as source_version
+from ._sources import uri_exists as uri_exists
+from ._uri import UriKind as UriKind
+from ._uri import classify_uri as classify_uri
+from ._uri import is_absolute_uri as is_absolute_uri
+from ._uri import is_remote_uri as is_remote_uri
+from ._uri import join_uri as join_uri
+from ._uri import local_path as local_path
+from ._uri import uri_scheme as uri_scheme
 
-__all__ = [
-    "IMAGE_FORMATS",
-    "DataURIParts",
-    "MediaAccess",
-    "MediaSource",
-    "UriKind",
-    "check_pixel_limit",
-    "classify_uri",
-    "decode_image",
-    "encode_image",
-    "http_deadline",
-    "http_settings",
-    "image_grid",
-    "is_absolute_uri",
-    "is_private_host",
-    "is_public_address",
-    "is_remote_uri",
-    "join_uri",
-    "load_image",
-    "load_image_rgb",
-    "local_path",
-    "normalize_root",
-    "open_media",
-    "parse_allow_uris",
-    "parse_data_uri",
-    "read_bytes",
-    "reading_with",
-    "resize_rgb",
-    "sniff_mimetype",
-    "source_version",
-    "to_rgb",
-    "unresolved_error",
-    "uri_exists",
-    "uri_scheme",
-]
+# What a user types: the access value (also hf_mediaref.MediaAccess) and the allow-list parser. Every other
+# name above is the package-level internal API of the layers above (they import it from here, never from a
+# private module: the import-linter contract "Private modules stay inside their package"); it stays
+# importable, but is no promise to users and not in __all__.
+__all__ = ["MediaAccess", "parse_allow_uris"]

@@ -38,7 +38,15 @@ from ..errors import PathEscapeError, UnresolvedPathError, UntrustedRefError, de
 from ._network import is_private_host, public_address_rule
 from ._uri import UriKind, classify_uri, is_absolute_uri, join_uri, local_path, uri_scheme
 
-__all__ = ["MediaAccess", "normalize_root", "parse_allow_uris", "reading_with", "unresolved_error"]
+__all__ = [
+    "MediaAccess",
+    "make_access",
+    "normalize_root",
+    "parse_allow_uris",
+    "reading_with",
+    "require_access",
+    "unresolved_error",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -498,6 +506,45 @@ class MediaAccess(dict):
             "entirely",
             uri=stored,
         )
+
+
+def require_access(access: object) -> MediaAccess:
+    """``access`` itself when it is a :class:`MediaAccess`; else ``TypeError`` (an access is never built from
+    data that only looks like one, such as a dict that came back from JSON)."""
+    if not isinstance(access, MediaAccess):
+        raise TypeError(f"access must be a hf_mediaref.MediaAccess, got {type(access).__name__}")
+    return access
+
+
+def make_access(
+    root: str | os.PathLike[str] | MediaAccess | None,
+    allow_uris: str | os.PathLike[str] | Iterable[Any] | None,
+    access: MediaAccess | None,
+) -> MediaAccess | None:
+    """The access of a function's ``root=`` / ``allow_uris=`` / ``access=`` arguments, built in one place:
+    ``access`` (or a ``root`` that is a :class:`~hf_mediaref.MediaAccess`) widened by ``allow_uris``, else
+    ``MediaAccess(root, allow_uris)``; ``None`` when neither a root nor an access is given.
+
+    Raises:
+        TypeError: ``access`` is not a ``MediaAccess``.
+        ValueError: both ``root`` and ``access``; ``allow_uris`` without either; a ``data:`` root or a
+            malformed ``allow_uris`` entry.
+    """
+    if access is not None:
+        require_access(access)
+        if root is not None:
+            raise ValueError("pass root= or access=, not both (access.replace(root=...) changes its root)")
+        return access.allowing(allow_uris)
+    if isinstance(root, MediaAccess):
+        return root.allowing(allow_uris)
+    if root is None:
+        if allow_uris:
+            raise ValueError(
+                "allow_uris= widens a root: pass root= or access= too "
+                "(hf_mediaref.MediaAccess(root, allow_uris))"
+            )
+        return None
+    return MediaAccess(root, allow_uris)
 
 
 def _rebuild(root: str | None, allow: tuple[str, ...], storage_options: Any, token: Any) -> MediaAccess:

@@ -29,13 +29,12 @@ import numpy as np
 import pyarrow as pa
 
 from .. import decode
-from ..arrow import cast_to_storage, refs_from_storage
-from ..arrow._grouping import as_array
+from ..arrow import as_array, cast_to_storage, holds_refs, refs_from_storage
 from ..decode import DecodeOptions
 from ..errors import InvalidRefError
-from ..io import MediaAccess, reading_with
+from ..io import MediaAccess, make_access, reading_with, require_access
 
-__all__ = ["MEDIA_ROOTS_KEY", "MediaDecoder", "decode_batch", "granted_cpus", "make_access", "remember_root"]
+__all__ = ["MEDIA_ROOTS_KEY", "MediaDecoder", "decode_batch", "granted_cpus", "remember_root"]
 
 #: The key, in a Ray Dataset's own ``DataContext`` (``set_config``), of the accesses (:class:`MediaAccess`)
 #: its refs were checked against when read: the context travels with the dataset to every task and actor
@@ -57,8 +56,7 @@ def remember_root(dataset: Any, access: MediaAccess) -> None:
     Raises:
         TypeError: ``access`` is not a ``MediaAccess``.
     """
-    if not isinstance(access, MediaAccess):
-        raise TypeError(f"access must be a hf_mediaref.MediaAccess, got {type(access).__name__}")
+    require_access(access)
     context = getattr(dataset, "context", None)
     ray_data = sys.modules.get("ray.data")
     if ray_data is None or context is None or not hasattr(context, "set_config"):
@@ -80,38 +78,6 @@ def _context_roots() -> tuple[MediaAccess, ...]:
     except Exception:  # a Ray without key-value configs
         return ()
     return tuple(r for r in roots or () if isinstance(r, MediaAccess))
-
-
-def make_access(
-    root: str | os.PathLike[str] | MediaAccess | None,
-    allow_uris: str | os.PathLike[str] | Iterable[Any] | None,
-    access: MediaAccess | None,
-) -> MediaAccess | None:
-    """The access of ``root=`` / ``allow_uris=`` / ``access=`` arguments: ``access`` (or a ``root`` that is a
-    :class:`~hf_mediaref.MediaAccess`) widened by ``allow_uris``, else ``MediaAccess(root, allow_uris)``;
-    ``None`` when neither a root nor an access is given.
-
-    Raises:
-        TypeError: ``access`` is not a ``MediaAccess``.
-        ValueError: both ``root`` and ``access``; ``allow_uris`` without either; a ``data:`` root or a
-            malformed ``allow_uris`` entry.
-    """
-    if access is not None:
-        if not isinstance(access, MediaAccess):
-            raise TypeError(f"access must be a hf_mediaref.MediaAccess, got {type(access).__name__}")
-        if root is not None:
-            raise ValueError("pass root= or access=, not both (access.replace(root=...) changes its root)")
-        return access.allowing(allow_uris)
-    if isinstance(root, MediaAccess):
-        return root.allowing(allow_uris)
-    if root is None:
-        if allow_uris:
-            raise ValueError(
-                "allow_uris= widens a root: pass root= or access= too "
-                "(hf_mediaref.MediaAccess(root, allow_uris))"
-            )
-        return None
-    return MediaAccess(root, allow_uris)
 
 
 def granted_cpus() -> float | None:
@@ -154,23 +120,6 @@ def _columns_of(batch: Any) -> dict[str, Any]:
         f"expected a Ray Data batch (a pyarrow.Table, a dict of numpy arrays or a pandas.DataFrame), "
         f"got {type(batch).__name__}"
     )
-
-
-def _is_ref_value(value: Any) -> bool:
-    return (isinstance(value, Mapping) and "uri" in value) or (
-        hasattr(value, "uri") and hasattr(value, "pts_ns")
-    )
-
-
-def _holds_refs(column: Any) -> bool:
-    """Whether a batch column holds media references: a struct column with a ``uri`` field, or values whose
-    first non-null one is a ref dict or a ``MediaRef``."""
-    if isinstance(column, (pa.Array, pa.ChunkedArray)):
-        return pa.types.is_struct(column.type) and column.type.get_field_index("uri") >= 0
-    if isinstance(column, np.ndarray) and column.dtype != object:
-        return False
-    first = next((v for v in column if v is not None), None)
-    return first is not None and _is_ref_value(first)
 
 
 def _as_storage(column: Any, name: str) -> pa.Array:
@@ -228,7 +177,7 @@ def _decode_columns(
     batch: Any, columns: Sequence[str] | None, access: MediaAccess | None, options: DecodeOptions
 ) -> dict[str, Any]:
     data = _columns_of(batch)
-    names = list(columns) if columns is not None else [n for n, c in data.items() if _holds_refs(c)]
+    names = list(columns) if columns is not None else [n for n, c in data.items() if holds_refs(c, n)]
     missing = [n for n in names if n not in data]
     if missing:
         raise KeyError(f"columns {missing} are not in the batch (columns: {list(data)})")

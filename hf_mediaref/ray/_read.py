@@ -23,10 +23,9 @@ from typing import Any
 import pyarrow as pa
 
 from .._optional import require
-from ..arrow import cast_to_storage, group_by_uri
-from ..arrow._grouping import as_array
-from ..io import MediaAccess, UriKind, classify_uri
-from ._decode import make_access, remember_root
+from ..arrow import as_array, cast_to_storage, is_ref_type, map_uris
+from ..io import MediaAccess, UriKind, classify_uri, make_access, require_access
+from ._decode import remember_root
 
 __all__ = ["read_mediaref", "resolve_roots"]
 
@@ -35,16 +34,8 @@ _HUB_URL = re.compile(r"^hf://datasets/([^/@]+/[^/@]+)(?:@([^/]+))?/?(.*)$")
 
 
 def _ref_columns(schema: pa.Schema) -> list[str]:
-    """Top-level columns stored as media references: ``struct`` with a string ``uri`` and an integer
-    ``pts_ns``."""
-    out = []
-    for field in schema:
-        t = field.type
-        if not (pa.types.is_struct(t) and t.get_field_index("uri") >= 0 and t.get_field_index("pts_ns") >= 0):
-            continue
-        if pa.types.is_string(t.field("uri").type) or pa.types.is_large_string(t.field("uri").type):
-            out.append(field.name)
-    return out
+    """Top-level columns stored as media references (:func:`hf_mediaref.arrow.is_ref_type`)."""
+    return [field.name for field in schema if is_ref_type(field.type)]
 
 
 class _ResolveRoots:
@@ -54,25 +45,14 @@ class _ResolveRoots:
     (credentials included)."""
 
     def __init__(self, columns: Sequence[str], access: MediaAccess):
-        if not isinstance(access, MediaAccess):
-            raise TypeError(f"access must be a hf_mediaref.MediaAccess, got {type(access).__name__}")
         self.columns = list(columns)
-        self.access = access
+        self.access = require_access(access)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         for name in self.columns:
             if name not in table.column_names:
                 raise KeyError(f"column {name!r} is not in the dataset (columns: {table.column_names})")
-            storage = cast_to_storage(as_array(table.column(name)))
-            uri = storage.field("uri")
-            groups = group_by_uri(uri)
-            resolved = pa.array([u if not u else self.access.resolve(u) for u in groups.uris], pa.string())
-            codes = pa.array(groups.codes, mask=groups.codes < 0)
-            new_uri = resolved.take(codes)
-            mask = storage.is_null() if storage.null_count else None
-            column = pa.StructArray.from_arrays(
-                [new_uri, storage.field("pts_ns")], fields=list(storage.type), mask=mask
-            )
+            column = map_uris(cast_to_storage(as_array(table.column(name))), self.access.resolve)
             table = table.set_column(table.column_names.index(name), name, column)
         return table
 

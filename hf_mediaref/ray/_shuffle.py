@@ -17,8 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._optional import require
-from ..arrow import group_by_uri, ref_arrays, video_blocks
-from ..arrow._grouping import as_array
+from ..arrow import as_array, group_by_uri, ref_arrays, video_blocks
 from ._read import _ref_columns
 
 __all__ = ["video_shuffle"]

@@ -110,6 +110,10 @@ class FakeHub:
         self.commit_log: list[SimpleNamespace] = []
         self._patches: list[Any] = []
 
+    def __repr__(self) -> str:
+        state = "active" if self._patches else "inactive"
+        return f"FakeHub({str(self.root)!r}, repos={sorted(self.commits)}, {state})"
+
     # ------------------------------------------------------------------ repo state
     def repo_dir(self, repo_id: str) -> Path:
         return self.root / repo_id.replace("/", "__")

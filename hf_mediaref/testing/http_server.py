@@ -34,6 +34,11 @@ class RangeRequestHandler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:  # keep test and benchmark output clean
         pass
 
+    def __repr__(self) -> str:
+        request = f"{getattr(self, 'command', None) or '?'} {getattr(self, 'path', '?')}"
+        host, port = (*self.client_address, "?", "?")[:2]
+        return f"{type(self).__name__}({request!r} from {host}:{port})"
+
     def do_GET(self) -> None:
         self._log()
         self.handle_request(head=False)
@@ -176,6 +181,14 @@ class LoopbackFileServer:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._closed = True
+
+    def __repr__(self) -> str:
+        state = ", closed" if getattr(self, "_closed", False) else ""
+        return (
+            f"{type(self).__name__}({self.url!r}, root={str(self.root)!r}, requests={len(self.log)}, "
+            f"bytes_sent={self.bytes_sent}{state})"
+        )
 
     def __enter__(self) -> LoopbackFileServer:
         return self

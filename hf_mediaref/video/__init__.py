@@ -16,14 +16,23 @@ containers), ``_errors`` (typed error mapping), ``_base`` / ``_pyav`` / ``_torch
 from __future__ import annotations
 
 from ._base import BaseVideoDecoder
+from ._batch import plan_videos as plan_videos
 from ._cache import cleanup_cache
+from ._indexes import forget_source as forget_source
 from ._planning import BatchDecodingStrategy
 from ._pyav import PyAVVideoDecoder
+from ._sampling import FrameSampling as FrameSampling
+from ._sampling import sample_video as sample_video
 from ._sidecar import build_index_sidecars, index_sidecar_uri, write_index_sidecar
 from ._stats import DecodeStats, collect_stats
+from ._stats import record as record_stats  # noqa: F401
 from ._torchcodec import TorchCodecVideoDecoder
+from ._torchcodec import check_device as check_device
 from ._types import Frame, FrameBatch, VideoStreamMetadata
 
+# Package-level internal API (plan_videos, forget_source, record_stats, check_device): the layers above
+# import it from here, never from a private module (the import-linter contract "Private modules stay inside
+# their package"); not in __all__.
 __all__ = [
     "BaseVideoDecoder",
     "BatchDecodingStrategy",

@@ -44,3 +44,10 @@ def test_video_blocks_keep_each_block_inside_one_video():
     assert lengths.tolist() == [5, 3, 4, 2]  # remainders join the last block; the empty video has none
     video = np.searchsorted(offsets, starts, side="right") - 1
     assert all(offsets[v] <= s and s + n <= offsets[v + 1] for v, s, n in zip(video, starts, lengths))
+
+
+def test_uri_groups_repr_names_the_groups():
+    from hf_mediaref.arrow import group_by_uri
+
+    groups = group_by_uri(pa.array(["a.mp4", "b.mp4", "a.mp4", "c.mp4", "d.mp4"]))
+    assert repr(groups) == "UriGroups(4 URIs over 5 rows: 'a.mp4', 'b.mp4', 'c.mp4', ...)"

@@ -57,6 +57,7 @@ def test_ref_arrays_splits_children_and_validity():
     assert parts.uri.to_pylist()[0] == "a" and parts.pts_ns.to_pylist()[0] == 1
     assert parts.valid.tolist() == [True, False]
     assert ref_arrays(_column({"uri": "a", "pts_ns": None})).valid is None
+    assert repr(parts) == "RefArrays(2 rows, 1 null: 'a', None)"  # not the arrays' full text
 
 
 def test_refs_from_storage_resolves_each_distinct_uri_once(monkeypatch):

@@ -95,3 +95,31 @@ def test_cast_to_storage_keeps_bad_values_for_their_rows_to_fail_when_read():
         f["extra_fields"],
         None,
     ]
+
+
+def test_map_uris_calls_once_per_distinct_uri_and_keeps_the_rest():
+    from hf_mediaref.arrow import map_uris
+
+    storage = pa.array(
+        [
+            {"uri": "a", "pts_ns": 1},
+            None,
+            {"uri": "b", "pts_ns": None},
+            {"uri": "a", "pts_ns": 2},
+            {"uri": "", "pts_ns": 3},
+            {"uri": None, "pts_ns": 4},
+        ],
+        pa.struct({"uri": pa.large_string(), "pts_ns": pa.int64()}),
+    )
+    calls = []
+    out = map_uris(storage, lambda uri: calls.append(uri) or f"/root/{uri}")
+    assert sorted(calls) == ["a", "b"]  # once each; null and empty URIs are left for the reader to report
+    assert out.type == storage.type and out.is_null().to_pylist() == storage.is_null().to_pylist()
+    assert out.to_pylist() == [
+        {"uri": "/root/a", "pts_ns": 1},
+        None,
+        {"uri": "/root/b", "pts_ns": None},
+        {"uri": "/root/a", "pts_ns": 2},
+        {"uri": "", "pts_ns": 3},
+        {"uri": None, "pts_ns": 4},
+    ]

@@ -398,3 +398,18 @@ def test_decode_stream_reads_under_its_datasets_access(hostile, http_server, fak
     from hf_mediaref.testing import read_index
 
     assert read_index(frame) == 7
+
+
+def test_decode_transform_refuses_arguments_it_would_drop(tmp_path):
+    """root=, allow_uris= and access= make one access, as for Ray's decoder: a root beside an access, or an
+    allowance that widens nothing, raises instead of being dropped silently."""
+    access = MediaAccess(str(tmp_path))
+    with pytest.raises(ValueError, match="not both"):
+        decode_transform(root=str(tmp_path), access=access)
+    with pytest.raises(ValueError, match="allow_uris"):
+        decode_transform(allow_uris=["https://media.example/"])
+    with pytest.raises(TypeError, match="MediaAccess"):
+        decode_transform(access=str(tmp_path))
+    widened = decode_transform(access=access, allow_uris=["https://media.example/"]).access
+    assert widened == access.allowing(["https://media.example/"])
+    assert decode_transform(root=access).access == access

@@ -109,6 +109,27 @@ def test_ranks_with_drop_last_and_one_long_video():
         VideoBlockBatchSampler(ds, 8, rank=2, world_size=2)
 
 
+def test_rank_and_world_size_from_the_environment_else_one_process(monkeypatch):
+    """Without torch.distributed: RANK / WORLD_SIZE (torchrun sets them), else one process; a world of several
+    ranks whose rank is unknown raises instead of giving every rank rank 0's rows."""
+    ds = _frames_dataset(videos=4, per_video=6)
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    sampler = VideoBlockBatchSampler(ds, 4, seed=0)
+    assert (sampler.rank, sampler.world_size) == (0, 1)
+    with pytest.raises(ValueError, match="rank is unknown"):
+        VideoBlockBatchSampler(ds, 4, world_size=2)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    sampler = VideoBlockBatchSampler(ds, 4, seed=0)
+    assert (sampler.rank, sampler.world_size) == (1, 2)
+    assert list(sampler) == list(VideoBlockBatchSampler(ds, 4, seed=0, rank=1, world_size=2))
+    assert VideoBlockBatchSampler(ds, 4, world_size=1).rank == 0  # a world of one has one rank
+    monkeypatch.setenv("RANK", "one")
+    with pytest.raises(ValueError, match="RANK"):
+        VideoBlockBatchSampler(ds, 4)
+
+
 def _continues(place, video, a, b) -> bool:
     """Whether batch ``b`` starts with the row right after batch ``a``'s last row, in the same video."""
     return place[b[0]] == place[a[-1]] + 1 and video[b[0]] == video[a[-1]]
@@ -196,3 +217,10 @@ def _collate_with_worker(rows):
 
     batch = default_collate(rows)
     return batch["frame"], batch["label"], get_worker_info().id, _WORKER["stats"].seeks  # type: ignore[attr-defined]
+
+
+def test_repr_says_what_the_sampler_will_do():
+    sampler = VideoBlockBatchSampler(_frames_dataset(videos=3, per_video=5), batch_size=4, seed=2)
+    text = repr(sampler)
+    assert text.startswith("VideoBlockBatchSampler(batch_size=4, block_size=4, rows=15, videos=3")
+    assert f"batches={len(sampler)}" in text and "seed=2" in text and "world_size=1" in text

@@ -155,8 +155,26 @@ def test_split_by_node_keeps_each_video_on_one_rank(repo, labels_of):
     assert [r["label"] for r in single] == [r["label"] for r in rows[1::2]]
     with pytest.raises(ValueError):
         split_by_node(ids, rank=2, world_size=2)
-    with pytest.raises(ValueError, match="rank"):
-        split_by_node(ids)  # torch.distributed is not initialized
+
+
+def test_split_by_node_rank_from_the_environment_else_one_process(monkeypatch):
+    """Without torch.distributed: RANK / WORLD_SIZE (torchrun sets them), else the whole dataset; a world of
+    several ranks whose rank is unknown raises instead of handing every rank rank 0's shards."""
+    ids = Dataset.from_dict({"label": list(range(8))}).to_iterable_dataset(num_shards=4)
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert [r["label"] for r in split_by_node(ids)] == list(range(8))  # one process: everything
+    with pytest.raises(ValueError, match="rank is unknown"):
+        split_by_node(ids, world_size=2)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    labels = {r: [x["label"] for x in split_by_node(ids, rank=r, world_size=2)] for r in range(2)}
+    assert len(labels[1]) == 4 and not set(labels[0]) & set(labels[1])
+    assert [r["label"] for r in split_by_node(ids)] == labels[1]
+    assert [r["label"] for r in split_by_node(ids, rank=0)] == labels[0]  # a given rank wins
+    monkeypatch.delenv("RANK")
+    with pytest.raises(ValueError, match="rank is unknown"):
+        split_by_node(ids)
 
 
 def test_pushed_repo_streams_whole_videos_per_worker(repo, fake_hub, tmp_path, labels_of):
@@ -233,3 +251,11 @@ def test_ahead_decodes_the_next_batches_on_lanes_in_order(two_videos, labels_of,
         for batch in loader:
             got.append(batch["label"].tolist())
     assert got == [list(range(8))]  # the batch before it came back, then its own error
+
+
+def test_stream_transform_repr_names_itself_and_its_shards():
+    from hf_mediaref.hf import StreamDecodeTransform
+
+    text = repr(StreamDecodeTransform(["frame"], num_shards=3))
+    assert text.startswith("StreamDecodeTransform(columns=['frame'], access=None, DecodeOptions(")
+    assert text.endswith("num_shards=3)")

@@ -36,3 +36,11 @@ def test_commit_log_and_all_or_nothing_commits(tmp_path):
         with pytest.raises(FileNotFoundError):
             api.create_commit("me/x", operations=bad, repo_type="dataset")
         assert hub.state("me/x") == before and len(hub.commit_log) == 1
+
+
+def test_repr_names_root_repos_and_whether_it_is_active(tmp_path):
+    hub = FakeHub(tmp_path)
+    assert repr(hub) == f"FakeHub({str(tmp_path)!r}, repos=[], inactive)"
+    with hub:
+        huggingface_hub.HfApi().create_repo("org/a", repo_type="dataset")
+        assert repr(hub) == f"FakeHub({str(tmp_path)!r}, repos=['org/a'], active)"

@@ -6,7 +6,7 @@ import socket
 
 import requests
 
-from hf_mediaref.testing.http_server import LoopbackFileServer
+from hf_mediaref.testing.http_server import LoopbackFileServer, RangeRequestHandler
 
 
 def test_ranges_head_missing_and_byte_count(tmp_path):
@@ -45,3 +45,22 @@ def test_a_client_hanging_up_mid_body_is_not_an_error(tmp_path, capsys):
         assert ok.content == b"xxxx"  # still serving
         assert 0 < server.bytes_sent < (32 << 20) + 4  # counts what went out, not the whole file
     assert "Traceback" not in capsys.readouterr().err
+
+
+class _SeenHandler(RangeRequestHandler):
+    seen: list[str] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(repr(self))
+        super().do_GET()
+
+
+def test_reprs_say_where_and_what(tmp_path):
+    (tmp_path / "a.bin").write_bytes(b"abc")
+    with LoopbackFileServer(tmp_path, handler=_SeenHandler) as server:
+        requests.get(f"{server.url}/a.bin", timeout=5)
+        assert repr(server) == (
+            f"LoopbackFileServer({server.url!r}, root={str(tmp_path)!r}, requests=1, bytes_sent=3)"
+        )
+    assert repr(server).endswith(", closed)")
+    assert _SeenHandler.seen[0].startswith("_SeenHandler('GET /a.bin' from 127.0.0.1:")

@@ -1,0 +1,64 @@
+"""Package metadata: one version, the SPDX license, extras that never pull a CUDA torch, bounded datasets."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import hf_mediaref
+
+tomllib = pytest.importorskip("tomllib")  # Python >= 3.11 (the metadata is the same on 3.10)
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+PROJECT = PYPROJECT["project"]
+
+
+def _requirement_names(extra: str, seen: frozenset[str] = frozenset()) -> set[str]:
+    """Every distribution an extra asks for, its self-references (hf-mediaref[a,b]) expanded."""
+    names: set[str] = set()
+    for requirement in PROJECT["optional-dependencies"][extra]:
+        name = re.split(r"[\s\[<>=!;~]", requirement, maxsplit=1)[0].lower()
+        if name == "hf-mediaref":
+            for inner in re.search(r"\[(.*)\]", requirement).group(1).split(","):  # type: ignore[union-attr]
+                if inner not in seen:
+                    names |= _requirement_names(inner.strip(), seen | {extra})
+        else:
+            names.add(name)
+    return names
+
+
+def test_the_version_is_written_once():
+    """pyproject reads the version from hf_mediaref/_version.py; the changelog's newest entry is it."""
+    assert "version" not in PROJECT and "version" in PROJECT["dynamic"]
+    dynamic = PYPROJECT["tool"]["setuptools"]["dynamic"]["version"]
+    assert dynamic == {"attr": "hf_mediaref._version.__version__"}
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    newest = re.search(r"^## (\d+\.\d+\.\d+)", changelog, re.M)
+    assert newest and newest.group(1) == hf_mediaref.__version__
+
+
+def test_license_is_an_spdx_expression_with_its_file():
+    assert PROJECT["license"] == "Apache-2.0"
+    assert PROJECT["license-files"] == ["LICENSE"]
+    assert "Apache License" in (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert any(r.startswith("setuptools>=77") for r in PYPROJECT["build-system"]["requires"])
+
+
+@pytest.mark.parametrize("extra", ["all", "video", "hf", "ray"])
+def test_extras_for_cpu_users_never_pull_torch(extra):
+    """From PyPI's default index torch is a CUDA build: only the torch and torchcodec extras ask for it."""
+    assert "torch" not in _requirement_names(extra)
+
+
+def test_datasets_has_both_bounds():
+    """The integration uses datasets internals: a new major release must be tested before it is allowed."""
+    (datasets,) = [r for r in PROJECT["optional-dependencies"]["hf"] if r.startswith("datasets")]
+    assert ">=4.0" in datasets and "<6" in datasets
+
+
+def test_dev_installs_the_release_and_docs_tools():
+    names = _requirement_names("dev")
+    assert {"build", "twine", "mkdocs", "mkdocs-material", "mkdocstrings", "torch"} <= names
