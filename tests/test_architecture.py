@@ -168,7 +168,7 @@ def test_io_exports_what_a_user_types_and_keeps_its_internal_api():
 
 
 #: Public classes without a __repr__ of their own yet (each with who owns it).
-_NO_REPR_YET = {"MediaRefFormatter"}  # hf/_formatter.py: the lead's
+_NO_REPR_YET: set[str] = set()
 
 
 def test_public_classes_print_what_they_are():

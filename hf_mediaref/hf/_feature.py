@@ -34,7 +34,7 @@ from datasets import LargeList, List, Value
 from .._fields import INT64_MAX, coerce_ref, invalid_ref
 from ..arrow import STORAGE_TYPE, STORED_KEYS, cast_to_storage, resolve_ref
 from ..core import DataURI, MediaRef
-from ..io import MediaAccess
+from ..io import MediaAccess, require_access
 
 __all__ = [
     "MEDIA_REF_ID",
@@ -112,9 +112,7 @@ class MediaRefFeature:
         self.pts_ns = Value("int64")
         self.decode = decode
         if access is not None:
-            if not isinstance(access, MediaAccess):
-                raise TypeError(f"access must be a hf_mediaref.MediaAccess, got {type(access).__name__}")
-            self._media_access = access  # type: ignore[misc]  # runtime state, per object
+            self._media_access = require_access(access)  # type: ignore[misc]  # runtime state, per object
 
     @property
     def decode(self) -> bool:

@@ -243,6 +243,10 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         else:
             self._rest = PythonFormatter(**kwargs)
 
+    def __repr__(self) -> str:
+        windows = "" if self.windows is None else f", windows={self.windows!r}"
+        return f"MediaRefFormatter(access={self.access!r}, {self.options}{windows})"
+
     def _features(self, pa_table: pa.Table) -> Features:
         return self.features if self.features is not None else Features.from_arrow_schema(pa_table.schema)
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from ..decode import DecodeOptions
-from ..io import MediaAccess
+from ..io import MediaAccess, make_access, require_access
 from ._compat import dataset_features
 from ._feature import has_media, media_features, upgrade_features
 
@@ -80,10 +80,9 @@ def set_media_root(
     """
     if root is None:
         return set_media_access(dataset, None)
-    if isinstance(root, MediaAccess):
-        access = root.allowing(allow_uris)
-        return set_media_access(dataset, access if token is None else access.replace(token=token))
-    return set_media_access(dataset, MediaAccess(root, allow_uris, token=token))
+    access = make_access(root, allow_uris, None)
+    assert access is not None
+    return set_media_access(dataset, access if token is None else access.replace(token=token))
 
 
 def set_media_access(dataset: D, access: MediaAccess | None) -> D:
@@ -106,8 +105,8 @@ def set_media_access(dataset: D, access: MediaAccess | None) -> D:
         >>> ds = set_media_access(ds, MediaAccess("/data/robot-frames", allow_uris=["/mnt/shared/"]))
         ```
     """
-    if access is not None and not isinstance(access, MediaAccess):
-        raise TypeError(f"access must be a hf_mediaref.MediaAccess, got {type(access).__name__}")
+    if access is not None:
+        require_access(access)
     for split in _splits(dataset):
         features = dataset_features(split)
         if features is None:
