@@ -139,9 +139,19 @@ def _resolved(dataset: Any, access: MediaAccess, columns: Sequence[str] | None) 
 # ------------------------------------------------------------------------------------------ sources
 
 
+#: The folder of the ``preview`` configuration (thumbnails, not refs) that ``hf-mediaref build`` and
+#: ``push_to_hub(preview=N)`` write beside the data (see :mod:`hf_mediaref.hf._preview`; Ray's layer does not
+#: import ``hf``).
+_PREVIEW_DIR = "preview"
+
+
 def _split_files(files: list[str], split: str | None, base: str) -> list[str]:
     """The Parquet files of ``split``, by the Hub's naming (``<split>-*.parquet``, ``<split>/*.parquet``,
-    ``*-<split>.parquet``); all files when ``split`` is None."""
+    ``*-<split>.parquet``); all files when ``split`` is None. Files of the ``preview`` configuration
+    (``preview/...``: thumbnails) are never the table's."""
+    files = [
+        f for f in files if not os.path.relpath(f, base).replace(os.sep, "/").startswith(_PREVIEW_DIR + "/")
+    ]
     if split is None:
         return files
     pattern = re.compile(rf"(^|/|[-_.]){re.escape(split)}([-_./]|$)")
