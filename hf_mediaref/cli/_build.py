@@ -403,6 +403,22 @@ def _describe_build(args: Any, probed: dict[str, Probed], sampling: Sampling) ->
     )
 
 
+def _write_output(folder: Any, ds: Any, args: Any, access: Any) -> None:
+    """The table of ``-o`` (its split, card, license, tags and preview) written into ``folder``."""
+    from . import _store
+
+    _store.write_tables(
+        folder,
+        {args.split: ds},
+        args.output,
+        license=args.license,
+        tags=_tags(args),
+        preview=args.preview,
+        access=access,
+    )
+    print(f"wrote {len(ds)} rows to {Path(args.output).absolute()}")
+
+
 def _finish(ds: Any, media: dict[str, str], root: str, args: Any) -> int:
     """Write ``-o`` and/or push ``--push``."""
     from ..io import MediaAccess
@@ -413,16 +429,7 @@ def _finish(ds: Any, media: dict[str, str], root: str, args: Any) -> int:
             if args.media != "absolute" and media:
                 _store.place_media(folder, media, args.media)
             access = MediaAccess(str(folder), allow_uris=[root] if root else None)  # the build's own sources
-            _store.write_tables(
-                folder,
-                {args.split: ds},
-                args.output,
-                license=args.license,
-                tags=_tags(args),
-                preview=args.preview,
-                access=access,
-            )
-        print(f"wrote {len(ds)} rows to {Path(args.output).absolute()}")
+            _write_output(folder, ds, args, access)
     if args.push:
         from .. import hf
 
@@ -509,15 +516,7 @@ def _from_videos(args: Any, sampling: Sampling) -> int:
     if args.output:
         with _store.dataset_folder(args.output, overwrite=args.overwrite) as folder:
             ds = convert(str(folder))
-            _store.write_tables(
-                folder,
-                {args.split: ds},
-                args.output,
-                license=args.license,
-                tags=_tags(args),
-                preview=args.preview,
-            )
-        print(f"wrote {len(ds)} rows to {Path(args.output).absolute()}")
+            _write_output(folder, ds, args, None)
         hf.set_media_access(ds, MediaAccess(os.path.realpath(args.output)))  # the folder, renamed into place
         if args.push:
             push(ds)

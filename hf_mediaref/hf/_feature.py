@@ -308,6 +308,13 @@ def fold_feature(
     return fold(feature)
 
 
+def _rebuilt_sequence(f: Any, child: Any) -> Any:
+    """The list feature ``f`` (``[feature]``, ``List``, ``LargeList``) around a rebuilt item ``child``."""
+    if isinstance(f, (list, tuple)):
+        return [child]
+    return List(child, length=f.length) if isinstance(f, List) else LargeList(child)
+
+
 def upgrade_features(feature: Any) -> Any:
     """``feature`` with every marked plain struct (see :func:`upgrade_feature`) turned into a
     :class:`MediaRefFeature`, at any depth (its ``MediaRefFeature`` objects kept as they are); ``feature``
@@ -315,16 +322,11 @@ def upgrade_features(feature: Any) -> Any:
     if not has_media(feature):
         return feature
 
-    def sequence(f: Any, child: Any) -> Any:
-        if isinstance(f, (list, tuple)):
-            return [child]
-        return List(child, length=f.length) if isinstance(f, List) else LargeList(child)
-
     return fold_feature(
         feature,
         media=lambda f: f,
         other=lambda f: f,
-        sequence=sequence,
+        sequence=_rebuilt_sequence,
         mapping=lambda f, fields: type(f)(fields),
     )
 
@@ -350,16 +352,11 @@ def plain_features(feature: Any) -> Any:
     """``feature`` with every ``MediaRefFeature`` replaced by the plain struct ``{"uri": string, "pts_ns":
     int64}``: the features that read the same data without hf_mediaref."""
 
-    def sequence(f: Any, child: Any) -> Any:
-        if isinstance(f, (list, tuple)):
-            return [child]
-        return List(child, length=f.length) if isinstance(f, List) else LargeList(child)
-
     return fold_feature(
         feature,
         media=lambda f: {"uri": Value("string"), "pts_ns": Value("int64")},
         other=lambda f: f,
-        sequence=sequence,
+        sequence=_rebuilt_sequence,
         mapping=lambda f, fields: type(f)(fields),
     )
 
