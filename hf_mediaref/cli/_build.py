@@ -403,6 +403,21 @@ def _describe_build(args: Any, probed: dict[str, Probed], sampling: Sampling) ->
     )
 
 
+def _push(ds: Any, args: Any) -> None:
+    """``--push``: the table, its media, card settings and preview to the Hub repo ``args.push``."""
+    from .. import hf
+
+    hf.push_to_hub(
+        ds,
+        args.push,
+        private=args.private or None,
+        split=args.split,
+        license=args.license,
+        tags=_tags(args),
+        preview=args.preview,
+    )
+
+
 def _write_output(folder: Any, ds: Any, args: Any, access: Any) -> None:
     """The table of ``-o`` (its split, card, license, tags and preview) written into ``folder``."""
     from . import _store
@@ -434,14 +449,7 @@ def _finish(ds: Any, media: dict[str, str], root: str, args: Any) -> int:
         from .. import hf
 
         hf.set_media_access(ds, MediaAccess(root))  # the folder the build read (or the source's root)
-        hf.push_to_hub(
-            ds,
-            args.push,
-            private=args.private or None,
-            split=args.split,
-            license=args.license,
-            tags=_tags(args),
-        )
+        _push(ds, args)
         print(f"pushed {len(ds)} rows and {len(media)} media file(s) to {args.push}")
     return 0
 
@@ -502,28 +510,17 @@ def _from_videos(args: Any, sampling: Sampling) -> int:
             on_error="raise" if args.strict else "skip",
         )
 
-    def push(ds: Any) -> None:
-        hf.push_to_hub(
-            ds,
-            args.push,
-            private=args.private or None,
-            split=args.split,
-            license=args.license,
-            tags=_tags(args),
-            preview=args.preview,
-        )
-
     if args.output:
         with _store.dataset_folder(args.output, overwrite=args.overwrite) as folder:
             ds = convert(str(folder))
             _write_output(folder, ds, args, None)
         hf.set_media_access(ds, MediaAccess(os.path.realpath(args.output)))  # the folder, renamed into place
         if args.push:
-            push(ds)
+            _push(ds, args)
     else:
         with tempfile.TemporaryDirectory(prefix="hf_mediaref-build-") as scratch:
             ds = convert(scratch)
-            push(ds)
+            _push(ds, args)
     if args.push:
         print(f"pushed {len(ds)} rows and their videos to {args.push}")
     return 0
