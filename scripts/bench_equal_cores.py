@@ -480,17 +480,17 @@ def run_equal_cores(args: argparse.Namespace) -> str:
         print(f"TorchCodec not usable ({exc}): its contenders are not run", flush=True)
         has_torchcodec = False
     contenders = make_contenders(has_torchcodec)
-    if args.only:
-        contenders = [c for c in contenders if any(s in c.name for s in args.only)]
+    if args.eq_only:
+        contenders = [c for c in contenders if any(s in c.name for s in args.eq_only)]
     table: dict[str, dict[str, dict[str, Cell]]] = {}
-    for key in args.kinds:
+    for key in args.eq_kinds:
         if key == "av1" and not av1_available():
             print("no AV1 encoder (libsvtav1) in PyAV: AV1 not run", flush=True)
             continue
         print(f"media: {KINDS[key].label} ...", flush=True)
         videos = make_videos(Path(args.media), key, 8 if args.quick and key != "h264-b" else N_VIDEOS)
         for rows in make_workloads(videos):
-            if args.workloads and not any(s in rows.name for s in args.workloads):
+            if args.eq_workloads and not any(s in rows.name for s in args.eq_workloads):
                 continue
             print(f"  {rows.name} ...", flush=True)
             cells = measure_workload(rows, contenders, args.rounds, args.batch_size, args.workers)
@@ -508,10 +508,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds (default 3, --quick 1)")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of every contender")
     parser.add_argument(
-        "--eq-kinds", dest="kinds", nargs="*", default=list(KINDS), choices=list(KINDS), help="video kinds"
+        "--eq-kinds", dest="eq_kinds", nargs="*", default=list(KINDS), choices=list(KINDS), help="video kinds"
     )
-    parser.add_argument("--eq-workloads", dest="workloads", nargs="*", help="workloads whose name contains")
-    parser.add_argument("--eq-only", dest="only", nargs="*", help="contenders whose name contains")
+    parser.add_argument(
+        "--eq-workloads", dest="eq_workloads", nargs="*", help="workloads whose name contains"
+    )
+    parser.add_argument("--eq-only", dest="eq_only", nargs="*", help="contenders whose name contains")
 
 
 def main(argv: list[str] | None = None) -> int:
