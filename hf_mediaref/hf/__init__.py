@@ -15,7 +15,7 @@ from __future__ import annotations
 import datasets  # noqa: F401  (first: the import hook registers the integration once datasets is loaded)
 
 from . import _registration
-from ._ahead import DecodeAhead
+from ._ahead import DecodeAhead, PlannedBatches
 from ._embedding import embed
 from ._feature import MediaRefFeature
 from ._formatter import MediaRefFormatter
@@ -36,6 +36,7 @@ __all__ = [
     "MediaDecodeTransform",
     "MediaRefFeature",
     "MediaRefFormatter",
+    "PlannedBatches",
     "StreamDecodeTransform",
     "VideoBlockBatchSampler",
     "decode_stream",
