@@ -10,6 +10,7 @@ time, so that ``MediaRef`` (above it) can call it: the import graph has no cycle
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -29,6 +30,7 @@ from .video import BatchDecodingStrategy
 from .video import _stats as stats
 from .video._batch import plan_videos
 from .video._indexes import forget_source
+from .video._pyav import ChannelsFirst, decoding_channels_first
 from .video._torchcodec import check_device
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -208,7 +210,14 @@ def _ref_fields(refs: Iterable[Any]) -> list[tuple[str, int | None]]:
 
 # ---------------------------------------------------------------------------------------------------- output
 def _to_output(frame: Any, options: DecodeOptions) -> Any:
-    """An owned frame of the requested kind from a decoded (H, W, 3) frame (numpy array or torch tensor)."""
+    """An owned frame of the requested kind from a decoded (H, W, 3) frame (numpy array or torch tensor), or
+    a (3, H, W) one that PyAV converted straight to planes (:class:`~.video._pyav.ChannelsFirst`, only when
+    ``channels_first`` was asked for): written once, never transposed."""
+    if isinstance(frame, ChannelsFirst):
+        planar = frame.view(np.ndarray)
+        if options.output == "torch":
+            return require("torch", purpose='output="torch"').from_numpy(planar)
+        return planar
     if options.output == "torch":
         torch = require("torch", purpose='output="torch"')
         tensor = frame if isinstance(frame, torch.Tensor) else torch.from_numpy(frame)
@@ -317,7 +326,8 @@ def batch_decode(
     if access is not None:
         fields = _resolved(fields, access)
         opts = opts.with_credentials(access)
-    with deadline(opts.timeout), reading_with(access):
+    planar = decoding_channels_first() if opts.channels_first else contextlib.nullcontext()
+    with deadline(opts.timeout), reading_with(access), planar:
         frames = _decode_checked(fields, opts)
     stats.record(returned_frames=len(frames))
     return _assemble(frames, opts)
