@@ -452,7 +452,9 @@ def render(table: dict[str, dict[str, dict[str, Cell]]], args: argparse.Namespac
                 row.append(f"{c.cpu_fps / base.cpu_fps:.2f}x" if ok else "–")
             lines.append(f"| {workload}, {KINDS[kind].label} | " + " | ".join(row) + " |")
     lines.append("\nhf_mediaref roads, decoded frames per returned frame (counted in the workers):\n")
-    lines.append("| workload | " + " | ".join(hf) + " | vs datasets.Video |")
+    lines.append(
+        "| workload | " + " | ".join(hf) + " | fastest hf_mediaref road / datasets.Video (frames/s) |"
+    )
     lines.append("|---|" + "---:|" * (len(hf) + 1))
     for kind, kind_cells in table.items():
         for workload, cells in kind_cells.items():
