@@ -10,6 +10,7 @@ time, so that ``MediaRef`` (above it) can call it: the import graph has no cycle
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -25,7 +26,15 @@ from ._fields import coerce_pts_ns, coerce_uri, invalid_ref
 from ._optional import require
 from .errors import InvalidRefError, RemoteChangedError
 from .io import MediaAccess, load_image_rgb, reading_with
-from .video import BatchDecodingStrategy, check_device, forget_source, plan_videos, record_stats
+from .video import (
+    BatchDecodingStrategy,
+    ChannelsFirst,
+    check_device,
+    decoding_channels_first,
+    forget_source,
+    plan_videos,
+    record_stats,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core import MediaRef
@@ -204,7 +213,14 @@ def _ref_fields(refs: Iterable[Any]) -> list[tuple[str, int | None]]:
 
 # ---------------------------------------------------------------------------------------------------- output
 def _to_output(frame: Any, options: DecodeOptions) -> Any:
-    """An owned frame of the requested kind from a decoded (H, W, 3) frame (numpy array or torch tensor)."""
+    """An owned frame of the requested kind from a decoded (H, W, 3) frame (numpy array or torch tensor), or
+    a (3, H, W) one that PyAV converted straight to planes (:class:`~.video._pyav.ChannelsFirst`, only when
+    ``channels_first`` was asked for): written once, never transposed."""
+    if isinstance(frame, ChannelsFirst):
+        planar = frame.view(np.ndarray)
+        if options.output == "torch":
+            return require("torch", purpose='output="torch"').from_numpy(planar)
+        return planar
     if options.output == "torch":
         torch = require("torch", purpose='output="torch"')
         tensor = frame if isinstance(frame, torch.Tensor) else torch.from_numpy(frame)
@@ -314,7 +330,8 @@ def batch_decode(
     if access is not None:
         fields = _resolved(fields, access)
         opts = opts.with_credentials(access)
-    with deadline(opts.timeout), reading_with(access):
+    planar = decoding_channels_first() if opts.channels_first else contextlib.nullcontext()
+    with deadline(opts.timeout), reading_with(access), planar:
         frames = _decode_checked(fields, opts)
     record_stats(returned_frames=len(frames))
     return _assemble(frames, opts)

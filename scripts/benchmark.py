@@ -21,7 +21,8 @@ stream with no B-frames, every frame a reference (MKV, H.264, GOP 30, like the D
 skipping non-reference frames cannot help. ``--roads`` / ``--only-roads`` add the roads section
 (scripts/bench_roads.py: the same refs through batch_decode, map-style and streaming DataLoaders, 2-rank
 DDP, and Ray Data when scripts/bench_ray.py provides ``ray_roads``); ``make_media`` and ``make_workloads``
-are importable for it.
+are importable for it. ``--equal-cores`` measures only the equal-core comparison
+(scripts/bench_equal_cores.py: every contender in a DataLoader with the same workers, 320x240 H.264 and AV1).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 from hf_mediaref.testing.http_server import LoopbackFileServer
 from hf_mediaref.testing.media import read_index, write_video
@@ -773,7 +775,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only-roads", action="store_true", help="measure only the roads")
     parser.add_argument("--batch-size", type=int, default=32, help="rows per batch on the roads")
+    parser.add_argument(
+        "--equal-cores",
+        action="store_true",
+        help="measure only the equal-core comparison (scripts/bench_equal_cores.py: datasets.Video and a "
+        "cached TorchCodec decoder per row against hf_mediaref's roads, each in a DataLoader with 2 workers)",
+    )
+    from bench_equal_cores import add_arguments as add_equal_core_arguments
+
+    add_equal_core_arguments(parser)
     args = parser.parse_args(argv)
+    if args.equal_cores:
+        from bench_equal_cores import run_equal_cores
+
+        args.rounds = args.rounds or (1 if args.quick else 3)
+        equal = run_equal_cores(args)
+        print("\n" + equal, flush=True)
+        if args.markdown:
+            Path(args.markdown).write_text(equal + "\n")
+        return 0
     args.reps = args.reps or (1 if args.quick else 3)
     warnings.filterwarnings("ignore", module="mediaref")  # its "sparse timestamp query" advice, every call
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datasets  # noqa: F401  (first: the import hook registers the integration once datasets is loaded)
 
 from . import _registration
-from ._ahead import DecodeAhead
+from ._ahead import DecodeAhead, PlannedBatches
 from ._card import apply_card_fields as apply_card_fields
 from ._card import dataset_card as dataset_card
 from ._combine import concatenate_datasets, interleave_datasets
@@ -43,6 +43,7 @@ __all__ = [
     "MediaDecodeTransform",
     "MediaRefFeature",
     "MediaRefFormatter",
+    "PlannedBatches",
     "StreamDecodeTransform",
     "VideoBlockBatchSampler",
     "concatenate_datasets",

@@ -11,6 +11,14 @@ DataLoader gets is what ``dataset.__getitems__`` returns for those indices, comp
 continuing batch goes to another lane when its predecessor's lane has more batches waiting than another lane
 (a sampler whose blocks do not align with batches chains every batch to the one before): an idle core costs
 more than a seek.
+
+Shared blocks (``group``): rows of random batches over many videos rarely share a keyframe block within one
+batch, but often with the next batches the sampler already chose. With ``group=g``, every ``g`` consecutive
+batches of the epoch are decoded in one engine call (each block once for all of them) and split back into
+batches: the DataLoader still gets exactly the batches it asked for, each what ``dataset.__getitems__``
+returns for its indices. Memory: up to ``depth + g`` batches of frames are held. Any batch sampler works: one
+without an epoch plan of its own is wrapped (:attr:`DecodeAhead.sampler`, listing each epoch's batches when
+it starts), and the DataLoader must then be given ``batch_sampler=ahead.sampler``.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from typing import Any
 from .._executor import core_budget, lane
 from .._torch_job import dataloader_worker_info
 
-__all__ = ["DecodeAhead", "EpochPlan"]
+__all__ = ["DecodeAhead", "EpochPlan", "PlannedBatches"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +44,43 @@ logger = logging.getLogger(__name__)
 #: Lanes by default, at most: on many cores each lane decodes its batch on several threads, and every batch
 #: ahead is held in memory.
 _DEFAULT_MAX_LANES = 4
+
+
+class PlannedBatches:
+    """Any batch sampler, with the batches of its current epoch listed when the epoch starts (:attr:`plan`),
+    so that :class:`DecodeAhead` can decode ahead through them (it wraps a sampler without a plan by itself).
+
+    Args:
+        batch_sampler: what a DataLoader takes as ``batch_sampler``: ``BatchSampler(RandomSampler(ds), 32,
+            drop_last=False)``, a list of index lists...
+
+    Example:
+        ```python
+        >>> planned = PlannedBatches(BatchSampler(RandomSampler(ds), 32, drop_last=False))
+        >>> loader = DataLoader(DecodeAhead(frames, planned, group=4), batch_sampler=planned)
+        ```
+    """
+
+    def __init__(self, batch_sampler: Any):
+        self.batch_sampler = batch_sampler
+
+    def __repr__(self) -> str:
+        return f"PlannedBatches({self.batch_sampler!r})"
+        self.plan: EpochPlan | None = None
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = [[int(i) for i in batch] for batch in self.batch_sampler]
+        self.plan = EpochPlan(batches, [-1] * len(batches))
+        return iter(batches)
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Passed on to the wrapped sampler, when it has ``set_epoch``."""
+        set_epoch = getattr(self.batch_sampler, "set_epoch", None)
+        if set_epoch is not None:
+            set_epoch(epoch)
 
 
 def _lanes_and_depth(lanes: int | None, depth: int | None) -> tuple[int, int]:
@@ -93,11 +138,11 @@ class _LanePool:
 class _Lanes:
     """The lanes decoding ahead through one epoch plan."""
 
-    def __init__(self, plan: EpochPlan, fetch: Any, lanes: int, depth: int, start: int = 0):
-        self.plan, self.fetch, self.depth = plan, fetch, depth
+    def __init__(self, plan: EpochPlan, fetch: Any, lanes: int, depth: int, start: int = 0, group: int = 1):
+        self.plan, self.fetch, self.depth, self.group = plan, fetch, depth, group
         self.pool = _LanePool(lanes)
         self.lane_of: list[int] = [-1] * start  # the lane of each batch submitted (-1: before the start)
-        self.futures: dict[int, Future] = {}
+        self.futures: dict[int, tuple[Future, int]] = {}  # batch -> (its group's job, its place in the group)
         self.cursor = start  # the position the DataLoader is expected to ask for next
 
     @property
@@ -114,11 +159,13 @@ class _Lanes:
         return None
 
     def _submit_through(self, last: int) -> None:
-        for p in range(len(self.lane_of), min(last, len(self.plan.batches) - 1) + 1):
+        n = len(self.plan.batches)
+        while len(self.lane_of) <= min(last, n - 1):
+            p = len(self.lane_of)
             pending = [0] * self.pool.size
-            for q, future in self.futures.items():
-                if not future.done():
-                    pending[self.lane_of[q]] += 1
+            for running, member in {id(f): (f, q) for q, (f, _) in self.futures.items()}.values():
+                if not running.done():  # a group's job counts once, on its lane
+                    pending[self.lane_of[member]] += 1
             chosen = pending.index(min(pending))
             before = self.plan.continues[p]
             if (
@@ -127,16 +174,33 @@ class _Lanes:
                 and pending[self.lane_of[before]] <= min(pending)
             ):
                 chosen = self.lane_of[before]  # after the batch it continues, so it decodes on
-            self.lane_of.append(chosen)
-            self.futures[p] = self.pool.submit(chosen, self.fetch, self.plan.batches[p])
+            members = list(range(p, min(p + self.group, n)))
+            job = self.pool.submit(chosen, self._fetch_group, [self.plan.batches[q] for q in members])
+            for k, q in enumerate(members):
+                self.lane_of.append(chosen)
+                self.futures[q] = (job, k)
+
+    def _fetch_group(self, batches: list[list[int]]) -> list[Any]:
+        """What ``fetch`` returns for each of ``batches``, from one fetch of all their indices when it returns
+        one row per index (each keyframe block decoded once for the group), else batch by batch."""
+        if len(batches) > 1:
+            rows = self.fetch([i for batch in batches for i in batch])
+            if isinstance(rows, list) and len(rows) == sum(len(b) for b in batches):
+                out, start = [], 0
+                for batch in batches:
+                    out.append(rows[start : start + len(batch)])
+                    start += len(batch)
+                return out
+        return [self.fetch(batch) for batch in batches]
 
     def get(self, position: int) -> Any:
         self._submit_through(position + self.depth)
         self.cursor = position + 1
-        future = self.futures.pop(position, None)
-        if future is None:  # asked twice: already handed out
+        entry = self.futures.pop(position, None)
+        if entry is None:  # asked twice: already handed out
             return self.fetch(self.plan.batches[position])
-        return future.result()
+        job, k = entry
+        return job.result()[k]
 
     def close(self) -> None:
         self.pool.close()
@@ -178,9 +242,18 @@ class DecodeAhead:
         depth: batches submitted ahead of the one asked for (default ``2 * lanes``); each is held in memory
             until asked for (mind the size of a batch of full-resolution frames: pass ``size=`` to the format,
             or a smaller ``depth``).
+        group: consecutive batches decoded in one engine call, each keyframe block once for all of them, then
+            split back into the sampler's batches (default 1). Pays where the rows of a batch rarely share a
+            block but those of the next batches do: random rows over a few videos (8 videos, groups of 4
+            batches of 32: about 1.6x fewer CPU-seconds per frame). Holds up to ``depth + group`` batches.
+
+    Attributes:
+        sampler: the sampler to give the DataLoader as ``batch_sampler``: ``sampler`` itself when it lists
+            its epochs (:class:`~hf_mediaref.hf.VideoBlockBatchSampler`), else a
+            :class:`~hf_mediaref.hf.PlannedBatches` wrapping it.
 
     Raises:
-        ValueError: ``lanes`` or ``depth`` below 1.
+        ValueError: ``lanes``, ``depth`` or ``group`` below 1.
 
     Example:
         ```python
@@ -189,11 +262,27 @@ class DecodeAhead:
         >>> sampler = VideoBlockBatchSampler(ds, batch_size=32, seed=0)
         >>> frames = ds.with_format("mediaref", output="torch")
         >>> loader = DataLoader(DecodeAhead(frames, sampler), batch_sampler=sampler)  # num_workers=0
+        >>> # the user's own random batches, unchanged, 4 batches per engine call
+        >>> ahead = DecodeAhead(frames, BatchSampler(RandomSampler(ds), 32, drop_last=False), group=4)
+        >>> loader = DataLoader(ahead, batch_sampler=ahead.sampler)
         ```
     """
 
-    def __init__(self, dataset: Any, sampler: Any, *, lanes: int | None = None, depth: int | None = None):
+    def __init__(
+        self,
+        dataset: Any,
+        sampler: Any,
+        *,
+        lanes: int | None = None,
+        depth: int | None = None,
+        group: int = 1,
+    ):
         self.lanes, self.depth = _lanes_and_depth(lanes, depth)
+        if int(group) < 1:
+            raise ValueError(f"group must be >= 1, got {group}")
+        self.group = int(group)
+        if not hasattr(sampler, "plan") and not hasattr(sampler, "decode_ahead"):
+            sampler = PlannedBatches(sampler)
         self.dataset, self.sampler = dataset, sampler
         self._running: _Lanes | None = None
 
@@ -215,13 +304,15 @@ class DecodeAhead:
         if running is None or running.plan is not plan:  # a new epoch: what was ahead of the old is dropped
             if running is not None:
                 running.close()
-            running = self._running = _Lanes(plan, self._fetch, self.lanes, self.depth)
+            running = self._running = _Lanes(plan, self._fetch, self.lanes, self.depth, group=self.group)
         position = running.position(list(indices))
         if position is None:
             logger.debug("indices not in the sampler's current epoch: fetched directly")
             return self._fetch(indices)
         if running.closed:  # stopped for a fork: new lanes from here on
-            running = self._running = _Lanes(plan, self._fetch, self.lanes, self.depth, start=position)
+            running = self._running = _Lanes(
+                plan, self._fetch, self.lanes, self.depth, start=position, group=self.group
+            )
         try:
             return running.get(position)
         finally:
@@ -239,7 +330,7 @@ class DecodeAhead:
         return {**self.__dict__, "_running": None}  # a worker's copy fetches directly
 
     def __repr__(self) -> str:
-        return f"DecodeAhead({self.dataset!r}, lanes={self.lanes}, depth={self.depth})"
+        return f"DecodeAhead({self.dataset!r}, lanes={self.lanes}, depth={self.depth}, group={self.group})"
 
 
 # ---------------------------------------------------------------------------------------------------- streams

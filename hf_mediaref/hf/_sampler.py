@@ -213,7 +213,7 @@ class VideoBlockBatchSampler:
         yield from batches
 
     def decode_ahead(
-        self, dataset: Any, *, lanes: int | None = None, depth: int | None = None
+        self, dataset: Any, *, lanes: int | None = None, depth: int | None = None, group: int = 1
     ) -> DecodeAhead:
         """``dataset`` wrapped for a DataLoader that runs in this process (``num_workers=0``): the batches
         this sampler yields next are decoded ahead on ``lanes`` threads, batches that continue one another on
@@ -221,7 +221,7 @@ class VideoBlockBatchSampler:
 
         Args:
             dataset: the dataset the DataLoader reads (``ds.with_format("mediaref", ...)``).
-            lanes, depth: see :class:`~hf_mediaref.hf.DecodeAhead`.
+            lanes, depth, group: see :class:`~hf_mediaref.hf.DecodeAhead`.
 
         Returns:
             A :class:`~hf_mediaref.hf.DecodeAhead` to give the DataLoader with ``batch_sampler=self``.
@@ -232,7 +232,7 @@ class VideoBlockBatchSampler:
             >>> loader = DataLoader(sampler.decode_ahead(ds.with_format("mediaref")), batch_sampler=sampler)
             ```
         """
-        return DecodeAhead(dataset, self, lanes=lanes, depth=depth)
+        return DecodeAhead(dataset, self, lanes=lanes, depth=depth, group=group)
 
     @functools.cached_property
     def _ranks(self) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,9 @@ from ._batch import plan_videos as plan_videos
 from ._cache import cleanup_cache
 from ._indexes import forget_source as forget_source
 from ._planning import BatchDecodingStrategy
+from ._pyav import ChannelsFirst as ChannelsFirst
 from ._pyav import PyAVVideoDecoder
+from ._pyav import decoding_channels_first as decoding_channels_first
 from ._sampling import FrameSampling as FrameSampling
 from ._sampling import sample_video as sample_video
 from ._sidecar import build_index_sidecars, index_sidecar_uri, write_index_sidecar

@@ -29,6 +29,7 @@ whose frame never comes out of the decoder raises :class:`~hf_mediaref.errors.Me
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import functools
 import logging
@@ -96,23 +97,79 @@ class _MissingFrame(Exception):
 _REFORMAT_EXTRA: dict[str, Any] | None = None
 
 
-def _to_rgb(video: OpenedVideo, frame: Any, size: tuple[int, int] | None, orientation: str) -> np.ndarray:
+#: Pixel formats whose unscaled conversion to planar ``gbrp`` gives exactly the values of ``rgb24`` (checked
+#: by the tests); resized frames and other formats (10-bit, 4:4:4) differ by a few levels, and stay (H, W, 3).
+_PLANAR_EXACT = frozenset({"yuv420p"})
+#: ... for widths that are a multiple of this: past the last multiple of 16 columns, swscale's ``gbrp`` and
+#: ``rgb24`` outputs disagree entirely (PyAV 18's FFmpeg: columns 128-129 of a 130-wide frame).
+_PLANAR_WIDTH = 16
+
+
+class ChannelsFirst(np.ndarray):
+    """A (3, H, W) RGB frame, converted straight to planes (see :func:`decoding_channels_first`)."""
+
+
+#: Whether the decodes started in this context convert frames straight to (3, H, W) (:class:`ChannelsFirst`).
+_CHANNELS_FIRST: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "hf_mediaref_channels_first", default=False
+)
+
+
+@contextlib.contextmanager
+def decoding_channels_first() -> Iterator[None]:
+    """Within the block (this thread and the decode tasks it runs), PyAV converts each frame it does not
+    resize straight to a (3, H, W) :class:`ChannelsFirst` array (swscale writes planar RGB, the same values as
+    ``rgb24``, and the planes are copied once in R, G, B order): no (H, W, 3) frame to transpose afterwards.
+    Resized frames, pixel formats other than 8-bit 4:2:0 and widths that are not a multiple of 16 stay (H, W,
+    3): there swscale's planar output differs."""
+    token = _CHANNELS_FIRST.set(True)
+    try:
+        yield
+    finally:
+        _CHANNELS_FIRST.reset(token)
+
+
+def _reformat(video: OpenedVideo, frame: Any, fmt: str, width: int | None, height: int | None) -> Any:
     global _REFORMAT_EXTRA
+    if _REFORMAT_EXTRA is None:
+        try:
+            out = video.reformatter.reformat(frame, format=fmt, width=width, height=height, threads=1)
+            _REFORMAT_EXTRA = {"threads": 1}
+            return out
+        except TypeError:  # PyAV < 17
+            _REFORMAT_EXTRA = {}
+    return video.reformatter.reformat(frame, format=fmt, width=width, height=height, **_REFORMAT_EXTRA)
+
+
+def _planar_rgb(video: OpenedVideo, frame: Any, width: int | None, height: int | None) -> np.ndarray:
+    """(3, H, W) RGB of ``frame``: swscale's planar ``gbrp`` (the same conversion as ``rgb24``), its G, B, R
+    planes copied into R, G, B."""
+    planes = _reformat(video, frame, "gbrp", width, height)
+    h, w = planes.height, planes.width
+    out = np.empty((3, h, w), dtype=np.uint8)
+    for channel, plane in zip((1, 2, 0), planes.planes):  # gbrp: G, B, R
+        out[channel] = np.frombuffer(plane, np.uint8).reshape(h, plane.line_size)[:, :w]
+    return out
+
+
+def _to_rgb(video: OpenedVideo, frame: Any, size: tuple[int, int] | None, orientation: str) -> np.ndarray:
     check_pixel_limit(frame.width, frame.height, video.uri, "video")  # a stream may change size midway
     turns = quarter_turns(getattr(frame, "rotation", 0)) if orientation == "display" else 0
     if size is not None and turns % 2:
         size = (size[1], size[0])  # the displayed (H, W) is the stored (W, H)
     height, width = size if size is not None else (None, None)
-    if _REFORMAT_EXTRA is None:
-        try:
-            rgb = video.reformatter.reformat(frame, format="rgb24", width=width, height=height, threads=1)
-            _REFORMAT_EXTRA = {"threads": 1}
-        except TypeError:  # PyAV < 17
-            _REFORMAT_EXTRA = {}
-            rgb = video.reformatter.reformat(frame, format="rgb24", width=width, height=height)
-    else:
-        rgb = video.reformatter.reformat(frame, format="rgb24", width=width, height=height, **_REFORMAT_EXTRA)
-    if turns:  # the display matrix's counter-clockwise rotation, as TorchCodec applies it
+    if (
+        _CHANNELS_FIRST.get()
+        and size is None
+        and frame.format.name in _PLANAR_EXACT
+        and frame.width % _PLANAR_WIDTH == 0
+    ):
+        chw = _planar_rgb(video, frame, width, height)
+        if turns:  # the display matrix's counter-clockwise rotation, as TorchCodec applies it
+            chw = np.ascontiguousarray(np.rot90(chw, turns, axes=(1, 2)))
+        return chw.view(ChannelsFirst)
+    rgb = _reformat(video, frame, "rgb24", width, height)
+    if turns:
         return np.ascontiguousarray(np.rot90(rgb.to_ndarray(), turns))
     return np.ascontiguousarray(rgb.to_ndarray())
 

@@ -9,12 +9,12 @@ from datasets import Dataset, Features, Value
 
 from hf_mediaref import MediaRef
 from hf_mediaref.errors import MediaNotFoundError
-from hf_mediaref.hf import DecodeAhead, MediaRefFeature, VideoBlockBatchSampler
+from hf_mediaref.hf import DecodeAhead, MediaRefFeature, PlannedBatches, VideoBlockBatchSampler
 from hf_mediaref.testing import read_index, write_video
 from hf_mediaref.video import collect_stats
 
 torch = pytest.importorskip("torch")
-from torch.utils.data import DataLoader  # noqa: E402
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler  # noqa: E402
 
 FEATURES = Features({"frame": MediaRefFeature(), "label": Value("int64")})
 
@@ -153,4 +153,71 @@ def test_bad_arguments(videos):
         DecodeAhead(ds, sampler, lanes=0)
     with pytest.raises(ValueError, match="depth"):
         DecodeAhead(ds, sampler, depth=0)
+    with pytest.raises(ValueError, match="group"):
+        DecodeAhead(ds, sampler, group=0)
     assert isinstance(sampler.decode_ahead(ds), DecodeAhead)
+
+
+def _random_batches(ds, seed: int) -> BatchSampler:
+    return BatchSampler(
+        RandomSampler(ds, generator=torch.Generator().manual_seed(seed)), batch_size=8, drop_last=False
+    )
+
+
+@pytest.mark.parametrize("group", [1, 3])
+def test_any_batch_sampler_same_batches_groups_decoded_in_one_call(videos, group):
+    """The user's own random batches, unchanged: ``group`` consecutive batches decoded in one engine call and
+    split back, every frame the right one; two epochs (the plan follows the sampler's new order)."""
+    ds = _dataset(videos)
+    frames = ds.with_format("mediaref", output="torch")
+    ahead = DecodeAhead(frames, _random_batches(ds, seed=5), lanes=2, group=group)
+    assert isinstance(ahead.sampler, PlannedBatches)
+    loader = DataLoader(ahead, batch_sampler=ahead.sampler)
+    epochs = []
+    for _ in range(2):
+        with collect_stats() as stats:
+            got = _epoch(loader)
+        batches = ahead.sampler.plan.batches
+        assert got == [[int(ds[i]["label"]) for i in b] for b in batches]  # the sampler's batches, in order
+        assert stats.calls == -(-len(batches) // group)  # one engine call per group of batches
+        assert stats.requested_refs == len(ds)
+        epochs.append(batches)
+    assert epochs[0] != epochs[1]
+
+
+def test_grouped_batches_decode_each_shared_block_once(videos):
+    """Random rows of a long-GOP video: a block shared by rows of consecutive batches is decoded once per
+    group, not once per batch (one lane: the decodes are the same every run)."""
+    long, _ = videos
+    refs = [MediaRef(str(long.path), long.pts_ns[i]) for i in range(1, 160, 3)]
+    ds = Dataset.from_dict({"frame": refs, "label": list(range(1, 160, 3))}, features=FEATURES)
+    frames = ds.with_format("mediaref", output="torch")
+    decoded = {}
+    for group in (1, 4):
+        from hf_mediaref import cleanup_cache
+
+        cleanup_cache()
+        ahead = DecodeAhead(frames, _random_batches(ds, seed=7), lanes=1, depth=4, group=group)
+        with collect_stats() as stats:
+            _epoch(DataLoader(ahead, batch_sampler=ahead.sampler))
+        decoded[group] = stats.decoded_frames
+    assert decoded[4] < decoded[1]
+
+
+def test_grouping_falls_back_to_batch_by_batch_for_other_results(videos):
+    """A dataset whose ``__getitems__`` does not return one row per index is fetched batch by batch."""
+
+    class Batched:
+        def __len__(self):
+            return 20
+
+        def __getitem__(self, i):
+            return i
+
+        def __getitems__(self, indices):
+            return {"sum": sum(indices), "n": len(indices)}  # one value per batch
+
+    sampler = [[0, 1], [2, 3], [4, 5, 6], [7]]
+    ahead = DecodeAhead(Batched(), sampler, lanes=1, group=3)
+    got = list(DataLoader(ahead, batch_sampler=ahead.sampler, collate_fn=lambda x: x))
+    assert got == [{"sum": sum(b), "n": len(b)} for b in sampler]

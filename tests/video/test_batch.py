@@ -276,3 +276,35 @@ def test_torchcodec_that_cannot_load_is_a_missing_dependency(media, monkeypatch)
     with pytest.raises(MissingDependencyError, match="cannot load its libraries.*OSError"):
         batch_decode([ref], decoder="torchcodec")
     assert isinstance(MissingDependencyError("x"), ImportError)
+
+
+@pytest.mark.parametrize(
+    "name, kw",
+    [
+        ("plain", {}),
+        ("rotated", {"rotation": 90}),
+        ("10-bit", {"pix_fmt": "yuv420p10le"}),
+        ("4:4:4", {"pix_fmt": "yuv444p"}),
+        ("width not a multiple of 16", {"size": (74, 130)}),
+        ("width a multiple of 16, not of 32", {"size": (72, 176)}),
+    ],
+)
+def test_channels_first_is_the_same_pixels_as_channels_last(tmp_path, name, kw):
+    """channels_first frames (converted straight to planes where that is exact) hold the very values of the
+    (H, W, 3) frames, transposed: every pixel, resized or not, numpy and torch, duplicates included."""
+    import torch
+
+    size = kw.pop("size", (96, 128))
+    spec = write_video(tmp_path / "v.mp4", 20, fps=10, gop=5, bframes=2, size=size, noise=0.05, **kw)
+    refs = [MediaRef(str(spec.path), spec.pts_ns[i]) for i in (0, 3, 7, 7, 19)]
+    for resize in (None, (37, 50)):
+        hwc = batch_decode(refs, size=resize)
+        for output in ("numpy", "torch"):
+            chw = batch_decode(refs, size=resize, channels_first=True, output=output)
+            arrays = [t.numpy() if isinstance(t, torch.Tensor) else t for t in chw]
+            assert all(type(a) is np.ndarray and a.flags.c_contiguous for a in arrays)
+            for a, b in zip(hwc, arrays):
+                assert np.array_equal(b, a.transpose(2, 0, 1)), (name, resize, output)
+            assert len({id(a) for a in arrays}) == len(arrays)  # a duplicate is its own frame
+        if resize is None and name != "rotated":  # (a rotated barcode does not read)
+            assert _indices(hwc) == [0, 3, 7, 7, 19]

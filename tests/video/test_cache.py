@@ -166,7 +166,7 @@ def test_real_containers_are_bounded_by_the_cache_size_and_cleanup_closes_them(t
     cleanup_cache()
     videos = [
         write_video(tmp_path / f"v{i}.mp4", 5, fps=10, gop=5, size=SIZE, first_index=10 * i)
-        for i in range(14)
+        for i in range(decoder_cache.max_idle + 4)
     ]
     baseline = _open_fds()
     for i, spec in enumerate(videos):
@@ -174,7 +174,7 @@ def test_real_containers_are_bounded_by_the_cache_size_and_cleanup_closes_them(t
             read_index(batch_decode([MediaRef(str(spec.path), spec.pts_ns[2])], max_workers=1)[0])
             == 10 * i + 2
         )
-    assert len(decoder_cache) == decoder_cache.max_idle == 10
+    assert len(decoder_cache) == decoder_cache.max_idle == 32
     assert _open_fds() - baseline <= decoder_cache.max_idle
     cleanup_cache()
     assert len(decoder_cache) == 0
