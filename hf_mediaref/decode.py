@@ -25,6 +25,8 @@ from ._fields import coerce_pts_ns, coerce_uri, invalid_ref
 from ._optional import require
 from .errors import InvalidRefError, RemoteChangedError
 from .io import MediaAccess, load_image_rgb, reading_with
+from .io._ranges import DEFAULT_CONCURRENCY as DEFAULT_IO_CONCURRENCY
+from .io._ranges import release as release_ranges
 from .video import BatchDecodingStrategy
 from .video import _stats as stats
 from .video._batch import plan_videos
@@ -80,6 +82,10 @@ class DecodeOptions:
         timeout: seconds the whole call may take, or ``None`` (each HTTP request still has its own deadline,
             ``HF_MEDIAREF_HTTP_DEADLINE``): no HTTP request outlives it and no decode task starts after it
             (:class:`~hf_mediaref.errors.DecodeTimeoutError`, or a ``RemoteAccessError`` for a cut request).
+        io_concurrency: requests in flight per host for remote (``http(s)://``) media (default 16), apart from
+            the decode threads: a batch fetches the byte ranges it needs (heads, indexes, keyframe blocks)
+            with that many requests at once while it decodes; 1 reads as each decode asks (see
+            ``docs/remote.md``).
         orientation: ``"display"`` (default): frames as a player shows them, a video's rotation display
             matrix (phones write one) and an image's EXIF orientation applied, as TorchCodec does; ``size`` is
             then the displayed ``(height, width)``. ``"stored"``: the pixels as encoded, as a plain PyAV
@@ -109,6 +115,7 @@ class DecodeOptions:
     device: str = "cpu"
     timeout: float | None = None
     orientation: Literal["display", "stored"] = "display"
+    io_concurrency: int = DEFAULT_IO_CONCURRENCY
 
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
@@ -140,6 +147,10 @@ class DecodeOptions:
             object.__setattr__(self, "timeout", float(self.timeout))
         if self.orientation not in ORIENTATIONS:
             raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {self.orientation!r}")
+        concurrency = operator.index(self.io_concurrency)
+        if isinstance(self.io_concurrency, bool) or concurrency < 1:
+            raise ValueError(f"io_concurrency must be >= 1, got {self.io_concurrency!r}")
+        object.__setattr__(self, "io_concurrency", concurrency)
         if self.device != "cpu" and self.decoder != "torchcodec":
             raise ValueError(f"device={self.device!r} needs decoder='torchcodec' (PyAV decodes on the CPU)")
 
@@ -253,6 +264,7 @@ def batch_decode(
     device: str | None = None,
     timeout: float | None = None,
     orientation: Literal["display", "stored"] | None = None,
+    io_concurrency: int | None = None,
     options: DecodeOptions | None = None,
     access: MediaAccess | None = None,
 ) -> list[Any]:
@@ -265,7 +277,8 @@ def batch_decode(
         refs: ``MediaRef`` s or ``{"uri", "pts_ns"}`` dicts; duplicates, any order, many videos and
             still images (``pts_ns=None``) mixed.
         strategy, decoder, size, output, channels_first, storage_options, max_workers, device, timeout,
-            orientation: the fields of :class:`DecodeOptions`; given ones override ``options``.
+            orientation, io_concurrency: the fields of :class:`DecodeOptions`; given ones override
+            ``options``.
         options: a :class:`DecodeOptions` (default: ``DecodeOptions()``).
         access: who may read what (:class:`~hf_mediaref.MediaAccess`): relative URIs resolve against its
             root, every URI is checked against it before anything is read, ``http(s)`` URLs it does not allow
@@ -309,6 +322,7 @@ def batch_decode(
         device=device,
         timeout=timeout,
         orientation=orientation,
+        io_concurrency=io_concurrency,
     )
     fields = _ref_fields(refs)
     stats.record(calls=1, requested_refs=len(fields))
@@ -360,6 +374,21 @@ def _decode(fields: list[tuple[str, int | None]], options: DecodeOptions) -> lis
     images: dict[str, list[int]] = {}
     for i, (uri, pts) in enumerate(fields):
         (videos if pts is not None else images).setdefault(uri, []).append(i)
+    owner = object()  # the byte ranges fetched ahead for this batch, dropped when it is done
+    try:
+        return _decode_planned(fields, options, budget, videos, images, owner)
+    finally:
+        release_ranges(owner)
+
+
+def _decode_planned(
+    fields: list[tuple[str, int | None]],
+    options: DecodeOptions,
+    budget: int,
+    videos: dict[str, list[int]],
+    images: dict[str, list[int]],
+    owner: object,
+) -> list[Any]:
     plans = plan_videos(
         {uri: [cast(int, fields[i][1]) for i in rows] for uri, rows in videos.items()},
         decoder=options.decoder,
@@ -369,6 +398,8 @@ def _decode(fields: list[tuple[str, int | None]], options: DecodeOptions) -> lis
         device=options.device,
         orientation=options.orientation,
         budget=budget,
+        io_concurrency=options.io_concurrency,
+        owner=owner,
     )
     tasks: list[Task] = [task for plan in plans for task in plan.tasks]
     tasks += [Task(_IMAGE_COST, functools.partial(_load_image, uri, options)) for uri in images]

@@ -12,8 +12,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._executor import Task, run_tasks
+from ..io import UriKind, classify_uri, http_settings
+from ..io import _http as http
+from ..io import _ranges as ranges
 from ._base import BaseVideoDecoder
-from ._planning import BatchDecodingStrategy
+from ._cache import decoder_cache
+from ._identity import source_key
+from ._index import VideoIndex
+from ._planning import BatchDecodingStrategy, Span
 from ._truth import Stale
 
 __all__ = ["VideoPlan", "plan_videos"]
@@ -67,6 +73,44 @@ def _open(cls: type[BaseVideoDecoder], uri: str, options: dict[str, Any], _threa
     return cls(uri, **options)
 
 
+#: The most bytes after a video's last packet fetched ahead with a batch (the ``moov`` or the ``Cues`` that
+#: muxers write at the end, which an open or a first seek reads).
+_MAX_TAIL = 8 << 20
+
+
+def _size_of(index: VideoIndex) -> int | None:
+    """The file size in an HTTP version string (``"<ETag or Last-Modified>; <size>"``), else None."""
+    try:
+        return int(str(index.version).rsplit("; ", 1)[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def _reads_ahead(
+    dec: BaseVideoDecoder, index: VideoIndex, spans: Sequence[Span], budget: int
+) -> list[tuple[int, int, int]]:
+    """The byte ranges the decode of a remote video's planned spans reads, as ``(start, end, uses)``, merged
+    (:func:`hf_mediaref.io._ranges.coalesce`): the spans' keyframe blocks; and where fewer containers of the
+    video are open than the batch may use, the head and the bytes after the last packet (a ``moov`` or
+    ``Cues`` at the end) that opening and seeking read, once per container to open."""
+    reads: list[tuple[int, int, int]] = [(a, b, 1) for a, b in dec._planned_reads(spans, index)]
+    key = source_key(dec.uri, dec.storage_options)
+    idle = decoder_cache.idle_count(lambda k: isinstance(k, tuple) and key in k)
+    if idle:  # an open container holds the head it read (the one the index opened: what it recorded)
+        small = http_settings.small_read
+        reads = [(max(a, small), b, n) for a, b, n in reads if b > small]
+    opens = max(1, min(len(spans), budget)) - idle
+    head = dec._head_read()
+    if opens > 0 and head is not None:
+        reads.append((head[0], head[1], opens))
+    size, offsets = _size_of(index), index.packet_offsets
+    if opens > 0 and size is not None and offsets is not None and offsets.size and int(offsets.min()) >= 0:
+        last = int((offsets + index.packet_sizes).max())
+        if 0 < size - last <= _MAX_TAIL:
+            reads.append((last, size, opens))
+    return ranges.coalesce(reads)
+
+
 def plan_videos(
     requests: Mapping[str, Sequence[int]],
     *,
@@ -77,6 +121,8 @@ def plan_videos(
     device: str = "cpu",
     orientation: str = "display",
     budget: int = 1,
+    io_concurrency: int = ranges.DEFAULT_CONCURRENCY,
+    owner: object = None,
 ) -> list[VideoPlan]:
     """Open every video of ``requests`` (URI -> times in ns) and plan the decode of its frames.
 
@@ -84,6 +130,10 @@ def plan_videos(
         requests: for each video URI, the requested times in nanoseconds (any order, duplicates allowed).
         decoder, strategy, size, storage_options, device, orientation: see :class:`hf_mediaref.DecodeOptions`.
         budget: threads to use while opening and indexing the videos.
+        io_concurrency: requests in flight per host for remote (``http(s)``) videos: their first touches
+            (heads, indexes) go out together, and the byte ranges of their planned spans are fetched ahead
+            (:mod:`hf_mediaref.io._ranges`) while the decodes start.
+        owner: what the ranges are fetched for (:func:`hf_mediaref.io._ranges.release` drops the untaken).
 
     Returns:
         One :class:`VideoPlan` per video, in the order of ``requests``.
@@ -97,13 +147,29 @@ def plan_videos(
     options: dict[str, Any] = {"storage_options": storage_options, "orientation": orientation}
     if decoder == "torchcodec":
         options["device"] = device
+    remote = [classify_uri(uri) is UriKind.HTTP for uri in requests]
+    # opening a remote video waits on the network, not the cores: the first touches go out together
+    opening = max(budget, min(sum(remote), io_concurrency)) if any(remote) else budget
     decoders: list[BaseVideoDecoder] = run_tasks(
-        [Task(1.0, functools.partial(_open, cls, uri, options)) for uri in requests], budget
+        [Task(1.0, functools.partial(_open, cls, uri, options)) for uri in requests], opening
     )
-    plans = []
-    for dec, times in zip(decoders, requests.values()):
+    ahead = io_concurrency > 1
+    order = list(requests.values())
+    demuxing = [dec._uses_snapshots and dec._current().progressive is not None for dec in decoders]
+    if ahead:  # the Matroska blocks that the snapshots below demux, of every video at once
+        for dec, times, far, blocks in zip(decoders, requests.values(), remote, demuxing):
+            if far and blocks:
+                reads = ranges.coalesce(dec._current().progressive.block_reads(times))
+                http.prefetch(dec.uri, [(a, b, 2 * n) for a, b, n in reads], io_concurrency, owner)
+    plans: list[VideoPlan | None] = [None] * len(decoders)
+    # videos whose index needs no demux first: their spans are fetched while the others' blocks arrive
+    for i in sorted(range(len(decoders)), key=lambda i: demuxing[i]):
+        dec, times = decoders[i], order[i]
         index = dec._index_for(times)  # positions in it, for the plan and the decode
         positions = dec._frames_at(times, index)
-        tasks = dec._span_tasks(dec._plan(positions, strategy, index), size=size, index=index)
-        plans.append(VideoPlan(dec, positions.tolist(), tasks, list(times), strategy, size, budget))
-    return plans
+        spans = dec._plan(positions, strategy, index)
+        if remote[i] and ahead:
+            http.prefetch(dec.uri, _reads_ahead(dec, index, spans, budget), io_concurrency, owner)
+        tasks = dec._span_tasks(spans, size=size, index=index)
+        plans[i] = VideoPlan(dec, positions.tolist(), tasks, list(times), strategy, size, budget)
+    return [plan for plan in plans if plan is not None]

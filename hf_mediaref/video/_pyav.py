@@ -138,6 +138,10 @@ def _block_bytes(index: VideoIndex, start: int, last: int) -> int:
 
 #: Bytes before a keyframe's packet that a seek to it may read first (a Matroska cluster's header).
 _ANNOUNCE_LEAD = 64 << 10
+#: Bytes before a keyframe's packet fetched ahead with its span: a Matroska cluster's and block's headers,
+#: where a seek to the keyframe starts reading (the announced read starts :data:`_ANNOUNCE_LEAD` earlier, but
+#: fetches only from where the reads miss).
+_FETCH_LEAD = 64
 #: Bytes after a packet's data that its demuxer reads with it (a Matroska block's header, a BlockGroup's
 #: trailing elements; an MP4 sample has none).
 _PACKET_TAIL = 64
@@ -631,6 +635,23 @@ class PyAVVideoDecoder(BaseVideoDecoder):
                         "the decoder",
                     ) from None
                 raise self._missing_frame_error(index, missing.position, start, missing.corrupt) from None
+
+    def _planned_reads(self, spans: Sequence[Span], index: VideoIndex) -> list[tuple[int, int]]:
+        """Each span's announced read (:func:`_read_range`), with the frame after its last target that a
+        hinted index's check decodes too."""
+        out = []
+        checks = not index.scanned and index.progressive is None and not index.moov_tables  # as _SpanDecode
+        for span in spans:
+            after = span.targets[-1] + 1
+            targets = (*span.targets, after) if checks and after < index.num_frames else span.targets
+            where = _read_range(index, span.start, targets)
+            if where is not None:  # from just before the keyframe's packet (a cluster or block header)
+                assert index.packet_offsets is not None
+                out.append((max(where[0], int(index.packet_offsets[span.start]) - _FETCH_LEAD), where[1]))
+        return out
+
+    def _head_read(self) -> tuple[int, int] | None:
+        return self._head
 
     @functools.cached_property
     def _head(self) -> tuple[int, int] | None:
