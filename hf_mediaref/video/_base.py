@@ -142,10 +142,6 @@ class BaseVideoDecoder(abc.ABC):
         index tells (fetched ahead for remote sources: :mod:`hf_mediaref.io._ranges`); none by default."""
         return []
 
-    def _head_read(self) -> tuple[int, int] | None:
-        """The byte range opening a container of this video reads, or None (unknown)."""
-        return None
-
     @abc.abstractmethod
     def _stack(self, frames: Sequence[Any]) -> Any:
         """Stack (H, W, 3) frames into one NHWC batch of the backend's array type."""

@@ -11,6 +11,8 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from .._executor import Task, run_tasks
 from ..io import UriKind, classify_uri, http_settings
 from ..io import _http as http
@@ -76,6 +78,11 @@ def _open(cls: type[BaseVideoDecoder], uri: str, options: dict[str, Any], _threa
 #: The most bytes after a video's last packet fetched ahead with a batch (the ``moov`` or the ``Cues`` that
 #: muxers write at the end, which an open or a first seek reads).
 _MAX_TAIL = 8 << 20
+#: Bytes at the end of a file whose last packets are not known yet (a Matroska snapshot): its trailing Cues,
+#: SeekHead or Tags, which a first seek reads.
+_END_GUESS = 64 << 10
+#: Bytes after a packet's data that its demuxer reads with it (a Matroska block's trailing elements).
+_PACKET_TAIL = 64
 
 
 def _size_of(index: VideoIndex) -> int | None:
@@ -100,14 +107,22 @@ def _reads_ahead(
         small = http_settings.small_read
         reads = [(max(a, small), b, n) for a, b, n in reads if b > small]
     opens = max(1, min(len(spans), budget)) - idle
-    head = dec._head_read()
-    if opens > 0 and head is not None:
-        reads.append((head[0], head[1], opens))
-    size, offsets = _size_of(index), index.packet_offsets
-    if opens > 0 and size is not None and offsets is not None and offsets.size and int(offsets.min()) >= 0:
-        last = int((offsets + index.packet_sizes).max())
+    offsets = index.packet_offsets
+    known = offsets >= 0 if offsets is not None else None  # a progressive snapshot: its demuxed blocks
+    if opens <= 0 or offsets is None or known is None or not known.any():
+        return ranges.coalesce(reads)
+    ends = offsets[known] + index.packet_sizes[known]
+    first = int(np.argmin(offsets[known]))
+    reads.append((0, int(ends[first]) + _PACKET_TAIL, opens))  # the header and the packet an open probes
+    size = _size_of(index)
+    clusters = getattr(index.progressive, "cluster_positions", None)
+    if size is not None and clusters is not None and clusters.size:
+        # FFmpeg's Matroska demuxer, seeking into the last cue's cluster, parses on to the file's end first
+        reads = [(a, size if b > int(clusters[-1]) else b, n) for a, b, n in reads]
+    if size is not None:  # what follows the last packet, or (a snapshot) what a file's end usually holds
+        last = int(ends.max()) if index.progressive is None else size - _END_GUESS
         if 0 < size - last <= _MAX_TAIL:
-            reads.append((last, size, opens))
+            reads.append((max(0, last), size, opens))
     return ranges.coalesce(reads)
 
 

@@ -650,9 +650,6 @@ class PyAVVideoDecoder(BaseVideoDecoder):
                 out.append((max(where[0], int(index.packet_offsets[span.start]) - _FETCH_LEAD), where[1]))
         return out
 
-    def _head_read(self) -> tuple[int, int] | None:
-        return self._head
-
     @functools.cached_property
     def _head(self) -> tuple[int, int] | None:
         """The byte range opening a container of this video reads (announced to an HTTP source)."""
