@@ -10,10 +10,13 @@ time, so that ``MediaRef`` (above it) can call it: the import graph has no cycle
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextvars
 import dataclasses
 import functools
 import logging
 import operator
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -24,7 +27,7 @@ from ._executor import Task, core_budget, run_tasks
 from ._fields import coerce_pts_ns, coerce_uri, invalid_ref
 from ._optional import require
 from .errors import InvalidRefError, RemoteChangedError
-from .io import MediaAccess, load_image_rgb, reading_with
+from .io import MediaAccess, UriKind, classify_uri, load_image_rgb, reading_with
 from .io._ranges import DEFAULT_CONCURRENCY as DEFAULT_IO_CONCURRENCY
 from .io._ranges import release as release_ranges
 from .video import BatchDecodingStrategy
@@ -347,6 +350,71 @@ def _resolved(fields: list[tuple[str, int | None]], access: MediaAccess) -> list
             target = resolved[uri] = access.resolve(uri)
         out.append((target, pts))
     return out
+
+
+_planners: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
+
+
+def fetch_ahead(
+    refs: Sequence[MediaRef | Mapping[str, Any]],
+    options: DecodeOptions | None = None,
+    access: MediaAccess | None = None,
+) -> concurrent.futures.Future | None:
+    """Start, on a background thread, what a later :func:`batch_decode` of ``refs`` reads from remote
+    (``http(s)``) videos: their first touches (heads, indexes) and the byte ranges of their planned spans, at
+    most ``options.io_concurrency`` requests in flight per host, so that the later call finds them fetched or
+    in flight (a stream of batches: the next one's while this one decodes). Nothing is decoded and nothing is
+    raised: the later call reads what is missing and raises what it raises. Returns the background job (None:
+    nothing to fetch).
+
+    Args:
+        refs: as for :func:`batch_decode`.
+        options: the :class:`DecodeOptions` of the later call.
+        access: its :class:`~hf_mediaref.MediaAccess` (refs resolve and are checked against it; the fetches
+            follow its public-address rule).
+    """
+    opts = DecodeOptions.resolve(options)
+    if opts.io_concurrency <= 1:
+        return None
+    try:
+        fields = [f for f in _ref_fields(refs) if f[1] is not None]
+        if access is not None:
+            fields = _resolved(fields, access)
+            opts = opts.with_credentials(access)
+    except Exception as exc:  # the later call raises it, naming the ref
+        logger.debug("nothing fetched ahead: %s", exc)
+        return None
+    videos: dict[str, list[int]] = {}
+    for uri, pts in fields:
+        if classify_uri(uri) is UriKind.HTTP:
+            videos.setdefault(uri, []).append(cast(int, pts))
+    if not videos:
+        return None
+    pid = os.getpid()  # a forked child (a DataLoader worker) starts its own thread
+    planner = _planners.get(pid)
+    if planner is None:
+        planner = _planners[pid] = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="hf_mediaref-plan"
+        )
+    return planner.submit(contextvars.copy_context().run, _plan_ahead, videos, opts, access)
+
+
+def _plan_ahead(videos: dict[str, list[int]], options: DecodeOptions, access: MediaAccess | None) -> None:
+    try:
+        with deadline(options.timeout), reading_with(access):
+            plan_videos(
+                videos,
+                decoder=options.decoder,
+                strategy=options.strategy,
+                size=options.size,
+                storage_options=options.storage_options,
+                device=options.device,
+                orientation=options.orientation,
+                budget=core_budget(options.max_workers),
+                io_concurrency=options.io_concurrency,
+            )
+    except Exception as exc:  # the later call reads (and raises) itself
+        logger.debug("fetching ahead stopped: %s", exc)
 
 
 def _load_image(uri: str, options: DecodeOptions, _threads: int) -> np.ndarray:

@@ -242,6 +242,22 @@ class MediaDecodeTransform:
         decoded = map_refs({c: batch[c] for c in columns}, decode_all)
         return {**batch, **decoded, **windowed}
 
+    def fetch_ahead(self, batch: dict) -> None:
+        """Start fetching, in the background, what decoding ``batch`` (a later call) reads from remote videos
+        (:func:`hf_mediaref.decode.fetch_ahead`): a stream's next batch while this one decodes."""
+        refs: list[MediaRef] = []
+
+        def collect(found: list[MediaRef]) -> list[Any]:
+            refs.extend(found)
+            return found
+
+        try:
+            columns = self.columns or [k for k, v in batch.items() if _holds_refs(v, k)]
+            map_refs({c: batch[c] for c in columns if c in batch}, collect)
+        except Exception:  # the decode of the batch raises it
+            return
+        decode.fetch_ahead(refs, self.options, self.access)
+
     def _window_plan(self, batch: dict) -> Any:
         assert self.windows is not None
         refs: dict[str, list[MediaRef | None]] = {}

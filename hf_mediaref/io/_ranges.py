@@ -155,8 +155,9 @@ def prefetch(
             if end <= start or uses <= 0:
                 continue
             held = next((e for e in entries if e.start <= start and end <= e.end), None)
-            if held is not None:
-                held.uses += uses
+            if held is not None:  # fetched ahead of its batch (a later one): this batch takes it over
+                held.uses = max(held.uses, uses)
+                held.owner = owner if owner is not None else held.owner
                 continue
             context = contextvars.copy_context()  # the deadline and the public-address rule of this call
             future = _pool(url, concurrency).submit(context.run, fetch, url, start, end)

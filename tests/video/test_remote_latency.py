@@ -289,3 +289,43 @@ def test_frames_over_a_slow_link_are_the_local_frames(media, cold):
 
 def test_the_public_names():
     assert hf_mediaref.testing.LatencyServer is LatencyServer
+
+
+# ---------------------------------------------------------------------------------------- across calls
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_stream_of_batches_fetches_the_next_batch_ahead(media, cold, workers):
+    """``decode_stream(..., ahead=True)``: in the process (lanes) and in a DataLoader worker (one batch at a
+    time) the next batches' first touches and ranges start before their decode; every frame exact, in
+    order."""
+    import datasets
+    from torch.utils.data import DataLoader
+
+    from hf_mediaref.hf import decode_stream
+
+    folder, _ = media
+    with LatencyServer(folder, delay=0.02) as server:
+        refs, picks = _refs(media, server.url, seed=5)
+        rows = {"frame": [{"uri": r.uri, "pts_ns": r.pts_ns} for r in refs], "k": list(range(len(refs)))}
+        ids = datasets.Dataset.from_dict(rows).to_iterable_dataset(num_shards=1)
+        ahead = []
+        original = hf_mediaref.decode.fetch_ahead
+
+        def recording(batch_refs, *args, **kwargs):
+            ahead.append(len(batch_refs))
+            return original(batch_refs, *args, **kwargs)
+
+        hf_mediaref.decode.fetch_ahead = recording
+        try:
+            stream = decode_stream(ids, batch_size=8, output="numpy", ahead=True)
+            got = [
+                row for batch in DataLoader(stream, batch_size=None, num_workers=workers) for row in [batch]
+            ]
+        finally:
+            hf_mediaref.decode.fetch_ahead = original
+        assert [int(r["k"]) for r in got] == list(range(len(refs)))
+        _check(media, [np.asarray(r["frame"]) for r in got], picks)
+        if workers == 0:
+            assert ahead  # the batches waiting for a lane
+        assert server.peak_in_flight >= 3
