@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._executor import Task, run_tasks
-from ..io import UriKind, classify_uri, http_settings
+from ..io import UriKind, classify_uri, http_settings, is_remote_uri
 from ..io import _http as http
 from ..io import _ranges as ranges
 from ._base import BaseVideoDecoder
@@ -145,9 +145,9 @@ def plan_videos(
         requests: for each video URI, the requested times in nanoseconds (any order, duplicates allowed).
         decoder, strategy, size, storage_options, device, orientation: see :class:`hf_mediaref.DecodeOptions`.
         budget: threads to use while opening and indexing the videos.
-        io_concurrency: requests in flight per host for remote (``http(s)``) videos: their first touches
-            (heads, indexes) go out together, and the byte ranges of their planned spans are fetched ahead
-            (:mod:`hf_mediaref.io._ranges`) while the decodes start.
+        io_concurrency: requests in flight per host for remote videos: their first touches (heads, indexes)
+            go out together (``http(s)`` and fsspec network URLs), and the byte ranges of the planned spans
+            of ``http(s)`` videos are fetched ahead (:mod:`hf_mediaref.io._ranges`) while the decodes start.
         owner: what the ranges are fetched for (:func:`hf_mediaref.io._ranges.release` drops the untaken).
 
     Returns:
@@ -162,9 +162,10 @@ def plan_videos(
     options: dict[str, Any] = {"storage_options": storage_options, "orientation": orientation}
     if decoder == "torchcodec":
         options["device"] = device
-    remote = [classify_uri(uri) is UriKind.HTTP for uri in requests]
-    # opening a remote video waits on the network, not the cores: the first touches go out together
-    opening = max(budget, min(sum(remote), io_concurrency)) if any(remote) else budget
+    far = [is_remote_uri(uri) for uri in requests]
+    remote = [classify_uri(uri) is UriKind.HTTP for uri in requests]  # byte ranges fetched ahead: HTTP
+    # opening a remote video (HTTP or fsspec) waits on the network, not the cores: first touches go together
+    opening = max(budget, min(sum(far), io_concurrency)) if any(far) else budget
     decoders: list[BaseVideoDecoder] = run_tasks(
         [Task(1.0, functools.partial(_open, cls, uri, options)) for uri in requests], opening
     )
@@ -172,8 +173,8 @@ def plan_videos(
     order = list(requests.values())
     demuxing = [dec._uses_snapshots and dec._current().progressive is not None for dec in decoders]
     if ahead:  # the Matroska blocks that the snapshots below demux, of every video at once
-        for dec, times, far, blocks in zip(decoders, requests.values(), remote, demuxing):
-            if far and blocks:
+        for dec, times, over_http, blocks in zip(decoders, requests.values(), remote, demuxing):
+            if over_http and blocks:
                 reads = ranges.coalesce(dec._current().progressive.block_reads(times))
                 http.prefetch(dec.uri, [(a, b, 2 * n) for a, b, n in reads], io_concurrency, owner)
     plans: list[VideoPlan | None] = [None] * len(decoders)

@@ -329,3 +329,41 @@ def test_a_stream_of_batches_fetches_the_next_batch_ahead(media, cold, workers):
         if workers == 0:
             assert ahead  # the batches waiting for a lane
         assert server.peak_in_flight >= 3
+
+
+def test_first_touches_of_hub_videos_go_out_together(media, cold, tmp_path):
+    """``hf://`` videos (the fake Hub's filesystem, each open made to take a round trip) are opened side by
+    side, not one after another; every frame exact."""
+    import shutil
+
+    import huggingface_hub
+
+    from hf_mediaref.testing.fake_hub import FakeHub
+
+    folder, videos = media
+    with FakeHub(tmp_path / "hub") as hub:
+        huggingface_hub.HfApi().create_repo("me/clips", repo_type="dataset")  # the fake's, patched in
+        for name in videos:
+            shutil.copy(folder / name, hub.repo_dir("me/clips") / name)
+        fs_class = type(__import__("fsspec").filesystem("hf"))
+        original = fs_class._open
+        lock, state = threading.Lock(), {"now": 0, "peak": 0}
+
+        def slow_open(self, path, mode="rb", **kwargs):
+            with lock:
+                state["now"] += 1
+                state["peak"] = max(state["peak"], state["now"])
+            try:
+                time.sleep(0.1)  # the Hub's round trip
+                return original(self, path, mode, **kwargs)
+            finally:
+                with lock:
+                    state["now"] -= 1
+
+        fs_class._open = slow_open
+        try:
+            refs, picks = _refs(media, "hf://datasets/me/clips")
+            _check(media, batch_decode(refs, max_workers=1), picks)
+        finally:
+            fs_class._open = original
+        assert state["peak"] >= len(VIDEOS)  # one decode thread, five opens at once
