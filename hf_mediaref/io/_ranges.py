@@ -187,7 +187,7 @@ def take(url: str, pos: int, seen: set[int], timeout: float) -> tuple[int, bytes
         data, validators = entry.future.result(timeout=max(0.0, timeout))
     except concurrent.futures.TimeoutError:
         raise
-    except Exception as exc:  # the file reads it itself, and raises what a failure raises there
+    except (Exception, concurrent.futures.CancelledError) as exc:  # the file reads (and raises) itself
         logger.debug(
             "fetching bytes %d-%d of %s ahead failed: %s", entry.start, entry.end - 1, describe_uri(url), exc
         )
@@ -211,10 +211,14 @@ def _drop(key: tuple[str, bool], entry: _Entry) -> None:
 
 
 def release(owner: object) -> None:
-    """Drop the ranges fetched for ``owner`` that no read took (its batch is done)."""
+    """Drop the ranges fetched for ``owner`` that no read took (its batch is done); those not sent yet are
+    not sent."""
     with _lock:
         for key, entries in list(_entries.items()):
             kept = [e for e in entries if e.owner is not owner]
+            for entry in entries:
+                if entry.owner is owner:
+                    entry.future.cancel()
             if kept:
                 _entries[key] = kept
             else:
@@ -225,7 +229,21 @@ def forget(url: str) -> None:
     """Drop every range of ``url`` fetched ahead (it changed)."""
     with _lock:
         for key in [k for k in _entries if k[0] == url]:
-            del _entries[key]
+            for entry in _entries.pop(key):
+                entry.future.cancel()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (a DataLoader worker) has none of the parent's I/O threads: their fetches never end
+    there. It starts with an empty store and a fresh lock."""
+    global _lock
+    _lock = threading.Lock()
+    _entries.clear()
+    _pools.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def pending(url: str) -> int:

@@ -367,3 +367,26 @@ def test_first_touches_of_hub_videos_go_out_together(media, cold, tmp_path):
         finally:
             fs_class._open = original
         assert state["peak"] >= len(VIDEOS)  # one decode thread, five opens at once
+
+
+def _pending_in_child(url: str, out) -> None:
+    out.put(ranges.pending(url))
+
+
+def test_a_forked_child_never_waits_on_the_parents_fetches(tmp_path):
+    """A DataLoader worker forked while ranges are in flight: their I/O threads stay in the parent, so the
+    child's store starts empty (its reads go to the server)."""
+    import multiprocessing
+
+    (tmp_path / "f.bin").write_bytes(b"q" * 10_000)
+    with LatencyServer(tmp_path, delay=1.0) as server:
+        url = f"{server.url}/f.bin"
+        http.prefetch(url, [(0, 5000, 1)])
+        assert ranges.pending(url) == 1
+        ctx = multiprocessing.get_context("fork")
+        out = ctx.Queue()
+        child = ctx.Process(target=_pending_in_child, args=(url, out))
+        child.start()
+        assert out.get(timeout=30) == 0
+        child.join(30)
+        ranges.forget(url)
