@@ -788,10 +788,11 @@ class _RangeReader(io.RawIOBase):
         (:mod:`._ranges`), else one ranged GET of ``small_read`` bytes, whose ``Content-Range`` total and
         validators say what a HEAD would (one round trip fewer). A server that does not answer it with
         partial content is probed as before (HEAD, or a 1-byte GET where HEAD is refused)."""
-        hit = self._take(0)
+        deadline = _Deadline()  # one for the wait for a head fetched ahead and the request after it
+        hit = self._take(0, deadline)
         if hit is None:
             try:
-                hit = 0, *_get_range(url, 0, self._small - 1, _Deadline())
+                hit = 0, *_get_range(url, 0, self._small - 1, deadline)
             except _NotRanged as exc:
                 logger.debug(
                     "%s: a ranged GET of its head gave no partial content (%s)", describe_uri(url), exc
@@ -806,22 +807,22 @@ class _RangeReader(io.RawIOBase):
         self._window = max(1, min(self._small, len(data)))
         return _Probe(validators, True, str(validators.size))
 
-    def _take(self, pos: int) -> tuple[int, bytes, _Validators] | None:
-        """The bytes fetched ahead that hold ``pos`` (:mod:`._ranges`), waited for within the deadline."""
-        deadline = _Deadline()
+    def _take(self, pos: int, deadline: _Deadline | None = None) -> tuple[int, bytes, _Validators] | None:
+        """The bytes fetched ahead that hold ``pos`` (:mod:`._ranges`), waited for within ``deadline``."""
+        deadline = deadline or _Deadline()
         try:
             return _ranges.take(self.url, pos, self.taken_ahead, deadline.remaining())
         except concurrent.futures.TimeoutError:
             raise deadline.error(f"waiting for byte {pos} of", self.url) from None
 
-    def take_ahead(self, pos: int) -> bool:
+    def take_ahead(self, pos: int, deadline: _Deadline | None = None) -> bool:
         """Serve the read at ``pos`` from bytes fetched ahead (:mod:`._ranges`), checked against the version
         opened; False when none hold ``pos``.
 
         Raises:
             RemoteChangedError: they are of another version.
         """
-        hit = self._take(pos)
+        hit = self._take(pos, deadline)
         if hit is None:
             return False
         start, data, validators = hit
@@ -905,7 +906,7 @@ class _RangeReader(io.RawIOBase):
         self._window = self._min  # after a seek: the smallest read-ahead
         return max(asked, self._min)
 
-    def _fetch(self, start: int, length: int) -> None:
+    def _fetch(self, start: int, length: int, deadline: _Deadline | None = None) -> None:
         """Fetch ``[start, start + length)`` into the buffer, within one deadline: a short 206 is continued
         from where it ended and a dropped connection from the byte reached, in at most
         ``settings.max_requests`` requests.
@@ -917,7 +918,7 @@ class _RangeReader(io.RawIOBase):
         """
         url, end = self.url, start + length - 1
         what = f"reading bytes {start}-{end} of"
-        deadline = _Deadline()
+        deadline = deadline or _Deadline()  # a wait for bytes fetched ahead that failed counts in it
         parts: list[bytes] = []
         pos, sent, drops, largest = start, 0, 0, 0
         while pos <= end:
@@ -985,13 +986,13 @@ class _RangeReader(io.RawIOBase):
             if not 0 <= offset < len(self._buf):
                 if 0 <= self._pos - self._block_start < len(self._block):  # back in the announced block
                     self._buf, self._buf_start = self._block, self._block_start
-                elif self.take_ahead(self._pos):  # fetched ahead, with the other ranges of the batch
-                    pass
                 else:
-                    announced = self._announced
-                    self._fetch(self._pos, min(self._fetch_size(len(buffer)), size - self._pos))
-                    if announced is not None and self._announced is not announced:  # it was fetched
-                        self._block, self._block_start = self._buf, self._buf_start
+                    deadline = _Deadline()  # one for the wait for bytes fetched ahead and the read after it
+                    if not self.take_ahead(self._pos, deadline):
+                        announced = self._announced
+                        self._fetch(self._pos, min(self._fetch_size(len(buffer)), size - self._pos), deadline)
+                        if announced is not None and self._announced is not announced:  # it was fetched
+                            self._block, self._block_start = self._buf, self._buf_start
         if self._fallback is not None:
             n = self._fallback.readinto(buffer)
             self._pos = self._fallback.tell()

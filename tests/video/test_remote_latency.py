@@ -390,3 +390,19 @@ def test_a_forked_child_never_waits_on_the_parents_fetches(tmp_path):
         assert out.get(timeout=30) == 0
         child.join(30)
         ranges.forget(url)
+
+
+def test_a_read_waiting_on_a_fetch_ahead_keeps_one_request_deadline(tmp_path, monkeypatch):
+    """A fetch ahead that runs past the request deadline (RemoteAccessError there): the read that waited for
+    it does not start a deadline of its own: it raises without sending another request."""
+    from hf_mediaref.errors import RemoteAccessError
+
+    monkeypatch.setattr(http.settings, "deadline", 0.5)
+    (tmp_path / "f.bin").write_bytes(b"w" * 10_000)
+    with LatencyServer(tmp_path, delay=1.5) as server:
+        url = f"{server.url}/f.bin"
+        http.prefetch(url, [(0, 5000, 1)])
+        with pytest.raises(RemoteAccessError, match="did not finish within"):
+            with open_media(url, head=True):
+                pass
+        assert server.requests == 1  # the fetch ahead only
