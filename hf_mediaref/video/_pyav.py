@@ -637,17 +637,25 @@ class PyAVVideoDecoder(BaseVideoDecoder):
                 raise self._missing_frame_error(index, missing.position, start, missing.corrupt) from None
 
     def _planned_reads(self, spans: Sequence[Span], index: VideoIndex) -> list[tuple[int, int]]:
-        """Each span's announced read (:func:`_read_range`), with the frame after its last target that a
-        hinted index's check decodes too."""
+        """Each span's read as :func:`_read_range` gives it (from just before its keyframe's packet to the end
+        of its last target's, the frame after it included where a hinted index's check decodes it), also
+        where frames between them are not known yet (a Matroska snapshot's placeholders): decode order is
+        file order within a stream, so every packet the targets need lies in that range."""
+        offsets, sizes = index.packet_offsets, index.packet_sizes
+        if offsets is None:
+            return []
         out = []
         checks = not index.scanned and index.progressive is None and not index.moov_tables  # as _SpanDecode
         for span in spans:
             after = span.targets[-1] + 1
             targets = (*span.targets, after) if checks and after < index.num_frames else span.targets
-            where = _read_range(index, span.start, targets)
-            if where is not None:  # from just before the keyframe's packet (a cluster or block header)
-                assert index.packet_offsets is not None
-                out.append((max(where[0], int(index.packet_offsets[span.start]) - _FETCH_LEAD), where[1]))
+            wanted = np.asarray(targets, dtype=np.int64)
+            key = int(offsets[span.start])
+            if key < 0 or int(offsets[wanted].min()) < 0:
+                continue
+            out.append(
+                (max(0, key - _FETCH_LEAD), int((offsets[wanted] + sizes[wanted]).max()) + _PACKET_TAIL)
+            )
         return out
 
     @functools.cached_property
