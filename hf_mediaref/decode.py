@@ -10,11 +10,14 @@ time, so that ``MediaRef`` (above it) can call it: the import graph has no cycle
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import contextvars
 import dataclasses
 import functools
 import logging
 import operator
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -25,7 +28,15 @@ from ._executor import Task, core_budget, run_tasks
 from ._fields import coerce_pts_ns, coerce_uri, invalid_ref
 from ._optional import require
 from .errors import InvalidRefError, RemoteChangedError
-from .io import MediaAccess, load_image_rgb, reading_with
+from .io import (
+    DEFAULT_IO_CONCURRENCY,
+    MediaAccess,
+    UriKind,
+    classify_uri,
+    load_image_rgb,
+    reading_with,
+    release_ranges,
+)
 from .video import (
     BatchDecodingStrategy,
     ChannelsFirst,
@@ -85,6 +96,10 @@ class DecodeOptions:
         timeout: seconds the whole call may take, or ``None`` (each HTTP request still has its own deadline,
             ``HF_MEDIAREF_HTTP_DEADLINE``): no HTTP request outlives it and no decode task starts after it
             (:class:`~hf_mediaref.errors.DecodeTimeoutError`, or a ``RemoteAccessError`` for a cut request).
+        io_concurrency: requests in flight per host for remote (``http(s)://``) media (default 16), apart from
+            the decode threads: a batch fetches the byte ranges it needs (heads, indexes, keyframe blocks)
+            with that many requests at once while it decodes; 1 reads as each decode asks (see
+            ``docs/guides/remote.md``).
         orientation: ``"display"`` (default): frames as a player shows them, a video's rotation display
             matrix (phones write one) and an image's EXIF orientation applied, as TorchCodec does; ``size`` is
             then the displayed ``(height, width)``. ``"stored"``: the pixels as encoded, as a plain PyAV
@@ -114,6 +129,7 @@ class DecodeOptions:
     device: str = "cpu"
     timeout: float | None = None
     orientation: Literal["display", "stored"] = "display"
+    io_concurrency: int = DEFAULT_IO_CONCURRENCY
 
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
@@ -145,6 +161,10 @@ class DecodeOptions:
             object.__setattr__(self, "timeout", float(self.timeout))
         if self.orientation not in ORIENTATIONS:
             raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {self.orientation!r}")
+        concurrency = operator.index(self.io_concurrency)
+        if isinstance(self.io_concurrency, bool) or concurrency < 1:
+            raise ValueError(f"io_concurrency must be >= 1, got {self.io_concurrency!r}")
+        object.__setattr__(self, "io_concurrency", concurrency)
         if self.device != "cpu" and self.decoder != "torchcodec":
             raise ValueError(f"device={self.device!r} needs decoder='torchcodec' (PyAV decodes on the CPU)")
 
@@ -265,6 +285,7 @@ def batch_decode(
     device: str | None = None,
     timeout: float | None = None,
     orientation: Literal["display", "stored"] | None = None,
+    io_concurrency: int | None = None,
     options: DecodeOptions | None = None,
     access: MediaAccess | None = None,
 ) -> list[Any]:
@@ -277,7 +298,7 @@ def batch_decode(
         refs: ``MediaRef`` s or ``{"uri", "pts_ns"}`` dicts; duplicates, any order, many videos and
             still images (``pts_ns=None``) mixed.
         strategy: with ``decoder``, ``size``, ``output``, ``channels_first``, ``storage_options``,
-            ``max_workers``, ``device``, ``timeout`` and ``orientation``: the fields of
+            ``max_workers``, ``device``, ``timeout``, ``orientation`` and ``io_concurrency``: the fields of
             :class:`DecodeOptions`; given ones override ``options``.
         options: a :class:`DecodeOptions` (default: ``DecodeOptions()``).
         access: who may read what (:class:`~hf_mediaref.MediaAccess`): relative URIs resolve against its
@@ -322,6 +343,7 @@ def batch_decode(
         device=device,
         timeout=timeout,
         orientation=orientation,
+        io_concurrency=io_concurrency,
     )
     fields = _ref_fields(refs)
     record_stats(calls=1, requested_refs=len(fields))
@@ -349,6 +371,71 @@ def _resolved(fields: list[tuple[str, int | None]], access: MediaAccess) -> list
     return out
 
 
+_planners: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
+
+
+def fetch_ahead(
+    refs: Sequence[MediaRef | Mapping[str, Any]],
+    options: DecodeOptions | None = None,
+    access: MediaAccess | None = None,
+) -> concurrent.futures.Future | None:
+    """Start, on a background thread, what a later :func:`batch_decode` of ``refs`` reads from remote
+    (``http(s)``) videos: their first touches (heads, indexes) and the byte ranges of their planned spans, at
+    most ``options.io_concurrency`` requests in flight per host, so that the later call finds them fetched or
+    in flight (a stream of batches: the next one's while this one decodes). Nothing is decoded and nothing is
+    raised: the later call reads what is missing and raises what it raises. Returns the background job (None:
+    nothing to fetch).
+
+    Args:
+        refs: as for :func:`batch_decode`.
+        options: the :class:`DecodeOptions` of the later call.
+        access: its :class:`~hf_mediaref.MediaAccess` (refs resolve and are checked against it; the fetches
+            follow its public-address rule).
+    """
+    opts = DecodeOptions.resolve(options)
+    if opts.io_concurrency <= 1:
+        return None
+    try:
+        fields = [f for f in _ref_fields(refs) if f[1] is not None]
+        if access is not None:
+            fields = _resolved(fields, access)
+            opts = opts.with_credentials(access)
+    except Exception as exc:  # the later call raises it, naming the ref
+        logger.debug("nothing fetched ahead: %s", exc)
+        return None
+    videos: dict[str, list[int]] = {}
+    for uri, pts in fields:
+        if classify_uri(uri) is UriKind.HTTP:
+            videos.setdefault(uri, []).append(cast(int, pts))
+    if not videos:
+        return None
+    pid = os.getpid()  # a forked child (a DataLoader worker) starts its own thread
+    planner = _planners.get(pid)
+    if planner is None:
+        planner = _planners[pid] = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="hf_mediaref-plan"
+        )
+    return planner.submit(contextvars.copy_context().run, _plan_ahead, videos, opts, access)
+
+
+def _plan_ahead(videos: dict[str, list[int]], options: DecodeOptions, access: MediaAccess | None) -> None:
+    try:
+        with deadline(options.timeout), reading_with(access):
+            plan_videos(
+                videos,
+                decoder=options.decoder,
+                strategy=options.strategy,
+                size=options.size,
+                storage_options=options.storage_options,
+                device=options.device,
+                orientation=options.orientation,
+                budget=core_budget(options.max_workers),
+                io_concurrency=options.io_concurrency,
+            )
+    except Exception as exc:  # the later call reads (and raises) itself
+        logger.debug("fetching ahead stopped: %s", exc)
+
+
 def _load_image(uri: str, options: DecodeOptions, _threads: int) -> np.ndarray:
     return load_image_rgb(
         uri, size=options.size, storage_options=options.storage_options, orientation=options.orientation
@@ -374,6 +461,21 @@ def _decode(fields: list[tuple[str, int | None]], options: DecodeOptions) -> lis
     images: dict[str, list[int]] = {}
     for i, (uri, pts) in enumerate(fields):
         (videos if pts is not None else images).setdefault(uri, []).append(i)
+    owner = object()  # the byte ranges fetched ahead for this batch, dropped when it is done
+    try:
+        return _decode_planned(fields, options, budget, videos, images, owner)
+    finally:
+        release_ranges(owner)
+
+
+def _decode_planned(
+    fields: list[tuple[str, int | None]],
+    options: DecodeOptions,
+    budget: int,
+    videos: dict[str, list[int]],
+    images: dict[str, list[int]],
+    owner: object,
+) -> list[Any]:
     plans = plan_videos(
         {uri: [cast(int, fields[i][1]) for i in rows] for uri, rows in videos.items()},
         decoder=options.decoder,
@@ -383,6 +485,8 @@ def _decode(fields: list[tuple[str, int | None]], options: DecodeOptions) -> lis
         device=options.device,
         orientation=options.orientation,
         budget=budget,
+        io_concurrency=options.io_concurrency,
+        owner=owner,
     )
     tasks: list[Task] = [task for plan in plans for task in plan.tasks]
     tasks += [Task(_IMAGE_COST, functools.partial(_load_image, uri, options)) for uri in images]

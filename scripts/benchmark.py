@@ -774,6 +774,12 @@ def main(argv: list[str] | None = None) -> int:
         "when scripts/bench_ray.py provides it) on random 256 and N videos x 8",
     )
     parser.add_argument("--only-roads", action="store_true", help="measure only the roads")
+    parser.add_argument(
+        "--remote",
+        action="store_true",
+        help="also measure the remote road (scripts/bench_remote.py: 120 refs over 5 videos from a loopback "
+        "server answering after 20, 50 and 100 ms, cold and warm, against local disk)",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="rows per batch on the roads")
     parser.add_argument(
         "--equal-cores",
@@ -819,6 +825,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.markdown:
                 Path(args.markdown).write_text(roads_report + "\n")
             return 0
+    if args.remote:
+        from bench_remote import run_remote
+
+        remote_report = run_remote(media, args.quick, [50] if args.quick else [20, 50, 100], args.reps)
+        print("\n" + remote_report, flush=True)
     if args.workloads:
         workloads = [w for w in workloads if any(s in w.name for s in args.workloads)]
     contenders, missing = build_contenders(args, workloads)

@@ -359,9 +359,17 @@ def _decoded_stream(
     """The rows of ``source`` decoded ``batch_size`` at a time by ``transform``, in order; outside a
     DataLoader worker, the next ``depth`` batches are decoded ahead on ``lanes`` threads (round robin)."""
     batches = _stream_rows(source, batch_size)
-    if dataloader_worker_info() is not None:
+    ahead = getattr(transform, "fetch_ahead", None)  # remote media: the next batches' reads start early
+    if dataloader_worker_info() is not None:  # one batch at a time; the next one's reads start meanwhile
+        previous = None
         for batch in batches:
-            yield from _unbatch(transform(batch))
+            if previous is not None:
+                if ahead is not None:
+                    ahead(batch)
+                yield from _unbatch(transform(previous))
+            previous = batch
+        if previous is not None:
+            yield from _unbatch(transform(previous))
         return
     running = _LanePool(lanes)
     pending: collections.deque[tuple[Future, dict[str, list[Any]]]] = collections.deque()
@@ -375,6 +383,8 @@ def _decoded_stream(
         for batch in batches:
             if running.closed:  # stopped for a fork: new lanes from here on
                 running.reopen()
+            if ahead is not None and submitted >= lanes:  # it waits for a lane: its reads start now
+                ahead(batch)
             pending.append((running.submit(submitted % lanes, transform, batch), batch))
             submitted += 1
             while len(pending) > depth:

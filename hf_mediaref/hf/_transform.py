@@ -148,6 +148,22 @@ class MediaDecodeTransform:
         episodes, times = list(batch[needed[0]]), list(batch[needed[1]])
         return self.windows.value_windows(episodes, times, self.options.output, from_python=True)
 
+    def fetch_ahead(self, batch: dict) -> None:
+        """Start fetching, in the background, what decoding ``batch`` (a later call) reads from remote videos
+        (:func:`hf_mediaref.decode.fetch_ahead`): a stream's next batch while this one decodes."""
+        refs: list[MediaRef] = []
+
+        def collect(found: list[MediaRef]) -> list[Any]:
+            refs.extend(found)
+            return found
+
+        try:
+            columns = self.columns or [k for k, v in batch.items() if holds_refs(v, k, nested=True)]
+            map_refs({c: batch[c] for c in columns if c in batch}, collect)
+        except Exception:  # the decode of the batch raises it
+            return
+        decode.fetch_ahead(refs, self.options, self.access)
+
     def _window_plan(self, batch: dict) -> Any:
         assert self.windows is not None
         refs: dict[str, list[MediaRef | None]] = {}

@@ -22,6 +22,7 @@ from ._data_uri import DataURIParts as DataURIParts
 from ._data_uri import parse_data_uri as parse_data_uri
 from ._grid import image_grid as image_grid
 from ._http import http_deadline as http_deadline
+from ._http import prefetch as prefetch_ranges  # noqa: F401 (internal API, renamed)
 from ._http import settings as http_settings  # noqa: F401 (internal API, renamed)
 from ._image import IMAGE_FORMATS as IMAGE_FORMATS
 from ._image import check_pixel_limit as check_pixel_limit
@@ -34,6 +35,9 @@ from ._image import sniff_mimetype as sniff_mimetype
 from ._image import to_rgb as to_rgb
 from ._network import is_private_host as is_private_host
 from ._network import is_public_address as is_public_address
+from ._ranges import DEFAULT_CONCURRENCY as DEFAULT_IO_CONCURRENCY  # noqa: F401 (internal API, renamed)
+from ._ranges import coalesce as coalesce_ranges  # noqa: F401 (internal API, renamed)
+from ._ranges import release as release_ranges  # noqa: F401 (internal API, renamed)
 from ._sources import MediaSource as MediaSource
 from ._sources import open_media as open_media
 from ._sources import read_bytes as read_bytes

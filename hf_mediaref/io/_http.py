@@ -52,6 +52,7 @@ RemoteAccessError saying access was refused, ``404``/``410`` raise
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import email.utils
 import io
@@ -78,6 +79,7 @@ from ..errors import (
     UntrustedRefError,
     describe_uri,
 )
+from . import _ranges
 from ._network import is_public_address, needs_public_address
 
 logger = logging.getLogger(__name__)
@@ -620,6 +622,69 @@ def _probe(url: str, deadline: _Deadline, head_only: bool = False) -> _Probe:
     return _Probe(v, v.size is not None, None if v.size is None else str(v.size))
 
 
+class _NotRanged(Exception):
+    """A ranged GET was not answered with usable partial content (a whole ``200``, a ``416``, a wrong
+    ``Content-Range``, a body that broke off before its first byte): the caller takes its careful road."""
+
+
+def _get_range(
+    url: str, start: int, end: int, deadline: _Deadline, opened: _Validators | None = None
+) -> tuple[bytes, _Validators]:
+    """One ranged GET of bytes ``start``-``end`` (inclusive): the bytes it served from ``start`` (fewer than
+    asked where the server sends a shorter ``206`` or the connection broke mid-body) and the response's
+    validators (size from ``Content-Range``). With ``opened``, ``If-Range`` carries its strong ETag and an
+    answer of another version raises.
+
+    Raises:
+        _NotRanged: no usable partial content (see there).
+        RemoteChangedError: the answer is of another version than ``opened``.
+        RemoteAccessError, MediaNotFoundError, DecodeTimeoutError: as :func:`_request`; the deadline.
+    """
+    what = f"reading bytes {start}-{end} of"
+    headers = {"Range": f"bytes={start}-{end}"}
+    strong = opened.strong_etag() if opened is not None else None
+    if strong:
+        headers["If-Range"] = strong
+    resp = _request("GET", url, deadline, headers=headers, passthrough=(412, 416), what=what)
+    try:
+        now = _Validators.of(resp)
+        if opened is not None and (opened.differs(now) or resp.status_code == 412):
+            raise _changed(url, opened, now)
+        if resp.status_code != 206:
+            raise _NotRanged(f"HTTP {resp.status_code}")
+        try:
+            first, last = _check_content_range(resp, url, start, end)
+        except RemoteAccessError as exc:
+            raise _NotRanged(str(exc)) from exc
+        try:
+            body = _read_body(resp, url, deadline, last - first + 1, what)
+        except _Dropped as drop:
+            body = drop.data
+    except BaseException:
+        resp.close()
+        raise
+    if not body or len(body) > last - first + 1:
+        raise _NotRanged(f"{len(body)} bytes for a request of {start}-{end}")
+    return body, now
+
+
+def _fetch_ahead(url: str, start: int, end: int) -> tuple[bytes, _Validators]:
+    return _get_range(url, start, end - 1, _Deadline())
+
+
+def prefetch(
+    url: str,
+    ranges: list[tuple[int, int, int]],
+    concurrency: int = _ranges.DEFAULT_CONCURRENCY,
+    owner: object = None,
+) -> int:
+    """Fetch byte ranges of ``url`` ahead for the Range files that read them next (see :mod:`._ranges`):
+    ``(start, end, uses)`` triples, ``[start, end)``, at most ``concurrency`` requests in flight per host,
+    each a checked ranged GET under the running call's deadline and public-address rule. Returns the requests
+    sent."""
+    return _ranges.prefetch(url, ranges, _fetch_ahead, concurrency, owner)
+
+
 def http_get(url: str) -> bytes:
     """Download ``url`` whole, within ``settings.deadline`` (and any :func:`http_deadline`).
 
@@ -681,7 +746,7 @@ class _RangeReader(io.RawIOBase):
     :class:`~hf_mediaref.errors.RemoteChangedError`.
     """
 
-    def __init__(self, url: str, readahead: int | None = None):
+    def __init__(self, url: str, readahead: int | None = None, head: bool = False):
         self.url = url
         self.bytes_read = 0
         self.requests = 0
@@ -704,7 +769,9 @@ class _RangeReader(io.RawIOBase):
         self._buf = b""
         self._buf_start = 0
         self._fallback: io.BytesIO | None = None
-        probe = _probe(url, _Deadline())
+        #: Ranges fetched ahead (:mod:`._ranges`) this file took, each counted once toward its planned reads.
+        self.taken_ahead: set[int] = set()
+        probe = self._open_ranged(url) if head else _probe(url, _Deadline())
         self._opened = probe.validators
         self._size = probe.validators.size
         validator = probe.validators.etag or probe.validators.last_modified
@@ -715,6 +782,59 @@ class _RangeReader(io.RawIOBase):
         if self._size is None or not probe.ranges:
             logger.info("%s does not advertise range requests; downloading it whole", describe_uri(url))
             self._load_whole()
+
+    def _open_ranged(self, url: str) -> _Probe:
+        """Size and version from the head of the file, with its first bytes: a head fetched ahead
+        (:mod:`._ranges`), else one ranged GET of ``small_read`` bytes, whose ``Content-Range`` total and
+        validators say what a HEAD would (one round trip fewer). A server that does not answer it with
+        partial content is probed as before (HEAD, or a 1-byte GET where HEAD is refused)."""
+        deadline = _Deadline()  # one for the wait for a head fetched ahead and the request after it
+        hit = self._take(0, deadline)
+        if hit is None:
+            try:
+                hit = 0, *_get_range(url, 0, self._small - 1, deadline)
+            except _NotRanged as exc:
+                logger.debug(
+                    "%s: a ranged GET of its head gave no partial content (%s)", describe_uri(url), exc
+                )
+                return _probe(url, _Deadline())
+            self.requests += 1
+            self.bytes_read += len(hit[1])
+        _, data, validators = hit
+        if validators.size is None:
+            return _probe(url, _Deadline())
+        self._buf, self._buf_start = data, 0
+        self._window = max(1, min(self._small, len(data)))
+        return _Probe(validators, True, str(validators.size))
+
+    def _take(self, pos: int, deadline: _Deadline | None = None) -> tuple[int, bytes, _Validators] | None:
+        """The bytes fetched ahead that hold ``pos`` (:mod:`._ranges`), waited for within ``deadline``."""
+        deadline = deadline or _Deadline()
+        try:
+            return _ranges.take(self.url, pos, self.taken_ahead, deadline.remaining())
+        except concurrent.futures.TimeoutError:
+            raise deadline.error(f"waiting for byte {pos} of", self.url) from None
+
+    def take_ahead(self, pos: int, deadline: _Deadline | None = None) -> bool:
+        """Serve the read at ``pos`` from bytes fetched ahead (:mod:`._ranges`), checked against the version
+        opened; False when none hold ``pos``.
+
+        Raises:
+            RemoteChangedError: they are of another version.
+        """
+        hit = self._take(pos, deadline)
+        if hit is None:
+            return False
+        start, data, validators = hit
+        if self._opened.differs(validators):
+            _ranges.forget(self.url)
+            raise _changed(self.url, self._opened, validators)
+        self._buf, self._buf_start = data, start
+        announced = self._announced
+        if announced is not None and start <= announced[0] and announced[1] <= start + len(data):
+            self._announced, self._past_announced = None, announced[1]
+            self._block, self._block_start = data, start
+        return True
 
     def _load_whole(self) -> None:
         data = _download(self.url, self._opened)
@@ -786,7 +906,7 @@ class _RangeReader(io.RawIOBase):
         self._window = self._min  # after a seek: the smallest read-ahead
         return max(asked, self._min)
 
-    def _fetch(self, start: int, length: int) -> None:
+    def _fetch(self, start: int, length: int, deadline: _Deadline | None = None) -> None:
         """Fetch ``[start, start + length)`` into the buffer, within one deadline: a short 206 is continued
         from where it ended and a dropped connection from the byte reached, in at most
         ``settings.max_requests`` requests.
@@ -798,7 +918,7 @@ class _RangeReader(io.RawIOBase):
         """
         url, end = self.url, start + length - 1
         what = f"reading bytes {start}-{end} of"
-        deadline = _Deadline()
+        deadline = deadline or _Deadline()  # a wait for bytes fetched ahead that failed counts in it
         parts: list[bytes] = []
         pos, sent, drops, largest = start, 0, 0, 0
         while pos <= end:
@@ -867,10 +987,12 @@ class _RangeReader(io.RawIOBase):
                 if 0 <= self._pos - self._block_start < len(self._block):  # back in the announced block
                     self._buf, self._buf_start = self._block, self._block_start
                 else:
-                    announced = self._announced
-                    self._fetch(self._pos, min(self._fetch_size(len(buffer)), size - self._pos))
-                    if announced is not None and self._announced is not announced:  # it was fetched
-                        self._block, self._block_start = self._buf, self._buf_start
+                    deadline = _Deadline()  # one for the wait for bytes fetched ahead and the read after it
+                    if not self.take_ahead(self._pos, deadline):
+                        announced = self._announced
+                        self._fetch(self._pos, min(self._fetch_size(len(buffer)), size - self._pos), deadline)
+                        if announced is not None and self._announced is not announced:  # it was fetched
+                            self._block, self._block_start = self._buf, self._buf_start
         if self._fallback is not None:
             n = self._fallback.readinto(buffer)
             self._pos = self._fallback.tell()
@@ -883,12 +1005,15 @@ class _RangeReader(io.RawIOBase):
         return n
 
 
-def open_http(url: str, readahead: int | None = None) -> io.BufferedReader:
+def open_http(url: str, readahead: int | None = None, head: bool = False) -> io.BufferedReader:
     """A seekable binary file over ``url`` that reads with Range requests and an adaptive read-ahead.
 
     Args:
         url: an ``http://`` or ``https://`` URL.
         readahead: the largest read-ahead in bytes (default ``settings.readahead``).
+        head: the caller reads the file's head first (a container's header): the open fetches it (the head
+            fetched ahead for a batch, else a ranged GET of ``settings.small_read`` bytes) and takes the size
+            and version from that answer, with no HEAD request. Without it the open sends a HEAD.
 
     Returns:
         A buffered reader; its ``raw`` has ``version`` (ETag or Last-Modified and size, for keying what is
@@ -901,4 +1026,6 @@ def open_http(url: str, readahead: int | None = None) -> io.BufferedReader:
         RemoteAccessError: the probe (HEAD, or a 1-byte GET) failed; reads raise it (or
             :class:`~hf_mediaref.errors.RemoteChangedError`) later.
     """
-    return io.BufferedReader(_RangeReader(url, readahead), buffer_size=32 << 10)  # FFmpeg reads 32 KiB blocks
+    return io.BufferedReader(
+        _RangeReader(url, readahead, head), buffer_size=32 << 10
+    )  # FFmpeg reads 32 KiB blocks

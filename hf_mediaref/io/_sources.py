@@ -131,8 +131,11 @@ def read_bytes(uri: str, *, storage_options: dict | None = None) -> bytes:
 
 
 @contextlib.contextmanager
-def open_media(uri: str, *, storage_options: dict | None = None) -> Iterator[MediaSource]:
+def open_media(uri: str, *, storage_options: dict | None = None, head: bool = False) -> Iterator[MediaSource]:
     """Yield a local path (for local files) or a seekable binary file; close what was opened on exit.
+
+    ``head``: the caller reads the file's head first (a container's header); an ``http(s)`` file then fetches
+    it with its open, whose ranged GET also gives the size and version a HEAD would (one round trip fewer).
 
     Raises:
         MediaNotFoundError: nothing at ``uri``.
@@ -149,7 +152,7 @@ def open_media(uri: str, *, storage_options: dict | None = None) -> Iterator[Med
         yield io.BytesIO(parse_data_uri(uri).data)
         return
     if kind is UriKind.HTTP:
-        f: Any = http.open_http(uri)
+        f: Any = http.open_http(uri, head=head)
     else:
         fs, path = _fsspec_filesystem(uri, storage_options)
         try:

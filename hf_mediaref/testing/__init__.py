@@ -1,5 +1,6 @@
 """Helpers that generate self-identifying media for tests, demos and benchmarks."""
 
+from .latency_http import LatencyServer
 from .media import (
     VideoSpec,
     barcode_frame,
@@ -13,6 +14,7 @@ from .media import (
 )
 
 __all__ = [
+    "LatencyServer",
     "VideoSpec",
     "barcode_frame",
     "probe_pts_ns",

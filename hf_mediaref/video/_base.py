@@ -137,6 +137,11 @@ class BaseVideoDecoder(abc.ABC):
         (H, W, 3) uint8 frame} for its targets. ``last``: the span holds the call's last target of this
         video, where the next call may continue."""
 
+    def _planned_reads(self, spans: Sequence[Span], index: VideoIndex) -> list[tuple[int, int]]:
+        """The ``[start, end)`` byte ranges decoding ``spans`` (positions in ``index``) reads, as far as the
+        index tells (fetched ahead for remote sources: :mod:`hf_mediaref.io._ranges`); none by default."""
+        return []
+
     @abc.abstractmethod
     def _stack(self, frames: Sequence[Any]) -> Any:
         """Stack (H, W, 3) frames into one NHWC batch of the backend's array type."""

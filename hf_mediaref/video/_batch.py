@@ -11,9 +11,23 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from .._executor import Task, run_tasks
+from ..io import (
+    DEFAULT_IO_CONCURRENCY,
+    UriKind,
+    classify_uri,
+    coalesce_ranges,
+    http_settings,
+    is_remote_uri,
+    prefetch_ranges,
+)
 from ._base import BaseVideoDecoder
-from ._planning import BatchDecodingStrategy
+from ._cache import decoder_cache
+from ._identity import source_key
+from ._index import VideoIndex
+from ._planning import BatchDecodingStrategy, Span
 from ._truth import Stale
 
 __all__ = ["VideoPlan", "plan_videos"]
@@ -67,6 +81,57 @@ def _open(cls: type[BaseVideoDecoder], uri: str, options: dict[str, Any], _threa
     return cls(uri, **options)
 
 
+#: The most bytes after a video's last packet fetched ahead with a batch (the ``moov`` or the ``Cues`` that
+#: muxers write at the end, which an open or a first seek reads).
+_MAX_TAIL = 8 << 20
+#: Bytes at the end of a file whose last packets are not known yet (a Matroska snapshot): its trailing Cues,
+#: SeekHead or Tags, which a first seek reads.
+_END_GUESS = 64 << 10
+#: Bytes after a packet's data that its demuxer reads with it (a Matroska block's trailing elements).
+_PACKET_TAIL = 64
+
+
+def _size_of(index: VideoIndex) -> int | None:
+    """The file size in an HTTP version string (``"<ETag or Last-Modified>; <size>"``), else None."""
+    try:
+        return int(str(index.version).rsplit("; ", 1)[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def _reads_ahead(
+    dec: BaseVideoDecoder, index: VideoIndex, spans: Sequence[Span], budget: int
+) -> list[tuple[int, int, int]]:
+    """The byte ranges the decode of a remote video's planned spans reads, as ``(start, end, uses)``, merged
+    (:func:`hf_mediaref.io._ranges.coalesce`): the spans' keyframe blocks; and where fewer containers of the
+    video are open than the batch may use, the head and the bytes after the last packet (a ``moov`` or
+    ``Cues`` at the end) that opening and seeking read, once per container to open."""
+    reads: list[tuple[int, int, int]] = [(a, b, 1) for a, b in dec._planned_reads(spans, index)]
+    key = source_key(dec.uri, dec.storage_options)
+    idle = decoder_cache.idle_count(lambda k: isinstance(k, tuple) and key in k)
+    if idle:  # an open container holds the head it read (the one the index opened: what it recorded)
+        small = http_settings.small_read
+        reads = [(max(a, small), b, n) for a, b, n in reads if b > small]
+    opens = max(1, min(len(spans), budget)) - idle
+    offsets = index.packet_offsets
+    known = offsets >= 0 if offsets is not None else None  # a progressive snapshot: its demuxed blocks
+    if opens <= 0 or offsets is None or known is None or not known.any():
+        return coalesce_ranges(reads)
+    ends = offsets[known] + index.packet_sizes[known]
+    first = int(np.argmin(offsets[known]))
+    reads.append((0, int(ends[first]) + _PACKET_TAIL, opens))  # the header and the packet an open probes
+    size = _size_of(index)
+    clusters = getattr(index.progressive, "cluster_positions", None)
+    if size is not None and clusters is not None and clusters.size:
+        # FFmpeg's Matroska demuxer, seeking into the last cue's cluster, parses on to the file's end first
+        reads = [(a, size if b > int(clusters[-1]) else b, n) for a, b, n in reads]
+    if size is not None:  # what follows the last packet, or (a snapshot) what a file's end usually holds
+        last = int(ends.max()) if index.progressive is None else size - _END_GUESS
+        if 0 < size - last <= _MAX_TAIL:
+            reads.append((max(0, last), size, opens))
+    return coalesce_ranges(reads)
+
+
 def plan_videos(
     requests: Mapping[str, Sequence[int]],
     *,
@@ -77,6 +142,8 @@ def plan_videos(
     device: str = "cpu",
     orientation: str = "display",
     budget: int = 1,
+    io_concurrency: int = DEFAULT_IO_CONCURRENCY,
+    owner: object = None,
 ) -> list[VideoPlan]:
     """Open every video of ``requests`` (URI -> times in ns) and plan the decode of its frames.
 
@@ -84,6 +151,10 @@ def plan_videos(
         requests: for each video URI, the requested times in nanoseconds (any order, duplicates allowed).
         decoder, strategy, size, storage_options, device, orientation: see :class:`hf_mediaref.DecodeOptions`.
         budget: threads to use while opening and indexing the videos.
+        io_concurrency: requests in flight per host for remote videos: their first touches (heads, indexes)
+            go out together (``http(s)`` and fsspec network URLs), and the byte ranges of the planned spans
+            of ``http(s)`` videos are fetched ahead (:mod:`hf_mediaref.io._ranges`) while the decodes start.
+        owner: what the ranges are fetched for (:func:`hf_mediaref.io._ranges.release` drops the untaken).
 
     Returns:
         One :class:`VideoPlan` per video, in the order of ``requests``.
@@ -97,13 +168,30 @@ def plan_videos(
     options: dict[str, Any] = {"storage_options": storage_options, "orientation": orientation}
     if decoder == "torchcodec":
         options["device"] = device
+    far = [is_remote_uri(uri) for uri in requests]
+    remote = [classify_uri(uri) is UriKind.HTTP for uri in requests]  # byte ranges fetched ahead: HTTP
+    # opening a remote video (HTTP or fsspec) waits on the network, not the cores: first touches go together
+    opening = max(budget, min(sum(far), io_concurrency)) if any(far) else budget
     decoders: list[BaseVideoDecoder] = run_tasks(
-        [Task(1.0, functools.partial(_open, cls, uri, options)) for uri in requests], budget
+        [Task(1.0, functools.partial(_open, cls, uri, options)) for uri in requests], opening
     )
-    plans = []
-    for dec, times in zip(decoders, requests.values()):
+    ahead = io_concurrency > 1
+    order = list(requests.values())
+    demuxing = [dec._uses_snapshots and dec._current().progressive is not None for dec in decoders]
+    if ahead:  # the Matroska blocks that the snapshots below demux, of every video at once
+        for dec, times, over_http, blocks in zip(decoders, requests.values(), remote, demuxing):
+            if over_http and blocks:
+                reads = coalesce_ranges(dec._current().progressive.block_reads(times))
+                prefetch_ranges(dec.uri, [(a, b, 2 * n) for a, b, n in reads], io_concurrency, owner)
+    plans: list[VideoPlan | None] = [None] * len(decoders)
+    # videos whose index needs no demux first: their spans are fetched while the others' blocks arrive
+    for i in sorted(range(len(decoders)), key=lambda i: demuxing[i]):
+        dec, times = decoders[i], order[i]
         index = dec._index_for(times)  # positions in it, for the plan and the decode
         positions = dec._frames_at(times, index)
-        tasks = dec._span_tasks(dec._plan(positions, strategy, index), size=size, index=index)
-        plans.append(VideoPlan(dec, positions.tolist(), tasks, list(times), strategy, size, budget))
-    return plans
+        spans = dec._plan(positions, strategy, index)
+        if remote[i] and ahead:
+            prefetch_ranges(dec.uri, _reads_ahead(dec, index, spans, budget), io_concurrency, owner)
+        tasks = dec._span_tasks(spans, size=size, index=index)
+        plans[i] = VideoPlan(dec, positions.tolist(), tasks, list(times), strategy, size, budget)
+    return [plan for plan in plans if plan is not None]

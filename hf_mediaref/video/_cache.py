@@ -121,6 +121,11 @@ class LeaseCache:
         finally:
             self._give_back(key, obj, generation, ok)
 
+    def idle_count(self, match: Callable[[Hashable], bool]) -> int:
+        """How many idle decoders have a key that ``match`` accepts."""
+        with self._lock:
+            return sum(1 for slot in self._idle if match(slot[0]))
+
     def offer(self, key: Hashable, obj: Closeable) -> None:
         """Add ``obj``, opened elsewhere and not leased, to the idle decoders of ``key`` (as given back)."""
         with self._lock:

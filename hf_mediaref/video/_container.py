@@ -71,7 +71,9 @@ class OpenedVideo:
         self._given = source
         try:
             if source is None:
-                source = self._stack.enter_context(open_media(uri, storage_options=storage_options))
+                source = self._stack.enter_context(
+                    open_media(uri, storage_options=storage_options, head=True)
+                )
             raw = getattr(source, "raw", None)
             self._expect = getattr(raw, "expect", None)  # HTTP read-ahead hints
             self._announce = getattr(raw, "announce", None)

@@ -252,7 +252,7 @@ def _from_moov(uri: str, video: OpenedVideo, read_at: Any, file_size: Callable[[
 def _open_recorded(uri: str, storage_options: dict | None) -> OpenedVideo:
     """A fresh container over a new source of ``uri`` read through a :class:`_RecordingFile`."""
     with contextlib.ExitStack() as owner:
-        source = owner.enter_context(open_media(uri, storage_options=storage_options))
+        source = owner.enter_context(open_media(uri, storage_options=storage_options, head=True))
         recorder = _RecordingFile(source)
         video = OpenedVideo(uri, source=cast(IO[bytes], recorder))
         recorder.stop_recording()
@@ -326,7 +326,7 @@ def load_index(uri: str, *, storage_options: dict | None = None, key: tuple | No
 
     def build() -> VideoIndex:
         with decode_errors(uri, "index"), contextlib.ExitStack() as owner:
-            source = owner.enter_context(open_media(uri, storage_options=storage_options))
+            source = owner.enter_context(open_media(uri, storage_options=storage_options, head=True))
             version = source_version(source)  # None for local files and data: URIs
             if version is not None:
                 stored = load_stored_index(key, version)

@@ -54,6 +54,9 @@ __all__ = ["ProgressiveIndex", "from_cues"]
 #: The most frames an H.264/HEVC decoder reorders (its DPB): the delay assumed where PyAV (< 18) only says
 #: whether the stream has B-frames.
 MAX_REORDER = 16
+#: Bytes before a cluster fetched with a block ahead (as a decode's span announces before its keyframe, so
+#: that the span's read lies in the block's).
+_CLUSTER_LEAD = 64 << 10
 #: The most bytes of one block kept in memory for the decode that follows its demux.
 MAX_RECORDED_BLOCK = 16 << 20
 
@@ -112,9 +115,15 @@ class ProgressiveIndex:
         version: str | None,
         open_fresh: Callable[[], OpenedVideo],
         scan: Callable[[], VideoIndex],
+        cluster_positions: np.ndarray | None = None,
+        file_size: int | None = None,
     ):
         self.uri, self.key, self.version = uri, key, version
         self.cue_pts = cue_pts
+        #: Where each cue's cluster starts in the file (from the Cues), and the file's size: the bytes a
+        #: block's demux reads, fetched ahead for remote files (:meth:`block_reads`).
+        self.cluster_positions = cluster_positions
+        self.file_size = file_size
         self.reorder = reorder  # the reorder delay assumed (twice FFmpeg's and 1 more, at least 2)
         #: Packets read past the next cue's keyframe to check that none shows before it (an open GOP's
         #: leading frames come right after their keyframe in decode order, within the reorder delay), and
@@ -191,6 +200,31 @@ class ProgressiveIndex:
         for block, t in zip(blocks.tolist(), probe.tolist()):
             out[block] = max(t, out.get(block, t))
         return dict(sorted(out.items()))
+
+    def block_reads(self, times_ns: Sequence[int]) -> list[tuple[int, int]]:
+        """The ``[start, end)`` byte ranges that :meth:`snapshot_for` of ``times_ns`` demuxes: for each block
+        not demuxed yet, from a little before its cluster to the end of the cluster of the next cue (where
+        the demux checks the packets after the next keyframe). Only read sizes are decided from the Cues'
+        positions: what is demuxed is checked as always."""
+        positions = self.cluster_positions
+        if positions is None or self._complete is not None:
+            return []
+        with self._lock:
+            current = self._current
+            missing = [
+                j
+                for j, probe in self.blocks_for(times_ns, current.tolerance_ns).items()
+                if j not in self._blocks or not self._blocks[j].covers(probe)
+            ]
+        out = []
+        for j in missing:
+            start = int(positions[j])
+            after = int(positions[j + 1]) if j + 1 < positions.size else None
+            later = positions[positions > after] if after is not None else positions[:0]
+            end = int(later[0]) if later.size else self.file_size
+            if end is not None and end > start:
+                out.append((max(0, start - _CLUSTER_LEAD), end))
+        return out
 
     def snapshot_for(self, times_ns: Sequence[int]) -> VideoIndex:
         """A snapshot whose frames at ``times_ns`` are exact (their blocks demuxed), or the complete index."""
@@ -445,6 +479,8 @@ def from_cues(
         version=version,
         open_fresh=open_fresh,
         scan=scan,
+        cluster_positions=cues.cluster_positions,
+        file_size=file_size,
     )
     logger.debug("index of %s from its %d cues (demuxed block by block)", describe_uri(uri), cues.times.size)
     return progressive.current

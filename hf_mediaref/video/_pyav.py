@@ -195,6 +195,10 @@ def _block_bytes(index: VideoIndex, start: int, last: int) -> int:
 
 #: Bytes before a keyframe's packet that a seek to it may read first (a Matroska cluster's header).
 _ANNOUNCE_LEAD = 64 << 10
+#: Bytes before a keyframe's packet fetched ahead with its span: a Matroska cluster's and block's headers,
+#: where a seek to the keyframe starts reading (the announced read starts :data:`_ANNOUNCE_LEAD` earlier, but
+#: fetches only from where the reads miss).
+_FETCH_LEAD = 64
 #: Bytes after a packet's data that its demuxer reads with it (a Matroska block's header, a BlockGroup's
 #: trailing elements; an MP4 sample has none).
 _PACKET_TAIL = 64
@@ -695,6 +699,28 @@ class PyAVVideoDecoder(BaseVideoDecoder):
                         "the decoder",
                     ) from None
                 raise self._missing_frame_error(index, missing.position, start, missing.corrupt) from None
+
+    def _planned_reads(self, spans: Sequence[Span], index: VideoIndex) -> list[tuple[int, int]]:
+        """Each span's read as :func:`_read_range` gives it (from just before its keyframe's packet to the end
+        of its last target's, the frame after it included where a hinted index's check decodes it), also
+        where frames between them are not known yet (a Matroska snapshot's placeholders): decode order is
+        file order within a stream, so every packet the targets need lies in that range."""
+        offsets, sizes = index.packet_offsets, index.packet_sizes
+        if offsets is None:
+            return []
+        out = []
+        checks = not index.scanned and index.progressive is None and not index.moov_tables  # as _SpanDecode
+        for span in spans:
+            after = span.targets[-1] + 1
+            targets = (*span.targets, after) if checks and after < index.num_frames else span.targets
+            wanted = np.asarray(targets, dtype=np.int64)
+            key = int(offsets[span.start])
+            if key < 0 or int(offsets[wanted].min()) < 0:
+                continue
+            out.append(
+                (max(0, key - _FETCH_LEAD), int((offsets[wanted] + sizes[wanted]).max()) + _PACKET_TAIL)
+            )
+        return out
 
     @functools.cached_property
     def _head(self) -> tuple[int, int] | None:

@@ -383,8 +383,10 @@ def test_frames_over_a_connection_that_drops_mid_body(server, clip, url, fresh):
     out = batch_decode([MediaRef(u, clip.pts_ns[i]) for i in wanted])
     assert _indices(out) == wanted
     spans = [tuple(map(int, r[len("bytes=") :].split("-"))) for r in _ranges(server, url.tag) if r]
-    resumed = [(a, b) for a, b in itertools.pairwise(spans) if b == (a[0] + 600, a[1])]
-    assert len(resumed) == 2, spans  # both drops were resumed from the byte reached
+    # both drops were resumed from the byte reached (the open's ranged GET of the head keeps what came and
+    # the next read goes on from there)
+    resumed = [(a, b) for a, b in itertools.pairwise(spans) if b[0] == a[0] + 600 <= a[1]]
+    assert len(resumed) == 2, spans
 
 
 def test_frames_from_a_server_capping_206s_take_a_bounded_number_of_requests(server, clip, url, fresh):

@@ -1,0 +1,252 @@
+"""Byte ranges of HTTP(S) files fetched ahead, many requests in flight, for the Range files that read them.
+
+A batch knows, before it decodes, which bytes it will read: each video's head and the keyframe blocks of its
+spans (``video/_batch`` plans them from the index). :func:`prefetch` sends those requests together, at most
+``concurrency`` in flight per host (an HTTP/1.1 connection each, on threads of their own: network waits never
+take a decode thread), after merging ranges that lie closer than :data:`COALESCE_GAP`. The Range files of the
+batch (:class:`~._http._RangeReader`) then serve a read at a position a fetched range holds from it,
+waiting for it while it is in flight, instead of sending their own request; a read nothing was fetched for
+goes to the server as before.
+
+Guarantees kept: every request runs in a copy of the planning call's context, so under its deadline
+(``timeout=``: :class:`~hf_mediaref.errors.DecodeTimeoutError`) and its public-address rule
+(:mod:`._network`); ranges fetched under one rule are never served to a read under another. Every fetched
+answer is a checked ``206`` (``Content-Range``, length) whose validators (ETag, Last-Modified, size) the
+reading file compares with the version it opened: another version raises
+:class:`~hf_mediaref.errors.RemoteChangedError`, as its own requests would. A range whose fetch failed is
+dropped and read again by the file itself, which raises what a failure raises there. Fetched bytes are
+kept until every planned read took them, for :data:`MAX_AGE` seconds at most, and :data:`MAX_BYTES` in all.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+import dataclasses
+import logging
+import os
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from ..errors import describe_uri
+from ._network import needs_public_address
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "COALESCE_GAP",
+    "DEFAULT_CONCURRENCY",
+    "Fetch",
+    "coalesce",
+    "forget",
+    "prefetch",
+    "release",
+    "take",
+]
+
+#: Fetches ``[start, end)`` of a URL: ``(the bytes from start, possibly fewer; the answer's validators)``.
+Fetch = Callable[[str, int, int], tuple[bytes, Any]]
+
+#: Requests in flight per host by default (``DecodeOptions.io_concurrency``).
+DEFAULT_CONCURRENCY = 16
+#: Two ranges closer than this are fetched in one request: fewer round trips for a few unread bytes.
+COALESCE_GAP = 64 << 10
+#: The largest request a merge makes.
+MAX_REQUEST = 32 << 20
+#: Fetched bytes kept in all (oldest first out) and the longest they wait for their read.
+MAX_BYTES = 256 << 20
+MAX_AGE = 60.0
+
+
+@dataclasses.dataclass(eq=False)
+class _Entry:
+    start: int
+    end: int  # exclusive
+    future: concurrent.futures.Future
+    uses: int  # planned reads left to take it
+    created: float
+    owner: object  # what planned it (a batch): :func:`release` drops what it left untaken
+
+
+_lock = threading.Lock()
+_entries: dict[tuple[str, bool], list[_Entry]] = {}
+_pools: dict[tuple[int, str, int], concurrent.futures.ThreadPoolExecutor] = {}
+
+
+def _pool(url: str, concurrency: int) -> concurrent.futures.ThreadPoolExecutor:
+    host = urllib.parse.urlsplit(url).netloc.lower()
+    key = (os.getpid(), host, concurrency)  # a forked child (a DataLoader worker) starts its own threads
+    pool = _pools.get(key)
+    if pool is None:
+        pool = _pools[key] = concurrent.futures.ThreadPoolExecutor(
+            concurrency, thread_name_prefix="hf_mediaref-io"
+        )
+    return pool
+
+
+def coalesce(
+    ranges: Iterable[tuple[int, int] | tuple[int, int, int]], gap: int = COALESCE_GAP
+) -> list[tuple[int, int, int]]:
+    """``[start, end)`` ranges (with how many reads take each, default 1) merged where closer than ``gap``
+    (and no larger than :data:`MAX_REQUEST`), sorted, each with the reads of the ranges it holds.
+
+    The default gap is about what FFmpeg reads through rather than seek over (a forward seek within its
+    32 KiB buffer and 32 KiB short-seek threshold reads the bytes between): a merged range holds them."""
+    merged: list[list[int]] = []
+    for start, end, uses in sorted((int(r[0]), int(r[1]), int(r[2]) if len(r) > 2 else 1) for r in ranges):
+        if end <= start:
+            continue
+        last = merged[-1] if merged else None
+        if last is not None and start - last[1] <= gap and max(end, last[1]) - last[0] <= MAX_REQUEST:
+            last[1], last[2] = max(last[1], end), last[2] + uses
+        else:
+            merged.append([start, end, uses])
+    return [(a, b, n) for a, b, n in merged]
+
+
+def _expire(now: float) -> None:
+    """Drop entries past :data:`MAX_AGE`, then the oldest done ones past :data:`MAX_BYTES` (lock held)."""
+    total = 0
+    everything = []
+    for key, entries in list(_entries.items()):
+        kept = [e for e in entries if now - e.created < MAX_AGE]
+        if kept:
+            _entries[key] = kept
+            everything += [(e.created, key, e) for e in kept]
+            total += sum(e.end - e.start for e in kept)
+        else:
+            del _entries[key]
+    for _, key, entry in sorted(everything, key=lambda t: t[0]):
+        if total <= MAX_BYTES:
+            break
+        if entry.future.done():
+            _entries[key].remove(entry)
+            total -= entry.end - entry.start
+
+
+def prefetch(
+    url: str,
+    ranges: Sequence[tuple[int, int, int]],
+    fetch: Fetch,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    owner: object = None,
+) -> int:
+    """Fetch ``[start, end)`` byte ranges of ``url`` ahead, at most ``concurrency`` requests in flight per
+    host; ``uses``: how many reads will take each (it is dropped after that many). Ranges a pending fetch
+    already holds are not fetched again. Returns the number of requests sent.
+
+    Args:
+        url: an ``http(s)://`` URL.
+        ranges: ``(start, end, uses)`` triples (see :func:`coalesce`).
+        fetch: what fetches one range (``_http``: a checked ranged GET).
+        concurrency: the most requests in flight to the URL's host.
+        owner: what the ranges are fetched for; :func:`release` of it drops those left untaken.
+    """
+    key = (url, needs_public_address(url))
+    now = time.monotonic()
+    sent = 0
+    with _lock:
+        _expire(now)
+        entries = _entries.setdefault(key, [])
+        for start, end, uses in ranges:
+            if end <= start or uses <= 0:
+                continue
+            held = next((e for e in entries if e.start <= start and end <= e.end), None)
+            if held is not None:  # fetched ahead of its batch (a later one): this batch takes it over
+                held.uses = max(held.uses, uses)
+                held.owner = owner if owner is not None else held.owner
+                continue
+            context = contextvars.copy_context()  # the deadline and the public-address rule of this call
+            future = _pool(url, concurrency).submit(context.run, fetch, url, start, end)
+            entries.append(_Entry(start, end, future, uses, now, owner))
+            sent += 1
+    return sent
+
+
+def take(url: str, pos: int, seen: set[int], timeout: float) -> tuple[int, bytes, Any] | None:
+    """The bytes fetched ahead that hold position ``pos`` of ``url`` (waiting for them while in flight, at
+    most ``timeout`` seconds): ``(start, data, validators)``, or None (nothing holds ``pos``, or its fetch
+    failed). ``seen``: the ids of the ranges the reading file took before (each file counts once toward a
+    range's planned reads).
+
+    Raises:
+        concurrent.futures.TimeoutError: the bytes did not come within ``timeout``.
+    """
+    key = (url, needs_public_address(url))
+    with _lock:
+        entries = _entries.get(key)
+        if not entries:
+            return None
+        entry = next((e for e in entries if e.start <= pos < e.end), None)
+    if entry is None:
+        return None
+    try:
+        data, validators = entry.future.result(timeout=max(0.0, timeout))
+    except concurrent.futures.TimeoutError:
+        raise
+    except (Exception, concurrent.futures.CancelledError) as exc:  # the file reads (and raises) itself
+        logger.debug(
+            "fetching bytes %d-%d of %s ahead failed: %s", entry.start, entry.end - 1, describe_uri(url), exc
+        )
+        _drop(key, entry)
+        return None
+    if not entry.start <= pos < entry.start + len(data):  # a shorter answer than asked
+        return None
+    if id(entry) not in seen:
+        seen.add(id(entry))
+        with _lock:
+            entry.uses -= 1
+            if entry.uses <= 0 and key in _entries and entry in _entries[key]:
+                _entries[key].remove(entry)
+    return entry.start, data, validators
+
+
+def _drop(key: tuple[str, bool], entry: _Entry) -> None:
+    with _lock:
+        if key in _entries and entry in _entries[key]:
+            _entries[key].remove(entry)
+
+
+def release(owner: object) -> None:
+    """Drop the ranges fetched for ``owner`` that no read took (its batch is done); those not sent yet are
+    not sent."""
+    with _lock:
+        for key, entries in list(_entries.items()):
+            kept = [e for e in entries if e.owner is not owner]
+            for entry in entries:
+                if entry.owner is owner:
+                    entry.future.cancel()
+            if kept:
+                _entries[key] = kept
+            else:
+                del _entries[key]
+
+
+def forget(url: str) -> None:
+    """Drop every range of ``url`` fetched ahead (it changed)."""
+    with _lock:
+        for key in [k for k in _entries if k[0] == url]:
+            for entry in _entries.pop(key):
+                entry.future.cancel()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (a DataLoader worker) has none of the parent's I/O threads: their fetches never end
+    there. It starts with an empty store and a fresh lock."""
+    global _lock
+    _lock = threading.Lock()
+    _entries.clear()
+    _pools.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def pending(url: str) -> int:
+    """Ranges of ``url`` fetched ahead and not taken yet (for tests)."""
+    with _lock:
+        return sum(len(v) for k, v in _entries.items() if k[0] == url)

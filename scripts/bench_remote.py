@@ -1,0 +1,168 @@
+#!/usr/bin/env python
+"""Remote at the speed of local (issue 23): one ``batch_decode`` of 120 refs over 5 videos, from local disk
+and from a loopback HTTP/1.1 Range server that answers every request after 20, 50 or 100 ms
+(:class:`hf_mediaref.testing.LatencyServer`).
+
+    python scripts/bench_remote.py [--quick] [--reps N] [--delays 20 50 100] [--markdown FILE]
+    python scripts/benchmark.py --remote        # the same, from the benchmark
+
+Videos (barcode videos, generated once into ``.bench/`` by ``scripts/benchmark.py``'s ``make_video``): a
+5-minute 640x360 B-frame MP4 (GOP 250), a 5-minute 640x360 MKV (GOP 30, no B-frames) and three 5 s MP4s (with
+``--quick``: 60 s long videos). Workloads: 120 refs, 48 random frames of each long video and 8 of each short
+one, shuffled; and the benchmark's "random 256" (256 random frames of the long MP4). States:
+
+- cold: empty index store (a new ``HF_MEDIAREF_CACHE_DIR``), no index in memory, no open container;
+- warm: indexes known (in memory), containers closed.
+
+Columns: frames/s (median of ``--reps`` interleaved rounds), requests and peak requests in flight (counted by
+the server), bytes per frame (bytes the server sent / refs), wrong frames (barcode check of every frame of
+every round: must be 0), and remote / local frames/s (the local run of the same state, same round).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from benchmark import BFRAMES, NO_BFRAMES, Video, make_video
+
+import hf_mediaref
+from hf_mediaref.testing import LatencyServer, read_index
+from hf_mediaref.video import cleanup_cache
+from hf_mediaref.video._cache import decoder_cache
+
+
+def make_remote_media(media: Path, quick: bool) -> list[Video]:
+    """Two long videos (MP4 with B-frames, MKV without) and three 5 s MP4s."""
+    media.mkdir(parents=True, exist_ok=True)
+    seconds = 60 if quick else 300
+    long_mp4 = make_video(media / f"long_{seconds}s_640x360_20fps.mp4", seconds, kind=BFRAMES)
+    long_mkv = make_video(media / f"long_{seconds}s_640x360_20fps.mp4", seconds, kind=NO_BFRAMES)
+    shorts = [make_video(media / f"short_{k:02d}_5s_640x360_20fps.mp4", 5, kind=BFRAMES) for k in range(3)]
+    return [long_mp4, long_mkv, *shorts]
+
+
+def make_refs(videos: list[Video], seed: int = 0) -> list[tuple[Video, int]]:
+    """48 random frames of each long video, 8 of each short one: 120 refs, shuffled."""
+    rng = random.Random(seed)
+    refs = []
+    for video, n in zip(videos, (48, 48, 8, 8, 8)):
+        refs += [(video, i) for i in rng.sample(range(len(video.pts_ns)), n)]
+    rng.shuffle(refs)
+    return refs
+
+
+class Cell:
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.requests: list[int] = []
+        self.peaks: list[int] = []
+        self.bytes: list[int] = []
+        self.wrong = 0
+
+    def fps(self, n: int) -> float:
+        return n / statistics.median(self.times) if self.times else float("nan")
+
+
+def _run(refs: list[dict], expected: list[int], state: str, cell: Cell, server: Any, options: Any) -> None:
+    if state == "cold":
+        os.environ["HF_MEDIAREF_CACHE_DIR"] = tempfile.mkdtemp(prefix="hf_mediaref-bench-remote-")
+        cleanup_cache()
+    else:
+        decoder_cache.clear()  # containers closed, indexes kept
+    if server is not None:
+        server.reset()
+    start = time.perf_counter()
+    frames = hf_mediaref.batch_decode(refs, options=options)
+    cell.times.append(time.perf_counter() - start)
+    if server is not None:
+        cell.requests.append(server.requests)
+        cell.peaks.append(server.peak_in_flight)
+        cell.bytes.append(server.bytes_sent)
+    cell.wrong += sum(read_index(f) != e for f, e in zip(frames, expected)) + abs(len(frames) - len(expected))
+
+
+def run_remote(
+    media: Path, quick: bool, delays: list[int], reps: int, io_concurrency: int | None = None
+) -> str:
+    """Measure and return the markdown report (see the module doc)."""
+    videos = make_remote_media(media, quick)
+    rng = random.Random(1)
+    workloads = {
+        "120 refs, 5 videos": make_refs(videos),
+        "random 256": [(videos[0], i) for i in rng.sample(range(len(videos[0].pts_ns)), 256)],
+    }
+    options = hf_mediaref.DecodeOptions()
+    if io_concurrency is not None:
+        options = options.replace(io_concurrency=io_concurrency)
+    rows = []
+    for delay in delays:
+        with LatencyServer(media, delay=delay / 1000) as server:
+            for label, pairs in workloads.items():
+                expected = [i for _, i in pairs]
+                local = [{"uri": v.path, "pts_ns": v.pts_ns[i]} for v, i in pairs]
+                remote = [
+                    {"uri": f"{server.url}/{Path(v.path).name}", "pts_ns": v.pts_ns[i]} for v, i in pairs
+                ]
+                cells = {(w, s): Cell() for w in ("local", "remote") for s in ("cold", "warm")}
+                for rep in range(reps + 1):
+                    order = [("local", local, None), ("remote", remote, server)]
+                    for where, refs, srv in order if rep % 2 else order[::-1]:
+                        for state in ("cold", "warm"):
+                            cell = Cell() if rep == 0 else cells[where, state]  # round 0: warm-up
+                            _run(refs, expected, state, cell, srv, options)
+                            if rep == 0:
+                                cells[where, state].wrong += cell.wrong
+                for state in ("cold", "warm"):
+                    lo, re_ = cells["local", state], cells["remote", state]
+                    n = len(pairs)
+                    rows.append(
+                        f"| {label} | {delay} ms | {state} | {lo.fps(n):.0f} | {re_.fps(n):.0f} | "
+                        f"{re_.fps(n) / lo.fps(n):.2f}x | {statistics.median(re_.requests):.0f} | "
+                        f"{max(re_.peaks)} | {statistics.median(re_.bytes) / n / 1024:.0f} KiB | "
+                        f"{lo.wrong + re_.wrong} |"
+                    )
+                    print(rows[-1], flush=True)
+    head = (
+        f"{'60 s' if quick else '5 min'} 640x360 MP4 (B-frames) + MKV (no B-frames) and three 5 s MP4s; "
+        f"120 refs over the 5 videos, or 256 random frames of the long MP4; one batch_decode; median of "
+        f"{reps} "
+        f"interleaved rounds; {len(os.sched_getaffinity(0))} cores\n\n"
+        "| workload | per request | state | local frames/s | remote frames/s | remote / local | requests "
+        "| peak in flight | bytes per frame | wrong frames |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    return head + "\n" + "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="60 s long videos, 1 round, 50 ms only")
+    parser.add_argument("--reps", type=int, default=None, help="timed rounds (default 3, --quick 1)")
+    parser.add_argument("--delays", type=int, nargs="*", default=None, help="ms per request (20 50 100)")
+    parser.add_argument("--io-concurrency", type=int, default=None, help="DecodeOptions.io_concurrency")
+    parser.add_argument("--media", default=str(ROOT / ".bench"), help="where generated media is kept")
+    parser.add_argument("--markdown", help="also write the report to this file")
+    args = parser.parse_args(argv)
+    reps = args.reps or (1 if args.quick else 3)
+    delays = args.delays or ([50] if args.quick else [20, 50, 100])
+    report = run_remote(Path(args.media), args.quick, delays, reps, args.io_concurrency)
+    print("\n" + report)
+    if args.markdown:
+        Path(args.markdown).write_text(report + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,408 @@
+"""Remote at the speed of local (issue 23): a batch of refs over several remote videos fetches the byte ranges
+it needs with many requests in flight (``DecodeOptions.io_concurrency``), not one after another.
+
+A loopback Range server that answers every request after a delay (:class:`hf_mediaref.testing.LatencyServer`)
+counts requests and the most requests in flight at once; the assertions are on those counts (never on times).
+Every frame is compared with a plain front-to-back PyAV decode of the same file.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import random
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+import hf_mediaref
+from hf_mediaref import DecodeOptions, MediaRef, batch_decode
+from hf_mediaref.errors import DecodeTimeoutError, RemoteChangedError
+from hf_mediaref.io import _http as http
+from hf_mediaref.io import _ranges as ranges
+from hf_mediaref.io import open_media
+from hf_mediaref.io._network import public_address_rule
+from hf_mediaref.testing import LatencyServer, read_index, write_video
+from hf_mediaref.video import cleanup_cache
+from hf_mediaref.video._cache import decoder_cache
+
+from .conftest import _remux
+
+#: (name, frames, GOP, B-frames): two longer videos (MP4 with B-frames, a Matroska remux without) and three
+#: short MP4s, as the issue's workload, small.
+VIDEOS = [("long.mp4", 240, 24, 2), ("long_nob.mp4", 240, 24, 0), ("a.mp4", 30, 10, 0), ("b.mp4", 30, 10, 0)]
+VIDEOS += [("c.mp4", 30, 10, 0)]
+
+
+def _plain_frames(path: Path) -> list[np.ndarray]:
+    """Every frame of ``path`` in presentation order, by a plain front-to-back PyAV decode."""
+    import av
+
+    with av.open(str(path)) as container:
+        frames = [(f.pts, f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+    return [a for _, a in sorted(frames, key=lambda t: t[0])]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    """The five videos (the second long one as Matroska), their pts and their frames by a plain decode."""
+    folder = tmp_path_factory.mktemp("remote")
+    out = {}
+    for name, n, gop, bframes in VIDEOS:
+        spec = write_video(folder / name, n, fps=30, gop=gop, bframes=bframes, size=(64, 128))
+        if name == "long_nob.mp4":
+            _remux(spec.path, folder / "long.mkv")
+            spec.path.unlink()
+            name = "long.mkv"
+        out[name] = (list(spec.pts_ns), _plain_frames(folder / name))
+    return folder, out
+
+
+def _refs(media, base: str, seed: int = 3) -> tuple[list[MediaRef], list[tuple[str, int]]]:
+    """16 random frames of each long video, 4 of each short one, shuffled."""
+    _, videos = media
+    rng = random.Random(seed)
+    picks = []
+    for name, (pts, _) in videos.items():
+        picks += [(name, i) for i in rng.sample(range(len(pts)), 16 if name.startswith("long") else 4)]
+    rng.shuffle(picks)
+    return [MediaRef(f"{base}/{name}", videos[name][0][i]) for name, i in picks], picks
+
+
+def _check(media, frames, picks) -> None:
+    _, videos = media
+    assert [read_index(f) for f in frames] == [i for _, i in picks]
+    for frame, (name, i) in zip(frames, picks):
+        assert np.array_equal(frame, videos[name][1][i]), (name, i)
+
+
+@pytest.fixture
+def cold(monkeypatch, tmp_path):
+    """An empty index store and no index or container in memory."""
+    monkeypatch.setenv("HF_MEDIAREF_CACHE_DIR", str(tmp_path / "store"))
+    cleanup_cache()
+    yield
+    cleanup_cache()
+
+
+# ---------------------------------------------------------------------------------------- the latency server
+
+
+def test_the_latency_server_counts_requests_in_flight_and_bytes(tmp_path):
+    (tmp_path / "f.bin").write_bytes(bytes(range(256)) * 40)
+    with LatencyServer(tmp_path, delay=0.3) as server:
+        barrier = threading.Barrier(4)
+
+        def get(i: int) -> bytes:
+            barrier.wait()
+            r = requests.get(f"{server.url}/f.bin", headers={"Range": f"bytes={i * 100}-{i * 100 + 99}"})
+            assert (
+                r.status_code == 206 and r.headers["Content-Range"] == f"bytes {i * 100}-{i * 100 + 99}/10240"
+            )
+            return r.content
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            bodies = list(pool.map(get, range(4)))
+        assert bodies == [(bytes(range(256)) * 40)[i * 100 : i * 100 + 100] for i in range(4)]
+        assert (server.requests, server.peak_in_flight, server.bytes_sent, server.in_flight) == (4, 4, 400, 0)
+        requests.head(f"{server.url}/f.bin")
+        assert server.requests == 5 and server.peak_in_flight == 4
+        server.reset()
+        assert (server.requests, server.peak_in_flight, server.bytes_sent, server.log) == (0, 0, 0, [])
+
+
+def test_the_latency_server_caps_bandwidth_and_refuses_bad_settings(tmp_path):
+    (tmp_path / "f.bin").write_bytes(b"x" * 200_000)
+    with LatencyServer(tmp_path, delay=0, bandwidth=1e6) as server:  # 1 MB/s: 200 KB take about 0.2 s
+        start = time.monotonic()
+        assert len(requests.get(f"{server.url}/f.bin").content) == 200_000
+        assert time.monotonic() - start >= 0.15  # a lower bound: the cap holds bytes back, never speeds up
+    with pytest.raises(ValueError, match="delay"):
+        LatencyServer(tmp_path, delay=-1)
+    with pytest.raises(ValueError, match="bandwidth"):
+        LatencyServer(tmp_path, bandwidth=0)
+
+
+# ---------------------------------------------------------------------------------------- the issue's finding
+
+
+def test_one_request_at_a_time_without_io_concurrency(media, cold):
+    """The issue's finding, kept reachable with ``io_concurrency=1``: at most 2 requests in flight (one per
+    decode thread), every HEAD and range read one after another."""
+    folder, _ = media
+    with LatencyServer(folder, delay=0.01) as server:
+        refs, picks = _refs(media, server.url)
+        _check(media, batch_decode(refs, io_concurrency=1, max_workers=2), picks)
+        assert server.peak_in_flight <= 2
+        assert server.requests >= 25
+
+
+@pytest.mark.parametrize("state", ["cold", "warm"])
+def test_a_batch_sends_its_requests_together(media, cold, state):
+    """With the default ``io_concurrency`` the first touches of the five unseen videos go out together, and
+    the keyframe blocks of the planned spans are fetched ahead while the decodes start: more requests in
+    flight than videos, fewer requests than reading as the decodes ask, no HEAD of a video, every frame
+    exact."""
+    folder, _ = media
+    with LatencyServer(folder, delay=0.05) as server:  # long enough for requests sent together to overlap
+        refs, picks = _refs(media, server.url)
+        counts = {}
+        for concurrency in (1, 16):
+            if state == "warm":
+                batch_decode(refs, io_concurrency=concurrency)  # the indexes are known
+                decoder_cache.clear()  # the containers closed
+            else:
+                cleanup_cache()
+                os.environ["HF_MEDIAREF_CACHE_DIR"] = str(folder / f"store-{state}-{concurrency}")
+            server.reset()
+            _check(media, batch_decode(refs, io_concurrency=concurrency, max_workers=2), picks)
+            counts[concurrency] = server.requests, server.peak_in_flight
+            if concurrency == 16:
+                # no HEAD of a video (a sidecar's absence is asked with one: its size is known before a
+                # byte of it is read)
+                assert not [p for m, p, _ in server.log if m == "HEAD" and not p.endswith(".mrindex")]
+                assert ranges.pending(f"{server.url}/long.mp4") == 0  # nothing left behind
+        (serial, _), (together, peak) = counts[1], counts[16]
+        assert peak >= len(VIDEOS)
+        assert together < serial, counts
+        if state == "warm":  # per video: one request of its head and blocks (merged), or a few
+            assert together <= 3 * len(VIDEOS), counts
+
+
+def test_first_touches_of_unseen_videos_go_out_together(media, cold):
+    """The first request of each of the five unseen videos is in flight before any of them is answered."""
+    folder, _ = media
+    with LatencyServer(folder, delay=0.2) as server:
+        refs, picks = _refs(media, server.url)
+        _check(media, batch_decode(refs), picks)
+        first = {}
+        for i, (_, path, _) in enumerate(server.log):
+            first.setdefault(path, i)
+        assert sorted(first[f"/{n}"] for n in ("long.mp4", "long.mkv", "a.mp4", "b.mp4", "c.mp4")) == list(
+            range(5)
+        )
+        assert server.peak_in_flight >= 5
+
+
+def test_io_concurrency_is_a_decode_option():
+    assert DecodeOptions().io_concurrency == 16
+    assert DecodeOptions(io_concurrency=4).io_concurrency == 4
+    for bad in (0, -2, True):
+        with pytest.raises(ValueError, match="io_concurrency"):
+            DecodeOptions(io_concurrency=bad)
+
+
+def test_requests_in_flight_are_bounded_per_host(media, cold):
+    folder, _ = media
+    with LatencyServer(folder, delay=0.05) as server:
+        refs, picks = _refs(media, server.url)
+        batch_decode(refs, io_concurrency=3)  # the indexes are known
+        decoder_cache.clear()
+        server.reset()
+        _check(media, batch_decode(refs, io_concurrency=3), picks)
+        assert server.peak_in_flight <= 3 + 2  # 3 fetching ahead, and the decode threads' own reads
+
+
+# ---------------------------------------------------------------------------------------- guarantees kept
+
+
+def test_the_operation_timeout_covers_the_fetches_ahead(media, cold):
+    folder, _ = media
+    with LatencyServer(folder, delay=0.5) as server:
+        refs, _ = _refs(media, server.url)
+        with pytest.raises(DecodeTimeoutError):
+            batch_decode(refs, timeout=0.3)
+
+
+def test_bytes_fetched_ahead_of_an_older_version_are_never_served(tmp_path):
+    """Ranges fetched ahead before the file changed: the file opened on them reads on from the server and
+    finds the change (RemoteChangedError); a file opened after the change never takes them."""
+    data = bytes(range(256)) * 1000
+    path = tmp_path / "v.bin"
+    path.write_bytes(data)
+    with LatencyServer(tmp_path, delay=0) as server:
+        url = f"{server.url}/v.bin"
+        http.prefetch(url, [(0, 4096, 1), (100_000, 120_000, 2)])
+        time.sleep(0.2)  # both answered, of the first version
+        st = path.stat()
+        path.write_bytes(bytes(reversed(data)))
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        with open_media(url, head=True) as f:  # opened on the old head: the old version
+            assert f.read(10) == data[:10]
+            f.seek(100_000)
+            assert f.read(100) == data[100_000:100_100]  # fetched ahead, of the version opened
+            f.seek(50_000)
+            with pytest.raises(RemoteChangedError):
+                f.read(100)  # the server's answer is of another version
+        with open_media(url, head=True) as f:  # opened on the new version: the old ranges are refused
+            f.seek(100_000)
+            with pytest.raises(RemoteChangedError):
+                f.read(100)
+        ranges.forget(url)
+        with open_media(url, head=True) as f:
+            f.seek(100_000)
+            assert f.read(100) == bytes(reversed(data))[100_000:100_100]
+
+
+def test_ranges_fetched_under_one_address_rule_are_not_served_under_another(tmp_path):
+    (tmp_path / "f.bin").write_bytes(b"y" * 10_000)
+    with LatencyServer(tmp_path, delay=0) as server:
+        url = f"{server.url}/f.bin"
+        http.prefetch(url, [(0, 5000, 1)])
+        with public_address_rule(lambda u: True):
+            assert ranges.take(url, 10, set(), 5.0) is None  # fetched without the rule: not for this call
+        start, body, _ = ranges.take(url, 10, set(), 5.0) or (None, b"", None)
+        assert start == 0 and body == b"y" * 5000
+        ranges.forget(url)
+
+
+def test_a_failed_fetch_ahead_is_read_again_by_the_file(tmp_path):
+    (tmp_path / "f.bin").write_bytes(b"z" * 10_000)
+    with LatencyServer(tmp_path, delay=0) as server:
+        url = f"{server.url}/missing.bin"
+        http.prefetch(url, [(0, 5000, 1)])
+        assert ranges.take(url, 0, set(), 5.0) is None  # a 404: dropped, the file reads (and raises) itself
+        assert ranges.pending(url) == 0
+
+
+def test_coalesce_merges_near_ranges_and_sums_their_reads():
+    assert ranges.coalesce([(0, 10), (20, 30, 2), (200_000, 200_100)], gap=64) == [
+        (0, 30, 3),
+        (200_000, 200_100, 1),
+    ]
+    assert ranges.coalesce([(5, 5), (50, 40)]) == []
+
+
+def test_frames_over_a_slow_link_are_the_local_frames(media, cold):
+    """A bandwidth cap (answers come in pieces) changes when bytes arrive, never which."""
+    folder, _ = media
+    with LatencyServer(folder, delay=0.005, bandwidth=20e6) as server:
+        refs, picks = _refs(media, server.url, seed=9)
+        _check(media, batch_decode(refs), picks)
+        local = batch_decode([MediaRef(str(folder / n), media[1][n][0][i]) for n, i in picks])
+        _check(media, local, picks)
+
+
+def test_the_public_names():
+    assert hf_mediaref.testing.LatencyServer is LatencyServer
+
+
+# ---------------------------------------------------------------------------------------- across calls
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_stream_of_batches_fetches_the_next_batch_ahead(media, cold, workers):
+    """``decode_stream(..., ahead=True)``: in the process (lanes) and in a DataLoader worker (one batch at a
+    time) the next batches' first touches and ranges start before their decode; every frame exact, in
+    order."""
+    import datasets
+    from torch.utils.data import DataLoader
+
+    from hf_mediaref.hf import decode_stream
+
+    folder, _ = media
+    with LatencyServer(folder, delay=0.02) as server:
+        refs, picks = _refs(media, server.url, seed=5)
+        rows = {"frame": [{"uri": r.uri, "pts_ns": r.pts_ns} for r in refs], "k": list(range(len(refs)))}
+        ids = datasets.Dataset.from_dict(rows).to_iterable_dataset(num_shards=1)
+        ahead = []
+        original = hf_mediaref.decode.fetch_ahead
+
+        def recording(batch_refs, *args, **kwargs):
+            ahead.append(len(batch_refs))
+            return original(batch_refs, *args, **kwargs)
+
+        hf_mediaref.decode.fetch_ahead = recording
+        try:
+            stream = decode_stream(ids, batch_size=8, output="numpy", ahead=True)
+            got = [
+                row for batch in DataLoader(stream, batch_size=None, num_workers=workers) for row in [batch]
+            ]
+        finally:
+            hf_mediaref.decode.fetch_ahead = original
+        assert [int(r["k"]) for r in got] == list(range(len(refs)))
+        _check(media, [np.asarray(r["frame"]) for r in got], picks)
+        if workers == 0:
+            assert ahead  # the batches waiting for a lane
+        assert server.peak_in_flight >= 3
+
+
+def test_first_touches_of_hub_videos_go_out_together(media, cold, tmp_path):
+    """``hf://`` videos (the fake Hub's filesystem, each open made to take a round trip) are opened side by
+    side, not one after another; every frame exact."""
+    import shutil
+
+    import huggingface_hub
+
+    from hf_mediaref.testing.fake_hub import FakeHub
+
+    folder, videos = media
+    with FakeHub(tmp_path / "hub") as hub:
+        huggingface_hub.HfApi().create_repo("me/clips", repo_type="dataset")  # the fake's, patched in
+        for name in videos:
+            shutil.copy(folder / name, hub.repo_dir("me/clips") / name)
+        fs_class = type(__import__("fsspec").filesystem("hf"))
+        original = fs_class._open
+        lock, state = threading.Lock(), {"now": 0, "peak": 0}
+
+        def slow_open(self, path, mode="rb", **kwargs):
+            with lock:
+                state["now"] += 1
+                state["peak"] = max(state["peak"], state["now"])
+            try:
+                time.sleep(0.1)  # the Hub's round trip
+                return original(self, path, mode, **kwargs)
+            finally:
+                with lock:
+                    state["now"] -= 1
+
+        fs_class._open = slow_open
+        try:
+            refs, picks = _refs(media, "hf://datasets/me/clips")
+            _check(media, batch_decode(refs, max_workers=1), picks)
+        finally:
+            fs_class._open = original
+        assert state["peak"] >= len(VIDEOS)  # one decode thread, five opens at once
+
+
+def _pending_in_child(url: str, out) -> None:
+    out.put(ranges.pending(url))
+
+
+def test_a_forked_child_never_waits_on_the_parents_fetches(tmp_path):
+    """A DataLoader worker forked while ranges are in flight: their I/O threads stay in the parent, so the
+    child's store starts empty (its reads go to the server)."""
+    import multiprocessing
+
+    (tmp_path / "f.bin").write_bytes(b"q" * 10_000)
+    with LatencyServer(tmp_path, delay=1.0) as server:
+        url = f"{server.url}/f.bin"
+        http.prefetch(url, [(0, 5000, 1)])
+        assert ranges.pending(url) == 1
+        ctx = multiprocessing.get_context("fork")
+        out = ctx.Queue()
+        child = ctx.Process(target=_pending_in_child, args=(url, out))
+        child.start()
+        assert out.get(timeout=30) == 0
+        child.join(30)
+        ranges.forget(url)
+
+
+def test_a_read_waiting_on_a_fetch_ahead_keeps_one_request_deadline(tmp_path, monkeypatch):
+    """A fetch ahead that runs past the request deadline (RemoteAccessError there): the read that waited for
+    it does not start a deadline of its own: it raises without sending another request."""
+    from hf_mediaref.errors import RemoteAccessError
+
+    monkeypatch.setattr(http.settings, "deadline", 0.5)
+    (tmp_path / "f.bin").write_bytes(b"w" * 10_000)
+    with LatencyServer(tmp_path, delay=1.5) as server:
+        url = f"{server.url}/f.bin"
+        http.prefetch(url, [(0, 5000, 1)])
+        with pytest.raises(RemoteAccessError, match="did not finish within"):
+            with open_media(url, head=True):
+                pass
+        assert server.requests == 1  # the fetch ahead only
