@@ -421,19 +421,26 @@ def fetch_ahead(
 def _plan_ahead(videos: dict[str, list[int]], options: DecodeOptions, access: MediaAccess | None) -> None:
     try:
         with deadline(options.timeout), reading_with(access):
-            plan_videos(
-                videos,
-                decoder=options.decoder,
-                strategy=options.strategy,
-                size=options.size,
-                storage_options=options.storage_options,
-                device=options.device,
-                orientation=options.orientation,
-                budget=core_budget(options.max_workers),
-                io_concurrency=options.io_concurrency,
-            )
+            _plan(videos, options, core_budget(options.max_workers), None)
     except Exception as exc:  # the later call reads (and raises) itself
         logger.debug("fetching ahead stopped: %s", exc)
+
+
+def _plan(videos: dict[str, list[int]], options: DecodeOptions, budget: int, owner: object) -> list[Any]:
+    """:func:`~hf_mediaref.video.plan_videos` of ``videos`` (URI -> times) with ``options``' fields: the one
+    place the options reach the planner (a batch's decode and :func:`fetch_ahead`)."""
+    return plan_videos(
+        videos,
+        decoder=options.decoder,
+        strategy=options.strategy,
+        size=options.size,
+        storage_options=options.storage_options,
+        device=options.device,
+        orientation=options.orientation,
+        budget=budget,
+        io_concurrency=options.io_concurrency,
+        owner=owner,
+    )
 
 
 def _load_image(uri: str, options: DecodeOptions, _threads: int) -> np.ndarray:
@@ -476,17 +483,8 @@ def _decode_planned(
     images: dict[str, list[int]],
     owner: object,
 ) -> list[Any]:
-    plans = plan_videos(
-        {uri: [cast(int, fields[i][1]) for i in rows] for uri, rows in videos.items()},
-        decoder=options.decoder,
-        strategy=options.strategy,
-        size=options.size,
-        storage_options=options.storage_options,
-        device=options.device,
-        orientation=options.orientation,
-        budget=budget,
-        io_concurrency=options.io_concurrency,
-        owner=owner,
+    plans = _plan(
+        {uri: [cast(int, fields[i][1]) for i in rows] for uri, rows in videos.items()}, options, budget, owner
     )
     tasks: list[Task] = [task for plan in plans for task in plan.tasks]
     tasks += [Task(_IMAGE_COST, functools.partial(_load_image, uri, options)) for uri in images]

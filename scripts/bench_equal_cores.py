@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import json
 import os
 import random
 import sys
@@ -56,7 +55,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from hf_mediaref.testing.media import read_index, write_video
+from benchmark import cached_video
+
+from hf_mediaref.testing.media import read_index
 
 FPS = 30
 SIZE = (240, 320)
@@ -107,21 +108,17 @@ def make_videos(media: Path, key: str, count: int = N_VIDEOS) -> list[EqVideo]:
     out = []
     for k in range(count):
         path = folder / f"{key}_{k:02d}_{SECONDS}s_{SIZE[1]}x{SIZE[0]}_{FPS}fps.mp4"
-        meta = path.with_suffix(".json")
-        if not (path.exists() and meta.exists()):
-            spec = write_video(
-                path,
-                SECONDS * FPS,
-                fps=FPS,
-                size=SIZE,
-                codec=kind.codec,
-                gop=kind.gop,
-                bframes=kind.bframes,
-                noise=0.02,
-                codec_options=dict(kind.options),
-            )
-            meta.write_text(json.dumps(list(spec.pts_ns)))
-        out.append(EqVideo(str(path), json.loads(meta.read_text())))
+        pts_ns = cached_video(
+            path,
+            SECONDS * FPS,
+            fps=FPS,
+            size=SIZE,
+            codec=kind.codec,
+            gop=kind.gop,
+            bframes=kind.bframes,
+            codec_options=dict(kind.options),
+        )
+        out.append(EqVideo(str(path), pts_ns))
     return out
 
 
@@ -418,39 +415,35 @@ def render(table: dict[str, dict[str, dict[str, Cell]]], args: argparse.Namespac
             names += [n for n in cells if n not in names]
     hf = [n for n in names if n.startswith("hf_mediaref")]
     header = "| workload | " + " | ".join(names) + " | " + " | ".join(f"{n} / cached" for n in hf) + " |"
-    lines += [header, "|---|" + "---:|" * (len(names) + len(hf))]
-    wrong = 0
-    for kind, kind_cells in table.items():
-        for workload, cells in kind_cells.items():
-            row = []
-            for n in names:
-                c = cells.get(n)
-                row.append("–" if c is None else ("error" if c.error else f"{c.fps:,.0f}"))
-                wrong += c.wrong if c else 0
-            base = cells.get(cached)
-            for n in hf:
-                c = cells.get(n)
-                ok = c and base and not c.error and not base.error
-                row.append(f"{c.fps / base.fps:.2f}x" if ok else "–")
-            lines.append(f"| {workload}, {KINDS[kind].label} | " + " | ".join(row) + " |")
+
+    def rows(measure: str) -> list[str]:
+        """One table row per workload: each contender's ``measure`` (``fps`` or ``cpu_fps``), then each
+        hf_mediaref road's ratio to the cached decoder."""
+        out = [header, "|---|" + "---:|" * (len(names) + len(hf))]
+        for kind, kind_cells in table.items():
+            for workload, cells in kind_cells.items():
+                row = []
+                for n in names:
+                    c = cells.get(n)
+                    row.append("–" if c is None else ("error" if c.error else f"{getattr(c, measure):,.0f}"))
+                base = cells.get(cached)
+                for n in hf:
+                    c = cells.get(n)
+                    ok = c and base and not c.error and not base.error
+                    row.append(f"{getattr(c, measure) / getattr(base, measure):.2f}x" if ok else "–")
+                out.append(f"| {workload}, {KINDS[kind].label} | " + " | ".join(row) + " |")
+        return out
+
+    wrong = sum(
+        c.wrong for kind_cells in table.values() for cells in kind_cells.values() for c in cells.values()
+    )
+    lines += rows("fps")
     lines.append(f"\nWrong frames over all contenders and workloads: {wrong}.")
     lines.append(
         "\nFrames per CPU-second (CPU time of the main process and the workers in an epoch, fastest epoch; "
         "less moved by other load than frames/s):\n"
     )
-    lines += [header, "|---|" + "---:|" * (len(names) + len(hf))]
-    for kind, kind_cells in table.items():
-        for workload, cells in kind_cells.items():
-            row = []
-            for n in names:
-                c = cells.get(n)
-                row.append("–" if c is None else ("error" if c.error else f"{c.cpu_fps:,.0f}"))
-            base = cells.get(cached)
-            for n in hf:
-                c = cells.get(n)
-                ok = c and base and not c.error and not base.error
-                row.append(f"{c.cpu_fps / base.cpu_fps:.2f}x" if ok else "–")
-            lines.append(f"| {workload}, {KINDS[kind].label} | " + " | ".join(row) + " |")
+    lines += rows("cpu_fps")
     lines.append("\nhf_mediaref roads, decoded frames per returned frame (counted in the workers):\n")
     lines.append(
         "| workload | " + " | ".join(hf) + " | fastest hf_mediaref road / datasets.Video (frames/s) |"

@@ -113,22 +113,21 @@ def add_kinds_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def make_video(path: Path, seconds: int, first_index: int = 0, kind: Kind = BFRAMES) -> Video:
-    path = path.with_name(path.stem + kind.suffix + kind.container)
+def cached_video(path: Path, num_frames: int, **write_args: Any) -> list[int]:
+    """The frame pts of the barcode video ``path``, written by ``write_video(path, num_frames, noise=0.02,
+    **write_args)`` on first use and kept with its pts in ``<path>.json`` (every benchmark's media)."""
     meta = path.with_suffix(".json")
     if not (path.exists() and meta.exists()):
-        spec = write_video(
-            path,
-            seconds * FPS,
-            fps=FPS,
-            size=SIZE,
-            gop=kind.gop,
-            bframes=kind.bframes,
-            noise=0.02,
-            first_index=first_index,
-        )
+        spec = write_video(path, num_frames, noise=0.02, **write_args)
         meta.write_text(json.dumps(list(spec.pts_ns)))
-    pts_ns = json.loads(meta.read_text())
+    return json.loads(meta.read_text())
+
+
+def make_video(path: Path, seconds: int, first_index: int = 0, kind: Kind = BFRAMES) -> Video:
+    path = path.with_name(path.stem + kind.suffix + kind.container)
+    pts_ns = cached_video(
+        path, seconds * FPS, fps=FPS, size=SIZE, gop=kind.gop, bframes=kind.bframes, first_index=first_index
+    )
     tb, keyframes = _demux_keyframes(str(path), pts_ns)
     return Video(str(path), pts_ns, tb, keyframes)
 
