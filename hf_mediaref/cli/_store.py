@@ -232,18 +232,15 @@ def place_media(folder: Path, files: dict[str, str], mode: str) -> None:
     Never a symlink: a dataset folder is the boundary of what its refs may read, and a symlink leading out of
     it is refused when the dataset is loaded (:class:`~hf_mediaref.MediaAccess`), so the bytes are put inside.
     """
+    from ..io import place_file
+
     copied = 0
     for rel, source in files.items():
         dest = folder / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        real = os.path.realpath(source)  # a symlinked source: its target, wherever the link pointed
-        if mode != "copy":
-            try:
-                os.link(real, dest)
-                continue
-            except OSError:  # another file system, or links not allowed: copy instead
-                copied += 1
-        shutil.copy2(real, dest)
+        # a symlinked source: its target, wherever the link pointed
+        if not place_file(source, dest, copy=mode == "copy") and mode != "copy":
+            copied += 1
     if copied:
         logger.info("copied %d media file(s) that could not be hard-linked (another file system)", copied)
 

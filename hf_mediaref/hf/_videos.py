@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -30,7 +29,7 @@ import pyarrow as pa
 
 from ..arrow import STORAGE_TYPE
 from ..errors import MediaDecodeError, MediaNotFoundError, MediaRefError, UntrustedRefError, describe_uri
-from ..io import MediaAccess, UriKind, classify_uri, local_path, read_bytes
+from ..io import MediaAccess, UriKind, classify_uri, local_path, place_file, read_bytes
 from ..video import FrameSampling, sample_video
 from ._compat import dataset_from_arrow
 from ._feature import MediaRefFeature
@@ -161,10 +160,7 @@ class _MediaWriter:
                 real = os.path.realpath(local_path(key))
                 if not os.path.isfile(real):
                     raise MediaNotFoundError(f"no video file at {describe_uri(key)}", uri=key)
-                try:
-                    os.link(real, dest)
-                except OSError:  # another file system: copy
-                    shutil.copy2(real, dest)
+                place_file(real, dest)  # a hard link, or a copy across file systems
             else:
                 dest.write_bytes(read_bytes(key, storage_options=self.access.engine_storage_options()))
             sampled = sample_video(str(dest), self.sampling)

@@ -40,6 +40,7 @@ from ._ranges import coalesce as coalesce_ranges  # noqa: F401 (internal API, re
 from ._ranges import release as release_ranges  # noqa: F401 (internal API, renamed)
 from ._sources import MediaSource as MediaSource
 from ._sources import open_media as open_media
+from ._sources import place_file as place_file
 from ._sources import read_bytes as read_bytes
 from ._sources import source_version as source_version
 from ._sources import uri_exists as uri_exists

@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import stat
 from collections.abc import Iterator
 from typing import IO, Any, TypeAlias
@@ -21,7 +22,7 @@ from . import _http as http
 from ._data_uri import parse_data_uri
 from ._uri import UriKind, classify_uri, local_path, uri_scheme
 
-__all__ = ["MediaSource", "open_media", "read_bytes", "source_version", "uri_exists"]
+__all__ = ["MediaSource", "open_media", "place_file", "read_bytes", "source_version", "uri_exists"]
 
 #: What :func:`open_media` yields: a local filesystem path, or a seekable binary file object.
 MediaSource: TypeAlias = "str | IO[bytes]"
@@ -161,6 +162,25 @@ def open_media(uri: str, *, storage_options: dict | None = None, head: bool = Fa
             raise _remote_error(uri, exc) from exc
     with contextlib.closing(f):
         yield f
+
+
+def place_file(source: str | os.PathLike[str], dest: str | os.PathLike[str], *, copy: bool = False) -> bool:
+    """Put the local file ``source`` at ``dest``: a hard link to the file itself (a symlinked source: its
+    target), or a copy where no hard link can be made (another file system) or ``copy`` asks for one. Never a
+    symlink: a dataset folder is the boundary of what its refs may read, so the bytes are put inside.
+
+    Returns:
+        Whether it was hard-linked.
+    """
+    real = os.path.realpath(source)
+    if not copy:
+        try:
+            os.link(real, dest)
+            return True
+        except OSError:  # another file system, or links not allowed: copy instead
+            pass
+    shutil.copy2(real, dest)
+    return False
 
 
 def uri_exists(uri: str, *, storage_options: dict | None = None) -> bool:
