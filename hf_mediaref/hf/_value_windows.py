@@ -25,13 +25,14 @@ import numpy as np
 from .._fields import NS_PER_SECOND
 from ..errors import WindowError
 
-__all__ = ["ValueTable", "times_ns_of", "values_of"]
+__all__ = ["ValueTable", "episode_key", "python_times_ns", "times_ns_of", "values_of"]
 
 #: The smallest padding tolerance (an episode of one row; timestamps stored as float32 seconds).
 _MIN_TOLERANCE_NS = 1_000_000
 
 
-def _episode_key(value: Any) -> Any:
+def episode_key(value: Any) -> Any:
+    """A hashable Python scalar for an episode value (numpy / torch scalars included)."""
     return value.item() if hasattr(value, "item") else value
 
 
@@ -142,7 +143,7 @@ class ValueTable:
         """
         times = times_ns_of(table[time_column], time_column)
         episodes = np.asarray(table[episode_column].to_pylist(), dtype=object)
-        keys = [_episode_key(e) for e in episodes]
+        keys = [episode_key(e) for e in episodes]
         codes: dict[Any, int] = {}
         code = np.fromiter((codes.setdefault(k, len(codes)) for k in keys), dtype=np.int64, count=len(keys))
         order = np.lexsort((times, code))
@@ -183,7 +184,7 @@ class ValueTable:
                 out.append(None)
                 masks.append(None)
                 continue
-            key = _episode_key(episode)
+            key = episode_key(episode)
             if key not in self.episodes:
                 raise KeyError(
                     f"column {column!r}, row {i} of the batch: episode {key!r} is not in the dataset the "

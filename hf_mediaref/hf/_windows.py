@@ -38,7 +38,7 @@ from ..core import MediaRef
 from ..decode import DecodeOptions
 from ..errors import FrameOutOfRangeError, WindowError
 from ._feature import MediaRefFeature
-from ._value_windows import ValueTable, python_times_ns, times_ns_of
+from ._value_windows import ValueTable, episode_key, python_times_ns, times_ns_of
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -61,11 +61,6 @@ PAD_SUFFIX = "_is_pad"
 _EDGE_TOLERANCE_NS = 1_000_000
 
 _Ranges = dict[str, dict[Any, tuple[int, int]]]
-
-
-def _episode_key(value: Any) -> Any:
-    """A hashable Python scalar for an episode value (numpy / torch scalars included)."""
-    return value.item() if hasattr(value, "item") else value
 
 
 def _check_offsets(offsets: Any) -> dict[str, tuple[float, ...]]:
@@ -153,7 +148,7 @@ class FrameWindows:
                 raise WindowError(f"episode_ranges has no ranges for window column(s) {missing}")
             ranges: _Ranges = {
                 column: {
-                    _episode_key(ep): (int(lo), int(hi))
+                    episode_key(ep): (int(lo), int(hi))
                     for ep, (lo, hi) in self.episode_ranges[column].items()
                 }
                 for column in media
@@ -475,7 +470,7 @@ def plan_windows(
             table = windows.episode_ranges[column]
             spans = []
             for i in rows:
-                key = _episode_key(episodes[i])
+                key = episode_key(episodes[i])
                 if key not in table:
                     raise KeyError(
                         f"column {column!r}, row {i} of the batch: episode {key!r} has no range in the "
