@@ -56,6 +56,7 @@ def train(rank: int, world_size: int, root: str) -> None:
             flush=True,
         )
         assert wrong == 0
+    dist.barrier()  # no rank tears gloo down while another is still in a collective
     dist.destroy_process_group()
 
 
