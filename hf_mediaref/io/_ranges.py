@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "COALESCE_GAP",
     "DEFAULT_CONCURRENCY",
+    "EVERY_OPEN",
     "Fetch",
     "coalesce",
     "forget",
@@ -59,6 +60,9 @@ MAX_REQUEST = 32 << 20
 #: Fetched bytes kept in all (oldest first out) and the longest they wait for their read.
 MAX_BYTES = 256 << 20
 MAX_AGE = 60.0
+#: The ``uses`` of a range that every open of the file reads (its head, an index at its end): kept for every
+#: container the batch opens, however many that turns out to be, until the batch releases it (or it ages out).
+EVERY_OPEN = 1 << 30
 
 
 @dataclasses.dataclass(eq=False)
@@ -90,8 +94,9 @@ def _pool(url: str, concurrency: int) -> concurrent.futures.ThreadPoolExecutor:
 def coalesce(
     ranges: Iterable[tuple[int, int] | tuple[int, int, int]], gap: int = COALESCE_GAP
 ) -> list[tuple[int, int, int]]:
-    """``[start, end)`` ranges (with how many reads take each, default 1) merged where closer than ``gap``
-    (and no larger than :data:`MAX_REQUEST`), sorted, each with the reads of the ranges it holds.
+    """``[start, end)`` ranges (with how many reads take each, default 1; :data:`EVERY_OPEN`: all of them)
+    merged where closer than ``gap`` (and no larger than :data:`MAX_REQUEST`), sorted, each with the reads
+    of the ranges it holds.
 
     The default gap is about what FFmpeg reads through rather than seek over (a forward seek within its
     32 KiB buffer and 32 KiB short-seek threshold reads the bytes between): a merged range holds them."""
@@ -101,7 +106,7 @@ def coalesce(
             continue
         last = merged[-1] if merged else None
         if last is not None and start - last[1] <= gap and max(end, last[1]) - last[0] <= MAX_REQUEST:
-            last[1], last[2] = max(last[1], end), last[2] + uses
+            last[1], last[2] = max(last[1], end), min(last[2] + uses, EVERY_OPEN)
         else:
             merged.append([start, end, uses])
     return [(a, b, n) for a, b, n in merged]

@@ -16,6 +16,7 @@ import numpy as np
 from .._executor import Task, run_tasks
 from ..io import (
     DEFAULT_IO_CONCURRENCY,
+    READ_BY_EVERY_OPEN,
     UriKind,
     classify_uri,
     coalesce_ranges,
@@ -105,7 +106,9 @@ def _reads_ahead(
     """The byte ranges the decode of a remote video's planned spans reads, as ``(start, end, uses)``, merged
     (:func:`hf_mediaref.io._ranges.coalesce`): the spans' keyframe blocks; and where fewer containers of the
     video are open than the batch may use, the head and the bytes after the last packet (a ``moov`` or
-    ``Cues`` at the end) that opening and seeking read, once per container to open."""
+    ``Cues`` at the end) that opening and seeking read, kept for every container the batch opens (how many
+    it opens is the decode's to choose: one opened late must not pay a round trip for a head already
+    fetched)."""
     reads: list[tuple[int, int, int]] = [(a, b, 1) for a, b in dec._planned_reads(spans, index)]
     key = source_key(dec.uri, dec.storage_options)
     idle = decoder_cache.idle_count(lambda k: isinstance(k, tuple) and key in k)
@@ -119,7 +122,8 @@ def _reads_ahead(
         return coalesce_ranges(reads)
     ends = offsets[known] + index.packet_sizes[known]
     first = int(np.argmin(offsets[known]))
-    reads.append((0, int(ends[first]) + _PACKET_TAIL, opens))  # the header and the packet an open probes
+    # the header and the packet an open probes
+    reads.append((0, int(ends[first]) + _PACKET_TAIL, READ_BY_EVERY_OPEN))
     size = _size_of(index)
     clusters = getattr(index.progressive, "cluster_positions", None)
     if size is not None and clusters is not None and clusters.size:
@@ -128,7 +132,7 @@ def _reads_ahead(
     if size is not None:  # what follows the last packet, or (a snapshot) what a file's end usually holds
         last = int(ends.max()) if index.progressive is None else size - _END_GUESS
         if 0 < size - last <= _MAX_TAIL:
-            reads.append((max(0, last), size, opens))
+            reads.append((max(0, last), size, READ_BY_EVERY_OPEN))
     return coalesce_ranges(reads)
 
 

@@ -277,6 +277,43 @@ def test_coalesce_merges_near_ranges_and_sums_their_reads():
     assert ranges.coalesce([(5, 5), (50, 40)]) == []
 
 
+def test_a_range_every_open_reads_serves_every_file_until_its_batch_is_released(tmp_path):
+    """A head (or an index at the end) is planned for every container the batch opens, however many: the
+    decode may open more than the plan counted (one opened late, after another's buffer moved on), and that
+    one must not pay a round trip for bytes already fetched. Released with its batch."""
+    (tmp_path / "f.bin").write_bytes(bytes(range(256)) * 40)
+    with LatencyServer(tmp_path, delay=0) as server:
+        url = f"{server.url}/f.bin"
+        owner = object()
+        assert http.prefetch(url, [(0, 4000, ranges.EVERY_OPEN)], owner=owner) == 1
+        for _ in range(5):  # five files (containers), each taking it once
+            start, body, _ = ranges.take(url, 100, set(), 5.0) or (None, b"", None)
+            assert start == 0 and body == (bytes(range(256)) * 40)[:4000]
+        assert ranges.pending(url) == 1 and server.requests == 1
+        ranges.release(owner)
+        assert ranges.pending(url) == 0
+    assert ranges.coalesce([(0, 10, ranges.EVERY_OPEN), (20, 30, 2)]) == [(0, 30, ranges.EVERY_OPEN)]
+
+
+@pytest.mark.parametrize("name", ["long.mkv", "long.mp4"])
+def test_a_batch_fetches_a_videos_head_once_however_many_containers_open(media, cold, name):
+    """Warm (indexes known, containers closed), many refs of one video on two threads: its head is requested
+    once in the batch; no container opened later reads it again."""
+    folder, videos = media
+    pts = videos[name][0]
+    with LatencyServer(folder, delay=0.02) as server:
+        picks = [(name, i) for i in random.Random(5).sample(range(len(pts)), 40)]
+        refs = [MediaRef(f"{server.url}/{name}", pts[i]) for _, i in picks]
+        batch_decode(refs, max_workers=2)
+        for _ in range(3):
+            decoder_cache.clear()
+            server.reset()
+            _check(media, batch_decode(refs, max_workers=2), picks)
+            starts = [int(r.split("=")[1].split("-")[0]) for _, _, r in server.log if r]
+            assert starts.count(0) == 1, server.log
+            assert not [s for s in starts if 0 < s < 4096], server.log  # nor the rest of it, later
+
+
 def test_frames_over_a_slow_link_are_the_local_frames(media, cold):
     """A bandwidth cap (answers come in pieces) changes when bytes arrive, never which."""
     folder, _ = media
