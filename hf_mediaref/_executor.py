@@ -26,6 +26,7 @@ __all__ = [
     "choose_parallelism",
     "core_budget",
     "lane",
+    "run_order",
     "run_tasks",
 ]
 
@@ -118,6 +119,15 @@ def _start(task: Task, threads: int) -> Any:
     return task.run(threads)
 
 
+def run_order(costs: Sequence[float], budget: int) -> list[int]:
+    """The order :func:`run_tasks` starts tasks of these ``costs`` in: the given order on one worker, the
+    costliest first on several (what a batch's fetches ahead follow, so that its first decodes wait least)."""
+    workers, _ = choose_parallelism(costs, budget)
+    if workers == 1:
+        return list(range(len(costs)))
+    return sorted(range(len(costs)), key=lambda i: -costs[i])
+
+
 def run_tasks(tasks: Sequence[Task], budget: int) -> list[Any]:
     """Run ``tasks`` and return their results in task order; the first failure is raised.
 
@@ -129,7 +139,7 @@ def run_tasks(tasks: Sequence[Task], budget: int) -> list[Any]:
     workers, threads = choose_parallelism([t.cost for t in tasks], budget)
     if workers == 1:
         return [_start(task, threads) for task in tasks]
-    order = sorted(range(len(tasks)), key=lambda i: -tasks[i].cost)
+    order = run_order([t.cost for t in tasks], budget)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hf_mediaref-decode")
     try:
         futures = {i: pool.submit(contextvars.copy_context().run, _start, tasks[i], threads) for i in order}

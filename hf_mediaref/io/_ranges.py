@@ -140,8 +140,9 @@ def prefetch(
     owner: object = None,
 ) -> int:
     """Fetch ``[start, end)`` byte ranges of ``url`` ahead, at most ``concurrency`` requests in flight per
-    host; ``uses``: how many reads will take each (it is dropped after that many). Ranges a pending fetch
-    already holds are not fetched again. Returns the number of requests sent.
+    host; ``uses``: how many reads will take each (it is dropped after that many). What a pending fetch
+    already holds is not fetched again (a range's start or end inside it: only the rest is). Returns the
+    number of requests sent.
 
     Args:
         url: an ``http(s)://`` URL.
@@ -159,10 +160,19 @@ def prefetch(
         for start, end, uses in ranges:
             if end <= start or uses <= 0:
                 continue
-            held = next((e for e in entries if e.start <= start and end <= e.end), None)
-            if held is not None:  # fetched ahead of its batch (a later one): this batch takes it over
-                held.uses = max(held.uses, uses)
-                held.owner = owner if owner is not None else held.owner
+            # what a pending fetch holds (fetched ahead of its batch, or a head asked before the blocks
+            # merged with it): this batch takes it over, and only the rest is asked for
+            for held in sorted(entries, key=lambda e: e.start):
+                if held.start <= start < held.end or held.start < end <= held.end:
+                    held.uses = max(held.uses, uses)
+                    held.owner = owner if owner is not None else held.owner
+                    if held.start <= start:
+                        start = max(start, held.end)
+                    else:
+                        end = min(end, held.start)
+                if end <= start:
+                    break
+            if end <= start:
                 continue
             context = contextvars.copy_context()  # the deadline and the public-address rule of this call
             future = _pool(url, concurrency).submit(context.run, fetch, url, start, end)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .._executor import Task, run_tasks
+from .._executor import Task, run_order, run_tasks
 from ..io import (
     DEFAULT_IO_CONCURRENCY,
     READ_BY_EVERY_OPEN,
@@ -182,20 +182,83 @@ def plan_videos(
     ahead = io_concurrency > 1
     order = list(requests.values())
     demuxing = [dec._uses_snapshots and dec._current().progressive is not None for dec in decoders]
-    if ahead:  # the Matroska blocks that the snapshots below demux, of every video at once
-        for dec, times, over_http, blocks in zip(decoders, requests.values(), remote, demuxing):
-            if over_http and blocks:
+    waits = [False] * len(decoders)  # its index waits on the network (Matroska blocks to demux first)
+    if ahead:  # what opening every video reads (no decode starts without it), then the Matroska blocks
+        for dec, over_http in zip(decoders, remote):  # that the snapshots below demux, of every video at once
+            if over_http:
+                prefetch_ranges(dec.uri, _reads_ahead(dec, dec._current(), [], budget), io_concurrency, owner)
+        for i, (dec, times) in enumerate(zip(decoders, order)):
+            if remote[i] and demuxing[i]:
                 reads = coalesce_ranges(dec._current().progressive.block_reads(times))
                 prefetch_ranges(dec.uri, [(a, b, 2 * n) for a, b, n in reads], io_concurrency, owner)
+                waits[i] = bool(reads)
     plans: list[VideoPlan | None] = [None] * len(decoders)
+    wanted: list[_Reads] = []
     # videos whose index needs no demux first: their spans are fetched while the others' blocks arrive
     for i in sorted(range(len(decoders)), key=lambda i: demuxing[i]):
         dec, times = decoders[i], order[i]
+        if waits[i]:  # what the others read goes before this one's wait
+            _prefetch_in_order(wanted, budget, io_concurrency, owner)
+            wanted = []
         index = dec._index_for(times)  # positions in it, for the plan and the decode
         positions = dec._frames_at(times, index)
         spans = dec._plan(positions, strategy, index)
-        if remote[i] and ahead:
-            prefetch_ranges(dec.uri, _reads_ahead(dec, index, spans, budget), io_concurrency, owner)
         tasks = dec._span_tasks(spans, size=size, index=index)
+        if remote[i] and ahead:
+            wanted.append(
+                _Reads(i, dec.uri, _reads_ahead(dec, index, spans, budget), spans, tasks, dec, index)
+            )
+            if waits[i]:  # and its own before the next one's
+                _prefetch_in_order(wanted, budget, io_concurrency, owner)
+                wanted = []
         plans[i] = VideoPlan(dec, positions.tolist(), tasks, list(times), strategy, size, budget)
+    _prefetch_in_order(wanted, budget, io_concurrency, owner)
     return [plan for plan in plans if plan is not None]
+
+
+@dataclasses.dataclass
+class _Reads:
+    """A remote video's reads ahead (:func:`_reads_ahead`), with the spans and tasks that order them."""
+
+    video: int  # its place in the batch (the decode runs the videos' tasks in that order)
+    uri: str
+    reads: list[tuple[int, int, int]]
+    spans: Sequence[Span]
+    tasks: Sequence[Task]
+    decoder: BaseVideoDecoder
+    index: VideoIndex
+
+
+def _prefetch_in_order(wanted: Sequence[_Reads], budget: int, concurrency: int, owner: object) -> None:
+    """Fetch ahead the reads of several videos in the order their decodes want them: what every open reads
+    (heads, an index at the end: no decode starts without them) of every video first, then each keyframe
+    block when the span task reading it starts (:func:`~hf_mediaref._executor.run_order`: task order on one
+    thread, the costliest first on several). The I/O threads take requests first come first served: a
+    ``moov`` at a file's end, or the first span's block, queued behind blocks decoded later kept a decode
+    waiting a round trip more."""
+    for video in wanted:
+        prefetch_ranges(video.uri, [r for r in video.reads if r[2] >= READ_BY_EVERY_OPEN], concurrency, owner)
+    tasks = [
+        (video, span, task)
+        for video in sorted(wanted, key=lambda v: v.video)
+        for span, task in zip(video.spans, video.tasks)
+    ]
+    queue: list[tuple[int, str, tuple[int, int, int]]] = []
+    for rank, k in enumerate(run_order([task.cost for _, _, task in tasks], budget)):
+        video, span, _ = tasks[k]
+        for start, _ in video.decoder._planned_reads([span], video.index):
+            held = next((r for r in video.reads if r[0] <= start < r[1] and r[2] < READ_BY_EVERY_OPEN), None)
+            if held is not None:
+                queue.append((rank, video.uri, held))
+    sent: set[tuple[str, int]] = set()
+    for _, uri, held in sorted(queue, key=lambda q: q[0]):
+        if (uri, held[0]) not in sent:
+            sent.add((uri, held[0]))
+            prefetch_ranges(uri, [held], concurrency, owner)
+    for video in wanted:  # a block no span start lies in (none today): after the others
+        prefetch_ranges(
+            video.uri,
+            [r for r in video.reads if r[2] < READ_BY_EVERY_OPEN and (video.uri, r[0]) not in sent],
+            concurrency,
+            owner,
+        )

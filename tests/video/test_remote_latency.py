@@ -314,6 +314,70 @@ def test_a_batch_fetches_a_videos_head_once_however_many_containers_open(media, 
             assert not [s for s in starts if 0 < s < 4096], server.log  # nor the rest of it, later
 
 
+def test_a_range_partly_fetched_ahead_asks_only_for_the_rest(tmp_path):
+    data = bytes(range(256)) * 40
+    (tmp_path / "f.bin").write_bytes(data)
+    with LatencyServer(tmp_path, delay=0) as server:
+        url = f"{server.url}/f.bin"
+        assert http.prefetch(url, [(0, 1000, ranges.EVERY_OPEN)]) == 1
+        assert http.prefetch(url, [(500, 3000, 1), (9000, 10_000, 1)]) == 2  # 1000-3000 and 9000-10000
+        assert http.prefetch(url, [(100, 900, 1)]) == 0  # all held
+        for pos in (10, 1500, 9500):
+            start, body, _ = ranges.take(url, pos, set(), 5.0) or (0, b"", None)
+            assert body and data[start : start + len(body)] == body and start <= pos < start + len(body)
+        assert sorted(r for _, _, r in server.log) == ["bytes=0-999", "bytes=1000-2999", "bytes=9000-9999"]
+        ranges.forget(url)
+
+
+@pytest.fixture(scope="module")
+def spread(tmp_path_factory):
+    """Three noisy videos (their keyframe blocks lie further apart than ranges merge), MP4 and Matroska."""
+    folder = tmp_path_factory.mktemp("spread")
+    out = {}
+    for name in ("x.mp4", "y.mp4", "z.mp4"):
+        spec = write_video(folder / name, 90, fps=30, gop=15, size=(160, 192), noise=0.6)
+        if name == "y.mp4":
+            _remux(spec.path, folder / "y.mkv")
+            spec.path.unlink()
+            name = "y.mkv"
+        out[name] = list(spec.pts_ns)
+    assert all((folder / n).stat().st_size > 6 * ranges.COALESCE_GAP for n in out)
+    return folder, out
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_heads_go_out_first_then_blocks_in_the_order_the_decode_takes_them(spread, cold, workers):
+    """The I/O threads serve requests first come first served: every video's head is asked before any
+    keyframe block (no decode starts without its head), and on one decode thread the blocks come video after
+    video, as its tasks run (not one of each video in turn)."""
+    folder, videos = spread
+    with LatencyServer(folder, delay=0.01) as server:
+        picks = [(name, i) for i in (5, 40, 80) for name in videos]  # three blocks of each video, interleaved
+        refs = [MediaRef(f"{server.url}/{name}", videos[name][i]) for name, i in picks]
+        batch_decode(refs, max_workers=workers)  # the indexes are known
+        decoder_cache.clear()  # the containers closed
+        server.reset()
+        frames = batch_decode(refs, max_workers=workers, io_concurrency=2)
+        assert [read_index(f) for f in frames] == [i for _, i in picks]
+        asked = []  # (video, first byte, a keyframe block: neither its head nor what ends the file)
+        head_ends = {}
+        for _, path, header in server.log:
+            first, last = (int(x) for x in header.split("=")[1].split("-"))
+            size = (folder / path.lstrip("/")).stat().st_size
+            if first == 0:
+                head_ends[path] = last + 1
+            # a block the plan merged with the head (near it) goes with the heads: no decode of it waits
+            block = first > 0 and last + 1 < size and first != head_ends.get(path)
+            asked.append((path.lstrip("/"), first, block))
+        heads = [k for k, (_, first, _) in enumerate(asked) if first == 0]
+        blocks = [k for k, (_, _, block) in enumerate(asked) if block]
+        assert len(heads) == len(videos) and len(blocks) >= 2 * len(videos), asked
+        assert max(heads) <= min(blocks) + 1, asked  # 2 in flight: one may pass another
+        if workers == 1:  # x's blocks, then z's (the Matroska's index asks for its own blocks first)
+            taken = [asked[k][0] for k in blocks if asked[k][0] != "y.mkv"]
+            assert taken == sorted(taken), [a for a in asked if a[2]]
+
+
 def test_frames_over_a_slow_link_are_the_local_frames(media, cold):
     """A bandwidth cap (answers come in pieces) changes when bytes arrive, never which."""
     folder, _ = media
