@@ -230,14 +230,11 @@ class _Reads:
 
 
 def _prefetch_in_order(wanted: Sequence[_Reads], budget: int, concurrency: int, owner: object) -> None:
-    """Fetch ahead the reads of several videos in the order their decodes want them: what every open reads
-    (heads, an index at the end: no decode starts without them) of every video first, then each keyframe
-    block when the span task reading it starts (:func:`~hf_mediaref._executor.run_order`: task order on one
-    thread, the costliest first on several). The I/O threads take requests first come first served: a
-    ``moov`` at a file's end, or the first span's block, queued behind blocks decoded later kept a decode
-    waiting a round trip more."""
-    for video in wanted:
-        prefetch_ranges(video.uri, [r for r in video.reads if r[2] >= READ_BY_EVERY_OPEN], concurrency, owner)
+    """Fetch ahead the reads of several videos in the order their decodes want them: each keyframe block when
+    the span task reading it starts (:func:`~hf_mediaref._executor.run_order`: task order on one thread,
+    the costliest first on several). What opening every video reads went before (:func:`plan_videos`); a
+    range holding it and a near block asks for the block's part here. The I/O threads take requests first
+    come first served: a block queued behind blocks decoded later kept a decode waiting a round trip more."""
     tasks = [
         (video, span, task)
         for video in sorted(wanted, key=lambda v: v.video)
@@ -247,7 +244,7 @@ def _prefetch_in_order(wanted: Sequence[_Reads], budget: int, concurrency: int, 
     for rank, k in enumerate(run_order([task.cost for _, _, task in tasks], budget)):
         video, span, _ = tasks[k]
         for start, _ in video.decoder._planned_reads([span], video.index):
-            held = next((r for r in video.reads if r[0] <= start < r[1] and r[2] < READ_BY_EVERY_OPEN), None)
+            held = next((r for r in video.reads if r[0] <= start < r[1]), None)
             if held is not None:
                 queue.append((rank, video.uri, held))
     sent: set[tuple[str, int]] = set()
@@ -255,10 +252,7 @@ def _prefetch_in_order(wanted: Sequence[_Reads], budget: int, concurrency: int, 
         if (uri, held[0]) not in sent:
             sent.add((uri, held[0]))
             prefetch_ranges(uri, [held], concurrency, owner)
-    for video in wanted:  # a block no span start lies in (none today): after the others
+    for video in wanted:  # what no span's read starts in (an index at the end: asked before)
         prefetch_ranges(
-            video.uri,
-            [r for r in video.reads if r[2] < READ_BY_EVERY_OPEN and (video.uri, r[0]) not in sent],
-            concurrency,
-            owner,
+            video.uri, [r for r in video.reads if (video.uri, r[0]) not in sent], concurrency, owner
         )
