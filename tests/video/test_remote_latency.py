@@ -454,8 +454,10 @@ def test_first_touches_of_hub_videos_go_out_together(media, cold, tmp_path):
             with lock:
                 state["now"] += 1
                 state["peak"] = max(state["peak"], state["now"])
-            try:
-                time.sleep(0.1)  # the Hub's round trip
+            try:  # the Hub's round trip: it ends when every video is being opened (or after 2 s: serial)
+                deadline = time.monotonic() + 2.0
+                while state["peak"] < len(VIDEOS) and time.monotonic() < deadline:
+                    time.sleep(0.01)
                 return original(self, path, mode, **kwargs)
             finally:
                 with lock:
