@@ -138,8 +138,18 @@ class _LanePool:
 class _Lanes:
     """The lanes decoding ahead through one epoch plan."""
 
-    def __init__(self, plan: EpochPlan, fetch: Any, lanes: int, depth: int, start: int = 0, group: int = 1):
+    def __init__(
+        self,
+        plan: EpochPlan,
+        fetch: Any,
+        lanes: int,
+        depth: int,
+        start: int = 0,
+        group: int = 1,
+        reads_ahead: Any = None,
+    ):
         self.plan, self.fetch, self.depth, self.group = plan, fetch, depth, group
+        self.reads_ahead = reads_ahead  # indices -> None: a waiting batch's remote reads start early
         self.pool = _LanePool(lanes)
         self.lane_of: list[int] = [-1] * start  # the lane of each batch submitted (-1: before the start)
         self.futures: dict[int, tuple[Future, int]] = {}  # batch -> (its group's job, its place in the group)
@@ -175,6 +185,8 @@ class _Lanes:
             ):
                 chosen = self.lane_of[before]  # after the batch it continues, so it decodes on
             members = list(range(p, min(p + self.group, n)))
+            if pending[chosen] and self.reads_ahead is not None:  # it waits for its lane: its reads start now
+                self.reads_ahead([i for q in members for i in self.plan.batches[q]])
             job = self.pool.submit(chosen, self._fetch_group, [self.plan.batches[q] for q in members])
             for k, q in enumerate(members):
                 self.lane_of.append(chosen)
@@ -207,6 +219,36 @@ class _Lanes:
         self.futures.clear()
 
 
+def _format_reads_ahead(dataset: Any) -> Any:
+    """``indices -> None`` starting the remote reads of those rows of a ``"mediaref"``-formatted
+    ``datasets.Dataset`` (its formatter's ``fetch_ahead`` of the rows as Arrow: refs resolved and checked as
+    the decode will); None for any other dataset. Never raises: the decode of the batch raises."""
+    from datasets import Dataset
+    from datasets.formatting import get_formatter
+
+    from ._formatter import FORMAT_TYPE, MediaRefFormatter
+
+    fmt = dataset.format if isinstance(dataset, Dataset) else None
+    if not fmt or fmt.get("type") not in (FORMAT_TYPE, "media_ref"):
+        return None
+    try:
+        formatter = get_formatter(fmt["type"], features=dataset.features, **fmt["format_kwargs"])
+        rows = dataset.with_format("arrow", columns=fmt["columns"])
+    except Exception as exc:  # the decode raises it
+        logger.debug("no reads ahead: %s", exc)
+        return None
+    if not isinstance(formatter, MediaRefFormatter):
+        return None
+
+    def reads_ahead(indices: list[int]) -> None:
+        try:
+            formatter.fetch_ahead(rows[indices])
+        except Exception as exc:  # the decode of the batch raises it
+            logger.debug("nothing fetched ahead: %s", exc)
+
+    return reads_ahead
+
+
 #: Lanes that may be decoding: before a fork they finish their batch and stop, so that no lane thread holds
 #: a lock (FFmpeg's, the engine's caches', logging's) in the child; the parent starts new lanes on its next
 #: batch.
@@ -231,7 +273,9 @@ class DecodeAhead:
     ``dataset.__getitems__(indices)`` returns them, in the sampler's order, each one engine call of its own
     rows; an error raised decoding a batch is raised when the DataLoader asks for that batch. Inside a
     DataLoader worker, or for indices the sampler did not yield in its current epoch, it is ``dataset`` itself
-    (with workers, the workers already decode ahead).
+    (with workers, the workers already decode ahead). Remote media (``http(s)``) of a ``"mediaref"``-formatted
+    dataset: a batch queued behind another on its lane has its reads started when it is queued
+    (:meth:`~hf_mediaref.hf.MediaRefFormatter.fetch_ahead`), so the network overlaps the decode before it.
 
     Args:
         dataset: the map-style dataset (``ds.with_format("mediaref", ...)``, or any dataset with
@@ -285,6 +329,7 @@ class DecodeAhead:
             sampler = PlannedBatches(sampler)
         self.dataset, self.sampler = dataset, sampler
         self._running: _Lanes | None = None
+        self._ahead: Any = None
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -304,14 +349,22 @@ class DecodeAhead:
         if running is None or running.plan is not plan:  # a new epoch: what was ahead of the old is dropped
             if running is not None:
                 running.close()
-            running = self._running = _Lanes(plan, self._fetch, self.lanes, self.depth, group=self.group)
+            running = self._running = _Lanes(
+                plan, self._fetch, self.lanes, self.depth, group=self.group, reads_ahead=self._reads_ahead()
+            )
         position = running.position(list(indices))
         if position is None:
             logger.debug("indices not in the sampler's current epoch: fetched directly")
             return self._fetch(indices)
         if running.closed:  # stopped for a fork: new lanes from here on
             running = self._running = _Lanes(
-                plan, self._fetch, self.lanes, self.depth, start=position, group=self.group
+                plan,
+                self._fetch,
+                self.lanes,
+                self.depth,
+                start=position,
+                group=self.group,
+                reads_ahead=self._reads_ahead(),
             )
         try:
             return running.get(position)
@@ -320,6 +373,14 @@ class DecodeAhead:
                 running.close()
                 self._running = None
 
+    def _reads_ahead(self) -> Any:
+        """For a ``"mediaref"``-formatted ``datasets.Dataset``: the function starting the remote reads of a
+        batch of indices (the format's :meth:`~hf_mediaref.hf.MediaRefFormatter.fetch_ahead` of their rows,
+        read as Arrow); None for other datasets."""
+        if self._ahead is None:
+            self._ahead = _format_reads_ahead(self.dataset) or (lambda indices: None)
+        return self._ahead
+
     def close(self) -> None:
         """Stop decoding ahead (batches not asked for yet are dropped); the dataset stays usable."""
         if self._running is not None:
@@ -327,7 +388,7 @@ class DecodeAhead:
             self._running = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_running": None}  # a worker's copy fetches directly
+        return {**self.__dict__, "_running": None, "_ahead": None}  # a worker's copy fetches directly
 
     def __repr__(self) -> str:
         return f"DecodeAhead({self.dataset!r}, lanes={self.lanes}, depth={self.depth}, group={self.group})"

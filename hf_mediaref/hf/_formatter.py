@@ -35,7 +35,7 @@ from ._feature import MediaRefFeature, fold_feature, has_media, map_media_arrays
 from ._roots import with_hub_token
 from ._windows import FrameWindows, as_windows, check_window_columns, plan_table_windows
 
-__all__ = ["FORMAT_TYPE", "MediaRefFormatter", "decode_media_columns"]
+__all__ = ["FORMAT_TYPE", "MediaRefFormatter", "decode_media_columns", "fetch_media_columns_ahead"]
 
 #: The name of the format (``with_format("mediaref")``; alias ``"media_ref"``).
 FORMAT_TYPE = "mediaref"
@@ -142,30 +142,67 @@ def decode_media_columns(
         UntrustedRefError: a ref reads outside its column's media root and is not allowed.
         MediaRefError: the typed errors of :func:`hf_mediaref.batch_decode` for the media themselves.
     """
-    window_columns = [name for name in columns if name in windows.offsets] if windows is not None else []
-    columns = [name for name in columns if name not in window_columns]
-    slots = _RefSlots(access)
-    positions = {}
-    for name in columns:
-        column = pa_table[name]
-        if column.num_chunks > 1:  # a gathered batch (ds[[i, j, ...]], a sampler's batch) has a chunk per row
-            column = column.combine_chunks()
-        positions[name] = map_media_arrays(
-            column, features[name], slots.column(name, features[name]), decoding=True
-        )
-    plan = None
-    if windows is not None and window_columns:
-        plan = plan_table_windows(pa_table, features, window_columns, options, windows, access)
-    refs = slots.refs + plan.refs if plan is not None else slots.refs
-    accesses = slots.accesses | (plan.accesses if plan is not None else set())
-    with reading_with(accesses):
-        frames = decode.batch_decode(refs, options=options) if refs else []
-    out = plan.assemble(frames[len(slots.refs) :], options) if plan is not None else {}
-    for name in columns:
-        rows = positions[name].to_pylist()
+    found = _BatchRefs(pa_table, features, columns, options, access, windows)
+    with reading_with(found.accesses):
+        frames = decode.batch_decode(found.refs, options=options) if found.refs else []
+    out = found.plan.assemble(frames[len(found.slots.refs) :], options) if found.plan is not None else {}
+    for name in found.columns:
+        rows = found.positions[name].to_pylist()
         convert = _converter(features[name], frames)
         out[name] = rows if convert is None else [convert(row) for row in rows]
     return out
+
+
+def fetch_media_columns_ahead(
+    pa_table: pa.Table,
+    features: Mapping[str, Any],
+    columns: list[str],
+    options: DecodeOptions,
+    access: MediaAccess | None = None,
+    windows: FrameWindows | None = None,
+) -> None:
+    """Start fetching what :func:`decode_media_columns` of the same arguments (a later call) reads from remote
+    videos (:func:`hf_mediaref.decode.fetch_ahead`: in the background, under the reads' access rules).
+    Nothing is raised: that call raises what it raises."""
+    try:
+        found = _BatchRefs(pa_table, features, columns, options, access, windows)
+    except Exception as exc:
+        logger.debug("nothing fetched ahead: %s", exc)
+        return
+    with reading_with(found.accesses):
+        decode.fetch_ahead(found.refs, options)
+
+
+class _BatchRefs:
+    """The refs of a batch's media ``columns`` (resolved and checked against their access), where each row's
+    go (:class:`_RefSlots` positions), and the windows' plan with their refs after them."""
+
+    def __init__(
+        self,
+        pa_table: pa.Table,
+        features: Mapping[str, Any],
+        columns: list[str],
+        options: DecodeOptions,
+        access: MediaAccess | None,
+        windows: FrameWindows | None,
+    ):
+        window_columns = [name for name in columns if name in windows.offsets] if windows is not None else []
+        self.columns = [name for name in columns if name not in window_columns]
+        self.slots = _RefSlots(access)
+        self.positions: dict[str, pa.Array] = {}
+        for name in self.columns:
+            column = pa_table[name]
+            if column.num_chunks > 1:  # a gathered batch (ds[[i, j]], a sampler's batch) has a chunk per row
+                column = column.combine_chunks()
+            self.positions[name] = map_media_arrays(
+                column, features[name], self.slots.column(name, features[name]), decoding=True
+            )
+        self.plan = None
+        if windows is not None and window_columns:
+            self.plan = plan_table_windows(pa_table, features, window_columns, options, windows, access)
+        plan = self.plan
+        self.refs = self.slots.refs + plan.refs if plan is not None else self.slots.refs
+        self.accesses = self.slots.accesses | (plan.accesses if plan is not None else set())
 
 
 class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
@@ -274,6 +311,21 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         out = {name: decoded[name] if name in decoded else rest[name] for name in pa_table.column_names}
         out.update((name, value) for name, value in decoded.items() if name not in out)  # windows' masks
         return self._with_value_windows(pa_table, out)
+
+    def fetch_ahead(self, pa_table: pa.Table) -> None:
+        """Start fetching what :meth:`format_batch` of ``pa_table`` (a later call: a batch waiting for its
+        turn) reads from remote videos, in the background (:func:`hf_mediaref.decode.fetch_ahead`)."""
+        features = self._features(pa_table)
+        media = [name for name in pa_table.column_names if has_media(features.get(name), decoding=True)]
+        if media:
+            fetch_media_columns_ahead(
+                pa_table,
+                features,
+                media,
+                self.options.with_credentials(self.access),
+                self.access,
+                self.windows,
+            )
 
     def _with_value_windows(self, pa_table: pa.Table, out: Mapping) -> Mapping:
         """``out`` with the value windows of the batch (and their masks) in place of their columns."""

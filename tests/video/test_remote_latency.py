@@ -432,6 +432,40 @@ def test_a_stream_of_batches_fetches_the_next_batch_ahead(media, cold, workers):
         assert server.peak_in_flight >= 3
 
 
+def test_decode_ahead_starts_the_reads_of_the_batches_waiting_for_a_lane(media, cold, monkeypatch):
+    """``DecodeAhead`` over a ``"mediaref"``-formatted dataset of remote refs: a batch queued behind another
+    on its lane has its reads started when it is queued (the format's ``fetch_ahead`` of its rows), so they
+    overlap the decode before it; the DataLoader gets the sampler's batches, every frame exact."""
+    from datasets import Dataset, Features, Value
+    from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
+
+    from hf_mediaref.hf import DecodeAhead, MediaRefFeature
+
+    folder, _ = media
+    with LatencyServer(folder, delay=0.02) as server:
+        refs, picks = _refs(media, server.url, seed=8)
+        features = Features({"frame": MediaRefFeature(), "k": Value("int64")})
+        ds = Dataset.from_dict({"frame": refs, "k": list(range(len(refs)))}, features=features)
+        asked = []
+        original = hf_mediaref.decode.fetch_ahead
+
+        def recording(batch_refs, *args, **kwargs):
+            asked.append([r.pts_ns for r in batch_refs])
+            return original(batch_refs, *args, **kwargs)
+
+        monkeypatch.setattr(hf_mediaref.decode, "fetch_ahead", recording)
+        sampler = BatchSampler(SequentialSampler(range(len(refs))), 8, drop_last=False)
+        ahead = DecodeAhead(ds.with_format("mediaref", output="numpy"), sampler, lanes=1, depth=3)
+        batches = list(DataLoader(ahead, batch_sampler=ahead.sampler, collate_fn=lambda rows: rows))
+        ahead.close()
+    got = [row for batch in batches for row in batch]
+    assert [int(r["k"]) for r in got] == list(range(len(refs)))
+    _check(media, [np.asarray(r["frame"]) for r in got], picks)
+    batch_pts = [[r.pts_ns for r in refs[i : i + 8]] for i in range(0, len(refs), 8)]
+    assert asked and all(a in batch_pts[1:] for a in asked), asked  # queued batches, never the first
+    assert len(asked) >= len(batch_pts) - 2  # one lane: all but the first (and the one right after it)
+
+
 def test_first_touches_of_hub_videos_go_out_together(media, cold, tmp_path):
     """``hf://`` videos (the fake Hub's filesystem, each open made to take a round trip) are opened side by
     side, not one after another; every frame exact."""
