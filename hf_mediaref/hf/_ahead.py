@@ -41,6 +41,10 @@ __all__ = ["DecodeAhead", "EpochPlan", "PlannedBatches"]
 logger = logging.getLogger(__name__)
 
 
+#: Batches in a row whose rows read nothing remote after which :class:`DecodeAhead` stops looking for remote
+#: reads to start early (reading a waiting batch's refs costs about a millisecond).
+_LOCAL_BATCHES = 4
+
 #: Lanes by default, at most: on many cores each lane decodes its batch on several threads, and every batch
 #: ahead is held in memory.
 _DEFAULT_MAX_LANES = 4
@@ -239,12 +243,17 @@ def _format_reads_ahead(dataset: Any) -> Any:
         return None
     if not isinstance(formatter, MediaRefFormatter):
         return None
+    local = [0]  # batches in a row with nothing remote: after a few, a local dataset costs nothing more
 
     def reads_ahead(indices: list[int]) -> None:
+        if local[0] >= _LOCAL_BATCHES:
+            return
         try:
-            formatter.fetch_ahead(rows[indices])
+            remote = formatter.fetch_ahead(rows[indices])
         except Exception as exc:  # the decode of the batch raises it
             logger.debug("nothing fetched ahead: %s", exc)
+            remote = False
+        local[0] = 0 if remote else local[0] + 1
 
     return reads_ahead
 

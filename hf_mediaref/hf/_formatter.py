@@ -160,17 +160,17 @@ def fetch_media_columns_ahead(
     options: DecodeOptions,
     access: MediaAccess | None = None,
     windows: FrameWindows | None = None,
-) -> None:
+) -> bool:
     """Start fetching what :func:`decode_media_columns` of the same arguments (a later call) reads from remote
     videos (:func:`hf_mediaref.decode.fetch_ahead`: in the background, under the reads' access rules).
-    Nothing is raised: that call raises what it raises."""
+    Nothing is raised: that call raises what it raises. Returns whether anything remote is fetched."""
     try:
         found = _BatchRefs(pa_table, features, columns, options, access, windows)
     except Exception as exc:
         logger.debug("nothing fetched ahead: %s", exc)
-        return
+        return False
     with reading_with(found.accesses):
-        decode.fetch_ahead(found.refs, options)
+        return decode.fetch_ahead(found.refs, options) is not None
 
 
 class _BatchRefs:
@@ -312,20 +312,16 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         out.update((name, value) for name, value in decoded.items() if name not in out)  # windows' masks
         return self._with_value_windows(pa_table, out)
 
-    def fetch_ahead(self, pa_table: pa.Table) -> None:
+    def fetch_ahead(self, pa_table: pa.Table) -> bool:
         """Start fetching what :meth:`format_batch` of ``pa_table`` (a later call: a batch waiting for its
-        turn) reads from remote videos, in the background (:func:`hf_mediaref.decode.fetch_ahead`)."""
+        turn) reads from remote videos, in the background (:func:`hf_mediaref.decode.fetch_ahead`); whether
+        anything remote is fetched."""
         features = self._features(pa_table)
         media = [name for name in pa_table.column_names if has_media(features.get(name), decoding=True)]
-        if media:
-            fetch_media_columns_ahead(
-                pa_table,
-                features,
-                media,
-                self.options.with_credentials(self.access),
-                self.access,
-                self.windows,
-            )
+        if not media:
+            return False
+        options = self.options.with_credentials(self.access)
+        return fetch_media_columns_ahead(pa_table, features, media, options, self.access, self.windows)
 
     def _with_value_windows(self, pa_table: pa.Table, out: Mapping) -> Mapping:
         """``out`` with the value windows of the batch (and their masks) in place of their columns."""

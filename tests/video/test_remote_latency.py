@@ -466,6 +466,36 @@ def test_decode_ahead_starts_the_reads_of_the_batches_waiting_for_a_lane(media, 
     assert len(asked) >= len(batch_pts) - 2  # one lane: all but the first (and the one right after it)
 
 
+def test_decode_ahead_over_local_media_stops_looking_for_remote_reads(media, cold, monkeypatch):
+    """Reading a waiting batch's refs costs a little: after a few batches with nothing remote, none more."""
+    from datasets import Dataset, Features, Value
+    from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
+
+    from hf_mediaref.hf import DecodeAhead, MediaRefFeature
+
+    folder, _ = media
+    refs, picks = _refs(media, str(folder), seed=8)
+    features = Features({"frame": MediaRefFeature(), "k": Value("int64")})
+    ds = Dataset.from_dict({"frame": refs, "k": list(range(len(refs)))}, features=features)
+    looked = []
+    original = hf_mediaref.decode.fetch_ahead
+    monkeypatch.setattr(
+        hf_mediaref.decode,
+        "fetch_ahead",
+        lambda refs, *a, **k: looked.append(len(refs)) or original(refs, *a, **k),
+    )
+    sampler = BatchSampler(SequentialSampler(range(len(refs))), 4, drop_last=False)
+    ahead = DecodeAhead(ds.with_format("mediaref", output="numpy"), sampler, lanes=1, depth=3)
+    got = [
+        row
+        for batch in DataLoader(ahead, batch_sampler=ahead.sampler, collate_fn=lambda r: r)
+        for row in batch
+    ]
+    ahead.close()
+    _check(media, [np.asarray(r["frame"]) for r in got], picks)
+    assert len(refs) // 4 > 8 and len(looked) == 4, looked
+
+
 def test_first_touches_of_hub_videos_go_out_together(media, cold, tmp_path):
     """``hf://`` videos (the fake Hub's filesystem, each open made to take a round trip) are opened side by
     side, not one after another; every frame exact."""
