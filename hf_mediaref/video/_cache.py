@@ -11,7 +11,9 @@ Open decoders:
   recently used ones are closed beyond that. 32: a DataLoader worker reading random rows of 8-16 videos keeps
   a container per video and the ones holding resume points (2 per video), instead of opening one per
   video per batch (at 320x240, an open cost a fifth of a batch's CPU time). Leased decoders are never
-  closed under their user.
+  closed under their user. A decoder left alone for its resume point (``avoid`` in :meth:`LeaseCache.lease`)
+  is taken anyway once the cache is full, rather than open another and close one that is needed next (32
+  videos x 8 frames per batch, AV1: one re-open per video per batch before).
 * Fork-safe: a forked child never touches its parent's decoders. They are dropped without being closed
   (closing would free codec threads that do not exist in the child); the child opens its own.
 
@@ -99,14 +101,18 @@ class LeaseCache:
 
         ``prefer(slot_key, decoder)``: an idle decoder it accepts, of any key, is taken before the most
         recent one of ``key`` (and goes back under its own key). ``avoid(decoder)``: idle decoders of ``key``
-        it accepts are left for others (a new one is opened rather than taking them). Both are called under
-        the cache's lock: keep them cheap.
+        it accepts are left for others (a new one is opened rather than taking them) while the cache has room
+        for one more; once it is full, opening one would close another idle decoder (of this or another
+        source) that its own next use would open again, so the most recent avoided one is taken instead.
+        Both are called under the cache's lock: keep them cheap.
         On normal exit the decoder goes back to the cache; after an error it is closed, since its state
         is unknown.
         """
         found = self.take_matching(prefer) if prefer is not None else None
         if found is None:
             found = self.take_matching(lambda k, d: k == key and not (avoid is not None and avoid(d)))
+        if found is None and avoid is not None and self.full():
+            found = self.take_matching(lambda k, _: k == key)
         if found is not None:
             key, obj = found  # a preferred decoder goes back under its own key
         else:
@@ -120,6 +126,11 @@ class LeaseCache:
             ok = True
         finally:
             self._give_back(key, obj, generation, ok)
+
+    def full(self) -> bool:
+        """Whether the idle decoders fill the cache (one more given back closes the least recently used)."""
+        with self._lock:
+            return len(self._idle) >= self.max_idle
 
     def idle_count(self, match: Callable[[Hashable], bool]) -> int:
         """How many idle decoders have a key that ``match`` accepts."""
