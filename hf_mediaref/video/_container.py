@@ -31,9 +31,16 @@ __all__ = [
 ]
 
 
+_av: Any = None
+
+
 def import_av() -> Any:
-    """The ``av`` module, or :class:`~hf_mediaref.errors.MissingDependencyError` saying how to install it."""
-    return require("av", purpose="video decoding")
+    """The ``av`` module, or :class:`~hf_mediaref.errors.MissingDependencyError` saying how to install it
+    (imported once: every span asks)."""
+    global _av
+    if _av is None:
+        _av = require("av", purpose="video decoding")
+    return _av
 
 
 #: FFmpeg options of a container read through a file object (remote media), so that its open reads no

@@ -61,6 +61,26 @@ def test_prefer_takes_an_accepted_idle_object_of_any_key_and_gives_it_back_under
         assert got is a1  # nothing preferred: as without
 
 
+def test_a_tagged_cache_looks_only_at_the_idle_objects_of_the_key_s_group():
+    cache = LeaseCache(max_idle=6, tag=lambda key: key[0])
+    with cache.lease(("a", 1), lambda: Thing("a1")), cache.lease(("b", 1), lambda: Thing("b1")) as b1:
+        pass
+    seen = []
+
+    def prefer(key, obj):
+        seen.append(obj.name)
+        return True
+
+    with cache.lease(("a", 2), lambda: Thing("a2"), prefer=prefer) as got:
+        assert got.name == "a1" and seen == ["a1"]  # b1 is of another group: never looked at
+    with cache.lease(("b", 1), lambda: Thing("b2")) as got:
+        assert got is b1
+    assert len(cache) == 2
+    cache.discard(lambda key: key[0] == "a")
+    with cache.lease(("a", 1), lambda: Thing("a3")) as got:
+        assert got.name == "a3"  # the discarded one is gone from its group too
+
+
 def test_lru_eviction_closes_least_recently_used_idle_objects():
     cache = LeaseCache(max_idle=2)
     things = {}
