@@ -263,11 +263,12 @@ class _ResumePoint:
     skipped: frozenset[int]
     pending: tuple[Any, ...] = ()
 
-    def serves(self, index: VideoIndex, span: Span) -> bool:
-        """Whether decoding on from here answers ``span`` (of ``index``) at no more cost than its seek."""
+    def serves(self, index: VideoIndex, span: Span, merge_gap: int = DEFAULT_MERGE_GAP) -> bool:
+        """Whether decoding on from here answers ``span`` (of ``index``) at no more cost than its seek (which
+        skips ``merge_gap`` unwanted frames at most: see :mod:`._planning`)."""
         if index is not self.index or int(index.pts[span.targets[0]]) <= self.last_pts:
             return False
-        if span.start - self.last_position - 1 > DEFAULT_MERGE_GAP:  # a seek skips the frames between
+        if span.start - self.last_position - 1 > merge_gap:  # a seek skips the frames between
             return False
         return not self.skipped or not any(int(index.pts[t]) in self.skipped for t in span.targets)
 
@@ -640,7 +641,7 @@ class PyAVVideoDecoder(BaseVideoDecoder):
         may_resume = True
 
         def serves(point: Any) -> bool:
-            return isinstance(point, _ResumePoint) and point.serves(index, span)
+            return isinstance(point, _ResumePoint) and point.serves(index, span, self._merge_gap)
 
         while True:
             skip_nonref = index.codec in _NONREF_SKIP_CODECS and index.nonref_skipping and not every_packet
