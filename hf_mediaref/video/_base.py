@@ -14,12 +14,20 @@ import numpy as np
 from .._executor import Task, core_budget, run_tasks
 from .._fields import NS_PER_SECOND, describe_ref
 from ..errors import FrameOutOfRangeError, MediaDecodeError, describe_uri
-from ..io import check_pixel_limit
+from ..io import UriKind, check_pixel_limit, classify_uri
 from ._errors import decode_errors
 from ._identity import source_key
 from ._index import VideoIndex
 from ._indexes import confirm_version, load_index
-from ._planning import NO_FRAME, BatchDecodingStrategy, Span, plan_spans, span_cost
+from ._planning import (
+    DEFAULT_MERGE_GAP,
+    LOCAL_MERGE_GAP,
+    NO_FRAME,
+    BatchDecodingStrategy,
+    Span,
+    plan_spans,
+    span_cost,
+)
 from ._truth import IndexMismatch, Stale, is_replaced, replacement, rescan_index
 from ._types import Frame, FrameBatch, VideoStreamMetadata
 
@@ -86,6 +94,12 @@ class BaseVideoDecoder(abc.ABC):
         self.storage_options = storage_options
         self.dimension_order = dimension_order
         self._key = source_key(self.uri, storage_options)
+        #: unwanted frames between two keyframe blocks decoded through rather than seek (see _planning)
+        self._merge_gap = (
+            LOCAL_MERGE_GAP
+            if classify_uri(self.uri) in (UriKind.LOCAL, UriKind.FILE, UriKind.DATA)
+            else DEFAULT_MERGE_GAP
+        )
         # the index as loaded: complete, or a snapshot of a progressive one (Matroska Cues, see _progressive)
         self._snapshot: VideoIndex = load_index(self.uri, storage_options=storage_options, key=self._key)
         check_pixel_limit(
@@ -177,7 +191,8 @@ class BaseVideoDecoder(abc.ABC):
         """Spans decoding ``frames`` (positions in ``index``, default the complete index) with ``strategy``
         (default: per keyframe block)."""
         strategy = BatchDecodingStrategy(strategy or BatchDecodingStrategy.SEQUENTIAL_PER_KEYFRAME_BLOCK)
-        return plan_spans(frames, (self._index if index is None else index).keyframes(), strategy)
+        keyframes = (self._index if index is None else index).keyframes()
+        return plan_spans(frames, keyframes, strategy, merge_gap=self._merge_gap)
 
     def _span_tasks(
         self,

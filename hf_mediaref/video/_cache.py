@@ -11,7 +11,9 @@ Open decoders:
   recently used ones are closed beyond that. 32: a DataLoader worker reading random rows of 8-16 videos keeps
   a container per video and the ones holding resume points (2 per video), instead of opening one per
   video per batch (at 320x240, an open cost a fifth of a batch's CPU time). Leased decoders are never
-  closed under their user.
+  closed under their user. A decoder left alone for its resume point (``avoid`` in :meth:`LeaseCache.lease`)
+  is taken anyway once the cache is full, rather than open another and close one that is needed next (32
+  videos x 8 frames per batch, AV1: one re-open per video per batch before).
 * Fork-safe: a forked child never touches its parent's decoders. They are dropped without being closed
   (closing would free codec threads that do not exist in the child); the child opens its own.
 
@@ -63,13 +65,26 @@ def _close_quietly(obj: Closeable) -> None:
         logger.debug("error while closing %r", obj, exc_info=True)
 
 
-class LeaseCache:
-    """A pool of open decoders keyed by source; see the module docstring."""
+_ALL = object()  # take_matching: look at every idle decoder
 
-    def __init__(self, max_idle: int = CACHE_SIZE):
+
+def _untagged(key: Hashable) -> Hashable:
+    return None
+
+
+class LeaseCache:
+    """A pool of open decoders keyed by source; see the module docstring.
+
+    ``tag(key)``: the group of a key (the decoder cache: its source); :meth:`lease` and :meth:`take` look only
+    at the idle decoders of their key's group, so that a lease costs the same with 1 or 32 sources cached.
+    """
+
+    def __init__(self, max_idle: int = CACHE_SIZE, tag: Callable[[Hashable], Hashable] = _untagged):
         self.max_idle = max_idle
+        self._tag = tag
         self._lock = threading.Lock()
         self._idle: OrderedDict[tuple[Hashable, int], Closeable] = OrderedDict()
+        self._tagged: dict[Hashable, dict[tuple[Hashable, int], None]] = {}  # group -> its idle slots, LRU
         self._refs: dict[Hashable, int] = {}
         self._generation = 0
         self._pid = os.getpid()
@@ -97,16 +112,20 @@ class LeaseCache:
     ) -> Iterator[Any]:
         """Exclusive use of an open decoder for ``key`` (a cached idle one, else ``open_()``).
 
-        ``prefer(slot_key, decoder)``: an idle decoder it accepts, of any key, is taken before the most
-        recent one of ``key`` (and goes back under its own key). ``avoid(decoder)``: idle decoders of ``key``
-        it accepts are left for others (a new one is opened rather than taking them). Both are called under
-        the cache's lock: keep them cheap.
+        ``prefer(slot_key, decoder)``: an idle decoder it accepts, of any key of ``key``'s group (``tag``),
+        is taken before the most recent one of ``key`` (and goes back under its own key).
+        ``avoid(decoder)``: idle decoders of ``key`` it accepts are left for others (a new one is opened
+        rather than taking them) while the cache has room for one more; once it is full, opening one would
+        close another idle decoder (of this or another source) that its own next use would open again, so
+        the most recent avoided one is taken instead. Both are called under the cache's lock: keep them
+        cheap.
         On normal exit the decoder goes back to the cache; after an error it is closed, since its state
         is unknown.
         """
-        found = self.take_matching(prefer) if prefer is not None else None
+        group = self._tag(key)
+        found = self.take_matching(prefer, tag=group) if prefer is not None else None
         if found is None:
-            found = self.take_matching(lambda k, d: k == key and not (avoid is not None and avoid(d)))
+            found = self._take_unavoided(key, group, avoid)
         if found is not None:
             key, obj = found  # a preferred decoder goes back under its own key
         else:
@@ -120,6 +139,29 @@ class LeaseCache:
             ok = True
         finally:
             self._give_back(key, obj, generation, ok)
+
+    def _take_unavoided(
+        self, key: Hashable, group: Hashable, avoid: Callable[[Any], bool] | None
+    ) -> tuple[Hashable, Closeable] | None:
+        """The most recent idle decoder of ``key`` that ``avoid`` does not reject; else, when the cache is
+        full, the most recent one it rejects; else None (see :meth:`lease`)."""
+        with self._lock:
+            avoided = None
+            for slot in reversed(self._tagged.get(group, {})):
+                if slot[0] != key:
+                    continue
+                if avoid is None or not avoid(self._idle[slot]):
+                    return key, self._pop(slot)
+                if avoided is None:
+                    avoided = slot
+            if avoided is not None and len(self._idle) >= self.max_idle:
+                return key, self._pop(avoided)
+        return None
+
+    def full(self) -> bool:
+        """Whether the idle decoders fill the cache (one more given back closes the least recently used)."""
+        with self._lock:
+            return len(self._idle) >= self.max_idle
 
     def idle_count(self, match: Callable[[Hashable], bool]) -> int:
         """How many idle decoders have a key that ``match`` accepts."""
@@ -137,19 +179,31 @@ class LeaseCache:
         """Remove and return an idle decoder of ``key`` (the caller now owns it), or None."""
         return self._take(key)
 
-    def take_matching(self, match: Callable[[Hashable, Any], bool]) -> tuple[Hashable, Closeable] | None:
+    def take_matching(
+        self, match: Callable[[Hashable, Any], bool], *, tag: Any = _ALL
+    ) -> tuple[Hashable, Closeable] | None:
         """Remove and return the most recently idle decoder that ``match(key, decoder)`` accepts, with its key
-        (the caller now owns it; :meth:`offer` gives it back), or None. ``match`` runs under the cache's
-        lock: keep it cheap."""
+        (the caller now owns it; :meth:`offer` gives it back), or None. ``tag``: look only at the keys of
+        that group. ``match`` runs under the cache's lock: keep it cheap."""
         with self._lock:
-            for slot in reversed(self._idle):
+            slots = self._idle if tag is _ALL else self._tagged.get(tag, {})
+            for slot in reversed(slots):
                 if match(slot[0], self._idle[slot]):
-                    return slot[0], self._idle.pop(slot)
+                    return slot[0], self._pop(slot)
         return None
 
     def _take(self, key: Hashable) -> Closeable | None:
-        found = self.take_matching(lambda slot_key, _: slot_key == key)
+        found = self.take_matching(lambda slot_key, _: slot_key == key, tag=self._tag(key))
         return None if found is None else found[1]
+
+    def _pop(self, slot: tuple[Hashable, int]) -> Closeable:
+        """Remove an idle slot (under the lock)."""
+        group = self._tag(slot[0])
+        slots = self._tagged[group]
+        del slots[slot]
+        if not slots:
+            del self._tagged[group]
+        return self._idle.pop(slot)
 
     def _give_back(self, key: Hashable, obj: Closeable, generation: int, reusable: bool) -> None:
         evicted: list[Closeable] = []
@@ -163,9 +217,11 @@ class LeaseCache:
             else:
                 self._refs.pop(key, None)
             if reusable and generation == self._generation:
-                self._idle[(key, id(obj))] = obj
+                slot = (key, id(obj))
+                self._idle[slot] = obj
+                self._tagged.setdefault(self._tag(key), {})[slot] = None
                 while len(self._idle) > self.max_idle:
-                    evicted.append(self._idle.popitem(last=False)[1])
+                    evicted.append(self._pop(next(iter(self._idle))))
             else:
                 evicted.append(obj)
         for old in evicted:
@@ -176,6 +232,7 @@ class LeaseCache:
         with self._lock:
             idle = list(self._idle.values())
             self._idle.clear()
+            self._tagged.clear()
             self._generation += 1
         for obj in idle:
             _close_quietly(obj)
@@ -184,7 +241,7 @@ class LeaseCache:
         """Close the idle decoders whose key matches; leased ones (of any key) are closed when given back."""
         with self._lock:
             stale = [slot for slot in self._idle if match(slot[0])]
-            dropped = [self._idle.pop(slot) for slot in stale]
+            dropped = [self._pop(slot) for slot in stale]
             self._generation += 1
         for obj in dropped:
             _close_quietly(obj)
@@ -193,6 +250,7 @@ class LeaseCache:
         self._lock = threading.Lock()
         self._orphans.extend(self._idle.values())
         self._idle.clear()
+        self._tagged.clear()
         self._refs.clear()
         self._generation += 1
         self._pid = os.getpid()
@@ -207,8 +265,15 @@ _instances: weakref.WeakSet[LeaseCache] = weakref.WeakSet()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
+
+def _source_of(key: Hashable) -> Hashable:
+    """The source key inside a decoder cache key (``("pyav", source, threads)``, ``("pyav-fresh", source)``,
+    TorchCodec's ``(..., source, ...)``): the group :meth:`LeaseCache.lease` looks in."""
+    return key[1] if isinstance(key, tuple) and len(key) > 1 else key
+
+
 #: The process-wide cache shared by the PyAV and TorchCodec backends.
-decoder_cache = LeaseCache()
+decoder_cache = LeaseCache(tag=_source_of)
 
 
 _index_cache: OrderedDict[Hashable, VideoIndex] = OrderedDict()

@@ -31,9 +31,16 @@ __all__ = [
 ]
 
 
+_av: Any = None
+
+
 def import_av() -> Any:
-    """The ``av`` module, or :class:`~hf_mediaref.errors.MissingDependencyError` saying how to install it."""
-    return require("av", purpose="video decoding")
+    """The ``av`` module, or :class:`~hf_mediaref.errors.MissingDependencyError` saying how to install it
+    (imported once: every span asks)."""
+    global _av
+    if _av is None:
+        _av = require("av", purpose="video decoding")
+    return _av
 
 
 #: FFmpeg options of a container read through a file object (remote media), so that its open reads no
@@ -177,7 +184,7 @@ def lease_video(
     leaves none behind. ``prefer(resume_point)``: an idle container of this source (of any codec thread
     count) whose resume point it accepts is taken first. The containers whose resume points
     :func:`keep_resume_point` protects are taken only by a decode that accepts their point (another opens
-    a new container rather than take them).
+    a new container rather than take them), while the decoder cache has room for one more.
     """
     key = key or source_key(uri, storage_options)
 
@@ -223,7 +230,8 @@ def keep_resume_point(key: tuple, video: OpenedVideo) -> None:
     """Keep the resume point ``video`` now holds for the decode that continues from it: it stops at the last
     target a call asked of the source ``key``, where the next call's first target of that video may
     continue. Leases that cannot use it open another container rather than take it (and lose the point),
-    for the newest :data:`_KEPT_PER_SOURCE` of the source (two lanes decoding one video side by side).
+    for the newest :data:`_KEPT_PER_SOURCE` of the source (two lanes decoding one video side by side),
+    while the decoder cache has room for another container (see :meth:`._cache.LeaseCache.lease`).
     """
     with _kept_lock:
         kept = _kept.pop(key, ())

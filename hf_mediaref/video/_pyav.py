@@ -40,7 +40,7 @@ import numpy as np
 
 from .._fields import NS_PER_SECOND
 from ..errors import MediaDecodeError, describe_uri
-from ..io import check_pixel_limit
+from ..io import UriKind, check_pixel_limit, classify_uri
 from . import _stats as stats
 from ._base import BaseVideoDecoder, quarter_turns
 from ._container import OpenedVideo, import_av, keep_resume_point, lease_video
@@ -263,11 +263,12 @@ class _ResumePoint:
     skipped: frozenset[int]
     pending: tuple[Any, ...] = ()
 
-    def serves(self, index: VideoIndex, span: Span) -> bool:
-        """Whether decoding on from here answers ``span`` (of ``index``) at no more cost than its seek."""
+    def serves(self, index: VideoIndex, span: Span, merge_gap: int = DEFAULT_MERGE_GAP) -> bool:
+        """Whether decoding on from here answers ``span`` (of ``index``) at no more cost than its seek (which
+        skips ``merge_gap`` unwanted frames at most: see :mod:`._planning`)."""
         if index is not self.index or int(index.pts[span.targets[0]]) <= self.last_pts:
             return False
-        if span.start - self.last_position - 1 > DEFAULT_MERGE_GAP:  # a seek skips the frames between
+        if span.start - self.last_position - 1 > merge_gap:  # a seek skips the frames between
             return False
         return not self.skipped or not any(int(index.pts[t]) in self.skipped for t in span.targets)
 
@@ -335,6 +336,13 @@ class _SpanDecode:
         self.checking = not index.scanned and index.progressive is None
         after = targets[-1] + 1
         self._check_until = int(index.pts[after]) if after < index.num_frames else None
+        # the positions of the frames this decode goes through (from its keyframe, or where it resumes, to
+        # the frame after the last target), by pts: the packet and frame checks, and the resume point it
+        # leaves, look there first (a dict lookup, not a search of the whole index per packet)
+        low = min(start, resume.last_position) if resume is not None else start
+        high = min(after + 1, index.num_frames)
+        listed = index.pts[low:high].tolist()  # the first position of a pts wins, as in position_of
+        self._listed: dict[int, int] = dict(zip(reversed(listed), range(high - 1, low - 1, -1)))
         # (not for the MP4 sample tables, which the demuxer itself reads: the container's own frame list)
         self._need_successor = self.checking and not careful and not index.moov_tables
         self._answered = False  # every target is answered (the decode may go on for the next frame)
@@ -456,8 +464,8 @@ class _SpanDecode:
         from here is not known to be right (careful decodes, damage, the stream's end, no frame out)."""
         if not self._resumable or self._draining or self._out_pts is None or not self._from_key:
             return None  # a drained decoder is flushed by its next use
-        position = int(np.searchsorted(self.index.pts, self._out_pts))
-        if position >= len(self.index.pts) or int(self.index.pts[position]) != self._out_pts:
+        position = self._position_of(self._out_pts)
+        if position < 0:
             return None  # a frame the index does not know
         skipped = frozenset(p for p in self._skipped if p > self._out_pts)  # the others are out of reach
         return _ResumePoint(self.index, self._out_pts, position, skipped, tuple(self._unseen))
@@ -485,10 +493,15 @@ class _SpanDecode:
         or a decoded frame's), up to the frame after the last target."""
         if pts is None or (self._check_until is not None and int(pts) > self._check_until):
             return
-        if self.index.position_of(int(pts)) < 0:
+        if self._position_of(int(pts)) < 0:
             raise IndexMismatch(
                 self.index, f"the decode produced {what} at pts {int(pts)} that the index does not list"
             )
+
+    def _position_of(self, pts: int) -> int:
+        """The position of the frame at ``pts`` in the index (-1: none)."""
+        found = self._listed.get(pts)
+        return found if found is not None else self.index.position_of(pts)
 
     def _note_packet(self, packet: Any) -> None:
         """Place ``packet`` in decode order: its GOP and sequence number."""
@@ -628,7 +641,7 @@ class PyAVVideoDecoder(BaseVideoDecoder):
         may_resume = True
 
         def serves(point: Any) -> bool:
-            return isinstance(point, _ResumePoint) and point.serves(index, span)
+            return isinstance(point, _ResumePoint) and point.serves(index, span, self._merge_gap)
 
         while True:
             skip_nonref = index.codec in _NONREF_SKIP_CODECS and index.nonref_skipping and not every_packet
@@ -724,7 +737,10 @@ class PyAVVideoDecoder(BaseVideoDecoder):
 
     @functools.cached_property
     def _head(self) -> tuple[int, int] | None:
-        """The byte range opening a container of this video reads (announced to an HTTP source)."""
+        """The byte range opening a container of this video reads (announced to an HTTP source); None for a
+        local file, which takes no read hints (not worked out for every video of every batch)."""
+        if classify_uri(self.uri) in (UriKind.LOCAL, UriKind.FILE):
+            return None
         return _head_range(self._snapshot)  # a progressive snapshot: not completed here
 
     @contextlib.contextmanager

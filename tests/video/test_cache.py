@@ -11,7 +11,7 @@ import pytest
 
 from hf_mediaref import MediaRef, batch_decode
 from hf_mediaref.testing import read_index, write_video
-from hf_mediaref.video import cleanup_cache
+from hf_mediaref.video import cleanup_cache, collect_stats
 from hf_mediaref.video._cache import LeaseCache, decoder_cache
 
 from .conftest import SIZE
@@ -61,6 +61,26 @@ def test_prefer_takes_an_accepted_idle_object_of_any_key_and_gives_it_back_under
         assert got is a1  # nothing preferred: as without
 
 
+def test_a_tagged_cache_looks_only_at_the_idle_objects_of_the_key_s_group():
+    cache = LeaseCache(max_idle=6, tag=lambda key: key[0])
+    with cache.lease(("a", 1), lambda: Thing("a1")), cache.lease(("b", 1), lambda: Thing("b1")) as b1:
+        pass
+    seen = []
+
+    def prefer(key, obj):
+        seen.append(obj.name)
+        return True
+
+    with cache.lease(("a", 2), lambda: Thing("a2"), prefer=prefer) as got:
+        assert got.name == "a1" and seen == ["a1"]  # b1 is of another group: never looked at
+    with cache.lease(("b", 1), lambda: Thing("b2")) as got:
+        assert got is b1
+    assert len(cache) == 2
+    cache.discard(lambda key: key[0] == "a")
+    with cache.lease(("a", 1), lambda: Thing("a3")) as got:
+        assert got.name == "a3"  # the discarded one is gone from its group too
+
+
 def test_lru_eviction_closes_least_recently_used_idle_objects():
     cache = LeaseCache(max_idle=2)
     things = {}
@@ -73,6 +93,20 @@ def test_lru_eviction_closes_least_recently_used_idle_objects():
     with cache.lease("d", lambda: Thing("d")):
         pass
     assert things["c"].closed and not things["b"].closed  # b was used more recently than c
+
+
+def test_avoided_objects_are_left_alone_while_the_cache_has_room_and_taken_once_it_is_full():
+    cache = LeaseCache(max_idle=3)
+    with cache.lease("a", lambda: Thing("a1")) as a1, cache.lease("b", lambda: Thing("b1")):
+        pass
+    avoid = lambda obj: obj.name == "a1"  # noqa: E731
+    with cache.lease("a", lambda: Thing("a2"), avoid=avoid) as got:
+        assert got is not a1  # room for one more: a new one rather than the avoided one
+    assert len(cache) == 3 and not a1.closed
+    opened = Thing.opened
+    with cache.lease("a", lambda: Thing("a3"), avoid=lambda obj: obj.name in ("a1", "a2")) as got:
+        assert got.name == "a2"  # full: opening one would close another idle one; the newest avoided
+    assert Thing.opened == opened and len(cache) == 3 and not any(t.closed for t in (a1, got))
 
 
 def test_a_leased_object_is_never_closed_under_its_user():
@@ -179,6 +213,30 @@ def test_real_containers_are_bounded_by_the_cache_size_and_cleanup_closes_them(t
     cleanup_cache()
     assert len(decoder_cache) == 0
     assert _open_fds() <= baseline
+
+
+def test_many_videos_with_kept_resume_points_are_not_reopened_batch_after_batch(tmp_path, monkeypatch):
+    """Each video's last decode keeps its resume point (see ``_container.keep_resume_point``), which a decode
+    that cannot continue there leaves alone while the cache has room: once the idle containers fill the
+    cache, a batch of more videos than it holds three containers of takes them instead of opening (and
+    evicting) one per video per batch."""
+    cleanup_cache()
+    monkeypatch.setattr(decoder_cache, "max_idle", 8)
+    videos = [
+        write_video(tmp_path / f"v{i}.mp4", 40, fps=10, gop=4, size=SIZE, first_index=100 * i)
+        for i in range(4)
+    ]
+    positions = [1, 13, 30]  # three keyframe blocks; the next batch starts before the kept point at 30
+    refs = [MediaRef(str(v.path), v.pts_ns[p]) for v in videos for p in positions]
+    expected = [100 * i + p for i in range(4) for p in positions]
+    opened = []
+    for _ in range(5):
+        with collect_stats() as stats:
+            assert [read_index(f) for f in batch_decode(refs, max_workers=1)] == expected
+        opened.append(stats.containers_opened)
+    assert len(decoder_cache) <= 8
+    assert opened[-2:] == [0, 0], opened  # was 4 a batch: 4 videos x 3 containers > 8
+    cleanup_cache()
 
 
 # ---------------------------------------------------------------------------- index and container lifetimes

@@ -173,3 +173,13 @@ def test_consecutive_batches_of_a_remote_matroska_indexed_from_its_cues(tmp_path
             video.resume_point = "a stale point"
             progressive._checked(video)
             assert video.resume_point is None
+
+
+def test_a_local_video_seeks_over_a_gap_between_blocks_rather_than_decode_through_it(tmp_path):
+    """Keyframe every 2 frames (LeRobot's AV1 default): frames 1 and 4 lie in blocks 0-1 and 4-5. Decoding
+    through frames 2 and 3 costs two decoded frames; a seek in a local file reads nothing again."""
+    cleanup_cache()
+    spec = write_video(tmp_path / "gop2.mp4", 40, fps=10, gop=2, size=SIZE)
+    with collect_stats() as stats:
+        assert _decode(spec, [1, 4, 9], max_workers=1) == [1, 4, 9]
+    assert stats.decoded_frames == 2 + 1 + 2 and stats.seeks == 3
