@@ -16,9 +16,8 @@ import numpy as np
 from .._executor import Task, run_tasks
 from ..io import (
     DEFAULT_IO_CONCURRENCY,
-    UriKind,
-    classify_uri,
     coalesce_ranges,
+    fetches_ahead,
     http_settings,
     is_remote_uri,
     prefetch_ranges,
@@ -153,7 +152,7 @@ def plan_videos(
         budget: threads to use while opening and indexing the videos.
         io_concurrency: requests in flight per host for remote videos: their first touches (heads, indexes)
             go out together (``http(s)`` and fsspec network URLs), and the byte ranges of the planned spans
-            of ``http(s)`` videos are fetched ahead (:mod:`hf_mediaref.io._ranges`) while the decodes start.
+            of ``http(s)`` and ``hf://`` videos are fetched ahead (:mod:`hf_mediaref.io._ranges`) while the decodes start.
         owner: what the ranges are fetched for (:func:`hf_mediaref.io._ranges.release` drops the untaken).
 
     Returns:
@@ -169,7 +168,7 @@ def plan_videos(
     if decoder == "torchcodec":
         options["device"] = device
     far = [is_remote_uri(uri) for uri in requests]
-    remote = [classify_uri(uri) is UriKind.HTTP for uri in requests]  # byte ranges fetched ahead: HTTP
+    remote = [fetches_ahead(uri) for uri in requests]  # byte ranges fetched ahead: http(s) and hf://
     # opening a remote video (HTTP or fsspec) waits on the network, not the cores: first touches go together
     opening = max(budget, min(sum(far), io_concurrency)) if any(far) else budget
     decoders: list[BaseVideoDecoder] = run_tasks(
@@ -182,7 +181,9 @@ def plan_videos(
         for dec, times, over_http, blocks in zip(decoders, requests.values(), remote, demuxing):
             if over_http and blocks:
                 reads = coalesce_ranges(dec._current().progressive.block_reads(times))
-                prefetch_ranges(dec.uri, [(a, b, 2 * n) for a, b, n in reads], io_concurrency, owner)
+                prefetch_ranges(
+                    dec.uri, [(a, b, 2 * n) for a, b, n in reads], io_concurrency, owner, storage_options=storage_options
+                )
     plans: list[VideoPlan | None] = [None] * len(decoders)
     # videos whose index needs no demux first: their spans are fetched while the others' blocks arrive
     for i in sorted(range(len(decoders)), key=lambda i: demuxing[i]):
@@ -191,7 +192,8 @@ def plan_videos(
         positions = dec._frames_at(times, index)
         spans = dec._plan(positions, strategy, index)
         if remote[i] and ahead:
-            prefetch_ranges(dec.uri, _reads_ahead(dec, index, spans, budget), io_concurrency, owner)
+            reads = _reads_ahead(dec, index, spans, budget)
+            prefetch_ranges(dec.uri, reads, io_concurrency, owner, storage_options=storage_options)
         tasks = dec._span_tasks(spans, size=size, index=index)
         plans[i] = VideoPlan(dec, positions.tolist(), tasks, list(times), strategy, size, budget)
     return [plan for plan in plans if plan is not None]

@@ -1,0 +1,69 @@
+"""``hf://`` repo files read over the Hub's resolve URLs, so that they share the HTTP road: Range files tied to
+one version, checked ``206`` answers, deadlines, and byte ranges fetched ahead with many requests in flight
+(:mod:`._ranges`).
+
+``HfFileSystem`` reads a file with one ranged GET of ``{endpoint}/{type}s/{repo}/resolve/{revision}/{path}``
+per buffer fill, one after another, and its ``cat_ranges`` is fsspec's serial default (a sync filesystem).
+:func:`hub_location` asks the filesystem itself where the file is (``resolve_path``: repo, revision, path in
+the repo; its ``endpoint`` and ``token``) and gives the same URL with the headers ``huggingface_hub`` sends
+(``build_hf_headers``: the token as ``Authorization``): the requests are the ones ``HfFileSystem`` would
+make, sent by :mod:`._http`.
+
+Guarantees: the revision is the one in the URI (the commit the loader resolved, for a dataset's refs), so
+every read is of that commit; the Range file also compares every answer's ETag and size with those it
+opened at (:class:`~hf_mediaref.errors.RemoteChangedError`). The token comes from the filesystem's options
+(``MediaAccess.storage_options`` / ``token``), never from data, and goes only to the endpoint: ``requests``
+drops ``Authorization`` when the Hub redirects to another host (its CDN). The endpoint is the user's
+configuration, not a dataset's, so the data's public-address rule (:mod:`._network`) does not apply to it
+(``HfFileSystem`` reads it the same way). Files of buckets (``hf://buckets/...``: mutable, no revision)
+and filesystems that name no endpoint stay on fsspec's file object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .._version import __version__
+
+__all__ = ["HubLocation", "hub_location"]
+
+
+@dataclasses.dataclass(frozen=True)
+class HubLocation:
+    """Where an ``hf://`` repo file is read over HTTP: its resolve URL and the headers to send there."""
+
+    url: str
+    headers: dict[str, str] = dataclasses.field(repr=False)  # the token: never shown
+
+
+def hub_location(fs: Any, path: str) -> HubLocation | None:
+    """The resolve URL and headers of the ``hf://`` repo file ``path`` of the filesystem ``fs`` (an
+    ``HfFileSystem``), or None where ``fs`` names no endpoint or ``path`` is not a repo file (a bucket).
+
+    Raises:
+        FileNotFoundError: the repo or revision does not exist (``resolve_path``).
+    """
+    endpoint = getattr(fs, "endpoint", None)
+    resolve = getattr(fs, "resolve_path", None)
+    if not isinstance(endpoint, str) or not endpoint or resolve is None:
+        return None
+    resolved = resolve(path)
+    repo_id, revision = getattr(resolved, "repo_id", None), getattr(resolved, "revision", None)
+    in_repo = getattr(resolved, "path_in_repo", None)
+    if not (isinstance(repo_id, str) and isinstance(revision, str) and isinstance(in_repo, str) and in_repo):
+        return None
+    from huggingface_hub import hf_hub_url
+    from huggingface_hub.utils import build_hf_headers
+
+    url = hf_hub_url(
+        repo_id,
+        in_repo,
+        repo_type=getattr(resolved, "repo_type", None),
+        revision=revision,
+        endpoint=endpoint.rstrip("/"),
+    )
+    headers = build_hf_headers(
+        token=getattr(fs, "token", None), library_name="hf_mediaref", library_version=__version__
+    )
+    return HubLocation(url, dict(headers))
