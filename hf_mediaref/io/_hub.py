@@ -1,5 +1,5 @@
-"""``hf://`` repo files read over the Hub's resolve URLs, so that they share the HTTP road: Range files tied to
-one version, checked ``206`` answers, deadlines, and byte ranges fetched ahead with many requests in flight
+"""``hf://`` repo files read over the Hub's resolve URLs, so that they share the HTTP road: Range files tied
+to one version, checked ``206`` answers, deadlines, and byte ranges fetched ahead with many requests in flight
 (:mod:`._ranges`).
 
 ``HfFileSystem`` reads a file with one ranged GET of ``{endpoint}/{type}s/{repo}/resolve/{revision}/{path}``
@@ -8,6 +8,11 @@ per buffer fill, one after another, and its ``cat_ranges`` is fsspec's serial de
 the repo; its ``endpoint`` and ``token``) and gives the same URL with the headers ``huggingface_hub`` sends
 (``build_hf_headers``: the token as ``Authorization``): the requests are the ones ``HfFileSystem`` would
 make, sent by :mod:`._http`.
+
+A path pinned to a commit (``datasets/org/name@<40 hex digits>/path``, what a dataset's refs resolve to) is
+read without asking the Hub's API first (``resolve_path`` asks it whether the repo and revision exist, once
+per filesystem object, which ``HfFileSystem`` makes per thread): a missing one answers 404 at its resolve URL
+(:class:`~hf_mediaref.errors.MediaNotFoundError`), a private one without a token 401.
 
 Guarantees: the revision is the one in the URI (the commit the loader resolved, for a dataset's refs), so
 every read is of that commit; the Range file also compares every answer's ETag and size with those it
@@ -22,11 +27,17 @@ and filesystems that name no endpoint stay on fsspec's file object.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from .._version import __version__
 
 __all__ = ["HubLocation", "hub_location"]
+
+#: A file of a dataset, Space or model repo at a commit: ``{datasets|spaces|models}/org/name@<sha>/path``
+#: (other paths, a model's without its prefix included, are resolved by the filesystem).
+_PINNED = re.compile(r"^(datasets|spaces|models)/([^/@]+/[^/@]+)@([0-9a-f]{40})/(.+)$")
+_REPO_TYPES = {"datasets": "dataset", "spaces": "space", "models": "model"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,9 +59,17 @@ def hub_location(fs: Any, path: str) -> HubLocation | None:
     resolve = getattr(fs, "resolve_path", None)
     if not isinstance(endpoint, str) or not endpoint or resolve is None:
         return None
-    resolved = resolve(path)
-    repo_id, revision = getattr(resolved, "repo_id", None), getattr(resolved, "revision", None)
-    in_repo = getattr(resolved, "path_in_repo", None)
+    pinned = _PINNED.match(path.removeprefix("hf://"))
+    repo_type: str | None
+    repo_id: Any
+    revision: Any
+    in_repo: Any
+    if pinned is not None:
+        repo_type, (repo_id, revision, in_repo) = _REPO_TYPES[pinned.group(1)], pinned.group(2, 3, 4)
+    else:
+        resolved = resolve(path)
+        repo_id, revision = getattr(resolved, "repo_id", None), getattr(resolved, "revision", None)
+        in_repo, repo_type = getattr(resolved, "path_in_repo", None), getattr(resolved, "repo_type", None)
     if not (isinstance(repo_id, str) and isinstance(revision, str) and isinstance(in_repo, str) and in_repo):
         return None
     from huggingface_hub import hf_hub_url
@@ -59,7 +78,7 @@ def hub_location(fs: Any, path: str) -> HubLocation | None:
     url = hf_hub_url(
         repo_id,
         in_repo,
-        repo_type=getattr(resolved, "repo_type", None),
+        repo_type=repo_type,
         revision=revision,
         endpoint=endpoint.rstrip("/"),
     )

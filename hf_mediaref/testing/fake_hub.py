@@ -14,8 +14,9 @@ records the token every ``HfApi`` was made with and every ``hf://`` open was mad
 
 With :attr:`FakeHub.endpoint` set to the URL of an HTTP server, ``hf://`` files are read over HTTP as the
 real filesystem reads them: its ``endpoint`` is that URL, its ``url()`` a file's resolve URL there, and its
-files are ``huggingface_hub``'s own ``HfFileSystemFile`` (ranged GETs of that URL). :meth:`FakeHub.resolve_tree`
-lays a folder out as those URLs, for a loopback HTTP server to serve (the network API stays faked)::
+files are ``huggingface_hub``'s own ``HfFileSystemFile`` (ranged GETs of that URL).
+:meth:`FakeHub.resolve_tree` lays a folder out as those URLs, for a loopback HTTP server to serve (the
+network API stays faked)::
 
     with FakeHub(tmp_dir) as hub, LatencyServer(hub.resolve_tree(tmp_dir / "www"), delay=0.05) as server:
         hub.endpoint = server.url

@@ -152,7 +152,8 @@ def plan_videos(
         budget: threads to use while opening and indexing the videos.
         io_concurrency: requests in flight per host for remote videos: their first touches (heads, indexes)
             go out together (``http(s)`` and fsspec network URLs), and the byte ranges of the planned spans
-            of ``http(s)`` and ``hf://`` videos are fetched ahead (:mod:`hf_mediaref.io._ranges`) while the decodes start.
+            of ``http(s)`` and ``hf://`` videos are fetched ahead (:mod:`hf_mediaref.io._ranges`) while the
+            decodes start.
         owner: what the ranges are fetched for (:func:`hf_mediaref.io._ranges.release` drops the untaken).
 
     Returns:
@@ -182,7 +183,11 @@ def plan_videos(
             if over_http and blocks:
                 reads = coalesce_ranges(dec._current().progressive.block_reads(times))
                 prefetch_ranges(
-                    dec.uri, [(a, b, 2 * n) for a, b, n in reads], io_concurrency, owner, storage_options=storage_options
+                    dec.uri,
+                    [(a, b, 2 * n) for a, b, n in reads],
+                    io_concurrency,
+                    owner,
+                    storage_options=storage_options,
                 )
     plans: list[VideoPlan | None] = [None] * len(decoders)
     # videos whose index needs no demux first: their spans are fetched while the others' blocks arrive

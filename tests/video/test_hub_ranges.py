@@ -2,8 +2,8 @@
 (:mod:`hf_mediaref.io._hub`), so a batch fetches the byte ranges it needs with many requests in flight, as for
 ``http(s)`` videos, instead of reading through ``HfFileSystem``'s serial file object.
 
-The Hub's network API is faked at the ``HfApi`` / ``HfFileSystem`` boundary (:class:`FakeHub`); its endpoint is
-a real loopback HTTP server that answers every request after a delay (:class:`LatencyServer`), serving the
+The Hub's network API is faked at the ``HfApi`` / ``HfFileSystem`` boundary (:class:`FakeHub`); its endpoint
+is a real loopback HTTP server that answers every request after a delay (:class:`LatencyServer`), serving the
 repos at their resolve URLs. Assertions are on the requests the server counts (never on times); every frame
 is compared with a plain front-to-back PyAV decode.
 """
@@ -24,15 +24,40 @@ from hf_mediaref.errors import DecodeTimeoutError, MediaNotFoundError, RemoteCha
 from hf_mediaref.io import _ranges as ranges
 from hf_mediaref.io import _sources as sources
 from hf_mediaref.io import open_media
-from hf_mediaref.testing import LatencyServer
+from hf_mediaref.testing import LatencyServer, write_video
 from hf_mediaref.testing.fake_hub import FakeHub
 from hf_mediaref.testing.http_server import LoopbackFileServer, RangeRequestHandler
 from hf_mediaref.video import cleanup_cache
 from hf_mediaref.video._cache import decoder_cache
 
-from .test_remote_latency import VIDEOS, _check, _refs, cold, media  # noqa: F401 (fixtures)
+from .conftest import _remux
+from .test_remote_latency import VIDEOS, _check, _plain_frames, _refs
 
 TOKEN = "hf_secret_token"
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    """The five videos of ``test_remote_latency`` (the second long one as Matroska), their pts and frames."""
+    folder = tmp_path_factory.mktemp("hub-media")
+    out = {}
+    for name, n, gop, bframes in VIDEOS:
+        spec = write_video(folder / name, n, fps=30, gop=gop, bframes=bframes, size=(64, 128))
+        if name == "long_nob.mp4":
+            _remux(spec.path, folder / "long.mkv")
+            spec.path.unlink()
+            name = "long.mkv"
+        out[name] = (list(spec.pts_ns), _plain_frames(folder / name))
+    return folder, out
+
+
+@pytest.fixture
+def cold(monkeypatch, tmp_path):
+    """An empty index store and no index or container in memory."""
+    monkeypatch.setenv("HF_MEDIAREF_CACHE_DIR", str(tmp_path / "store"))
+    cleanup_cache()
+    yield
+    cleanup_cache()
 
 
 @pytest.fixture
@@ -105,7 +130,7 @@ def test_a_batch_of_hub_refs_fetches_its_ranges_together(media, cold, hub, state
 def test_the_token_goes_to_the_endpoint_only(media, cold, hub):
     """The endpoint redirects every file to another host (the Hub's CDN): the token goes to the endpoint,
     never to the other host; the frames are exact."""
-    hub_, sha, www = hub
+    hub_, _, www = hub
 
     with LatencyServer(www, delay=0.01) as cdn:
         cdn_base = cdn.url.replace("127.0.0.1", "localhost")  # another host name
@@ -120,7 +145,9 @@ def test_the_token_goes_to_the_endpoint_only(media, cold, hub):
             assert endpoint.headers_log and all(
                 h.get("authorization") == f"Bearer {TOKEN}" for h in endpoint.headers_log
             )
-            assert cdn.headers_log and not [h for h in cdn.headers_log if "authorization" in map(str.lower, h)]
+            assert cdn.headers_log and not [
+                h for h in cdn.headers_log if "authorization" in map(str.lower, h)
+            ]
 
 
 def test_a_hub_file_read_stays_on_the_version_it_opened(media, hub):
@@ -161,15 +188,43 @@ def test_missing_hub_files_and_repos_are_not_found(hub):
         with pytest.raises(MediaNotFoundError):
             with open_media("hf://datasets/me/other/a.mp4", storage_options=options):
                 pass
-        assert sources.prefetch_media("hf://datasets/me/other/a.mp4", [(0, 10, 1)], 4, storage_options=options) == 0
+        with pytest.raises(MediaNotFoundError):  # pinned: read without asking the API, the endpoint's 404
+            with open_media(f"hf://datasets/me/other@{sha}/a.mp4", storage_options=options):
+                pass
+        assert (
+            sources.prefetch_media("hf://datasets/me/other/a.mp4", [(0, 10, 1)], 4, storage_options=options)
+            == 0
+        )
 
 
 def test_the_operation_timeout_covers_hub_fetches(media, cold, hub):
-    hub_, sha, www = hub
+    hub_, _, www = hub
     with LatencyServer(www, delay=0.5) as server:
         refs, _ = _refs(media, "x")
         with pytest.raises(DecodeTimeoutError):
             batch_decode(_relative(refs, "x"), access=_access(hub_, server.url), timeout=0.3)
+
+
+def test_a_pinned_hub_file_is_read_without_asking_the_api(media, cold, hub, monkeypatch):
+    """Refs at a commit go straight to their resolve URLs: no ``resolve_path`` (an API call per filesystem
+    object, one per thread) on the way; an unpinned ref asks it once."""
+    hub_, _, www = hub
+    fs_class = type(__import__("fsspec").filesystem("hf"))
+    asked = []
+    original = fs_class.resolve_path
+
+    def resolve_path(self, path, revision=None):
+        asked.append(path)
+        return original(self, path, revision)
+
+    monkeypatch.setattr(fs_class, "resolve_path", resolve_path)
+    with LatencyServer(www, delay=0) as server:
+        refs, picks = _refs(media, "x")
+        _check(media, batch_decode(_relative(refs, "x"), access=_access(hub_, server.url)), picks)
+        assert asked == []
+        with open_media("hf://datasets/me/clips/a.mp4", storage_options={}, head=True) as f:
+            assert f.read(8)[4:8] == b"ftyp"
+        assert asked == ["datasets/me/clips/a.mp4"]
 
 
 def test_the_endpoint_is_not_held_to_the_datas_public_address_rule(hub):
@@ -181,7 +236,10 @@ def test_the_endpoint_is_not_held_to_the_datas_public_address_rule(hub):
         assert access.public_only(f"{server.url}/datasets/me/clips/resolve/{sha}/a.mp4")
         from hf_mediaref.io import reading_with
 
-        with reading_with(access), open_media(
-            access.resolve("a.mp4"), storage_options=access.engine_storage_options(), head=True
-        ) as f:
+        with (
+            reading_with(access),
+            open_media(
+                access.resolve("a.mp4"), storage_options=access.engine_storage_options(), head=True
+            ) as f,
+        ):
             assert f.read(8)[4:8] == b"ftyp"
