@@ -7,7 +7,8 @@ per buffer fill, one after another, and its ``cat_ranges`` is fsspec's serial de
 :func:`hub_location` asks the filesystem itself where the file is (``resolve_path``: repo, revision, path in
 the repo; its ``endpoint`` and ``token``) and gives the same URL with the headers ``huggingface_hub`` sends
 (``build_hf_headers``: the token as ``Authorization``): the requests are the ones ``HfFileSystem`` would
-make, sent by :mod:`._http`.
+make, sent by :mod:`._http`. A path with empty, ``.`` or ``..`` segments (which a URL would resolve into
+another path of the endpoint) is left to fsspec.
 
 A path pinned to a commit (``datasets/org/name@<40 hex digits>/path``, what a dataset's refs resolve to) is
 read without asking the Hub's API first (``resolve_path`` asks it whether the repo and revision exist, once
@@ -72,6 +73,8 @@ def hub_location(fs: Any, path: str) -> HubLocation | None:
         in_repo, repo_type = getattr(resolved, "path_in_repo", None), getattr(resolved, "repo_type", None)
     if not (isinstance(repo_id, str) and isinstance(revision, str) and isinstance(in_repo, str) and in_repo):
         return None
+    if any(part in ("", ".", "..") for part in in_repo.split("/")):  # an HTTP client would resolve them
+        return None  # fsspec's file object reads it, as before (the access refuses such refs in a repo)
     from huggingface_hub import hf_hub_url
     from huggingface_hub.utils import build_hf_headers
 
