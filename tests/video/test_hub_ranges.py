@@ -243,3 +243,27 @@ def test_the_endpoint_is_not_held_to_the_datas_public_address_rule(hub):
             ) as f,
         ):
             assert f.read(8)[4:8] == b"ftyp"
+
+
+def test_a_stream_fetches_the_next_hub_batch_ahead(media, cold, hub):
+    """``fetch_ahead`` (what ``decode_stream(ahead=True)``, DataLoader workers and ``DecodeAhead`` call for the
+    next batches) opens ``hf://`` videos and fetches their ranges before the batch that reads them: that batch
+    sends fewer requests than a cold one; every frame exact."""
+    from hf_mediaref.decode import fetch_ahead
+
+    hub_, sha, www = hub
+    with LatencyServer(www, delay=0.01) as server:
+        access = _access(hub_, server.url)
+        refs, picks = _refs(media, "x")
+        refs = _relative(refs, "x")
+        _check(media, batch_decode(refs, access=access), picks)
+        cold_requests = server.requests
+        cleanup_cache()
+        os.environ["HF_MEDIAREF_CACHE_DIR"] = str(www.parent / "store-ahead")
+        job = fetch_ahead(refs, access=access)
+        assert job is not None
+        job.result(timeout=60)
+        assert ranges.pending(f"{server.url}/datasets/me/clips/resolve/{sha}/long.mp4") > 0
+        server.reset()
+        _check(media, batch_decode(refs, access=access), picks)
+        assert server.requests < cold_requests / 2, (server.requests, cold_requests)
