@@ -79,7 +79,7 @@ def _run(refs: list[dict], expected: list[int], state: str, cell: Cell, server: 
     cell.wrong += sum(read_index(f) != e for f, e in zip(frames, expected)) + abs(len(frames) - len(expected))
 
 
-def run_hub(media: Path, quick: bool, delays: list[int], reps: int) -> str:
+def run_hub(media: Path, quick: bool, delays: list[int], reps: int, bandwidth: float | None = None) -> str:
     videos = make_remote_media(media, quick)
     pairs = make_refs(videos)
     expected = [i for _, i in pairs]
@@ -102,7 +102,7 @@ def run_hub(media: Path, quick: bool, delays: list[int], reps: int) -> str:
         remote = [{"uri": Path(v.path).name, "pts_ns": v.pts_ns[i]} for v, i in pairs]
         access = hf_mediaref.MediaAccess(root=f"hf://datasets/bench/clips@{sha}/", token="hf_bench")
         for delay in delays:
-            with LatencyServer(www, delay=delay / 1000) as server:
+            with LatencyServer(www, delay=delay / 1000, bandwidth=bandwidth) as server:
                 hub.endpoint = server.url
                 cells = {(r, s): Cell() for r in ROADS for s in ("cold", "warm")}
                 for rep in range(reps + 1):
@@ -135,6 +135,7 @@ def run_hub(media: Path, quick: bool, delays: list[int], reps: int) -> str:
     head = (
         f"{'60 s' if quick else '5 min'} 640x360 MP4 (B-frames) + MKV (no B-frames) and three 5 s MP4s in a "
         f"(fake) Hub repo, its endpoint a loopback server; 120 refs over the 5 videos; one batch_decode; "
+        f"{'' if bandwidth is None else f'a {bandwidth * 8 / 1e9:g} Gbit/s link; '}"
         f"median of {reps} interleaved rounds; {len(os.sched_getaffinity(0))} cores\n\n"
         "| road | per request | state | frames/s | / local | requests | peak in flight | bytes per frame "
         "| wrong frames |\n"
@@ -148,11 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="60 s long videos, 1 round")
     parser.add_argument("--reps", type=int, default=None, help="timed rounds (default 3, --quick 1)")
     parser.add_argument("--delays", type=int, nargs="*", default=None, help="ms per request (50)")
+    parser.add_argument("--bandwidth", type=float, default=None, help="the link's bytes/s (default: no cap)")
     parser.add_argument("--media", default=str(ROOT / ".bench"), help="where generated media is kept")
     parser.add_argument("--markdown", help="also write the report to this file")
     args = parser.parse_args(argv)
     reps = args.reps or (1 if args.quick else 3)
-    report = run_hub(Path(args.media), args.quick, args.delays or [50], reps)
+    report = run_hub(Path(args.media), args.quick, args.delays or [50], reps, args.bandwidth)
     print("\n" + report)
     if args.markdown:
         Path(args.markdown).write_text(report + "\n")

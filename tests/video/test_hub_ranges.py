@@ -246,8 +246,8 @@ def test_the_endpoint_is_not_held_to_the_datas_public_address_rule(hub):
 
 
 def test_a_stream_fetches_the_next_hub_batch_ahead(media, cold, hub):
-    """``fetch_ahead`` (what ``decode_stream(ahead=True)``, DataLoader workers and ``DecodeAhead`` call for the
-    next batches) opens ``hf://`` videos and fetches their ranges before the batch that reads them: that batch
+    """``fetch_ahead`` (what ``decode_stream(ahead=True)`` and DataLoader workers call for the next batches)
+    opens ``hf://`` videos and fetches their ranges before the batch that reads them: that batch
     sends fewer requests than a cold one; every frame exact."""
     from hf_mediaref.decode import fetch_ahead
 
