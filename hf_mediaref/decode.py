@@ -381,9 +381,9 @@ def fetch_ahead(
     """Start, on a background thread, what a later :func:`batch_decode` of ``refs`` reads from remote
     (``http(s)`` and ``hf://``) videos: their first touches (heads, indexes) and the byte ranges of their
     planned spans, at most ``options.io_concurrency`` requests in flight per host, so that the later call
-    finds them fetched or in flight (a stream of batches: the next one's while this one decodes). Nothing is decoded
-    and nothing is raised: the later call reads what is missing and raises what it raises. Returns the
-    background job (None: nothing to fetch).
+    finds them fetched or in flight (a stream of batches: the next one's while this one decodes). Nothing is
+    decoded and nothing is raised: the later call reads what is missing and raises what it raises. Returns
+    the background job (None: nothing to fetch).
 
     Args:
         refs: as for :func:`batch_decode`.
