@@ -56,7 +56,9 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import email.utils
+import hashlib
 import io
+import json
 import logging
 import os
 import re
@@ -85,7 +87,7 @@ from ._network import is_public_address, needs_public_address, public_address_ru
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["http_deadline", "http_exists", "http_get", "open_http", "settings"]
+__all__ = ["http_deadline", "http_exists", "http_get", "open_http", "settings", "store_key"]
 
 
 @dataclasses.dataclass
@@ -697,10 +699,21 @@ def prefetch(
         return _ranges.prefetch(url, ranges, _fetch_ahead, concurrency, owner)
     sent = dict(headers)
 
-    def fetch(url: str, start: int, end: int) -> tuple[bytes, _Validators]:
+    def fetch(_key: str, start: int, end: int) -> tuple[bytes, _Validators]:
         return _get_range(url, start, end - 1, _Deadline(), sent=sent)
 
-    return _ranges.prefetch(url, ranges, fetch, concurrency, owner)
+    return _ranges.prefetch(store_key(url, sent), ranges, fetch, concurrency, owner)
+
+
+def store_key(url: str, headers: dict[str, str] | None) -> str:
+    """What ranges of ``url`` fetched with ``headers`` are kept under (:mod:`._ranges`): ``url`` itself
+    without headers, else ``url`` marked with a digest of them, so that bytes fetched with one token are never
+    served to a file read with another (or none). The mark is a fragment: the host (the per-host limit) is the
+    same."""
+    if not headers:
+        return url
+    digest = hashlib.sha256(json.dumps(sorted(headers.items())).encode()).hexdigest()[:16]
+    return f"{url}#hf_mediaref-headers-{digest}"
 
 
 def http_get(url: str) -> bytes:
@@ -779,6 +792,7 @@ class _RangeReader(io.RawIOBase):
     ):
         self.url = url
         self._sent = dict(headers) if headers else None
+        self._key = store_key(url, self._sent)  # of the ranges fetched ahead for this file
         self._configured = configured
         self.bytes_read = 0
         self.requests = 0
@@ -850,7 +864,7 @@ class _RangeReader(io.RawIOBase):
         """The bytes fetched ahead that hold ``pos`` (:mod:`._ranges`), waited for within ``deadline``."""
         deadline = deadline or _Deadline()
         try:
-            return _ranges.take(self.url, pos, self.taken_ahead, deadline.remaining())
+            return _ranges.take(self._key, pos, self.taken_ahead, deadline.remaining())
         except concurrent.futures.TimeoutError:
             raise deadline.error(f"waiting for byte {pos} of", self.url) from None
 
@@ -866,7 +880,7 @@ class _RangeReader(io.RawIOBase):
             return False
         start, data, validators = hit
         if self._opened.differs(validators):
-            _ranges.forget(self.url)
+            _ranges.forget(self._key)
             raise _changed(self.url, self._opened, validators)
         self._buf, self._buf_start = data, start
         announced = self._announced

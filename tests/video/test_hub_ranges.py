@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import pytest
 
@@ -86,6 +87,11 @@ def _access(hub: FakeHub, endpoint: str) -> MediaAccess:
     )
 
 
+def _pending(url: str) -> int:
+    """Ranges of ``url`` fetched ahead and not taken, whatever headers they were fetched with."""
+    return sum(ranges.pending(key) for key, _ in list(ranges._entries) if key.split("#")[0] == url)
+
+
 def _relative(refs: list[MediaRef], base: str) -> list[MediaRef]:
     return [MediaRef(r.uri[len(base) + 1 :], r.pts_ns) for r in refs]
 
@@ -124,7 +130,7 @@ def test_a_batch_of_hub_refs_fetches_its_ranges_together(media, cold, hub, state
         print(state, counts)
         assert together < serial and together < before, counts
         url = f"{server.url}/datasets/me/clips/resolve/{sha}/long.mp4"
-        assert ranges.pending(url) == 0  # untaken ranges released with the batch
+        assert _pending(url) == 0  # untaken ranges released with the batch
 
 
 def test_the_token_goes_to_the_endpoint_only(media, cold, hub):
@@ -150,6 +156,37 @@ def test_the_token_goes_to_the_endpoint_only(media, cold, hub):
             ]
 
 
+def test_ranges_fetched_with_one_token_are_never_served_to_another(hub):
+    """Two accesses with other tokens in one process: what was fetched ahead with the first token is not
+    served to a file read with the second (or none); that file asks the endpoint itself, with its own
+    token."""
+    hub_, sha, www = hub
+    data = (hub_.repo_dir("me/clips") / "a.mp4").read_bytes()
+    uri = f"hf://datasets/me/clips@{sha}/a.mp4"
+    with LatencyServer(www, delay=0) as server:
+        hub_.endpoint = server.url
+        first = {"hf": {"token": "hf_first"}}
+        assert sources.prefetch_media(uri, [(0, 8192, 1)], 4, storage_options=first) == 1
+        url = f"{server.url}/datasets/me/clips/resolve/{sha}/a.mp4"
+        assert _pending(url) == 1
+        until = time.monotonic() + 10
+        while (server.requests, server.in_flight) != (1, 0) and time.monotonic() < until:
+            time.sleep(0.01)  # the range fetched ahead was answered
+        for options in ({"hf": {"token": "hf_second"}}, {"hf": {"token": False}}):
+            server.reset()
+            with open_media(uri, storage_options=options, head=True) as f:
+                assert f.read(100) == data[:100]
+            # its own head, not the range fetched with the first token
+            assert server.requests == 1, server.log
+            assert server.headers_log[0].get("authorization") == (
+                "Bearer hf_second" if options["hf"]["token"] else None
+            )
+        server.reset()
+        with open_media(uri, storage_options=first, head=True) as f:
+            assert f.read(100) == data[:100]
+        assert server.requests == 0 and _pending(url) == 0  # the first token's file takes its range
+
+
 def test_a_hub_file_read_stays_on_the_version_it_opened(media, hub):
     """The file changes (new bytes, same path) while it is read: the read that follows raises
     RemoteChangedError instead of mixing versions; ranges fetched of the old version are never served to a
@@ -173,7 +210,7 @@ def test_a_hub_file_read_stays_on_the_version_it_opened(media, hub):
             f.seek(len(data) - 1000)
             with pytest.raises(RemoteChangedError):
                 f.read(100)
-        assert ranges.pending(url) == 0  # the changed file's ranges were dropped
+        assert _pending(url) == 0  # the changed file's ranges were dropped
         with open_media(uri, storage_options=options, head=True) as f:
             assert f.read(100) == bytes(reversed(data))[:100]
 
@@ -263,7 +300,7 @@ def test_a_stream_fetches_the_next_hub_batch_ahead(media, cold, hub):
         job = fetch_ahead(refs, access=access)
         assert job is not None
         job.result(timeout=60)
-        assert ranges.pending(f"{server.url}/datasets/me/clips/resolve/{sha}/long.mp4") > 0
+        assert _pending(f"{server.url}/datasets/me/clips/resolve/{sha}/long.mp4") > 0
         server.reset()
         _check(media, batch_decode(refs, access=access), picks)
         assert server.requests < cold_requests / 2, (server.requests, cold_requests)
