@@ -92,6 +92,13 @@ def _pending(url: str) -> int:
     return sum(ranges.pending(key) for key, _ in list(ranges._entries) if key.split("#")[0] == url)
 
 
+def _answered(server: LatencyServer, n: int) -> None:
+    """Wait (10 s at most) until ``server`` has answered ``n`` requests and has none in flight."""
+    until = time.monotonic() + 10
+    while (server.requests, server.in_flight) != (n, 0) and time.monotonic() < until:
+        time.sleep(0.01)
+
+
 def _relative(refs: list[MediaRef], base: str) -> list[MediaRef]:
     return [MediaRef(r.uri[len(base) + 1 :], r.pts_ns) for r in refs]
 
@@ -169,9 +176,7 @@ def test_ranges_fetched_with_one_token_are_never_served_to_another(hub):
         assert sources.prefetch_media(uri, [(0, 8192, 1)], 4, storage_options=first) == 1
         url = f"{server.url}/datasets/me/clips/resolve/{sha}/a.mp4"
         assert _pending(url) == 1
-        until = time.monotonic() + 10
-        while (server.requests, server.in_flight) != (1, 0) and time.monotonic() < until:
-            time.sleep(0.01)  # the range fetched ahead was answered
+        _answered(server, 1)  # the range fetched ahead
         for options in ({"hf": {"token": "hf_second"}}, {"hf": {"token": False}}):
             server.reset()
             with open_media(uri, storage_options=options, head=True) as f:
@@ -200,6 +205,7 @@ def test_a_hub_file_read_stays_on_the_version_it_opened(media, hub):
         uri = f"hf://datasets/me/clips@{sha}/a.mp4"
         url = f"{server.url}/datasets/me/clips/resolve/{sha}/a.mp4"
         assert sources.prefetch_media(uri, [(4096, 8192, 1)], 4, storage_options=options) == 1
+        _answered(server, 1)  # of the first version
         with open_media(uri, storage_options=options, head=True) as f:
             assert f.read(100) == data[:100]
             st = path.stat()
