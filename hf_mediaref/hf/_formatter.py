@@ -320,7 +320,8 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         media = [name for name in pa_table.column_names if has_media(features.get(name), decoding=True)]
         if not media:
             return False
-        options = self.options.with_credentials(self.access)
+        options = self.options.with_credentials(self.access)  # as format_batch's: the same reads' keys
+        options = with_hub_token(options, [features[name] for name in media], self.token_per_repo_id)
         return fetch_media_columns_ahead(pa_table, features, media, options, self.access, self.windows)
 
     def _with_value_windows(self, pa_table: pa.Table, out: Mapping) -> Mapping:

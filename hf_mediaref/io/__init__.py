@@ -6,8 +6,10 @@ The layer below the video engine and the value types; it knows nothing of either
 layers above. Modules (private): ``_uri``
 (pure string logic), ``_data_uri`` (RFC 2397 parser), ``_http`` (requests: retries, Range-request file,
 connections checked for public addresses), ``_access`` (``MediaAccess``: the access value and the one
-resolver), ``_network`` (which addresses are public; the running call's public-address rule), ``_sources``
-(where bytes come from), ``_image`` (Pillow), ``_grid`` (``image_grid``: frames as one labelled picture).
+resolver), ``_network`` (which addresses are public; the running call's public-address rule), ``_ranges``
+(byte ranges fetched ahead, many requests in flight), ``_hub`` (``hf://`` repo files at the Hub's resolve
+URLs, read on the HTTP road), ``_sources`` (where bytes come from), ``_image`` (Pillow), ``_grid``
+(``image_grid``: frames as one labelled picture).
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from ._data_uri import DataURIParts as DataURIParts
 from ._data_uri import parse_data_uri as parse_data_uri
 from ._grid import image_grid as image_grid
 from ._http import http_deadline as http_deadline
-from ._http import prefetch as prefetch_ranges  # noqa: F401 (internal API, renamed)
 from ._http import settings as http_settings  # noqa: F401 (internal API, renamed)
 from ._image import IMAGE_FORMATS as IMAGE_FORMATS
 from ._image import check_pixel_limit as check_pixel_limit
@@ -40,8 +41,10 @@ from ._ranges import EVERY_OPEN as READ_BY_EVERY_OPEN  # noqa: F401 (internal AP
 from ._ranges import coalesce as coalesce_ranges  # noqa: F401 (internal API, renamed)
 from ._ranges import release as release_ranges  # noqa: F401 (internal API, renamed)
 from ._sources import MediaSource as MediaSource
+from ._sources import fetches_ahead as fetches_ahead
 from ._sources import open_media as open_media
 from ._sources import place_file as place_file
+from ._sources import prefetch_media as prefetch_ranges  # noqa: F401 (internal API, renamed)
 from ._sources import read_bytes as read_bytes
 from ._sources import source_version as source_version
 from ._sources import uri_exists as uri_exists

@@ -53,9 +53,12 @@ RemoteAccessError saying access was refused, ``404``/``410`` raise
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import email.utils
+import hashlib
 import io
+import json
 import logging
 import os
 import re
@@ -80,11 +83,11 @@ from ..errors import (
     describe_uri,
 )
 from . import _ranges
-from ._network import is_public_address, needs_public_address
+from ._network import is_public_address, needs_public_address, public_address_rule
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["http_deadline", "http_exists", "http_get", "open_http", "settings"]
+__all__ = ["http_deadline", "http_exists", "http_get", "open_http", "settings", "store_key"]
 
 
 @dataclasses.dataclass
@@ -484,12 +487,13 @@ def _changed(url: str, opened: _Validators, now: _Validators) -> RemoteChangedEr
     )
 
 
-def _download(url: str, opened: _Validators | None = None) -> bytes:
+def _download(url: str, opened: _Validators | None = None, sent: dict[str, str] | None = None) -> bytes:
     """GET ``url`` whole within one deadline; a dropped connection resumes with a Range request from the byte
     reached when the server advertises ranges (else starts over), at most ``settings.retries`` times.
 
     Args:
         opened: the version a Range file was opened at; a response of another version raises.
+        sent: headers sent with every request (a Hub token for its endpoint: see :mod:`._hub`).
 
     Raises:
         RemoteChangedError: the file changed (against ``opened``, or between the parts of a resumed read).
@@ -502,7 +506,7 @@ def _download(url: str, opened: _Validators | None = None) -> bytes:
     resumable = False
     while True:
         resuming = first is not None and got > 0
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = dict(sent or {})
         if resuming:
             assert first is not None and first.size is not None
             headers["Range"] = f"bytes={got}-{first.size - 1}"
@@ -596,9 +600,12 @@ class _Probe:
     length: str | None  # the size as the server wrote it (part of the version string)
 
 
-def _probe(url: str, deadline: _Deadline, head_only: bool = False) -> _Probe:
-    """HEAD ``url``; where HEAD is refused (403/405, presigned URLs), a ``Range: bytes=0-0`` GET."""
-    head = _request("HEAD", url, deadline, passthrough=_HEAD_REFUSED)
+def _probe(
+    url: str, deadline: _Deadline, head_only: bool = False, sent: dict[str, str] | None = None
+) -> _Probe:
+    """HEAD ``url``; where HEAD is refused (403/405, presigned URLs), a ``Range: bytes=0-0`` GET. ``sent``:
+    headers sent with each request."""
+    head = _request("HEAD", url, deadline, headers=sent, passthrough=_HEAD_REFUSED)
     _ = head.content  # no body: read, the connection goes back to the pool for the next request
     head.close()
     if head.status_code < 400:
@@ -606,7 +613,7 @@ def _probe(url: str, deadline: _Deadline, head_only: bool = False) -> _Probe:
         ranges = head.headers.get("Accept-Ranges", "").lower() == "bytes"
         return _Probe(v, ranges, head.headers.get("Content-Length"))
     logger.info("HEAD %s refused (HTTP %s); probing with a ranged GET", describe_uri(url), head.status_code)
-    resp = _request("GET", url, deadline, headers={"Range": "bytes=0-0"})
+    resp = _request("GET", url, deadline, headers={**(sent or {}), "Range": "bytes=0-0"})
     v = _Validators.of(resp)
     if resp.status_code != 206 or head_only:
         resp.close()
@@ -628,12 +635,17 @@ class _NotRanged(Exception):
 
 
 def _get_range(
-    url: str, start: int, end: int, deadline: _Deadline, opened: _Validators | None = None
+    url: str,
+    start: int,
+    end: int,
+    deadline: _Deadline,
+    opened: _Validators | None = None,
+    sent: dict[str, str] | None = None,
 ) -> tuple[bytes, _Validators]:
     """One ranged GET of bytes ``start``-``end`` (inclusive): the bytes it served from ``start`` (fewer than
     asked where the server sends a shorter ``206`` or the connection broke mid-body) and the response's
     validators (size from ``Content-Range``). With ``opened``, ``If-Range`` carries its strong ETag and an
-    answer of another version raises.
+    answer of another version raises. ``sent``: headers sent with it.
 
     Raises:
         _NotRanged: no usable partial content (see there).
@@ -641,7 +653,7 @@ def _get_range(
         RemoteAccessError, MediaNotFoundError, DecodeTimeoutError: as :func:`_request`; the deadline.
     """
     what = f"reading bytes {start}-{end} of"
-    headers = {"Range": f"bytes={start}-{end}"}
+    headers = {**(sent or {}), "Range": f"bytes={start}-{end}"}
     strong = opened.strong_etag() if opened is not None else None
     if strong:
         headers["If-Range"] = strong
@@ -677,12 +689,31 @@ def prefetch(
     ranges: list[tuple[int, int, int]],
     concurrency: int = _ranges.DEFAULT_CONCURRENCY,
     owner: object = None,
+    headers: dict[str, str] | None = None,
 ) -> int:
     """Fetch byte ranges of ``url`` ahead for the Range files that read them next (see :mod:`._ranges`):
     ``(start, end, uses)`` triples, ``[start, end)``, at most ``concurrency`` requests in flight per host,
-    each a checked ranged GET under the running call's deadline and public-address rule. Returns the requests
-    sent."""
-    return _ranges.prefetch(url, ranges, _fetch_ahead, concurrency, owner)
+    each a checked ranged GET under the running call's deadline and public-address rule, sending ``headers``
+    (a Hub token for its endpoint: :mod:`._hub`). Returns the requests sent."""
+    if not headers:
+        return _ranges.prefetch(url, ranges, _fetch_ahead, concurrency, owner)
+    sent = dict(headers)
+
+    def fetch(_key: str, start: int, end: int) -> tuple[bytes, _Validators]:
+        return _get_range(url, start, end - 1, _Deadline(), sent=sent)
+
+    return _ranges.prefetch(store_key(url, sent), ranges, fetch, concurrency, owner)
+
+
+def store_key(url: str, headers: dict[str, str] | None) -> str:
+    """What ranges of ``url`` fetched with ``headers`` are kept under (:mod:`._ranges`): ``url`` itself
+    without headers, else ``url`` marked with a digest of them, so that bytes fetched with one token are never
+    served to a file read with another (or none). The mark is a fragment: the host (the per-host limit) is the
+    same."""
+    if not headers:
+        return url
+    digest = hashlib.sha256(json.dumps(sorted(headers.items())).encode()).hexdigest()[:16]
+    return f"{url}#hf_mediaref-headers-{digest}"
 
 
 def http_get(url: str) -> bytes:
@@ -744,10 +775,25 @@ class _RangeReader(io.RawIOBase):
     Every read is tied to the version (ETag, Last-Modified, size) seen when the file was opened: ranged GETs
     send ``If-Range`` with a strong ETag, and any response of another version raises
     :class:`~hf_mediaref.errors.RemoteChangedError`.
+
+    ``headers`` go with every request (a Hub token for its endpoint: ``requests`` drops ``Authorization``
+    on a redirect to another host). ``configured``: the URL comes from the user's configuration (the Hub
+    endpoint an ``hf://`` file is read from, :mod:`._hub`), not from a dataset's data: the running call's
+    public-address rule (:mod:`._network`) does not apply to its requests.
     """
 
-    def __init__(self, url: str, readahead: int | None = None, head: bool = False):
+    def __init__(
+        self,
+        url: str,
+        readahead: int | None = None,
+        head: bool = False,
+        headers: dict[str, str] | None = None,
+        configured: bool = False,
+    ):
         self.url = url
+        self._sent = dict(headers) if headers else None
+        self._key = store_key(url, self._sent)  # of the ranges fetched ahead for this file
+        self._configured = configured
         self.bytes_read = 0
         self.requests = 0
         self._pos = 0
@@ -771,7 +817,8 @@ class _RangeReader(io.RawIOBase):
         self._fallback: io.BytesIO | None = None
         #: Ranges fetched ahead (:mod:`._ranges`) this file took, each counted once toward its planned reads.
         self.taken_ahead: set[int] = set()
-        probe = self._open_ranged(url) if head else _probe(url, _Deadline())
+        with self._rule():
+            probe = self._open_ranged(url) if head else _probe(url, _Deadline(), sent=self._sent)
         self._opened = probe.validators
         self._size = probe.validators.size
         validator = probe.validators.etag or probe.validators.last_modified
@@ -781,7 +828,13 @@ class _RangeReader(io.RawIOBase):
         self.etag = probe.validators.etag
         if self._size is None or not probe.ranges:
             logger.info("%s does not advertise range requests; downloading it whole", describe_uri(url))
-            self._load_whole()
+            with self._rule():
+                self._load_whole()
+
+    def _rule(self) -> contextlib.AbstractContextManager[None]:
+        """The public-address rule this file's requests (and the ranges it takes) run under: none for a
+        ``configured`` URL, else the running call's."""
+        return public_address_rule(None) if self._configured else contextlib.nullcontext()
 
     def _open_ranged(self, url: str) -> _Probe:
         """Size and version from the head of the file, with its first bytes: a head fetched ahead
@@ -792,17 +845,17 @@ class _RangeReader(io.RawIOBase):
         hit = self._take(0, deadline)
         if hit is None:
             try:
-                hit = 0, *_get_range(url, 0, self._small - 1, deadline)
+                hit = 0, *_get_range(url, 0, self._small - 1, deadline, sent=self._sent)
             except _NotRanged as exc:
                 logger.debug(
                     "%s: a ranged GET of its head gave no partial content (%s)", describe_uri(url), exc
                 )
-                return _probe(url, _Deadline())
+                return _probe(url, _Deadline(), sent=self._sent)
             self.requests += 1
             self.bytes_read += len(hit[1])
         _, data, validators = hit
         if validators.size is None:
-            return _probe(url, _Deadline())
+            return _probe(url, _Deadline(), sent=self._sent)
         self._buf, self._buf_start = data, 0
         self._window = max(1, min(self._small, len(data)))
         return _Probe(validators, True, str(validators.size))
@@ -811,7 +864,7 @@ class _RangeReader(io.RawIOBase):
         """The bytes fetched ahead that hold ``pos`` (:mod:`._ranges`), waited for within ``deadline``."""
         deadline = deadline or _Deadline()
         try:
-            return _ranges.take(self.url, pos, self.taken_ahead, deadline.remaining())
+            return _ranges.take(self._key, pos, self.taken_ahead, deadline.remaining())
         except concurrent.futures.TimeoutError:
             raise deadline.error(f"waiting for byte {pos} of", self.url) from None
 
@@ -827,7 +880,7 @@ class _RangeReader(io.RawIOBase):
             return False
         start, data, validators = hit
         if self._opened.differs(validators):
-            _ranges.forget(self.url)
+            _ranges.forget(self._key)
             raise _changed(self.url, self._opened, validators)
         self._buf, self._buf_start = data, start
         announced = self._announced
@@ -837,7 +890,7 @@ class _RangeReader(io.RawIOBase):
         return True
 
     def _load_whole(self) -> None:
-        data = _download(self.url, self._opened)
+        data = _download(self.url, self._opened, self._sent)
         self.bytes_read += len(data)
         self.requests += 1
         self._fallback, self._size = io.BytesIO(data), len(data)
@@ -928,7 +981,7 @@ class _RangeReader(io.RawIOBase):
                     f"server sends at most {largest:,} bytes per answer; HF_MEDIAREF_HTTP_MAX_REQUESTS)",
                     uri=url,
                 )
-            headers = {"Range": f"bytes={pos}-{end}"}
+            headers = {**(self._sent or {}), "Range": f"bytes={pos}-{end}"}
             if self._opened.strong_etag():
                 headers["If-Range"] = self._opened.strong_etag() or ""
             resp = _request("GET", url, deadline, headers=headers, passthrough=(412, 416), what=what)
@@ -988,11 +1041,13 @@ class _RangeReader(io.RawIOBase):
                     self._buf, self._buf_start = self._block, self._block_start
                 else:
                     deadline = _Deadline()  # one for the wait for bytes fetched ahead and the read after it
-                    if not self.take_ahead(self._pos, deadline):
-                        announced = self._announced
-                        self._fetch(self._pos, min(self._fetch_size(len(buffer)), size - self._pos), deadline)
-                        if announced is not None and self._announced is not announced:  # it was fetched
-                            self._block, self._block_start = self._buf, self._buf_start
+                    with self._rule():
+                        if not self.take_ahead(self._pos, deadline):
+                            announced = self._announced
+                            length = min(self._fetch_size(len(buffer)), size - self._pos)
+                            self._fetch(self._pos, length, deadline)
+                            if announced is not None and self._announced is not announced:  # it was fetched
+                                self._block, self._block_start = self._buf, self._buf_start
         if self._fallback is not None:
             n = self._fallback.readinto(buffer)
             self._pos = self._fallback.tell()
@@ -1005,7 +1060,13 @@ class _RangeReader(io.RawIOBase):
         return n
 
 
-def open_http(url: str, readahead: int | None = None, head: bool = False) -> io.BufferedReader:
+def open_http(
+    url: str,
+    readahead: int | None = None,
+    head: bool = False,
+    headers: dict[str, str] | None = None,
+    configured: bool = False,
+) -> io.BufferedReader:
     """A seekable binary file over ``url`` that reads with Range requests and an adaptive read-ahead.
 
     Args:
@@ -1014,6 +1075,10 @@ def open_http(url: str, readahead: int | None = None, head: bool = False) -> io.
         head: the caller reads the file's head first (a container's header): the open fetches it (the head
             fetched ahead for a batch, else a ranged GET of ``settings.small_read`` bytes) and takes the size
             and version from that answer, with no HEAD request. Without it the open sends a HEAD.
+        headers: sent with every request (a Hub token for its endpoint, :mod:`._hub`; ``requests`` drops
+            ``Authorization`` on a redirect to another host).
+        configured: ``url`` comes from the user's configuration (a Hub endpoint), not from data: the running
+            call's public-address rule does not apply to it.
 
     Returns:
         A buffered reader; its ``raw`` has ``version`` (ETag or Last-Modified and size, for keying what is
@@ -1027,5 +1092,5 @@ def open_http(url: str, readahead: int | None = None, head: bool = False) -> io.
             :class:`~hf_mediaref.errors.RemoteChangedError`) later.
     """
     return io.BufferedReader(
-        _RangeReader(url, readahead, head), buffer_size=32 << 10
+        _RangeReader(url, readahead, head, headers, configured), buffer_size=32 << 10
     )  # FFmpeg reads 32 KiB blocks

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import shutil
 import stat
@@ -13,6 +14,7 @@ from typing import IO, Any, TypeAlias
 
 from ..errors import (
     MediaNotFoundError,
+    MediaRefError,
     RemoteAccessError,
     UnreadableMediaError,
     UnsupportedURIError,
@@ -20,9 +22,22 @@ from ..errors import (
 )
 from . import _http as http
 from ._data_uri import parse_data_uri
+from ._hub import HubLocation, hub_location
+from ._network import public_address_rule
 from ._uri import UriKind, classify_uri, local_path, uri_scheme
 
-__all__ = ["MediaSource", "open_media", "place_file", "read_bytes", "source_version", "uri_exists"]
+__all__ = [
+    "MediaSource",
+    "fetches_ahead",
+    "open_media",
+    "place_file",
+    "prefetch_media",
+    "read_bytes",
+    "source_version",
+    "uri_exists",
+]
+
+logger = logging.getLogger(__name__)
 
 #: What :func:`open_media` yields: a local filesystem path, or a seekable binary file object.
 MediaSource: TypeAlias = "str | IO[bytes]"
@@ -157,7 +172,13 @@ def open_media(uri: str, *, storage_options: dict | None = None, head: bool = Fa
     else:
         fs, path = _fsspec_filesystem(uri, storage_options)
         try:
-            f = fs.open(path, "rb")
+            hub = _hub(uri, fs, path)
+            if hub is not None:  # an hf:// repo file: the resolve URL, read as any HTTP file
+                f = http.open_http(hub.url, head=head, headers=hub.headers, configured=True)
+            else:
+                f = fs.open(path, "rb")
+        except MediaRefError:  # the HTTP road's errors say what went wrong already
+            raise
         except Exception as exc:
             raise _remote_error(uri, exc) from exc
     with contextlib.closing(f):
@@ -236,3 +257,43 @@ def source_version(source: MediaSource) -> str | None:
     if isinstance(lfs, dict) and lfs.get("sha256"):
         found["lfs"] = str(lfs["sha256"])
     return json.dumps({**found, "size": details.get("size")}, sort_keys=True) if found else None
+
+
+def _hub(uri: str, fs: Any, path: str) -> HubLocation | None:
+    """Where the ``hf://`` repo file ``uri`` is read over HTTP (:mod:`._hub`); None for other URIs."""
+    return hub_location(fs, path) if uri_scheme(uri) == "hf" else None
+
+
+def fetches_ahead(uri: str) -> bool:
+    """Whether byte ranges of ``uri`` may be fetched ahead (:func:`prefetch_media`): ``http(s)`` URLs and
+    ``hf://`` files (those read over the Hub's resolve URLs)."""
+    return classify_uri(uri) is UriKind.HTTP or uri_scheme(uri) == "hf"
+
+
+def prefetch_media(
+    uri: str,
+    ranges: list[tuple[int, int, int]],
+    concurrency: int,
+    owner: object = None,
+    *,
+    storage_options: dict | None = None,
+) -> int:
+    """Fetch byte ranges of ``uri`` ahead for the files :func:`open_media` opens next (see
+    :func:`hf_mediaref.io._http.prefetch`): an ``http(s)`` URL itself, an ``hf://`` repo file at its resolve
+    URL with the token of ``storage_options`` (:mod:`._hub`). Returns the requests sent: none for other URIs,
+    and none where the location cannot be known (the open that follows raises what is wrong)."""
+    kind = classify_uri(uri)
+    if kind is UriKind.HTTP:
+        return http.prefetch(uri, ranges, concurrency, owner)
+    if uri_scheme(uri) != "hf":
+        return 0
+    try:
+        fs, path = _fsspec_filesystem(uri, storage_options)
+        hub = hub_location(fs, path)
+    except Exception as exc:  # the open reports it
+        logger.debug("not fetching ranges of %s ahead: %s", describe_uri(uri), exc)
+        return 0
+    if hub is None:
+        return 0
+    with public_address_rule(None):  # as the Range file that takes them (configured=True)
+        return http.prefetch(hub.url, ranges, concurrency, owner, headers=hub.headers)

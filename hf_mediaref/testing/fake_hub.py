@@ -11,6 +11,16 @@ folders under a local directory. Used by the tests and the examples; never talks
 The repos' histories are kept in ``<root>/.fake-hub.json``, so a subprocess can open the same hub (this file
 imports nothing from hf_mediaref: a process without hf_mediaref can load it by its path). ``hub.tokens``
 records the token every ``HfApi`` was made with and every ``hf://`` open was made with.
+
+With :attr:`FakeHub.endpoint` set to the URL of an HTTP server, ``hf://`` files are read over HTTP as the
+real filesystem reads them: its ``endpoint`` is that URL, its ``url()`` a file's resolve URL there, and its
+files are ``huggingface_hub``'s own ``HfFileSystemFile`` (ranged GETs of that URL).
+:meth:`FakeHub.resolve_tree` lays a folder out as those URLs, for a loopback HTTP server to serve (the
+network API stays faked)::
+
+    with FakeHub(tmp_dir) as hub, LatencyServer(hub.resolve_tree(tmp_dir / "www"), delay=0.05) as server:
+        hub.endpoint = server.url
+        access = MediaAccess(root=f"hf://datasets/me/clips@{hub.sha('me/clips')}/", token="hf_...")
 """
 
 from __future__ import annotations
@@ -109,6 +119,8 @@ class FakeHub:
         #: one entry per ``create_commit``: ``repo_id``, ``sha``, ``added`` and ``deleted`` paths, ``message``
         self.commit_log: list[SimpleNamespace] = []
         self._patches: list[Any] = []
+        #: The HTTP server ``hf://`` files are read from at their resolve URLs (None: from the folders).
+        self.endpoint: str | None = None
 
     def __repr__(self) -> str:
         state = "active" if self._patches else "inactive"
@@ -133,6 +145,25 @@ class FakeHub:
             if p.is_file()
         }
         return {**files, "@commits": str(len(self.commits[repo_id]))}
+
+    def resolve_tree(self, folder: str | os.PathLike) -> Path:
+        """Lay ``folder`` out as the Hub's resolve URLs (``datasets/<org>/<name>/resolve/<revision>/<path>``,
+        for every commit of every repo and ``main``: links to the repo's folder, whose latest state any
+        revision reads here), so that an HTTP server serving ``folder`` answers the URLs an ``hf://``
+        filesystem with that server as its ``endpoint`` reads. Run it again after new commits.
+
+        Returns:
+            ``folder``.
+        """
+        out = Path(folder)
+        for repo_id, shas in self.commits.items():
+            resolve = out / "datasets" / repo_id / "resolve"
+            resolve.mkdir(parents=True, exist_ok=True)
+            for revision in [*shas, "main"]:
+                link = resolve / revision
+                if not link.is_symlink():
+                    link.symlink_to(self.repo_dir(repo_id).resolve(), target_is_directory=True)
+        return out
 
     def _commit(self, repo_id: str) -> str:
         history = self.commits.setdefault(repo_id, [])
@@ -326,9 +357,41 @@ class FakeHub:
             protocol = "hf"
             root_marker = ""
 
-            def __init__(self, *args: Any, endpoint: str | None = None, token: Any = None, **kwargs: Any):
+            def __init__(
+                self,
+                *args: Any,
+                endpoint: str | None = None,
+                token: Any = None,
+                block_size: int | None = None,
+                **kwargs: Any,
+            ):
                 super().__init__(*args, **kwargs)
                 self.token = token
+                self.block_size = block_size  # of the files read over HTTP, as HfFileSystem's
+                self._api = SimpleNamespace(_build_hf_headers=self._headers)  # what HfFileSystemFile asks
+
+            @property
+            def endpoint(self) -> str | None:
+                """Where files are read over HTTP: the hub's :attr:`FakeHub.endpoint` (None: its folders)."""
+                return hub.endpoint
+
+            def _headers(self) -> dict:
+                from huggingface_hub.utils import build_hf_headers
+
+                return build_hf_headers(token=self.token)
+
+            def url(self, path: str) -> str:
+                """The resolve URL of ``path`` at the endpoint (as ``HfFileSystem.url``)."""
+                from huggingface_hub import hf_hub_url
+
+                resolved = self.resolve_path(path)
+                return hf_hub_url(
+                    resolved.repo_id,
+                    resolved.path_in_repo,
+                    repo_type="dataset",
+                    revision=resolved.revision,
+                    endpoint=self.endpoint,
+                )
 
             @classmethod
             def _strip_protocol(cls, path: Any) -> str:
@@ -341,7 +404,10 @@ class FakeHub:
                     raise NotImplementedError(f"fake hub serves dataset repos only, got {path!r}")
                 name, _, rev = parts[2].partition("@")
                 repo_id = f"{parts[1]}/{name}"
-                hub._require(repo_id)
+                try:
+                    hub._require(repo_id)
+                except Exception as exc:  # as HfFileSystem.resolve_path: a missing repo is a missing file
+                    raise FileNotFoundError(path) from exc
                 return resolved_cls(
                     "dataset", repo_id, rev or revision or hub.sha(repo_id), "/".join(parts[3:])
                 )
@@ -367,11 +433,14 @@ class FakeHub:
                 local_path, _ = self._local(path)
                 return self._to_hf(local.info(local_path), local_path, self._strip_protocol(path))
 
-            def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+            def _open(self, path: str, mode: str = "rb", block_size: Any = None, **kwargs: Any) -> Any:
                 if "r" not in mode:
                     raise PermissionError("the fake hub is read-only through hf://; push with HfApi")
                 local_path, _ = self._local(path)
                 hub.tokens.append((f"open {self._strip_protocol(path)}", self.token))
+                if self.endpoint is not None:  # read over HTTP, by huggingface_hub's own file class
+                    size = block_size or self.block_size or "default"
+                    return hf_file_system.HfFileSystemFile(self, path, mode=mode, block_size=size, **kwargs)
                 f = local._open(local_path, mode)
                 # HfFileSystemFile.details: the file's info(), the LFS sha256 of media included
                 f.details = self.info(path)

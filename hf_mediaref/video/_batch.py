@@ -17,9 +17,8 @@ from .._executor import Task, run_order, run_tasks
 from ..io import (
     DEFAULT_IO_CONCURRENCY,
     READ_BY_EVERY_OPEN,
-    UriKind,
-    classify_uri,
     coalesce_ranges,
+    fetches_ahead,
     http_settings,
     is_remote_uri,
     prefetch_ranges,
@@ -157,7 +156,8 @@ def plan_videos(
         budget: threads to use while opening and indexing the videos.
         io_concurrency: requests in flight per host for remote videos: their first touches (heads, indexes)
             go out together (``http(s)`` and fsspec network URLs), and the byte ranges of the planned spans
-            of ``http(s)`` videos are fetched ahead (:mod:`hf_mediaref.io._ranges`) while the decodes start.
+            of ``http(s)`` and ``hf://`` videos are fetched ahead (:mod:`hf_mediaref.io._ranges`) while the
+            decodes start.
         owner: what the ranges are fetched for (:func:`hf_mediaref.io._ranges.release` drops the untaken).
 
     Returns:
@@ -173,7 +173,7 @@ def plan_videos(
     if decoder == "torchcodec":
         options["device"] = device
     far = [is_remote_uri(uri) for uri in requests]
-    remote = [classify_uri(uri) is UriKind.HTTP for uri in requests]  # byte ranges fetched ahead: HTTP
+    remote = [fetches_ahead(uri) for uri in requests]  # byte ranges fetched ahead: http(s) and hf://
     # opening a remote video (HTTP or fsspec) waits on the network, not the cores: first touches go together
     opening = max(budget, min(sum(far), io_concurrency)) if any(far) else budget
     decoders: list[BaseVideoDecoder] = run_tasks(
@@ -186,11 +186,20 @@ def plan_videos(
     if ahead:  # what opening every video reads (no decode starts without it), then the Matroska blocks
         for dec, over_http in zip(decoders, remote):  # that the snapshots below demux, of every video at once
             if over_http:
-                prefetch_ranges(dec.uri, _reads_ahead(dec, dec._current(), [], budget), io_concurrency, owner)
+                opening_reads = _reads_ahead(dec, dec._current(), [], budget)
+                prefetch_ranges(
+                    dec.uri, opening_reads, io_concurrency, owner, storage_options=storage_options
+                )
         for i, (dec, times) in enumerate(zip(decoders, order)):
             if remote[i] and demuxing[i]:
                 reads = coalesce_ranges(dec._current().progressive.block_reads(times))
-                prefetch_ranges(dec.uri, [(a, b, 2 * n) for a, b, n in reads], io_concurrency, owner)
+                prefetch_ranges(
+                    dec.uri,
+                    [(a, b, 2 * n) for a, b, n in reads],
+                    io_concurrency,
+                    owner,
+                    storage_options=storage_options,
+                )
                 waits[i] = bool(reads)
     plans: list[VideoPlan | None] = [None] * len(decoders)
     wanted: list[_Reads] = []
@@ -198,7 +207,7 @@ def plan_videos(
     for i in sorted(range(len(decoders)), key=lambda i: demuxing[i]):
         dec, times = decoders[i], order[i]
         if waits[i]:  # what the others read goes before this one's wait
-            _prefetch_in_order(wanted, budget, io_concurrency, owner)
+            _prefetch_in_order(wanted, budget, io_concurrency, owner, storage_options)
             wanted = []
         index = dec._index_for(times)  # positions in it, for the plan and the decode
         positions = dec._frames_at(times, index)
@@ -209,10 +218,10 @@ def plan_videos(
                 _Reads(i, dec.uri, _reads_ahead(dec, index, spans, budget), spans, tasks, dec, index)
             )
             if waits[i]:  # and its own before the next one's
-                _prefetch_in_order(wanted, budget, io_concurrency, owner)
+                _prefetch_in_order(wanted, budget, io_concurrency, owner, storage_options)
                 wanted = []
         plans[i] = VideoPlan(dec, positions.tolist(), tasks, list(times), strategy, size, budget)
-    _prefetch_in_order(wanted, budget, io_concurrency, owner)
+    _prefetch_in_order(wanted, budget, io_concurrency, owner, storage_options)
     return [plan for plan in plans if plan is not None]
 
 
@@ -229,7 +238,9 @@ class _Reads:
     index: VideoIndex
 
 
-def _prefetch_in_order(wanted: Sequence[_Reads], budget: int, concurrency: int, owner: object) -> None:
+def _prefetch_in_order(
+    wanted: Sequence[_Reads], budget: int, concurrency: int, owner: object, storage_options: dict | None
+) -> None:
     """Fetch ahead the reads of several videos in the order their decodes want them: each keyframe block when
     the span task reading it starts (:func:`~hf_mediaref._executor.run_order`: task order on one thread,
     the costliest first on several). What opening every video reads went before (:func:`plan_videos`); a
@@ -251,8 +262,7 @@ def _prefetch_in_order(wanted: Sequence[_Reads], budget: int, concurrency: int, 
     for _, uri, held in sorted(queue, key=lambda q: q[0]):
         if (uri, held[0]) not in sent:
             sent.add((uri, held[0]))
-            prefetch_ranges(uri, [held], concurrency, owner)
+            prefetch_ranges(uri, [held], concurrency, owner, storage_options=storage_options)
     for video in wanted:  # what no span's read starts in (an index at the end: asked before)
-        prefetch_ranges(
-            video.uri, [r for r in video.reads if (video.uri, r[0]) not in sent], concurrency, owner
-        )
+        rest = [r for r in video.reads if (video.uri, r[0]) not in sent]
+        prefetch_ranges(video.uri, rest, concurrency, owner, storage_options=storage_options)
