@@ -21,6 +21,10 @@ from hf_mediaref.io import http_settings as settings
 from hf_mediaref.testing import read_index, write_video
 from hf_mediaref.testing.faulty_http import FaultyFileServer
 
+#: "At the deadline, not at the per-read timeout (30 s) or the end of a trickle (hours)": a bound far from
+#: both, so that a loaded machine (thread starts, a busy server) never fails a deadline that worked.
+SOON = 10.0
+
 PAYLOAD = bytes(np.random.default_rng(9).integers(0, 256, 300_000, dtype=np.uint8))
 OTHER = bytes(np.random.default_rng(10).integers(0, 256, 310_000, dtype=np.uint8))
 
@@ -83,7 +87,7 @@ def test_a_trickling_whole_download_fails_at_the_deadline(url, quick, monkeypatc
     u = url("trickle=0.05")
     with _Timer() as t, pytest.raises(RemoteAccessError, match=r"did not finish within 1 s") as err:
         read_bytes(u)
-    assert t.seconds < 1.8
+    assert t.seconds < SOON
     assert err.value.uri == u
 
 
@@ -94,7 +98,7 @@ def test_a_trickling_range_read_fails_at_the_deadline(url, monkeypatch):
         message = r"reading bytes 0-\d+ of .*a\.bin.*did not finish within 1 s"
         with _Timer() as t, pytest.raises(RemoteAccessError, match=message):
             f.read(100_000)
-    assert t.seconds < 1.8
+    assert t.seconds < SOON
 
 
 def test_a_server_that_answers_nothing_fails_at_the_deadline(url, monkeypatch):
@@ -104,7 +108,7 @@ def test_a_server_that_answers_nothing_fails_at_the_deadline(url, monkeypatch):
     monkeypatch.setattr(settings, "deadline", 1.0)
     with _Timer() as t, pytest.raises(RemoteAccessError, match="did not finish within 1 s"):
         read_bytes(url("hugelen=1000000000&hold=3&norange=1"))
-    assert t.seconds < 1.8
+    assert t.seconds < SOON
 
 
 def test_a_read_stalled_past_the_operation_deadline_raises_decode_timeout(url, monkeypatch):
@@ -133,7 +137,7 @@ def test_http_deadline_bounds_a_whole_operation_and_is_restored(url):
         with http_deadline(60):  # an inner, later deadline does not extend the outer one
             with pytest.raises(DecodeTimeoutError, match=r"within 0\.5 s \(the http_deadline limit\)"):
                 read_bytes(u)
-    assert t.seconds < 1.2
+    assert t.seconds < SOON
     assert current_deadline() is None
     assert read_bytes(url()) == PAYLOAD  # nothing left behind
 
@@ -160,7 +164,7 @@ def test_http_deadline_follows_a_copied_context_into_threads(url):
     with _Timer() as t:
         thread.start()
         thread.join(5)
-    assert not thread.is_alive() and t.seconds < 1.2
+    assert not thread.is_alive() and t.seconds < SOON
     assert isinstance(errors[0], DecodeTimeoutError) and "http_deadline" in str(errors[0])
 
 
@@ -264,7 +268,7 @@ def test_a_wrong_answer_is_named_never_returned(url, fault, message):
 def test_a_huge_content_length_with_a_short_body_is_an_incomplete_read(url):
     with _Timer() as t, pytest.raises(RemoteAccessError, match=r"incomplete read.*of 1,000,000,000"):
         read_bytes(url("hugelen=1000000000&norange=1"))
-    assert t.seconds < 1.5
+    assert t.seconds < SOON
 
 
 # ---------------------------------------------------------------------------------- 6. a changed remote file
@@ -334,13 +338,13 @@ def test_503_then_200_is_retried_after_retry_after(server, url):
 def test_a_retry_after_past_the_deadline_fails_at_once(url):
     with _Timer() as t, pytest.raises(RemoteAccessError, match="would pass the deadline"):
         read_bytes(url("status=503&retry_after=3600"))
-    assert t.seconds < 0.5
+    assert t.seconds < SOON
 
 
 def test_a_redirect_loop_fails_quickly(server, url):
     with _Timer() as t, pytest.raises(RemoteAccessError, match=r"redirect loop.*a\.bin"):
         read_bytes(url("redirect=loop"))
-    assert t.seconds < 1.0
+    assert t.seconds < SOON
     assert len(server.requests_for(url.tag)) == settings.max_redirects + 1
 
 
