@@ -743,28 +743,28 @@ class PyAVVideoDecoder(BaseVideoDecoder):
             return None
         return _head_range(self._snapshot)  # a progressive snapshot: not completed here
 
-    @contextlib.contextmanager
     def _container(
         self, threads: int, *, fresh: bool, prefer: Callable[[Any], bool] | None = None
-    ) -> Iterator[tuple[OpenedVideo, Any]]:
+    ) -> contextlib.AbstractContextManager[tuple[OpenedVideo, Any]]:
         """A leased container from the cache and the resume point it came with (one that ``prefer`` accepts
         if there is one), or a ``fresh`` one (never seeked, closed after use; no resume point)."""
-        head = self._head
         if fresh:
-            with contextlib.closing(
-                OpenedVideo(self.uri, storage_options=self.storage_options, threads=threads, head=head)
-            ) as video:
-                yield video, None
-            return
-        with lease_video(
+            return self._fresh_container(threads)
+        return lease_video(  # no context manager of its own around the lease: one per span
             self.uri,
             storage_options=self.storage_options,
             threads=threads,
             key=self._key,
             prefer=prefer,
-            head=head,
-        ) as leased:
-            yield leased
+            head=self._head,
+        )
+
+    @contextlib.contextmanager
+    def _fresh_container(self, threads: int) -> Iterator[tuple[OpenedVideo, Any]]:
+        with contextlib.closing(
+            OpenedVideo(self.uri, storage_options=self.storage_options, threads=threads, head=self._head)
+        ) as video:
+            yield video, None
 
     def _missing_frame_error(
         self, index: VideoIndex, position: int, start: int, corrupt: bool
