@@ -29,7 +29,7 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -101,7 +101,6 @@ class LeaseCache:
         with self._lock:
             return len(self._idle)
 
-    @contextlib.contextmanager
     def lease(
         self,
         key: Hashable,
@@ -109,7 +108,7 @@ class LeaseCache:
         *,
         prefer: Callable[[Hashable, Any], bool] | None = None,
         avoid: Callable[[Any], bool] | None = None,
-    ) -> Iterator[Any]:
+    ) -> contextlib.AbstractContextManager[Any]:
         """Exclusive use of an open decoder for ``key`` (a cached idle one, else ``open_()``).
 
         ``prefer(slot_key, decoder)``: an idle decoder it accepts, of any key of ``key``'s group (``tag``),
@@ -122,40 +121,60 @@ class LeaseCache:
         On normal exit the decoder goes back to the cache; after an error it is closed, since its state
         is unknown.
         """
+        return _Lease(self, key, open_, prefer, avoid)
+
+    def _check_out(
+        self,
+        key: Hashable,
+        open_: Callable[[], Closeable],
+        prefer: Callable[[Hashable, Any], bool] | None,
+        avoid: Callable[[Any], bool] | None,
+    ) -> tuple[Hashable, Closeable, int]:
+        """Take or open the decoder of a lease: its key (a preferred one's own), it, the generation."""
         group = self._tag(key)
-        found = self.take_matching(prefer, tag=group) if prefer is not None else None
-        if found is None:
-            found = self._take_unavoided(key, group, avoid)
-        if found is not None:
-            key, obj = found  # a preferred decoder goes back under its own key
-        else:
-            obj = open_()
+        with self._lock:  # one pass under one lock: a preferred decoder, else one of ``key`` (most leases)
+            found = self._take_preferred(group, prefer) if prefer is not None else None
+            if found is None:
+                found = self._take_unavoided(key, group, avoid)
+            if found is not None:
+                key, obj = found  # a preferred decoder goes back under its own key
+                self._refs[key] = self._refs.get(key, 0) + 1
+                return key, obj, self._generation
+        obj = open_()
         with self._lock:
             self._refs[key] = self._refs.get(key, 0) + 1
-            generation = self._generation
-        ok = False
-        try:
-            yield obj
-            ok = True
-        finally:
-            self._give_back(key, obj, generation, ok)
+            return key, obj, self._generation
+
+    def _take_preferred(
+        self, group: Hashable, prefer: Callable[[Hashable, Any], bool]
+    ) -> tuple[Hashable, Closeable] | None:
+        """The most recently idle decoder of ``group`` that ``prefer`` accepts, with its key (under the
+        lock)."""
+        slots = self._tagged.get(group)
+        if slots:
+            for slot in reversed(slots):
+                if prefer(slot[0], self._idle[slot]):
+                    return slot[0], self._pop(slot)
+        return None
 
     def _take_unavoided(
         self, key: Hashable, group: Hashable, avoid: Callable[[Any], bool] | None
     ) -> tuple[Hashable, Closeable] | None:
         """The most recent idle decoder of ``key`` that ``avoid`` does not reject; else, when the cache is
-        full, the most recent one it rejects; else None (see :meth:`lease`)."""
-        with self._lock:
-            avoided = None
-            for slot in reversed(self._tagged.get(group, {})):
-                if slot[0] != key:
-                    continue
-                if avoid is None or not avoid(self._idle[slot]):
-                    return key, self._pop(slot)
-                if avoided is None:
-                    avoided = slot
-            if avoided is not None and len(self._idle) >= self.max_idle:
-                return key, self._pop(avoided)
+        full, the most recent one it rejects; else None (see :meth:`lease`; under the lock)."""
+        slots = self._tagged.get(group)
+        if not slots:
+            return None
+        avoided = None
+        for slot in reversed(slots):
+            if slot[0] != key:
+                continue
+            if avoid is None or not avoid(self._idle[slot]):
+                return key, self._pop(slot)
+            if avoided is None:
+                avoided = slot
+        if avoided is not None and len(self._idle) >= self.max_idle:
+            return key, self._pop(avoided)
         return None
 
     def full(self) -> bool:
@@ -264,6 +283,32 @@ def _after_fork_in_child() -> None:
 _instances: weakref.WeakSet[LeaseCache] = weakref.WeakSet()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _Lease:
+    """One lease of :meth:`LeaseCache.lease` (a plain context manager: one per decoded span, kept cheap)."""
+
+    __slots__ = ("_avoid", "_cache", "_key", "_lease", "_open", "_prefer")
+
+    def __init__(
+        self,
+        cache: LeaseCache,
+        key: Hashable,
+        open_: Callable[[], Closeable],
+        prefer: Callable[[Hashable, Any], bool] | None,
+        avoid: Callable[[Any], bool] | None,
+    ):
+        self._cache, self._key, self._open, self._prefer, self._avoid = cache, key, open_, prefer, avoid
+        self._lease: tuple[Hashable, Closeable, int] | None = None
+
+    def __enter__(self) -> Any:
+        self._lease = self._cache._check_out(self._key, self._open, self._prefer, self._avoid)
+        return self._lease[1]
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:  # back to the cache on normal exit; closed after an error (its state unknown)
+            self._cache._give_back(lease[0], lease[1], lease[2], exc_type is None)
 
 
 def _source_of(key: Hashable) -> Hashable:

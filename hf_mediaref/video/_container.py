@@ -7,7 +7,7 @@ import contextlib
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 from typing import Any, cast
 
 from .._optional import require
@@ -167,7 +167,6 @@ class OpenedVideo:
                 self._owner.close()
 
 
-@contextlib.contextmanager
 def lease_video(
     uri: str,
     *,
@@ -176,7 +175,7 @@ def lease_video(
     key: tuple | None = None,
     prefer: Callable[[Any], bool] | None = None,
     head: tuple[int, int] | None = None,
-) -> Iterator[tuple[OpenedVideo, Any]]:
+) -> contextlib.AbstractContextManager[tuple[OpenedVideo, Any]]:
     """Exclusive use of an open container for ``uri`` (cached; opened on a miss, ``head`` as for
     :class:`OpenedVideo`), with the resume point its last user left (None when there is none).
 
@@ -186,34 +185,70 @@ def lease_video(
     :func:`keep_resume_point` protects are taken only by a decode that accepts their point (another opens
     a new container rather than take them), while the decoder cache has room for one more.
     """
-    key = key or source_key(uri, storage_options)
+    return _VideoLease(uri, storage_options, threads, key or source_key(uri, storage_options), prefer, head)
 
-    def avoid(video: Any) -> bool:
-        return video.resume_point is not None and id(video) in _kept.get(key, ())
 
-    choose = None
-    if prefer is not None:
+class _VideoLease:
+    """One lease of :func:`lease_video` (a plain context manager: one per decoded span, kept cheap)."""
 
-        def choose(slot: Any, video: Any) -> bool:
-            return (
-                isinstance(slot, tuple)
-                and len(slot) == 3
-                and slot[0] == "pyav"
-                and slot[1] == key
-                and video.resume_point is not None
-                and prefer(video.resume_point)
-            )
+    __slots__ = ("_lease", "_prefer", "head", "key", "storage_options", "threads", "uri")
 
-    def open_() -> OpenedVideo:
-        fresh = cast("OpenedVideo | None", decoder_cache.take(fresh_key(key)))  # opened by the index
+    def __init__(
+        self,
+        uri: str,
+        storage_options: dict | None,
+        threads: int,
+        key: tuple,
+        prefer: Callable[[Any], bool] | None,
+        head: tuple[int, int] | None,
+    ):
+        self.uri, self.storage_options, self.threads, self.key, self.head = (
+            uri,
+            storage_options,
+            threads,
+            key,
+            head,
+        )
+        self._prefer = prefer
+        self._lease: contextlib.AbstractContextManager[Any] | None = None
+
+    def _avoid(self, video: Any) -> bool:
+        return video.resume_point is not None and id(video) in _kept.get(self.key, ())
+
+    def _choose(self, slot: Any, video: Any) -> bool:
+        return (  # a PyAV container of this source (other backends' decoders share its group)
+            isinstance(slot, tuple)
+            and len(slot) == 3
+            and slot[0] == "pyav"
+            and slot[1] == self.key
+            and video.resume_point is not None
+            and self._prefer is not None
+            and self._prefer(video.resume_point)
+        )
+
+    def _open(self) -> OpenedVideo:
+        fresh = cast("OpenedVideo | None", decoder_cache.take(fresh_key(self.key)))  # opened by the index
         if fresh is not None:  # nothing decoded yet: its codec threads can still be set
-            fresh.set_threads(threads)
+            fresh.set_threads(self.threads)
             return fresh
-        return OpenedVideo(uri, storage_options=storage_options, threads=threads, head=head)
+        return OpenedVideo(
+            self.uri, storage_options=self.storage_options, threads=self.threads, head=self.head
+        )
 
-    with decoder_cache.lease(("pyav", key, threads), open_, prefer=choose, avoid=avoid) as video:
+    def __enter__(self) -> tuple[OpenedVideo, Any]:
+        choose = self._choose if self._prefer is not None else None
+        lease = decoder_cache.lease(
+            ("pyav", self.key, self.threads), self._open, prefer=choose, avoid=self._avoid
+        )
+        video = lease.__enter__()
+        self._lease = lease
         point, video.resume_point = video.resume_point, None
-        yield video, point
+        return video, point
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.__exit__(exc_type, exc, tb)
 
 
 #: Per source, the ids of the containers whose resume points are kept for the call that continues them (the

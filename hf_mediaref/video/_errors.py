@@ -2,38 +2,45 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Iterator
+from typing import Any
 
 from ..errors import MediaDecodeError, MediaNotFoundError, MediaRefError, RemoteChangedError, describe_uri
 
 __all__ = ["check_same_version", "decode_errors"]
 
 
-@contextlib.contextmanager
-def decode_errors(uri: str, what: str = "decode") -> Iterator[None]:
+class decode_errors:  # used as a function: ``with decode_errors(uri):``
     """Turn PyAV/FFmpeg/OS failures raised inside the block into typed errors that name ``uri``.
 
     Errors of this package pass through; ``FileNotFoundError`` becomes
     :class:`~hf_mediaref.errors.MediaNotFoundError`; FFmpeg errors, ``ValueError``, ``OSError`` and
     ``EOFError`` become :class:`~hf_mediaref.errors.MediaDecodeError`; anything else (a bug) passes through.
+    (A plain context manager, not a generator: one is entered per decoded span.)
     """
-    try:
-        yield
-    except MediaRefError:
-        raise
-    except FileNotFoundError as exc:
-        raise MediaNotFoundError(f"media file {describe_uri(uri)} does not exist", uri=uri) from exc
-    except Exception as exc:
+
+    __slots__ = ("uri", "what")
+
+    def __init__(self, uri: str, what: str = "decode"):
+        self.uri, self.what = uri, what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None or isinstance(exc, MediaRefError) or not isinstance(exc, Exception):
+            return
+        uri = self.uri
+        if isinstance(exc, FileNotFoundError):
+            raise MediaNotFoundError(f"media file {describe_uri(uri)} does not exist", uri=uri) from exc
         av_error = getattr(sys.modules.get("av.error"), "FFmpegError", None)
         known: tuple[type[BaseException], ...] = (ValueError, OSError, EOFError)
         if av_error is not None:
             known += (av_error,)
         if not isinstance(exc, known):
-            raise
+            return
         raise MediaDecodeError(
-            f"cannot {what} video {describe_uri(uri)}: {type(exc).__name__}: {exc}", uri=uri
+            f"cannot {self.what} video {describe_uri(uri)}: {type(exc).__name__}: {exc}", uri=uri
         ) from exc
 
 

@@ -306,7 +306,15 @@ class _SpanDecode:
         self._first_damage: dict[int, int] = {}  # GOP number -> sequence number of its first damage
         self._last_gop: int | None = None  # careful: the GOP of the last target, decoded to its end
         self._gop_start: dict[int, int] = {}  # GOP number -> pts of its keyframe
-        self.target_pts = [int(index.pts[t]) for t in targets]
+        # the pts of the frames this decode goes through, from its keyframe (or where it resumes) to the frame
+        # after the last target: one small list, read for the targets, the checks and the resume point
+        after = targets[-1] + 1
+        count = index.num_frames
+        low = min(start, targets[0], resume.last_position if resume is not None else start)
+        high = min(after + 1, count)
+        listed = index.pts[low:high].tolist()
+        self.target_pts = [listed[t - low] for t in targets]
+        self._start_pts = listed[start - low]  # the keyframe's: a seek must not land after it
         self.wanted = set(self.target_pts) if skip_nonref else None  # a target's own packet is never skipped
         self.frames: dict[int, np.ndarray] = {}
         self._first = resume is None
@@ -334,14 +342,10 @@ class _SpanDecode:
         # on until that frame is out (it stays pending in the resume point). A progressive snapshot's blocks
         # not demuxed yet hold placeholders: there only the targets are checked (._truth).
         self.checking = not index.scanned and index.progressive is None
-        after = targets[-1] + 1
-        self._check_until = int(index.pts[after]) if after < index.num_frames else None
-        # the positions of the frames this decode goes through (from its keyframe, or where it resumes, to
-        # the frame after the last target), by pts: the packet and frame checks, and the resume point it
-        # leaves, look there first (a dict lookup, not a search of the whole index per packet)
-        low = min(start, resume.last_position) if resume is not None else start
-        high = min(after + 1, index.num_frames)
-        listed = index.pts[low:high].tolist()  # the first position of a pts wins, as in position_of
+        self._check_until = listed[after - low] if after < count else None
+        # the positions of those frames by pts: the packet and frame checks, and the resume point this decode
+        # leaves, look there first (a dict lookup, not a search of the whole index per packet); the first
+        # position of a pts wins, as in position_of
         self._listed: dict[int, int] = dict(zip(reversed(listed), range(high - 1, low - 1, -1)))
         # (not for the MP4 sample tables, which the demuxer itself reads: the container's own frame list)
         self._need_successor = self.checking and not careful and not index.moov_tables
@@ -377,7 +381,8 @@ class _SpanDecode:
                     and packet.pts not in self.wanted
                     and self._before_last(packet)
                 )
-                self._set_skipping(skip)
+                if skip != self._skipping:
+                    self._set_skipping(skip)
                 if packet.pts is None or not packet.size:  # no place in the timeline, or the final flush
                     self._resumable = False
                 elif skip:
@@ -403,8 +408,10 @@ class _SpanDecode:
                 raise _Overshoot()  # nothing decoded after the seek
             raise _MissingFrame(self.targets[self._pending])
         finally:
-            self._set_skipping(False)
-            self._record()
+            if self._skipping:
+                self._set_skipping(False)
+            if stats.is_collecting():
+                self._record()
 
     def _before_last(self, packet: Any) -> bool:
         """Whether ``packet``'s frame comes before the last target (a packet without pts: yes)."""
@@ -553,7 +560,7 @@ class _SpanDecode:
             self._check_listed(pts, "a frame")
         if self._first:
             self._first = False
-            if self.seek and pts > self.index.pts[self.start]:  # landed after the keyframe it aimed at
+            if self.seek and pts > self._start_pts:  # landed after the keyframe it aimed at
                 raise _Overshoot()
         if not self._from_key:
             if not frame.key_frame and not self._discarded_key_in:  # decoded without its references (older
@@ -582,17 +589,17 @@ class _SpanDecode:
         return self._pending == n
 
     def _record(self) -> None:
-        if stats.is_collecting():
-            packet_bytes = 0
-            first = self.start if self.resume is None else self.resume.last_position + 1
-            if self.video.counts_packet_bytes:
-                packet_bytes = int(self.index.packet_sizes[first : self.targets[-1] + 1].sum())
-            stats.record(
-                decoded_frames=self._decoded,
-                converted_frames=len(self._converted),
-                seeks=int(self.resume is None),
-                bytes_read=packet_bytes,
-            )
+        """Count this decode in the active :func:`~._stats.collect_stats` blocks (call when one listens)."""
+        packet_bytes = 0
+        first = self.start if self.resume is None else self.resume.last_position + 1
+        if self.video.counts_packet_bytes:
+            packet_bytes = int(self.index.packet_sizes[first : self.targets[-1] + 1].sum())
+        stats.record(
+            decoded_frames=self._decoded,
+            converted_frames=len(self._converted),
+            seeks=int(self.resume is None),
+            bytes_read=packet_bytes,
+        )
 
 
 class PyAVVideoDecoder(BaseVideoDecoder):
@@ -743,28 +750,28 @@ class PyAVVideoDecoder(BaseVideoDecoder):
             return None
         return _head_range(self._snapshot)  # a progressive snapshot: not completed here
 
-    @contextlib.contextmanager
     def _container(
         self, threads: int, *, fresh: bool, prefer: Callable[[Any], bool] | None = None
-    ) -> Iterator[tuple[OpenedVideo, Any]]:
+    ) -> contextlib.AbstractContextManager[tuple[OpenedVideo, Any]]:
         """A leased container from the cache and the resume point it came with (one that ``prefer`` accepts
         if there is one), or a ``fresh`` one (never seeked, closed after use; no resume point)."""
-        head = self._head
         if fresh:
-            with contextlib.closing(
-                OpenedVideo(self.uri, storage_options=self.storage_options, threads=threads, head=head)
-            ) as video:
-                yield video, None
-            return
-        with lease_video(
+            return self._fresh_container(threads)
+        return lease_video(  # no context manager of its own around the lease: one per span
             self.uri,
             storage_options=self.storage_options,
             threads=threads,
             key=self._key,
             prefer=prefer,
-            head=head,
-        ) as leased:
-            yield leased
+            head=self._head,
+        )
+
+    @contextlib.contextmanager
+    def _fresh_container(self, threads: int) -> Iterator[tuple[OpenedVideo, Any]]:
+        with contextlib.closing(
+            OpenedVideo(self.uri, storage_options=self.storage_options, threads=threads, head=self._head)
+        ) as video:
+            yield video, None
 
     def _missing_frame_error(
         self, index: VideoIndex, position: int, start: int, corrupt: bool
