@@ -25,9 +25,11 @@ direct run and a run of the road; "x direct" is the median over the pairs of dir
 (the machine's load drifts; a pair sees the same). Roads are not interleaved with one another: an actor pool
 starts fresh worker processes, and Ray then ends idle task workers beyond its soft limit (one per CPU), so a
 tasks run after an actors run would start fresh processes too, which a user running tasks never does.
-Engine calls, refs per call and index scans are counted inside the Ray workers (last run). "cores" is the
-CPU time of this process, of Ray's workers and of Ray's daemons (raylet, GCS) over the road's wall time
-(median run; other users of the machine are not counted). Also: videos per 64-row batch after
+"x direct per CPU-second" is the same median of direct's CPU seconds over the road's (this process's, Ray's
+workers' and daemons'): the share of direct's speed the road would keep on cores of its own, whatever else
+runs on the machine. Engine calls, refs per call and index scans are counted inside the Ray workers (last
+run). "cores" is the CPU time of this process, of Ray's workers and of Ray's daemons (raylet, GCS) over the
+road's wall time (median run; other users of the machine are not counted). Also: videos per 64-row batch after
 ``random_shuffle()`` and after ``video_shuffle``.
 """
 
@@ -273,30 +275,47 @@ def main(argv: list[str] | None = None) -> int:
                 return run_ray(ray, d, r, args.batch_size, check, f)
 
             counts = run(True)  # warm-up: this road's Ray workers, caches; every frame checked
-            times, ratios, cores = [], [], []
+            times, ratios, cpu_ratios, cores = [], [], [], []
+            direct_cpu = 0.0
             for _ in range(reps):  # pairs: direct, then the road
-                start = time.perf_counter()
+                before, start = cpu_seconds(), time.perf_counter()
                 direct_counts = direct(False)
                 direct_times.append(time.perf_counter() - start)
+                direct_cpu = sum(cpu_seconds().values()) - sum(before.values())
                 before, start = cpu_seconds(), time.perf_counter()
                 counts = run(False)
                 times.append(time.perf_counter() - start)
                 after = cpu_seconds()
                 cores.append({k: (after[k] - before[k]) / times[-1] for k in after})
                 ratios.append(direct_times[-1] / times[-1])
+                road_cpu = sum(after.values()) - sum(before.values())
+                if direct_cpu > 0 and road_cpu > 0:
+                    cpu_ratios.append(direct_cpu / road_cpu)
             median_run = sorted(range(reps), key=lambda i: times[i])[reps // 2]
+            cpu_ratio = statistics.median(cpu_ratios) if cpu_ratios else None
             results.append(
-                (name, counts, statistics.median(times), statistics.median(ratios), cores[median_run])
+                (
+                    name,
+                    counts,
+                    statistics.median(times),
+                    statistics.median(ratios),
+                    cpu_ratio,
+                    cores[median_run],
+                )
             )
         results.insert(
-            0, ("direct batch_decode (2 threads)", direct_counts, statistics.median(direct_times), 1.0, {})
+            0,
+            ("direct batch_decode (2 threads)", direct_counts, statistics.median(direct_times), 1.0, 1.0, {}),
         )
-        for name, (n, calls, refs, scans), seconds, ratio, busy in results:
+        for name, (n, calls, refs, scans), seconds, ratio, cpu_ratio, busy in results:
             fps = n / seconds
             used = " / ".join(f"{busy[k]:.2f}" for k in ("driver", "workers", "daemons")) if busy else ""
-            rows.append((workload.name, name, fps, ratio, calls, refs / max(calls, 1), scans, used))
+            per_cpu = "" if cpu_ratio is None else f"{cpu_ratio:.2f}"
+            rows.append((workload.name, name, fps, ratio, per_cpu, calls, refs / max(calls, 1), scans, used))
             print(
-                f"{workload.name:14s} {name:44s} {fps:8.1f} frames/s  x{ratio:.2f}  cores {used}", flush=True
+                f"{workload.name:14s} {name:44s} {fps:8.1f} frames/s  x{ratio:.2f}  per CPU-s x{per_cpu}  "
+                f"cores {used}",
+                flush=True,
             )
     locality = shuffle_locality(ray)
     ray.shutdown()
@@ -305,13 +324,13 @@ def main(argv: list[str] | None = None) -> int:
         f"Ray Data on {CPUS} CPUs, batches of {args.batch_size} refs sorted by (video, time), each workload "
         f"{args.repeat}x per dataset, median of {reps} (x direct: median over pairs of runs)",
         "",
-        "| workload | road | frames/s | x direct | engine calls | refs per call | index scans (last run) "
-        "| cores: driver / workers / daemons |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| workload | road | frames/s | x direct | x direct per CPU-second | engine calls | refs per call "
+        "| index scans (last run) | cores: driver / workers / daemons |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     lines += [
-        f"| {w} | {r} | {f:.0f} | {x:.2f} | {c} | {rpc:.1f} | {n} | {u} |"
-        for w, r, f, x, c, rpc, n, u in rows
+        f"| {w} | {r} | {f:.0f} | {x:.2f} | {pc} | {c} | {rpc:.1f} | {n} | {u} |"
+        for w, r, f, x, pc, c, rpc, n, u in rows
     ]
     lines += ["", "| shuffle (32 videos x 64 refs) | videos per 64-row batch |", "|---|---:|"]
     lines += [f"| {name} | {value:.1f} |" for name, value in locality]
