@@ -14,13 +14,24 @@ workload ``--repeat`` times so that Ray's per-run start-up is paid once per data
 Roads, each decoding the same batches:
 - direct: ``batch_decode(batch, max_workers=2)`` for each batch in turn, in this process;
 - Ray tasks: ``map_batches(MediaDecoder(...))``, 1 CPU per task (1 decoder thread each), 2 at a time;
-- Ray actors: ``map_batches(MediaDecoder, compute=ActorPoolStrategy(size=2))``, 1 CPU per actor.
+- Ray actors: ``map_batches(MediaDecoder, compute=ActorPoolStrategy(size=2))``, 1 CPU per actor;
+- Ray, no decoding: the tasks road with a function that returns the batch's frames ready made (uint8 of the
+  video's size, nothing decoded): what Ray's own pipeline delivers at most, the ceiling of the roads above.
 
 Frames/s count every returned frame, delivered to this process (Ray's frames travel through the object
-store to the driver, as they would to a training loop); cells are medians of ``--reps`` timed runs after
-one untimed run that also checks every frame's barcode. Engine calls, refs per call and index scans are
-counted inside the Ray workers. Also: videos per 64-row batch after ``random_shuffle()`` and after
-``video_shuffle``.
+store to the driver, as they would to a training loop). Each Ray road is measured on its own, as a user runs
+it epoch after epoch: one untimed run (which also checks every frame's barcode), then ``--reps`` pairs of a
+direct run and a run of the road; "x direct" is the median over the pairs of direct's time over the road's
+(the machine's load drifts; a pair sees the same). Roads are not interleaved with one another: an actor pool
+starts fresh worker processes, and Ray then ends idle task workers beyond its soft limit (one per CPU), so a
+tasks run after an actors run would start fresh processes too, which a user running tasks never does.
+"x direct per CPU-second" is the same median of direct's CPU seconds over the road's (this process's, Ray's
+workers' and daemons'): the share of direct's speed the road would keep on cores of its own, whatever else
+runs on the machine (not for actors: their processes end with the run, uncounted). Engine calls, refs per
+call and index scans are counted inside the Ray workers (last run). "cores" is the CPU time of this
+process, of Ray's workers and of Ray's daemons (raylet, GCS) over the road's wall time (median run; other
+users of the machine and ended processes are not counted). Also: videos per 64-row batch after
+``random_shuffle()`` and after ``video_shuffle``.
 """
 
 from __future__ import annotations
@@ -44,6 +55,16 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from benchmark import KINDS, add_kinds_argument, make_media, make_workloads
 
 from hf_mediaref.testing.media import read_index
+
+
+def read_frame_shape(path: str) -> tuple[int, int, int]:
+    """``(H, W, 3)`` of the video's frames."""
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        return (stream.codec_context.height, stream.codec_context.width, 3)
+
 
 CPUS = 2
 ROAD_WORKLOADS = ("random 256", "videos x 8")
@@ -102,10 +123,32 @@ def run_direct(table: Any, batch_size: int, check: bool) -> tuple[int, int, int,
     return frames_total, stats.calls, stats.requested_refs, stats.index_scans
 
 
-def run_ray(ray: Any, ds: Any, road: str, batch_size: int, check: bool) -> tuple[int, int, int, int]:
+def _ready_frames(shape: tuple[int, ...]) -> Any:
+    """A map_batches function returning ``shape`` frames for each row, nothing decoded (Ray's ceiling)."""
+
+    def ready(batch: Any) -> dict[str, Any]:
+        n = len(batch["expected"])
+        frames = np.full((n, *shape), 7, np.uint8)  # written once, as a decoder writes its frames
+        zeros = np.zeros(n)
+        return {
+            "frame": frames,
+            "expected": np.asarray(batch["expected"]),
+            "calls": zeros,
+            "refs": zeros,
+            "scans": zeros,
+        }
+
+    return ready
+
+
+def run_ray(
+    ray: Any, ds: Any, road: str, batch_size: int, check: bool, shape: tuple[int, ...]
+) -> tuple[int, int, int, int]:
     decoder = _counting_decoder()
     if road == "tasks":
         out = ds.map_batches(decoder(), batch_size=batch_size, num_cpus=1)
+    elif road == "ready":
+        out = ds.map_batches(_ready_frames(shape), batch_size=batch_size, num_cpus=1)
     else:
         out = ds.map_batches(
             decoder, batch_size=batch_size, num_cpus=1, compute=ray.data.ActorPoolStrategy(size=CPUS)
@@ -117,10 +160,41 @@ def run_ray(ray: Any, ds: Any, road: str, batch_size: int, check: bool) -> tuple
         calls += float(batch["calls"].sum())
         refs += float(batch["refs"].sum())
         scans += float(batch["scans"].sum())
-        if check:
+        if check and road != "ready":
             wrong = sum(read_index(f) != e for f, e in zip(batch["frame"], batch["expected"]))
             assert wrong == 0, f"ray {road}: {wrong} wrong frames"
     return frames, round(calls), round(refs), round(scans)
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far of this process, of Ray's worker processes and of Ray's daemons (raylet, GCS and
+    the others Ray starts), from ``/proc`` (empty elsewhere). Processes that ended are not counted."""
+    out = {"driver": 0.0, "workers": 0.0, "daemons": 0.0}
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return {}
+    me = os.getpid()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / _TICKS
+        if int(entry.name) == me:
+            out["driver"] += seconds
+        elif "ray::" in cmd or "default_worker.py" in cmd:
+            out["workers"] += seconds
+        elif "/ray/" in cmd and (
+            "raylet" in cmd or "gcs_server" in cmd or "dashboard" in cmd or "monitor" in cmd
+        ):
+            out["daemons"] += seconds
+    return out
 
 
 def shuffle_locality(ray: Any, videos: int = 32, frames: int = 64, batch: int = 64) -> list[tuple[str, Any]]:
@@ -179,40 +253,86 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for workload in workloads:
         table = _table(workload.requests, args.repeat)
+        shape = read_frame_shape(workload.requests[0][0].path)
         blocks = max(CPUS, table.num_rows // (args.batch_size * 2))
         ds = ray.data.from_arrow(table).repartition(blocks).materialize()
+
+        def direct(check: bool, t: Any = table) -> tuple[int, int, int, int]:
+            return run_direct(t, args.batch_size, check)
+
         roads = {
-            "direct batch_decode (2 threads)": lambda c, t=table: run_direct(t, args.batch_size, c),
-            "Ray Data tasks (2 x 1 CPU)": lambda c, d=ds: run_ray(ray, d, "tasks", args.batch_size, c),
-            "Ray Data actors (2 x 1 CPU)": lambda c, d=ds: run_ray(ray, d, "actors", args.batch_size, c),
+            "Ray Data tasks (2 x 1 CPU)": "tasks",
+            "Ray Data actors (2 x 1 CPU)": "actors",
+            "Ray Data, no decoding (ready frames; tasks)": "ready",
         }
-        counts: dict[str, tuple[int, int, int, int]] = {}
-        times: dict[str, list[float]] = {name: [] for name in roads}
+        direct_counts = direct(True)  # warm-up: caches; every frame checked
+        direct_times: list[float] = []
+        results = []
         for name, road in roads.items():
-            counts[name] = road(True)  # warm-up: caches, Ray workers; every frame checked
-        for _ in range(reps):
-            for name, road in roads.items():
-                start = time.perf_counter()
-                counts[name] = road(False)
-                times[name].append(time.perf_counter() - start)
-        direct_fps = None
-        for name in roads:
-            frames, calls, refs, scans = counts[name]
-            fps = frames / statistics.median(times[name])
-            direct_fps = direct_fps or fps
-            rows.append((workload.name, name, fps, fps / direct_fps, calls, refs / max(calls, 1), scans))
-            print(f"{workload.name:14s} {name:34s} {fps:8.1f} frames/s  x{fps / direct_fps:.2f}", flush=True)
+
+            def run(
+                check: bool, d: Any = ds, r: str = road, f: tuple[int, ...] = shape
+            ) -> tuple[int, int, int, int]:
+                return run_ray(ray, d, r, args.batch_size, check, f)
+
+            counts = run(True)  # warm-up: this road's Ray workers, caches; every frame checked
+            times, ratios, cpu_ratios, cores = [], [], [], []
+            direct_cpu = 0.0
+            for _ in range(reps):  # pairs: direct, then the road
+                before, start = cpu_seconds(), time.perf_counter()
+                direct_counts = direct(False)
+                direct_times.append(time.perf_counter() - start)
+                direct_cpu = sum(cpu_seconds().values()) - sum(before.values())
+                before, start = cpu_seconds(), time.perf_counter()
+                counts = run(False)
+                times.append(time.perf_counter() - start)
+                after = cpu_seconds()
+                cores.append({k: (after[k] - before[k]) / times[-1] for k in after})
+                ratios.append(direct_times[-1] / times[-1])
+                road_cpu = sum(after.values()) - sum(before.values())
+                if direct_cpu > 0 and road_cpu > 0 and road != "actors":  # ended actors: not counted
+                    cpu_ratios.append(direct_cpu / road_cpu)
+            median_run = sorted(range(reps), key=lambda i: times[i])[reps // 2]
+            cpu_ratio = statistics.median(cpu_ratios) if cpu_ratios else None
+            results.append(
+                (
+                    name,
+                    counts,
+                    statistics.median(times),
+                    statistics.median(ratios),
+                    cpu_ratio,
+                    cores[median_run],
+                )
+            )
+        results.insert(
+            0,
+            ("direct batch_decode (2 threads)", direct_counts, statistics.median(direct_times), 1.0, 1.0, {}),
+        )
+        for name, (n, calls, refs, scans), seconds, ratio, cpu_ratio, busy in results:
+            fps = n / seconds
+            used = " / ".join(f"{busy[k]:.2f}" for k in ("driver", "workers", "daemons")) if busy else ""
+            per_cpu = "" if cpu_ratio is None else f"{cpu_ratio:.2f}"
+            rows.append((workload.name, name, fps, ratio, per_cpu, calls, refs / max(calls, 1), scans, used))
+            print(
+                f"{workload.name:14s} {name:44s} {fps:8.1f} frames/s  x{ratio:.2f}  per CPU-s x{per_cpu}  "
+                f"cores {used}",
+                flush=True,
+            )
     locality = shuffle_locality(ray)
     ray.shutdown()
 
     lines = [
         f"Ray Data on {CPUS} CPUs, batches of {args.batch_size} refs sorted by (video, time), each workload "
-        f"{args.repeat}x per dataset, median of {reps}",
+        f"{args.repeat}x per dataset, median of {reps} (x direct: median over pairs of runs)",
         "",
-        "| workload | road | frames/s | x direct | engine calls | refs per call | index scans (last run) |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| workload | road | frames/s | x direct | x direct per CPU-second | engine calls | refs per call "
+        "| index scans (last run) | cores: driver / workers / daemons |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    lines += [f"| {w} | {r} | {f:.0f} | {x:.2f} | {c} | {rpc:.1f} | {n} |" for w, r, f, x, c, rpc, n in rows]
+    lines += [
+        f"| {w} | {r} | {f:.0f} | {x:.2f} | {pc} | {c} | {rpc:.1f} | {n} | {u} |"
+        for w, r, f, x, pc, c, rpc, n, u in rows
+    ]
     lines += ["", "| shuffle (32 videos x 64 refs) | videos per 64-row batch |", "|---|---:|"]
     lines += [f"| {name} | {value:.1f} |" for name, value in locality]
     text = "\n".join(lines)

@@ -205,6 +205,10 @@ class MediaDecoder:
     """Decodes the media columns of Ray Data batches: for ``Dataset.map_batches``, as a class (an actor
     pool) or as an instance (tasks).
 
+    On CPUs prefer an instance (tasks): Ray keeps its task worker processes from one run of a dataset to
+    the next (an epoch), with their open videos and indexes, while an actor pool starts new processes on
+    every run (seconds on a small machine; see the Ray Data section of docs/performance.md).
+
     Each call makes one :func:`~hf_mediaref.batch_decode` call for all refs of the batch (all media
     columns), grouped by video. Decoder threads match the CPUs Ray granted the task or actor (``num_cpus``
     of ``map_batches``, 1 by default) unless ``max_workers`` is given, so N workers on N cores run N
