@@ -122,7 +122,10 @@ def _start(task: Task, threads: int) -> Any:
 def run_order(costs: Sequence[float], budget: int) -> list[int]:
     """The order :func:`run_tasks` starts tasks of these ``costs`` in: the given order on one worker, the
     costliest first on several (what a batch's fetches ahead follow, so that its first decodes wait least)."""
-    workers, _ = choose_parallelism(costs, budget)
+    return _order(costs, choose_parallelism(costs, budget)[0])
+
+
+def _order(costs: Sequence[float], workers: int) -> list[int]:
     if workers == 1:
         return list(range(len(costs)))
     return sorted(range(len(costs)), key=lambda i: -costs[i])
@@ -136,10 +139,11 @@ def run_tasks(tasks: Sequence[Task], budget: int) -> list[Any]:
     """
     if not tasks:
         return []
-    workers, threads = choose_parallelism([t.cost for t in tasks], budget)
+    costs = [t.cost for t in tasks]
+    workers, threads = choose_parallelism(costs, budget)
     if workers == 1:
         return [_start(task, threads) for task in tasks]
-    order = run_order([t.cost for t in tasks], budget)
+    order = _order(costs, workers)  # run_order's, without choosing the parallelism twice
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hf_mediaref-decode")
     try:
         futures = {i: pool.submit(contextvars.copy_context().run, _start, tasks[i], threads) for i in order}

@@ -214,9 +214,7 @@ def plan_videos(
         spans = dec._plan(positions, strategy, index)
         tasks = dec._span_tasks(spans, size=size, index=index)
         if remote[i] and ahead:
-            wanted.append(
-                _Reads(i, dec.uri, _reads_ahead(dec, index, spans, budget), spans, tasks, dec, index)
-            )
+            wanted.append(_Reads(i, dec, index, spans, tasks, _reads_ahead(dec, index, spans, budget)))
             if waits[i]:  # and its own before the next one's
                 _prefetch_in_order(wanted, budget, io_concurrency, owner, storage_options)
                 wanted = []
@@ -230,12 +228,11 @@ class _Reads:
     """A remote video's reads ahead (:func:`_reads_ahead`), with the spans and tasks that order them."""
 
     video: int  # its place in the batch (the decode runs the videos' tasks in that order)
-    uri: str
-    reads: list[tuple[int, int, int]]
-    spans: Sequence[Span]
-    tasks: Sequence[Task]
     decoder: BaseVideoDecoder
     index: VideoIndex
+    spans: Sequence[Span]
+    tasks: Sequence[Task]
+    reads: list[tuple[int, int, int]]
 
 
 def _prefetch_in_order(
@@ -251,18 +248,16 @@ def _prefetch_in_order(
         for video in sorted(wanted, key=lambda v: v.video)
         for span, task in zip(video.spans, video.tasks)
     ]
-    queue: list[tuple[int, str, tuple[int, int, int]]] = []
-    for rank, k in enumerate(run_order([task.cost for _, _, task in tasks], budget)):
+    sent: set[tuple[str, int]] = set()
+    for k in run_order([task.cost for _, _, task in tasks], budget):  # the spans as their tasks start
         video, span, _ = tasks[k]
+        uri = video.decoder.uri
         for start, _ in video.decoder._planned_reads([span], video.index):
             held = next((r for r in video.reads if r[0] <= start < r[1]), None)
-            if held is not None:
-                queue.append((rank, video.uri, held))
-    sent: set[tuple[str, int]] = set()
-    for _, uri, held in sorted(queue, key=lambda q: q[0]):
-        if (uri, held[0]) not in sent:
-            sent.add((uri, held[0]))
-            prefetch_ranges(uri, [held], concurrency, owner, storage_options=storage_options)
+            if held is not None and (uri, held[0]) not in sent:
+                sent.add((uri, held[0]))
+                prefetch_ranges(uri, [held], concurrency, owner, storage_options=storage_options)
     for video in wanted:  # what no span's read starts in (an index at the end: asked before)
-        rest = [r for r in video.reads if (video.uri, r[0]) not in sent]
-        prefetch_ranges(video.uri, rest, concurrency, owner, storage_options=storage_options)
+        uri = video.decoder.uri
+        rest = [r for r in video.reads if (uri, r[0]) not in sent]
+        prefetch_ranges(uri, rest, concurrency, owner, storage_options=storage_options)
