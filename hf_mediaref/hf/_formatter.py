@@ -298,13 +298,12 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         features = self._features(pa_table)
         if self.windows is not None:
             check_window_columns(self.windows, {n: features.get(n) for n in pa_table.column_names}, "batch")
-        media = [name for name in pa_table.column_names if has_media(features.get(name), decoding=True)]
+        media = self._media_columns(pa_table, features)
         if not media:
             return self._with_value_windows(pa_table, self._rest.format_batch(pa_table))
         others = [name for name in pa_table.column_names if name not in media]
         rest = self._rest.format_batch(pa_table.select(others)) if others else {}
-        options = self.options.with_credentials(self.access)
-        options = with_hub_token(options, [features[name] for name in media], self.token_per_repo_id)
+        options = self._reading_options(features, media)
         decoded = decode_media_columns(
             pa_table, features, media, options, access=self.access, windows=self.windows
         )
@@ -317,12 +316,21 @@ class MediaRefFormatter(Formatter[Mapping, Any, Mapping]):
         turn) reads from remote videos, in the background (:func:`hf_mediaref.decode.fetch_ahead`); whether
         anything remote is fetched."""
         features = self._features(pa_table)
-        media = [name for name in pa_table.column_names if has_media(features.get(name), decoding=True)]
+        media = self._media_columns(pa_table, features)
         if not media:
             return False
-        options = self.options.with_credentials(self.access)  # as format_batch's: the same reads' keys
-        options = with_hub_token(options, [features[name] for name in media], self.token_per_repo_id)
+        options = self._reading_options(features, media)  # format_batch's: the fetched ranges' keys match
         return fetch_media_columns_ahead(pa_table, features, media, options, self.access, self.windows)
+
+    @staticmethod
+    def _media_columns(pa_table: pa.Table, features: Features) -> list[str]:
+        """The columns of ``pa_table`` holding refs to decode."""
+        return [name for name in pa_table.column_names if has_media(features.get(name), decoding=True)]
+
+    def _reading_options(self, features: Features, media: list[str]) -> DecodeOptions:
+        """The decode options with the access's credentials and, for ``hf://`` media, the repo's token."""
+        options = self.options.with_credentials(self.access)
+        return with_hub_token(options, [features[name] for name in media], self.token_per_repo_id)
 
     def _with_value_windows(self, pa_table: pa.Table, out: Mapping) -> Mapping:
         """``out`` with the value windows of the batch (and their masks) in place of their columns."""
