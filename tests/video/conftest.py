@@ -309,6 +309,15 @@ def case(request, build_case) -> Case:
 
 
 @pytest.fixture
+def cold(monkeypatch, tmp_path):
+    """An empty on-disk index store of the test's own and no index or container in memory."""
+    monkeypatch.setenv("HF_MEDIAREF_CACHE_DIR", str(tmp_path / "store"))
+    cleanup_cache()
+    yield
+    cleanup_cache()
+
+
+@pytest.fixture
 def fresh_cache():
     """Start and end with an empty decoder cache and index cache."""
     cleanup_cache()

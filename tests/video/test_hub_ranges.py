@@ -25,40 +25,21 @@ from hf_mediaref.errors import DecodeTimeoutError, MediaNotFoundError, RemoteCha
 from hf_mediaref.io import _ranges as ranges
 from hf_mediaref.io import _sources as sources
 from hf_mediaref.io import open_media
-from hf_mediaref.testing import LatencyServer, write_video
+from hf_mediaref.testing import LatencyServer
 from hf_mediaref.testing.fake_hub import FakeHub
 from hf_mediaref.testing.http_server import LoopbackFileServer, RangeRequestHandler
 from hf_mediaref.video import cleanup_cache
 from hf_mediaref.video._cache import decoder_cache
 
-from .conftest import _remux
-from .test_remote_latency import VIDEOS, _check, _plain_frames, _refs
+from .test_remote_latency import VIDEOS, _check, _refs, write_media
 
 TOKEN = "hf_secret_token"
 
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
-    """The five videos of ``test_remote_latency`` (the second long one as Matroska), their pts and frames."""
-    folder = tmp_path_factory.mktemp("hub-media")
-    out = {}
-    for name, n, gop, bframes in VIDEOS:
-        spec = write_video(folder / name, n, fps=30, gop=gop, bframes=bframes, size=(64, 128))
-        if name == "long_nob.mp4":
-            _remux(spec.path, folder / "long.mkv")
-            spec.path.unlink()
-            name = "long.mkv"
-        out[name] = (list(spec.pts_ns), _plain_frames(folder / name))
-    return folder, out
-
-
-@pytest.fixture
-def cold(monkeypatch, tmp_path):
-    """An empty index store and no index or container in memory."""
-    monkeypatch.setenv("HF_MEDIAREF_CACHE_DIR", str(tmp_path / "store"))
-    cleanup_cache()
-    yield
-    cleanup_cache()
+    """The five videos of ``test_remote_latency``, their pts and frames (:func:`write_media`)."""
+    return write_media(tmp_path_factory.mktemp("hub-media"))
 
 
 @pytest.fixture

@@ -69,12 +69,8 @@ def built(tmp_path_factory) -> dict[str, tuple[Path, list[int], list[np.ndarray]
 
 
 @pytest.fixture
-def fresh(monkeypatch, tmp_path):
-    """Empty caches in memory and an on-disk index store of the test's own."""
-    monkeypatch.setenv("HF_MEDIAREF_CACHE_DIR", str(tmp_path / "cache"))
-    cleanup_cache()
-    yield
-    cleanup_cache()
+def fresh(cold):
+    """Empty caches in memory and an on-disk index store of the test's own (the ``cold`` of conftest)."""
 
 
 def _copy(built, name: str, folder: Path) -> tuple[Path, list[int], list[np.ndarray]]:

@@ -47,10 +47,9 @@ def _plain_frames(path: Path) -> list[np.ndarray]:
     return [a for _, a in sorted(frames, key=lambda t: t[0])]
 
 
-@pytest.fixture(scope="module")
-def media(tmp_path_factory):
-    """The five videos (the second long one as Matroska), their pts and their frames by a plain decode."""
-    folder = tmp_path_factory.mktemp("remote")
+def write_media(folder: Path) -> tuple[Path, dict[str, tuple[list[int], list[np.ndarray]]]]:
+    """The five videos written into ``folder`` (the second long one as Matroska), with their pts and their
+    frames by a plain decode."""
     out = {}
     for name, n, gop, bframes in VIDEOS:
         spec = write_video(folder / name, n, fps=30, gop=gop, bframes=bframes, size=(64, 128))
@@ -60,6 +59,12 @@ def media(tmp_path_factory):
             name = "long.mkv"
         out[name] = (list(spec.pts_ns), _plain_frames(folder / name))
     return folder, out
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    """:func:`write_media` of a folder of this module's."""
+    return write_media(tmp_path_factory.mktemp("remote"))
 
 
 def _refs(media, base: str, seed: int = 3) -> tuple[list[MediaRef], list[tuple[str, int]]]:
@@ -78,15 +83,6 @@ def _check(media, frames, picks) -> None:
     assert [read_index(f) for f in frames] == [i for _, i in picks]
     for frame, (name, i) in zip(frames, picks):
         assert np.array_equal(frame, videos[name][1][i]), (name, i)
-
-
-@pytest.fixture
-def cold(monkeypatch, tmp_path):
-    """An empty index store and no index or container in memory."""
-    monkeypatch.setenv("HF_MEDIAREF_CACHE_DIR", str(tmp_path / "store"))
-    cleanup_cache()
-    yield
-    cleanup_cache()
 
 
 # ---------------------------------------------------------------------------------------- the latency server
