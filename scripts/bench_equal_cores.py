@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from benchmark import cached_video
+from benchmark import cached_video, publish
 
 from hf_mediaref.testing.media import read_index
 
@@ -535,10 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 3)
-    report = run_equal_cores(args)
-    print("\n" + report)
-    if args.markdown:
-        Path(args.markdown).write_text(report + "\n")
+    publish(run_equal_cores(args), args.markdown)
     return 0
 
 

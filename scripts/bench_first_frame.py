@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from benchmark import make_video
+from benchmark import make_video, publish
 
 from hf_mediaref.testing.http_server import LoopbackFileServer
 
@@ -202,10 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{ext} frame {f}: {n:,} B" for (ext, f), n in needs.items())
         + f"; files: mp4 {mp4.stat().st_size:,} B, mkv {mkv.stat().st_size:,} B"
     )
-    table = "\n".join(lines)
-    print("\n" + table)
-    if args.markdown:
-        Path(args.markdown).write_text(table + "\n")
+    publish("\n".join(lines), args.markdown)
     return 0
 
 

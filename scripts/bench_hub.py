@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_remote import Cell, make_refs, make_remote_media
+from benchmark import publish
 
 import hf_mediaref
 from hf_mediaref.io import _sources
@@ -154,10 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", help="also write the report to this file")
     args = parser.parse_args(argv)
     reps = args.reps or (1 if args.quick else 3)
-    report = run_hub(Path(args.media), args.quick, args.delays or [50], reps, args.bandwidth)
-    print("\n" + report)
-    if args.markdown:
-        Path(args.markdown).write_text(report + "\n")
+    publish(run_hub(Path(args.media), args.quick, args.delays or [50], reps, args.bandwidth), args.markdown)
     return 0
 
 

@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from benchmark import KINDS, add_kinds_argument, make_media, make_workloads
+from benchmark import KINDS, add_kinds_argument, make_media, make_workloads, publish
 
 from hf_mediaref.testing.media import read_index
 
@@ -335,10 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     lines += ["", "| shuffle (32 videos x 64 refs) | videos per 64-row batch |", "|---|---:|"]
     lines += [f"| {name} | {value:.1f} |" for name, value in locality]
-    text = "\n".join(lines)
-    print("\n" + text)
-    if args.markdown:
-        Path(args.markdown).write_text(text + "\n", encoding="utf-8")
+    publish("\n".join(lines), args.markdown)
     return 0
 
 

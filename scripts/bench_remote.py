@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from benchmark import BFRAMES, NO_BFRAMES, Video, make_video
+from benchmark import BFRAMES, NO_BFRAMES, Video, make_video, publish
 
 import hf_mediaref
 from hf_mediaref.testing import LatencyServer, read_index
@@ -157,10 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     reps = args.reps or (1 if args.quick else 3)
     delays = args.delays or ([50] if args.quick else [20, 50, 100])
-    report = run_remote(Path(args.media), args.quick, delays, reps, args.io_concurrency)
-    print("\n" + report)
-    if args.markdown:
-        Path(args.markdown).write_text(report + "\n")
+    publish(run_remote(Path(args.media), args.quick, delays, reps, args.io_concurrency), args.markdown)
     return 0
 
 

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from benchmark import FPS, make_video
+from benchmark import FPS, make_video, publish
 
 from hf_mediaref import MediaRef, batch_decode, cleanup_cache
 from hf_mediaref.testing.media import read_index
@@ -170,10 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         f"B-frames); PyAV {av.__version__}, Python {sys.version.split()[0]}, medians of {args.reps} passes. "
         "LeRobot not run (needs Python >= 3.12)."
     )
-    report = render(results, header)
-    print("\n" + report)
-    if args.markdown:
-        Path(args.markdown).write_text(report + "\n")
+    publish(render(results, header), args.markdown)
     return 0 if all(r["wrong"] == 0 for r in results) else 1
 
 

@@ -753,6 +753,13 @@ def check_targets(workloads: list[Workload], contenders: list[Contender], cells:
 # ----------------------------------------------------------------------------------------------- main
 
 
+def publish(report: str, markdown: str | None) -> None:
+    """Print ``report`` and, given a path (``--markdown``), write it there: every benchmark's last step."""
+    print("\n" + report, flush=True)
+    if markdown:
+        Path(markdown).write_text(report + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a 60 s video, 4 short videos, 1 pass")
@@ -794,10 +801,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench_equal_cores import run_equal_cores
 
         args.rounds = args.rounds or (1 if args.quick else 3)
-        equal = run_equal_cores(args)
-        print("\n" + equal, flush=True)
-        if args.markdown:
-            Path(args.markdown).write_text(equal + "\n")
+        publish(run_equal_cores(args), args.markdown)
         return 0
     args.reps = args.reps or (1 if args.quick else 3)
     warnings.filterwarnings("ignore", module="mediaref")  # its "sparse timestamp query" advice, every call
@@ -819,10 +823,8 @@ def main(argv: list[str] | None = None) -> int:
         from bench_roads import run_roads
 
         roads_report = run_roads(media, args.quick, kinds, reps=args.reps, batch_size=args.batch_size)
-        print("\n" + roads_report, flush=True)
+        publish(roads_report, args.markdown if args.only_roads else None)
         if args.only_roads:
-            if args.markdown:
-                Path(args.markdown).write_text(roads_report + "\n")
             return 0
     if args.remote:
         from bench_remote import run_remote
@@ -860,10 +862,7 @@ def main(argv: list[str] | None = None) -> int:
         extras["grouping"] = grouping_cost()
         extras["parquet"] = parquet_size()
 
-    report = render(workloads, contenders, cells, args, extras, missing)
-    print("\n" + report)
-    if args.markdown:
-        Path(args.markdown).write_text(report + "\n")
+    publish(render(workloads, contenders, cells, args, extras, missing), args.markdown)
     return 0
 
 
