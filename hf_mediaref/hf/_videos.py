@@ -64,14 +64,49 @@ def _hub_caches() -> list[str]:
     return [os.path.realpath(constants.HF_HUB_CACHE), os.path.realpath(config.DOWNLOADED_DATASETS_PATH)]
 
 
-def _has_videos(folder: str) -> bool:
-    """Whether ``folder`` holds files of the extensions ``datasets``' videofolder reads."""
-    from datasets.packaged_modules.videofolder.videofolder import VideoFolder
+class _Folder:
+    """What a local folder holds for ``from_videos``, from one walk that follows symlinked sub-folders (each
+    real folder once), as ``hf-mediaref build`` walks its sources."""
 
-    extensions = {e.lower() for e in VideoFolder.EXTENSIONS}
-    return any(
-        os.path.splitext(name)[1].lower() in extensions for _, _, names in os.walk(folder) for name in names
-    )
+    def __init__(self, folder: str):
+        from datasets.packaged_modules.videofolder.videofolder import VideoFolder
+
+        extensions = {e.lower() for e in VideoFolder.EXTENSIONS}
+        self.videos = 0
+        #: the real folders of the videos reached through a symlink leading out of ``folder``
+        self.outside: set[str] = set()
+        self.linked_out = 0
+        seen: set[str] = set()
+        for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+            real = os.path.realpath(dirpath)
+            if real in seen:  # a symlink loop, or a folder linked twice
+                dirnames[:] = []
+                continue
+            seen.add(real)
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if os.path.splitext(name)[1].lower() not in extensions:
+                    continue
+                self.videos += 1
+                target = os.path.realpath(os.path.join(dirpath, name))
+                if os.path.commonpath([folder, target]) != folder:
+                    self.outside.add(os.path.dirname(target))
+                    self.linked_out += 1
+
+    def access(self, folder: str) -> MediaAccess:
+        """Reads inside ``folder`` and, where its videos are symlinks leading out of it, at their targets:
+        the folder is the caller's, named by them (as ``build`` follows symlinks; other paths outside it
+        stay refused). The targets are hard-linked or copied into ``out_dir``, never linked."""
+        access = MediaAccess(folder)
+        if not self.outside:
+            return access
+        logger.info(
+            "from_videos: %d video(s) of the folder are symlinks leading out of it: read at their targets "
+            "(in %s), hard-linked (or copied across file systems) into out_dir",
+            self.linked_out,
+            ", ".join(sorted(self.outside)[:5]) + (" ..." if len(self.outside) > 5 else ""),
+        )
+        return access.allowing(sorted(self.outside))
 
 
 def _open_source(
@@ -93,11 +128,13 @@ def _open_source(
             loaded = datasets.load_from_disk(folder)
             if split and isinstance(loaded, datasets.DatasetDict):
                 loaded = loaded[split]
-        elif _has_videos(folder):  # a videofolder: videos and an optional metadata.jsonl/csv/parquet
+            return loaded, access or MediaAccess(folder)
+        held = _Folder(folder)
+        if held.videos:  # a videofolder: videos and an optional metadata.jsonl/csv/parquet
             loaded = datasets.load_dataset("videofolder", data_dir=folder, split=split)
         else:  # a repo-style folder (Parquet files with a Video column, a card naming them)
             loaded = datasets.load_dataset(folder, split=split)
-        return loaded, access or MediaAccess(folder)
+        return loaded, access or held.access(folder)
     loaded = datasets.load_dataset(path, split=split, revision=revision, token=token)
     return loaded, access or MediaAccess(None, allow_uris=_hub_caches(), token=token)
 
@@ -340,8 +377,10 @@ def from_videos(
             rows are logged as a warning: count, first few rows and why). A path the access refuses always
             raises.
         access: what the video paths may read (a :class:`~hf_mediaref.MediaAccess`). Default: a folder reads
-            inside itself; a Hub dataset inside the caches ``datasets`` downloads to; a ``Dataset`` object is
-            yours, so its paths are trusted (pass an access for one whose paths came from someone else).
+            inside itself and at the targets of its videos that are symlinks leading out of it (as
+            ``hf-mediaref build`` follows them; the targets are hard-linked or copied into ``out_dir``); a
+            Hub dataset inside the caches ``datasets`` downloads to; a ``Dataset`` object is yours, so its
+            paths are trusted (pass an access for one whose paths came from someone else).
         revision: the Hub revision (a Hub name only).
         token: the Hub token (a Hub name only).
 

@@ -132,6 +132,43 @@ def test_a_videofolder_with_metadata_keeps_its_columns(videos, tmp_path):
     _check(ds, {f"videos/{k}": v for k, v in specs.items()})
 
 
+def test_a_videofolder_of_symlinks_reads_their_targets(videos, tmp_path, caplog):
+    """A videofolder whose videos are symlinks leading out of it (absolute, relative, a symlinked sub-folder),
+    as ``hf-mediaref build`` follows them: the targets are hard-linked into out_dir and the result loads and
+    decodes inside its own folder. Was: UntrustedRefError on every row. A path that the folder's metadata
+    names outside it is still refused."""
+    root, specs = videos
+    folder = tmp_path / "links"
+    (folder / "more").mkdir(parents=True)
+    os.symlink(root / "a.mp4", folder / "a.mp4")
+    os.symlink(os.path.relpath(root / "c.mp4", folder), folder / "c.mp4")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "b.mkv").write_bytes((root / "b.mkv").read_bytes())
+    os.symlink(outside, folder / "more" / "linked")
+    lines = [
+        {"file_name": "a.mp4", "task": "pick"},
+        {"file_name": "c.mp4", "task": "fly"},
+        {"file_name": "more/linked/b.mkv", "task": "place"},
+    ]
+    (folder / "metadata.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    out = tmp_path / "out"
+    with caplog.at_level("INFO", logger="hf_mediaref.hf._videos"):
+        ds = hf_mediaref.from_videos(str(folder), split="train", out_dir=out)
+    assert "3 video(s) of the folder are symlinks leading out of it" in caplog.text
+    assert dict(zip(ds["video_id"], ds["task"])) == {
+        "videos/a.mp4": "pick",
+        "videos/c.mp4": "fly",
+        "videos/b.mkv": "place",
+    }
+    assert not any(p.is_symlink() for p in out.rglob("*"))
+    assert os.path.samefile(out / "videos" / "b.mkv", outside / "b.mkv")
+    ds.save_to_disk(str(out))
+    _check(hf_mediaref.load_from_disk(str(out)), {f"videos/{k}": v for k, v in specs.items()})
+    with pytest.raises(UntrustedRefError):  # an explicit access confines it to the folder
+        hf_mediaref.from_videos(str(folder), out_dir=tmp_path / "o", access=MediaAccess(folder))
+
+
 def test_a_hub_video_dataset(videos, tmp_path, fake_hub):
     import huggingface_hub
     from huggingface_hub import CommitOperationAdd
