@@ -153,7 +153,7 @@ def test_a_videofolder_of_symlinks_reads_their_targets(videos, tmp_path, caplog)
     ]
     (folder / "metadata.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     out = tmp_path / "out"
-    with caplog.at_level("INFO", logger="hf_mediaref.hf._videos"):
+    with caplog.at_level("INFO", logger="hf_mediaref.from_videos"):
         ds = hf_mediaref.from_videos(str(folder), split="train", out_dir=out)
     assert "3 video(s) of the folder are symlinks leading out of it" in caplog.text
     assert dict(zip(ds["video_id"], ds["task"])) == {
@@ -210,13 +210,13 @@ def test_unreadable_videos_raise_or_are_skipped(videos, tmp_path, caplog):
         },
         features=datasets.Features({"video": datasets.Video(decode=False)}),
     )
-    with pytest.raises(MediaDecodeError, match="row 0"):
+    with pytest.raises(MediaDecodeError, match=r"row 0 \(bad.mp4\)"):
         hf_mediaref.from_videos(source, out_dir=tmp_path / "raise")
     assert not (tmp_path / "raise" / "videos" / "bad.mp4").exists()
     with caplog.at_level("WARNING"):
         ds = hf_mediaref.from_videos(source, out_dir=tmp_path / "skip", on_error="skip")
     assert set(ds["video_index"]) == {1} and len(ds) == 9
-    assert "skipped 1 of 2 video row(s)" in caplog.text and "row 0" in caplog.text
+    assert "skipped 1 of 2 video row(s)" in caplog.text and "row 0: bad.mp4: MediaDecodeError" in caplog.text
     assert "Left out (no video, or unreadable): the dataset: rows 0." in ds.info.description  # and the card
 
 
