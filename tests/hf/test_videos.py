@@ -190,6 +190,21 @@ def test_a_hub_video_dataset(videos, tmp_path, fake_hub):
     _check(train, {f"videos/{k}": v for k, v in specs.items()})
 
 
+def test_a_hub_video_dataset_with_the_videos_as_bytes_in_its_parquet(videos, tmp_path, fake_hub):
+    """What datasets' own push_to_hub of a Video column uploads: the videos' bytes in the Parquet shards."""
+    root, specs = videos
+    source = datasets.Dataset.from_dict(
+        {"video": [str(root / "a.mp4"), str(root / "b.mkv"), str(root / "a.mp4")], "label": [0, 1, 2]}
+    ).cast_column("video", datasets.Video())
+    source.push_to_hub("me/video-bytes")
+    uploaded = {p.suffix for p in fake_hub.repo_dir("me/video-bytes").rglob("*") if p.is_file()}
+    assert uploaded == {".md", ".parquet"}  # no video files: bytes only
+    ds = hf_mediaref.from_videos("me/video-bytes", split="train", out_dir=tmp_path / "out", every=4)
+    assert sorted(os.listdir(tmp_path / "out" / "videos")) == ["a.mp4", "b.mkv"]  # a.mp4 written once
+    assert ds["video_index"] == [0, 0, 0, 1, 1, 1, 2, 2, 2] and ds["label"] == ds["video_index"]
+    _check(ds, {f"videos/{k}": v for k, v in specs.items()})
+
+
 def test_cast_column_from_a_video_column_says_to_use_from_videos(videos):
     root, _ = videos
     source = datasets.Dataset.from_dict({"video": [str(root / "a.mp4")]}).cast_column(
