@@ -205,6 +205,18 @@ def test_a_hub_video_dataset_with_the_videos_as_bytes_in_its_parquet(videos, tmp
     _check(ds, {f"videos/{k}": v for k, v in specs.items()})
 
 
+def test_an_animated_gif_gives_its_frames(videos, tmp_path):
+    from hf_mediaref.testing import write_animated_image
+
+    root, specs = videos
+    gif = write_animated_image(tmp_path / "anim.gif", 6, fps=10)
+    source = datasets.Dataset.from_dict({"video": [str(gif.path), str(root / "a.mp4")]})
+    ds = hf_mediaref.from_videos(source.cast_column("video", datasets.Video()), out_dir=tmp_path / "out")
+    assert ds["video_id"][:7] == ["videos/anim.gif"] * 6 + ["videos/a.mp4"]
+    assert [r.pts_ns for r in ds.with_format(None)["frame"]][:6] == list(gif.pts_ns)
+    _check(ds, {"videos/anim.gif": (gif, 0), "videos/a.mp4": specs["a.mp4"]})
+
+
 def test_cast_column_from_a_video_column_says_to_use_from_videos(videos):
     root, _ = videos
     source = datasets.Dataset.from_dict({"video": [str(root / "a.mp4")]}).cast_column(
