@@ -1,5 +1,7 @@
-"""Ray Data: read a repo folder of refs with its media root, shuffle by video blocks, decode in an actor pool
-(decoder threads = the CPUs Ray grants each actor) and feed torch batches. Checks every frame's barcode.
+"""Ray Data: read a folder written by ``hf-mediaref build`` (refs relative to it; string columns such as
+``video_id`` and ``codec`` beside them), shuffle by video blocks, decode in an actor pool (decoder threads =
+the CPUs Ray grants each actor) and feed torch batches through ``torch_collate`` (Ray's default collate cannot
+make tensors of strings). Checks every frame's barcode.
 Run: python examples/ray_data.py
 """
 
@@ -9,29 +11,23 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import ray
 
-from hf_mediaref.arrow import STORAGE_TYPE
-from hf_mediaref.ray import MediaDecoder, read_mediaref, video_shuffle
+from hf_mediaref.cli import main as hf_mediaref_cli
+from hf_mediaref.ray import MediaDecoder, read_mediaref, torch_collate, video_shuffle
 from hf_mediaref.testing import read_index, write_video
 
 
 def make_repo() -> Path:
-    """A dataset repo folder: 3 barcode videos and ``data/train-*.parquet`` with refs relative to it."""
-    root = Path(tempfile.mkdtemp())
-    (root / "videos").mkdir()
-    (root / "data").mkdir()
-    refs, labels = [], []
+    """3 barcode videos (video k shows 100 * k + its frame number) built into a dataset folder with
+    ``hf-mediaref build --every 2``: ``data/train-*.parquet`` beside the videos."""
+    work = Path(tempfile.mkdtemp())
+    (work / "videos").mkdir()
     for k in range(3):
-        video = write_video(root / "videos" / f"ep{k}.mp4", 40, fps=20, gop=10, first_index=100 * k)
-        for i in range(0, 40, 2):
-            refs.append({"uri": f"videos/ep{k}.mp4", "pts_ns": video.pts_ns[i]})
-            labels.append(100 * k + i)
-    table = pa.table({"frame": pa.array(refs, STORAGE_TYPE), "label": labels})
-    pq.write_table(table, root / "data" / "train-00000-of-00001.parquet")
-    return root
+        write_video(work / "videos" / f"ep{k}.mp4", 40, fps=20, gop=10, first_index=100 * k)
+    out = work / "frames"
+    assert hf_mediaref_cli(["build", str(work / "videos"), "-o", str(out), "--every", "2", "-q"]) == 0
+    return out
 
 
 def main() -> int:
@@ -50,11 +46,16 @@ def main() -> int:
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2),  # leaves a CPU for the shuffle
         )
         seen = 0
-        for batch in frames.iter_torch_batches(batch_size=16):
-            pixels, labels = batch["frame"], batch["label"]  # uint8 (B, 96, 128, 3), int64 (B,)
-            wrong = [int(n) for f, n in zip(pixels.numpy(), labels) if read_index(f) != int(n)]
-            assert not wrong, f"wrong frames for labels {wrong}"
-            seen += len(labels)
+        for batch in frames.iter_torch_batches(batch_size=16, collate_fn=torch_collate()):
+            pixels, index = batch["frame"], batch["frame_index"]  # uint8 (B, 96, 128, 3), int64 (B,)
+            videos = batch["video_id"]  # B str ("ep0.mp4", ...): strings stay lists
+            wrong = [
+                (video, int(i))
+                for f, video, i in zip(pixels.numpy(), videos, index)
+                if read_index(f) != 100 * int(video[2]) + int(i)
+            ]
+            assert not wrong, f"wrong frames {wrong}"
+            seen += len(index)
         assert seen == 60, seen
         print(f"decoded {seen} frames in batches of 16, every barcode checked")
     finally:

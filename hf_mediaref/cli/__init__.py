@@ -260,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _configure_logging(verbose: bool, quiet: bool) -> None:
     level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if quiet:  # what build --from-videos left out is said even so, as build prints the files it skipped
+        logging.getLogger("hf_mediaref.from_videos").setLevel(logging.WARNING)
 
 
 @contextlib.contextmanager

@@ -37,7 +37,8 @@ from ._roots import set_media_access
 
 __all__ = ["from_videos"]
 
-logger = logging.getLogger(__name__)
+#: The log of what from_videos did and left out; ``hf-mediaref build --from-videos -q`` keeps its warnings.
+logger = logging.getLogger("hf_mediaref.from_videos")
 
 #: The columns ``from_videos`` adds besides the frame column.
 ADDED_COLUMNS = ("video_id", "video_index", "frame_index", "timestamp")
@@ -52,6 +53,7 @@ _EXTENSIONS = {
     "apng": ".png",
 }
 _SAVED_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
+_METADATA_FILES = frozenset({"metadata.jsonl", "metadata.json", "metadata.csv", "metadata.parquet"})
 
 
 # ----------------------------------------------------------------------------------------- sources
@@ -64,14 +66,64 @@ def _hub_caches() -> list[str]:
     return [os.path.realpath(constants.HF_HUB_CACHE), os.path.realpath(config.DOWNLOADED_DATASETS_PATH)]
 
 
-def _has_videos(folder: str) -> bool:
-    """Whether ``folder`` holds files of the extensions ``datasets``' videofolder reads."""
-    from datasets.packaged_modules.videofolder.videofolder import VideoFolder
+class _Folder:
+    """What a local folder holds for ``from_videos``, from one walk that follows symlinked sub-folders (each
+    real folder once), as ``hf-mediaref build`` walks its sources."""
 
-    extensions = {e.lower() for e in VideoFolder.EXTENSIONS}
-    return any(
-        os.path.splitext(name)[1].lower() in extensions for _, _, names in os.walk(folder) for name in names
-    )
+    def __init__(self, folder: str):
+        from datasets.packaged_modules.videofolder.videofolder import VideoFolder
+
+        extensions = {e.lower() for e in VideoFolder.EXTENSIONS}
+        self.videos = 0
+        #: the real folders of the videos reached through a symlink leading out of ``folder``
+        self.outside: set[str] = set()
+        self.linked_out = 0
+        #: files that are neither videos nor metadata (hidden ones aside): the videofolder leaves them out
+        self.ignored: list[str] = []
+        seen: set[str] = set()
+        for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+            real = os.path.realpath(dirpath)
+            if real in seen:  # a symlink loop, or a folder linked twice
+                dirnames[:] = []
+                continue
+            seen.add(real)
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if os.path.splitext(name)[1].lower() not in extensions:
+                    if not name.startswith(".") and name not in _METADATA_FILES:
+                        self.ignored.append(os.path.relpath(os.path.join(dirpath, name), folder))
+                    continue
+                self.videos += 1
+                target = os.path.realpath(os.path.join(dirpath, name))
+                if os.path.commonpath([folder, target]) != folder:
+                    self.outside.add(os.path.dirname(target))
+                    self.linked_out += 1
+
+    def report(self) -> None:
+        """Warn of the files the videofolder leaves out (the count and the first few names)."""
+        if self.ignored:
+            more = f", ... ({len(self.ignored) - 5} more)" if len(self.ignored) > 5 else ""
+            logger.warning(
+                "from_videos: ignored %d file(s) that are not videos: %s%s",
+                len(self.ignored),
+                ", ".join(self.ignored[:5]),
+                more,
+            )
+
+    def access(self, folder: str) -> MediaAccess:
+        """Reads inside ``folder`` and, where its videos are symlinks leading out of it, at their targets:
+        the folder is the caller's, named by them (as ``build`` follows symlinks; other paths outside it
+        stay refused). The targets are hard-linked or copied into ``out_dir``, never linked."""
+        access = MediaAccess(folder)
+        if not self.outside:
+            return access
+        logger.info(
+            "from_videos: %d video(s) of the folder are symlinks leading out of it: read at their targets "
+            "(in %s), hard-linked (or copied across file systems) into out_dir",
+            self.linked_out,
+            ", ".join(sorted(self.outside)[:5]) + (" ..." if len(self.outside) > 5 else ""),
+        )
+        return access.allowing(sorted(self.outside))
 
 
 def _open_source(
@@ -93,11 +145,14 @@ def _open_source(
             loaded = datasets.load_from_disk(folder)
             if split and isinstance(loaded, datasets.DatasetDict):
                 loaded = loaded[split]
-        elif _has_videos(folder):  # a videofolder: videos and an optional metadata.jsonl/csv/parquet
+            return loaded, access or MediaAccess(folder)
+        held = _Folder(folder)
+        if held.videos:  # a videofolder: videos and an optional metadata.jsonl/csv/parquet
             loaded = datasets.load_dataset("videofolder", data_dir=folder, split=split)
+            held.report()
         else:  # a repo-style folder (Parquet files with a Video column, a card naming them)
             loaded = datasets.load_dataset(folder, split=split)
-        return loaded, access or MediaAccess(folder)
+        return loaded, access or held.access(folder)
     loaded = datasets.load_dataset(path, split=split, revision=revision, token=token)
     return loaded, access or MediaAccess(None, allow_uris=_hub_caches(), token=token)
 
@@ -201,6 +256,14 @@ def _cells(ds: Any, column: str, batch_size: int = 64) -> Iterator[Any]:
         yield from table.column(column).to_pylist()
 
 
+def _cell_name(cell: Any) -> str:
+    """A video cell as the source names it (its file name, or its size for bytes without a name)."""
+    path, data = (cell, None) if isinstance(cell, str) else (cell.get("path"), cell.get("bytes"))
+    if path:
+        return os.path.basename(str(path).replace("\\", "/").rstrip("/")) or str(path)
+    return f"{len(data or b'')} bytes"
+
+
 def _frames_of(
     ds: Any, column: str, writer: _MediaWriter, frame_column: str, on_error: str, what: str
 ) -> Any:
@@ -224,8 +287,8 @@ def _frames_of(
             rel, sampled = writer.add(cell)
         except MediaRefError as err:
             if on_error == "raise" or isinstance(err, UntrustedRefError):  # trust is never skipped past
-                raise type(err)(f"{what} row {i}: {err}", uri=err.uri) from err
-            skipped.append((i, f"{type(err).__name__}: {err}"))
+                raise type(err)(f"{what} row {i} ({_cell_name(cell)}): {err}", uri=err.uri) from err
+            skipped.append((i, f"{_cell_name(cell)}: {type(err).__name__}: {err}"))
             continue
         n = len(sampled.pts_ns)
         rows += [i] * n
@@ -340,8 +403,10 @@ def from_videos(
             rows are logged as a warning: count, first few rows and why). A path the access refuses always
             raises.
         access: what the video paths may read (a :class:`~hf_mediaref.MediaAccess`). Default: a folder reads
-            inside itself; a Hub dataset inside the caches ``datasets`` downloads to; a ``Dataset`` object is
-            yours, so its paths are trusted (pass an access for one whose paths came from someone else).
+            inside itself and at the targets of its videos that are symlinks leading out of it (as
+            ``hf-mediaref build`` follows them; the targets are hard-linked or copied into ``out_dir``); a
+            Hub dataset inside the caches ``datasets`` downloads to; a ``Dataset`` object is yours, so its
+            paths are trusted (pass an access for one whose paths came from someone else).
         revision: the Hub revision (a Hub name only).
         token: the Hub token (a Hub name only).
 

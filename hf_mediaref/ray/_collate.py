@@ -14,6 +14,7 @@ tensor columns first (``ds.select_columns([...])``) works too, with Ray's defaul
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any
 
 import numpy as np
@@ -23,16 +24,25 @@ from .._optional import require
 __all__ = ["torch_collate"]
 
 
+def _tensor(torch: Any, array: np.ndarray, device: Any) -> Any:
+    """``torch.as_tensor`` sharing the array's memory, as Ray's own collate does: arrays from Ray's object
+    store are read-only, and torch's warning that they are not writable is left out (nothing writes to a
+    batch's tensors; a copy would cost a frame's bytes again)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+        return torch.as_tensor(array, device=device)
+
+
 def _column(values: Any, device: Any) -> Any:
     torch = require("torch", purpose="torch batches")
 
     if isinstance(values, np.ndarray) and values.dtype != object:
         if values.dtype.kind in "biuf":
-            return torch.as_tensor(values, device=device)
+            return _tensor(torch, values, device)
         return values.tolist()  # strings, bytes, datetimes
     items = list(values)
     if items and all(isinstance(v, np.ndarray) and v.dtype.kind in "biuf" for v in items):
-        tensors = [torch.as_tensor(v, device=device) for v in items]
+        tensors = [_tensor(torch, v, device) for v in items]
         if len({t.shape for t in tensors}) == 1:
             return torch.stack(tensors)
         return tensors  # frames of different sizes (a null ref's empty frame among them)

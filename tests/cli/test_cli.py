@@ -507,6 +507,50 @@ def test_build_from_a_videofolder(tmp_path):
     assert main(["verify", str(out), "-q"]) == 0
 
 
+def test_build_from_a_saved_dataset_with_a_video_column_of_bytes(tmp_path):
+    """--from-videos on a save_to_disk folder whose Video column holds bytes: each video written once."""
+    src = tmp_path / "src"
+    src.mkdir()
+    a = write_video(src / "a.mp4", 10, fps=10, gop=5).path.read_bytes()
+    b = write_video(src / "b.mkv", 6, fps=10, gop=3, first_index=50).path.read_bytes()
+    cells = [{"bytes": a, "path": None}, {"bytes": b, "path": "b.mkv"}, {"bytes": a, "path": None}]
+    features = datasets.Features({"video": datasets.Video(), "label": datasets.Value("int64")})
+    saved = str(tmp_path / "saved")
+    datasets.Dataset.from_dict({"video": cells, "label": [5, 6, 7]}, features=features).save_to_disk(saved)
+    out = tmp_path / "frames"
+    assert main(["build", "--from-videos", saved, "-o", str(out), "-q", "--every", "3"]) == 0
+    assert len(os.listdir(out / "videos")) == 2
+    assert main(["verify", str(out), "-q"]) == 0
+    ds = hf_mediaref.load_dataset(str(out), split="train")
+    frames = ds.with_format("mediaref").select_columns(["frame"])[:]["frame"]
+    assert [read_index(f) for f in frames] == [0, 3, 6, 9, 50, 53, 0, 3, 6, 9]
+    assert ds["label"] == [5] * 4 + [6] * 2 + [7] * 4
+
+
+def test_build_from_a_videofolder_of_symlinks_says_what_it_left_out(tmp_path):
+    """--from-videos on a videofolder whose videos are symlinks leading out of it builds a dataset that loads
+    and verifies (their targets hard-linked in); what it left out (an unreadable video, a file that is not a
+    video) is said on stderr even with -q, as build says it. Was: UntrustedRefError, and -q said nothing."""
+    real = tmp_path / "real"
+    real.mkdir()
+    write_video(real / "a.mp4", 10, fps=10, gop=5)
+    folder = tmp_path / "links"
+    folder.mkdir()
+    os.symlink(real / "a.mp4", folder / "a.mp4")
+    (folder / "bad.mp4").write_bytes(b"definitely not a video" * 20)
+    (folder / "notes.txt").write_text("x")
+    out = tmp_path / "frames"
+    proc = _run("build", "--from-videos", str(folder), "-o", str(out), "-q", "--every", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped 1 of 2 video row(s)" in proc.stderr and "bad.mp4" in proc.stderr
+    assert "ignored 1 file(s) that are not videos: notes.txt" in proc.stderr
+    assert not any(p.is_symlink() for p in out.rglob("*"))
+    assert main(["verify", str(out), "-q"]) == 0
+    ds = hf_mediaref.load_dataset(str(out), split="train")
+    frames = ds.with_format("mediaref").select_columns(["frame"])[:]["frame"]
+    assert [read_index(f) for f in frames] == [0, 3, 6, 9]
+
+
 def test_a_folder_of_symlinks_builds_a_dataset_that_loads_and_verifies(tmp_path, capsys):
     """Symlinked files and a symlinked sub-folder: the media in the output are hard links to (or copies
     of) the targets, never symlinks, so every ref reads inside the dataset folder."""

@@ -123,3 +123,16 @@ def test_cli_preview_and_build_write_a_contact_sheet(tmp_path):
 
     cells = _cells(Image.open(sheet).convert("RGB"), 3, 3, 96, 128)
     assert [read_index(c) for c in cells] == [0, 10, 19]
+
+
+def test_cli_preview_of_a_hub_dataset(ds, fake_hub, tmp_path):
+    """``hf-mediaref preview ORG/NAME -o sheet.png``: the frames read from the Hub repo at its commit."""
+    from PIL import Image
+
+    from hf_mediaref.cli import main
+
+    hf_mediaref.push_to_hub(ds, "me/frames")
+    sheet = tmp_path / "sheet.png"
+    assert main(["preview", "me/frames", "-o", str(sheet), "-n", "4", "--cols", "4", "-q"]) == 0
+    cells = _cells(Image.open(sheet).convert("RGB"), 4, 4, 64, 128)
+    assert [read_index(c) for c in cells] == [0, 15, 27, 7]  # as contact_sheet of the same rows

@@ -132,6 +132,43 @@ def test_a_videofolder_with_metadata_keeps_its_columns(videos, tmp_path):
     _check(ds, {f"videos/{k}": v for k, v in specs.items()})
 
 
+def test_a_videofolder_of_symlinks_reads_their_targets(videos, tmp_path, caplog):
+    """A videofolder whose videos are symlinks leading out of it (absolute, relative, a symlinked sub-folder),
+    as ``hf-mediaref build`` follows them: the targets are hard-linked into out_dir and the result loads and
+    decodes inside its own folder. Was: UntrustedRefError on every row. A path that the folder's metadata
+    names outside it is still refused."""
+    root, specs = videos
+    folder = tmp_path / "links"
+    (folder / "more").mkdir(parents=True)
+    os.symlink(root / "a.mp4", folder / "a.mp4")
+    os.symlink(os.path.relpath(root / "c.mp4", folder), folder / "c.mp4")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "b.mkv").write_bytes((root / "b.mkv").read_bytes())
+    os.symlink(outside, folder / "more" / "linked")
+    lines = [
+        {"file_name": "a.mp4", "task": "pick"},
+        {"file_name": "c.mp4", "task": "fly"},
+        {"file_name": "more/linked/b.mkv", "task": "place"},
+    ]
+    (folder / "metadata.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    out = tmp_path / "out"
+    with caplog.at_level("INFO", logger="hf_mediaref.from_videos"):
+        ds = hf_mediaref.from_videos(str(folder), split="train", out_dir=out)
+    assert "3 video(s) of the folder are symlinks leading out of it" in caplog.text
+    assert dict(zip(ds["video_id"], ds["task"])) == {
+        "videos/a.mp4": "pick",
+        "videos/c.mp4": "fly",
+        "videos/b.mkv": "place",
+    }
+    assert not any(p.is_symlink() for p in out.rglob("*"))
+    assert os.path.samefile(out / "videos" / "b.mkv", outside / "b.mkv")
+    ds.save_to_disk(str(out))
+    _check(hf_mediaref.load_from_disk(str(out)), {f"videos/{k}": v for k, v in specs.items()})
+    with pytest.raises(UntrustedRefError):  # an explicit access confines it to the folder
+        hf_mediaref.from_videos(str(folder), out_dir=tmp_path / "o", access=MediaAccess(folder))
+
+
 def test_a_hub_video_dataset(videos, tmp_path, fake_hub):
     import huggingface_hub
     from huggingface_hub import CommitOperationAdd
@@ -151,6 +188,33 @@ def test_a_hub_video_dataset(videos, tmp_path, fake_hub):
     train = ds["train"]
     assert dict(zip(train["video_id"], train["label"])) == {"videos/a.mp4": 0, "videos/b.mkv": 1}
     _check(train, {f"videos/{k}": v for k, v in specs.items()})
+
+
+def test_a_hub_video_dataset_with_the_videos_as_bytes_in_its_parquet(videos, tmp_path, fake_hub):
+    """What datasets' own push_to_hub of a Video column uploads: the videos' bytes in the Parquet shards."""
+    root, specs = videos
+    source = datasets.Dataset.from_dict(
+        {"video": [str(root / "a.mp4"), str(root / "b.mkv"), str(root / "a.mp4")], "label": [0, 1, 2]}
+    ).cast_column("video", datasets.Video())
+    source.push_to_hub("me/video-bytes")
+    uploaded = {p.suffix for p in fake_hub.repo_dir("me/video-bytes").rglob("*") if p.is_file()}
+    assert uploaded == {".md", ".parquet"}  # no video files: bytes only
+    ds = hf_mediaref.from_videos("me/video-bytes", split="train", out_dir=tmp_path / "out", every=4)
+    assert sorted(os.listdir(tmp_path / "out" / "videos")) == ["a.mp4", "b.mkv"]  # a.mp4 written once
+    assert ds["video_index"] == [0, 0, 0, 1, 1, 1, 2, 2, 2] and ds["label"] == ds["video_index"]
+    _check(ds, {f"videos/{k}": v for k, v in specs.items()})
+
+
+def test_an_animated_gif_gives_its_frames(videos, tmp_path):
+    from hf_mediaref.testing import write_animated_image
+
+    root, specs = videos
+    gif = write_animated_image(tmp_path / "anim.gif", 6, fps=10)
+    source = datasets.Dataset.from_dict({"video": [str(gif.path), str(root / "a.mp4")]})
+    ds = hf_mediaref.from_videos(source.cast_column("video", datasets.Video()), out_dir=tmp_path / "out")
+    assert ds["video_id"][:7] == ["videos/anim.gif"] * 6 + ["videos/a.mp4"]
+    assert [r.pts_ns for r in ds.with_format(None)["frame"]][:6] == list(gif.pts_ns)
+    _check(ds, {"videos/anim.gif": (gif, 0), "videos/a.mp4": specs["a.mp4"]})
 
 
 def test_cast_column_from_a_video_column_says_to_use_from_videos(videos):
@@ -173,13 +237,13 @@ def test_unreadable_videos_raise_or_are_skipped(videos, tmp_path, caplog):
         },
         features=datasets.Features({"video": datasets.Video(decode=False)}),
     )
-    with pytest.raises(MediaDecodeError, match="row 0"):
+    with pytest.raises(MediaDecodeError, match=r"row 0 \(bad.mp4\)"):
         hf_mediaref.from_videos(source, out_dir=tmp_path / "raise")
     assert not (tmp_path / "raise" / "videos" / "bad.mp4").exists()
     with caplog.at_level("WARNING"):
         ds = hf_mediaref.from_videos(source, out_dir=tmp_path / "skip", on_error="skip")
     assert set(ds["video_index"]) == {1} and len(ds) == 9
-    assert "skipped 1 of 2 video row(s)" in caplog.text and "row 0" in caplog.text
+    assert "skipped 1 of 2 video row(s)" in caplog.text and "row 0: bad.mp4: MediaDecodeError" in caplog.text
     assert "Left out (no video, or unreadable): the dataset: rows 0." in ds.info.description  # and the card
 
 

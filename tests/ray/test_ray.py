@@ -552,3 +552,26 @@ def test_torch_collate_takes_frames_of_several_shapes_and_null_refs(repo):
         (0, 0, 3),
     ]
     assert collated["label"].tolist() == [115, 7, -1] and isinstance(collated["label"], torch.Tensor)
+
+
+def test_torch_collate_takes_read_only_arrays_without_a_warning():
+    """Batches from Ray's object store are read-only arrays: the tensors share them (no copy) without torch's
+    'not writable' UserWarning on every run, as Ray's own collate does. Torch warns once per process, so a
+    fresh one is asked."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    code = (
+        "import warnings, numpy as np; warnings.simplefilter('error'); "
+        "from hf_mediaref.ray import torch_collate; "
+        "a = np.zeros((2, 4, 4, 3), np.uint8); a.flags.writeable = False; "
+        "f = np.empty(2, dtype=object); f[:] = [a[0], a[1]]; "
+        "b = torch_collate()({'frame': f, 'i': np.arange(2)[::1].copy(), 'n': a[:, 0, 0, 0]}); "
+        "print(tuple(b['frame'].shape), b['n'].tolist())"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and "not writable" not in proc.stderr, proc.stderr
+    assert proc.stdout.split() == ["(2,", "4,", "4,", "3)", "[0,", "0]"]
