@@ -26,6 +26,8 @@ import ast
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -154,3 +156,40 @@ def test_the_error_check_sees_a_quiet_try():
     assert unchecked_errors(shown + "else:\n    raise AssertionError('no KeyError')\n") == []
     assert unchecked_errors(shown, "<!-- error-optional: a way out -->") == []
     assert unchecked_errors("try:\n    f()\nfinally:\n    g()\n") == []  # no error shown
+
+
+#: The modules each extra brings (pyproject.toml), for the README's install line.
+_EXTRA_MODULES = {
+    "video": {"av"},
+    "hf": {"datasets", "huggingface_hub", "pyarrow"},
+    "torch": {"torch"},
+    "torchcodec": {"torchcodec", "torch"},
+    "ray": {"ray"},
+}
+
+
+def test_the_readme_first_block_runs_with_its_install_line(tmp_path):
+    """A newcomer's first batch: the README's first python block runs in a process where only what the
+    README's install line (``pip install -e '.[...]'``) installs can be imported (the extras it leaves out
+    are blocked, as in a fresh venv: torch is not there unless asked for)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    line = re.search(r"^pip install -e '\.\[([\w,]+)\]'", readme, re.M)
+    assert line, "the README has no `pip install -e '.[...]'` line"
+    extras = set(line.group(1).split(","))
+    if "all" in extras:
+        extras |= {"video", "hf"}
+    given = set().union(*(_EXTRA_MODULES.get(extra, set()) for extra in extras))
+    blocked = sorted(set().union(*_EXTRA_MODULES.values()) - given)
+    _, code, runs = python_blocks(ROOT / "README.md")[0]
+    assert runs
+    guard = f"import sys\nfor name in {blocked!r}:\n    sys.modules[name] = None  # not installed\n"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [sys.executable, "-c", guard + code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"without {blocked}: {result.stderr[-2000:]}"
