@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,15 @@ def test_datasets_has_both_bounds():
 def test_dev_installs_the_release_and_docs_tools():
     names = _requirement_names("dev")
     assert {"build", "twine", "mkdocs", "mkdocs-material", "mkdocstrings", "torch"} <= names
+
+
+def test_the_missing_torch_hint_names_the_cpu_wheels(monkeypatch):
+    """A missing torch is fixed by the CPU wheel on a CPU machine, not by `hf-mediaref[torch]` (PyPI's torch
+    is a CUDA build on Linux); the same command as the getting-started page."""
+    from hf_mediaref._optional import TORCH_CPU_INSTALL, require
+    from hf_mediaref.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(MissingDependencyError, match=re.escape(TORCH_CPU_INSTALL)):
+        require("torch")
+    assert TORCH_CPU_INSTALL in (ROOT / "docs" / "getting-started.md").read_text(encoding="utf-8")
