@@ -193,3 +193,16 @@ def test_the_readme_first_block_runs_with_its_install_line(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, f"without {blocked}: {result.stderr[-2000:]}"
+
+
+def test_nothing_points_at_a_readme_section():
+    """The README is a front door; its old reference sections live in the docs pages. Docs and docstrings
+    link the page (a README section named there no longer exists)."""
+    files = [*(ROOT / "docs").rglob("*.md"), *(ROOT / "hf_mediaref").rglob("*.py")]
+    stale = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in files
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"README's|in the README\b", line)
+    ]
+    assert not stale, stale
