@@ -130,6 +130,7 @@ REFERENCE_PAGES = {
     "hf_mediaref.ray": "ray.md",
     "hf_mediaref.cli": "cli.md",
     "hf_mediaref.errors": "errors.md",
+    "hf_mediaref.testing": "testing.md",
 }
 
 
