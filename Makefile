@@ -39,10 +39,14 @@ test: venv system-deps
 # - requirements/floor-hf.txt: the `hf` extra's floor (datasets 4.0.0, huggingface_hub 0.24.0, pyarrow 15.0.0,
 #   fsspec 2023.10.0) with what a user of them has next to them (NumPy 1.x, pandas 2.x, ...): tests/hf and
 #   tests/arrow, the tests that import datasets or pyarrow.
+# - requirements/floor-core.txt: the core dependencies' floor (pydantic 2.5, NumPy 1.24, Pillow 10.0, requests
+#   2.31): the tests that import neither datasets nor pyarrow.
 FLOOR_AV     ?= 15.0.0
 FLOOR_AV_DIR := .floor/av-$(FLOOR_AV)
 FLOOR_HF_REQ := requirements/floor-hf.txt
 FLOOR_HF_DIR := .floor/hf
+FLOOR_CORE_REQ := requirements/floor-core.txt
+FLOOR_CORE_DIR := .floor/core
 
 # $(call floor_install,DIR,PIP ARGUMENTS,SHELL COMMAND PRINTING THE PINS)
 define floor_install
@@ -54,15 +58,16 @@ define floor_install
 	else echo "$(1) is up to date"; fi
 endef
 
-# Every pin of $(FLOOR_HF_REQ) is what `import <name>` gives (its __version__, from under $(FLOOR_HF_DIR)).
-FLOOR_HF_CHECK := import importlib, os; \
-  pins = [l.split('\#')[0].strip().split('==') for l in open('$(FLOOR_HF_REQ)')]; \
-  pins = {n.replace('-', '_'): v for n, v in (p for p in pins if p != [''])}; \
+# $(call floor_check,REQUIREMENTS,DIR): every pin of REQUIREMENTS is what `import <name>` gives (its
+# __version__, from under DIR).
+floor_check = import importlib, os; \
+  pins = [l.split('\#')[0].strip().split('==') for l in open('$(1)')]; \
+  pins = {n.replace('-', '_').replace('pillow', 'PIL'): v for n, v in (p for p in pins if p != [''])}; \
   mods = {n: importlib.import_module(n) for n in pins}; \
   got = {n: m.__version__ for n, m in mods.items()}; \
   assert got == pins, f'imported {got}, pinned {pins}'; \
-  outside = [m.__file__ for m in mods.values() if not m.__file__.startswith(os.path.abspath('$(FLOOR_HF_DIR)'))]; \
-  assert not outside, f'not from $(FLOOR_HF_DIR): {outside}'; \
+  outside = [m.__file__ for m in mods.values() if not m.__file__.startswith(os.path.abspath('$(2)'))]; \
+  assert not outside, f'not from $(2): {outside}'; \
   print('floor:', ', '.join(f'{n} {v}' for n, v in got.items()))
 
 test-floor: venv
@@ -70,8 +75,12 @@ test-floor: venv
 	PYTHONPATH=$(FLOOR_AV_DIR) $(BIN)/python -c "import av; assert av.__version__ == '$(FLOOR_AV)', av.__version__"
 	PYTHONPATH=$(FLOOR_AV_DIR) $(BIN)/python -m pytest -q -p no:cacheprovider tests/video tests/test_decode.py
 	$(call floor_install,$(FLOOR_HF_DIR),-r $(FLOOR_HF_REQ),cat $(FLOOR_HF_REQ))
-	PYTHONPATH=$(FLOOR_HF_DIR) $(BIN)/python -c "$(FLOOR_HF_CHECK)"
+	PYTHONPATH=$(FLOOR_HF_DIR) $(BIN)/python -c "$(call floor_check,$(FLOOR_HF_REQ),$(FLOOR_HF_DIR))"
 	PYTHONPATH=$(FLOOR_HF_DIR) $(BIN)/python -m pytest -q -p no:cacheprovider tests/hf tests/arrow
+	$(call floor_install,$(FLOOR_CORE_DIR),-r $(FLOOR_CORE_REQ),cat $(FLOOR_CORE_REQ))
+	PYTHONPATH=$(FLOOR_CORE_DIR) $(BIN)/python -c "$(call floor_check,$(FLOOR_CORE_REQ),$(FLOOR_CORE_DIR))"
+	PYTHONPATH=$(FLOOR_CORE_DIR) $(BIN)/python -m pytest -q -p no:cacheprovider tests/core tests/io \
+	  tests/test_decode.py tests/test_errors.py tests/test_units.py --ignore=tests/io/test_access.py
 
 lint: venv
 	$(BIN)/ruff check hf_mediaref tests scripts examples
