@@ -206,3 +206,10 @@ def test_nothing_points_at_a_readme_section():
         if re.search(r"README's|in the README\b", line)
     ]
     assert not stale, stale
+
+
+def test_the_home_page_layout_table_has_every_package():
+    """docs/index.md's "Where things are" names every subpackage of hf_mediaref (it once left out ray/)."""
+    table = (ROOT / "docs" / "index.md").read_text(encoding="utf-8").split("## Where things are", 1)[1]
+    packages = sorted(p.parent.name for p in (ROOT / "hf_mediaref").glob("*/__init__.py"))
+    assert [p for p in packages if f"`hf_mediaref/{p}/`" not in table] == []
