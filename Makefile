@@ -41,12 +41,15 @@ test: venv system-deps
 #   tests/arrow, the tests that import datasets or pyarrow.
 # - requirements/floor-core.txt: the core dependencies' floor (pydantic 2.5, NumPy 1.24, Pillow 10.0, requests
 #   2.31): the tests that import neither datasets nor pyarrow.
+# - Ray 2.41.0 (pyproject: ray[data]>=2.41): tests/ray.
 FLOOR_AV     ?= 15.0.0
 FLOOR_AV_DIR := .floor/av-$(FLOOR_AV)
 FLOOR_HF_REQ := requirements/floor-hf.txt
 FLOOR_HF_DIR := .floor/hf
 FLOOR_CORE_REQ := requirements/floor-core.txt
 FLOOR_CORE_DIR := .floor/core
+FLOOR_RAY     ?= 2.41.0
+FLOOR_RAY_DIR := .floor/ray-$(FLOOR_RAY)
 
 # $(call floor_install,DIR,PIP ARGUMENTS,SHELL COMMAND PRINTING THE PINS)
 define floor_install
@@ -81,6 +84,9 @@ test-floor: venv
 	PYTHONPATH=$(FLOOR_CORE_DIR) $(BIN)/python -c "$(call floor_check,$(FLOOR_CORE_REQ),$(FLOOR_CORE_DIR))"
 	PYTHONPATH=$(FLOOR_CORE_DIR) $(BIN)/python -m pytest -q -p no:cacheprovider tests/core tests/io \
 	  tests/test_decode.py tests/test_errors.py tests/test_units.py --ignore=tests/io/test_access.py
+	$(call floor_install,$(FLOOR_RAY_DIR),ray==$(FLOOR_RAY),echo ray==$(FLOOR_RAY))
+	PYTHONPATH=$(FLOOR_RAY_DIR) $(BIN)/python -c "import ray; assert ray.__version__ == '$(FLOOR_RAY)', ray.__version__"
+	PYTHONPATH=$(FLOOR_RAY_DIR) $(BIN)/python -m pytest -q -p no:cacheprovider tests/ray
 
 lint: venv
 	$(BIN)/ruff check hf_mediaref tests scripts examples
