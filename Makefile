@@ -7,6 +7,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# torch comes from the CPU wheel index unless the machine has an NVIDIA GPU: PyPI's default torch on Linux is a
+# CUDA build (GBs of NVIDIA libraries). TORCH_INDEX= (empty) takes PyPI's; a torch already in .venv is kept.
+TORCH_INDEX ?= $(if $(shell command -v nvidia-smi 2>/dev/null),,https://download.pytorch.org/whl/cpu)
 
 .PHONY: demo test test-floor lint format bench system-deps venv clean examples package docs docs-serve
 
@@ -15,6 +18,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(if $(TORCH_INDEX),$(BIN)/python -m pip install -q -c requirements/constraints.txt torch --index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e '.[dev,torchcodec]'
 	@touch $@
 
@@ -35,10 +39,17 @@ test: venv system-deps
 # - requirements/floor-hf.txt: the `hf` extra's floor (datasets 4.0.0, huggingface_hub 0.24.0, pyarrow 15.0.0,
 #   fsspec 2023.10.0) with what a user of them has next to them (NumPy 1.x, pandas 2.x, ...): tests/hf and
 #   tests/arrow, the tests that import datasets or pyarrow.
+# - requirements/floor-core.txt: the core dependencies' floor (pydantic 2.5, NumPy 1.24, Pillow 10.0, requests
+#   2.31): the tests that import neither datasets nor pyarrow.
+# - Ray 2.41.0 (pyproject: ray[data]>=2.41): tests/ray.
 FLOOR_AV     ?= 15.0.0
 FLOOR_AV_DIR := .floor/av-$(FLOOR_AV)
 FLOOR_HF_REQ := requirements/floor-hf.txt
 FLOOR_HF_DIR := .floor/hf
+FLOOR_CORE_REQ := requirements/floor-core.txt
+FLOOR_CORE_DIR := .floor/core
+FLOOR_RAY     ?= 2.41.0
+FLOOR_RAY_DIR := .floor/ray-$(FLOOR_RAY)
 
 # $(call floor_install,DIR,PIP ARGUMENTS,SHELL COMMAND PRINTING THE PINS)
 define floor_install
@@ -50,15 +61,16 @@ define floor_install
 	else echo "$(1) is up to date"; fi
 endef
 
-# Every pin of $(FLOOR_HF_REQ) is what `import <name>` gives (its __version__, from under $(FLOOR_HF_DIR)).
-FLOOR_HF_CHECK := import importlib, os; \
-  pins = [l.split('\#')[0].strip().split('==') for l in open('$(FLOOR_HF_REQ)')]; \
-  pins = {n.replace('-', '_'): v for n, v in (p for p in pins if p != [''])}; \
+# $(call floor_check,REQUIREMENTS,DIR): every pin of REQUIREMENTS is what `import <name>` gives (its
+# __version__, from under DIR).
+floor_check = import importlib, os; \
+  pins = [l.split('\#')[0].strip().split('==') for l in open('$(1)')]; \
+  pins = {n.replace('-', '_').replace('pillow', 'PIL'): v for n, v in (p for p in pins if p != [''])}; \
   mods = {n: importlib.import_module(n) for n in pins}; \
   got = {n: m.__version__ for n, m in mods.items()}; \
   assert got == pins, f'imported {got}, pinned {pins}'; \
-  outside = [m.__file__ for m in mods.values() if not m.__file__.startswith(os.path.abspath('$(FLOOR_HF_DIR)'))]; \
-  assert not outside, f'not from $(FLOOR_HF_DIR): {outside}'; \
+  outside = [m.__file__ for m in mods.values() if not m.__file__.startswith(os.path.abspath('$(2)'))]; \
+  assert not outside, f'not from $(2): {outside}'; \
   print('floor:', ', '.join(f'{n} {v}' for n, v in got.items()))
 
 test-floor: venv
@@ -66,8 +78,15 @@ test-floor: venv
 	PYTHONPATH=$(FLOOR_AV_DIR) $(BIN)/python -c "import av; assert av.__version__ == '$(FLOOR_AV)', av.__version__"
 	PYTHONPATH=$(FLOOR_AV_DIR) $(BIN)/python -m pytest -q -p no:cacheprovider tests/video tests/test_decode.py
 	$(call floor_install,$(FLOOR_HF_DIR),-r $(FLOOR_HF_REQ),cat $(FLOOR_HF_REQ))
-	PYTHONPATH=$(FLOOR_HF_DIR) $(BIN)/python -c "$(FLOOR_HF_CHECK)"
+	PYTHONPATH=$(FLOOR_HF_DIR) $(BIN)/python -c "$(call floor_check,$(FLOOR_HF_REQ),$(FLOOR_HF_DIR))"
 	PYTHONPATH=$(FLOOR_HF_DIR) $(BIN)/python -m pytest -q -p no:cacheprovider tests/hf tests/arrow
+	$(call floor_install,$(FLOOR_CORE_DIR),-r $(FLOOR_CORE_REQ),cat $(FLOOR_CORE_REQ))
+	PYTHONPATH=$(FLOOR_CORE_DIR) $(BIN)/python -c "$(call floor_check,$(FLOOR_CORE_REQ),$(FLOOR_CORE_DIR))"
+	PYTHONPATH=$(FLOOR_CORE_DIR) $(BIN)/python -m pytest -q -p no:cacheprovider tests/core tests/io \
+	  tests/test_decode.py tests/test_errors.py tests/test_units.py --ignore=tests/io/test_access.py
+	$(call floor_install,$(FLOOR_RAY_DIR),ray==$(FLOOR_RAY),echo ray==$(FLOOR_RAY))
+	PYTHONPATH=$(FLOOR_RAY_DIR) $(BIN)/python -c "import ray; assert ray.__version__ == '$(FLOOR_RAY)', ray.__version__"
+	PYTHONPATH=$(FLOOR_RAY_DIR) $(BIN)/python -m pytest -q -p no:cacheprovider tests/ray
 
 lint: venv
 	$(BIN)/ruff check hf_mediaref tests scripts examples

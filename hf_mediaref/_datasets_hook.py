@@ -7,6 +7,7 @@ finder waits for ``datasets`` to finish importing and registers right after.
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import importlib.util
 import sys
@@ -23,9 +24,9 @@ def _register() -> None:
             return
         _done = True
     try:
-        from .hf import _registration
-
-        _registration.register()
+        # hf_mediaref.hf registers the integration as it is imported (its private _registration stays
+        # inside it); mid-import (hf imports datasets first) it registers when it is done.
+        importlib.import_module(f"{__package__}.hf")
     except ImportError:  # pragma: no cover - partial installs (datasets without pyarrow...)
         _done = False
 

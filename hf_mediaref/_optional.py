@@ -18,6 +18,9 @@ _HINTS = {
     "torchcodec": "torchcodec",
 }
 
+#: How a CPU machine gets torch without CUDA libraries (docs/getting-started.md says the same).
+TORCH_CPU_INSTALL = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+
 
 def require(module: str, *, purpose: str = "") -> ModuleType:
     """Import ``module`` or raise :class:`MissingDependencyError` naming the extra that provides it."""
@@ -27,6 +30,8 @@ def require(module: str, *, purpose: str = "") -> ModuleType:
         top = module.split(".")[0]
         extra = _HINTS.get(top)
         hint = f"pip install 'hf-mediaref[{extra}]'" if extra else f"pip install {top}"
+        if top == "torch":  # PyPI's default torch on Linux is a CUDA build (GBs of NVIDIA libraries)
+            hint = f"pip install torch (CPU only: {TORCH_CPU_INSTALL})"
         what = f" for {purpose}" if purpose else ""
         raise MissingDependencyError(
             f"{top} is required{what} but could not be imported ({exc}); fix: {hint}"

@@ -14,6 +14,8 @@ that every contender has the same cores (2 here):
 - a cached TorchCodec decoder per row (LeRobot's way): a map-style torch dataset whose ``__getitem__`` asks
   a ``VideoDecoder(path, seek_mode="approximate")``, one cached per video per worker process and never
   evicted, ``get_frames_played_at`` for the row's times (LeRobot then converts to float; not done here);
+- ``mediaref`` 2.1.0 (the ``bench`` extra): the DataLoader's batch of rows decoded by one
+  ``mediaref.batch_decode(..., decoder="tensorcodec", allow_multi_video=True)`` call in the worker;
 - hf_mediaref, map-style: ``ds.with_format("mediaref", output="torch", channels_first=True)`` (windows:
   ``windows={"frame": [...]}``) with the DataLoader's own batches: one engine call per batch, in the worker;
 - hf_mediaref, sampler: the same with ``VideoBlockBatchSampler(ds, 32, num_workers=2)``, which changes which
@@ -219,6 +221,42 @@ class CachedDecoderRows:
         return {"frame": frames if self.window else frames[0], "label": torch.tensor(self.labels[r])}
 
 
+class MediarefBatchRows:
+    """``mediaref`` 2.1.0, the package hf_mediaref grew from, used at its best: the DataLoader hands
+    ``__getitems__`` a batch's rows, decoded in one ``mediaref.batch_decode(refs, decoder="tensorcodec",
+    allow_multi_video=True)`` call in the worker; (H, W, 3) frames made channels-first tensors."""
+
+    def __init__(self, rows: Rows):
+        self.paths = [v.path for v in rows.videos]
+        self.times_ns = [rows.times_ns(r) for r in range(len(rows))]
+        self.labels = [rows.labels(r) for r in range(len(rows))]
+        self.window = rows.window
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, r: int) -> dict:
+        return self.__getitems__([r])[0]
+
+    def __getitems__(self, rows: list[int]) -> list[dict]:
+        import mediaref
+        import numpy as np
+        import torch
+
+        refs = [mediaref.MediaRef(uri=self.paths[r], pts_ns=t) for r in rows for t in self.times_ns[r]]
+        frames = iter(mediaref.batch_decode(refs, decoder="tensorcodec", allow_multi_video=True))
+        out = []
+        for r in rows:
+            chw = [
+                torch.from_numpy(np.ascontiguousarray(next(frames).transpose(2, 0, 1)))
+                for _ in self.labels[r]
+            ]
+            out.append(
+                {"frame": torch.stack(chw) if self.window else chw[0], "label": torch.tensor(self.labels[r])}
+            )
+        return out
+
+
 def _mediaref_rows(rows: Rows) -> Any:
     """The rows as a dataset with a MediaRef column ``frame`` and the expected barcodes ``label``."""
     from datasets import Dataset, Features, Sequence, Value
@@ -267,8 +305,11 @@ def _plain_batches(n: int, batch_size: int) -> list[list[int]]:
     return [list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)]
 
 
-def make_contenders(has_torchcodec: bool) -> list[Contender]:
+def make_contenders(has_torchcodec: bool, has_mediaref: bool = False) -> list[Contender]:
     from hf_mediaref.hf import DecodeAhead, VideoBlockBatchSampler
+
+    def mediaref_2(rows: Rows, bs: int, workers: int) -> Any:
+        return _loader(MediarefBatchRows(rows), bs, workers)
 
     def video(rows: Rows, bs: int, workers: int) -> Any:
         return _loader(_video_rows(rows), bs, workers)
@@ -301,6 +342,8 @@ def make_contenders(has_torchcodec: bool) -> list[Contender]:
             Contender("datasets.Video per row", video),
             Contender("cached TorchCodec decoder per row", cached),
         ]
+    if has_mediaref:
+        out.append(Contender("mediaref 2.1.0 batch_decode per batch", mediaref_2))
     out += [
         Contender('hf_mediaref with_format("mediaref")', fmt),
         Contender("hf_mediaref + VideoBlockBatchSampler", sampler, same_batches=False),
@@ -489,7 +532,16 @@ def run_equal_cores(args: argparse.Namespace) -> str:
     except Exception as exc:  # a missing or broken install: reported
         print(f"TorchCodec not usable ({exc}): its contenders are not run", flush=True)
         has_torchcodec = False
-    contenders = make_contenders(has_torchcodec)
+    try:
+        import mediaref  # noqa: F401  (pip install -e '.[bench]')
+
+        has_mediaref = True
+    except ImportError:
+        print(
+            "mediaref 2.1.0 not installed (pip install -e '.[bench]'): its contender is not run", flush=True
+        )
+        has_mediaref = False
+    contenders = make_contenders(has_torchcodec, has_mediaref)
     if args.eq_only:
         contenders = [c for c in contenders if any(s in c.name for s in args.eq_only)]
     table: dict[str, dict[str, dict[str, Cell]]] = {}

@@ -26,6 +26,8 @@ import ast
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -154,3 +156,60 @@ def test_the_error_check_sees_a_quiet_try():
     assert unchecked_errors(shown + "else:\n    raise AssertionError('no KeyError')\n") == []
     assert unchecked_errors(shown, "<!-- error-optional: a way out -->") == []
     assert unchecked_errors("try:\n    f()\nfinally:\n    g()\n") == []  # no error shown
+
+
+#: The modules each extra brings (pyproject.toml), for the README's install line.
+_EXTRA_MODULES = {
+    "video": {"av"},
+    "hf": {"datasets", "huggingface_hub", "pyarrow"},
+    "torch": {"torch"},
+    "torchcodec": {"torchcodec", "torch"},
+    "ray": {"ray"},
+}
+
+
+def test_the_readme_first_block_runs_with_its_install_line(tmp_path):
+    """A newcomer's first batch: the README's first python block runs in a process where only what the
+    README's install line (``pip install -e '.[...]'``) installs can be imported (the extras it leaves out
+    are blocked, as in a fresh venv: torch is not there unless asked for)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    line = re.search(r"^pip install -e '\.\[([\w,]+)\]'", readme, re.M)
+    assert line, "the README has no `pip install -e '.[...]'` line"
+    extras = set(line.group(1).split(","))
+    if "all" in extras:
+        extras |= {"video", "hf"}
+    given = set().union(*(_EXTRA_MODULES.get(extra, set()) for extra in extras))
+    blocked = sorted(set().union(*_EXTRA_MODULES.values()) - given)
+    _, code, runs = python_blocks(ROOT / "README.md")[0]
+    assert runs
+    guard = f"import sys\nfor name in {blocked!r}:\n    sys.modules[name] = None  # not installed\n"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [sys.executable, "-c", guard + code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"without {blocked}: {result.stderr[-2000:]}"
+
+
+def test_nothing_points_at_a_readme_section():
+    """The README is a front door; its old reference sections live in the docs pages. Docs and docstrings
+    link the page (a README section named there no longer exists)."""
+    files = [*(ROOT / "docs").rglob("*.md"), *(ROOT / "hf_mediaref").rglob("*.py")]
+    stale = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in files
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"README's|in the README\b", line)
+    ]
+    assert not stale, stale
+
+
+def test_the_home_page_layout_table_has_every_package():
+    """docs/index.md's "Where things are" names every subpackage of hf_mediaref (it once left out ray/)."""
+    table = (ROOT / "docs" / "index.md").read_text(encoding="utf-8").split("## Where things are", 1)[1]
+    packages = sorted(p.parent.name for p in (ROOT / "hf_mediaref").glob("*/__init__.py"))
+    assert [p for p in packages if f"`hf_mediaref/{p}/`" not in table] == []

@@ -112,3 +112,25 @@ def test_batch_decode_names_the_malformed_ref(ref, match, png_image):
     assert isinstance(info.value, ValueError)
     uri = ref.get("uri") if isinstance(ref, dict) else None
     assert info.value.uri == (uri if isinstance(uri, str) else None)
+
+
+def test_the_errors_page_lists_every_error_and_its_bases():
+    """docs/concepts/errors.md has a row for every error class of hf_mediaref.errors, with the built-in it
+    also is; the rows after MissingDependencyError are exactly the errors that are not a MediaRefError."""
+    import re
+    from pathlib import Path
+
+    page_path = Path(__file__).resolve().parents[1] / "docs" / "concepts" / "errors.md"
+    page = page_path.read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `(\w+)` \| `(\w+)` \|", page, re.M))
+    classes = {
+        name: obj
+        for name in errors.__all__
+        if inspect.isclass(obj := getattr(errors, name)) and issubclass(obj, BaseException)
+    }
+    assert set(rows) == set(classes) - {"MediaRefError"}
+    for name, base in rows.items():
+        assert any(b.__name__ == base for b in classes[name].__mro__[1:]), (name, base)
+    order = list(rows)
+    outside = order[order.index("MissingDependencyError") :]
+    assert set(outside) == {n for n in rows if not issubclass(classes[n], MediaRefError)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ tomllib = pytest.importorskip("tomllib")  # Python >= 3.11 (the metadata is the 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 PROJECT = PYPROJECT["project"]
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
 def _requirement_names(extra: str, seen: frozenset[str] = frozenset()) -> set[str]:
@@ -62,3 +64,82 @@ def test_datasets_has_both_bounds():
 def test_dev_installs_the_release_and_docs_tools():
     names = _requirement_names("dev")
     assert {"build", "twine", "mkdocs", "mkdocs-material", "mkdocstrings", "torch"} <= names
+
+
+def test_the_missing_torch_hint_names_the_cpu_wheels(monkeypatch):
+    """A missing torch is fixed by the CPU wheel on a CPU machine, not by `hf-mediaref[torch]` (PyPI's torch
+    is a CUDA build on Linux); the same command as the getting-started page."""
+    from hf_mediaref._optional import TORCH_CPU_INSTALL, require
+    from hf_mediaref.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(MissingDependencyError, match=re.escape(TORCH_CPU_INSTALL)):
+        require("torch")
+    assert TORCH_CPU_INSTALL in (ROOT / "docs" / "getting-started.md").read_text(encoding="utf-8")
+
+
+def test_make_installs_the_cpu_torch_first_without_a_gpu(tmp_path):
+    """`make demo` / `make test` on a machine without nvidia-smi install torch from the CPU wheel index before
+    the dev extras (which then find torch satisfied): a CPU user's .venv gets no CUDA libraries."""
+    import shutil
+    import subprocess
+
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("no make")
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path)}  # no nvidia-smi on this PATH
+    plan = subprocess.run(
+        [make, "-n", "venv", f"VENV={tmp_path / 'venv'}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    torch_line = next(i for i, line in enumerate(plan) if " torch --index-url " in line)
+    extras_line = next(i for i, line in enumerate(plan) if "'.[dev," in line)
+    assert TORCH_CPU_INDEX in plan[torch_line] and torch_line < extras_line, plan
+
+
+#: Lower bounds no floor run tests, and why (tests/test_packaging keeps this list honest).
+_UNTESTED_FLOORS = {
+    "tqdm": "datasets 4.0 (the hf floor) asks for tqdm >= 4.66.3; only tqdm.auto.tqdm(...) is used",
+    "torch": "PyPI's torch 2.1 is a CUDA build; tested: the pinned CPU torch (requirements/constraints.txt)",
+    "torchcodec": "pairs with a torch build (docs/guides/torchcodec.md); tested: the pinned 0.13",
+}
+
+
+def test_the_declared_floors_are_the_tested_ones():
+    """Each lower bound of the core dependencies and the video, hf and ray extras is what `make test-floor`
+    installs (requirements/floor-*.txt, FLOOR_AV, FLOOR_RAY): raising or lowering a floor without testing it
+    fails here. The bounds no floor run tests are listed, with why."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    pins = {
+        name: re.search(rf"^FLOOR_{name.upper()}\s*\?=\s*(\S+)", makefile, re.M).group(1)  # type: ignore[union-attr]
+        for name in ("av", "ray")
+    }
+    for floor_file in ("floor-hf.txt", "floor-core.txt"):  # the hf floor's NumPy is a companion, not a floor
+        for line in (ROOT / "requirements" / floor_file).read_text(encoding="utf-8").splitlines():
+            if "==" in line and not line.startswith("#"):
+                name, version = line.split("#")[0].strip().split("==")
+                pins[name.lower().replace("_", "-")] = version
+    declared = {}
+    for requirement in [
+        *PROJECT["dependencies"],
+        *(
+            r
+            for e in ("video", "hf", "ray", "torch", "torchcodec")
+            for r in PROJECT["optional-dependencies"][e]
+        ),
+    ]:
+        match = re.match(r"([\w\-]+)(?:\[[\w,]+\])?\s*>=\s*([\w.]+)", requirement)
+        if match:
+            declared[match.group(1).lower().replace("_", "-")] = match.group(2)
+    untested = {}
+    for name, floor in declared.items():
+        if name not in pins:
+            untested[name] = floor
+            continue
+        release = [int(p) for p in floor.split(".")]
+        assert [int(p) for p in pins[name].split(".")][: len(release)] == release, (name, floor, pins[name])
+    assert set(untested) == set(_UNTESTED_FLOORS), untested

@@ -247,9 +247,9 @@ def place_media(folder: Path, files: dict[str, str], mode: str) -> None:
 
 def media_columns(ds: Any) -> list[str]:
     """The top-level MediaRef columns of ``ds``."""
-    from ..hf import MediaRefFeature
+    from ..hf import ref_columns
 
-    return [name for name, feature in ds.features.items() if isinstance(feature, MediaRefFeature)]
+    return ref_columns(ds.features)
 
 
 def stored_uris(ds: Any) -> list[str]:

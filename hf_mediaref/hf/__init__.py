@@ -22,6 +22,7 @@ from ._card import dataset_card as dataset_card
 from ._combine import concatenate_datasets, interleave_datasets
 from ._embedding import embed
 from ._feature import MediaRefFeature
+from ._feature import ref_columns as ref_columns
 from ._formatter import MediaRefFormatter
 from ._hub import push_to_hub
 from ._lerobot import from_lerobot

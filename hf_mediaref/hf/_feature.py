@@ -45,6 +45,7 @@ __all__ = [
     "map_media_arrays",
     "media_features",
     "plain_features",
+    "ref_columns",
     "upgrade_feature",
     "upgrade_features",
 ]
@@ -346,6 +347,13 @@ def has_media(feature: Any, *, decoding: bool = False) -> bool:
     """Whether ``feature`` holds a ``MediaRefFeature`` (directly, in lists or in dicts); with ``decoding``,
     one that decodes (``decode=True``)."""
     return bool(media_features(feature, decoding=decoding))
+
+
+def ref_columns(features: Any) -> list[str]:
+    """The top-level columns of ``features`` (a dataset's ``Features``) that are a ``MediaRefFeature``: the
+    frame columns a sampler, a shard plan, a preview or the command line work on (nested refs:
+    :func:`has_media`)."""
+    return [str(name) for name, feature in features.items() if isinstance(feature, MediaRefFeature)]
 
 
 def plain_features(feature: Any) -> Any:

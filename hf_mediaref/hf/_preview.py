@@ -21,7 +21,7 @@ from ..core import MediaRef
 from ..decode import batch_decode
 from ..errors import MediaRefError
 from ..io import MediaAccess, image_grid
-from ._feature import MediaRefFeature
+from ._feature import ref_columns
 from ._roots import get_media_access
 
 __all__ = ["PREVIEW_DIR", "contact_sheet", "preview_dataset", "preview_files", "preview_rows"]
@@ -40,9 +40,9 @@ def _ref_column(dataset: Any, column: str | None) -> str:
         if column not in dataset.features:
             raise ValueError(f"no column {column!r} (columns: {', '.join(dataset.column_names)})")
         return column
-    for name, feature in dataset.features.items():
-        if isinstance(feature, MediaRefFeature):
-            return str(name)
+    columns = ref_columns(dataset.features)
+    if columns:
+        return columns[0]
     raise ValueError("the dataset has no MediaRef column to preview (pass column=)")
 
 

@@ -33,7 +33,7 @@ from datasets import Value
 from .._torch_job import distributed_rank
 from ..arrow import group_by_uri, ref_arrays, video_blocks
 from ._ahead import DecodeAhead, EpochPlan
-from ._feature import MediaRefFeature
+from ._feature import MediaRefFeature, ref_columns
 
 __all__ = ["VideoBlockBatchSampler"]
 
@@ -42,7 +42,7 @@ def _key_column(dataset: Any, column: str | None) -> tuple[pa.Array, pa.Array | 
     """The URI (and pts) array of ``column`` as the dataset presents it (after select/shuffle/filter)."""
     features = dataset.features
     if column is None:
-        candidates = [name for name, f in features.items() if isinstance(f, MediaRefFeature)]
+        candidates = ref_columns(features)
         if len(candidates) != 1:
             raise ValueError(f"pass column=...: found {len(candidates)} MediaRef columns {candidates}")
         column = candidates[0]

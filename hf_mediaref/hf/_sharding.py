@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..arrow import ref_arrays
-from ._feature import MediaRefFeature
+from ._feature import ref_columns
 
 __all__ = ["DEFAULT_NUM_SHARDS", "plan_shards", "shard_for_streaming"]
 
@@ -95,7 +95,7 @@ def plan_shards(sizes: list[int], num_shards: int) -> tuple[list[list[tuple[int,
 def _video_groups(dataset: Any) -> tuple[np.ndarray, np.ndarray] | None:
     """``(order, offsets)``: row indices grouped by the video of the first top-level MediaRef column (groups
     in order of first appearance, rows of a group by time, stable), ``None`` when there is no such column."""
-    column = next((n for n, f in dataset.features.items() if isinstance(f, MediaRefFeature)), None)
+    column = next(iter(ref_columns(dataset.features)), None)
     if column is None or len(dataset) == 0:
         return None
     refs = dataset.select_columns([column]).with_format("arrow")[:][column]

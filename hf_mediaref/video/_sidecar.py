@@ -540,8 +540,9 @@ def write_index_sidecar(path: str | os.PathLike, dest: str | os.PathLike | None 
     """Index the local video ``path`` (a full demux scan) and write its sidecar beside it.
 
     Readers of the video (local, over HTTP or from the Hub) then load the index from the sidecar instead of
-    scanning the file, after checking that it describes the same content (see the README's "Index
-    sidecars"). :func:`hf_mediaref.push_to_hub` writes sidecars for the videos it uploads.
+    scanning the file, after checking that it describes the same content (see the docs' concept page
+    "Indexes that ship with the data"). :func:`hf_mediaref.push_to_hub` writes sidecars for the videos it
+    uploads.
 
     Args:
         path: a local video file.

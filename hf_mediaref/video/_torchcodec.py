@@ -34,8 +34,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["TorchCodecVideoDecoder", "check_device", "load_torchcodec"]
 
 _HINT = (
-    "pip install 'hf-mediaref[torchcodec]' and make FFmpeg's shared libraries available "
-    "(Debian/Ubuntu: apt-get install ffmpeg); see the README's TorchCodec section"
+    "install torch, then torchcodec (CPU torch: torchcodec 0.13; CUDA torch: the newest), and make FFmpeg's "
+    "shared libraries available (Debian/Ubuntu: apt-get install ffmpeg); see docs/guides/torchcodec.md"
 )
 
 

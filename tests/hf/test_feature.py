@@ -254,3 +254,21 @@ def test_parquet_round_trip(ds, tmp_path):
     assert (
         back.with_format("arrow")[:]["frame"].to_pylist() == ds.with_format("arrow")[:]["frame"].to_pylist()
     )
+
+
+def test_ref_columns_are_the_top_level_media_ref_columns():
+    """The one answer to "which columns are frame columns" (sampler, shard plan, preview, command line):
+    top-level MediaRefFeature columns in order; nested refs and plain structs are not."""
+    from hf_mediaref.hf import ref_columns
+
+    features = Features(
+        {
+            "id": Value("string"),
+            "frame": MediaRefFeature(),
+            "clip": List(MediaRefFeature()),
+            "plain": {"uri": Value("string"), "pts_ns": Value("int64")},
+            "goal": MediaRefFeature(decode=False),
+        }
+    )
+    assert ref_columns(features) == ["frame", "goal"]
+    assert ref_columns(Features({"id": Value("string")})) == []
