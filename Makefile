@@ -7,9 +7,6 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# torch comes from the CPU wheel index unless the machine has an NVIDIA GPU: PyPI's default torch on Linux is a
-# CUDA build (GBs of NVIDIA libraries). TORCH_INDEX= (empty) takes PyPI's; a torch already in .venv is kept.
-TORCH_INDEX ?= $(if $(shell command -v nvidia-smi 2>/dev/null),,https://download.pytorch.org/whl/cpu)
 
 .PHONY: demo test test-floor lint format bench system-deps venv clean examples package docs docs-serve
 
@@ -18,7 +15,6 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(if $(TORCH_INDEX),$(BIN)/python -m pip install -q -c requirements/constraints.txt torch --index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e '.[dev,torchcodec]'
 	@touch $@
 

@@ -15,7 +15,6 @@ tomllib = pytest.importorskip("tomllib")  # Python >= 3.11 (the metadata is the 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 PROJECT = PYPROJECT["project"]
-TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
 def _requirement_names(extra: str, seen: frozenset[str] = frozenset()) -> set[str]:
@@ -76,29 +75,6 @@ def test_the_missing_torch_hint_names_the_cpu_wheels(monkeypatch):
     with pytest.raises(MissingDependencyError, match=re.escape(TORCH_CPU_INSTALL)):
         require("torch")
     assert TORCH_CPU_INSTALL in (ROOT / "docs" / "getting-started.md").read_text(encoding="utf-8")
-
-
-def test_make_installs_the_cpu_torch_first_without_a_gpu(tmp_path):
-    """`make demo` / `make test` on a machine without nvidia-smi install torch from the CPU wheel index before
-    the dev extras (which then find torch satisfied): a CPU user's .venv gets no CUDA libraries."""
-    import shutil
-    import subprocess
-
-    make = shutil.which("make")
-    if make is None:
-        pytest.skip("no make")
-    env = {"PATH": str(tmp_path), "HOME": str(tmp_path)}  # no nvidia-smi on this PATH
-    plan = subprocess.run(
-        [make, "-n", "venv", f"VENV={tmp_path / 'venv'}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    torch_line = next(i for i, line in enumerate(plan) if " torch --index-url " in line)
-    extras_line = next(i for i, line in enumerate(plan) if "'.[dev," in line)
-    assert TORCH_CPU_INDEX in plan[torch_line] and torch_line < extras_line, plan
 
 
 #: Lower bounds no floor run tests, and why (tests/test_packaging keeps this list honest).
