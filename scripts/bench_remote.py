@@ -4,6 +4,7 @@ and from a loopback HTTP/1.1 Range server that answers every request after 20, 5
 (:class:`hf_mediaref.testing.LatencyServer`).
 
     python scripts/bench_remote.py [--quick] [--reps N] [--delays 20 50 100] [--markdown FILE]
+    python scripts/bench_remote.py --loader ...  # an epoch through DataLoader workers (across calls)
     python scripts/benchmark.py --remote        # the same, from the benchmark
 
 Videos (barcode videos, generated once into ``.bench/`` by ``scripts/benchmark.py``'s ``make_video``): a
@@ -38,6 +39,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from benchmark import BFRAMES, NO_BFRAMES, Video, make_video, publish
 
 import hf_mediaref
+from hf_mediaref import MediaRef
 from hf_mediaref.testing import LatencyServer, read_index
 from hf_mediaref.video import cleanup_cache
 from hf_mediaref.video._cache import decoder_cache
@@ -146,6 +148,80 @@ def run_remote(
     return head + "\n" + "\n".join(rows)
 
 
+def _loader_epoch(dataset: Any, batches: list[list[int]], workers: int, ahead: bool) -> tuple[float, list]:
+    """Seconds for one epoch of ``batches`` through a map-style DataLoader with ``workers`` workers (the
+    rows' labels, in order)."""
+    from torch.utils.data import DataLoader
+
+    from hf_mediaref.hf import DecodeAhead
+
+    frames = dataset.with_format("mediaref", output="numpy")
+    if ahead:
+        frames = DecodeAhead(frames, batches)
+    sampler = frames.sampler if ahead else batches
+    loader = DataLoader(frames, batch_sampler=sampler, num_workers=workers, collate_fn=lambda rows: rows)
+    decoder_cache.clear()  # containers closed, indexes kept (the workers fork from here)
+    start = time.perf_counter()
+    got = [(read_index(row["frame"]), row["k"]) for batch in loader for row in batch]
+    return time.perf_counter() - start, got
+
+
+def run_loader(media: Path, quick: bool, delays: list[int], reps: int, workers: int = 2) -> str:
+    """Across calls (issue 23): an epoch of 12 batches of 32 random rows over the 5 videos through a
+    map-style DataLoader with ``workers`` workers, local against remote, the format alone and with
+    :class:`~hf_mediaref.hf.DecodeAhead` (each worker starts the reads of the batch it is handed next)."""
+    import datasets
+
+    from hf_mediaref.hf import MediaRefFeature
+
+    videos = make_remote_media(media, quick)
+    rng = random.Random(2)
+    pairs = [(v, i) for v in videos for i in rng.sample(range(len(v.pts_ns)), 96 if v is videos[0] else 72)]
+    rng.shuffle(pairs)
+    pairs = pairs[:384]
+    batches = [list(range(s, s + 32)) for s in range(0, len(pairs), 32)]
+    features = datasets.Features({"frame": MediaRefFeature(), "k": datasets.Value("int64")})
+    rows = []
+    for delay in delays:
+        with LatencyServer(media, delay=delay / 1000) as server:
+            sets = {
+                "local": [MediaRef(v.path, v.pts_ns[i]) for v, i in pairs],
+                "remote": [MediaRef(f"{server.url}/{Path(v.path).name}", v.pts_ns[i]) for v, i in pairs],
+            }
+            data = {
+                where: datasets.Dataset.from_dict(
+                    {"frame": refs, "k": [i for _, i in pairs]}, features=features
+                )
+                for where, refs in sets.items()
+            }
+            for where in data:  # warm: every index known before the workers fork
+                hf_mediaref.batch_decode(sets[where])
+            roads = [("local", False), ("remote", False), ("remote", True)]
+            times: dict[tuple[str, bool], list[float]] = {road: [] for road in roads}
+            wrong = dict.fromkeys(roads, 0)
+            for rep in range(reps + 1):
+                for road in roads if rep % 2 else roads[::-1]:
+                    seconds, got = _loader_epoch(data[road[0]], batches, workers, road[1])
+                    wrong[road] += sum(index != k for index, k in got) + abs(len(got) - len(pairs))
+                    if rep:  # round 0: warm-up
+                        times[road].append(seconds)
+            fps = {road: len(pairs) / statistics.median(t) for road, t in times.items()}
+            for road in roads:
+                name = f"{road[0]}, {'DecodeAhead' if road[1] else 'format'}"
+                rows.append(
+                    f"| {delay} ms | {name} | {fps[road]:.0f} | {fps[road] / fps['local', False]:.2f}x | "
+                    f"{wrong[road]} |"
+                )
+                print(rows[-1], flush=True)
+    head = (
+        f"an epoch of 12 batches of 32 random rows over the 5 videos, map-style DataLoader with {workers} "
+        f"workers, indexes known, containers closed; median of {reps} interleaved rounds; "
+        f"{len(os.sched_getaffinity(0))} cores\n\n"
+        "| per request | road | frames/s | / local format | wrong frames |\n|---|---|---:|---:|---:|"
+    )
+    return head + "\n" + "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="60 s long videos, 1 round, 50 ms only")
@@ -153,10 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delays", type=int, nargs="*", default=None, help="ms per request (20 50 100)")
     parser.add_argument("--io-concurrency", type=int, default=None, help="DecodeOptions.io_concurrency")
     parser.add_argument("--media", default=str(ROOT / ".bench"), help="where generated media is kept")
+    parser.add_argument("--loader", action="store_true", help="map-style DataLoader workers (across calls)")
     parser.add_argument("--markdown", help="also write the report to this file")
     args = parser.parse_args(argv)
     reps = args.reps or (1 if args.quick else 3)
     delays = args.delays or ([50] if args.quick else [20, 50, 100])
+    if args.loader:
+        publish(run_loader(Path(args.media), args.quick, delays, reps), args.markdown)
+        return 0
     publish(run_remote(Path(args.media), args.quick, delays, reps, args.io_concurrency), args.markdown)
     return 0
 

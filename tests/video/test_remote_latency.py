@@ -462,6 +462,56 @@ def test_decode_ahead_starts_the_reads_of_the_batches_waiting_for_a_lane(media, 
     assert len(asked) >= len(batch_pts) - 2  # one lane: all but the first (and the one right after it)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_decode_ahead_in_dataloader_workers_reads_each_workers_next_batch_ahead(
+    media, cold, tmp_path, monkeypatch, workers
+):
+    """With DataLoader workers, each worker sees only its own batches. ``DecodeAhead``'s sampler tells it the
+    next ones: a worker decoding batch ``i`` starts the remote reads of batch ``i + workers`` (the one it is
+    handed next), and of its first batch; so every batch's reads start once, in the worker that decodes it,
+    before its decode. The DataLoader gets the sampler's batches, every frame exact."""
+    import json
+
+    from datasets import Dataset, Features, Value
+    from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
+
+    from hf_mediaref.hf import DecodeAhead, MediaRefFeature
+
+    folder, _ = media
+    log = tmp_path / "ahead.jsonl"  # the workers are other processes: they record into a file
+    original = hf_mediaref.decode.fetch_ahead
+
+    def recording(batch_refs, *args, **kwargs):
+        import torch.utils.data
+
+        worker = torch.utils.data.get_worker_info()
+        with open(log, "a") as f:
+            f.write(
+                json.dumps([None if worker is None else worker.id, [r.pts_ns for r in batch_refs]]) + "\n"
+            )
+        return original(batch_refs, *args, **kwargs)
+
+    monkeypatch.setattr(hf_mediaref.decode, "fetch_ahead", recording)
+    with LatencyServer(folder, delay=0.02) as server:
+        refs, picks = _refs(media, server.url, seed=11)
+        features = Features({"frame": MediaRefFeature(), "k": Value("int64")})
+        ds = Dataset.from_dict({"frame": refs, "k": list(range(len(refs)))}, features=features)
+        sampler = BatchSampler(SequentialSampler(range(len(refs))), 8, drop_last=False)
+        ahead = DecodeAhead(ds.with_format("mediaref", output="numpy"), sampler)
+        loader = DataLoader(
+            ahead, batch_sampler=ahead.sampler, num_workers=workers, collate_fn=lambda rows: rows, timeout=60
+        )
+        batches = list(loader)
+    got = [row for batch in batches for row in batch]
+    assert [int(r["k"]) for r in got] == list(range(len(refs)))
+    _check(media, [np.asarray(r["frame"]) for r in got], picks)
+    batch_pts = [[r.pts_ns for r in refs[i : i + 8]] for i in range(0, len(refs), 8)]
+    started = [json.loads(line) for line in log.read_text().splitlines()]
+    for w in range(workers):  # in order: its first batch, then each next one while it decodes the one before
+        assert [pts for who, pts in started if who == w] == batch_pts[w::workers], w
+    assert all(who is not None for who, _ in started)
+
+
 def test_decode_ahead_over_local_media_stops_looking_for_remote_reads(media, cold, monkeypatch):
     """Reading a waiting batch's refs costs a little: after a few batches with nothing remote, none more."""
     from datasets import Dataset, Features, Value
