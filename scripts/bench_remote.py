@@ -5,6 +5,7 @@ and from a loopback HTTP/1.1 Range server that answers every request after 20, 5
 
     python scripts/bench_remote.py [--quick] [--reps N] [--delays 20 50 100] [--markdown FILE]
     python scripts/bench_remote.py --loader ...  # an epoch through DataLoader workers (across calls)
+    python scripts/bench_remote.py --ray ...     # Ray Data tasks and actors (across calls)
     python scripts/benchmark.py --remote        # the same, from the benchmark
 
 Videos (barcode videos, generated once into ``.bench/`` by ``scripts/benchmark.py``'s ``make_video``): a
@@ -222,6 +223,84 @@ def run_loader(media: Path, quick: bool, delays: list[int], reps: int, workers: 
     return head + "\n" + "\n".join(rows)
 
 
+def run_ray_roads(media: Path, quick: bool, delays: list[int], reps: int, repeat: int = 4) -> str:
+    """Across calls on Ray Data (issue 23): the 120 refs ``repeat`` times, batches of 32 rows, through
+    ``map_batches`` on a local 2-CPU Ray, local against remote; each task or actor decodes one batch at a
+    time, so a road hides the network only by running more batches at once than there are cores
+    (``num_cpus=0.5``: two per core, one fetching while the other decodes)."""
+    import pyarrow as pa
+    import ray
+
+    from hf_mediaref.ray import MediaDecoder
+
+    videos = make_remote_media(media, quick)
+    pairs = make_refs(videos) * repeat
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    roads: list[tuple[str, bool, Any]] = [
+        ("local, tasks (1 CPU each)", False, {"num_cpus": 1}),
+        ("remote, tasks (1 CPU each)", True, {"num_cpus": 1}),
+        ("remote, tasks (0.5 CPU each)", True, {"num_cpus": 0.5}),
+        ("local, actors (2 x 1 CPU)", False, {"num_cpus": 1, "compute": ray.data.ActorPoolStrategy(size=2)}),
+        ("remote, actors (2 x 1 CPU)", True, {"num_cpus": 1, "compute": ray.data.ActorPoolStrategy(size=2)}),
+        (
+            "remote, actors (4 x 0.5 CPU)",
+            True,
+            {"num_cpus": 0.5, "compute": ray.data.ActorPoolStrategy(size=4)},
+        ),
+    ]
+    rows = []
+    try:
+        for delay in delays:
+            with LatencyServer(media, delay=delay / 1000) as server:
+                tables = {
+                    remote: pa.table(
+                        {
+                            "frame": [
+                                {
+                                    "uri": f"{server.url}/{Path(v.path).name}" if remote else v.path,
+                                    "pts_ns": v.pts_ns[i],
+                                }
+                                for v, i in pairs
+                            ],
+                            "expected": [i for _, i in pairs],
+                        }
+                    )
+                    for remote in (False, True)
+                }
+                data = {k: ray.data.from_arrow(t).repartition(8).materialize() for k, t in tables.items()}
+                fps: dict[str, float] = {}
+                for name, remote, args in roads:
+                    decoder = MediaDecoder if "compute" in args else MediaDecoder()
+                    times, wrong = [], 0
+                    for rep in range(reps + 1):
+                        start = time.perf_counter()
+                        out = data[remote].map_batches(decoder, batch_size=32, **args)
+                        got = 0
+                        for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
+                            got += len(batch["expected"])
+                            wrong += sum(
+                                read_index(f) != e for f, e in zip(batch["frame"], batch["expected"])
+                            )
+                        wrong += abs(got - len(pairs))
+                        if rep:  # round 0: warm-up (Ray's workers, their indexes)
+                            times.append(time.perf_counter() - start)
+                    fps[name] = len(pairs) / statistics.median(times)
+                    local = fps[roads[0][0]]
+                    rows.append(
+                        f"| {delay} ms | {name} | {fps[name]:.0f} | {fps[name] / local:.2f}x | {wrong} |"
+                    )
+                    print(rows[-1], flush=True)
+    finally:
+        ray.shutdown()
+    head = (
+        f"the 120 refs x {repeat} in batches of 32 through Ray Data map_batches(MediaDecoder), local Ray with "
+        f"2 CPUs; median of {reps} runs after a warm-up run; {len(os.sched_getaffinity(0))} cores\n\n"
+        "| per request | road | frames/s | / local, same road | wrong frames |\n|---|---|---:|---:|---:|"
+    )
+    return head + "\n" + "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="60 s long videos, 1 round, 50 ms only")
@@ -230,12 +309,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--io-concurrency", type=int, default=None, help="DecodeOptions.io_concurrency")
     parser.add_argument("--media", default=str(ROOT / ".bench"), help="where generated media is kept")
     parser.add_argument("--loader", action="store_true", help="map-style DataLoader workers (across calls)")
+    parser.add_argument("--ray", action="store_true", help="Ray Data tasks and actors (across calls)")
     parser.add_argument("--markdown", help="also write the report to this file")
     args = parser.parse_args(argv)
     reps = args.reps or (1 if args.quick else 3)
     delays = args.delays or ([50] if args.quick else [20, 50, 100])
-    if args.loader:
-        publish(run_loader(Path(args.media), args.quick, delays, reps), args.markdown)
+    if args.loader or args.ray:
+        run = run_loader if args.loader else run_ray_roads
+        publish(run(Path(args.media), args.quick, delays, reps), args.markdown)
         return 0
     publish(run_remote(Path(args.media), args.quick, delays, reps, args.io_concurrency), args.markdown)
     return 0
