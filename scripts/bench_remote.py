@@ -294,7 +294,8 @@ def run_ray_roads(media: Path, quick: bool, delays: list[int], reps: int, repeat
     finally:
         ray.shutdown()
     head = (
-        f"the 120 refs x {repeat} in batches of 32 through Ray Data map_batches(MediaDecoder), local Ray with "
+        f"the 120 refs x {repeat} in batches of 32 through Ray Data map_batches(MediaDecoder), local Ray "
+        "with "
         f"2 CPUs; median of {reps} runs after a warm-up run; {len(os.sched_getaffinity(0))} cores\n\n"
         "| per request | road | frames/s | / local, same road | wrong frames |\n|---|---|---:|---:|---:|"
     )
