@@ -167,7 +167,25 @@ def _loader_epoch(dataset: Any, batches: list[list[int]], workers: int, ahead: b
     return time.perf_counter() - start, got
 
 
-def run_loader(media: Path, quick: bool, delays: list[int], reps: int, workers: int = 2) -> str:
+def _robot_cameras(media: Path) -> list[Video]:
+    """8 of the equal-cores benchmark's videos (10 s, 320x240, 30 fps, a keyframe every 60 frames, B-frames:
+    the size of many robot cameras), made by ``scripts/benchmark.py --equal-cores`` into ``.bench/``."""
+    import json
+    from types import SimpleNamespace
+
+    folder = media / "equal_cores"
+    paths = sorted(folder.glob("h264-b_*_10s_320x240_30fps.mp4"))[:8]
+    if len(paths) < 8:
+        raise SystemExit(f"run scripts/benchmark.py --equal-cores first (no videos in {folder})")
+    return [
+        SimpleNamespace(path=str(p), pts_ns=json.loads(p.with_suffix(".json").read_text()))  # type: ignore[misc]
+        for p in paths
+    ]
+
+
+def run_loader(
+    media: Path, quick: bool, delays: list[int], reps: int, workers: int = 2, small: bool = False
+) -> str:
     """Across calls (issue 23): an epoch of 12 batches of 32 random rows over the 5 videos through a
     map-style DataLoader with ``workers`` workers, local against remote, the format alone and with
     :class:`~hf_mediaref.hf.DecodeAhead` (each worker starts the reads of the batch it is handed next)."""
@@ -175,16 +193,17 @@ def run_loader(media: Path, quick: bool, delays: list[int], reps: int, workers: 
 
     from hf_mediaref.hf import MediaRefFeature
 
-    videos = make_remote_media(media, quick)
+    videos = _robot_cameras(media) if small else make_remote_media(media, quick)
     rng = random.Random(2)
     pairs = [(v, i) for v in videos for i in rng.sample(range(len(v.pts_ns)), 96 if v is videos[0] else 72)]
     rng.shuffle(pairs)
     pairs = pairs[:384]
+    serve = Path(videos[0].path).parent
     batches = [list(range(s, s + 32)) for s in range(0, len(pairs), 32)]
     features = datasets.Features({"frame": MediaRefFeature(), "k": datasets.Value("int64")})
     rows = []
     for delay in delays:
-        with LatencyServer(media, delay=delay / 1000) as server:
+        with LatencyServer(serve, delay=delay / 1000) as server:
             sets = {
                 "local": [MediaRef(v.path, v.pts_ns[i]) for v, i in pairs],
                 "remote": [MediaRef(f"{server.url}/{Path(v.path).name}", v.pts_ns[i]) for v, i in pairs],
@@ -200,9 +219,15 @@ def run_loader(media: Path, quick: bool, delays: list[int], reps: int, workers: 
             roads = [("local", False), ("remote", False), ("remote", True)]
             times: dict[tuple[str, bool], list[float]] = {road: [] for road in roads}
             wrong = dict.fromkeys(roads, 0)
+            sent: dict[tuple[str, bool], list[int]] = {road: [] for road in roads}
+            asked: dict[tuple[str, bool], list[int]] = {road: [] for road in roads}
             for rep in range(reps + 1):
                 for road in roads if rep % 2 else roads[::-1]:
+                    server.reset()
                     seconds, got = _loader_epoch(data[road[0]], batches, workers, road[1])
+                    if rep:
+                        sent[road].append(server.bytes_sent)
+                        asked[road].append(server.requests)
                     wrong[road] += sum(index != k for index, k in got) + abs(len(got) - len(pairs))
                     if rep:  # round 0: warm-up
                         times[road].append(seconds)
@@ -211,14 +236,17 @@ def run_loader(media: Path, quick: bool, delays: list[int], reps: int, workers: 
                 name = f"{road[0]}, {'DecodeAhead' if road[1] else 'format'}"
                 rows.append(
                     f"| {delay} ms | {name} | {fps[road]:.0f} | {fps[road] / fps['local', False]:.2f}x | "
-                    f"{wrong[road]} |"
+                    f"{statistics.median(asked[road]):.0f} | "
+                    f"{statistics.median(sent[road]) / len(pairs) / 1024:.0f} KiB | {wrong[road]} |"
                 )
                 print(rows[-1], flush=True)
     head = (
-        f"an epoch of 12 batches of 32 random rows over the 5 videos, map-style DataLoader with {workers} "
+        f"an epoch of 12 batches of 32 random rows over {len(videos)} videos"
+        f"{' (320x240, GOP 60, B-frames)' if small else ''}, map-style DataLoader with {workers} "
         f"workers, indexes known, containers closed; median of {reps} interleaved rounds; "
         f"{len(os.sched_getaffinity(0))} cores\n\n"
-        "| per request | road | frames/s | / local format | wrong frames |\n|---|---|---:|---:|---:|"
+        "| per request | road | frames/s | / local format | requests | bytes per frame | wrong frames |\n"
+        "|---|---|---:|---:|---:|---:|---:|"
     )
     return head + "\n" + "\n".join(rows)
 
@@ -311,13 +339,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--media", default=str(ROOT / ".bench"), help="where generated media is kept")
     parser.add_argument("--loader", action="store_true", help="map-style DataLoader workers (across calls)")
     parser.add_argument("--ray", action="store_true", help="Ray Data tasks and actors (across calls)")
+    parser.add_argument(
+        "--small", action="store_true", help="--loader on 8 videos of 320x240 (robot cameras)"
+    )
     parser.add_argument("--markdown", help="also write the report to this file")
     args = parser.parse_args(argv)
     reps = args.reps or (1 if args.quick else 3)
     delays = args.delays or ([50] if args.quick else [20, 50, 100])
     if args.loader or args.ray:
-        run = run_loader if args.loader else run_ray_roads
-        publish(run(Path(args.media), args.quick, delays, reps), args.markdown)
+        if args.loader:
+            report = run_loader(Path(args.media), args.quick, delays, reps, small=args.small)
+        else:
+            report = run_ray_roads(Path(args.media), args.quick, delays, reps)
+        publish(report, args.markdown)
         return 0
     publish(run_remote(Path(args.media), args.quick, delays, reps, args.io_concurrency), args.markdown)
     return 0

@@ -25,6 +25,7 @@ from ..io import (
 )
 from ._base import BaseVideoDecoder
 from ._cache import decoder_cache
+from ._container import kept_for_its_resume_point
 from ._identity import source_key
 from ._index import VideoIndex
 from ._planning import BatchDecodingStrategy, Span
@@ -110,7 +111,10 @@ def _reads_ahead(
     fetched)."""
     reads: list[tuple[int, int, int]] = [(a, b, 1) for a, b in dec._planned_reads(spans, index)]
     key = source_key(dec.uri, dec.storage_options)
-    idle = decoder_cache.idle_count(lambda k: isinstance(k, tuple) and key in k)
+    idle = decoder_cache.idle_count(  # those a lease may take: one kept for its resume point waits for its
+        lambda k: isinstance(k, tuple) and key in k,  # continuation, and another container opens
+        usable=lambda video: not kept_for_its_resume_point(key, video),
+    )
     if idle:  # an open container holds the head it read (the one the index opened: what it recorded)
         small = http_settings.small_read
         reads = [(max(a, small), b, n) for a, b, n in reads if b > small]

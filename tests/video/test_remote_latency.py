@@ -341,6 +341,29 @@ def spread(tmp_path_factory):
     return folder, out
 
 
+@pytest.mark.parametrize("name", ["x.mp4", "y.mkv"])
+def test_a_container_kept_for_its_resume_point_costs_the_next_batch_no_round_trip(spread, cold, name):
+    """Steady state (containers stay open from batch to batch): a batch that cannot continue where the last
+    one stopped in a video leaves the container kept for that continuation and opens another; what that open
+    reads (the head, the index at the end) goes out with the batch's reads ahead, instead of one round trip
+    after another when the container opens."""
+    folder, videos = spread
+    pts = videos[name]
+    with LatencyServer(folder, delay=0.01) as server:
+        url = f"{server.url}/{name}"
+        batch_decode([MediaRef(url, pts[i]) for i in (5, 40)], max_workers=1)  # the index is known
+        decoder_cache.clear()
+        batch_decode([MediaRef(url, pts[i]) for i in (70, 80)], max_workers=1)  # kept: resumes after 80
+        server.reset()
+        frames = batch_decode([MediaRef(url, pts[i]) for i in (5, 40)], max_workers=1, io_concurrency=2)
+        assert [read_index(f) for f in frames] == [5, 40]
+        asked = sorted(tuple(int(x) for x in header.split("=")[1].split("-")) for _, _, header in server.log)
+        assert asked[0][0] == 0, server.log  # the new container's head
+        # its opening reads were fetched with the blocks: no byte is asked for twice (not the open's own
+        # small first read, then the head and the index at the end again, one round trip after another)
+        assert all(a[1] < b[0] for a, b in zip(asked, asked[1:])), server.log
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_heads_go_out_first_then_blocks_in_the_order_the_decode_takes_them(spread, cold, workers):
     """The I/O threads serve requests first come first served: every video's head is asked before any
