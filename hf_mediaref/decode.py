@@ -420,12 +420,14 @@ def fetch_ahead(
 def _plan_ahead(videos: dict[str, list[int]], options: DecodeOptions, access: MediaAccess | None) -> None:
     try:
         with deadline(options.timeout), reading_with(access):
-            _plan(videos, options, core_budget(options.max_workers), None)
+            _plan(videos, options, core_budget(options.max_workers), None, later=True)
     except Exception as exc:  # the later call reads (and raises) itself
         logger.debug("fetching ahead stopped: %s", exc)
 
 
-def _plan(videos: dict[str, list[int]], options: DecodeOptions, budget: int, owner: object) -> list[Any]:
+def _plan(
+    videos: dict[str, list[int]], options: DecodeOptions, budget: int, owner: object, later: bool = False
+) -> list[Any]:
     """:func:`~hf_mediaref.video.plan_videos` of ``videos`` (URI -> times) with ``options``' fields: the one
     place the options reach the planner (a batch's decode and :func:`fetch_ahead`)."""
     return plan_videos(
@@ -439,6 +441,7 @@ def _plan(videos: dict[str, list[int]], options: DecodeOptions, budget: int, own
         budget=budget,
         io_concurrency=options.io_concurrency,
         owner=owner,
+        later=later,
     )
 
 

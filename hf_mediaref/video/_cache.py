@@ -189,9 +189,7 @@ class LeaseCache:
         under the lock: keep it cheap)."""
         with self._lock:
             return sum(
-                1
-                for slot, obj in self._idle.items()
-                if match(slot[0]) and (usable is None or usable(obj))
+                1 for slot, obj in self._idle.items() if match(slot[0]) and (usable is None or usable(obj))
             )
 
     def offer(self, key: Hashable, obj: Closeable) -> None:
