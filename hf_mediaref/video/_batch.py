@@ -108,8 +108,9 @@ def _reads_ahead(
     video are open than the batch may use, the head and the bytes after the last packet (a ``moov`` or
     ``Cues`` at the end) that opening and seeking read, kept for every container the batch opens (how many
     it opens is the decode's to choose: one opened late must not pay a round trip for a head already
-    fetched). ``later``: for a call that runs after the one running now (:func:`~hf_mediaref.decode.fetch_ahead`),
-    which may take or keep the containers idle now: every open is counted."""
+    fetched). ``later``: for a call that runs after the one running now
+    (:func:`~hf_mediaref.decode.fetch_ahead`), which may take or keep the containers idle now: every open
+    is counted."""
     reads: list[tuple[int, int, int]] = [(a, b, 1) for a, b in dec._planned_reads(spans, index)]
     key = source_key(dec.uri, dec.storage_options)
     idle = (

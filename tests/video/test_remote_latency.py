@@ -9,6 +9,7 @@ Every frame is compared with a plain front-to-back PyAV decode of the same file.
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import os
 import random
 import threading
@@ -265,6 +266,29 @@ def test_a_failed_fetch_ahead_is_read_again_by_the_file(tmp_path):
         assert ranges.pending(url) == 0
 
 
+def test_a_range_two_calls_planned_is_kept_until_both_are_done(tmp_path):
+    """A range fetched ahead for a later call and read by the call running now too: the running call's end
+    hands it on; the later call adopts it, takes it, and its end drops it."""
+    data = bytes(range(256)) * 40
+    (tmp_path / "f.bin").write_bytes(data)
+    later, now, running = object(), object(), object()
+    with LatencyServer(tmp_path, delay=0) as server:
+        url = f"{server.url}/f.bin"
+        assert http.prefetch(url, [(0, 1000, 1)], owner=later) == 1
+        assert http.prefetch(url, [(0, 1000, 1)], owner=now) == 0  # held: this call's read is added
+        seen: set[int] = set()
+        assert ranges.take(url, 10, seen, 5.0) is not None  # the running call's read
+        ranges.release(now)
+        assert ranges.pending(url) == 1  # kept for the later call
+        ranges.adopt(later, running)
+        assert ranges.take(url, 500, set(), 5.0) is not None  # the later call's read (another file)
+        assert ranges.pending(url) == 0  # both reads taken: dropped
+        assert http.prefetch(url, [(0, 1000, 2)], owner=running) == 1
+        ranges.release(running)  # no read took it
+        assert ranges.pending(url) == 0
+        ranges.forget(url)
+
+
 def test_coalesce_merges_near_ranges_and_sums_their_reads():
     assert ranges.coalesce([(0, 10), (20, 30, 2), (200_000, 200_100)], gap=64) == [
         (0, 30, 3),
@@ -361,7 +385,7 @@ def test_a_container_kept_for_its_resume_point_costs_the_next_batch_no_round_tri
         assert asked[0][0] == 0, server.log  # the new container's head
         # its opening reads were fetched with the blocks: no byte is asked for twice (not the open's own
         # small first read, then the head and the index at the end again, one round trip after another)
-        assert all(a[1] < b[0] for a, b in zip(asked, asked[1:])), server.log
+        assert all(a[1] < b[0] for a, b in itertools.pairwise(asked)), server.log
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -412,6 +436,31 @@ def test_the_public_names():
 
 
 # ---------------------------------------------------------------------------------------- across calls
+
+
+@pytest.mark.parametrize("name", ["long.mp4", "long.mkv"])
+def test_batches_fetched_ahead_that_share_blocks_each_keep_theirs(media, cold, name):
+    """Two batches fetched ahead (``fetch_ahead``, as a stream of batches does) read the same keyframe
+    blocks: the first one's decode reads them too, and its end does not drop what the second was fetched;
+    neither decode sends a request of its own. Every frame exact."""
+    from hf_mediaref.decode import fetch_ahead
+
+    folder, videos = media
+    pts = videos[name][0]
+    with LatencyServer(folder, delay=0.01) as server:
+        url = f"{server.url}/{name}"
+        first, second = [3, 30, 100, 170], [5, 33, 102, 175]  # the same blocks, other frames
+        batch_decode([MediaRef(url, pts[i]) for i in (0, 200)])  # the index is known
+        decoder_cache.clear()
+        for picks in (first, second):
+            job = fetch_ahead([MediaRef(url, pts[i]) for i in picks])
+            assert job is not None
+            job.result(timeout=30)
+        for picks in (first, second):
+            server.reset()
+            frames = batch_decode([MediaRef(url, pts[i]) for i in picks])
+            assert [read_index(f) for f in frames] == picks
+            assert server.requests == 0, (picks, server.log)
 
 
 @pytest.mark.parametrize("workers", [0, 1])
