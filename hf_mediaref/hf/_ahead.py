@@ -115,9 +115,13 @@ class EpochPlan:
     continues: list[int]
 
 
-#: Batches after each one that a planned sampler's batch carries (:func:`hinted`): a DataLoader worker
-#: among up to this many finds the next batch it will be handed.
-_HINTS = 8
+#: Batches a DataLoader worker (or a stream in one) has the remote reads of started ahead of the one it
+#: decodes: two keep a batch's reads a round trip or more ahead of its decode where one batch decodes in
+#: less than a round trip (small frames; measured on the remote guide's page).
+AHEAD_IN_WORKER = 2
+#: Batches after each one that a planned sampler's batch carries (:func:`hinted`): enough for
+#: :data:`AHEAD_IN_WORKER` batches of each of 8 workers.
+_HINTS = 16
 
 
 class _HintedBatch(list):
@@ -138,13 +142,13 @@ def hinted(batches: list[list[int]]) -> Iterator[list[int]]:
         yield _HintedBatch(batch, batches[p + 1 : p + 1 + _HINTS])
 
 
-def next_in_worker(indices: Any, num_workers: int) -> list[int] | None:
-    """The batch a DataLoader worker among ``num_workers`` is handed after ``indices`` (one it was handed),
-    when the sampler said (:func:`hinted`); else None."""
+def next_in_worker(indices: Any, num_workers: int) -> list[list[int]] | None:
+    """The batches a DataLoader worker among ``num_workers`` is handed after ``indices`` (one it was handed),
+    up to :data:`AHEAD_IN_WORKER`, when the sampler said (:func:`hinted`); else None."""
     upcoming = getattr(indices, "upcoming", None)
-    if not upcoming or len(upcoming) < num_workers:
+    if upcoming is None:
         return None
-    return list(upcoming[num_workers - 1])
+    return [list(batch) for batch in upcoming[num_workers - 1 :: num_workers][:AHEAD_IN_WORKER]]
 
 
 class _LanePool:
@@ -383,7 +387,7 @@ class DecodeAhead:
         self.dataset, self.sampler = dataset, sampler
         self._running: _Lanes | None = None
         self._ahead: Any = None
-        self._started: list[int] | None = None  # in a worker: the batch whose reads were started ahead
+        self._started: list[list[int]] = []  # in a worker: the batches whose reads were started ahead
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -432,16 +436,16 @@ class DecodeAhead:
                 self._running = None
 
     def _read_next_in_worker(self, indices: list[int], num_workers: int) -> None:
-        """In a DataLoader worker: start the remote reads of the batch this worker is handed next (the
-        sampler's batches say which, see :func:`hinted`), so they overlap this batch's decode; and of this
-        batch first, unless they were started with the one before."""
+        """In a DataLoader worker: start the remote reads of the batches this worker is handed next (the
+        sampler's batches say which, see :func:`hinted`; :data:`AHEAD_IN_WORKER` of them), so they overlap
+        this batch's decode; and of this batch first, unless they were started before."""
         following = next_in_worker(indices, num_workers)
         if following is None:
             return
         reads_ahead = self._reads_ahead()
-        if list(indices) != self._started:  # the worker's first batch (or one it was not told of)
-            reads_ahead(list(indices))
-        reads_ahead(following)
+        for batch in [list(indices), *following]:  # this one: the worker's first (or one it was not told of)
+            if batch not in self._started:
+                reads_ahead(batch)
         self._started = following
 
     def _reads_ahead(self) -> Any:
@@ -463,7 +467,7 @@ class DecodeAhead:
             **self.__dict__,
             "_running": None,
             "_ahead": None,
-            "_started": None,
+            "_started": [],
         }  # a worker's copy fetches directly
 
     def __repr__(self) -> str:
@@ -497,16 +501,16 @@ def _decoded_stream(
     DataLoader worker, the next ``depth`` batches are decoded ahead on ``lanes`` threads (round robin)."""
     batches = _stream_rows(source, batch_size)
     ahead = getattr(transform, "fetch_ahead", None)  # remote media: the next batches' reads start early
-    if dataloader_worker_info() is not None:  # one batch at a time; the next one's reads start meanwhile
-        previous = None
+    if dataloader_worker_info() is not None:  # one batch at a time; the next ones' reads start meanwhile
+        waiting: collections.deque[dict[str, list[Any]]] = collections.deque()
         for batch in batches:
-            if previous is not None:
-                if ahead is not None:
-                    ahead(batch)
-                yield from _unbatch(transform(previous))
-            previous = batch
-        if previous is not None:
-            yield from _unbatch(transform(previous))
+            if ahead is not None:
+                ahead(batch)
+            waiting.append(batch)
+            if len(waiting) > (AHEAD_IN_WORKER if ahead is not None else 0):
+                yield from _unbatch(transform(waiting.popleft()))
+        while waiting:
+            yield from _unbatch(transform(waiting.popleft()))
         return
     running = _LanePool(lanes)
     pending: collections.deque[tuple[Future, dict[str, list[Any]]]] = collections.deque()

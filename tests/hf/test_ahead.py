@@ -233,9 +233,9 @@ def test_planned_batches_carry_the_batches_after_them():
     batches = list(planned)
     assert batches == [[0, 1], [2, 3], [4], [5, 6]] == planned.plan.batches
     assert all(type(b).__mro__[1] is list for b in batches)
-    assert next_in_worker(batches[0], 1) == [2, 3] and next_in_worker(batches[0], 2) == [4]
-    assert next_in_worker(batches[1], 2) == [5, 6] and next_in_worker(batches[2], 2) is None
+    assert next_in_worker(batches[0], 1) == [[2, 3], [4]] and next_in_worker(batches[0], 2) == [[4]]
+    assert next_in_worker(batches[1], 2) == [[5, 6]] and next_in_worker(batches[2], 2) == []
     assert next_in_worker([0, 1], 1) is None  # a batch of another sampler says nothing
     import pickle
 
-    assert next_in_worker(pickle.loads(pickle.dumps(batches[0])), 3) == [5, 6]  # as sent to a worker
+    assert next_in_worker(pickle.loads(pickle.dumps(batches[0])), 3) == [[5, 6]]  # as sent to a worker
