@@ -10,6 +10,7 @@ time, so that ``MediaRef`` (above it) can call it: the import graph has no cycle
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import contextvars
@@ -18,8 +19,9 @@ import functools
 import logging
 import operator
 import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 import numpy as np
 
@@ -31,6 +33,7 @@ from .errors import InvalidRefError, RemoteChangedError
 from .io import (
     DEFAULT_IO_CONCURRENCY,
     MediaAccess,
+    adopt_ranges,
     fetches_ahead,
     load_image_rgb,
     reading_with,
@@ -408,24 +411,53 @@ def fetch_ahead(
             videos.setdefault(uri, []).append(cast(int, pts))
     if not videos:
         return None
+    planned_for = _AheadOf(fields)  # the later call of these refs takes over what is fetched for it
     pid = os.getpid()  # a forked child (a DataLoader worker) starts its own thread
     planner = _planners.get(pid)
     if planner is None:
         planner = _planners[pid] = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix="hf_mediaref-plan"
         )
-    return planner.submit(contextvars.copy_context().run, _plan_ahead, videos, opts, access)
+    return planner.submit(contextvars.copy_context().run, _plan_ahead, videos, opts, access, planned_for)
 
 
-def _plan_ahead(videos: dict[str, list[int]], options: DecodeOptions, access: MediaAccess | None) -> None:
+class _AheadOf:
+    """What the byte ranges :func:`fetch_ahead` fetches are fetched for (their owner in
+    :mod:`hf_mediaref.io._ranges`): the later call of the same refs adopts them (:func:`_adopt_ahead`), so
+    its reads count once and its end drops what they left; until then a batch decoding now that reads the
+    same bytes adds its reads to them instead of taking them over."""
+
+    #: The refs' keys of the latest fetches ahead, newest last (a few batches ahead at most are in use).
+    _waiting: ClassVar[collections.OrderedDict[frozenset, _AheadOf]] = collections.OrderedDict()
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, fields: list[tuple[str, int | None]]):
+        key = frozenset(fields)
+        with self._lock:
+            self._waiting.pop(key, None)
+            self._waiting[key] = self
+            while len(self._waiting) > 64:
+                self._waiting.popitem(last=False)
+
+    @classmethod
+    def take(cls, fields: list[tuple[str, int | None]]) -> _AheadOf | None:
+        with cls._lock:
+            return cls._waiting.pop(frozenset(f for f in fields if f[1] is not None), None)
+
+
+def _plan_ahead(
+    videos: dict[str, list[int]], options: DecodeOptions, access: MediaAccess | None, planned_for: _AheadOf
+) -> None:
     try:
         with deadline(options.timeout), reading_with(access):
-            _plan(videos, options, core_budget(options.max_workers), None)
+            _plan(videos, options, core_budget(options.max_workers), planned_for, later=True)
     except Exception as exc:  # the later call reads (and raises) itself
         logger.debug("fetching ahead stopped: %s", exc)
 
 
-def _plan(videos: dict[str, list[int]], options: DecodeOptions, budget: int, owner: object) -> list[Any]:
+def _plan(
+    videos: dict[str, list[int]], options: DecodeOptions, budget: int, owner: object, later: bool = False
+) -> list[Any]:
     """:func:`~hf_mediaref.video.plan_videos` of ``videos`` (URI -> times) with ``options``' fields: the one
     place the options reach the planner (a batch's decode and :func:`fetch_ahead`)."""
     return plan_videos(
@@ -439,6 +471,7 @@ def _plan(videos: dict[str, list[int]], options: DecodeOptions, budget: int, own
         budget=budget,
         io_concurrency=options.io_concurrency,
         owner=owner,
+        later=later,
     )
 
 
@@ -468,6 +501,9 @@ def _decode(fields: list[tuple[str, int | None]], options: DecodeOptions) -> lis
     for i, (uri, pts) in enumerate(fields):
         (videos if pts is not None else images).setdefault(uri, []).append(i)
     owner = object()  # the byte ranges fetched ahead for this batch, dropped when it is done
+    planned_for = _AheadOf.take(fields) if videos else None
+    if planned_for is not None:  # fetched ahead of this call (fetch_ahead of the same refs)
+        adopt_ranges(planned_for, owner)
     try:
         return _decode_planned(fields, options, budget, videos, images, owner)
     finally:

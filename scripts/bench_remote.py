@@ -4,6 +4,8 @@ and from a loopback HTTP/1.1 Range server that answers every request after 20, 5
 (:class:`hf_mediaref.testing.LatencyServer`).
 
     python scripts/bench_remote.py [--quick] [--reps N] [--delays 20 50 100] [--markdown FILE]
+    python scripts/bench_remote.py --loader ...  # an epoch through DataLoader workers (across calls)
+    python scripts/bench_remote.py --ray ...     # Ray Data tasks and actors (across calls)
     python scripts/benchmark.py --remote        # the same, from the benchmark
 
 Videos (barcode videos, generated once into ``.bench/`` by ``scripts/benchmark.py``'s ``make_video``): a
@@ -38,6 +40,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from benchmark import BFRAMES, NO_BFRAMES, Video, make_video, publish
 
 import hf_mediaref
+from hf_mediaref import MediaRef
 from hf_mediaref.testing import LatencyServer, read_index
 from hf_mediaref.video import cleanup_cache
 from hf_mediaref.video._cache import decoder_cache
@@ -146,6 +149,187 @@ def run_remote(
     return head + "\n" + "\n".join(rows)
 
 
+def _loader_epoch(dataset: Any, batches: list[list[int]], workers: int, ahead: bool) -> tuple[float, list]:
+    """Seconds for one epoch of ``batches`` through a map-style DataLoader with ``workers`` workers (the
+    rows' labels, in order)."""
+    from torch.utils.data import DataLoader
+
+    from hf_mediaref.hf import DecodeAhead
+
+    frames = dataset.with_format("mediaref", output="numpy")
+    if ahead:
+        frames = DecodeAhead(frames, batches)
+    sampler = frames.sampler if ahead else batches
+    loader = DataLoader(frames, batch_sampler=sampler, num_workers=workers, collate_fn=lambda rows: rows)
+    decoder_cache.clear()  # containers closed, indexes kept (the workers fork from here)
+    start = time.perf_counter()
+    got = [(read_index(row["frame"]), row["k"]) for batch in loader for row in batch]
+    return time.perf_counter() - start, got
+
+
+def _robot_cameras(media: Path) -> list[Video]:
+    """8 of the equal-cores benchmark's videos (10 s, 320x240, 30 fps, a keyframe every 60 frames, B-frames:
+    the size of many robot cameras), made by ``scripts/benchmark.py --equal-cores`` into ``.bench/``."""
+    import json
+    from types import SimpleNamespace
+
+    folder = media / "equal_cores"
+    paths = sorted(folder.glob("h264-b_*_10s_320x240_30fps.mp4"))[:8]
+    if len(paths) < 8:
+        raise SystemExit(f"run scripts/benchmark.py --equal-cores first (no videos in {folder})")
+    return [
+        SimpleNamespace(path=str(p), pts_ns=json.loads(p.with_suffix(".json").read_text()))  # type: ignore[misc]
+        for p in paths
+    ]
+
+
+def run_loader(
+    media: Path, quick: bool, delays: list[int], reps: int, workers: int = 2, small: bool = False
+) -> str:
+    """Across calls (issue 23): an epoch of 12 batches of 32 random rows over the 5 videos through a
+    map-style DataLoader with ``workers`` workers, local against remote, the format alone and with
+    :class:`~hf_mediaref.hf.DecodeAhead` (each worker starts the reads of the batch it is handed next)."""
+    import datasets
+
+    from hf_mediaref.hf import MediaRefFeature
+
+    videos = _robot_cameras(media) if small else make_remote_media(media, quick)
+    rng = random.Random(2)
+    pairs = [(v, i) for v in videos for i in rng.sample(range(len(v.pts_ns)), 96 if v is videos[0] else 72)]
+    rng.shuffle(pairs)
+    pairs = pairs[:384]
+    serve = Path(videos[0].path).parent
+    batches = [list(range(s, s + 32)) for s in range(0, len(pairs), 32)]
+    features = datasets.Features({"frame": MediaRefFeature(), "k": datasets.Value("int64")})
+    rows = []
+    for delay in delays:
+        with LatencyServer(serve, delay=delay / 1000) as server:
+            sets = {
+                "local": [MediaRef(v.path, v.pts_ns[i]) for v, i in pairs],
+                "remote": [MediaRef(f"{server.url}/{Path(v.path).name}", v.pts_ns[i]) for v, i in pairs],
+            }
+            data = {
+                where: datasets.Dataset.from_dict(
+                    {"frame": refs, "k": [i for _, i in pairs]}, features=features
+                )
+                for where, refs in sets.items()
+            }
+            for where in data:  # warm: every index known before the workers fork
+                hf_mediaref.batch_decode(sets[where])
+            roads = [("local", False), ("remote", False), ("remote", True)]
+            times: dict[tuple[str, bool], list[float]] = {road: [] for road in roads}
+            wrong = dict.fromkeys(roads, 0)
+            sent: dict[tuple[str, bool], list[int]] = {road: [] for road in roads}
+            asked: dict[tuple[str, bool], list[int]] = {road: [] for road in roads}
+            for rep in range(reps + 1):
+                for road in roads if rep % 2 else roads[::-1]:
+                    server.reset()
+                    seconds, got = _loader_epoch(data[road[0]], batches, workers, road[1])
+                    if rep:
+                        sent[road].append(server.bytes_sent)
+                        asked[road].append(server.requests)
+                    wrong[road] += sum(index != k for index, k in got) + abs(len(got) - len(pairs))
+                    if rep:  # round 0: warm-up
+                        times[road].append(seconds)
+            fps = {road: len(pairs) / statistics.median(t) for road, t in times.items()}
+            for road in roads:
+                name = f"{road[0]}, {'DecodeAhead' if road[1] else 'format'}"
+                rows.append(
+                    f"| {delay} ms | {name} | {fps[road]:.0f} | {fps[road] / fps['local', False]:.2f}x | "
+                    f"{statistics.median(asked[road]):.0f} | "
+                    f"{statistics.median(sent[road]) / len(pairs) / 1024:.0f} KiB | {wrong[road]} |"
+                )
+                print(rows[-1], flush=True)
+    head = (
+        f"an epoch of 12 batches of 32 random rows over {len(videos)} videos"
+        f"{' (320x240, GOP 60, B-frames)' if small else ''}, map-style DataLoader with {workers} "
+        f"workers, indexes known, containers closed; median of {reps} interleaved rounds; "
+        f"{len(os.sched_getaffinity(0))} cores\n\n"
+        "| per request | road | frames/s | / local format | requests | bytes per frame | wrong frames |\n"
+        "|---|---|---:|---:|---:|---:|---:|"
+    )
+    return head + "\n" + "\n".join(rows)
+
+
+def run_ray_roads(media: Path, quick: bool, delays: list[int], reps: int, repeat: int = 4) -> str:
+    """Across calls on Ray Data (issue 23): the 120 refs ``repeat`` times, batches of 32 rows, through
+    ``map_batches`` on a local 2-CPU Ray, local against remote; each task or actor decodes one batch at a
+    time, so a road hides the network only by running more batches at once than there are cores
+    (``num_cpus=0.5``: two per core, one fetching while the other decodes)."""
+    import pyarrow as pa
+    import ray
+
+    from hf_mediaref.ray import MediaDecoder
+
+    videos = make_remote_media(media, quick)
+    pairs = make_refs(videos) * repeat
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    roads: list[tuple[str, bool, Any]] = [
+        ("local, tasks (1 CPU each)", False, {"num_cpus": 1}),
+        ("remote, tasks (1 CPU each)", True, {"num_cpus": 1}),
+        ("remote, tasks (0.5 CPU each)", True, {"num_cpus": 0.5}),
+        ("local, actors (2 x 1 CPU)", False, {"num_cpus": 1, "compute": ray.data.ActorPoolStrategy(size=2)}),
+        ("remote, actors (2 x 1 CPU)", True, {"num_cpus": 1, "compute": ray.data.ActorPoolStrategy(size=2)}),
+        (
+            "remote, actors (4 x 0.5 CPU)",
+            True,
+            {"num_cpus": 0.5, "compute": ray.data.ActorPoolStrategy(size=4)},
+        ),
+    ]
+    rows = []
+    try:
+        for delay in delays:
+            with LatencyServer(media, delay=delay / 1000) as server:
+                tables = {
+                    remote: pa.table(
+                        {
+                            "frame": [
+                                {
+                                    "uri": f"{server.url}/{Path(v.path).name}" if remote else v.path,
+                                    "pts_ns": v.pts_ns[i],
+                                }
+                                for v, i in pairs
+                            ],
+                            "expected": [i for _, i in pairs],
+                        }
+                    )
+                    for remote in (False, True)
+                }
+                data = {k: ray.data.from_arrow(t).repartition(8).materialize() for k, t in tables.items()}
+                fps: dict[str, float] = {}
+                for name, remote, args in roads:
+                    decoder = MediaDecoder if "compute" in args else MediaDecoder()
+                    times, wrong = [], 0
+                    for rep in range(reps + 1):
+                        start = time.perf_counter()
+                        out = data[remote].map_batches(decoder, batch_size=32, **args)
+                        got = 0
+                        for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
+                            got += len(batch["expected"])
+                            wrong += sum(
+                                read_index(f) != e for f, e in zip(batch["frame"], batch["expected"])
+                            )
+                        wrong += abs(got - len(pairs))
+                        if rep:  # round 0: warm-up (Ray's workers, their indexes)
+                            times.append(time.perf_counter() - start)
+                    fps[name] = len(pairs) / statistics.median(times)
+                    local = fps[roads[0][0]]
+                    rows.append(
+                        f"| {delay} ms | {name} | {fps[name]:.0f} | {fps[name] / local:.2f}x | {wrong} |"
+                    )
+                    print(rows[-1], flush=True)
+    finally:
+        ray.shutdown()
+    head = (
+        f"the 120 refs x {repeat} in batches of 32 through Ray Data map_batches(MediaDecoder), local Ray "
+        "with "
+        f"2 CPUs; median of {reps} runs after a warm-up run; {len(os.sched_getaffinity(0))} cores\n\n"
+        "| per request | road | frames/s | / local, same road | wrong frames |\n|---|---|---:|---:|---:|"
+    )
+    return head + "\n" + "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="60 s long videos, 1 round, 50 ms only")
@@ -153,10 +337,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delays", type=int, nargs="*", default=None, help="ms per request (20 50 100)")
     parser.add_argument("--io-concurrency", type=int, default=None, help="DecodeOptions.io_concurrency")
     parser.add_argument("--media", default=str(ROOT / ".bench"), help="where generated media is kept")
+    parser.add_argument("--loader", action="store_true", help="map-style DataLoader workers (across calls)")
+    parser.add_argument("--ray", action="store_true", help="Ray Data tasks and actors (across calls)")
+    parser.add_argument(
+        "--small", action="store_true", help="--loader on 8 videos of 320x240 (robot cameras)"
+    )
     parser.add_argument("--markdown", help="also write the report to this file")
     args = parser.parse_args(argv)
     reps = args.reps or (1 if args.quick else 3)
     delays = args.delays or ([50] if args.quick else [20, 50, 100])
+    if args.loader or args.ray:
+        if args.loader:
+            report = run_loader(Path(args.media), args.quick, delays, reps, small=args.small)
+        else:
+            report = run_ray_roads(Path(args.media), args.quick, delays, reps)
+        publish(report, args.markdown)
+        return 0
     publish(run_remote(Path(args.media), args.quick, delays, reps, args.io_concurrency), args.markdown)
     return 0
 

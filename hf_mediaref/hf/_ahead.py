@@ -1,4 +1,5 @@
-"""Decode-ahead for a DataLoader that runs in the training process (``num_workers=0``).
+"""Decode-ahead for a DataLoader that runs in the training process (``num_workers=0``), and reads ahead for
+its workers.
 
 With workers, a DataLoader decodes several batches at once, one per worker process. Without them (CUDA
 decoding, debugging, small jobs) each batch is decoded when it is asked for, and a batch of a few keyframe
@@ -19,6 +20,11 @@ batches: the DataLoader still gets exactly the batches it asked for, each what `
 returns for its indices. Memory: up to ``depth + g`` batches of frames are held. Any batch sampler works: one
 without an epoch plan of its own is wrapped (:attr:`DecodeAhead.sampler`, listing each epoch's batches when
 it starts), and the DataLoader must then be given ``batch_sampler=ahead.sampler``.
+
+Workers (``num_workers > 0``) decode their batches side by side already; what they cannot do alone is see
+their next batch, so its remote reads would start only when its decode does. The planned samplers' batches
+carry the batches after them (:func:`hinted`, a ``list`` to everyone else), and :class:`DecodeAhead` in a
+worker starts the reads of the one that worker is handed next (:func:`next_in_worker`).
 """
 
 from __future__ import annotations
@@ -67,15 +73,15 @@ class PlannedBatches:
 
     def __init__(self, batch_sampler: Any):
         self.batch_sampler = batch_sampler
+        self.plan: EpochPlan | None = None
 
     def __repr__(self) -> str:
         return f"PlannedBatches({self.batch_sampler!r})"
-        self.plan: EpochPlan | None = None
 
     def __iter__(self) -> Iterator[list[int]]:
         batches = [[int(i) for i in batch] for batch in self.batch_sampler]
         self.plan = EpochPlan(batches, [-1] * len(batches))
-        return iter(batches)
+        return hinted(batches)
 
     def __len__(self) -> int:
         return len(self.batch_sampler)
@@ -107,6 +113,42 @@ class EpochPlan:
 
     batches: list[list[int]]
     continues: list[int]
+
+
+#: Batches a DataLoader worker (or a stream in one) has the remote reads of started ahead of the one it
+#: decodes: two keep a batch's reads a round trip or more ahead of its decode where one batch decodes in
+#: less than a round trip (small frames; measured on the remote guide's page).
+AHEAD_IN_WORKER = 2
+#: Batches after each one that a planned sampler's batch carries (:func:`hinted`): enough for
+#: :data:`AHEAD_IN_WORKER` batches of each of 8 workers.
+_HINTS = 16
+
+
+class _HintedBatch(list):
+    """A batch of indices (a plain ``list`` to the DataLoader and the dataset) that also carries the batches
+    the sampler yields after it in its epoch (``upcoming``). The DataLoader sends a batch to a worker as the
+    sampler yielded it, so a worker, which sees only its own batches, learns which one it gets next:
+    batch ``i + num_workers``, since the DataLoader hands batch ``i`` of an epoch to worker
+    ``i % num_workers``."""
+
+    def __init__(self, batch: list[int], upcoming: list[list[int]]):
+        super().__init__(batch)
+        self.upcoming = upcoming
+
+
+def hinted(batches: list[list[int]]) -> Iterator[list[int]]:
+    """``batches`` in order, each carrying the :data:`_HINTS` batches after it (see :class:`_HintedBatch`)."""
+    for p, batch in enumerate(batches):
+        yield _HintedBatch(batch, batches[p + 1 : p + 1 + _HINTS])
+
+
+def next_in_worker(indices: Any, num_workers: int) -> list[list[int]] | None:
+    """The batches a DataLoader worker among ``num_workers`` is handed after ``indices`` (one it was handed),
+    up to :data:`AHEAD_IN_WORKER`, when the sampler said (:func:`hinted`); else None."""
+    upcoming = getattr(indices, "upcoming", None)
+    if upcoming is None:
+        return None
+    return [list(batch) for batch in upcoming[num_workers - 1 :: num_workers][:AHEAD_IN_WORKER]]
 
 
 class _LanePool:
@@ -280,11 +322,17 @@ class DecodeAhead:
 
     Give the DataLoader ``batch_sampler=sampler`` (the same sampler). Batches come back exactly as
     ``dataset.__getitems__(indices)`` returns them, in the sampler's order, each one engine call of its own
-    rows; an error raised decoding a batch is raised when the DataLoader asks for that batch. Inside a
-    DataLoader worker, or for indices the sampler did not yield in its current epoch, it is ``dataset`` itself
-    (with workers, the workers already decode ahead). Remote media (``http(s)``) of a ``"mediaref"``-formatted
-    dataset: a batch queued behind another on its lane has its reads started when it is queued
-    (:meth:`~hf_mediaref.hf.MediaRefFormatter.fetch_ahead`), so the network overlaps the decode before it.
+    rows; an error raised decoding a batch is raised when the DataLoader asks for that batch. For indices the
+    sampler did not yield in its current epoch it is ``dataset`` itself. Remote media (``http(s)``,
+    ``hf://``) of a ``"mediaref"``-formatted dataset: a batch queued behind another on its lane has its reads
+    started when it is queued (:meth:`~hf_mediaref.hf.MediaRefFormatter.fetch_ahead`), so the network
+    overlaps the decode before it.
+
+    Inside a DataLoader worker (``num_workers > 0``: the workers already decode batches side by side) it
+    decodes the batch it is asked for, and starts the remote reads of the batch that worker is handed next:
+    the sampler's batches carry the ones after them (a worker sees only its own), and the DataLoader hands
+    batch ``i`` of an epoch to worker ``i % num_workers``. So a worker's next batch has its bytes on the way
+    while it decodes this one, as :func:`~hf_mediaref.hf.decode_stream` ``ahead=True`` does for streams.
 
     Args:
         dataset: the map-style dataset (``ds.with_format("mediaref", ...)``, or any dataset with
@@ -339,6 +387,7 @@ class DecodeAhead:
         self.dataset, self.sampler = dataset, sampler
         self._running: _Lanes | None = None
         self._ahead: Any = None
+        self._started: list[list[int]] = []  # in a worker: the batches whose reads were started ahead
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -351,8 +400,12 @@ class DecodeAhead:
         return getitems(indices) if getitems is not None else [self.dataset[i] for i in indices]
 
     def __getitems__(self, indices: list[int]) -> Any:
+        worker = dataloader_worker_info()
+        if worker is not None:
+            self._read_next_in_worker(indices, worker.num_workers)
+            return self._fetch(list(indices))
         plan = getattr(self.sampler, "plan", None)
-        if plan is None or dataloader_worker_info() is not None:
+        if plan is None:
             return self._fetch(indices)
         running = self._running
         if running is None or running.plan is not plan:  # a new epoch: what was ahead of the old is dropped
@@ -382,6 +435,19 @@ class DecodeAhead:
                 running.close()
                 self._running = None
 
+    def _read_next_in_worker(self, indices: list[int], num_workers: int) -> None:
+        """In a DataLoader worker: start the remote reads of the batches this worker is handed next (the
+        sampler's batches say which, see :func:`hinted`; :data:`AHEAD_IN_WORKER` of them), so they overlap
+        this batch's decode; and of this batch first, unless they were started before."""
+        following = next_in_worker(indices, num_workers)
+        if following is None:
+            return
+        reads_ahead = self._reads_ahead()
+        for batch in [list(indices), *following]:  # this one: the worker's first (or one it was not told of)
+            if batch not in self._started:
+                reads_ahead(batch)
+        self._started = following
+
     def _reads_ahead(self) -> Any:
         """For a ``"mediaref"``-formatted ``datasets.Dataset``: the function starting the remote reads of a
         batch of indices (the format's :meth:`~hf_mediaref.hf.MediaRefFormatter.fetch_ahead` of their rows,
@@ -397,7 +463,12 @@ class DecodeAhead:
             self._running = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_running": None, "_ahead": None}  # a worker's copy fetches directly
+        return {
+            **self.__dict__,
+            "_running": None,
+            "_ahead": None,
+            "_started": [],
+        }  # a worker's copy fetches directly
 
     def __repr__(self) -> str:
         return f"DecodeAhead({self.dataset!r}, lanes={self.lanes}, depth={self.depth}, group={self.group})"
@@ -430,16 +501,16 @@ def _decoded_stream(
     DataLoader worker, the next ``depth`` batches are decoded ahead on ``lanes`` threads (round robin)."""
     batches = _stream_rows(source, batch_size)
     ahead = getattr(transform, "fetch_ahead", None)  # remote media: the next batches' reads start early
-    if dataloader_worker_info() is not None:  # one batch at a time; the next one's reads start meanwhile
-        previous = None
+    if dataloader_worker_info() is not None:  # one batch at a time; the next ones' reads start meanwhile
+        waiting: collections.deque[dict[str, list[Any]]] = collections.deque()
         for batch in batches:
-            if previous is not None:
-                if ahead is not None:
-                    ahead(batch)
-                yield from _unbatch(transform(previous))
-            previous = batch
-        if previous is not None:
-            yield from _unbatch(transform(previous))
+            if ahead is not None:
+                ahead(batch)
+            waiting.append(batch)
+            if len(waiting) > (AHEAD_IN_WORKER if ahead is not None else 0):
+                yield from _unbatch(transform(waiting.popleft()))
+        while waiting:
+            yield from _unbatch(transform(waiting.popleft()))
         return
     running = _LanePool(lanes)
     pending: collections.deque[tuple[Future, dict[str, list[Any]]]] = collections.deque()

@@ -32,7 +32,7 @@ from datasets import Value
 
 from .._torch_job import distributed_rank
 from ..arrow import group_by_uri, ref_arrays, video_blocks
-from ._ahead import DecodeAhead, EpochPlan
+from ._ahead import DecodeAhead, EpochPlan, hinted
 from ._feature import MediaRefFeature, ref_columns
 
 __all__ = ["VideoBlockBatchSampler"]
@@ -210,7 +210,7 @@ class VideoBlockBatchSampler:
             starts = self._dealt(rows, starts)
         batches = [rows[start : start + self.batch_size].tolist() for start in starts]
         self.plan = EpochPlan(batches, self._continuing(rows, starts))
-        yield from batches
+        yield from hinted(batches)
 
     def decode_ahead(
         self, dataset: Any, *, lanes: int | None = None, depth: int | None = None, group: int = 1

@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "EVERY_OPEN",
     "Fetch",
+    "adopt",
     "coalesce",
     "forget",
     "prefetch",
@@ -73,6 +74,9 @@ class _Entry:
     uses: int  # planned reads left to take it
     created: float
     owner: object  # what planned it (a batch): :func:`release` drops what it left untaken
+    #: the other calls that planned reads of it since (a batch running now, and the next one fetched
+    #: ahead, often read the same block): its owner's release hands it to the first of them
+    claimants: list[object] = dataclasses.field(default_factory=list)
 
 
 _lock = threading.Lock()
@@ -160,12 +164,18 @@ def prefetch(
         for start, end, uses in ranges:
             if end <= start or uses <= 0:
                 continue
-            # what a pending fetch holds (fetched ahead of its batch, or a head asked before the blocks
-            # merged with it): this batch takes it over, and only the rest is asked for
+            # what a pending fetch holds is not asked for again, only the rest: fetched for this call (a
+            # head asked before the blocks merged with it), its reads are counted once; fetched for another
+            # call (the batch decoding now, a later one fetched ahead: consecutive batches often read the
+            # same block), this call's reads are added, and the range stays until both took it
             for held in sorted(entries, key=lambda e: e.start):
                 if held.start <= start < held.end or held.start < end <= held.end:
-                    held.uses = max(held.uses, uses)
-                    held.owner = owner if owner is not None else held.owner
+                    if held.owner is owner:
+                        held.uses = max(held.uses, uses)
+                    else:
+                        held.uses = min(held.uses + uses, EVERY_OPEN)
+                        if owner not in held.claimants:
+                            held.claimants.append(owner)
                     if held.start <= start:
                         start = max(start, held.end)
                     else:
@@ -227,17 +237,39 @@ def _drop(key: tuple[str, bool], entry: _Entry) -> None:
 
 def release(owner: object) -> None:
     """Drop the ranges fetched for ``owner`` that no read took (its batch is done); those not sent yet are
-    not sent."""
+    not sent. A range another call planned reads of too is handed to that call instead."""
     with _lock:
         for key, entries in list(_entries.items()):
-            kept = [e for e in entries if e.owner is not owner]
+            kept = []
             for entry in entries:
-                if entry.owner is owner:
+                if owner in entry.claimants:
+                    entry.claimants.remove(owner)
+                if entry.owner is not owner:
+                    kept.append(entry)
+                elif entry.claimants:
+                    entry.owner = entry.claimants.pop(0)
+                    kept.append(entry)
+                else:
                     entry.future.cancel()
             if kept:
                 _entries[key] = kept
             else:
                 del _entries[key]
+
+
+def adopt(planned_for: object, owner: object) -> None:
+    """The ranges fetched ahead for a call (``planned_for``: what :func:`prefetch` was given as its owner)
+    become ``owner``'s, the call that now runs: its reads of them count once, and its :func:`release` drops
+    what they left."""
+    with _lock:
+        for entries in _entries.values():
+            for entry in entries:
+                if entry.owner is planned_for:
+                    entry.owner = owner
+                if planned_for in entry.claimants:
+                    entry.claimants.remove(planned_for)
+                    if entry.owner is not owner and owner not in entry.claimants:
+                        entry.claimants.append(owner)
 
 
 def forget(url: str) -> None:

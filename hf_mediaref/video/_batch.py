@@ -25,6 +25,7 @@ from ..io import (
 )
 from ._base import BaseVideoDecoder
 from ._cache import decoder_cache
+from ._container import kept_for_its_resume_point
 from ._identity import source_key
 from ._index import VideoIndex
 from ._planning import BatchDecodingStrategy, Span
@@ -100,17 +101,26 @@ def _size_of(index: VideoIndex) -> int | None:
 
 
 def _reads_ahead(
-    dec: BaseVideoDecoder, index: VideoIndex, spans: Sequence[Span], budget: int
+    dec: BaseVideoDecoder, index: VideoIndex, spans: Sequence[Span], budget: int, later: bool = False
 ) -> list[tuple[int, int, int]]:
     """The byte ranges the decode of a remote video's planned spans reads, as ``(start, end, uses)``, merged
     (:func:`hf_mediaref.io._ranges.coalesce`): the spans' keyframe blocks; and where fewer containers of the
     video are open than the batch may use, the head and the bytes after the last packet (a ``moov`` or
     ``Cues`` at the end) that opening and seeking read, kept for every container the batch opens (how many
     it opens is the decode's to choose: one opened late must not pay a round trip for a head already
-    fetched)."""
+    fetched). ``later``: for a call that runs after the one running now
+    (:func:`~hf_mediaref.decode.fetch_ahead`), which may take or keep the containers idle now: every open
+    is counted."""
     reads: list[tuple[int, int, int]] = [(a, b, 1) for a, b in dec._planned_reads(spans, index)]
     key = source_key(dec.uri, dec.storage_options)
-    idle = decoder_cache.idle_count(lambda k: isinstance(k, tuple) and key in k)
+    idle = (
+        0
+        if later
+        else decoder_cache.idle_count(  # those a lease may take: one kept for its resume point waits for its
+            lambda k: isinstance(k, tuple) and key in k,  # continuation, and another container opens
+            usable=lambda video: not kept_for_its_resume_point(key, video),
+        )
+    )
     if idle:  # an open container holds the head it read (the one the index opened: what it recorded)
         small = http_settings.small_read
         reads = [(max(a, small), b, n) for a, b, n in reads if b > small]
@@ -147,6 +157,7 @@ def plan_videos(
     budget: int = 1,
     io_concurrency: int = DEFAULT_IO_CONCURRENCY,
     owner: object = None,
+    later: bool = False,
 ) -> list[VideoPlan]:
     """Open every video of ``requests`` (URI -> times in ns) and plan the decode of its frames.
 
@@ -159,6 +170,8 @@ def plan_videos(
             of ``http(s)`` and ``hf://`` videos are fetched ahead (:mod:`hf_mediaref.io._ranges`) while the
             decodes start.
         owner: what the ranges are fetched for (:func:`hf_mediaref.io._ranges.release` drops the untaken).
+        later: planned for a call that runs after the one running now (its reads fetched ahead): the
+            containers idle now may not be by then, so what every open reads is fetched too.
 
     Returns:
         One :class:`VideoPlan` per video, in the order of ``requests``.
@@ -186,7 +199,7 @@ def plan_videos(
     if ahead:  # what opening every video reads (no decode starts without it), then the Matroska blocks
         for dec, over_http in zip(decoders, remote):  # that the snapshots below demux, of every video at once
             if over_http:
-                opening_reads = _reads_ahead(dec, dec._current(), [], budget)
+                opening_reads = _reads_ahead(dec, dec._current(), [], budget, later)
                 prefetch_ranges(
                     dec.uri, opening_reads, io_concurrency, owner, storage_options=storage_options
                 )
@@ -214,7 +227,8 @@ def plan_videos(
         spans = dec._plan(positions, strategy, index)
         tasks = dec._span_tasks(spans, size=size, index=index)
         if remote[i] and ahead:
-            wanted.append(_Reads(i, dec, index, spans, tasks, _reads_ahead(dec, index, spans, budget)))
+            reads = _reads_ahead(dec, index, spans, budget, later)
+            wanted.append(_Reads(i, dec, index, spans, tasks, reads))
             if waits[i]:  # and its own before the next one's
                 _prefetch_in_order(wanted, budget, io_concurrency, owner, storage_options)
                 wanted = []

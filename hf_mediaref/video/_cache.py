@@ -182,10 +182,15 @@ class LeaseCache:
         with self._lock:
             return len(self._idle) >= self.max_idle
 
-    def idle_count(self, match: Callable[[Hashable], bool]) -> int:
-        """How many idle decoders have a key that ``match`` accepts."""
+    def idle_count(
+        self, match: Callable[[Hashable], bool], usable: Callable[[Any], bool] | None = None
+    ) -> int:
+        """How many idle decoders have a key that ``match`` accepts (and that ``usable`` accepts; called
+        under the lock: keep it cheap)."""
         with self._lock:
-            return sum(1 for slot in self._idle if match(slot[0]))
+            return sum(
+                1 for slot, obj in self._idle.items() if match(slot[0]) and (usable is None or usable(obj))
+            )
 
     def offer(self, key: Hashable, obj: Closeable) -> None:
         """Add ``obj``, opened elsewhere and not leased, to the idle decoders of ``key`` (as given back)."""

@@ -213,7 +213,7 @@ class _VideoLease:
         self._lease: contextlib.AbstractContextManager[Any] | None = None
 
     def _avoid(self, video: Any) -> bool:
-        return video.resume_point is not None and id(video) in _kept.get(self.key, ())
+        return kept_for_its_resume_point(self.key, video)
 
     def _choose(self, slot: Any, video: Any) -> bool:
         return (  # a PyAV container of this source (other backends' decoders share its group)
@@ -259,6 +259,13 @@ _kept: collections.OrderedDict[tuple, tuple[int, ...]] = collections.OrderedDict
 _kept_lock = threading.Lock()
 _KEPT_PER_SOURCE = 2
 _KEPT_SOURCES = 256  # far more than the idle containers the decoder cache keeps open
+
+
+def kept_for_its_resume_point(key: tuple, video: Any) -> bool:
+    """Whether the idle container ``video`` of the source ``key`` is kept for the decode that continues from
+    its resume point (:func:`keep_resume_point`): a lease that cannot continue from there opens another
+    container rather than take it, while the decoder cache has room."""
+    return getattr(video, "resume_point", None) is not None and id(video) in _kept.get(key, ())
 
 
 def keep_resume_point(key: tuple, video: OpenedVideo) -> None:

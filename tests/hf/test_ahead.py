@@ -221,3 +221,21 @@ def test_grouping_falls_back_to_batch_by_batch_for_other_results(videos):
     ahead = DecodeAhead(Batched(), sampler, lanes=1, group=3)
     got = list(DataLoader(ahead, batch_sampler=ahead.sampler, collate_fn=lambda x: x))
     assert got == [{"sum": sum(b), "n": len(b)} for b in sampler]
+
+
+def test_planned_batches_carry_the_batches_after_them():
+    """No plan before the first epoch; each batch a plain list to the DataLoader, carrying the next ones,
+    so that a DataLoader worker finds the batch it is handed next (``i + num_workers``)."""
+    from hf_mediaref.hf._ahead import next_in_worker
+
+    planned = PlannedBatches([[0, 1], [2, 3], [4], [5, 6]])
+    assert planned.plan is None
+    batches = list(planned)
+    assert batches == [[0, 1], [2, 3], [4], [5, 6]] == planned.plan.batches
+    assert all(type(b).__mro__[1] is list for b in batches)
+    assert next_in_worker(batches[0], 1) == [[2, 3], [4]] and next_in_worker(batches[0], 2) == [[4]]
+    assert next_in_worker(batches[1], 2) == [[5, 6]] and next_in_worker(batches[2], 2) == []
+    assert next_in_worker([0, 1], 1) is None  # a batch of another sampler says nothing
+    import pickle
+
+    assert next_in_worker(pickle.loads(pickle.dumps(batches[0])), 3) == [[5, 6]]  # as sent to a worker

@@ -9,6 +9,7 @@ Every frame is compared with a plain front-to-back PyAV decode of the same file.
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import os
 import random
 import threading
@@ -265,6 +266,29 @@ def test_a_failed_fetch_ahead_is_read_again_by_the_file(tmp_path):
         assert ranges.pending(url) == 0
 
 
+def test_a_range_two_calls_planned_is_kept_until_both_are_done(tmp_path):
+    """A range fetched ahead for a later call and read by the call running now too: the running call's end
+    hands it on; the later call adopts it, takes it, and its end drops it."""
+    data = bytes(range(256)) * 40
+    (tmp_path / "f.bin").write_bytes(data)
+    later, now, running = object(), object(), object()
+    with LatencyServer(tmp_path, delay=0) as server:
+        url = f"{server.url}/f.bin"
+        assert http.prefetch(url, [(0, 1000, 1)], owner=later) == 1
+        assert http.prefetch(url, [(0, 1000, 1)], owner=now) == 0  # held: this call's read is added
+        seen: set[int] = set()
+        assert ranges.take(url, 10, seen, 5.0) is not None  # the running call's read
+        ranges.release(now)
+        assert ranges.pending(url) == 1  # kept for the later call
+        ranges.adopt(later, running)
+        assert ranges.take(url, 500, set(), 5.0) is not None  # the later call's read (another file)
+        assert ranges.pending(url) == 0  # both reads taken: dropped
+        assert http.prefetch(url, [(0, 1000, 2)], owner=running) == 1
+        ranges.release(running)  # no read took it
+        assert ranges.pending(url) == 0
+        ranges.forget(url)
+
+
 def test_coalesce_merges_near_ranges_and_sums_their_reads():
     assert ranges.coalesce([(0, 10), (20, 30, 2), (200_000, 200_100)], gap=64) == [
         (0, 30, 3),
@@ -341,6 +365,29 @@ def spread(tmp_path_factory):
     return folder, out
 
 
+@pytest.mark.parametrize("name", ["x.mp4", "y.mkv"])
+def test_a_container_kept_for_its_resume_point_costs_the_next_batch_no_round_trip(spread, cold, name):
+    """Steady state (containers stay open from batch to batch): a batch that cannot continue where the last
+    one stopped in a video leaves the container kept for that continuation and opens another; what that open
+    reads (the head, the index at the end) goes out with the batch's reads ahead, instead of one round trip
+    after another when the container opens."""
+    folder, videos = spread
+    pts = videos[name]
+    with LatencyServer(folder, delay=0.01) as server:
+        url = f"{server.url}/{name}"
+        batch_decode([MediaRef(url, pts[i]) for i in (5, 40)], max_workers=1)  # the index is known
+        decoder_cache.clear()
+        batch_decode([MediaRef(url, pts[i]) for i in (70, 80)], max_workers=1)  # kept: resumes after 80
+        server.reset()
+        frames = batch_decode([MediaRef(url, pts[i]) for i in (5, 40)], max_workers=1, io_concurrency=2)
+        assert [read_index(f) for f in frames] == [5, 40]
+        asked = sorted(tuple(int(x) for x in header.split("=")[1].split("-")) for _, _, header in server.log)
+        assert asked[0][0] == 0, server.log  # the new container's head
+        # its opening reads were fetched with the blocks: no byte is asked for twice (not the open's own
+        # small first read, then the head and the index at the end again, one round trip after another)
+        assert all(a[1] < b[0] for a, b in itertools.pairwise(asked)), server.log
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_heads_go_out_first_then_blocks_in_the_order_the_decode_takes_them(spread, cold, workers):
     """The I/O threads serve requests first come first served: every video's head is asked before any
@@ -389,6 +436,31 @@ def test_the_public_names():
 
 
 # ---------------------------------------------------------------------------------------- across calls
+
+
+@pytest.mark.parametrize("name", ["long.mp4", "long.mkv"])
+def test_batches_fetched_ahead_that_share_blocks_each_keep_theirs(media, cold, name):
+    """Two batches fetched ahead (``fetch_ahead``, as a stream of batches does) read the same keyframe
+    blocks: the first one's decode reads them too, and its end does not drop what the second was fetched;
+    neither decode sends a request of its own. Every frame exact."""
+    from hf_mediaref.decode import fetch_ahead
+
+    folder, videos = media
+    pts = videos[name][0]
+    with LatencyServer(folder, delay=0.01) as server:
+        url = f"{server.url}/{name}"
+        first, second = [3, 30, 100, 170], [5, 33, 102, 175]  # the same blocks, other frames
+        batch_decode([MediaRef(url, pts[i]) for i in (0, 200)])  # the index is known
+        decoder_cache.clear()
+        for picks in (first, second):
+            job = fetch_ahead([MediaRef(url, pts[i]) for i in picks])
+            assert job is not None
+            job.result(timeout=30)
+        for picks in (first, second):
+            server.reset()
+            frames = batch_decode([MediaRef(url, pts[i]) for i in picks])
+            assert [read_index(f) for f in frames] == picks
+            assert server.requests == 0, (picks, server.log)
 
 
 @pytest.mark.parametrize("workers", [0, 1])
@@ -460,6 +532,56 @@ def test_decode_ahead_starts_the_reads_of_the_batches_waiting_for_a_lane(media, 
     batch_pts = [[r.pts_ns for r in refs[i : i + 8]] for i in range(0, len(refs), 8)]
     assert asked and all(a in batch_pts[1:] for a in asked), asked  # queued batches, never the first
     assert len(asked) >= len(batch_pts) - 2  # one lane: all but the first (and the one right after it)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_decode_ahead_in_dataloader_workers_reads_each_workers_next_batch_ahead(
+    media, cold, tmp_path, monkeypatch, workers
+):
+    """With DataLoader workers, each worker sees only its own batches. ``DecodeAhead``'s sampler tells it the
+    next ones: a worker decoding batch ``i`` starts the remote reads of batch ``i + workers`` (the one it is
+    handed next), and of its first batch; so every batch's reads start once, in the worker that decodes it,
+    before its decode. The DataLoader gets the sampler's batches, every frame exact."""
+    import json
+
+    from datasets import Dataset, Features, Value
+    from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
+
+    from hf_mediaref.hf import DecodeAhead, MediaRefFeature
+
+    folder, _ = media
+    log = tmp_path / "ahead.jsonl"  # the workers are other processes: they record into a file
+    original = hf_mediaref.decode.fetch_ahead
+
+    def recording(batch_refs, *args, **kwargs):
+        import torch.utils.data
+
+        worker = torch.utils.data.get_worker_info()
+        with open(log, "a") as f:
+            f.write(
+                json.dumps([None if worker is None else worker.id, [r.pts_ns for r in batch_refs]]) + "\n"
+            )
+        return original(batch_refs, *args, **kwargs)
+
+    monkeypatch.setattr(hf_mediaref.decode, "fetch_ahead", recording)
+    with LatencyServer(folder, delay=0.02) as server:
+        refs, picks = _refs(media, server.url, seed=11)
+        features = Features({"frame": MediaRefFeature(), "k": Value("int64")})
+        ds = Dataset.from_dict({"frame": refs, "k": list(range(len(refs)))}, features=features)
+        sampler = BatchSampler(SequentialSampler(range(len(refs))), 8, drop_last=False)
+        ahead = DecodeAhead(ds.with_format("mediaref", output="numpy"), sampler)
+        loader = DataLoader(
+            ahead, batch_sampler=ahead.sampler, num_workers=workers, collate_fn=lambda rows: rows, timeout=60
+        )
+        batches = list(loader)
+    got = [row for batch in batches for row in batch]
+    assert [int(r["k"]) for r in got] == list(range(len(refs)))
+    _check(media, [np.asarray(r["frame"]) for r in got], picks)
+    batch_pts = [[r.pts_ns for r in refs[i : i + 8]] for i in range(0, len(refs), 8)]
+    started = [json.loads(line) for line in log.read_text().splitlines()]
+    for w in range(workers):  # in order: its first batch, then each next one while it decodes the one before
+        assert [pts for who, pts in started if who == w] == batch_pts[w::workers], w
+    assert all(who is not None for who, _ in started)
 
 
 def test_decode_ahead_over_local_media_stops_looking_for_remote_reads(media, cold, monkeypatch):
