@@ -455,7 +455,12 @@ def test_batches_fetched_ahead_that_share_blocks_each_keep_theirs(media, cold, n
         for picks in (first, second):
             job = fetch_ahead([MediaRef(url, pts[i]) for i in picks])
             assert job is not None
-            job.result(timeout=30)
+            job.result(timeout=30)  # planned; then every range it asked for answered (10 s at most)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(
+            e.future.done() for key, held in ranges._entries.items() if key[0] == url for e in held
+        ):
+            time.sleep(0.01)
         for picks in (first, second):
             server.reset()
             frames = batch_decode([MediaRef(url, pts[i]) for i in picks])
