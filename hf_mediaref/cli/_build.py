@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io import walk_folder
 from ..video import FrameSampling
 
 logger = logging.getLogger(__name__)
@@ -121,14 +122,7 @@ def collect_files(sources: list[str], skipped: Skipped | None = None) -> tuple[l
                     files.append(os.path.abspath(path))
         elif os.path.isdir(source):
             folders.append(os.path.abspath(source))
-            seen: set[str] = set()
-            for dirpath, dirnames, filenames in os.walk(source, followlinks=True):
-                real = os.path.realpath(dirpath)
-                if real in seen:  # a symlink loop, or a folder linked twice
-                    dirnames[:] = []
-                    continue
-                seen.add(real)
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for dirpath, filenames in walk_folder(source):
                 keep([os.path.abspath(os.path.join(dirpath, f)) for f in filenames])
         elif os.path.isfile(source):
             files.append(os.path.abspath(source))

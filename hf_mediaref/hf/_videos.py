@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from ..arrow import STORAGE_TYPE
 from ..errors import MediaDecodeError, MediaNotFoundError, MediaRefError, UntrustedRefError, describe_uri
-from ..io import MediaAccess, UriKind, classify_uri, local_path, place_file, read_bytes
+from ..io import MediaAccess, UriKind, classify_uri, local_path, place_file, read_bytes, walk_folder
 from ..video import FrameSampling, sample_video
 from ._compat import dataset_from_arrow
 from ._feature import MediaRefFeature
@@ -80,15 +80,8 @@ class _Folder:
         self.linked_out = 0
         #: files that are neither videos nor metadata (hidden ones aside): the videofolder leaves them out
         self.ignored: list[str] = []
-        seen: set[str] = set()
-        for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-            real = os.path.realpath(dirpath)
-            if real in seen:  # a symlink loop, or a folder linked twice
-                dirnames[:] = []
-                continue
-            seen.add(real)
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
+        for dirpath, filenames in walk_folder(folder):
+            for name in filenames:
                 if os.path.splitext(name)[1].lower() not in extensions:
                     if not name.startswith(".") and name not in _METADATA_FILES:
                         self.ignored.append(os.path.relpath(os.path.join(dirpath, name), folder))

@@ -49,6 +49,7 @@ from ._sources import prefetch_media as prefetch_ranges  # noqa: F401 (internal 
 from ._sources import read_bytes as read_bytes
 from ._sources import source_version as source_version
 from ._sources import uri_exists as uri_exists
+from ._sources import walk_folder as walk_folder
 from ._uri import UriKind as UriKind
 from ._uri import classify_uri as classify_uri
 from ._uri import is_absolute_uri as is_absolute_uri
