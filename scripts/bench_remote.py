@@ -314,7 +314,7 @@ def run_ray_roads(media: Path, quick: bool, delays: list[int], reps: int, repeat
                         if rep:  # round 0: warm-up (Ray's workers, their indexes)
                             times.append(time.perf_counter() - start)
                     fps[name] = len(pairs) / statistics.median(times)
-                    local = fps[roads[0][0]]
+                    local = fps[roads[3 if "compute" in args else 0][0]]  # local, the same kind of road
                     rows.append(
                         f"| {delay} ms | {name} | {fps[name]:.0f} | {fps[name] / local:.2f}x | {wrong} |"
                     )
