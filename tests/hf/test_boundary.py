@@ -413,3 +413,108 @@ def test_decode_transform_refuses_arguments_it_would_drop(tmp_path):
     widened = decode_transform(access=access, allow_uris=["https://media.example/"]).access
     assert widened == access.allowing(["https://media.example/"])
     assert decode_transform(root=access).access == access
+
+
+@pytest.mark.parametrize("kind", sorted(_CARRIED_ROOTS))
+def test_a_hub_repo_whose_parquet_metadata_and_card_name_a_root_reads_inside_it(
+    kind, fake_hub, repo, http_server, tmp_path
+):
+    """The Hub half of the finding: a repo whose Parquet schema metadata and card both claim a root (``/``,
+    ``~``, a loopback URL, another private repo), read by every loader (``hf_mediaref.load_dataset`` of the
+    repo, ``load_dataset("parquet", data_files="hf://datasets/evil/ds/...")`` plain and ours, plain
+    ``load_dataset`` of the repo): its refs read inside the repo (hf_mediaref's loaders) or nowhere beyond
+    public URLs (plain ones); the local file, the loopback server and the other repo are never read."""
+    import datasets
+    from huggingface_hub import HfApi
+
+    root = _CARRIED_ROOTS[kind] or f"{http_server.url}/"
+    api = HfApi()
+    api.create_repo("victim/private", repo_type="dataset")
+    victim = fake_hub.repo_dir("victim/private")
+    write_image(victim / "secret.png", 60, size=(64, 128))
+    api.create_repo("evil/ds", repo_type="dataset")
+    evil = fake_hub.repo_dir("evil/ds")
+    shutil.copytree(repo.path, evil, dirs_exist_ok=True)
+    secret = tmp_path / "secret.png"
+    write_image(secret, 50, size=(64, 128))
+    uris = [
+        "images/seven.png",
+        str(secret),
+        f"{http_server.url}/img7.png",
+        "hf://datasets/victim/private@main/secret.png",
+    ]
+    (evil / "data").mkdir()
+    shard = evil / "data" / "train-00000-of-00001.parquet"
+    table = Dataset.from_list(
+        [{"frame": {"uri": u}} for u in uris], features=Features({"frame": MediaRefFeature()})
+    )
+    table.to_parquet(str(shard))
+    _with_metadata(str(shard), {"media_root": root, "media_root_relative": "../../../.."})
+    (evil / "README.md").write_text(f"---\nhf_mediaref:\n  media_root: {root}\n---\n# evil\n")
+    fake_hub._commit("evil/ds")
+    files = "hf://datasets/evil/ds/data/*.parquet"
+    cache = str(tmp_path / "cache")
+    loads = {  # loader -> (root, outcomes of the four refs)
+        "ours": (
+            lambda: hf_mediaref.load_dataset("evil/ds", split="train", cache_dir=cache),
+            f"hf://datasets/evil/ds@{fake_hub.sha('evil/ds')}/",
+            [7, "untrusted", "untrusted", "untrusted"],
+        ),
+        "ours parquet": (
+            lambda: hf_mediaref.load_dataset("parquet", data_files=files, split="train", cache_dir=cache),
+            "hf://datasets/evil/ds/",
+            [7, "untrusted", "untrusted", "untrusted"],
+        ),
+        "plain": (
+            lambda: datasets.load_dataset("evil/ds", split="train", cache_dir=cache),
+            None,
+            ["unresolved", "untrusted", "untrusted", "untrusted"],
+        ),
+        "plain parquet": (
+            lambda: datasets.load_dataset("parquet", data_files=files, split="train", cache_dir=cache),
+            None,
+            ["unresolved", "untrusted", "untrusted", "untrusted"],
+        ),
+    }
+    log_before = len(http_server.log)
+    for name, (load, expected_root, outcomes) in loads.items():
+        ds = load()
+        assert get_media_root(ds) == expected_root, name
+        fmt = ds.with_format("mediaref")
+        with opened_files() as seen:
+            assert [_outcome(lambda i=i, fmt=fmt: fmt[i]["frame"]) for i in range(4)] == outcomes, name
+        assert not [p for p in seen if os.path.realpath(p) in (str(secret), str(victim / "secret.png"))], name
+    assert len(http_server.log) == log_before
+
+
+def test_the_sampler_and_decode_ahead_hold_the_boundary_of_the_format(hostile, http_server):
+    """``VideoBlockBatchSampler`` reads no media (it groups rows by their stored URI); ``DecodeAhead`` decodes
+    its batches ahead through the dataset's ``"mediaref"`` format, so under the format's access: a batch
+    holding a ref outside the folder raises at that batch and nothing outside is read; the format's
+    ``access=`` widens it."""
+    pytest.importorskip("torch")
+    from torch.utils.data import DataLoader
+
+    from hf_mediaref.hf import DecodeAhead, VideoBlockBatchSampler
+    from hf_mediaref.testing import read_index
+
+    folder, outside, _ = hostile
+    ds = hf_mediaref.load_dataset(str(folder), split="train")
+    log_before = len(http_server.log)
+
+    def batches(frames, rows):
+        subset = frames.select(rows)
+        sampler = VideoBlockBatchSampler(subset, 1, column="frame", shuffle=False)
+        loader = DataLoader(DecodeAhead(subset, sampler, lanes=2), batch_sampler=sampler, collate_fn=_as_rows)
+        return sorted(read_index(row["frame"]) for batch in loader for row in batch)
+
+    frames = ds.with_format("mediaref")
+    with opened_files() as seen:
+        assert batches(frames, [0, 1, 2]) == [3, 7, 9]
+        with pytest.raises(UntrustedRefError):
+            batches(frames, [0, 1, 3])
+        with pytest.raises(UntrustedRefError):
+            batches(frames, [0, 6])
+    _nothing_outside(seen, outside, http_server, log_before)
+    wide = ds.with_format("mediaref", access=get_media_access(ds).allowing([outside]))
+    assert batches(wide, [0, 3, 6]) == [3, 50, 50]
