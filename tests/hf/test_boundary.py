@@ -380,6 +380,29 @@ def test_an_allowance_given_to_one_dataset_does_not_reach_another(hostile, http_
         b.with_format("mediaref")[0]
 
 
+def test_a_video_opened_under_one_datasets_allowance_is_not_reused_by_another(
+    h264_video, http_server, fake_dns, fast_http, tmp_path
+):
+    """Dataset A allows a host whose name resolves to loopback and decodes a frame of a video there; dataset
+    B names the same video and holds the host to public addresses: B's read does not take A's open
+    container (with its bytes) from the cache, it opens its own, which is refused when it connects."""
+    from hf_mediaref.testing import read_index
+
+    port = http_server.url.rsplit(":", 1)[1]
+    url = f"http://rebind.test:{port}/{h264_video.path.name}"
+    rows = [{"frame": {"uri": url, "pts_ns": h264_video.pts_ns[i]}} for i in (3, 4)]
+    features = Features({"frame": MediaRefFeature()})
+    a = set_media_root(Dataset.from_list(rows, features=features), tmp_path)
+    b = set_media_root(Dataset.from_list(rows, features=features), tmp_path)
+    allowed = a.with_format("mediaref", access=get_media_access(a).allowing(f"http://rebind.test:{port}/"))
+    assert read_index(allowed[0]["frame"]) == 3
+    log_before = len(http_server.log)
+    with pytest.raises(UntrustedRefError, match="non-public address"):
+        b.with_format("mediaref")[1]
+    assert len(http_server.log) == log_before
+    assert read_index(allowed[1]["frame"]) == 4  # A's own reads go on
+
+
 def test_decode_stream_reads_under_its_datasets_access(hostile, http_server, fake_dns, fast_http):
     """A streaming dataset's refs to a host name that resolves to loopback are refused when connecting
     (``decode_stream`` takes the dataset's access and its public-address rule), unless that access allows
