@@ -219,3 +219,38 @@ def test_importing_hf_mediaref_first_changes_only_the_one_hook(hook):
     expected = [f"{module}:{attr}" for module, attr in THE_HOOK] if hook == "1" else []
     assert changed == expected
     assert ours["resources"] == "True" and ours["meta_path"] == "[]"
+
+
+def test_the_hook_reads_every_feature_without_a_media_ref_as_datasets_does():
+    """For features without a MediaRef column (every kind of ``datasets`` feature, nested, and plain structs
+    that look like ours but carry no marker) the hooked ``generate_from_dict`` builds what ``datasets``' own
+    builds: equal features of the same types, the same Arrow schema."""
+    from datasets import Array2D, Audio, ClassLabel, Image, LargeList, List, Translation, Value
+    from datasets.features import features as ds_features
+
+    from hf_mediaref.hf._feature import MEDIA_REF_ID
+
+    hooked = ds_features.generate_from_dict
+    original = hooked.__wrapped__
+    cases = [
+        Features({"a": Value("int32"), "b": Value("string", id="text"), "c": ClassLabel(names=["x", "y"])}),
+        Features({"img": Image(), "aud": Audio(sampling_rate=16000), "arr": Array2D((2, 3), "float32")}),
+        Features(
+            {"l": List(Value("int64")), "ll": LargeList(Value("float32")), "f": List(Value("int8"), length=3)}
+        ),
+        Features({"nested": {"x": List({"y": Value("bool")}), "t": Translation(languages=["en", "fr"])}}),
+        Features({"frame": {"uri": Value("string"), "pts_ns": Value("int64")}}),  # our layout, no marker
+        Features({"frame": {"uri": Value("string", id="other"), "pts_ns": Value("int64")}}),
+        Features({"frame": {"uri": Value("large_string", id=MEDIA_REF_ID), "pts_ns": Value("int64")}}),
+        Features({"frame": {"uri": Value("string", id=MEDIA_REF_ID), "pts_ns": Value("int32")}}),
+        Features(
+            {"frame": {"uri": Value("string", id=MEDIA_REF_ID), "pts_ns": Value("int64"), "z": Value("int8")}}
+        ),
+    ]
+    for features in cases:
+        serialized = features.to_dict()
+        ours, theirs = hooked(serialized), original(serialized)
+        assert ours == theirs and type(ours) is type(theirs)
+        assert Features(ours).to_dict() == Features(theirs).to_dict()
+        assert Features.from_dict(serialized).arrow_schema == features.arrow_schema
+        assert Features.from_dict(serialized) == features
