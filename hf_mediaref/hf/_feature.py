@@ -47,6 +47,7 @@ __all__ = [
     "plain_features",
     "upgrade_feature",
     "upgrade_features",
+    "with_access",
 ]
 
 T = TypeVar("T")
@@ -74,9 +75,10 @@ class MediaRefFeature:
             serialized; part of equality). Loaders set it: see :func:`~hf_mediaref.hf.set_media_access`.
 
     ``encode_example`` accepts a ``MediaRef``, a ``{"uri", "pts_ns"}`` dict, a URI string or path (an image),
-    a :class:`~hf_mediaref.DataURI`, or a numpy array / PIL image (embedded as a PNG data URI). The media root
-    a dataset's relative URIs resolve against is runtime state kept on the feature object (see
-    :func:`~hf_mediaref.hf.set_media_root`): never serialized, not part of equality.
+    a :class:`~hf_mediaref.DataURI`, or a numpy array / PIL image (embedded as a PNG data URI). The access
+    a dataset's refs read with (its root included) is runtime state kept on the feature object (see
+    :func:`~hf_mediaref.hf.set_media_access`): never serialized, part of equality. A ``MediaRefFeature()``
+    you construct has none: its column reads like a table built in code.
 
     **Serialized as a plain struct.** The dataclass fields are the two sub-features ``uri`` /
     ``pts_ns``, so everything ``datasets`` writes (card YAML, Parquet and Arrow schema metadata,
@@ -325,6 +327,19 @@ def upgrade_features(feature: Any) -> Any:
     return fold_feature(
         feature,
         media=lambda f: f,
+        other=lambda f: f,
+        sequence=_rebuilt_sequence,
+        mapping=lambda f, fields: type(f)(fields),
+    )
+
+
+def with_access(feature: Any, access: MediaAccess | None) -> Any:
+    """``feature`` rebuilt with a new :class:`MediaRefFeature` reading with ``access`` for each of its media
+    columns (marked plain structs included), at any depth; the objects in ``feature`` are not changed (some
+    derived datasets, such as ``rename_column`` / ``select_columns``, share them with their parent)."""
+    return fold_feature(
+        feature,
+        media=lambda f: MediaRefFeature(decode=f.decode, access=access),
         other=lambda f: f,
         sequence=_rebuilt_sequence,
         mapping=lambda f, fields: type(f)(fields),

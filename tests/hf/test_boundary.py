@@ -541,3 +541,28 @@ def test_the_sampler_and_decode_ahead_hold_the_boundary_of_the_format(hostile, h
     _nothing_outside(seen, outside, http_server, log_before)
     wide = ds.with_format("mediaref", access=get_media_access(ds).allowing([outside]))
     assert batches(wide, [0, 3, 6]) == [3, 50, 50]
+
+
+@pytest.mark.parametrize(
+    "derive",
+    [
+        lambda ds: ds.rename_column("label", "number"),
+        lambda ds: ds.select_columns(["frame"]),
+        lambda ds: ds.select([0, 3]),
+        lambda ds: ds.with_format("mediaref"),
+    ],
+    ids=["rename_column", "select_columns", "select", "with_format"],
+)
+def test_widening_a_derived_dataset_leaves_its_parent_as_it_was(derive, hostile):
+    """``datasets`` builds some derived datasets (``rename_column``, ``select_columns``) around the parent's
+    feature objects: giving the child another access must not give it to the parent."""
+    folder, outside, _ = hostile
+    parent = hf_mediaref.load_dataset(str(folder), split="train")
+    access = get_media_access(parent)
+    child = derive(parent)
+    hf_mediaref.hf.set_media_access(child, access.allowing([outside]))
+    assert get_media_access(parent) == access
+    assert _outcome(lambda: parent.with_format("mediaref")[3]["frame"]) == "untrusted"
+    assert _outcome(lambda: child.with_format("mediaref")[3 if len(child) > 3 else 1]["frame"]) == 50
+    hf_mediaref.hf.set_media_access(child, None)
+    assert get_media_access(parent) == access
