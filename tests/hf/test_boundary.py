@@ -566,3 +566,15 @@ def test_widening_a_derived_dataset_leaves_its_parent_as_it_was(derive, hostile)
     assert _outcome(lambda: child.with_format("mediaref")[3 if len(child) > 3 else 1]["frame"]) == 50
     hf_mediaref.hf.set_media_access(child, None)
     assert get_media_access(parent) == access
+
+
+def test_save_to_disk_writes_no_credentials_of_the_formats_access(tmp_path):
+    """A format's ``access=`` is written into ``state.json`` as its JSON form: root and allow-list, never its
+    token or storage options (a saved folder is shared and pushed)."""
+    table = Dataset.from_list([{"frame": {"uri": "x.png"}}], features=Features({"frame": MediaRefFeature()}))
+    access = MediaAccess(tmp_path, token="hf_token_secret", storage_options={"s3": {"secret": "s3_secret"}})
+    table.with_format("mediaref", access=access).save_to_disk(str(tmp_path / "saved"))
+    written = "".join(p.read_text(errors="replace") for p in (tmp_path / "saved").iterdir() if p.is_file())
+    assert "state.json" in {p.name for p in (tmp_path / "saved").iterdir()}
+    assert "hf_token_secret" not in written and "s3_secret" not in written
+    assert str(tmp_path) in written  # the root is there: the test reads what was written
