@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
 
 from .._fields import coerce_pts_ns, coerce_uri, describe_ref, invalid_ref, stored_array
 from ..decode import DecodeOptions, batch_decode
@@ -25,6 +25,13 @@ class MediaRef(BaseModel):
 
     Nothing is read until :meth:`to_rgb_array` / :meth:`to_pil_image`. Refs are immutable, hashable, compare
     by value, sort by ``(uri, pts_ns)`` (images first) and serialize to ``{"uri": ..., "pts_ns": ...}``.
+
+    A ref a dataset hands out (``ds[i]["frame"]``) was resolved and checked against the dataset's
+    :class:`~hf_mediaref.MediaAccess`, and carries it: decoding it without ``access=`` reads under that
+    access's rules (its ``http(s)`` connections reach public addresses only, unless the access allows the
+    host), as the ``"mediaref"`` format does. The access is no part of the ref's value (equality, hashing,
+    order, ``repr``, dumps and what a table stores are ``uri`` and ``pts_ns`` only); a ref built in code
+    carries none.
 
     Args:
         uri: a local path (relative or absolute), a ``file://``, ``http(s)://`` or fsspec URL (``hf://``,
@@ -51,6 +58,9 @@ class MediaRef(BaseModel):
 
     uri: str
     pts_ns: int | None = None
+    # The access that resolved and checked this ref (a dataset's), or None: runtime state, never serialized,
+    # no part of the value (see __eq__ / __hash__); pickled with the ref (DataLoader workers read under it).
+    _access: MediaAccess | None = PrivateAttr(default=None)
 
     def __init__(self, uri: Any = None, pts_ns: Any = None, **kw: Any):
         if uri is not None:
@@ -95,6 +105,15 @@ class MediaRef(BaseModel):
     @classmethod
     def _check_pts(cls, value: Any) -> int | None:
         return coerce_pts_ns(value)
+
+    @classmethod
+    def _checked(cls, uri: str, pts_ns: int | None, access: MediaAccess) -> MediaRef:
+        """The ref ``access`` resolved (``uri``, valid fields) and checked, carrying ``access``: decoding it
+        without ``access=`` reads under its rules (:func:`hf_mediaref.batch_decode`). For the code that
+        resolves stored refs against an access (a dataset's rows, :meth:`resolve_relative_path`)."""
+        ref = cls.model_construct(uri=uri, pts_ns=pts_ns)
+        ref._access = access
+        return ref
 
     # ------------------------------------------------------------------ kinds
     @property
@@ -170,7 +189,8 @@ class MediaRef(BaseModel):
                 (``"error"``).
 
         Returns:
-            A new ``MediaRef`` (or ``self`` when nothing changes).
+            A new ``MediaRef`` (or ``self`` when nothing changes); resolved against a ``MediaAccess``, one
+            that carries it (decoding it without ``access=`` reads under its rules).
 
         Raises:
             PathEscapeError: the path leaves ``base_path`` with ``..``.
@@ -184,9 +204,8 @@ class MediaRef(BaseModel):
             MediaRef(uri='hf://datasets/org/name@main/videos/ep0.mp4', pts_ns=0)
             ```
         """
-        if isinstance(base_path, MediaAccess):  # every ref checked against the access
-            uri = base_path.resolve(self.uri)
-            return self if uri == self.uri else MediaRef(uri, self.pts_ns)
+        if isinstance(base_path, MediaAccess):  # every ref checked against the access, and carrying it
+            return MediaRef._checked(base_path.resolve(self.uri), self.pts_ns, base_path)
         if on_unresolvable not in ("warn", "error", "ignore"):
             raise ValueError(f"on_unresolvable must be 'warn', 'error' or 'ignore', got {on_unresolvable!r}")
         if self.is_embedded or self.is_remote:
@@ -230,6 +249,16 @@ class MediaRef(BaseModel):
 
     def _key(self) -> tuple:
         return (self.uri, -1 if self.pts_ns is None else self.pts_ns)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal refs name the same media and time; the access a ref carries is not compared (pydantic's own
+        equality would compare it)."""
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.uri == other.uri and self.pts_ns == other.pts_ns
+
+    def __hash__(self) -> int:
+        return hash((self.uri, self.pts_ns))
 
     def __lt__(self, other: MediaRef) -> bool:
         if not isinstance(other, MediaRef):

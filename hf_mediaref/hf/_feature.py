@@ -32,9 +32,9 @@ import pyarrow.compute as pc
 from datasets import LargeList, List, Value
 
 from .._fields import INT64_MAX, coerce_ref, invalid_ref
-from ..arrow import STORAGE_TYPE, STORED_KEYS, cast_to_storage, resolve_ref
+from ..arrow import STORAGE_TYPE, STORED_KEYS, cast_to_storage
 from ..core import DataURI, MediaRef
-from ..io import MediaAccess, require_access
+from ..io import MediaAccess, is_absolute_uri, require_access
 
 __all__ = [
     "MEDIA_REF_ID",
@@ -177,7 +177,9 @@ class MediaRefFeature:
 
     def decode_example(self, value: Any, token_per_repo_id: dict | None = None) -> Any:
         """A :class:`~hf_mediaref.MediaRef` with its URI resolved against the media root (a relative URI stays
-        relative when there is no root); the stored dict itself with ``decode=False``. Idempotent.
+        relative when there is no root) and checked against the column's access, which it carries (decoding
+        it without ``access=`` reads under that access's rules); the stored dict itself with ``decode=False``.
+        Idempotent.
 
         Raises:
             InvalidRefError: the stored row is no valid ref (a null, empty or NUL-holding ``uri``, a negative
@@ -188,14 +190,15 @@ class MediaRefFeature:
         if not self.decode:
             return value
         if isinstance(value, MediaRef):
-            ref = value
+            uri, pts = value.uri, value.pts_ns
         else:
             uri, pts = coerce_ref(value.get("uri"), value.get("pts_ns"))
-            ref = MediaRef.model_construct(uri=uri, pts_ns=pts)
         access = self._media_access
-        if access is None or (access.root is None and ref.is_relative_path):
-            return ref  # no root to resolve against: relative as stored (reading it says how to fix that)
-        return resolve_ref(ref, access)
+        if access is None:
+            return value if isinstance(value, MediaRef) else MediaRef.model_construct(uri=uri, pts_ns=pts)
+        if access.root is not None or is_absolute_uri(uri):
+            uri = access.resolve(uri)  # else no root: relative as stored (reading it says how to fix that)
+        return MediaRef._checked(uri, pts, access)  # the one place a dataset's refs get their access
 
     def flatten(self) -> MediaRefFeature | dict[str, Any]:
         """``self`` when decoding, else the plain ``uri`` / ``pts_ns`` sub-columns."""

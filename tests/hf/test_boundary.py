@@ -578,3 +578,113 @@ def test_save_to_disk_writes_no_credentials_of_the_formats_access(tmp_path):
     assert "state.json" in {p.name for p in (tmp_path / "saved").iterdir()}
     assert "hf_token_secret" not in written and "s3_secret" not in written
     assert str(tmp_path) in written  # the root is there: the test reads what was written
+
+
+# ------------------------------------------------------------------------------- refs taken out of a dataset
+@pytest.fixture
+def rebound(tmp_path, repo, http_server, h264_video, png_image, fake_dns, fast_http):
+    """A dataset folder (loaded with ``hf_mediaref.load_dataset``) whose table holds a good ref (row 0), an
+    image (row 1) and two video frames (rows 2, 3) on a host name that resolves to loopback."""
+    folder = tmp_path / "rebound"
+    shutil.copytree(repo.path, folder)
+    port = http_server.url.rsplit(":", 1)[1]
+    base = f"http://rebind.test:{port}/"
+    rows = [
+        {"frame": {"uri": "images/seven.png", "pts_ns": None}},
+        {"frame": {"uri": f"{base}img7.png", "pts_ns": None}},
+        {"frame": {"uri": f"{base}{h264_video.path.name}", "pts_ns": h264_video.pts_ns[3]}},
+        {"frame": {"uri": f"{base}{h264_video.path.name}", "pts_ns": h264_video.pts_ns[4]}},
+    ]
+    (folder / "data").mkdir()
+    features = Features({"frame": MediaRefFeature()})
+    Dataset.from_list(rows, features=features).to_parquet(
+        str(folder / "data" / "train-00000-of-00001.parquet")
+    )
+    return folder, base
+
+
+def _refused(read, http_server):
+    """``read()`` raises the format road's error for a host name resolving to loopback, asking nothing."""
+    log_before = len(http_server.log)
+    with pytest.raises(UntrustedRefError, match="non-public address 127.0.0.1") as info:
+        read()
+    assert info.value.uri and "rebind.test" in info.value.uri
+    assert len(http_server.log) == log_before, "the loopback server was asked"
+
+
+@pytest.mark.parametrize("loader", ["load_dataset", "set_media_access"])
+def test_refs_taken_out_of_a_dataset_read_under_its_access(loader, rebound, http_server, labels_of):
+    """A ref a dataset resolved (``ds[i]["frame"]``) carries the access that checked it: decoding it without
+    ``access=`` (``to_rgb_array``, ``to_pil_image``, ``batch_decode``, ``decode_transform()``) follows that
+    access's connect-time rule, as the ``"mediaref"`` format does (the audit's gap G1)."""
+    folder, base = rebound
+    if loader == "load_dataset":
+        ds = hf_mediaref.load_dataset(str(folder), split="train")
+    else:
+        import datasets
+
+        plain = datasets.load_dataset(str(folder), split="train")
+        ds = hf_mediaref.hf.set_media_access(plain, MediaAccess(str(folder)))
+    _refused(lambda: ds.with_format("mediaref")[1], http_server)  # the format road, for reference
+    assert labels_of([ds[0]["frame"].to_rgb_array()]) == [7]
+    for row in (1, 2):
+        _refused(lambda row=row: ds[row]["frame"].to_rgb_array(), http_server)
+        _refused(lambda row=row: ds[row]["frame"].to_pil_image(), http_server)
+        _refused(lambda row=row: hf_mediaref.batch_decode([ds[row]["frame"]]), http_server)
+    _refused(lambda: hf_mediaref.batch_decode(ds[:]["frame"]), http_server)
+    _refused(lambda: hf_mediaref.batch_decode(ds[2:4]["frame"], size=(32, 32)), http_server)
+    tfm = ds.with_transform(decode_transform())
+    assert labels_of([tfm[0]["frame"]]) == [7]
+    for index in (1, 2, slice(None)):
+        _refused(lambda index=index: tfm[index], http_server)
+    # the dataset's allowance travels with its refs (set_media_access works in place: on a copy)
+    allowed = hf_mediaref.hf.set_media_access(ds.select(range(4)), get_media_access(ds).allowing(base))
+    assert labels_of([allowed[1]["frame"].to_rgb_array(), allowed[2]["frame"].to_rgb_array()]) == [7, 3]
+    assert labels_of(hf_mediaref.batch_decode(allowed[:]["frame"])) == [7, 7, 3, 4]
+    assert labels_of(allowed.with_transform(decode_transform())[:]["frame"]) == [7, 7, 3, 4]
+    # an explicit access= still wins, both ways
+    held = ds[:]["frame"]
+    assert labels_of(hf_mediaref.batch_decode(held, access=get_media_access(allowed))) == [7, 7, 3, 4]
+    _refused(
+        lambda: hf_mediaref.batch_decode(allowed[1:2]["frame"], access=get_media_access(ds)), http_server
+    )
+    # a ref built in code from the same URI reads as refs built in code always did
+    assert labels_of([MediaRef(ds[1]["frame"].uri).to_rgb_array()]) == [7]
+
+
+def test_refs_of_two_datasets_decode_each_under_its_own_access(rebound, http_server, labels_of):
+    """``batch_decode`` of refs taken out of two datasets: each group reads under the rule of its own
+    dataset's access, the frames come back in order; refs built in code keep no rule."""
+    folder, base = rebound
+    held = hf_mediaref.load_dataset(str(folder), split="train")
+    allowed = hf_mediaref.load_dataset(str(folder), split="train", allow_uris=[base])
+    a, h = allowed[:]["frame"], held[:]["frame"]
+    code = MediaRef(a[1].uri)
+    assert labels_of(hf_mediaref.batch_decode([a[2], h[0], code, a[1], h[0], a[3]])) == [3, 7, 7, 7, 7, 4]
+    _refused(lambda: hf_mediaref.batch_decode([a[2], h[1], a[3]]), http_server)
+    _refused(lambda: hf_mediaref.batch_decode([h[2], a[0]]), http_server)
+
+
+def test_a_ref_carries_its_access_outside_its_value(rebound):
+    """The access a dataset's ref carries is no part of its value: equality, hash, order, repr, dumps and
+    what a table stores are those of the ref built in code; pickling (DataLoader workers) keeps it."""
+    import pickle
+
+    folder, _ = rebound
+    ds = hf_mediaref.load_dataset(str(folder), split="train")
+    ref = ds[2]["frame"]
+    code = MediaRef(ref.uri, ref.pts_ns)
+    assert ref._access == get_media_access(ds) and code._access is None
+    assert ref == code and hash(ref) == hash(code) and len({ref, code}) == 1
+    assert not (ref < code or ref > code) and ref <= code and ref >= code
+    assert repr(ref) == repr(code) and str(ref) == str(code)
+    assert ref.model_dump() == code.model_dump() == {"uri": ref.uri, "pts_ns": ref.pts_ns}
+    assert ref.model_dump_json() == code.model_dump_json()
+    assert ref != MediaRef(ref.uri, ref.pts_ns + 1)
+    stored = Dataset.from_list([{"frame": ref}], features=Features({"frame": MediaRefFeature()}))
+    assert stored.data.column("frame").to_pylist() == [{"uri": ref.uri, "pts_ns": ref.pts_ns}]
+    again = pickle.loads(pickle.dumps(ref))
+    assert again == ref and again._access == ref._access
+    with pytest.raises(hf_mediaref.errors.InvalidRefError):  # data cannot give a ref an access
+        MediaRef.model_validate({"uri": ref.uri, "_access": get_media_access(ds)})
+    assert MediaRef.model_validate({"uri": ref.uri, "pts_ns": ref.pts_ns})._access is None
