@@ -688,3 +688,18 @@ def test_a_ref_carries_its_access_outside_its_value(rebound):
     with pytest.raises(hf_mediaref.errors.InvalidRefError):  # data cannot give a ref an access
         MediaRef.model_validate({"uri": ref.uri, "_access": get_media_access(ds)})
     assert MediaRef.model_validate({"uri": ref.uri, "pts_ns": ref.pts_ns})._access is None
+
+
+def test_window_frames_read_under_the_access_of_their_ref(rebound, http_server, labels_of):
+    """Windows (without episode ranges: the video's bounds come from its index) read under the access of
+    the ref they are around, on the format road and through ``decode_transform()`` without ``access=``."""
+    folder, base = rebound
+    ds = hf_mediaref.load_dataset(str(folder), split="train").select([2, 3])
+    windows = {"frame": [-0.1, 0.0]}
+    _refused(lambda: ds.with_format("mediaref", windows=windows)[0], http_server)
+    _refused(lambda: ds.with_transform(decode_transform(windows=windows))[0], http_server)
+    allowed = hf_mediaref.hf.set_media_access(ds.select([0, 1]), get_media_access(ds).allowing(base))
+    stacks = allowed.with_transform(decode_transform(windows=windows))[:]["frame"]
+    assert [labels_of(list(stack)) for stack in stacks] == [[0, 3], [1, 4]]
+    stacks = allowed.with_format("mediaref", windows=windows)[:]["frame"]
+    assert [labels_of(list(stack)) for stack in stacks] == [[0, 3], [1, 4]]
