@@ -12,7 +12,15 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_
 from .._fields import coerce_pts_ns, coerce_uri, describe_ref, invalid_ref, stored_array
 from ..decode import DecodeOptions, batch_decode
 from ..errors import InvalidRefError, UnsupportedURIError, describe_uri
-from ..io import MediaAccess, UriKind, classify_uri, is_absolute_uri, is_remote_uri, uri_exists
+from ..io import (
+    MediaAccess,
+    UriKind,
+    classify_uri,
+    is_absolute_uri,
+    is_remote_uri,
+    reading_with,
+    uri_exists,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -231,7 +239,8 @@ class MediaRef(BaseModel):
             InvalidDataURIError: a malformed ``data:`` URI.
             UnsupportedURIError: a scheme that cannot be read.
         """
-        return uri_exists(self.uri, storage_options=storage_options)
+        with reading_with(self._access):  # a dataset's ref: its access's public-address rule
+            return uri_exists(self.uri, storage_options=storage_options)
 
     # ------------------------------------------------------------------ value semantics
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:

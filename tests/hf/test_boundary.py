@@ -633,6 +633,7 @@ def test_refs_taken_out_of_a_dataset_read_under_its_access(loader, rebound, http
         _refused(lambda row=row: hf_mediaref.batch_decode([ds[row]["frame"]]), http_server)
     _refused(lambda: hf_mediaref.batch_decode(ds[:]["frame"]), http_server)
     _refused(lambda: hf_mediaref.batch_decode(ds[2:4]["frame"], size=(32, 32)), http_server)
+    _refused(lambda: ds[1]["frame"].validate_uri(), http_server)  # a HEAD request is a connection too
     tfm = ds.with_transform(decode_transform())
     assert labels_of([tfm[0]["frame"]]) == [7]
     for index in (1, 2, slice(None)):
@@ -641,6 +642,7 @@ def test_refs_taken_out_of_a_dataset_read_under_its_access(loader, rebound, http
     allowed = hf_mediaref.hf.set_media_access(ds.select(range(4)), get_media_access(ds).allowing(base))
     assert labels_of([allowed[1]["frame"].to_rgb_array(), allowed[2]["frame"].to_rgb_array()]) == [7, 3]
     assert labels_of(hf_mediaref.batch_decode(allowed[:]["frame"])) == [7, 7, 3, 4]
+    assert allowed[1]["frame"].validate_uri()
     assert labels_of(allowed.with_transform(decode_transform())[:]["frame"]) == [7, 7, 3, 4]
     # an explicit access= still wins, both ways
     held = ds[:]["frame"]
