@@ -214,7 +214,7 @@ def _ref_fields(refs: Iterable[Any], carried: list[Any] | None = None) -> list[t
     out = []
     for i, ref in enumerate(refs):
         if carried is not None:
-            carried.append(None if isinstance(ref, Mapping) else getattr(ref, "_access", None))
+            carried.append(_carried_access(ref))
         if ref is None:
             raise InvalidRefError(f"refs[{i}] is None, not a media reference")
         if isinstance(ref, Mapping):
@@ -232,6 +232,13 @@ def _ref_fields(refs: Iterable[Any], carried: list[Any] | None = None) -> list[t
         except ValueError as exc:  # an InvalidRefError without its place
             raise invalid_ref(str(exc), uri, pts, where=f"refs[{i}]") from None
     return out
+
+
+def _carried_access(ref: Any) -> MediaAccess | None:
+    """The access a ``MediaRef`` carries (its private ``_access``, kept where pydantic keeps a model's private
+    attributes: read there, not through pydantic's slower ``__getattr__``); ``None`` for anything else."""
+    private = getattr(ref, "__pydantic_private__", None)
+    return private.get("_access") if private else None
 
 
 # ---------------------------------------------------------------------------------------------------- output

@@ -120,7 +120,7 @@ class MediaRef(BaseModel):
         without ``access=`` reads under its rules (:func:`hf_mediaref.batch_decode`). For the code that
         resolves stored refs against an access (a dataset's rows, :meth:`resolve_relative_path`)."""
         ref = cls.model_construct(uri=uri, pts_ns=pts_ns)
-        ref._access = access
+        ref.__pydantic_private__["_access"] = access  # type: ignore[index]  # what `ref._access = access` sets
         return ref
 
     # ------------------------------------------------------------------ kinds
