@@ -705,3 +705,18 @@ def test_window_frames_read_under_the_access_of_their_ref(rebound, http_server, 
     assert [labels_of(list(stack)) for stack in stacks] == [[0, 3], [1, 4]]
     stacks = allowed.with_format("mediaref", windows=windows)[:]["frame"]
     assert [labels_of(list(stack)) for stack in stacks] == [[0, 3], [1, 4]]
+
+
+def test_refs_from_dataloader_workers_keep_their_access(rebound, http_server, labels_of):
+    """Refs a DataLoader worker read (python format, rows collated as they are) come back to the main
+    process with the access that checked them: decoded there without ``access=``, they are still held."""
+    pytest.importorskip("torch")
+    from torch.utils.data import DataLoader
+
+    folder, _ = rebound
+    ds = hf_mediaref.load_dataset(str(folder), split="train")
+    loader = DataLoader(ds, batch_size=4, num_workers=1, multiprocessing_context="spawn", collate_fn=_as_rows)
+    refs = [row["frame"] for batch in loader for row in batch]
+    assert refs == ds[:]["frame"] and all(ref._access == get_media_access(ds) for ref in refs)
+    assert labels_of([refs[0].to_rgb_array()]) == [7]
+    _refused(lambda: hf_mediaref.batch_decode(refs), http_server)
