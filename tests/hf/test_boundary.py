@@ -720,3 +720,25 @@ def test_refs_from_dataloader_workers_keep_their_access(rebound, http_server, la
     assert refs == ds[:]["frame"] and all(ref._access == get_media_access(ds) for ref in refs)
     assert labels_of([refs[0].to_rgb_array()]) == [7]
     _refused(lambda: hf_mediaref.batch_decode(refs), http_server)
+
+
+@pytest.mark.xfail(
+    strict=True, reason="known gap G3: a decode=False column's rows are plain dicts, no access"
+)
+def test_a_column_the_data_marks_decode_false_is_held_by_decode_transform(hostile, http_server):
+    """The ``decode=False`` marker is stored in the data (the ``uri`` sub-feature's ``id``); its rows read as
+    plain ``{"uri", "pts_ns"}`` dicts, which carry no access, and ``decode_transform()`` without ``access=``
+    decodes such dicts as refs built in code: a file outside the dataset's folder is read."""
+    folder, outside, secret = hostile
+    loose = folder.parent / "loose"
+    shutil.copytree(folder, loose, ignore=shutil.ignore_patterns("data"))
+    (loose / "data").mkdir()
+    rows = [{"frame": {"uri": str(secret), "pts_ns": None}}]
+    features = Features({"frame": MediaRefFeature(decode=False)})
+    Dataset.from_list(rows, features=features).to_parquet(
+        str(loose / "data" / "train-00000-of-00001.parquet")
+    )
+    ds = hf_mediaref.load_dataset(str(loose), split="train")
+    with opened_files() as seen, pytest.raises(UntrustedRefError):
+        ds.with_transform(decode_transform())[0]
+    _nothing_outside(seen, outside, http_server, len(http_server.log))
