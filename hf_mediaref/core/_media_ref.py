@@ -27,6 +27,22 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["MediaRef"]
 
+#: The last access :meth:`MediaRef._checked` attached and the private-attribute dict its refs share.
+_carrying: tuple[Any, dict[str, Any]] = (None, {"_access": None})
+
+
+def _private_of(access: MediaAccess) -> dict[str, Any]:
+    """Where pydantic keeps the private attributes of a ref carrying ``access``: one dict shared by the refs
+    checked in a row by the same access (never changed: ``_access`` cannot be set). A dict per ref holding
+    the access would be one more object per row read for the garbage collector to track (measured:
+    ``ds[i:j]`` of refs ~25% slower with one dict per ref; ``scripts/bench_ref_rows.py``)."""
+    global _carrying
+    last, private = _carrying
+    if last is not access:
+        private = {"_access": access}
+        _carrying = (access, private)
+    return private
+
 
 class MediaRef(BaseModel):
     """A reference to an image (``pts_ns=None``) or to the video frame on screen at ``pts_ns`` nanoseconds.
@@ -120,8 +136,13 @@ class MediaRef(BaseModel):
         without ``access=`` reads under its rules (:func:`hf_mediaref.batch_decode`). For the code that
         resolves stored refs against an access (a dataset's rows, :meth:`resolve_relative_path`)."""
         ref = cls.model_construct(uri=uri, pts_ns=pts_ns)
-        ref.__pydantic_private__["_access"] = access  # type: ignore[index]  # what `ref._access = access` sets
+        object.__setattr__(ref, "__pydantic_private__", _private_of(access))
         return ref
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_access":  # set once, by _checked: refs checked by one access share where it is kept
+            raise AttributeError("a ref's access is the one that checked it; it cannot be set")
+        super().__setattr__(name, value)
 
     # ------------------------------------------------------------------ kinds
     @property

@@ -254,3 +254,8 @@ def test_a_ref_resolved_against_an_access_carries_it_outside_its_value(tmp_path)
     assert ref != MediaRef(code.uri, 4) and ref != {"uri": code.uri, "pts_ns": 5}
     with pytest.raises(InvalidRefError):  # an access is never read from data
         MediaRef.model_validate({"uri": code.uri, "_access": access})
+    other = MediaRef("videos/b.mp4", 5).resolve_relative_path(access)  # shares where the access is kept
+    with pytest.raises(AttributeError):  # nor set afterwards (it would change the other refs' too)
+        ref._access = MediaAccess(str(tmp_path), "*")
+    assert ref._access is access and other._access is access
+    assert MediaRef("videos/c.mp4", 5).resolve_relative_path(MediaAccess("/elsewhere"))._access != access
