@@ -235,10 +235,10 @@ def _ref_fields(refs: Iterable[Any], carried: list[Any] | None = None) -> list[t
 
 
 def _carried_access(ref: Any) -> MediaAccess | None:
-    """The access a ``MediaRef`` carries (its private ``_access``, kept where pydantic keeps a model's private
-    attributes: read there, not through pydantic's slower ``__getattr__``); ``None`` for anything else."""
-    private = getattr(ref, "__pydantic_private__", None)
-    return private.get("_access") if private else None
+    """The access a ``MediaRef`` carries (``MediaRef._access``: the dataset's that checked it); ``None`` for a
+    ref built in code and anything else."""
+    access = getattr(ref, "_access", None)
+    return access if isinstance(access, MediaAccess) else None
 
 
 # ---------------------------------------------------------------------------------------------------- output

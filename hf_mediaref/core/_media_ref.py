@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from .._fields import coerce_pts_ns, coerce_uri, describe_ref, invalid_ref, stored_array
 from ..decode import DecodeOptions, batch_decode
@@ -32,10 +32,10 @@ _carrying: tuple[Any, dict[str, Any]] = (None, {"_access": None})
 
 
 def _private_of(access: MediaAccess) -> dict[str, Any]:
-    """Where pydantic keeps the private attributes of a ref carrying ``access``: one dict shared by the refs
-    checked in a row by the same access (never changed: ``_access`` cannot be set). A dict per ref holding
-    the access would be one more object per row read for the garbage collector to track (measured:
-    ``ds[i:j]`` of refs ~25% slower with one dict per ref; ``scripts/bench_ref_rows.py``)."""
+    """The private state of a ref carrying ``access`` (what pydantic keeps in ``__pydantic_private__``): one
+    dict shared by the refs checked in a row by the same access (never changed: ``MediaRef._access`` is
+    read-only). A dict per ref holding the access would be one more object per row read for the garbage
+    collector to track (measured: ``ds[i:j]`` of refs ~25% slower; ``scripts/bench_ref_rows.py``)."""
     global _carrying
     last, private = _carrying
     if last is not access:
@@ -82,9 +82,6 @@ class MediaRef(BaseModel):
 
     uri: str
     pts_ns: int | None = None
-    # The access that resolved and checked this ref (a dataset's), or None: runtime state, never serialized,
-    # no part of the value (see __eq__ / __hash__); pickled with the ref (DataLoader workers read under it).
-    _access: MediaAccess | None = PrivateAttr(default=None)
 
     def __init__(self, uri: Any = None, pts_ns: Any = None, **kw: Any):
         if uri is not None:
@@ -136,13 +133,20 @@ class MediaRef(BaseModel):
         without ``access=`` reads under its rules (:func:`hf_mediaref.batch_decode`). For the code that
         resolves stored refs against an access (a dataset's rows, :meth:`resolve_relative_path`)."""
         ref = cls.model_construct(uri=uri, pts_ns=pts_ns)
-        object.__setattr__(ref, "__pydantic_private__", _private_of(access))
+        object.__setattr__(ref, "__pydantic_private__", _private_of(access))  # as pydantic sets it
         return ref
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "_access":  # set once, by _checked: refs checked by one access share where it is kept
-            raise AttributeError("a ref's access is the one that checked it; it cannot be set")
-        super().__setattr__(name, value)
+    @property
+    def _access(self) -> MediaAccess | None:
+        """The access that resolved and checked this ref (a dataset's), or ``None`` (a ref built in code).
+
+        Runtime state, no part of the value (see ``__eq__`` / ``__hash__``), never serialized, read-only: kept
+        in the model's private-state slot (``__pydantic_private__``), which pydantic pickles (DataLoader
+        workers read under it) and copies with the ref but never dumps or validates. Not a pydantic
+        ``PrivateAttr``: one makes pydantic build a private dict for every ref constructed (~1 us a ref, paid
+        by every row read; ``scripts/bench_ref_rows.py``)."""
+        private = self.__pydantic_private__
+        return private.get("_access") if private else None
 
     # ------------------------------------------------------------------ kinds
     @property
