@@ -2,7 +2,10 @@
 
 ``import hf_mediaref`` must stay light, yet datasets must know the ``MediaRef`` feature type before it
 deserializes any features. If ``datasets`` is already imported we register now; otherwise a meta-path
-finder waits for ``datasets`` to finish importing and registers right after.
+finder waits for ``datasets`` to finish importing and registers right after. It leaves nothing behind: once
+``datasets`` has run, its module's ``__loader__`` and ``__spec__.loader`` are its own loader again (so
+``importlib.resources`` and ``inspect`` see the package as without hf_mediaref) and the finder leaves
+``sys.meta_path``.
 """
 
 from __future__ import annotations
@@ -39,7 +42,13 @@ class _Loader(importlib.abc.Loader):
         return self._wrapped.create_module(spec)
 
     def exec_module(self, module) -> None:
-        self._wrapped.exec_module(module)
+        try:
+            self._wrapped.exec_module(module)
+        finally:  # the module keeps datasets' own loader
+            module.__loader__ = self._wrapped
+            if getattr(module, "__spec__", None) is not None:
+                module.__spec__.loader = self._wrapped
+        _uninstall()  # one-shot: datasets is imported
         _register()
 
 
@@ -56,6 +65,10 @@ class _Finder(importlib.abc.MetaPathFinder):
                     spec.loader = _Loader(spec.loader)
                 return spec
         return None
+
+
+def _uninstall() -> None:
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _Finder)]
 
 
 def install() -> None:

@@ -207,13 +207,17 @@ class DecodeOptions:
 
 
 # ---------------------------------------------------------------------------------------------------- refs
-def _ref_fields(refs: Iterable[Any]) -> list[tuple[str, int | None]]:
+def _ref_fields(refs: Iterable[Any], carried: list[Any] | None = None) -> list[tuple[str, int | None]]:
     """``(uri, pts_ns)`` of each ref: ``MediaRef`` s (or objects with those attributes) and mappings; a
-    malformed one raises :class:`~hf_mediaref.errors.InvalidRefError` naming ``refs[i]`` and its value."""
+    malformed one raises :class:`~hf_mediaref.errors.InvalidRefError` naming ``refs[i]`` and its value.
+    ``carried``, when given, receives the access each ref carries (``MediaRef._access``: the dataset's that
+    resolved it; ``None`` for a dict or a ref built in code)."""
     if isinstance(refs, (str, bytes, Mapping)) or hasattr(refs, "pts_ns") or not isinstance(refs, Iterable):
         raise TypeError(f"refs must be a sequence of MediaRef (or dicts), got {type(refs).__name__}")
     out = []
     for i, ref in enumerate(refs):
+        if carried is not None:
+            carried.append(_carried_access(ref))
         if ref is None:
             raise InvalidRefError(f"refs[{i}] is None, not a media reference")
         if isinstance(ref, Mapping):
@@ -231,6 +235,13 @@ def _ref_fields(refs: Iterable[Any]) -> list[tuple[str, int | None]]:
         except ValueError as exc:  # an InvalidRefError without its place
             raise invalid_ref(str(exc), uri, pts, where=f"refs[{i}]") from None
     return out
+
+
+def _carried_access(ref: Any) -> MediaAccess | None:
+    """The access a ``MediaRef`` carries (``MediaRef._access``: the dataset's that checked it); ``None`` for a
+    ref built in code and anything else."""
+    access = getattr(ref, "_access", None)
+    return access if isinstance(access, MediaAccess) else None
 
 
 # ---------------------------------------------------------------------------------------------------- output
@@ -306,7 +317,9 @@ def batch_decode(
         access: who may read what (:class:`~hf_mediaref.MediaAccess`): relative URIs resolve against its
             root, every URI is checked against it before anything is read, ``http(s)`` URLs it does not allow
             connect to public addresses only, and its credentials are used where no ``storage_options`` are
-            given. ``None`` (refs you built in code): absolute URIs are read as they are.
+            given. ``None``: each ref reads under the access it carries (refs taken out of a dataset,
+            ``ds[i]["frame"]``, carry the dataset's; refs of several datasets are decoded per dataset, in
+            one call), and refs you built in code (and dicts), which carry none, are read as they are.
 
     Returns:
         One frame per ref, in order: ``(H, W, 3)`` uint8 (or ``(3, H, W)`` with ``channels_first``) numpy
@@ -347,18 +360,48 @@ def batch_decode(
         orientation=orientation,
         io_concurrency=io_concurrency,
     )
-    fields = _ref_fields(refs)
+    carried: list[MediaAccess | None] = []
+    fields = _ref_fields(refs, carried if access is None else None)
     record_stats(calls=1, requested_refs=len(fields))
     if not fields:
         return []
-    if access is not None:
-        fields = _resolved(fields, access)
-        opts = opts.with_credentials(access)
+    groups = {access: range(len(fields))} if access is not None else _by_access(carried)
     planar = decoding_channels_first() if opts.channels_first else contextlib.nullcontext()
-    with deadline(opts.timeout), reading_with(access), planar:
-        frames = _decode_checked(fields, opts)
+    with deadline(opts.timeout), planar:
+        if len(groups) == 1:
+            frames = _read_with(fields, opts, next(iter(groups)))
+        else:  # refs of several datasets: each group under its own access, put back in order
+            frames = [None] * len(fields)
+            for group_access, rows in groups.items():
+                group = _read_with([fields[i] for i in rows], opts, group_access)
+                for i, frame in zip(rows, group, strict=True):
+                    frames[i] = frame
     record_stats(returned_frames=len(frames))
     return _assemble(frames, opts)
+
+
+def _by_access(carried: list[MediaAccess | None]) -> dict[MediaAccess | None, Sequence[int]]:
+    """The positions of the refs carrying each access (``None``: refs built in code, dicts); one group in the
+    common case, refs all taken out of one dataset (one access object) or all built in code."""
+    first = carried[0]
+    if all(a is first for a in carried):
+        return {first: range(len(carried))}
+    groups: dict[MediaAccess | None, list[int]] = {}
+    for i, a in enumerate(carried):
+        groups.setdefault(a, []).append(i)
+    return cast(dict[MediaAccess | None, Sequence[int]], groups)
+
+
+def _read_with(
+    fields: list[tuple[str, int | None]], options: DecodeOptions, access: MediaAccess | None
+) -> list[Any]:
+    """Decoded frames for ``fields`` read under ``access`` (resolved and checked against it, its credentials
+    and its public-address rule), or as they are (``None``)."""
+    if access is not None:
+        fields = _resolved(fields, access)
+        options = options.with_credentials(access)
+    with reading_with(access):
+        return _decode_checked(fields, options)
 
 
 def _resolved(fields: list[tuple[str, int | None]], access: MediaAccess) -> list[tuple[str, int | None]]:
@@ -392,13 +435,22 @@ def fetch_ahead(
         refs: as for :func:`batch_decode`.
         options: the :class:`DecodeOptions` of the later call.
         access: its :class:`~hf_mediaref.MediaAccess` (refs resolve and are checked against it; the fetches
-            follow its public-address rule).
+            follow its public-address rule); ``None``: the fetches follow the rules of the accesses the refs
+            carry (see :func:`batch_decode`).
     """
     opts = DecodeOptions.resolve(options)
     if opts.io_concurrency <= 1:
         return None
     try:
-        fields = [f for f in _ref_fields(refs) if f[1] is not None]
+        carried: list[MediaAccess | None] = []
+        fields = _ref_fields(refs, carried)
+        if access is None:  # the accesses the refs carry: of several, fetched under all their rules
+            accesses = [a for a in _by_access(carried) if a is not None]
+            access = accesses[0] if len(accesses) == 1 and None not in carried else None
+            rules: Any = accesses if access is None else access
+        else:
+            rules = access
+        fields = [f for f in fields if f[1] is not None]
         if access is not None:
             fields = _resolved(fields, access)
             opts = opts.with_credentials(access)
@@ -418,7 +470,7 @@ def fetch_ahead(
         planner = _planners[pid] = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix="hf_mediaref-plan"
         )
-    return planner.submit(contextvars.copy_context().run, _plan_ahead, videos, opts, access, planned_for)
+    return planner.submit(contextvars.copy_context().run, _plan_ahead, videos, opts, rules, planned_for)
 
 
 class _AheadOf:
@@ -446,10 +498,10 @@ class _AheadOf:
 
 
 def _plan_ahead(
-    videos: dict[str, list[int]], options: DecodeOptions, access: MediaAccess | None, planned_for: _AheadOf
+    videos: dict[str, list[int]], options: DecodeOptions, rules: Any, planned_for: _AheadOf
 ) -> None:
     try:
-        with deadline(options.timeout), reading_with(access):
+        with deadline(options.timeout), reading_with(rules):
             _plan(videos, options, core_budget(options.max_workers), planned_for, later=True)
     except Exception as exc:  # the later call reads (and raises) itself
         logger.debug("fetching ahead stopped: %s", exc)

@@ -12,12 +12,36 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from .._fields import coerce_pts_ns, coerce_uri, describe_ref, invalid_ref, stored_array
 from ..decode import DecodeOptions, batch_decode
 from ..errors import InvalidRefError, UnsupportedURIError, describe_uri
-from ..io import MediaAccess, UriKind, classify_uri, is_absolute_uri, is_remote_uri, uri_exists
+from ..io import (
+    MediaAccess,
+    UriKind,
+    classify_uri,
+    is_absolute_uri,
+    is_remote_uri,
+    reading_with,
+    uri_exists,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
 __all__ = ["MediaRef"]
+
+#: The last access :meth:`MediaRef._checked` attached and the private-attribute dict its refs share.
+_carrying: tuple[Any, dict[str, Any]] = (None, {"_access": None})
+
+
+def _private_of(access: MediaAccess) -> dict[str, Any]:
+    """The private state of a ref carrying ``access`` (what pydantic keeps in ``__pydantic_private__``): one
+    dict shared by the refs checked in a row by the same access (never changed: ``MediaRef._access`` is
+    read-only). A dict per ref holding the access would be one more object per row read for the garbage
+    collector to track (measured: ``ds[i:j]`` of refs ~25% slower; ``scripts/bench_ref_rows.py``)."""
+    global _carrying
+    last, private = _carrying
+    if last is not access:
+        private = {"_access": access}
+        _carrying = (access, private)
+    return private
 
 
 class MediaRef(BaseModel):
@@ -25,6 +49,13 @@ class MediaRef(BaseModel):
 
     Nothing is read until :meth:`to_rgb_array` / :meth:`to_pil_image`. Refs are immutable, hashable, compare
     by value, sort by ``(uri, pts_ns)`` (images first) and serialize to ``{"uri": ..., "pts_ns": ...}``.
+
+    A ref a dataset hands out (``ds[i]["frame"]``) was resolved and checked against the dataset's
+    :class:`~hf_mediaref.MediaAccess`, and carries it: decoding it without ``access=`` reads under that
+    access's rules (its ``http(s)`` connections reach public addresses only, unless the access allows the
+    host), as the ``"mediaref"`` format does. The access is no part of the ref's value (equality, hashing,
+    order, ``repr``, dumps and what a table stores are ``uri`` and ``pts_ns`` only); a ref built in code
+    carries none.
 
     Args:
         uri: a local path (relative or absolute), a ``file://``, ``http(s)://`` or fsspec URL (``hf://``,
@@ -95,6 +126,27 @@ class MediaRef(BaseModel):
     @classmethod
     def _check_pts(cls, value: Any) -> int | None:
         return coerce_pts_ns(value)
+
+    @classmethod
+    def _checked(cls, uri: str, pts_ns: int | None, access: MediaAccess) -> MediaRef:
+        """The ref ``access`` resolved (``uri``, valid fields) and checked, carrying ``access``: decoding it
+        without ``access=`` reads under its rules (:func:`hf_mediaref.batch_decode`). For the code that
+        resolves stored refs against an access (a dataset's rows, :meth:`resolve_relative_path`)."""
+        ref = cls.model_construct(uri=uri, pts_ns=pts_ns)
+        object.__setattr__(ref, "__pydantic_private__", _private_of(access))  # as pydantic sets it
+        return ref
+
+    @property
+    def _access(self) -> MediaAccess | None:
+        """The access that resolved and checked this ref (a dataset's), or ``None`` (a ref built in code).
+
+        Runtime state, no part of the value (see ``__eq__`` / ``__hash__``), never serialized, read-only: kept
+        in the model's private-state slot (``__pydantic_private__``), which pydantic pickles (DataLoader
+        workers read under it) and copies with the ref but never dumps or validates. Not a pydantic
+        ``PrivateAttr``: one makes pydantic build a private dict for every ref constructed (~1 us a ref, paid
+        by every row read; ``scripts/bench_ref_rows.py``)."""
+        private = self.__pydantic_private__
+        return private.get("_access") if private else None
 
     # ------------------------------------------------------------------ kinds
     @property
@@ -170,7 +222,8 @@ class MediaRef(BaseModel):
                 (``"error"``).
 
         Returns:
-            A new ``MediaRef`` (or ``self`` when nothing changes).
+            A new ``MediaRef`` (or ``self`` when nothing changes); resolved against a ``MediaAccess``, one
+            that carries it (decoding it without ``access=`` reads under its rules).
 
         Raises:
             PathEscapeError: the path leaves ``base_path`` with ``..``.
@@ -184,9 +237,8 @@ class MediaRef(BaseModel):
             MediaRef(uri='hf://datasets/org/name@main/videos/ep0.mp4', pts_ns=0)
             ```
         """
-        if isinstance(base_path, MediaAccess):  # every ref checked against the access
-            uri = base_path.resolve(self.uri)
-            return self if uri == self.uri else MediaRef(uri, self.pts_ns)
+        if isinstance(base_path, MediaAccess):  # every ref checked against the access, and carrying it
+            return MediaRef._checked(base_path.resolve(self.uri), self.pts_ns, base_path)
         if on_unresolvable not in ("warn", "error", "ignore"):
             raise ValueError(f"on_unresolvable must be 'warn', 'error' or 'ignore', got {on_unresolvable!r}")
         if self.is_embedded or self.is_remote:
@@ -212,7 +264,8 @@ class MediaRef(BaseModel):
             InvalidDataURIError: a malformed ``data:`` URI.
             UnsupportedURIError: a scheme that cannot be read.
         """
-        return uri_exists(self.uri, storage_options=storage_options)
+        with reading_with(self._access):  # a dataset's ref: its access's public-address rule
+            return uri_exists(self.uri, storage_options=storage_options)
 
     # ------------------------------------------------------------------ value semantics
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
@@ -230,6 +283,16 @@ class MediaRef(BaseModel):
 
     def _key(self) -> tuple:
         return (self.uri, -1 if self.pts_ns is None else self.pts_ns)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal refs name the same media and time; the access a ref carries is not compared (pydantic's own
+        equality would compare it)."""
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.uri == other.uri and self.pts_ns == other.pts_ns
+
+    def __hash__(self) -> int:
+        return hash((self.uri, self.pts_ns))
 
     def __lt__(self, other: MediaRef) -> bool:
         if not isinstance(other, MediaRef):

@@ -32,9 +32,9 @@ import pyarrow.compute as pc
 from datasets import LargeList, List, Value
 
 from .._fields import INT64_MAX, coerce_ref, invalid_ref
-from ..arrow import STORAGE_TYPE, STORED_KEYS, cast_to_storage, resolve_ref
+from ..arrow import STORAGE_TYPE, STORED_KEYS, cast_to_storage
 from ..core import DataURI, MediaRef
-from ..io import MediaAccess, require_access
+from ..io import MediaAccess, is_absolute_uri, require_access
 
 __all__ = [
     "MEDIA_REF_ID",
@@ -48,6 +48,7 @@ __all__ = [
     "ref_columns",
     "upgrade_feature",
     "upgrade_features",
+    "with_access",
 ]
 
 T = TypeVar("T")
@@ -75,9 +76,10 @@ class MediaRefFeature:
             serialized; part of equality). Loaders set it: see :func:`~hf_mediaref.hf.set_media_access`.
 
     ``encode_example`` accepts a ``MediaRef``, a ``{"uri", "pts_ns"}`` dict, a URI string or path (an image),
-    a :class:`~hf_mediaref.DataURI`, or a numpy array / PIL image (embedded as a PNG data URI). The media root
-    a dataset's relative URIs resolve against is runtime state kept on the feature object (see
-    :func:`~hf_mediaref.hf.set_media_root`): never serialized, not part of equality.
+    a :class:`~hf_mediaref.DataURI`, or a numpy array / PIL image (embedded as a PNG data URI). The access
+    a dataset's refs read with (its root included) is runtime state kept on the feature object (see
+    :func:`~hf_mediaref.hf.set_media_access`): never serialized, part of equality. A ``MediaRefFeature()``
+    you construct has none: its column reads like a table built in code.
 
     **Serialized as a plain struct.** The dataclass fields are the two sub-features ``uri`` /
     ``pts_ns``, so everything ``datasets`` writes (card YAML, Parquet and Arrow schema metadata,
@@ -176,7 +178,9 @@ class MediaRefFeature:
 
     def decode_example(self, value: Any, token_per_repo_id: dict | None = None) -> Any:
         """A :class:`~hf_mediaref.MediaRef` with its URI resolved against the media root (a relative URI stays
-        relative when there is no root); the stored dict itself with ``decode=False``. Idempotent.
+        relative when there is no root) and checked against the column's access, which it carries (decoding
+        it without ``access=`` reads under that access's rules); the stored dict itself with ``decode=False``.
+        Idempotent.
 
         Raises:
             InvalidRefError: the stored row is no valid ref (a null, empty or NUL-holding ``uri``, a negative
@@ -187,14 +191,15 @@ class MediaRefFeature:
         if not self.decode:
             return value
         if isinstance(value, MediaRef):
-            ref = value
+            uri, pts = value.uri, value.pts_ns
         else:
             uri, pts = coerce_ref(value.get("uri"), value.get("pts_ns"))
-            ref = MediaRef.model_construct(uri=uri, pts_ns=pts)
         access = self._media_access
-        if access is None or (access.root is None and ref.is_relative_path):
-            return ref  # no root to resolve against: relative as stored (reading it says how to fix that)
-        return resolve_ref(ref, access)
+        if access is None:
+            return value if isinstance(value, MediaRef) else MediaRef.model_construct(uri=uri, pts_ns=pts)
+        if access.root is not None or is_absolute_uri(uri):
+            uri = access.resolve(uri)  # else no root: relative as stored (reading it says how to fix that)
+        return MediaRef._checked(uri, pts, access)  # the one place a dataset's refs get their access
 
     def flatten(self) -> MediaRefFeature | dict[str, Any]:
         """``self`` when decoding, else the plain ``uri`` / ``pts_ns`` sub-columns."""
@@ -326,6 +331,19 @@ def upgrade_features(feature: Any) -> Any:
     return fold_feature(
         feature,
         media=lambda f: f,
+        other=lambda f: f,
+        sequence=_rebuilt_sequence,
+        mapping=lambda f, fields: type(f)(fields),
+    )
+
+
+def with_access(feature: Any, access: MediaAccess | None) -> Any:
+    """``feature`` rebuilt with a new :class:`MediaRefFeature` reading with ``access`` for each of its media
+    columns (marked plain structs included), at any depth; the objects in ``feature`` are not changed (some
+    derived datasets, such as ``rename_column`` / ``select_columns``, share them with their parent)."""
+    return fold_feature(
+        feature,
+        media=lambda f: MediaRefFeature(decode=f.decode, access=access),
         other=lambda f: f,
         sequence=_rebuilt_sequence,
         mapping=lambda f, fields: type(f)(fields),

@@ -5,8 +5,9 @@ A dataset loaded from a repo folder or a Hub repo stores media paths relative to
 :class:`~hf_mediaref.MediaAccess` that the loader makes from where it read the data (the folder, or the Hub
 repo at the commit it resolved) and the user widens (``allow_uris``); nothing stored in the data sets it. It
 is runtime state kept on the dataset's ``MediaRefFeature`` objects as a plain attribute (never a dataclass
-field, so never serialized, and not part of feature equality); ``datasets`` carries the feature objects
-through ``map`` / ``filter`` / ``select`` / ``shuffle`` / pickling. Resolution itself is
+field, so never serialized; part of feature equality); ``datasets`` carries the feature objects through
+``map`` / ``filter`` / ``select`` / ``shuffle`` / pickling. Setting it gives the dataset new feature objects:
+some derived datasets share their parent's, which keep their access. Resolution itself is
 :meth:`hf_mediaref.MediaAccess.resolve`.
 """
 
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 from ..decode import DecodeOptions
 from ..io import MediaAccess, make_access, require_access
 from ._compat import dataset_features
-from ._feature import has_media, media_features, upgrade_features
+from ._feature import has_media, media_features, with_access
 
 __all__ = [
     "get_media_access",
@@ -111,11 +112,11 @@ def set_media_access(dataset: D, access: MediaAccess | None) -> D:
         features = dataset_features(split)
         if features is None:
             continue
-        for name, feature in list(features.items()):  # a plain load's marked structs become MediaRef columns
+        # New feature objects (a plain load's marked structs become MediaRef columns): the old ones may be
+        # shared with the dataset this one was derived from (rename_column, select_columns): it keeps its own.
+        for name, feature in list(features.items()):
             if has_media(feature):
-                features[name] = upgrade_features(feature)
-        for feature in media_features(features):
-            feature._media_access = access  # type: ignore[misc]  # runtime state, per object
+                features[name] = with_access(feature, access)
     return dataset
 
 

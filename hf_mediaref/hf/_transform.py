@@ -188,7 +188,8 @@ class MediaDecodeTransform:
                     f"(columns: {list(batch)})"
                 )
             episodes = list(batch[self.windows.episode_column])
-        return plan_windows(self.windows, refs, episodes, self.options)
+        # the bounds are read under this transform's access, else under the accesses the refs carry
+        return plan_windows(self.windows, refs, episodes, self.options, self.access)
 
     def __repr__(self) -> str:
         windows = f", windows={self.windows}" if self.windows is not None else ""

@@ -37,6 +37,7 @@ from .._fields import INT64_MAX, NS_PER_SECOND, describe_ref
 from ..core import MediaRef
 from ..decode import DecodeOptions
 from ..errors import FrameOutOfRangeError, WindowError
+from ..io import MediaAccess, reading_with
 from ._feature import MediaRefFeature
 from ._value_windows import ValueTable, episode_key, python_times_ns, times_ns_of
 
@@ -427,6 +428,7 @@ def plan_windows(
     refs: Mapping[str, Sequence[MediaRef | None]],
     episodes: Sequence[Any] | None,
     options: DecodeOptions,
+    accesses: Any = None,
 ) -> WindowPlan:
     """The refs of every window frame of a batch.
 
@@ -435,6 +437,10 @@ def plan_windows(
         refs: for each window column, one resolved ref (or ``None``) per row of the batch.
         episodes: each row's episode (the batch's ``episode_column``), or ``None`` without episodes.
         options: the decode options (``storage_options`` to open videos for their bounds).
+        accesses: the :class:`~hf_mediaref.MediaAccess` (or several) the refs were checked against, whose
+            public-address rules opening videos for their bounds follows; ``None``: the accesses the refs
+            carry (see :func:`hf_mediaref.batch_decode`). A window frame's ref carries the access of the
+            ref it is around.
 
     Returns:
         A :class:`WindowPlan`: its :attr:`~WindowPlan.refs` go to the batch's engine call.
@@ -448,9 +454,13 @@ def plan_windows(
     bounds: dict[str, tuple[int, int, int]] = {}
     if windows.episode_ranges is None:
         uris = sorted({r.uri for column in refs.values() for r in column if r is not None})
-        bounds = _video_bounds(uris, options) if uris else {}
+        if accesses is None:
+            accesses = {r._access for column in refs.values() for r in column if r is not None} - {None}
+        with reading_with(accesses):
+            bounds = _video_bounds(uris, options) if uris else {}
     columns: dict[str, tuple[list[int], np.ndarray, np.ndarray]] = {}
     slot_of: dict[tuple[str, int], int] = {}  # (uri, time) -> position in the plan's refs
+    carried: dict[tuple[str, int], MediaAccess | None] = {}  # (uri, time) -> the access of its row's ref
     for column, column_refs in refs.items():
         rows = [i for i, r in enumerate(column_refs) if r is not None]
         present = [column_refs[i] for i in rows]
@@ -505,9 +515,17 @@ def plan_windows(
             assert ref is not None
             for j, t in enumerate(row_times):
                 slots[k, j] = slot_of.setdefault((ref.uri, int(t)), len(slot_of))
+                carried.setdefault((ref.uri, int(t)), ref._access)
         columns[column] = (rows, pad, slots)
-    unique = [MediaRef.model_construct(uri=uri, pts_ns=t) for uri, t in slot_of]
+    unique = [_window_ref(uri, t, carried[uri, t]) for uri, t in slot_of]
     return WindowPlan(columns, n, unique)
+
+
+def _window_ref(uri: str, pts_ns: int, access: MediaAccess | None) -> MediaRef:
+    """A window frame's ref, carrying the access of the ref it is around (if any)."""
+    if access is None:
+        return MediaRef.model_construct(uri=uri, pts_ns=pts_ns)
+    return MediaRef._checked(uri, pts_ns, access)
 
 
 def plan_table_windows(
@@ -553,6 +571,6 @@ def plan_table_windows(
                 f"(columns: {pa_table.column_names}); keep it in the formatted columns"
             )
         episodes = pa_table[windows.episode_column].to_pylist()
-    plan = plan_windows(windows, refs, episodes, options)
+    plan = plan_windows(windows, refs, episodes, options, accesses)
     plan.accesses |= accesses
     return plan

@@ -36,6 +36,7 @@ from ._image import sniff_mimetype as sniff_mimetype
 from ._image import to_rgb as to_rgb
 from ._network import is_private_host as is_private_host
 from ._network import is_public_address as is_public_address
+from ._network import needs_public_address as needs_public_address
 from ._ranges import DEFAULT_CONCURRENCY as DEFAULT_IO_CONCURRENCY  # noqa: F401 (internal API, renamed)
 from ._ranges import EVERY_OPEN as READ_BY_EVERY_OPEN  # noqa: F401 (internal API, renamed)
 from ._ranges import adopt as adopt_ranges  # noqa: F401 (internal API, renamed)

@@ -7,9 +7,9 @@ import json
 import os
 
 from ..errors import MediaNotFoundError, describe_uri
-from ..io import UriKind, classify_uri, local_path
+from ..io import UriKind, classify_uri, local_path, needs_public_address
 
-__all__ = ["local_change_time", "source_key"]
+__all__ = ["local_change_time", "source_key", "source_keys"]
 
 
 def _options_digest(storage_options: dict | None) -> str:
@@ -20,7 +20,10 @@ def _options_digest(storage_options: dict | None) -> str:
 
 
 def source_key(uri: str, storage_options: dict | None = None) -> tuple:
-    """A cache key that changes when the media may have changed: local files add their mtime and size.
+    """A cache key that changes when the media may have changed: local files add their mtime and size. A
+    remote source adds its options' digest and whether the running call's rule holds it to public addresses
+    (:func:`hf_mediaref.io.needs_public_address`): a container opened, and bytes read, under one dataset's
+    allowance are never handed to a read that its own access holds to public addresses.
 
     Raises :class:`~hf_mediaref.errors.MediaNotFoundError` for a missing local file.
     """
@@ -31,7 +34,15 @@ def source_key(uri: str, storage_options: dict | None = None) -> tuple:
         except OSError:
             raise MediaNotFoundError(f"media file {describe_uri(uri)} does not exist", uri=uri) from None
         return _local_key(path, st)
-    return (uri, _options_digest(storage_options))
+    return (uri, _options_digest(storage_options), needs_public_address(uri))
+
+
+def source_keys(uri: str, storage_options: dict | None = None) -> list[tuple]:
+    """Every key :func:`source_key` gives ``uri`` (a remote source: under either public-address rule)."""
+    key = source_key(uri, storage_options)
+    if classify_uri(uri) in (UriKind.LOCAL, UriKind.FILE):
+        return [key]
+    return [(*key[:-1], public) for public in (False, True)]
 
 
 def _local_key(path: str, st: os.stat_result) -> tuple:

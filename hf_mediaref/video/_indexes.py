@@ -36,7 +36,7 @@ from . import _stats as stats
 from ._cache import cached_index, decoder_cache, forget_index
 from ._container import OpenedVideo, fresh_key
 from ._errors import check_same_version, decode_errors
-from ._identity import source_key
+from ._identity import source_key, source_keys
 from ._index import VideoIndex, end_pts, scan_index
 from ._index_store import load_stored_index, local_store_version, store_index
 from ._sidecar import HEAD_BYTES, content_matches, fetch_sidecar
@@ -410,6 +410,7 @@ def forget_source(uri: str, storage_options: dict | None = None) -> None:
 
     Decoders leased by running decodes are closed when given back.
     """
-    key = source_key(uri, storage_options)
-    forget_index(key)
-    decoder_cache.discard(lambda cache_key: isinstance(cache_key, tuple) and key in cache_key)
+    keys = source_keys(uri, storage_options)  # what was opened under either public-address rule
+    for key in keys:
+        forget_index(key)
+    decoder_cache.discard(lambda found: isinstance(found, tuple) and any(key in found for key in keys))

@@ -229,3 +229,33 @@ def test_numpy_keeps_refs_as_objects():
     array = np.array(refs, dtype=object)
     assert array.dtype == object and list(array) == refs
     assert np.asarray(refs[0]).item() is refs[0]
+
+
+def test_a_ref_resolved_against_an_access_carries_it_outside_its_value(tmp_path):
+    """``resolve_relative_path(access)`` gives a ref carrying ``access`` (decoding it without ``access=``
+    reads under its rules); the carried access is no part of the value: equality, hash, order, repr, dumps,
+    copies' equality are those of the ref built in code (pydantic's own ``__eq__`` would compare it)."""
+    from hf_mediaref import MediaAccess
+
+    access = MediaAccess(str(tmp_path), ["https://media.example/"])
+    ref = MediaRef("videos/a.mp4", 5).resolve_relative_path(access)
+    code = MediaRef(str(tmp_path / "videos" / "a.mp4"), 5)
+    assert ref._access is access and code._access is None
+    assert ref == code and code == ref and hash(ref) == hash(code) and {ref: 1}[code] == 1
+    assert sorted([MediaRef(code.uri, 6), ref, MediaRef(code.uri)]) == [
+        MediaRef(code.uri),
+        code,
+        MediaRef(code.uri, 6),
+    ]
+    assert repr(ref) == repr(code) and ref.model_dump() == code.model_dump()
+    assert json.loads(ref.model_dump_json()) == {"uri": code.uri, "pts_ns": 5}
+    assert ref.model_copy() == code and ref.model_copy()._access is access
+    assert pickle.loads(pickle.dumps(ref))._access == access
+    assert ref != MediaRef(code.uri, 4) and ref != {"uri": code.uri, "pts_ns": 5}
+    with pytest.raises(InvalidRefError):  # an access is never read from data
+        MediaRef.model_validate({"uri": code.uri, "_access": access})
+    other = MediaRef("videos/b.mp4", 5).resolve_relative_path(access)  # shares where the access is kept
+    with pytest.raises(AttributeError):  # nor set afterwards (it would change the other refs' too)
+        ref._access = MediaAccess(str(tmp_path), "*")
+    assert ref._access is access and other._access is access
+    assert MediaRef("videos/c.mp4", 5).resolve_relative_path(MediaAccess("/elsewhere"))._access != access

@@ -380,6 +380,29 @@ def test_an_allowance_given_to_one_dataset_does_not_reach_another(hostile, http_
         b.with_format("mediaref")[0]
 
 
+def test_a_video_opened_under_one_datasets_allowance_is_not_reused_by_another(
+    h264_video, http_server, fake_dns, fast_http, tmp_path
+):
+    """Dataset A allows a host whose name resolves to loopback and decodes a frame of a video there; dataset
+    B names the same video and holds the host to public addresses: B's read does not take A's open
+    container (with its bytes) from the cache, it opens its own, which is refused when it connects."""
+    from hf_mediaref.testing import read_index
+
+    port = http_server.url.rsplit(":", 1)[1]
+    url = f"http://rebind.test:{port}/{h264_video.path.name}"
+    rows = [{"frame": {"uri": url, "pts_ns": h264_video.pts_ns[i]}} for i in (3, 4)]
+    features = Features({"frame": MediaRefFeature()})
+    a = set_media_root(Dataset.from_list(rows, features=features), tmp_path)
+    b = set_media_root(Dataset.from_list(rows, features=features), tmp_path)
+    allowed = a.with_format("mediaref", access=get_media_access(a).allowing(f"http://rebind.test:{port}/"))
+    assert read_index(allowed[0]["frame"]) == 3
+    log_before = len(http_server.log)
+    with pytest.raises(UntrustedRefError, match="non-public address"):
+        b.with_format("mediaref")[1]
+    assert len(http_server.log) == log_before
+    assert read_index(allowed[1]["frame"]) == 4  # A's own reads go on
+
+
 def test_decode_stream_reads_under_its_datasets_access(hostile, http_server, fake_dns, fast_http):
     """A streaming dataset's refs to a host name that resolves to loopback are refused when connecting
     (``decode_stream`` takes the dataset's access and its public-address rule), unless that access allows
@@ -413,3 +436,309 @@ def test_decode_transform_refuses_arguments_it_would_drop(tmp_path):
     widened = decode_transform(access=access, allow_uris=["https://media.example/"]).access
     assert widened == access.allowing(["https://media.example/"])
     assert decode_transform(root=access).access == access
+
+
+@pytest.mark.parametrize("kind", sorted(_CARRIED_ROOTS))
+def test_a_hub_repo_whose_parquet_metadata_and_card_name_a_root_reads_inside_it(
+    kind, fake_hub, repo, http_server, tmp_path
+):
+    """The Hub half of the finding: a repo whose Parquet schema metadata and card both claim a root (``/``,
+    ``~``, a loopback URL, another private repo), read by every loader (``hf_mediaref.load_dataset`` of the
+    repo, ``load_dataset("parquet", data_files="hf://datasets/evil/ds/...")`` plain and ours, plain
+    ``load_dataset`` of the repo): its refs read inside the repo (hf_mediaref's loaders) or nowhere beyond
+    public URLs (plain ones); the local file, the loopback server and the other repo are never read."""
+    import datasets
+    from huggingface_hub import HfApi
+
+    root = _CARRIED_ROOTS[kind] or f"{http_server.url}/"
+    api = HfApi()
+    api.create_repo("victim/private", repo_type="dataset")
+    victim = fake_hub.repo_dir("victim/private")
+    write_image(victim / "secret.png", 60, size=(64, 128))
+    api.create_repo("evil/ds", repo_type="dataset")
+    evil = fake_hub.repo_dir("evil/ds")
+    shutil.copytree(repo.path, evil, dirs_exist_ok=True)
+    secret = tmp_path / "secret.png"
+    write_image(secret, 50, size=(64, 128))
+    uris = [
+        "images/seven.png",
+        str(secret),
+        f"{http_server.url}/img7.png",
+        "hf://datasets/victim/private@main/secret.png",
+    ]
+    (evil / "data").mkdir()
+    shard = evil / "data" / "train-00000-of-00001.parquet"
+    table = Dataset.from_list(
+        [{"frame": {"uri": u}} for u in uris], features=Features({"frame": MediaRefFeature()})
+    )
+    table.to_parquet(str(shard))
+    _with_metadata(str(shard), {"media_root": root, "media_root_relative": "../../../.."})
+    (evil / "README.md").write_text(f"---\nhf_mediaref:\n  media_root: {root}\n---\n# evil\n")
+    fake_hub._commit("evil/ds")
+    files = "hf://datasets/evil/ds/data/*.parquet"
+    cache = str(tmp_path / "cache")
+    loads = {  # loader -> (root, outcomes of the four refs)
+        "ours": (
+            lambda: hf_mediaref.load_dataset("evil/ds", split="train", cache_dir=cache),
+            f"hf://datasets/evil/ds@{fake_hub.sha('evil/ds')}/",
+            [7, "untrusted", "untrusted", "untrusted"],
+        ),
+        "ours parquet": (
+            lambda: hf_mediaref.load_dataset("parquet", data_files=files, split="train", cache_dir=cache),
+            "hf://datasets/evil/ds/",
+            [7, "untrusted", "untrusted", "untrusted"],
+        ),
+        "plain": (
+            lambda: datasets.load_dataset("evil/ds", split="train", cache_dir=cache),
+            None,
+            ["unresolved", "untrusted", "untrusted", "untrusted"],
+        ),
+        "plain parquet": (
+            lambda: datasets.load_dataset("parquet", data_files=files, split="train", cache_dir=cache),
+            None,
+            ["unresolved", "untrusted", "untrusted", "untrusted"],
+        ),
+    }
+    log_before = len(http_server.log)
+    for name, (load, expected_root, outcomes) in loads.items():
+        ds = load()
+        assert get_media_root(ds) == expected_root, name
+        fmt = ds.with_format("mediaref")
+        with opened_files() as seen:
+            assert [_outcome(lambda i=i, fmt=fmt: fmt[i]["frame"]) for i in range(4)] == outcomes, name
+        assert not [p for p in seen if os.path.realpath(p) in (str(secret), str(victim / "secret.png"))], name
+    assert len(http_server.log) == log_before
+
+
+def test_the_sampler_and_decode_ahead_hold_the_boundary_of_the_format(hostile, http_server):
+    """``VideoBlockBatchSampler`` reads no media (it groups rows by their stored URI); ``DecodeAhead`` decodes
+    its batches ahead through the dataset's ``"mediaref"`` format, so under the format's access: a batch
+    holding a ref outside the folder raises at that batch and nothing outside is read; the format's
+    ``access=`` widens it."""
+    pytest.importorskip("torch")
+    from torch.utils.data import DataLoader
+
+    from hf_mediaref.hf import DecodeAhead, VideoBlockBatchSampler
+    from hf_mediaref.testing import read_index
+
+    folder, outside, _ = hostile
+    ds = hf_mediaref.load_dataset(str(folder), split="train")
+    log_before = len(http_server.log)
+
+    def batches(frames, rows):
+        subset = frames.select(rows)
+        sampler = VideoBlockBatchSampler(subset, 1, column="frame", shuffle=False)
+        loader = DataLoader(DecodeAhead(subset, sampler, lanes=2), batch_sampler=sampler, collate_fn=_as_rows)
+        return sorted(read_index(row["frame"]) for batch in loader for row in batch)
+
+    frames = ds.with_format("mediaref")
+    with opened_files() as seen:
+        assert batches(frames, [0, 1, 2]) == [3, 7, 9]
+        with pytest.raises(UntrustedRefError):
+            batches(frames, [0, 1, 3])
+        with pytest.raises(UntrustedRefError):
+            batches(frames, [0, 6])
+    _nothing_outside(seen, outside, http_server, log_before)
+    wide = ds.with_format("mediaref", access=get_media_access(ds).allowing([outside]))
+    assert batches(wide, [0, 3, 6]) == [3, 50, 50]
+
+
+@pytest.mark.parametrize(
+    "derive",
+    [
+        lambda ds: ds.rename_column("label", "number"),
+        lambda ds: ds.select_columns(["frame"]),
+        lambda ds: ds.select([0, 3]),
+        lambda ds: ds.with_format("mediaref"),
+    ],
+    ids=["rename_column", "select_columns", "select", "with_format"],
+)
+def test_widening_a_derived_dataset_leaves_its_parent_as_it_was(derive, hostile):
+    """``datasets`` builds some derived datasets (``rename_column``, ``select_columns``) around the parent's
+    feature objects: giving the child another access must not give it to the parent."""
+    folder, outside, _ = hostile
+    parent = hf_mediaref.load_dataset(str(folder), split="train")
+    access = get_media_access(parent)
+    child = derive(parent)
+    hf_mediaref.hf.set_media_access(child, access.allowing([outside]))
+    assert get_media_access(parent) == access
+    assert _outcome(lambda: parent.with_format("mediaref")[3]["frame"]) == "untrusted"
+    assert _outcome(lambda: child.with_format("mediaref")[3 if len(child) > 3 else 1]["frame"]) == 50
+    hf_mediaref.hf.set_media_access(child, None)
+    assert get_media_access(parent) == access
+
+
+def test_save_to_disk_writes_no_credentials_of_the_formats_access(tmp_path):
+    """A format's ``access=`` is written into ``state.json`` as its JSON form: root and allow-list, never its
+    token or storage options (a saved folder is shared and pushed)."""
+    table = Dataset.from_list([{"frame": {"uri": "x.png"}}], features=Features({"frame": MediaRefFeature()}))
+    access = MediaAccess(tmp_path, token="hf_token_secret", storage_options={"s3": {"secret": "s3_secret"}})
+    table.with_format("mediaref", access=access).save_to_disk(str(tmp_path / "saved"))
+    written = "".join(p.read_text(errors="replace") for p in (tmp_path / "saved").iterdir() if p.is_file())
+    assert "state.json" in {p.name for p in (tmp_path / "saved").iterdir()}
+    assert "hf_token_secret" not in written and "s3_secret" not in written
+    assert str(tmp_path) in written  # the root is there: the test reads what was written
+
+
+# ------------------------------------------------------------------------------- refs taken out of a dataset
+@pytest.fixture
+def rebound(tmp_path, repo, http_server, h264_video, png_image, fake_dns, fast_http):
+    """A dataset folder (loaded with ``hf_mediaref.load_dataset``) whose table holds a good ref (row 0), an
+    image (row 1) and two video frames (rows 2, 3) on a host name that resolves to loopback."""
+    folder = tmp_path / "rebound"
+    shutil.copytree(repo.path, folder)
+    port = http_server.url.rsplit(":", 1)[1]
+    base = f"http://rebind.test:{port}/"
+    rows = [
+        {"frame": {"uri": "images/seven.png", "pts_ns": None}},
+        {"frame": {"uri": f"{base}img7.png", "pts_ns": None}},
+        {"frame": {"uri": f"{base}{h264_video.path.name}", "pts_ns": h264_video.pts_ns[3]}},
+        {"frame": {"uri": f"{base}{h264_video.path.name}", "pts_ns": h264_video.pts_ns[4]}},
+    ]
+    (folder / "data").mkdir()
+    features = Features({"frame": MediaRefFeature()})
+    Dataset.from_list(rows, features=features).to_parquet(
+        str(folder / "data" / "train-00000-of-00001.parquet")
+    )
+    return folder, base
+
+
+def _refused(read, http_server):
+    """``read()`` raises the format road's error for a host name resolving to loopback, asking nothing."""
+    log_before = len(http_server.log)
+    with pytest.raises(UntrustedRefError, match="non-public address 127.0.0.1") as info:
+        read()
+    assert info.value.uri and "rebind.test" in info.value.uri
+    assert len(http_server.log) == log_before, "the loopback server was asked"
+
+
+@pytest.mark.parametrize("loader", ["load_dataset", "set_media_access"])
+def test_refs_taken_out_of_a_dataset_read_under_its_access(loader, rebound, http_server, labels_of):
+    """A ref a dataset resolved (``ds[i]["frame"]``) carries the access that checked it: decoding it without
+    ``access=`` (``to_rgb_array``, ``to_pil_image``, ``batch_decode``, ``decode_transform()``) follows that
+    access's connect-time rule, as the ``"mediaref"`` format does (the audit's gap G1)."""
+    folder, base = rebound
+    if loader == "load_dataset":
+        ds = hf_mediaref.load_dataset(str(folder), split="train")
+    else:
+        import datasets
+
+        plain = datasets.load_dataset(str(folder), split="train")
+        ds = hf_mediaref.hf.set_media_access(plain, MediaAccess(str(folder)))
+    _refused(lambda: ds.with_format("mediaref")[1], http_server)  # the format road, for reference
+    assert labels_of([ds[0]["frame"].to_rgb_array()]) == [7]
+    for row in (1, 2):
+        _refused(lambda row=row: ds[row]["frame"].to_rgb_array(), http_server)
+        _refused(lambda row=row: ds[row]["frame"].to_pil_image(), http_server)
+        _refused(lambda row=row: hf_mediaref.batch_decode([ds[row]["frame"]]), http_server)
+    _refused(lambda: hf_mediaref.batch_decode(ds[:]["frame"]), http_server)
+    _refused(lambda: hf_mediaref.batch_decode(ds[2:4]["frame"], size=(32, 32)), http_server)
+    _refused(lambda: ds[1]["frame"].validate_uri(), http_server)  # a HEAD request is a connection too
+    tfm = ds.with_transform(decode_transform())
+    assert labels_of([tfm[0]["frame"]]) == [7]
+    for index in (1, 2, slice(None)):
+        _refused(lambda index=index: tfm[index], http_server)
+    # the dataset's allowance travels with its refs (set_media_access works in place: on a copy)
+    allowed = hf_mediaref.hf.set_media_access(ds.select(range(4)), get_media_access(ds).allowing(base))
+    assert labels_of([allowed[1]["frame"].to_rgb_array(), allowed[2]["frame"].to_rgb_array()]) == [7, 3]
+    assert labels_of(hf_mediaref.batch_decode(allowed[:]["frame"])) == [7, 7, 3, 4]
+    assert allowed[1]["frame"].validate_uri()
+    assert labels_of(allowed.with_transform(decode_transform())[:]["frame"]) == [7, 7, 3, 4]
+    # an explicit access= still wins, both ways
+    held = ds[:]["frame"]
+    assert labels_of(hf_mediaref.batch_decode(held, access=get_media_access(allowed))) == [7, 7, 3, 4]
+    _refused(
+        lambda: hf_mediaref.batch_decode(allowed[1:2]["frame"], access=get_media_access(ds)), http_server
+    )
+    # a ref built in code from the same URI reads as refs built in code always did
+    assert labels_of([MediaRef(ds[1]["frame"].uri).to_rgb_array()]) == [7]
+
+
+def test_refs_of_two_datasets_decode_each_under_its_own_access(rebound, http_server, labels_of):
+    """``batch_decode`` of refs taken out of two datasets: each group reads under the rule of its own
+    dataset's access, the frames come back in order; refs built in code keep no rule."""
+    folder, base = rebound
+    held = hf_mediaref.load_dataset(str(folder), split="train")
+    allowed = hf_mediaref.load_dataset(str(folder), split="train", allow_uris=[base])
+    a, h = allowed[:]["frame"], held[:]["frame"]
+    code = MediaRef(a[1].uri)
+    assert labels_of(hf_mediaref.batch_decode([a[2], h[0], code, a[1], h[0], a[3]])) == [3, 7, 7, 7, 7, 4]
+    _refused(lambda: hf_mediaref.batch_decode([a[2], h[1], a[3]]), http_server)
+    _refused(lambda: hf_mediaref.batch_decode([h[2], a[0]]), http_server)
+
+
+def test_a_ref_carries_its_access_outside_its_value(rebound):
+    """The access a dataset's ref carries is no part of its value: equality, hash, order, repr, dumps and
+    what a table stores are those of the ref built in code; pickling (DataLoader workers) keeps it."""
+    import pickle
+
+    folder, _ = rebound
+    ds = hf_mediaref.load_dataset(str(folder), split="train")
+    ref = ds[2]["frame"]
+    code = MediaRef(ref.uri, ref.pts_ns)
+    assert ref._access == get_media_access(ds) and code._access is None
+    assert ref == code and hash(ref) == hash(code) and len({ref, code}) == 1
+    assert not (ref < code or ref > code) and ref <= code and ref >= code
+    assert repr(ref) == repr(code) and str(ref) == str(code)
+    assert ref.model_dump() == code.model_dump() == {"uri": ref.uri, "pts_ns": ref.pts_ns}
+    assert ref.model_dump_json() == code.model_dump_json()
+    assert ref != MediaRef(ref.uri, ref.pts_ns + 1)
+    stored = Dataset.from_list([{"frame": ref}], features=Features({"frame": MediaRefFeature()}))
+    assert stored.data.column("frame").to_pylist() == [{"uri": ref.uri, "pts_ns": ref.pts_ns}]
+    again = pickle.loads(pickle.dumps(ref))
+    assert again == ref and again._access == ref._access
+    with pytest.raises(hf_mediaref.errors.InvalidRefError):  # data cannot give a ref an access
+        MediaRef.model_validate({"uri": ref.uri, "_access": get_media_access(ds)})
+    assert MediaRef.model_validate({"uri": ref.uri, "pts_ns": ref.pts_ns})._access is None
+
+
+def test_window_frames_read_under_the_access_of_their_ref(rebound, http_server, labels_of):
+    """Windows (without episode ranges: the video's bounds come from its index) read under the access of
+    the ref they are around, on the format road and through ``decode_transform()`` without ``access=``."""
+    folder, base = rebound
+    ds = hf_mediaref.load_dataset(str(folder), split="train").select([2, 3])
+    windows = {"frame": [-0.1, 0.0]}
+    _refused(lambda: ds.with_format("mediaref", windows=windows)[0], http_server)
+    _refused(lambda: ds.with_transform(decode_transform(windows=windows))[0], http_server)
+    allowed = hf_mediaref.hf.set_media_access(ds.select([0, 1]), get_media_access(ds).allowing(base))
+    stacks = allowed.with_transform(decode_transform(windows=windows))[:]["frame"]
+    assert [labels_of(list(stack)) for stack in stacks] == [[0, 3], [1, 4]]
+    stacks = allowed.with_format("mediaref", windows=windows)[:]["frame"]
+    assert [labels_of(list(stack)) for stack in stacks] == [[0, 3], [1, 4]]
+
+
+def test_refs_from_dataloader_workers_keep_their_access(rebound, http_server, labels_of):
+    """Refs a DataLoader worker read (python format, rows collated as they are) come back to the main
+    process with the access that checked them: decoded there without ``access=``, they are still held."""
+    pytest.importorskip("torch")
+    from torch.utils.data import DataLoader
+
+    folder, _ = rebound
+    ds = hf_mediaref.load_dataset(str(folder), split="train")
+    loader = DataLoader(ds, batch_size=4, num_workers=1, multiprocessing_context="spawn", collate_fn=_as_rows)
+    refs = [row["frame"] for batch in loader for row in batch]
+    assert refs == ds[:]["frame"] and all(ref._access == get_media_access(ds) for ref in refs)
+    assert labels_of([refs[0].to_rgb_array()]) == [7]
+    _refused(lambda: hf_mediaref.batch_decode(refs), http_server)
+
+
+@pytest.mark.xfail(
+    strict=True, reason="known gap G3: a decode=False column's rows are plain dicts, no access"
+)
+def test_a_column_the_data_marks_decode_false_is_held_by_decode_transform(hostile, http_server):
+    """The ``decode=False`` marker is stored in the data (the ``uri`` sub-feature's ``id``); its rows read as
+    plain ``{"uri", "pts_ns"}`` dicts, which carry no access, and ``decode_transform()`` without ``access=``
+    decodes such dicts as refs built in code: a file outside the dataset's folder is read."""
+    folder, outside, secret = hostile
+    loose = folder.parent / "loose"
+    shutil.copytree(folder, loose, ignore=shutil.ignore_patterns("data"))
+    (loose / "data").mkdir()
+    rows = [{"frame": {"uri": str(secret), "pts_ns": None}}]
+    features = Features({"frame": MediaRefFeature(decode=False)})
+    Dataset.from_list(rows, features=features).to_parquet(
+        str(loose / "data" / "train-00000-of-00001.parquet")
+    )
+    ds = hf_mediaref.load_dataset(str(loose), split="train")
+    with opened_files() as seen, pytest.raises(UntrustedRefError):
+        ds.with_transform(decode_transform())[0]
+    _nothing_outside(seen, outside, http_server, len(http_server.log))

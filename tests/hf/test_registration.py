@@ -176,3 +176,81 @@ def test_with_the_hook_off_a_plain_load_reads_dicts_and_the_format_still_decodes
         # off: datasets rebuilds the mapped table's features from its schema, where the column is a struct
         "MediaRef(uri='/w.mp4', pts_ns=7)" if on else "{'uri': '/w.mp4', 'pts_ns': 7}",
     ]
+
+
+_DESCRIBED = """
+    import importlib.resources, inspect, json, sys
+    {imports}
+    import datasets.features.features, datasets.formatting
+
+    def described(value):
+        kind = type(value)
+        own = (getattr(value, "__module__", None), getattr(value, "__qualname__", None))
+        return f"{{kind.__module__}}.{{kind.__qualname__}} {{own}}"
+
+    found = {{}}
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "datasets" or name.startswith("datasets.")):
+            continue
+        for attr, value in list(vars(module).items()):
+            found[name + ":" + attr] = described(value)
+            if inspect.isclass(value) and value.__module__ == name:
+                for inner, member in list(vars(value).items()):
+                    found[f"{{name}}:{{attr}}.{{inner}}"] = described(member)
+        spec = getattr(module, "__spec__", None)
+        found[name + ":__spec__.loader"] = described(getattr(spec, "loader", None))
+    found["resources"] = str(importlib.resources.files("datasets").joinpath("__init__.py").is_file())
+    ours = [type(f).__module__ for f in sys.meta_path if "hf_mediaref" in type(f).__module__]
+    found["meta_path"] = str(ours)
+    print(json.dumps(found))
+"""
+
+
+@pytest.mark.parametrize("hook", ["1", "0"])
+def test_importing_hf_mediaref_first_changes_only_the_one_hook(hook):
+    """``import hf_mediaref`` before ``datasets`` (the import hook that registers the feature when datasets
+    is imported): every attribute of every ``datasets`` module and class, their modules' specs and loaders
+    included, looks as in a process without hf_mediaref but :data:`THE_HOOK`; ``importlib.resources`` reads
+    the ``datasets`` package; no finder of ours is left on ``sys.meta_path``."""
+    env = {"HF_MEDIAREF_DATASETS_HOOK": hook}
+    plain = json.loads(_run(_DESCRIBED.format(imports="import datasets"), env))
+    ours = json.loads(_run(_DESCRIBED.format(imports="import hf_mediaref; import datasets"), env))
+    changed = sorted(k for k in plain if k in ours and plain[k] != ours[k])
+    expected = [f"{module}:{attr}" for module, attr in THE_HOOK] if hook == "1" else []
+    assert changed == expected
+    assert ours["resources"] == "True" and ours["meta_path"] == "[]"
+
+
+def test_the_hook_reads_every_feature_without_a_media_ref_as_datasets_does():
+    """For features without a MediaRef column (every kind of ``datasets`` feature, nested, and plain structs
+    that look like ours but carry no marker) the hooked ``generate_from_dict`` builds what ``datasets``' own
+    builds: equal features of the same types, the same Arrow schema."""
+    from datasets import Array2D, Audio, ClassLabel, Image, LargeList, List, Translation, Value
+    from datasets.features import features as ds_features
+
+    from hf_mediaref.hf._feature import MEDIA_REF_ID
+
+    hooked = ds_features.generate_from_dict
+    original = hooked.__wrapped__
+    cases = [
+        Features({"a": Value("int32"), "b": Value("string", id="text"), "c": ClassLabel(names=["x", "y"])}),
+        Features({"img": Image(), "aud": Audio(sampling_rate=16000), "arr": Array2D((2, 3), "float32")}),
+        Features(
+            {"l": List(Value("int64")), "ll": LargeList(Value("float32")), "f": List(Value("int8"), length=3)}
+        ),
+        Features({"nested": {"x": List({"y": Value("bool")}), "t": Translation(languages=["en", "fr"])}}),
+        Features({"frame": {"uri": Value("string"), "pts_ns": Value("int64")}}),  # our layout, no marker
+        Features({"frame": {"uri": Value("string", id="other"), "pts_ns": Value("int64")}}),
+        Features({"frame": {"uri": Value("large_string", id=MEDIA_REF_ID), "pts_ns": Value("int64")}}),
+        Features({"frame": {"uri": Value("string", id=MEDIA_REF_ID), "pts_ns": Value("int32")}}),
+        Features(
+            {"frame": {"uri": Value("string", id=MEDIA_REF_ID), "pts_ns": Value("int64"), "z": Value("int8")}}
+        ),
+    ]
+    for features in cases:
+        serialized = features.to_dict()
+        ours, theirs = hooked(serialized), original(serialized)
+        assert ours == theirs and type(ours) is type(theirs)
+        assert Features(ours).to_dict() == Features(theirs).to_dict()
+        assert Features.from_dict(serialized).arrow_schema == features.arrow_schema
+        assert Features.from_dict(serialized) == features
