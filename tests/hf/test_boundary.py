@@ -722,13 +722,11 @@ def test_refs_from_dataloader_workers_keep_their_access(rebound, http_server, la
     _refused(lambda: hf_mediaref.batch_decode(refs), http_server)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known gap G3: a decode=False column's rows are plain dicts, no access"
-)
 def test_a_column_the_data_marks_decode_false_is_held_by_decode_transform(hostile, http_server):
-    """The ``decode=False`` marker is stored in the data (the ``uri`` sub-feature's ``id``); its rows read as
-    plain ``{"uri", "pts_ns"}`` dicts, which carry no access, and ``decode_transform()`` without ``access=``
-    decodes such dicts as refs built in code: a file outside the dataset's folder is read."""
+    """The ``decode=False`` marker is stored in the data (the ``uri`` sub-feature's ``id``). Read back, the
+    column decodes anyway: rows as plain ``{"uri", "pts_ns"}`` dicts would carry no access, and
+    ``decode_transform()`` without ``access=`` decodes such dicts as refs built in code (a file outside the
+    dataset's folder was read). Its rows are refs that carry the dataset's access, refused outside it."""
     folder, outside, secret = hostile
     loose = folder.parent / "loose"
     shutil.copytree(folder, loose, ignore=shutil.ignore_patterns("data"))
