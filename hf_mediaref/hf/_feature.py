@@ -337,13 +337,14 @@ def upgrade_features(feature: Any) -> Any:
     )
 
 
-def with_access(feature: Any, access: MediaAccess | None) -> Any:
+def with_access(feature: Any, access: MediaAccess | None, decode: bool | None = None) -> Any:
     """``feature`` rebuilt with a new :class:`MediaRefFeature` reading with ``access`` for each of its media
-    columns (marked plain structs included), at any depth; the objects in ``feature`` are not changed (some
-    derived datasets, such as ``rename_column`` / ``select_columns``, share them with their parent)."""
+    columns (marked plain structs included), at any depth, each with ``decode`` (``None``: as it was); the
+    objects in ``feature`` are not changed (some derived datasets, such as ``rename_column`` /
+    ``select_columns``, share them with their parent)."""
     return fold_feature(
         feature,
-        media=lambda f: MediaRefFeature(decode=f.decode, access=access),
+        media=lambda f: MediaRefFeature(decode=f.decode if decode is None else decode, access=access),
         other=lambda f: f,
         sequence=_rebuilt_sequence,
         mapping=lambda f, fields: type(f)(fields),

@@ -29,7 +29,7 @@ import datasets
 
 from ..io import MediaAccess, UriKind, classify_uri
 from ._compat import builder_base_path, config
-from ._roots import set_media_access
+from ._roots import attach_access
 
 __all__ = ["load_dataset", "load_from_disk"]
 
@@ -151,7 +151,7 @@ def load_dataset(path: str, *args: Any, **kwargs: Any) -> Any:
         if commit is not None:
             arguments["revision"] = commit
     ds = datasets.load_dataset(**arguments)
-    return set_media_access(ds, MediaAccess(root, allow_uris, token=arguments.get("token")))
+    return attach_access(ds, MediaAccess(root, allow_uris, token=arguments.get("token")), loaded=True)
 
 
 #: Format kwargs that say where or with what a read goes: restored from ``state.json`` they are data.
@@ -208,4 +208,4 @@ def load_from_disk(
     if access is None:
         path = os.fspath(dataset_path)
         access = MediaAccess(os.path.realpath(path) if os.path.isdir(path) else None)
-    return set_media_access(ds, access.allowing(allow_uris))
+    return attach_access(ds, access.allowing(allow_uris), loaded=True)

@@ -106,6 +106,13 @@ def set_media_access(dataset: D, access: MediaAccess | None) -> D:
         >>> ds = set_media_access(ds, MediaAccess("/data/robot-frames", allow_uris=["/mnt/shared/"]))
         ```
     """
+    return attach_access(dataset, access)
+
+
+def attach_access(dataset: D, access: MediaAccess | None, *, loaded: bool = False) -> D:
+    """:func:`set_media_access`; ``loaded``: by a loader, of data read from files, whose media columns then
+    all read as refs (``decode=True``) whatever the data marks: rows of a ``decode=False`` column are plain
+    dicts, which carry no access (a transform without ``access=`` would read them as refs built in code)."""
     if access is not None:
         require_access(access)
     for split in _splits(dataset):
@@ -116,7 +123,7 @@ def set_media_access(dataset: D, access: MediaAccess | None) -> D:
         # shared with the dataset this one was derived from (rename_column, select_columns): it keeps its own.
         for name, feature in list(features.items()):
             if has_media(feature):
-                features[name] = with_access(feature, access)
+                features[name] = with_access(feature, access, True if loaded else None)
     return dataset
 
 
