@@ -185,7 +185,9 @@ def test_from_dict_from_list_from_generator_agree(rows, features):
     c = Dataset.from_generator(gen, features=features)  # written to datasets' cache and read back
     assert _uris(a) == _uris(b) == _uris(c)
     assert a.features == b.features == features
-    assert c.features == Features({**features, "frame": MediaRefFeature(access=READ_BACK)})
+    # the first run keeps the features given (built in code: no access); a run that finds the table in
+    # datasets' cache reads them back from its files (READ_BACK): either way no root and nothing wider
+    assert c.features in (features, Features({**features, "frame": MediaRefFeature(access=READ_BACK)}))
 
 
 def test_map_keeps_decoded_media_ref_column(ds, repo):
