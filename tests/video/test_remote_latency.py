@@ -474,6 +474,8 @@ def test_a_stream_of_batches_fetches_the_next_batch_ahead(media, cold, workers):
     time) the next batches' first touches and ranges start before their decode; every frame exact, in
     order."""
     import datasets
+
+    pytest.importorskip("torch")  # its DataLoader
     from torch.utils.data import DataLoader
 
     from hf_mediaref.hf import decode_stream
@@ -510,6 +512,8 @@ def test_decode_ahead_starts_the_reads_of_the_batches_waiting_for_a_lane(media, 
     on its lane has its reads started when it is queued (the format's ``fetch_ahead`` of its rows), so they
     overlap the decode before it; the DataLoader gets the sampler's batches, every frame exact."""
     from datasets import Dataset, Features, Value
+
+    pytest.importorskip("torch")  # its DataLoader
     from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
     from hf_mediaref.hf import DecodeAhead, MediaRefFeature
@@ -550,6 +554,8 @@ def test_decode_ahead_in_dataloader_workers_reads_each_workers_next_batch_ahead(
     import json
 
     from datasets import Dataset, Features, Value
+
+    pytest.importorskip("torch")  # its DataLoader
     from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
     from hf_mediaref.hf import DecodeAhead, MediaRefFeature
@@ -592,6 +598,8 @@ def test_decode_ahead_in_dataloader_workers_reads_each_workers_next_batch_ahead(
 def test_decode_ahead_over_local_media_stops_looking_for_remote_reads(media, cold, monkeypatch):
     """Reading a waiting batch's refs costs a little: after a few batches with nothing remote, none more."""
     from datasets import Dataset, Features, Value
+
+    pytest.importorskip("torch")  # its DataLoader
     from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
     from hf_mediaref.hf import DecodeAhead, MediaRefFeature
