@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-floor lint format bench system-deps venv clean examples package docs docs-serve
+.PHONY: demo test test-floor test-pythons lint format bench system-deps venv clean examples package docs docs-serve
 
 venv: $(STAMP)
 
@@ -83,6 +83,35 @@ test-floor: venv
 	$(call floor_install,$(FLOOR_RAY_DIR),ray==$(FLOOR_RAY),echo ray==$(FLOOR_RAY))
 	PYTHONPATH=$(FLOOR_RAY_DIR) $(BIN)/python -c "import ray; assert ray.__version__ == '$(FLOOR_RAY)', ray.__version__"
 	PYTHONPATH=$(FLOOR_RAY_DIR) $(BIN)/python -m pytest -q -p no:cacheprovider tests/ray
+
+# The two ends of requires-python (">=3.10"): 3.10, the floor, and the newest Python the image has (3.13), each
+# in its own venv, .floor/py<version> (made anew only when its stamp, the Python, the checkout and pyproject.toml,
+# changes), with the package installed editable with its `video` and `hf` extras and pytest: no torch, no Ray.
+# There a representative part of the suite runs: the core and I/O, the decode façade, the video engine (but its
+# slow soak), Arrow, the datasets feature and format; the tests that need torch or TorchCodec skip (hence
+# HF_MEDIAREF_REQUIRE_TORCHCODEC=0: .ci/run requires TorchCodec of .venv's tests only). The Pythons are pyenv's
+# (PYENV_VERSIONS/<version>.*/bin/python, the newest patch release), else python<version> on PATH.
+PYENV_VERSIONS ?= /root/.pyenv/versions
+TEST_PYTHONS   ?= 3.10 3.13
+PYTHONS_TESTS  := tests/core tests/io tests/test_decode.py tests/test_errors.py tests/test_units.py tests/video \
+  tests/arrow tests/hf/test_feature.py tests/hf/test_formatter.py
+
+test-pythons:
+	@for v in $(TEST_PYTHONS); do \
+	  py=$$(ls -d $(PYENV_VERSIONS)/$$v.*/bin/python 2>/dev/null | sort -V | tail -n 1); \
+	  py=$${py:-$$(command -v python$$v)}; \
+	  if [ -z "$$py" ]; then echo "test-pythons: no Python $$v in $(PYENV_VERSIONS) or on PATH"; exit 1; fi; \
+	  dir=.floor/py$$v; stamp="$$($$py -VV; pwd; sha256sum pyproject.toml)"; \
+	  if [ "$$stamp" != "$$(cat $$dir/.stamp 2>/dev/null)" ]; then \
+	    echo "installing $$dir ($$py)"; rm -rf $$dir && $$py -m venv $$dir && \
+	    $$dir/bin/python -m pip install -q -e '.[video,hf]' 'pytest>=8' 'pytest-timeout>=2.2' && \
+	    printf '%s\n' "$$stamp" > $$dir/.stamp || exit 1; \
+	  else echo "$$dir is up to date"; fi; \
+	  $$dir/bin/python -c "import sys; assert sys.version.startswith('$$v.'), sys.version" || exit 1; \
+	  echo "Python $$v: $$($$dir/bin/python -VV)"; \
+	  HF_MEDIAREF_REQUIRE_TORCHCODEC=0 $$dir/bin/python -m pytest -q -p no:cacheprovider -m "not slow" \
+	    $(PYTHONS_TESTS) || exit 1; \
+	done
 
 lint: venv
 	$(BIN)/ruff check hf_mediaref tests scripts examples

@@ -87,11 +87,15 @@ class TestEntryPoints:
         ref = MediaRef(str(video.path), video.pts_ns[11])
         assert read_index(ref.to_rgb_array(options=DecodeOptions(size=(64, 128)))) == 11
         assert ref.to_rgb_array(options=DecodeOptions(size=(64, 128)), size=(32, 64)).shape == (32, 64, 3)
+        assert read_index(MediaRef(str(image)).to_rgb_array()) == 77
+
+    def test_media_ref_methods_take_the_torch_options(self, video):
+        pytest.importorskip("torch")
+        ref = MediaRef(str(video.path), video.pts_ns[11])
         tensor = ref.to_rgb_array(output="torch", channels_first=True)
         assert tuple(tensor.shape) == (3, 64, 128) and read_index(tensor.numpy()) == 11
         pil = ref.to_pil_image(options=DecodeOptions(output="torch", channels_first=True, size=(64, 128)))
         assert isinstance(pil, Image.Image) and pil.size == (128, 64) and read_index(np.asarray(pil)) == 11
-        assert read_index(MediaRef(str(image)).to_rgb_array()) == 77
 
     def test_each_call_is_one_engine_call_counted_with_its_refs(self, video):
         refs = [MediaRef(str(video.path), t) for t in video.pts_ns[:6]]

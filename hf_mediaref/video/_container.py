@@ -52,6 +52,14 @@ def import_av() -> Any:
 _REMOTE_OPEN = {"max_ts_probe": "0", "fpsprobesize": "0"}
 
 
+def _open_metadata_kwargs(av: Any) -> dict[str, str]:
+    """How ``av.open`` is told that a tag that is not UTF-8 is no error: PyAV < 19 decodes tags with its
+    ``metadata_errors`` ("strict" by default: one such tag fails the open); PyAV 19 has no such argument and
+    always decodes them with ``surrogateescape``."""
+    major = int(av.__version__.split(".")[0])
+    return {"metadata_errors": "ignore"} if major < 19 else {}
+
+
 class OpenedVideo:
     """One open container, its video stream and an RGB reformatter: used by one thread at a time.
 
@@ -90,12 +98,13 @@ class OpenedVideo:
                 self._announce(*head)
             self.version = source_version(source)  # None for local files and data: URIs
             with decode_errors(uri, "open"):
+                metadata = _open_metadata_kwargs(av)
                 if isinstance(source, str):
-                    self.container = av.open(source, "r", metadata_errors="ignore")
+                    self.container = av.open(source, "r", **metadata)
                     self.counts_packet_bytes = True
                 else:
                     self.container = av.open(
-                        stats.CountingReader(source), "r", metadata_errors="ignore", options=_REMOTE_OPEN
+                        stats.CountingReader(source), "r", **metadata, options=_REMOTE_OPEN
                     )
                     self.counts_packet_bytes = False
                 self._stack.callback(self.container.close)

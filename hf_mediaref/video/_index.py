@@ -241,6 +241,11 @@ def scan_index(container: Any, stream: Any, *, count_packet_bytes: bool = True) 
     durations: list[int] = []
     total_bytes = 0
     webp = stream.codec_context.name == "webp"
+    if stream.codec_context.name == "webp_anim":  # FFmpeg >= 8 (PyAV 19) demuxes and decodes its frames...
+        raise ValueError(  # ... but a seek in it yields no packet: no frame can be found by time
+            "an animated WebP: FFmpeg cannot seek in it, so its frames cannot be addressed by time; a ref "
+            "with pts_ns=None loads its first frame (convert it to a video or a GIF)"
+        )
     for packet in container.demux(stream):
         size = packet.size
         if size == 0:

@@ -135,8 +135,9 @@ def test_torchcodec_returns_tensors_and_checks_device(build_case):
 
 
 @pytest.mark.torchcodec
-@pytest.mark.skipif("not __import__('torch').cuda.is_available()")
 def test_torchcodec_cuda(build_case):
+    if not pytest.importorskip("torch").cuda.is_available():
+        pytest.skip("needs a CUDA device")
     from hf_mediaref import MediaRef, batch_decode
 
     case = build_case("h264_bframes_mp4")

@@ -143,3 +143,34 @@ def test_damaged_bytes_are_refused_or_read_never_crash(build_case, region):
             read_cues(lambda o, n, d=data: bytes(d[o : o + n]), len(data), 0, 1)
         except Unsupported:
             pass
+
+
+def test_a_tag_that_is_not_utf8_opens_and_decodes_every_frame(tmp_path):
+    """A title tag whose bytes are not UTF-8 is no error (PyAV < 19 fails the open by default, 19 has no
+    ``metadata_errors`` argument): every frame, local and over HTTP, is the barcode a plain decode shows."""
+    import av
+
+    from hf_mediaref import MediaRef, batch_decode
+    from hf_mediaref.testing import read_index, write_video
+    from hf_mediaref.testing.http_server import LoopbackFileServer
+
+    spec = write_video(tmp_path / "plain.mkv", 12, fps=10, gop=4)
+    tagged = tmp_path / "tagged.mkv"
+    with av.open(str(spec.path)) as src, av.open(str(tagged), "w") as out:
+        out.metadata["title"] = "QQQQQQQQ"
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    data = tagged.read_bytes()
+    assert data.count(b"QQQQQQQQ") == 1
+    tagged.write_bytes(data.replace(b"QQQQQQQQ", b"\xff\xfeQQ\xff\xfeQQ"))  # same length, not UTF-8
+    kwargs = {"metadata_errors": "ignore"} if int(av.__version__.split(".")[0]) < 19 else {}
+    with av.open(str(tagged), **kwargs) as c:
+        plain = [read_index(f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
+    assert plain == list(range(12))
+    with LoopbackFileServer(tmp_path) as server:
+        for uri in (str(tagged), f"{server.url}/tagged.mkv"):
+            refs = [MediaRef(uri, t) for t in spec.pts_ns]
+            assert [read_index(f) for f in batch_decode(refs)] == plain

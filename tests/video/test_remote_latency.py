@@ -473,6 +473,7 @@ def test_a_stream_of_batches_fetches_the_next_batch_ahead(media, cold, workers):
     """``decode_stream(..., ahead=True)``: in the process (lanes) and in a DataLoader worker (one batch at a
     time) the next batches' first touches and ranges start before their decode; every frame exact, in
     order."""
+    pytest.importorskip("torch")  # its DataLoader
     import datasets
     from torch.utils.data import DataLoader
 
@@ -509,6 +510,7 @@ def test_decode_ahead_starts_the_reads_of_the_batches_waiting_for_a_lane(media, 
     """``DecodeAhead`` over a ``"mediaref"``-formatted dataset of remote refs: a batch queued behind another
     on its lane has its reads started when it is queued (the format's ``fetch_ahead`` of its rows), so they
     overlap the decode before it; the DataLoader gets the sampler's batches, every frame exact."""
+    pytest.importorskip("torch")  # its DataLoader
     from datasets import Dataset, Features, Value
     from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
@@ -547,6 +549,7 @@ def test_decode_ahead_in_dataloader_workers_reads_each_workers_next_batch_ahead(
     next ones: a worker decoding batch ``i`` starts the remote reads of batch ``i + workers`` (the one it is
     handed next), and of its first batch; so every batch's reads start once, in the worker that decodes it,
     before its decode. The DataLoader gets the sampler's batches, every frame exact."""
+    pytest.importorskip("torch")  # its DataLoader
     import json
 
     from datasets import Dataset, Features, Value
@@ -591,6 +594,7 @@ def test_decode_ahead_in_dataloader_workers_reads_each_workers_next_batch_ahead(
 
 def test_decode_ahead_over_local_media_stops_looking_for_remote_reads(media, cold, monkeypatch):
     """Reading a waiting batch's refs costs a little: after a few batches with nothing remote, none more."""
+    pytest.importorskip("torch")  # its DataLoader
     from datasets import Dataset, Features, Value
     from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
