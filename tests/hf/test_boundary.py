@@ -253,7 +253,9 @@ def test_a_host_name_that_resolves_to_loopback_is_refused_when_connecting(
     assert _outcome(lambda: allowed[1]["frame"]) == 7 and len(http_server.log) > log_before
 
 
-def test_a_hub_dataset_stays_in_its_repo_and_revision(fake_hub, repo, tmp_path, labels_of):
+def _victim_and_evil(fake_hub, repo):
+    """On the fake Hub: ``victim/private`` holding ``secret.png`` (barcode 60), and ``evil/ds``, a copy of the
+    test repo; their folders."""
     from huggingface_hub import HfApi
 
     api = HfApi()
@@ -263,6 +265,11 @@ def test_a_hub_dataset_stays_in_its_repo_and_revision(fake_hub, repo, tmp_path, 
     api.create_repo("evil/ds", repo_type="dataset")
     evil = fake_hub.repo_dir("evil/ds")
     shutil.copytree(repo.path, evil, dirs_exist_ok=True)
+    return victim, evil
+
+
+def test_a_hub_dataset_stays_in_its_repo_and_revision(fake_hub, repo, tmp_path, labels_of):
+    victim, evil = _victim_and_evil(fake_hub, repo)
     uris = [
         ("videos/a.mp4", repo.a.pts_ns[3]),
         ("images/seven.png", None),
@@ -448,16 +455,9 @@ def test_a_hub_repo_whose_parquet_metadata_and_card_name_a_root_reads_inside_it(
     ``load_dataset`` of the repo): its refs read inside the repo (hf_mediaref's loaders) or nowhere beyond
     public URLs (plain ones); the local file, the loopback server and the other repo are never read."""
     import datasets
-    from huggingface_hub import HfApi
 
     root = _CARRIED_ROOTS[kind] or f"{http_server.url}/"
-    api = HfApi()
-    api.create_repo("victim/private", repo_type="dataset")
-    victim = fake_hub.repo_dir("victim/private")
-    write_image(victim / "secret.png", 60, size=(64, 128))
-    api.create_repo("evil/ds", repo_type="dataset")
-    evil = fake_hub.repo_dir("evil/ds")
-    shutil.copytree(repo.path, evil, dirs_exist_ok=True)
+    victim, evil = _victim_and_evil(fake_hub, repo)
     secret = tmp_path / "secret.png"
     write_image(secret, 50, size=(64, 128))
     uris = [
