@@ -196,7 +196,10 @@ def test_a_hub_video_dataset_with_the_videos_as_bytes_in_its_parquet(videos, tmp
     source = datasets.Dataset.from_dict(
         {"video": [str(root / "a.mp4"), str(root / "b.mkv"), str(root / "a.mp4")], "label": [0, 1, 2]}
     ).cast_column("video", datasets.Video())
-    source.push_to_hub("me/video-bytes")
+    try:
+        source.push_to_hub("me/video-bytes")
+    except NotImplementedError as exc:  # datasets 4.0 (the floor) pushes no Video column; such repos exist
+        pytest.skip(f"this datasets cannot push a Video column: {exc}"[:120])
     uploaded = {p.suffix for p in fake_hub.repo_dir("me/video-bytes").rglob("*") if p.is_file()}
     assert uploaded == {".md", ".parquet"}  # no video files: bytes only
     ds = hf_mediaref.from_videos("me/video-bytes", split="train", out_dir=tmp_path / "out", every=4)
