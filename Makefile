@@ -46,6 +46,9 @@ FLOOR_CORE_REQ := requirements/floor-core.txt
 FLOOR_CORE_DIR := .floor/core
 FLOOR_RAY     ?= 2.41.0
 FLOOR_RAY_DIR := .floor/ray-$(FLOOR_RAY)
+# what Ray 2.41 needs that the newest Ray (in .venv) no longer does: its dashboard agent imports aiosignal, and
+# the raylet dies with the agent
+FLOOR_RAY_DEPS := aiosignal==1.4.0 frozenlist==1.8.0
 
 # $(call floor_install,DIR,PIP ARGUMENTS,SHELL COMMAND PRINTING THE PINS)
 define floor_install
@@ -80,7 +83,7 @@ test-floor: venv
 	PYTHONPATH=$(FLOOR_CORE_DIR) $(BIN)/python -c "$(call floor_check,$(FLOOR_CORE_REQ),$(FLOOR_CORE_DIR))"
 	PYTHONPATH=$(FLOOR_CORE_DIR) $(BIN)/python -m pytest -q -p no:cacheprovider tests/core tests/io \
 	  tests/test_decode.py tests/test_errors.py tests/test_units.py --ignore=tests/io/test_access.py
-	$(call floor_install,$(FLOOR_RAY_DIR),ray==$(FLOOR_RAY),echo ray==$(FLOOR_RAY))
+	$(call floor_install,$(FLOOR_RAY_DIR),ray==$(FLOOR_RAY) $(FLOOR_RAY_DEPS),echo ray==$(FLOOR_RAY) $(FLOOR_RAY_DEPS))
 	PYTHONPATH=$(FLOOR_RAY_DIR) $(BIN)/python -c "import ray; assert ray.__version__ == '$(FLOOR_RAY)', ray.__version__"
 	PYTHONPATH=$(FLOOR_RAY_DIR) $(BIN)/python -m pytest -q -p no:cacheprovider tests/ray
 
