@@ -475,9 +475,9 @@ def fetch_ahead(
 
 class _AheadOf:
     """What the byte ranges :func:`fetch_ahead` fetches are fetched for (their owner in
-    :mod:`hf_mediaref.io._ranges`): the later call of the same refs adopts them (:func:`_adopt_ahead`), so
-    its reads count once and its end drops what they left; until then a batch decoding now that reads the
-    same bytes adds its reads to them instead of taking them over."""
+    :mod:`hf_mediaref.io._ranges`): the later call of the same refs takes it (:meth:`take`) and adopts them
+    (:func:`hf_mediaref.io._ranges.adopt`), so its reads count once and its end drops what they left; until
+    then a batch decoding now that reads the same bytes adds its reads to them instead of taking them over."""
 
     #: The refs' keys of the latest fetches ahead, newest last (a few batches ahead at most are in use).
     _waiting: ClassVar[collections.OrderedDict[frozenset, _AheadOf]] = collections.OrderedDict()
@@ -493,6 +493,10 @@ class _AheadOf:
 
     @classmethod
     def take(cls, fields: list[tuple[str, int | None]]) -> _AheadOf | None:
+        """What was fetched ahead for the video refs of ``fields``, or None (every call asks: when nothing was
+        ever fetched ahead, no key is built)."""
+        if not cls._waiting:
+            return None
         with cls._lock:
             return cls._waiting.pop(frozenset(f for f in fields if f[1] is not None), None)
 

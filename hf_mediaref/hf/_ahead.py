@@ -24,7 +24,7 @@ it starts), and the DataLoader must then be given ``batch_sampler=ahead.sampler`
 Workers (``num_workers > 0``) decode their batches side by side already; what they cannot do alone is see
 their next batch, so its remote reads would start only when its decode does. The planned samplers' batches
 carry the batches after them (:func:`hinted`, a ``list`` to everyone else), and :class:`DecodeAhead` in a
-worker starts the reads of the one that worker is handed next (:func:`next_in_worker`).
+worker starts the reads of the ones that worker is handed next (:func:`next_in_worker`).
 """
 
 from __future__ import annotations
@@ -329,10 +329,11 @@ class DecodeAhead:
     overlaps the decode before it.
 
     Inside a DataLoader worker (``num_workers > 0``: the workers already decode batches side by side) it
-    decodes the batch it is asked for, and starts the remote reads of the batch that worker is handed next:
-    the sampler's batches carry the ones after them (a worker sees only its own), and the DataLoader hands
-    batch ``i`` of an epoch to worker ``i % num_workers``. So a worker's next batch has its bytes on the way
-    while it decodes this one, as :func:`~hf_mediaref.hf.decode_stream` ``ahead=True`` does for streams.
+    decodes the batch it is asked for, and starts the remote reads of the two batches that worker is handed
+    next: the sampler's batches carry the ones after them (a worker sees only its own), and the DataLoader
+    hands batch ``i`` of an epoch to worker ``i % num_workers``. So a worker's next batches have their bytes
+    on the way while it decodes this one, as :func:`~hf_mediaref.hf.decode_stream` ``ahead=True`` does for
+    streams.
 
     Args:
         dataset: the map-style dataset (``ds.with_format("mediaref", ...)``, or any dataset with
@@ -411,29 +412,31 @@ class DecodeAhead:
         if running is None or running.plan is not plan:  # a new epoch: what was ahead of the old is dropped
             if running is not None:
                 running.close()
-            running = self._running = _Lanes(
-                plan, self._fetch, self.lanes, self.depth, group=self.group, reads_ahead=self._reads_ahead()
-            )
+            running = self._running = self._lanes_for(plan)
         position = running.position(list(indices))
         if position is None:
             logger.debug("indices not in the sampler's current epoch: fetched directly")
             return self._fetch(indices)
         if running.closed:  # stopped for a fork: new lanes from here on
-            running = self._running = _Lanes(
-                plan,
-                self._fetch,
-                self.lanes,
-                self.depth,
-                start=position,
-                group=self.group,
-                reads_ahead=self._reads_ahead(),
-            )
+            running = self._running = self._lanes_for(plan, start=position)
         try:
             return running.get(position)
         finally:
             if running.cursor >= len(plan.batches):  # the epoch's last batch: nothing left to decode ahead
                 running.close()
                 self._running = None
+
+    def _lanes_for(self, plan: EpochPlan, start: int = 0) -> _Lanes:
+        """New lanes decoding ahead through ``plan`` from its batch ``start`` on."""
+        return _Lanes(
+            plan,
+            self._fetch,
+            self.lanes,
+            self.depth,
+            start=start,
+            group=self.group,
+            reads_ahead=self._reads_ahead(),
+        )
 
     def _read_next_in_worker(self, indices: list[int], num_workers: int) -> None:
         """In a DataLoader worker: start the remote reads of the batches this worker is handed next (the

@@ -113,14 +113,12 @@ def _reads_ahead(
     is counted."""
     reads: list[tuple[int, int, int]] = [(a, b, 1) for a, b in dec._planned_reads(spans, index)]
     key = source_key(dec.uri, dec.storage_options)
-    idle = (
-        0
-        if later
-        else decoder_cache.idle_count(  # those a lease may take: one kept for its resume point waits for its
-            lambda k: isinstance(k, tuple) and key in k,  # continuation, and another container opens
+    idle = 0  # a later call may find none of the containers idle now
+    if not later:  # those a lease may take: one kept for its resume point waits for its continuation
+        idle = decoder_cache.idle_count(
+            lambda k: isinstance(k, tuple) and key in k,
             usable=lambda video: not kept_for_its_resume_point(key, video),
         )
-    )
     if idle:  # an open container holds the head it read (the one the index opened: what it recorded)
         small = http_settings.small_read
         reads = [(max(a, small), b, n) for a, b, n in reads if b > small]
