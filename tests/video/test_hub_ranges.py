@@ -98,7 +98,7 @@ def test_a_batch_of_hub_refs_fetches_its_ranges_together(media, cold, hub, state
         for road, concurrency in (("fsspec", 16), ("resolve", 1), ("resolve", 16)):
             with monkeypatch.context() as patch:
                 if road == "fsspec":  # the road before: huggingface_hub's HfFileSystemFile reads the file
-                    patch.setattr(sources, "_hub", lambda *args: None)
+                    patch.setattr(sources, "_location", lambda *args: None)
                 cleanup_cache()  # the roads give other version strings: each keeps indexes of its own
                 os.environ["HF_MEDIAREF_CACHE_DIR"] = str(www.parent / f"store-{road}-{concurrency}")
                 if state == "warm":
