@@ -116,6 +116,7 @@ def test_a_batch_of_s3_refs_fetches_its_ranges_together(media, cold, state, monk
     root, _ = media
     with SigningServer(root, delay=0.05) as server:
         access = _access(server.url)
+        assert access.public_only(f"{server.url}/clips/a.mp4")  # the data's rule: not for the endpoint
         refs, picks = _refs(media, "x")
         refs = _relative(refs)
         counts = {}
