@@ -26,9 +26,10 @@ Guarantees, as for ``hf://``: the endpoint and the credentials are the user's co
 places in the path of the configured endpoint (or its virtual host), never in the host of another one. So
 the data's public-address rule (:mod:`._network`) does not apply to the endpoint (s3fs reads it the same
 way): the Range file is opened ``configured``. The signature goes in the query string on the wire only
-(:class:`RemoteLocation` ``query``): errors, logs and ``repr`` name the URL without it; the secret key never
-leaves botocore. Ranges fetched ahead are kept under the URL and a digest of the filesystem's options
-(``hash(fs)``: fsspec's token of the filesystem's class and options), the same for every signature of one
+(:class:`RemoteLocation` ``query``): errors, logs and ``repr`` name the URL without it (an error of the
+open names the ref too: :func:`~._sources.open_media`); the secret key never leaves botocore. Ranges fetched
+ahead are kept under the URL and a digest of the filesystem's options (``hash(fs)``: fsspec's token of the
+filesystem's class and options), the same for every signature of one
 user's filesystem, another for other credentials.
 """
 

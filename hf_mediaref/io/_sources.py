@@ -171,6 +171,7 @@ def open_media(uri: str, *, storage_options: dict | None = None, head: bool = Fa
         f: Any = http.open_http(uri, head=head)
     else:
         fs, path = _fsspec_filesystem(uri, storage_options)
+        where: RemoteLocation | None = None
         try:
             where = _location(uri, fs, path)
             if where is not None:  # an hf:// repo file, an s3:// object: read as any HTTP file
@@ -185,7 +186,9 @@ def open_media(uri: str, *, storage_options: dict | None = None, head: bool = Fa
                 )
             else:
                 f = fs.open(path, "rb")
-        except MediaRefError:  # the HTTP road's errors say what went wrong already
+        except MediaRefError as exc:  # the HTTP road's errors say what went wrong already: at which ref too
+            if where is not None and exc.uri == where.url:
+                raise type(exc)(f"{describe_uri(uri)}: {exc}", uri=uri) from exc
             raise
         except Exception as exc:
             raise _remote_error(uri, exc) from exc

@@ -157,6 +157,8 @@ def test_the_endpoint_is_the_accesss_and_the_secret_is_never_shown(media, caplog
             with open_media("s3://clips/nope.mp4", storage_options=options, head=True):
                 pass
         assert other.requests == 0 and server.requests == 2, server.log
+        assert missing2.value.uri == "s3://clips/nope.mp4"  # the ref, and the URL in the message
+        assert f"{server.url}/clips/nope.mp4" in str(missing2.value)
         assert [p.split("?")[0] for _, p, _ in server.log] == ["/127.0.0.1/clips/a.mp4", "/clips/nope.mp4"]
         fs, path = sources._fsspec_filesystem("s3://clips/a.mp4", options)
         where = remote_location("s3://clips/a.mp4", fs, path)
