@@ -17,9 +17,10 @@ fsspec's file object. One case per backend:
   with extra request parameters (``requester_pays``, ``s3_additional_kwargs`` such as SSE-C keys: headers a
   presigned URL does not carry), a key with empty, ``.`` or ``..`` segments (a URL would resolve them into
   another key), and a filesystem that cannot sign (no credentials found: fsspec raises what it raises).
-- ``gs://`` and every other protocol: fsspec's file object. (``gcsfs`` offers no public way to get the
-  request headers of its credentials, and its ``sign`` needs a service account key; its public URLs would
-  serve public buckets only.)
+- ``gs://`` and every other protocol: fsspec's file object. (``gcsfs`` gives an object's URL (``url``),
+  but documents no way to get its credentials' request headers (``credentials.apply`` is undocumented) and
+  its OAuth tokens expire within the hour, so a file kept open would need them renewed; its ``sign`` needs
+  ``google-cloud-storage`` and credentials that can sign, which most users' are not.)
 
 Guarantees, as for ``hf://``: the endpoint and the credentials are the user's configuration
 (``MediaAccess.storage_options``), never a ref's: a ref names a bucket and a key, which botocore checks and
