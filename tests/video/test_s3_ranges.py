@@ -29,6 +29,7 @@ pytest.importorskip("s3fs")
 from hf_mediaref import MediaAccess, MediaRef, batch_decode
 from hf_mediaref.errors import MediaNotFoundError, RemoteAccessError, RemoteChangedError
 from hf_mediaref.io import _ranges as ranges
+from hf_mediaref.io import _remote as remote
 from hf_mediaref.io import _sources as sources
 from hf_mediaref.io import open_media
 from hf_mediaref.io._remote import remote_location
@@ -202,10 +203,10 @@ def test_an_s3_object_read_stays_on_the_version_it_opened(media, tmp_path):
             assert f.read(100) == bytes(reversed(data))[:100]
 
 
-def test_an_expired_signature_is_renewed_and_a_refused_one_is_an_error(media):
+def test_an_expired_signature_is_renewed_and_a_refused_one_is_an_error(media, monkeypatch):
     """A container stays open past its URL's signature: the read that the endpoint refuses (403) signs anew
-    once and goes on; credentials the endpoint refuses raise RemoteAccessError naming the URL, not the
-    signature."""
+    once and goes on; a read refused again, and credentials the endpoint refuses, raise RemoteAccessError
+    naming the URL, not the signature."""
     root, _ = media
     data = (root / "clips" / "long.mp4").read_bytes()
     with SigningServer(root, delay=0) as server:
@@ -213,17 +214,25 @@ def test_an_expired_signature_is_renewed_and_a_refused_one_is_an_error(media):
         with open_media("s3://clips/long.mp4", storage_options=options, head=True) as f:
             assert f.read(100) == data[:100]
             first = server.log[-1][1]
-            expires = urllib.parse.parse_qs(first.split("?")[1])["Expires"][0]
-            server.not_before = int(expires) + 1  # the signature of the open has expired
+            expires = int(urllib.parse.parse_qs(first.split("?")[1])["Expires"][0])
+            server.not_before = expires + 1  # the signature of the open has expired
+            monkeypatch.setattr(remote, "S3_EXPIRY", remote.S3_EXPIRY + 60)  # the next one expires later
             f.seek(20_000)
-            time.sleep(1.1)  # the next signature's Expires is later (whole seconds)
             assert f.read(1000) == data[20_000:21_000]
-        assert server.refused == 1 and server.log[-1][1] != first
+            assert server.refused == 1 and server.log[-1][1] != first
+            server.not_before = expires + 3600  # and that one too: refused after its renewal
+            f.seek(5_000)  # not fetched yet
+            with pytest.raises(RemoteAccessError) as again:
+                f.read(1000)
+            assert server.refused == 3 and "403" in str(again.value)
+            assert "Signature" not in str(again.value) and SECRET not in str(again.value)
+        server.not_before = 0
         wrong = _options(server.url, secret="not-the-secret")
         with pytest.raises(RemoteAccessError) as refused:
             with open_media("s3://clips/long.mp4", storage_options=wrong, head=True):
                 pass
-        assert "403" in str(refused.value) and "Signature" not in str(refused.value)
+        assert "403" in str(refused.value) and refused.value.uri == "s3://clips/long.mp4"
+        assert "Signature" not in str(refused.value) and "not-the-secret" not in str(refused.value)
 
 
 def test_anonymous_and_version_pinned_objects(media):
