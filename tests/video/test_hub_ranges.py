@@ -90,7 +90,7 @@ def test_a_batch_of_hub_refs_fetches_its_ranges_together(media, cold, hub, state
     in fewer requests than the same reads one at a time and than ``HfFileSystem``'s file object (the road
     before); every request to the endpoint carries the token; every frame exact; nothing left fetched."""
     hub_, sha, www = hub
-    with LatencyServer(www, delay=0.05) as server:
+    with LatencyServer(www, delay=0.15) as server:
         access = _access(hub_, server.url)
         refs, picks = _refs(media, "x")
         refs = _relative(refs, "x")

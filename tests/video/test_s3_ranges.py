@@ -115,7 +115,7 @@ def test_a_batch_of_s3_refs_fetches_its_ranges_together(media, cold, state, monk
     fewer requests than s3fs's file object (the road before); every request is signed; every frame exact;
     nothing left fetched."""
     root, _ = media
-    with SigningServer(root, delay=0.05) as server:
+    with SigningServer(root, delay=0.15) as server:
         access = _access(server.url)
         assert access.public_only(f"{server.url}/clips/a.mp4")  # the data's rule: not for the endpoint
         refs, picks = _refs(media, "x")
