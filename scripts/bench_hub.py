@@ -54,12 +54,12 @@ def _road(name: str) -> Any:
     if name != "hf:// before":
         yield
         return
-    original = _sources._hub
-    _sources._hub = lambda *args: None  # type: ignore[assignment]
+    original = _sources._location
+    _sources._location = lambda *args: None  # type: ignore[assignment]
     try:
         yield
     finally:
-        _sources._hub = original  # type: ignore[assignment]
+        _sources._location = original  # type: ignore[assignment]
 
 
 def _run(refs: list[dict], expected: list[int], state: str, cell: Cell, server: Any, access: Any) -> None:

@@ -8,7 +8,8 @@ layers above. Modules (private): ``_uri``
 connections checked for public addresses), ``_access`` (``MediaAccess``: the access value and the one
 resolver), ``_network`` (which addresses are public; the running call's public-address rule), ``_ranges``
 (byte ranges fetched ahead, many requests in flight), ``_hub`` (``hf://`` repo files at the Hub's resolve
-URLs, read on the HTTP road), ``_sources`` (where bytes come from), ``_image`` (Pillow), ``_grid``
+URLs, read on the HTTP road), ``_remote`` (where a remote fsspec file is read over HTTP: ``hf://``,
+``s3://`` presigned), ``_sources`` (where bytes come from), ``_image`` (Pillow), ``_grid``
 (``image_grid``: frames as one labelled picture).
 """
 

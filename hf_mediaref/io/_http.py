@@ -64,6 +64,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -284,12 +285,14 @@ def _request(
     headers: dict[str, str] | None = None,
     passthrough: tuple[int, ...] = (),
     what: str | None = None,
+    query: str | None = None,
 ) -> requests.Response:
     """Send one request (following redirects) and return the streaming response, its body unread.
 
     Connection errors, timeouts and ``429``/``5xx`` answers are retried (``settings.retries`` times, with
     back-off or ``Retry-After``) within ``deadline``. Statuses in ``passthrough`` are returned, not raised;
-    ``what`` starts the message of a passed deadline (default: "GET of").
+    ``what`` starts the message of a passed deadline (default: "GET of"). ``query``: an encoded query string
+    added to ``url`` on the wire only (a presigned URL's signature, :mod:`._remote`): messages name ``url``.
 
     Raises:
         MediaNotFoundError: HTTP 404 or 410.
@@ -305,6 +308,7 @@ def _request(
                 method,
                 url,
                 headers={**_BASE_HEADERS, **(headers or {})},
+                params=query or None,
                 timeout=deadline.timeout(),
                 stream=True,
                 allow_redirects=True,
@@ -487,13 +491,16 @@ def _changed(url: str, opened: _Validators, now: _Validators) -> RemoteChangedEr
     )
 
 
-def _download(url: str, opened: _Validators | None = None, sent: dict[str, str] | None = None) -> bytes:
+def _download(
+    url: str, opened: _Validators | None = None, sent: dict[str, str] | None = None, query: str | None = None
+) -> bytes:
     """GET ``url`` whole within one deadline; a dropped connection resumes with a Range request from the byte
     reached when the server advertises ranges (else starts over), at most ``settings.retries`` times.
 
     Args:
         opened: the version a Range file was opened at; a response of another version raises.
         sent: headers sent with every request (a Hub token for its endpoint: see :mod:`._hub`).
+        query: added to ``url`` on the wire only (a signature: see :func:`_request`).
 
     Raises:
         RemoteChangedError: the file changed (against ``opened``, or between the parts of a resumed read).
@@ -512,7 +519,7 @@ def _download(url: str, opened: _Validators | None = None, sent: dict[str, str] 
             headers["Range"] = f"bytes={got}-{first.size - 1}"
             if first.strong_etag():
                 headers["If-Range"] = first.strong_etag() or ""
-        resp = _request("GET", url, deadline, headers=headers, what="download of")
+        resp = _request("GET", url, deadline, headers=headers, what="download of", query=query)
         try:
             now = _Validators.of(resp)
             if opened is not None and opened.differs(now):
@@ -601,11 +608,15 @@ class _Probe:
 
 
 def _probe(
-    url: str, deadline: _Deadline, head_only: bool = False, sent: dict[str, str] | None = None
+    url: str,
+    deadline: _Deadline,
+    head_only: bool = False,
+    sent: dict[str, str] | None = None,
+    query: str | None = None,
 ) -> _Probe:
     """HEAD ``url``; where HEAD is refused (403/405, presigned URLs), a ``Range: bytes=0-0`` GET. ``sent``:
-    headers sent with each request."""
-    head = _request("HEAD", url, deadline, headers=sent, passthrough=_HEAD_REFUSED)
+    headers sent with each request; ``query``: added to ``url`` on the wire (:func:`_request`)."""
+    head = _request("HEAD", url, deadline, headers=sent, passthrough=_HEAD_REFUSED, query=query)
     _ = head.content  # no body: read, the connection goes back to the pool for the next request
     head.close()
     if head.status_code < 400:
@@ -613,7 +624,7 @@ def _probe(
         ranges = head.headers.get("Accept-Ranges", "").lower() == "bytes"
         return _Probe(v, ranges, head.headers.get("Content-Length"))
     logger.info("HEAD %s refused (HTTP %s); probing with a ranged GET", describe_uri(url), head.status_code)
-    resp = _request("GET", url, deadline, headers={**(sent or {}), "Range": "bytes=0-0"})
+    resp = _request("GET", url, deadline, headers={**(sent or {}), "Range": "bytes=0-0"}, query=query)
     v = _Validators.of(resp)
     if resp.status_code != 206 or head_only:
         resp.close()
@@ -641,11 +652,13 @@ def _get_range(
     deadline: _Deadline,
     opened: _Validators | None = None,
     sent: dict[str, str] | None = None,
+    query: str | None = None,
 ) -> tuple[bytes, _Validators]:
     """One ranged GET of bytes ``start``-``end`` (inclusive): the bytes it served from ``start`` (fewer than
     asked where the server sends a shorter ``206`` or the connection broke mid-body) and the response's
     validators (size from ``Content-Range``). With ``opened``, ``If-Range`` carries its strong ETag and an
-    answer of another version raises. ``sent``: headers sent with it.
+    answer of another version raises. ``sent``: headers sent with it; ``query``: added to ``url`` on the wire
+    (:func:`_request`).
 
     Raises:
         _NotRanged: no usable partial content (see there).
@@ -657,7 +670,7 @@ def _get_range(
     strong = opened.strong_etag() if opened is not None else None
     if strong:
         headers["If-Range"] = strong
-    resp = _request("GET", url, deadline, headers=headers, passthrough=(412, 416), what=what)
+    resp = _request("GET", url, deadline, headers=headers, passthrough=(412, 416), what=what, query=query)
     try:
         now = _Validators.of(resp)
         if opened is not None and (opened.differs(now) or resp.status_code == 412):
@@ -690,26 +703,31 @@ def prefetch(
     concurrency: int = _ranges.DEFAULT_CONCURRENCY,
     owner: object = None,
     headers: dict[str, str] | None = None,
+    query: str | None = None,
+    key: str | None = None,
 ) -> int:
     """Fetch byte ranges of ``url`` ahead for the Range files that read them next (see :mod:`._ranges`):
     ``(start, end, uses)`` triples, ``[start, end)``, at most ``concurrency`` requests in flight per host,
     each a checked ranged GET under the running call's deadline and public-address rule, sending ``headers``
-    (a Hub token for its endpoint: :mod:`._hub`). Returns the requests sent."""
-    if not headers:
+    (a Hub token for its endpoint: :mod:`._hub`) and ``query`` on the wire (a presigned URL's signature:
+    :mod:`._remote`). ``key``: what they are kept under (:func:`store_key`; default: of ``url`` and
+    ``headers``), which the file that takes them is opened with. Returns the requests sent."""
+    if not headers and not query and key is None:
         return _ranges.prefetch(url, ranges, _fetch_ahead, concurrency, owner)
-    sent = dict(headers)
+    sent = dict(headers) if headers else None
 
     def fetch(_key: str, start: int, end: int) -> tuple[bytes, _Validators]:
-        return _get_range(url, start, end - 1, _Deadline(), sent=sent)
+        return _get_range(url, start, end - 1, _Deadline(), sent=sent, query=query)
 
-    return _ranges.prefetch(store_key(url, sent), ranges, fetch, concurrency, owner)
+    return _ranges.prefetch(key or store_key(url, sent), ranges, fetch, concurrency, owner)
 
 
 def store_key(url: str, headers: dict[str, str] | None) -> str:
     """What ranges of ``url`` fetched with ``headers`` are kept under (:mod:`._ranges`): ``url`` itself
     without headers, else ``url`` marked with a digest of them, so that bytes fetched with one token are never
     served to a file read with another (or none). The mark is a fragment: the host (the per-host limit) is the
-    same."""
+    same. (A presigned URL, signed anew for each open, is kept under a digest of who signed it instead:
+    :mod:`._remote`.)"""
     if not headers:
         return url
     digest = hashlib.sha256(json.dumps(sorted(headers.items())).encode()).hexdigest()[:16]
@@ -780,6 +798,11 @@ class _RangeReader(io.RawIOBase):
     on a redirect to another host). ``configured``: the URL comes from the user's configuration (the Hub
     endpoint an ``hf://`` file is read from, :mod:`._hub`), not from a dataset's data: the running call's
     public-address rule (:mod:`._network`) does not apply to its requests.
+
+    ``query`` goes on the wire with every request, never into a message (a presigned URL's signature:
+    :mod:`._remote`); ``renew`` gives a fresh one, asked once per read that the server refuses with ``403``
+    (the signature expired while the file was open). ``key``: what the ranges fetched ahead for this file are
+    kept under (default :func:`store_key` of ``url`` and ``headers``).
     """
 
     def __init__(
@@ -789,10 +812,15 @@ class _RangeReader(io.RawIOBase):
         head: bool = False,
         headers: dict[str, str] | None = None,
         configured: bool = False,
+        query: str | None = None,
+        key: str | None = None,
+        renew: Callable[[], str] | None = None,
     ):
         self.url = url
         self._sent = dict(headers) if headers else None
-        self._key = store_key(url, self._sent)  # of the ranges fetched ahead for this file
+        self._query = query
+        self._renew = renew
+        self._key = key or store_key(url, self._sent)  # of the ranges fetched ahead for this file
         self._configured = configured
         self.bytes_read = 0
         self.requests = 0
@@ -818,7 +846,11 @@ class _RangeReader(io.RawIOBase):
         #: Ranges fetched ahead (:mod:`._ranges`) this file took, each counted once toward its planned reads.
         self.taken_ahead: set[int] = set()
         with self._rule():
-            probe = self._open_ranged(url) if head else _probe(url, _Deadline(), sent=self._sent)
+            probe = (
+                self._open_ranged(url)
+                if head
+                else _probe(url, _Deadline(), sent=self._sent, query=self._query)
+            )
         self._opened = probe.validators
         self._size = probe.validators.size
         validator = probe.validators.etag or probe.validators.last_modified
@@ -845,17 +877,17 @@ class _RangeReader(io.RawIOBase):
         hit = self._take(0, deadline)
         if hit is None:
             try:
-                hit = 0, *_get_range(url, 0, self._small - 1, deadline, sent=self._sent)
+                hit = 0, *_get_range(url, 0, self._small - 1, deadline, sent=self._sent, query=self._query)
             except _NotRanged as exc:
                 logger.debug(
                     "%s: a ranged GET of its head gave no partial content (%s)", describe_uri(url), exc
                 )
-                return _probe(url, _Deadline(), sent=self._sent)
+                return _probe(url, _Deadline(), sent=self._sent, query=self._query)
             self.requests += 1
             self.bytes_read += len(hit[1])
         _, data, validators = hit
         if validators.size is None:
-            return _probe(url, _Deadline(), sent=self._sent)
+            return _probe(url, _Deadline(), sent=self._sent, query=self._query)
         self._buf, self._buf_start = data, 0
         self._window = max(1, min(self._small, len(data)))
         return _Probe(validators, True, str(validators.size))
@@ -890,7 +922,7 @@ class _RangeReader(io.RawIOBase):
         return True
 
     def _load_whole(self) -> None:
-        data = _download(self.url, self._opened, self._sent)
+        data = _download(self.url, self._opened, self._sent, self._query)
         self.bytes_read += len(data)
         self.requests += 1
         self._fallback, self._size = io.BytesIO(data), len(data)
@@ -974,6 +1006,7 @@ class _RangeReader(io.RawIOBase):
         deadline = deadline or _Deadline()  # a wait for bytes fetched ahead that failed counts in it
         parts: list[bytes] = []
         pos, sent, drops, largest = start, 0, 0, 0
+        renewed = self._renew is None  # a read refused (403) with an old signature is signed anew once
         while pos <= end:
             if sent >= settings.max_requests:
                 raise RemoteAccessError(
@@ -984,9 +1017,21 @@ class _RangeReader(io.RawIOBase):
             headers = {**(self._sent or {}), "Range": f"bytes={pos}-{end}"}
             if self._opened.strong_etag():
                 headers["If-Range"] = self._opened.strong_etag() or ""
-            resp = _request("GET", url, deadline, headers=headers, passthrough=(412, 416), what=what)
+            passthrough = (412, 416) if renewed else (403, 412, 416)
+            resp = _request(
+                "GET", url, deadline, headers=headers, passthrough=passthrough, what=what, query=self._query
+            )
             sent += 1
             self.requests += 1
+            if resp.status_code == 403:
+                resp.close()
+                assert self._renew is not None
+                logger.info("%s: HTTP 403 for bytes %d-%d; signing its URL anew", describe_uri(url), pos, end)
+                try:
+                    self._query, renewed = self._renew(), True
+                except Exception as exc:
+                    raise _status_error(resp, url, sent) from exc
+                continue
             try:
                 now = _Validators.of(resp)
                 if self._opened.differs(now) or resp.status_code == 412:
@@ -1066,6 +1111,9 @@ def open_http(
     head: bool = False,
     headers: dict[str, str] | None = None,
     configured: bool = False,
+    query: str | None = None,
+    key: str | None = None,
+    renew: Callable[[], str] | None = None,
 ) -> io.BufferedReader:
     """A seekable binary file over ``url`` that reads with Range requests and an adaptive read-ahead.
 
@@ -1077,8 +1125,13 @@ def open_http(
             and version from that answer, with no HEAD request. Without it the open sends a HEAD.
         headers: sent with every request (a Hub token for its endpoint, :mod:`._hub`; ``requests`` drops
             ``Authorization`` on a redirect to another host).
-        configured: ``url`` comes from the user's configuration (a Hub endpoint), not from data: the running
-            call's public-address rule does not apply to it.
+        configured: ``url`` comes from the user's configuration (a Hub endpoint, an S3 endpoint), not from
+            data: the running call's public-address rule does not apply to it.
+        query: an encoded query string sent with every request and never shown (a presigned URL's
+            signature, :mod:`._remote`); errors name ``url``.
+        key: what ranges fetched ahead for this file are kept under (:func:`prefetch` with the same key).
+        renew: gives a fresh ``query`` when a read is refused with ``403`` (an expired signature); asked once
+            per read.
 
     Returns:
         A buffered reader; its ``raw`` has ``version`` (ETag or Last-Modified and size, for keying what is
@@ -1092,5 +1145,5 @@ def open_http(
             :class:`~hf_mediaref.errors.RemoteChangedError`) later.
     """
     return io.BufferedReader(
-        _RangeReader(url, readahead, head, headers, configured), buffer_size=32 << 10
+        _RangeReader(url, readahead, head, headers, configured, query, key, renew), buffer_size=32 << 10
     )  # FFmpeg reads 32 KiB blocks

@@ -22,8 +22,8 @@ from ..errors import (
 )
 from . import _http as http
 from ._data_uri import parse_data_uri
-from ._hub import HubLocation, hub_location
 from ._network import public_address_rule
+from ._remote import RemoteLocation, reads_over_http, remote_location
 from ._uri import UriKind, classify_uri, local_path, uri_scheme
 
 __all__ = [
@@ -171,13 +171,24 @@ def open_media(uri: str, *, storage_options: dict | None = None, head: bool = Fa
         f: Any = http.open_http(uri, head=head)
     else:
         fs, path = _fsspec_filesystem(uri, storage_options)
+        where: RemoteLocation | None = None
         try:
-            hub = _hub(uri, fs, path)
-            if hub is not None:  # an hf:// repo file: the resolve URL, read as any HTTP file
-                f = http.open_http(hub.url, head=head, headers=hub.headers, configured=True)
+            where = _location(uri, fs, path)
+            if where is not None:  # an hf:// repo file, an s3:// object: read as any HTTP file
+                f = http.open_http(
+                    where.url,
+                    head=head or where.query is not None,  # a presigned URL signs GET only: no HEAD
+                    headers=where.headers,
+                    configured=True,
+                    query=where.query,
+                    key=where.key,
+                    renew=where.renew,
+                )
             else:
                 f = fs.open(path, "rb")
-        except MediaRefError:  # the HTTP road's errors say what went wrong already
+        except MediaRefError as exc:  # the HTTP road's errors say what went wrong already: at which ref too
+            if where is not None and exc.uri == where.url:
+                raise type(exc)(f"{describe_uri(uri)}: {exc}", uri=uri) from exc
             raise
         except Exception as exc:
             raise _remote_error(uri, exc) from exc
@@ -274,15 +285,16 @@ def source_version(source: MediaSource) -> str | None:
     return json.dumps({**found, "size": details.get("size")}, sort_keys=True) if found else None
 
 
-def _hub(uri: str, fs: Any, path: str) -> HubLocation | None:
-    """Where the ``hf://`` repo file ``uri`` is read over HTTP (:mod:`._hub`); None for other URIs."""
-    return hub_location(fs, path) if uri_scheme(uri) == "hf" else None
+def _location(uri: str, fs: Any, path: str) -> RemoteLocation | None:
+    """Where the fsspec file ``uri`` is read over HTTP (:mod:`._remote`: ``hf://``, ``s3://``); None where
+    it stays on fsspec's file object."""
+    return remote_location(uri, fs, path)
 
 
 def fetches_ahead(uri: str) -> bool:
-    """Whether byte ranges of ``uri`` may be fetched ahead (:func:`prefetch_media`): ``http(s)`` URLs and
-    ``hf://`` files (those read over the Hub's resolve URLs)."""
-    return classify_uri(uri) is UriKind.HTTP or uri_scheme(uri) == "hf"
+    """Whether byte ranges of ``uri`` may be fetched ahead (:func:`prefetch_media`): ``http(s)`` URLs, and
+    ``hf://`` and ``s3://`` files (read over HTTP: :mod:`._remote`)."""
+    return classify_uri(uri) is UriKind.HTTP or reads_over_http(uri)
 
 
 def prefetch_media(
@@ -295,20 +307,23 @@ def prefetch_media(
 ) -> int:
     """Fetch byte ranges of ``uri`` ahead for the files :func:`open_media` opens next (see
     :func:`hf_mediaref.io._http.prefetch`): an ``http(s)`` URL itself, an ``hf://`` repo file at its resolve
-    URL with the token of ``storage_options`` (:mod:`._hub`). Returns the requests sent: none for other URIs,
-    and none where the location cannot be known (the open that follows raises what is wrong)."""
+    URL with the token of ``storage_options``, an ``s3://`` object at a URL presigned by its filesystem
+    (:mod:`._remote`). Returns the requests sent: none for other URIs, and none where the location cannot be
+    known (the open that follows raises what is wrong)."""
     kind = classify_uri(uri)
     if kind is UriKind.HTTP:
         return http.prefetch(uri, ranges, concurrency, owner)
-    if uri_scheme(uri) != "hf":
+    if not reads_over_http(uri):
         return 0
     try:
         fs, path = _fsspec_filesystem(uri, storage_options)
-        hub = hub_location(fs, path)
+        where = _location(uri, fs, path)
     except Exception as exc:  # the open reports it
-        logger.debug("not fetching ranges of %s ahead: %s", describe_uri(uri), exc)
+        logger.debug("not fetching ranges of %s ahead: %s", describe_uri(uri), type(exc).__name__)
         return 0
-    if hub is None:
+    if where is None:
         return 0
     with public_address_rule(None):  # as the Range file that takes them (configured=True)
-        return http.prefetch(hub.url, ranges, concurrency, owner, headers=hub.headers)
+        return http.prefetch(
+            where.url, ranges, concurrency, owner, headers=where.headers, query=where.query, key=where.key
+        )

@@ -90,7 +90,7 @@ def test_a_batch_of_hub_refs_fetches_its_ranges_together(media, cold, hub, state
     in fewer requests than the same reads one at a time and than ``HfFileSystem``'s file object (the road
     before); every request to the endpoint carries the token; every frame exact; nothing left fetched."""
     hub_, sha, www = hub
-    with LatencyServer(www, delay=0.05) as server:
+    with LatencyServer(www, delay=0.15) as server:
         access = _access(hub_, server.url)
         refs, picks = _refs(media, "x")
         refs = _relative(refs, "x")
@@ -98,7 +98,7 @@ def test_a_batch_of_hub_refs_fetches_its_ranges_together(media, cold, hub, state
         for road, concurrency in (("fsspec", 16), ("resolve", 1), ("resolve", 16)):
             with monkeypatch.context() as patch:
                 if road == "fsspec":  # the road before: huggingface_hub's HfFileSystemFile reads the file
-                    patch.setattr(sources, "_hub", lambda *args: None)
+                    patch.setattr(sources, "_location", lambda *args: None)
                 cleanup_cache()  # the roads give other version strings: each keeps indexes of its own
                 os.environ["HF_MEDIAREF_CACHE_DIR"] = str(www.parent / f"store-{road}-{concurrency}")
                 if state == "warm":
