@@ -214,6 +214,12 @@ class MediaDecoder:
     of ``map_batches``, 1 by default) unless ``max_workers`` is given, so N workers on N cores run N
     threads, not N x cores.
 
+    Remote media (``hf://``, ``s3://``, ``http(s)``): a call's reads go out together, but Ray gives a call
+    nothing of the next batch, so let an actor run two calls at once, one decoding while the other waits on
+    the network: ``compute=ActorPoolStrategy(size=N, max_concurrent_calls_per_actor=2,
+    enable_true_multi_threading=True)`` where Ray has these arguments (see docs/guides/remote.md). One decoder
+    serves concurrent calls.
+
     Args:
         columns: the media columns to decode; default: every column holding refs (a struct column with a
             ``uri`` field, or values that are ref dicts or ``MediaRef`` s).

@@ -204,6 +204,30 @@ def test_read_and_decode_in_tasks_and_actors(runtime, repo):
         assert {r["threads"] for r in out} == {threads}
 
 
+def test_an_actor_running_two_calls_at_once_returns_every_frame(runtime, repo, http_server, media_dir):
+    """The remote road of docs/guides/ray.md: an actor that runs two calls of the decoder at once (one
+    decoding while the other's reads wait on the network) returns every batch's own frames, from local files
+    and from a loopback HTTP server (batches of 2 rows over 2 videos, in order)."""
+    try:
+        compute = ray.data.ActorPoolStrategy(
+            size=1, max_concurrent_calls_per_actor=2, enable_true_multi_threading=True
+        )
+    except TypeError:
+        pytest.skip("this Ray's ActorPoolStrategy runs one call per actor at a time")
+    web = write_video(media_dir / "ray-two-calls.mp4", 20, fps=10, gop=5, size=(64, 128), first_index=400)
+    rows = [
+        {"uri": str(repo.path / "videos" / "a.mp4"), "pts_ns": repo.a.pts_ns[i]} for i in range(0, 30, 2)
+    ] + [{"uri": f"{http_server.url}/ray-two-calls.mp4", "pts_ns": web.pts_ns[i]} for i in range(0, 20, 2)]
+    labels = [*range(0, 30, 2), *range(400, 420, 2)]
+    access = MediaAccess(repo.path, allow_uris=[http_server.url])
+    ds = ray.data.from_arrow(pa.table({"frame": pa.array(rows, STORAGE_TYPE), "label": labels}))
+    out = ds.map_batches(
+        MediaDecoder, fn_constructor_kwargs={"access": access}, batch_size=2, compute=compute
+    ).take_all()
+    assert [r["label"] for r in out] == labels
+    assert _labels([r["frame"] for r in out]) == labels
+
+
 def test_read_parquet_files_save_to_disk_and_hub(runtime, repo, tmp_path):
     """Parquet files resolve against the folder they are in, a save_to_disk folder against itself, unless
     given a root or an access; a Hub repo's files are listed at its commit, refs resolved to
