@@ -38,13 +38,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from ._http import store_key
 from ._hub import hub_location
+from ._pinned import filesystem_token
 from ._uri import uri_scheme
 
 __all__ = ["S3_EXPIRY", "RemoteLocation", "reads_over_http", "remote_location"]
@@ -121,12 +121,11 @@ def _s3_location(fs: Any, path: str) -> RemoteLocation | None:
         return None
     if version and "versionId=" not in url:
         return None  # never read another version than the path pins
-    token = hashlib.sha256(f"{type(fs).__module__}.{type(fs).__name__}:{hash(fs)}".encode()).hexdigest()[:16]
     return RemoteLocation(
         url,
         {},
         query=query,
-        key=store_key(url, {"reader": token}),
+        key=store_key(url, {"reader": filesystem_token(fs)}),
         renew=functools.partial(_resign, sign, path, url),
     )
 
