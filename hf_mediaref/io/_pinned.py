@@ -206,8 +206,9 @@ def open_pinned(uri: str, path: str, pin: Pin) -> io.BufferedReader | None:
     names no version of a file (fsspec's file object reads it, or says what is wrong).
 
     Returns:
-        A buffered reader; its ``raw`` has ``details`` (the object's ``info``, for its version: see
-        :func:`~._sources.source_version`), ``requests`` and ``bytes_read`` (of its own reads).
+        A buffered reader; its ``raw`` has ``version`` (the object's version and size, for keying what is
+        learned from it: :func:`~._sources.source_version`), ``details`` (its ``info``), ``requests`` and
+        ``bytes_read`` (of its own reads).
 
     Raises:
         FileNotFoundError: nothing at ``path`` (what ``fs`` raises).
@@ -225,10 +226,13 @@ class _PinnedReader(io.RawIOBase):
     def __init__(self, uri: str, path: str, info: dict, pin: Pin):
         self.uri = uri
         self._fs, self._pin = pin.fs, pin
-        #: The object's ``info`` at the open: its version (:func:`~._sources.source_version`).
+        #: The object's ``info`` at the open.
         self.details = info
         self._version = str(info[pin.field])
         self._size = int(info["size"])
+        #: Changes when the object changes: its version and size, written as the HTTP road's Range files
+        #: write theirs (``"<validator>; <size>"``: what the batch planner reads a file's size from).
+        self.version = f"{pin.field} {self._version}; {self._size}"
         self._path = pin.at(path, self._version)  # every read of it: that version
         self._key = _store_key(pin.fs, path)
         _remember(self._key, self._version)  # fetches ahead from now on pin it

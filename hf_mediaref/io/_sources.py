@@ -274,12 +274,11 @@ def source_version(source: MediaSource) -> str | None:
     nothing usable (no ETag, hash or modification time)."""
     if isinstance(source, str):
         return None
-    raw = getattr(source, "raw", None)
-    version = getattr(raw, "version", None)  # http.open_http: from its HEAD
+    # http.open_http: from its HEAD; a file read at a pinned version (._pinned): from its info()
+    version = getattr(getattr(source, "raw", None), "version", None)
     if version:
         return str(version)
-    # fsspec AbstractBufferedFile, or a file read at a pinned version (._pinned): the object's info()
-    details = getattr(source, "details", None) or getattr(raw, "details", None)
+    details = getattr(source, "details", None)  # fsspec AbstractBufferedFile: the object's info()
     if not isinstance(details, dict):
         return None
     found = {k: str(details[k]) for k in _VERSION_FIELDS if details.get(k)}

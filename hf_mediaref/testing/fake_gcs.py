@@ -17,7 +17,8 @@ class FakeGcsServer(LatencyServer):
     """Serve the files under ``root`` as the objects of a Google Cloud Storage endpoint:
     ``root/<bucket>/<key>`` is the object ``gs://<bucket>/<key>``, read by a real
     ``gcsfs.GCSFileSystem(endpoint_url=server.url, token="anon")``. Each answer comes after ``delay`` seconds
-    and is counted as :class:`LatencyServer` counts (requests, peak in flight, bytes, log).
+    and is counted as :class:`LatencyServer` counts (requests, peak in flight, bytes, log), and the media
+    downloads in flight apart (:attr:`peak_downloads`).
 
     The parts of the JSON API that ``gcsfs`` calls to read: an object's metadata (``GET
     /storage/v1/b/<bucket>/o/<key>``: ``size``, ``generation``, ``etag``, ``updated``), a listing by prefix
@@ -34,14 +35,39 @@ class FakeGcsServer(LatencyServer):
     """
 
     def __init__(self, root: str | Path, delay: float = 0.05, bandwidth: float | None = None):
+        self._downloading = 0
+        #: The most media downloads (``alt=media``: object bytes, not metadata) answered at once.
+        self.peak_downloads = 0
         super().__init__(root, delay, bandwidth)
         handler = self._server.RequestHandlerClass
+        server = self
 
         class Gcs(handler):  # type: ignore[misc, valid-type]
+            def do_GET(self) -> None:
+                download = self.path.startswith("/download/")
+                if download:
+                    server._downloads(+1)
+                try:
+                    super().do_GET()
+                finally:
+                    if download:
+                        server._downloads(-1)
+
             def handle_request(self, head: bool) -> None:
                 _answer(self, head)
 
         self._server.RequestHandlerClass = Gcs
+
+    def _downloads(self, change: int) -> None:
+        with self._count_lock:
+            self._downloading += change
+            self.peak_downloads = max(self.peak_downloads, self._downloading)
+
+    def reset(self) -> None:
+        """Zero the counters (:attr:`peak_downloads` too) and clear the log."""
+        super().reset()
+        with self._count_lock:
+            self.peak_downloads = 0
 
 
 def _metadata(bucket: str, key: str, path: Path) -> dict[str, Any]:
@@ -109,13 +135,16 @@ def _answer(handler: Any, head: bool) -> None:
         )
     if params.get("alt") != "media":
         return _error(handler, 400, "a download needs alt=media", head)
-    data = path.read_bytes()  # one read: the bytes and the generation checked above agree (small test files)
-    if str(path.stat().st_mtime_ns) != meta["generation"]:
-        return _error(handler, 404, f"No such object: {bucket}/{key}#{params.get('generation')}", head)
-    code, start, end = handler.requested_range(len(data), True)
-    headers = {"x-goog-generation": meta["generation"], "ETag": meta["etag"], "Accept-Ranges": "bytes"}
+    size = int(meta["size"])
+    code, start, end = handler.requested_range(size, True)
     if code == 416:
-        return handler.send_body(416, b"", {"Content-Range": f"bytes */{len(data)}"}, head=head)
+        return handler.send_body(416, b"", {"Content-Range": f"bytes */{size}"}, head=head)
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(end - start + 1)
+    if str(path.stat().st_mtime_ns) != meta["generation"]:  # written anew meanwhile: not that generation
+        return _error(handler, 404, f"No such object: {bucket}/{key}#{params.get('generation')}", head)
+    headers = {"x-goog-generation": meta["generation"], "ETag": meta["etag"], "Accept-Ranges": "bytes"}
     if code == 206:
-        headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
-    return handler.send_body(code, data[start : end + 1], headers, head=head)
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return handler.send_body(code, data, headers, head=head)
