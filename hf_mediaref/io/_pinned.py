@@ -2,10 +2,13 @@
 a batch plans fetched ahead with many requests in flight (:mod:`._ranges`): ``gs://`` (``gcsfs``).
 
 Some fsspec filesystems are not read over HTTP (:mod:`._remote`: their credentials cannot be handed to
-another client), but can read a byte range of one version of an object: ``gcsfs`` asks for an object's
-``generation`` (``cat_file(path, start=, end=, generation=)``), with its own credentials, refreshed as it
-needs. Such a file (:func:`open_pinned`) takes the version its open saw (``info``: size and generation) and
-reads every byte at that version:
+another client), but can read a byte range of one version of an object: a ``version_aware`` ``gcsfs``
+filesystem reads ``path#<generation>`` (``cat_file(path#generation, start=, end=)``, its zonal-bucket reads
+included), with its own credentials, refreshed as it needs (:func:`pin_of`: the user's filesystem where it
+is version-aware, else one of the same options that is). Such a file (:func:`open_pinned`) takes the version
+its open saw (``info``: size and generation; an ``info`` of the object asked less than :data:`OPEN_AGE`
+seconds before, by a fetch ahead or another open, stands: the containers of a batch ask once) and reads
+every byte at that version:
 
 - a read at a position that bytes fetched ahead hold is served from them (waited for within the running
   call's deadline); fetched bytes of another version are never served (they are dropped, and the file reads
@@ -18,12 +21,13 @@ reads every byte at that version:
 
 :func:`prefetch_pinned` fetches planned ranges on :mod:`._ranges`'s I/O threads: each one ``cat_file`` run on
 fsspec's event loop, so several threads keep several requests in flight. Each fetch is pinned to the version
-the filesystem reported last for the object (asked once and kept :data:`VERSION_AGE` seconds; each open
-reports it anew), and comes back marked with it. Every wait is bounded: the fetches and reads run under the
-running call's deadline (``timeout=``: :class:`~hf_mediaref.errors.DecodeTimeoutError`; else
-``HF_MEDIAREF_HTTP_DEADLINE``), each call on the event loop cancelled when it passes. Ranges are kept under
-the object's URL and a digest of the filesystem's options (:func:`filesystem_token`): a file of other
-credentials never takes them. A fetch that fails is dropped: the file reads those bytes itself.
+the filesystem reported last for the object (asked once and kept :data:`VERSION_AGE` seconds; an open that
+asks replaces it, a read that finds it gone drops it), and comes back marked with it. Every wait is
+bounded: the fetches and reads run under the running call's deadline (``timeout=``:
+:class:`~hf_mediaref.errors.DecodeTimeoutError`; else ``HF_MEDIAREF_HTTP_DEADLINE``), each call on the
+event loop cancelled when it passes. Ranges are kept under the object's URL and a digest of the
+filesystem's options (:func:`filesystem_token`): a file of other credentials never takes them. A fetch
+that fails is dropped: the file reads those bytes itself.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from ._network import public_address_rule
 from ._uri import uri_scheme
 
 __all__ = [
+    "OPEN_AGE",
     "VERSION_AGE",
     "Pin",
     "filesystem_token",
@@ -56,9 +61,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Seconds the version a filesystem reported for an object pins the fetches ahead of it (a newer one, seen
-#: by an open, replaces it at once).
+#: Seconds the ``info`` a filesystem reported for an object (its version and size) pins the fetches ahead of
+#: it (as long as fetched bytes are kept: :data:`._ranges.MAX_AGE`).
 VERSION_AGE = _ranges.MAX_AGE
+#: Seconds it stands for the object in a file opened meanwhile (the containers a batch opens, one round trip
+#: each fewer), as a Range file opens on the head and validators fetched ahead for its batch.
+OPEN_AGE = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,13 +145,13 @@ def _call(fs: Any, deadline: _Deadline, what: str, uri: str, method: Any, *args:
 
 
 _lock = threading.Lock()
-#: key -> (when it was learned, the version the filesystem reported: a future while it is being asked)
+#: key -> (when it was asked, the ``info`` the filesystem reported: a future while it is being asked)
 _versions: dict[str, tuple[float, concurrent.futures.Future]] = {}
 
 
-def _remember(key: str, version: str) -> None:
+def _remember(key: str, info: dict) -> None:
     future: concurrent.futures.Future = concurrent.futures.Future()
-    future.set_result(version)
+    future.set_result(info)
     now = time.monotonic()
     with _lock:
         for old in [k for k, (when, _) in _versions.items() if now - when >= VERSION_AGE]:
@@ -151,13 +159,14 @@ def _remember(key: str, version: str) -> None:
         _versions[key] = (now, future)
 
 
-def _version(pin: Pin, path: str, uri: str, key: str, deadline: _Deadline) -> str:
-    """The version of ``path`` to pin fetches ahead to: the last one reported (within :data:`VERSION_AGE`),
-    else asked once (``info``), whichever fetch asks first; the others wait for that answer."""
+def _info(pin: Pin, path: str, uri: str, key: str, deadline: _Deadline, age: float) -> dict:
+    """The ``info`` of ``path`` (its version and size): the last one reported (within ``age`` seconds),
+    else asked once, by whichever fetch or open asks first; the others wait for that answer (within
+    ``deadline``)."""
     now = time.monotonic()
     with _lock:
         known = _versions.get(key)
-        stale = known is None or now - known[0] >= VERSION_AGE
+        stale = known is None or now - known[0] >= age
         if not stale and known is not None and known[1].done() and known[1].exception() is not None:
             stale = True  # the last ask failed: ask again
         if stale:
@@ -168,13 +177,12 @@ def _version(pin: Pin, path: str, uri: str, key: str, deadline: _Deadline) -> st
             future = known[1]
     if stale:
         try:
-            info = _call(pin.fs, deadline, "asking the version of", uri, pin.fs._info, path)
-            future.set_result(str(info[pin.field]))
+            future.set_result(_call(pin.fs, deadline, "asking the version of", uri, pin.fs._info, path))
         except BaseException as exc:
             future.set_exception(exc)
             raise
     try:
-        return str(future.result(timeout=max(0.0, deadline.remaining())))
+        return dict(future.result(timeout=max(0.0, deadline.remaining())))
     except concurrent.futures.TimeoutError:
         raise deadline.error("asking the version of", uri) from None
 
@@ -191,7 +199,7 @@ def prefetch_pinned(
 
     def fetch(_key: str, start: int, end: int) -> tuple[bytes, str]:
         deadline = _Deadline()  # the planning call's deadline: its context is copied (_ranges.prefetch)
-        version = _version(pin, path, uri, key, deadline)
+        version = str(_info(pin, path, uri, key, deadline, VERSION_AGE)[pin.field])
         what = f"fetching bytes {start}-{end - 1} of"
         data = _call(fs, deadline, what, uri, fs._cat_file, pin.at(path, version), start=start, end=end)
         return bytes(data), version
@@ -214,7 +222,7 @@ def open_pinned(uri: str, path: str, pin: Pin) -> io.BufferedReader | None:
         FileNotFoundError: nothing at ``path`` (what ``fs`` raises).
         DecodeTimeoutError: the operation's deadline passed.
     """
-    info = _call(pin.fs, _Deadline(), "opening", uri, pin.fs._info, path)
+    info = _info(pin, path, uri, _store_key(pin.fs, path), _Deadline(), OPEN_AGE)
     if info.get("type", "file") != "file" or not info.get(pin.field) or info.get("size") is None:
         return None
     return io.BufferedReader(_PinnedReader(uri, path, info, pin), buffer_size=32 << 10)
@@ -235,7 +243,6 @@ class _PinnedReader(io.RawIOBase):
         self.version = f"{pin.field} {self._version}; {self._size}"
         self._path = pin.at(path, self._version)  # every read of it: that version
         self._key = _store_key(pin.fs, path)
-        _remember(self._key, self._version)  # fetches ahead from now on pin it
         self._pos = 0
         self._buf, self._buf_start = b"", 0
         self._max = max(1, settings.readahead)
@@ -280,7 +287,7 @@ class _PinnedReader(io.RawIOBase):
                 self._version,
             )
             _ranges.forget(self._key)
-            _remember(self._key, self._version)
+            _remember(self._key, self.details)  # fetches ahead from now on pin the file's
             return False
         self._buf, self._buf_start = data, start
         return True
@@ -305,6 +312,8 @@ class _PinnedReader(io.RawIOBase):
                 end=end,
             )
         except FileNotFoundError as exc:  # that version is gone: overwritten or deleted since the open
+            with _lock:
+                _versions.pop(self._key, None)  # the next open asks anew
             raise RemoteChangedError(
                 f"{describe_uri(self.uri)} changed while it was read: opened at {self._pin.field} "
                 f"{self._version}, which is no longer there",

@@ -17,10 +17,13 @@ fsspec's file object. One case per backend:
   with extra request parameters (``requester_pays``, ``s3_additional_kwargs`` such as SSE-C keys: headers a
   presigned URL does not carry), a key with empty, ``.`` or ``..`` segments (a URL would resolve them into
   another key), and a filesystem that cannot sign (no credentials found: fsspec raises what it raises).
-- ``gs://`` and every other protocol: fsspec's file object. (``gcsfs`` gives an object's URL (``url``),
-  but documents no way to get its credentials' request headers (``credentials.apply`` is undocumented) and
-  its OAuth tokens expire within the hour, so a file kept open would need them renewed; its ``sign`` needs
-  ``google-cloud-storage`` and credentials that can sign, which most users' are not.)
+- ``gs://``: not over HTTP. ``gcsfs`` gives an object's URL (``url``), but documents no way to get its
+  credentials' request headers (``credentials.apply`` is undocumented) and its OAuth tokens expire within the
+  hour, so a file kept open would need them renewed; its ``sign`` needs ``google-cloud-storage`` and
+  credentials that can sign, which most users' are not. So a ``gs://`` object is read through the filesystem
+  itself, at the generation its open saw, its planned ranges fetched ahead through the filesystem's async
+  API with many requests in flight (:mod:`._pinned`): gcsfs carries and renews its own credentials.
+- every other protocol: fsspec's file object.
 
 Guarantees, as for ``hf://``: the endpoint and the credentials are the user's configuration
 (``MediaAccess.storage_options``), never a ref's: a ref names a bucket and a key, which botocore checks and
@@ -29,9 +32,9 @@ the data's public-address rule (:mod:`._network`) does not apply to the endpoint
 way): the Range file is opened ``configured``. The signature goes in the query string on the wire only
 (:class:`RemoteLocation` ``query``): errors, logs and ``repr`` name the URL without it (an error of the
 open names the ref too: :func:`~._sources.open_media`); the secret key never leaves botocore. Ranges fetched
-ahead are kept under the URL and a digest of the filesystem's options (``hash(fs)``: fsspec's token of the
-filesystem's class and options), the same for every signature of one
-user's filesystem, another for other credentials.
+ahead are kept under the URL and a digest of the filesystem's options (:func:`~._pinned.filesystem_token`:
+fsspec's token of the filesystem's class and options), the same for every signature of one user's
+filesystem, another for other credentials.
 """
 
 from __future__ import annotations

@@ -290,7 +290,7 @@ def source_version(source: MediaSource) -> str | None:
 
 def _location(uri: str, fs: Any, path: str) -> RemoteLocation | None:
     """Where the fsspec file ``uri`` is read over HTTP (:mod:`._remote`: ``hf://``, ``s3://``); None where
-    it stays on fsspec's file object."""
+    it is not (``gs://``: :func:`_pin`; others: fsspec's file object)."""
     return remote_location(uri, fs, path)
 
 

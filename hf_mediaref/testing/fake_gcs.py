@@ -36,6 +36,8 @@ class FakeGcsServer(LatencyServer):
 
     def __init__(self, root: str | Path, delay: float = 0.05, bandwidth: float | None = None):
         self._downloading = 0
+        #: ``Range`` headers of media downloads answered ``403`` (a failing read, which gcsfs does not retry).
+        self.refused_ranges: set[str] = set()
         #: The most media downloads (``alt=media``: object bytes, not metadata) answered at once.
         self.peak_downloads = 0
         super().__init__(root, delay, bandwidth)
@@ -135,6 +137,8 @@ def _answer(handler: Any, head: bool) -> None:
         )
     if params.get("alt") != "media":
         return _error(handler, 400, "a download needs alt=media", head)
+    if handler.headers.get("Range") in handler.server.owner.refused_ranges:
+        return _error(handler, 403, "Forbidden", head)
     size = int(meta["size"])
     code, start, end = handler.requested_range(size, True)
     if code == 416:
