@@ -111,9 +111,9 @@ def run_s3(
             kind = FakeGcsServer if store == "gs" else LatencyServer
             with kind(tmp, delay=delay / 1000, bandwidth=bandwidth) as server:
                 options: dict[str, Any] = {
-                    "s3": {"key": "AKIABENCH", "secret": "bench-secret", "endpoint_url": server.url},
-                    "gs": {"endpoint_url": server.url, "token": "anon"},
-                }
+                    "s3": {"s3": {"key": "AKIABENCH", "secret": "bench-secret", "endpoint_url": server.url}},
+                    "gs": {"gs": {"endpoint_url": server.url, "token": "anon"}},
+                }[store]
                 access = hf_mediaref.MediaAccess(root=f"{store}://bench/", storage_options=options)
                 cells = {(r, s): Cell() for r in roads for s in ("cold", "warm")}
                 for rep in range(reps + 1):
