@@ -425,11 +425,11 @@ def fetch_ahead(
     access: MediaAccess | None = None,
 ) -> concurrent.futures.Future | None:
     """Start, on a background thread, what a later :func:`batch_decode` of ``refs`` reads from remote
-    (``http(s)``, ``hf://`` and ``s3://``) videos: their first touches (heads, indexes) and the byte ranges
-    of their planned spans, at most ``options.io_concurrency`` requests in flight per host, so that the later
-    call finds them fetched or in flight (a stream of batches: the next one's while this one decodes). Nothing
-    is decoded and nothing is raised: the later call reads what is missing and raises what it raises. Returns
-    the background job (None: nothing to fetch).
+    (``http(s)``, ``hf://``, ``s3://``, ``gs://``) videos: their first touches (heads, indexes) and the byte
+    ranges of their planned spans, at most ``options.io_concurrency`` requests in flight per host, so that the
+    later call finds them fetched or in flight (a stream of batches: the next one's while this one decodes).
+    Nothing is decoded and nothing is raised: the later call reads what is missing and raises what it raises.
+    Returns the background job (None: nothing to fetch).
 
     Args:
         refs: as for :func:`batch_decode`.
@@ -459,7 +459,7 @@ def fetch_ahead(
         return None
     videos: dict[str, list[int]] = {}
     for uri, pts in fields:
-        if fetches_ahead(uri):  # http(s), hf:// and s3://
+        if fetches_ahead(uri):  # http(s), hf://, s3:// and gs://
             videos.setdefault(uri, []).append(cast(int, pts))
     if not videos:
         return None

@@ -1,10 +1,13 @@
 #!/usr/bin/env python
-"""``s3://`` videos over a slow link (issue 23): one ``batch_decode`` of the remote benchmark's 120 refs over
-5 videos (``scripts/bench_remote.py``), kept in a bucket of an S3 endpoint (``endpoint_url``, as MinIO) that
-is a loopback HTTP/1.1 server answering every request after 50 ms (:class:`hf_mediaref.testing.LatencyServer`,
-serving ``<bucket>/<key>``; it does not check signatures).
+"""``s3://`` (or ``gs://``) videos over a slow link (issue 23): one ``batch_decode`` of the remote benchmark's
+120 refs over 5 videos (``scripts/bench_remote.py``), kept in a bucket of an S3 endpoint (``endpoint_url``, as
+MinIO) that is a loopback HTTP/1.1 server answering every request after 50 ms
+(:class:`hf_mediaref.testing.LatencyServer`, serving ``<bucket>/<key>``; it does not check signatures), or
+with ``--store gs`` of a loopback Google Cloud Storage endpoint read by ``gcsfs``
+(:class:`hf_mediaref.testing.fake_gcs.FakeGcsServer`, the same delay; gcsfs's core filesystem: its
+experimental zonal-bucket class asks a gRPC API the loopback endpoint does not speak).
 
-    python scripts/bench_s3.py [--quick] [--reps N] [--delays 50 100] [--markdown FILE]
+    python scripts/bench_s3.py [--store s3|gs] [--quick] [--reps N] [--delays 50 100] [--markdown FILE]
 
 Roads, interleaved round by round:
 
@@ -13,6 +16,10 @@ Roads, interleaved round by round:
   read-ahead cache, one request at a time per decode), as hf_mediaref read ``s3://`` before ``io/_remote``;
 - s3:// now: URLs presigned by the same ``S3FileSystem``, read on hf_mediaref's HTTP road, the batch's byte
   ranges fetched ahead (``DecodeOptions.io_concurrency``, 16).
+- gs:// before: ``gcsfs``'s ``GCSFile`` reads each object (its default block size, cache and background
+  prefetcher), as hf_mediaref read ``gs://`` before ``io/_pinned``;
+- gs:// now: each object read at the generation its open saw through the same ``GCSFileSystem``'s async API,
+  the batch's byte ranges fetched ahead (``io/_pinned``).
 
 States: cold (empty index store, nothing open), warm (indexes known, containers closed). Columns as in
 ``bench_remote.py``: frames/s (median of ``--reps`` rounds), requests and peak in flight (counted by the
@@ -44,21 +51,23 @@ from hf_mediaref.testing import LatencyServer, read_index
 from hf_mediaref.video import cleanup_cache
 from hf_mediaref.video._cache import decoder_cache
 
-ROADS = ("local", "s3:// before", "s3:// now")
+ROADS = {"s3": ("local", "s3:// before", "s3:// now"), "gs": ("local", "gs:// before", "gs:// now")}
 
 
 @contextlib.contextmanager
 def _road(name: str) -> Any:
-    """``s3:// before``: the objects read through s3fs's file object, as before ``io/_remote``."""
-    if name != "s3:// before":
+    """``s3:// before``: the objects read through s3fs's file object, as before ``io/_remote``; ``gs://
+    before``: through gcsfs's, as before ``io/_pinned``."""
+    seam = {"s3:// before": "_location", "gs:// before": "_pin"}.get(name)
+    if seam is None:
         yield
         return
-    original = _sources._location
-    _sources._location = lambda *args: None  # type: ignore[assignment]
+    original = getattr(_sources, seam)
+    setattr(_sources, seam, lambda *args: None)
     try:
         yield
     finally:
-        _sources._location = original  # type: ignore[assignment]
+        setattr(_sources, seam, original)
 
 
 def _run(refs: list[dict], expected: list[int], state: str, cell: Cell, server: Any, access: Any) -> None:
@@ -79,8 +88,14 @@ def _run(refs: list[dict], expected: list[int], state: str, cell: Cell, server: 
     cell.wrong += sum(read_index(f) != e for f, e in zip(frames, expected)) + abs(len(frames) - len(expected))
 
 
-def run_s3(media: Path, quick: bool, delays: list[int], reps: int, bandwidth: float | None = None) -> str:
+def run_s3(
+    media: Path, quick: bool, delays: list[int], reps: int, bandwidth: float | None = None, store: str = "s3"
+) -> str:
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")  # the benchmark gives its key: no lookups
+    os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")  # before gcsfs is imported
+    from hf_mediaref.testing.fake_gcs import FakeGcsServer
+
+    roads = ROADS[store]
     videos = make_remote_media(media, quick)
     pairs = make_refs(videos)
     expected = [i for _, i in pairs]
@@ -93,12 +108,16 @@ def run_s3(media: Path, quick: bool, delays: list[int], reps: int, bandwidth: fl
         local = [{"uri": v.path, "pts_ns": v.pts_ns[i]} for v, i in pairs]
         remote = [{"uri": Path(v.path).name, "pts_ns": v.pts_ns[i]} for v, i in pairs]
         for delay in delays:
-            with LatencyServer(tmp, delay=delay / 1000, bandwidth=bandwidth) as server:
-                options = {"s3": {"key": "AKIABENCH", "secret": "bench-secret", "endpoint_url": server.url}}
-                access = hf_mediaref.MediaAccess(root="s3://bench/", storage_options=options)
-                cells = {(r, s): Cell() for r in ROADS for s in ("cold", "warm")}
+            kind = FakeGcsServer if store == "gs" else LatencyServer
+            with kind(tmp, delay=delay / 1000, bandwidth=bandwidth) as server:
+                options: dict[str, Any] = {
+                    "s3": {"s3": {"key": "AKIABENCH", "secret": "bench-secret", "endpoint_url": server.url}},
+                    "gs": {"gs": {"endpoint_url": server.url, "token": "anon"}},
+                }[store]
+                access = hf_mediaref.MediaAccess(root=f"{store}://bench/", storage_options=options)
+                cells = {(r, s): Cell() for r in roads for s in ("cold", "warm")}
                 for rep in range(reps + 1):
-                    order = list(ROADS) if rep % 2 else list(ROADS)[::-1]
+                    order = list(roads) if rep % 2 else list(roads)[::-1]
                     for road in order:
                         refs, srv, acc = (local, None, None) if road == "local" else (remote, server, access)
                         with _road(road):
@@ -111,7 +130,7 @@ def run_s3(media: Path, quick: bool, delays: list[int], reps: int, bandwidth: fl
                 n = len(pairs)
                 for state in ("cold", "warm"):
                     base = cells["local", state].fps(n)
-                    for road in ROADS:
+                    for road in roads:
                         c = cells[road, state]
                         net = (
                             f"{statistics.median(c.requests):.0f} | {max(c.peaks)} | "
@@ -127,7 +146,8 @@ def run_s3(media: Path, quick: bool, delays: list[int], reps: int, bandwidth: fl
                         print(rows[-1], flush=True)
     head = (
         f"{'60 s' if quick else '5 min'} 640x360 MP4 (B-frames) + MKV (no B-frames) and three 5 s MP4s in a "
-        f"bucket of a loopback S3 endpoint; 120 refs over the 5 videos; one batch_decode; "
+        f"bucket of a loopback {'GCS' if store == 'gs' else 'S3'} endpoint; 120 refs over the 5 videos; "
+        "one batch_decode; "
         f"{'' if bandwidth is None else f'a {bandwidth * 8 / 1e9:g} Gbit/s link; '}"
         f"median of {reps} interleaved rounds; {len(os.sched_getaffinity(0))} cores\n\n"
         "| road | per request | state | wall | frames/s | / local | requests | peak in flight "
@@ -145,9 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bandwidth", type=float, default=None, help="the link's bytes/s (default: no cap)")
     parser.add_argument("--media", default=str(ROOT / ".bench"), help="where generated media is kept")
     parser.add_argument("--markdown", help="also write the report to this file")
+    parser.add_argument("--store", choices=sorted(ROADS), default="s3", help="s3:// (default) or gs://")
     args = parser.parse_args(argv)
     reps = args.reps or (1 if args.quick else 3)
-    publish(run_s3(Path(args.media), args.quick, args.delays or [50], reps, args.bandwidth), args.markdown)
+    report = run_s3(Path(args.media), args.quick, args.delays or [50], reps, args.bandwidth, args.store)
+    publish(report, args.markdown)
     return 0
 
 

@@ -324,9 +324,9 @@ class DecodeAhead:
     ``dataset.__getitems__(indices)`` returns them, in the sampler's order, each one engine call of its own
     rows; an error raised decoding a batch is raised when the DataLoader asks for that batch. For indices the
     sampler did not yield in its current epoch it is ``dataset`` itself. Remote media (``http(s)``,
-    ``hf://``, ``s3://``) of a ``"mediaref"``-formatted dataset: a batch queued behind another on its lane has
-    its reads started when it is queued (:meth:`~hf_mediaref.hf.MediaRefFormatter.fetch_ahead`), so the
-    network overlaps the decode before it.
+    ``hf://``, ``s3://``, ``gs://``) of a ``"mediaref"``-formatted dataset: a batch queued behind another on
+    its lane has its reads started when it is queued
+    (:meth:`~hf_mediaref.hf.MediaRefFormatter.fetch_ahead`), so the network overlaps the decode before it.
 
     Inside a DataLoader worker (``num_workers > 0``: the workers already decode batches side by side) it
     decodes the batch it is asked for, and starts the remote reads of the two batches that worker is handed

@@ -1,4 +1,4 @@
-"""Byte ranges of HTTP(S) files fetched ahead, many requests in flight, for the Range files that read them.
+"""Byte ranges of remote files fetched ahead, many requests in flight, for the files that read them next.
 
 A batch knows, before it decodes, which bytes it will read: each video's head and the keyframe blocks of its
 spans (``video/_batch`` plans them from the index). :func:`prefetch` sends those requests together, at most
@@ -6,7 +6,9 @@ spans (``video/_batch`` plans them from the index). :func:`prefetch` sends those
 take a decode thread), after merging ranges that lie closer than :data:`COALESCE_GAP`. The Range files of the
 batch (:class:`~._http._RangeReader`) then serve a read at a position a fetched range holds from it,
 waiting for it while it is in flight, instead of sending their own request; a read nothing was fetched for
-goes to the server as before.
+goes to the server as before. The same store serves ``gs://`` files read through their filesystem
+(:mod:`._pinned`): their ranges are fetched with the filesystem's own ranged reads, pinned to the object's
+generation, and kept under the object's URL and a digest of the filesystem's options.
 
 Guarantees kept: every request runs in a copy of the planning call's context, so under its deadline
 (``timeout=``: :class:`~hf_mediaref.errors.DecodeTimeoutError`) and its public-address rule
@@ -149,9 +151,11 @@ def prefetch(
     number of requests sent.
 
     Args:
-        url: an ``http(s)://`` URL.
+        url: an ``http(s)://`` URL, or the key a file's ranges are kept under (:mod:`._remote`,
+            :mod:`._pinned`): its host part (a bucket) is what ``concurrency`` limits.
         ranges: ``(start, end, uses)`` triples (see :func:`coalesce`).
-        fetch: what fetches one range (``_http``: a checked ranged GET).
+        fetch: what fetches one range (``_http``: a checked ranged GET; ``_pinned``: a pinned ranged read of
+            the filesystem).
         concurrency: the most requests in flight to the URL's host.
         owner: what the ranges are fetched for; :func:`release` of it drops those left untaken.
     """

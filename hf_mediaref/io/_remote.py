@@ -17,10 +17,13 @@ fsspec's file object. One case per backend:
   with extra request parameters (``requester_pays``, ``s3_additional_kwargs`` such as SSE-C keys: headers a
   presigned URL does not carry), a key with empty, ``.`` or ``..`` segments (a URL would resolve them into
   another key), and a filesystem that cannot sign (no credentials found: fsspec raises what it raises).
-- ``gs://`` and every other protocol: fsspec's file object. (``gcsfs`` gives an object's URL (``url``),
-  but documents no way to get its credentials' request headers (``credentials.apply`` is undocumented) and
-  its OAuth tokens expire within the hour, so a file kept open would need them renewed; its ``sign`` needs
-  ``google-cloud-storage`` and credentials that can sign, which most users' are not.)
+- ``gs://``: not over HTTP. ``gcsfs`` gives an object's URL (``url``), but documents no way to get its
+  credentials' request headers (``credentials.apply`` is undocumented) and its OAuth tokens expire within the
+  hour, so a file kept open would need them renewed; its ``sign`` needs ``google-cloud-storage`` and
+  credentials that can sign, which most users' are not. So a ``gs://`` object is read through the filesystem
+  itself, at the generation its open saw, its planned ranges fetched ahead through the filesystem's async
+  API with many requests in flight (:mod:`._pinned`): gcsfs carries and renews its own credentials.
+- every other protocol: fsspec's file object.
 
 Guarantees, as for ``hf://``: the endpoint and the credentials are the user's configuration
 (``MediaAccess.storage_options``), never a ref's: a ref names a bucket and a key, which botocore checks and
@@ -29,22 +32,22 @@ the data's public-address rule (:mod:`._network`) does not apply to the endpoint
 way): the Range file is opened ``configured``. The signature goes in the query string on the wire only
 (:class:`RemoteLocation` ``query``): errors, logs and ``repr`` name the URL without it (an error of the
 open names the ref too: :func:`~._sources.open_media`); the secret key never leaves botocore. Ranges fetched
-ahead are kept under the URL and a digest of the filesystem's options (``hash(fs)``: fsspec's token of the
-filesystem's class and options), the same for every signature of one
-user's filesystem, another for other credentials.
+ahead are kept under the URL and a digest of the filesystem's options (:func:`~._pinned.filesystem_token`:
+fsspec's token of the filesystem's class and options), the same for every signature of one user's
+filesystem, another for other credentials.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from ._http import store_key
 from ._hub import hub_location
+from ._pinned import filesystem_token
 from ._uri import uri_scheme
 
 __all__ = ["S3_EXPIRY", "RemoteLocation", "reads_over_http", "remote_location"]
@@ -121,12 +124,11 @@ def _s3_location(fs: Any, path: str) -> RemoteLocation | None:
         return None
     if version and "versionId=" not in url:
         return None  # never read another version than the path pins
-    token = hashlib.sha256(f"{type(fs).__module__}.{type(fs).__name__}:{hash(fs)}".encode()).hexdigest()[:16]
     return RemoteLocation(
         url,
         {},
         query=query,
-        key=store_key(url, {"reader": token}),
+        key=store_key(url, {"reader": filesystem_token(fs)}),
         renew=functools.partial(_resign, sign, path, url),
     )
 

@@ -23,6 +23,7 @@ from ..errors import (
 from . import _http as http
 from ._data_uri import parse_data_uri
 from ._network import public_address_rule
+from ._pinned import Pin, open_pinned, pin_of, pinned_reads, prefetch_pinned
 from ._remote import RemoteLocation, reads_over_http, remote_location
 from ._uri import UriKind, classify_uri, local_path, uri_scheme
 
@@ -184,8 +185,9 @@ def open_media(uri: str, *, storage_options: dict | None = None, head: bool = Fa
                     key=where.key,
                     renew=where.renew,
                 )
-            else:
-                f = fs.open(path, "rb")
+            else:  # a gs:// object: read at the version it opened, through its filesystem (._pinned)
+                pin = _pin(uri, fs, path)
+                f = (pin and open_pinned(uri, path, pin)) or fs.open(path, "rb")
         except MediaRefError as exc:  # the HTTP road's errors say what went wrong already: at which ref too
             if where is not None and exc.uri == where.url:
                 raise type(exc)(f"{describe_uri(uri)}: {exc}", uri=uri) from exc
@@ -272,7 +274,8 @@ def source_version(source: MediaSource) -> str | None:
     nothing usable (no ETag, hash or modification time)."""
     if isinstance(source, str):
         return None
-    version = getattr(getattr(source, "raw", None), "version", None)  # http.open_http: from its HEAD
+    # http.open_http: from its HEAD; a file read at a pinned version (._pinned): from its info()
+    version = getattr(getattr(source, "raw", None), "version", None)
     if version:
         return str(version)
     details = getattr(source, "details", None)  # fsspec AbstractBufferedFile: the object's info()
@@ -287,14 +290,21 @@ def source_version(source: MediaSource) -> str | None:
 
 def _location(uri: str, fs: Any, path: str) -> RemoteLocation | None:
     """Where the fsspec file ``uri`` is read over HTTP (:mod:`._remote`: ``hf://``, ``s3://``); None where
-    it stays on fsspec's file object."""
+    it is not (``gs://``: :func:`_pin`; others: fsspec's file object)."""
     return remote_location(uri, fs, path)
 
 
+def _pin(uri: str, fs: Any, path: str) -> Pin | None:
+    """How the fsspec file ``uri`` is read at one version (:mod:`._pinned`: ``gs://``); None where it stays
+    on fsspec's file object."""
+    return pin_of(uri, fs, path)
+
+
 def fetches_ahead(uri: str) -> bool:
-    """Whether byte ranges of ``uri`` may be fetched ahead (:func:`prefetch_media`): ``http(s)`` URLs, and
-    ``hf://`` and ``s3://`` files (read over HTTP: :mod:`._remote`)."""
-    return classify_uri(uri) is UriKind.HTTP or reads_over_http(uri)
+    """Whether byte ranges of ``uri`` may be fetched ahead (:func:`prefetch_media`): ``http(s)`` URLs,
+    ``hf://`` and ``s3://`` files (read over HTTP: :mod:`._remote`), and ``gs://`` objects (read at the
+    version they opened, through their filesystem: :mod:`._pinned`)."""
+    return classify_uri(uri) is UriKind.HTTP or reads_over_http(uri) or pinned_reads(uri)
 
 
 def prefetch_media(
@@ -308,16 +318,20 @@ def prefetch_media(
     """Fetch byte ranges of ``uri`` ahead for the files :func:`open_media` opens next (see
     :func:`hf_mediaref.io._http.prefetch`): an ``http(s)`` URL itself, an ``hf://`` repo file at its resolve
     URL with the token of ``storage_options``, an ``s3://`` object at a URL presigned by its filesystem
-    (:mod:`._remote`). Returns the requests sent: none for other URIs, and none where the location cannot be
-    known (the open that follows raises what is wrong)."""
+    (:mod:`._remote`), a ``gs://`` object through its filesystem (:mod:`._pinned`). Returns the requests
+    sent: none for other URIs, and none where the location cannot be known (the open that follows raises
+    what is wrong)."""
     kind = classify_uri(uri)
     if kind is UriKind.HTTP:
         return http.prefetch(uri, ranges, concurrency, owner)
-    if not reads_over_http(uri):
+    if not (reads_over_http(uri) or pinned_reads(uri)):
         return 0
     try:
         fs, path = _fsspec_filesystem(uri, storage_options)
         where = _location(uri, fs, path)
+        pin = None if where is not None else _pin(uri, fs, path)
+        if pin is not None:
+            return prefetch_pinned(uri, path, pin, ranges, concurrency, owner)
     except Exception as exc:  # the open reports it
         logger.debug("not fetching ranges of %s ahead: %s", describe_uri(uri), type(exc).__name__)
         return 0

@@ -165,8 +165,8 @@ def plan_videos(
         budget: threads to use while opening and indexing the videos.
         io_concurrency: requests in flight per host for remote videos: their first touches (heads, indexes)
             go out together (``http(s)`` and fsspec network URLs), and the byte ranges of the planned spans
-            of ``http(s)``, ``hf://`` and ``s3://`` videos are fetched ahead (:mod:`hf_mediaref.io._ranges`)
-            while the decodes start.
+            of ``http(s)``, ``hf://``, ``s3://`` and ``gs://`` videos are fetched ahead
+            (:mod:`hf_mediaref.io._ranges`) while the decodes start.
         owner: what the ranges are fetched for (:func:`hf_mediaref.io._ranges.release` drops the untaken).
         later: planned for a call that runs after the one running now (its reads fetched ahead): the
             containers idle now may not be by then, so what every open reads is fetched too.
@@ -184,7 +184,7 @@ def plan_videos(
     if decoder == "torchcodec":
         options["device"] = device
     far = [is_remote_uri(uri) for uri in requests]
-    remote = [fetches_ahead(uri) for uri in requests]  # byte ranges fetched ahead: http(s), hf://, s3://
+    remote = [fetches_ahead(uri) for uri in requests]  # ranges fetched ahead: http(s), hf://, s3://, gs://
     # opening a remote video (HTTP or fsspec) waits on the network, not the cores: first touches go together
     opening = max(budget, min(sum(far), io_concurrency)) if any(far) else budget
     decoders: list[BaseVideoDecoder] = run_tasks(
