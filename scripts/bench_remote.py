@@ -24,12 +24,14 @@ every round: must be 0), and remote / local frames/s (the local run of the same 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +80,12 @@ class Cell:
         return n / statistics.median(self.times) if self.times else float("nan")
 
 
-def _run(refs: list[dict], expected: list[int], state: str, cell: Cell, server: Any, options: Any) -> None:
+def run_once(
+    refs: list[dict], expected: list[int], state: str, cell: Cell, server: Any, **decode: Any
+) -> None:
+    """One ``batch_decode(refs, **decode)`` timed into ``cell``, in ``state``: cold (an empty index store,
+    nothing open) or warm (indexes known, containers closed); with the requests, the peak in flight and the
+    bytes ``server`` counted (None: local disk), and every frame checked by its barcode."""
     if state == "cold":
         os.environ["HF_MEDIAREF_CACHE_DIR"] = tempfile.mkdtemp(prefix="hf_mediaref-bench-remote-")
         cleanup_cache()
@@ -87,13 +94,99 @@ def _run(refs: list[dict], expected: list[int], state: str, cell: Cell, server: 
     if server is not None:
         server.reset()
     start = time.perf_counter()
-    frames = hf_mediaref.batch_decode(refs, options=options)
+    frames = hf_mediaref.batch_decode(refs, **decode)
     cell.times.append(time.perf_counter() - start)
     if server is not None:
         cell.requests.append(server.requests)
         cell.peaks.append(server.peak_in_flight)
         cell.bytes.append(server.bytes_sent)
     cell.wrong += sum(read_index(f) != e for f, e in zip(frames, expected)) + abs(len(frames) - len(expected))
+
+
+@contextlib.contextmanager
+def fsspec_file_objects(seam: str | None) -> Iterator[None]:
+    """The "before" road of a store: ``hf_mediaref.io._sources``'s ``seam`` (``_location``: ``hf://`` and
+    ``s3://`` read over HTTP; ``_pin``: ``gs://`` read at a pinned generation) answers None, so every file
+    is read through fsspec's own file object, as before those roads; None: nothing changed."""
+    if seam is None:
+        yield
+        return
+    from hf_mediaref.io import _sources
+
+    original = getattr(_sources, seam)
+    setattr(_sources, seam, lambda *args: None)
+    try:
+        yield
+    finally:
+        setattr(_sources, seam, original)
+
+
+#: The columns of :func:`store_roads`' rows.
+STORE_TABLE = (
+    "| road | per request | state | wall | frames/s | / local | requests | peak in flight | bytes per frame "
+    "| wrong frames |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
+)
+
+
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the one-store scripts (``bench_hub.py``, ``bench_s3.py``)."""
+    parser.add_argument("--quick", action="store_true", help="60 s long videos, 1 round")
+    parser.add_argument("--reps", type=int, default=None, help="timed rounds (default 3, --quick 1)")
+    parser.add_argument("--delays", type=int, nargs="*", default=None, help="ms per request (50)")
+    parser.add_argument("--bandwidth", type=float, default=None, help="the link's bytes/s (default: no cap)")
+    parser.add_argument("--media", default=str(ROOT / ".bench"), help="where generated media is kept")
+    parser.add_argument("--markdown", help="also write the report to this file")
+
+
+def store_roads(
+    roads: dict[str, tuple[list[dict], str | None]],
+    expected: list[int],
+    server: Any,
+    delay: int,
+    reps: int,
+    **decode: Any,
+) -> list[str]:
+    """Rows (:data:`STORE_TABLE`) of the roads of one store at one delay, interleaved round by round (the
+    order reversed every other round; round 0 a warm-up whose frames are checked too), cold then warm.
+
+    Args:
+        roads: name -> ``(refs, the seam of fsspec_file_objects or None)``; the first is local disk
+            (no server, no ``decode``), which the others are divided by.
+        server: what counts the remote roads' requests.
+        decode: ``batch_decode`` arguments of the remote roads (``access=``).
+    """
+    names = list(roads)
+    cells = {(r, s): Cell() for r in names for s in ("cold", "warm")}
+    for rep in range(reps + 1):
+        for road in names if rep % 2 else names[::-1]:
+            refs, seam = roads[road]
+            local = road == names[0]
+            with fsspec_file_objects(seam):
+                for state in ("cold", "warm"):
+                    cell = Cell() if rep == 0 else cells[road, state]  # round 0: warm-up
+                    run_once(
+                        refs, expected, state, cell, None if local else server, **({} if local else decode)
+                    )
+                    if rep == 0:
+                        cells[road, state].wrong += cell.wrong
+            print(f"round {rep} {road} done", flush=True)
+    n, rows = len(expected), []
+    for state in ("cold", "warm"):
+        base = cells[names[0], state].fps(n)
+        for road in names:
+            c = cells[road, state]
+            net = (
+                f"{statistics.median(c.requests):.0f} | {max(c.peaks)} | "
+                f"{statistics.median(c.bytes) / n / 1024:.0f} KiB"
+                if c.requests
+                else "- | - | -"
+            )
+            rows.append(
+                f"| {road} | {delay} ms | {state} | {statistics.median(c.times) * 1000:.0f} ms | "
+                f"{c.fps(n):.1f} | {c.fps(n) / base:.2f}x | {net} | {c.wrong} |"
+            )
+            print(rows[-1], flush=True)
+    return rows
 
 
 def run_remote(
@@ -124,7 +217,7 @@ def run_remote(
                     for where, refs, srv in order if rep % 2 else order[::-1]:
                         for state in ("cold", "warm"):
                             cell = Cell() if rep == 0 else cells[where, state]  # round 0: warm-up
-                            _run(refs, expected, state, cell, srv, options)
+                            run_once(refs, expected, state, cell, srv, options=options)
                             if rep == 0:
                                 cells[where, state].wrong += cell.wrong
                 for state in ("cold", "warm"):

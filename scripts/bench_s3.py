@@ -29,12 +29,9 @@ server), bytes per frame, wrong frames (barcode check of every frame of every ro
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -42,50 +39,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_remote import Cell, make_refs, make_remote_media
+from bench_remote import STORE_TABLE, add_store_arguments, make_refs, make_remote_media, store_roads
 from benchmark import publish
 
 import hf_mediaref
-from hf_mediaref.io import _sources
-from hf_mediaref.testing import LatencyServer, read_index
-from hf_mediaref.video import cleanup_cache
-from hf_mediaref.video._cache import decoder_cache
+from hf_mediaref.testing import LatencyServer
 
-ROADS = {"s3": ("local", "s3:// before", "s3:// now"), "gs": ("local", "gs:// before", "gs:// now")}
-
-
-@contextlib.contextmanager
-def _road(name: str) -> Any:
-    """``s3:// before``: the objects read through s3fs's file object, as before ``io/_remote``; ``gs://
-    before``: through gcsfs's, as before ``io/_pinned``."""
-    seam = {"s3:// before": "_location", "gs:// before": "_pin"}.get(name)
-    if seam is None:
-        yield
-        return
-    original = getattr(_sources, seam)
-    setattr(_sources, seam, lambda *args: None)
-    try:
-        yield
-    finally:
-        setattr(_sources, seam, original)
-
-
-def _run(refs: list[dict], expected: list[int], state: str, cell: Cell, server: Any, access: Any) -> None:
-    if state == "cold":
-        os.environ["HF_MEDIAREF_CACHE_DIR"] = tempfile.mkdtemp(prefix="hf_mediaref-bench-hub-")
-        cleanup_cache()
-    else:
-        decoder_cache.clear()  # containers closed, indexes kept (of this road: its cold run just before)
-    if server is not None:
-        server.reset()
-    start = time.perf_counter()
-    frames = hf_mediaref.batch_decode(refs, access=access)
-    cell.times.append(time.perf_counter() - start)
-    if server is not None:
-        cell.requests.append(server.requests)
-        cell.peaks.append(server.peak_in_flight)
-        cell.bytes.append(server.bytes_sent)
-    cell.wrong += sum(read_index(f) != e for f, e in zip(frames, expected)) + abs(len(frames) - len(expected))
+#: Each store's roads: name -> the seam of ``bench_remote.fsspec_file_objects`` (None: as it is).
+ROADS = {
+    "s3": {"local": None, "s3:// before": "_location", "s3:// now": None},
+    "gs": {"local": None, "gs:// before": "_pin", "gs:// now": None},
+}
 
 
 def run_s3(
@@ -95,7 +59,6 @@ def run_s3(
     os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")  # before gcsfs is imported
     from hf_mediaref.testing.fake_gcs import FakeGcsServer
 
-    roads = ROADS[store]
     videos = make_remote_media(media, quick)
     pairs = make_refs(videos)
     expected = [i for _, i in pairs]
@@ -107,6 +70,7 @@ def run_s3(
             os.symlink(os.path.abspath(video.path), bucket / Path(video.path).name)
         local = [{"uri": v.path, "pts_ns": v.pts_ns[i]} for v, i in pairs]
         remote = [{"uri": Path(v.path).name, "pts_ns": v.pts_ns[i]} for v, i in pairs]
+        roads = {name: (local if name == "local" else remote, seam) for name, seam in ROADS[store].items()}
         for delay in delays:
             kind = FakeGcsServer if store == "gs" else LatencyServer
             with kind(tmp, delay=delay / 1000, bandwidth=bandwidth) as server:
@@ -115,56 +79,20 @@ def run_s3(
                     "gs": {"gs": {"endpoint_url": server.url, "token": "anon"}},
                 }[store]
                 access = hf_mediaref.MediaAccess(root=f"{store}://bench/", storage_options=options)
-                cells = {(r, s): Cell() for r in roads for s in ("cold", "warm")}
-                for rep in range(reps + 1):
-                    order = list(roads) if rep % 2 else list(roads)[::-1]
-                    for road in order:
-                        refs, srv, acc = (local, None, None) if road == "local" else (remote, server, access)
-                        with _road(road):
-                            for state in ("cold", "warm"):
-                                cell = Cell() if rep == 0 else cells[road, state]  # round 0: warm-up
-                                _run(refs, expected, state, cell, srv, acc)
-                                if rep == 0:
-                                    cells[road, state].wrong += cell.wrong
-                        print(f"round {rep} {road} done", flush=True)
-                n = len(pairs)
-                for state in ("cold", "warm"):
-                    base = cells["local", state].fps(n)
-                    for road in roads:
-                        c = cells[road, state]
-                        net = (
-                            f"{statistics.median(c.requests):.0f} | {max(c.peaks)} | "
-                            f"{statistics.median(c.bytes) / n / 1024:.0f} KiB"
-                            if c.requests
-                            else "- | - | -"
-                        )
-                        wall = f"{statistics.median(c.times) * 1000:.0f} ms"
-                        rows.append(
-                            f"| {road} | {delay} ms | {state} | {wall} | {c.fps(n):.1f} | "
-                            f"{c.fps(n) / base:.2f}x | {net} | {c.wrong} |"
-                        )
-                        print(rows[-1], flush=True)
+                rows += store_roads(roads, expected, server, delay, reps, access=access)
     head = (
         f"{'60 s' if quick else '5 min'} 640x360 MP4 (B-frames) + MKV (no B-frames) and three 5 s MP4s in a "
         f"bucket of a loopback {'GCS' if store == 'gs' else 'S3'} endpoint; 120 refs over the 5 videos; "
         "one batch_decode; "
         f"{'' if bandwidth is None else f'a {bandwidth * 8 / 1e9:g} Gbit/s link; '}"
-        f"median of {reps} interleaved rounds; {len(os.sched_getaffinity(0))} cores\n\n"
-        "| road | per request | state | wall | frames/s | / local | requests | peak in flight "
-        "| bytes per frame | wrong frames |\n"
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
+        f"median of {reps} interleaved rounds; {len(os.sched_getaffinity(0))} cores\n\n{STORE_TABLE}"
     )
     return head + "\n" + "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="60 s long videos, 1 round")
-    parser.add_argument("--reps", type=int, default=None, help="timed rounds (default 3, --quick 1)")
-    parser.add_argument("--delays", type=int, nargs="*", default=None, help="ms per request (50)")
-    parser.add_argument("--bandwidth", type=float, default=None, help="the link's bytes/s (default: no cap)")
-    parser.add_argument("--media", default=str(ROOT / ".bench"), help="where generated media is kept")
-    parser.add_argument("--markdown", help="also write the report to this file")
+    add_store_arguments(parser)
     parser.add_argument("--store", choices=sorted(ROADS), default="s3", help="s3:// (default) or gs://")
     args = parser.parse_args(argv)
     reps = args.reps or (1 if args.quick else 3)
