@@ -169,6 +169,9 @@ def store_roads(
                     )
                     if rep == 0:
                         cells[road, state].wrong += cell.wrong
+            quiet = time.monotonic() + 30  # what a road left in flight (gcsfs's background reads) ends first
+            while server.in_flight and time.monotonic() < quiet:
+                time.sleep(0.05)
             print(f"round {rep} {road} done", flush=True)
     n, rows = len(expected), []
     for state in ("cold", "warm"):
