@@ -85,6 +85,7 @@ from ..errors import (
 )
 from . import _ranges
 from ._network import is_public_address, needs_public_address, public_address_rule
+from ._readahead import AdaptiveRangeFile
 
 logger = logging.getLogger(__name__)
 
@@ -770,25 +771,10 @@ def http_exists(url: str) -> bool:
     return True
 
 
-_MAX_EXPECTED = 32 << 20
-#: What FFmpeg's I/O (and a BufferedReader) asks for to fill its buffer, whatever it needs: a read of at most
-#: this much says nothing about how much is needed, a larger one asks for exactly what it needs.
-_BUFFER_FILL = 32 << 10
-
-
-class _RangeReader(io.RawIOBase):
-    """A raw, seekable file over HTTP Range requests, with an adaptive read-ahead.
-
-    A read that misses the last fetched range fetches ``min_readahead`` bytes from there after a seek, and
-    twice the previous fetch when it continues where that fetch ended, up to ``readahead``. Seeks (container
-    probing, jumps to keyframes) cost little; long forward reads (a keyframe block, an index scan) take few
-    requests. For a reader that takes short reads (:attr:`short_reads`), the very first read, at the head of
-    the file, fetches only ``small_read`` bytes (what a container's header usually needs), and the reads that
-    continue it double from there. A caller that knows which bytes it will read says so with :meth:`announce`
-    (or, as a length after the next seek, :meth:`expect`).
-
-    A read may return fewer bytes than asked (the end of the fetched range): FFmpeg's I/O takes what it gets
-    and asks again, so a decoder that reads through ``read1`` never pulls more than was fetched.
+class _RangeReader(AdaptiveRangeFile):
+    """A raw, seekable file over HTTP Range requests: the adaptive read-ahead, the read hints
+    (:meth:`announce`, :meth:`expect`) and the ranges fetched ahead of
+    :class:`~._readahead.AdaptiveRangeFile`, each fetch a checked ranged GET.
 
     Every read is tied to the version (ETag, Last-Modified, size) seen when the file was opened: ranged GETs
     send ``If-Range`` with a strong ETag, and any response of another version raises
@@ -822,29 +808,7 @@ class _RangeReader(io.RawIOBase):
         self._renew = renew
         self._key = key or store_key(url, self._sent)  # of the ranges fetched ahead for this file
         self._configured = configured
-        self.bytes_read = 0
-        self.requests = 0
-        self._pos = 0
-        self._max = max(1, readahead or settings.readahead)
-        self._min = max(1, min(self._max, settings.min_readahead))
-        self._window = self._min
-        self._expected = 0
-        self._announced: tuple[int, int] | None = None  # [start, end) of the bytes the decoder will read
-        self._past_announced = -1  # where the last announced fetch ended: a read there reads little
-        self._small = max(1, min(self._min, settings.small_read))
-        #: Set by a reader that takes short reads (FFmpeg through ``read1``): the head and the read past an
-        #: announced range are then ``small_read`` bytes. Others (a ``read`` that fills its answer) keep
-        #: ``min_readahead``: a small read would only split their read into more requests.
-        self.short_reads = False
-        # the last announced range fetched, kept (until another replaces it) for a demuxer that reads on and
-        # seeks back into it: Matroska seeking into its last indexed cluster parses on to the end first
-        self._block = b""
-        self._block_start = 0
-        self._buf = b""
-        self._buf_start = 0
-        self._fallback: io.BytesIO | None = None
-        #: Ranges fetched ahead (:mod:`._ranges`) this file took, each counted once toward its planned reads.
-        self.taken_ahead: set[int] = set()
+        self._init_readahead(readahead or settings.readahead, settings.min_readahead, settings.small_read)
         with self._rule():
             probe = (
                 self._open_ranged(url)
@@ -914,11 +878,7 @@ class _RangeReader(io.RawIOBase):
         if self._opened.differs(validators):
             _ranges.forget(self._key)
             raise _changed(self.url, self._opened, validators)
-        self._buf, self._buf_start = data, start
-        announced = self._announced
-        if announced is not None and start <= announced[0] and announced[1] <= start + len(data):
-            self._announced, self._past_announced = None, announced[1]
-            self._block, self._block_start = data, start
+        self._took(data, start)
         return True
 
     def _load_whole(self) -> None:
@@ -928,68 +888,8 @@ class _RangeReader(io.RawIOBase):
         self._fallback, self._size = io.BytesIO(data), len(data)
         self._fallback.seek(self._pos)
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size or 0}[whence]
-        self._pos = max(0, base + offset)
-        if self._fallback is not None:
-            self._fallback.seek(self._pos)
-        return self._pos
-
-    def expect(self, nbytes: int) -> None:
-        """Hint that reading (after the seek that follows) goes on for about ``nbytes`` (a keyframe block to
-        decode): the next fetch takes them in one request (up to 32 MiB) instead of growing from
-        ``min_readahead``; a read just past them starts from ``min_readahead`` again."""
-        self._expected = min(max(0, int(nbytes)), _MAX_EXPECTED)
-
-    def announce(self, start: int, end: int) -> None:
-        """Say that the next reads are of bytes ``[start, end)`` (a keyframe block up to its last target
-        packet, known from the index). The first read that misses the buffer at a position in that range
-        fetches from there to ``end`` in one request (up to 32 MiB at a time), whatever size it asked for,
-        and reads are served from it; a read that goes on past ``end`` fetches ``small_read`` bytes (with
-        :attr:`short_reads`) and grows (doubling) from there. Reads elsewhere (a demuxer reading its cues
-        first) keep the usual read-ahead and leave the announcement for later; the next announcement
-        replaces it. Only how much is fetched changes: every byte served is the file's byte at that
-        position, of the version opened."""
-        start, end = max(0, int(start)), int(end)
-        if self._size is not None:
-            end = min(end, self._size)
-        self._announced = (start, end) if end > start else None
-
-    def _fetch_size(self, asked: int) -> int:
-        """How many bytes to fetch from ``self._pos`` for a read of ``asked`` bytes that missed the buffer."""
-        pos = self._pos
-        announced = self._announced
-        if announced is not None and announced[0] <= pos < announced[1]:  # one request for what is left
-            fetch = min(announced[1] - pos, _MAX_EXPECTED)
-            if pos + fetch >= announced[1]:
-                self._announced, self._past_announced = None, announced[1]
-            self._window = self._min
-            return fetch
-        if pos == self._past_announced and self.short_reads:  # the decoder reads on past its range: a little
-            self._past_announced, self._window = -1, self._small
-            return self._small
-        if self._expected:  # the caller said how much it will read from here: one request
-            fetch, self._window, self._expected = max(asked, self._min, self._expected), self._min, 0
-            return fetch
-        if pos == 0 and not self._buf and not self.requests and self.short_reads:  # the head: needs little
-            self._window = self._small
-            return self._small
-        if bool(self._buf) and pos == self._buf_start + len(self._buf):  # continues the last fetch: grow
-            self._window = min(2 * self._window, self._max)
-            if self._window < self._min and asked <= _BUFFER_FILL:  # after a small read: double from it
-                return self._window
-            return max(asked, self._window)
-        self._window = self._min  # after a seek: the smallest read-ahead
-        return max(asked, self._min)
+    def _new_deadline(self) -> _Deadline:
+        return _Deadline()
 
     def _fetch(self, start: int, length: int, deadline: _Deadline | None = None) -> None:
         """Fetch ``[start, start + length)`` into the buffer, within one deadline: a short 206 is continued
@@ -1076,33 +976,6 @@ class _RangeReader(io.RawIOBase):
             parts.append(body)
             pos += len(body)
         self._buf, self._buf_start = b"".join(parts), start
-
-    def readinto(self, buffer: Any) -> int:
-        size = self._size or 0
-        if self._fallback is None and self._pos < size:
-            offset = self._pos - self._buf_start
-            if not 0 <= offset < len(self._buf):
-                if 0 <= self._pos - self._block_start < len(self._block):  # back in the announced block
-                    self._buf, self._buf_start = self._block, self._block_start
-                else:
-                    deadline = _Deadline()  # one for the wait for bytes fetched ahead and the read after it
-                    with self._rule():
-                        if not self.take_ahead(self._pos, deadline):
-                            announced = self._announced
-                            length = min(self._fetch_size(len(buffer)), size - self._pos)
-                            self._fetch(self._pos, length, deadline)
-                            if announced is not None and self._announced is not announced:  # it was fetched
-                                self._block, self._block_start = self._buf, self._buf_start
-        if self._fallback is not None:
-            n = self._fallback.readinto(buffer)
-            self._pos = self._fallback.tell()
-            return n
-        n = max(0, min(len(buffer), len(self._buf) - (self._pos - self._buf_start)))
-        if n:
-            offset = self._pos - self._buf_start
-            buffer[:n] = memoryview(self._buf)[offset : offset + n]
-            self._pos += n
-        return n
 
 
 def open_http(

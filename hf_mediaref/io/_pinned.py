@@ -13,11 +13,12 @@ every byte at that version:
 - a read at a position that bytes fetched ahead hold is served from them (waited for within the running
   call's deadline); fetched bytes of another version are never served (they are dropped, and the file reads
   itself);
-- any other read is one ranged ``cat_file`` of the version opened, from the read's position (the same
-  adaptive read-ahead as the HTTP road's Range files: the smallest after a seek, doubling while reads go
-  on); an object that no longer has that version (overwritten or deleted since the open) raises
-  :class:`~hf_mediaref.errors.RemoteChangedError`: never bytes of two versions. (``gcsfs``'s own file object
-  reads whatever version is current: it does not pin its reads.)
+- any other read is one ranged ``cat_file`` of the version opened, sized as the HTTP road's Range files
+  size theirs (:class:`~._readahead.AdaptiveRangeFile`, the class both share: the read-ahead, and the
+  keyframe blocks the video code announces, so that it drains its decoder at a block's last target packet
+  instead of reading on past it); an object that no longer has that version (overwritten or deleted since
+  the open) raises :class:`~hf_mediaref.errors.RemoteChangedError`: never bytes of two versions.
+  (``gcsfs``'s own file object reads whatever version is current: it does not pin its reads.)
 
 :func:`prefetch_pinned` fetches planned ranges on :mod:`._ranges`'s I/O threads: each one ``cat_file`` run on
 fsspec's event loop, so several threads keep several requests in flight. Each fetch is pinned to the version
@@ -33,6 +34,7 @@ that fails is dropped: the file reads those bytes itself.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -46,6 +48,7 @@ from ..errors import RemoteAccessError, RemoteChangedError, describe_uri
 from . import _ranges
 from ._http import _Deadline, settings
 from ._network import public_address_rule
+from ._readahead import AdaptiveRangeFile
 from ._uri import uri_scheme
 
 __all__ = [
@@ -228,8 +231,10 @@ def open_pinned(uri: str, path: str, pin: Pin) -> io.BufferedReader | None:
     return io.BufferedReader(_PinnedReader(uri, path, info, pin), buffer_size=32 << 10)
 
 
-class _PinnedReader(io.RawIOBase):
-    """A raw file over one version of an fsspec object (see the module docstring)."""
+class _PinnedReader(AdaptiveRangeFile):
+    """A raw file over one version of an fsspec object (see the module docstring): the read-ahead, the read
+    hints and the ranges fetched ahead of :class:`~._readahead.AdaptiveRangeFile`, each fetch one ranged
+    ``cat_file`` of the version opened."""
 
     def __init__(self, uri: str, path: str, info: dict, pin: Pin):
         self.uri = uri
@@ -243,36 +248,20 @@ class _PinnedReader(io.RawIOBase):
         self.version = f"{pin.field} {self._version}; {self._size}"
         self._path = pin.at(path, self._version)  # every read of it: that version
         self._key = _store_key(pin.fs, path)
-        self._pos = 0
-        self._buf, self._buf_start = b"", 0
-        self._max = max(1, settings.readahead)
-        self._min = max(1, min(self._max, settings.min_readahead))
-        self._window = self._min
-        self.requests = 0
-        self.bytes_read = 0
-        #: Ranges fetched ahead (:mod:`._ranges`) this file took, each counted once toward its planned reads.
-        self.taken_ahead: set[int] = set()
+        self._init_readahead(settings.readahead, settings.min_readahead, settings.small_read)
 
-    def readable(self) -> bool:
-        return True
+    def _new_deadline(self) -> _Deadline:
+        return _Deadline()
 
-    def seekable(self) -> bool:
-        return True
+    def _rule(self) -> contextlib.AbstractContextManager[None]:
+        return public_address_rule(None)  # the filesystem's endpoint is the user's (as prefetch_pinned's)
 
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def _take(self, pos: int, deadline: _Deadline) -> bool:
-        """Serve the read at ``pos`` from bytes fetched ahead of the version opened; False when none hold it
-        (those of another version are dropped)."""
+    def take_ahead(self, pos: int, deadline: Any = None) -> bool:
+        """Serve the read at ``pos`` from bytes fetched ahead of the version opened; False when none hold
+        it (those of another version are dropped)."""
+        deadline = deadline or _Deadline()
         try:
-            with public_address_rule(None):  # as they were fetched (prefetch_pinned)
-                hit = _ranges.take(self._key, pos, self.taken_ahead, deadline.remaining())
+            hit = _ranges.take(self._key, pos, self.taken_ahead, deadline.remaining())
         except concurrent.futures.TimeoutError:
             raise deadline.error(f"waiting for byte {pos} of", self.uri) from None
         if hit is None:
@@ -289,27 +278,17 @@ class _PinnedReader(io.RawIOBase):
             _ranges.forget(self._key)
             _remember(self._key, self.details)  # fetches ahead from now on pin the file's
             return False
-        self._buf, self._buf_start = data, start
+        self._took(data, start)
         return True
 
-    def _read(self, pos: int, asked: int, deadline: _Deadline) -> None:
-        """Read from ``pos`` at the version opened: ``asked`` bytes at least, the read-ahead's at most."""
-        if self._buf and pos == self._buf_start + len(self._buf):  # continues the last read: grow
-            self._window = min(2 * self._window, self._max)
-        else:
-            self._window = self._min
-        end = min(self._size, pos + max(asked, self._window))
-        what = f"reading bytes {pos}-{end - 1} of"
+    def _fetch(self, start: int, length: int, deadline: Any = None) -> None:
+        """One ranged ``cat_file`` of the version opened."""
+        deadline = deadline or _Deadline()
+        end = min(self._size or 0, start + length)
+        what = f"reading bytes {start}-{end - 1} of"
         try:
             data = _call(
-                self._fs,
-                deadline,
-                what,
-                self.uri,
-                self._fs._cat_file,
-                self._path,
-                start=pos,
-                end=end,
+                self._fs, deadline, what, self.uri, self._fs._cat_file, self._path, start=start, end=end
             )
         except FileNotFoundError as exc:  # that version is gone: overwritten or deleted since the open
             with _lock:
@@ -327,26 +306,12 @@ class _PinnedReader(io.RawIOBase):
             ) from exc
         self.requests += 1
         self.bytes_read += len(data)
-        if not data:
+        if not data or len(data) > end - start:
             raise RemoteAccessError(
-                f"{describe_uri(self.uri)}: an empty answer for bytes {pos}-{end - 1} of {self._size}",
+                f"{describe_uri(self.uri)}: {len(data)} bytes for bytes {start}-{end - 1} of {self._size}",
                 uri=self.uri,
             )
-        self._buf, self._buf_start = bytes(data), pos
-
-    def readinto(self, buffer: Any) -> int:
-        pos = self._pos
-        if pos >= self._size:
-            return 0
-        if not 0 <= pos - self._buf_start < len(self._buf):
-            deadline = _Deadline()  # one for the wait for bytes fetched ahead and the read after it
-            if not self._take(pos, deadline):
-                self._read(pos, len(buffer), deadline)
-        offset = pos - self._buf_start
-        n = max(0, min(len(buffer), len(self._buf) - offset))
-        buffer[:n] = memoryview(self._buf)[offset : offset + n]
-        self._pos += n
-        return n
+        self._buf, self._buf_start = bytes(data), start
 
 
 def _after_fork_in_child() -> None:
