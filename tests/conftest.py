@@ -18,6 +18,9 @@ def pytest_configure(config):
     import tempfile
 
     os.environ["HF_MEDIAREF_CACHE_DIR"] = tempfile.mkdtemp(prefix="hf_mediaref-test-cache-")
+    # gcsfs's default (experimental zonal-bucket) class asks a bucket's layout over gRPC, which the loopback
+    # GCS endpoint (hf_mediaref.testing.fake_gcs) does not speak: the tests read with its core filesystem
+    os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import fsspec
 import pytest
 
@@ -173,35 +175,6 @@ class TestHttp:
             (200_000, 200_000 + (32 << 10) - 1),
         ]
 
-    @pytest.mark.parametrize("short_reads", [True, False])
-    def test_an_announced_range_is_one_request_and_nothing_past_it(self, http_server, media_dir, short_reads):
-        """The decoder announces the bytes of a span (from the index): the first read in them fetches up to
-        their end in one request, reads are served from it exactly, a read elsewhere (a demuxer's cues) leaves
-        the announcement for later, and a read past the end fetches little; a seek back into the range is
-        served from it."""
-        payload = bytes(range(251)) * 4000  # ~1 MB, no period of a power of two
-        (media_dir / "announced.bin").write_bytes(payload)
-        start = len(http_server.log)
-        with open_media(f"{http_server.url}/announced.bin") as f:
-            f.raw.short_reads = short_reads
-            f.raw.announce(500_000 - 64, 600_000)
-            f.seek(990_000)  # the cues, first
-            assert f.read1(100) == payload[990_000:990_100]
-            f.seek(500_000)
-            parts = []
-            while f.tell() < 600_000:
-                parts.append(f.read1(32 << 10))  # FFmpeg's reads: short at the end of the range
-            assert b"".join(parts) == payload[500_000:600_000]
-            assert f.read1(32 << 10) == payload[600_000 : 600_000 + (4096 if short_reads else 32768)]
-            f.seek(510_000)  # a demuxer seeking back into the block: no request
-            assert f.read1(100) == payload[510_000:510_100]
-        past = (600_000, 600_000 + 4095) if short_reads else (600_000, 600_000 + (64 << 10) - 1)
-        assert self._gets(http_server, start) == [
-            (990_000, len(payload) - 1),
-            (500_000, 599_999),
-            past,
-        ]
-
     def test_server_without_ranges_falls_back_to_whole_download(self, http_server, png_image):
         with open_media(f"{http_server.url}/norange/{png_image.name}") as f:
             f.seek(1)
@@ -281,3 +254,62 @@ def test_unknown_schemes_are_unsupported(uri):
     with pytest.raises(UnsupportedURIError, match="unsupported URI scheme") as info:
         read_bytes(uri)
     assert info.value.uri == uri
+
+
+@contextlib.contextmanager
+def _ranged_file(store, name, payload, http_server, media_dir, tmp_path):
+    """``payload`` as a remote file of ``store``: ``(its URI, its storage options, the byte ranges its server
+    was asked for since)``. ``http``: the loopback HTTP server; ``gs``: a loopback GCS endpoint read by gcsfs
+    (tests/conftest.py keeps gcsfs on its core filesystem)."""
+    if store == "http":
+        (media_dir / name).write_bytes(payload)
+        start = len(http_server.log)
+        yield f"{http_server.url}/{name}", None, lambda: _asked(http_server.log[start:])
+        return
+    pytest.importorskip("gcsfs")
+    from hf_mediaref.testing.fake_gcs import FakeGcsServer
+
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / name).write_bytes(payload)
+    with FakeGcsServer(tmp_path, delay=0.0) as server:
+        options = {"endpoint_url": server.url, "token": "anon"}
+        yield f"gs://clips/{name}", options, lambda: _asked(server.log, "/download/")
+
+
+def _asked(log, prefix="/"):
+    """``(first, last)`` of each ranged GET in a server's log (of paths starting with ``prefix``)."""
+    ranges = [r[len("bytes=") :].split("-") for m, p, r in log if m == "GET" and r and p.startswith(prefix)]
+    return [(int(a), int(b)) for a, b in ranges]
+
+
+@pytest.mark.parametrize("store", ["http", "gs"])
+@pytest.mark.parametrize("short_reads", [True, False])
+def test_an_announced_range_is_one_request_and_nothing_past_it(
+    http_server, media_dir, tmp_path, store, short_reads
+):
+    """The decoder announces the bytes of a span (from the index): the first read in them fetches up to their
+    end in one request, reads are served from it exactly, a read elsewhere (a demuxer's cues) leaves the
+    announcement for later, and a read past the end fetches little; a seek back into the range is served
+    from it. The same for an HTTP Range file and a gs:// file (the class they share), so a decode drains at
+    its span's last target packet on both."""
+    payload = bytes(range(251)) * 4000  # ~1 MB, no period of a power of two
+    with _ranged_file(store, "announced.bin", payload, http_server, media_dir, tmp_path) as (
+        uri,
+        options,
+        asked,
+    ):
+        with open_media(uri, storage_options=options) as f:
+            f.raw.short_reads = short_reads
+            f.raw.announce(500_000 - 64, 600_000)
+            f.seek(990_000)  # the cues, first
+            assert f.read1(100) == payload[990_000:990_100]
+            f.seek(500_000)
+            parts = []
+            while f.tell() < 600_000:
+                parts.append(f.read1(32 << 10))  # FFmpeg's reads: short at the end of the range
+            assert b"".join(parts) == payload[500_000:600_000]
+            assert f.read1(32 << 10) == payload[600_000 : 600_000 + (4096 if short_reads else 32768)]
+            f.seek(510_000)  # a demuxer seeking back into the block: no request
+            assert f.read1(100) == payload[510_000:510_100]
+        past = (600_000, 600_000 + 4095) if short_reads else (600_000, 600_000 + (64 << 10) - 1)
+        assert asked() == [(990_000, len(payload) - 1), (500_000, 599_999), past]

@@ -20,7 +20,6 @@ import time
 
 import pytest
 
-os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")  # before gcsfs is imported
 pytest.importorskip("gcsfs")
 
 import gcsfs
@@ -221,36 +220,3 @@ def test_which_files_are_pinned(media):
     pin = pinned.pin_of("gs://clips/a.mp4", aware, "clips/a.mp4")
     assert pin is not None and pin.fs is aware and pin.at("clips/a.mp4#5", "7") == "clips/a.mp4#5"
     assert pinned.pin_of("memory://clips/a.mp4", fs, "clips/a.mp4") is None
-
-
-@pytest.mark.parametrize("short_reads", [True, False])
-def test_an_announced_gs_range_is_one_request_and_nothing_past_it(tmp_path, short_reads):
-    """A gs:// file takes the decoder's read hints as an HTTP Range file does (the class they share): the
-    bytes of an announced span are one download, served exactly, a read elsewhere (a demuxer's cues) leaves
-    the announcement for later, a read past its end fetches little, and a seek back into it is served from
-    it. (So the video code drains its decoder at a span's last target packet instead of reading on.)"""
-    payload = bytes(range(251)) * 4000  # ~1 MB, no period of a power of two
-    (tmp_path / "clips").mkdir()
-    (tmp_path / "clips" / "announced.bin").write_bytes(payload)
-    with FakeGcsServer(tmp_path, delay=0.0) as server:
-        options = _options(server.url)["gs"]
-        with open_media("gs://clips/announced.bin", storage_options=options) as f:
-            assert callable(getattr(f.raw, "announce", None)) and callable(getattr(f.raw, "expect", None))
-            f.raw.short_reads = short_reads
-            f.raw.announce(500_000 - 64, 600_000)
-            f.seek(990_000)  # the cues, first
-            assert f.read1(100) == payload[990_000:990_100]
-            f.seek(500_000)
-            parts = []
-            while f.tell() < 600_000:
-                parts.append(f.read1(32 << 10))  # FFmpeg's reads: short at the end of the range
-            assert b"".join(parts) == payload[500_000:600_000]
-            assert f.read1(32 << 10) == payload[600_000 : 600_000 + (4096 if short_reads else 32768)]
-            f.seek(510_000)  # a demuxer seeking back into the block: no download
-            assert f.read1(100) == payload[510_000:510_100]
-        past = "bytes=600000-604095" if short_reads else f"bytes=600000-{600_000 + (64 << 10) - 1}"
-        assert [r for _, r in _downloads(server)] == [
-            f"bytes=990000-{len(payload) - 1}",
-            "bytes=500000-599999",
-            past,
-        ]
