@@ -238,7 +238,7 @@ class _PinnedReader(AdaptiveRangeFile):
 
     def __init__(self, uri: str, path: str, info: dict, pin: Pin):
         self.uri = uri
-        self._fs, self._pin = pin.fs, pin
+        self._pin = pin
         #: The object's ``info`` at the open.
         self.details = info
         self._version = str(info[pin.field])
@@ -287,9 +287,8 @@ class _PinnedReader(AdaptiveRangeFile):
         end = min(self._size or 0, start + length)
         what = f"reading bytes {start}-{end - 1} of"
         try:
-            data = _call(
-                self._fs, deadline, what, self.uri, self._fs._cat_file, self._path, start=start, end=end
-            )
+            fs = self._pin.fs
+            data = _call(fs, deadline, what, self.uri, fs._cat_file, self._path, start=start, end=end)
         except FileNotFoundError as exc:  # that version is gone: overwritten or deleted since the open
             with _lock:
                 _versions.pop(self._key, None)  # the next open asks anew

@@ -324,7 +324,7 @@ def prefetch_media(
     kind = classify_uri(uri)
     if kind is UriKind.HTTP:
         return http.prefetch(uri, ranges, concurrency, owner)
-    if not (reads_over_http(uri) or pinned_reads(uri)):
+    if not fetches_ahead(uri):
         return 0
     try:
         fs, path = _fsspec_filesystem(uri, storage_options)
