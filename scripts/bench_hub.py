@@ -31,7 +31,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_remote import STORE_TABLE, add_store_arguments, make_refs, make_remote_media, store_roads
+from bench_remote import (
+    add_store_arguments,
+    make_refs,
+    make_remote_media,
+    store_refs,
+    store_report,
+    store_roads,
+)
 from benchmark import publish
 
 import hf_mediaref
@@ -58,21 +65,14 @@ def run_hub(media: Path, quick: bool, delays: list[int], reps: int, bandwidth: f
                 os.symlink(os.path.abspath(video.path), target)
         sha = hub.sha("bench/clips")
         www = hub.resolve_tree(Path(tmp) / "www")
-        local = [{"uri": v.path, "pts_ns": v.pts_ns[i]} for v, i in pairs]
-        remote = [{"uri": Path(v.path).name, "pts_ns": v.pts_ns[i]} for v, i in pairs]
+        local, remote = store_refs(pairs)
         access = hf_mediaref.MediaAccess(root=f"hf://datasets/bench/clips@{sha}/", token="hf_bench")
         roads = {"local": (local, None), "hf:// before": (remote, "_location"), "hf:// now": (remote, None)}
         for delay in delays:
             with LatencyServer(www, delay=delay / 1000, bandwidth=bandwidth) as server:
                 hub.endpoint = server.url
                 rows += store_roads(roads, expected, server, delay, reps, access=access)
-    head = (
-        f"{'60 s' if quick else '5 min'} 640x360 MP4 (B-frames) + MKV (no B-frames) and three 5 s MP4s in a "
-        f"(fake) Hub repo, its endpoint a loopback server; 120 refs over the 5 videos; one batch_decode; "
-        f"{'' if bandwidth is None else f'a {bandwidth * 8 / 1e9:g} Gbit/s link; '}"
-        f"median of {reps} interleaved rounds; {len(os.sched_getaffinity(0))} cores\n\n{STORE_TABLE}"
-    )
-    return head + "\n" + "\n".join(rows)
+    return store_report(rows, "a (fake) Hub repo, its endpoint a loopback server", quick, reps, bandwidth)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -128,6 +128,24 @@ STORE_TABLE = (
 )
 
 
+def store_refs(pairs: list[tuple[Video, int]]) -> tuple[list[dict], list[dict]]:
+    """The refs of :func:`make_refs`' pairs on local disk, and relative to a store's root (the file name)."""
+    local = [{"uri": v.path, "pts_ns": v.pts_ns[i]} for v, i in pairs]
+    remote = [{"uri": Path(v.path).name, "pts_ns": v.pts_ns[i]} for v, i in pairs]
+    return local, remote
+
+
+def store_report(rows: list[str], where: str, quick: bool, reps: int, bandwidth: float | None) -> str:
+    """The one-store scripts' report: what was measured (the media ``where`` they lie), then the rows."""
+    head = (
+        f"{'60 s' if quick else '5 min'} 640x360 MP4 (B-frames) + MKV (no B-frames) and three 5 s MP4s in "
+        f"{where}; 120 refs over the 5 videos; one batch_decode; "
+        f"{'' if bandwidth is None else f'a {bandwidth * 8 / 1e9:g} Gbit/s link; '}"
+        f"median of {reps} interleaved rounds; {len(os.sched_getaffinity(0))} cores\n\n{STORE_TABLE}"
+    )
+    return head + "\n" + "\n".join(rows)
+
+
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the one-store scripts (``bench_hub.py``, ``bench_s3.py``)."""
     parser.add_argument("--quick", action="store_true", help="60 s long videos, 1 round")

@@ -39,7 +39,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_remote import STORE_TABLE, add_store_arguments, make_refs, make_remote_media, store_roads
+from bench_remote import (
+    add_store_arguments,
+    make_refs,
+    make_remote_media,
+    store_refs,
+    store_report,
+    store_roads,
+)
 from benchmark import publish
 
 import hf_mediaref
@@ -68,8 +75,7 @@ def run_s3(
         bucket.mkdir()
         for video in videos:
             os.symlink(os.path.abspath(video.path), bucket / Path(video.path).name)
-        local = [{"uri": v.path, "pts_ns": v.pts_ns[i]} for v, i in pairs]
-        remote = [{"uri": Path(v.path).name, "pts_ns": v.pts_ns[i]} for v, i in pairs]
+        local, remote = store_refs(pairs)
         roads = {name: (local if name == "local" else remote, seam) for name, seam in ROADS[store].items()}
         for delay in delays:
             kind = FakeGcsServer if store == "gs" else LatencyServer
@@ -80,14 +86,8 @@ def run_s3(
                 }[store]
                 access = hf_mediaref.MediaAccess(root=f"{store}://bench/", storage_options=options)
                 rows += store_roads(roads, expected, server, delay, reps, access=access)
-    head = (
-        f"{'60 s' if quick else '5 min'} 640x360 MP4 (B-frames) + MKV (no B-frames) and three 5 s MP4s in a "
-        f"bucket of a loopback {'GCS' if store == 'gs' else 'S3'} endpoint; 120 refs over the 5 videos; "
-        "one batch_decode; "
-        f"{'' if bandwidth is None else f'a {bandwidth * 8 / 1e9:g} Gbit/s link; '}"
-        f"median of {reps} interleaved rounds; {len(os.sched_getaffinity(0))} cores\n\n{STORE_TABLE}"
-    )
-    return head + "\n" + "\n".join(rows)
+    where = f"a bucket of a loopback {'GCS' if store == 'gs' else 'S3'} endpoint"
+    return store_report(rows, where, quick, reps, bandwidth)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,14 +3,16 @@
 
 The layer below the video engine and the value types; it knows nothing of either. Public: ``MediaAccess``
 (also ``hf_mediaref.MediaAccess``) and ``parse_allow_uris``; the other names are the internal API of the
-layers above. Modules (private): ``_uri``
-(pure string logic), ``_data_uri`` (RFC 2397 parser), ``_http`` (requests: retries, Range-request file,
-connections checked for public addresses), ``_access`` (``MediaAccess``: the access value and the one
-resolver), ``_network`` (which addresses are public; the running call's public-address rule), ``_ranges``
-(byte ranges fetched ahead, many requests in flight), ``_hub`` (``hf://`` repo files at the Hub's resolve
-URLs, read on the HTTP road), ``_remote`` (where a remote fsspec file is read over HTTP: ``hf://``,
-``s3://`` presigned), ``_sources`` (where bytes come from), ``_image`` (Pillow), ``_grid``
-(``image_grid``: frames as one labelled picture).
+layers above. Modules (private): ``_uri`` (pure string logic), ``_data_uri`` (RFC 2397 parser), ``_http``
+(requests: retries, Range-request file, connections checked for public addresses), ``_access``
+(``MediaAccess``: the access value and the one resolver), ``_network`` (which addresses are public; the
+running call's public-address rule), ``_ranges`` (byte ranges fetched ahead, many requests in flight),
+``_hub`` (``hf://`` repo files at the Hub's resolve URLs, read on the HTTP road), ``_remote`` (where a remote
+fsspec file is read over HTTP: ``hf://``, ``s3://`` presigned), ``_pinned`` (``gs://`` objects read at a
+pinned generation through gcsfs's async API), ``_readahead`` (the seekable file remote reads share:
+read-ahead, read hints, ranges fetched ahead first), ``_positioned`` (a raw file keeping its own position),
+``_sources`` (where bytes come from), ``_image`` (Pillow), ``_grid`` (``image_grid``: frames as one
+labelled picture).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from ._image import to_rgb as to_rgb
 from ._network import is_private_host as is_private_host
 from ._network import is_public_address as is_public_address
 from ._network import needs_public_address as needs_public_address
+from ._positioned import PositionedFile as PositionedFile
 from ._ranges import DEFAULT_CONCURRENCY as DEFAULT_IO_CONCURRENCY  # noqa: F401 (internal API, renamed)
 from ._ranges import EVERY_OPEN as READ_BY_EVERY_OPEN  # noqa: F401 (internal API, renamed)
 from ._ranges import adopt as adopt_ranges  # noqa: F401 (internal API, renamed)

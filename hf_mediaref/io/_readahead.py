@@ -22,6 +22,8 @@ import contextlib
 import io
 from typing import Any
 
+from ._positioned import PositionedFile
+
 __all__ = ["MAX_EXPECTED", "AdaptiveRangeFile"]
 
 #: The most one announced or expected read fetches in one request.
@@ -31,7 +33,7 @@ MAX_EXPECTED = 32 << 20
 _BUFFER_FILL = 32 << 10
 
 
-class AdaptiveRangeFile(io.RawIOBase):
+class AdaptiveRangeFile(PositionedFile):
     """A raw, seekable file read by byte ranges (see the module docstring). Subclasses call
     :meth:`_init_readahead`, set ``_size`` and implement :meth:`_fetch` and :meth:`take_ahead`."""
 
@@ -91,21 +93,12 @@ class AdaptiveRangeFile(io.RawIOBase):
             self._announced, self._past_announced = None, announced[1]
             self._block, self._block_start = data, start
 
-    def readable(self) -> bool:
-        return True
+    def _end(self) -> int:
+        return self._size or 0
 
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size or 0}[whence]
-        self._pos = max(0, base + offset)
+    def _moved(self) -> None:
         if self._fallback is not None:
             self._fallback.seek(self._pos)
-        return self._pos
 
     def expect(self, nbytes: int) -> None:
         """Hint that reading (after the seek that follows) goes on for about ``nbytes`` (a keyframe block to

@@ -29,7 +29,7 @@ from typing import IO, Any, cast
 import numpy as np
 
 from ..errors import describe_uri
-from ..io import MediaSource, check_pixel_limit, open_media, source_version
+from ..io import MediaSource, PositionedFile, check_pixel_limit, open_media, source_version
 from . import _mp4 as mp4
 from . import _progressive as progressive
 from . import _stats as stats
@@ -52,7 +52,7 @@ _RECORD_LIMIT = 8 << 20
 _KEEP_AFTER = 4 << 20
 
 
-class _RecordingFile(io.RawIOBase):
+class _RecordingFile(PositionedFile):
     """A pass-through view of a binary file that keeps what is read through it until :meth:`stop_recording`
     (at most :data:`_RECORD_LIMIT` bytes) and serves later reads of them from memory, so that the index parses
     bytes the container read anyway (the ``moov``, the head) and the first decode re-reads the head without
@@ -74,23 +74,8 @@ class _RecordingFile(io.RawIOBase):
     def __getattr__(self, name: str) -> Any:
         return getattr(self._f, name)
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            self._pos = offset
-        elif whence == io.SEEK_CUR:
-            self._pos += offset
-        else:
-            self._pos = self._f.seek(offset, whence)
-        return self._pos
+    def _end(self) -> int:
+        return int(self._f.seek(0, io.SEEK_END))
 
     def _cached(self, pos: int, end: int) -> bytes:
         for start, chunk in self._chunks.items():

@@ -32,10 +32,8 @@ from hf_mediaref.io import _sources as sources
 from hf_mediaref.io import fetches_ahead, open_media
 from hf_mediaref.testing import read_index, write_video
 from hf_mediaref.testing.fake_gcs import FakeGcsServer
-from hf_mediaref.video import cleanup_cache
-from hf_mediaref.video._cache import decoder_cache
 
-from .test_remote_latency import VIDEOS, _check, _refs, write_media
+from .test_remote_latency import VIDEOS, _check, _refs, decode_on_road, write_media
 
 if gcsfs.GCSFileSystem.__module__ != "gcsfs.core":  # imported before this module set the variable
     pytest.skip("gcsfs was imported with its experimental zonal-bucket class", allow_module_level=True)
@@ -76,17 +74,12 @@ def _roads(root, refs, access, monkeypatch, server, name: str, **options) -> dic
     (frames, requests, peak downloads in flight, downloads, bytes sent)``."""
     out = {}
     for road in ("fsspec", "pinned"):
-        with monkeypatch.context() as patch:
-            if road == "fsspec":  # the road before: gcsfs's GCSFile reads the objects
-                patch.setattr(sources, "_pin", lambda *args: None)
-            cleanup_cache()
-            os.environ["HF_MEDIAREF_CACHE_DIR"] = str(root.parent / f"store-gcs-{name}-{road}")
-            if name.endswith("warm"):
-                batch_decode(refs, access=access, **options)  # the indexes are known
-                decoder_cache.clear()  # the containers closed
-            server.reset()
-            frames = batch_decode(refs, access=access, **options)
-            out[road] = frames, server.requests, server.peak_downloads, _downloads(server), server.bytes_sent
+        seam = "_pin" if road == "fsspec" else None  # the road before: gcsfs's GCSFile reads the objects
+        store = root.parent / f"store-gcs-{name}-{road}"
+        warm = name.endswith("warm")
+        options = {"access": access, **options}
+        frames = decode_on_road(monkeypatch, refs, server, store, warm=warm, seam=seam, **options)
+        out[road] = frames, server.requests, server.peak_downloads, _downloads(server), server.bytes_sent
     return out
 
 

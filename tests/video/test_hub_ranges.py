@@ -29,9 +29,8 @@ from hf_mediaref.testing import LatencyServer
 from hf_mediaref.testing.fake_hub import FakeHub
 from hf_mediaref.testing.http_server import LoopbackFileServer, RangeRequestHandler
 from hf_mediaref.video import cleanup_cache
-from hf_mediaref.video._cache import decoder_cache
 
-from .test_remote_latency import VIDEOS, _check, _refs, write_media
+from .test_remote_latency import VIDEOS, _check, _refs, decode_on_road, write_media
 
 TOKEN = "hf_secret_token"
 
@@ -96,19 +95,15 @@ def test_a_batch_of_hub_refs_fetches_its_ranges_together(media, cold, hub, state
         refs = _relative(refs, "x")
         counts = {}
         for road, concurrency in (("fsspec", 16), ("resolve", 1), ("resolve", 16)):
-            with monkeypatch.context() as patch:
-                if road == "fsspec":  # the road before: huggingface_hub's HfFileSystemFile reads the file
-                    patch.setattr(sources, "_location", lambda *args: None)
-                cleanup_cache()  # the roads give other version strings: each keeps indexes of its own
-                os.environ["HF_MEDIAREF_CACHE_DIR"] = str(www.parent / f"store-{road}-{concurrency}")
-                if state == "warm":
-                    batch_decode(refs, access=access, io_concurrency=concurrency)  # the indexes are known
-                    decoder_cache.clear()  # the containers closed
-                server.reset()
-                _check(media, batch_decode(refs, access=access, io_concurrency=concurrency), picks)
-                counts[road, concurrency] = server.requests, server.peak_in_flight
-                assert all(h.get("authorization") == f"Bearer {TOKEN}" for h in server.headers_log)
-                assert {p.split("/resolve/")[1].split("/")[0] for _, p, _ in server.log} == {sha}
+            seam = "_location" if road == "fsspec" else None  # the road before: HfFileSystemFile reads
+            store = www.parent / f"store-{road}-{concurrency}"
+            warm = state == "warm"
+            options = {"access": access, "io_concurrency": concurrency}
+            frames = decode_on_road(monkeypatch, refs, server, store, warm=warm, seam=seam, **options)
+            _check(media, frames, picks)
+            counts[road, concurrency] = server.requests, server.peak_in_flight
+            assert all(h.get("authorization") == f"Bearer {TOKEN}" for h in server.headers_log)
+            assert {p.split("/resolve/")[1].split("/")[0] for _, p, _ in server.log} == {sha}
         (before, _), (serial, _), (together, peak) = (
             counts["fsspec", 16],
             counts["resolve", 1],

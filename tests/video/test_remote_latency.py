@@ -25,6 +25,7 @@ from hf_mediaref import DecodeOptions, MediaRef, batch_decode
 from hf_mediaref.errors import DecodeTimeoutError, RemoteChangedError
 from hf_mediaref.io import _http as http
 from hf_mediaref.io import _ranges as ranges
+from hf_mediaref.io import _sources as sources
 from hf_mediaref.io import open_media
 from hf_mediaref.io._network import public_address_rule
 from hf_mediaref.testing import LatencyServer, read_index, write_video
@@ -86,6 +87,23 @@ def _check(media, frames, picks) -> None:
         assert np.array_equal(frame, videos[name][1][i]), (name, i)
 
 
+def decode_on_road(monkeypatch, refs, server, store: Path, *, warm: bool, seam: str | None = None, **options):
+    """``batch_decode(refs, **options)`` from the index store ``store`` of its own, emptied first (the roads
+    give other version strings): cold, or warm (a first call knew the indexes, and the containers closed);
+    ``server``'s counters reset before the call measured. ``seam``: a function of
+    :mod:`hf_mediaref.io._sources` made to answer None, so the road before (the fsspec file object) reads."""
+    with monkeypatch.context() as patch:
+        if seam is not None:
+            patch.setattr(sources, seam, lambda *args: None)
+        cleanup_cache()
+        patch.setenv("HF_MEDIAREF_CACHE_DIR", str(store))
+        if warm:
+            batch_decode(refs, **options)  # the indexes are known
+            decoder_cache.clear()  # the containers closed
+        server.reset()
+        return batch_decode(refs, **options)
+
+
 # ---------------------------------------------------------------------------------------- the latency server
 
 
@@ -139,7 +157,7 @@ def test_one_request_at_a_time_without_io_concurrency(media, cold):
 
 
 @pytest.mark.parametrize("state", ["cold", "warm"])
-def test_a_batch_sends_its_requests_together(media, cold, state):
+def test_a_batch_sends_its_requests_together(media, cold, state, monkeypatch):
     """With the default ``io_concurrency`` the first touches of the five unseen videos go out together, and
     the keyframe blocks of the planned spans are fetched ahead while the decodes start: more requests in
     flight than videos, fewer requests than reading as the decodes ask, no HEAD of a video, every frame
@@ -149,17 +167,13 @@ def test_a_batch_sends_its_requests_together(media, cold, state):
         refs, picks = _refs(media, server.url)
         counts = {}
         for concurrency in (1, 16):
-            if state == "warm":
-                batch_decode(refs, io_concurrency=concurrency)  # the indexes are known
-                decoder_cache.clear()  # the containers closed
-            else:
-                cleanup_cache()
-                os.environ["HF_MEDIAREF_CACHE_DIR"] = str(folder / f"store-{state}-{concurrency}")
-            server.reset()
             # requests sent together overlap by the round trip less the spread of their sending: 200 ms
             # keeps a busy machine's stall of a thread from splitting them (50 ms did once, on CI)
             server.delay = 0.2 if concurrency == 16 else 0.05
-            _check(media, batch_decode(refs, io_concurrency=concurrency, max_workers=2), picks)
+            store = folder / f"store-{state}-{concurrency}"
+            options = {"io_concurrency": concurrency, "max_workers": 2}
+            frames = decode_on_road(monkeypatch, refs, server, store, warm=state == "warm", **options)
+            _check(media, frames, picks)
             counts[concurrency] = server.requests, server.peak_in_flight
             if concurrency == 16:
                 # no HEAD of a video (a sidecar's absence is asked with one: its size is known before a

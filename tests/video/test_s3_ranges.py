@@ -26,7 +26,7 @@ import pytest
 
 pytest.importorskip("s3fs")
 
-from hf_mediaref import MediaAccess, MediaRef, batch_decode
+from hf_mediaref import MediaAccess, MediaRef
 from hf_mediaref.errors import MediaNotFoundError, RemoteAccessError, RemoteChangedError
 from hf_mediaref.io import _ranges as ranges
 from hf_mediaref.io import _remote as remote
@@ -34,10 +34,8 @@ from hf_mediaref.io import _sources as sources
 from hf_mediaref.io import open_media
 from hf_mediaref.io._remote import remote_location
 from hf_mediaref.testing import LatencyServer
-from hf_mediaref.video import cleanup_cache
-from hf_mediaref.video._cache import decoder_cache
 
-from .test_remote_latency import VIDEOS, _check, _refs, write_media
+from .test_remote_latency import VIDEOS, _check, _refs, decode_on_road, write_media
 
 KEY, SECRET = "AKIAHFMEDIAREFTEST", "s3cr3t/never-shown+anywhere"
 
@@ -122,17 +120,12 @@ def test_a_batch_of_s3_refs_fetches_its_ranges_together(media, cold, state, monk
         refs = _relative(refs)
         counts = {}
         for road in ("fsspec", "presigned"):
-            with monkeypatch.context() as patch:
-                if road == "fsspec":  # the road before: s3fs's S3File reads the objects
-                    patch.setattr(sources, "_location", lambda *args: None)
-                cleanup_cache()  # the roads give other version strings: each keeps indexes of its own
-                os.environ["HF_MEDIAREF_CACHE_DIR"] = str(root.parent / f"store-{road}-{state}")
-                if state == "warm":
-                    batch_decode(refs, access=access)  # the indexes are known
-                    decoder_cache.clear()  # the containers closed
-                server.reset()
-                _check(media, batch_decode(refs, access=access), picks)
-                counts[road] = server.requests, server.peak_in_flight
+            seam = "_location" if road == "fsspec" else None  # the road before: s3fs's S3File reads
+            store = root.parent / f"store-{road}-{state}"
+            warm = state == "warm"
+            frames = decode_on_road(monkeypatch, refs, server, store, warm=warm, seam=seam, access=access)
+            _check(media, frames, picks)
+            counts[road] = server.requests, server.peak_in_flight
         assert server.refused == 0
         (before, _), (together, peak) = counts["fsspec"], counts["presigned"]
         assert peak >= len(VIDEOS), counts
