@@ -56,9 +56,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import email.utils
-import hashlib
 import io
-import json
 import logging
 import os
 import re
@@ -89,7 +87,7 @@ from ._readahead import AdaptiveRangeFile
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["http_deadline", "http_exists", "http_get", "open_http", "settings", "store_key"]
+__all__ = ["http_deadline", "http_exists", "http_get", "open_http", "settings"]
 
 
 @dataclasses.dataclass
@@ -711,7 +709,7 @@ def prefetch(
     ``(start, end, uses)`` triples, ``[start, end)``, at most ``concurrency`` requests in flight per host,
     each a checked ranged GET under the running call's deadline and public-address rule, sending ``headers``
     (a Hub token for its endpoint: :mod:`._hub`) and ``query`` on the wire (a presigned URL's signature:
-    :mod:`._remote`). ``key``: what they are kept under (:func:`store_key`; default: of ``url`` and
+    :mod:`._remote`). ``key``: what they are kept under (:func:`~._ranges.store_key`; default: of ``url`` and
     ``headers``), which the file that takes them is opened with. Returns the requests sent."""
     if not headers and not query and key is None:
         return _ranges.prefetch(url, ranges, _fetch_ahead, concurrency, owner)
@@ -720,19 +718,7 @@ def prefetch(
     def fetch(_key: str, start: int, end: int) -> tuple[bytes, _Validators]:
         return _get_range(url, start, end - 1, _Deadline(), sent=sent, query=query)
 
-    return _ranges.prefetch(key or store_key(url, sent), ranges, fetch, concurrency, owner)
-
-
-def store_key(url: str, headers: dict[str, str] | None) -> str:
-    """What ranges of ``url`` fetched with ``headers`` are kept under (:mod:`._ranges`): ``url`` itself
-    without headers, else ``url`` marked with a digest of them, so that bytes fetched with one token are never
-    served to a file read with another (or none). The mark is a fragment: the host (the per-host limit) is the
-    same. (A presigned URL, signed anew for each open, is kept under a digest of who signed it instead:
-    :mod:`._remote`.)"""
-    if not headers:
-        return url
-    digest = hashlib.sha256(json.dumps(sorted(headers.items())).encode()).hexdigest()[:16]
-    return f"{url}#hf_mediaref-headers-{digest}"
+    return _ranges.prefetch(key or _ranges.store_key(url, sent), ranges, fetch, concurrency, owner)
 
 
 def http_get(url: str) -> bytes:
@@ -788,7 +774,7 @@ class _RangeReader(AdaptiveRangeFile):
     ``query`` goes on the wire with every request, never into a message (a presigned URL's signature:
     :mod:`._remote`); ``renew`` gives a fresh one, asked once per read that the server refuses with ``403``
     (the signature expired while the file was open). ``key``: what the ranges fetched ahead for this file are
-    kept under (default :func:`store_key` of ``url`` and ``headers``).
+    kept under (default :func:`~._ranges.store_key` of ``url`` and ``headers``).
     """
 
     def __init__(
@@ -806,7 +792,7 @@ class _RangeReader(AdaptiveRangeFile):
         self._sent = dict(headers) if headers else None
         self._query = query
         self._renew = renew
-        self._key = key or store_key(url, self._sent)  # of the ranges fetched ahead for this file
+        self._key = key or _ranges.store_key(url, self._sent)  # of the ranges fetched ahead for this file
         self._configured = configured
         self._init_readahead(readahead or settings.readahead, settings.min_readahead, settings.small_read)
         with self._rule():

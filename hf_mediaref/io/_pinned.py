@@ -27,8 +27,8 @@ asks replaces it, a read that finds it gone drops it), and comes back marked wit
 bounded: the fetches and reads run under the running call's deadline (``timeout=``:
 :class:`~hf_mediaref.errors.DecodeTimeoutError`; else ``HF_MEDIAREF_HTTP_DEADLINE``), each call on the
 event loop cancelled when it passes. Ranges are kept under the object's URL and a digest of the
-filesystem's options (:func:`filesystem_token`): a file of other credentials never takes them. A fetch
-that fails is dropped: the file reads those bytes itself.
+filesystem's options (:func:`~._ranges.filesystem_token`): a file of other credentials never takes them.
+A fetch that fails is dropped: the file reads those bytes itself.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
-import hashlib
 import io
 import logging
 import os
@@ -55,7 +54,6 @@ __all__ = [
     "OPEN_AGE",
     "VERSION_AGE",
     "Pin",
-    "filesystem_token",
     "open_pinned",
     "pin_of",
     "pinned_reads",
@@ -117,15 +115,9 @@ def pin_of(uri: str, fs: Any, path: str) -> Pin | None:
     return Pin(aware, field) if getattr(aware, "version_aware", False) else None
 
 
-def filesystem_token(fs: Any) -> str:
-    """A digest of the filesystem's class and options (``hash(fs)``: fsspec's token of them): the same for
-    every file of one user's filesystem, another for other credentials or endpoints."""
-    return hashlib.sha256(f"{type(fs).__module__}.{type(fs).__name__}:{hash(fs)}".encode()).hexdigest()[:16]
-
-
 def _store_key(fs: Any, path: str) -> str:
     """What ranges of ``path`` fetched with ``fs`` are kept under (:mod:`._ranges`)."""
-    return f"{fs.unstrip_protocol(path)}#hf_mediaref-fs-{filesystem_token(fs)}"
+    return _ranges.store_key(fs.unstrip_protocol(path), {"reader": _ranges.filesystem_token(fs)})
 
 
 def _call(fs: Any, deadline: _Deadline, what: str, uri: str, method: Any, *args: Any, **kwargs: Any) -> Any:

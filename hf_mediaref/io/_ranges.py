@@ -25,6 +25,8 @@ from __future__ import annotations
 import concurrent.futures
 import contextvars
 import dataclasses
+import hashlib
+import json
 import logging
 import os
 import threading
@@ -45,11 +47,32 @@ __all__ = [
     "Fetch",
     "adopt",
     "coalesce",
+    "filesystem_token",
     "forget",
     "prefetch",
     "release",
+    "store_key",
     "take",
 ]
+
+
+def store_key(location: str, credentials: dict[str, str] | None = None) -> str:
+    """What ranges of ``location`` fetched with ``credentials`` are kept under: ``location`` itself without
+    them, else ``location`` marked with a digest of them (the request headers of an HTTP read, or
+    :func:`filesystem_token` of the fsspec filesystem that signs or reads), so that bytes fetched with one
+    token or one user's filesystem are never served to a file read with another (or none). The mark is a
+    fragment: the host (the per-host limit) is the same."""
+    if not credentials:
+        return location
+    digest = hashlib.sha256(json.dumps(sorted(credentials.items())).encode()).hexdigest()[:16]
+    return f"{location}#hf_mediaref-headers-{digest}"
+
+
+def filesystem_token(fs: Any) -> str:
+    """A digest of an fsspec filesystem's class and options (``hash(fs)``: fsspec's token of them): the same
+    for every file of one user's filesystem, another for other credentials or endpoints."""
+    return hashlib.sha256(f"{type(fs).__module__}.{type(fs).__name__}:{hash(fs)}".encode()).hexdigest()[:16]
+
 
 #: Fetches ``[start, end)`` of a URL: ``(the bytes from start, possibly fewer; the answer's validators)``.
 Fetch = Callable[[str, int, int], tuple[bytes, Any]]

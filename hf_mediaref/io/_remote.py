@@ -32,7 +32,7 @@ the data's public-address rule (:mod:`._network`) does not apply to the endpoint
 way): the Range file is opened ``configured``. The signature goes in the query string on the wire only
 (:class:`RemoteLocation` ``query``): errors, logs and ``repr`` name the URL without it (an error of the
 open names the ref too: :func:`~._sources.open_media`); the secret key never leaves botocore. Ranges fetched
-ahead are kept under the URL and a digest of the filesystem's options (:func:`~._pinned.filesystem_token`:
+ahead are kept under the URL and a digest of the filesystem's options (:func:`~._ranges.filesystem_token`:
 fsspec's token of the filesystem's class and options), the same for every signature of one user's
 filesystem, another for other credentials.
 """
@@ -45,9 +45,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ._http import store_key
 from ._hub import hub_location
-from ._pinned import filesystem_token
+from ._ranges import filesystem_token, store_key
 from ._uri import uri_scheme
 
 __all__ = ["S3_EXPIRY", "RemoteLocation", "reads_over_http", "remote_location"]
@@ -65,7 +64,7 @@ class RemoteLocation:
 
     ``url`` is what messages name (no secret in it). ``headers`` (a token) and ``query`` (a signature) go
     with every request and are never shown; ``key`` is what ranges fetched ahead are kept under
-    (:func:`~._http.store_key`); ``renew`` gives a fresh ``query`` (a signature that expired)."""
+    (:func:`~._ranges.store_key`); ``renew`` gives a fresh ``query`` (a signature that expired)."""
 
     url: str
     headers: dict[str, str] = dataclasses.field(repr=False)

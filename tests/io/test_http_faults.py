@@ -135,7 +135,8 @@ def test_http_deadline_bounds_a_whole_operation_and_is_restored(url):
     with _Timer() as t, http_deadline(0.5):
         assert current_deadline() is not None
         with http_deadline(60):  # an inner, later deadline does not extend the outer one
-            with pytest.raises(DecodeTimeoutError, match=r"within 0\.5 s \(the http_deadline limit\)"):
+            # the time the request had left of the 0.5 s (a busy machine spends some before it starts)
+            with pytest.raises(DecodeTimeoutError, match=r"within 0\.(5|4\d*) s \(the http_deadline limit\)"):
                 read_bytes(u)
     assert t.seconds < SOON
     assert current_deadline() is None
