@@ -39,14 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_remote import (
-    add_store_arguments,
-    make_refs,
-    make_remote_media,
-    store_refs,
-    store_report,
-    store_roads,
-)
+import bench_remote
 from benchmark import publish
 
 import hf_mediaref
@@ -66,8 +59,8 @@ def run_s3(
     os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")  # before gcsfs is imported
     from hf_mediaref.testing.fake_gcs import FakeGcsServer
 
-    videos = make_remote_media(media, quick)
-    pairs = make_refs(videos)
+    videos = bench_remote.make_remote_media(media, quick)
+    pairs = bench_remote.make_refs(videos)
     expected = [i for _, i in pairs]
     rows = []
     with tempfile.TemporaryDirectory(prefix="hf_mediaref-bench-s3-") as tmp:
@@ -75,7 +68,7 @@ def run_s3(
         bucket.mkdir()
         for video in videos:
             os.symlink(os.path.abspath(video.path), bucket / Path(video.path).name)
-        local, remote = store_refs(pairs)
+        local, remote = bench_remote.store_refs(pairs)
         roads = {name: (local if name == "local" else remote, seam) for name, seam in ROADS[store].items()}
         for delay in delays:
             kind = FakeGcsServer if store == "gs" else LatencyServer
@@ -85,14 +78,14 @@ def run_s3(
                     "gs": {"gs": {"endpoint_url": server.url, "token": "anon"}},
                 }[store]
                 access = hf_mediaref.MediaAccess(root=f"{store}://bench/", storage_options=options)
-                rows += store_roads(roads, expected, server, delay, reps, access=access)
+                rows += bench_remote.store_roads(roads, expected, server, delay, reps, access=access)
     where = f"a bucket of a loopback {'GCS' if store == 'gs' else 'S3'} endpoint"
-    return store_report(rows, where, quick, reps, bandwidth)
+    return bench_remote.store_report(rows, where, quick, reps, bandwidth)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_store_arguments(parser)
+    bench_remote.add_store_arguments(parser)
     parser.add_argument("--store", choices=sorted(ROADS), default="s3", help="s3:// (default) or gs://")
     args = parser.parse_args(argv)
     reps = args.reps or (1 if args.quick else 3)
