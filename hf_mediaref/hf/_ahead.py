@@ -230,13 +230,18 @@ class _Lanes:
                 and pending[self.lane_of[before]] <= min(pending)
             ):
                 chosen = self.lane_of[before]  # after the batch it continues, so it decodes on
-            members = list(range(p, min(p + self.group, n)))
+            members = list(range(p, min(p + self._group_size(n), n)))
             if pending[chosen] and self.reads_ahead is not None:  # it waits for its lane: its reads start now
                 self.reads_ahead([i for q in members for i in self.plan.batches[q]])
             job = self.pool.submit(chosen, self._fetch_group, [self.plan.batches[q] for q in members])
             for k, q in enumerate(members):
                 self.lane_of.append(chosen)
                 self.futures[q] = (job, k)
+
+    def _group_size(self, n: int) -> int:
+        """Batches per group in an epoch of ``n``: ``group``, but no more than each lane's share, so that the
+        lanes all decode (an epoch of 2 batches on 2 lanes goes batch by batch, side by side)."""
+        return max(1, min(self.group, -(-n // self.pool.size)))
 
     def _fetch_group(self, batches: list[list[int]]) -> list[Any]:
         """What ``fetch`` returns for each of ``batches``, from one fetch of all their indices when it returns
@@ -348,6 +353,7 @@ class DecodeAhead:
             split back into the sampler's batches (default 1). Pays where the rows of a batch rarely share a
             block but those of the next batches do: random rows over a few videos (8 videos, groups of 4
             batches of 32: about 1.6x fewer CPU-seconds per frame). Holds up to ``depth + group`` batches.
+            A group is never more than each lane's share of the epoch's batches: every lane gets work.
 
     Attributes:
         sampler: the sampler to give the DataLoader as ``batch_sampler``: ``sampler`` itself when it lists

@@ -223,6 +223,39 @@ def test_grouping_falls_back_to_batch_by_batch_for_other_results(videos):
     assert got == [{"sum": sum(b), "n": len(b)} for b in sampler]
 
 
+def test_a_group_is_no_more_than_each_lanes_share_of_the_epoch():
+    """An epoch of 2 batches on 2 lanes with ``group=4``: each lane decodes one batch (two calls side by
+    side), not one lane both; 6 batches on 2 lanes: groups of 3; on one lane: groups of 4."""
+
+    class Recorded:
+        def __init__(self):
+            self.calls: list[list[int]] = []
+            self.lock = threading.Lock()
+
+        def __len__(self):
+            return 20
+
+        def __getitem__(self, i):
+            return i
+
+        def __getitems__(self, indices):
+            with self.lock:
+                self.calls.append(list(indices))
+            return list(indices)
+
+    for sampler, lanes, expected in (
+        ([[0, 1], [2, 3]], 2, [[0, 1], [2, 3]]),
+        ([[0], [1], [2], [3], [4], [5]], 2, [[0, 1, 2], [3, 4, 5]]),
+        ([[0], [1], [2], [3], [4], [5]], 1, [[0, 1, 2, 3], [4, 5]]),
+    ):
+        dataset = Recorded()
+        ahead = DecodeAhead(dataset, sampler, lanes=lanes, group=4)
+        got = list(DataLoader(ahead, batch_sampler=ahead.sampler, collate_fn=lambda x: x))
+        ahead.close()
+        assert got == sampler  # the sampler's batches, in order
+        assert sorted(dataset.calls) == expected
+
+
 def test_planned_batches_carry_the_batches_after_them():
     """No plan before the first epoch; each batch a plain list to the DataLoader, carrying the next ones,
     so that a DataLoader worker finds the batch it is handed next (``i + num_workers``)."""
