@@ -32,6 +32,7 @@ from __future__ import annotations
 import collections
 import contextvars
 import dataclasses
+import functools
 import logging
 import os
 import weakref
@@ -167,11 +168,13 @@ class _LanePool:
         self.closed = False
         _live.add(self)
 
-    def submit(self, number: int, fn: Any, *args: Any) -> Future:
-        return self.pools[number].submit(contextvars.copy_context().run, self._run, number, fn, *args)
+    def submit(self, number: int, fn: Any, *args: Any, cores: int | None = None) -> Future:
+        """Run ``fn(*args)`` on lane ``number``, with ``cores`` (default: the lane's share)."""
+        run = functools.partial(self._run, number, cores or self.cores, fn)
+        return self.pools[number].submit(contextvars.copy_context().run, run, *args)
 
-    def _run(self, number: int, fn: Any, *args: Any) -> Any:
-        with lane(("decode-ahead", id(self), number), self.cores):
+    def _run(self, number: int, cores: int, fn: Any, *args: Any) -> Any:
+        with lane(("decode-ahead", id(self), number), cores):
             return fn(*args)
 
     def close(self) -> None:
@@ -230,18 +233,24 @@ class _Lanes:
                 and pending[self.lane_of[before]] <= min(pending)
             ):
                 chosen = self.lane_of[before]  # after the batch it continues, so it decodes on
-            members = list(range(p, min(p + self._group_size(n), n)))
+            members = list(range(p, min(p + self.group, n)))
             if pending[chosen] and self.reads_ahead is not None:  # it waits for its lane: its reads start now
                 self.reads_ahead([i for q in members for i in self.plan.batches[q]])
-            job = self.pool.submit(chosen, self._fetch_group, [self.plan.batches[q] for q in members])
+            job = self.pool.submit(
+                chosen, self._fetch_group, [self.plan.batches[q] for q in members], cores=self._group_cores(n)
+            )
             for k, q in enumerate(members):
                 self.lane_of.append(chosen)
                 self.futures[q] = (job, k)
 
-    def _group_size(self, n: int) -> int:
-        """Batches per group in an epoch of ``n``: ``group``, but no more than each lane's share, so that the
-        lanes all decode (an epoch of 2 batches on 2 lanes goes batch by batch, side by side)."""
-        return max(1, min(self.group, -(-n // self.pool.size)))
+    def _group_cores(self, n: int) -> int:
+        """The cores of a group's job in an epoch of ``n`` batches: the lane's share, or, where the epoch has
+        fewer groups than lanes (2 batches in groups of 4 on 2 lanes), the idle lanes' cores too: the group
+        still decodes each block once, on every core."""
+        groups = -(-n // self.group)
+        if groups >= self.pool.size:
+            return self.pool.cores
+        return max(1, self.pool.cores * self.pool.size // groups)
 
     def _fetch_group(self, batches: list[list[int]]) -> list[Any]:
         """What ``fetch`` returns for each of ``batches``, from one fetch of all their indices when it returns
@@ -353,7 +362,7 @@ class DecodeAhead:
             split back into the sampler's batches (default 1). Pays where the rows of a batch rarely share a
             block but those of the next batches do: random rows over a few videos (8 videos, groups of 4
             batches of 32: about 1.6x fewer CPU-seconds per frame). Holds up to ``depth + group`` batches.
-            A group is never more than each lane's share of the epoch's batches: every lane gets work.
+            Where an epoch has fewer groups than lanes, a group's decode takes the idle lanes' cores too.
 
     Attributes:
         sampler: the sampler to give the DataLoader as ``batch_sampler``: ``sampler`` itself when it lists
