@@ -484,9 +484,10 @@ def per_row_floors(rows: Rows, batch_size: int, workers: int) -> tuple[float, fl
         fresh += last - key + 1
         slot = ((r // batch_size) % max(1, workers), video.path)
         now = where.get(slot)
-        block_of_now = keys[bisect.bisect_right(keys, now) - 1] if now is not None else None
-        cached += last - now if now is not None and block_of_now == key and first > now else last - key + 1
-        where[slot] = max(last, now) if now is not None and block_of_now == key and first > now else last
+        # the worker's decoder decodes on (no seek) when the row's frames come later in the block it is in
+        decodes_on = now is not None and first > now and keys[bisect.bisect_right(keys, now) - 1] == key
+        cached += last - now if decodes_on else last - key + 1
+        where[slot] = last
         returned += len(positions)
     return fresh / returned, cached / returned
 

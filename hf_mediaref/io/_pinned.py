@@ -217,18 +217,19 @@ def open_pinned(uri: str, path: str, pin: Pin) -> io.BufferedReader | None:
         FileNotFoundError: nothing at ``path`` (what ``fs`` raises).
         DecodeTimeoutError: the operation's deadline passed.
     """
-    info = _info(pin, path, uri, _store_key(pin.fs, path), _Deadline(), OPEN_AGE)
+    key = _store_key(pin.fs, path)
+    info = _info(pin, path, uri, key, _Deadline(), OPEN_AGE)
     if info.get("type", "file") != "file" or not info.get(pin.field) or info.get("size") is None:
         return None
-    return io.BufferedReader(_PinnedReader(uri, path, info, pin), buffer_size=32 << 10)
+    return io.BufferedReader(_PinnedReader(uri, path, info, pin, key), buffer_size=32 << 10)
 
 
 class _PinnedReader(AdaptiveRangeFile):
     """A raw file over one version of an fsspec object (see the module docstring): the read-ahead, the read
     hints and the ranges fetched ahead of :class:`~._readahead.AdaptiveRangeFile`, each fetch one ranged
-    ``cat_file`` of the version opened."""
+    ``cat_file`` of the version opened; ``key``: what its ranges fetched ahead are kept under."""
 
-    def __init__(self, uri: str, path: str, info: dict, pin: Pin):
+    def __init__(self, uri: str, path: str, info: dict, pin: Pin, key: str):
         self.uri = uri
         self._pin = pin
         #: The object's ``info`` at the open.
@@ -239,7 +240,7 @@ class _PinnedReader(AdaptiveRangeFile):
         #: write theirs (``"<validator>; <size>"``: what the batch planner reads a file's size from).
         self.version = f"{pin.field} {self._version}; {self._size}"
         self._path = pin.at(path, self._version)  # every read of it: that version
-        self._key = _store_key(pin.fs, path)
+        self._key = key
         self._init_readahead(settings.readahead, settings.min_readahead, settings.small_read)
 
     def _new_deadline(self) -> _Deadline:
