@@ -18,7 +18,9 @@ interval, else one frame at the stream's average rate).
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import itertools
 import logging
 import threading
 from collections.abc import Sequence
@@ -69,6 +71,9 @@ class VideoIndex:
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
+        keys = self.keyframe_positions
+        if any(b <= a for a, b in itertools.pairwise(keys)):  # planning bisects it
+            self.keyframe_positions = sorted(set(keys))
         tb = self.time_base
         self.frame_ns = (self.pts * tb.numerator * NS_PER_SECOND) // tb.denominator
         self.end_ns = self.end_pts * tb.numerator * NS_PER_SECOND // tb.denominator
@@ -107,23 +112,25 @@ class VideoIndex:
         return i if i < self.pts.size and int(self.pts[i]) == pts else -1
 
     def keyframes(self) -> list[int]:
-        """A snapshot of the trusted keyframe positions."""
-        with self._lock:
-            return list(self.keyframe_positions)
+        """The trusted keyframe positions, sorted: the list itself, not a copy (:meth:`distrust` replaces it
+        rather than change it, so a reader's list never changes under it). Do not modify it."""
+        return self.keyframe_positions
 
     def previous_keyframe(self, position: int) -> int:
         """The last trusted keyframe strictly before ``position`` (0 when there is none)."""
-        with self._lock:
-            earlier = [k for k in self.keyframe_positions if k < position]
-        return earlier[-1] if earlier else 0
+        keys = self.keyframe_positions
+        i = bisect.bisect_left(keys, position)
+        return int(keys[i - 1]) if i else 0
 
     def distrust(self, position: int) -> None:
         """Stop using ``position`` as a decode start (a decode showed it is not a usable keyframe)."""
         if position == 0:
             return
         with self._lock:
-            if position in self.keyframe_positions:
-                self.keyframe_positions.remove(position)
+            keys = self.keyframe_positions
+            i = bisect.bisect_left(keys, position)
+            if i < len(keys) and keys[i] == position:
+                self.keyframe_positions = keys[:i] + keys[i + 1 :]  # a new list: readers keep theirs
                 logger.debug(
                     "keyframe at pts %d is not a usable seek point; dropped", int(self.pts[position])
                 )

@@ -25,6 +25,7 @@ Every strategy yields the same frames; independent spans can run on different co
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import enum
 from collections.abc import Iterable, Sequence
@@ -40,7 +41,6 @@ __all__ = [
     "NO_FRAME",
     "BatchDecodingStrategy",
     "Span",
-    "block_starts",
     "frames_played_at",
     "plan_spans",
     "playback_tolerance_ns",
@@ -119,14 +119,6 @@ def frames_played_at(
     return frames
 
 
-def block_starts(frames: np.ndarray, keyframes: Sequence[int]) -> np.ndarray:
-    """For each frame position, the last keyframe position at or before it (position 0 always counts)."""
-    keys = np.asarray(keyframes, dtype=np.int64)
-    if keys.size == 0 or keys[0] != 0:
-        keys = np.concatenate([[0], keys[keys > 0]])
-    return keys[np.searchsorted(keys, np.asarray(frames, dtype=np.int64), side="right") - 1]
-
-
 def plan_spans(
     frames: Iterable[int],
     keyframes: Sequence[int],
@@ -136,23 +128,26 @@ def plan_spans(
 ) -> tuple[Span, ...]:
     """Spans that decode every frame in ``frames`` (positions; duplicates and any order allowed) once.
 
-    ``keyframes`` are sorted positions a decode may start from. ``merge_gap`` (per-block strategy only):
-    two blocks' spans merge when at most this many unwanted frames separate them.
+    ``keyframes`` are sorted positions a decode may start from (read, never copied: a video's whole list is
+    searched once per wanted frame, so planning a few frames of a long video costs no more than of a short
+    one). ``merge_gap`` (per-block strategy only): two blocks' spans merge when at most this many unwanted
+    frames separate them.
     """
     strategy = BatchDecodingStrategy(strategy)
-    wanted = np.unique(np.asarray(list(frames), dtype=np.int64))
-    if wanted.size == 0:
+    values = frames.tolist() if isinstance(frames, np.ndarray) else [int(f) for f in frames]
+    wanted = sorted(set(values))
+    if not wanted:
         return ()
     if wanted[0] < 0:
-        raise ValueError(f"frame positions must be >= 0, got {int(wanted[0])}")
-    starts = block_starts(wanted, keyframes)
+        raise ValueError(f"frame positions must be >= 0, got {wanted[0]}")
+    starts = [_block_start(keyframes, f) for f in wanted]
     if strategy is BatchDecodingStrategy.SEPARATE:
-        return tuple(Span(int(s), (int(f),)) for s, f in zip(starts, wanted))
+        return tuple(Span(s, (f,)) for s, f in zip(starts, wanted))
     if strategy is BatchDecodingStrategy.SEQUENTIAL:
-        return (Span(int(starts[0]), tuple(int(f) for f in wanted)),)
+        return (Span(starts[0], tuple(wanted)),)
     spans: list[Span] = []
-    group_start, group = int(starts[0]), [int(wanted[0])]
-    for start, frame in zip(starts[1:].tolist(), wanted[1:].tolist()):
+    group_start, group = starts[0], [wanted[0]]
+    for start, frame in zip(starts[1:], wanted[1:]):
         same_block = start == group_start
         cheap_gap = start - group[-1] - 1 <= merge_gap
         if same_block or cheap_gap:
@@ -162,6 +157,12 @@ def plan_spans(
             group_start, group = start, [frame]
     spans.append(Span(group_start, tuple(group)))
     return tuple(spans)
+
+
+def _block_start(keyframes: Sequence[int], frame: int) -> int:
+    """The last keyframe at or before ``frame`` (0 when there is none: position 0 always counts)."""
+    i = bisect.bisect_right(keyframes, frame)
+    return int(keyframes[i - 1]) if i else 0
 
 
 def span_cost(span: Span) -> float:

@@ -13,7 +13,7 @@ from hf_mediaref.video._planning import (
     NO_FRAME,
     BatchDecodingStrategy,
     Span,
-    block_starts,
+    _block_start,
     frames_played_at,
     plan_spans,
     playback_tolerance_ns,
@@ -78,9 +78,9 @@ class TestFramesPlayedAt:
 class TestSpans:
     keyframes = [0, 10, 20, 30]  # 40 frames, a keyframe every 10
 
-    def test_block_starts(self):
-        assert block_starts(np.array([0, 9, 10, 25, 39]), self.keyframes).tolist() == [0, 0, 10, 20, 30]
-        assert block_starts(np.array([3, 12]), [10]).tolist() == [0, 10]  # frame 0 always counts as a start
+    def test_block_start(self):
+        assert [_block_start(self.keyframes, f) for f in (0, 9, 10, 25, 39)] == [0, 0, 10, 20, 30]
+        assert [_block_start([10], f) for f in (3, 12)] == [0, 10]  # frame 0 always counts as a start
 
     def test_per_block_decodes_each_block_once_to_its_last_target(self):
         spans = plan_spans([25, 3, 7, 3, 36], self.keyframes, S.SEQUENTIAL_PER_KEYFRAME_BLOCK)
