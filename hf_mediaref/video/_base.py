@@ -5,6 +5,8 @@ frames."""
 from __future__ import annotations
 
 import abc
+import contextlib
+import functools
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
@@ -146,10 +148,12 @@ class BaseVideoDecoder(abc.ABC):
         threads: int = 1,
         index: VideoIndex | None = None,
         last: bool = False,
+        held: Any = None,
     ) -> dict[int, Any]:
         """Decode ``span`` (positions in ``index``, default the complete index) and return {frame position:
         (H, W, 3) uint8 frame} for its targets. ``last``: the span holds the call's last target of this
-        video, where the next call may continue."""
+        video, where the next call may continue. ``held``: what :meth:`_holding` keeps for a chain of spans
+        (None: the span is decoded on its own)."""
 
     def _planned_reads(self, spans: Sequence[Span], index: VideoIndex) -> list[tuple[int, int]]:
         """The ``[start, end)`` byte ranges decoding ``spans`` (positions in ``index``) reads, as far as the
@@ -200,31 +204,52 @@ class BaseVideoDecoder(abc.ABC):
         *,
         size: tuple[int, int] | None = None,
         index: VideoIndex | None = None,
+        chain: bool = False,
     ) -> list[Task]:
         """One executor task per span (positions in ``index``, default the complete index); each returns
         {position: frame}, or a :class:`~._truth.Stale` result when a decode showed that ``index`` (a hint)
-        is wrong: the video was indexed again, and :meth:`_decode_again` answers the request."""
+        is wrong: the video was indexed again, and :meth:`_decode_again` answers the request.
+
+        ``chain``: the tasks will run one after another on one thread (a batch on one core): one task decodes
+        every span in order instead, on what :meth:`_holding` keeps for the run (a container leased once,
+        not once per span)."""
 
         spans = list(spans)
         final = max((max(s.targets) for s in spans if len(s.targets)), default=None)
         planned = self._index if index is None else index
 
-        def task(span: Span) -> Task:
+        def decode(span: Span, threads: int, held: Any) -> dict[int, Any] | Stale:
+            if is_replaced(planned):  # another span of this request showed the index wrong
+                return Stale()
             last = final is not None and len(span.targets) > 0 and max(span.targets) == final
+            try:
+                with decode_errors(self.uri):
+                    return self._decode_span(
+                        span, size=size, threads=threads, index=planned, last=last, held=held
+                    )
+            except IndexMismatch as exc:
+                self._rescan(exc)
+                return Stale()
 
-            def run(threads: int) -> dict[int, Any]:
-                if is_replaced(planned):  # another span of this request showed the index wrong
-                    return Stale()
-                try:
-                    with decode_errors(self.uri):
-                        return self._decode_span(span, size=size, threads=threads, index=planned, last=last)
-                except IndexMismatch as exc:
-                    self._rescan(exc)
-                    return Stale()
+        if chain and len(spans) > 1:
 
-            return Task(span_cost(span), run)
+            def run_all(threads: int) -> dict[int, Any] | Stale:
+                out: dict[int, Any] = {}
+                with self._holding() as held:
+                    for span in spans:
+                        part = decode(span, threads, held)
+                        if isinstance(part, Stale):
+                            return part
+                        out.update(part)
+                return out
 
-        return [task(span) for span in spans]
+            return [Task(sum(span_cost(span) for span in spans), run_all)]
+        return [Task(span_cost(span), functools.partial(decode, span, held=None)) for span in spans]
+
+    def _holding(self) -> contextlib.AbstractContextManager[Any]:
+        """What a chain of spans decoded one after another on one thread keeps between them (handed to each
+        :meth:`_decode_span` as ``held``); nothing by default."""
+        return contextlib.nullcontext()
 
     def _rescan(self, mismatch: IndexMismatch) -> VideoIndex:
         """Discard the index a decode contradicted and index the video by a demux scan (once per index)."""
@@ -261,7 +286,7 @@ class BaseVideoDecoder(abc.ABC):
                     f"frame index {bad[0]} out of range for {describe_uri(self.uri)} ({idx.num_frames} "
                     "frames, by a scan: its index listed others)"
                 )
-        tasks = self._span_tasks(self._plan(again, strategy, idx), size=size, index=idx)
+        tasks = self._span_tasks(self._plan(again, strategy, idx), size=size, index=idx, chain=budget == 1)
         decoded: dict[int, Any] = {}
         for part in run_tasks(tasks, budget):
             if isinstance(part, Stale):
@@ -419,16 +444,17 @@ class BaseVideoDecoder(abc.ABC):
         times_ns: Sequence[int] | None = None,
     ) -> FrameBatch:
         idx = self._index if index is None else index
-        tasks = self._span_tasks(self._plan(positions, strategy, idx), index=idx)
+        budget = core_budget(max_workers)
+        tasks = self._span_tasks(self._plan(positions, strategy, idx), index=idx, chain=budget == 1)
         decoded: dict[int, Any] = {}
-        parts = run_tasks(tasks, core_budget(max_workers))
+        parts = run_tasks(tasks, budget)
         if any(isinstance(part, Stale) for part in parts):  # the index was wrong: ask the rescanned one
             positions, decoded, idx = self._decode_again(
                 times_ns=times_ns,
                 positions=positions,
                 strategy=strategy,
                 size=None,
-                budget=core_budget(max_workers),
+                budget=budget,
             )
             parts = []
         for part in parts:

@@ -28,7 +28,7 @@ from ._cache import decoder_cache
 from ._container import kept_for_its_resume_point
 from ._identity import source_key
 from ._index import VideoIndex
-from ._planning import BatchDecodingStrategy, Span
+from ._planning import BatchDecodingStrategy, Span, span_cost
 from ._truth import Stale
 
 __all__ = ["VideoPlan", "plan_videos"]
@@ -223,10 +223,10 @@ def plan_videos(
         index = dec._index_for(times)  # positions in it, for the plan and the decode
         positions = dec._frames_at(times, index)
         spans = dec._plan(positions, strategy, index)
-        tasks = dec._span_tasks(spans, size=size, index=index)
+        tasks = dec._span_tasks(spans, size=size, index=index, chain=budget == 1)
         if remote[i] and ahead:
             reads = _reads_ahead(dec, index, spans, budget, later)
-            wanted.append(_Reads(i, dec, index, spans, tasks, reads))
+            wanted.append(_Reads(i, dec, index, spans, reads))
             if waits[i]:  # and its own before the next one's
                 _prefetch_in_order(wanted, budget, io_concurrency, owner, storage_options)
                 wanted = []
@@ -237,13 +237,12 @@ def plan_videos(
 
 @dataclasses.dataclass
 class _Reads:
-    """A remote video's reads ahead (:func:`_reads_ahead`), with the spans and tasks that order them."""
+    """A remote video's reads ahead (:func:`_reads_ahead`), with the spans that order them."""
 
     video: int  # its place in the batch (the decode runs the videos' tasks in that order)
     decoder: BaseVideoDecoder
     index: VideoIndex
     spans: Sequence[Span]
-    tasks: Sequence[Task]
     reads: list[tuple[int, int, int]]
 
 
@@ -255,14 +254,10 @@ def _prefetch_in_order(
     the costliest first on several). What opening every video reads went before (:func:`plan_videos`); a
     range holding it and a near block asks for the block's part here. The I/O threads take requests first
     come first served: a block queued behind blocks decoded later kept a decode waiting a round trip more."""
-    tasks = [
-        (video, span, task)
-        for video in sorted(wanted, key=lambda v: v.video)
-        for span, task in zip(video.spans, video.tasks)
-    ]
+    spans = [(video, span) for video in sorted(wanted, key=lambda v: v.video) for span in video.spans]
     sent: set[tuple[str, int]] = set()
-    for k in run_order([task.cost for _, _, task in tasks], budget):  # the spans as their tasks start
-        video, span, _ = tasks[k]
+    for k in run_order([span_cost(span) for _, span in spans], budget):  # the spans as their tasks start
+        video, span = spans[k]
         uri = video.decoder.uri
         for start, _ in video.decoder._planned_reads([span], video.index):
             held = next((r for r in video.reads if r[0] <= start < r[1]), None)

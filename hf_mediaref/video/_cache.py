@@ -145,6 +145,21 @@ class LeaseCache:
             self._refs[key] = self._refs.get(key, 0) + 1
             return key, obj, self._generation
 
+    def lease_preferred(
+        self, key: Hashable, prefer: Callable[[Hashable, Any], bool]
+    ) -> contextlib.AbstractContextManager[Any] | None:
+        """A lease, already entered, of the most recently idle decoder of ``key``'s group that ``prefer``
+        accepts (see :meth:`lease`; its ``__exit__`` gives it back), or None: nothing is opened."""
+        with self._lock:
+            found = self._take_preferred(self._tag(key), prefer)
+            if found is None:
+                return None
+            key, obj = found
+            self._refs[key] = self._refs.get(key, 0) + 1
+            lease = _Lease(self, key, _never_opened, None, None)
+            lease._lease = (key, obj, self._generation)
+            return lease
+
     def _take_preferred(
         self, group: Hashable, prefer: Callable[[Hashable, Any], bool]
     ) -> tuple[Hashable, Closeable] | None:
@@ -290,6 +305,10 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _never_opened() -> Closeable:
+    raise AssertionError("a lease of an idle decoder opens none")
+
+
 class _Lease:
     """One lease of :meth:`LeaseCache.lease` (a plain context manager: one per decoded span, kept cheap)."""
 
@@ -307,7 +326,8 @@ class _Lease:
         self._lease: tuple[Hashable, Closeable, int] | None = None
 
     def __enter__(self) -> Any:
-        self._lease = self._cache._check_out(self._key, self._open, self._prefer, self._avoid)
+        if self._lease is None:  # (one from lease_preferred comes checked out)
+            self._lease = self._cache._check_out(self._key, self._open, self._prefer, self._avoid)
         return self._lease[1]
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:

@@ -21,6 +21,7 @@ from ._identity import source_key
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "HeldVideo",
     "OpenedVideo",
     "fresh_key",
     "import_av",
@@ -244,6 +245,17 @@ class _VideoLease:
             self.uri, storage_options=self.storage_options, threads=self.threads, head=self.head
         )
 
+    def enter_preferred(self) -> tuple[OpenedVideo, Any] | None:
+        """Enter the lease only with an idle container whose resume point ``prefer`` accepts (None: none
+        is idle; nothing is opened)."""
+        lease = decoder_cache.lease_preferred(("pyav", self.key, self.threads), self._choose)
+        if lease is None:
+            return None
+        self._lease = lease
+        video = cast(OpenedVideo, lease.__enter__())
+        point, video.resume_point = video.resume_point, None
+        return video, point
+
     def __enter__(self) -> tuple[OpenedVideo, Any]:
         choose = self._choose if self._prefer is not None else None
         lease = decoder_cache.lease(
@@ -260,11 +272,71 @@ class _VideoLease:
             lease.__exit__(exc_type, exc, tb)
 
 
-#: Per source, the ids of the containers whose resume points are kept for the call that continues them (the
-#: newest :data:`_KEPT_PER_SOURCE`), for the :data:`_KEPT_SOURCES` sources kept last. Values are tuples,
-#: replaced whole under :data:`_kept_lock`, so that a lease reading them under the decoder cache's lock
-#: never sees one change.
-_kept: collections.OrderedDict[tuple, tuple[int, ...]] = collections.OrderedDict()
+class HeldVideo:
+    """A container of one source kept leased across a chain of spans decoded one after another on one thread
+    (a video's spans of a batch on one core): the first :meth:`use` leases one as :func:`lease_video` does,
+    the next ones hand the same container on, with the resume point the previous span left on it, instead
+    of giving it back to the cache and leasing it again. Where that point does not serve a span (``prefer``)
+    and another container of the source is kept for its resume point (:func:`keep_resume_point`: where an
+    earlier call stopped), an idle one whose point serves is taken instead, as a lease would. A span that
+    fails closes the held container (its state is unknown; the next use leases another); :meth:`release`
+    gives it back when the chain ends. Not thread-safe."""
+
+    __slots__ = ("_exit", "_point", "_threads", "_video", "head", "key", "storage_options", "uri")
+
+    def __init__(self, uri: str, storage_options: dict | None, key: tuple, head: tuple[int, int] | None):
+        self.uri, self.storage_options, self.key, self.head = uri, storage_options, key, head
+        self._video: OpenedVideo | None = None
+        self._exit: Callable[[Any, Any, Any], Any] | None = None  # the lease's __exit__
+        self._threads = 0
+        self._point: Any = None  # the resume point the container was leased with, for the next span
+
+    def use(self, threads: int, prefer: Callable[[Any], bool] | None) -> HeldVideo:
+        """Use the held container for one span (a context manager giving ``(container, resume point)``, as a
+        lease does)."""
+        if self._video is not None and self._threads != threads:
+            self.release()
+        video = self._video
+        if video is None:
+            lease = _VideoLease(self.uri, self.storage_options, threads, self.key, prefer, self.head)
+            self._hold(lease, *lease.__enter__(), threads)
+        elif prefer is not None and not prefer(video.resume_point) and _kept_beside(self.key, video, prefer):
+            lease = _VideoLease(self.uri, self.storage_options, threads, self.key, prefer, self.head)
+            found = lease.enter_preferred()
+            if found is not None:
+                self.release()
+                self._hold(lease, *found, threads)
+        return self
+
+    def _hold(self, lease: _VideoLease, video: OpenedVideo, point: Any, threads: int) -> None:
+        self._exit, self._video, self._point, self._threads = lease.__exit__, video, point, threads
+
+    def __enter__(self) -> tuple[OpenedVideo, Any]:
+        video = self._video
+        assert video is not None, "use() first"
+        point, self._point = self._point, None
+        if point is None:  # held on from the previous span: the point it left
+            point, video.resume_point = video.resume_point, None
+        return video, point
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:  # closed, as a lease closes its container after an error
+            leave, self._exit, self._video = self._exit, None, None
+            if leave is not None:
+                leave(exc_type, exc, tb)
+
+    def release(self) -> None:
+        """Give the held container back to the cache (with the resume point the last span left)."""
+        leave, self._exit, self._video = self._exit, None, None
+        if leave is not None:
+            leave(None, None, None)
+
+
+#: Per source, the containers whose resume points are kept for the call that continues them (the newest
+#: :data:`_KEPT_PER_SOURCE`, as ``(id(container), weak reference to the point)``), for the
+#: :data:`_KEPT_SOURCES` sources kept last. Values are tuples, replaced whole under :data:`_kept_lock`, so
+#: that a lease reading them under the decoder cache's lock never sees one change.
+_kept: collections.OrderedDict[tuple, tuple[tuple[int, weakref.ref[Any]], ...]] = collections.OrderedDict()
 _kept_lock = threading.Lock()
 _KEPT_PER_SOURCE = 2
 _KEPT_SOURCES = 256  # far more than the idle containers the decoder cache keeps open
@@ -274,7 +346,20 @@ def kept_for_its_resume_point(key: tuple, video: Any) -> bool:
     """Whether the idle container ``video`` of the source ``key`` is kept for the decode that continues from
     its resume point (:func:`keep_resume_point`): a lease that cannot continue from there opens another
     container rather than take it, while the decoder cache has room."""
-    return getattr(video, "resume_point", None) is not None and id(video) in _kept.get(key, ())
+    return getattr(video, "resume_point", None) is not None and any(
+        kept == id(video) for kept, _ in _kept.get(key, ())
+    )
+
+
+def _kept_beside(key: tuple, video: OpenedVideo, prefer: Callable[[Any], bool]) -> bool:
+    """Whether a container of the source ``key`` other than ``video`` is kept for a resume point (still
+    held by it) that ``prefer`` accepts."""
+    for kept, point in _kept.get(key, ()):
+        if kept != id(video):
+            alive = point()
+            if alive is not None and prefer(alive):
+                return True
+    return False
 
 
 def keep_resume_point(key: tuple, video: OpenedVideo) -> None:
@@ -284,11 +369,11 @@ def keep_resume_point(key: tuple, video: OpenedVideo) -> None:
     for the newest :data:`_KEPT_PER_SOURCE` of the source (two lanes decoding one video side by side),
     while the decoder cache has room for another container (see :meth:`._cache.LeaseCache.lease`).
     """
+    if video.resume_point is None:
+        return
     with _kept_lock:
-        kept = _kept.pop(key, ())
-        if id(video) not in kept:
-            kept = (*kept, id(video))[-_KEPT_PER_SOURCE:]
-        _kept[key] = kept
+        kept = tuple(pair for pair in _kept.pop(key, ()) if pair[0] != id(video))
+        _kept[key] = (*kept, (id(video), weakref.ref(video.resume_point)))[-_KEPT_PER_SOURCE:]
         while len(_kept) > _KEPT_SOURCES:
             _kept.popitem(last=False)
 

@@ -43,7 +43,7 @@ from ..errors import MediaDecodeError, describe_uri
 from ..io import UriKind, check_pixel_limit, classify_uri
 from . import _stats as stats
 from ._base import BaseVideoDecoder, quarter_turns
-from ._container import OpenedVideo, import_av, keep_resume_point, lease_video
+from ._container import HeldVideo, OpenedVideo, import_av, keep_resume_point, lease_video
 from ._index import VideoIndex
 from ._indexes import check_version
 from ._planning import DEFAULT_MERGE_GAP, Span
@@ -634,6 +634,7 @@ class PyAVVideoDecoder(BaseVideoDecoder):
         threads: int = 1,
         index: VideoIndex | None = None,
         last: bool = False,
+        held: HeldVideo | None = None,
     ) -> dict[int, Any]:
         """Decode ``span``; every returned frame is the target's own frame, decoded from a keyframe before it.
 
@@ -655,7 +656,9 @@ class PyAVVideoDecoder(BaseVideoDecoder):
             resumed = False
             try:
                 prefer = serves if may_resume and not careful and not from_top else None
-                with self._container(1 if careful else threads, fresh=from_top, prefer=prefer) as leased:
+                with self._container(
+                    1 if careful else threads, fresh=from_top, prefer=prefer, held=held
+                ) as leased:
                     video, point = leased
                     check_version(index, video.version, self.uri)
                     skip_nonref = skip_nonref and _reorders(video)
@@ -751,12 +754,20 @@ class PyAVVideoDecoder(BaseVideoDecoder):
         return _head_range(self._snapshot)  # a progressive snapshot: not completed here
 
     def _container(
-        self, threads: int, *, fresh: bool, prefer: Callable[[Any], bool] | None = None
+        self,
+        threads: int,
+        *,
+        fresh: bool,
+        prefer: Callable[[Any], bool] | None = None,
+        held: HeldVideo | None = None,
     ) -> contextlib.AbstractContextManager[tuple[OpenedVideo, Any]]:
         """A leased container from the cache and the resume point it came with (one that ``prefer`` accepts
-        if there is one), or a ``fresh`` one (never seeked, closed after use; no resume point)."""
+        if there is one), or a ``fresh`` one (never seeked, closed after use; no resume point). ``held``: the
+        container a chain of spans keeps (see :meth:`_holding`)."""
         if fresh:
             return self._fresh_container(threads)
+        if held is not None:
+            return held.use(threads, prefer)
         return lease_video(  # no context manager of its own around the lease: one per span
             self.uri,
             storage_options=self.storage_options,
@@ -765,6 +776,15 @@ class PyAVVideoDecoder(BaseVideoDecoder):
             prefer=prefer,
             head=self._head,
         )
+
+    @contextlib.contextmanager
+    def _holding(self) -> Iterator[HeldVideo]:
+        """One container leased for a chain of spans (:class:`~._container.HeldVideo`), then given back."""
+        held = HeldVideo(self.uri, self.storage_options, self._key, self._head)
+        try:
+            yield held
+        finally:
+            held.release()
 
     @contextlib.contextmanager
     def _fresh_container(self, threads: int) -> Iterator[tuple[OpenedVideo, Any]]:

@@ -204,6 +204,7 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
         threads: int = 1,
         index: VideoIndex | None = None,
         last: bool = False,
+        held: Any = None,
     ) -> dict[int, Any]:
         idx = self._index if index is None else index
         # the index it was opened with (the object, not its id(), which a later index may reuse once this one

@@ -52,6 +52,31 @@ def test_every_frame_by_its_pts_shuffled_with_duplicates(case, strategy, decoder
     assert _indices(batch_decode(refs, strategy=strategy, decoder=decoder), case) == order
 
 
+def test_one_core_decodes_a_videos_spans_on_one_leased_container(case, monkeypatch):
+    """On one core (a DataLoader worker's budget) a video's spans run one after another on one container,
+    leased once per call instead of once per span (each span still seeks or decodes on from where the
+    last one left the codec): every frame is still the one a plain decode shows."""
+    from hf_mediaref.video._cache import decoder_cache
+
+    leases, closed = [], []
+    check_out, give_back = decoder_cache._check_out, decoder_cache._give_back
+    monkeypatch.setattr(decoder_cache, "_check_out", lambda *a: leases.append(a[0][0]) or check_out(*a))
+    monkeypatch.setattr(
+        decoder_cache, "_give_back", lambda *a: closed.extend([a[0][0]] * (not a[3])) or give_back(*a)
+    )
+    n = case.spec.num_frames
+    rng = np.random.default_rng(len(case.name) + 1)
+    for _ in range(2):  # cold, then with the container (and its resume point) the first call left
+        order = rng.permutation(n).tolist()[: max(4, n // 3)] + rng.integers(0, n, 3).tolist()
+        refs = [MediaRef(case.uri, case.spec.pts_ns[i]) for i in order]
+        leases.clear()
+        closed.clear()
+        assert _indices(batch_decode(refs, max_workers=1), case) == order
+        # one lease for every span of the call, and at most one more after each retry that closed the
+        # container (a seek that landed late in MPEG-TS; the last retry may decode a fresh one from the top)
+        assert set(leases) == {"pyav"} and len(leases) <= 1 + len(closed), (leases, closed)
+
+
 @pytest.mark.parametrize("decoder", DECODERS)
 def test_random_times_inside_each_frame_interval(case, decoder):
     """Anywhere in [pts_i, pts_i+1) selects frame i, except the last millisecond before the next frame, which
