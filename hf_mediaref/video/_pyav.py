@@ -34,7 +34,8 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from types import MappingProxyType
+from typing import Any, cast
 
 import numpy as np
 
@@ -273,12 +274,35 @@ class _ResumePoint:
         return not self.skipped or not any(int(index.pts[t]) in self.skipped for t in span.targets)
 
 
+#: The packets a decode skipped past its resume point, where it skipped none.
+_NOTHING_SKIPPED: frozenset[int] = frozenset()
+
+
 class _SpanDecode:
     """One seek to keyframe ``start`` and a forward decode that answers the sorted ``targets`` (positions).
 
     ``frames`` maps each target to its RGB frame: the decoded frame whose pts is the target's pts, nothing
     else. Raises :class:`_Overshoot` when the seek landed after the keyframe and :class:`_MissingFrame` when a
     target's frame never comes out."""
+
+    # the state every decode starts from (set on the instance once it changes)
+    _gop, _seq = -1, 0  # careful: the GOP and decode sequence number of the last packet in
+    #: careful: pts -> (GOP number, decode sequence number); GOP number -> sequence number of its first
+    #: damage; GOP number -> pts of its keyframe. Read-only here: a careful decode makes its own.
+    _place: dict[int, tuple[int, int]] = cast(dict, MappingProxyType({}))
+    _first_damage: dict[int, int] = cast(dict, MappingProxyType({}))
+    _gop_start: dict[int, int] = cast(dict, MappingProxyType({}))
+    _last_gop: int | None = None  # careful: the GOP of the last target, decoded to its end
+    # a keyframe packet flagged discard went into the decoder: an MP4 edit list starting after that
+    # keyframe (FFmpeg demuxes the samples from it, and the decoder drops their frames), so the frames
+    # that come out after it are decoded from that keyframe although none of them is a key frame
+    _discarded_key_in = False
+    _pending = 0  # targets[:_pending] are answered
+    _skipping = False
+    _decoded = 0
+    _draining = False
+    _answered = False  # every target is answered (the decode may go on for the next frame)
+    _successor_seen = False
 
     def __init__(
         self,
@@ -301,11 +325,8 @@ class _SpanDecode:
         # careful: one codec thread, so every damage report comes at its own packet; damage then spoils the
         # frames decoded after it (in decode order) until the next keyframe
         self.careful = careful
-        self._gop, self._seq = -1, 0
-        self._place: dict[int, tuple[int, int]] = {}  # pts -> (GOP number, decode sequence number)
-        self._first_damage: dict[int, int] = {}  # GOP number -> sequence number of its first damage
-        self._last_gop: int | None = None  # careful: the GOP of the last target, decoded to its end
-        self._gop_start: dict[int, int] = {}  # GOP number -> pts of its keyframe
+        if careful:
+            self._place, self._first_damage, self._gop_start = {}, {}, {}
         # the pts of the frames this decode goes through, from its keyframe (or where it resumes) to the frame
         # after the last target: one small list, read for the targets, the checks and the resume point
         after = targets[-1] + 1
@@ -319,24 +340,16 @@ class _SpanDecode:
         self.frames: dict[int, np.ndarray] = {}
         self._first = resume is None
         self._from_key = resume is not None  # a key frame came out: what follows is decoded from a keyframe
-        # a keyframe packet flagged discard went into the decoder: an MP4 edit list starting after that
-        # keyframe (FFmpeg demuxes the samples from it, and the decoder drops their frames), so the frames
-        # that come out after it are decoded from that keyframe although none of them is a key frame
-        self._discarded_key_in = False
         # for the resume point this decode leaves: the last frame out, packets skipped, anything amiss
         self._out_pts = resume.last_pts if resume is not None else None
         self._skipped: set[int] = set(resume.skipped) if resume is not None else set()
         self._resumable = not careful
         self._converted: dict[int, np.ndarray] = {}  # by pts: a frame answering several targets converts once
-        self._pending = 0  # targets[:_pending] are answered
-        self._skipping = False
-        self._decoded = 0
         # drain: once the packets of every target are in the decoder (and with them every packet before them
         # in decode order, all that their frames depend on), drain it rather than demux packets that only
         # push the frames out (B-frame reordering, frame threads): no byte past the last target's packet is
         # read. Not when careful (damage reported later in the GOP counts).
         self._unsent = set(self.target_pts) if drain and not careful else None
-        self._draining = False
         # a hinted index (not a demux scan) is checked against the packets and frames this decode produces,
         # up to the frame after the last target, which ends the last target's time on screen: the decode goes
         # on until that frame is out (it stays pending in the resume point). A progressive snapshot's blocks
@@ -349,8 +362,6 @@ class _SpanDecode:
         self._listed: dict[int, int] = dict(zip(reversed(listed), range(high - 1, low - 1, -1)))
         # (not for the MP4 sample tables, which the demuxer itself reads: the container's own frame list)
         self._need_successor = self.checking and not careful and not index.moov_tables
-        self._answered = False  # every target is answered (the decode may go on for the next frame)
-        self._successor_seen = False
         self._unseen: list[Any] = []  # frames out after the last target: the resume point's pending frames
         #: the frames whose packets the decode reads (announced to HTTP sources)
         self.read_targets = tuple(targets)
@@ -370,23 +381,30 @@ class _SpanDecode:
         try:
             if self.resume is not None and self.resume.pending and self._take(list(self.resume.pending)):
                 return self._result()
+            careful, checking, listed, wanted = self.careful, self.checking, self._listed, self.wanted
             for packet in self.video.container.demux(self.video.stream):
-                self._note_packet(packet)
-                if self.checking and packet.size and not packet.is_discard:
-                    self._check_listed(packet.pts if packet.pts is not None else packet.dts, "a packet")
+                pts = packet.pts
+                if careful:
+                    self._note_packet(packet)
+                elif self._first and packet.is_keyframe and packet.is_discard:  # (what _note_packet notes
+                    self._discarded_key_in = True  # beside the places, which only a careful decode reads)
+                if checking and packet.size and not packet.is_discard:
+                    listed_pts = pts if pts is not None else packet.dts
+                    if listed_pts not in listed:  # (the frames this decode goes through are listed)
+                        self._check_listed(listed_pts, "a packet")
                 # a packet read ahead past the last target is decoded: the next span may want its frame
                 skip = (
-                    self.wanted is not None
+                    wanted is not None
                     and not self._answered
-                    and packet.pts not in self.wanted
-                    and self._before_last(packet)
+                    and pts not in wanted
+                    and (pts is None or int(pts) < self.target_pts[-1])  # before the last target
                 )
                 if skip != self._skipping:
                     self._set_skipping(skip)
-                if packet.pts is None or not packet.size:  # no place in the timeline, or the final flush
+                if pts is None or not packet.size:  # no place in the timeline, or the final flush
                     self._resumable = False
                 elif skip:
-                    self._skipped.add(int(packet.pts))
+                    self._skipped.add(int(pts))
                 try:
                     frames = packet.decode()
                 except ffmpeg_error as exc:  # damaged data: the packet's own frame never comes out
@@ -395,8 +413,8 @@ class _SpanDecode:
                     frames = []
                 if self._take(frames):
                     return self._result()
-                if self._unsent is not None and packet.pts is not None:
-                    self._unsent.discard(int(packet.pts))
+                if self._unsent is not None and pts is not None:
+                    self._unsent.discard(int(pts))
                     if not self._unsent:
                         return self._drain(ffmpeg_error)
             if self.careful and self._pending == len(self.targets):
@@ -412,10 +430,6 @@ class _SpanDecode:
                 self._set_skipping(False)
             if stats.is_collecting():
                 self._record()
-
-    def _before_last(self, packet: Any) -> bool:
-        """Whether ``packet``'s frame comes before the last target (a packet without pts: yes)."""
-        return packet.pts is None or int(packet.pts) < self.target_pts[-1]
 
     def _take(self, frames: Sequence[Any]) -> bool:
         """Pass ``frames`` (out of the codec, in output order) to the targets, then to :meth:`_note_unseen`;
@@ -474,7 +488,8 @@ class _SpanDecode:
         position = self._position_of(self._out_pts)
         if position < 0:
             return None  # a frame the index does not know
-        skipped = frozenset(p for p in self._skipped if p > self._out_pts)  # the others are out of reach
+        out = self._out_pts
+        skipped = frozenset(p for p in self._skipped if p > out) if self._skipped else _NOTHING_SKIPPED
         return _ResumePoint(self.index, self._out_pts, position, skipped, tuple(self._unseen))
 
     def _drain(self, ffmpeg_error: type[Exception]) -> dict[int, np.ndarray]:
@@ -551,12 +566,16 @@ class _SpanDecode:
 
     def _on_frame(self, frame: Any) -> bool:
         """Answer the targets ``frame`` settles; True once every target is answered."""
-        pts = frame.pts if frame.pts is not None else frame.dts
+        pts = frame.pts
         if pts is None:
-            self._resumable = False
-            return False
-        self._out_pts = max(int(pts), self._out_pts if self._out_pts is not None else int(pts))
-        if self.checking:
+            pts = frame.dts
+            if pts is None:
+                self._resumable = False
+                return False
+        pts = int(pts)
+        if self._out_pts is None or pts > self._out_pts:
+            self._out_pts = pts
+        if self.checking and pts not in self._listed:  # (the frames this decode goes through are listed)
             self._check_listed(pts, "a frame")
         if self._first:
             self._first = False
@@ -569,16 +588,17 @@ class _SpanDecode:
                     raise _Overshoot()  # the seek did not start at a real keyframe
                 return False  # the stream starts mid-GOP: frames before its first keyframe are never returned
             self._from_key = True
-        n = len(self.targets)
-        if self._pending < n and self.target_pts[self._pending] < pts:  # that frame never came out
-            raise _MissingFrame(self.targets[self._pending])
+        n, pending = len(self.targets), self._pending
+        wanted = self.target_pts[pending] if pending < n else None
+        if wanted is not None and wanted < pts:  # that frame never came out
+            raise _MissingFrame(self.targets[pending])
         if self.careful and self._last_gop is not None:  # every target is answered: is its GOP over?
             following = self._gop_start.get(self._last_gop + 1)
             if following is not None and pts >= following:
                 return True
         if frame.is_corrupt:  # FFmpeg says so: concealed or partial pixels
             self._note_damage(*self._place.get(pts, (self._gop, self._seq)))
-        if self._pending < n and self.target_pts[self._pending] == pts:
+        if wanted == pts:
             if self._draining and getattr(frame, "interlaced_frame", False):
                 raise _DrainedShort()  # field pictures: the frame's other field may be in a later packet
             self._answer(frame, pts)
@@ -662,7 +682,7 @@ class PyAVVideoDecoder(BaseVideoDecoder):
                     video, point = leased
                     check_version(index, video.version, self.uri)
                     skip_nonref = skip_nonref and _reorders(video)
-                    resumed = prefer is not None and prefer(point)
+                    resumed = prefer is not None and point is not None and prefer(point)
                     decode = _SpanDecode(
                         video,
                         index,
