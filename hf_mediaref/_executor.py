@@ -23,6 +23,7 @@ from .errors import DecodeTimeoutError
 
 __all__ = [
     "Task",
+    "check_deadline",
     "choose_parallelism",
     "core_budget",
     "lane",
@@ -109,13 +110,19 @@ def choose_parallelism(costs: Sequence[float], cores: int) -> tuple[int, int]:
     return best[1], best[2]
 
 
-def _start(task: Task, threads: int) -> Any:
-    """Run ``task`` unless the running operation's deadline (:mod:`._deadline`) has passed."""
+def check_deadline() -> None:
+    """Raise :class:`~hf_mediaref.errors.DecodeTimeoutError` when the running operation's deadline
+    (:mod:`._deadline`) has passed: before any piece of work starts (a task, a span of a chain of spans)."""
     end = current_deadline()
     if end is not None and time.monotonic() > end:
         raise DecodeTimeoutError(
             "the decode did not finish within its timeout; its remaining work was not started"
         )
+
+
+def _start(task: Task, threads: int) -> Any:
+    """Run ``task`` unless the running operation's deadline (:mod:`._deadline`) has passed."""
+    check_deadline()
     return task.run(threads)
 
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._executor import Task, core_budget, run_tasks
+from .._executor import Task, check_deadline, core_budget, run_tasks
 from .._fields import NS_PER_SECOND, describe_ref
 from ..errors import FrameOutOfRangeError, MediaDecodeError, describe_uri
 from ..io import UriKind, check_pixel_limit, classify_uri
@@ -236,7 +236,9 @@ class BaseVideoDecoder(abc.ABC):
             def run_all(threads: int) -> dict[int, Any] | Stale:
                 out: dict[int, Any] = {}
                 with self._holding() as held:
-                    for span in spans:
+                    for k, span in enumerate(spans):
+                        if k:  # each span, as each task, starts only before the deadline
+                            check_deadline()
                         part = decode(span, threads, held)
                         if isinstance(part, Stale):
                             return part

@@ -11,6 +11,7 @@ import pytest
 
 from hf_mediaref import DataURI, MediaRef, batch_decode
 from hf_mediaref.errors import (
+    DecodeTimeoutError,
     FrameOutOfRangeError,
     MediaDecodeError,
     MediaNotFoundError,
@@ -308,3 +309,26 @@ def test_channels_first_is_the_same_pixels_as_channels_last(tmp_path, name, kw):
             assert len({id(a) for a in arrays}) == len(arrays)  # a duplicate is its own frame
         if resize is None and name != "rotated":  # (a rotated barcode does not read)
             assert _indices(hwc) == [0, 3, 7, 7, 19]
+
+
+def test_one_core_starts_no_span_of_a_video_after_the_deadline(tmp_path, monkeypatch):
+    """On one core a video's spans run as one task; each span, as each task, starts only before the call's
+    deadline: a slow video raises DecodeTimeoutError instead of running every span to the end."""
+    import time
+
+    from hf_mediaref.video import PyAVVideoDecoder
+
+    spec = write_video(tmp_path / "v.mp4", 60, fps=30, gop=6, size=SIZE)
+    started = []
+    decode_span = PyAVVideoDecoder._decode_span
+
+    def slow(self, span, **kw):
+        started.append(span.start)
+        time.sleep(0.4)
+        return decode_span(self, span, **kw)
+
+    monkeypatch.setattr(PyAVVideoDecoder, "_decode_span", slow)
+    refs = [MediaRef(str(spec.path), spec.pts_ns[i]) for i in (1, 13, 25, 37, 49)]  # 5 keyframe blocks
+    with pytest.raises(DecodeTimeoutError):
+        batch_decode(refs, max_workers=1, timeout=1.0)
+    assert 1 <= len(started) < 5, started
