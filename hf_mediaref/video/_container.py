@@ -249,19 +249,18 @@ class _VideoLease:
         """Enter the lease only with an idle container whose resume point ``prefer`` accepts (None: none
         is idle; nothing is opened)."""
         lease = decoder_cache.lease_preferred(("pyav", self.key, self.threads), self._choose)
-        if lease is None:
-            return None
-        self._lease = lease
-        video = cast(OpenedVideo, lease.__enter__())
-        point, video.resume_point = video.resume_point, None
-        return video, point
+        return None if lease is None else self._enter(lease)
 
     def __enter__(self) -> tuple[OpenedVideo, Any]:
         choose = self._choose if self._prefer is not None else None
         lease = decoder_cache.lease(
             ("pyav", self.key, self.threads), self._open, prefer=choose, avoid=self._avoid
         )
-        video = lease.__enter__()
+        return self._enter(lease)
+
+    def _enter(self, lease: contextlib.AbstractContextManager[Any]) -> tuple[OpenedVideo, Any]:
+        """The container of the cache's ``lease`` and its resume point, cleared on it for this lease."""
+        video = cast(OpenedVideo, lease.__enter__())
         self._lease = lease
         point, video.resume_point = video.resume_point, None
         return video, point
@@ -282,34 +281,33 @@ class HeldVideo:
     fails closes the held container (its state is unknown; the next use leases another); :meth:`release`
     gives it back when the chain ends. Not thread-safe."""
 
-    __slots__ = ("_exit", "_point", "_threads", "_video", "head", "key", "storage_options", "uri")
+    __slots__ = ("_lease", "_point", "_video", "head", "key", "storage_options", "uri")
 
     def __init__(self, uri: str, storage_options: dict | None, key: tuple, head: tuple[int, int] | None):
         self.uri, self.storage_options, self.key, self.head = uri, storage_options, key, head
+        self._lease: _VideoLease | None = None  # the lease of the held container (its threads, its exit)
         self._video: OpenedVideo | None = None
-        self._exit: Callable[[Any, Any, Any], Any] | None = None  # the lease's __exit__
-        self._threads = 0
         self._point: Any = None  # the resume point the container was leased with, for the next span
 
     def use(self, threads: int, prefer: Callable[[Any], bool] | None) -> HeldVideo:
         """Use the held container for one span (a context manager giving ``(container, resume point)``, as a
         lease does)."""
-        if self._video is not None and self._threads != threads:
+        if self._lease is not None and self._lease.threads != threads:
             self.release()
         video = self._video
         if video is None:
             lease = _VideoLease(self.uri, self.storage_options, threads, self.key, prefer, self.head)
-            self._hold(lease, *lease.__enter__(), threads)
+            self._hold(lease, *lease.__enter__())
         elif prefer is not None and not prefer(video.resume_point) and _kept_beside(self.key, video, prefer):
             lease = _VideoLease(self.uri, self.storage_options, threads, self.key, prefer, self.head)
             found = lease.enter_preferred()
             if found is not None:
                 self.release()
-                self._hold(lease, *found, threads)
+                self._hold(lease, *found)
         return self
 
-    def _hold(self, lease: _VideoLease, video: OpenedVideo, point: Any, threads: int) -> None:
-        self._exit, self._video, self._point, self._threads = lease.__exit__, video, point, threads
+    def _hold(self, lease: _VideoLease, video: OpenedVideo, point: Any) -> None:
+        self._lease, self._video, self._point = lease, video, point
 
     def __enter__(self) -> tuple[OpenedVideo, Any]:
         video = self._video
@@ -321,15 +319,16 @@ class HeldVideo:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is not None:  # closed, as a lease closes its container after an error
-            leave, self._exit, self._video = self._exit, None, None
-            if leave is not None:
-                leave(exc_type, exc, tb)
+            self._leave(exc_type, exc, tb)
 
     def release(self) -> None:
         """Give the held container back to the cache (with the resume point the last span left)."""
-        leave, self._exit, self._video = self._exit, None, None
-        if leave is not None:
-            leave(None, None, None)
+        self._leave(None, None, None)
+
+    def _leave(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        lease, self._lease, self._video = self._lease, None, None
+        if lease is not None:
+            lease.__exit__(exc_type, exc, tb)
 
 
 #: Per source, the containers whose resume points are kept for the call that continues them (the newest

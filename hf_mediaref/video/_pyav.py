@@ -384,10 +384,10 @@ class _SpanDecode:
             careful, checking, listed, wanted = self.careful, self.checking, self._listed, self.wanted
             for packet in self.video.container.demux(self.video.stream):
                 pts = packet.pts
-                if careful:
+                if self._first and packet.is_keyframe and packet.is_discard:
+                    self._discarded_key_in = True
+                if careful:  # its places: only a careful decode reads them
                     self._note_packet(packet)
-                elif self._first and packet.is_keyframe and packet.is_discard:  # (what _note_packet notes
-                    self._discarded_key_in = True  # beside the places, which only a careful decode reads)
                 if checking and packet.size and not packet.is_discard:
                     listed_pts = pts if pts is not None else packet.dts
                     if listed_pts not in listed:  # (the frames this decode goes through are listed)
@@ -485,12 +485,12 @@ class _SpanDecode:
         from here is not known to be right (careful decodes, damage, the stream's end, no frame out)."""
         if not self._resumable or self._draining or self._out_pts is None or not self._from_key:
             return None  # a drained decoder is flushed by its next use
-        position = self._position_of(self._out_pts)
+        out = self._out_pts
+        position = self._position_of(out)
         if position < 0:
             return None  # a frame the index does not know
-        out = self._out_pts
         skipped = frozenset(p for p in self._skipped if p > out) if self._skipped else _NOTHING_SKIPPED
-        return _ResumePoint(self.index, self._out_pts, position, skipped, tuple(self._unseen))
+        return _ResumePoint(self.index, out, position, skipped, tuple(self._unseen))
 
     def _drain(self, ffmpeg_error: type[Exception]) -> dict[int, np.ndarray]:
         """Drain the decoder (every target's packet is in it): its frames answer the targets, or
@@ -527,8 +527,6 @@ class _SpanDecode:
 
     def _note_packet(self, packet: Any) -> None:
         """Place ``packet`` in decode order: its GOP and sequence number."""
-        if packet.is_keyframe and packet.is_discard and self._first:
-            self._discarded_key_in = True
         if packet.is_keyframe:
             self._gop += 1
             if packet.pts is not None:
