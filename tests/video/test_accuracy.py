@@ -94,16 +94,20 @@ def test_random_times_inside_each_frame_interval(case, decoder):
 
 
 def test_pixels_equal_a_sequential_decode(case):
-    """No strategy changes pixels: spans start at real keyframes and skipped frames are never references.
-    Frames come as displayed (a rotation display matrix applied), or as stored (``orientation="stored"``)."""
+    """No strategy changes pixels: spans start at real keyframes and skipped frames are never references,
+    whether the spans run on every core or, on one core, one after another on one held container. Frames
+    come as displayed (a rotation display matrix applied), or as stored (``orientation="stored"``)."""
     reference = _sequential_decode(case.path)
     n = case.spec.num_frames
     picks = sorted(set(np.random.default_rng(3).integers(0, n, 12).tolist()) | {0, n - 1})
     refs = [MediaRef(case.uri, case.spec.pts_ns[i]) for i in picks]
     for strategy in STRATEGIES:
-        for i, frame in zip(picks, batch_decode(refs, strategy=strategy)):
-            expected = np.rot90(reference[i], case.rotation // 90)
-            np.testing.assert_array_equal(frame, expected, err_msg=f"{case.name} frame {i} {strategy}")
+        for workers in (None, 1):
+            for i, frame in zip(picks, batch_decode(refs, strategy=strategy, max_workers=workers)):
+                expected = np.rot90(reference[i], case.rotation // 90)
+                np.testing.assert_array_equal(
+                    frame, expected, err_msg=f"{case.name} frame {i} {strategy} x{workers}"
+                )
     for i, frame in zip(picks, batch_decode(refs, orientation="stored")):
         np.testing.assert_array_equal(frame, reference[i], err_msg=f"{case.name} frame {i} stored")
 
