@@ -704,16 +704,26 @@ def test_a_forked_child_never_waits_on_the_parents_fetches(tmp_path):
 
 
 def test_a_read_waiting_on_a_fetch_ahead_keeps_one_request_deadline(tmp_path, monkeypatch):
-    """A fetch ahead that runs past the request deadline (RemoteAccessError there): the read that waited for
-    it does not start a deadline of its own: it raises without sending another request."""
+    """A read that waits for a fetch ahead past the request deadline (RemoteAccessError there) does not start
+    a deadline of its own after the wait: it raises without sending another request.
+
+    The fetch ahead starts its own deadline under a longer limit, so the read's wait (0.5 s) always ends
+    first, while the fetch is still in flight: were the limits equal, the fetch could fail a moment before
+    the read's wait ended, and the read would then rightly send its own request in what is left."""
     from hf_mediaref.errors import RemoteAccessError
 
-    monkeypatch.setattr(http.settings, "deadline", 0.5)
     (tmp_path / "f.bin").write_bytes(b"w" * 10_000)
     with LatencyServer(tmp_path, delay=1.5) as server:
         url = f"{server.url}/f.bin"
+        monkeypatch.setattr(http.settings, "deadline", 30.0)
         http.prefetch(url, [(0, 5000, 1)])
+        until = time.monotonic() + 10
+        while server.requests < 1:  # the fetch ahead is on the wire, its deadline set
+            assert time.monotonic() < until, "the fetch ahead never reached the server"
+            time.sleep(0.01)
+        monkeypatch.setattr(http.settings, "deadline", 0.5)
         with pytest.raises(RemoteAccessError, match="did not finish within"):
             with open_media(url, head=True):
                 pass
         assert server.requests == 1  # the fetch ahead only
+        ranges.forget(url)
