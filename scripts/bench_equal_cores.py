@@ -24,7 +24,9 @@ that every contender has the same cores (2 here):
   the main process);
 - hf_mediaref, ``DecodeAhead(..., group=4)`` over the DataLoader's own batches (the same batches as the first
   three contenders), no workers: every 4 consecutive batches decoded in one engine call, each keyframe block
-  once for the 4, on 2 lanes.
+  once for the 4, on 2 lanes;
+- hf_mediaref, the same ``DecodeAhead(..., group=4)`` in the workers: each worker decodes the batch it is
+  asked for with its own next 3 (batches ``i, i + 2, i + 4, i + 6`` of 2 workers) in one engine call.
 
 Videos: 320x240, 30 fps, 10 s, barcode frames (frame i shows i) with noise for a realistic bitrate, 32 per
 kind: H.264 (x264 veryfast, CRF 23) with a keyframe every 60 frames, with 3 B-frames and without, and AV1
@@ -338,6 +340,12 @@ def make_contenders(has_torchcodec: bool, has_mediaref: bool = False) -> list[Co
         )
         return _loader(ahead, bs, 0, batch_sampler=ahead.sampler)
 
+    def grouped_in_workers(rows: Rows, bs: int, workers: int) -> Any:
+        ahead = DecodeAhead(
+            _mediaref_format(_mediaref_rows(rows), rows), _plain_batches(len(rows), bs), group=4
+        )
+        return _loader(ahead, bs, workers, batch_sampler=ahead.sampler)
+
     out = []
     if has_torchcodec:
         out += [
@@ -351,6 +359,7 @@ def make_contenders(has_torchcodec: bool, has_mediaref: bool = False) -> list[Co
         Contender("hf_mediaref + VideoBlockBatchSampler", sampler, same_batches=False),
         Contender("hf_mediaref sampler + DecodeAhead, 0 workers", ahead, same_batches=False),
         Contender("hf_mediaref DecodeAhead(group=4), same batches, 0 workers", grouped),
+        Contender("hf_mediaref DecodeAhead(group=4), same batches, in the workers", grouped_in_workers),
     ]
     return out
 

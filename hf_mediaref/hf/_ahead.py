@@ -22,9 +22,13 @@ without an epoch plan of its own is wrapped (:attr:`DecodeAhead.sampler`, listin
 it starts), and the DataLoader must then be given ``batch_sampler=ahead.sampler``.
 
 Workers (``num_workers > 0``) decode their batches side by side already; what they cannot do alone is see
-their next batch, so its remote reads would start only when its decode does. The planned samplers' batches
-carry the batches after them (:func:`hinted`, a ``list`` to everyone else), and :class:`DecodeAhead` in a
-worker starts the reads of the ones that worker is handed next (:func:`next_in_worker`).
+their next batch, so its remote reads would start only when its decode does, and a block shared with it is
+decoded twice. The planned samplers' batches carry the batches after them (:func:`hinted`, a ``list`` to
+everyone else), and :class:`DecodeAhead` in a worker starts the reads of the ones that worker is handed next
+(:func:`next_in_worker`). With ``group=g`` it also decodes the batch it is asked for together with that
+worker's next ``g - 1`` batches, in one engine call, and keeps those until it is asked for them (a worker
+whose next batch turns out to be another than foretold drops them; after :data:`_WRONG_GUESSES` such groups
+in a row it stops grouping).
 """
 
 from __future__ import annotations
@@ -121,8 +125,11 @@ class EpochPlan:
 #: less than a round trip (small frames; measured on the remote guide's page).
 AHEAD_IN_WORKER = 2
 #: Batches after each one that a planned sampler's batch carries (:func:`hinted`): enough for
-#: :data:`AHEAD_IN_WORKER` batches of each of 8 workers.
-_HINTS = 16
+#: :data:`AHEAD_IN_WORKER` batches of each of 8 workers, or a group of 4 and its reads ahead in each of 4.
+_HINTS = 32
+#: Groups in a row that a DataLoader worker decoded ahead and then dropped unused (its next batch was another
+#: than the sampler's order foretold: ``in_order=False``, a loop broken early) after which it stops grouping.
+_WRONG_GUESSES = 3
 
 
 class _HintedBatch(list):
@@ -143,13 +150,55 @@ def hinted(batches: list[list[int]]) -> Iterator[list[int]]:
         yield _HintedBatch(batch, batches[p + 1 : p + 1 + _HINTS])
 
 
-def next_in_worker(indices: Any, num_workers: int) -> list[list[int]] | None:
+def next_in_worker(indices: Any, num_workers: int, count: int = AHEAD_IN_WORKER) -> list[list[int]] | None:
     """The batches a DataLoader worker among ``num_workers`` is handed after ``indices`` (one it was handed),
-    up to :data:`AHEAD_IN_WORKER`, when the sampler said (:func:`hinted`); else None."""
+    up to ``count``, when the sampler said (:func:`hinted`); else None."""
     upcoming = getattr(indices, "upcoming", None)
     if upcoming is None:
         return None
-    return [list(batch) for batch in upcoming[num_workers - 1 :: num_workers][:AHEAD_IN_WORKER]]
+    return [list(batch) for batch in upcoming[num_workers - 1 :: num_workers][:count]]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Failed:
+    """A batch of a group whose own fetch raised ``error``: raised when that batch is asked for."""
+
+    error: Exception
+
+
+def _fetch_together(fetch: Any, batches: list[list[int]]) -> list[Any]:
+    """What ``fetch`` returns for each of ``batches``: from one fetch of all their indices when it returns one
+    row per index (each keyframe block decoded once for all of them), else batch by batch. Where the fetch
+    of them all raises, each batch is fetched on its own, so that an error is raised at its own batch (as
+    :class:`_Failed`, see :func:`_unwrap`) and the other batches still come."""
+    if len(batches) > 1:
+        try:
+            rows = fetch([i for batch in batches for i in batch])
+        except Exception as exc:  # whose? each batch's own fetch says
+            logger.debug(
+                "fetching %d batches together failed (%s); fetching them one by one", len(batches), exc
+            )
+        else:
+            if isinstance(rows, list) and len(rows) == sum(len(b) for b in batches):
+                out, start = [], 0
+                for batch in batches:
+                    out.append(rows[start : start + len(batch)])
+                    start += len(batch)
+                return out
+    each: list[Any] = []
+    for batch in batches:
+        try:
+            each.append(fetch(batch))
+        except Exception as exc:
+            each.append(_Failed(exc))
+    return each
+
+
+def _unwrap(fetched: Any) -> Any:
+    """A batch :func:`_fetch_together` fetched, or the error its own fetch raised, raised."""
+    if isinstance(fetched, _Failed):
+        raise fetched.error
+    return fetched
 
 
 class _LanePool:
@@ -237,7 +286,11 @@ class _Lanes:
             if pending[chosen] and self.reads_ahead is not None:  # it waits for its lane: its reads start now
                 self.reads_ahead([i for q in members for i in self.plan.batches[q]])
             job = self.pool.submit(
-                chosen, self._fetch_group, [self.plan.batches[q] for q in members], cores=self._group_cores(n)
+                chosen,
+                _fetch_together,
+                self.fetch,
+                [self.plan.batches[q] for q in members],
+                cores=self._group_cores(n),
             )
             for k, q in enumerate(members):
                 self.lane_of.append(chosen)
@@ -252,19 +305,6 @@ class _Lanes:
             return self.pool.cores
         return max(1, self.pool.cores * self.pool.size // groups)
 
-    def _fetch_group(self, batches: list[list[int]]) -> list[Any]:
-        """What ``fetch`` returns for each of ``batches``, from one fetch of all their indices when it returns
-        one row per index (each keyframe block decoded once for the group), else batch by batch."""
-        if len(batches) > 1:
-            rows = self.fetch([i for batch in batches for i in batch])
-            if isinstance(rows, list) and len(rows) == sum(len(b) for b in batches):
-                out, start = [], 0
-                for batch in batches:
-                    out.append(rows[start : start + len(batch)])
-                    start += len(batch)
-                return out
-        return [self.fetch(batch) for batch in batches]
-
     def get(self, position: int) -> Any:
         self._submit_through(position + self.depth)
         self.cursor = position + 1
@@ -272,7 +312,7 @@ class _Lanes:
         if entry is None:  # asked twice: already handed out
             return self.fetch(self.plan.batches[position])
         job, k = entry
-        return job.result()[k]
+        return _unwrap(job.result()[k])
 
     def close(self) -> None:
         self.pool.close()
@@ -347,7 +387,11 @@ class DecodeAhead:
     next: the sampler's batches carry the ones after them (a worker sees only its own), and the DataLoader
     hands batch ``i`` of an epoch to worker ``i % num_workers``. So a worker's next batches have their bytes
     on the way while it decodes this one, as :func:`~hf_mediaref.hf.decode_stream` ``ahead=True`` does for
-    streams.
+    streams. With ``group=g`` the worker decodes the batch it is asked for and its own next ``g - 1``
+    batches in one engine call (each keyframe block once for them all), and hands those over when the
+    DataLoader asks for them: the same batches, with fewer frames decoded. Should the worker be asked for
+    another batch than foretold (``in_order=False``, an epoch left early), what it decoded ahead is dropped;
+    after three such groups in a row it stops grouping.
 
     Args:
         dataset: the map-style dataset (``ds.with_format("mediaref", ...)``, or any dataset with
@@ -362,7 +406,9 @@ class DecodeAhead:
             split back into the sampler's batches (default 1). Pays where the rows of a batch rarely share a
             block but those of the next batches do: random rows over a few videos (8 videos, groups of 4
             batches of 32: about 1.6x fewer CPU-seconds per frame). Holds up to ``depth + group`` batches.
-            Where an epoch has fewer groups than lanes, a group's decode takes the idle lanes' cores too.
+            Where an epoch has fewer groups than lanes, a group's decode takes the idle lanes' cores too. In
+            a DataLoader worker, a group is the worker's own next batches (batches ``i, i + num_workers,
+            ...``), ``group - 1`` of them held at a time.
 
     Attributes:
         sampler: the sampler to give the DataLoader as ``batch_sampler``: ``sampler`` itself when it lists
@@ -404,6 +450,11 @@ class DecodeAhead:
         self._running: _Lanes | None = None
         self._ahead: Any = None
         self._started: list[list[int]] = []  # in a worker: the batches whose reads were started ahead
+        self._held: list[
+            tuple[list[int], Any]
+        ] = []  # in a worker: batches decoded with an earlier one, in turn
+        self._used_held = False  # in a worker: a batch of the group held now was asked for
+        self._wrong_guesses = 0  # in a worker: groups in a row dropped unused
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -418,8 +469,7 @@ class DecodeAhead:
     def __getitems__(self, indices: list[int]) -> Any:
         worker = dataloader_worker_info()
         if worker is not None:
-            self._read_next_in_worker(indices, worker.num_workers)
-            return self._fetch(list(indices))
+            return self._in_worker(indices, worker.num_workers)
         plan = getattr(self.sampler, "plan", None)
         if plan is None:
             return self._fetch(indices)
@@ -453,15 +503,43 @@ class DecodeAhead:
             reads_ahead=self._reads_ahead(),
         )
 
-    def _read_next_in_worker(self, indices: list[int], num_workers: int) -> None:
-        """In a DataLoader worker: start the remote reads of the batches this worker is handed next (the
-        sampler's batches say which, see :func:`hinted`; :data:`AHEAD_IN_WORKER` of them), so they overlap
-        this batch's decode; and of this batch first, unless they were started before."""
-        following = next_in_worker(indices, num_workers)
-        if following is None:
-            return
+    def _in_worker(self, indices: list[int], num_workers: int) -> Any:
+        """A DataLoader worker's batch: held from the group it was decoded with, or fetched now, with the
+        worker's next ``group - 1`` batches when grouping (see the class)."""
+        wanted = list(indices)
+        if self._held:
+            batch, fetched = self._held[0]
+            if batch == wanted:
+                self._held.pop(0)
+                self._used_held, self._wrong_guesses = True, 0
+                return _unwrap(fetched)
+            self._wrong_guesses = 0 if self._used_held else self._wrong_guesses + 1
+            logger.debug("asked for another batch than the one decoded ahead: %d dropped", len(self._held))
+            self._held = []
+            if self._wrong_guesses >= _WRONG_GUESSES:
+                logger.info(
+                    "this DataLoader worker is not handed the batches the sampler's order foretells "
+                    "(in_order=False?): it no longer decodes its next batches with the one asked for"
+                )
+        grouping = self.group > 1 and self._wrong_guesses < _WRONG_GUESSES
+        count = (self.group - 1 if grouping else 0) + AHEAD_IN_WORKER
+        following = next_in_worker(indices, num_workers, count)
+        if following is None:  # a batch of a sampler that says nothing of the next ones
+            return self._fetch(wanted)
+        members = following[: self.group - 1] if grouping else []
+        self._read_ahead_in_worker([wanted, *members], following[len(members) :])
+        if not members:
+            return self._fetch(wanted)
+        first, *rest = _fetch_together(self._fetch, [wanted, *members])
+        self._held, self._used_held = list(zip(members, rest)), False
+        return _unwrap(first)
+
+    def _read_ahead_in_worker(self, now: list[list[int]], following: list[list[int]]) -> None:
+        """In a DataLoader worker: start the remote reads of the batches decoded ``now`` (unless they were
+        started before) and of the ones it is handed after them (``following``, the sampler's batches say
+        which: see :func:`hinted`), so that they overlap this decode."""
         reads_ahead = self._reads_ahead()
-        for batch in [list(indices), *following]:  # this one: the worker's first (or one it was not told of)
+        for batch in [*now, *following]:  # now: the worker's first (or ones it was not told of)
             if batch not in self._started:
                 reads_ahead(batch)
         self._started = following
@@ -486,6 +564,9 @@ class DecodeAhead:
             "_running": None,
             "_ahead": None,
             "_started": [],
+            "_held": [],
+            "_used_held": False,
+            "_wrong_guesses": 0,
         }  # a worker's copy fetches directly
 
     def __repr__(self) -> str:

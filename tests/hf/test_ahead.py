@@ -274,3 +274,97 @@ def test_planned_batches_carry_the_batches_after_them():
     import pickle
 
     assert next_in_worker(pickle.loads(pickle.dumps(batches[0])), 3) == [[5, 6]]  # as sent to a worker
+
+
+class _Counted:
+    """A dataset appending, per ``__getitems__`` call, its number of indices and the frames it decoded to
+    ``log`` (one line each, from any process: a DataLoader worker's calls are seen by the test)."""
+
+    def __init__(self, frames, log):
+        self.frames, self.log = frames, str(log)
+
+    def __len__(self):
+        return len(self.frames)
+
+    def __getitem__(self, i):
+        return self.frames[i]
+
+    def __getitems__(self, indices):
+        with collect_stats() as stats:
+            rows = self.frames.__getitems__(indices)
+        with open(self.log, "a") as f:
+            f.write(f"{len(indices)} {stats.decoded_frames}\n")
+        return rows
+
+
+def _calls(log) -> list[tuple[int, int]]:
+    return [tuple(int(x) for x in line.split()) for line in log.read_text().splitlines()]
+
+
+def test_in_dataloader_workers_a_group_is_each_workers_own_next_batches(videos, tmp_path):
+    """With workers, ``group=3`` decodes the batch a worker is asked for with that worker's next 2 batches
+    (``i, i + 2, i + 4`` of 2 workers) in one engine call and hands them over when asked: the sampler's
+    batches in its order, every frame the right one, fewer frames decoded than batch by batch."""
+    long, _ = videos
+    refs = [MediaRef(str(long.path), long.pts_ns[i]) for i in range(1, 160, 2)]  # 80 rows, 2 blocks
+    ds = Dataset.from_dict({"frame": refs, "label": list(range(1, 160, 2))}, features=FEATURES)
+    frames = ds.with_format("mediaref", output="torch")
+    calls = {}
+    for group in (1, 3):
+        log = tmp_path / f"group{group}.log"
+        ahead = DecodeAhead(_Counted(frames, log), _random_batches(ds, seed=11), group=group)
+        loader = DataLoader(ahead, batch_sampler=ahead.sampler, num_workers=2, persistent_workers=True)
+        for _ in range(2):  # two epochs, persistent workers
+            got = _epoch(loader)
+            batches = ahead.sampler.plan.batches  # this epoch's, listed as the epoch started
+            assert got == [[int(ds[i]["label"]) for i in b] for b in batches]  # the same batches, in order
+        calls[group] = _calls(log)
+    assert sorted(n for n, _ in calls[1]) == sorted([8] * 20)  # 10 batches of 8 per epoch, one call each
+    # worker 0: batches 0, 2, 4 together, then 6, 8; worker 1: 1, 3, 5, then 7, 9 (per epoch)
+    assert sorted(n for n, _ in calls[3]) == sorted([24, 16] * 4)
+    assert sum(d for _, d in calls[3]) < sum(d for _, d in calls[1])  # blocks shared across batches
+
+
+def test_grouped_batches_raise_each_error_at_its_own_batch(videos, tmp_path):
+    """A missing video among a group's rows: the batches before the one holding it come, in order, then that
+    batch raises, naming the ref; with lanes in this process and in DataLoader workers."""
+    missing = str(tmp_path / "gone.mp4")
+    ds = _dataset(videos, extra=[MediaRef(missing, 0)])
+    frames = ds.with_format("mediaref", output="torch")
+    for workers in (0, 2):
+        ahead = DecodeAhead(frames, _random_batches(ds, seed=4), lanes=2, group=3)
+        loader = DataLoader(ahead, batch_sampler=ahead.sampler, num_workers=workers)
+        seen = []
+        with pytest.raises(Exception, match="gone.mp4") as raised:
+            for batch in loader:
+                seen.append(batch["label"].tolist())
+        batches = ahead.sampler.plan.batches
+        bad = next(p for p, b in enumerate(batches) if len(ds) - 1 in b)
+        # not the first batch of its group (in this process: batches 3k, 3k+1, 3k+2; in a worker of 2: the
+        # worker's own 3 in a row), so a group's error raised at its first batch would cut ``seen`` short
+        assert (bad // 2 if workers else bad) % 3 != 0, bad
+        assert seen == [[int(ds[i]["label"]) for i in b] for b in batches[:bad]], workers
+        if not workers:
+            assert isinstance(raised.value, MediaNotFoundError)
+        ahead.close()
+
+
+def test_a_worker_handed_other_batches_than_foretold_drops_them_then_stops_grouping(videos, tmp_path):
+    """The worker's side of ``group`` (as a DataLoader worker runs it): a batch asked for that is not the one
+    decoded ahead drops what was held and is fetched itself; after 3 groups in a row dropped unused, batches
+    are fetched one by one."""
+    from hf_mediaref.hf._ahead import hinted
+
+    ds = _dataset(videos)
+    log = tmp_path / "calls.log"
+    ahead = DecodeAhead(_Counted(ds.with_format("mediaref", output="torch"), log), [[0]], group=2)
+    batches = list(hinted([[i] for i in range(20)]))  # one worker: batch i + 1 is foretold after batch i
+    assert [int(r["label"]) for r in ahead._in_worker(batches[0], 1)] == [0]  # with batch 1
+    assert [int(r["label"]) for r in ahead._in_worker(batches[1], 1)] == [2]  # held
+    assert _calls(log) == [(2, _calls(log)[0][1])]
+    for p in (4, 8, 12):  # 4: nothing held (1 was used); 8, 12: 5 and 9 held, dropped unused
+        assert [int(r["label"]) for r in ahead._in_worker(batches[p], 1)] == [2 * p]
+        assert [n for n, _ in _calls(log)][-1] == 2  # still grouping: fetched with the next one
+    assert [int(r["label"]) for r in ahead._in_worker(batches[16], 1)] == [32]  # 13 dropped: the third
+    assert [n for n, _ in _calls(log)][-1] == 1  # no longer grouping
+    assert ahead._in_worker([3], 1)[0]["label"] == 6  # a batch without hints: fetched directly
