@@ -84,9 +84,12 @@ class PlannedBatches:
         return f"PlannedBatches({self.batch_sampler!r})"
 
     def __iter__(self) -> Iterator[list[int]]:
+        # a generator: the epoch is drawn from the wrapped sampler when its first batch is asked for, not when
+        # iter() is called (a DataLoader with workers calls it twice per epoch, and a random sampler drawn
+        # twice would give other epochs than the same sampler without this wrapper)
         batches = [[int(i) for i in batch] for batch in self.batch_sampler]
         self.plan = EpochPlan(batches, [-1] * len(batches))
-        return hinted(batches)
+        yield from hinted(batches)
 
     def __len__(self) -> int:
         return len(self.batch_sampler)

@@ -368,3 +368,24 @@ def test_a_worker_handed_other_batches_than_foretold_drops_them_then_stops_group
     assert [int(r["label"]) for r in ahead._in_worker(batches[16], 1)] == [32]  # 13 dropped: the third
     assert [n for n, _ in _calls(log)][-1] == 1  # no longer grouping
     assert ahead._in_worker([3], 1)[0]["label"] == 6  # a batch without hints: fetched directly
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_planned_batches_are_the_wrapped_samplers_own_epochs(workers):
+    """Wrapped for ``DecodeAhead``, a seeded random batch sampler gives the DataLoader the same epochs as
+    without the wrapper, workers or not (a DataLoader with workers calls ``iter()`` twice per epoch: the
+    epoch is drawn once, at its first batch)."""
+
+    class Indices:
+        def __len__(self):
+            return 40
+
+        def __getitem__(self, i):
+            return i
+
+    def epochs(batch_sampler):
+        loader = DataLoader(Indices(), batch_sampler=batch_sampler, num_workers=workers)
+        return [[b.tolist() for b in loader] for _ in range(2)]
+
+    seeded = lambda: _random_batches(range(40), seed=9)  # noqa: E731
+    assert epochs(PlannedBatches(seeded())) == epochs(seeded())
