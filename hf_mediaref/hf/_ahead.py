@@ -169,12 +169,14 @@ class _Failed:
     error: Exception
 
 
-def _fetch_together(fetch: Any, batches: list[list[int]]) -> list[Any]:
-    """What ``fetch`` returns for each of ``batches``: from one fetch of all their indices when it returns one
-    row per index (each keyframe block decoded once for all of them), else batch by batch. Where the fetch
-    of them all raises, each batch is fetched on its own, so that an error is raised at its own batch (as
-    :class:`_Failed`, see :func:`_unwrap`) and the other batches still come."""
-    if len(batches) > 1:
+def _fetch_together(fetch: Any, batches: list[list[int]], join: bool = True) -> tuple[list[Any], bool]:
+    """What ``fetch`` returns for each of ``batches``: from one fetch of all their indices (``join``) when it
+    returns one row per index (each keyframe block decoded once for all of them), else batch by batch; and
+    whether such a result may be split (False: it was not one row per index, so fetching together is wasted).
+    Where the fetch of them all raises, each batch is fetched on its own, so that an error is raised at its
+    own batch (as :class:`_Failed`, see :func:`_unwrap`) and the other batches still come."""
+    splits = True
+    if join and len(batches) > 1:
         try:
             rows = fetch([i for batch in batches for i in batch])
         except Exception as exc:  # whose? each batch's own fetch says
@@ -187,14 +189,15 @@ def _fetch_together(fetch: Any, batches: list[list[int]]) -> list[Any]:
                 for batch in batches:
                     out.append(rows[start : start + len(batch)])
                     start += len(batch)
-                return out
+                return out, True
+            splits = False
     each: list[Any] = []
     for batch in batches:
         try:
             each.append(fetch(batch))
         except Exception as exc:
             each.append(_Failed(exc))
-    return each
+    return each, splits
 
 
 def _unwrap(fetched: Any) -> Any:
@@ -243,6 +246,7 @@ class _Lanes:
         self,
         plan: EpochPlan,
         fetch: Any,
+        fetch_group: Any,
         lanes: int,
         depth: int,
         start: int = 0,
@@ -250,6 +254,7 @@ class _Lanes:
         reads_ahead: Any = None,
     ):
         self.plan, self.fetch, self.depth, self.group = plan, fetch, depth, group
+        self.fetch_group = fetch_group  # batches -> what fetch returns for each (see _fetch_together)
         self.reads_ahead = reads_ahead  # indices -> None: a waiting batch's remote reads start early
         self.pool = _LanePool(lanes)
         self.lane_of: list[int] = [-1] * start  # the lane of each batch submitted (-1: before the start)
@@ -290,8 +295,7 @@ class _Lanes:
                 self.reads_ahead([i for q in members for i in self.plan.batches[q]])
             job = self.pool.submit(
                 chosen,
-                _fetch_together,
-                self.fetch,
+                self.fetch_group,
                 [self.plan.batches[q] for q in members],
                 cores=self._group_cores(n),
             )
@@ -453,6 +457,7 @@ class DecodeAhead:
         self._running: _Lanes | None = None
         self._ahead: Any = None
         self._started: list[list[int]] = []  # in a worker: the batches whose reads were started ahead
+        self._splits = True  # the dataset's results for a group of batches split into rows
         self._held: list[
             tuple[list[int], Any]
         ] = []  # in a worker: batches decoded with an earlier one, in turn
@@ -494,11 +499,21 @@ class DecodeAhead:
                 running.close()
                 self._running = None
 
+    def _fetch_group(self, batches: list[list[int]]) -> list[Any]:
+        """What the dataset returns for each of ``batches``, fetched together while its results split into
+        rows (see :func:`_fetch_together`); once one does not, batch by batch from then on."""
+        out, splits = _fetch_together(self._fetch, batches, self._splits)
+        if not splits and self._splits:
+            logger.info("the dataset's batches are not one row per index: each batch is fetched on its own")
+            self._splits = False
+        return out
+
     def _lanes_for(self, plan: EpochPlan, start: int = 0) -> _Lanes:
         """New lanes decoding ahead through ``plan`` from its batch ``start`` on."""
         return _Lanes(
             plan,
             self._fetch,
+            self._fetch_group,
             self.lanes,
             self.depth,
             start=start,
@@ -533,7 +548,7 @@ class DecodeAhead:
         self._read_ahead_in_worker([wanted, *members], following[len(members) :])
         if not members:
             return self._fetch(wanted)
-        first, *rest = _fetch_together(self._fetch, [wanted, *members])
+        first, *rest = self._fetch_group([wanted, *members])
         self._held, self._used_held = list(zip(members, rest)), False
         return _unwrap(first)
 

@@ -205,9 +205,13 @@ def test_grouped_batches_decode_each_shared_block_once(videos):
 
 
 def test_grouping_falls_back_to_batch_by_batch_for_other_results(videos):
-    """A dataset whose ``__getitems__`` does not return one row per index is fetched batch by batch."""
+    """A dataset whose ``__getitems__`` does not return one row per index is fetched batch by batch, and is
+    not asked for a group's indices together again (that fetch is wasted)."""
 
     class Batched:
+        def __init__(self):
+            self.calls: list[list[int]] = []
+
         def __len__(self):
             return 20
 
@@ -215,12 +219,17 @@ def test_grouping_falls_back_to_batch_by_batch_for_other_results(videos):
             return i
 
         def __getitems__(self, indices):
+            self.calls.append(list(indices))
             return {"sum": sum(indices), "n": len(indices)}  # one value per batch
 
     sampler = [[0, 1], [2, 3], [4, 5, 6], [7]]
-    ahead = DecodeAhead(Batched(), sampler, lanes=1, group=3)
-    got = list(DataLoader(ahead, batch_sampler=ahead.sampler, collate_fn=lambda x: x))
-    assert got == [{"sum": sum(b), "n": len(b)} for b in sampler]
+    dataset = Batched()
+    ahead = DecodeAhead(dataset, sampler, lanes=1, group=3)
+    loader = DataLoader(ahead, batch_sampler=ahead.sampler, collate_fn=lambda x: x)
+    for _ in range(2):
+        assert list(loader) == [{"sum": sum(b), "n": len(b)} for b in sampler]
+    assert dataset.calls.count([0, 1, 2, 3, 4, 5, 6]) == 1  # tried once
+    assert len(dataset.calls) == 1 + 2 * len(sampler)
 
 
 def test_an_epoch_of_fewer_groups_than_lanes_decodes_its_groups_on_every_core():
