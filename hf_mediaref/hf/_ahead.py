@@ -458,9 +458,8 @@ class DecodeAhead:
         self._ahead: Any = None
         self._started: list[list[int]] = []  # in a worker: the batches whose reads were started ahead
         self._splits = True  # the dataset's results for a group of batches split into rows
-        self._held: list[
-            tuple[list[int], Any]
-        ] = []  # in a worker: batches decoded with an earlier one, in turn
+        # in a worker: the batches decoded with an earlier one, in the order it will be asked for them
+        self._held: list[tuple[list[int], Any]] = []
         self._used_held = False  # in a worker: a batch of the group held now was asked for
         self._wrong_guesses = 0  # in a worker: groups in a row dropped unused
 
@@ -585,7 +584,7 @@ class DecodeAhead:
             "_held": [],
             "_used_held": False,
             "_wrong_guesses": 0,
-        }  # a worker's copy fetches directly
+        }  # a worker's copy starts with no lanes, nothing read ahead and nothing held
 
     def __repr__(self) -> str:
         return f"DecodeAhead({self.dataset!r}, lanes={self.lanes}, depth={self.depth}, group={self.group})"
