@@ -334,17 +334,14 @@ def make_contenders(has_torchcodec: bool, has_mediaref: bool = False) -> list[Co
         s = VideoBlockBatchSampler(ds, bs, seed=0)
         return _loader(DecodeAhead(_mediaref_format(ds, rows), s), bs, 0, batch_sampler=s)
 
-    def grouped(rows: Rows, bs: int, workers: int) -> Any:
-        ahead = DecodeAhead(
-            _mediaref_format(_mediaref_rows(rows), rows), _plain_batches(len(rows), bs), group=4
-        )
-        return _loader(ahead, bs, 0, batch_sampler=ahead.sampler)
-
     def grouped_in_workers(rows: Rows, bs: int, workers: int) -> Any:
         ahead = DecodeAhead(
             _mediaref_format(_mediaref_rows(rows), rows), _plain_batches(len(rows), bs), group=4
         )
         return _loader(ahead, bs, workers, batch_sampler=ahead.sampler)
+
+    def grouped(rows: Rows, bs: int, workers: int) -> Any:
+        return grouped_in_workers(rows, bs, 0)  # no workers: the groups run on lanes in this process
 
     out = []
     if has_torchcodec:
