@@ -20,7 +20,7 @@ import logging
 import operator
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 import numpy as np
@@ -47,6 +47,7 @@ from .video import (
     forget_source,
     plan_videos,
     record_stats,
+    writing_frames_into,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -284,6 +285,28 @@ def _assemble(frames: Sequence[Any], options: DecodeOptions) -> list[Any]:
     return out
 
 
+#: A request's destination: given its request number in the engine call and the shape of its converted
+#: frame, the array to write the frame into (C-contiguous uint8 of that shape, in the output layout), or None.
+Into = Callable[[int, tuple[int, ...]], "np.ndarray | None"]
+
+#: Where the engine calls started in this context write their frames (:func:`decoding_into`).
+_INTO: contextvars.ContextVar[Into | None] = contextvars.ContextVar("hf_mediaref_decoding_into", default=None)
+
+
+@contextlib.contextmanager
+def decoding_into(into: Into | None) -> Iterator[None]:
+    """Within the block, :func:`batch_decode` converts the frame of its request ``i`` straight into
+    ``into(i, shape)`` when that gives an array (PyAV decodes; the first request of each frame), and returns
+    it there: an output the caller laid out (a window's rows, :class:`~hf_mediaref.hf.FrameWindows`) written
+    once, not stacked afterwards. Frames decoded elsewhere (TorchCodec, a video indexed again, a shape that
+    does not fit) come back as they always do; the caller copies those. ``None``: no destinations."""
+    token = _INTO.set(into)
+    try:
+        yield
+    finally:
+        _INTO.reset(token)
+
+
 # ---------------------------------------------------------------------------------------------------- batch
 def batch_decode(
     refs: Sequence[MediaRef | Mapping[str, Any]],
@@ -372,12 +395,20 @@ def batch_decode(
             frames = _read_with(fields, opts, next(iter(groups)))
         else:  # refs of several datasets: each group under its own access, put back in order
             frames = [None] * len(fields)
+            into = _INTO.get()
             for group_access, rows in groups.items():
-                group = _read_with([fields[i] for i in rows], opts, group_access)
+                local = None if into is None else functools.partial(_in_group, into, rows)
+                with decoding_into(local):
+                    group = _read_with([fields[i] for i in rows], opts, group_access)
                 for i, frame in zip(rows, group, strict=True):
                     frames[i] = frame
     record_stats(returned_frames=len(frames))
     return _assemble(frames, opts)
+
+
+def _in_group(into: Into, rows: Sequence[int], request: int, shape: tuple[int, ...]) -> np.ndarray | None:
+    """``into`` for the request numbered ``request`` in a group of the call's requests (``rows``)."""
+    return into(rows[request], shape)
 
 
 def _by_access(carried: list[MediaAccess | None]) -> dict[MediaAccess | None, Sequence[int]]:
@@ -579,7 +610,12 @@ def _decode_planned(
     )
     tasks: list[Task] = [task for plan in plans for task in plan.tasks]
     tasks += [Task(_IMAGE_COST, functools.partial(_load_image, uri, options)) for uri in images]
-    results = run_tasks(tasks, budget)
+    into = _INTO.get()
+    if into is None or options.output == "pil":
+        results = run_tasks(tasks, budget)
+    else:
+        with writing_frames_into(_destinations(plans, videos.values(), into)):
+            results = run_tasks(tasks, budget)
     out: list[Any] = [None] * len(fields)
     done = 0
     for plan, rows in zip(plans, videos.values()):
@@ -589,4 +625,28 @@ def _decode_planned(
     for image, rows in zip(results[done:], images.values()):
         for i in rows:
             out[i] = image
+    return out
+
+
+def _destinations(
+    plans: Sequence[Any], rows: Iterable[list[int]], into: Into
+) -> dict[int, tuple[Any, dict[int, Callable[[tuple[int, ...]], np.ndarray | None]]]]:
+    """For :func:`~hf_mediaref.video.writing_frames_into`: each plan's index (by identity), and for each frame
+    position its first request's destination. An index two plans share gets none (copied as always)."""
+    out: dict[int, tuple[Any, dict[int, Callable[[tuple[int, ...]], np.ndarray | None]]]] = {}
+    shared: set[int] = set()
+    for plan, requests in zip(plans, rows):
+        if plan.index is None:
+            continue
+        key = id(plan.index)
+        if key in out:
+            shared.add(key)
+            continue
+        slots: dict[int, Callable[[tuple[int, ...]], np.ndarray | None]] = {}
+        for request, position in zip(requests, plan.positions):
+            if position not in slots:
+                slots[position] = functools.partial(into, request)
+        out[key] = (plan.index, slots)
+    for key in shared:
+        del out[key]
     return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -143,7 +144,10 @@ def decode_media_columns(
         MediaRefError: the typed errors of :func:`hf_mediaref.batch_decode` for the media themselves.
     """
     found = _BatchRefs(pa_table, features, columns, options, access, windows)
-    with reading_with(found.accesses):
+    into = (
+        found.plan.decoding_into(len(found.slots.refs), options) if found.plan is not None else nullcontext()
+    )
+    with reading_with(found.accesses), into:
         frames = decode.batch_decode(found.refs, options=options) if found.refs else []
     out = found.plan.assemble(frames[len(found.slots.refs) :], options) if found.plan is not None else {}
     for name in found.columns:

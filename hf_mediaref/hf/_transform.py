@@ -129,7 +129,8 @@ class MediaDecodeTransform:
         windowed: dict[str, list[Any]] = self._value_windows(batch) if self.windows.value_columns else {}
 
         def decode_all(refs: list[MediaRef]) -> list[Any]:  # one engine call for the batch and its windows
-            frames = self._decode([*refs, *plan.refs])
+            with plan.decoding_into(len(refs), self.options):
+                frames = self._decode([*refs, *plan.refs])
             windowed.update(plan.assemble(frames[len(refs) :], self.options))
             return frames[: len(refs)]
 

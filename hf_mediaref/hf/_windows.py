@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import decode
 from .._fields import INT64_MAX, NS_PER_SECOND, describe_ref
 from ..core import MediaRef
 from ..decode import DecodeOptions
@@ -386,22 +388,77 @@ class WindowPlan:
     rows: int
     refs: list[MediaRef]
     accesses: set[Any] = dataclasses.field(default_factory=set)  # what the refs were checked against
+    #: (column, k) -> the k-th windowed row's frames, allocated when a decode first writes into it
+    _windows: dict[tuple[str, int], np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+
+    def decoding_into(self, first: int, options: DecodeOptions) -> Any:
+        """The context of the engine call whose requests from ``first`` on are :attr:`refs`: each ref's frame
+        is decoded straight into its first window slot (:func:`hf_mediaref.decode.decoding_into`), so
+        :meth:`assemble` stacks nothing it does not have to (``output="pil"``: nothing is written)."""
+        if options.output == "pil":
+            return decode.decoding_into(None)
+        home: dict[int, tuple[str, int, int]] = {}  # the ref's first window slot: (column, k, offset)
+        for column, (_, _, slots) in self.columns.items():
+            for (k, j), ref in np.ndenumerate(slots):
+                home.setdefault(int(ref), (column, k, j))
+
+        def into(request: int, shape: tuple[int, ...]) -> np.ndarray | None:
+            slot = home.get(request - first)
+            if slot is None:
+                return None
+            column, k, j = slot
+            with self._lock:
+                window = self._windows.get((column, k))
+                if window is None:
+                    width = self.columns[column][2].shape[1]
+                    window = self._windows[column, k] = np.empty((width, *shape), dtype=np.uint8)
+            return window[j] if window.shape[1:] == shape else None
+
+        return decode.decoding_into(into)
 
     def assemble(self, frames: Sequence[Any], options: DecodeOptions) -> dict[str, list[Any]]:
         """The window columns and their ``_is_pad`` columns from the decoded ``frames`` of :attr:`refs`
         (in order): each row's frames stacked (``(T, H, W, 3)`` or ``(T, 3, H, W)``; a list of its own PIL
         images for ``output="pil"``), its mask a ``(T,)`` bool array (a tensor for ``output="torch"``);
-        ``None`` for a null ref."""
+        ``None`` for a null ref. A row whose frames were decoded into its window (:meth:`decoding_into`)
+        gets that window, its other frames copied in."""
         out: dict[str, list[Any]] = {}
         for column, (rows, pad, slots) in self.columns.items():
             values: list[Any] = [None] * self.rows
             masks: list[Any] = [None] * self.rows
             for k, row in enumerate(rows):
-                values[row] = _stack([frames[i] for i in slots[k]], options)
+                picked = [frames[i] for i in slots[k]]
+                window = self._windows.pop((column, k), None)
+                filled = _filled(window, picked, options) if window is not None else None
+                values[row] = filled if filled is not None else _stack(picked, options)
                 masks[row] = _mask(pad[k], options)
             out[column] = values
             out[column + PAD_SUFFIX] = masks
         return out
+
+
+def _filled(window: np.ndarray, frames: list[Any], options: DecodeOptions) -> Any:
+    """``window`` holding ``frames`` (each copied in unless it is already its own slot), as the output kind;
+    None when a frame does not fit (another shape, a GPU tensor)."""
+    base, step = window.__array_interface__["data"][0], window.strides[0]
+    for j, frame in enumerate(frames):
+        if isinstance(frame, np.ndarray):
+            address = frame.__array_interface__["data"][0] if frame.flags.c_contiguous else None
+        elif frame.device.type == "cpu":  # a torch tensor
+            address = frame.data_ptr() if frame.is_contiguous() else None
+            frame = frame.numpy()
+        else:
+            return None
+        if frame.shape != window.shape[1:]:
+            return None
+        if address != base + j * step:  # not decoded into its slot (a shared frame, a rescan, TorchCodec)
+            window[j] = frame
+    if options.output == "torch":
+        import torch
+
+        return torch.from_numpy(window)
+    return window
 
 
 def _stack(frames: list[Any], options: DecodeOptions) -> Any:

@@ -23,6 +23,7 @@ from ._planning import BatchDecodingStrategy
 from ._pyav import ChannelsFirst as ChannelsFirst
 from ._pyav import PyAVVideoDecoder
 from ._pyav import decoding_channels_first as decoding_channels_first
+from ._pyav import writing_frames_into as writing_frames_into
 from ._sampling import FrameSampling as FrameSampling
 from ._sampling import sample_video as sample_video
 from ._sidecar import build_index_sidecars, index_sidecar_uri, write_index_sidecar
@@ -32,9 +33,9 @@ from ._torchcodec import TorchCodecVideoDecoder
 from ._torchcodec import check_device as check_device
 from ._types import Frame, FrameBatch, VideoStreamMetadata
 
-# Package-level internal API (plan_videos, forget_source, record_stats, check_device): the layers above
-# import it from here, never from a private module (the import-linter contract "Private modules stay inside
-# their package"); not in __all__.
+# Package-level internal API (plan_videos, forget_source, record_stats, check_device, writing_frames_into):
+# the layers above import it from here, never from a private module (the import-linter contract "Private
+# modules stay inside their package"); not in __all__.
 __all__ = [
     "BaseVideoDecoder",
     "BatchDecodingStrategy",

@@ -45,6 +45,7 @@ class VideoPlan:
     strategy: BatchDecodingStrategy | str | None = None
     size: tuple[int, int] | None = None
     budget: int = 1
+    index: VideoIndex | None = None  # the index the tasks' spans were planned on (positions are in it)
 
     def frames(self, results: Sequence[dict[int, Any]]) -> list[Any]:
         """The (H, W, 3) frame of each request, in request order, from the results of :attr:`tasks`.
@@ -230,7 +231,7 @@ def plan_videos(
             if waits[i]:  # and its own before the next one's
                 _prefetch_in_order(wanted, budget, io_concurrency, owner, storage_options)
                 wanted = []
-        plans[i] = VideoPlan(dec, positions.tolist(), tasks, list(times), strategy, size, budget)
+        plans[i] = VideoPlan(dec, positions.tolist(), tasks, list(times), strategy, size, budget, index)
     _prefetch_in_order(wanted, budget, io_concurrency, owner, storage_options)
     return [plan for plan in plans if plan is not None]
 

@@ -33,7 +33,7 @@ import contextvars
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, cast
 
@@ -130,6 +130,41 @@ def decoding_channels_first() -> Iterator[None]:
         _CHANNELS_FIRST.reset(token)
 
 
+#: Where the decodes started in this context write the frames they convert (:func:`writing_frames_into`).
+_WRITE_INTO: contextvars.ContextVar[Mapping[int, tuple[VideoIndex, Mapping[int, Destination]]] | None] = (
+    contextvars.ContextVar("hf_mediaref_write_into", default=None)
+)
+
+#: A frame's destination: given the shape of the converted frame, the array to write it into (a C-contiguous
+#: uint8 array of that shape), or None to let the decode allocate its own.
+Destination = Callable[[tuple[int, ...]], "np.ndarray | None"]
+
+
+@contextlib.contextmanager
+def writing_frames_into(
+    destinations: Mapping[int, tuple[VideoIndex, Mapping[int, Destination]]],
+) -> Iterator[None]:
+    """Within the block (this thread and the decode tasks it runs), a PyAV span decode planned on index
+    ``destinations[id(index)][0]`` converts the frame at position ``p`` straight into
+    ``destinations[id(index)][1][p](shape)`` (``(3, H, W)`` under :func:`decoding_channels_first`, else ``(H,
+    W, 3)``) when that gives an array: the caller's output, written once. Keyed by the index object itself, so
+    a decode on another index (a rescan, another video) writes nothing there."""
+    token = _WRITE_INTO.set(destinations)
+    try:
+        yield
+    finally:
+        _WRITE_INTO.reset(token)
+
+
+def _placed(arr: np.ndarray, into: Destination | None) -> np.ndarray:
+    """``arr`` copied into the destination ``into`` gives for its shape; else ``arr``, C-contiguous."""
+    dest = into(arr.shape) if into is not None else None
+    if dest is None:
+        return np.ascontiguousarray(arr)
+    dest[...] = arr
+    return dest
+
+
 def _reformat(video: OpenedVideo, frame: Any, fmt: str, width: int | None, height: int | None) -> Any:
     global _REFORMAT_EXTRA
     if _REFORMAT_EXTRA is None:
@@ -142,18 +177,31 @@ def _reformat(video: OpenedVideo, frame: Any, fmt: str, width: int | None, heigh
     return video.reformatter.reformat(frame, format=fmt, width=width, height=height, **_REFORMAT_EXTRA)
 
 
-def _planar_rgb(video: OpenedVideo, frame: Any, width: int | None, height: int | None) -> np.ndarray:
+def _planar_rgb(
+    video: OpenedVideo, frame: Any, width: int | None, height: int | None, into: Destination | None = None
+) -> np.ndarray:
     """(3, H, W) RGB of ``frame``: swscale's planar ``gbrp`` (the same conversion as ``rgb24``), its G, B, R
-    planes copied into R, G, B."""
+    planes copied into R, G, B (of the array ``into`` gives, if any)."""
     planes = _reformat(video, frame, "gbrp", width, height)
     h, w = planes.height, planes.width
-    out = np.empty((3, h, w), dtype=np.uint8)
+    out = into((3, h, w)) if into is not None else None
+    if out is None:
+        out = np.empty((3, h, w), dtype=np.uint8)
     for channel, plane in zip((1, 2, 0), planes.planes):  # gbrp: G, B, R
         out[channel] = np.frombuffer(plane, np.uint8).reshape(h, plane.line_size)[:, :w]
     return out
 
 
-def _to_rgb(video: OpenedVideo, frame: Any, size: tuple[int, int] | None, orientation: str) -> np.ndarray:
+def _to_rgb(
+    video: OpenedVideo,
+    frame: Any,
+    size: tuple[int, int] | None,
+    orientation: str,
+    into: Destination | None = None,
+) -> np.ndarray:
+    """The RGB frame: (3, H, W) :class:`ChannelsFirst` under :func:`decoding_channels_first` where swscale's
+    planes are exact, else (H, W, 3); written into the array ``into`` gives for its shape (a (3, H, W) one
+    under :func:`decoding_channels_first`), if any."""
     check_pixel_limit(frame.width, frame.height, video.uri, "video")  # a stream may change size midway
     turns = quarter_turns(getattr(frame, "rotation", 0)) if orientation == "display" else 0
     if size is not None and turns % 2:
@@ -165,14 +213,21 @@ def _to_rgb(video: OpenedVideo, frame: Any, size: tuple[int, int] | None, orient
         and frame.format.name in _PLANAR_EXACT
         and frame.width % _PLANAR_WIDTH == 0
     ):
-        chw = _planar_rgb(video, frame, width, height)
-        if turns:  # the display matrix's counter-clockwise rotation, as TorchCodec applies it
-            chw = np.ascontiguousarray(np.rot90(chw, turns, axes=(1, 2)))
-        return chw.view(ChannelsFirst)
-    rgb = _reformat(video, frame, "rgb24", width, height)
+        if not turns:
+            return _planar_rgb(video, frame, width, height, into).view(ChannelsFirst)
+        # the display matrix's counter-clockwise rotation, as TorchCodec applies it
+        chw = np.rot90(_planar_rgb(video, frame, width, height), turns, axes=(1, 2))
+        return _placed(chw, into).view(ChannelsFirst)
+    rgb = _reformat(video, frame, "rgb24", width, height).to_ndarray()
     if turns:
-        return np.ascontiguousarray(np.rot90(rgb.to_ndarray(), turns))
-    return np.ascontiguousarray(rgb.to_ndarray())
+        rgb = np.rot90(rgb, turns)
+    if into is not None and _CHANNELS_FIRST.get():  # the caller's (3, H, W) output: transposed as written
+        dest = into((3, rgb.shape[0], rgb.shape[1]))
+        if dest is not None:
+            dest[...] = rgb.transpose(2, 0, 1)
+            return dest.view(ChannelsFirst)
+        return np.ascontiguousarray(rgb)
+    return _placed(rgb, into)
 
 
 #: Frames past the last target whose packets a decode may still read (B-frame reordering, frame threads).
@@ -303,6 +358,8 @@ class _SpanDecode:
     _draining = False
     _answered = False  # every target is answered (the decode may go on for the next frame)
     _successor_seen = False
+    #: position -> where its converted frame goes (:func:`writing_frames_into`), for decodes on that index
+    _into: Mapping[int, Destination] | None = None
 
     def __init__(
         self,
@@ -338,6 +395,11 @@ class _SpanDecode:
         self._start_pts = listed[start - low]  # the keyframe's: a seek must not land after it
         self.wanted = set(self.target_pts) if skip_nonref else None  # a target's own packet is never skipped
         self.frames: dict[int, np.ndarray] = {}
+        into = _WRITE_INTO.get()
+        if into is not None:
+            planned = into.get(id(index))
+            if planned is not None and planned[0] is index:
+                self._into = planned[1]
         self._first = resume is None
         self._from_key = resume is not None  # a key frame came out: what follows is decoded from a keyframe
         # for the resume point this decode leaves: the last frame out, packets skipped, anything amiss
@@ -557,9 +619,11 @@ class _SpanDecode:
 
     def _answer(self, frame: Any, pts: int) -> None:
         arr = self._converted.get(pts)
+        target = self.targets[self._pending]
         if arr is None:
-            arr = self._converted[pts] = _to_rgb(self.video, frame, self.size, self.orientation)
-        self.frames[self.targets[self._pending]] = arr
+            into = self._into.get(target) if self._into is not None else None
+            arr = self._converted[pts] = _to_rgb(self.video, frame, self.size, self.orientation, into)
+        self.frames[target] = arr
         self._pending += 1
 
     def _on_frame(self, frame: Any) -> bool:

@@ -135,6 +135,37 @@ def test_torch_channels_first_and_a_dataloader(episodes_ds):
     assert first["frame_is_pad"][0].tolist() == [True, True, False]
 
 
+@pytest.mark.parametrize(
+    "options", [{}, {"output": "torch", "channels_first": True}], ids=["numpy_hwc", "torch_planar"]
+)
+def test_window_rows_are_decoded_into_place_each_its_own(episodes_ds, monkeypatch, options):
+    """Each window frame is converted straight into its row's window (nothing stacked afterwards), the rows
+    that share a frame get their own copy of it, and no row's memory is another's."""
+    import hf_mediaref.hf._windows as windows_module
+
+    def no_stack(*args):
+        raise AssertionError("a row's window was stacked, not decoded into place")
+
+    monkeypatch.setattr(windows_module, "_stack", no_stack)
+    windows = FrameWindows.from_dataset(episodes_ds, PAST, episode_column="episode_index")
+    batch = episodes_ds.with_format("mediaref", windows=windows, **options)[:20]
+    frames = [np.asarray(w) for w in batch["frame"]]
+    assert [_ids(w) for w in frames[:4]] == [[0, 0, 0], [0, 0, 1], [0, 1, 2], [1, 2, 3]]
+    assert [_ids(w) for w in frames[14:17]] == [[12, 13, 14], [15, 15, 15], [15, 15, 16]]
+    for i in range(len(frames) - 1):
+        assert not np.shares_memory(frames[i], frames[i + 1])
+    frames[7][...] = 0  # rows 7 and 8 show frames 6 and 7
+    assert _ids(frames[8]) == [6, 7, 8]
+
+
+@pytest.mark.torchcodec
+def test_windows_decoded_by_torchcodec_are_stacked(episodes_ds):
+    windows = FrameWindows.from_dataset(episodes_ds, PAST, episode_column="episode_index")
+    batch = episodes_ds.with_format("mediaref", windows=windows, decoder="torchcodec")[:20]
+    assert [_ids(w) for w in batch["frame"][:4]] == [[0, 0, 0], [0, 0, 1], [0, 1, 2], [1, 2, 3]]
+    assert _ids(batch["frame"][16]) == [15, 15, 16]
+
+
 def test_pil_output_gives_lists(episodes_ds):
     batch = episodes_ds.with_format("mediaref", windows=PAST, output="pil")[3:4]
     window = batch["frame"][0]

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from hf_mediaref import MediaRef, batch_decode, cleanup_cache
+from hf_mediaref.decode import decoding_into
 from hf_mediaref.errors import MediaDecodeError
 from hf_mediaref.testing import probe_pts_ns, read_index, write_video
 from hf_mediaref.testing.http_server import LoopbackFileServer
@@ -170,6 +171,37 @@ def test_a_tampered_sidecar_never_gives_a_wrong_frame(
     with caplog.at_level(logging.WARNING, logger=TRUTH_LOG):
         _check_all(str(path), pts, frames, strategy, decoder)  # and stays: no second rescan
     assert "disagrees" not in caplog.text
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES, ids=lambda s: s.value)
+@pytest.mark.parametrize("tamper", list(TAMPERS))
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_frames_decoded_into_destinations_on_a_lying_index_never_leave_a_wrong_frame_there(
+    built, name, tamper, strategy, tmp_path, fresh
+):
+    """Spans decoded on the lying index may write into the caller's arrays (``decoding_into``, a window's
+    rows) before the lie is found; the video is decoded again on the rescan, which writes nothing there. So
+    an array holds its request's returned frame exactly when the two share memory, and the caller copies
+    every other frame in (as a window row does): every array then shows the plain decode's pixels."""
+    path, pts, frames = _copy(built, name, tmp_path / "v")
+    _tamper_sidecar(path, TAMPERS[tamper])
+    order = list(range(len(pts)))
+    given: dict[int, np.ndarray] = {}
+
+    def into(request: int, shape: tuple[int, ...]) -> np.ndarray:
+        given[request] = np.zeros(shape, dtype=np.uint8)
+        return given[request]
+
+    with decoding_into(into):
+        got = batch_decode([MediaRef(str(path), pts[i]) for i in order], strategy=strategy)
+    assert load_index(str(path)).scanned  # the lie was found
+    assert given  # and spans on it wrote before that
+    for request, array in given.items():
+        if not np.shares_memory(got[request], array):
+            array[...] = got[request]
+        np.testing.assert_array_equal(array, frames[order[request]])
+    for i, frame in zip(order, got):
+        np.testing.assert_array_equal(frame, frames[i])
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
