@@ -23,7 +23,7 @@ from .. import decode
 from ..arrow import refs_from_storage
 from ..core import MediaRef
 from ..decode import DecodeOptions
-from ..io import MediaAccess, reading_with
+from ..io import MediaAccess, fetches_ahead, reading_with
 from ._compat import (
     Formatter,
     NumpyFormatter,
@@ -169,7 +169,11 @@ def fetch_media_columns_ahead(
     videos (:func:`hf_mediaref.decode.fetch_ahead`: in the background, under the reads' access rules).
     Nothing is raised: that call raises what it raises. Returns whether anything remote is fetched."""
     try:
-        found = _BatchRefs(pa_table, features, columns, options, access, windows)
+        found = _BatchRefs(pa_table, features, columns, options, access, None)  # the rows' own refs
+        if not any(fetches_ahead(ref.uri) for ref in found.refs):
+            return False  # (a window's frames are in its row's video: no window is planned for nothing)
+        if windows is not None:
+            found = _BatchRefs(pa_table, features, columns, options, access, windows)
     except Exception as exc:
         logger.debug("nothing fetched ahead: %s", exc)
         return False

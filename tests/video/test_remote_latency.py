@@ -12,6 +12,7 @@ import concurrent.futures
 import itertools
 import os
 import random
+import sys
 import threading
 import time
 from pathlib import Path
@@ -621,12 +622,17 @@ def test_decode_ahead_over_local_media_stops_looking_for_remote_reads(media, col
     refs, picks = _refs(media, str(folder), seed=8)
     features = Features({"frame": MediaRefFeature(), "k": Value("int64")})
     ds = Dataset.from_dict({"frame": refs, "k": list(range(len(refs)))}, features=features)
-    looked = []
-    original = hf_mediaref.decode.fetch_ahead
+    looked, planned = [], []
+    formatter_module = sys.modules["hf_mediaref.hf._formatter"]
+    original = formatter_module.fetch_media_columns_ahead
     monkeypatch.setattr(
-        hf_mediaref.decode,
-        "fetch_ahead",
-        lambda refs, *a, **k: looked.append(len(refs)) or original(refs, *a, **k),
+        formatter_module,
+        "fetch_media_columns_ahead",
+        lambda table, *a, **k: looked.append(len(table)) or original(table, *a, **k),
+    )
+    engine = hf_mediaref.decode.fetch_ahead
+    monkeypatch.setattr(  # local refs: nothing to plan ahead
+        hf_mediaref.decode, "fetch_ahead", lambda refs, *a, **k: planned.append(refs) or engine(refs, *a, **k)
     )
     sampler = BatchSampler(SequentialSampler(range(len(refs))), 4, drop_last=False)
     ahead = DecodeAhead(ds.with_format("mediaref", output="numpy"), sampler, lanes=1, depth=3)
@@ -638,6 +644,56 @@ def test_decode_ahead_over_local_media_stops_looking_for_remote_reads(media, col
     ahead.close()
     _check(media, [np.asarray(r["frame"]) for r in got], picks)
     assert len(refs) // 4 > 8 and len(looked) == 4, looked
+    assert not planned
+
+
+def test_a_windowed_batch_fetches_its_window_frames_ahead_and_plans_no_windows_for_local_media(
+    media, cold, monkeypatch
+):
+    """The format's ``fetch_ahead`` of a batch with ``windows=`` over remote videos fetches the window frames'
+    blocks too (the later decode sends no request); over local videos it returns at once, before planning
+    any window (the bounds of every video of the batch)."""
+    from datasets import Dataset, Features
+    from datasets.formatting import get_formatter
+
+    import hf_mediaref.hf._formatter as formatter_module
+    from hf_mediaref.hf import FrameWindows, MediaRefFeature, set_media_root
+
+    folder, videos = media
+    pts = videos["long.mp4"][0]
+    picks = [40, 120, 200]
+    windows = FrameWindows({"frame": [-3 / 30, 0.0]})  # (the long videos are 30 fps)
+    features = Features({"frame": MediaRefFeature()})
+    plans = []
+    original = formatter_module.plan_table_windows
+    monkeypatch.setattr(
+        formatter_module, "plan_table_windows", lambda *a, **k: plans.append(1) or original(*a, **k)
+    )
+    with LatencyServer(folder, delay=0.01) as server:
+        for base in (str(folder), server.url):
+            ds = Dataset.from_dict({"frame": [{"uri": f"{base}/long.mp4", "pts_ns": pts[i]} for i in picks]})
+            ds = set_media_root(ds.cast(features), folder, allow_uris="*")
+            formatter = get_formatter("mediaref", features=ds.features, windows=windows, output="numpy")
+            rows = ds.with_format("arrow")[:]
+            plans.clear()
+            if base == str(folder):
+                assert formatter.fetch_ahead(rows) is False
+                assert not plans
+                continue
+            batch_decode([MediaRef(f"{base}/long.mp4", pts[0])])  # the index is known
+            decoder_cache.clear()
+            assert formatter.fetch_ahead(rows) is True
+            assert plans == [1]
+            deadline = time.monotonic() + 10
+            url = f"{base}/long.mp4"
+            while time.monotonic() < deadline and not all(
+                e.future.done() for key, held in ranges._entries.items() if key[0] == url for e in held
+            ):
+                time.sleep(0.01)
+            server.reset()
+            batch = formatter.format_batch(rows)
+            assert server.requests == 0, server.log
+            assert [[read_index(f) for f in w] for w in batch["frame"]] == [[i - 3, i] for i in picks]
 
 
 def test_first_touches_of_hub_videos_go_out_together(media, cold, tmp_path):
