@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from .._fields import coerce_ref
 from ..core import MediaRef
 from ..io import MediaAccess
-from ._grouping import as_array, group_by_uri
+from ._grouping import UriGroups, as_array, group_by_uri
 from ._roots import resolve_uri
 
 __all__ = ["RefArrays", "ref_arrays", "refs_from_storage"]
@@ -63,14 +63,21 @@ def ref_arrays(array: pa.Array | pa.ChunkedArray) -> RefArrays:
     return RefArrays(arr.field("uri"), arr.field("pts_ns"), valid)
 
 
-def _first_invalid(uri: pa.Array, pts: pa.Array, valid: np.ndarray | None) -> int | None:
+def _first_invalid(uri: pa.Array, pts: pa.Array, valid: np.ndarray | None, groups: UriGroups) -> int | None:
     """The first non-null row whose stored fields no ref can have (null, empty or NUL-holding ``uri``,
-    negative ``pts_ns``), or ``None``."""
-    bad = pc.or_kleene(
-        pc.or_kleene(pc.is_null(uri), pc.equal(pc.binary_length(uri), 0)),
-        pc.or_kleene(pc.match_substring(uri, "\x00"), pc.fill_null(pc.less(pts, 0), False)),
-    )
-    flags = pc.fill_null(bad, True).to_numpy(zero_copy_only=False)
+    negative ``pts_ns``), or ``None``. ``groups``: the rows grouped by ``uri``."""
+    if uri.null_count:  # checked row by row in Arrow
+        bad = pc.or_kleene(
+            pc.or_kleene(pc.is_null(uri), pc.equal(pc.binary_length(uri), 0)),
+            pc.or_kleene(pc.match_substring(uri, "\x00"), pc.fill_null(pc.less(pts, 0), False)),
+        )
+        flags = pc.fill_null(bad, True).to_numpy(zero_copy_only=False)
+    else:  # each distinct URI once, the times in numpy (a null time, an image's, is never negative)
+        times = pc.fill_null(pts, 0) if pts.null_count else pts
+        flags = times.to_numpy(zero_copy_only=False) < 0
+        wrong = [g for g, text in enumerate(groups.uris) if not text or "\x00" in text]
+        if wrong:
+            flags |= np.isin(groups.codes, wrong)
     if valid is not None:
         flags &= valid
     found = np.flatnonzero(flags)
@@ -115,10 +122,10 @@ def refs_from_storage(
         ```
     """
     uri, pts, valid = ref_arrays(array)
-    bad = _first_invalid(uri, pts, valid)
+    groups = group_by_uri(uri)
+    bad = _first_invalid(uri, pts, valid, groups)
     if bad is not None:
         coerce_ref(uri[bad].as_py(), pts[bad].as_py(), where=where.format(bad))  # raises InvalidRefError
-    groups = group_by_uri(uri)
     codes = groups.codes if valid is None else np.where(valid, groups.codes, -1)
     used = np.zeros(len(groups), dtype=bool)
     used[codes[codes >= 0]] = True
