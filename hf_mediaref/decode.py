@@ -628,12 +628,16 @@ def _decode_planned(
     return out
 
 
+#: A frame position's destination: the shape of its converted frame -> the array to write it into, or None.
+_Slot = Callable[[tuple[int, ...]], "np.ndarray | None"]
+
+
 def _destinations(
     plans: Sequence[Any], rows: Iterable[list[int]], into: Into
-) -> dict[int, tuple[Any, dict[int, Callable[[tuple[int, ...]], np.ndarray | None]]]]:
+) -> dict[int, tuple[Any, dict[int, _Slot]]]:
     """For :func:`~hf_mediaref.video.writing_frames_into`: each plan's index (by identity), and for each frame
     position its first request's destination. An index two plans share gets none (copied as always)."""
-    out: dict[int, tuple[Any, dict[int, Callable[[tuple[int, ...]], np.ndarray | None]]]] = {}
+    out: dict[int, tuple[Any, dict[int, _Slot]]] = {}
     shared: set[int] = set()
     for plan, requests in zip(plans, rows):
         if plan.index is None:
@@ -642,7 +646,7 @@ def _destinations(
         if key in out:
             shared.add(key)
             continue
-        slots: dict[int, Callable[[tuple[int, ...]], np.ndarray | None]] = {}
+        slots: dict[int, _Slot] = {}
         for request, position in zip(requests, plan.positions):
             if position not in slots:
                 slots[position] = functools.partial(into, request)

@@ -65,19 +65,13 @@ def ref_arrays(array: pa.Array | pa.ChunkedArray) -> RefArrays:
 
 def _first_invalid(uri: pa.Array, pts: pa.Array, valid: np.ndarray | None, groups: UriGroups) -> int | None:
     """The first non-null row whose stored fields no ref can have (null, empty or NUL-holding ``uri``,
-    negative ``pts_ns``), or ``None``. ``groups``: the rows grouped by ``uri``."""
-    if uri.null_count:  # checked row by row in Arrow
-        bad = pc.or_kleene(
-            pc.or_kleene(pc.is_null(uri), pc.equal(pc.binary_length(uri), 0)),
-            pc.or_kleene(pc.match_substring(uri, "\x00"), pc.fill_null(pc.less(pts, 0), False)),
-        )
-        flags = pc.fill_null(bad, True).to_numpy(zero_copy_only=False)
-    else:  # each distinct URI once, the times in numpy (a null time, an image's, is never negative)
-        times = pc.fill_null(pts, 0) if pts.null_count else pts
-        flags = times.to_numpy(zero_copy_only=False) < 0
-        wrong = [g for g, text in enumerate(groups.uris) if not text or "\x00" in text]
-        if wrong:
-            flags |= np.isin(groups.codes, wrong)
+    negative ``pts_ns``), or ``None``. ``groups``: the rows grouped by ``uri``; each distinct URI is checked
+    once, the times in numpy (a null time, an image's, is never negative)."""
+    times = pc.fill_null(pts, 0) if pts.null_count else pts
+    flags = (times.to_numpy(zero_copy_only=False) < 0) | (groups.codes < 0)  # code -1: a null URI
+    wrong = [g for g, text in enumerate(groups.uris) if not text or "\x00" in text]
+    if wrong:
+        flags |= np.isin(groups.codes, wrong)
     if valid is not None:
         flags &= valid
     found = np.flatnonzero(flags)
