@@ -276,9 +276,9 @@ def _mediaref_rows(rows: Rows) -> Any:
     )
 
 
-def _mediaref_format(ds: Any, rows: Rows) -> Any:
+def _mediaref_format(ds: Any, rows: Rows, **options: Any) -> Any:
     extra = {"windows": {"frame": [(k - WINDOW + 1) / FPS for k in range(WINDOW)]}} if rows.window else {}
-    return ds.with_format("mediaref", output="torch", channels_first=True, **extra)
+    return ds.with_format("mediaref", output="torch", channels_first=True, **extra, **options)
 
 
 @dataclasses.dataclass
@@ -324,6 +324,9 @@ def make_contenders(has_torchcodec: bool, has_mediaref: bool = False) -> list[Co
     def fmt(rows: Rows, bs: int, workers: int) -> Any:
         return _loader(_mediaref_format(_mediaref_rows(rows), rows), bs, workers)
 
+    def fmt_torchcodec(rows: Rows, bs: int, workers: int) -> Any:
+        return _loader(_mediaref_format(_mediaref_rows(rows), rows, decoder="torchcodec"), bs, workers)
+
     def sampler(rows: Rows, bs: int, workers: int) -> Any:
         ds = _mediaref_rows(rows)
         s = VideoBlockBatchSampler(ds, bs, seed=0, num_workers=workers)
@@ -353,6 +356,10 @@ def make_contenders(has_torchcodec: bool, has_mediaref: bool = False) -> list[Co
         out.append(Contender("mediaref 2.1.0 batch_decode per batch", mediaref_2))
     out += [
         Contender('hf_mediaref with_format("mediaref")', fmt),
+    ]
+    if has_torchcodec:
+        out.append(Contender('hf_mediaref with_format("mediaref", decoder="torchcodec")', fmt_torchcodec))
+    out += [
         Contender("hf_mediaref + VideoBlockBatchSampler", sampler, same_batches=False),
         Contender("hf_mediaref sampler + DecodeAhead, 0 workers", ahead, same_batches=False),
         Contender("hf_mediaref DecodeAhead(group=4), same batches, 0 workers", grouped),

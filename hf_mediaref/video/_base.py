@@ -155,6 +155,35 @@ class BaseVideoDecoder(abc.ABC):
         video, where the next call may continue. ``held``: what :meth:`_holding` keeps for a chain of spans
         (None: the span is decoded on its own)."""
 
+    #: The most spans of a chain (:meth:`_span_tasks`) one :meth:`_decode_spans` call decodes.
+    _spans_per_call = 1
+
+    def _decode_spans(
+        self,
+        spans: Sequence[Span],
+        *,
+        size: tuple[int, int] | None = None,
+        threads: int = 1,
+        index: VideoIndex | None = None,
+        last: bool = False,
+        held: Any = None,
+    ) -> dict[int, Any]:
+        """Decode consecutive ``spans`` of a chain (at most :attr:`_spans_per_call`) as :meth:`_decode_span`
+        decodes each; a backend whose decoder answers many spans in one call decodes them together."""
+        out: dict[int, Any] = {}
+        for k, span in enumerate(spans):
+            out.update(
+                self._decode_span(
+                    span,
+                    size=size,
+                    threads=threads,
+                    index=index,
+                    last=last and k == len(spans) - 1,
+                    held=held,
+                )
+            )
+        return out
+
     def _planned_reads(self, spans: Sequence[Span], index: VideoIndex) -> list[tuple[int, int]]:
         """The ``[start, end)`` byte ranges decoding ``spans`` (positions in ``index``) reads, as far as the
         index tells (fetched ahead for remote sources: :mod:`hf_mediaref.io._ranges`); none by default."""
@@ -212,41 +241,47 @@ class BaseVideoDecoder(abc.ABC):
 
         ``chain``: the tasks will run one after another on one thread (a batch on one core): one task decodes
         every span in order instead, on what :meth:`_holding` keeps for the run (a container leased once,
-        not once per span)."""
+        not once per span), up to :attr:`_spans_per_call` consecutive spans in one :meth:`_decode_spans`."""
 
         spans = list(spans)
         final = max((max(s.targets) for s in spans if len(s.targets)), default=None)
         planned = self._index if index is None else index
 
-        def decode(span: Span, threads: int, held: Any) -> dict[int, Any] | Stale:
+        def decode(group: Sequence[Span], threads: int, held: Any) -> dict[int, Any] | Stale:
             if is_replaced(planned):  # another span of this request showed the index wrong
                 return Stale()
-            last = final is not None and len(span.targets) > 0 and max(span.targets) == final
+            last = final is not None and any(len(s.targets) and max(s.targets) == final for s in group)
             try:
                 with decode_errors(self.uri):
-                    return self._decode_span(
-                        span, size=size, threads=threads, index=planned, last=last, held=held
+                    if len(group) == 1:
+                        return self._decode_span(
+                            group[0], size=size, threads=threads, index=planned, last=last, held=held
+                        )
+                    return self._decode_spans(
+                        group, size=size, threads=threads, index=planned, last=last, held=held
                     )
             except IndexMismatch as exc:
                 self._rescan(exc)
                 return Stale()
 
         if chain and len(spans) > 1:
+            step = max(1, self._spans_per_call)
+            groups = [spans[k : k + step] for k in range(0, len(spans), step)]
 
             def run_all(threads: int) -> dict[int, Any] | Stale:
                 out: dict[int, Any] = {}
                 with self._holding() as held:
-                    for k, span in enumerate(spans):
-                        if k:  # each span, as each task, starts only before the deadline
+                    for k, group in enumerate(groups):
+                        if k:  # each group of spans, as each task, starts only before the deadline
                             check_deadline()
-                        part = decode(span, threads, held)
+                        part = decode(group, threads, held)
                         if isinstance(part, Stale):
                             return part
                         out.update(part)
                 return out
 
             return [Task(sum(span_cost(span) for span in spans), run_all)]
-        return [Task(span_cost(span), functools.partial(decode, span, held=None)) for span in spans]
+        return [Task(span_cost(span), functools.partial(decode, (span,), held=None)) for span in spans]
 
     def _holding(self) -> contextlib.AbstractContextManager[Any]:
         """What a chain of spans decoded one after another on one thread keeps between them (handed to each

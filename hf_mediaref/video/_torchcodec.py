@@ -17,6 +17,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any, cast
 
+import numpy as np
+
 from .._fields import NS_PER_SECOND
 from ..errors import MediaDecodeError, MissingDependencyError, describe_uri
 from ..io import open_media, source_version
@@ -196,9 +198,26 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
     #: TorchCodec is given the whole index as its frame mappings: a progressive index is completed first.
     _uses_snapshots = False
 
+    #: consecutive spans of a chain asked of TorchCodec in one ``get_frames_at`` call: its C++ loop seeks
+    #: only where the next frame is not decoded on to (our keyframe index is its frame mappings), so one call
+    #: per video and batch costs the Python of one call, not one per span
+    _spans_per_call = 16
+
     def _decode_span(
         self,
         span: Span,
+        *,
+        size: tuple[int, int] | None = None,
+        threads: int = 1,
+        index: VideoIndex | None = None,
+        last: bool = False,
+        held: Any = None,
+    ) -> dict[int, Any]:
+        return self._decode_spans((span,), size=size, threads=threads, index=index)
+
+    def _decode_spans(
+        self,
+        spans: Sequence[Span],
         *,
         size: tuple[int, int] | None = None,
         threads: int = 1,
@@ -224,39 +243,42 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
             )
 
         if not idx.torchcodec_seeks_ok:
-            return self._reference_decode(span, size, threads, idx)
+            return self._reference_decode(spans, size, threads, idx)
         hinted = not idx.scanned and idx.progressive is None and not idx.moov_tables
-        if hinted and not span_checked(idx, span):
-            # TorchCodec shows only the targets: check the span's packets (not against MP4 tables, which
-            # TorchCodec's demuxer reads too: its returned pts are checked below), once per range and index
-            self._check_hinted(span, idx)
+        for span in spans if hinted else ():
+            if not span_checked(idx, span):
+                # TorchCodec shows only the targets: check the span's packets (not against MP4 tables, which
+                # TorchCodec's demuxer reads too: its returned pts are checked below), once per range and
+                # index
+                self._check_hinted(span, idx)
+        targets = [t for span in spans for t in span.targets]
         try:
             with decoder_cache.lease(key, open_) as opened:
                 other_timeline = self._other_timeline(opened.decoder, idx)
                 turns = quarter_turns(getattr(opened.decoder.metadata, "rotation", 0))
                 if other_timeline is None and not (turns and self.orientation == "stored"):
-                    batch = opened.decoder.get_frames_at(list(span.targets))
+                    batch = opened.decoder.get_frames_at(targets)
         except RuntimeError as exc:  # TorchCodec's decode and seek failures
-            return self._reference_decode(span, size, threads, idx, why=f"it raised {exc}")
+            return self._reference_decode(spans, size, threads, idx, why=f"it raised {exc}")
         if other_timeline is not None:
-            return self._reference_decode(span, size, threads, idx, why=other_timeline)
+            return self._reference_decode(spans, size, threads, idx, why=other_timeline)
         if turns and self.orientation == "stored":  # TorchCodec always applies the rotation
-            return self._reference_decode(span, size, threads, idx)
-        if not self._returned_targets(span, batch.pts_seconds.tolist(), idx):
+            return self._reference_decode(spans, size, threads, idx)
+        if not self._returned_targets(targets, batch.pts_seconds.tolist(), idx):
             # the PyAV decode judges the index first: a wrong hint is rescanned, not blamed on TorchCodec
             return self._reference_decode(
-                span, size, threads, idx, why="its seek returned frames of other times"
+                spans, size, threads, idx, why="its seek returned frames of other times"
             )
         data = batch.data
         if stats.is_collecting():
-            packet_bytes = int(idx.packet_sizes[span.start : span.stop + 1].sum())
+            packet_bytes = sum(int(idx.packet_sizes[s.start : s.stop + 1].sum()) for s in spans)
             stats.record(
-                decoded_frames=span.decoded_frames,
-                converted_frames=len(span.targets),
-                seeks=1,
+                decoded_frames=sum(s.decoded_frames for s in spans),
+                converted_frames=len(targets),
+                seeks=len(spans),
                 bytes_read=packet_bytes if opened.counts_packet_bytes else 0,
             )
-        return {target: data[i] for i, target in enumerate(span.targets)}
+        return {target: data[i] for i, target in enumerate(targets)}
 
     def _other_timeline(self, decoder: Any, idx: VideoIndex) -> str | None:
         """Why TorchCodec's timestamps are not the index's (``None``: they are): where the container header
@@ -299,23 +321,25 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
         finally:
             hand_back(fresh_key(self._key), fresh, ok)
 
-    def _returned_targets(self, span: Span, pts_seconds: list[float], idx: VideoIndex) -> bool:
-        """Whether TorchCodec returned the targets' own frames (their pts are the index's)."""
-        tolerance = idx.tolerance_ns / NS_PER_SECOND
-        return len(pts_seconds) == len(span.targets) and all(
-            abs(got - float(idx.to_seconds(idx.pts[t]))) <= tolerance
-            for got, t in zip(pts_seconds, span.targets)
+    def _returned_targets(self, targets: Sequence[int], pts_seconds: list[float], idx: VideoIndex) -> bool:
+        """Whether TorchCodec returned the ``targets``' own frames (their pts are the index's)."""
+        if len(pts_seconds) != len(targets):
+            return False
+        tb = idx.time_base
+        expected = (
+            idx.pts[np.asarray(targets, dtype=np.int64)].astype(np.float64) * tb.numerator / tb.denominator
         )
+        return bool(np.all(np.abs(np.asarray(pts_seconds) - expected) <= idx.tolerance_ns / NS_PER_SECOND))
 
     def _reference_decode(
         self,
-        span: Span,
+        spans: Sequence[Span],
         size: tuple[int, int] | None,
         threads: int,
         index: VideoIndex,
         why: str | None = None,
     ) -> dict[int, Any]:
-        """Decode ``span`` with the PyAV backend (the same frames, checked), as tensors on ``device``.
+        """Decode ``spans`` with the PyAV backend (the same frames, checked), as tensors on ``device``.
 
         Used where TorchCodec returns frames of other times or fails (its seeks land elsewhere in some
         MPEG-TS files): the video then stays on PyAV. Where the PyAV decode shows a hinted index wrong, it
@@ -329,7 +353,9 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
             self._reference = PyAVVideoDecoder(
                 self.uri, storage_options=self.storage_options, orientation=self.orientation
             )
-        frames = self._reference._decode_span(span, size=size, threads=threads, index=index)
+        frames: dict[int, Any] = {}
+        for span in spans:
+            frames.update(self._reference._decode_span(span, size=size, threads=threads, index=index))
         if why is not None:
             index.torchcodec_seeks_ok = False
             logger.warning(
