@@ -307,6 +307,51 @@ def decoding_into(into: Into | None) -> Iterator[None]:
         _INTO.reset(token)
 
 
+class FrameStack:
+    """``count`` frames of one shape in one ``(count, *frame)`` uint8 array that an engine call writes them
+    into (:func:`decoding_into`): allocated when the decode first writes into it, with that frame's shape.
+    :meth:`slot` gives the destination of frame ``j``; :meth:`filled`, after the call, the array holding the
+    frames it returned (each copied in unless it was written into its slot), or ``None`` where one does not
+    fit. Thread-safe: spans decoding on several threads write into one stack."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self.array: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    def slot(self, j: int, shape: tuple[int, ...]) -> np.ndarray | None:
+        """Where frame ``j`` of ``shape`` goes (None: another shape than the stack's)."""
+        array = self.array
+        if array is None:
+            with self._lock:
+                if self.array is None:
+                    self.array = np.empty((self.count, *shape), dtype=np.uint8)
+                array = self.array
+        return array[j] if array.shape[1:] == shape else None
+
+    def filled(self, frames: Sequence[Any]) -> np.ndarray | None:
+        """The stack holding ``frames`` (numpy arrays or CPU tensors, in order; each copied in unless it is
+        already its own slot, such as a frame two requests share, TorchCodec's or a rescan's); None when a
+        frame does not fit (another shape, a GPU tensor, a PIL image) or nothing was written."""
+        array = self.array
+        if array is None or len(frames) != self.count:
+            return None
+        base, step = array.__array_interface__["data"][0], array.strides[0]
+        for j, frame in enumerate(frames):
+            if isinstance(frame, np.ndarray):
+                address = frame.__array_interface__["data"][0] if frame.flags.c_contiguous else None
+            elif getattr(getattr(frame, "device", None), "type", None) == "cpu":  # a torch tensor
+                address = frame.data_ptr() if frame.is_contiguous() else None
+                frame = frame.numpy()
+            else:
+                return None
+            if frame.shape != array.shape[1:]:
+                return None
+            if address != base + j * step:  # not decoded into its slot
+                array[j] = frame
+        return array
+
+
 # ---------------------------------------------------------------------------------------------------- batch
 def batch_decode(
     refs: Sequence[MediaRef | Mapping[str, Any]],

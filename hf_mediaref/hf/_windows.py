@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -388,9 +387,8 @@ class WindowPlan:
     rows: int
     refs: list[MediaRef]
     accesses: set[Any] = dataclasses.field(default_factory=set)  # what the refs were checked against
-    #: (column, k) -> the k-th windowed row's frames, allocated when a decode first writes into it
-    _windows: dict[tuple[str, int], np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
-    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+    #: (column, k) -> the k-th windowed row's frames, written by the decode (:meth:`decoding_into`)
+    _windows: dict[tuple[str, int], decode.FrameStack] = dataclasses.field(default_factory=dict, repr=False)
 
     def decoding_into(self, first: int, options: DecodeOptions) -> Any:
         """The context of the engine call whose requests from ``first`` on are :attr:`refs`: each ref's frame
@@ -398,22 +396,16 @@ class WindowPlan:
         :meth:`assemble` stacks nothing it does not have to (``output="pil"``: nothing is written)."""
         if options.output == "pil":
             return decode.decoding_into(None)
-        home: dict[int, tuple[str, int, int]] = {}  # the ref's first window slot: (column, k, offset)
+        home: dict[int, tuple[decode.FrameStack, int]] = {}  # the ref's first window slot: (window, offset)
         for column, (_, _, slots) in self.columns.items():
-            for (k, j), ref in np.ndenumerate(slots):
-                home.setdefault(int(ref), (column, k, j))
+            for k in range(slots.shape[0]):
+                window = self._windows[column, k] = decode.FrameStack(slots.shape[1])
+                for j, ref in enumerate(slots[k].tolist()):
+                    home.setdefault(ref, (window, j))
 
         def into(request: int, shape: tuple[int, ...]) -> np.ndarray | None:
             slot = home.get(request - first)
-            if slot is None:
-                return None
-            column, k, j = slot
-            with self._lock:
-                window = self._windows.get((column, k))
-                if window is None:
-                    width = self.columns[column][2].shape[1]
-                    window = self._windows[column, k] = np.empty((width, *shape), dtype=np.uint8)
-            return window[j] if window.shape[1:] == shape else None
+            return slot[0].slot(slot[1], shape) if slot is not None else None
 
         return decode.decoding_into(into)
 
@@ -430,30 +422,15 @@ class WindowPlan:
             for k, row in enumerate(rows):
                 picked = [frames[i] for i in slots[k]]
                 window = self._windows.pop((column, k), None)
-                filled = _filled(window, picked, options) if window is not None else None
-                values[row] = filled if filled is not None else _stack(picked, options)
+                filled = window.filled(picked) if window is not None else None
+                values[row] = _stack(picked, options) if filled is None else _as_output(filled, options)
                 masks[row] = _mask(pad[k], options)
             out[column] = values
             out[column + PAD_SUFFIX] = masks
         return out
 
 
-def _filled(window: np.ndarray, frames: list[Any], options: DecodeOptions) -> Any:
-    """``window`` holding ``frames`` (each copied in unless it is already its own slot), as the output kind;
-    None when a frame does not fit (another shape, a GPU tensor)."""
-    base, step = window.__array_interface__["data"][0], window.strides[0]
-    for j, frame in enumerate(frames):
-        if isinstance(frame, np.ndarray):
-            address = frame.__array_interface__["data"][0] if frame.flags.c_contiguous else None
-        elif frame.device.type == "cpu":  # a torch tensor
-            address = frame.data_ptr() if frame.is_contiguous() else None
-            frame = frame.numpy()
-        else:
-            return None
-        if frame.shape != window.shape[1:]:
-            return None
-        if address != base + j * step:  # not decoded into its slot (a shared frame, a rescan, TorchCodec)
-            window[j] = frame
+def _as_output(window: np.ndarray, options: DecodeOptions) -> Any:
     if options.output == "torch":
         import torch
 

@@ -20,6 +20,7 @@ what a decoder may read.
 
 from __future__ import annotations
 
+import bisect
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -141,13 +142,18 @@ def _empty_frame(options: DecodeOptions) -> np.ndarray:
     return np.zeros((3, 0, 0) if options.channels_first else (0, 0, 3), np.uint8)
 
 
-def _frames_column(frames: list[Any], valid: np.ndarray, options: DecodeOptions) -> np.ndarray:
-    """One column of frames. Numpy (and torch) frames: an ``(N, H, W, 3)`` array when all have one shape,
-    else an object array of arrays (Ray stores both as tensor columns, and unifies them across batches); a
-    null ref gets an empty frame, so the column stays a tensor column. PIL images: an object array, ``None``
-    for a null ref."""
+def _frames_column(
+    frames: list[Any], valid: np.ndarray, options: DecodeOptions, stack: decode.FrameStack | None = None
+) -> np.ndarray:
+    """One column of frames. Numpy (and torch) frames: an ``(N, H, W, 3)`` array when all have one shape
+    (``stack``, the array the decode wrote them into, where it holds them), else an object array of arrays
+    (Ray stores both as tensor columns, and unifies them across batches); a null ref gets an empty frame, so
+    the column stays a tensor column. PIL images: an object array, ``None`` for a null ref."""
     pil = options.output == "pil"
     arrays = [f if pil else f.cpu().numpy() if hasattr(f, "cpu") else f for f in frames]
+    filled = stack.filled(arrays) if stack is not None else None
+    if filled is not None:
+        return filled
     if not pil and valid.all() and arrays and len({a.shape for a in arrays}) == 1:
         return np.stack(arrays)
     out = np.empty(len(valid), dtype=object)
@@ -182,23 +188,37 @@ def _decode_columns(
     if missing:
         raise KeyError(f"columns {missing} are not in the batch (columns: {list(data)})")
     refs: list[Any] = []
-    spans: list[tuple[str, int, int, np.ndarray]] = []
+    spans: list[tuple[str, int, int, np.ndarray, decode.FrameStack | None]] = []
     for name in names:
         column_refs, valid = refs_from_storage(
             _as_storage(data[name], name), access, where=f"column {name!r}, row {{}} of the batch"
         )
-        spans.append((name, len(refs), len(refs) + len(column_refs), valid))
+        # a column of frames of one shape is one array: the decode writes each frame into its row
+        stack = decode.FrameStack(len(column_refs)) if options.output != "pil" and valid.all() else None
+        spans.append((name, len(refs), len(refs) + len(column_refs), valid, stack))
         refs += column_refs
     # reads follow the public-address rule and credentials of the access the refs were checked against:
     # the decoder's, else those of the dataset this runs for (its DataContext; checked when it was read)
     accesses = [access] if access is not None else list(_context_roots()) if refs else []
     options = options.with_credentials(accesses)
-    with reading_with(accesses):
+    with reading_with(accesses), decode.decoding_into(_into_stacks(spans)):
         frames = decode.batch_decode(refs, options=options) if refs else []
     out = {name: _plain_column(column) for name, column in data.items()}
-    for name, start, end, valid in spans:
-        out[name] = _frames_column(frames[start:end], valid, options)
+    for name, start, end, valid, stack in spans:
+        out[name] = _frames_column(frames[start:end], valid, options, stack)
     return out
+
+
+def _into_stacks(spans: Sequence[tuple[str, int, int, np.ndarray, decode.FrameStack | None]]) -> decode.Into:
+    """Request ``i`` of the batch's engine call goes into its row of its column's stack (if it has one)."""
+    starts = [start for _, start, _, _, _ in spans]
+
+    def into(request: int, shape: tuple[int, ...]) -> np.ndarray | None:
+        k = bisect.bisect_right(starts, request) - 1
+        _, start, _, _, stack = spans[k]
+        return stack.slot(request - start, shape) if stack is not None else None
+
+    return into
 
 
 class MediaDecoder:

@@ -599,3 +599,55 @@ def test_torch_collate_takes_read_only_arrays_without_a_warning():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0 and "not writable" not in proc.stderr, proc.stderr
     assert proc.stdout.split() == ["(2,", "4,", "4,", "3)", "[0,", "0]"]
+
+
+@pytest.fixture
+def stacks_made(monkeypatch):
+    """Every ``decode.FrameStack`` made (a spy: each is made as before)."""
+    from hf_mediaref import decode
+
+    made: list = []
+    original = decode.FrameStack.__init__
+
+    def spy(self, count):
+        original(self, count)
+        made.append(self)
+
+    monkeypatch.setattr(decode.FrameStack, "__init__", spy)
+    return made
+
+
+CHW = {"output": "torch", "channels_first": True}
+
+
+@pytest.mark.parametrize("workers", [1, None])
+@pytest.mark.parametrize("layout", [{}, CHW], ids=["hwc", "torch-chw"])
+def test_a_column_of_frames_is_decoded_into_its_array(repo, stacks_made, workers, layout):
+    """Frames of one shape are written into their column's one array by the decode, not stacked afterwards;
+    frames two requests share (a repeated ref, the other column's) are copied into their rows."""
+    from hf_mediaref import batch_decode
+
+    rows = repo.table.slice(0, 15)["frame"].to_pylist()
+    others = [{"uri": "videos/a.mp4", "pts_ns": repo.a.pts_ns[i]} for i in (1, 2, 4, 29)]
+    batch = {
+        "frame": np.array(rows + rows[:3], dtype=object),
+        "again": np.array(others + rows[4:7] + others[:1], dtype=object),  # frames of its own, and shared
+    }
+    out = decode_batch(batch, ["frame", "again"], root=repo.path, max_workers=workers, **layout)
+    for name, stack in zip(("frame", "again"), stacks_made):
+        assert out[name] is stack.array  # the decode's own array: nothing stacked after it
+        refs = [MediaRef(str(repo.path / r["uri"]), r["pts_ns"]) for r in batch[name]]
+        expected = np.stack([np.asarray(f) for f in batch_decode(refs, max_workers=1, **layout)])
+        np.testing.assert_array_equal(out[name], expected)
+    assert _labels(out["frame"] if not layout else out["frame"].transpose(0, 2, 3, 1)) == [
+        *repo.labels[:15],
+        *repo.labels[:3],
+    ]
+
+
+@pytest.mark.torchcodec
+def test_frames_torchcodec_decodes_are_stacked_into_their_column(repo, stacks_made):
+    rows = repo.table.slice(0, 15)["frame"].to_pylist()
+    out = decode_batch({"frame": np.array(rows, dtype=object)}, root=repo.path, decoder="torchcodec")
+    assert out["frame"].shape == (15, 64, 128, 3) and stacks_made[0].array is not out["frame"]
+    assert _labels(out["frame"]) == repo.labels[:15]
