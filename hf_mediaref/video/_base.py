@@ -155,7 +155,7 @@ class BaseVideoDecoder(abc.ABC):
         video, where the next call may continue. ``held``: what :meth:`_holding` keeps for a chain of spans
         (None: the span is decoded on its own)."""
 
-    #: The most spans of a chain (:meth:`_span_tasks`) one :meth:`_decode_spans` call decodes.
+    #: The most consecutive spans of a video one :meth:`_decode_spans` call decodes (see :meth:`_span_tasks`).
     _spans_per_call = 1
 
     def _decode_spans(
@@ -168,7 +168,7 @@ class BaseVideoDecoder(abc.ABC):
         last: bool = False,
         held: Any = None,
     ) -> dict[int, Any]:
-        """Decode consecutive ``spans`` of a chain (at most :attr:`_spans_per_call`) as :meth:`_decode_span`
+        """Decode consecutive ``spans`` (at most :attr:`_spans_per_call`) as :meth:`_decode_span`
         decodes each; a backend whose decoder answers many spans in one call decodes them together."""
         out: dict[int, Any] = {}
         for k, span in enumerate(spans):
@@ -233,15 +233,18 @@ class BaseVideoDecoder(abc.ABC):
         *,
         size: tuple[int, int] | None = None,
         index: VideoIndex | None = None,
-        chain: bool = False,
+        budget: int | None = None,
     ) -> list[Task]:
         """One executor task per span (positions in ``index``, default the complete index); each returns
         {position: frame}, or a :class:`~._truth.Stale` result when a decode showed that ``index`` (a hint)
         is wrong: the video was indexed again, and :meth:`_decode_again` answers the request.
 
-        ``chain``: the tasks will run one after another on one thread (a batch on one core): one task decodes
-        every span in order instead, on what :meth:`_holding` keeps for the run (a container leased once,
-        not once per span), up to :attr:`_spans_per_call` consecutive spans in one :meth:`_decode_spans`."""
+        ``budget``: the cores the tasks will run on. On one core (a chain: one after another on one thread)
+        one task decodes every span in order instead, on what :meth:`_holding` keeps for the run (a container
+        leased once, not once per span), up to :attr:`_spans_per_call` consecutive spans in one
+        :meth:`_decode_spans`. On more, a backend that decodes several spans in one call gets tasks of
+        consecutive spans, as few as its :attr:`_spans_per_call` allows but no fewer than ``budget`` (the
+        spans of one video still run on every core)."""
 
         spans = list(spans)
         final = max((max(s.targets) for s in spans if len(s.targets)), default=None)
@@ -264,8 +267,8 @@ class BaseVideoDecoder(abc.ABC):
                 self._rescan(exc)
                 return Stale()
 
-        if chain and len(spans) > 1:
-            step = max(1, self._spans_per_call)
+        step = max(1, self._spans_per_call)
+        if budget == 1 and len(spans) > 1:
             groups = [spans[k : k + step] for k in range(0, len(spans), step)]
 
             def run_all(threads: int) -> dict[int, Any] | Stale:
@@ -281,7 +284,13 @@ class BaseVideoDecoder(abc.ABC):
                 return out
 
             return [Task(sum(span_cost(span) for span in spans), run_all)]
-        return [Task(span_cost(span), functools.partial(decode, (span,), held=None)) for span in spans]
+        n = len(spans)
+        count = n if step == 1 or budget is None else max(min(n, budget), -(-n // step))
+        groups = [spans[n * k // count : n * (k + 1) // count] for k in range(count)]
+        return [
+            Task(sum(span_cost(span) for span in group), functools.partial(decode, group, held=None))
+            for group in groups
+        ]
 
     def _holding(self) -> contextlib.AbstractContextManager[Any]:
         """What a chain of spans decoded one after another on one thread keeps between them (handed to each
@@ -323,7 +332,7 @@ class BaseVideoDecoder(abc.ABC):
                     f"frame index {bad[0]} out of range for {describe_uri(self.uri)} ({idx.num_frames} "
                     "frames, by a scan: its index listed others)"
                 )
-        tasks = self._span_tasks(self._plan(again, strategy, idx), size=size, index=idx, chain=budget == 1)
+        tasks = self._span_tasks(self._plan(again, strategy, idx), size=size, index=idx, budget=budget)
         decoded: dict[int, Any] = {}
         for part in run_tasks(tasks, budget):
             if isinstance(part, Stale):
@@ -482,7 +491,7 @@ class BaseVideoDecoder(abc.ABC):
     ) -> FrameBatch:
         idx = self._index if index is None else index
         budget = core_budget(max_workers)
-        tasks = self._span_tasks(self._plan(positions, strategy, idx), index=idx, chain=budget == 1)
+        tasks = self._span_tasks(self._plan(positions, strategy, idx), index=idx, budget=budget)
         decoded: dict[int, Any] = {}
         parts = run_tasks(tasks, budget)
         if any(isinstance(part, Stale) for part in parts):  # the index was wrong: ask the rescanned one

@@ -224,7 +224,7 @@ def plan_videos(
         index = dec._index_for(times)  # positions in it, for the plan and the decode
         positions = dec._frames_at(times, index)
         spans = dec._plan(positions, strategy, index)
-        tasks = dec._span_tasks(spans, size=size, index=index, chain=budget == 1)
+        tasks = dec._span_tasks(spans, size=size, index=index, budget=budget)
         if remote[i] and ahead:
             reads = _reads_ahead(dec, index, spans, budget, later)
             wanted.append(_Reads(i, dec, index, spans, reads))

@@ -1,6 +1,6 @@
-"""TorchCodec on one core (a DataLoader worker's budget): the spans of a video are asked in one
-``get_frames_at`` call (up to ``_spans_per_call`` of them), and every frame is still the one on screen at its
-pts, on every video of the zoo."""
+"""TorchCodec: the spans of a video are asked in few ``get_frames_at`` calls (up to ``_spans_per_call`` of
+them in one; on one core, a DataLoader worker's budget, one after another), and every frame is still the one
+on screen at its pts, on every video of the zoo."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from hf_mediaref import MediaRef, batch_decode
+from hf_mediaref._executor import core_budget
 from hf_mediaref.testing import read_index
 from hf_mediaref.video import PyAVVideoDecoder, TorchCodecVideoDecoder
 
@@ -38,20 +39,24 @@ def _barcodes(frames, case) -> list[int]:
     return [read_index(np.rot90(np.asarray(f), -turns)) - case.first_barcode for f in frames]
 
 
-def test_one_core_asks_each_video_once_and_gets_every_frame(case, calls, caplog, fresh_cache):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_video_is_asked_in_few_calls_and_gives_every_frame(case, calls, caplog, fresh_cache, workers):
+    """On one core one call per 16 spans; on two, at least one call per core (so both decode)."""
     n = case.spec.num_frames
     rng = np.random.default_rng(len(case.name) + 7)
     order = rng.permutation(n)[: min(n, 20)].tolist() + rng.integers(0, n, 4).tolist() + [0, n - 1]
     refs = [MediaRef(case.uri, case.spec.pts_ns[i]) for i in order]
     with caplog.at_level(logging.WARNING, logger="hf_mediaref.video._torchcodec"):
-        out = batch_decode(refs, decoder="torchcodec", max_workers=1)
+        out = batch_decode(refs, decoder="torchcodec", max_workers=workers)
     assert _barcodes(out, case) == order
     if "decoding it with PyAV" in caplog.text or not calls:
         return  # TorchCodec is not reliable on this video (the AVI timeline): PyAV decoded every span
     decoder = PyAVVideoDecoder(case.uri)
-    spans = decoder._plan(sorted(set(order)), None, decoder._index)
-    assert len(calls) == math.ceil(len(spans) / TorchCodecVideoDecoder._spans_per_call)
-    assert len(spans) == 1 or len(calls) < len(spans)  # not one call per span
+    spans = len(decoder._plan(sorted(set(order)), None, decoder._index))
+    fewest = math.ceil(spans / TorchCodecVideoDecoder._spans_per_call)
+    budget = core_budget(workers)
+    assert len(calls) == (fewest if budget == 1 else max(min(spans, budget), fewest))
+    assert spans <= budget or len(calls) < spans  # not one call per span
     assert sorted(p for call in calls for p in call) == sorted(set(order))
 
 
