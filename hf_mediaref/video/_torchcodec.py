@@ -353,9 +353,7 @@ class TorchCodecVideoDecoder(BaseVideoDecoder):
             self._reference = PyAVVideoDecoder(
                 self.uri, storage_options=self.storage_options, orientation=self.orientation
             )
-        frames: dict[int, Any] = {}
-        for span in spans:
-            frames.update(self._reference._decode_span(span, size=size, threads=threads, index=index))
+        frames = self._reference._decode_spans(spans, size=size, threads=threads, index=index)
         if why is not None:
             index.torchcodec_seeks_ok = False
             logger.warning(
